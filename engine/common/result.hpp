@@ -18,6 +18,7 @@ struct failure {
 };
 
 template <class E>
+    requires(!std::is_error_code_enum_v<std::decay_t<E>>)
 failure<std::decay_t<E>> fail(E&& e) {
     return failure<std::decay_t<E>>{std::forward<E>(e)};
 }
