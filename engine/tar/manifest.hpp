@@ -1,0 +1,79 @@
+// The transfer manifest: entry count, content byte count and an order-dependent XXH3-64 digest
+// of everything the archive carries that matters for a faithful copy. The sender computes it
+// while writing and puts it at the end of the archive (writer.hpp: append_end); the receiver
+// recomputes it while parsing and compares.
+#pragma once
+
+#include "engine/tar/entry.hpp"
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+
+struct XXH3_state_s;
+
+namespace podpipe::tar {
+
+struct manifest {
+    std::uint64_t entries = 0;
+    std::uint64_t content_bytes = 0;
+    std::uint64_t digest = 0;
+    bool operator==(const manifest&) const = default;
+};
+
+/// Feeds a logical stream "entry, its content, entry, its content, ..." into one XXH3-64 state.
+///
+/// What is hashed per entry: path (a single leading "./" and, for directories, trailing '/'
+/// removed; "" becomes "."), type, mode & 07777, size, mtime_sec, link_target (for hardlinks
+/// with the leading "./" removed) and then the content bytes, followed by the number of
+/// content bytes actually fed. uid/gid/uname/gname are NOT hashed (a receiver running as
+/// another user legitimately changes them). The encoding is length-prefixed, so no two
+/// different streams share an input to the hash.
+///
+/// The digest does not depend on how content is split across add_content() calls.
+/// Not thread-safe; use one builder per stream. Move-only.
+class manifest_builder {
+public:
+    manifest_builder();
+    manifest_builder(manifest_builder&&) noexcept;
+    manifest_builder& operator=(manifest_builder&&) noexcept;
+    manifest_builder(const manifest_builder&) = delete;
+    manifest_builder& operator=(const manifest_builder&) = delete;
+    ~manifest_builder();
+
+    /// Starts a new entry (ends the previous one).
+    void add_entry(const entry& e);
+    /// Content of the current entry, in order, any split. Bytes before the first add_entry()
+    /// are hashed too (as content of an implicit empty entry) but are not a valid use.
+    void add_content(std::span<const std::byte> bytes);
+    /// The manifest of everything fed so far. Call once, at the end; the builder must not be
+    /// fed afterwards (it may be reused only after reset()).
+    manifest finish();
+    /// Forgets everything fed so far.
+    void reset();
+
+private:
+    struct state_deleter {
+        void operator()(XXH3_state_s* s) const noexcept;
+    };
+    void end_entry();
+
+    std::unique_ptr<XXH3_state_s, state_deleter> state_;
+    std::uint64_t entries_ = 0;
+    std::uint64_t content_bytes_ = 0;
+    std::uint64_t current_content_ = 0;
+    std::string scratch_; // reused encoding buffer for an entry's metadata
+};
+
+/// The comment text append_end() writes: "podpipe-manifest v1 entries=N bytes=B digest=<16 hex>"
+/// (N, B decimal; digest 16 lowercase hex digits).
+std::string format_manifest_comment(const manifest& m);
+
+/// Parses the comment text written by format_manifest_comment(); nullopt if it is not exactly
+/// that form (another tool's comment, a different version, trailing bytes, overflow).
+std::optional<manifest> parse_manifest_comment(std::string_view comment);
+
+} // namespace podpipe::tar

@@ -1,0 +1,163 @@
+#include "engine/tar/manifest.hpp"
+
+#include "tests/engine/tar/tar_test_util.hpp"
+
+#include <random>
+#include <string>
+
+#include <gtest/gtest.h>
+
+namespace podpipe::tar {
+namespace {
+
+using testing::as_bytes;
+
+struct logical_entry {
+    entry e;
+    std::string content;
+};
+
+std::vector<logical_entry> sample_stream() {
+    std::vector<logical_entry> s;
+    std::mt19937 rng(7);
+    for (int i = 0; i < 20; ++i) {
+        logical_entry le;
+        le.e.path = "dir/file" + std::to_string(i);
+        le.e.mode = 0644;
+        le.e.mtime_sec = 1700000000 + i;
+        le.content.resize(static_cast<std::size_t>(rng() % 3000));
+        for (auto& c : le.content)
+            c = static_cast<char>(rng());
+        le.e.size = le.content.size();
+        s.push_back(le);
+    }
+    logical_entry link;
+    link.e.path = "dir/link";
+    link.e.type = entry_type::symlink;
+    link.e.link_target = "file1";
+    s.push_back(link);
+    return s;
+}
+
+// Feeds the stream, splitting content at pieces of `chunk` bytes (0: whole).
+manifest digest_of(const std::vector<logical_entry>& s, std::size_t chunk) {
+    manifest_builder b;
+    for (const auto& le : s) {
+        b.add_entry(le.e);
+        const auto bytes = as_bytes(le.content);
+        if (chunk == 0) {
+            b.add_content(bytes);
+            continue;
+        }
+        for (std::size_t at = 0; at < bytes.size(); at += chunk)
+            b.add_content(bytes.subspan(at, std::min(chunk, bytes.size() - at)));
+    }
+    return b.finish();
+}
+
+TEST(tar_manifest, independent_of_content_split) {
+    const auto s = sample_stream();
+    const manifest whole = digest_of(s, 0);
+    EXPECT_EQ(whole.entries, s.size());
+    std::uint64_t bytes = 0;
+    for (const auto& le : s)
+        bytes += le.content.size();
+    EXPECT_EQ(whole.content_bytes, bytes);
+    for (std::size_t chunk : {1, 3, 512, 4096})
+        EXPECT_EQ(digest_of(s, chunk), whole) << chunk;
+}
+
+TEST(tar_manifest, any_change_changes_the_digest) {
+    const auto s = sample_stream();
+    const auto base = digest_of(s, 0).digest;
+    auto changed = [&](auto mutate) {
+        auto t = s;
+        mutate(t);
+        return digest_of(t, 0).digest != base;
+    };
+    EXPECT_TRUE(changed([](auto& t) { t[3].content[10] ^= 1; }));
+    EXPECT_TRUE(changed([](auto& t) { t[3].e.mode = 0755; }));
+    EXPECT_TRUE(changed([](auto& t) { t[3].e.path = "dir/fileX"; }));
+    EXPECT_TRUE(changed([](auto& t) { t[3].e.mtime_sec += 1; }));
+    EXPECT_TRUE(changed([](auto& t) { t.back().e.link_target = "file2"; }));
+    EXPECT_TRUE(changed([](auto& t) { t.back().e.type = entry_type::hardlink; }));
+    EXPECT_TRUE(changed([](auto& t) { std::swap(t[0], t[1]); })) << "order-dependent";
+    // Moving a byte from one file's content to the next file's keeps the concatenation equal.
+    EXPECT_TRUE(changed([](auto& t) {
+        t[1].content.insert(t[1].content.begin(), t[0].content.back());
+        t[0].content.pop_back();
+    }));
+    // Ownership is not part of the digest.
+    EXPECT_FALSE(changed([](auto& t) {
+        t[2].e.uid = 42;
+        t[2].e.gid = 43;
+        t[2].e.uname = "x";
+        t[2].e.gname = "y";
+    }));
+    EXPECT_FALSE(changed([](auto& t) { t[2].e.mode |= 0170000; })) << "mode masked to 07777";
+}
+
+TEST(tar_manifest, canonical_paths) {
+    entry a;
+    a.path = "./d";
+    a.type = entry_type::directory;
+    entry b = a;
+    b.path = "d/";
+    manifest_builder x, y;
+    x.add_entry(a);
+    y.add_entry(b);
+    EXPECT_EQ(x.finish(), y.finish());
+}
+
+TEST(tar_manifest, reset_and_empty) {
+    manifest_builder b;
+    const manifest empty = b.finish();
+    EXPECT_EQ(empty.entries, 0u);
+    b.reset();
+    entry e;
+    e.path = "x";
+    b.add_entry(e);
+    const manifest one = b.finish();
+    EXPECT_NE(one.digest, empty.digest);
+    b.reset();
+    EXPECT_EQ(b.finish(), empty);
+}
+
+TEST(tar_manifest, comment_round_trip) {
+    for (manifest m : {manifest{0, 0, 0}, manifest{1, 2, 0xdeadbeefcafef00dULL},
+                       manifest{~0ULL, ~0ULL, ~0ULL}}) {
+        const std::string text = format_manifest_comment(m);
+        auto back = parse_manifest_comment(text);
+        ASSERT_TRUE(back) << text;
+        EXPECT_EQ(*back, m);
+    }
+    EXPECT_EQ(format_manifest_comment({3, 10, 0xab}),
+              "podpipe-manifest v1 entries=3 bytes=10 digest=00000000000000ab");
+}
+
+TEST(tar_manifest, comment_rejects_malformed) {
+    for (std::string_view bad : {
+             "",
+             "made by git",
+             "podpipe-manifest v2 entries=3 bytes=10 digest=00000000000000ab",
+             "podpipe-manifest v1 entries=3 bytes=10 digest=00000000000000a",   // 15 hex
+             "podpipe-manifest v1 entries=3 bytes=10 digest=00000000000000abc", // 17 hex
+             "podpipe-manifest v1 entries=3 bytes=10 digest=00000000000000AB",  // uppercase
+             "podpipe-manifest v1 entries=3 bytes=10 digest=00000000000000ag",
+             "podpipe-manifest v1 entries=-3 bytes=10 digest=00000000000000ab",
+             "podpipe-manifest v1 entries=+3 bytes=10 digest=00000000000000ab",
+             "podpipe-manifest v1 entries=03 bytes=10 digest=00000000000000ab",
+             "podpipe-manifest v1 entries= bytes=10 digest=00000000000000ab",
+             "podpipe-manifest v1 entries=18446744073709551616 bytes=1 digest=00000000000000ab",
+             "podpipe-manifest v1 bytes=10 entries=3 digest=00000000000000ab",
+             "podpipe-manifest v1 entries=3  bytes=10 digest=00000000000000ab",
+             "podpipe-manifest v1 entries=3 bytes=10 digest=00000000000000ab ",
+             "podpipe-manifest v1 entries=3 bytes=10 digest=00000000000000ab\n",
+             " podpipe-manifest v1 entries=3 bytes=10 digest=00000000000000ab",
+         }) {
+        EXPECT_FALSE(parse_manifest_comment(bad)) << "'" << bad << "'";
+    }
+}
+
+} // namespace
+} // namespace podpipe::tar
