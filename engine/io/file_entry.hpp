@@ -1,0 +1,27 @@
+// file_entry: one archive member as engine/io sees it, shared by the send side (read_tree) and
+// the receive side (tree_writer). Plain value type.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace podpipe::io {
+
+enum class file_kind { regular, directory, symlink, hardlink, other };
+
+struct file_entry {
+    /// Relative to the root, '/'-separated, no leading "./", no trailing '/'; never empty.
+    std::string path;
+    file_kind kind = file_kind::regular;
+    std::uint32_t mode = 0; ///< st_mode & 07777
+    /// regular: exactly the number of content bytes delivered after this entry; else 0.
+    std::uint64_t size = 0;
+    std::int64_t mtime_sec = 0;
+    std::uint32_t mtime_nsec = 0;
+    std::uint32_t uid = 0, gid = 0;
+    /// symlink: the target text; hardlink: the path (relative to root) of the first entry of
+    /// the archive with the same dev/inode.
+    std::string link_target;
+};
+
+} // namespace podpipe::io

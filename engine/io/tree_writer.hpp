@@ -1,0 +1,89 @@
+// tree_writer: the receive side of engine/io. Recreates archive entries beneath a target
+// directory: regular files through io_uring (openat, write, close of many files in flight,
+// content buffered up to window_bytes; a file larger than the window streams with bounded
+// memory), directories, symlinks and hardlinks with plain *at() syscalls.
+//
+// Safety (the core contract): nothing outside the target directory is created, modified or
+// followed. Entry paths and hardlink targets are checked lexically (no absolute paths, no ".."
+// components, no NUL, not empty) and every parent directory is resolved with openat2(2)
+// RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS, so a path that would pass through a symlink leading
+// outside (entry `evil -> /etc` then `evil/passwd`) is refused with errc::unsafe_path
+// (condition::unsafe_path). The last component is never followed: an existing file, symlink
+// or empty directory at an entry's name is removed first (like tar), then created with
+// O_CREAT|O_EXCL|O_NOFOLLOW, mkdirat, symlinkat or linkat. A symlink entry itself may point
+// anywhere; only writing through it is refused.
+//
+// Metadata: modes with fchmod (umask cannot strip bits), mtimes with futimens before close,
+// owners only with restore_owner. Directory modes and mtimes are applied by finish(),
+// deepest first, after their contents (directories are created 0700 until then).
+//
+// Call sequence per entry: begin_entry(e); for regular files write(...) until exactly e.size
+// bytes; end_entry() (a no-op for other kinds). Then finish(). Errors are sticky: after one,
+// every call returns it; last_error_detail() names the entry and the cause.
+//
+// Thread safety: none; one tree_writer is used by one thread at a time (it owns one ring).
+// Destruction without finish() waits for I/O in flight and leaves partial output.
+#pragma once
+
+#include "engine/common/result.hpp"
+#include "engine/io/file_entry.hpp"
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+
+namespace podpipe::io {
+
+struct write_options {
+    unsigned queue_depth = 64;           ///< io_uring requests in flight
+    std::size_t window_bytes = 32 << 20; ///< content buffered ahead of the disk
+    bool restore_owner = false;          ///< chown only when true (needs root)
+    // Additions:
+    bool use_io_uring = true; ///< false forces the plain-syscall fallback
+    /// Fault injection: the writer ring's n-th operation fails with EIO. ~0 = off.
+    std::uint64_t fail_ring_op_for_test = ~std::uint64_t{0};
+};
+
+struct write_stats {
+    std::uint64_t entries = 0, files = 0, directories = 0, symlinks = 0, hardlinks = 0;
+    std::uint64_t skipped = 0, content_bytes = 0;
+    std::uint64_t write_ns = 0; ///< time spent inside tree_writer calls
+    bool used_io_uring = false; ///< addition
+};
+
+class tree_writer {
+public:
+    /// Creates root (and parents) if missing and opens it as the anchor directory fd.
+    /// Errors: io_failed / not_a_directory; `error_detail` (optional) gets the cause.
+    static result<std::unique_ptr<tree_writer>> open(const std::string& root,
+                                                     const write_options& opt,
+                                                     std::string* error_detail = nullptr);
+    ~tree_writer();
+    tree_writer(const tree_writer&) = delete;
+    tree_writer& operator=(const tree_writer&) = delete;
+
+    /// Validates the entry, then creates directories/symlinks/hardlinks at once or starts a
+    /// regular file. A directory entry naming the root itself ("." or "./") is ignored.
+    /// Kind `other` is skipped with a warning.
+    result<void> begin_entry(const file_entry& e);
+    /// Content of the current regular entry; copied (the span is not kept). More bytes than
+    /// the entry's size is bad_entry. May wait for disk I/O when the window is full.
+    result<void> write(std::span<const std::byte> bytes);
+    /// Ends the current entry; a regular file must have received exactly e.size bytes.
+    result<void> end_entry();
+    /// Waits for all in-flight writes/closes, then applies directory modes and mtimes
+    /// deepest-first. Call once.
+    result<write_stats> finish();
+    /// One line about the last error, e.g. "refusing entry '../x': path escapes the target
+    /// directory"; empty when there was none.
+    std::string last_error_detail() const;
+
+private:
+    struct impl;
+    explicit tree_writer(std::unique_ptr<impl> p);
+    std::unique_ptr<impl> impl_;
+};
+
+} // namespace podpipe::io
