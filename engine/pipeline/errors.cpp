@@ -1,0 +1,71 @@
+#include "engine/pipeline/errors.hpp"
+
+#include "engine/common/error.hpp"
+#include "engine/pipeline/failure_slot.hpp"
+#include "engine/pipeline/recv.hpp"
+
+#include <sched.h>
+
+#include <string>
+
+namespace podpipe::pipeline {
+namespace {
+
+class category final : public std::error_category {
+public:
+    const char* name() const noexcept override { return "pipeline"; }
+
+    std::string message(int c) const override {
+        switch (static_cast<errc>(c)) {
+        case errc::manifest_mismatch:
+            return "verification failed: received tree differs from the sender's manifest";
+        case errc::manifest_missing:
+            return "verification failed: the stream carries no podpipe manifest";
+        case errc::member_too_large:
+            return "gzip member larger than the receiver accepts";
+        case errc::truncated:
+            return "stream ended before the end of the archive";
+        case errc::bad_options:
+            return "invalid options";
+        }
+        return "unknown pipeline error";
+    }
+
+    std::error_condition default_error_condition(int c) const noexcept override {
+        switch (static_cast<errc>(c)) {
+        case errc::bad_options:
+            return condition::fatal;
+        default:
+            return condition::bad_input;
+        }
+    }
+};
+
+thread_local std::string last_detail;
+
+} // namespace
+
+const std::error_category& pipeline_category() noexcept {
+    static const category instance;
+    return instance;
+}
+
+const std::string& last_failure_detail() { return last_detail; }
+
+namespace detail {
+
+void set_last_failure_detail(std::string d) { last_detail = std::move(d); }
+
+unsigned available_cores() noexcept {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof(set), &set) == 0) {
+        const int n = CPU_COUNT(&set);
+        if (n > 0)
+            return static_cast<unsigned>(n);
+    }
+    return 1;
+}
+
+} // namespace detail
+} // namespace podpipe::pipeline

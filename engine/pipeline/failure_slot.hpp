@@ -1,0 +1,59 @@
+// failure_slot: where a pipeline's threads put the first error. The first error wins, stops
+// every stage (through the shared stop_source) and is what the caller sees.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <mutex>
+#include <stop_token>
+#include <string>
+#include <system_error>
+
+namespace podpipe::pipeline::detail {
+
+class failure_slot {
+public:
+    explicit failure_slot(std::stop_source& halt) : halt_(halt) {}
+
+    /// Records ec (and a detail line) if no error was recorded yet; stops the pipeline.
+    void set(std::error_code ec, std::string detail = {}) {
+        {
+            std::lock_guard lock(mu_);
+            if (!ec_) {
+                ec_ = ec;
+                detail_ = std::move(detail);
+            }
+        }
+        halt_.request_stop();
+    }
+
+    std::error_code error() const {
+        std::lock_guard lock(mu_);
+        return ec_;
+    }
+
+    std::string detail() const {
+        std::lock_guard lock(mu_);
+        return detail_;
+    }
+
+private:
+    std::stop_source& halt_;
+    mutable std::mutex mu_;
+    std::error_code ec_;
+    std::string detail_;
+};
+
+/// Cores this process may run on (sched_getaffinity), at least 1.
+unsigned available_cores() noexcept;
+
+/// Sets the calling thread's failure detail (read back through last_failure_detail()).
+void set_last_failure_detail(std::string detail);
+
+inline std::uint64_t ns_since(std::chrono::steady_clock::time_point t0) {
+    return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                          std::chrono::steady_clock::now() - t0)
+                                          .count());
+}
+
+} // namespace podpipe::pipeline::detail

@@ -1,0 +1,529 @@
+#include "engine/pipeline/recv.hpp"
+
+#include "engine/common/buffer_pool.hpp"
+#include "engine/gzip/gzip.hpp"
+#include "engine/io/tree_writer.hpp"
+#include "engine/pipeline/bounded_queue.hpp"
+#include "engine/pipeline/errors.hpp"
+#include "engine/pipeline/failure_slot.hpp"
+#include "engine/pipeline/send.hpp"
+#include "engine/tar/manifest.hpp"
+#include "engine/tar/parser.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+#include <map>
+#include <optional>
+#include <thread>
+
+namespace podpipe::pipeline {
+namespace {
+
+using detail::ns_since;
+using clock_type = std::chrono::steady_clock;
+
+struct member_job {
+    std::uint64_t seq = 0;
+    block packed;                   // empty when `plain` already holds the bytes
+    block plain;                    // decompressed output (or the bytes themselves)
+    std::size_t expected_bytes = 0; // from the member's length subfield
+};
+
+io::file_entry to_file_entry(const tar::entry& t) {
+    io::file_entry e;
+    e.path = t.path;
+    switch (t.type) {
+    case tar::entry_type::regular:
+        e.kind = io::file_kind::regular;
+        break;
+    case tar::entry_type::directory:
+        e.kind = io::file_kind::directory;
+        break;
+    case tar::entry_type::symlink:
+        e.kind = io::file_kind::symlink;
+        break;
+    case tar::entry_type::hardlink:
+        e.kind = io::file_kind::hardlink;
+        break;
+    default:
+        e.kind = io::file_kind::other;
+        break;
+    }
+    e.size = e.kind == io::file_kind::regular ? t.size : 0;
+    e.mode = t.mode & 07777;
+    e.mtime_sec = t.mtime_sec;
+    e.uid = t.uid;
+    e.gid = t.gid;
+    e.link_target = t.link_target;
+    return e;
+}
+
+// Applies parsed entries to the tree writer and keeps the receiver's side of the manifest.
+class extract_handler final : public tar::parser_handler {
+public:
+    extract_handler(io::tree_writer& writer, live_progress* progress)
+        : writer_(writer), progress_(progress) {}
+
+    result<void> on_entry(const tar::entry& e) override {
+        manifest_.add_entry(e);
+        current_ = to_file_entry(e);
+        drop_content_ = current_.kind != io::file_kind::regular;
+        if (progress_ != nullptr)
+            progress_->entries.fetch_add(1, std::memory_order_relaxed);
+        return writer_.begin_entry(current_);
+    }
+
+    result<void> on_data(std::span<const std::byte> bytes) override {
+        manifest_.add_content(bytes);
+        if (drop_content_)
+            return {};
+        if (progress_ != nullptr)
+            progress_->content_bytes.fetch_add(bytes.size(), std::memory_order_relaxed);
+        return writer_.write(bytes);
+    }
+
+    result<void> on_entry_end() override { return writer_.end_entry(); }
+
+    result<void> on_manifest(const tar::manifest& sent) override {
+        received_ = manifest_.finish();
+        sent_ = sent;
+        if (!(*received_ == sent))
+            return fail(errc::manifest_mismatch);
+        return {};
+    }
+
+    const std::optional<tar::manifest>& sent() const noexcept { return sent_; }
+    const std::optional<tar::manifest>& received() const noexcept { return received_; }
+    tar::manifest received_so_far() { return manifest_.finish(); }
+
+private:
+    io::tree_writer& writer_;
+    live_progress* progress_;
+    tar::manifest_builder manifest_;
+    io::file_entry current_;
+    bool drop_content_ = false;
+    std::optional<tar::manifest> sent_;
+    std::optional<tar::manifest> received_;
+};
+
+// Reads the source, recognises the format, and emits member jobs in sequence order.
+class splitter_stage {
+public:
+    splitter_stage(byte_source& source, buffer_pool& packed_pool, buffer_pool& plain_pool,
+                   bounded_queue<member_job>& out, detail::failure_slot& failure,
+                   std::stop_token halt, live_progress* progress)
+        : source_(source)
+        , packed_pool_(packed_pool)
+        , plain_pool_(plain_pool)
+        , out_(out)
+        , failure_(failure)
+        , halt_(std::move(halt))
+        , progress_(progress)
+        , splitter_(packed_pool.block_bytes()) {}
+
+    void run() {
+        std::vector<std::byte> buf(256 * 1024);
+        enum class mode { detect, members, gzip_serial, tar } m = mode::detect;
+        std::vector<std::byte> head; // bytes seen before the format is known
+        gzip::stream_inflater inflater;
+        for (;;) {
+            const auto t0 = clock_type::now();
+            auto n = source_.read(buf);
+            read_ns_ += ns_since(t0);
+            if (!n) {
+                failure_.set(n.error(), "reading the stream");
+                return;
+            }
+            if (halt_.stop_requested())
+                return;
+            std::span<const std::byte> in(buf.data(), *n);
+            wire_bytes_ += *n;
+            if (progress_ != nullptr)
+                progress_->wire_bytes.fetch_add(*n, std::memory_order_relaxed);
+            const bool eof = *n == 0;
+
+            if (m == mode::detect) {
+                head.insert(head.end(), in.begin(), in.end());
+                auto h = gzip::inspect_head(head);
+                if (!h) {
+                    failure_.set(h.error(), "reading the stream header");
+                    return;
+                }
+                if (h->kind == gzip::head_kind::need_more && !eof)
+                    continue;
+                if (h->kind == gzip::head_kind::need_more && head.empty()) {
+                    failure_.set(errc::truncated, "the stream is empty");
+                    return;
+                }
+                switch (h->kind) {
+                case gzip::head_kind::podpipe_member:
+                    m = mode::members;
+                    break;
+                case gzip::head_kind::foreign_gzip:
+                case gzip::head_kind::need_more: // short gzip-looking input: let zlib say why
+                    m = (head.size() >= 2 && head[0] == std::byte{0x1f} &&
+                         head[1] == std::byte{0x8b})
+                            ? mode::gzip_serial
+                            : mode::tar;
+                    break;
+                case gzip::head_kind::not_gzip:
+                    m = mode::tar;
+                    break;
+                }
+                format_ = m == mode::members       ? "podpipe-gzip"
+                          : m == mode::gzip_serial ? "gzip"
+                                                   : "tar";
+                in = head;
+            }
+
+            bool ok = true;
+            switch (m) {
+            case mode::members: {
+                auto r = feed_members(in);
+                if (!r) {
+                    ok = false;
+                } else if (*r) {
+                    // A foreign member follows ours: continue serially from there.
+                    m = mode::gzip_serial;
+                    std::vector<std::byte> rest(splitter_.pending().begin(),
+                                                splitter_.pending().end());
+                    ok = feed_serial(inflater, rest) && feed_serial(inflater, in);
+                    if (ok && eof && (ok = drain_serial(inflater))) {
+                        if (auto f = inflater.finish(); !f) {
+                            failure_.set(f.error(), "the gzip stream");
+                            ok = false;
+                        }
+                    }
+                } else if (eof) {
+                    if (auto f = splitter_.finish(); !f) {
+                        failure_.set(f.error(), "the stream ends inside a gzip member");
+                        ok = false;
+                    }
+                }
+                break;
+            }
+            case mode::gzip_serial:
+                ok = feed_serial(inflater, in);
+                if (ok && eof && (ok = drain_serial(inflater))) {
+                    if (auto f = inflater.finish(); !f) {
+                        failure_.set(f.error(), "the gzip stream");
+                        ok = false;
+                    }
+                }
+                break;
+            case mode::tar:
+                ok = feed_plain(in);
+                break;
+            case mode::detect:
+                break;
+            }
+            if (m != mode::detect)
+                head.clear();
+            if (!ok)
+                return;
+            if (eof) {
+                ok = flush_plain();
+                out_.close();
+                return;
+            }
+        }
+    }
+
+    std::uint64_t wire_bytes() const noexcept { return wire_bytes_; }
+    std::uint64_t read_ns() const noexcept { return read_ns_; }
+    std::uint64_t members() const noexcept { return seq_; }
+    const char* format() const noexcept { return format_; }
+
+private:
+    // Cuts members out of `in` and queues them. true when the splitter stopped at a member that
+    // is not ours (`in` then starts there, after splitter_.pending()).
+    result<bool> feed_members(std::span<const std::byte>& in) {
+        for (;;) {
+            auto r = splitter_.next(in);
+            if (!r) {
+                failure_.set(r.error(), "splitting gzip members");
+                return fail(r.error());
+            }
+            switch (r->kind) {
+            case gzip::head_kind::need_more:
+                return false;
+            case gzip::head_kind::foreign_gzip:
+                return true;
+            case gzip::head_kind::not_gzip:
+                failure_.set(gzip::errc::bad_header, "data after the last gzip member is not gzip");
+                return fail(make_error_code(gzip::errc::bad_header));
+            case gzip::head_kind::podpipe_member:
+                break;
+            }
+            const auto member = r->member;
+            const gzip::head_info& h = r->info;
+            if (h.uncompressed_bytes > plain_pool_.block_bytes() ||
+                member.size() > packed_pool_.block_bytes()) {
+                failure_.set(errc::member_too_large,
+                             "member " + std::to_string(seq_) + " of " +
+                                 std::to_string(h.uncompressed_bytes) + " bytes");
+                return fail(make_error_code(errc::member_too_large));
+            }
+            auto plain = plain_pool_.acquire(halt_);
+            auto packed = plain ? packed_pool_.acquire(halt_) : std::nullopt;
+            if (!plain || !packed)
+                return fail(std::make_error_code(std::errc::operation_canceled));
+            std::memcpy(packed->space().data(), member.data(), member.size());
+            packed->set_size(member.size());
+            member_job job{seq_++, std::move(*packed), std::move(*plain), h.uncompressed_bytes};
+            if (!out_.push(std::move(job), halt_))
+                return fail(std::make_error_code(std::errc::operation_canceled));
+        }
+    }
+
+    bool feed_serial(gzip::stream_inflater& inflater, std::span<const std::byte> in) {
+        while (!in.empty()) {
+            if (!plain_.valid() && !take_plain())
+                return false;
+            auto space = plain_.space().subspan(plain_.size(), plain_fill_ - plain_.size());
+            auto step = inflater.inflate(in, space);
+            if (!step) {
+                failure_.set(step.error(), "inflating the gzip stream");
+                return false;
+            }
+            in = in.subspan(step->consumed);
+            plain_.set_size(plain_.size() + step->produced);
+            if (plain_.size() == plain_fill_ && !flush_plain())
+                return false;
+            if (step->consumed == 0 && step->produced == 0)
+                break; // the inflater is done with this input (e.g. trailing padding)
+        }
+        return true;
+    }
+
+    // End of input: collect what zlib still holds.
+    bool drain_serial(gzip::stream_inflater& inflater) {
+        for (;;) {
+            if (!plain_.valid() && !take_plain())
+                return false;
+            auto space = plain_.space().subspan(plain_.size(), plain_fill_ - plain_.size());
+            auto step = inflater.inflate({}, space);
+            if (!step) {
+                failure_.set(step.error(), "inflating the gzip stream");
+                return false;
+            }
+            plain_.set_size(plain_.size() + step->produced);
+            if (step->produced < space.size())
+                return true;
+            if (!flush_plain())
+                return false;
+        }
+    }
+
+    bool feed_plain(std::span<const std::byte> in) {
+        while (!in.empty()) {
+            if (!plain_.valid() && !take_plain())
+                return false;
+            const std::size_t n = std::min(in.size(), plain_fill_ - plain_.size());
+            std::memcpy(plain_.space().data() + plain_.size(), in.data(), n);
+            plain_.set_size(plain_.size() + n);
+            in = in.subspan(n);
+            if (plain_.size() == plain_fill_ && !flush_plain())
+                return false;
+        }
+        return true;
+    }
+
+    bool take_plain() {
+        auto b = plain_pool_.acquire(halt_);
+        if (!b)
+            return false;
+        plain_ = std::move(*b);
+        plain_fill_ = std::min<std::size_t>(plain_.capacity(), 1 << 20);
+        return true;
+    }
+
+    bool flush_plain() {
+        if (!plain_.valid() || plain_.size() == 0)
+            return true;
+        member_job job{seq_++, block{}, std::move(plain_), 0};
+        return out_.push(std::move(job), halt_);
+    }
+
+    byte_source& source_;
+    buffer_pool& packed_pool_;
+    buffer_pool& plain_pool_;
+    bounded_queue<member_job>& out_;
+    detail::failure_slot& failure_;
+    std::stop_token halt_;
+    live_progress* progress_;
+    gzip::member_splitter splitter_;
+    block plain_;
+    std::size_t plain_fill_ = 0;
+    std::uint64_t seq_ = 0;
+    std::uint64_t wire_bytes_ = 0;
+    std::uint64_t read_ns_ = 0;
+    const char* format_ = "unknown";
+};
+
+} // namespace
+
+result<transfer_stats> recv_tree(byte_source& source, const std::string& root,
+                                 const recv_options& opt, std::stop_token stop) {
+    const auto t_start = clock_type::now();
+    detail::set_last_failure_detail({});
+    const unsigned threads = opt.threads == 0 ? detail::available_cores() : opt.threads;
+
+    // Blocks are sized for the largest chunk a sender may use; only touched pages count
+    // towards RSS, so small chunks cost what they use.
+    const std::size_t plain_bytes = max_chunk_bytes;
+    const std::size_t packed_bytes = gzip::member_compressor(0).bound(max_chunk_bytes);
+    constexpr std::size_t reserve = 16 << 20;
+    const std::size_t usable = opt.memory_bytes > reserve ? opt.memory_bytes - reserve : 0;
+    const std::size_t window = std::clamp<std::size_t>(usable / 4, 1 << 20, 32 << 20);
+    const std::size_t blocks = std::min<std::size_t>(
+        (usable - std::min(usable, window)) / (plain_bytes + packed_bytes), 4 * threads + 4);
+    if (blocks < threads + 2) {
+        detail::set_last_failure_detail("memory budget too small; raise --memory");
+        return fail(errc::bad_options);
+    }
+
+    io::write_options wopt;
+    wopt.window_bytes = window;
+    wopt.restore_owner = opt.restore_owner;
+    auto writer = io::tree_writer::open(root, wopt);
+    if (!writer) {
+        detail::set_last_failure_detail("cannot open target directory '" + root + "'");
+        return fail(writer.error());
+    }
+
+    buffer_pool packed_pool(packed_bytes, blocks);
+    buffer_pool plain_pool(plain_bytes, blocks);
+    bounded_queue<member_job> to_inflate(blocks);
+    bounded_queue<member_job> to_parse(blocks);
+    std::stop_source halt;
+    std::stop_callback forward_stop(stop, [&] { halt.request_stop(); });
+    detail::failure_slot failure(halt);
+
+    std::atomic<unsigned> workers_left{threads};
+    std::atomic<std::uint64_t> inflate_busy_ns{0};
+    std::atomic<std::uint64_t> inflate_in{0};
+    std::atomic<std::uint64_t> inflate_out{0};
+
+    splitter_stage splitter(source, packed_pool, plain_pool, to_inflate, failure,
+                            halt.get_token(), opt.progress);
+
+    std::vector<std::jthread> threads_v;
+    threads_v.reserve(threads + 1);
+    for (unsigned i = 0; i < threads; ++i) {
+        threads_v.emplace_back([&] {
+            gzip::member_decompressor inflater;
+            while (auto job = to_inflate.pop(halt.get_token())) {
+                if (job->packed.valid()) {
+                    const auto t0 = clock_type::now();
+                    auto n = inflater.decompress(job->packed.data(), job->plain.space());
+                    if (!n) {
+                        failure.set(n.error(), "gzip member " + std::to_string(job->seq));
+                        break;
+                    }
+                    if (*n != job->expected_bytes) {
+                        failure.set(gzip::errc::bad_length,
+                                    "gzip member " + std::to_string(job->seq) +
+                                        ": length differs from its header");
+                        break;
+                    }
+                    inflate_in.fetch_add(job->packed.size(), std::memory_order_relaxed);
+                    inflate_out.fetch_add(*n, std::memory_order_relaxed);
+                    job->plain.set_size(*n);
+                    job->packed.reset();
+                    inflate_busy_ns.fetch_add(ns_since(t0), std::memory_order_relaxed);
+                }
+                if (!to_parse.push(std::move(*job), halt.get_token()))
+                    break;
+            }
+            if (workers_left.fetch_sub(1) == 1)
+                to_parse.close();
+        });
+    }
+    threads_v.emplace_back([&] { splitter.run(); });
+
+    // Parse and write on the caller's thread, in sequence order.
+    extract_handler handler(**writer, opt.progress);
+    tar::parser parser(handler);
+    std::map<std::uint64_t, member_job> early;
+    std::uint64_t next = 0;
+    std::uint64_t tar_bytes = 0;
+    std::uint64_t parse_ns = 0;
+    bool parse_failed = false;
+    while (auto job = to_parse.pop(halt.get_token())) {
+        early.emplace(job->seq, std::move(*job));
+        while (!early.empty() && early.begin()->first == next) {
+            block plain = std::move(early.begin()->second.plain);
+            early.erase(early.begin());
+            ++next;
+            if (parser.ended())
+                continue; // bytes after the end of the archive (record padding) are ignored
+            const auto t0 = clock_type::now();
+            auto r = parser.feed(plain.data());
+            parse_ns += ns_since(t0);
+            tar_bytes += plain.size();
+            if (!r) {
+                std::string detail = parser.last_error_detail();
+                if (detail.empty())
+                    detail = (*writer)->last_error_detail();
+                failure.set(r.error(), std::move(detail));
+                parse_failed = true;
+                break;
+            }
+        }
+        if (parse_failed)
+            break;
+    }
+    if (parse_failed)
+        halt.request_stop(); // wakes the splitter and workers waiting on full queues
+    for (auto& t : threads_v)
+        t.join();
+
+    if (!failure.error() && !stop.stop_requested()) {
+        if (auto f = parser.finish(); !f)
+            failure.set(f.error(), parser.last_error_detail());
+        else if (!parser.ended())
+            failure.set(errc::truncated, "no end-of-archive marker");
+    }
+    auto written = (*writer)->finish();
+    if (!written && !failure.error())
+        failure.set(written.error(), (*writer)->last_error_detail());
+    if (!failure.error() && opt.require_manifest && !handler.sent())
+        failure.set(errc::manifest_missing, {});
+
+    if (const auto ec = failure.error()) {
+        detail::set_last_failure_detail(failure.detail());
+        return fail(ec);
+    }
+    if (stop.stop_requested())
+        return fail(std::make_error_code(std::errc::operation_canceled));
+
+    transfer_stats s;
+    const io::write_stats& w = *written;
+    s.entries = w.entries;
+    s.files = w.files;
+    s.directories = w.directories;
+    s.symlinks = w.symlinks;
+    s.hardlinks = w.hardlinks;
+    s.skipped = w.skipped;
+    s.content_bytes = w.content_bytes;
+    s.tar_bytes = tar_bytes;
+    s.wire_bytes = splitter.wire_bytes();
+    s.chunks = splitter.members();
+    s.manifest_checked = handler.sent().has_value();
+    s.manifest = handler.received() ? *handler.received() : handler.received_so_far();
+    s.seconds = static_cast<double>(ns_since(t_start)) / 1e9;
+    s.stages.push_back({"source", s.wire_bytes, s.wire_bytes, splitter.read_ns(),
+                        packed_pool.blocked_ns() + plain_pool.blocked_ns() +
+                            to_inflate.push_blocked_ns(),
+                        1});
+    s.stages.push_back({"decompress", inflate_in.load(), inflate_out.load(),
+                        inflate_busy_ns.load(),
+                        to_inflate.pop_blocked_ns() + to_parse.push_blocked_ns(), threads});
+    s.stages.push_back({"parse+write", tar_bytes, s.content_bytes, parse_ns,
+                        to_parse.pop_blocked_ns(), 1});
+    return s;
+}
+
+} // namespace podpipe::pipeline

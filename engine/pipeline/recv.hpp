@@ -1,0 +1,40 @@
+// recv_tree: a byte_source carrying a tar stream → a directory.
+//
+//   source (one thread: read, split members) ─► N decompress workers ─► in order
+//     ─► tar parse + manifest check ─► io::tree_writer (io_uring writes)
+//
+// Accepts a podpipe stream (gzip members with our length subfield, inflated in parallel),
+// any other gzip stream (inflated serially with zlib), or an uncompressed tar.
+// Safety lives in io::tree_writer: nothing is written outside root.
+#pragma once
+
+#include "engine/common/result.hpp"
+#include "engine/pipeline/byte_stream.hpp"
+#include "engine/pipeline/stats.hpp"
+
+#include <cstddef>
+#include <stop_token>
+#include <string>
+
+namespace podpipe::pipeline {
+
+enum class stream_format { automatic, podpipe_gzip, gzip, tar };
+
+struct recv_options {
+    unsigned threads = 0;                  ///< decompress workers; 0 = cores available
+    std::size_t memory_bytes = 256 << 20;  ///< budget for all buffers of the transfer
+    bool require_manifest = false;         ///< error if the stream carries no podpipe manifest
+    bool restore_owner = false;            ///< chown entries (root only)
+    live_progress* progress = nullptr;
+};
+
+/// Receives into root (created if missing). On error the message says what failed and which
+/// entry (unsafe path, corrupt member, manifest mismatch, truncated stream).
+result<transfer_stats> recv_tree(byte_source& source, const std::string& root,
+                                 const recv_options& opt, std::stop_token stop = {});
+
+/// The human-readable detail of the last recv_tree/send_tree failure on this thread (the entry
+/// name, the offset); empty if none.
+const std::string& last_failure_detail();
+
+} // namespace podpipe::pipeline

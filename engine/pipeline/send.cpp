@@ -1,0 +1,347 @@
+#include "engine/pipeline/send.hpp"
+
+#include "engine/common/buffer_pool.hpp"
+#include "engine/gzip/gzip.hpp"
+#include "engine/io/tree_reader.hpp"
+#include "engine/pipeline/bounded_queue.hpp"
+#include "engine/pipeline/errors.hpp"
+#include "engine/pipeline/failure_slot.hpp"
+#include "engine/tar/manifest.hpp"
+#include "engine/tar/writer.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+#include <map>
+#include <thread>
+
+namespace podpipe::pipeline {
+namespace {
+
+using detail::ns_since;
+using clock_type = std::chrono::steady_clock;
+
+struct chunk_job {
+    std::uint64_t seq = 0;
+    block raw;    // tar bytes
+    block packed; // the gzip member, taken before raw is filled (see send.hpp)
+};
+
+tar::entry to_tar_entry(const io::file_entry& e) {
+    tar::entry t;
+    t.path = e.path;
+    switch (e.kind) {
+    case io::file_kind::regular:
+        t.type = tar::entry_type::regular;
+        t.size = e.size;
+        break;
+    case io::file_kind::directory:
+        t.type = tar::entry_type::directory;
+        break;
+    case io::file_kind::symlink:
+        t.type = tar::entry_type::symlink;
+        break;
+    case io::file_kind::hardlink:
+        t.type = tar::entry_type::hardlink;
+        break;
+    case io::file_kind::other:
+        t.type = tar::entry_type::fifo; // never sent: the reader skips these
+        break;
+    }
+    t.mode = e.mode & 07777;
+    t.mtime_sec = e.mtime_sec;
+    t.uid = e.uid;
+    t.gid = e.gid;
+    t.link_target = e.link_target;
+    return t;
+}
+
+// Frames the reader's entries as tar into chunk blocks and hands full chunks to the workers.
+// Runs on the caller's thread, inside io::read_tree's callbacks.
+class tar_framer final : public io::tree_consumer {
+public:
+    tar_framer(buffer_pool& raw_pool, buffer_pool& packed_pool,
+               bounded_queue<chunk_job>& out, std::stop_token halt, live_progress* progress)
+        : raw_pool_(raw_pool)
+        , packed_pool_(packed_pool)
+        , out_(out)
+        , halt_(std::move(halt))
+        , progress_(progress) {}
+
+    result<void> on_entry(const io::file_entry& e) override {
+        const tar::entry t = to_tar_entry(e);
+        header_.clear();
+        PODPIPE_TRY(tar::append_header(t, header_));
+        manifest_.add_entry(t);
+        PODPIPE_TRY(put(header_));
+        remaining_ = t.size;
+        padding_ = tar::padding_for(t.size);
+        ++entries_;
+        if (progress_ != nullptr)
+            progress_->entries.fetch_add(1, std::memory_order_relaxed);
+        return {};
+    }
+
+    result<void> on_data(std::span<const std::byte> bytes) override {
+        PODPIPE_CHECK(bytes.size() <= remaining_, "reader delivered more than the entry's size");
+        manifest_.add_content(bytes);
+        PODPIPE_TRY(put(bytes));
+        remaining_ -= bytes.size();
+        content_bytes_ += bytes.size();
+        if (progress_ != nullptr)
+            progress_->content_bytes.fetch_add(bytes.size(), std::memory_order_relaxed);
+        if (remaining_ == 0 && padding_ > 0) {
+            static constexpr std::byte zeros[512] = {};
+            PODPIPE_TRY(put({zeros, padding_}));
+            padding_ = 0;
+        }
+        return {};
+    }
+
+    /// Appends the manifest and end-of-archive, flushes the last chunk.
+    result<tar::manifest> finish() {
+        const tar::manifest m = manifest_.finish();
+        header_.clear();
+        tar::append_end(m, header_);
+        PODPIPE_TRY(put(header_));
+        PODPIPE_TRY(flush());
+        return m;
+    }
+
+    std::uint64_t tar_bytes() const noexcept { return tar_bytes_; }
+    std::uint64_t chunks() const noexcept { return seq_; }
+    std::uint64_t busy_ns() const noexcept { return busy_ns_; }
+
+private:
+    result<void> put(std::span<const std::byte> bytes) {
+        while (!bytes.empty()) {
+            if (!raw_.valid())
+                PODPIPE_TRY(start_chunk());
+            const std::size_t room = raw_.capacity() - raw_.size();
+            const std::size_t n = std::min(room, bytes.size());
+            std::memcpy(raw_.space().data() + raw_.size(), bytes.data(), n);
+            raw_.set_size(raw_.size() + n);
+            bytes = bytes.subspan(n);
+            tar_bytes_ += n;
+            if (raw_.size() == raw_.capacity())
+                PODPIPE_TRY(flush());
+        }
+        return {};
+    }
+
+    result<void> start_chunk() {
+        // Output first, then input, both in sequence order: see send.hpp.
+        auto packed = packed_pool_.acquire(halt_);
+        if (!packed)
+            return fail(std::make_error_code(std::errc::operation_canceled));
+        auto raw = raw_pool_.acquire(halt_);
+        if (!raw)
+            return fail(std::make_error_code(std::errc::operation_canceled));
+        packed_ = std::move(*packed);
+        raw_ = std::move(*raw);
+        return {};
+    }
+
+    result<void> flush() {
+        if (!raw_.valid() || raw_.size() == 0)
+            return {};
+        chunk_job job{seq_++, std::move(raw_), std::move(packed_)};
+        if (!out_.push(std::move(job), halt_))
+            return fail(std::make_error_code(std::errc::operation_canceled));
+        return {};
+    }
+
+    buffer_pool& raw_pool_;
+    buffer_pool& packed_pool_;
+    bounded_queue<chunk_job>& out_;
+    std::stop_token halt_;
+    live_progress* progress_;
+    tar::manifest_builder manifest_;
+    std::vector<std::byte> header_;
+    block raw_;
+    block packed_;
+    std::uint64_t seq_ = 0;
+    std::uint64_t remaining_ = 0;
+    std::size_t padding_ = 0;
+    std::uint64_t entries_ = 0;
+    std::uint64_t content_bytes_ = 0;
+    std::uint64_t tar_bytes_ = 0;
+    std::uint64_t busy_ns_ = 0;
+};
+
+struct pool_plan {
+    std::size_t blocks = 0;
+    std::size_t window_bytes = 0;
+};
+
+// Splits the memory budget: a read-ahead window for the reader, the rest in chunk blocks
+// (one raw + one packed per chunk in flight). 16 MiB is kept for everything else (thread
+// stacks, compressor state, tar headers).
+pool_plan plan_memory(const send_options& opt, unsigned threads, std::size_t packed_bytes) {
+    constexpr std::size_t reserve = 16 << 20;
+    const std::size_t usable = opt.memory_bytes > reserve ? opt.memory_bytes - reserve : 0;
+    pool_plan plan;
+    plan.window_bytes = std::clamp<std::size_t>(usable / 4, 1 << 20, 32 << 20);
+    const std::size_t per_chunk = opt.chunk_bytes + packed_bytes;
+    const std::size_t left = usable > plan.window_bytes ? usable - plan.window_bytes : 0;
+    plan.blocks = std::min<std::size_t>(left / per_chunk, 4 * threads + 4);
+    return plan;
+}
+
+} // namespace
+
+result<void, std::string> check_send_options(const send_options& opt) {
+    if (opt.level < 0 || opt.level > 12)
+        return fail(std::string("compression level must be 0 (stored) to 12"));
+    if (opt.chunk_bytes < min_chunk_bytes || opt.chunk_bytes > max_chunk_bytes)
+        return fail(std::string("chunk size must be between 64 KiB and 8 MiB"));
+    if (opt.threads > 256)
+        return fail(std::string("at most 256 threads"));
+    const unsigned threads = opt.threads == 0 ? detail::available_cores() : opt.threads;
+    const gzip::member_compressor probe(opt.level);
+    const pool_plan plan = plan_memory(opt, threads, probe.bound(opt.chunk_bytes));
+    if (plan.blocks < threads + 2)
+        return fail(std::string("memory budget too small for this chunk size and thread "
+                                "count; raise --memory or lower --chunk-size/--threads"));
+    return {};
+}
+
+result<transfer_stats> send_tree(const std::string& root, byte_sink& sink,
+                                 const send_options& opt, std::stop_token stop) {
+    const auto t_start = clock_type::now();
+    detail::set_last_failure_detail({});
+    if (auto ok = check_send_options(opt); !ok) {
+        detail::set_last_failure_detail(ok.error());
+        return fail(errc::bad_options);
+    }
+    const unsigned threads = opt.threads == 0 ? detail::available_cores() : opt.threads;
+    const std::size_t packed_bytes = gzip::member_compressor(opt.level).bound(opt.chunk_bytes);
+    const pool_plan plan = plan_memory(opt, threads, packed_bytes);
+
+    // Declaration order matters: pools outlive the queues (whose jobs hold blocks), and the
+    // threads (declared last) are joined first.
+    buffer_pool raw_pool(opt.chunk_bytes, plan.blocks);
+    buffer_pool packed_pool(packed_bytes, plan.blocks);
+    bounded_queue<chunk_job> to_compress(plan.blocks);
+    bounded_queue<chunk_job> to_write(plan.blocks);
+    std::stop_source halt;
+    std::stop_callback forward_stop(stop, [&] { halt.request_stop(); });
+    detail::failure_slot failure(halt);
+
+    std::atomic<unsigned> workers_left{threads};
+    std::atomic<std::uint64_t> compress_busy_ns{0};
+    std::atomic<std::uint64_t> compress_in{0};
+    std::atomic<std::uint64_t> compress_out{0};
+    std::uint64_t sink_busy_ns = 0;
+    std::uint64_t wire_bytes = 0;
+
+    std::vector<std::jthread> workers;
+    workers.reserve(threads);
+    for (unsigned i = 0; i < threads; ++i) {
+        workers.emplace_back([&] {
+            gzip::member_compressor compressor(opt.level);
+            while (auto job = to_compress.pop(halt.get_token())) {
+                const auto t0 = clock_type::now();
+                auto n = compressor.compress(job->raw.data(), job->packed.space());
+                if (!n) {
+                    failure.set(n.error(), "compressing chunk " + std::to_string(job->seq));
+                    break;
+                }
+                job->packed.set_size(*n);
+                compress_in.fetch_add(job->raw.size(), std::memory_order_relaxed);
+                compress_out.fetch_add(*n, std::memory_order_relaxed);
+                job->raw.reset();
+                compress_busy_ns.fetch_add(ns_since(t0), std::memory_order_relaxed);
+                if (!to_write.push(std::move(*job), halt.get_token()))
+                    break;
+            }
+            if (workers_left.fetch_sub(1) == 1)
+                to_write.close();
+        });
+    }
+
+    std::jthread writer([&] {
+        std::map<std::uint64_t, chunk_job> early; // at most plan.blocks entries
+        std::uint64_t next = 0;
+        while (auto job = to_write.pop(halt.get_token())) {
+            early.emplace(job->seq, std::move(*job));
+            while (!early.empty() && early.begin()->first == next) {
+                block packed = std::move(early.begin()->second.packed);
+                early.erase(early.begin());
+                const auto t0 = clock_type::now();
+                if (auto w = sink.write(packed.data()); !w) {
+                    failure.set(w.error(), "writing the stream");
+                    return;
+                }
+                sink_busy_ns += ns_since(t0);
+                wire_bytes += packed.size();
+                if (opt.progress != nullptr)
+                    opt.progress->wire_bytes.fetch_add(packed.size(), std::memory_order_relaxed);
+                ++next;
+            }
+        }
+        if (!failure.error()) {
+            if (auto f = sink.finish(); !f)
+                failure.set(f.error(), "closing the stream");
+        }
+    });
+
+    io::read_options ropt;
+    ropt.window_bytes = plan.window_bytes;
+    ropt.excludes = opt.excludes;
+    tar_framer framer(raw_pool, packed_pool, to_compress, halt.get_token(), opt.progress);
+    const auto t_read = clock_type::now();
+    std::string read_detail;
+    auto read = io::read_tree(root, ropt, framer, halt.get_token(), &read_detail);
+    const auto read_ns = ns_since(t_read);
+    result<tar::manifest> sent_manifest = tar::manifest{};
+    if (!read) {
+        failure.set(read.error(), read_detail);
+    } else {
+        sent_manifest = framer.finish();
+        if (!sent_manifest)
+            failure.set(sent_manifest.error(), "finishing the archive");
+    }
+    to_compress.close();
+    for (auto& w : workers)
+        w.join();
+    writer.join();
+
+    if (const auto ec = failure.error()) {
+        detail::set_last_failure_detail(failure.detail());
+        return fail(ec);
+    }
+    if (stop.stop_requested())
+        return fail(std::make_error_code(std::errc::operation_canceled));
+
+    transfer_stats s;
+    const io::read_stats& r = *read;
+    s.entries = r.entries;
+    s.files = r.files;
+    s.directories = r.directories;
+    s.symlinks = r.symlinks;
+    s.hardlinks = r.hardlinks;
+    s.skipped = r.skipped;
+    s.warnings = r.warnings;
+    s.content_bytes = r.content_bytes;
+    s.tar_bytes = framer.tar_bytes();
+    s.wire_bytes = wire_bytes;
+    s.chunks = framer.chunks();
+    s.manifest = *sent_manifest;
+    s.seconds = static_cast<double>(ns_since(t_start)) / 1e9;
+    s.stages.push_back({"walk", 0, r.entries, r.walk_ns, 0, 1});
+    s.stages.push_back({"read", r.content_bytes, r.content_bytes, r.read_ns, r.consumer_ns, 1});
+    s.stages.push_back({"tar", r.content_bytes, s.tar_bytes,
+                        read_ns > r.read_ns + r.walk_ns ? r.consumer_ns : 0,
+                        to_compress.push_blocked_ns() + raw_pool.blocked_ns() +
+                            packed_pool.blocked_ns(),
+                        1});
+    s.stages.push_back({"compress", compress_in.load(), compress_out.load(),
+                        compress_busy_ns.load(), to_compress.pop_blocked_ns() +
+                            to_write.push_blocked_ns(),
+                        threads});
+    s.stages.push_back({"sink", wire_bytes, wire_bytes, sink_busy_ns, to_write.pop_blocked_ns(), 1});
+    return s;
+}
+
+} // namespace podpipe::pipeline

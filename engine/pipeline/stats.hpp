@@ -1,0 +1,49 @@
+// Counters every stage keeps (bytes in, bytes out, time blocked, time busy) and the summary a
+// transfer returns. `live_progress` is updated by the pipeline while it runs and may be read
+// from any thread (a progress printer polls it).
+#pragma once
+
+#include "engine/tar/manifest.hpp"
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace podpipe::pipeline {
+
+struct stage_stats {
+    std::string name;             ///< walk, read, tar, compress, sink / source, split, decompress, parse, write
+    std::uint64_t bytes_in = 0;   ///< bytes the stage consumed
+    std::uint64_t bytes_out = 0;  ///< bytes the stage produced
+    std::uint64_t busy_ns = 0;    ///< time spent working (summed over the stage's threads)
+    std::uint64_t blocked_ns = 0; ///< time spent waiting on a neighbour (full output or empty input)
+    unsigned threads = 1;
+};
+
+struct transfer_stats {
+    std::uint64_t entries = 0;
+    std::uint64_t files = 0;
+    std::uint64_t directories = 0;
+    std::uint64_t symlinks = 0;
+    std::uint64_t hardlinks = 0;
+    std::uint64_t skipped = 0;        ///< entries not transferred (sockets, fifos, unreadable)
+    std::uint64_t content_bytes = 0;  ///< file content bytes
+    std::uint64_t tar_bytes = 0;      ///< uncompressed stream bytes
+    std::uint64_t wire_bytes = 0;     ///< compressed stream bytes (what crossed the sink/source)
+    std::uint64_t chunks = 0;         ///< gzip members
+    std::uint64_t warnings = 0;
+    double seconds = 0;
+    bool manifest_checked = false;    ///< receive: a podpipe manifest was found and matched
+    tar::manifest manifest;           ///< send: what was sent; receive: what was received
+    std::vector<stage_stats> stages;
+};
+
+/// Updated while a transfer runs; read by progress printers on another thread.
+struct live_progress {
+    std::atomic<std::uint64_t> entries{0};
+    std::atomic<std::uint64_t> content_bytes{0};
+    std::atomic<std::uint64_t> wire_bytes{0};
+};
+
+} // namespace podpipe::pipeline

@@ -1,0 +1,296 @@
+#include "engine/pipeline/recv.hpp"
+#include "engine/pipeline/send.hpp"
+
+#include "engine/common/error.hpp"
+#include "engine/pipeline/errors.hpp"
+#include "tests/support/tree_fixture.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include <gtest/gtest.h>
+
+namespace fs = std::filesystem;
+
+namespace podpipe::pipeline {
+namespace {
+
+using testing::diff_trees;
+using testing::run_shell;
+using testing::shell_quote;
+using testing::temp_dir;
+
+std::string q(const fs::path& p) { return shell_quote(p.string()); }
+
+// Packs `root` into a file; returns the stats.
+transfer_stats pack_to(const fs::path& root, const fs::path& out, send_options opt = {}) {
+    const int fd = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    EXPECT_GE(fd, 0);
+    fd_sink sink(fd);
+    auto r = send_tree(root.string(), sink, opt);
+    ::close(fd);
+    EXPECT_TRUE(r) << r.error().message() << ": " << last_failure_detail();
+    return r ? *r : transfer_stats{};
+}
+
+result<transfer_stats> unpack_from(const fs::path& in, const fs::path& dir, recv_options opt = {}) {
+    const int fd = ::open(in.c_str(), O_RDONLY);
+    EXPECT_GE(fd, 0);
+    fd_source source(fd);
+    auto r = recv_tree(source, dir.string(), opt);
+    ::close(fd);
+    return r;
+}
+
+std::string read_all(const fs::path& p) {
+    std::ifstream f(p, std::ios::binary);
+    return {std::istreambuf_iterator<char>(f), {}};
+}
+
+void write_all(const fs::path& p, const std::string& s) {
+    std::ofstream f(p, std::ios::binary | std::ios::trunc);
+    f << s;
+}
+
+class pipeline_roundtrip : public ::testing::Test {
+protected:
+    void SetUp() override { testing::make_awkward_tree(src_, 300); }
+    temp_dir tmp_;
+    fs::path src_ = tmp_ / "src";
+};
+
+TEST_F(pipeline_roundtrip, podpipe_to_podpipe_is_identical_and_verified) {
+    send_options sopt;
+    sopt.chunk_bytes = 64 * 1024; // many members
+    const auto sent = pack_to(src_, tmp_ / "s.tgz", sopt);
+    EXPECT_GT(sent.chunks, 10u);
+    EXPECT_GT(sent.files, 300u);
+    recv_options ropt;
+    ropt.require_manifest = true;
+    auto got = unpack_from(tmp_ / "s.tgz", tmp_ / "dst", ropt);
+    ASSERT_TRUE(got) << got.error().message() << ": " << last_failure_detail();
+    EXPECT_TRUE(got->manifest_checked);
+    EXPECT_EQ(got->manifest, sent.manifest);
+    EXPECT_EQ(got->content_bytes, sent.content_bytes);
+    EXPECT_EQ(diff_trees(src_, tmp_ / "dst"), std::vector<std::string>{});
+}
+
+TEST_F(pipeline_roundtrip, every_level_and_one_thread) {
+    for (int level : {0, 6, 12}) {
+        send_options sopt;
+        sopt.level = level;
+        sopt.threads = 1;
+        const auto f = tmp_ / ("l" + std::to_string(level) + ".tgz");
+        pack_to(src_, f, sopt);
+        const auto dst = tmp_ / ("d" + std::to_string(level));
+        auto got = unpack_from(f, dst);
+        ASSERT_TRUE(got) << level << ": " << got.error().message();
+        EXPECT_EQ(diff_trees(src_, dst), std::vector<std::string>{}) << "level " << level;
+    }
+}
+
+TEST_F(pipeline_roundtrip, gnu_tar_and_gzip_read_our_stream_silently) {
+    pack_to(src_, tmp_ / "s.tgz");
+    EXPECT_EQ(run_shell("gzip -t " + q(tmp_ / "s.tgz")), 0);
+    fs::create_directories(tmp_ / "gnu");
+    std::string out;
+    EXPECT_EQ(testing::run_shell_capture("tar --warning=no-timestamp -xzf " + q(tmp_ / "s.tgz") + " -C " + q(tmp_ / "gnu"),
+                                         out),
+              0);
+    EXPECT_EQ(out, "") << "GNU tar printed something";
+    EXPECT_EQ(diff_trees(src_, tmp_ / "gnu"), std::vector<std::string>{});
+}
+
+TEST_F(pipeline_roundtrip, busybox_tar_reads_our_stream) {
+    if (run_shell("busybox tar --help >/dev/null 2>&1") == 127)
+        GTEST_SKIP() << "busybox not installed";
+    pack_to(src_, tmp_ / "s.tgz");
+    fs::create_directories(tmp_ / "bb");
+    std::string out;
+    EXPECT_EQ(testing::run_shell_capture("cd " + q(tmp_ / "bb") + " && busybox tar -xzf " +
+                                             q(tmp_ / "s.tgz"),
+                                         out),
+              0)
+        << out;
+    // busybox restores file mtimes but not directory mtimes, and its hardlink handling is
+    // by name: compare content, types and modes.
+    EXPECT_EQ(diff_trees(src_, tmp_ / "bb", /*compare_mtimes=*/false),
+              std::vector<std::string>{});
+}
+
+TEST_F(pipeline_roundtrip, reads_gnu_tar_czf_output) {
+    ASSERT_EQ(run_shell("tar -C " + q(src_) + " -czf " + q(tmp_ / "gnu.tgz") + " ."), 0);
+    auto got = unpack_from(tmp_ / "gnu.tgz", tmp_ / "dst");
+    ASSERT_TRUE(got) << got.error().message() << ": " << last_failure_detail();
+    EXPECT_FALSE(got->manifest_checked);
+    EXPECT_EQ(diff_trees(src_, tmp_ / "dst"), std::vector<std::string>{});
+}
+
+TEST_F(pipeline_roundtrip, reads_posix_format_and_plain_tar) {
+    ASSERT_EQ(run_shell("tar --format=posix -C " + q(src_) + " -cf " + q(tmp_ / "p.tar") + " ."),
+              0);
+    auto got = unpack_from(tmp_ / "p.tar", tmp_ / "dst");
+    ASSERT_TRUE(got) << got.error().message() << ": " << last_failure_detail();
+    EXPECT_EQ(diff_trees(src_, tmp_ / "dst"), std::vector<std::string>{});
+}
+
+TEST_F(pipeline_roundtrip, reads_busybox_tar_czf_output) {
+    if (run_shell("busybox tar --help >/dev/null 2>&1") == 127)
+        GTEST_SKIP() << "busybox not installed";
+    ASSERT_EQ(run_shell("cd " + q(src_) + " && busybox tar -czf " + q(tmp_ / "bb.tgz") + " ."), 0);
+    auto got = unpack_from(tmp_ / "bb.tgz", tmp_ / "dst");
+    ASSERT_TRUE(got) << got.error().message() << ": " << last_failure_detail();
+    EXPECT_EQ(diff_trees(src_, tmp_ / "dst", false), std::vector<std::string>{});
+}
+
+TEST_F(pipeline_roundtrip, reads_pigz_multithreaded_output) {
+    if (run_shell("command -v pigz >/dev/null") != 0)
+        GTEST_SKIP() << "pigz not installed";
+    ASSERT_EQ(run_shell("tar -C " + q(src_) + " -cf - . | pigz -p 2 -1 > " + q(tmp_ / "p.tgz")), 0);
+    auto got = unpack_from(tmp_ / "p.tgz", tmp_ / "dst");
+    ASSERT_TRUE(got) << got.error().message() << ": " << last_failure_detail();
+    EXPECT_EQ(diff_trees(src_, tmp_ / "dst"), std::vector<std::string>{});
+}
+
+TEST(pipeline, excludes_follow_tar_rules) {
+    temp_dir tmp;
+    testing::write_file(tmp / "src/keep.txt", "k");
+    testing::write_file(tmp / "src/node_modules/x/index.js", "x");
+    testing::write_file(tmp / "src/a/b.log", "l");
+    send_options opt;
+    opt.excludes = {"node_modules", "*.log"};
+    pack_to(tmp / "src", tmp / "s.tgz", opt);
+    ASSERT_TRUE(unpack_from(tmp / "s.tgz", tmp / "dst"));
+    EXPECT_TRUE(fs::exists(tmp / "dst/keep.txt"));
+    EXPECT_FALSE(fs::exists(tmp / "dst/node_modules"));
+    EXPECT_FALSE(fs::exists(tmp / "dst/a/b.log"));
+    EXPECT_TRUE(fs::exists(tmp / "dst/a"));
+}
+
+TEST(pipeline, truncated_stream_is_an_error_at_every_cut) {
+    temp_dir tmp;
+    testing::make_awkward_tree(tmp / "src", 50);
+    send_options opt;
+    opt.chunk_bytes = 64 * 1024;
+    pack_to(tmp / "src", tmp / "s.tgz", opt);
+    const std::string full = read_all(tmp / "s.tgz");
+    for (std::size_t cut : {std::size_t{1}, std::size_t{15}, std::size_t{30}, full.size() / 3,
+                            full.size() / 2, full.size() - 30, full.size() - 1}) {
+        write_all(tmp / "cut.tgz", full.substr(0, cut));
+        fs::remove_all(tmp / "dst");
+        auto got = unpack_from(tmp / "cut.tgz", tmp / "dst");
+        EXPECT_FALSE(got) << "cut at " << cut << " of " << full.size() << " was accepted";
+        if (!got) {
+            EXPECT_EQ(got.error(), condition::bad_input) << got.error().message();
+        }
+    }
+}
+
+TEST(pipeline, corrupt_member_is_an_error) {
+    temp_dir tmp;
+    testing::make_awkward_tree(tmp / "src", 50);
+    pack_to(tmp / "src", tmp / "s.tgz");
+    std::string bytes = read_all(tmp / "s.tgz");
+    bytes[bytes.size() / 2] = static_cast<char>(bytes[bytes.size() / 2] ^ 0x55);
+    write_all(tmp / "bad.tgz", bytes);
+    auto got = unpack_from(tmp / "bad.tgz", tmp / "dst");
+    ASSERT_FALSE(got);
+    EXPECT_EQ(got.error(), condition::bad_input) << got.error().message();
+}
+
+TEST(pipeline, empty_input_is_an_error) {
+    temp_dir tmp;
+    write_all(tmp / "empty", "");
+    auto got = unpack_from(tmp / "empty", tmp / "dst");
+    ASSERT_FALSE(got);
+    EXPECT_EQ(got.error(), condition::bad_input);
+}
+
+TEST(pipeline, require_manifest_rejects_foreign_streams) {
+    temp_dir tmp;
+    testing::write_file(tmp / "src/a", "a");
+    ASSERT_EQ(run_shell("tar -C " + q(tmp / "src") + " -czf " + q(tmp / "g.tgz") + " ."), 0);
+    recv_options opt;
+    opt.require_manifest = true;
+    auto got = unpack_from(tmp / "g.tgz", tmp / "dst", opt);
+    ASSERT_FALSE(got);
+    EXPECT_EQ(got.error(), errc::manifest_missing);
+}
+
+TEST(pipeline, hostile_entries_are_refused_and_nothing_escapes) {
+    temp_dir tmp;
+    // GNU tar writes what we ask with -P (absolute names) and --transform (dot-dot).
+    testing::write_file(tmp / "build/payload", "owned\n");
+    fs::create_directories(tmp / "victim");
+    const std::string outside = (tmp / "victim/escaped").string();
+    struct hostile {
+        const char* name;
+        std::string make;
+    } cases[] = {
+        {"dotdot", "tar -C " + q(tmp / "build") + " --transform='s,^,../victim/,' -czf " +
+                       q(tmp / "h.tgz") + " payload"},
+        {"absolute", "tar -C " + q(tmp / "build") + " -P --transform='s,^," +
+                         (tmp / "victim").string() + "/,' -czf " + q(tmp / "h.tgz") + " payload"},
+    };
+    for (const auto& c : cases) {
+        ASSERT_EQ(run_shell(c.make), 0) << c.name;
+        fs::remove_all(tmp / "dst");
+        auto got = unpack_from(tmp / "h.tgz", tmp / "dst");
+        ASSERT_FALSE(got) << c.name << " was accepted";
+        EXPECT_EQ(got.error(), condition::unsafe_path) << c.name << ": " << got.error().message();
+        EXPECT_FALSE(last_failure_detail().empty());
+        EXPECT_TRUE(fs::is_empty(tmp / "victim")) << c.name;
+        EXPECT_FALSE(fs::exists(tmp / "victim/payload")) << c.name;
+    }
+    (void)outside;
+}
+
+TEST(pipeline, symlink_escape_is_refused) {
+    temp_dir tmp;
+    fs::create_directories(tmp / "victim");
+    // An archive holding `evil -> <victim>` and then `evil/payload`.
+    fs::create_directories(tmp / "a");
+    fs::create_directory_symlink(tmp / "victim", tmp / "a/evil");
+    fs::create_directories(tmp / "b/evil");
+    testing::write_file(tmp / "b/evil/payload", "owned\n");
+    ASSERT_EQ(run_shell("tar -cf " + q(tmp / "h.tar") + " -C " + q(tmp / "a") + " evil -C " +
+                        q(tmp / "b") + " evil/payload"),
+              0);
+    auto got = unpack_from(tmp / "h.tar", tmp / "dst");
+    ASSERT_FALSE(got) << "write through an escaping symlink was accepted";
+    EXPECT_EQ(got.error(), condition::unsafe_path) << got.error().message();
+    EXPECT_TRUE(fs::is_empty(tmp / "victim"));
+}
+
+TEST(pipeline, real_tree_nobody_here_wrote) {
+    // Debian's installed headers: thousands of files we did not write.
+    const fs::path real = "/usr/include/linux";
+    if (!fs::is_directory(real))
+        GTEST_SKIP() << real << " missing";
+    temp_dir tmp;
+    const auto sent = pack_to(real, tmp / "s.tgz");
+    EXPECT_GT(sent.files, 500u);
+    auto got = unpack_from(tmp / "s.tgz", tmp / "dst");
+    ASSERT_TRUE(got) << got.error().message() << ": " << last_failure_detail();
+    EXPECT_TRUE(got->manifest_checked);
+    EXPECT_EQ(diff_trees(real, tmp / "dst"), std::vector<std::string>{});
+}
+
+TEST(pipeline, bad_options_are_rejected_before_starting) {
+    send_options opt;
+    opt.level = 13;
+    EXPECT_FALSE(check_send_options(opt));
+    opt.level = 1;
+    opt.chunk_bytes = 1000;
+    EXPECT_FALSE(check_send_options(opt));
+    opt.chunk_bytes = 8 << 20;
+    opt.memory_bytes = 32 << 20;
+    opt.threads = 8;
+    EXPECT_FALSE(check_send_options(opt));
+}
+
+} // namespace
+} // namespace podpipe::pipeline

@@ -1,0 +1,94 @@
+// Drives the real `podpipe` binary through a shell, as a user or a script would.
+#include "tools/podpipe/cli_util.hpp"
+
+#include "tests/support/tree_fixture.hpp"
+
+#include <filesystem>
+
+#include <gtest/gtest.h>
+
+namespace fs = std::filesystem;
+
+namespace podpipe {
+namespace {
+
+using testing::run_shell;
+using testing::run_shell_capture;
+using testing::shell_quote;
+using testing::temp_dir;
+
+const std::string exe = PODPIPE_EXE;
+
+std::string q(const fs::path& p) { return shell_quote(p.string()); }
+
+TEST(podpipe_cli, help_documents_commands_and_exit_codes) {
+    std::string out;
+    ASSERT_EQ(run_shell_capture(exe + " --help", out), 0);
+    EXPECT_NE(out.find("pack"), std::string::npos);
+    EXPECT_NE(out.find("unpack"), std::string::npos);
+    EXPECT_NE(out.find("Exit codes"), std::string::npos);
+    ASSERT_EQ(run_shell_capture(exe + " pack --help", out), 0);
+    EXPECT_NE(out.find("--level"), std::string::npos);
+    EXPECT_NE(out.find("--chunk-size"), std::string::npos);
+}
+
+TEST(podpipe_cli, pipe_round_trip_with_stats_and_progress) {
+    temp_dir tmp;
+    testing::make_awkward_tree(tmp / "src", 100);
+    std::string out;
+    const int rc = run_shell_capture(exe + " pack " + q(tmp / "src") + " --progress --stats-json " +
+                                         q(tmp / "send.json") + " | " + exe + " unpack " +
+                                         q(tmp / "dst") + " --require-manifest --stats-json " +
+                                         q(tmp / "recv.json"),
+                                     out);
+    ASSERT_EQ(rc, 0) << out;
+    EXPECT_NE(out.find("packed"), std::string::npos) << out;
+    EXPECT_NE(out.find("manifest verified"), std::string::npos) << out;
+    EXPECT_EQ(testing::diff_trees(tmp / "src", tmp / "dst"), std::vector<std::string>{});
+    std::string json;
+    ASSERT_EQ(run_shell_capture("cat " + q(tmp / "send.json"), json), 0);
+    EXPECT_NE(json.find("\"name\":\"compress\""), std::string::npos) << json;
+    ASSERT_EQ(run_shell_capture("cat " + q(tmp / "recv.json"), json), 0);
+    EXPECT_NE(json.find("\"checked\":true"), std::string::npos) << json;
+}
+
+TEST(podpipe_cli, exit_codes_say_what_went_wrong) {
+    temp_dir tmp;
+    testing::write_file(tmp / "src/a.txt", std::string(200000, 'a'));
+    std::string out;
+    // 2: usage.
+    EXPECT_EQ(run_shell_capture(exe + " pack " + q(tmp / "src") + " --level 42 -o /dev/null", out),
+              cli::exit_usage);
+    EXPECT_EQ(run_shell_capture(exe + " pack /does/not/exist -o /dev/null", out), cli::exit_usage);
+    // 3: unsafe entry.
+    testing::write_file(tmp / "b/payload", "x");
+    ASSERT_EQ(run_shell("tar -C " + q(tmp / "b") + " --transform='s,^,../,' -czf " +
+                        q(tmp / "evil.tgz") + " payload"),
+              0);
+    EXPECT_EQ(run_shell_capture(exe + " unpack " + q(tmp / "dst1") + " -i " + q(tmp / "evil.tgz"),
+                                out),
+              cli::exit_unsafe)
+        << out;
+    EXPECT_NE(out.find("payload"), std::string::npos) << "error should name the entry: " << out;
+    EXPECT_FALSE(fs::exists(tmp / "payload"));
+    // 4: truncated stream.
+    ASSERT_EQ(run_shell(exe + " pack " + q(tmp / "src") + " -o " + q(tmp / "s.tgz")), 0);
+    ASSERT_EQ(run_shell("head -c 100 " + q(tmp / "s.tgz") + " > " + q(tmp / "cut.tgz")), 0);
+    EXPECT_EQ(run_shell_capture(exe + " unpack " + q(tmp / "dst2") + " -i " + q(tmp / "cut.tgz"),
+                                out),
+              cli::exit_bad_input)
+        << out;
+}
+
+TEST(podpipe_cli, parse_size_units) {
+    EXPECT_EQ(cli::parse_size("1M"), 1u << 20);
+    EXPECT_EQ(cli::parse_size("256K"), 256u << 10);
+    EXPECT_EQ(cli::parse_size("2GiB"), 2ull << 30);
+    EXPECT_EQ(cli::parse_size("123"), 123u);
+    EXPECT_EQ(cli::parse_size("1X"), std::nullopt);
+    EXPECT_EQ(cli::parse_size(""), std::nullopt);
+    EXPECT_EQ(cli::parse_size("99999999999999999999G"), std::nullopt);
+}
+
+} // namespace
+} // namespace podpipe

@@ -1,0 +1,194 @@
+#include "tools/podpipe/cli_util.hpp"
+
+#include "engine/common/error.hpp"
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cinttypes>
+#include <csignal>
+#include <cstdio>
+#include <condition_variable>
+#include <fstream>
+#include <mutex>
+
+namespace podpipe::cli {
+
+std::optional<std::uint64_t> parse_size(std::string_view text) {
+    if (text.empty())
+        return std::nullopt;
+    std::uint64_t value = 0;
+    std::size_t i = 0;
+    for (; i < text.size() && text[i] >= '0' && text[i] <= '9'; ++i) {
+        if (value > (UINT64_MAX - 9) / 10)
+            return std::nullopt;
+        value = value * 10 + static_cast<std::uint64_t>(text[i] - '0');
+    }
+    if (i == 0)
+        return std::nullopt;
+    std::string_view unit = text.substr(i);
+    std::uint64_t mult = 1;
+    if (unit.empty() || unit == "B" || unit == "b") {
+        mult = 1;
+    } else {
+        const char u = unit[0];
+        const std::string_view rest = unit.substr(1);
+        if (!(rest.empty() || rest == "i" || rest == "iB" || rest == "B"))
+            return std::nullopt;
+        switch (u) {
+        case 'k':
+        case 'K':
+            mult = 1ULL << 10;
+            break;
+        case 'm':
+        case 'M':
+            mult = 1ULL << 20;
+            break;
+        case 'g':
+        case 'G':
+            mult = 1ULL << 30;
+            break;
+        default:
+            return std::nullopt;
+        }
+    }
+    if (value > UINT64_MAX / mult)
+        return std::nullopt;
+    return value * mult;
+}
+
+int exit_code_for(const std::error_code& ec) {
+    if (ec == std::errc::operation_canceled)
+        return exit_interrupted;
+    if (ec == condition::unsafe_path)
+        return exit_unsafe;
+    if (ec == condition::bad_input)
+        return exit_bad_input;
+    return exit_failure;
+}
+
+namespace {
+
+double mb(std::uint64_t bytes) { return static_cast<double>(bytes) / 1e6; }
+
+} // namespace
+
+progress_printer::progress_printer(const pipeline::live_progress& p, bool enabled,
+                                   std::string_view verb) {
+    if (!enabled)
+        return;
+    thread_ = std::jthread([&p, verb = std::string(verb)](std::stop_token stop) {
+        const auto t0 = std::chrono::steady_clock::now();
+        std::mutex mu;
+        std::condition_variable_any cv;
+        std::unique_lock lock(mu);
+        for (;;) {
+            // Returns early only when stop is requested (the predicate never holds).
+            cv.wait_for(lock, stop, std::chrono::milliseconds(500), [] { return false; });
+            if (stop.stop_requested())
+                break;
+            const double secs =
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+            const auto bytes = p.content_bytes.load(std::memory_order_relaxed);
+            std::fprintf(stderr,
+                         "\rpodpipe: %s %" PRIu64 " entries, %.1f MB (%.1f MB wire), %.1f MB/s   ",
+                         verb.c_str(), p.entries.load(std::memory_order_relaxed), mb(bytes),
+                         mb(p.wire_bytes.load(std::memory_order_relaxed)),
+                         secs > 0 ? mb(bytes) / secs : 0.0);
+        }
+        std::fputc('\n', stderr);
+    });
+}
+
+progress_printer::~progress_printer() = default;
+
+namespace {
+
+std::atomic<int> signal_seen{0};
+
+extern "C" void on_signal(int sig) { signal_seen.store(sig); }
+
+} // namespace
+
+signal_stop::signal_stop(std::stop_source& source) {
+    struct sigaction sa {};
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, nullptr);
+    sigaction(SIGTERM, &sa, nullptr);
+    thread_ = std::jthread([&source](std::stop_token stop) {
+        while (!stop.stop_requested()) {
+            if (signal_seen.load() != 0) {
+                source.request_stop();
+                return;
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        }
+    });
+}
+
+signal_stop::~signal_stop() {
+    thread_.request_stop();
+    if (thread_.joinable())
+        thread_.join();
+    std::signal(SIGINT, SIG_DFL);
+    std::signal(SIGTERM, SIG_DFL);
+}
+
+bool signal_stop::fired() const noexcept { return signal_seen.load() != 0; }
+
+std::string stats_json(std::string_view direction, const pipeline::transfer_stats& s) {
+    char buf[512];
+    std::string out = "{";
+    std::snprintf(buf, sizeof buf,
+                  "\"direction\":\"%.*s\",\"entries\":%" PRIu64 ",\"files\":%" PRIu64
+                  ",\"directories\":%" PRIu64 ",\"symlinks\":%" PRIu64 ",\"hardlinks\":%" PRIu64
+                  ",\"skipped\":%" PRIu64 ",\"warnings\":%" PRIu64 ",\"content_bytes\":%" PRIu64
+                  ",\"tar_bytes\":%" PRIu64 ",\"wire_bytes\":%" PRIu64 ",\"chunks\":%" PRIu64
+                  ",\"seconds\":%.6f,",
+                  static_cast<int>(direction.size()), direction.data(), s.entries, s.files,
+                  s.directories, s.symlinks, s.hardlinks, s.skipped, s.warnings, s.content_bytes,
+                  s.tar_bytes, s.wire_bytes, s.chunks, s.seconds);
+    out += buf;
+    std::snprintf(buf, sizeof buf,
+                  "\"manifest\":{\"entries\":%" PRIu64 ",\"content_bytes\":%" PRIu64
+                  ",\"digest\":\"%016" PRIx64 "\",\"checked\":%s},\"stages\":[",
+                  s.manifest.entries, s.manifest.content_bytes, s.manifest.digest,
+                  s.manifest_checked ? "true" : "false");
+    out += buf;
+    for (std::size_t i = 0; i < s.stages.size(); ++i) {
+        const auto& st = s.stages[i];
+        std::snprintf(buf, sizeof buf,
+                      "%s{\"name\":\"%s\",\"threads\":%u,\"bytes_in\":%" PRIu64
+                      ",\"bytes_out\":%" PRIu64 ",\"busy_ns\":%" PRIu64 ",\"blocked_ns\":%" PRIu64
+                      "}",
+                      i ? "," : "", st.name.c_str(), st.threads, st.bytes_in, st.bytes_out,
+                      st.busy_ns, st.blocked_ns);
+        out += buf;
+    }
+    out += "]}\n";
+    return out;
+}
+
+bool write_text_file(const std::string& path, const std::string& text) {
+    if (path == "-") {
+        return std::fwrite(text.data(), 1, text.size(), stderr) == text.size();
+    }
+    std::ofstream f(path, std::ios::binary | std::ios::trunc);
+    f << text;
+    return static_cast<bool>(f);
+}
+
+std::string summary_line(std::string_view verb, const pipeline::transfer_stats& s) {
+    char buf[400];
+    const double rate = s.seconds > 0 ? mb(s.content_bytes) / s.seconds : 0;
+    std::snprintf(buf, sizeof buf,
+                  "%.*s %" PRIu64 " files, %" PRIu64 " dirs, %" PRIu64 " links: %.1f MB "
+                  "(%.1f MB on the wire, %" PRIu64 " chunks) in %.2f s, %.1f MB/s%s",
+                  static_cast<int>(verb.size()), verb.data(), s.files, s.directories,
+                  s.symlinks + s.hardlinks, mb(s.content_bytes), mb(s.wire_bytes), s.chunks,
+                  s.seconds, rate, s.manifest_checked ? ", manifest verified" : "");
+    return buf;
+}
+
+} // namespace podpipe::cli

@@ -1,0 +1,66 @@
+// Small helpers shared by podpipe's subcommands: size parsing, exit codes, progress, stats.
+#pragma once
+
+#include "engine/pipeline/stats.hpp"
+
+#include <cstdint>
+#include <optional>
+#include <stop_token>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <thread>
+
+namespace podpipe::cli {
+
+/// Documented in `podpipe --help` and README.md.
+enum exit_code : int {
+    exit_ok = 0,
+    exit_failure = 1,     ///< I/O or system error, or the other side failed
+    exit_usage = 2,       ///< bad command line
+    exit_unsafe = 3,      ///< an archive entry would have landed outside the target: refused
+    exit_bad_input = 4,   ///< corrupt or truncated stream, or verification mismatch
+    exit_interrupted = 5, ///< stopped by SIGINT/SIGTERM
+};
+
+/// "1048576", "1M", "1MiB", "512k", "2G" → bytes; nullopt when malformed.
+std::optional<std::uint64_t> parse_size(std::string_view text);
+
+/// Maps an error to the exit code a script can branch on.
+int exit_code_for(const std::error_code& ec);
+
+/// Prints "files, bytes, MB/s" lines to stderr every half second while alive, if enabled.
+class progress_printer {
+public:
+    progress_printer(const pipeline::live_progress& p, bool enabled, std::string_view verb);
+    ~progress_printer();
+    progress_printer(const progress_printer&) = delete;
+    progress_printer& operator=(const progress_printer&) = delete;
+
+private:
+    std::jthread thread_;
+};
+
+/// Requests stop on `source` when SIGINT or SIGTERM arrives (for the life of the guard).
+class signal_stop {
+public:
+    explicit signal_stop(std::stop_source& source);
+    ~signal_stop();
+    signal_stop(const signal_stop&) = delete;
+    signal_stop& operator=(const signal_stop&) = delete;
+    bool fired() const noexcept;
+
+private:
+    std::jthread thread_;
+};
+
+/// The transfer as one JSON object (per-stage counters included), for --stats-json.
+std::string stats_json(std::string_view direction, const pipeline::transfer_stats& s);
+
+/// Writes text to a path ("-" = stderr). false on failure.
+bool write_text_file(const std::string& path, const std::string& text);
+
+/// One summary line: "1234 files, 250.1 MB (62.3 MB on the wire) in 1.23 s, 203.4 MB/s".
+std::string summary_line(std::string_view verb, const pipeline::transfer_stats& s);
+
+} // namespace podpipe::cli

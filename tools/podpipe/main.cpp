@@ -1,0 +1,228 @@
+// podpipe: the transfer CLI. Exceptions stop here; everything below returns result<T>.
+#include "engine/pipeline/recv.hpp"
+#include "engine/pipeline/send.hpp"
+#include "tools/podpipe/cli_util.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+namespace podpipe {
+namespace {
+
+constexpr const char* exit_codes_help = R"(Exit codes:
+  0  success
+  1  I/O or system error
+  2  bad command line
+  3  an archive entry would have landed outside the target directory (refused)
+  4  corrupt or truncated stream, or the manifest did not match (verification failed)
+  5  interrupted (SIGINT/SIGTERM))";
+
+struct common_flags {
+    std::string threads = "0";
+    std::string memory = "256M";
+    bool progress = false;
+    std::string stats_json;
+};
+
+struct pack_flags : common_flags {
+    std::string dir;
+    std::string output = "-";
+    int level = pipeline::default_level;
+    std::string chunk = "1M";
+    std::vector<std::string> excludes;
+};
+
+struct unpack_flags : common_flags {
+    std::string dir;
+    std::string input = "-";
+    bool require_manifest = false;
+    bool same_owner = false;
+};
+
+void add_common(CLI::App& cmd, common_flags& f) {
+    cmd.add_option("--threads", f.threads, "Worker threads for (de)compression (default: cores available)");
+    cmd.add_option("--memory", f.memory,
+                   "Memory budget for all transfer buffers, e.g. 64M, 1G (default 256M)");
+    cmd.add_flag("--progress", f.progress, "Print entries, bytes and MB/s to stderr while running");
+    cmd.add_option("--stats-json", f.stats_json,
+                   "Write per-stage counters (bytes, busy and blocked time) as JSON to FILE (- = stderr)");
+}
+
+int usage_error(const std::string& msg) {
+    std::fprintf(stderr, "podpipe: %s (see --help)\n", msg.c_str());
+    return cli::exit_usage;
+}
+
+bool parse_common(const common_flags& f, unsigned& threads, std::size_t& memory, int& rc) {
+    auto t = cli::parse_size(f.threads);
+    if (!t || *t > 256) {
+        rc = usage_error("--threads takes a number from 0 (auto) to 256");
+        return false;
+    }
+    auto m = cli::parse_size(f.memory);
+    if (!m || *m < (32u << 20)) {
+        rc = usage_error("--memory takes a size of at least 32M, e.g. 256M");
+        return false;
+    }
+    threads = static_cast<unsigned>(*t);
+    memory = static_cast<std::size_t>(*m);
+    return true;
+}
+
+int report_failure(const char* verb, const std::error_code& ec) {
+    const std::string& detail = pipeline::last_failure_detail();
+    std::fprintf(stderr, "podpipe: %s failed: %s%s%s\n", verb, ec.message().c_str(),
+                 detail.empty() ? "" : ": ", detail.c_str());
+    return cli::exit_code_for(ec);
+}
+
+int finish_ok(const char* verb, const common_flags& f, const pipeline::transfer_stats& s) {
+    std::fprintf(stderr, "podpipe: %s\n", cli::summary_line(verb, s).c_str());
+    if (!f.stats_json.empty() && !cli::write_text_file(f.stats_json, cli::stats_json(verb, s))) {
+        std::fprintf(stderr, "podpipe: cannot write %s: %s\n", f.stats_json.c_str(),
+                     std::strerror(errno));
+        return cli::exit_failure;
+    }
+    return cli::exit_ok;
+}
+
+int run_pack(const pack_flags& f) {
+    pipeline::send_options opt;
+    int rc = 0;
+    if (!parse_common(f, opt.threads, opt.memory_bytes, rc))
+        return rc;
+    auto chunk = cli::parse_size(f.chunk);
+    if (!chunk)
+        return usage_error("--chunk-size takes a size like 1M or 256K");
+    opt.chunk_bytes = static_cast<std::size_t>(*chunk);
+    opt.level = f.level;
+    opt.excludes = f.excludes;
+    if (auto ok = pipeline::check_send_options(opt); !ok)
+        return usage_error(ok.error());
+
+    int fd = STDOUT_FILENO;
+    if (f.output != "-") {
+        fd = ::open(f.output.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (fd < 0) {
+            std::fprintf(stderr, "podpipe: cannot create %s: %s\n", f.output.c_str(),
+                         std::strerror(errno));
+            return cli::exit_failure;
+        }
+    } else if (::isatty(STDOUT_FILENO)) {
+        return usage_error("refusing to write a compressed stream to a terminal; use -o FILE or a pipe");
+    }
+    pipeline::live_progress progress;
+    opt.progress = &progress;
+    std::stop_source stop;
+    cli::signal_stop signals(stop);
+    pipeline::fd_sink sink(fd);
+    result<pipeline::transfer_stats> r = fail(std::make_error_code(std::errc::interrupted));
+    {
+        cli::progress_printer printer(progress, f.progress, "packed");
+        r = pipeline::send_tree(f.dir, sink, opt, stop.get_token());
+    }
+    if (fd != STDOUT_FILENO && ::close(fd) != 0 && r) {
+        std::fprintf(stderr, "podpipe: closing %s: %s\n", f.output.c_str(), std::strerror(errno));
+        return cli::exit_failure;
+    }
+    if (!r)
+        return report_failure("pack", r.error());
+    return finish_ok("packed", f, *r);
+}
+
+int run_unpack(const unpack_flags& f) {
+    pipeline::recv_options opt;
+    int rc = 0;
+    if (!parse_common(f, opt.threads, opt.memory_bytes, rc))
+        return rc;
+    opt.require_manifest = f.require_manifest;
+    opt.restore_owner = f.same_owner;
+
+    int fd = STDIN_FILENO;
+    if (f.input != "-") {
+        fd = ::open(f.input.c_str(), O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+            std::fprintf(stderr, "podpipe: cannot open %s: %s\n", f.input.c_str(),
+                         std::strerror(errno));
+            return cli::exit_failure;
+        }
+    }
+    pipeline::live_progress progress;
+    opt.progress = &progress;
+    std::stop_source stop;
+    cli::signal_stop signals(stop);
+    pipeline::fd_source source(fd);
+    result<pipeline::transfer_stats> r = fail(std::make_error_code(std::errc::interrupted));
+    {
+        cli::progress_printer printer(progress, f.progress, "unpacked");
+        r = pipeline::recv_tree(source, f.dir, opt, stop.get_token());
+    }
+    if (fd != STDIN_FILENO)
+        ::close(fd);
+    if (!r)
+        return report_failure("unpack", r.error());
+    return finish_ok("unpacked", f, *r);
+}
+
+int run(int argc, char** argv) {
+    CLI::App app{"podpipe: fast, verified directory transfer (parallel gzip'd tar streams)\n"
+                 "for Kubernetes pods and local pipes."};
+    app.require_subcommand(1);
+    app.footer(exit_codes_help);
+    app.set_version_flag("--version", "podpipe 0.1.0");
+
+    pack_flags pf;
+    auto* pack = app.add_subcommand(
+        "pack", "Write DIR as a gzip'd tar stream (parallel members, any `tar xzf` reads it)");
+    pack->add_option("DIR", pf.dir, "Directory to send")->required()->check(CLI::ExistingDirectory);
+    pack->add_option("-o,--output", pf.output, "Output file, - for stdout (default)");
+    pack->add_option("-l,--level", pf.level,
+                     "Compression level 0 (stored) to 12 (default 1, chosen by benchmark)")
+        ->check(CLI::Range(0, 12));
+    pack->add_option("--chunk-size", pf.chunk, "Uncompressed bytes per gzip member, 64K..8M (default 1M)");
+    pack->add_option("--exclude", pf.excludes,
+                     "Skip paths matching this pattern (GNU tar --exclude rules); repeatable");
+    add_common(*pack, pf);
+
+    unpack_flags uf;
+    auto* unpack = app.add_subcommand(
+        "unpack", "Extract a podpipe stream, any gzip'd tar, or a plain tar into DIR (created if "
+                  "missing); refuses entries that would land outside DIR");
+    unpack->add_option("DIR", uf.dir, "Target directory")->required();
+    unpack->add_option("-i,--input", uf.input, "Input file, - for stdin (default)");
+    unpack->add_flag("--require-manifest", uf.require_manifest,
+                     "Fail unless the stream carries a podpipe manifest (and it matches)");
+    unpack->add_flag("--same-owner", uf.same_owner, "Restore owners (uid/gid) from the stream");
+    add_common(*unpack, uf);
+
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        const int rc = app.exit(e);
+        return rc == 0 ? 0 : cli::exit_usage;
+    }
+    if (*pack)
+        return run_pack(pf);
+    if (*unpack)
+        return run_unpack(uf);
+    return cli::exit_usage;
+}
+
+} // namespace
+} // namespace podpipe
+
+int main(int argc, char** argv) {
+    try {
+        return podpipe::run(argc, argv);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "podpipe: fatal: %s\n", e.what());
+        return podpipe::cli::exit_failure;
+    }
+}
