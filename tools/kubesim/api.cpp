@@ -1,0 +1,946 @@
+#include "tools/kubesim/api.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "tools/kubesim/selectors.hpp"
+#include "tools/kubesim/table.hpp"
+#include "tools/kubesim/util.hpp"
+
+namespace podpipe::kubesim {
+namespace {
+
+std::vector<std::string> split_path(std::string_view path) {
+    std::vector<std::string> out;
+    std::size_t i = 0;
+    while (i < path.size()) {
+        while (i < path.size() && path[i] == '/')
+            ++i;
+        std::size_t j = path.find('/', i);
+        if (j == std::string_view::npos)
+            j = path.size();
+        if (j > i)
+            out.emplace_back(path.substr(i, j - i));
+        i = j;
+    }
+    return out;
+}
+
+api_response status_response(int code, std::string_view reason, std::string_view message,
+                             json::value details = nullptr) {
+    return json_response(code, status_failure(code, reason, message, std::move(details)));
+}
+
+api_response not_found_path() {
+    return status_response(404, "NotFound", "the server could not find the requested resource",
+                           json::object{});
+}
+
+api_response not_found(std::string_view resource, std::string_view name) {
+    return status_response(404, "NotFound",
+                           std::string(resource) + " \"" + std::string(name) + "\" not found",
+                           status_details(name, resource));
+}
+
+api_response bad_request(std::string_view message) {
+    return status_response(400, "BadRequest", message);
+}
+
+api_response method_not_allowed() {
+    return status_response(405, "MethodNotAllowed", "the server does not allow this method on the requested resource");
+}
+
+std::string b64encode(std::string_view in) {
+    static const char* chars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    std::string out;
+    std::size_t i = 0;
+    while (i + 2 < in.size()) {
+        unsigned v = (static_cast<unsigned char>(in[i]) << 16) | (static_cast<unsigned char>(in[i + 1]) << 8) |
+                     static_cast<unsigned char>(in[i + 2]);
+        out += chars[(v >> 18) & 63];
+        out += chars[(v >> 12) & 63];
+        out += chars[(v >> 6) & 63];
+        out += chars[v & 63];
+        i += 3;
+    }
+    if (i + 1 == in.size()) {
+        unsigned v = static_cast<unsigned char>(in[i]) << 16;
+        out += chars[(v >> 18) & 63];
+        out += chars[(v >> 12) & 63];
+        out += "==";
+    } else if (i + 2 == in.size()) {
+        unsigned v = (static_cast<unsigned char>(in[i]) << 16) | (static_cast<unsigned char>(in[i + 1]) << 8);
+        out += chars[(v >> 18) & 63];
+        out += chars[(v >> 12) & 63];
+        out += chars[(v >> 6) & 63];
+        out += '=';
+    }
+    return out;
+}
+
+std::string b64decode_strict(std::string_view in, bool& ok) {
+    static const std::string chars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    std::string out;
+    ok = in.size() % 4 == 0;
+    int val = 0, bits = -8;
+    for (std::size_t i = 0; i < in.size(); ++i) {
+        char c = in[i];
+        if (c == '=') {
+            ok = ok && i + 2 >= in.size();
+            continue;
+        }
+        auto pos = chars.find(c);
+        if (pos == std::string::npos) {
+            ok = false;
+            continue;
+        }
+        val = (val << 6) + static_cast<int>(pos);
+        bits += 6;
+        if (bits >= 0) {
+            out.push_back(static_cast<char>((val >> bits) & 0xff));
+            bits -= 8;
+        }
+    }
+    return out;
+}
+
+std::map<std::string, std::string> labels_of(const json::object& obj) {
+    std::map<std::string, std::string> out;
+    if (auto* md = obj_at(obj, "metadata"))
+        if (auto* l = obj_at(*md, "labels"))
+            for (const auto& [k, v] : *l)
+                if (v.is_string())
+                    out[std::string(k)] = std::string(v.get_string());
+    return out;
+}
+
+std::optional<std::string> field_of(const std::string& resource, const json::object& obj,
+                                    const std::string& field) {
+    const json::object empty;
+    const json::object* md = obj_at(obj, "metadata");
+    const json::object* spec = obj_at(obj, "spec");
+    const json::object* st = obj_at(obj, "status");
+    if (!md)
+        md = &empty;
+    if (!spec)
+        spec = &empty;
+    if (!st)
+        st = &empty;
+    if (field == "metadata.name")
+        return str_at(*md, "name");
+    if (field == "metadata.namespace")
+        return str_at(*md, "namespace");
+    if (resource == "pods") {
+        if (field == "spec.nodeName")
+            return str_at(*spec, "nodeName");
+        if (field == "spec.restartPolicy")
+            return str_at(*spec, "restartPolicy");
+        if (field == "spec.schedulerName")
+            return str_at(*spec, "schedulerName");
+        if (field == "spec.serviceAccountName")
+            return str_at(*spec, "serviceAccountName");
+        if (field == "status.phase")
+            return str_at(*st, "phase");
+        if (field == "status.podIP")
+            return str_at(*st, "podIP");
+        if (field == "status.nominatedNodeName")
+            return str_at(*st, "nominatedNodeName");
+    }
+    if (resource == "secrets" && field == "type")
+        return str_at(obj, "type");
+    return std::nullopt;
+}
+
+struct filters {
+    selector labels, fields;
+};
+
+std::optional<api_response> parse_filters(const api_request& req, filters& f) {
+    if (auto ls = req.param("labelSelector")) {
+        auto s = parse_label_selector(*ls);
+        if (!s)
+            return bad_request("unable to parse requirement: invalid label selector: " + *ls);
+        f.labels = *s;
+    }
+    if (auto fsel = req.param("fieldSelector")) {
+        auto s = parse_field_selector(*fsel);
+        if (!s)
+            return bad_request("invalid field selector: " + *fsel);
+        f.fields = *s;
+    }
+    return std::nullopt;
+}
+
+bool matches(const std::string& resource, const filters& f, const json::object& obj) {
+    if (!matches_labels(f.labels, labels_of(obj)))
+        return false;
+    return matches_fields(f.fields, [&](const std::string& field) { return field_of(resource, obj, field); });
+}
+
+/// Container defaulting and validation of spec §2.1; error message or the container name.
+std::variant<std::string, api_response> resolve_container(const json::object& pod,
+                                                          const std::string& requested) {
+    const json::object& spec = pod.at("spec").as_object();
+    std::string pod_name = str_at(pod.at("metadata").as_object(), "name");
+    std::vector<std::string> names, init_names;
+    if (auto* cs = arr_at(spec, "containers"))
+        for (const auto& c : *cs)
+            names.push_back(str_at(c.as_object(), "name"));
+    if (auto* cs = arr_at(spec, "initContainers"))
+        for (const auto& c : *cs)
+            init_names.push_back(str_at(c.as_object(), "name"));
+    auto join = [](const std::vector<std::string>& v) {
+        std::string s;
+        for (const auto& n : v)
+            s += (s.empty() ? "" : " ") + n;
+        return s;
+    };
+    if (requested.empty()) {
+        if (names.size() == 1)
+            return names[0];
+        if (names.empty())
+            return bad_request("a container name must be specified for pod " + pod_name);
+        std::string msg = "a container name must be specified for pod " + pod_name +
+                          ", choose one of: [" + join(names) + "]";
+        if (!init_names.empty())
+            msg += " or one of the init containers: [" + join(init_names) + "]";
+        return bad_request(msg);
+    }
+    if (std::find(names.begin(), names.end(), requested) == names.end() &&
+        std::find(init_names.begin(), init_names.end(), requested) == init_names.end())
+        return bad_request("container " + requested + " is not valid for pod " + pod_name);
+    return requested;
+}
+
+json::object strip_for_list(json::object o) {
+    o.erase("kind");
+    o.erase("apiVersion");
+    return o;
+}
+
+json::object resource_entry(const char* name, const char* singular, bool namespaced, const char* kind,
+                            std::initializer_list<const char*> verbs,
+                            std::initializer_list<const char*> short_names = {}) {
+    json::array v, s;
+    for (const char* x : verbs)
+        v.emplace_back(x);
+    for (const char* x : short_names)
+        s.emplace_back(x);
+    json::object o{{"name", name},
+                   {"singularName", singular},
+                   {"namespaced", namespaced},
+                   {"kind", kind},
+                   {"verbs", v}};
+    if (!s.empty())
+        o["shortNames"] = s;
+    return o;
+}
+
+json::object group_entry(const char* group, const char* version) {
+    std::string gv = std::string(group) + "/" + version;
+    json::object ver{{"groupVersion", gv}, {"version", version}};
+    return json::object{{"name", group}, {"versions", json::array{ver}}, {"preferredVersion", ver}};
+}
+
+} // namespace
+
+api_response json_response(int status, const json::object& body) {
+    api_response r;
+    r.status = status;
+    r.body = json::serialize(body);
+    return r;
+}
+
+std::optional<std::string> api_request::param(std::string_view key) const {
+    for (const auto& [k, v] : query)
+        if (k == key)
+            return v;
+    return std::nullopt;
+}
+
+std::vector<std::string> api_request::params(std::string_view key) const {
+    std::vector<std::string> out;
+    for (const auto& [k, v] : query)
+        if (k == key)
+            out.push_back(v);
+    return out;
+}
+
+bool api_request::flag(std::string_view key) const {
+    auto v = param(key);
+    return lenient_bool(v.has_value(), v ? *v : "");
+}
+
+std::string api_request::header(std::string_view lower_name) const {
+    auto it = headers.find(std::string(lower_name));
+    return it == headers.end() ? std::string() : it->second;
+}
+
+api_server::api_server(object_store& store, kubelet& kubelet, std::map<std::string, std::string> tokens)
+    : store_(store), kubelet_(kubelet), tokens_(std::move(tokens)) {}
+
+void api_server::stop() { stopping_ = true; }
+
+bool api_server::authenticate(api_request& req) const {
+    if (req.path == "/version" || req.path == "/healthz" || req.path == "/livez" || req.path == "/readyz") {
+        req.user = "system:anonymous";
+        return true;
+    }
+    std::string auth = req.header("authorization");
+    const std::string bearer = "Bearer ";
+    if (auth.size() <= bearer.size() || auth.compare(0, bearer.size(), bearer) != 0)
+        return false;
+    auto it = tokens_.find(auth.substr(bearer.size()));
+    if (it == tokens_.end())
+        return false;
+    req.user = it->second;
+    return true;
+}
+
+api_response api_server::unauthorized() {
+    return json_response(401, status_failure(401, "Unauthorized", "Unauthorized"));
+}
+
+bool api_server::is_exec_path(std::string_view path) {
+    auto seg = split_path(path);
+    return seg.size() == 7 && seg[0] == "api" && seg[1] == "v1" && seg[2] == "namespaces" &&
+           seg[4] == "pods" && seg[6] == "exec";
+}
+
+api_response api_server::handle(const api_request& req) {
+    auto seg = split_path(req.path);
+    const std::string& m = req.method;
+    if (req.path == "/version") {
+        return json_response(200, json::object{{"major", "1"},
+                                               {"minor", "32"},
+                                               {"gitVersion", "v1.32.0-kubesim"},
+                                               {"gitCommit", "0000000000000000000000000000000000000000"},
+                                               {"gitTreeState", "clean"},
+                                               {"buildDate", "2024-12-11T00:00:00Z"},
+                                               {"goVersion", "go1.23.3"},
+                                               {"compiler", "gc"},
+                                               {"platform", "linux/amd64"}});
+    }
+    if (req.path == "/healthz" || req.path == "/livez" || req.path == "/readyz") {
+        api_response r;
+        r.content_type = "text/plain; charset=utf-8";
+        r.body = "ok";
+        return r;
+    }
+    if (seg.size() == 1 && seg[0] == "api") {
+        return json_response(200, json::object{{"kind", "APIVersions"},
+                                               {"versions", json::array{"v1"}},
+                                               {"serverAddressByClientCIDRs",
+                                                json::array{json::object{{"clientCIDR", "0.0.0.0/0"},
+                                                                         {"serverAddress", "127.0.0.1:6443"}}}}});
+    }
+    if (seg.size() == 2 && seg[0] == "api" && seg[1] == "v1") {
+        json::array res{
+            resource_entry("pods", "pod", true, "Pod",
+                           {"create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"},
+                           {"po"}),
+            resource_entry("pods/exec", "", true, "PodExecOptions", {"create", "get"}),
+            resource_entry("pods/log", "", true, "Pod", {"get"}),
+            resource_entry("secrets", "secret", true, "Secret", {"create", "delete", "get", "list", "watch"}),
+            resource_entry("persistentvolumeclaims", "persistentvolumeclaim", true, "PersistentVolumeClaim",
+                           {"create", "delete", "get", "list", "watch"}, {"pvc"}),
+            resource_entry("namespaces", "namespace", false, "Namespace", {"get", "list"}, {"ns"}),
+            resource_entry("nodes", "node", false, "Node", {"get", "list"}, {"no"})};
+        return json_response(200, json::object{{"kind", "APIResourceList"}, {"groupVersion", "v1"}, {"resources", res}});
+    }
+    if (seg.size() == 1 && seg[0] == "apis") {
+        return json_response(200, json::object{{"kind", "APIGroupList"},
+                                               {"apiVersion", "v1"},
+                                               {"groups", json::array{group_entry("authorization.k8s.io", "v1"),
+                                                                      group_entry("batch", "v1")}}});
+    }
+    if (seg.size() == 2 && seg[0] == "apis" && (seg[1] == "authorization.k8s.io" || seg[1] == "batch")) {
+        json::object g = group_entry(seg[1].c_str(), "v1");
+        g["kind"] = "APIGroup";
+        g["apiVersion"] = "v1";
+        return json_response(200, g);
+    }
+    if (seg.size() == 3 && seg[0] == "apis" && seg[1] == "authorization.k8s.io" && seg[2] == "v1") {
+        return json_response(
+            200, json::object{{"kind", "APIResourceList"},
+                              {"apiVersion", "v1"},
+                              {"groupVersion", "authorization.k8s.io/v1"},
+                              {"resources", json::array{resource_entry("selfsubjectaccessreviews", "selfsubjectaccessreview",
+                                                                       false, "SelfSubjectAccessReview", {"create"})}}});
+    }
+    if (seg.size() == 3 && seg[0] == "apis" && seg[1] == "batch" && seg[2] == "v1") {
+        // Jobs are listed for discovery; their endpoints are not implemented yet (404).
+        return json_response(
+            200, json::object{{"kind", "APIResourceList"},
+                              {"apiVersion", "v1"},
+                              {"groupVersion", "batch/v1"},
+                              {"resources", json::array{resource_entry("jobs", "job", true, "Job",
+                                                                       {"create", "delete", "get", "list", "watch"})}}});
+    }
+    if (seg.size() == 4 && seg[0] == "apis" && seg[1] == "authorization.k8s.io" && seg[2] == "v1" &&
+        seg[3] == "selfsubjectaccessreviews") {
+        if (m != "POST")
+            return method_not_allowed();
+        boost::system::error_code ec;
+        json::value body = json::parse(req.body, ec);
+        if (ec || !body.is_object())
+            return status_response(415, "UnsupportedMediaType",
+                                   "the body of the request was in an unknown format - accepted media types include: application/json");
+        json::object o = body.get_object();
+        o["kind"] = "SelfSubjectAccessReview";
+        o["apiVersion"] = "authorization.k8s.io/v1";
+        if (!o.contains("metadata"))
+            o["metadata"] = json::object{};
+        o["status"] = json::object{{"allowed", true}, {"reason", "kubesim: no RBAC policy loaded"}};
+        return json_response(201, o);
+    }
+    if (seg.size() >= 2 && seg[0] == "api" && seg[1] == "v1") {
+        // Cluster-scoped and all-namespace collections.
+        if (seg.size() >= 3 && seg[2] == "nodes" && seg.size() <= 4)
+            return handle_nodes(req, seg.size() == 4 ? seg[3] : "");
+        if (seg.size() == 3 && (seg[2] == "pods" || seg[2] == "secrets")) {
+            if (m != "GET")
+                return method_not_allowed();
+            return list_or_watch(req, seg[2], "", seg[2] == "pods" ? "PodList" : "SecretList");
+        }
+        if (seg.size() >= 3 && seg[2] == "namespaces") {
+            if (seg.size() <= 4)
+                return handle_namespaces(req, seg.size() == 4 ? seg[3] : "");
+            const std::string& ns = seg[3];
+            const std::string& res = seg[4];
+            std::string name = seg.size() >= 6 ? seg[5] : "";
+            std::string sub = seg.size() >= 7 ? seg[6] : "";
+            if (seg.size() > 7)
+                return not_found_path();
+            if (res == "pods")
+                return handle_pods(req, ns, name, sub);
+            if (res == "secrets" && sub.empty())
+                return handle_secrets(req, ns, name);
+        }
+    }
+    return not_found_path();
+}
+
+api_response api_server::list_or_watch(const api_request& req, const std::string& resource,
+                                       const std::string& ns, const std::string& list_kind) {
+    filters f;
+    if (auto err = parse_filters(req, f))
+        return *err;
+    if (req.flag("watch")) {
+        std::optional<std::uint64_t> from;
+        auto rv_param = req.param("resourceVersion");
+        if (rv_param && !rv_param->empty() && *rv_param != "0") {
+            try {
+                from = std::stoull(*rv_param);
+            } catch (...) {
+                return bad_request("invalid resourceVersion " + *rv_param);
+            }
+        }
+        bool initial_events = req.flag("sendInitialEvents");
+        bool bookmarks = req.flag("allowWatchBookmarks");
+        std::int64_t timeout_s = 1800;
+        if (auto t = req.param("timeoutSeconds")) {
+            try {
+                timeout_s = std::stoll(*t);
+            } catch (...) {
+            }
+        }
+        std::vector<json::object> initial;
+        std::uint64_t rv = 0;
+        if (!from || initial_events) {
+            initial = store_.list(resource, ns, rv);
+            from = rv;
+        }
+        bool expired = false;
+        auto w = store_.watch(resource, ns, from, expired);
+        if (expired) {
+            return status_response(410, "Expired", "too old resource version: " + *rv_param + " (" +
+                                                       std::to_string(store_.current_rv()) + ")");
+        }
+        api_response r;
+        r.stream = [this, w, f, resource, initial = std::move(initial), initial_events, bookmarks, rv,
+                    timeout_s](chunk_sink& sink) mutable {
+            auto line = [](const char* type, const json::object& obj) {
+                return json::serialize(json::object{{"type", type}, {"object", obj}}) + "\n";
+            };
+            bool ok = true;
+            for (const auto& o : initial)
+                if (ok && matches(resource, f, o))
+                    ok = sink.write(line("ADDED", o));
+            if (ok && initial_events) {
+                std::string kind = resource == "pods" ? "Pod" : resource == "secrets" ? "Secret" : "Node";
+                json::object bm{{"kind", kind},
+                                {"apiVersion", "v1"},
+                                {"metadata", json::object{{"resourceVersion", std::to_string(rv)},
+                                                          {"annotations", json::object{{"k8s.io/initial-events-end", "true"}}}}}};
+                ok = sink.write(line("BOOKMARK", bm));
+            }
+            (void)bookmarks;
+            auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
+            while (ok && !stopping_) {
+                auto next_wake = std::min(deadline, std::chrono::steady_clock::now() + std::chrono::seconds(1));
+                auto ev = w->next(next_wake);
+                if (!ev) {
+                    if (w->done() || std::chrono::steady_clock::now() >= deadline)
+                        break;
+                    continue;
+                }
+                if (!matches(resource, f, ev->object)) {
+                    // A MODIFIED that moves an object out of the selection is a DELETED upstream;
+                    // approximate by skipping.
+                    continue;
+                }
+                ok = sink.write(line(ev->type.c_str(), ev->object));
+            }
+            store_.unwatch(w);
+        };
+        return r;
+    }
+    std::uint64_t rv = 0;
+    std::vector<json::object> items;
+    for (auto& o : store_.list(resource, ns, rv))
+        if (matches(resource, f, o))
+            items.push_back(std::move(o));
+    // limit/continue: a continue token is the index to resume from (consistent enough for tests).
+    std::size_t start = 0;
+    if (auto c = req.param("continue"); c && !c->empty()) {
+        try {
+            start = std::stoull(*c);
+        } catch (...) {
+            return status_response(410, "Expired", "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.");
+        }
+    }
+    std::size_t limit = 0;
+    if (auto l = req.param("limit")) {
+        try {
+            limit = std::stoull(*l);
+        } catch (...) {
+        }
+    }
+    std::size_t end = items.size();
+    if (limit > 0 && start + limit < items.size())
+        end = start + limit;
+    std::vector<json::object> page;
+    for (std::size_t i = std::min(start, items.size()); i < end; ++i)
+        page.push_back(std::move(items[i]));
+    json::object md{{"resourceVersion", std::to_string(rv)}};
+    if (end < items.size()) {
+        md["continue"] = std::to_string(end);
+        md["remainingItemCount"] = static_cast<std::int64_t>(items.size() - end);
+    }
+    if (wants_table(req.header("accept"))) {
+        json::object t = make_table(resource, page, rv);
+        t["metadata"] = md;
+        return json_response(200, t);
+    }
+    json::array arr;
+    for (auto& o : page)
+        arr.push_back(strip_for_list(std::move(o)));
+    return json_response(200, json::object{{"kind", list_kind}, {"apiVersion", "v1"}, {"metadata", md}, {"items", arr}});
+}
+
+api_response api_server::handle_pods(const api_request& req, const std::string& ns,
+                                     const std::string& name, const std::string& sub) {
+    const std::string& m = req.method;
+    if (name.empty()) {
+        if (m == "GET")
+            return list_or_watch(req, "pods", ns, "PodList");
+        if (m != "POST")
+            return method_not_allowed();
+        boost::system::error_code ec;
+        json::value body = json::parse(req.body, ec);
+        if (ec || !body.is_object())
+            return bad_request("the body of the request could not be decoded as a Pod");
+        json::object pod = body.get_object();
+        if (str_at(pod, "kind", "Pod") != "Pod")
+            return bad_request("the API version in the data (" + str_at(pod, "apiVersion") +
+                               ") does not match the expected API version (v1)");
+        pod["kind"] = "Pod";
+        pod["apiVersion"] = "v1";
+        if (!pod["metadata"].is_object())
+            pod["metadata"] = json::object{};
+        auto& md = pod["metadata"].as_object();
+        std::string pname = str_at(md, "name");
+        if (pname.empty() && !str_at(md, "generateName").empty()) {
+            pname = str_at(md, "generateName") + random_name_suffix();
+            md["name"] = pname;
+        }
+        if (pname.empty())
+            return status_response(422, "Invalid", "Pod \"\" is invalid: metadata.name: Required value: name or generateName is required",
+                                   json::object{{"kind", "Pod"},
+                                                {"causes", json::array{json::object{{"reason", "FieldValueRequired"},
+                                                                                    {"message", "Required value: name or generateName is required"},
+                                                                                    {"field", "metadata.name"}}}}});
+        if (!pod["spec"].is_object())
+            pod["spec"] = json::object{};
+        auto& spec = pod["spec"].as_object();
+        auto* containers = spec.if_contains("containers");
+        if (!containers || !containers->is_array() || containers->as_array().empty())
+            return status_response(422, "Invalid", "Pod \"" + pname + "\" is invalid: spec.containers: Required value",
+                                   json::object{{"name", pname}, {"kind", "Pod"},
+                                                {"causes", json::array{json::object{{"reason", "FieldValueRequired"},
+                                                                                    {"message", "Required value"},
+                                                                                    {"field", "spec.containers"}}}}});
+        for (const char* key : {"initContainers", "containers"}) {
+            auto* list = spec.if_contains(key);
+            if (!list || !list->is_array())
+                continue;
+            std::size_t i = 0;
+            for (auto& c : list->as_array()) {
+                if (!c.is_object() || str_at(c.as_object(), "image").empty() || str_at(c.as_object(), "name").empty()) {
+                    std::string field = std::string("spec.") + key + "[" + std::to_string(i) + "]." +
+                                        (c.is_object() && !str_at(c.as_object(), "name").empty() ? "image" : "name");
+                    return status_response(422, "Invalid", "Pod \"" + pname + "\" is invalid: " + field + ": Required value",
+                                           json::object{{"name", pname}, {"kind", "Pod"},
+                                                        {"causes", json::array{json::object{{"reason", "FieldValueRequired"},
+                                                                                            {"message", "Required value"},
+                                                                                            {"field", field}}}}});
+                }
+                auto& co = c.as_object();
+                std::string image = str_at(co, "image");
+                if (!co.contains("imagePullPolicy"))
+                    co["imagePullPolicy"] = image.find(':') == std::string::npos || image.ends_with(":latest")
+                                                ? "Always"
+                                                : "IfNotPresent";
+                if (!co.contains("terminationMessagePath"))
+                    co["terminationMessagePath"] = "/dev/termination-log";
+                if (!co.contains("terminationMessagePolicy"))
+                    co["terminationMessagePolicy"] = "File";
+                if (!co.contains("resources"))
+                    co["resources"] = json::object{};
+                ++i;
+            }
+        }
+        if (!spec.contains("restartPolicy"))
+            spec["restartPolicy"] = "Always";
+        if (!spec.contains("terminationGracePeriodSeconds"))
+            spec["terminationGracePeriodSeconds"] = 30;
+        if (!spec.contains("dnsPolicy"))
+            spec["dnsPolicy"] = "ClusterFirst";
+        if (!spec.contains("schedulerName"))
+            spec["schedulerName"] = "default-scheduler";
+        if (!spec.contains("serviceAccountName"))
+            spec["serviceAccountName"] = "default";
+        if (!spec.contains("securityContext"))
+            spec["securityContext"] = json::object{};
+        if (!spec.contains("enableServiceLinks"))
+            spec["enableServiceLinks"] = true;
+        pod["status"] = json::object{{"phase", "Pending"}, {"qosClass", "BestEffort"}};
+        auto created = store_.create("pods", ns, pod);
+        if (!created)
+            return status_response(409, "AlreadyExists", "pods \"" + pname + "\" already exists",
+                                   status_details(pname, "pods"));
+        kubelet_.pod_created(ns, pname);
+        return json_response(201, *created);
+    }
+    if (sub == "log") {
+        if (m != "GET")
+            return method_not_allowed();
+        return pod_logs(req, ns, name);
+    }
+    if (sub == "exec")
+        return bad_request("Upgrade request required");
+    if (!sub.empty() && sub != "status")
+        return not_found_path();
+    if (m == "GET") {
+        auto pod = store_.get("pods", ns, name);
+        if (!pod)
+            return not_found("pods", name);
+        if (wants_table(req.header("accept"))) {
+            return json_response(200, make_table("pods", {*pod}, store_.current_rv()));
+        }
+        return json_response(200, *pod);
+    }
+    if (m == "DELETE" && sub.empty()) {
+        std::optional<std::int64_t> grace;
+        if (auto g = req.param("gracePeriodSeconds")) {
+            try {
+                grace = std::stoll(*g);
+            } catch (...) {
+                return bad_request("invalid gracePeriodSeconds");
+            }
+        }
+        if (!req.body.empty()) {
+            boost::system::error_code ec;
+            json::value body = json::parse(req.body, ec);
+            if (!ec && body.is_object() && body.as_object().contains("gracePeriodSeconds"))
+                grace = int_at(body.as_object(), "gracePeriodSeconds", 30);
+            if (!ec && body.is_object())
+                if (auto* pre = obj_at(body.as_object(), "preconditions")) {
+                    auto pod = store_.get("pods", ns, name);
+                    if (!pod)
+                        return not_found("pods", name);
+                    std::string uid = str_at(*pre, "uid");
+                    if (!uid.empty() && uid != str_at(pod->at("metadata").as_object(), "uid"))
+                        return status_response(409, "Conflict",
+                                               "Operation cannot be fulfilled on pods \"" + name +
+                                                   "\": Precondition failed: UID in precondition: " + uid,
+                                               status_details(name, "pods"));
+                }
+        }
+        auto result = kubelet_.delete_pod(ns, name, grace);
+        if (!result)
+            return not_found("pods", name);
+        return json_response(200, *result);
+    }
+    return method_not_allowed();
+}
+
+api_response api_server::pod_logs(const api_request& req, const std::string& ns, const std::string& name) {
+    auto pod = store_.get("pods", ns, name);
+    if (!pod)
+        return not_found("pods", name);
+    auto resolved = resolve_container(*pod, req.param("container").value_or(""));
+    if (auto* err = std::get_if<api_response>(&resolved))
+        return *err;
+    std::string cname = std::get<std::string>(resolved);
+    api_response r;
+    r.content_type = "text/plain";
+    if (str_at(pod->at("spec").as_object(), "nodeName").empty())
+        return r; // not scheduled: empty 200
+    std::string uid = str_at(pod->at("metadata").as_object(), "uid");
+    auto view = kubelet_.container(uid, cname);
+    if (!view || view->st == container_view::state::waiting) {
+        std::string reason = view ? view->waiting_reason : "ContainerCreating";
+        return bad_request("container \"" + cname + "\" in pod \"" + name + "\" is waiting to start: " + reason);
+    }
+    if (req.flag("previous"))
+        return bad_request("previous terminated container \"" + cname + "\" in pod \"" + name + "\" not found");
+    std::string path = view->log_path;
+    std::optional<std::int64_t> tail, limit_bytes;
+    if (auto t = req.param("tailLines"))
+        try {
+            tail = std::stoll(*t);
+        } catch (...) {
+        }
+    if (auto l = req.param("limitBytes"))
+        try {
+            limit_bytes = std::stoll(*l);
+        } catch (...) {
+        }
+    bool follow = req.flag("follow");
+    // Initial content with tailLines applied.
+    std::string content;
+    {
+        std::ifstream in(path, std::ios::binary);
+        std::stringstream ss;
+        ss << in.rdbuf();
+        content = ss.str();
+    }
+    std::size_t offset = content.size();
+    if (tail && *tail >= 0) {
+        std::size_t pos = content.size();
+        std::int64_t lines = 0;
+        if (pos > 0 && content[pos - 1] == '\n')
+            --pos;
+        while (pos > 0 && lines < *tail) {
+            --pos;
+            if (content[pos] == '\n') {
+                ++lines;
+                if (lines == *tail) {
+                    ++pos;
+                    break;
+                }
+            }
+        }
+        if (*tail == 0)
+            pos = content.size();
+        content = content.substr(pos);
+    }
+    if (limit_bytes && *limit_bytes >= 0 && static_cast<std::size_t>(*limit_bytes) < content.size())
+        content.resize(static_cast<std::size_t>(*limit_bytes));
+    if (!follow) {
+        r.body = std::move(content);
+        return r;
+    }
+    r.stream = [this, path, offset, content = std::move(content), uid, cname](chunk_sink& sink) {
+        if (!content.empty() && !sink.write(content))
+            return;
+        int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            return;
+        ::lseek(fd, static_cast<off_t>(offset), SEEK_SET);
+        std::vector<char> buf(64 * 1024);
+        bool ended = false;
+        while (!stopping_) {
+            ssize_t n = ::read(fd, buf.data(), buf.size());
+            if (n > 0) {
+                if (!sink.write(std::string_view(buf.data(), static_cast<std::size_t>(n))))
+                    break;
+                continue;
+            }
+            if (ended)
+                break; // drained after the container terminated
+            auto v = kubelet_.container(uid, cname);
+            if (!v || v->st == container_view::state::terminated) {
+                ended = true;
+                continue;
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        }
+        ::close(fd);
+    };
+    return r;
+}
+
+api_response api_server::handle_secrets(const api_request& req, const std::string& ns,
+                                        const std::string& name) {
+    const std::string& m = req.method;
+    if (name.empty()) {
+        if (m == "GET")
+            return list_or_watch(req, "secrets", ns, "SecretList");
+        if (m != "POST")
+            return method_not_allowed();
+        boost::system::error_code ec;
+        json::value body = json::parse(req.body, ec);
+        if (ec || !body.is_object())
+            return bad_request("the body of the request could not be decoded as a Secret");
+        json::object sec = body.get_object();
+        sec["kind"] = "Secret";
+        sec["apiVersion"] = "v1";
+        if (!sec["metadata"].is_object())
+            sec["metadata"] = json::object{};
+        auto& md = sec["metadata"].as_object();
+        std::string sname = str_at(md, "name");
+        if (sname.empty() && !str_at(md, "generateName").empty()) {
+            sname = str_at(md, "generateName") + random_name_suffix();
+            md["name"] = sname;
+        }
+        if (sname.empty())
+            return status_response(422, "Invalid", "Secret \"\" is invalid: metadata.name: Required value: name or generateName is required");
+        if (!sec.contains("type"))
+            sec["type"] = "Opaque";
+        if (!sec["data"].is_object())
+            sec["data"] = json::object{};
+        auto& data = sec["data"].as_object();
+        std::size_t total = 0;
+        for (auto& [k, v] : data) {
+            bool ok = v.is_string();
+            std::string decoded = ok ? b64decode_strict(v.get_string(), ok) : "";
+            if (!ok)
+                return status_response(400, "BadRequest", "Secret in version \"v1\" cannot be handled as a Secret: illegal base64 data in data." + std::string(k));
+            total += decoded.size();
+        }
+        if (auto* sd = obj_at(sec, "stringData")) {
+            for (const auto& [k, v] : *sd)
+                if (v.is_string()) {
+                    data[k] = b64encode(v.get_string());
+                    total += v.get_string().size();
+                }
+            sec.erase("stringData");
+        }
+        if (total > 1024 * 1024)
+            return status_response(422, "Invalid", "Secret \"" + sname + "\" is invalid: data: Too long: must have at most 1048576 bytes");
+        if (str_at(sec, "type") == "kubernetes.io/dockerconfigjson") {
+            bool ok = data.contains(".dockerconfigjson") && data.at(".dockerconfigjson").is_string();
+            if (ok) {
+                std::string raw = b64decode_strict(data.at(".dockerconfigjson").get_string(), ok);
+                boost::system::error_code jec;
+                json::parse(raw, jec);
+                ok = ok && !jec;
+            }
+            if (!ok)
+                return status_response(422, "Invalid",
+                                       "Secret \"" + sname + "\" is invalid: data[.dockerconfigjson]: Invalid value: \"<secret contents redacted>\": must be a valid JSON document with key .dockerconfigjson",
+                                       json::object{{"name", sname}, {"kind", "Secret"}});
+        }
+        auto created = store_.create("secrets", ns, sec);
+        if (!created)
+            return status_response(409, "AlreadyExists", "secrets \"" + sname + "\" already exists",
+                                   status_details(sname, "secrets"));
+        return json_response(201, *created);
+    }
+    if (m == "GET") {
+        auto s = store_.get("secrets", ns, name);
+        if (!s)
+            return not_found("secrets", name);
+        return json_response(200, *s);
+    }
+    if (m == "DELETE") {
+        auto s = store_.remove("secrets", ns, name);
+        if (!s)
+            return not_found("secrets", name);
+        return json_response(200, json::object{{"kind", "Status"},
+                                               {"apiVersion", "v1"},
+                                               {"metadata", json::object{}},
+                                               {"status", "Success"},
+                                               {"details", json::object{{"name", name},
+                                                                        {"kind", "secrets"},
+                                                                        {"uid", str_at(s->at("metadata").as_object(), "uid")}}}});
+    }
+    return method_not_allowed();
+}
+
+api_response api_server::handle_nodes(const api_request& req, const std::string& name) {
+    if (req.method != "GET")
+        return method_not_allowed();
+    if (name.empty())
+        return list_or_watch(req, "nodes", "", "NodeList");
+    auto n = store_.get("nodes", "", name);
+    if (!n)
+        return not_found("nodes", name);
+    if (wants_table(req.header("accept")))
+        return json_response(200, make_table("nodes", {*n}, store_.current_rv()));
+    return json_response(200, *n);
+}
+
+api_response api_server::handle_namespaces(const api_request& req, const std::string& name) {
+    if (req.method != "GET")
+        return method_not_allowed();
+    if (name.empty())
+        return list_or_watch(req, "namespaces", "", "NamespaceList");
+    auto n = store_.get("namespaces", "", name);
+    if (!n)
+        return not_found("namespaces", name);
+    return json_response(200, *n);
+}
+
+std::variant<api_response, exec_plan> api_server::prepare_exec(const api_request& req) {
+    auto seg = split_path(req.path);
+    const std::string& ns = seg[3];
+    const std::string& name = seg[5];
+    std::string upgrade = req.header("upgrade");
+    std::string lower;
+    for (char c : upgrade)
+        lower.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+    if (lower.find("spdy") != std::string::npos)
+        return bad_request("Upgrade request required: kubesim serves pods/exec over WebSocket only (SPDY is not supported)");
+    auto pod = store_.get("pods", ns, name);
+    if (!pod)
+        return not_found("pods", name);
+    if (!req.websocket_upgrade || req.method != "GET")
+        return bad_request("Upgrade request required");
+    auto resolved = resolve_container(*pod, req.param("container").value_or(""));
+    if (auto* err = std::get_if<api_response>(&resolved))
+        return *err;
+    exec_plan plan;
+    plan.pod_name = name;
+    plan.container = std::get<std::string>(resolved);
+    plan.pod_uid = str_at(pod->at("metadata").as_object(), "uid");
+    if (str_at(pod->at("spec").as_object(), "nodeName").empty())
+        return bad_request("pod " + name + " does not have a host assigned");
+    plan.command = req.params("command");
+    plan.in = req.flag("stdin");
+    plan.out = req.flag("stdout");
+    plan.err = req.flag("stderr");
+    plan.tty = req.flag("tty");
+    if (plan.tty)
+        plan.err = false; // merged into the terminal stream
+    if (!plan.in && !plan.out && !plan.err)
+        return bad_request("you must specify at least 1 of stdin, stdout, stderr");
+    if (plan.command.empty())
+        return bad_request("you must specify at least one command for the container");
+    plan.target = kubelet_.container(plan.pod_uid, plan.container);
+    if (!plan.target || plan.target->st != container_view::state::running) {
+        plan.not_running_message = "container " + plan.container + " is not running";
+        plan.target.reset();
+    }
+    return plan;
+}
+
+} // namespace podpipe::kubesim

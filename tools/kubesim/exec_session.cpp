@@ -1,0 +1,372 @@
+// pods/exec over WebSocket (spec §2). One session per connection, driven asynchronously on the
+// connection thread's own io_context:
+//   ws read loop ──ch0──▶ stdin pipe (async_write; the next ws read starts only after it
+//                          completed → blocking backpressure, nothing buffered beyond one message)
+//   stdout/stderr pipes ──32 KiB reads──▶ write queue (≤ 1 message per pipe) ──▶ ws binary frames
+//   pidfd readable ──▶ exit code; once both pipes hit EOF: status on ch3, close 1000, then the read
+//   loop keeps answering pings/discarding data until the client's close frame.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <deque>
+#include <functional>
+#include <memory>
+
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/beast/websocket.hpp>
+#include <boost/beast/websocket/ssl.hpp>
+
+#include "tools/kubesim/beast_detail.hpp"
+#include "tools/kubesim/sandbox.hpp"
+#include "tools/kubesim/util.hpp"
+
+namespace podpipe::kubesim::detail {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace websocket = boost::beast::websocket;
+namespace http = boost::beast::http;
+using error_code = boost::system::error_code;
+
+namespace {
+
+constexpr std::size_t output_chunk_bytes = 32 * 1024; // what kubelet/apiserver use (spec §2.3)
+constexpr std::size_t max_frame_bytes = 32 * 1024 * 1024;
+
+/// Picks the subprotocol: v5 whenever offered (apiserver ≥ 1.30 translator), else v4.
+std::string select_protocol(std::string_view offered) {
+    bool v5 = false, v4 = false;
+    while (!offered.empty()) {
+        auto comma = offered.find(',');
+        std::string_view item = offered.substr(0, comma);
+        while (!item.empty() && (item.front() == ' ' || item.front() == '\t'))
+            item.remove_prefix(1);
+        while (!item.empty() && (item.back() == ' ' || item.back() == '\t'))
+            item.remove_suffix(1);
+        if (item == "v5.channel.k8s.io")
+            v5 = true;
+        if (item == "v4.channel.k8s.io")
+            v4 = true;
+        if (comma == std::string_view::npos)
+            break;
+        offered.remove_prefix(comma + 1);
+    }
+    return v5 ? "v5.channel.k8s.io" : v4 ? "v4.channel.k8s.io" : "";
+}
+
+std::string status_message(int exit_code) {
+    json::object o;
+    o["metadata"] = json::object{};
+    if (exit_code == 0) {
+        o["status"] = "Success";
+    } else {
+        std::string code = std::to_string(exit_code);
+        o["status"] = "Failure";
+        o["message"] = "command terminated with non-zero exit code: command terminated with exit code " + code;
+        o["reason"] = "NonZeroExitCode";
+        o["details"] = json::object{
+            {"causes", json::array{json::object{{"reason", "ExitCode"}, {"message", code}}}}};
+    }
+    return json::serialize(o);
+}
+
+std::string internal_error_message(const std::string& detail) {
+    json::object o;
+    o["metadata"] = json::object{};
+    o["status"] = "Failure";
+    o["message"] = "Internal error occurred: error executing command in container: " + detail;
+    o["reason"] = "InternalError";
+    o["details"] = json::object{{"causes", json::array{json::object{{"message", detail}}}}};
+    o["code"] = 500;
+    return json::serialize(o);
+}
+
+class session : public std::enable_shared_from_this<session> {
+public:
+    session(tls_stream& stream, net::io_context& ioc, http_request req, exec_plan plan, kubelet& k,
+            bool v5)
+        : ws_(stream), ioc_(ioc), req_(std::move(req)), plan_(std::move(plan)), kubelet_(k), v5_(v5),
+          out_(ioc), err_(ioc), in_(ioc), pidfd_(ioc) {}
+
+    void start(std::string protocol) {
+        ws_.set_option(websocket::stream_base::decorator([protocol](websocket::response_type& res) {
+            res.set(http::field::sec_websocket_protocol, protocol);
+        }));
+        websocket::stream_base::timeout t{};
+        t.handshake_timeout = std::chrono::seconds(30); // also bounds the closing handshake
+        t.idle_timeout = websocket::stream_base::none();
+        t.keep_alive_pings = false;
+        ws_.set_option(t);
+        ws_.read_message_max(max_frame_bytes);
+        ws_.auto_fragment(false);
+        ws_.binary(true);
+        ws_.async_accept(req_, [self = shared_from_this()](error_code ec) { self->on_accept(ec); });
+    }
+
+    ~session() {
+        if (pid_ > 0)
+            kubelet_.unregister_exec(plan_.pod_uid, pid_);
+    }
+
+private:
+    struct outgoing {
+        std::string data;
+        std::function<void()> after;
+    };
+
+    void on_accept(error_code ec) {
+        if (ec)
+            return;
+        if (!plan_.target) {
+            send(std::string(1, '\x03') + internal_error_message(plan_.not_running_message),
+                 [self = shared_from_this()] { self->start_close(); });
+            read_loop();
+            return;
+        }
+        int in_pipe[2] = {-1, -1}, out_pipe[2] = {-1, -1}, err_pipe[2] = {-1, -1};
+        bool ok = true;
+        if (plan_.in)
+            ok = ok && ::pipe2(in_pipe, O_CLOEXEC) == 0;
+        if (plan_.out || plan_.tty)
+            ok = ok && ::pipe2(out_pipe, O_CLOEXEC) == 0;
+        if (plan_.err)
+            ok = ok && ::pipe2(err_pipe, O_CLOEXEC) == 0;
+        sandbox_spec spec;
+        spec.enter = true;
+        spec.enter_pid = plan_.target->pid;
+        spec.root = plan_.target->root;
+        spec.argv = plan_.command;
+        spec.env = plan_.target->env;
+        spec.working_dir = plan_.target->working_dir;
+        spec.uid = plan_.target->uid;
+        spec.gid = plan_.target->gid;
+        spec.supplementary_groups = plan_.target->groups;
+        result<pid_t> pid = fail(std::error_code(EPIPE, std::system_category()));
+        if (ok) {
+            int child_err = plan_.err ? err_pipe[1] : (plan_.tty ? out_pipe[1] : -1);
+            pid = spawn_sandbox(spec, spawn_stdio{in_pipe[0], out_pipe[1], child_err});
+        }
+        for (int fd : {in_pipe[0], out_pipe[1], err_pipe[1]})
+            if (fd >= 0)
+                ::close(fd);
+        if (!pid) {
+            for (int fd : {in_pipe[1], out_pipe[0], err_pipe[0]})
+                if (fd >= 0)
+                    ::close(fd);
+            send(std::string(1, '\x03') + internal_error_message(pid.error().message()),
+                 [self = shared_from_this()] { self->start_close(); });
+            read_loop();
+            return;
+        }
+        pid_ = *pid;
+        kubelet_.register_exec(plan_.pod_uid, pid_);
+        int pfd = static_cast<int>(::syscall(SYS_pidfd_open, pid_, 0));
+        if (in_pipe[1] >= 0)
+            in_.assign(in_pipe[1]);
+        if (out_pipe[0] >= 0) {
+            out_.assign(out_pipe[0]);
+            ++open_outputs_;
+        }
+        if (err_pipe[0] >= 0) {
+            err_.assign(err_pipe[0]);
+            ++open_outputs_;
+        }
+        // Ready message: empty payload on the lowest requested output channel (spec §2.3).
+        char ready = plan_.out ? '\x01' : plan_.err ? '\x02' : '\x03';
+        send(std::string(1, ready), nullptr);
+        if (out_.is_open())
+            read_output(out_, out_buf_, '\x01');
+        if (err_.is_open())
+            read_output(err_, err_buf_, '\x02');
+        read_loop();
+        if (pfd >= 0) {
+            pidfd_.assign(pfd);
+            pidfd_.async_wait(net::posix::descriptor_base::wait_read,
+                              [self = shared_from_this()](error_code) { self->on_exit(); });
+        } else {
+            on_exit(); // cannot happen on Linux ≥ 5.3; reap synchronously
+        }
+    }
+
+    void read_output(net::posix::stream_descriptor& d, std::array<char, output_chunk_bytes>& buf, char channel) {
+        d.async_read_some(net::buffer(buf), [self = shared_from_this(), &d, &buf, channel](error_code ec, std::size_t n) {
+            if (ec || n == 0) {
+                error_code ignored;
+                d.close(ignored);
+                --self->open_outputs_;
+                self->maybe_finish();
+                return;
+            }
+            std::string msg;
+            msg.reserve(n + 1);
+            msg.push_back(channel);
+            msg.append(buf.data(), n);
+            // Read the next chunk only after this one went out: at most one message per pipe.
+            self->send(std::move(msg), [self, &d, &buf, channel] { self->read_output(d, buf, channel); });
+        });
+    }
+
+    void send(std::string data, std::function<void()> after) {
+        if (broken_)
+            return;
+        queue_.push_back({std::move(data), std::move(after)});
+        pump();
+    }
+
+    void pump() {
+        if (writing_ || queue_.empty() || broken_)
+            return;
+        writing_ = true;
+        ws_.async_write(net::buffer(queue_.front().data), [self = shared_from_this()](error_code ec, std::size_t) {
+            self->writing_ = false;
+            if (ec) {
+                self->abort();
+                return;
+            }
+            auto after = std::move(self->queue_.front().after);
+            self->queue_.pop_front();
+            if (after)
+                after();
+            self->pump();
+        });
+    }
+
+    void read_loop() {
+        ws_.async_read(rbuf_, [self = shared_from_this()](error_code ec, std::size_t) { self->on_read(ec); });
+    }
+
+    void on_read(error_code ec) {
+        if (ec) {
+            if (!closing_)
+                abort(); // client went away (or closed) before the status: stop the process
+            return;
+        }
+        std::string msg = beast::buffers_to_string(rbuf_.data());
+        rbuf_.consume(rbuf_.size());
+        if (msg.empty() || closing_) {
+            read_loop();
+            return;
+        }
+        unsigned char channel = static_cast<unsigned char>(msg[0]);
+        if (channel == 0) {
+            if (in_.is_open() && msg.size() > 1) {
+                stdin_buf_ = msg.substr(1);
+                net::async_write(in_, net::buffer(stdin_buf_), [self = shared_from_this()](error_code wec, std::size_t) {
+                    if (wec) {
+                        error_code ignored;
+                        self->in_.close(ignored); // process closed its stdin; drop further input
+                    }
+                    self->read_loop();
+                });
+                return;
+            }
+        } else if (channel == 255 && v5_) {
+            if (msg.size() != 2 || static_cast<unsigned char>(msg[1]) > 4) {
+                abort(); // malformed CLOSE tears the session down, as the apiserver does
+                return;
+            }
+            if (msg[1] == 0) {
+                error_code ignored;
+                in_.close(ignored);
+            }
+        }
+        // Resize (4), unknown channels and stdin without a pipe are dropped.
+        read_loop();
+    }
+
+    void on_exit() {
+        if (pid_ > 0) {
+            int status = 0;
+            if (::waitpid(pid_, &status, 0) == pid_) {
+                if (WIFEXITED(status))
+                    exit_code_ = WEXITSTATUS(status);
+                else if (WIFSIGNALED(status))
+                    exit_code_ = 128 + WTERMSIG(status);
+            }
+        }
+        error_code ignored;
+        pidfd_.close(ignored);
+        exited_ = true;
+        maybe_finish();
+    }
+
+    void maybe_finish() {
+        if (!exited_ || open_outputs_ > 0 || status_sent_ || broken_)
+            return;
+        status_sent_ = true;
+        error_code ignored;
+        in_.close(ignored);
+        send(std::string(1, '\x03') + status_message(exit_code_), [self = shared_from_this()] { self->start_close(); });
+    }
+
+    void start_close() {
+        if (closing_)
+            return;
+        closing_ = true;
+        // Close 1000, then the pending read loop sees the client's close frame (spec §2.6).
+        ws_.async_close(websocket::close_code::normal, [self = shared_from_this()](error_code) {});
+    }
+
+    void abort() {
+        if (broken_)
+            return;
+        broken_ = true;
+        if (pid_ > 0 && !exited_)
+            ::kill(-pid_, SIGKILL);
+        error_code ignored;
+        in_.close(ignored);
+        beast::get_lowest_layer(ws_).close(ignored);
+    }
+
+    websocket::stream<tls_stream&> ws_;
+    net::io_context& ioc_;
+    http_request req_;
+    exec_plan plan_;
+    kubelet& kubelet_;
+    bool v5_;
+    net::posix::stream_descriptor out_, err_, in_, pidfd_;
+    std::array<char, output_chunk_bytes> out_buf_{}, err_buf_{};
+    beast::flat_buffer rbuf_;
+    std::string stdin_buf_;
+    std::deque<outgoing> queue_;
+    bool writing_ = false;
+    int open_outputs_ = 0;
+    bool exited_ = false;
+    int exit_code_ = 0;
+    bool status_sent_ = false;
+    bool closing_ = false;
+    bool broken_ = false;
+    pid_t pid_ = -1;
+};
+
+} // namespace
+
+void run_exec_session(tls_stream& stream, net::io_context& ioc, http_request req, exec_plan plan,
+                      kubelet& kubelet) {
+    std::string protocol = select_protocol(req[http::field::sec_websocket_protocol]);
+    if (protocol.empty()) {
+        // x/net/websocket answers an unmatched subprotocol with 403 and an empty body.
+        http::response<http::empty_body> res{http::status::forbidden, req.version()};
+        res.keep_alive(false);
+        res.prepare_payload();
+        error_code ec;
+        http::write(stream, res, ec);
+        beast::get_lowest_layer(stream).close(ec);
+        return;
+    }
+    bool v5 = protocol == "v5.channel.k8s.io";
+    {
+        auto s = std::make_shared<session>(stream, ioc, std::move(req), std::move(plan), kubelet, v5);
+        s->start(protocol);
+    }
+    ioc.run();
+    ioc.restart();
+    error_code ec;
+    beast::get_lowest_layer(stream).close(ec);
+}
+
+} // namespace podpipe::kubesim::detail

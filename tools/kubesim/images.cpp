@@ -1,0 +1,128 @@
+#include "tools/kubesim/images.hpp"
+
+#include <fnmatch.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "tools/kubesim/util.hpp"
+
+namespace podpipe::kubesim {
+namespace fs = std::filesystem;
+
+namespace {
+
+const std::vector<std::string> default_sleep = {"sleep", "2147483647"};
+
+std::vector<std::string> host_skip(const std::string& state_dir) {
+    std::vector<std::string> skip = {"proc", "sys", "dev", "tmp", "lost+found"};
+    // Never expose kubesim's own state directory's top-level parent if it is /tmp-like: it is
+    // skipped above; other locations stay visible read-only, which is harmless.
+    (void)state_dir;
+    return skip;
+}
+
+result<void> build_busybox_root(const fs::path& root, const std::string& busybox) {
+    std::error_code ec;
+    fs::remove_all(root, ec);
+    fs::create_directories(root / "bin", ec);
+    fs::create_directories(root / "etc", ec);
+    fs::create_directories(root / "usr", ec);
+    if (ec)
+        return fail(ec);
+    fs::copy_file(busybox, root / "bin" / "busybox", ec);
+    if (ec)
+        return fail(ec);
+    fs::permissions(root / "bin" / "busybox", fs::perms(0755), ec);
+    // busybox --list names every applet; symlink each to /bin/busybox (absolute inside the root).
+    std::string cmd = "'" + busybox + "' --list";
+    FILE* p = popen(cmd.c_str(), "r");
+    if (!p)
+        return fail(std::error_code(errno, std::system_category()));
+    char line[256];
+    while (fgets(line, sizeof line, p)) {
+        std::string name(line);
+        while (!name.empty() && (name.back() == '\n' || name.back() == '\r'))
+            name.pop_back();
+        if (name.empty() || name == "busybox" || name.find('/') != std::string::npos)
+            continue;
+        fs::create_symlink("/bin/busybox", root / "bin" / name, ec);
+        ec.clear();
+    }
+    pclose(p);
+    fs::create_directory_symlink("bin", root / "sbin", ec);
+    fs::create_directory_symlink("../bin", root / "usr" / "bin", ec);
+    fs::create_directory_symlink("../bin", root / "usr" / "sbin", ec);
+    std::ofstream(root / "etc" / "passwd")
+        << "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n";
+    std::ofstream(root / "etc" / "group") << "root:x:0:\nnobody:x:65534:\n";
+    std::ofstream(root / "etc" / "hosts") << "127.0.0.1 localhost\n";
+    fs::create_directories(root / "root", ec);
+    fs::create_directories(root / "home", ec);
+    fs::create_directories(root / "var", ec);
+    return {};
+}
+
+} // namespace
+
+result<void> image_map::init(const std::string& state_dir, const std::string& map_file,
+                             const std::string& busybox_path) {
+    fs::path bb = fs::path(state_dir) / "images" / "busybox";
+    if (auto r = build_busybox_root(bb, busybox_path); !r)
+        return r;
+    image_root busybox_root{bb.string(), {"proc", "sys", "dev", "tmp"}, default_sleep};
+    image_root host_root{"/", host_skip(state_dir), default_sleep};
+
+    if (!map_file.empty()) {
+        std::ifstream in(map_file);
+        if (!in)
+            return fail(std::make_error_code(std::errc::no_such_file_or_directory));
+        std::stringstream ss;
+        ss << in.rdbuf();
+        boost::system::error_code ec;
+        json::value doc = json::parse(ss.str(), ec);
+        if (ec || !doc.is_object() || !arr_at(doc.get_object(), "images"))
+            return fail(std::make_error_code(std::errc::invalid_argument));
+        for (const auto& e : *arr_at(doc.get_object(), "images")) {
+            if (!e.is_object())
+                return fail(std::make_error_code(std::errc::invalid_argument));
+            const auto& o = e.get_object();
+            rule r;
+            r.match = str_at(o, "match");
+            std::string root = str_at(o, "root", "host");
+            if (root == "busybox")
+                r.root = busybox_root;
+            else if (root == "host")
+                r.root = host_root;
+            else
+                r.root = image_root{root, {"proc", "sys", "dev", "tmp"}, default_sleep};
+            if (auto* c = arr_at(o, "command")) {
+                r.root.default_command.clear();
+                for (const auto& a : *c)
+                    if (a.is_string())
+                        r.root.default_command.emplace_back(a.get_string());
+            }
+            if (r.match.empty())
+                return fail(std::make_error_code(std::errc::invalid_argument));
+            rules_.push_back(std::move(r));
+        }
+    }
+    rules_.push_back({"*busybox*", busybox_root});
+    rules_.push_back({"*alpine*", busybox_root});
+    rules_.push_back({"*", host_root});
+    return {};
+}
+
+image_root image_map::resolve(const std::string& image) const {
+    for (const auto& r : rules_)
+        if (fnmatch(r.match.c_str(), image.c_str(), 0) == 0)
+            return r.root;
+    return rules_.back().root;
+}
+
+} // namespace podpipe::kubesim

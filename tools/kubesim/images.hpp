@@ -1,0 +1,41 @@
+// image_map: maps a container image reference to a root filesystem and a default command
+// (what the image's ENTRYPOINT/CMD would be). See README.md "Image map" for the file format.
+//
+// A root is a host directory whose top-level entries are bind-mounted read-only into a fresh
+// writable tmpfs per container (so /tmp and new mount points are writable, the image is not).
+// Built-in rules, applied after the file's rules: "*busybox*" and "*alpine*" → the busybox root
+// built at startup under STATE/images/busybox from /bin/busybox; anything else → the host root "/".
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "engine/common/result.hpp"
+
+namespace podpipe::kubesim {
+
+struct image_root {
+    std::string dir;                        ///< host directory holding the root's top-level entries
+    std::vector<std::string> skip;          ///< top-level names never bound (proc, sys, dev, tmp, ...)
+    std::vector<std::string> default_command; ///< used when the container has no command/args
+};
+
+class image_map {
+public:
+    /// Builds the busybox root under `state_dir`/images/busybox (from `busybox_path`) and loads
+    /// the optional JSON map file (empty path = built-ins only).
+    result<void> init(const std::string& state_dir, const std::string& map_file,
+                      const std::string& busybox_path = "/bin/busybox");
+
+    /// First matching rule (fnmatch glob on the whole reference) wins.
+    image_root resolve(const std::string& image) const;
+
+private:
+    struct rule {
+        std::string match;
+        image_root root;
+    };
+    std::vector<rule> rules_;
+};
+
+} // namespace podpipe::kubesim

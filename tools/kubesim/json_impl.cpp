@@ -1,0 +1,2 @@
+// The one TU that compiles Boost.JSON (header-only mode); everything else includes <boost/json.hpp>.
+#include <boost/json/src.hpp>

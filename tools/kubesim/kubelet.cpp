@@ -1,0 +1,777 @@
+#include "tools/kubesim/kubelet.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/eventfd.h>
+#include <sys/syscall.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <condition_variable>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <thread>
+
+#include "tools/kubesim/sandbox.hpp"
+#include "tools/kubesim/util.hpp"
+
+namespace podpipe::kubesim {
+namespace fs = std::filesystem;
+using clock_type = std::chrono::steady_clock;
+
+struct container_rt {
+    std::string name;
+    std::string image;
+    bool init = false;
+    container_view view;
+    int pidfd = -1;
+    int exit_code = 0;
+    std::string started_at, finished_at;
+    std::string term_reason;
+    std::string term_message;
+};
+
+struct pod_runtime {
+    std::string ns, name, uid, node, host_ip, pod_ip, start_time;
+    json::object pod; // snapshot at start
+    std::string dir;
+    std::vector<container_rt> init_containers, containers;
+    std::mutex mu;
+    int wake_fd = -1; // eventfd poked on stop requests
+    bool stop = false;
+    bool deleting = false;
+    clock_type::time_point kill_deadline{};
+    std::set<pid_t> exec_pgids;
+    bool finished = false; // thread done (pod processes all gone)
+    bool removed = false;  // object deleted; runtime may be erased once the thread ended
+    std::thread thread;
+    std::string phase = "Pending";
+
+    ~pod_runtime() {
+        if (wake_fd >= 0)
+            ::close(wake_fd);
+    }
+    void poke() {
+        std::uint64_t one = 1;
+        ssize_t n = ::write(wake_fd, &one, sizeof one);
+        (void)n;
+    }
+};
+
+namespace {
+
+json::object container_status(const container_rt& c) {
+    json::object state;
+    bool ready = false, started = false;
+    switch (c.view.st) {
+    case container_view::state::waiting:
+        state["waiting"] = json::object{{"reason", c.view.waiting_reason}};
+        break;
+    case container_view::state::running:
+        state["running"] = json::object{{"startedAt", c.started_at}};
+        ready = !c.init;
+        started = true;
+        break;
+    case container_view::state::terminated: {
+        json::object t{{"exitCode", c.exit_code},
+                       {"reason", c.term_reason},
+                       {"startedAt", c.started_at},
+                       {"finishedAt", c.finished_at},
+                       {"containerID", "kubesim://" + c.view.pod_uid + "-" + c.name}};
+        if (!c.term_message.empty())
+            t["message"] = c.term_message;
+        state["terminated"] = t;
+        ready = c.init && c.exit_code == 0;
+        break;
+    }
+    }
+    json::object s{{"name", c.name},
+                   {"image", c.image},
+                   {"imageID", ""},
+                   {"ready", ready},
+                   {"started", started},
+                   {"restartCount", 0},
+                   {"state", state},
+                   {"lastState", json::object{}}};
+    if (c.view.st != container_view::state::waiting)
+        s["containerID"] = "kubesim://" + c.view.pod_uid + "-" + c.name;
+    return s;
+}
+
+json::object condition(const char* type, bool status, std::string_view reason = {},
+                       std::string_view message = {}) {
+    json::object c{{"type", type},
+                   {"status", status ? "True" : "False"},
+                   {"lastProbeTime", nullptr},
+                   {"lastTransitionTime", now_rfc3339()}};
+    if (!reason.empty())
+        c["reason"] = reason;
+    if (!message.empty())
+        c["message"] = message;
+    return c;
+}
+
+std::optional<unsigned> sc_int(const json::object& spec, const json::object& ctr, const char* key) {
+    for (const json::object* o : {obj_at(ctr, "securityContext"), obj_at(spec, "securityContext")}) {
+        if (o && o->contains(key))
+            return static_cast<unsigned>(int_at(*o, key, 0));
+    }
+    return std::nullopt;
+}
+
+std::string b64decode(std::string_view in) {
+    static const std::string chars =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    std::string out;
+    int val = 0, bits = -8;
+    for (char c : in) {
+        auto pos = chars.find(c);
+        if (pos == std::string::npos)
+            continue;
+        val = (val << 6) + static_cast<int>(pos);
+        bits += 6;
+        if (bits >= 0) {
+            out.push_back(static_cast<char>((val >> bits) & 0xff));
+            bits -= 8;
+        }
+    }
+    return out;
+}
+
+void kill_group(pid_t pgid, int sig) {
+    if (pgid > 0)
+        ::kill(-pgid, sig);
+}
+
+} // namespace
+
+kubelet::kubelet(object_store& store, const image_map& images, std::vector<sim_node> nodes,
+                 std::string state_dir)
+    : store_(store), images_(images), nodes_(std::move(nodes)), state_dir_(std::move(state_dir)) {}
+
+kubelet::~kubelet() { shutdown(std::chrono::milliseconds(0)); }
+
+void kubelet::set_api_endpoint(std::string host, int port) {
+    std::lock_guard lk(mu_);
+    api_host_ = std::move(host);
+    api_port_ = port;
+}
+
+void kubelet::pod_created(const std::string& ns, const std::string& name) {
+    reap_finished();
+    auto pod = store_.get("pods", ns, name);
+    if (!pod)
+        return;
+    auto& spec = (*pod)["spec"].as_object();
+    std::string uid = str_at((*pod)["metadata"].as_object(), "uid");
+    std::string node = str_at(spec, "nodeName");
+    if (node.empty()) {
+        std::map<std::string, int> counts;
+        {
+            std::lock_guard lk(mu_);
+            for (const auto& [u, p] : pods_)
+                if (!p->finished)
+                    ++counts[p->node];
+        }
+        schedule_decision d = schedule_pod(spec, nodes_, counts);
+        if (!d.scheduled) {
+            store_.update("pods", ns, name, uid, [&](json::object& o) {
+                auto& st = o["status"].as_object();
+                st["phase"] = "Pending";
+                st["conditions"] = json::array{
+                    condition("PodScheduled", false, "Unschedulable", d.message)};
+            });
+            return;
+        }
+        node = d.node;
+        auto updated = store_.update("pods", ns, name, uid, [&](json::object& o) {
+            o["spec"].as_object()["nodeName"] = node;
+        });
+        if (!updated)
+            return;
+        pod = updated;
+    }
+    start_runtime(ns, name, *pod, node);
+}
+
+void kubelet::start_runtime(const std::string& ns, const std::string& name, const json::object& pod,
+                            const std::string& node) {
+    auto p = std::make_shared<pod_runtime>();
+    p->ns = ns;
+    p->name = name;
+    p->pod = pod;
+    p->uid = str_at(pod.at("metadata").as_object(), "uid");
+    p->node = node;
+    p->wake_fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    p->dir = state_dir_ + "/pods/" + p->uid;
+    int node_index = 0;
+    for (const auto& n : nodes_)
+        if (n.name == node) {
+            node_index = n.index;
+            p->host_ip = n.internal_ip;
+        }
+    if (p->host_ip.empty())
+        p->host_ip = "172.18.0.254"; // nodeName set by the client to an unknown node
+    const auto& spec = pod.at("spec").as_object();
+    auto add = [&](const json::array* arr, bool init, std::vector<container_rt>& out) {
+        if (!arr)
+            return;
+        for (const auto& c : *arr) {
+            container_rt rt;
+            rt.name = str_at(c.as_object(), "name");
+            rt.image = str_at(c.as_object(), "image");
+            rt.init = init;
+            rt.view.waiting_reason = init || !arr_at(spec, "initContainers") ||
+                                             arr_at(spec, "initContainers")->empty()
+                                         ? "ContainerCreating"
+                                         : "PodInitializing";
+            rt.view.pod_uid = p->uid;
+            rt.view.log_path = p->dir + "/logs/" + rt.name + ".log";
+            out.push_back(std::move(rt));
+        }
+    };
+    add(arr_at(spec, "initContainers"), true, p->init_containers);
+    add(arr_at(spec, "containers"), false, p->containers);
+    {
+        std::lock_guard lk(mu_);
+        if (shutting_down_)
+            return;
+        p->pod_ip = "10.244." + std::to_string(node_index) + "." + std::to_string(next_ip_++ % 250 + 2);
+        pods_[p->uid] = p;
+    }
+    p->start_time = now_rfc3339();
+    publish(*p, "Pending");
+    p->thread = std::thread([this, p] { run_pod(p); });
+}
+
+void kubelet::publish(pod_runtime& p, const std::string& phase) {
+    json::array init_st, main_st;
+    bool initialized = true, all_ready = !p.containers.empty();
+    {
+        std::lock_guard lk(p.mu);
+        p.phase = phase;
+        for (const auto& c : p.init_containers) {
+            init_st.push_back(container_status(c));
+            if (!(c.view.st == container_view::state::terminated && c.exit_code == 0))
+                initialized = false;
+        }
+        for (const auto& c : p.containers) {
+            main_st.push_back(container_status(c));
+            if (c.view.st != container_view::state::running)
+                all_ready = false;
+        }
+    }
+    bool finished = phase == "Succeeded" || phase == "Failed";
+    store_.update("pods", p.ns, p.name, p.uid, [&](json::object& o) {
+        auto& st = o["status"].as_object();
+        st["phase"] = phase;
+        st["hostIP"] = p.host_ip;
+        st["hostIPs"] = json::array{json::object{{"ip", p.host_ip}}};
+        st["podIP"] = p.pod_ip;
+        st["podIPs"] = json::array{json::object{{"ip", p.pod_ip}}};
+        st["startTime"] = p.start_time;
+        st["qosClass"] = "BestEffort";
+        json::array conds;
+        conds.push_back(condition("PodReadyToStartContainers", !finished));
+        conds.push_back(condition("Initialized", initialized));
+        conds.push_back(condition("Ready", all_ready && !finished,
+                                  all_ready ? "" : (finished ? "PodCompleted" : "ContainersNotReady")));
+        conds.push_back(condition("ContainersReady", all_ready && !finished,
+                                  all_ready ? "" : (finished ? "PodCompleted" : "ContainersNotReady")));
+        conds.push_back(condition("PodScheduled", true));
+        st["conditions"] = conds;
+        if (!init_st.empty())
+            st["initContainerStatuses"] = init_st;
+        st["containerStatuses"] = main_st;
+    });
+}
+
+void kubelet::run_pod(const std::shared_ptr<pod_runtime>& p) {
+    const json::object spec = p->pod.at("spec").as_object();
+    std::error_code ec;
+    fs::create_directories(p->dir + "/logs", ec);
+    fs::create_directories(p->dir + "/volumes", ec);
+    fs::create_directories(p->dir + "/roots", ec);
+    auto fs_group = [&]() -> std::optional<unsigned> {
+        if (auto* sc = obj_at(spec, "securityContext"); sc && sc->contains("fsGroup"))
+            return static_cast<unsigned>(int_at(*sc, "fsGroup", 0));
+        return std::nullopt;
+    }();
+
+    // Volumes → host paths.
+    std::map<std::string, std::pair<std::string, bool>> volumes; // name → (path, read-only)
+    if (auto* vols = arr_at(spec, "volumes")) {
+        for (const auto& v : *vols) {
+            const auto& vo = v.as_object();
+            std::string name = str_at(vo, "name");
+            std::string path = p->dir + "/volumes/" + name;
+            if (auto* hp = obj_at(vo, "hostPath")) {
+                path = str_at(*hp, "path");
+                if (str_at(*hp, "type") == "DirectoryOrCreate")
+                    fs::create_directories(path, ec);
+            } else if (auto* pvc = obj_at(vo, "persistentVolumeClaim")) {
+                // Claims are plain shared directories for now (no access modes, no attach).
+                path = state_dir_ + "/claims/" + p->ns + "/" + str_at(*pvc, "claimName");
+                fs::create_directories(path, ec);
+                ::chmod(path.c_str(), 0777);
+            } else if (auto* sec = obj_at(vo, "secret")) {
+                fs::create_directories(path, ec);
+                if (auto s = store_.get("secrets", p->ns, str_at(*sec, "secretName"))) {
+                    if (auto* data = obj_at(*s, "data"))
+                        for (const auto& [k, val] : *data)
+                            if (val.is_string())
+                                std::ofstream(path + "/" + std::string(k), std::ios::binary)
+                                    << b64decode(val.get_string());
+                }
+                volumes[name] = {path, true};
+                continue;
+            } else {
+                fs::create_directories(path, ec); // emptyDir and anything unsupported
+                ::chmod(path.c_str(), 0777);
+                if (fs_group) {
+                    int r = ::chown(path.c_str(), static_cast<uid_t>(-1), *fs_group);
+                    (void)r;
+                    ::chmod(path.c_str(), 02777);
+                }
+            }
+            volumes[name] = {path, false};
+        }
+    }
+
+    std::string api_host;
+    int api_port;
+    {
+        std::lock_guard lk(mu_);
+        api_host = api_host_;
+        api_port = api_port_;
+    }
+
+    auto prepare = [&](container_rt& c, const json::object& cs) -> sandbox_spec {
+        sandbox_spec s;
+        image_root img = images_.resolve(c.image);
+        s.root = p->dir + "/roots/" + c.name;
+        fs::create_directories(s.root, ec);
+        s.image_dir = img.dir;
+        s.image_skip = img.skip;
+        std::vector<std::string> cmd, args;
+        if (auto* a = arr_at(cs, "command"))
+            for (const auto& x : *a)
+                cmd.emplace_back(x.as_string());
+        if (auto* a = arr_at(cs, "args"))
+            for (const auto& x : *a)
+                args.emplace_back(x.as_string());
+        if (cmd.empty())
+            cmd = img.default_command.empty() ? std::vector<std::string>{"sh"} : img.default_command;
+        if (!args.empty() && arr_at(cs, "command"))
+            cmd.insert(cmd.end(), args.begin(), args.end());
+        else if (!args.empty())
+            cmd = args; // args without command replace the image's CMD
+        s.argv = cmd;
+        s.env.push_back("HOSTNAME=" + p->name);
+        if (api_port) {
+            s.env.push_back("KUBERNETES_SERVICE_HOST=" + api_host);
+            s.env.push_back("KUBERNETES_SERVICE_PORT=" + std::to_string(api_port));
+            s.env.push_back("KUBERNETES_PORT=tcp://" + api_host + ":" + std::to_string(api_port));
+        }
+        auto put_env = [&](const std::string& k, const std::string& v) {
+            std::string prefix = k + "=";
+            for (auto& e : s.env)
+                if (e.rfind(prefix, 0) == 0) {
+                    e = prefix + v;
+                    return;
+                }
+            s.env.push_back(prefix + v);
+        };
+        if (auto* ef = arr_at(cs, "envFrom")) {
+            for (const auto& e : *ef) {
+                if (auto* sr = obj_at(e, "secretRef"))
+                    if (auto sec = store_.get("secrets", p->ns, str_at(*sr, "name")))
+                        if (auto* data = obj_at(*sec, "data"))
+                            for (const auto& [k, val] : *data)
+                                if (val.is_string())
+                                    put_env(str_at(e.as_object(), "prefix") + std::string(k),
+                                            b64decode(val.get_string()));
+            }
+        }
+        if (auto* env = arr_at(cs, "env")) {
+            for (const auto& e : *env) {
+                const auto& eo = e.as_object();
+                std::string k = str_at(eo, "name");
+                if (eo.contains("value")) {
+                    put_env(k, str_at(eo, "value"));
+                } else if (auto* vf = obj_at(eo, "valueFrom")) {
+                    if (auto* skr = obj_at(*vf, "secretKeyRef")) {
+                        if (auto sec = store_.get("secrets", p->ns, str_at(*skr, "name")))
+                            if (auto* data = obj_at(*sec, "data"))
+                                put_env(k, b64decode(str_at(*data, str_at(*skr, "key"))));
+                    } else if (auto* fr = obj_at(*vf, "fieldRef")) {
+                        std::string path = str_at(*fr, "fieldPath");
+                        if (path == "metadata.name")
+                            put_env(k, p->name);
+                        else if (path == "metadata.namespace")
+                            put_env(k, p->ns);
+                        else if (path == "metadata.uid")
+                            put_env(k, p->uid);
+                        else if (path == "spec.nodeName")
+                            put_env(k, p->node);
+                        else if (path == "status.podIP")
+                            put_env(k, p->pod_ip);
+                        else if (path == "status.hostIP")
+                            put_env(k, p->host_ip);
+                    }
+                } else {
+                    put_env(k, "");
+                }
+            }
+        }
+        s.working_dir = str_at(cs, "workingDir");
+        s.uid = sc_int(spec, cs, "runAsUser");
+        s.gid = sc_int(spec, cs, "runAsGroup");
+        if (fs_group)
+            s.supplementary_groups.push_back(*fs_group);
+        if (auto* vms = arr_at(cs, "volumeMounts")) {
+            for (const auto& vm : *vms) {
+                const auto& m = vm.as_object();
+                auto it = volumes.find(str_at(m, "name"));
+                if (it == volumes.end())
+                    continue;
+                std::string src = it->second.first;
+                std::string sub = str_at(m, "subPath");
+                if (!sub.empty()) {
+                    src += "/" + sub;
+                    fs::create_directories(src, ec);
+                }
+                bool ro = it->second.second;
+                if (auto ro_it = m.find("readOnly"); ro_it != m.end() && ro_it->value().is_bool())
+                    ro = ro || ro_it->value().get_bool();
+                s.mounts.push_back({src, str_at(m, "mountPath"), ro, false});
+            }
+        }
+        if (!(spec.contains("automountServiceAccountToken") &&
+              spec.at("automountServiceAccountToken").is_bool() &&
+              !spec.at("automountServiceAccountToken").get_bool()))
+            s.mounts.push_back({state_dir_ + "/serviceaccount",
+                                "/var/run/secrets/kubernetes.io/serviceaccount", true, true});
+        c.view.root = s.root;
+        c.view.env = s.env;
+        c.view.working_dir = s.working_dir;
+        c.view.uid = s.uid;
+        c.view.gid = s.gid;
+        c.view.groups = s.supplementary_groups;
+        return s;
+    };
+
+    auto start = [&](container_rt& c, const json::object& cs) -> bool {
+        sandbox_spec s = prepare(c, cs);
+        int log_fd = ::open(c.view.log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+        auto pid = spawn_sandbox(s, spawn_stdio{-1, log_fd, log_fd});
+        if (log_fd >= 0)
+            ::close(log_fd);
+        std::lock_guard lk(p->mu);
+        c.started_at = now_rfc3339();
+        if (!pid) {
+            c.view.st = container_view::state::terminated;
+            c.exit_code = 128;
+            c.term_reason = "StartError";
+            c.term_message = pid.error().message();
+            c.finished_at = c.started_at;
+            return false;
+        }
+        c.view.pid = *pid;
+        c.pidfd = static_cast<int>(::syscall(SYS_pidfd_open, *pid, 0));
+        c.view.st = container_view::state::running;
+        return true;
+    };
+
+    // Waits until every listed container has exited, honouring stop requests.
+    auto wait_all = [&](std::vector<container_rt*> running) {
+        bool termed = false, killed = false;
+        while (true) {
+            std::vector<container_rt*> live;
+            for (auto* c : running)
+                if (c->view.st == container_view::state::running)
+                    live.push_back(c);
+            if (live.empty())
+                return;
+            bool stop;
+            clock_type::time_point deadline;
+            std::set<pid_t> execs;
+            {
+                std::lock_guard lk(p->mu);
+                stop = p->stop;
+                deadline = p->kill_deadline;
+                execs = p->exec_pgids;
+            }
+            int timeout_ms = -1;
+            if (stop) {
+                auto now = clock_type::now();
+                if (!termed) {
+                    for (auto* c : live)
+                        kill_group(c->view.pid, SIGTERM);
+                    for (pid_t e : execs)
+                        kill_group(e, SIGTERM);
+                    termed = true;
+                }
+                if (now >= deadline && !killed) {
+                    for (auto* c : live)
+                        kill_group(c->view.pid, SIGKILL);
+                    for (pid_t e : execs)
+                        kill_group(e, SIGKILL);
+                    killed = true;
+                }
+                timeout_ms = killed ? 200
+                                    : static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                           deadline - now)
+                                                           .count()) +
+                                          1;
+            }
+            std::vector<pollfd> fds;
+            fds.push_back({p->wake_fd, POLLIN, 0});
+            for (auto* c : live)
+                fds.push_back({c->pidfd, POLLIN, 0});
+            ::poll(fds.data(), fds.size(), timeout_ms);
+            if (fds[0].revents) {
+                std::uint64_t v;
+                ssize_t n = ::read(p->wake_fd, &v, sizeof v);
+                (void)n;
+            }
+            for (std::size_t i = 1; i < fds.size(); ++i) {
+                if (!fds[i].revents)
+                    continue;
+                container_rt* c = live[i - 1];
+                int status = 0;
+                if (::waitpid(c->view.pid, &status, WNOHANG) != c->view.pid)
+                    continue;
+                std::lock_guard lk(p->mu);
+                if (WIFEXITED(status))
+                    c->exit_code = WEXITSTATUS(status);
+                else if (WIFSIGNALED(status))
+                    c->exit_code = 128 + WTERMSIG(status);
+                c->term_reason = c->exit_code == 0 ? "Completed" : "Error";
+                c->finished_at = now_rfc3339();
+                c->view.st = container_view::state::terminated;
+                ::close(c->pidfd);
+                c->pidfd = -1;
+                // Leftover processes of the container's session die with it.
+                kill_group(c->view.pid, SIGKILL);
+            }
+            if (fds.size() > 1)
+                publish(*p, p->phase);
+        }
+    };
+
+    auto stopped = [&] {
+        std::lock_guard lk(p->mu);
+        return p->stop;
+    };
+
+    std::string final_phase;
+    const json::array* init_specs = arr_at(spec, "initContainers");
+    for (std::size_t i = 0; i < p->init_containers.size() && final_phase.empty(); ++i) {
+        if (stopped()) {
+            final_phase = "Failed";
+            break;
+        }
+        auto& c = p->init_containers[i];
+        bool ok = start(c, (*init_specs)[i].as_object());
+        publish(*p, "Pending");
+        if (ok)
+            wait_all({&c});
+        if (c.exit_code != 0)
+            final_phase = "Failed";
+        publish(*p, "Pending");
+    }
+    if (final_phase.empty() && !stopped()) {
+        const json::array* specs = arr_at(spec, "containers");
+        std::vector<container_rt*> all;
+        for (std::size_t i = 0; i < p->containers.size(); ++i) {
+            start(p->containers[i], (*specs)[i].as_object());
+            all.push_back(&p->containers[i]);
+        }
+        publish(*p, "Running");
+        wait_all(all);
+        bool ok = true;
+        for (auto& c : p->containers)
+            if (c.exit_code != 0)
+                ok = false;
+        final_phase = ok ? "Succeeded" : "Failed";
+    } else if (final_phase.empty()) {
+        final_phase = "Failed";
+    }
+    // Exec sessions may still run in a finished pod's namespace; they end with the pod's deletion.
+    bool deleting;
+    {
+        std::lock_guard lk(p->mu);
+        deleting = p->deleting;
+    }
+    if (!deleting) {
+        publish(*p, final_phase);
+        // Wait for a deletion (or shutdown) so exec processes still get killed with the pod.
+        while (true) {
+            {
+                std::lock_guard lk(p->mu);
+                if (p->stop)
+                    break;
+            }
+            pollfd pfd{p->wake_fd, POLLIN, 0};
+            ::poll(&pfd, 1, -1);
+            std::uint64_t v;
+            ssize_t n = ::read(p->wake_fd, &v, sizeof v);
+            (void)n;
+        }
+    }
+    std::set<pid_t> execs;
+    {
+        std::lock_guard lk(p->mu);
+        execs = p->exec_pgids;
+        deleting = p->deleting;
+    }
+    for (pid_t e : execs)
+        kill_group(e, SIGKILL);
+    if (deleting) {
+        fs::remove_all(p->dir, ec);
+        store_.remove("pods", p->ns, p->name, p->uid);
+    }
+    std::lock_guard lk(p->mu);
+    p->finished = true;
+}
+
+std::optional<json::object> kubelet::delete_pod(const std::string& ns, const std::string& name,
+                                                std::optional<std::int64_t> grace_seconds) {
+    reap_finished();
+    auto pod = store_.get("pods", ns, name);
+    if (!pod)
+        return std::nullopt;
+    const auto& spec = pod->at("spec").as_object();
+    std::string uid = str_at(pod->at("metadata").as_object(), "uid");
+    std::int64_t grace = grace_seconds ? *grace_seconds : int_at(spec, "terminationGracePeriodSeconds", 30);
+    std::string phase;
+    if (auto* st = obj_at(*pod, "status"))
+        phase = str_at(*st, "phase");
+    if (str_at(spec, "nodeName").empty() || phase == "Succeeded" || phase == "Failed")
+        grace = 0;
+    if (grace < 0)
+        grace = 0;
+    std::shared_ptr<pod_runtime> rt;
+    {
+        std::lock_guard lk(mu_);
+        auto it = pods_.find(uid);
+        if (it != pods_.end())
+            rt = it->second;
+    }
+    if (!rt)
+        return store_.remove("pods", ns, name, uid);
+    if (grace == 0) {
+        auto removed = store_.remove("pods", ns, name, uid);
+        {
+            std::lock_guard lk(rt->mu);
+            rt->stop = true;
+            rt->deleting = true;
+            rt->removed = true;
+            rt->kill_deadline = clock_type::now();
+        }
+        rt->poke();
+        return removed ? removed : pod;
+    }
+    auto updated = store_.update("pods", ns, name, uid, [&](json::object& o) {
+        auto& md = o["metadata"].as_object();
+        md["deletionTimestamp"] = rfc3339(std::chrono::system_clock::now() + std::chrono::seconds(grace));
+        md["deletionGracePeriodSeconds"] = grace;
+    });
+    {
+        std::lock_guard lk(rt->mu);
+        if (!rt->stop) {
+            rt->stop = true;
+            rt->kill_deadline = clock_type::now() + std::chrono::seconds(grace);
+        }
+        rt->deleting = true;
+        rt->removed = true;
+    }
+    rt->poke();
+    return updated ? updated : pod;
+}
+
+std::optional<container_view> kubelet::container(const std::string& pod_uid, const std::string& name) {
+    std::shared_ptr<pod_runtime> rt;
+    {
+        std::lock_guard lk(mu_);
+        auto it = pods_.find(pod_uid);
+        if (it == pods_.end())
+            return std::nullopt;
+        rt = it->second;
+    }
+    std::lock_guard lk(rt->mu);
+    for (auto* list : {&rt->containers, &rt->init_containers})
+        for (const auto& c : *list)
+            if (c.name == name)
+                return c.view;
+    return std::nullopt;
+}
+
+void kubelet::register_exec(const std::string& pod_uid, pid_t pgid) {
+    std::lock_guard lk(mu_);
+    auto it = pods_.find(pod_uid);
+    if (it == pods_.end())
+        return;
+    std::lock_guard pl(it->second->mu);
+    it->second->exec_pgids.insert(pgid);
+}
+
+void kubelet::unregister_exec(const std::string& pod_uid, pid_t pgid) {
+    std::lock_guard lk(mu_);
+    auto it = pods_.find(pod_uid);
+    if (it == pods_.end())
+        return;
+    std::lock_guard pl(it->second->mu);
+    it->second->exec_pgids.erase(pgid);
+}
+
+void kubelet::reap_finished() {
+    std::vector<std::shared_ptr<pod_runtime>> done;
+    {
+        std::lock_guard lk(mu_);
+        for (auto it = pods_.begin(); it != pods_.end();) {
+            bool gone;
+            {
+                std::lock_guard pl(it->second->mu);
+                gone = it->second->removed && it->second->finished;
+            }
+            if (gone) {
+                done.push_back(it->second);
+                it = pods_.erase(it);
+            } else {
+                ++it;
+            }
+        }
+    }
+    for (auto& p : done)
+        if (p->thread.joinable())
+            p->thread.join();
+}
+
+void kubelet::shutdown(std::chrono::milliseconds grace) {
+    std::map<std::string, std::shared_ptr<pod_runtime>> pods;
+    {
+        std::lock_guard lk(mu_);
+        shutting_down_ = true;
+        pods.swap(pods_);
+    }
+    for (auto& [uid, p] : pods) {
+        {
+            std::lock_guard lk(p->mu);
+            if (!p->stop) {
+                p->stop = true;
+                p->kill_deadline = clock_type::now() + grace;
+            }
+        }
+        p->poke();
+    }
+    for (auto& [uid, p] : pods)
+        if (p->thread.joinable())
+            p->thread.join();
+}
+
+} // namespace podpipe::kubesim

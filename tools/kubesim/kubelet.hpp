@@ -1,0 +1,101 @@
+// kubelet: runs scheduled pods as real processes (one thread per pod) and mirrors what happens to
+// them into the pod's status in the object store (spec §3.4 shapes).
+//
+// Lifecycle per pod: schedule (scheduler.hpp) → volumes prepared under STATE/pods/<uid>/volumes
+// → init containers one by one (a non-zero exit fails the pod) → all main containers → phase
+// Succeeded/Failed once every main container has exited (no restarts are simulated, whatever the
+// restartPolicy). stdout+stderr of each container go to STATE/pods/<uid>/logs/<name>.log.
+// Deletion: SIGTERM to every process group of the pod (containers and execs), SIGKILL when the
+// grace period ends, then the directory (emptyDirs, logs) is removed and the object deleted.
+//
+// Thread safety: all public members may be called from any thread.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <boost/json.hpp>
+
+#include "tools/kubesim/images.hpp"
+#include "tools/kubesim/scheduler.hpp"
+#include "tools/kubesim/store.hpp"
+
+namespace podpipe::kubesim {
+
+struct pod_runtime;
+
+/// What an exec or a log request needs to know about one container.
+struct container_view {
+    enum class state { waiting, running, terminated };
+    state st = state::waiting;
+    std::string waiting_reason; ///< ContainerCreating / PodInitializing
+    pid_t pid = -1;             ///< valid while running
+    std::string root;           ///< host path of the container root (mount point in its namespace)
+    std::vector<std::string> env;
+    std::string working_dir;
+    std::optional<unsigned> uid, gid;
+    std::vector<unsigned> groups;
+    std::string log_path;
+    std::string pod_uid;
+};
+
+class kubelet {
+public:
+    kubelet(object_store& store, const image_map& images, std::vector<sim_node> nodes,
+            std::string state_dir);
+    ~kubelet();
+    kubelet(const kubelet&) = delete;
+    kubelet& operator=(const kubelet&) = delete;
+
+    /// host:port exported to pods as KUBERNETES_SERVICE_HOST/PORT.
+    void set_api_endpoint(std::string host, int port);
+    const std::vector<sim_node>& nodes() const { return nodes_; }
+
+    /// Called after a pod object was stored: schedules it (unless spec.nodeName is set) and starts
+    /// it when placed; an unplaceable pod stays Pending with PodScheduled=False/Unschedulable.
+    void pod_created(const std::string& ns, const std::string& name);
+
+    /// DELETE semantics of spec §3.2: nullopt when missing; otherwise the Pod to return (removed
+    /// at once for grace 0 / unscheduled / finished pods, else marked with deletionTimestamp).
+    std::optional<boost::json::object> delete_pod(const std::string& ns, const std::string& name,
+                                                  std::optional<std::int64_t> grace_seconds);
+
+    /// Runtime view of a container (main or init) of a pod by uid; nullopt when the pod has no
+    /// runtime (not scheduled) or no such container.
+    std::optional<container_view> container(const std::string& pod_uid, const std::string& name);
+
+    /// Exec processes are killed with their pod (and at shutdown).
+    void register_exec(const std::string& pod_uid, pid_t pgid);
+    void unregister_exec(const std::string& pod_uid, pid_t pgid);
+
+    /// Kills every pod's processes (SIGTERM, SIGKILL after `grace`) and joins all pod threads.
+    void shutdown(std::chrono::milliseconds grace);
+
+private:
+    void run_pod(const std::shared_ptr<pod_runtime>& p);
+    void start_runtime(const std::string& ns, const std::string& name, const boost::json::object& pod,
+                       const std::string& node);
+    void publish(pod_runtime& p, const std::string& phase);
+    void reap_finished(); // joins and erases runtimes whose thread ended after removal
+
+    object_store& store_;
+    const image_map& images_;
+    std::vector<sim_node> nodes_;
+    std::string state_dir_;
+    std::string api_host_;
+    int api_port_ = 0;
+    std::mutex mu_;
+    std::map<std::string, std::shared_ptr<pod_runtime>> pods_; // by uid
+    int next_ip_ = 2;
+    bool shutting_down_ = false;
+};
+
+} // namespace podpipe::kubesim

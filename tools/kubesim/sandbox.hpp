@@ -1,0 +1,58 @@
+// sandbox: starts a container process (or an exec into one) as a real process in its own mount
+// namespace. The parent never forks-and-mounts itself (it is multi-threaded): it posix_spawns
+// /proc/self/exe with argv {"kubesim", "__sandbox", <spec JSON>} and a new session (setsid), and
+// that fresh single-threaded child sets up the namespace, then execs the command.
+//
+// create mode: unshare(CLONE_NEWNS); make all mounts private; mount a tmpfs at `root`; bind each
+// top-level entry of `image_dir` (minus `image_skip`) read-only; fresh /proc, /dev and /sys
+// (rbind), writable /tmp; each mount_spec bind-mounted at its target; chroot(root).
+// enter mode (pods/exec): setns into /proc/<enter_pid>/ns/mnt, chroot(root).
+// Both: create and chdir to working_dir, set groups/gid/uid, replace the environment, execvp.
+// A setup failure prints "kubesim-sandbox: ..." on stderr and exits 127 (126 if exec fails).
+#pragma once
+
+#include <sys/types.h>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "engine/common/result.hpp"
+
+namespace podpipe::kubesim {
+
+struct mount_spec {
+    std::string source; ///< host path (file or directory)
+    std::string target; ///< absolute path inside the container
+    bool read_only = false;
+    bool optional = false; ///< skip silently when the target cannot be created
+};
+
+struct sandbox_spec {
+    bool enter = false;
+    int enter_pid = 0;
+    std::string root;                    ///< host path of the container root mount point
+    std::string image_dir;               ///< create mode
+    std::vector<std::string> image_skip; ///< create mode
+    std::vector<mount_spec> mounts;      ///< create mode
+    std::vector<std::string> argv;
+    std::vector<std::string> env; ///< "K=V"; PATH defaulted when missing
+    std::string working_dir;      ///< empty = "/"
+    std::optional<unsigned> uid, gid;
+    std::vector<unsigned> supplementary_groups;
+};
+
+/// File descriptors the child gets as 0/1/2; -1 = /dev/null. The caller keeps ownership.
+struct spawn_stdio {
+    int in = -1, out = -1, err = -1;
+};
+
+/// Spawns the sandbox helper in a new session (so kill(-pid) reaches everything it starts).
+/// Returns its pid; the caller reaps it (waitpid or a pidfd).
+result<pid_t> spawn_sandbox(const sandbox_spec& spec, spawn_stdio stdio);
+
+/// Entry point of the helper: called by main() when argv[1] == "__sandbox". Never returns on
+/// success (execs the command).
+int sandbox_main(int argc, char** argv);
+
+} // namespace podpipe::kubesim
