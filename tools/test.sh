@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The project's test command: installs dependencies, builds and runs the whole suite.
+#   bash tools/test.sh            Release build + ctest
+#   bash tools/test.sh --all      also the ASan+UBSan build, a short fuzz run, layering checks (CI)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+all=0
+[ "${1:-}" = "--all" ] && all=1
+jobs=$(nproc)
+
+step() { printf '\n=== %s\n' "$*"; }
+
+step "dependencies"
+bash tools/install-deps.sh
+
+step "layering: engine/ knows nothing of Kubernetes"
+if grep -rniE 'kube|k8s|\bpods?\b|simdjson' engine/; then
+    echo "engine/ must not mention Kubernetes or simdjson (see STYLE.md)" >&2
+    exit 1
+fi
+
+step "release build"
+cmake --preset release >/dev/null
+cmake --build --preset release -j "$jobs"
+step "release tests"
+ctest --preset release
+
+if [ "$all" = 1 ]; then
+    step "asan+ubsan build"
+    cmake --preset asan >/dev/null
+    cmake --build --preset asan -j "$jobs"
+    step "asan+ubsan tests"
+    ctest --preset asan
+
+    step "fuzz targets (clang libFuzzer), bounded run"
+    cmake --preset fuzz >/dev/null
+    cmake --build --preset fuzz -j "$jobs"
+    bash fuzz/run.sh build/fuzz "${PODPIPE_FUZZ_SECONDS:-20}"
+fi
+echo
+echo "tools/test.sh: all green"
