@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
     build-essential cmake ninja-build pkg-config git ca-certificates
     liburing-dev libdeflate-dev libboost1.81-dev libssl-dev libsimdjson-dev
-    libbenchmark-dev libgtest-dev libgmock-dev libxxhash-dev libcli11-dev zlib1g-dev
+    libbenchmark-dev libgtest-dev libgmock-dev libxxhash-dev libcli11-dev zlib1g-dev libyaml-cpp-dev
     clang-14 libclang-rt-14-dev
     # real tools the interop tests and benchmarks talk to
     tar gzip busybox-static pigz xz-utils time iproute2 util-linux procps
