@@ -107,20 +107,51 @@ private:
     std::optional<tar::manifest> received_;
 };
 
+// The receive side's chunk buffers. They are sized when the stream's first member tells the
+// sender's chunk size (1 MiB for foreign gzip and plain tar), so the budget buys as many
+// chunks in flight as it can hold whatever size the sender chose. Only the splitter thread
+// sets them up, before it creates the first job; they outlive every job (declared first).
+struct recv_pools {
+    std::size_t usable_bytes = 0;
+    std::size_t max_blocks = 0;
+    std::optional<buffer_pool> packed;
+    std::optional<buffer_pool> plain;
+
+    bool ready() const noexcept { return plain.has_value(); }
+
+    result<void> setup(std::size_t chunk_bytes) {
+        constexpr std::size_t granule = 64 * 1024;
+        std::size_t plain_bytes = std::max<std::size_t>(chunk_bytes, 1 << 20);
+        plain_bytes = (plain_bytes + granule - 1) / granule * granule;
+        if (plain_bytes > max_chunk_bytes)
+            return fail(errc::member_too_large);
+        const std::size_t packed_bytes = gzip::member_compressor(0).bound(plain_bytes);
+        const std::size_t blocks =
+            std::min(usable_bytes / (plain_bytes + packed_bytes), max_blocks);
+        if (blocks < 2)
+            return fail(errc::bad_options);
+        packed.emplace(packed_bytes, blocks);
+        plain.emplace(plain_bytes, blocks);
+        return {};
+    }
+
+    std::uint64_t blocked_ns() const {
+        return ready() ? packed->blocked_ns() + plain->blocked_ns() : 0;
+    }
+};
+
 // Reads the source, recognises the format, and emits member jobs in sequence order.
 class splitter_stage {
 public:
-    splitter_stage(byte_source& source, buffer_pool& packed_pool, buffer_pool& plain_pool,
-                   bounded_queue<member_job>& out, detail::failure_slot& failure,
-                   std::stop_token halt, live_progress* progress)
+    splitter_stage(byte_source& source, recv_pools& pools, bounded_queue<member_job>& out,
+                   detail::failure_slot& failure, std::stop_token halt, live_progress* progress)
         : source_(source)
-        , packed_pool_(packed_pool)
-        , plain_pool_(plain_pool)
+        , pools_(pools)
         , out_(out)
         , failure_(failure)
         , halt_(std::move(halt))
         , progress_(progress)
-        , splitter_(packed_pool.block_bytes()) {}
+        , splitter_(gzip::member_compressor(0).bound(max_chunk_bytes)) {}
 
     void run() {
         std::vector<std::byte> buf(256 * 1024);
@@ -170,6 +201,15 @@ public:
                 case gzip::head_kind::not_gzip:
                     m = mode::tar;
                     break;
+                }
+                const std::size_t chunk =
+                    h->kind == gzip::head_kind::podpipe_member ? h->uncompressed_bytes : 0;
+                if (auto p = pools_.setup(chunk); !p) {
+                    failure_.set(p.error(), p.error() == errc::member_too_large
+                                                ? "the sender's chunks are larger than 8 MiB"
+                                                : "memory budget too small for the sender's "
+                                                  "chunk size; raise --memory");
+                    return;
                 }
                 format_ = m == mode::members       ? "podpipe-gzip"
                           : m == mode::gzip_serial ? "gzip"
@@ -258,15 +298,15 @@ private:
             }
             const auto member = r->member;
             const gzip::head_info& h = r->info;
-            if (h.uncompressed_bytes > plain_pool_.block_bytes() ||
-                member.size() > packed_pool_.block_bytes()) {
+            if (h.uncompressed_bytes > pools_.plain->block_bytes() ||
+                member.size() > pools_.packed->block_bytes()) {
                 failure_.set(errc::member_too_large,
                              "member " + std::to_string(seq_) + " of " +
                                  std::to_string(h.uncompressed_bytes) + " bytes");
                 return fail(make_error_code(errc::member_too_large));
             }
-            auto plain = plain_pool_.acquire(halt_);
-            auto packed = plain ? packed_pool_.acquire(halt_) : std::nullopt;
+            auto plain = pools_.plain->acquire(halt_);
+            auto packed = plain ? pools_.packed->acquire(halt_) : std::nullopt;
             if (!plain || !packed)
                 return fail(std::make_error_code(std::errc::operation_canceled));
             std::memcpy(packed->space().data(), member.data(), member.size());
@@ -331,7 +371,7 @@ private:
     }
 
     bool take_plain() {
-        auto b = plain_pool_.acquire(halt_);
+        auto b = pools_.plain->acquire(halt_);
         if (!b)
             return false;
         plain_ = std::move(*b);
@@ -347,8 +387,7 @@ private:
     }
 
     byte_source& source_;
-    buffer_pool& packed_pool_;
-    buffer_pool& plain_pool_;
+    recv_pools& pools_;
     bounded_queue<member_job>& out_;
     detail::failure_slot& failure_;
     std::stop_token halt_;
@@ -370,19 +409,13 @@ result<transfer_stats> recv_tree(byte_source& source, const std::string& root,
     detail::set_last_failure_detail({});
     const unsigned threads = opt.threads == 0 ? detail::available_cores() : opt.threads;
 
-    // Blocks are sized for the largest chunk a sender may use; only touched pages count
-    // towards RSS, so small chunks cost what they use.
-    const std::size_t plain_bytes = max_chunk_bytes;
-    const std::size_t packed_bytes = gzip::member_compressor(0).bound(max_chunk_bytes);
     constexpr std::size_t reserve = 16 << 20;
     const std::size_t usable = opt.memory_bytes > reserve ? opt.memory_bytes - reserve : 0;
     const std::size_t window = std::clamp<std::size_t>(usable / 4, 1 << 20, 32 << 20);
-    const std::size_t blocks = std::min<std::size_t>(
-        (usable - std::min(usable, window)) / (plain_bytes + packed_bytes), 4 * threads + 4);
-    if (blocks < threads + 2) {
-        detail::set_last_failure_detail("memory budget too small; raise --memory");
-        return fail(errc::bad_options);
-    }
+    // Declared before the queues: jobs in the queues hold blocks of these pools.
+    recv_pools pools;
+    pools.usable_bytes = usable - std::min(usable, window);
+    pools.max_blocks = 4 * threads + 4;
 
     io::write_options wopt;
     wopt.window_bytes = window;
@@ -393,10 +426,8 @@ result<transfer_stats> recv_tree(byte_source& source, const std::string& root,
         return fail(writer.error());
     }
 
-    buffer_pool packed_pool(packed_bytes, blocks);
-    buffer_pool plain_pool(plain_bytes, blocks);
-    bounded_queue<member_job> to_inflate(blocks);
-    bounded_queue<member_job> to_parse(blocks);
+    bounded_queue<member_job> to_inflate(pools.max_blocks);
+    bounded_queue<member_job> to_parse(pools.max_blocks);
     std::stop_source halt;
     std::stop_callback forward_stop(stop, [&] { halt.request_stop(); });
     detail::failure_slot failure(halt);
@@ -406,8 +437,7 @@ result<transfer_stats> recv_tree(byte_source& source, const std::string& root,
     std::atomic<std::uint64_t> inflate_in{0};
     std::atomic<std::uint64_t> inflate_out{0};
 
-    splitter_stage splitter(source, packed_pool, plain_pool, to_inflate, failure,
-                            halt.get_token(), opt.progress);
+    splitter_stage splitter(source, pools, to_inflate, failure, halt.get_token(), opt.progress);
 
     std::vector<std::jthread> threads_v;
     threads_v.reserve(threads + 1);
@@ -515,7 +545,7 @@ result<transfer_stats> recv_tree(byte_source& source, const std::string& root,
     s.manifest = handler.received() ? *handler.received() : handler.received_so_far();
     s.seconds = static_cast<double>(ns_since(t_start)) / 1e9;
     s.stages.push_back({"source", s.wire_bytes, s.wire_bytes, splitter.read_ns(),
-                        packed_pool.blocked_ns() + plain_pool.blocked_ns() +
+                        pools.blocked_ns() +
                             to_inflate.push_blocked_ns(),
                         1});
     s.stages.push_back({"decompress", inflate_in.load(), inflate_out.load(),
