@@ -76,7 +76,6 @@ public:
         PODPIPE_TRY(put(header_));
         remaining_ = t.size;
         padding_ = tar::padding_for(t.size);
-        ++entries_;
         if (progress_ != nullptr)
             progress_->entries.fetch_add(1, std::memory_order_relaxed);
         return {};
@@ -87,7 +86,6 @@ public:
         manifest_.add_content(bytes);
         PODPIPE_TRY(put(bytes));
         remaining_ -= bytes.size();
-        content_bytes_ += bytes.size();
         if (progress_ != nullptr)
             progress_->content_bytes.fetch_add(bytes.size(), std::memory_order_relaxed);
         if (remaining_ == 0 && padding_ > 0) {
@@ -110,7 +108,6 @@ public:
 
     std::uint64_t tar_bytes() const noexcept { return tar_bytes_; }
     std::uint64_t chunks() const noexcept { return seq_; }
-    std::uint64_t busy_ns() const noexcept { return busy_ns_; }
 
 private:
     result<void> put(std::span<const std::byte> bytes) {
@@ -163,10 +160,7 @@ private:
     std::uint64_t seq_ = 0;
     std::uint64_t remaining_ = 0;
     std::size_t padding_ = 0;
-    std::uint64_t entries_ = 0;
-    std::uint64_t content_bytes_ = 0;
     std::uint64_t tar_bytes_ = 0;
-    std::uint64_t busy_ns_ = 0;
 };
 
 struct pool_plan {
@@ -290,10 +284,8 @@ result<transfer_stats> send_tree(const std::string& root, byte_sink& sink,
     ropt.window_bytes = plan.window_bytes;
     ropt.excludes = opt.excludes;
     tar_framer framer(raw_pool, packed_pool, to_compress, halt.get_token(), opt.progress);
-    const auto t_read = clock_type::now();
     std::string read_detail;
     auto read = io::read_tree(root, ropt, framer, halt.get_token(), &read_detail);
-    const auto read_ns = ns_since(t_read);
     result<tar::manifest> sent_manifest = tar::manifest{};
     if (!read) {
         failure.set(read.error(), read_detail);
@@ -331,11 +323,13 @@ result<transfer_stats> send_tree(const std::string& root, byte_sink& sink,
     s.seconds = static_cast<double>(ns_since(t_start)) / 1e9;
     s.stages.push_back({"walk", 0, r.entries, r.walk_ns, 0, 1});
     s.stages.push_back({"read", r.content_bytes, r.content_bytes, r.read_ns, r.consumer_ns, 1});
+    // The framer runs inside the reader's callbacks: its time is the reader's consumer time,
+    // of which the waits for free blocks and queue room are backpressure from compression.
+    const std::uint64_t tar_blocked =
+        to_compress.push_blocked_ns() + raw_pool.blocked_ns() + packed_pool.blocked_ns();
     s.stages.push_back({"tar", r.content_bytes, s.tar_bytes,
-                        read_ns > r.read_ns + r.walk_ns ? r.consumer_ns : 0,
-                        to_compress.push_blocked_ns() + raw_pool.blocked_ns() +
-                            packed_pool.blocked_ns(),
-                        1});
+                        r.consumer_ns > tar_blocked ? r.consumer_ns - tar_blocked : 0,
+                        tar_blocked, 1});
     s.stages.push_back({"compress", compress_in.load(), compress_out.load(),
                         compress_busy_ns.load(), to_compress.pop_blocked_ns() +
                             to_write.push_blocked_ns(),
