@@ -1,0 +1,55 @@
+// Helpers shared by the transport tests: a watchdog that turns a hang into a loud failure,
+// and waiting for a condition with a deadline (never sleeping as an assertion).
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+
+namespace podpipe::transport::testing {
+
+/// Aborts the test process if still alive after `limit` (a hang is a bug, never a pass).
+class watchdog {
+public:
+    explicit watchdog(std::chrono::seconds limit, std::string what)
+        : thread_([this, limit, what = std::move(what)] {
+            std::unique_lock lk(mu_);
+            if (!cv_.wait_for(lk, limit, [this] { return done_; })) {
+                std::fprintf(stderr, "watchdog: %s did not finish in time\n", what.c_str());
+                std::abort();
+            }
+        }) {}
+
+    ~watchdog() {
+        {
+            std::lock_guard lk(mu_);
+            done_ = true;
+        }
+        cv_.notify_all();
+        thread_.join();
+    }
+
+private:
+    std::mutex mu_;
+    std::condition_variable cv_;
+    bool done_ = false;
+    std::thread thread_;
+};
+
+/// Polls `pred` until it holds or `limit` passes; returns its last value.
+inline bool wait_until(const std::function<bool()>& pred, std::chrono::milliseconds limit) {
+    const auto end = std::chrono::steady_clock::now() + limit;
+    while (!pred()) {
+        if (std::chrono::steady_clock::now() > end)
+            return false;
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    return true;
+}
+
+} // namespace podpipe::transport::testing
