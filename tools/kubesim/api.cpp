@@ -298,8 +298,161 @@ bool api_server::authenticate(api_request& req) const {
     auto it = tokens_.find(auth.substr(bearer.size()));
     if (it == tokens_.end())
         return false;
+    {
+        std::lock_guard lk(faults_mu_);
+        auto exp = token_expiry_.find(it->second);
+        if (exp != token_expiry_.end() && std::chrono::steady_clock::now() >= exp->second)
+            return false; // expired token: 401 like any unknown token
+    }
     req.user = it->second;
     return true;
+}
+
+void api_server::set_policy(rbac_policy policy) {
+    for (const auto& [token, subject] : policy.subjects()) {
+        tokens_[token] = subject.user;
+        if (subject.expires_after.count() > 0)
+            token_expiry_[subject.user] = std::chrono::steady_clock::now() + subject.expires_after;
+    }
+    policy_ = std::move(policy);
+}
+
+std::optional<access_attributes> api_server::attributes_of(const api_request& req) {
+    auto seg = split_path(req.path);
+    access_attributes a;
+    std::size_t i = 0;
+    if (seg.size() >= 2 && seg[0] == "api" && seg[1] == "v1") {
+        i = 2;
+    } else if (seg.size() >= 3 && seg[0] == "apis") {
+        a.group = seg[1];
+        i = 3;
+    } else {
+        return std::nullopt;
+    }
+    if (i >= seg.size())
+        return std::nullopt; // discovery document
+    if (seg[i] == "namespaces" && i + 2 < seg.size()) {
+        a.ns = seg[i + 1];
+        i += 2;
+    }
+    a.resource = seg[i];
+    if (i + 1 < seg.size())
+        a.name = seg[i + 1];
+    if (i + 2 < seg.size())
+        a.subresource = seg[i + 2];
+    if (a.resource == "namespaces" && !a.name.empty())
+        a.ns = a.name; // upstream: a namespace object lives in itself
+    const std::string& m = req.method;
+    if (m == "GET" || m == "HEAD")
+        a.verb = a.name.empty() ? (req.flag("watch") ? "watch" : "list") : "get";
+    else if (m == "POST")
+        a.verb = "create";
+    else if (m == "PUT")
+        a.verb = "update";
+    else if (m == "PATCH")
+        a.verb = "patch";
+    else if (m == "DELETE")
+        a.verb = a.name.empty() ? "deletecollection" : "delete";
+    else
+        a.verb = std::string(m);
+    // A WebSocket exec is an HTTP GET: verb get (spec §6.3 item 2).
+    return a;
+}
+
+std::optional<api_response> api_server::authorize(const api_request& req) const {
+    auto a = attributes_of(req);
+    if (!a)
+        return std::nullopt;
+    if (a->group == "authorization.k8s.io" && a->resource == "selfsubjectaccessreviews")
+        return std::nullopt; // any authenticated user may ask
+    if (policy_.allows(req.user, *a))
+        return std::nullopt;
+    json::object details;
+    if (!a->name.empty())
+        details["name"] = a->name;
+    if (!a->group.empty())
+        details["group"] = a->group;
+    details["kind"] = a->resource;
+    return status_response(403, "Forbidden", forbidden_message(req.user, *a), std::move(details));
+}
+
+std::optional<api_response> api_server::injected_failure(const api_request& req) {
+    if (req.path.rfind("/kubesim/", 0) == 0)
+        return std::nullopt;
+    std::lock_guard lk(faults_mu_);
+    if (faults_.http_count <= 0)
+        return std::nullopt;
+    --faults_.http_count;
+    api_response r;
+    r.status = faults_.http_code;
+    if (faults_.http_code == 429) {
+        // The max-in-flight / APF filter answers in plain text (spec §3.9).
+        r.content_type = "text/plain; charset=utf-8";
+        r.body = "Too many requests, please try again later.\n";
+        r.headers.emplace_back("Retry-After", std::to_string(faults_.retry_after_s));
+        return r;
+    }
+    if (faults_.retry_after_s > 0)
+        r.headers.emplace_back("Retry-After", std::to_string(faults_.retry_after_s));
+    api_response s = faults_.http_code == 503
+                         ? status_response(503, "ServiceUnavailable", "the server is currently unable to handle the request")
+                         : status_response(faults_.http_code, "InternalError",
+                                           "Internal error occurred: injected by kubesim");
+    s.headers = r.headers;
+    return s;
+}
+
+void api_server::set_exec_throttle(std::uint64_t bytes_per_s, std::chrono::microseconds latency) {
+    std::lock_guard lk(faults_mu_);
+    faults_.bandwidth_bytes_per_s = bytes_per_s;
+    faults_.latency = latency;
+}
+
+api_response api_server::handle_faults(const api_request& req) {
+    if (req.user != admin_user_)
+        return status_response(403, "Forbidden", "kubesim faults endpoint: admin token required");
+    if (req.method != "POST")
+        return method_not_allowed();
+    boost::system::error_code ec;
+    json::value body = json::parse(req.body, ec);
+    if (ec || !body.is_object())
+        return bad_request("faults: body must be a JSON object");
+    const json::object& o = body.get_object();
+    std::lock_guard lk(faults_mu_);
+    if (auto* h = obj_at(o, "http")) {
+        int code = static_cast<int>(int_at(*h, "code", 429));
+        if (code != 429 && code != 500 && code != 503)
+            return bad_request("faults: http.code must be 429, 500 or 503");
+        faults_.http_code = code;
+        faults_.http_count = static_cast<int>(int_at(*h, "count", 1));
+        faults_.retry_after_s = static_cast<int>(int_at(*h, "retryAfterSeconds", code == 429 ? 1 : 0));
+    }
+    if (auto* e = obj_at(o, "exec")) {
+        faults_.exec_count = static_cast<int>(int_at(*e, "count", 1));
+        faults_.no_status = e->contains("noStatus") && e->at("noStatus").is_bool() && e->at("noStatus").get_bool();
+        faults_.legacy_close =
+            e->contains("legacyClose") && e->at("legacyClose").is_bool() && e->at("legacyClose").get_bool();
+        faults_.drop_after_bytes = static_cast<std::uint64_t>(int_at(*e, "dropAfterBytes", 0));
+    }
+    if (auto* t = obj_at(o, "expireToken")) {
+        std::string user = str_at(*t, "user");
+        if (user.empty() || user == admin_user_)
+            return bad_request("faults: expireToken.user must name a non-admin user");
+        token_expiry_[user] = std::chrono::steady_clock::now() + std::chrono::seconds(int_at(*t, "afterSeconds", 0));
+    }
+    if (auto* t = obj_at(o, "throttle")) {
+        faults_.bandwidth_bytes_per_s = static_cast<std::uint64_t>(int_at(*t, "bytesPerSecond", 0));
+        faults_.latency = std::chrono::microseconds(int_at(*t, "latencyMicroseconds", 0));
+    }
+    if (auto* k = obj_at(o, "killPod")) {
+        auto p = store_.get("pods", str_at(*k, "namespace", "default"), str_at(*k, "name"));
+        if (!p)
+            return not_found("pods", str_at(*k, "name"));
+        kubelet_.kill_pod_processes(str_at(p->at("metadata").as_object(), "uid"));
+    }
+    return json_response(200, json::object{{"http", json::object{{"code", faults_.http_code},
+                                                                  {"remaining", faults_.http_count}}},
+                                           {"exec", json::object{{"remaining", faults_.exec_count}}}});
 }
 
 api_response api_server::unauthorized() {
@@ -396,9 +549,23 @@ api_response api_server::handle(const api_request& req) {
         o["apiVersion"] = "authorization.k8s.io/v1";
         if (!o.contains("metadata"))
             o["metadata"] = json::object{};
-        o["status"] = json::object{{"allowed", true}, {"reason", "kubesim: no RBAC policy loaded"}};
+        const json::object* spec = obj_at(o, "spec");
+        const json::object* ra = spec ? obj_at(*spec, "resourceAttributes") : nullptr;
+        bool allowed = true;
+        if (ra) {
+            access_attributes a{str_at(*ra, "verb"),     str_at(*ra, "group"),     str_at(*ra, "resource"),
+                                str_at(*ra, "subresource"), str_at(*ra, "namespace"), str_at(*ra, "name")};
+            allowed = policy_.allows(req.user, a);
+        }
+        // Non-resource attributes (/version, /api...) are open to every authenticated user.
+        json::object st{{"allowed", allowed}};
+        if (allowed)
+            st["reason"] = "kubesim RBAC: allowed for user \"" + req.user + "\"";
+        o["status"] = std::move(st);
         return json_response(201, o);
     }
+    if (req.path == "/kubesim/faults")
+        return handle_faults(req);
     if (seg.size() >= 2 && seg[0] == "api" && seg[1] == "v1") {
         // Cluster-scoped and all-namespace collections.
         if (seg.size() >= 3 && seg[2] == "nodes" && seg.size() <= 4)
@@ -421,6 +588,8 @@ api_response api_server::handle(const api_request& req) {
                 return handle_pods(req, ns, name, sub);
             if (res == "secrets" && sub.empty())
                 return handle_secrets(req, ns, name);
+            if (res == "persistentvolumeclaims" && sub.empty())
+                return handle_pvcs(req, ns, name);
         }
     }
     return not_found_path();
@@ -876,6 +1045,89 @@ api_response api_server::handle_secrets(const api_request& req, const std::strin
     return method_not_allowed();
 }
 
+api_response api_server::handle_pvcs(const api_request& req, const std::string& ns, const std::string& name) {
+    const std::string& m = req.method;
+    if (name.empty()) {
+        if (m == "GET")
+            return list_or_watch(req, "persistentvolumeclaims", ns, "PersistentVolumeClaimList");
+        if (m != "POST")
+            return method_not_allowed();
+        boost::system::error_code ec;
+        json::value body = json::parse(req.body, ec);
+        if (ec || !body.is_object())
+            return bad_request("the body of the request could not be decoded as a PersistentVolumeClaim");
+        json::object pvc = body.get_object();
+        pvc["kind"] = "PersistentVolumeClaim";
+        pvc["apiVersion"] = "v1";
+        if (!pvc["metadata"].is_object())
+            pvc["metadata"] = json::object{};
+        auto& md = pvc["metadata"].as_object();
+        std::string cname = str_at(md, "name");
+        if (cname.empty() && !str_at(md, "generateName").empty()) {
+            cname = str_at(md, "generateName") + random_name_suffix();
+            md["name"] = cname;
+        }
+        if (cname.empty())
+            return status_response(422, "Invalid",
+                                   "PersistentVolumeClaim \"\" is invalid: metadata.name: Required value: name or generateName is required");
+        if (!pvc["spec"].is_object())
+            pvc["spec"] = json::object{};
+        auto& spec = pvc["spec"].as_object();
+        const json::array* modes = arr_at(spec, "accessModes");
+        if (!modes || modes->empty())
+            return status_response(
+                422, "Invalid",
+                "PersistentVolumeClaim \"" + cname + "\" is invalid: spec.accessModes: Required value: at least 1 access mode is required",
+                json::object{{"name", cname},
+                             {"kind", "PersistentVolumeClaim"},
+                             {"causes", json::array{json::object{{"reason", "FieldValueRequired"},
+                                                                 {"message", "Required value: at least 1 access mode is required"},
+                                                                 {"field", "spec.accessModes"}}}}});
+        for (const auto& mode : *modes) {
+            static const char* known[] = {"ReadWriteOnce", "ReadOnlyMany", "ReadWriteMany", "ReadWriteOncePod"};
+            bool ok = mode.is_string() && std::any_of(std::begin(known), std::end(known),
+                                                      [&](const char* k) { return mode.get_string() == k; });
+            if (!ok)
+                return status_response(422, "Invalid",
+                                       "PersistentVolumeClaim \"" + cname + "\" is invalid: spec.accessModes: Unsupported value",
+                                       status_details(cname, "PersistentVolumeClaim"));
+        }
+        if (!spec.contains("volumeMode"))
+            spec["volumeMode"] = "Filesystem";
+        if (!spec.contains("storageClassName"))
+            spec["storageClassName"] = "kubesim";
+        json::object capacity{{"storage", "1Gi"}};
+        if (auto* res = obj_at(spec, "resources"))
+            if (auto* reqs = obj_at(*res, "requests"))
+                capacity = *reqs;
+        pvc["status"] = json::object{{"phase", "Bound"}, {"accessModes", *modes}, {"capacity", capacity}};
+        auto created = store_.create("persistentvolumeclaims", ns, pvc);
+        if (!created)
+            return status_response(409, "AlreadyExists",
+                                   "persistentvolumeclaims \"" + cname + "\" already exists",
+                                   status_details(cname, "persistentvolumeclaims"));
+        // Bound at once to a "volume" named after the claim's uid (no PV objects are served).
+        std::string uid = str_at(created->at("metadata").as_object(), "uid");
+        auto bound = store_.update("persistentvolumeclaims", ns, cname, uid, [&](json::object& o) {
+            o["spec"].as_object()["volumeName"] = "pvc-" + uid;
+        });
+        return json_response(201, bound ? *bound : *created);
+    }
+    if (m == "GET") {
+        auto c = store_.get("persistentvolumeclaims", ns, name);
+        if (!c)
+            return not_found("persistentvolumeclaims", name);
+        return json_response(200, *c);
+    }
+    if (m == "DELETE") {
+        auto c = store_.remove("persistentvolumeclaims", ns, name);
+        if (!c)
+            return not_found("persistentvolumeclaims", name);
+        return json_response(200, *c);
+    }
+    return method_not_allowed();
+}
+
 api_response api_server::handle_nodes(const api_request& req, const std::string& name) {
     if (req.method != "GET")
         return method_not_allowed();
@@ -939,6 +1191,17 @@ std::variant<api_response, exec_plan> api_server::prepare_exec(const api_request
     if (!plan.target || plan.target->st != container_view::state::running) {
         plan.not_running_message = "container " + plan.container + " is not running";
         plan.target.reset();
+    }
+    {
+        std::lock_guard lk(faults_mu_);
+        plan.bandwidth_bytes_per_s = faults_.bandwidth_bytes_per_s;
+        plan.latency = faults_.latency;
+        if (faults_.exec_count > 0) {
+            --faults_.exec_count;
+            plan.no_status = faults_.no_status;
+            plan.legacy_close = faults_.legacy_close;
+            plan.drop_after_bytes = faults_.drop_after_bytes;
+        }
     }
     return plan;
 }

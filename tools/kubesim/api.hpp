@@ -4,13 +4,16 @@
 //
 // Implemented: /version, /healthz, discovery (/api, /api/v1, /apis, authorization.k8s.io/v1,
 // batch/v1), pods (create/get/list/watch/delete, Table output), pods/log, pods/exec preflight,
-// secrets (create/get/list/watch/delete), nodes (list/get), namespaces (list/get),
-// selfsubjectaccessreviews (JSON; always allowed until RBAC exists). Unknown paths → 404 Status.
+// secrets (create/get/list/watch/delete), persistentvolumeclaims (create/get/list/watch/delete),
+// nodes (list/get), namespaces (list/get), selfsubjectaccessreviews (JSON, decided by the RBAC
+// policy), POST /kubesim/faults (admin-only fault injection). Unknown paths → 404 Status.
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -19,6 +22,7 @@
 #include <vector>
 
 #include "tools/kubesim/kubelet.hpp"
+#include "tools/kubesim/rbac.hpp"
 #include "tools/kubesim/store.hpp"
 
 namespace podpipe::kubesim {
@@ -64,6 +68,27 @@ struct exec_plan {
     bool in = false, out = false, err = false, tty = false;
     std::optional<container_view> target; ///< nullopt or not running → failure after upgrade
     std::string not_running_message;
+    // Fault injection (POST /kubesim/faults), consumed by this session:
+    bool no_status = false;    ///< close 1000 without a status message
+    bool legacy_close = false; ///< close TCP right after the status (no close frame)
+    std::uint64_t drop_after_bytes = 0; ///< drop the connection after this much output (0 = never)
+    // Throttle (--exec-bandwidth/--exec-latency or the faults endpoint), each direction alike:
+    std::uint64_t bandwidth_bytes_per_s = 0;        ///< 0 = unlimited
+    std::chrono::microseconds latency{0};           ///< added before each forwarded message
+};
+
+/// Faults armed through POST /kubesim/faults (README "Fault injection"). Each count is the number
+/// of future requests/exec sessions affected.
+struct fault_state {
+    int http_code = 0;       ///< 429, 500 or 503
+    int http_count = 0;      ///< next N non-admin-endpoint requests
+    int retry_after_s = 1;   ///< Retry-After header value (429 always, 5xx when > 0)
+    int exec_count = 0;      ///< next N exec sessions get the exec faults below
+    bool no_status = false;
+    bool legacy_close = false;
+    std::uint64_t drop_after_bytes = 0;
+    std::uint64_t bandwidth_bytes_per_s = 0; ///< exec throttle, all sessions (0 = unlimited)
+    std::chrono::microseconds latency{0};
 };
 
 class api_server {
@@ -73,6 +98,13 @@ public:
     /// Bearer-token check; fills req.user. /version, /healthz, /livez, /readyz are anonymous.
     bool authenticate(api_request& req) const;
     static api_response unauthorized();
+    /// Installs an RBAC policy (call before serving): its tokens become valid, restricted users.
+    void set_policy(rbac_policy policy);
+    /// Authorization after authenticate(): a 403 Forbidden Status when the policy denies the
+    /// request, nullopt when allowed (non-resource paths and SSAR creation are always allowed).
+    std::optional<api_response> authorize(const api_request& req) const;
+    /// The resource attributes of a request path + method (nullopt for non-resource paths).
+    static std::optional<access_attributes> attributes_of(const api_request& req);
 
     /// Any non-exec request.
     api_response handle(const api_request& req);
@@ -81,6 +113,12 @@ public:
     /// Exec preflight (spec §2.1, §6.3 item 7): an error response, or the plan to run.
     std::variant<api_response, exec_plan> prepare_exec(const api_request& req);
 
+    /// Exec throttle for every later session (CLI --exec-bandwidth / --exec-latency).
+    void set_exec_throttle(std::uint64_t bytes_per_s, std::chrono::microseconds latency);
+
+    /// An armed injected HTTP failure for this request (consumes one), or nullopt.
+    std::optional<api_response> injected_failure(const api_request& req);
+
     /// Ends log follows and watches (shutdown).
     void stop();
 
@@ -88,6 +126,7 @@ private:
     api_response handle_pods(const api_request& req, const std::string& ns, const std::string& name,
                              const std::string& sub);
     api_response handle_secrets(const api_request& req, const std::string& ns, const std::string& name);
+    api_response handle_pvcs(const api_request& req, const std::string& ns, const std::string& name);
     api_response handle_nodes(const api_request& req, const std::string& name);
     api_response handle_namespaces(const api_request& req, const std::string& name);
     api_response list_or_watch(const api_request& req, const std::string& resource,
@@ -97,6 +136,12 @@ private:
     object_store& store_;
     kubelet& kubelet_;
     std::map<std::string, std::string> tokens_; // token → user
+    rbac_policy policy_;                         // empty: everyone is admin
+    std::string admin_user_ = "kubesim-admin";
+    mutable std::mutex faults_mu_;
+    std::map<std::string, std::chrono::steady_clock::time_point> token_expiry_; // by user
+    fault_state faults_;
+    api_response handle_faults(const api_request& req);
     std::atomic<bool> stopping_{false};
 };
 

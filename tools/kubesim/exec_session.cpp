@@ -17,6 +17,7 @@
 #include <memory>
 
 #include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/websocket.hpp>
 #include <boost/beast/websocket/ssl.hpp>
 
@@ -36,6 +37,8 @@ namespace {
 
 constexpr std::size_t output_chunk_bytes = 32 * 1024; // what kubelet/apiserver use (spec §2.3)
 constexpr std::size_t max_frame_bytes = 32 * 1024 * 1024;
+/// Throttled sessions: bytes one direction may hold in its delay line (the "hop buffer").
+constexpr std::size_t throttle_window_bytes = 1024 * 1024;
 
 /// Picks the subprotocol: v5 whenever offered (apiserver ≥ 1.30 translator), else v4.
 std::string select_protocol(std::string_view offered) {
@@ -201,12 +204,43 @@ private:
                 self->maybe_finish();
                 return;
             }
+            self->output_bytes_ += n;
+            if (self->plan_.drop_after_bytes > 0 && self->output_bytes_ >= self->plan_.drop_after_bytes) {
+                self->abort(); // fault: the connection drops mid-stream (no status, no close frame)
+                return;
+            }
             std::string msg;
             msg.reserve(n + 1);
             msg.push_back(channel);
             msg.append(buf.data(), n);
-            // Read the next chunk only after this one went out: at most one message per pipe.
-            self->send(std::move(msg), [self, &d, &buf, channel] { self->read_output(d, buf, channel); });
+            if (!self->throttled()) {
+                // Read the next chunk only after this one went out: at most one message per pipe.
+                self->send(std::move(msg), [self, &d, &buf, channel] { self->read_output(d, buf, channel); });
+                return;
+            }
+            // Throttled: the message enters the delay line and the pipe is read on while less
+            // than throttle_window_bytes of this pipe is in the line (latency is pipelined, as on
+            // a real link; memory stays bounded).
+            std::size_t& in_line = channel == '\x01' ? self->out_line_bytes_ : self->err_line_bytes_;
+            bool& paused = channel == '\x01' ? self->out_paused_ : self->err_paused_;
+            in_line += n;
+            ++self->output_in_line_;
+            self->schedule(self->out_line_, self->pace(self->out_pacer_, n),
+                           [self, &d, &buf, channel, n, &in_line, &paused, msg = std::move(msg)]() mutable {
+                               self->send(std::move(msg), [self, &d, &buf, channel, n, &in_line, &paused] {
+                                   in_line -= n;
+                                   --self->output_in_line_;
+                                   if (paused && in_line < throttle_window_bytes) {
+                                       paused = false;
+                                       self->read_output(d, buf, channel);
+                                   }
+                                   self->maybe_finish();
+                               });
+                           });
+            if (in_line < throttle_window_bytes)
+                self->read_output(d, buf, channel);
+            else
+                paused = true;
         });
     }
 
@@ -255,6 +289,23 @@ private:
         if (channel == 0) {
             if (in_.is_open() && msg.size() > 1) {
                 stdin_buf_ = msg.substr(1);
+                if (throttled()) {
+                    // Delay line toward the pipe; the WebSocket is read on while less than
+                    // throttle_window_bytes waits, so backpressure still reaches the client.
+                    std::size_t n = stdin_buf_.size();
+                    stdin_line_bytes_ += n;
+                    schedule(in_line_, pace(in_pacer_, n), [self = shared_from_this(), data = std::move(stdin_buf_)]() mutable {
+                        self->stdin_fifo_.push_back(std::move(data));
+                        self->pump_stdin();
+                    });
+                    if (stdin_line_bytes_ < throttle_window_bytes)
+                        read_loop();
+                    else
+                        read_paused_ = true;
+                    return;
+                }
+                // The WebSocket is read again only once this message is in the pipe: blocking
+                // backpressure end to end.
                 net::async_write(in_, net::buffer(stdin_buf_), [self = shared_from_this()](error_code wec, std::size_t) {
                     if (wec) {
                         error_code ignored;
@@ -270,12 +321,105 @@ private:
                 return;
             }
             if (msg[1] == 0) {
-                error_code ignored;
-                in_.close(ignored);
+                if (stdin_line_bytes_ > 0) {
+                    stdin_close_pending_ = true; // after the delayed data reached the pipe
+                } else {
+                    error_code ignored;
+                    in_.close(ignored);
+                }
             }
         }
         // Resize (4), unknown channels and stdin without a pipe are dropped.
         read_loop();
+    }
+
+    /// Token-bucket pacing per direction: a message of n bytes is due once the link would have
+    /// carried it (n / bandwidth after the previous one), plus the one-way latency.
+    struct pacer {
+        std::chrono::steady_clock::time_point next{};
+    };
+    struct delay_line {
+        std::deque<std::pair<std::chrono::steady_clock::time_point, std::function<void()>>> items;
+        bool running = false;
+    };
+
+    bool throttled() const { return plan_.bandwidth_bytes_per_s > 0 || plan_.latency.count() > 0; }
+
+    std::chrono::steady_clock::time_point pace(pacer& p, std::size_t n) {
+        auto start = std::max(std::chrono::steady_clock::now(), p.next);
+        p.next = start;
+        if (plan_.bandwidth_bytes_per_s > 0)
+            p.next += std::chrono::nanoseconds(static_cast<std::int64_t>(
+                static_cast<double>(n) * 1e9 / static_cast<double>(plan_.bandwidth_bytes_per_s)));
+        return p.next + plan_.latency;
+    }
+
+    /// FIFO: items fire in order, each not before its due time.
+    void schedule(delay_line& l, std::chrono::steady_clock::time_point due, std::function<void()> fire) {
+        l.items.emplace_back(due, std::move(fire));
+        if (!l.running)
+            run_line(l);
+    }
+
+    void run_line(delay_line& l) {
+        if (l.items.empty() || broken_) {
+            l.running = false;
+            l.items.clear(); // the closures hold the session: never keep them past an abort
+            return;
+        }
+        l.running = true;
+        timer_for(l).expires_at(l.items.front().first);
+        timer_for(l).async_wait([self = shared_from_this(), &l](error_code) {
+            if (self->broken_) {
+                l.running = false;
+                l.items.clear();
+                return;
+            }
+            auto fire = std::move(l.items.front().second);
+            l.items.pop_front();
+            fire();
+            self->run_line(l);
+        });
+    }
+
+    net::steady_timer& timer_for(delay_line& l) { return &l == &out_line_ ? out_timer_ : in_timer_; }
+
+    void pump_stdin() {
+        if (stdin_writing_ || broken_)
+            return;
+        if (stdin_fifo_.empty()) {
+            if (stdin_close_pending_ && stdin_line_bytes_ == 0) {
+                error_code ignored;
+                in_.close(ignored);
+            }
+            return;
+        }
+        if (!in_.is_open()) { // the process closed its stdin: drop what is left
+            for (const auto& d : stdin_fifo_)
+                stdin_line_bytes_ -= d.size();
+            stdin_fifo_.clear();
+            resume_read();
+            return;
+        }
+        stdin_writing_ = true;
+        net::async_write(in_, net::buffer(stdin_fifo_.front()), [self = shared_from_this()](error_code wec, std::size_t) {
+            self->stdin_writing_ = false;
+            if (wec) {
+                error_code ignored;
+                self->in_.close(ignored);
+            }
+            self->stdin_line_bytes_ -= self->stdin_fifo_.front().size();
+            self->stdin_fifo_.pop_front();
+            self->resume_read();
+            self->pump_stdin();
+        });
+    }
+
+    void resume_read() {
+        if (read_paused_ && stdin_line_bytes_ < throttle_window_bytes) {
+            read_paused_ = false;
+            read_loop();
+        }
     }
 
     void on_exit() {
@@ -295,12 +439,25 @@ private:
     }
 
     void maybe_finish() {
-        if (!exited_ || open_outputs_ > 0 || status_sent_ || broken_)
+        if (!exited_ || open_outputs_ > 0 || output_in_line_ > 0 || status_sent_ || broken_)
             return;
         status_sent_ = true;
         error_code ignored;
         in_.close(ignored);
-        send(std::string(1, '\x03') + status_message(exit_code_), [self = shared_from_this()] { self->start_close(); });
+        if (plan_.no_status) {
+            start_close(); // fault: close 1000 without a status message
+            return;
+        }
+        send(std::string(1, '\x03') + status_message(exit_code_), [self = shared_from_this()] {
+            if (self->plan_.legacy_close) {
+                // fault: old kubelet/proxy behaviour, TCP closed right after the status.
+                self->closing_ = true;
+                error_code ec;
+                beast::get_lowest_layer(self->ws_).close(ec);
+                return;
+            }
+            self->start_close();
+        });
     }
 
     void start_close() {
@@ -341,6 +498,15 @@ private:
     bool closing_ = false;
     bool broken_ = false;
     pid_t pid_ = -1;
+    std::uint64_t output_bytes_ = 0;
+    pacer out_pacer_, in_pacer_;
+    delay_line out_line_, in_line_;
+    net::steady_timer out_timer_{ioc_}, in_timer_{ioc_};
+    std::size_t out_line_bytes_ = 0, err_line_bytes_ = 0, stdin_line_bytes_ = 0;
+    int output_in_line_ = 0;
+    bool out_paused_ = false, err_paused_ = false, read_paused_ = false;
+    std::deque<std::string> stdin_fifo_;
+    bool stdin_writing_ = false, stdin_close_pending_ = false;
 };
 
 } // namespace

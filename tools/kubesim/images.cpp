@@ -71,11 +71,33 @@ result<void> build_busybox_root(const fs::path& root, const std::string& busybox
 } // namespace
 
 result<void> image_map::init(const std::string& state_dir, const std::string& map_file,
-                             const std::string& busybox_path) {
+                             const std::string& busybox_path, const std::string& externals_dir) {
     fs::path bb = fs::path(state_dir) / "images" / "busybox";
     if (auto r = build_busybox_root(bb, busybox_path); !r)
         return r;
     image_root busybox_root{bb.string(), {"proc", "sys", "dev", "tmp"}, default_sleep};
+    // The actions-runner image: busybox tools, user runner (1001), /home/runner/externals.
+    fs::path rr = fs::path(state_dir) / "images" / "runner";
+    if (auto r = build_busybox_root(rr, busybox_path); !r)
+        return r;
+    {
+        std::error_code ec;
+        std::ofstream(rr / "etc" / "passwd", std::ios::app) << "runner:x:1001:1001:runner:/home/runner:/bin/sh\n";
+        std::ofstream(rr / "etc" / "group", std::ios::app) << "runner:x:1001:\ndocker:x:123:runner\n";
+        fs::create_directories(rr / "home" / "runner" / "externals", ec);
+        fs::create_directories(rr / "home" / "runner" / "_work", ec);
+        if (!externals_dir.empty()) {
+            fs::copy(externals_dir, rr / "home" / "runner" / "externals",
+                     fs::copy_options::recursive | fs::copy_options::overwrite_existing, ec);
+            if (ec)
+                return fail(ec);
+        }
+        for (const char* d : {"home/runner", "home/runner/externals", "home/runner/_work"}) {
+            int rc = ::chown((rr / d).c_str(), 1001, 1001);
+            (void)rc;
+        }
+    }
+    image_root runner_root{rr.string(), {"proc", "sys", "dev", "tmp"}, default_sleep};
     image_root host_root{"/", host_skip(state_dir), default_sleep};
 
     if (!map_file.empty()) {
@@ -112,6 +134,7 @@ result<void> image_map::init(const std::string& state_dir, const std::string& ma
             rules_.push_back(std::move(r));
         }
     }
+    rules_.push_back({"ghcr.io/actions/actions-runner:*", runner_root});
     rules_.push_back({"*busybox*", busybox_root});
     rules_.push_back({"*alpine*", busybox_root});
     rules_.push_back({"*", host_root});

@@ -4,7 +4,8 @@
 // A root is a host directory whose top-level entries are bind-mounted read-only into a fresh
 // writable tmpfs per container (so /tmp and new mount points are writable, the image is not).
 // Built-in rules, applied after the file's rules: "*busybox*" and "*alpine*" → the busybox root
-// built at startup under STATE/images/busybox from /bin/busybox; anything else → the host root "/".
+// built at startup under STATE/images/busybox from /bin/busybox; "ghcr.io/actions/actions-runner:*"
+// → the runner root (STATE/images/runner); anything else → the host root "/".
 #pragma once
 
 #include <string>
@@ -24,8 +25,12 @@ class image_map {
 public:
     /// Builds the busybox root under `state_dir`/images/busybox (from `busybox_path`) and loads
     /// the optional JSON map file (empty path = built-ins only).
+    /// Also builds the runner root under `state_dir`/images/runner (busybox root + user runner
+    /// uid 1001, /home/runner/{_work,externals}; the files of `externals_dir`, e.g. a static
+    /// podpipe, copied into /home/runner/externals), used for ghcr.io/actions/actions-runner:*.
     result<void> init(const std::string& state_dir, const std::string& map_file,
-                      const std::string& busybox_path = "/bin/busybox");
+                      const std::string& busybox_path = "/bin/busybox",
+                      const std::string& externals_dir = "");
 
     /// First matching rule (fnmatch glob on the whole reference) wins.
     image_root resolve(const std::string& image) const;

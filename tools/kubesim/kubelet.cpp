@@ -176,7 +176,7 @@ void kubelet::pod_created(const std::string& ns, const std::string& name) {
                 if (!p->finished)
                     ++counts[p->node];
         }
-        schedule_decision d = schedule_pod(spec, nodes_, counts);
+        schedule_decision d = schedule_pod(spec, nodes_, counts, attached_node(ns, *pod));
         if (!d.scheduled) {
             store_.update("pods", ns, name, uid, [&](json::object& o) {
                 auto& st = o["status"].as_object();
@@ -194,7 +194,140 @@ void kubelet::pod_created(const std::string& ns, const std::string& name) {
             return;
         pod = updated;
     }
+    if (std::string conflict = attach_conflict(ns, *pod, node); !conflict.empty()) {
+        wait_for_attach(ns, name, uid, node, conflict);
+        return;
+    }
     start_runtime(ns, name, *pod, node);
+}
+
+namespace {
+
+/// Claim names of the pod's persistentVolumeClaim volumes.
+std::vector<std::string> claims_of(const json::object& pod) {
+    std::vector<std::string> out;
+    if (auto* spec = obj_at(pod, "spec"))
+        if (auto* vols = arr_at(*spec, "volumes"))
+            for (const auto& v : *vols)
+                if (auto* pvc = obj_at(v.as_object(), "persistentVolumeClaim"))
+                    out.push_back(str_at(*pvc, "claimName"));
+    return out;
+}
+
+bool read_write_once(const json::object& claim) {
+    bool rwo = false;
+    if (auto* spec = obj_at(claim, "spec"))
+        if (auto* modes = arr_at(*spec, "accessModes"))
+            for (const auto& m : *modes) {
+                if (!m.is_string())
+                    continue;
+                if (m.get_string() == "ReadWriteMany" || m.get_string() == "ReadOnlyMany")
+                    return false;
+                rwo = rwo || m.get_string() == "ReadWriteOnce" || m.get_string() == "ReadWriteOncePod";
+            }
+    return rwo;
+}
+
+} // namespace
+
+std::string kubelet::attached_node(const std::string& ns, const json::object& pod) {
+    std::string pod_uid = str_at(pod.at("metadata").as_object(), "uid");
+    for (const auto& claim : claims_of(pod)) {
+        auto c = store_.get("persistentvolumeclaims", ns, claim);
+        if (!c || !read_write_once(*c))
+            continue;
+        std::lock_guard lk(mu_);
+        for (const auto& [uid, rt] : pods_) {
+            if (uid == pod_uid || rt->ns != ns)
+                continue;
+            std::lock_guard plk(rt->mu);
+            if (rt->finished || rt->phase == "Succeeded" || rt->phase == "Failed")
+                continue;
+            for (const auto& other : claims_of(rt->pod))
+                if (other == claim)
+                    return rt->node;
+        }
+    }
+    return "";
+}
+
+std::string kubelet::attach_conflict(const std::string& ns, const json::object& pod, const std::string& node) {
+    std::string pod_uid = str_at(pod.at("metadata").as_object(), "uid");
+    for (const auto& claim : claims_of(pod)) {
+        auto c = store_.get("persistentvolumeclaims", ns, claim);
+        if (!c || !read_write_once(*c))
+            continue;
+        std::vector<std::string> users;
+        {
+            std::lock_guard lk(mu_);
+            for (const auto& [uid, rt] : pods_) {
+                if (uid == pod_uid || rt->ns != ns || rt->node == node)
+                    continue;
+                std::lock_guard plk(rt->mu);
+                if (rt->finished || rt->phase == "Succeeded" || rt->phase == "Failed")
+                    continue;
+                for (const auto& other : claims_of(rt->pod))
+                    if (other == claim)
+                        users.push_back(rt->name);
+            }
+        }
+        if (!users.empty()) {
+            std::string volume = "pvc-" + str_at(c->at("metadata").as_object(), "uid");
+            std::string list;
+            for (const auto& u : users)
+                list += (list.empty() ? "" : ", ") + u;
+            return "Multi-Attach error for volume \"" + volume +
+                   "\" Volume is already used by pod(s) " + list;
+        }
+    }
+    return "";
+}
+
+void kubelet::wait_for_attach(const std::string& ns, const std::string& name, const std::string& uid,
+                              const std::string& node, const std::string& message) {
+    store_.update("pods", ns, name, uid, [&](json::object& o) {
+        auto& st = o["status"].as_object();
+        st["phase"] = "Pending";
+        json::array cs;
+        if (auto* spec = obj_at(o, "spec"))
+            if (auto* arr = arr_at(*spec, "containers"))
+                for (const auto& c : *arr)
+                    cs.push_back(json::object{
+                        {"name", str_at(c.as_object(), "name")},
+                        {"image", str_at(c.as_object(), "image")},
+                        {"imageID", ""},
+                        {"ready", false},
+                        {"restartCount", 0},
+                        {"started", false},
+                        {"state", json::object{{"waiting", json::object{{"reason", "ContainerCreating"}}}}}});
+        st["containerStatuses"] = cs;
+        st["conditions"] = json::array{condition("PodScheduled", true),
+                                       condition("PodReadyToStartContainers", false, "FailedAttachVolume", message)};
+        st["message"] = message;
+        st["reason"] = "FailedAttachVolume";
+    });
+    std::lock_guard lk(mu_);
+    if (shutting_down_)
+        return;
+    attach_waiters_.emplace_back([this, ns, name, uid, node](std::stop_token stop) {
+        while (!stop.stop_requested()) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(100));
+            auto pod = store_.get("pods", ns, name);
+            if (!pod || str_at(pod->at("metadata").as_object(), "uid") != uid ||
+                obj_at(pod->at("metadata").as_object(), "deletionTimestamp"))
+                return;
+            if (!attach_conflict(ns, *pod, node).empty())
+                continue;
+            store_.update("pods", ns, name, uid, [](json::object& o) {
+                auto& st = o["status"].as_object();
+                st.erase("message");
+                st.erase("reason");
+            });
+            if (auto fresh = store_.get("pods", ns, name))
+                start_runtime(ns, name, *fresh, node);
+            return;
+        }
+    });
 }
 
 void kubelet::start_runtime(const std::string& ns, const std::string& name, const json::object& pod,
@@ -313,7 +446,8 @@ void kubelet::run_pod(const std::shared_ptr<pod_runtime>& p) {
                 if (str_at(*hp, "type") == "DirectoryOrCreate")
                     fs::create_directories(path, ec);
             } else if (auto* pvc = obj_at(vo, "persistentVolumeClaim")) {
-                // Claims are plain shared directories for now (no access modes, no attach).
+                // One directory per claim (STATE/claims/<ns>/<claim>); attach rules are applied
+                // before the pod starts (attach_conflict).
                 path = state_dir_ + "/claims/" + p->ns + "/" + str_at(*pvc, "claimName");
                 fs::create_directories(path, ec);
                 ::chmod(path.c_str(), 0777);
@@ -752,11 +886,35 @@ void kubelet::reap_finished() {
             p->thread.join();
 }
 
+void kubelet::kill_pod_processes(const std::string& pod_uid) {
+    std::shared_ptr<pod_runtime> rt;
+    {
+        std::lock_guard lk(mu_);
+        auto it = pods_.find(pod_uid);
+        if (it == pods_.end())
+            return;
+        rt = it->second;
+    }
+    std::lock_guard lk(rt->mu);
+    for (auto* list : {&rt->init_containers, &rt->containers})
+        for (auto& c : *list)
+            if (c.view.st == container_view::state::running && c.view.pid > 0)
+                ::kill(-c.view.pid, SIGKILL);
+    for (pid_t pg : rt->exec_pgids)
+        ::kill(-pg, SIGKILL);
+}
+
 void kubelet::shutdown(std::chrono::milliseconds grace) {
-    std::map<std::string, std::shared_ptr<pod_runtime>> pods;
+    std::vector<std::jthread> waiters;
     {
         std::lock_guard lk(mu_);
         shutting_down_ = true;
+        waiters.swap(attach_waiters_);
+    }
+    waiters.clear(); // request_stop + join
+    std::map<std::string, std::shared_ptr<pod_runtime>> pods;
+    {
+        std::lock_guard lk(mu_);
         pods.swap(pods_);
     }
     for (auto& [uid, p] : pods) {

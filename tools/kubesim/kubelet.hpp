@@ -20,6 +20,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <boost/json.hpp>
@@ -76,6 +77,9 @@ public:
     void register_exec(const std::string& pod_uid, pid_t pgid);
     void unregister_exec(const std::string& pod_uid, pid_t pgid);
 
+    /// Fault injection: SIGKILLs the pod's container and exec process groups (the object stays;
+    /// the containers end as killed, exit 137).
+    void kill_pod_processes(const std::string& pod_uid);
     /// Kills every pod's processes (SIGTERM, SIGKILL after `grace`) and joins all pod threads.
     void shutdown(std::chrono::milliseconds grace);
 
@@ -85,6 +89,14 @@ private:
                        const std::string& node);
     void publish(pod_runtime& p, const std::string& phase);
     void reap_finished(); // joins and erases runtimes whose thread ended after removal
+    /// ReadWriteOnce claims of `pod` attached to a node other than `node` (by a running pod):
+    /// the Multi-Attach message, or "" when the pod may start there.
+    std::string attach_conflict(const std::string& ns, const boost::json::object& pod, const std::string& node);
+    /// The node a ReadWriteOnce claim of `pod` is attached to ("" when none).
+    std::string attached_node(const std::string& ns, const boost::json::object& pod);
+    /// Holds a scheduled pod in ContainerCreating until its claims can attach, then starts it.
+    void wait_for_attach(const std::string& ns, const std::string& name, const std::string& uid,
+                         const std::string& node, const std::string& message);
 
     object_store& store_;
     const image_map& images_;
@@ -96,6 +108,7 @@ private:
     std::map<std::string, std::shared_ptr<pod_runtime>> pods_; // by uid
     int next_ip_ = 2;
     bool shutting_down_ = false;
+    std::vector<std::jthread> attach_waiters_;
 };
 
 } // namespace podpipe::kubesim

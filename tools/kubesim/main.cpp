@@ -35,11 +35,43 @@ struct options {
     std::string ns = "default";
     std::string image_map;
     std::string busybox = "/bin/busybox";
+    std::string rbac;
+    std::string externals;
+    std::uint64_t exec_bandwidth = 0;
+    std::chrono::microseconds exec_latency{0};
 };
+
+/// "50M" → 50'000'000 bytes/s (K, M, G decimal; Ki, Mi, Gi binary; plain number = bytes/s).
+std::uint64_t parse_rate(const std::string& s) {
+    std::size_t used = 0;
+    double v = std::stod(s, &used);
+    std::string unit = s.substr(used);
+    double mul = 1;
+    if (unit == "K" || unit == "k") mul = 1e3;
+    else if (unit == "M") mul = 1e6;
+    else if (unit == "G") mul = 1e9;
+    else if (unit == "Ki") mul = 1024.0;
+    else if (unit == "Mi") mul = 1024.0 * 1024;
+    else if (unit == "Gi") mul = 1024.0 * 1024 * 1024;
+    else if (!unit.empty()) throw std::invalid_argument("unit");
+    return static_cast<std::uint64_t>(v * mul);
+}
+
+/// "5ms", "250us", "1s" (plain number = milliseconds).
+std::chrono::microseconds parse_duration(const std::string& s) {
+    std::size_t used = 0;
+    double v = std::stod(s, &used);
+    std::string unit = s.substr(used);
+    double us = unit == "us" ? v : unit == "s" ? v * 1e6 : (unit == "ms" || unit.empty()) ? v * 1e3 : -1;
+    if (us < 0)
+        throw std::invalid_argument("unit");
+    return std::chrono::microseconds(static_cast<std::int64_t>(us));
+}
 
 void usage() {
     std::cerr << "usage: kubesim --dir STATE --kubeconfig-out FILE [--nodes N] [--port P]\n"
-                 "               [--namespace NS] [--image-map FILE] [--busybox PATH]\n";
+                 "               [--namespace NS] [--image-map FILE] [--busybox PATH] [--rbac FILE]\n"
+                 "               [--exec-bandwidth RATE] [--exec-latency DURATION] [--externals DIR]\n";
 }
 
 std::string base64(std::string_view in) {
@@ -89,6 +121,14 @@ int main(int argc, char** argv) {
                 opt.image_map = value();
             else if (a == "--busybox")
                 opt.busybox = value();
+            else if (a == "--rbac")
+                opt.rbac = value();
+            else if (a == "--externals")
+                opt.externals = value();
+            else if (a == "--exec-bandwidth")
+                opt.exec_bandwidth = parse_rate(value());
+            else if (a == "--exec-latency")
+                opt.exec_latency = parse_duration(value());
             else if (a == "-h" || a == "--help") {
                 usage();
                 return 0;
@@ -141,7 +181,7 @@ int main(int argc, char** argv) {
         write_file(opt.dir + "/serviceaccount/namespace", opt.ns, 0644);
 
         image_map images;
-        if (auto r = images.init(opt.dir, opt.image_map, opt.busybox); !r) {
+        if (auto r = images.init(opt.dir, opt.image_map, opt.busybox, opt.externals); !r) {
             std::cerr << "kubesim: image map: " << r.error().message() << "\n";
             return 1;
         }
@@ -161,6 +201,15 @@ int main(int argc, char** argv) {
 
         kubelet kube(store, images, nodes, opt.dir);
         api_server api(store, kube, tokens);
+        api.set_exec_throttle(opt.exec_bandwidth, opt.exec_latency);
+        if (!opt.rbac.empty()) {
+            auto policy = rbac_policy::load(opt.rbac);
+            if (!policy) {
+                std::cerr << "kubesim: --rbac: " << policy.error() << "\n";
+                return 1;
+            }
+            api.set_policy(std::move(*policy));
+        }
         server srv(api, kube, server_options{tls->server_cert_pem, tls->server_key_pem, opt.port});
         auto port = srv.start();
         if (!port) {

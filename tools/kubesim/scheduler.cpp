@@ -58,7 +58,8 @@ bool match_term(const json::object& term, const sim_node& n) {
 } // namespace
 
 schedule_decision schedule_pod(const json::object& spec, const std::vector<sim_node>& nodes,
-                               const std::map<std::string, int>& pod_counts) {
+                               const std::map<std::string, int>& pod_counts,
+                               const std::string& preferred_node) {
     const json::object* node_selector = obj_at(spec, "nodeSelector");
     const json::object* node_affinity = nullptr;
     if (auto* aff = obj_at(spec, "affinity"))
@@ -101,6 +102,8 @@ schedule_decision schedule_pod(const json::object& spec, const std::vector<sim_n
                     score += int_at(p.get_object(), "weight", 0);
             }
         }
+        if (!preferred_node.empty() && n.name == preferred_node)
+            score += 1000000; // above any sum of preferred-term weights (each ≤ 100)
         auto pc = pod_counts.find(n.name);
         int count = pc == pod_counts.end() ? 0 : pc->second;
         if (score > best_score || (score == best_score && count < best_count)) {

@@ -26,10 +26,12 @@ struct schedule_decision {
     std::string message; ///< FailedScheduling message otherwise ("0/3 nodes are available: ...")
 };
 
-/// `pod_counts` maps node name → pods currently placed there (for spreading).
+/// `preferred_node` (when non-empty) wins among the nodes that pass the filters: the node a
+/// ReadWriteOnce claim of the pod is attached to. `pod_counts` maps node name → pods currently placed there (for spreading).
 schedule_decision schedule_pod(const boost::json::object& pod_spec,
                                const std::vector<sim_node>& nodes,
-                               const std::map<std::string, int>& pod_counts);
+                               const std::map<std::string, int>& pod_counts,
+                               const std::string& preferred_node = "");
 
 /// Builds node-1..node-N with labels kubernetes.io/hostname, kubernetes.io/os, kubernetes.io/arch.
 std::vector<sim_node> make_nodes(int count);

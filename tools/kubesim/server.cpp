@@ -225,6 +225,10 @@ void server::impl::serve(connection& /*c*/, tcp::socket socket, net::io_context&
 
         if (!api.authenticate(areq)) {
             send(api_server::unauthorized());
+        } else if (auto injected = api.injected_failure(areq)) {
+            send(*injected);
+        } else if (auto denied = api.authorize(areq)) {
+            send(*denied);
         } else if (api_server::is_exec_path(areq.path)) {
             auto prep = api.prepare_exec(areq);
             if (auto* err = std::get_if<api_response>(&prep)) {

@@ -80,8 +80,14 @@ void kubesim_fixture::SetUp() {
         int err = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
         ::dup2(err, 2);
         std::string state = dir_ + "/state";
-        ::execl(KUBESIM_BINARY, "kubesim", "--nodes", "3", "--dir", state.c_str(), "--port", "0",
-                "--kubeconfig-out", kubeconfig_.c_str(), static_cast<char*>(nullptr));
+        std::vector<std::string> args{"kubesim", "--nodes", "3", "--dir", state, "--port", "0",
+                                      "--kubeconfig-out", kubeconfig_};
+        args.insert(args.end(), extra_args_.begin(), extra_args_.end());
+        std::vector<char*> argv;
+        for (auto& a : args)
+            argv.push_back(a.data());
+        argv.push_back(nullptr);
+        ::execv(KUBESIM_BINARY, argv.data());
         ::_exit(127);
     }
     ::close(out[1]);
@@ -106,6 +112,21 @@ void kubesim_fixture::SetUp() {
     ASSERT_TRUE(fs::exists(dir_ + "/state/serviceaccount/token"));
     ASSERT_TRUE(fs::exists(dir_ + "/state/serviceaccount/ca.crt"));
     ASSERT_TRUE(fs::exists(dir_ + "/state/serviceaccount/namespace"));
+}
+
+std::string kubesim_fixture::admin_token() const {
+    std::ifstream f(kubeconfig_);
+    std::string line;
+    const std::string key = "token: ";
+    while (std::getline(f, line))
+        if (auto p = line.find(key); p != std::string::npos)
+            return line.substr(p + key.size());
+    return "";
+}
+
+int kubesim_fixture::port() const {
+    auto colon = server_.rfind(':');
+    return colon == std::string::npos ? 0 : std::stoi(server_.substr(colon + 1));
 }
 
 void kubesim_fixture::TearDown() {

@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -36,6 +37,15 @@ protected:
     std::string wait_phase(const std::string& pod, const std::string& phase,
                            std::chrono::seconds timeout = std::chrono::seconds(20));
 
+    /// Reads the admin bearer token from the kubeconfig kubesim wrote.
+    std::string admin_token() const;
+    /// TCP port of server_.
+    int port() const;
+    /// CA certificate file (STATE/serviceaccount/ca.crt).
+    std::string ca_file() const { return dir_ + "/state/serviceaccount/ca.crt"; }
+
+    /// Extra kubesim command-line arguments; set before SetUp() (in a derived SetUp).
+    std::vector<std::string> extra_args_;
     std::string dir_;        ///< per-test temp dir
     std::string kubeconfig_;
     std::string server_;     ///< https://127.0.0.1:PORT

@@ -1,0 +1,172 @@
+// Fault injection through POST /kubesim/faults (README "Fault injection"): 429 with Retry-After
+// and a plain-text body, 500/503 Status, exec without status, legacy close, dropped exec
+// connections, killed pod processes.
+#include <fstream>
+
+#include "kubesim_fixture.hpp"
+#include "test_client.hpp"
+
+namespace podpipe::kubesim::testing {
+namespace {
+
+class faults_test : public kubesim_fixture {
+protected:
+    void SetUp() override {
+        kubesim_fixture::SetUp();
+        if (IsSkipped() || HasFatalFailure())
+            return;
+        create_pod(R"(apiVersion: v1
+kind: Pod
+metadata: {name: p1}
+spec:
+  containers: [{name: c1, image: busybox, command: ["sleep", "1000000"]}]
+)");
+        ASSERT_EQ(wait_phase("p1", "Running"), "Running");
+    }
+    void arm(const std::string& json) {
+        auto r = https_request(port(), ca_file(), admin_token(), "POST", "/kubesim/faults", json);
+        ASSERT_EQ(r.status, 200) << r.body;
+    }
+    http_reply list_pods() {
+        return https_request(port(), ca_file(), admin_token(), "GET", "/api/v1/namespaces/default/pods");
+    }
+    struct outcome {
+        std::string out, status;
+        bool eof = false;
+        int close_code = 0;
+    };
+    outcome exec(const std::string& command) {
+        ws_exec_client c(port(), ca_file(), admin_token());
+        outcome o;
+        EXPECT_EQ(c.open("/api/v1/namespaces/default/pods/p1/exec?command=sh&command=-c&command=" + command +
+                             "&stdout=true",
+                         "v5.channel.k8s.io"),
+                  101);
+        for (;;) {
+            auto m = c.read();
+            if (m.closed) {
+                o.eof = m.eof;
+                o.close_code = m.close_code;
+                return o;
+            }
+            if (!m.data.empty() && m.data[0] == 1)
+                o.out += m.data.substr(1);
+            if (!m.data.empty() && m.data[0] == 3)
+                o.status += m.data.substr(1);
+        }
+    }
+};
+
+TEST_F(faults_test, too_many_requests_plain_text_with_retry_after) {
+    arm(R"({"http": {"code": 429, "count": 2}})");
+    for (int i = 0; i < 2; ++i) {
+        auto r = list_pods();
+        EXPECT_EQ(r.status, 429);
+        EXPECT_EQ(r.headers["content-type"], "text/plain; charset=utf-8");
+        EXPECT_EQ(r.headers["retry-after"], "1");
+        EXPECT_EQ(r.body, "Too many requests, please try again later.\n");
+    }
+    EXPECT_EQ(list_pods().status, 200);
+}
+
+TEST_F(faults_test, server_errors_are_status_json) {
+    arm(R"({"http": {"code": 503, "count": 1, "retryAfterSeconds": 2}})");
+    auto r = list_pods();
+    EXPECT_EQ(r.status, 503);
+    EXPECT_EQ(r.headers["retry-after"], "2");
+    EXPECT_NE(r.body.find(R"("reason":"ServiceUnavailable")"), std::string::npos) << r.body;
+    arm(R"({"http": {"code": 500, "count": 1}})");
+    auto e = list_pods();
+    EXPECT_EQ(e.status, 500);
+    EXPECT_EQ(e.headers.count("retry-after"), 0u);
+    EXPECT_NE(e.body.find(R"("reason":"InternalError")"), std::string::npos) << e.body;
+    EXPECT_EQ(list_pods().status, 200);
+}
+
+TEST_F(faults_test, exec_without_status_closes_normally) {
+    arm(R"({"exec": {"count": 1, "noStatus": true}})");
+    auto o = exec("exit%204");
+    EXPECT_EQ(o.status, "");
+    EXPECT_FALSE(o.eof);
+    EXPECT_EQ(o.close_code, 1000);
+    // Only one session was affected.
+    auto next = exec("exit%204");
+    EXPECT_NE(next.status.find("NonZeroExitCode"), std::string::npos) << next.status;
+}
+
+TEST_F(faults_test, exec_legacy_close_drops_tcp_after_status) {
+    arm(R"({"exec": {"count": 1, "legacyClose": true}})");
+    auto o = exec("echo%20hi");
+    EXPECT_EQ(o.out, "hi\n");
+    EXPECT_EQ(o.status, R"({"metadata":{},"status":"Success"})");
+    EXPECT_TRUE(o.eof) << "expected no close frame";
+}
+
+TEST_F(faults_test, exec_dropped_after_bytes) {
+    arm(R"({"exec": {"count": 1, "dropAfterBytes": 1000}})");
+    auto o = exec("seq%201%20100000");
+    EXPECT_TRUE(o.eof);
+    EXPECT_EQ(o.status, "");
+    EXPECT_LT(o.out.size(), 1000u);
+}
+
+TEST_F(faults_test, kill_pod_processes) {
+    arm(R"({"killPod": {"namespace": "default", "name": "p1"}})");
+    EXPECT_EQ(wait_phase("p1", "Failed"), "Failed");
+    EXPECT_EQ(kubectl("get pod p1 -o jsonpath='{.status.containerStatuses[0].state.terminated.exitCode}'").output,
+              "137");
+}
+
+TEST_F(faults_test, exec_throttle_bandwidth_both_directions) {
+    constexpr std::uint64_t rate = 4 * 1024 * 1024; // bytes/s
+    arm(R"({"throttle": {"bytesPerSecond": 4194304}})");
+    auto t0 = std::chrono::steady_clock::now();
+    auto o = exec("head%20-c%204194304%20/dev/zero");
+    double down_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    EXPECT_EQ(o.out.size(), 4194304u);
+    EXPECT_GT(down_s, 0.9) << "stdout not throttled";
+    EXPECT_LT(down_s, 4.0) << "stdout throttled far below the set rate"; // loose: shared CI cores
+    // stdin: 2 MiB upload into `cat >/dev/null` takes ≥ 0.5 s at 4 MiB/s.
+    ws_exec_client c(port(), ca_file(), admin_token());
+    ASSERT_EQ(c.open("/api/v1/namespaces/default/pods/p1/exec?command=sh&command=-c&command=cat%3E/dev/null"
+                     "&stdin=true&stdout=true",
+                     "v5.channel.k8s.io"),
+              101);
+    t0 = std::chrono::steady_clock::now();
+    std::string chunk(64 * 1024 + 1, 'x');
+    chunk[0] = '\0';
+    for (int i = 0; i < 32; ++i)
+        c.send(chunk);
+    c.send(std::string("\xff\x00", 2));
+    std::string status;
+    for (auto m = c.read(); !m.closed; m = c.read())
+        if (!m.data.empty() && m.data[0] == 3)
+            status = m.data.substr(1);
+    double up_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    EXPECT_EQ(status, R"({"metadata":{},"status":"Success"})");
+    EXPECT_GT(up_s, 0.4) << "stdin not throttled (" << rate << " B/s)";
+    EXPECT_LT(up_s, 4.0);
+}
+
+TEST_F(faults_test, exec_latency_per_message) {
+    arm(R"({"throttle": {"latencyMicroseconds": 200000}})");
+    auto t0 = std::chrono::steady_clock::now();
+    auto o = exec("echo%20x");
+    double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    EXPECT_EQ(o.out, "x\n");
+    EXPECT_GE(s, 0.2);
+}
+
+TEST_F(faults_test, token_expiry_gives_401) {
+    std::string sa_token;
+    std::ifstream(dir_ + "/state/serviceaccount/token") >> sa_token;
+    EXPECT_EQ(https_request(port(), ca_file(), sa_token, "GET", "/api/v1/namespaces/default/pods").status, 200);
+    arm(R"({"expireToken": {"user": "system:serviceaccount:default:default", "afterSeconds": 0}})");
+    auto r = https_request(port(), ca_file(), sa_token, "GET", "/api/v1/namespaces/default/pods");
+    EXPECT_EQ(r.status, 401);
+    EXPECT_NE(r.body.find(R"("reason":"Unauthorized")"), std::string::npos) << r.body;
+    EXPECT_EQ(list_pods().status, 200); // the admin token is unaffected
+}
+
+} // namespace
+} // namespace podpipe::kubesim::testing
