@@ -2,6 +2,8 @@
 // every stage (through the shared stop_source) and is what the caller sees.
 #pragma once
 
+#include "engine/pipeline/stats.hpp"
+
 #include <chrono>
 #include <cstdint>
 #include <mutex>
@@ -43,6 +45,18 @@ private:
     std::error_code ec_;
     std::string detail_;
 };
+
+/// Copies the entry counters that the reader's and the writer's stats have in common.
+template <class Counts>
+void copy_entry_counts(transfer_stats& s, const Counts& c) {
+    s.entries = c.entries;
+    s.files = c.files;
+    s.directories = c.directories;
+    s.symlinks = c.symlinks;
+    s.hardlinks = c.hardlinks;
+    s.skipped = c.skipped;
+    s.content_bytes = c.content_bytes;
+}
 
 /// Cores this process may run on (sched_getaffinity), at least 1.
 unsigned available_cores() noexcept;

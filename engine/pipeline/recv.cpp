@@ -531,13 +531,7 @@ result<transfer_stats> recv_tree(byte_source& source, const std::string& root,
 
     transfer_stats s;
     const io::write_stats& w = *written;
-    s.entries = w.entries;
-    s.files = w.files;
-    s.directories = w.directories;
-    s.symlinks = w.symlinks;
-    s.hardlinks = w.hardlinks;
-    s.skipped = w.skipped;
-    s.content_bytes = w.content_bytes;
+    detail::copy_entry_counts(s, w);
     s.tar_bytes = tar_bytes;
     s.wire_bytes = splitter.wire_bytes();
     s.chunks = splitter.members();

@@ -308,14 +308,8 @@ result<transfer_stats> send_tree(const std::string& root, byte_sink& sink,
 
     transfer_stats s;
     const io::read_stats& r = *read;
-    s.entries = r.entries;
-    s.files = r.files;
-    s.directories = r.directories;
-    s.symlinks = r.symlinks;
-    s.hardlinks = r.hardlinks;
-    s.skipped = r.skipped;
+    detail::copy_entry_counts(s, r);
     s.warnings = r.warnings;
-    s.content_bytes = r.content_bytes;
     s.tar_bytes = framer.tar_bytes();
     s.wire_bytes = wire_bytes;
     s.chunks = framer.chunks();

@@ -1092,6 +1092,8 @@ api_response api_server::handle_pvcs(const api_request& req, const std::string& 
                                        "PersistentVolumeClaim \"" + cname + "\" is invalid: spec.accessModes: Unsupported value",
                                        status_details(cname, "PersistentVolumeClaim"));
         }
+        // Copy before inserting into spec: an insert may rehash spec and invalidate `modes`.
+        const json::array access_modes = *modes;
         if (!spec.contains("volumeMode"))
             spec["volumeMode"] = "Filesystem";
         if (!spec.contains("storageClassName"))
@@ -1100,7 +1102,7 @@ api_response api_server::handle_pvcs(const api_request& req, const std::string& 
         if (auto* res = obj_at(spec, "resources"))
             if (auto* reqs = obj_at(*res, "requests"))
                 capacity = *reqs;
-        pvc["status"] = json::object{{"phase", "Bound"}, {"accessModes", *modes}, {"capacity", capacity}};
+        pvc["status"] = json::object{{"phase", "Bound"}, {"accessModes", access_modes}, {"capacity", capacity}};
         auto created = store_.create("persistentvolumeclaims", ns, pvc);
         if (!created)
             return status_response(409, "AlreadyExists",

@@ -193,8 +193,15 @@ TEST_F(exec_protocol_test, large_binary_stdin_intact_with_bounded_memory) {
     long hwm_after = proc_status_kib(pid_, "VmHWM");
     // 50 MiB went through; kubesim may hold a few messages (read buffer, stdin buffer, TLS), never
     // the upload.
+#if defined(__SANITIZE_ADDRESS__)
+    // ASan's quarantine keeps freed messages resident, so RSS says nothing about buffering
+    // here; the Release run of this test checks the bound.
+    (void)hwm_after;
+    (void)hwm_before;
+#else
     EXPECT_LT(hwm_after - hwm_before, 24 * 1024) << "kubesim peak RSS grew by " << (hwm_after - hwm_before)
                                                  << " KiB during a 50 MiB upload";
+#endif
 }
 
 } // namespace
