@@ -83,6 +83,7 @@ for name, v in rows.items():
     med = statistics.median(secs)
     base.setdefault(group, med)
     rss = max(r for _, r in v) / 1024
-    print(f"| {name} | {med:.2f} | {min(secs):.2f}–{max(secs):.2f} | {tree_mb / med:.0f} | "
+    label = name.replace("|", "\\|")
+    print(f"| {label} | {med:.2f} | {min(secs):.2f}–{max(secs):.2f} | {tree_mb / med:.0f} | "
           f"{med / base[group]:.2f} | {rss:.0f} |")
 PY

@@ -16,14 +16,13 @@ def main() -> None:
     step = 64 * 1024
     start = time.monotonic()
     sent = 0
-    inp, out = sys.stdin.buffer.raw, sys.stdout.buffer.raw
     while True:
-        data = inp.read(step)
+        data = os.read(0, step)
         if not data:
             break
         view = memoryview(data)
         while view:
-            n = out.write(view)
+            n = os.write(1, view)
             view = view[n:]
         sent += len(data)
         due = start + sent / rate
