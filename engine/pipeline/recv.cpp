@@ -4,6 +4,7 @@
 #include "engine/gzip/gzip.hpp"
 #include "engine/io/tree_writer.hpp"
 #include "engine/pipeline/bounded_queue.hpp"
+#include "engine/pipeline/entry_convert.hpp"
 #include "engine/pipeline/errors.hpp"
 #include "engine/pipeline/failure_slot.hpp"
 #include "engine/pipeline/send.hpp"
@@ -21,6 +22,8 @@ namespace podpipe::pipeline {
 namespace {
 
 using detail::ns_since;
+using detail::to_file_entry;
+using detail::to_tar_entry;
 using clock_type = std::chrono::steady_clock;
 
 struct member_job {
@@ -29,35 +32,6 @@ struct member_job {
     block plain;                    // decompressed output (or the bytes themselves)
     std::size_t expected_bytes = 0; // from the member's length subfield
 };
-
-io::file_entry to_file_entry(const tar::entry& t) {
-    io::file_entry e;
-    e.path = t.path;
-    switch (t.type) {
-    case tar::entry_type::regular:
-        e.kind = io::file_kind::regular;
-        break;
-    case tar::entry_type::directory:
-        e.kind = io::file_kind::directory;
-        break;
-    case tar::entry_type::symlink:
-        e.kind = io::file_kind::symlink;
-        break;
-    case tar::entry_type::hardlink:
-        e.kind = io::file_kind::hardlink;
-        break;
-    default:
-        e.kind = io::file_kind::other;
-        break;
-    }
-    e.size = e.kind == io::file_kind::regular ? t.size : 0;
-    e.mode = t.mode & 07777;
-    e.mtime_sec = t.mtime_sec;
-    e.uid = t.uid;
-    e.gid = t.gid;
-    e.link_target = t.link_target;
-    return e;
-}
 
 // Applies parsed entries to the tree writer and keeps the receiver's side of the manifest.
 class extract_handler final : public tar::parser_handler {

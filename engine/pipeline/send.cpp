@@ -4,6 +4,7 @@
 #include "engine/gzip/gzip.hpp"
 #include "engine/io/tree_reader.hpp"
 #include "engine/pipeline/bounded_queue.hpp"
+#include "engine/pipeline/entry_convert.hpp"
 #include "engine/pipeline/errors.hpp"
 #include "engine/pipeline/failure_slot.hpp"
 #include "engine/tar/manifest.hpp"
@@ -19,6 +20,8 @@ namespace podpipe::pipeline {
 namespace {
 
 using detail::ns_since;
+using detail::to_file_entry;
+using detail::to_tar_entry;
 using clock_type = std::chrono::steady_clock;
 
 struct chunk_job {
@@ -26,35 +29,6 @@ struct chunk_job {
     block raw;    // tar bytes
     block packed; // the gzip member, taken before raw is filled (see send.hpp)
 };
-
-tar::entry to_tar_entry(const io::file_entry& e) {
-    tar::entry t;
-    t.path = e.path;
-    switch (e.kind) {
-    case io::file_kind::regular:
-        t.type = tar::entry_type::regular;
-        t.size = e.size;
-        break;
-    case io::file_kind::directory:
-        t.type = tar::entry_type::directory;
-        break;
-    case io::file_kind::symlink:
-        t.type = tar::entry_type::symlink;
-        break;
-    case io::file_kind::hardlink:
-        t.type = tar::entry_type::hardlink;
-        break;
-    case io::file_kind::other:
-        t.type = tar::entry_type::fifo; // never sent: the reader skips these
-        break;
-    }
-    t.mode = e.mode & 07777;
-    t.mtime_sec = e.mtime_sec;
-    t.uid = e.uid;
-    t.gid = e.gid;
-    t.link_target = e.link_target;
-    return t;
-}
 
 // Frames the reader's entries as tar into chunk blocks and hands full chunks to the workers.
 // Runs on the caller's thread, inside io::read_tree's callbacks.
