@@ -25,6 +25,7 @@ constexpr const char* exit_codes_help = R"(Exit codes:
   5  interrupted (SIGINT/SIGTERM))";
 
 struct common_flags {
+    bool pod_side = false; ///< recv/send: the in-pod end of `podpipe cp` (quiet, stdin/stdout)
     std::string threads = "0";
     std::string memory = "256M";
     bool progress = false;
@@ -44,6 +45,8 @@ struct unpack_flags : common_flags {
     std::string input = "-";
     bool require_manifest = false;
     bool same_owner = false;
+    bool no_verify = false; ///< recv: accept a stream without a manifest
+    bool report = false;    ///< recv: print the stats JSON on stdout when done
 };
 
 void add_common(CLI::App& cmd, common_flags& f) {
@@ -84,7 +87,8 @@ int report_failure(const char* verb, const std::error_code& ec) {
 }
 
 int finish_ok(const char* verb, const common_flags& f, const pipeline::transfer_stats& s) {
-    std::fprintf(stderr, "podpipe: %s\n", cli::summary_line(verb, s).c_str());
+    if (!f.pod_side)
+        std::fprintf(stderr, "podpipe: %s\n", cli::summary_line(verb, s).c_str());
     if (!f.stats_json.empty() && !cli::write_text_file(f.stats_json, cli::stats_json(verb, s))) {
         std::fprintf(stderr, "podpipe: cannot write %s: %s\n", f.stats_json.c_str(),
                      std::strerror(errno));
@@ -115,7 +119,7 @@ int run_pack(const pack_flags& f) {
                          std::strerror(errno));
             return cli::exit_failure;
         }
-    } else if (::isatty(STDOUT_FILENO)) {
+    } else if (::isatty(STDOUT_FILENO) && !f.pod_side) {
         return usage_error("refusing to write a compressed stream to a terminal; use -o FILE or a pipe");
     }
     pipeline::live_progress progress;
@@ -133,7 +137,7 @@ int run_pack(const pack_flags& f) {
         return cli::exit_failure;
     }
     if (!r)
-        return report_failure("pack", r.error());
+        return report_failure(f.pod_side ? "send" : "pack", r.error());
     return finish_ok("packed", f, *r);
 }
 
@@ -142,7 +146,7 @@ int run_unpack(const unpack_flags& f) {
     int rc = 0;
     if (!parse_common(f, opt.threads, opt.memory_bytes, rc))
         return rc;
-    opt.require_manifest = f.require_manifest;
+    opt.require_manifest = f.pod_side ? !f.no_verify : f.require_manifest;
     opt.restore_owner = f.same_owner;
 
     int fd = STDIN_FILENO;
@@ -167,7 +171,12 @@ int run_unpack(const unpack_flags& f) {
     if (fd != STDIN_FILENO)
         ::close(fd);
     if (!r)
-        return report_failure("unpack", r.error());
+        return report_failure(f.pod_side ? "recv" : "unpack", r.error());
+    if (f.report) {
+        const std::string json = cli::stats_json("recv", *r) + "\n";
+        if (std::fwrite(json.data(), 1, json.size(), stdout) != json.size() || std::fflush(stdout) != 0)
+            return cli::exit_failure;
+    }
     return finish_ok("unpacked", f, *r);
 }
 
@@ -202,6 +211,30 @@ int run(int argc, char** argv) {
     unpack->add_flag("--same-owner", uf.same_owner, "Restore owners (uid/gid) from the stream");
     add_common(*unpack, uf);
 
+    // The in-pod ends of `podpipe cp`: the caller runs them through exec, stdin/stdout carry the
+    // stream, stderr carries errors only.
+    pack_flags sf;
+    sf.pod_side = true;
+    auto* send = app.add_subcommand(
+        "send", "In-pod end of `podpipe cp`: write DIR as a podpipe stream to stdout, quietly");
+    send->add_option("DIR", sf.dir, "Directory to send")->required()->check(CLI::ExistingDirectory);
+    send->add_option("-l,--level", sf.level, "Compression level 0..12 (default 1)")
+        ->check(CLI::Range(0, 12));
+    send->add_option("--chunk-size", sf.chunk, "Uncompressed bytes per gzip member (default 1M)");
+    send->add_option("--exclude", sf.excludes, "Skip paths matching this pattern; repeatable");
+    add_common(*send, sf);
+
+    unpack_flags rf;
+    rf.pod_side = true;
+    auto* recv = app.add_subcommand(
+        "recv", "In-pod end of `podpipe cp`: extract the stream on stdin into DIR (created if "
+                "missing) and verify it against its manifest");
+    recv->add_option("DIR", rf.dir, "Target directory")->required();
+    recv->add_flag("--no-verify", rf.no_verify, "Accept a stream that carries no manifest");
+    recv->add_flag("--report", rf.report, "Print the transfer's stats as one JSON line on stdout");
+    recv->add_flag("--same-owner", rf.same_owner, "Restore owners (uid/gid) from the stream");
+    add_common(*recv, rf);
+
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
@@ -212,6 +245,10 @@ int run(int argc, char** argv) {
         return run_pack(pf);
     if (*unpack)
         return run_unpack(uf);
+    if (*send)
+        return run_pack(sf);
+    if (*recv)
+        return run_unpack(rf);
     return cli::exit_usage;
 }
 

@@ -1,0 +1,86 @@
+// The static in-pod podpipe (build/static/podpipe) runs inside kubesim's busybox image: it
+// receives a stream through a real `kubectl exec -i`, verifies the manifest, sends it back, and
+// reports a damaged stream with its exit code.
+#include "tests/support/tree_fixture.hpp"
+#include "tests/tools/kubesim/kubesim_fixture.hpp"
+
+#include <filesystem>
+
+namespace podpipe::kubesim::testing {
+namespace {
+
+namespace fs = std::filesystem;
+using podpipe::testing::shell_quote;
+
+const std::string host_podpipe = PODPIPE_EXE;
+const std::string static_dir = PODPIPE_STATIC_DIR;
+
+class pod_binary_test : public kubesim_fixture {
+protected:
+    void SetUp() override {
+        kubesim_fixture::SetUp();
+        if (IsSkipped() || HasFatalFailure())
+            return;
+        create_pod(R"(apiVersion: v1
+kind: Pod
+metadata: {name: bb}
+spec:
+  containers:
+  - name: main
+    image: busybox:1.36
+    command: ["sleep", "1000000"]
+    volumeMounts:
+    - {name: bin, mountPath: /__e/podpipe, readOnly: true}
+    - {name: data, mountPath: /data}
+  volumes:
+  - {name: bin, hostPath: {path: )" + static_dir + R"(}}
+  - {name: data, emptyDir: {}}
+)");
+        ASSERT_EQ(wait_phase("bb", "Running"), "Running");
+    }
+    podpipe::testing::temp_dir tmp_;
+};
+
+TEST_F(pod_binary_test, static_binary_round_trips_a_tree_in_a_busybox_pod) {
+    // The image really is busybox: its tar is the applet, not the host's GNU tar.
+    EXPECT_EQ(kubectl("exec bb -- readlink /bin/tar").output, "/bin/busybox\n");
+    auto v = kubectl("exec bb -- /__e/podpipe/podpipe --version");
+    ASSERT_EQ(v.exit_code, 0) << v.output;
+    EXPECT_EQ(v.output, "podpipe 0.1.0\n");
+
+    podpipe::testing::make_awkward_tree(tmp_ / "src", 300);
+    const std::string src = shell_quote((tmp_ / "src").string());
+    auto in = shell(host_podpipe + " pack " + src + " | " + kubectl_bin_ +
+                    " exec -i bb -- /__e/podpipe/podpipe recv --report /data/dst");
+    ASSERT_EQ(in.exit_code, 0) << in.output;
+    EXPECT_NE(in.output.find("\"checked\":true"), std::string::npos) << in.output;
+
+    const std::string back = shell_quote((tmp_ / "back").string());
+    auto out = shell(kubectl_bin_ + " exec bb -- /__e/podpipe/podpipe send /data/dst | " +
+                     host_podpipe + " unpack --require-manifest " + back);
+    ASSERT_EQ(out.exit_code, 0) << out.output;
+    EXPECT_EQ(podpipe::testing::diff_trees(tmp_ / "src", tmp_ / "back"), std::vector<std::string>{});
+}
+
+TEST_F(pod_binary_test, damaged_streams_fail_with_their_exit_codes) {
+    podpipe::testing::write_file(tmp_ / "src/small.txt", "hello\n");
+    const std::string src = shell_quote((tmp_ / "src").string());
+    ASSERT_EQ(shell("head -c 3000000 /dev/urandom > " + src + "/big.bin").exit_code, 0);
+    // Truncated: the receiver must not report success.
+    auto cut = shell(host_podpipe + " pack --chunk-size 256K " + src + " | head -c 100000 | " +
+                     kubectl_bin_ + " exec -i bb -- /__e/podpipe/podpipe recv /data/cut");
+    EXPECT_EQ(cut.exit_code, 4) << cut.output;
+    EXPECT_NE(cut.output.find("recv failed: "), std::string::npos) << cut.output;
+    // A plain tar.gz has no manifest: refused unless --no-verify.
+    auto plain = shell("tar czf - -C " + src + " . | " + kubectl_bin_ +
+                       " exec -i bb -- /__e/podpipe/podpipe recv /data/plain");
+    EXPECT_EQ(plain.exit_code, 4) << plain.output;
+    EXPECT_NE(plain.output.find("no podpipe manifest"), std::string::npos) << plain.output;
+    auto relaxed = shell("tar czf - -C " + src + " . | " + kubectl_bin_ +
+                         " exec -i bb -- /__e/podpipe/podpipe recv --no-verify /data/plain");
+    EXPECT_EQ(relaxed.exit_code, 0) << relaxed.output;
+    EXPECT_EQ(kubectl("exec bb -- cat /data/plain/small.txt").output, "hello\n");
+}
+
+} // namespace
+} // namespace podpipe::kubesim::testing
