@@ -197,7 +197,12 @@ public:
                 auto r = feed_members(in);
                 if (!r) {
                     ok = false;
-                } else if (*r) {
+                } else if (*r == members_state::ended) {
+                    // The sender's end member: the stream is complete even if the channel
+                    // never reports EOF. Whatever follows it is not read.
+                    out_.close();
+                    return;
+                } else if (*r == members_state::foreign) {
                     // A foreign member follows ours: continue serially from there.
                     m = mode::gzip_serial;
                     std::vector<std::byte> rest(splitter_.pending().begin(),
@@ -250,9 +255,14 @@ public:
     const char* format() const noexcept { return format_; }
 
 private:
-    // Cuts members out of `in` and queues them. true when the splitter stopped at a member that
-    // is not ours (`in` then starts there, after splitter_.pending()).
-    result<bool> feed_members(std::span<const std::byte>& in) {
+    enum class members_state {
+        need_more, ///< all of `in` consumed
+        foreign,   ///< stopped at a member that is not ours (`in` starts there, after pending())
+        ended,     ///< reached the sender's empty end member
+    };
+
+    // Cuts members out of `in` and queues them.
+    result<members_state> feed_members(std::span<const std::byte>& in) {
         for (;;) {
             auto r = splitter_.next(in);
             if (!r) {
@@ -261,9 +271,9 @@ private:
             }
             switch (r->kind) {
             case gzip::head_kind::need_more:
-                return false;
+                return members_state::need_more;
             case gzip::head_kind::foreign_gzip:
-                return true;
+                return members_state::foreign;
             case gzip::head_kind::not_gzip:
                 failure_.set(gzip::errc::bad_header, "data after the last gzip member is not gzip");
                 return fail(make_error_code(gzip::errc::bad_header));
@@ -272,6 +282,8 @@ private:
             }
             const auto member = r->member;
             const gzip::head_info& h = r->info;
+            if (h.uncompressed_bytes == 0)
+                return members_state::ended;
             if (h.uncompressed_bytes > pools_.plain->block_bytes() ||
                 member.size() > pools_.packed->block_bytes()) {
                 failure_.set(errc::member_too_large,

@@ -11,6 +11,7 @@
 #include "engine/tar/writer.hpp"
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cstring>
 #include <map>
@@ -249,6 +250,20 @@ result<transfer_stats> send_tree(const std::string& root, byte_sink& sink,
             }
         }
         if (!failure.error()) {
+            // An empty member ends the stream: receivers stop there without waiting for EOF,
+            // which some channels cannot deliver (an exec stdin on v4.channel.k8s.io). Any
+            // gzip reader inflates it to nothing.
+            std::array<std::byte, 64> end_member{};
+            auto n = gzip::member_compressor(0).compress({}, end_member);
+            if (!n) {
+                failure.set(n.error(), "writing the end of the stream");
+                return;
+            }
+            if (auto w = sink.write(std::span(end_member).first(*n)); !w) {
+                failure.set(w.error(), "writing the stream");
+                return;
+            }
+            wire_bytes += *n;
             if (auto f = sink.finish(); !f)
                 failure.set(f.error(), "closing the stream");
         }

@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 
@@ -290,6 +291,55 @@ TEST(pipeline, bad_options_are_rejected_before_starting) {
     opt.memory_bytes = 32 << 20;
     opt.threads = 8;
     EXPECT_FALSE(check_send_options(opt));
+}
+
+// Serves `data` and then, instead of EOF, an error: models a channel that never reports the
+// end (an exec stdin on v4.channel.k8s.io, where the sender cannot half-close).
+class no_eof_source final : public byte_source {
+public:
+    explicit no_eof_source(std::string data) : data_(std::move(data)) {}
+    result<std::size_t> read(std::span<std::byte> into) override {
+        if (pos_ == data_.size()) {
+            read_past_end_ = true;
+            return fail(std::make_error_code(std::errc::timed_out));
+        }
+        const std::size_t n = std::min(into.size(), std::min<std::size_t>(data_.size() - pos_, 7000));
+        std::memcpy(into.data(), data_.data() + pos_, n);
+        pos_ += n;
+        return n;
+    }
+    bool read_past_end_ = false;
+
+private:
+    std::string data_;
+    std::size_t pos_ = 0;
+};
+
+TEST(pipeline, podpipe_stream_ends_at_its_end_member_without_eof) {
+    temp_dir tmp;
+    testing::make_awkward_tree(tmp / "src", 50);
+    send_options opt;
+    opt.chunk_bytes = 64 * 1024;
+    const auto sent = pack_to(tmp / "src", tmp / "s.tgz", opt);
+    no_eof_source source(read_all(tmp / "s.tgz"));
+    recv_options ropt;
+    ropt.require_manifest = true;
+    auto got = recv_tree(source, (tmp / "dst").string(), ropt);
+    ASSERT_TRUE(got) << got.error().message() << ": " << last_failure_detail();
+    EXPECT_FALSE(source.read_past_end_);
+    EXPECT_EQ(got->manifest, sent.manifest);
+    EXPECT_EQ(diff_trees(tmp / "src", tmp / "dst"), std::vector<std::string>{});
+
+    // Without the end member (a stream cut right before it) the receiver keeps reading and
+    // reports the channel's error rather than claiming success.
+    const std::string full = read_all(tmp / "s.tgz");
+    std::size_t last = full.rfind("\x1f\x8b\x08", std::string::npos);
+    ASSERT_NE(last, std::string::npos);
+    no_eof_source cut(full.substr(0, last));
+    fs::remove_all(tmp / "dst2");
+    auto got2 = recv_tree(cut, (tmp / "dst2").string(), ropt);
+    EXPECT_FALSE(got2);
+    EXPECT_TRUE(cut.read_past_end_);
 }
 
 } // namespace
