@@ -303,8 +303,10 @@ struct channel_socket::impl {
             paused = reader_paused;
             pings = pings_enabled && !close_started;
         }
-        if (paused || write_pending)
-            last_progress = now; // blocked by our own flow control: no verdict on the peer
+        // Blocked by our own flow control, or pings switched off (a healthy peer may then
+        // stay silent for any time): no verdict on the peer; TCP keepalive remains.
+        if (paused || write_pending || !pings)
+            last_progress = now;
         if (options.ping_interval.count() > 0) {
             if (now - last_progress > options.pong_timeout) {
                 fail_with(errc::heartbeat_timeout);
@@ -478,9 +480,15 @@ result<void> channel_socket::close_channel(std::uint8_t channel) {
 result<void> channel_socket::flush() {
     auto& i = *impl_;
     std::unique_lock lk(i.mu);
-    i.cv.wait(lk, [&] { return i.failure || i.counters.in_flight_bytes == 0; });
+    // After a close (ours or the peer's) queued bytes are never written: fail instead of
+    // waiting for an in-flight count that cannot drain.
+    i.cv.wait(lk, [&] {
+        return i.failure || i.counters.in_flight_bytes == 0 || i.close_started || i.peer_closed;
+    });
     if (i.failure)
         return fail(i.failure);
+    if (i.counters.in_flight_bytes != 0)
+        return fail(errc::closed);
     return {};
 }
 

@@ -127,6 +127,8 @@ public:
     result<void> close_channel(std::uint8_t channel);
 
     /// Blocks until everything written so far is on the socket (in_flight_bytes == 0).
+    /// Errors: the socket's failure; errc::closed when a close (ours or the peer's) means the
+    /// queued bytes will never be written.
     result<void> flush();
 
     /// Next received message, in order. std::nullopt: the peer sent a close frame (see
@@ -146,7 +148,8 @@ public:
     void abort() noexcept;
 
     /// Pings stop while disabled (e.g. once the remote side is known to be finishing, so no
-    /// bytes reach a server that closes without reading them); the liveness check stays.
+    /// bytes reach a server that closes without reading them). The liveness check is
+    /// suspended meanwhile (a healthy peer need not send anything); TCP keepalive remains.
     void set_pings_enabled(bool enabled) noexcept;
 
     /// The peer's close frame, once read() returned std::nullopt or close() succeeded.

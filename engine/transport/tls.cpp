@@ -3,6 +3,10 @@
 
 #include "engine/transport/detail/net.hpp"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
 #include <vector>
 
 #include <boost/asio/ip/address.hpp>
@@ -156,6 +160,15 @@ result<void> connect_tls(asio::io_context& ioc, tls_stream& stream, tls_context&
         return fail(map_error(ec, phase::connect, detail));
     tcp.socket().set_option(asio::ip::tcp::no_delay(true), ec);
     tcp.socket().set_option(asio::socket_base::keep_alive(true), ec);
+    {
+        // Keepalive is the dead-peer backstop when WebSocket pings are off (see
+        // channel_socket::set_pings_enabled): probe after 30 s idle, give up after ~60 s.
+        const int fd = tcp.socket().native_handle();
+        const int idle_s = 30, interval_s = 10, probes = 3;
+        (void)::setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle_s, sizeof idle_s);
+        (void)::setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval_s, sizeof interval_s);
+        (void)::setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &probes, sizeof probes);
+    }
 
     const auto& cfg = ctx.config();
     const std::string name = cfg.server_name.empty() ? host : cfg.server_name;

@@ -247,8 +247,58 @@ struct secret_list {
 
 struct pvc {
     std::string name;
+    string_map labels;
     std::vector<std::string> access_modes; ///< ReadWriteOnce, ReadWriteMany, ReadWriteOncePod, ...
-    std::string phase;                     ///< Pending, Bound, Lost
+    std::string phase;                     ///< read only: Pending, Bound, Lost
+    /// spec.resources.requests.storage, e.g. "1Gi" (sent; read back from spec).
+    std::string storage_request;
+    std::string storage_class_name; ///< empty: the cluster default (sent when set)
+    std::string volume_name;        ///< read only: spec.volumeName once bound
+};
+
+// ---- batch/v1 Job ----------------------------------------------------------------------------
+
+/// spec.template: labels/annotations and the pod spec of the job's pods.
+struct pod_template {
+    object_meta metadata; ///< only labels and annotations are sent
+    pod_spec spec;        ///< restartPolicy must be Never or OnFailure for a Job
+};
+
+struct job_spec {
+    pod_template pod;                            ///< spec.template
+    std::optional<int> backoff_limit;            ///< server default 6
+    std::optional<int> completions;
+    std::optional<int> parallelism;
+    std::optional<std::int64_t> active_deadline_seconds;
+    std::optional<int> ttl_seconds_after_finished;
+};
+
+struct job_condition {
+    std::string type;   ///< Complete, Failed, Suspended, FailureTarget, SuccessCriteriaMet
+    std::string status; ///< "True", "False", "Unknown"
+    std::string reason;
+    std::string message;
+};
+
+struct job_status { ///< read only
+    int active = 0;
+    int succeeded = 0;
+    int failed = 0;
+    std::string start_time;
+    std::string completion_time;
+    std::vector<job_condition> conditions;
+};
+
+struct job {
+    object_meta metadata;
+    job_spec spec;
+    job_status status;
+};
+
+struct job_list {
+    std::vector<job> items;
+    std::string resource_version;
+    std::string continue_token;
 };
 
 struct status_cause {

@@ -269,6 +269,55 @@ void read_secret(parse_ctx& c, const dom::object& root, secret& s) {
     get_bool(c, root, "", "immutable", s.immutable);
 }
 
+void read_node(parse_ctx& c, const dom::object& root, node& n) {
+    object_meta m;
+    read_metadata(c, root, m);
+    n.name = std::move(m.name);
+    n.labels = std::move(m.labels);
+    if (auto spec = get_obj(c, root, "", "spec"))
+        get_bool(c, *spec, "spec", "unschedulable", n.unschedulable);
+}
+
+void read_job(parse_ctx& c, const dom::object& root, job& j) {
+    read_metadata(c, root, j.metadata);
+    if (auto spec = get_obj(c, root, "", "spec")) {
+        auto opt_int = [&](std::string_view key, std::optional<int>& out) {
+            std::optional<std::int64_t> v;
+            get_opt_int(c, *spec, "spec", key, v);
+            if (v && *v >= 0 && *v <= std::numeric_limits<int>::max())
+                out = static_cast<int>(*v);
+            else if (v)
+                c.wrong_type("spec", key, "integer");
+        };
+        opt_int("backoffLimit", j.spec.backoff_limit);
+        opt_int("completions", j.spec.completions);
+        opt_int("parallelism", j.spec.parallelism);
+        opt_int("ttlSecondsAfterFinished", j.spec.ttl_seconds_after_finished);
+        get_opt_int(c, *spec, "spec", "activeDeadlineSeconds", j.spec.active_deadline_seconds);
+        if (auto tmpl = get_obj(c, *spec, "spec", "template")) {
+            pod p;
+            read_pod(c, *tmpl, p);
+            j.spec.pod.metadata = std::move(p.metadata);
+            j.spec.pod.spec = std::move(p.spec);
+        }
+    }
+    if (auto st = get_obj(c, root, "", "status")) {
+        get_int(c, *st, "status", "active", j.status.active);
+        get_int(c, *st, "status", "succeeded", j.status.succeeded);
+        get_int(c, *st, "status", "failed", j.status.failed);
+        get_str(c, *st, "status", "startTime", j.status.start_time);
+        get_str(c, *st, "status", "completionTime", j.status.completion_time);
+        for_each_obj(c, *st, "status", "conditions", [&](const dom::object& o) {
+            job_condition jc;
+            get_str(c, o, "conditions[]", "type", jc.type);
+            get_str(c, o, "conditions[]", "status", jc.status);
+            get_str(c, o, "conditions[]", "reason", jc.reason);
+            get_str(c, o, "conditions[]", "message", jc.message);
+            j.status.conditions.push_back(std::move(jc));
+        });
+    }
+}
+
 // Parses `json` as one object and fills a T through fill(ctx, root, out).
 template <class T, class Fill>
 result<T, hook_error> parse_object(std::string_view json, const char* what, Fill&& fill) {
@@ -317,14 +366,37 @@ result<pod_list, hook_error> parse_pod_list(std::string_view json) {
 }
 
 result<node, hook_error> parse_node(std::string_view json) {
-    return parse_object<node>(json, "node", [](parse_ctx& c, const dom::object& root, node& n) {
-        object_meta m;
-        read_metadata(c, root, m);
-        n.name = std::move(m.name);
-        n.labels = std::move(m.labels);
-        if (auto spec = get_obj(c, root, "", "spec"))
-            get_bool(c, *spec, "spec", "unschedulable", n.unschedulable);
-    });
+    return parse_object<node>(json, "node", read_node);
+}
+
+result<std::vector<node>, hook_error> parse_node_list(std::string_view json) {
+    return parse_object<std::vector<node>>(
+        json, "node list", [](parse_ctx& c, const dom::object& root, std::vector<node>& l) {
+            for_each_obj(c, root, "", "items", [&](const dom::object& o) {
+                node n;
+                read_node(c, o, n);
+                l.push_back(std::move(n));
+            });
+        });
+}
+
+result<job, hook_error> parse_job(std::string_view json) {
+    return parse_object<job>(json, "job", read_job);
+}
+
+result<job_list, hook_error> parse_job_list(std::string_view json) {
+    return parse_object<job_list>(
+        json, "job list", [](parse_ctx& c, const dom::object& root, job_list& l) {
+            if (auto md = get_obj(c, root, "", "metadata")) {
+                get_str(c, *md, "metadata", "resourceVersion", l.resource_version);
+                get_str(c, *md, "metadata", "continue", l.continue_token);
+            }
+            for_each_obj(c, root, "", "items", [&](const dom::object& o) {
+                job j;
+                read_job(c, o, j);
+                l.items.push_back(std::move(j));
+            });
+        });
 }
 
 result<watch_event, hook_error> parse_watch_event(std::string_view json) {
@@ -414,8 +486,15 @@ result<pvc, hook_error> parse_pvc(std::string_view json) {
             object_meta m;
             read_metadata(c, root, m);
             v.name = std::move(m.name);
-            if (auto spec = get_obj(c, root, "", "spec"))
+            v.labels = std::move(m.labels);
+            if (auto spec = get_obj(c, root, "", "spec")) {
                 get_string_array(c, *spec, "spec", "accessModes", v.access_modes);
+                get_str(c, *spec, "spec", "storageClassName", v.storage_class_name);
+                get_str(c, *spec, "spec", "volumeName", v.volume_name);
+                if (auto res = get_obj(c, *spec, "spec", "resources"))
+                    if (auto req = get_obj(c, *res, "spec.resources", "requests"))
+                        get_str(c, *req, "spec.resources.requests", "storage", v.storage_request);
+            }
             if (auto st = get_obj(c, root, "", "status"))
                 get_str(c, *st, "status", "phase", v.phase);
         });
@@ -663,15 +742,7 @@ void write_affinity(json_writer& w, const node_affinity& a) {
     w.end_object();
 }
 
-} // namespace
-
-std::string to_json(const pod& p) {
-    json_writer w;
-    w.begin_object();
-    w.field("apiVersion", "v1");
-    w.field("kind", "Pod");
-    write_metadata(w, p.metadata);
-    const pod_spec& s = p.spec;
+void write_pod_spec(json_writer& w, const pod_spec& s) {
     w.key("spec");
     w.begin_object();
     write_nonempty(w, "restartPolicy", s.restart_policy);
@@ -726,6 +797,72 @@ std::string to_json(const pod& p) {
         w.end_array();
     }
     write_opt(w, "terminationGracePeriodSeconds", s.termination_grace_period_seconds);
+    w.end_object();
+}
+
+} // namespace
+
+std::string to_json(const pod& p) {
+    json_writer w;
+    w.begin_object();
+    w.field("apiVersion", "v1");
+    w.field("kind", "Pod");
+    write_metadata(w, p.metadata);
+    write_pod_spec(w, p.spec);
+    w.end_object();
+    return w.take();
+}
+
+std::string to_json(const pvc& claim) {
+    json_writer w;
+    w.begin_object();
+    w.field("apiVersion", "v1");
+    w.field("kind", "PersistentVolumeClaim");
+    w.key("metadata");
+    w.begin_object();
+    write_nonempty(w, "name", claim.name);
+    write_string_map(w, "labels", claim.labels);
+    w.end_object();
+    w.key("spec");
+    w.begin_object();
+    write_strings(w, "accessModes", claim.access_modes);
+    write_nonempty(w, "storageClassName", claim.storage_class_name);
+    if (!claim.storage_request.empty()) {
+        w.key("resources");
+        w.begin_object();
+        w.key("requests");
+        w.begin_object();
+        w.field("storage", claim.storage_request);
+        w.end_object();
+        w.end_object();
+    }
+    w.end_object();
+    w.end_object();
+    return w.take();
+}
+
+std::string to_json(const job& j) {
+    json_writer w;
+    w.begin_object();
+    w.field("apiVersion", "batch/v1");
+    w.field("kind", "Job");
+    write_metadata(w, j.metadata);
+    w.key("spec");
+    w.begin_object();
+    write_opt(w, "backoffLimit", j.spec.backoff_limit);
+    write_opt(w, "completions", j.spec.completions);
+    write_opt(w, "parallelism", j.spec.parallelism);
+    write_opt(w, "activeDeadlineSeconds", j.spec.active_deadline_seconds);
+    write_opt(w, "ttlSecondsAfterFinished", j.spec.ttl_seconds_after_finished);
+    w.key("template");
+    w.begin_object();
+    w.key("metadata");
+    w.begin_object();
+    write_string_map(w, "labels", j.spec.pod.metadata.labels);
+    write_string_map(w, "annotations", j.spec.pod.metadata.annotations);
+    w.end_object();
+    write_pod_spec(w, j.spec.pod.spec);
+    w.end_object();
     w.end_object();
     w.end_object();
     return w.take();

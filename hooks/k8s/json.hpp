@@ -33,6 +33,10 @@ result<access_review_result, hook_error> parse_access_review(std::string_view js
 result<secret, hook_error> parse_secret(std::string_view json);
 result<secret_list, hook_error> parse_secret_list(std::string_view json);
 result<pvc, hook_error> parse_pvc(std::string_view json);
+/// NodeList items (no kind/apiVersion needed).
+result<std::vector<node>, hook_error> parse_node_list(std::string_view json);
+result<job, hook_error> parse_job(std::string_view json);
+result<job_list, hook_error> parse_job_list(std::string_view json);
 /// An exec plugin's stdout; error texts never quote the token.
 result<exec_credential, hook_error> parse_exec_credential(std::string_view json);
 
@@ -42,6 +46,10 @@ std::string to_json(const pod& p);
 std::string to_json(const secret& s);
 /// SelfSubjectAccessReview request body.
 std::string to_json(const resource_attributes& attrs);
+/// PersistentVolumeClaim for POST .../persistentvolumeclaims.
+std::string to_json(const pvc& claim);
+/// batch/v1 Job for POST /apis/batch/v1/namespaces/NS/jobs (read-only fields omitted).
+std::string to_json(const job& j);
 /// DeleteOptions body, as kubectl sends it (fields only).
 std::string to_json(const delete_options& opts);
 

@@ -49,6 +49,16 @@ std::string secret_path(std::string_view ns, std::string_view name) {
     return namespaced(ns, "secrets/") + percent_encode(name);
 }
 
+std::string pvcs_path(std::string_view ns) { return namespaced(ns, "persistentvolumeclaims"); }
+
+std::string jobs_path(std::string_view ns) {
+    return "/apis/batch/v1/namespaces/" + percent_encode(ns) + "/jobs";
+}
+
+std::string job_path(std::string_view ns, std::string_view name) {
+    return jobs_path(ns) + "/" + percent_encode(name);
+}
+
 std::string pvc_path(std::string_view ns, std::string_view name) {
     return namespaced(ns, "persistentvolumeclaims/") + percent_encode(name);
 }

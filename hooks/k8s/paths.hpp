@@ -32,8 +32,13 @@ std::string pods_path(std::string_view ns);
 std::string pod_path(std::string_view ns, std::string_view name);
 std::string secrets_path(std::string_view ns);
 std::string secret_path(std::string_view ns, std::string_view name);
+std::string pvcs_path(std::string_view ns);
 std::string pvc_path(std::string_view ns, std::string_view name);
+inline constexpr std::string_view nodes_path = "/api/v1/nodes";
 std::string node_path(std::string_view name);
+/// batch/v1 Jobs: /apis/batch/v1/namespaces/NS/jobs[/NAME].
+std::string jobs_path(std::string_view ns);
+std::string job_path(std::string_view ns, std::string_view name);
 inline constexpr std::string_view access_review_path =
     "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews";
 

@@ -53,6 +53,20 @@ public:
         }
     }
 
+    /// As run(), but retries only errors for which `retryable(error)` is true (and which are
+    /// retryable by condition): for requests that must not be repeated after the server may
+    /// have acted on them.
+    template <class Call, class Pred>
+    auto run_if(Call&& call, Pred&& retryable) -> std::invoke_result_t<Call&> {
+        for (int attempt = 1;; ++attempt) {
+            auto r = call();
+            if (r || attempt >= opts_.max_attempts || !r.error().retryable() ||
+                !retryable(r.error()))
+                return r;
+            clock_.sleep_for(delay_for(attempt - 1, r.error()));
+        }
+    }
+
     const retry_options& options() const { return opts_; }
 
 private:
