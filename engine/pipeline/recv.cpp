@@ -406,9 +406,12 @@ result<transfer_stats> recv_tree(byte_source& source, const std::string& root,
     io::write_options wopt;
     wopt.window_bytes = window;
     wopt.restore_owner = opt.restore_owner;
-    auto writer = io::tree_writer::open(root, wopt);
+    std::string open_detail;
+    auto writer = io::tree_writer::open(root, wopt, &open_detail);
     if (!writer) {
-        detail::set_last_failure_detail("cannot open target directory '" + root + "'");
+        detail::set_last_failure_detail(open_detail.empty()
+                                            ? "cannot open target directory '" + root + "'"
+                                            : open_detail);
         return fail(writer.error());
     }
 

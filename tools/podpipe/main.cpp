@@ -2,6 +2,9 @@
 #include "engine/pipeline/recv.hpp"
 #include "engine/pipeline/send.hpp"
 #include "tools/podpipe/cli_util.hpp"
+#ifndef PODPIPE_POD_ONLY
+#include "tools/podpipe/cp.hpp"
+#endif
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -173,7 +176,7 @@ int run_unpack(const unpack_flags& f) {
     if (!r)
         return report_failure(f.pod_side ? "recv" : "unpack", r.error());
     if (f.report) {
-        const std::string json = cli::stats_json("recv", *r) + "\n";
+        const std::string json = cli::stats_json("recv", *r);
         if (std::fwrite(json.data(), 1, json.size(), stdout) != json.size() || std::fflush(stdout) != 0)
             return cli::exit_failure;
     }
@@ -235,6 +238,35 @@ int run(int argc, char** argv) {
     recv->add_flag("--same-owner", rf.same_owner, "Restore owners (uid/gid) from the stream");
     add_common(*recv, rf);
 
+#ifndef PODPIPE_POD_ONLY
+    cli::cp_flags cf;
+    auto* cp = app.add_subcommand(
+        "cp", "Copy a directory into a pod, out of a pod, or between pods through exec "
+              "(SRC/DST: local PATH or [NAMESPACE/]POD:[CONTAINER:]PATH)");
+    cp->add_option("SRC", cf.src, "Source directory: local path or [NAMESPACE/]POD:[CONTAINER:]PATH")
+        ->required();
+    cp->add_option("DST", cf.dst, "Target directory (created if missing), same forms")->required();
+    cp->add_option("-l,--level", cf.level, "Compression level 0 (stored) to 12 (default 1)")
+        ->check(CLI::Range(0, 12));
+    cp->add_option("--chunk-size", cf.chunk, "Uncompressed bytes per gzip member, 64K..8M (default 1M)");
+    cp->add_option("--threads", cf.threads, "Local (de)compression threads (default: cores available)");
+    cp->add_option("--memory", cf.memory, "Local memory budget for transfer buffers (default 256M)");
+    cp->add_option("--exclude", cf.excludes, "Skip paths matching this pattern (GNU tar rules); repeatable");
+    cp->add_flag("--progress", cf.progress, "Print bytes and MB/s to stderr while running");
+    cp->add_flag("--no-verify", cf.no_verify,
+                 "Do not require the receiver to check the stream against its manifest");
+    cp->add_option("--stats-json", cf.stats_json,
+                   "Write the transfer's counters (and the pod side's) as JSON to FILE (- = stderr)");
+    cp->add_option("--pod-binary", cf.pod_binary,
+                   "Path of podpipe inside pods (default /__e/podpipe/podpipe); 'none' = use the "
+                   "pod's tar");
+    cp->add_option("--kubeconfig", cf.kubeconfig, "Kubeconfig file (default: $KUBECONFIG, ~/.kube/config, in-cluster)");
+    cp->add_option("--context", cf.context, "Kubeconfig context (default: current-context)");
+    cp->add_option("-n,--namespace", cf.ns, "Namespace of pods given without one");
+    cp->add_flag("-v,--verbose", cf.verbose, "Say how each pod is reached (in-pod podpipe or tar, exec protocol)");
+    cp->add_flag("--exec-v4", cf.exec_v4, "Offer only the v4.channel.k8s.io exec protocol (old clusters, tests)");
+#endif
+
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
@@ -245,6 +277,10 @@ int run(int argc, char** argv) {
         return run_pack(pf);
     if (*unpack)
         return run_unpack(uf);
+#ifndef PODPIPE_POD_ONLY
+    if (*cp)
+        return cli::run_cp(cf);
+#endif
     if (*send)
         return run_pack(sf);
     if (*recv)

@@ -1,0 +1,178 @@
+// `podpipe cp` against a real kubesim: every direction, busybox and GNU (host) images, with and
+// without the in-pod podpipe, v5 and v4, a throttled link, a 429 on the first request, an exec
+// dropped mid-stream, and the same result as `kubectl cp`.
+#include "tests/support/tree_fixture.hpp"
+#include "tests/tools/kubesim/kubesim_fixture.hpp"
+#include "tests/tools/kubesim/test_client.hpp"
+
+#include <filesystem>
+
+namespace podpipe::kubesim::testing {
+namespace {
+
+namespace fs = std::filesystem;
+using podpipe::testing::diff_trees;
+using podpipe::testing::shell_quote;
+
+const std::string podpipe_exe = PODPIPE_EXE;
+const std::string static_dir = PODPIPE_STATIC_DIR;
+
+std::string pod_yaml(const std::string& name, const std::string& image) {
+    return R"(apiVersion: v1
+kind: Pod
+metadata: {name: )" + name + R"(}
+spec:
+  containers:
+  - name: main
+    image: )" + image + R"(
+    command: ["sleep", "1000000"]
+    volumeMounts:
+    - {name: bin, mountPath: /__e/podpipe, readOnly: true}
+    - {name: data, mountPath: /data}
+  volumes:
+  - {name: bin, hostPath: {path: )" + static_dir + R"(}}
+  - {name: data, emptyDir: {}}
+)";
+}
+
+class cp_test : public kubesim_fixture {
+protected:
+    void SetUp() override {
+        kubesim_fixture::SetUp();
+        if (IsSkipped() || HasFatalFailure())
+            return;
+        create_pod(pod_yaml("bb", "busybox:1.36"));   // busybox tar, static podpipe
+        create_pod(pod_yaml("gnu", "debian:12"));     // the host's GNU tar
+        ASSERT_EQ(wait_phase("bb", "Running"), "Running");
+        ASSERT_EQ(wait_phase("gnu", "Running"), "Running");
+        podpipe::testing::make_awkward_tree(src_, 300);
+    }
+
+    command_result cp(const std::string& args) {
+        return shell(podpipe_exe + " cp --kubeconfig " + shell_quote(kubeconfig_) + " " + args);
+    }
+
+    void faults(const std::string& json) {
+        auto r = https_request(port(), ca_file(), admin_token(), "POST", "/kubesim/faults", json);
+        ASSERT_EQ(r.status, 200) << r.body;
+    }
+
+    std::string q(const fs::path& p) const { return shell_quote(p.string()); }
+
+    // local → pod → local, then compare with the source.
+    // busybox tar does not restore directory mtimes (kubectl cp has the same limit): compare
+    // mtimes only where the pod side keeps them.
+    void round_trip(const std::string& pod, const std::string& flags, const std::string& tag,
+                    bool mtimes = true) {
+        auto in = cp(flags + " " + q(src_) + " " + pod + ":/data/" + tag);
+        ASSERT_EQ(in.exit_code, 0) << in.output;
+        EXPECT_NE(in.output.find("copied"), std::string::npos) << in.output;
+        const fs::path back = tmp_ / ("back-" + tag);
+        auto out = cp(flags + " " + pod + ":/data/" + tag + " " + q(back));
+        ASSERT_EQ(out.exit_code, 0) << out.output;
+        EXPECT_EQ(diff_trees(src_, back, mtimes), std::vector<std::string>{}) << tag;
+    }
+
+    podpipe::testing::temp_dir tmp_;
+    fs::path src_ = tmp_ / "src";
+};
+
+TEST_F(cp_test, busybox_pod_with_in_pod_podpipe_verified) {
+    auto in = cp("--stats-json " + q(tmp_ / "s.json") + " " + q(src_) + " bb:/data/w");
+    ASSERT_EQ(in.exit_code, 0) << in.output;
+    auto json = shell("cat " + q(tmp_ / "s.json"));
+    // The pod side ran `podpipe recv` and checked the manifest.
+    EXPECT_NE(json.output.find("\"remote\":{\"direction\":\"recv\""), std::string::npos) << json.output;
+    EXPECT_NE(json.output.find("\"checked\":true"), std::string::npos) << json.output;
+    round_trip("bb", "", "again");
+}
+
+TEST_F(cp_test, busybox_and_gnu_tar_without_the_binary) {
+    round_trip("bb", "--pod-binary none", "bbtar", /*mtimes=*/false);
+    round_trip("gnu", "--pod-binary none", "gnutar");
+    // A pod without podpipe at the probed path falls back to its tar by itself.
+    round_trip("gnu", "--pod-binary /nowhere/podpipe", "probed");
+}
+
+TEST_F(cp_test, v4_exec_protocol) {
+    round_trip("bb", "--exec-v4", "v4bin");
+    // On v4 the pod's tar cannot see the end of stdin: refused with the reason, nothing hangs.
+    auto r = cp("--exec-v4 --pod-binary none " + q(src_) + " bb:/data/v4tar");
+    EXPECT_EQ(r.exit_code, 1) << r.output;
+    EXPECT_NE(r.output.find("v4.channel.k8s.io"), std::string::npos) << r.output;
+    // Out of a pod, EOF is the end of stdout: v4 works with tar too.
+    ASSERT_EQ(cp("--pod-binary none " + q(src_) + " gnu:/data/t").exit_code, 0);
+    auto out = cp("--exec-v4 --pod-binary none gnu:/data/t " + q(tmp_ / "v4out"));
+    ASSERT_EQ(out.exit_code, 0) << out.output;
+    EXPECT_EQ(diff_trees(src_, tmp_ / "v4out"), std::vector<std::string>{});
+}
+
+TEST_F(cp_test, pod_to_pod_through_the_callers_memory) {
+    ASSERT_EQ(cp(q(src_) + " bb:/data/a").exit_code, 0);
+    auto r = cp("default/bb:main:/data/a gnu:/data/b");
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    EXPECT_NE(r.output.find("relayed"), std::string::npos) << r.output;
+    auto mixed = cp("--pod-binary none gnu:/data/b bb:/data/c");
+    ASSERT_EQ(mixed.exit_code, 0) << mixed.output;
+    ASSERT_EQ(cp("bb:/data/c " + q(tmp_ / "c")).exit_code, 0);
+    EXPECT_EQ(diff_trees(src_, tmp_ / "c", /*compare_mtimes=*/false), std::vector<std::string>{});
+}
+
+TEST_F(cp_test, large_file_through_a_throttled_link) {
+    ASSERT_EQ(shell("head -c 120000000 /dev/urandom > " + q(src_ / "big.bin")).exit_code, 0);
+    faults(R"({"throttle": {"bytesPerSecond": 200000000, "latencyMicroseconds": 2000}})");
+    round_trip("bb", "", "big");
+}
+
+TEST_F(cp_test, retries_a_429_on_the_first_request) {
+    faults(R"({"http": {"code": 429, "count": 1, "retryAfterSeconds": 1}})");
+    round_trip("bb", "", "after429");
+}
+
+TEST_F(cp_test, dropped_exec_is_a_clear_failure) {
+    ASSERT_EQ(shell("head -c 8000000 /dev/urandom > " + q(src_ / "big.bin")).exit_code, 0);
+    ASSERT_EQ(cp(q(src_) + " bb:/data/d").exit_code, 0);
+    for (const std::string flags : {"", "--pod-binary none "}) {
+        // Two sessions: the probe (a few bytes of output, unaffected) and the transfer, whose
+        // connection drops after 2 MB of output.
+        faults(R"({"exec": {"count": 2, "dropAfterBytes": 2000000}})");
+        auto dropped = cp(flags + "bb:/data/d " + q(tmp_ / "dropped"));
+        EXPECT_NE(dropped.exit_code, 0) << dropped.output;
+        EXPECT_NE(dropped.output.find("default/bb"), std::string::npos) << dropped.output;
+        EXPECT_NE(dropped.output.find("incomplete"), std::string::npos) << dropped.output;
+        EXPECT_EQ(dropped.output.find("copied"), std::string::npos) << dropped.output;
+    }
+}
+
+TEST_F(cp_test, same_result_as_kubectl_cp) {
+    ASSERT_EQ(cp(q(src_) + " gnu:/data/ours").exit_code, 0);
+    auto k = kubectl("cp " + q(src_) + " gnu:/data/theirs");
+    ASSERT_EQ(k.exit_code, 0) << k.output;
+    // Inside the pod: same names, types, sizes, modes and contents.
+    const std::string listing =
+        "cd /data/$0 && find . -exec stat -c '%n %F %s %a' {} + | sort && "
+        "find . -type f -exec md5sum {} + | sort";
+    auto ours = kubectl("exec gnu -- sh -c " + shell_quote(listing) + " ours");
+    auto theirs = kubectl("exec gnu -- sh -c " + shell_quote(listing) + " theirs");
+    ASSERT_EQ(ours.exit_code, 0) << ours.output;
+    EXPECT_FALSE(ours.output.empty());
+    EXPECT_EQ(ours.output, theirs.output);
+}
+
+TEST_F(cp_test, errors_name_what_failed) {
+    auto nopod = cp(q(src_) + " missing-pod:/data/x");
+    EXPECT_EQ(nopod.exit_code, 1) << nopod.output;
+    EXPECT_NE(nopod.output.find("missing-pod"), std::string::npos) << nopod.output;
+    auto nodir = cp("bb:/data/does-not-exist " + q(tmp_ / "x"));
+    EXPECT_NE(nodir.exit_code, 0) << nodir.output;
+    EXPECT_NE(nodir.output.find("/data/does-not-exist"), std::string::npos) << nodir.output;
+    auto usage = cp(q(src_) + " " + q(tmp_ / "local"));
+    EXPECT_EQ(usage.exit_code, 2) << usage.output;
+    // The destination is read-only in the pod: the pod's error comes back.
+    auto ro = cp(q(src_) + " bb:/__e/podpipe/x");
+    EXPECT_NE(ro.exit_code, 0) << ro.output;
+    EXPECT_NE(ro.output.find("Read-only file system"), std::string::npos) << ro.output;
+}
+
+} // namespace
+} // namespace podpipe::kubesim::testing

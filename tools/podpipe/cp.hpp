@@ -1,0 +1,35 @@
+// `podpipe cp SRC DST`: a directory from the local disk into a pod, out of a pod, or from one
+// pod into another, through the pods' exec channels (engine stream, in-pod `podpipe recv/send`
+// when present, the pod's own tar otherwise).
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace podpipe::cli {
+
+struct cp_flags {
+    std::string src;
+    std::string dst;
+    int level = 1;
+    std::string chunk = "1M";
+    std::string threads = "0";
+    std::string memory = "256M";
+    std::vector<std::string> excludes;
+    bool progress = false;
+    bool no_verify = false;
+    std::string stats_json;
+    /// Where the in-pod podpipe is looked for; "none" = always use the pod's tar.
+    std::string pod_binary = "/__e/podpipe/podpipe";
+    std::string kubeconfig; ///< overrides KUBECONFIG
+    std::string context;    ///< overrides current-context
+    std::string ns;         ///< namespace for pods given without one
+    /// Offer only v4.channel.k8s.io (what clusters before 1.30 speak); for tests and old clusters.
+    bool exec_v4 = false;
+    bool verbose = false; ///< say which pod-side method and protocol each pod gets
+};
+
+/// Runs the copy; returns the process exit code (cli::exit_code) and prints errors to stderr.
+int run_cp(const cp_flags& flags);
+
+} // namespace podpipe::cli
