@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <memory>
@@ -58,6 +59,18 @@ private:
 };
 
 void print_error(const std::string& msg) { std::fprintf(stderr, "podpipe: cp: %s\n", msg.c_str()); }
+
+/// The unsigned integer value of "key" in a flat JSON object (the pod's report), 0 if absent.
+std::uint64_t json_u64(std::string_view json, std::string_view key) {
+    const std::string needle = "\"" + std::string(key) + "\":";
+    const std::size_t at = json.find(needle);
+    if (at == std::string_view::npos)
+        return 0;
+    std::uint64_t v = 0;
+    for (std::size_t i = at + needle.size(); i < json.size() && json[i] >= '0' && json[i] <= '9'; ++i)
+        v = v * 10 + static_cast<std::uint64_t>(json[i] - '0');
+    return v;
+}
 
 std::string trim(std::string s) {
     while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' '))
@@ -412,6 +425,14 @@ int copier::pod_to_pod(const pod_end& src, const pod_end& dst) {
         return exit_failure;
     }
     pipeline::transfer_stats s;
+    // Counts come from the receiving pod's report when it ran podpipe recv.
+    s.files = json_u64(report.text, "files");
+    s.directories = json_u64(report.text, "directories");
+    s.symlinks = json_u64(report.text, "symlinks");
+    s.hardlinks = json_u64(report.text, "hardlinks");
+    s.content_bytes = json_u64(report.text, "content_bytes");
+    s.chunks = json_u64(report.text, "chunks");
+    s.manifest_checked = report.text.find("\"checked\":true") != std::string::npos;
     s.wire_bytes = progress_.wire_bytes.load();
     s.seconds = std::chrono::duration<double>(clock_type::now() - t0).count();
     return finish("relayed", src.name() + ":" + src.loc.path + " -> " + dst.name() + ":" +

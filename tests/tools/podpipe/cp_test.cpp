@@ -112,6 +112,7 @@ TEST_F(cp_test, pod_to_pod_through_the_callers_memory) {
     auto r = cp("default/bb:main:/data/a gnu:/data/b");
     ASSERT_EQ(r.exit_code, 0) << r.output;
     EXPECT_NE(r.output.find("relayed"), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("manifest verified"), std::string::npos) << r.output; // both pods ran podpipe
     auto mixed = cp("--pod-binary none gnu:/data/b bb:/data/c");
     ASSERT_EQ(mixed.exit_code, 0) << mixed.output;
     ASSERT_EQ(cp("bb:/data/c " + q(tmp_ / "c")).exit_code, 0);

@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# End-to-end: copying a tree into a pod on kubesim with `podpipe cp` and the tools people use
+# today, with the exec link unthrottled and throttled, in one run.
+# Usage: bench/e2e/cp_kubesim.sh [TREE] [RUNS] [LINKS]
+#   TREE  default build/bench-tree (made by make_tree.sh if missing)
+#   RUNS  default 3 (median, min-max reported)
+#   LINKS default "unlimited 25M": kubesim --exec-bandwidth values (bytes/s per direction)
+# Needs root (kubesim's mount namespaces), kubectl, the release build (podpipe, static
+# podpipe, kubesim). Prints a markdown table; the pod is debian:12 (kubesim maps it to the
+# host root: GNU tar and gzip), with the static podpipe mounted at /__e/podpipe.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+tree=${1:-$root/build/bench-tree}
+runs=${2:-3}
+links=${3:-unlimited 25M}
+build=${BUILD:-$root/build/release}
+podpipe=$build/tools/podpipe/podpipe
+kubesim=$build/tools/kubesim/kubesim
+static_dir=$build/static
+for k in "${KUBECTL:-}" /usr/lib/google-cloud-sdk/bin/kubectl.1.32 /usr/bin/kubectl /usr/local/bin/kubectl; do
+    [ -n "$k" ] && [ -x "$k" ] && { kubectl=$k; break; }
+done
+[ -n "${kubectl:-}" ] || { echo "kubectl not found (set KUBECTL)" >&2; exit 1; }
+for f in "$podpipe" "$kubesim" "$static_dir/podpipe"; do
+    [ -x "$f" ] || { echo "missing $f: cmake --build --preset release" >&2; exit 1; }
+done
+[ -d "$tree" ] || bash "$root/bench/e2e/make_tree.sh" "$tree"
+
+work=$(mktemp -d /var/tmp/podpipe-cpbench.XXXXXX)
+ks_pid=
+stop_kubesim() {
+    if [ -n "$ks_pid" ]; then kill -TERM "$ks_pid" 2>/dev/null || true; wait "$ks_pid" 2>/dev/null || true; fi
+    ks_pid=
+}
+trap 'stop_kubesim; rm -rf "$work"' EXIT
+
+files=$(find "$tree" -type f | wc -l)
+bytes=$(du -sb "$tree" | cut -f1)
+tar cf - -C "$tree" . | cat >/dev/null # warm the page cache
+results=$work/results.tsv
+: >"$results"
+
+start_kubesim() { # LINK
+    local args=(--dir "$work/state-$1" --kubeconfig-out "$work/kc-$1" --nodes 1)
+    [ "$1" = unlimited ] || args+=(--exec-bandwidth "$1" --exec-latency 2ms)
+    "$kubesim" "${args[@]}" >"$work/kubesim-$1.log" 2>&1 &
+    ks_pid=$!
+    for _ in $(seq 100); do grep -q 'listening on' "$work/kubesim-$1.log" && break; sleep 0.1; done
+    export KUBECONFIG=$work/kc-$1
+    "$kubectl" create --validate=false -f - >/dev/null <<YAML
+apiVersion: v1
+kind: Pod
+metadata: {name: bench}
+spec:
+  containers:
+  - name: main
+    image: debian:12
+    command: [sleep, "1000000"]
+    volumeMounts:
+    - {name: bin, mountPath: /__e/podpipe, readOnly: true}
+    - {name: data, mountPath: /data}
+  volumes:
+  - {name: bin, hostPath: {path: $static_dir}}
+  - {name: data, emptyDir: {}}
+YAML
+    for _ in $(seq 100); do
+        [ "$("$kubectl" get pod bench -o jsonpath='{.status.phase}')" = Running ] && return 0
+        sleep 0.1
+    done
+    echo "pod did not start" >&2; exit 1
+}
+
+# measure NAME CMD: RUNS times, the pod's /data/out emptied before each (not timed).
+measure() {
+    local name=$1 cmd=$2 i
+    for ((i = 0; i < runs; i++)); do
+        "$kubectl" exec bench -- rm -rf /data/out
+        sync
+        /usr/bin/time -f "%e %M" -o "$work/time" bash -c "$cmd" >/dev/null 2>"$work/err" || {
+            echo "FAILED: $name" >&2; cat "$work/err" >&2; exit 1; }
+        read -r secs rss <"$work/time"
+        printf '%s\t%s\t%s\n' "$name" "$secs" "$rss" >>"$results"
+    done
+    # Every tool must have delivered the whole tree.
+    local got
+    got=$("$kubectl" exec bench -- sh -c 'find /data/out -type f | wc -l')
+    [ "$got" = "$files" ] || { echo "$name: $got files in the pod, expected $files" >&2; exit 1; }
+}
+
+for link in $links; do
+    start_kubesim "$link"
+    measure "$link: podpipe cp (in-pod podpipe)" "'$podpipe' cp '$tree' bench:/data/out"
+    measure "$link: podpipe cp --pod-binary none (pod's tar)" \
+        "'$podpipe' cp --pod-binary none '$tree' bench:/data/out"
+    measure "$link: tar czf - | kubectl exec -i -- tar xzf -" \
+        "tar czf - -C '$tree' . | '$kubectl' exec -i bench -- sh -c 'mkdir -p /data/out && tar xzf - -C /data/out'"
+    measure "$link: kubectl cp" "'$kubectl' cp '$tree' bench:/data/out"
+    stop_kubesim
+done
+
+echo "## podpipe cp into a kubesim pod, $(date -u +%Y-%m-%d), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo
+echo "Tree: $tree — $files files, $((bytes / 1000000)) MB. Runs: $runs each, warm cache."
+echo "kubectl: $("$kubectl" version --client 2>/dev/null | head -1). Link: kubesim --exec-bandwidth per direction, 2 ms latency when throttled."
+echo
+TREE_MB=$((bytes / 1000000)) python3 - "$results" <<'PY'
+import os, statistics, sys
+rows = {}
+for line in open(sys.argv[1]):
+    name, secs, rss = line.rstrip("\n").split("\t")
+    rows.setdefault(name, []).append((float(secs), int(rss)))
+tree_mb = float(os.environ["TREE_MB"])
+base = {}
+print("| run | median s | min–max s | MB/s of tree | time ÷ podpipe's | peak RSS MiB (local) |")
+print("|---|---:|---:|---:|---:|---:|")
+for name, v in rows.items():
+    group = name.split(":")[0]
+    secs = [s for s, _ in v]
+    med = statistics.median(secs)
+    base.setdefault(group, med)
+    rss = max(r for _, r in v) / 1024
+    label = name.replace("|", "\\|")
+    print(f"| {label} | {med:.2f} | {min(secs):.2f}–{max(secs):.2f} | {tree_mb / med:.0f} | "
+          f"{med / base[group]:.2f} | {rss:.0f} |")
+PY
