@@ -15,6 +15,7 @@
 #include <atomic>
 #include <cstring>
 #include <map>
+#include <optional>
 #include <thread>
 
 namespace podpipe::pipeline {
@@ -157,18 +158,70 @@ pool_plan plan_memory(const send_options& opt, unsigned threads, std::size_t pac
     return plan;
 }
 
+// Room for one compressed chunk at any level the sender may use.
+std::size_t packed_bound(const send_options& opt) {
+    if (opt.level != auto_level)
+        return gzip::member_compressor(opt.level).bound(opt.chunk_bytes);
+    std::size_t most = 0;
+    for (int level : auto_level_ladder)
+        most = std::max(most, gzip::member_compressor(level).bound(opt.chunk_bytes));
+    return most;
+}
+
+// Moves the level along auto_level_ladder from how the writer spends its time: mostly inside
+// sink.write means the link is the bottleneck and the CPU can afford a higher level; mostly
+// waiting for chunks means compression is, so step down. Windows of >= 200 ms and >= 4 chunks,
+// one step per window, so the level follows sustained conditions rather than noise.
+class level_controller {
+public:
+    explicit level_controller(bool enabled) : enabled_(enabled) {}
+
+    int level(int fixed) const {
+        return enabled_ ? auto_level_ladder[index_.load(std::memory_order_relaxed)] : fixed;
+    }
+
+    // Called by the writer after each chunk with its cumulative sink time.
+    void chunk_written(std::uint64_t sink_busy_ns) {
+        if (!enabled_)
+            return;
+        const auto now = clock_type::now();
+        if (window_chunks_++ == 0) {
+            window_start_ = now;
+            window_busy_start_ = sink_busy_ns;
+            return;
+        }
+        const auto elapsed = std::chrono::duration_cast<std::chrono::nanoseconds>(now - window_start_).count();
+        if (elapsed < 200'000'000 || window_chunks_ < 4)
+            return;
+        const double busy = static_cast<double>(sink_busy_ns - window_busy_start_) / static_cast<double>(elapsed);
+        int i = index_.load(std::memory_order_relaxed);
+        constexpr int top = static_cast<int>(std::size(auto_level_ladder)) - 1;
+        if (busy > 0.85 && i < top)
+            index_.store(i + 1, std::memory_order_relaxed);
+        else if (busy < 0.5 && i > 0)
+            index_.store(i - 1, std::memory_order_relaxed);
+        window_chunks_ = 0;
+    }
+
+private:
+    bool enabled_;
+    std::atomic<int> index_{0};
+    clock_type::time_point window_start_{};
+    std::uint64_t window_busy_start_ = 0;
+    std::uint64_t window_chunks_ = 0;
+};
+
 } // namespace
 
 result<void, std::string> check_send_options(const send_options& opt) {
-    if (opt.level < 0 || opt.level > 12)
-        return fail(std::string("compression level must be 0 (stored) to 12"));
+    if ((opt.level < 0 || opt.level > 12) && opt.level != auto_level)
+        return fail(std::string("compression level must be 0 (stored) to 12, or auto"));
     if (opt.chunk_bytes < min_chunk_bytes || opt.chunk_bytes > max_chunk_bytes)
         return fail(std::string("chunk size must be between 64 KiB and 8 MiB"));
     if (opt.threads > 256)
         return fail(std::string("at most 256 threads"));
     const unsigned threads = opt.threads == 0 ? detail::available_cores() : opt.threads;
-    const gzip::member_compressor probe(opt.level);
-    const pool_plan plan = plan_memory(opt, threads, probe.bound(opt.chunk_bytes));
+    const pool_plan plan = plan_memory(opt, threads, packed_bound(opt));
     if (plan.blocks < threads + 2)
         return fail(std::string("memory budget too small for this chunk size and thread "
                                 "count; raise --memory or lower --chunk-size/--threads"));
@@ -184,7 +237,9 @@ result<transfer_stats> send_tree(const std::string& root, byte_sink& sink,
         return fail(errc::bad_options);
     }
     const unsigned threads = opt.threads == 0 ? detail::available_cores() : opt.threads;
-    const std::size_t packed_bytes = gzip::member_compressor(opt.level).bound(opt.chunk_bytes);
+    const std::size_t packed_bytes = packed_bound(opt);
+    level_controller levels(opt.level == auto_level);
+    std::array<std::atomic<std::uint64_t>, 13> chunks_per_level{};
     const pool_plan plan = plan_memory(opt, threads, packed_bytes);
 
     // Declaration order matters: pools outlive the queues (whose jobs hold blocks), and the
@@ -208,10 +263,15 @@ result<transfer_stats> send_tree(const std::string& root, byte_sink& sink,
     workers.reserve(threads);
     for (unsigned i = 0; i < threads; ++i) {
         workers.emplace_back([&] {
-            gzip::member_compressor compressor(opt.level);
+            std::array<std::optional<gzip::member_compressor>, 13> compressors;
             while (auto job = to_compress.pop(halt.get_token())) {
                 const auto t0 = clock_type::now();
-                auto n = compressor.compress(job->raw.data(), job->packed.space());
+                const int level = levels.level(opt.level);
+                auto& compressor = compressors[static_cast<std::size_t>(level)];
+                if (!compressor)
+                    compressor.emplace(level);
+                chunks_per_level[static_cast<std::size_t>(level)].fetch_add(1, std::memory_order_relaxed);
+                auto n = compressor->compress(job->raw.data(), job->packed.space());
                 if (!n) {
                     failure.set(n.error(), "compressing chunk " + std::to_string(job->seq));
                     break;
@@ -243,6 +303,7 @@ result<transfer_stats> send_tree(const std::string& root, byte_sink& sink,
                     return;
                 }
                 sink_busy_ns += ns_since(t0);
+                levels.chunk_written(sink_busy_ns);
                 wire_bytes += packed.size();
                 if (opt.progress != nullptr)
                     opt.progress->wire_bytes.fetch_add(packed.size(), std::memory_order_relaxed);
@@ -302,6 +363,8 @@ result<transfer_stats> send_tree(const std::string& root, byte_sink& sink,
     s.tar_bytes = framer.tar_bytes();
     s.wire_bytes = wire_bytes;
     s.chunks = framer.chunks();
+    for (std::size_t l = 0; l < chunks_per_level.size(); ++l)
+        s.chunks_per_level[l] = chunks_per_level[l].load();
     s.manifest = *sent_manifest;
     s.seconds = static_cast<double>(ns_since(t_start)) / 1e9;
     s.stages.push_back({"walk", 0, r.entries, r.walk_ns, 0, 1});

@@ -24,9 +24,15 @@ namespace podpipe::pipeline {
 inline constexpr std::size_t min_chunk_bytes = 64 * 1024;
 inline constexpr std::size_t max_chunk_bytes = 8 * 1024 * 1024;
 inline constexpr int default_level = 1;
+/// send_options::level value that lets the sender pick the level per chunk: it starts at 1 and
+/// climbs a ladder (1, 2, 4, 6, 9) while the sink is the bottleneck (the writer spends most of
+/// its time inside sink.write, so the link, not the CPU, sets the pace), and steps down when
+/// compression makes the writer wait.
+inline constexpr int auto_level = -1;
+inline constexpr int auto_level_ladder[] = {1, 2, 4, 6, 9};
 
 struct send_options {
-    int level = default_level;             ///< 0 (stored) .. 12
+    int level = default_level;             ///< 0 (stored) .. 12, or auto_level
     unsigned threads = 0;                  ///< compress workers; 0 = cores available
     std::size_t chunk_bytes = 1 << 20;     ///< uncompressed bytes per gzip member
     std::size_t memory_bytes = 256 << 20;  ///< budget for all buffers of the transfer

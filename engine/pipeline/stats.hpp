@@ -5,6 +5,7 @@
 
 #include "engine/tar/manifest.hpp"
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <string>
@@ -35,6 +36,7 @@ struct transfer_stats {
     std::uint64_t warnings = 0;
     double seconds = 0;
     bool manifest_checked = false;    ///< receive: a podpipe manifest was found and matched
+    std::array<std::uint64_t, 13> chunks_per_level{}; ///< send: how many chunks each level compressed
     tar::manifest manifest;           ///< send: what was sent; receive: what was received
     std::vector<stage_stats> stages;
 };

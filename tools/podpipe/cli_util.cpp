@@ -1,5 +1,7 @@
 #include "tools/podpipe/cli_util.hpp"
 
+#include "engine/pipeline/send.hpp"
+
 #include "engine/common/error.hpp"
 
 #include <atomic>
@@ -13,6 +15,22 @@
 #include <mutex>
 
 namespace podpipe::cli {
+
+std::optional<int> parse_level(std::string_view text) {
+    if (text == "auto")
+        return pipeline::auto_level;
+    if (text.empty() || text.size() > 2)
+        return std::nullopt;
+    int v = 0;
+    for (char c : text) {
+        if (c < '0' || c > '9')
+            return std::nullopt;
+        v = v * 10 + (c - '0');
+    }
+    if (v > 12)
+        return std::nullopt;
+    return v;
+}
 
 std::optional<std::uint64_t> parse_size(std::string_view text) {
     if (text.empty())
@@ -156,6 +174,17 @@ std::string stats_json(std::string_view direction, const pipeline::transfer_stat
                   s.manifest.entries, s.manifest.content_bytes, s.manifest.digest,
                   s.manifest_checked ? "true" : "false");
     out += buf;
+    bool any_level = false;
+    for (std::size_t l = 0; l < s.chunks_per_level.size(); ++l) {
+        if (s.chunks_per_level[l] == 0)
+            continue;
+        std::snprintf(buf, sizeof buf, "%s\"%zu\":%" PRIu64, any_level ? "," : "\"levels\":{", l,
+                      s.chunks_per_level[l]);
+        out += buf;
+        any_level = true;
+    }
+    if (any_level)
+        out += "},";
     for (std::size_t i = 0; i < s.stages.size(); ++i) {
         const auto& st = s.stages[i];
         std::snprintf(buf, sizeof buf,

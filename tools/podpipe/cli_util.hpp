@@ -23,6 +23,9 @@ enum exit_code : int {
     exit_interrupted = 5, ///< stopped by SIGINT/SIGTERM
 };
 
+/// "0".."12" → that level, "auto" → pipeline::auto_level; nullopt otherwise.
+std::optional<int> parse_level(std::string_view text);
+
 /// "1048576", "1M", "1MiB", "512k", "2G" → bytes; nullopt when malformed.
 std::optional<std::uint64_t> parse_size(std::string_view text);
 

@@ -163,7 +163,7 @@ private:
 
     std::vector<std::string> send_command(const pod_end& end) const {
         if (end.has_binary) {
-            std::vector<std::string> c{f_.pod_binary, "send", "--level", std::to_string(f_.level),
+            std::vector<std::string> c{f_.pod_binary, "send", "--level", f_.level,
                                        "--chunk-size", f_.chunk};
             for (const auto& e : f_.excludes) {
                 c.push_back("--exclude");
@@ -202,7 +202,7 @@ private:
 
     pipeline::send_options send_options() const {
         pipeline::send_options o;
-        o.level = f_.level;
+        o.level = level_;
         o.chunk_bytes = chunk_bytes_;
         o.threads = threads_;
         o.memory_bytes = memory_;
@@ -211,6 +211,7 @@ private:
     }
 
 public:
+    int level_ = 1;
     std::size_t chunk_bytes_ = 1 << 20;
     unsigned threads_ = 0;
     std::size_t memory_ = 256u << 20;
@@ -497,7 +498,10 @@ int run_cp(const cp_flags& f) {
     if (!memory || *memory < (32u << 20))
         return usage("--memory takes a size of at least 32M, e.g. 256M");
     pipeline::send_options check;
-    check.level = f.level;
+    const auto level = parse_level(f.level);
+    if (!level)
+        return usage("--level takes 0 (stored) to 12, or auto");
+    check.level = *level;
     check.chunk_bytes = static_cast<std::size_t>(*chunk);
     check.memory_bytes = static_cast<std::size_t>(*memory);
     if (auto ok = pipeline::check_send_options(check); !ok)
@@ -525,6 +529,7 @@ int run_cp(const cp_flags& f) {
     std::stop_source stop;
     signal_stop signals(stop);
     copier c(f, **client, stop.get_token());
+    c.level_ = *level;
     c.chunk_bytes_ = static_cast<std::size_t>(*chunk);
     c.threads_ = static_cast<unsigned>(*threads);
     c.memory_ = static_cast<std::size_t>(*memory);

@@ -38,7 +38,7 @@ struct common_flags {
 struct pack_flags : common_flags {
     std::string dir;
     std::string output = "-";
-    int level = pipeline::default_level;
+    std::string level = "1";
     std::string chunk = "1M";
     std::vector<std::string> excludes;
 };
@@ -109,7 +109,10 @@ int run_pack(const pack_flags& f) {
     if (!chunk)
         return usage_error("--chunk-size takes a size like 1M or 256K");
     opt.chunk_bytes = static_cast<std::size_t>(*chunk);
-    opt.level = f.level;
+    const auto level = cli::parse_level(f.level);
+    if (!level)
+        return usage_error("--level takes 0 (stored) to 12, or auto");
+    opt.level = *level;
     opt.excludes = f.excludes;
     if (auto ok = pipeline::check_send_options(opt); !ok)
         return usage_error(ok.error());
@@ -196,8 +199,8 @@ int run(int argc, char** argv) {
     pack->add_option("DIR", pf.dir, "Directory to send")->required()->check(CLI::ExistingDirectory);
     pack->add_option("-o,--output", pf.output, "Output file, - for stdout (default)");
     pack->add_option("-l,--level", pf.level,
-                     "Compression level 0 (stored) to 12 (default 1, chosen by benchmark)")
-        ->check(CLI::Range(0, 12));
+                     "Compression level 0 (stored) to 12 (default 1, chosen by benchmark), or "
+                     "auto: per chunk, higher while the output is the bottleneck");
     pack->add_option("--chunk-size", pf.chunk, "Uncompressed bytes per gzip member, 64K..8M (default 1M)");
     pack->add_option("--exclude", pf.excludes,
                      "Skip paths matching this pattern (GNU tar --exclude rules); repeatable");
@@ -221,8 +224,7 @@ int run(int argc, char** argv) {
     auto* send = app.add_subcommand(
         "send", "In-pod end of `podpipe cp`: write DIR as a podpipe stream to stdout, quietly");
     send->add_option("DIR", sf.dir, "Directory to send")->required()->check(CLI::ExistingDirectory);
-    send->add_option("-l,--level", sf.level, "Compression level 0..12 (default 1)")
-        ->check(CLI::Range(0, 12));
+    send->add_option("-l,--level", sf.level, "Compression level 0..12 or auto (default 1)");
     send->add_option("--chunk-size", sf.chunk, "Uncompressed bytes per gzip member (default 1M)");
     send->add_option("--exclude", sf.excludes, "Skip paths matching this pattern; repeatable");
     add_common(*send, sf);
@@ -246,8 +248,9 @@ int run(int argc, char** argv) {
     cp->add_option("SRC", cf.src, "Source directory: local path or [NAMESPACE/]POD:[CONTAINER:]PATH")
         ->required();
     cp->add_option("DST", cf.dst, "Target directory (created if missing), same forms")->required();
-    cp->add_option("-l,--level", cf.level, "Compression level 0 (stored) to 12 (default 1)")
-        ->check(CLI::Range(0, 12));
+    cp->add_option("-l,--level", cf.level,
+                   "Compression level 0 (stored) to 12 (default 1), or auto: raised per chunk "
+                   "while the link is the bottleneck");
     cp->add_option("--chunk-size", cf.chunk, "Uncompressed bytes per gzip member, 64K..8M (default 1M)");
     cp->add_option("--threads", cf.threads, "Local (de)compression threads (default: cores available)");
     cp->add_option("--memory", cf.memory, "Local memory budget for transfer buffers (default 256M)");

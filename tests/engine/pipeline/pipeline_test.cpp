@@ -10,6 +10,7 @@
 
 #include <cstring>
 #include <filesystem>
+#include <thread>
 #include <fstream>
 
 #include <gtest/gtest.h>
@@ -340,6 +341,58 @@ TEST(pipeline, podpipe_stream_ends_at_its_end_member_without_eof) {
     auto got2 = recv_tree(cut, (tmp / "dst2").string(), ropt);
     EXPECT_FALSE(got2);
     EXPECT_TRUE(cut.read_past_end_);
+}
+
+// A sink much slower than compression: the link sets the pace.
+class slow_sink final : public byte_sink {
+public:
+    result<void> write(std::span<const std::byte> bytes) override {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        data.append(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+        return {};
+    }
+    std::string data;
+};
+
+TEST(pipeline, auto_level_climbs_while_the_sink_is_the_bottleneck) {
+    temp_dir tmp;
+    // Compressible but not trivially so: text-like lines.
+    std::string text;
+    for (int i = 0; text.size() < (4u << 20); ++i)
+        text += "line " + std::to_string(i * 7919 % 100003) + " of some source file\n";
+    testing::write_file(tmp / "src/a.txt", text);
+    send_options opt;
+    opt.level = auto_level;
+    opt.chunk_bytes = 64 * 1024;
+    slow_sink sink;
+    auto sent = send_tree((tmp / "src").string(), sink, opt);
+    ASSERT_TRUE(sent) << sent.error().message() << ": " << last_failure_detail();
+    std::uint64_t above_one = 0, total = 0;
+    for (std::size_t l = 0; l < sent->chunks_per_level.size(); ++l) {
+        total += sent->chunks_per_level[l];
+        if (l > 1)
+            above_one += sent->chunks_per_level[l];
+    }
+    EXPECT_EQ(total, sent->chunks);
+    EXPECT_EQ(sent->chunks_per_level[1] + above_one, total); // only ladder levels
+    EXPECT_GT(above_one, 0u) << "the level never rose although the sink was the bottleneck";
+    // Mixed levels are still one valid stream.
+    write_all(tmp / "s.tgz", sink.data);
+    recv_options ropt;
+    ropt.require_manifest = true;
+    auto got = unpack_from(tmp / "s.tgz", tmp / "dst", ropt);
+    ASSERT_TRUE(got) << got.error().message();
+    EXPECT_EQ(read_all(tmp / "dst/a.txt"), text);
+}
+
+TEST(pipeline, fixed_level_is_used_for_every_chunk) {
+    temp_dir tmp;
+    testing::make_awkward_tree(tmp / "src", 50);
+    send_options opt;
+    opt.level = 4;
+    opt.chunk_bytes = 64 * 1024;
+    const auto sent = pack_to(tmp / "src", tmp / "s.tgz", opt);
+    EXPECT_EQ(sent.chunks_per_level[4], sent.chunks);
 }
 
 } // namespace
