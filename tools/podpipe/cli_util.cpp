@@ -2,6 +2,8 @@
 
 #include "engine/pipeline/send.hpp"
 
+#include <sys/resource.h>
+
 #include "engine/common/error.hpp"
 
 #include <atomic>
@@ -173,6 +175,13 @@ std::string stats_json(std::string_view direction, const pipeline::transfer_stat
                   ",\"digest\":\"%016" PRIx64 "\",\"checked\":%s},\"stages\":[",
                   s.manifest.entries, s.manifest.content_bytes, s.manifest.digest,
                   s.manifest_checked ? "true" : "false");
+    out += buf;
+    // The whole process: CPU time of every thread and the peak resident set so far.
+    struct rusage ru {};
+    ::getrusage(RUSAGE_SELF, &ru);
+    std::snprintf(buf, sizeof buf, "\"cpu_user_s\":%.3f,\"cpu_sys_s\":%.3f,\"max_rss_kib\":%ld,",
+                  static_cast<double>(ru.ru_utime.tv_sec) + ru.ru_utime.tv_usec / 1e6,
+                  static_cast<double>(ru.ru_stime.tv_sec) + ru.ru_stime.tv_usec / 1e6, ru.ru_maxrss);
     out += buf;
     bool any_level = false;
     for (std::size_t l = 0; l < s.chunks_per_level.size(); ++l) {

@@ -1,5 +1,7 @@
 #include "tools/podpipe/cp.hpp"
 
+#include "tools/podpipe/copier.hpp"
+
 #include "engine/pipeline/recv.hpp"
 #include "engine/pipeline/send.hpp"
 #include "hooks/k8s/client.hpp"
@@ -78,25 +80,25 @@ std::string trim(std::string s) {
     return s;
 }
 
-/// One pod end of the copy, after probing it.
-struct pod_end {
-    location loc;
-    std::string ns;
-    bool has_binary = false;  ///< the in-pod podpipe answered --version
-    bool half_close = true;   ///< the exec protocol can deliver EOF to stdin (v5)
-    std::string protocol;
-
-    std::string name() const { return ns + "/" + loc.pod + (loc.container.empty() ? "" : ":" + loc.container); }
-};
-
-class copier {
+class copier final : public pod_copier {
 public:
-    copier(const cp_flags& f, k8s::api_client& client, std::stop_token stop)
-        : f_(f)
+    copier(const cp_flags& f, const copy_settings& settings, k8s::api_client& client,
+           std::stop_token stop)
+        : level_(settings.level)
+        , chunk_bytes_(settings.chunk_bytes)
+        , threads_(settings.threads)
+        , memory_(settings.memory_bytes)
+        , quiet_(settings.quiet)
+        , f_(f)
         , client_(client)
         , stop_(std::move(stop)) {}
 
-    int run(const location& src, const location& dst);
+    result<pod_end, std::string> probe(const location& loc) override;
+    int local_to_pod(const location& src, const pod_end& dst) override;
+    int pod_to_local(const pod_end& src, const location& dst) override;
+    int pod_to_pod(const pod_end& src, const pod_end& dst) override;
+    const pipeline::transfer_stats& last_stats() const override { return last_stats_; }
+    const std::string& last_report() const override { return last_report_; }
 
 private:
     k8s::exec_session_options session_options() const {
@@ -117,7 +119,7 @@ private:
     }
 
     // Finds out whether the pod has our binary and which exec protocol it speaks, in one exec.
-    result<pod_end, std::string> probe(const location& loc) {
+    result<pod_end, std::string> probe_impl(const location& loc) {
         pod_end end;
         end.loc = loc;
         end.ns = loc.ns.empty() ? client_.default_namespace() : loc.ns;
@@ -194,9 +196,6 @@ private:
         return exit_failure;
     }
 
-    int local_to_pod(const location& src, const pod_end& dst);
-    int pod_to_local(const pod_end& src, const location& dst);
-    int pod_to_pod(const pod_end& src, const pod_end& dst);
     int finish(const char* verb, const std::string& where, const pipeline::transfer_stats& s,
                const std::string& remote_report);
 
@@ -210,22 +209,27 @@ private:
         return o;
     }
 
-public:
-    int level_ = 1;
-    std::size_t chunk_bytes_ = 1 << 20;
-    unsigned threads_ = 0;
-    std::size_t memory_ = 256u << 20;
-
-private:
+    int level_;
+    std::size_t chunk_bytes_;
+    unsigned threads_;
+    std::size_t memory_;
+    bool quiet_;
     const cp_flags& f_;
     k8s::api_client& client_;
     std::stop_token stop_;
     pipeline::live_progress progress_;
+    pipeline::transfer_stats last_stats_;
+    std::string last_report_;
 };
+
+result<pod_end, std::string> copier::probe(const location& loc) { return probe_impl(loc); }
 
 int copier::finish(const char* verb, const std::string& where, const pipeline::transfer_stats& s,
                    const std::string& remote_report) {
-    std::fprintf(stderr, "podpipe: %s (%s)\n", summary_line(verb, s).c_str(), where.c_str());
+    last_stats_ = s;
+    last_report_ = trim(remote_report);
+    if (!quiet_)
+        std::fprintf(stderr, "podpipe: %s (%s)\n", summary_line(verb, s).c_str(), where.c_str());
     if (f_.stats_json.empty())
         return exit_ok;
     std::string json = trim(stats_json("cp", s));
@@ -441,10 +445,10 @@ int copier::pod_to_pod(const pod_end& src, const pod_end& dst) {
                   s, report.text);
 }
 
-int copier::run(const location& src, const location& dst) {
+int run_copy(pod_copier& c, const location& src, const location& dst) {
     std::optional<pod_end> src_pod, dst_pod;
     if (src.remote) {
-        auto p = probe(src);
+        auto p = c.probe(src);
         if (!p) {
             print_error(p.error());
             return exit_failure;
@@ -452,7 +456,7 @@ int copier::run(const location& src, const location& dst) {
         src_pod = *p;
     }
     if (dst.remote) {
-        auto p = probe(dst);
+        auto p = c.probe(dst);
         if (!p) {
             print_error(p.error());
             return exit_failure;
@@ -460,10 +464,10 @@ int copier::run(const location& src, const location& dst) {
         dst_pod = *p;
     }
     if (src_pod && dst_pod)
-        return pod_to_pod(*src_pod, *dst_pod);
+        return c.pod_to_pod(*src_pod, *dst_pod);
     if (src_pod)
-        return pod_to_local(*src_pod, dst);
-    return local_to_pod(src, *dst_pod);
+        return c.pod_to_local(*src_pod, dst);
+    return c.local_to_pod(src, *dst_pod);
 }
 
 int usage(const std::string& msg) {
@@ -507,33 +511,44 @@ int run_cp(const cp_flags& f) {
     if (auto ok = pipeline::check_send_options(check); !ok)
         return usage(ok.error());
 
+    auto client = connect_cluster(f);
+    if (!client) {
+        print_error(client.error());
+        return exit_failure;
+    }
+    std::stop_source stop;
+    signal_stop signals(stop);
+    copy_settings settings;
+    settings.level = *level;
+    settings.chunk_bytes = static_cast<std::size_t>(*chunk);
+    settings.threads = static_cast<unsigned>(*threads);
+    settings.memory_bytes = static_cast<std::size_t>(*memory);
+    copier c(f, settings, **client, stop.get_token());
+    return run_copy(c, *src, *dst);
+}
+
+std::unique_ptr<pod_copier> pod_copier::create(const cp_flags& flags, const copy_settings& settings,
+                                               k8s::api_client& client, std::stop_token stop) {
+    return std::make_unique<copier>(flags, settings, client, std::move(stop));
+}
+
+result<std::unique_ptr<k8s::api_client>, std::string> connect_cluster(const cp_flags& f) {
     k8s::config_sources sources = k8s::config_sources::from_process();
     if (!f.kubeconfig.empty())
         sources.kubeconfig = f.kubeconfig;
     sources.context = f.context;
     auto cfg = k8s::load_config(sources);
-    if (!cfg) {
-        print_error(cfg.error().what());
-        return exit_failure;
-    }
+    if (!cfg)
+        return fail(cfg.error().what());
     if (!f.ns.empty())
         cfg->ns = f.ns;
     if (cfg->insecure_skip_tls_verify)
         std::fprintf(stderr, "podpipe: warning: TLS verification is off for %s "
                              "(insecure-skip-tls-verify in the kubeconfig)\n", cfg->server.c_str());
     auto client = k8s::api_client::connect(std::move(*cfg));
-    if (!client) {
-        print_error(client.error().what());
-        return exit_failure;
-    }
-    std::stop_source stop;
-    signal_stop signals(stop);
-    copier c(f, **client, stop.get_token());
-    c.level_ = *level;
-    c.chunk_bytes_ = static_cast<std::size_t>(*chunk);
-    c.threads_ = static_cast<unsigned>(*threads);
-    c.memory_ = static_cast<std::size_t>(*memory);
-    return c.run(*src, *dst);
+    if (!client)
+        return fail(client.error().what());
+    return std::move(*client);
 }
 
 } // namespace podpipe::cli

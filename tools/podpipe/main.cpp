@@ -3,6 +3,7 @@
 #include "engine/pipeline/send.hpp"
 #include "tools/podpipe/cli_util.hpp"
 #ifndef PODPIPE_POD_ONLY
+#include "tools/podpipe/bench.hpp"
 #include "tools/podpipe/cp.hpp"
 #endif
 
@@ -268,6 +269,24 @@ int run(int argc, char** argv) {
     cp->add_option("-n,--namespace", cf.ns, "Namespace of pods given without one");
     cp->add_flag("-v,--verbose", cf.verbose, "Say how each pod is reached (in-pod podpipe or tar, exec protocol)");
     cp->add_flag("--exec-v4", cf.exec_v4, "Offer only the v4.channel.k8s.io exec protocol (old clusters, tests)");
+
+    cli::bench_flags bf;
+    auto* bench = app.add_subcommand(
+        "bench", "Measure the exec path to a pod and transfers with a matrix of levels, chunk "
+                 "sizes and threads, both directions, in-pod podpipe vs the pod's tar; recommend "
+                 "settings");
+    bench->add_option("--pod", bf.pod, "[NAMESPACE/]POD[:CONTAINER] to measure against")->required();
+    bench->add_option("--dir", bf.dir, "Local tree to transfer");
+    bench->add_option("--synthetic", bf.synthetic,
+                      "Generate a deterministic tree instead: files=N,size=S,dist=source|node_modules|binaries");
+    bench->add_option("--budget", bf.budget, "Time budget for the matrix, e.g. 60s, 2m (default 60s)");
+    bench->add_option("--pod-dir", bf.pod_dir, "Scratch directory in the pod, removed at the end (default /tmp/podpipe-bench)");
+    bench->add_flag("--json", bf.json, "Print the results as one JSON object");
+    bench->add_option("--pod-binary", bf.connection.pod_binary, "Path of podpipe inside the pod; 'none' = the pod's tar only");
+    bench->add_option("--kubeconfig", bf.connection.kubeconfig, "Kubeconfig file");
+    bench->add_option("--context", bf.connection.context, "Kubeconfig context");
+    bench->add_option("-n,--namespace", bf.connection.ns, "Namespace when --pod has none");
+    bench->add_flag("--exec-v4", bf.connection.exec_v4, "Offer only the v4.channel.k8s.io exec protocol");
 #endif
 
     try {
@@ -283,6 +302,8 @@ int run(int argc, char** argv) {
 #ifndef PODPIPE_POD_ONLY
     if (*cp)
         return cli::run_cp(cf);
+    if (*bench)
+        return cli::run_bench(bf);
 #endif
     if (*send)
         return run_pack(sf);

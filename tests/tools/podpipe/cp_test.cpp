@@ -175,5 +175,27 @@ TEST_F(cp_test, errors_name_what_failed) {
     EXPECT_NE(ro.output.find("Read-only file system"), std::string::npos) << ro.output;
 }
 
+TEST_F(cp_test, bench_measures_and_recommends) {
+    auto r = shell(podpipe_exe + " bench --kubeconfig " + shell_quote(kubeconfig_) +
+                   " --pod default/bb:main --synthetic files=300,size=3M,dist=node_modules"
+                   " --budget 5s --json");
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    EXPECT_NE(r.output.find("\"pod_binary\":true"), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("\"upload_mbps\":"), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("\"recommended\":{\"level\":"), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("\"direction\":\"from pod\""), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("\"pod_side\":\"tar\""), std::string::npos) << r.output;
+    EXPECT_EQ(r.output.find("\"ok\":false"), std::string::npos) << r.output;
+    // The scratch directory in the pod is gone afterwards.
+    EXPECT_NE(kubectl("exec bb -- ls /tmp/podpipe-bench").exit_code, 0);
+    // Without the in-pod binary only the tar rows exist, and bad input is a usage error.
+    auto tar_only = shell(podpipe_exe + " bench --kubeconfig " + shell_quote(kubeconfig_) +
+                          " --pod gnu --pod-binary none --synthetic files=50,size=1M --budget 1s");
+    ASSERT_EQ(tar_only.exit_code, 0) << tar_only.output;
+    EXPECT_NE(tar_only.output.find("recommended: podpipe cp --level"), std::string::npos) << tar_only.output;
+    EXPECT_EQ(shell(podpipe_exe + " bench --pod bb").exit_code, 2);
+    EXPECT_EQ(shell(podpipe_exe + " bench --pod bb --synthetic files=x").exit_code, 2);
+}
+
 } // namespace
 } // namespace podpipe::kubesim::testing

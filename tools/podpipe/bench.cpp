@@ -1,0 +1,451 @@
+#include "tools/podpipe/bench.hpp"
+
+#include "engine/pipeline/send.hpp"
+#include "hooks/k8s/client.hpp"
+#include "tools/podpipe/cli_util.hpp"
+#include "tools/podpipe/copier.hpp"
+#include "tools/podpipe/synthetic.hpp"
+
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace podpipe::cli {
+namespace {
+
+namespace fs = std::filesystem;
+using clock_type = std::chrono::steady_clock;
+
+double seconds_since(clock_type::time_point t0) {
+    return std::chrono::duration<double>(clock_type::now() - t0).count();
+}
+
+double cpu_seconds() {
+    struct rusage ru {};
+    ::getrusage(RUSAGE_SELF, &ru);
+    return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+           static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+long max_rss_kib() {
+    struct rusage ru {};
+    ::getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_maxrss;
+}
+
+/// A number after "key": in the pod's flat JSON report; nullopt if absent.
+std::optional<double> json_number(const std::string& json, const std::string& key) {
+    const std::string needle = "\"" + key + "\":";
+    const std::size_t at = json.find(needle);
+    if (at == std::string::npos)
+        return std::nullopt;
+    return std::strtod(json.c_str() + at + needle.size(), nullptr);
+}
+
+std::optional<double> parse_duration_s(const std::string& text) {
+    if (text.empty())
+        return std::nullopt;
+    char* end = nullptr;
+    const double v = std::strtod(text.c_str(), &end);
+    const std::string unit(end);
+    if (v <= 0)
+        return std::nullopt;
+    if (unit.empty() || unit == "s")
+        return v;
+    if (unit == "m")
+        return v * 60;
+    return std::nullopt;
+}
+
+std::string size_label(std::size_t bytes) {
+    if (bytes % (1u << 20) == 0)
+        return std::to_string(bytes >> 20) + "M";
+    return std::to_string(bytes >> 10) + "K";
+}
+
+struct cell {
+    std::string direction; ///< "to pod" / "from pod"
+    std::string pod_side;  ///< "podpipe" / "tar"
+    std::string level;     ///< "0".."12" / "auto"
+    std::size_t chunk = 1 << 20;
+    unsigned threads = 0;
+    bool ok = false;
+    std::string error;
+    double seconds = 0;
+    std::uint64_t content_bytes = 0;
+    std::uint64_t wire_bytes = 0;
+    double local_cpu_s = 0;
+    std::optional<double> remote_cpu_s;
+    std::optional<double> remote_rss_mib;
+
+    double mbps() const { return seconds > 0 ? static_cast<double>(content_bytes) / 1e6 / seconds : 0; }
+};
+
+struct exec_numbers {
+    double upload_mbps = 0;
+    double download_mbps = 0;
+    double rtt_ms = 0;
+};
+
+class bench_run {
+public:
+    bench_run(const bench_flags& f, k8s::api_client& client, pod_end pod, fs::path tree,
+              fs::path scratch)
+        : f_(f)
+        , client_(client)
+        , pod_(std::move(pod))
+        , tree_(std::move(tree))
+        , scratch_(std::move(scratch)) {}
+
+    // Raw exec: bytes through stdin and stdout with nothing else in the way, and the cost of
+    // one exec round trip (connect, upgrade, run `true`, status).
+    result<exec_numbers, std::string> measure_exec(std::uint64_t bytes) {
+        exec_numbers out;
+        std::vector<double> rtts;
+        for (int i = 0; i < 5; ++i) {
+            const auto t0 = clock_type::now();
+            auto code = run({"true"}, nullptr);
+            if (!code)
+                return fail(code.error());
+            rtts.push_back(seconds_since(t0) * 1000);
+        }
+        std::sort(rtts.begin(), rtts.end());
+        out.rtt_ms = rtts[rtts.size() / 2];
+
+        // head -c: ends by itself also where stdin cannot be half-closed (v4).
+        std::vector<std::byte> zeros(256 << 10);
+        const auto t_up = clock_type::now();
+        auto up = run({"sh", "-c", "head -c " + std::to_string(bytes) + " >/dev/null"}, [&](pipeline::byte_sink& in) {
+            for (std::uint64_t sent = 0; sent < bytes;) {
+                const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(zeros.size(), bytes - sent));
+                if (auto w = in.write(std::span(zeros).first(n)); !w)
+                    return false;
+                sent += n;
+            }
+            return static_cast<bool>(in.finish());
+        });
+        if (!up)
+            return fail("upload: " + up.error());
+        out.upload_mbps = static_cast<double>(bytes) / 1e6 / seconds_since(t_up);
+
+        const auto t_down = clock_type::now();
+        auto down = run({"head", "-c", std::to_string(bytes), "/dev/zero"}, nullptr);
+        if (!down)
+            return fail("download: " + down.error());
+        out.download_mbps = static_cast<double>(bytes) / 1e6 / seconds_since(t_down);
+        return out;
+    }
+
+    cell transfer(const std::string& direction, bool use_binary, const std::string& level,
+                  std::size_t chunk, unsigned threads) {
+        cell c;
+        c.direction = direction;
+        c.pod_side = use_binary ? "podpipe" : "tar";
+        c.level = level;
+        c.chunk = chunk;
+        c.threads = threads;
+        cp_flags flags = f_.connection;
+        flags.level = level;
+        flags.chunk = size_label(chunk);
+        copy_settings settings;
+        settings.level = *parse_level(level);
+        settings.chunk_bytes = chunk;
+        settings.threads = threads;
+        settings.quiet = true;
+        pod_end pod = pod_;
+        pod.has_binary = use_binary;
+        pod.loc.path = f_.pod_dir + "/tree";
+        const fs::path local = scratch_ / "from-pod";
+        std::error_code ec;
+        fs::remove_all(local, ec);
+        if (direction == "to pod")
+            (void)run({"rm", "-rf", pod.loc.path}, nullptr);
+        auto copier = pod_copier::create(flags, settings, client_, {});
+        const double cpu0 = cpu_seconds();
+        const auto t0 = clock_type::now();
+        int rc = 0;
+        if (direction == "to pod") {
+            location src;
+            src.path = tree_.string();
+            rc = copier->local_to_pod(src, pod);
+        } else {
+            location dst;
+            dst.path = local.string();
+            rc = copier->pod_to_local(pod, dst);
+        }
+        c.seconds = seconds_since(t0);
+        c.local_cpu_s = cpu_seconds() - cpu0;
+        c.ok = rc == 0;
+        if (!c.ok) {
+            c.error = "exit " + std::to_string(rc);
+            return c;
+        }
+        const auto& s = copier->last_stats();
+        c.content_bytes = s.content_bytes;
+        c.wire_bytes = s.wire_bytes;
+        const std::string& report = copier->last_report();
+        if (auto u = json_number(report, "cpu_user_s"))
+            c.remote_cpu_s = *u + json_number(report, "cpu_sys_s").value_or(0);
+        if (auto r = json_number(report, "max_rss_kib"))
+            c.remote_rss_mib = *r / 1024;
+        return c;
+    }
+
+    void cleanup() {
+        (void)run({"rm", "-rf", f_.pod_dir}, nullptr);
+    }
+
+    // Prepares the tree inside the pod for the from-pod runs (with the fastest settings).
+    bool seed_pod() {
+        return transfer("to pod", pod_.has_binary, "1", 1 << 20, 0).ok;
+    }
+
+private:
+    using stdin_writer = std::function<bool(pipeline::byte_sink&)>;
+
+    result<int, std::string> run(std::vector<std::string> command, const stdin_writer& writer) {
+        k8s::exec_options o;
+        o.ns = pod_.ns;
+        o.pod = pod_.loc.pod;
+        o.container = pod_.loc.container;
+        o.command = std::move(command);
+        o.use_stdin = static_cast<bool>(writer);
+        k8s::exec_session_options so;
+        so.offer_v5 = !f_.connection.exec_v4;
+        auto s = client_.exec(o, so);
+        if (!s)
+            return fail(s.error().what());
+        bool wrote = true;
+        std::optional<result<int, k8s::hook_error>> code;
+        {
+            std::jthread reader([&] { code = (*s)->wait(); });
+            if (writer)
+                wrote = writer((*s)->stdin_sink());
+            if (!wrote)
+                (*s)->abort();
+        }
+        if (!*code)
+            return fail(code->error().what());
+        if (**code != 0)
+            return fail("exit " + std::to_string(**code) + ": " + (*s)->stderr_tail());
+        return **code;
+    }
+
+    const bench_flags& f_;
+    k8s::api_client& client_;
+    pod_end pod_;
+    fs::path tree_;
+    fs::path scratch_;
+};
+
+void print_table(const std::vector<cell>& cells) {
+    std::printf("\n| direction | pod side | level | chunk | threads | s | MB/s | wire MB | local CPU s | pod CPU s | pod RSS MiB |\n");
+    std::printf("|---|---|---|---|---|---:|---:|---:|---:|---:|---:|\n");
+    for (const cell& c : cells) {
+        const std::string threads = c.threads == 0 ? "auto" : std::to_string(c.threads);
+        if (!c.ok) {
+            std::printf("| %s | %s | %s | %s | %s | failed: %s | | | | | |\n", c.direction.c_str(),
+                        c.pod_side.c_str(), c.level.c_str(), size_label(c.chunk).c_str(),
+                        threads.c_str(), c.error.c_str());
+            continue;
+        }
+        std::printf("| %s | %s | %s | %s | %s | %.2f | %.1f | %.1f | %.2f | %s | %s |\n",
+                    c.direction.c_str(), c.pod_side.c_str(), c.level.c_str(),
+                    size_label(c.chunk).c_str(), threads.c_str(), c.seconds, c.mbps(),
+                    static_cast<double>(c.wire_bytes) / 1e6, c.local_cpu_s,
+                    c.remote_cpu_s ? std::to_string(*c.remote_cpu_s).substr(0, 5).c_str() : "-",
+                    c.remote_rss_mib ? std::to_string(static_cast<int>(*c.remote_rss_mib)).c_str() : "-");
+    }
+}
+
+std::string json_escape(const std::string& s) {
+    std::string out;
+    for (char c : s) {
+        if (c == '"' || c == '\\')
+            out += '\\';
+        if (static_cast<unsigned char>(c) < 0x20)
+            continue;
+        out += c;
+    }
+    return out;
+}
+
+} // namespace
+
+int run_bench(const bench_flags& f) {
+    auto usage = [](const std::string& msg) {
+        std::fprintf(stderr, "podpipe: bench: %s (see podpipe bench --help)\n", msg.c_str());
+        return exit_usage;
+    };
+    if (f.dir.empty() == f.synthetic.empty())
+        return usage("give exactly one of --dir TREE and --synthetic SPEC");
+    const auto budget = parse_duration_s(f.budget);
+    if (!budget)
+        return usage("--budget takes seconds like 60s or 2m");
+    if (!f.pod_dir.starts_with('/') || f.pod_dir == "/")
+        return usage("--pod-dir must be an absolute directory other than /");
+    auto loc = parse_location(f.pod + ":" + f.pod_dir);
+    if (!loc || !loc->remote)
+        return usage("--pod takes [NAMESPACE/]POD[:CONTAINER]");
+
+    char tmpl[] = "/var/tmp/podpipe-bench.XXXXXX";
+    if (::mkdtemp(tmpl) == nullptr) {
+        std::perror("podpipe: bench: mkdtemp");
+        return exit_failure;
+    }
+    const fs::path scratch = tmpl;
+    struct remove_scratch {
+        fs::path p;
+        ~remove_scratch() {
+            std::error_code ec;
+            fs::remove_all(p, ec);
+        }
+    } guard{scratch};
+
+    fs::path tree = f.dir;
+    if (!f.synthetic.empty()) {
+        auto spec = parse_synthetic_spec(f.synthetic);
+        if (!spec)
+            return usage("--synthetic " + spec.error());
+        tree = scratch / "tree";
+        std::fprintf(stderr, "podpipe: bench: generating %s tree: %llu files, %llu MB\n",
+                     spec->dist.c_str(), static_cast<unsigned long long>(spec->files),
+                     static_cast<unsigned long long>(spec->bytes / 1000000));
+        auto made = make_synthetic_tree(*spec, tree);
+        if (!made) {
+            std::fprintf(stderr, "podpipe: bench: %s\n", made.error().c_str());
+            return exit_failure;
+        }
+    } else if (!fs::is_directory(tree)) {
+        return usage("--dir " + f.dir + " is not a directory");
+    }
+
+    auto client = connect_cluster(f.connection);
+    if (!client) {
+        std::fprintf(stderr, "podpipe: bench: %s\n", client.error().c_str());
+        return exit_failure;
+    }
+    copy_settings probe_settings;
+    probe_settings.quiet = true;
+    auto prober = pod_copier::create(f.connection, probe_settings, **client, {});
+    auto pod = prober->probe(*loc);
+    if (!pod) {
+        std::fprintf(stderr, "podpipe: bench: %s\n", pod.error().c_str());
+        return exit_failure;
+    }
+    const auto t_start = clock_type::now();
+    bench_run run(f, **client, *pod, tree, scratch);
+    auto progress = [&](const std::string& what) {
+        if (!f.json || ::isatty(STDERR_FILENO))
+            std::fprintf(stderr, "podpipe: bench [%5.1f s]: %s\n", seconds_since(t_start), what.c_str());
+    };
+    progress("pod " + pod->name() + ": " +
+             (pod->has_binary ? "in-pod " + f.connection.pod_binary : std::string("no in-pod podpipe")) +
+             ", exec " + pod->protocol);
+
+    auto exec = run.measure_exec(32u << 20);
+    if (!exec) {
+        std::fprintf(stderr, "podpipe: bench: raw exec: %s\n", exec.error().c_str());
+        return exit_failure;
+    }
+    progress("raw exec: upload " + std::to_string(static_cast<int>(exec->upload_mbps)) +
+             " MB/s, download " + std::to_string(static_cast<int>(exec->download_mbps)) +
+             " MB/s, round trip " + std::to_string(static_cast<int>(exec->rtt_ms)) + " ms");
+
+    std::vector<cell> cells;
+    cells.reserve(32);
+    auto within_budget = [&] { return cells.empty() || seconds_since(t_start) < *budget; };
+    auto add = [&](const std::string& dir, bool binary, const std::string& level, std::size_t chunk,
+                   unsigned threads) {
+        if (!within_budget())
+            return;
+        cell c = run.transfer(dir, binary, level, chunk, threads);
+        progress(c.direction + ", pod side " + c.pod_side + ", level " + c.level + ", chunk " +
+                 size_label(c.chunk) + ": " +
+                 (c.ok ? std::to_string(c.mbps()).substr(0, 6) + " MB/s" : "failed (" + c.error + ")"));
+        cells.push_back(std::move(c));
+    };
+    auto best = [&](const std::string& dir, const std::string& side) -> const cell* {
+        const cell* b = nullptr;
+        for (const cell& c : cells)
+            if (c.ok && c.direction == dir && c.pod_side == side && (!b || c.mbps() > b->mbps()))
+                b = &c;
+        return b;
+    };
+
+    const bool binary = pod->has_binary;
+    const std::string side = binary ? "podpipe" : "tar";
+    // Levels first (the biggest lever), then chunk size and threads around the best level.
+    for (const char* level : {"1", "auto", "0", "3", "6", "9"})
+        add("to pod", binary, level, 1 << 20, 0);
+    if (const cell* b = best("to pod", side)) {
+        const std::string level = b->level;
+        for (std::size_t chunk : {std::size_t{256} << 10, std::size_t{4} << 20})
+            add("to pod", binary, level, chunk, 0);
+        b = best("to pod", side);
+        add("to pod", binary, b->level, b->chunk, 1);
+    }
+    if (binary)
+        add("to pod", false, "1", 1 << 20, 0); // the pod's tar, for comparison
+    // From the pod: the tree is there from the last successful run into it.
+    if (within_budget() && run.seed_pod()) {
+        if (binary)
+            for (const char* level : {"1", "auto"})
+                add("from pod", true, level, 1 << 20, 0);
+        add("from pod", false, "1", 1 << 20, 0);
+    }
+    run.cleanup();
+
+    const cell* rec = best("to pod", side);
+    if (f.json) {
+        std::printf("{\"pod\":\"%s\",\"pod_binary\":%s,\"protocol\":\"%s\",\"tree\":\"%s\","
+                    "\"exec\":{\"upload_mbps\":%.1f,\"download_mbps\":%.1f,\"rtt_ms\":%.1f},"
+                    "\"local_max_rss_kib\":%ld,\"cells\":[",
+                    json_escape(pod->name()).c_str(), binary ? "true" : "false",
+                    pod->protocol.c_str(), json_escape(tree.string()).c_str(), exec->upload_mbps,
+                    exec->download_mbps, exec->rtt_ms, max_rss_kib());
+        for (std::size_t i = 0; i < cells.size(); ++i) {
+            const cell& c = cells[i];
+            std::printf("%s{\"direction\":\"%s\",\"pod_side\":\"%s\",\"level\":\"%s\",\"chunk\":%zu,"
+                        "\"threads\":%u,\"ok\":%s,\"seconds\":%.3f,\"mbps\":%.2f,\"content_bytes\":%llu,"
+                        "\"wire_bytes\":%llu,\"local_cpu_s\":%.3f,\"pod_cpu_s\":%.3f}",
+                        i ? "," : "", c.direction.c_str(), c.pod_side.c_str(), c.level.c_str(),
+                        c.chunk, c.threads, c.ok ? "true" : "false", c.seconds, c.mbps(),
+                        static_cast<unsigned long long>(c.content_bytes),
+                        static_cast<unsigned long long>(c.wire_bytes), c.local_cpu_s,
+                        c.remote_cpu_s.value_or(-1));
+        }
+        std::printf("],\"recommended\":");
+        if (rec)
+            std::printf("{\"level\":\"%s\",\"chunk_size\":\"%s\",\"threads\":%u}}\n", rec->level.c_str(),
+                        size_label(rec->chunk).c_str(), rec->threads);
+        else
+            std::printf("null}\n");
+        return rec ? exit_ok : exit_failure;
+    }
+    std::printf("podpipe bench: pod %s (%s, exec %s), tree %s\n", pod->name().c_str(),
+                binary ? "in-pod podpipe" : "pod's tar", pod->protocol.c_str(), tree.c_str());
+    std::printf("raw exec: upload %.1f MB/s, download %.1f MB/s, round trip %.1f ms\n",
+                exec->upload_mbps, exec->download_mbps, exec->rtt_ms);
+    print_table(cells);
+    std::printf("\nlocal peak RSS: %ld MiB\n", max_rss_kib() / 1024);
+    if (!rec) {
+        std::printf("no transfer succeeded; see the errors above\n");
+        return exit_failure;
+    }
+    std::printf("recommended: podpipe cp --level %s --chunk-size %s%s  (%.1f MB/s into the pod)\n",
+                rec->level.c_str(), size_label(rec->chunk).c_str(),
+                rec->threads == 0 ? "" : (" --threads " + std::to_string(rec->threads)).c_str(),
+                rec->mbps());
+    return exit_ok;
+}
+
+} // namespace podpipe::cli
