@@ -41,7 +41,7 @@ protected:
         kubesim_fixture::SetUp();
         if (IsSkipped() || HasFatalFailure())
             return;
-        create_pod(pod_yaml("bb", "busybox:1.36"));   // busybox tar, static podpipe
+        create_pod(pod_yaml("bb", PODPIPE_BB_IMAGE)); // busybox tar, static podpipe (release)
         create_pod(pod_yaml("gnu", "debian:12"));     // the host's GNU tar
         ASSERT_EQ(wait_phase("bb", "Running"), "Running");
         ASSERT_EQ(wait_phase("gnu", "Running"), "Running");
