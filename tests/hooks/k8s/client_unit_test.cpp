@@ -1,7 +1,6 @@
 // Parts of the client that need no cluster: the server URL, and the JSON of the objects
 // kubesim does not serve yet (batch/v1 Jobs) or only partly (PVC fields, node lists).
 #include "hooks/k8s/client.hpp"
-
 #include "hooks/k8s/json.hpp"
 #include "hooks/k8s/paths.hpp"
 
