@@ -43,9 +43,10 @@ bool is_2xx(unsigned status) { return status >= 200 && status < 300; }
 } // namespace
 
 result<server_endpoint, hook_error> parse_server_url(std::string_view server) {
-    auto bad = [&](std::string why) {
-        return fail(hook_error(errc::config_invalid,
-                               "server URL \"" + sanitize_for_message(server, 256) + "\": " + why));
+    auto bad = [&](std::string_view why) {
+        return fail(hook_error(errc::config_invalid, "server URL \"" +
+                                                         sanitize_for_message(server, 256) +
+                                                         "\": " + std::string(why)));
     };
     constexpr std::string_view https = "https://";
     if (server.substr(0, https.size()) != https) {

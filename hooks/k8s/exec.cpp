@@ -66,11 +66,11 @@ struct exec_session::impl {
     };
 
     impl(std::unique_ptr<transport::channel_socket> sock, std::shared_ptr<void> keep, std::string c,
-         const exec_options& e, exec_session_options o)
+         exec_options e, exec_session_options o)
         : keep_alive(std::move(keep))
         , socket(std::move(sock))
         , call(std::move(c))
-        , exec(e)
+        , exec(std::move(e))
         , opts(std::move(o))
         , v5(socket->subprotocol() == "v5.channel.k8s.io")
         , sink(*this)
