@@ -259,8 +259,10 @@ result<http_response> http_client::request_streaming(const http_request& r,
                 return fail(errc::injected_fault);
             }
             detail::beast::get_lowest_layer(*i.stream).expires_after(idle_timeout);
-            http::async_read(*i.stream, i.buffer, parser,
-                             [&](const detail::beast::error_code& e, std::size_t) { ec = e; });
+            // read_some: hand over what arrived (a watch event, a log line) instead of
+            // waiting until the 64 KiB piece is full or the body ends.
+            http::async_read_some(*i.stream, i.buffer, parser,
+                                  [&](const detail::beast::error_code& e, std::size_t) { ec = e; });
             detail::run_all(i.ioc);
             if (ec == http::error::need_buffer)
                 ec = {};

@@ -265,8 +265,8 @@ struct pod_template {
 };
 
 struct job_spec {
-    pod_template pod;                            ///< spec.template
-    std::optional<int> backoff_limit;            ///< server default 6
+    pod_template pod;                 ///< spec.template
+    std::optional<int> backoff_limit; ///< server default 6
     std::optional<int> completions;
     std::optional<int> parallelism;
     std::optional<std::int64_t> active_deadline_seconds;

@@ -43,9 +43,10 @@ bool is_2xx(unsigned status) { return status >= 200 && status < 300; }
 } // namespace
 
 result<server_endpoint, hook_error> parse_server_url(std::string_view server) {
-    auto bad = [&](std::string why) {
-        return fail(hook_error(errc::config_invalid,
-                               "server URL \"" + sanitize_for_message(server, 256) + "\": " + why));
+    auto bad = [&](std::string_view why) {
+        return fail(hook_error(errc::config_invalid, "server URL \"" +
+                                                         sanitize_for_message(server, 256) +
+                                                         "\": " + std::string(why)));
     };
     constexpr std::string_view https = "https://";
     if (server.substr(0, https.size()) != https) {
@@ -56,7 +57,8 @@ result<server_endpoint, hook_error> parse_server_url(std::string_view server) {
     std::string_view rest = server.substr(https.size());
     const auto slash = rest.find('/');
     std::string_view authority = rest.substr(0, slash);
-    std::string_view path = slash == std::string_view::npos ? std::string_view{} : rest.substr(slash);
+    std::string_view path =
+        slash == std::string_view::npos ? std::string_view{} : rest.substr(slash);
     while (!path.empty() && path.back() == '/')
         path.remove_suffix(1);
     if (authority.find('@') != std::string_view::npos)
@@ -85,8 +87,7 @@ result<server_endpoint, hook_error> parse_server_url(std::string_view server) {
     if (!port_text.empty()) {
         unsigned v = 0;
         auto [ptr, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), v);
-        if (ec != std::errc() || ptr != port_text.data() + port_text.size() || v == 0 ||
-            v > 65535)
+        if (ec != std::errc() || ptr != port_text.data() + port_text.size() || v == 0 || v > 65535)
             return bad("bad port");
         ep.port = static_cast<std::uint16_t>(v);
     }
@@ -242,8 +243,8 @@ struct api_client::impl {
                 auto r = client.request_streaming(
                     req, opts.request_timeout, idle, [&](std::span<const std::byte> piece) {
                         delivered = true;
-                        return on_body(std::string_view(
-                            reinterpret_cast<const char*>(piece.data()), piece.size()));
+                        return on_body(std::string_view(reinterpret_cast<const char*>(piece.data()),
+                                                        piece.size()));
                     });
                 if (!r)
                     return fail(transport_error(r.error(), call, client.last_error_detail()));
@@ -279,8 +280,7 @@ struct api_client::impl {
     }
 
     result<api_status, hook_error> deleted_status(result<http_response, hook_error> r,
-                                                  std::string_view name,
-                                                  const std::string& call) {
+                                                  std::string_view name, const std::string& call) {
         if (!r)
             return fail(r.error());
         auto st = parse_status(r->body);
@@ -333,10 +333,10 @@ std::size_t api_client::rest_connections_opened() const {
 result<pod, hook_error> api_client::create_pod(const pod& p, std::string_view ns) {
     const std::string n = impl_->ns_or_default(ns.empty() ? std::string_view(p.metadata.ns) : ns);
     const std::string call =
-        "create pod " + ns_name(n, p.metadata.name.empty() ? p.metadata.generate_name + "*"
-                                                           : p.metadata.name);
-    return impl_->parsed<pod>(impl_->rest("POST", pods_path(n), to_json(p), call, false),
-                              parse_pod, call);
+        "create pod " +
+        ns_name(n, p.metadata.name.empty() ? p.metadata.generate_name + "*" : p.metadata.name);
+    return impl_->parsed<pod>(impl_->rest("POST", pods_path(n), to_json(p), call, false), parse_pod,
+                              call);
 }
 
 result<pod, hook_error> api_client::get_pod(std::string_view ns, std::string_view name) {
@@ -355,8 +355,8 @@ result<pod_list, hook_error> api_client::list_pods(std::string_view ns, const li
     bool restarted = false;
     for (;;) {
         auto page = impl_->parsed<pod_list>(
-            impl_->rest("GET", list_path(pods_path(n), page_opts), {}, call, true),
-            parse_pod_list, call);
+            impl_->rest("GET", list_path(pods_path(n), page_opts), {}, call, true), parse_pod_list,
+            call);
         if (!page) {
             if (page.error().is(errc::gone) && !page_opts.continue_token.empty() && !restarted) {
                 restarted = true; // the continue token expired: list again from the start
@@ -388,9 +388,10 @@ result<void, hook_error> api_client::watch_pods(std::string_view ns, list_option
     const std::string n = impl_->ns_or_default(ns);
     const std::string call = "watch pods in " + n;
     opts.watch = true;
-    const auto idle = opts.timeout_seconds
-                          ? std::chrono::milliseconds(std::chrono::seconds(*opts.timeout_seconds + 30))
-                          : impl_->opts.stream_idle_timeout;
+    const auto idle =
+        opts.timeout_seconds
+            ? std::chrono::milliseconds(std::chrono::seconds(*opts.timeout_seconds + 30))
+            : impl_->opts.stream_idle_timeout;
     watch_decoder decoder;
     std::optional<hook_error> failure;
     bool stopped = false;
@@ -409,16 +410,17 @@ result<void, hook_error> api_client::watch_pods(std::string_view ns, list_option
         }
         return {};
     };
-    auto r = impl_->stream(list_path(pods_path(n), opts), call, idle,
-                           [&](std::string_view chunk) {
-                               if (auto f = decoder.feed(chunk, sink); !f) {
-                                   if (!stopped)
-                                       failure = f.error();
-                                   return false;
-                               }
-                               return true;
-                           },
-                           "application/json");
+    auto r = impl_->stream(
+        list_path(pods_path(n), opts), call, idle,
+        [&](std::string_view chunk) {
+            if (auto f = decoder.feed(chunk, sink); !f) {
+                if (!stopped)
+                    failure = f.error();
+                return false;
+            }
+            return true;
+        },
+        "application/json");
     if (failure)
         return fail(std::move(*failure));
     if (stopped)
@@ -488,8 +490,7 @@ result<secret_list, hook_error> api_client::list_secrets(std::string_view ns,
     }
 }
 
-result<api_status, hook_error> api_client::delete_secret(std::string_view ns,
-                                                         std::string_view name,
+result<api_status, hook_error> api_client::delete_secret(std::string_view ns, std::string_view name,
                                                          const delete_options& opts) {
     const std::string n = impl_->ns_or_default(ns);
     const std::string call = "delete secret " + ns_name(n, name);
@@ -550,10 +551,10 @@ result<node, hook_error> api_client::get_node(std::string_view name) {
 result<job, hook_error> api_client::create_job(const job& j, std::string_view ns) {
     const std::string n = impl_->ns_or_default(ns.empty() ? std::string_view(j.metadata.ns) : ns);
     const std::string call =
-        "create job " + ns_name(n, j.metadata.name.empty() ? j.metadata.generate_name + "*"
-                                                           : j.metadata.name);
-    return impl_->parsed<job>(impl_->rest("POST", jobs_path(n), to_json(j), call, false),
-                              parse_job, call);
+        "create job " +
+        ns_name(n, j.metadata.name.empty() ? j.metadata.generate_name + "*" : j.metadata.name);
+    return impl_->parsed<job>(impl_->rest("POST", jobs_path(n), to_json(j), call, false), parse_job,
+                              call);
 }
 
 result<job, hook_error> api_client::get_job(std::string_view ns, std::string_view name) {
@@ -595,8 +596,8 @@ result<api_status, hook_error> api_client::delete_job(std::string_view ns, std::
 
 // ---- access reviews --------------------------------------------------------------------------
 
-result<access_review_result, hook_error> api_client::access_review(
-    const resource_attributes& attrs) {
+result<access_review_result, hook_error>
+api_client::access_review(const resource_attributes& attrs) {
     std::string what = attrs.verb + " " + attrs.resource;
     if (!attrs.subresource.empty())
         what += "/" + attrs.subresource;
@@ -607,8 +608,8 @@ result<access_review_result, hook_error> api_client::access_review(
         call);
 }
 
-result<std::vector<access_review_result>, hook_error> api_client::access_reviews(
-    std::span<const resource_attributes> items) {
+result<std::vector<access_review_result>, hook_error>
+api_client::access_reviews(std::span<const resource_attributes> items) {
     std::vector<access_review_result> out;
     out.reserve(items.size());
     for (const auto& a : items) {
@@ -622,8 +623,8 @@ result<std::vector<access_review_result>, hook_error> api_client::access_reviews
 
 // ---- exec ------------------------------------------------------------------------------------
 
-result<std::unique_ptr<exec_session>, hook_error> api_client::exec(
-    const exec_options& opts, const exec_session_options& session) {
+result<std::unique_ptr<exec_session>, hook_error>
+api_client::exec(const exec_options& opts, const exec_session_options& session) {
     exec_options eo = opts;
     eo.ns = impl_->ns_or_default(opts.ns);
     auto path = exec_path(eo);
@@ -660,8 +661,8 @@ result<std::unique_ptr<exec_session>, hook_error> api_client::exec(
             if (!cr->bearer_token.empty())
                 so.headers.push_back({"Authorization", "Bearer " + cr->bearer_token});
             transport::upgrade_failure uf;
-            auto s = transport::channel_socket::connect(**t, impl_->ep.host, impl_->ep.port,
-                                                        target, so, &uf);
+            auto s = transport::channel_socket::connect(**t, impl_->ep.host, impl_->ep.port, target,
+                                                        so, &uf);
             if (s)
                 return std::make_unique<exec_session>(std::move(*s), *t, call, eo, session);
             if (s.error() != transport::errc::upgrade_rejected)
@@ -681,8 +682,9 @@ result<std::unique_ptr<exec_session>, hook_error> api_client::exec(
                 return fail(std::move(e));
             }
             const std::string* ra = transport::find_header(uf.headers, "Retry-After");
-            return fail(error_from_http(static_cast<int>(uf.status), uf.body, call,
-                                        ra != nullptr ? std::string_view(*ra) : std::string_view{}));
+            return fail(
+                error_from_http(static_cast<int>(uf.status), uf.body, call,
+                                ra != nullptr ? std::string_view(*ra) : std::string_view{}));
         }
     };
     retry_policy policy(impl_->opts.retry, impl_->clock);

@@ -143,17 +143,17 @@ public:
     /// default namespace for namespaced checks is the caller's choice).
     result<access_review_result, hook_error> access_review(const resource_attributes& attrs);
     /// Runs one review per item, in order; the first failing request fails the batch.
-    result<std::vector<access_review_result>, hook_error> access_reviews(
-        std::span<const resource_attributes> items);
+    result<std::vector<access_review_result>, hook_error>
+    access_reviews(std::span<const resource_attributes> items);
 
     // ---- exec ----------------------------------------------------------------------------------
-    /// Opens a pods/exec WebSocket (offers v5 then v4; session.offer_v5 = false offers v4 only). Upgrade
-    /// failures are typed: 403 with an empty body (no offered subprotocol accepted) →
+    /// Opens a pods/exec WebSocket (offers v5 then v4; session.offer_v5 = false offers v4 only).
+    /// Upgrade failures are typed: 403 with an empty body (no offered subprotocol accepted) →
     /// forbidden with that explanation; 400/403/404 Status JSON → bad_request / forbidden /
     /// not_found with the server's message; 429/503 and failed connections are retried
     /// (nothing has run yet); 401 re-reads the credentials once.
-    result<std::unique_ptr<exec_session>, hook_error> exec(const exec_options& opts,
-                                                           const exec_session_options& session = {});
+    result<std::unique_ptr<exec_session>, hook_error>
+    exec(const exec_options& opts, const exec_session_options& session = {});
 
     /// TCP connections opened for REST calls so far (keep-alive shows as 1).
     std::size_t rest_connections_opened() const;

@@ -21,7 +21,8 @@ constexpr std::uint8_t status_channel = 3;
 struct exec_session::impl {
     class stdin_writer final : public pipeline::byte_sink {
     public:
-        explicit stdin_writer(impl& s) noexcept : s_(s) {}
+        explicit stdin_writer(impl& s) noexcept
+            : s_(s) {}
 
         result<void> write(std::span<const std::byte> bytes) override {
             if (!s_.exec.use_stdin)
@@ -53,20 +54,23 @@ struct exec_session::impl {
 
     class stdout_reader final : public pipeline::byte_source {
     public:
-        explicit stdout_reader(impl& s) noexcept : s_(s) {}
+        explicit stdout_reader(impl& s) noexcept
+            : s_(s) {}
 
-        result<std::size_t> read(std::span<std::byte> into) override { return s_.read_stdout(into); }
+        result<std::size_t> read(std::span<std::byte> into) override {
+            return s_.read_stdout(into);
+        }
 
     private:
         impl& s_;
     };
 
-    impl(std::unique_ptr<transport::channel_socket> sock, std::shared_ptr<void> keep,
-         std::string c, const exec_options& e, exec_session_options o)
+    impl(std::unique_ptr<transport::channel_socket> sock, std::shared_ptr<void> keep, std::string c,
+         exec_options e, exec_session_options o)
         : keep_alive(std::move(keep))
         , socket(std::move(sock))
         , call(std::move(c))
-        , exec(e)
+        , exec(std::move(e))
         , opts(std::move(o))
         , v5(socket->subprotocol() == "v5.channel.k8s.io")
         , sink(*this)
@@ -177,8 +181,8 @@ struct exec_session::impl {
             if (!n) {
                 socket->abort();
                 std::string msg = "connection dropped before the exit status arrived (" +
-                                  n.error().message() + ", after " +
-                                  std::to_string(stdout_bytes) + " stdout bytes)";
+                                  n.error().message() + ", after " + std::to_string(stdout_bytes) +
+                                  " stdout bytes)";
                 return fail(session_error(n.error(), std::move(msg)));
             }
             if (*n == 0)

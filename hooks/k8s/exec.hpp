@@ -78,8 +78,9 @@ class exec_session {
 public:
     /// Used by api_client::exec(); `socket` is connected and upgraded. `keep_alive` holds
     /// whatever the socket borrows (the TLS context) for the session's lifetime.
-    exec_session(std::unique_ptr<transport::channel_socket> socket, std::shared_ptr<void> keep_alive,
-                 std::string call, const exec_options& exec, exec_session_options options);
+    exec_session(std::unique_ptr<transport::channel_socket> socket,
+                 std::shared_ptr<void> keep_alive, std::string call, const exec_options& exec,
+                 exec_session_options options);
     /// Aborts the connection if the session did not end (the remote process gets killed by the
     /// server when its connection goes away).
     ~exec_session();

@@ -1,7 +1,7 @@
 // libFuzzer target for the Kubernetes JSON edge (hooks/k8s/json.hpp): every parser runs on
 // every input (seeds are plain API bodies), plus the HTTP error mapping and the exec status
 // decoder, and the watch stream decoder fed in chunks sized by the first byte. Invariants checked:
-// nothing crashes or throws, and a pod we parsed serializes to JSON that our own parser accepts
+// nothing crashes or throws, and a pod (or job) we parsed serializes to JSON that our own parser accepts
 // again with the same names.
 #include "hooks/k8s/errors.hpp"
 #include "hooks/k8s/exec_request.hpp"
@@ -36,6 +36,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     (void)parse_secret_list(in);
     (void)parse_node(in);
     (void)parse_pvc(in);
+    (void)parse_node_list(in);
+    if (auto j = parse_job(in)) {
+        auto back = parse_job(to_json(*j));
+        if (!back || back->metadata.name != j->metadata.name ||
+            back->spec.backoff_limit != j->spec.backoff_limit ||
+            back->spec.pod.spec.containers.size() != j->spec.pod.spec.containers.size())
+            std::abort();
+    }
+    (void)parse_job_list(in);
     (void)parse_exec_credential(in);
     if (auto code = exec_exit_code(in, "fuzz"); code && (*code < 0 || *code > 255))
         std::abort();

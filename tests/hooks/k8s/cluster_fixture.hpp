@@ -27,6 +27,7 @@ public:
         data.append(reinterpret_cast<const char*>(bytes.data()), bytes.size());
         return {};
     }
+
     std::string data;
 };
 
@@ -85,8 +86,8 @@ protected:
         ASSERT_EQ(r.status, 200) << r.body;
     }
 
-    static pod busybox_pod(const std::string& name, std::vector<std::string> command = {"sleep",
-                                                                                          "1000000"}) {
+    static pod busybox_pod(const std::string& name,
+                           std::vector<std::string> command = {"sleep", "1000000"}) {
         pod p;
         p.metadata.name = name;
         p.spec.restart_policy = "Never";

@@ -1,12 +1,13 @@
 // exec_session against a real kubesim (spec/kube-api.md §2): v5 and v4, stdin half-close,
 // exit codes, stderr, missing status, dropped connections, legacy close, bounded memory under
 // a throttled link, concurrent stdin/stdout, upgrade errors and the 429 retry.
-#include "hooks/k8s/exec.hpp"
-
 #include "cluster_fixture.hpp"
 #include "engine/transport/error.hpp"
+#include "engine/transport/fault_injection.hpp"
+#include "hooks/k8s/exec.hpp"
 
 #include <atomic>
+#include <iostream>
 #include <thread>
 
 #include <openssl/evp.h>
@@ -281,6 +282,62 @@ TEST_F(exec_test, too_many_requests_on_the_upgrade_is_retried) {
     ASSERT_TRUE(code) << code.error().what();
     EXPECT_EQ(out.data, "ok\n");
     EXPECT_EQ(clock_.slept() - slept_before, std::chrono::seconds(4)); // Retry-After honoured
+}
+
+TEST_F(exec_test, failure_status_other_than_an_exit_code_is_exec_failed) {
+    // Exec into a container that has finished: the server upgrades, then reports a Failure
+    // status (InternalError) on channel 3 instead of an exit code.
+    auto p = client_->create_pod(busybox_pod("done", {"true"}));
+    ASSERT_TRUE(p) << p.error().what();
+    ASSERT_EQ(wait_for_phase("done", "Succeeded"), "Succeeded");
+    auto s = client_->exec(sh("done", "echo never"));
+    if (!s) { // refusing the upgrade outright is as acceptable as a Failure status
+        EXPECT_FALSE(s.error().retryable()) << s.error().what();
+        return;
+    }
+    auto code = (*s)->wait();
+    ASSERT_FALSE(code) << "exit code " << *code;
+    EXPECT_TRUE(code.error().is(errc::exec_failed)) << code.error().what();
+    EXPECT_FALSE(code.error().message.empty());
+}
+
+TEST_F(exec_test, every_failed_socket_operation_is_an_error_or_the_right_result) {
+    // Beast's fail_count loop: fail socket operation N = 0, 1, 2, ... of a whole exec (connect,
+    // TLS, upgrade, each message, close) until a run completes without the fault firing.
+    // Every run must end (no hang) with either the correct output and exit code or an error.
+    for (std::size_t n = 0;; ++n) {
+        ASSERT_LT(n, 500u) << "the exec never completed without hitting the fault";
+        transport::fault_injection faults(n);
+        client_options o;
+        o.clock = &clock_;
+        o.faults = &faults;
+        auto c = api_client::connect(config_, o);
+        ASSERT_TRUE(c) << c.error().what();
+        exec_options e = sh("p1", "cat; echo tail; exit 4", true);
+        auto s = (*c)->exec(e);
+        if (!s) {
+            EXPECT_TRUE(faults.fired()) << s.error().what();
+            continue;
+        }
+        string_sink out;
+        const auto w = send_all((*s)->stdin_sink(), "head\n");
+        auto code = (*s)->wait(&out);
+        if (!faults.fired()) {
+            ASSERT_TRUE(w);
+            ASSERT_TRUE(code) << code.error().what();
+            EXPECT_EQ(*code, 4);
+            EXPECT_EQ(out.data, "head\ntail\n");
+            // resolve, connect, TLS, upgrade, then per message: the loop covered them all.
+            EXPECT_GE(n, 8u);
+            std::cout << "exec completed after failing each of its first " << n
+                      << " socket operations\n";
+            break;
+        }
+        if (code) { // the fault hit after everything mattering had arrived
+            EXPECT_EQ(*code, 4) << "n=" << n;
+            EXPECT_EQ(out.data, "head\ntail\n") << "n=" << n;
+        }
+    }
 }
 
 TEST_F(exec_test, stdin_sink_refuses_writes_without_stdin) {
