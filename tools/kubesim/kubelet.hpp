@@ -25,6 +25,7 @@
 
 #include <boost/json.hpp>
 
+#include "tools/kubesim/events.hpp"
 #include "tools/kubesim/images.hpp"
 #include "tools/kubesim/scheduler.hpp"
 #include "tools/kubesim/store.hpp"
@@ -55,6 +56,9 @@ public:
     ~kubelet();
     kubelet(const kubelet&) = delete;
     kubelet& operator=(const kubelet&) = delete;
+
+    /// Where pod events (Scheduled, Pulled, Started, Killing, BackOff, ...) go; set before use.
+    void set_events(event_recorder* events) { events_ = events; }
 
     /// host:port exported to pods as KUBERNETES_SERVICE_HOST/PORT.
     void set_api_endpoint(std::string host, int port);
@@ -99,6 +103,7 @@ private:
                          const std::string& node, const std::string& message);
 
     object_store& store_;
+    event_recorder* events_ = nullptr;
     const image_map& images_;
     std::vector<sim_node> nodes_;
     std::string state_dir_;
