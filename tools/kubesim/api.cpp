@@ -910,13 +910,24 @@ api_response api_server::pod_logs(const api_request& req, const std::string& ns,
         return r; // not scheduled: empty 200
     std::string uid = str_at(pod->at("metadata").as_object(), "uid");
     auto view = kubelet_.container(uid, cname);
-    if (!view || view->st == container_view::state::waiting) {
+    bool previous = req.flag("previous");
+    if (previous && (!view || view->restart_count == 0))
+        return bad_request("previous terminated container \"" + cname + "\" in pod \"" + name + "\" not found");
+    // A container in CrashLoopBackOff serves its last instance's log, like the kubelet does.
+    bool crash_looping = view && view->st == container_view::state::waiting && view->waiting_reason == "CrashLoopBackOff";
+    if (!previous && (!view || (view->st == container_view::state::waiting && !crash_looping))) {
         std::string reason = view ? view->waiting_reason : "ContainerCreating";
+        if (reason == "ErrImagePull")
+            reason = "trying and failing to pull image";
+        else if (reason == "ImagePullBackOff")
+            reason = "image can't be pulled";
         return bad_request("container \"" + cname + "\" in pod \"" + name + "\" is waiting to start: " + reason);
     }
-    if (req.flag("previous"))
-        return bad_request("previous terminated container \"" + cname + "\" in pod \"" + name + "\" not found");
     std::string path = view->log_path;
+    if (previous)
+        path = path.substr(0, path.size() - 4) + ".previous.log";
+    const int instance = view->restart_count;
+    const bool live = !previous && view->st == container_view::state::running;
     std::optional<std::int64_t> tail, limit_bytes;
     if (auto t = req.param("tailLines"))
         try {
@@ -928,7 +939,7 @@ api_response api_server::pod_logs(const api_request& req, const std::string& ns,
             limit_bytes = std::stoll(*l);
         } catch (...) {
         }
-    bool follow = req.flag("follow");
+    bool follow = req.flag("follow") && live;
     // Initial content with tailLines applied.
     std::string content;
     {
@@ -963,7 +974,7 @@ api_response api_server::pod_logs(const api_request& req, const std::string& ns,
         r.body = std::move(content);
         return r;
     }
-    r.stream = [this, path, offset, content = std::move(content), uid, cname](chunk_sink& sink) {
+    r.stream = [this, path, offset, content = std::move(content), uid, cname, instance](chunk_sink& sink) {
         if (!content.empty() && !sink.write(content))
             return;
         int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -982,7 +993,7 @@ api_response api_server::pod_logs(const api_request& req, const std::string& ns,
             if (ended)
                 break; // drained after the container terminated
             auto v = kubelet_.container(uid, cname);
-            if (!v || v->st == container_view::state::terminated) {
+            if (!v || v->st != container_view::state::running || v->restart_count != instance) {
                 ended = true;
                 continue;
             }

@@ -2,6 +2,9 @@
 
 #include "tools/kubesim/util.hpp"
 
+#include <algorithm>
+#include <cstdio>
+
 namespace podpipe::kubesim {
 
 involved_object involved(const json::object& obj, std::string field_path) {
@@ -38,7 +41,14 @@ void event_recorder::record(const involved_object& obj, const std::string& type,
     json::object source{{"component", component}};
     if (!host.empty())
         source["host"] = host;
-    std::string name = obj.name + "." + random_hex(16);
+    // Upstream names events "<object>.<hex of the UnixNano time>", so lists come out in order.
+    auto nanos = static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch()).count());
+    nanos = std::max(nanos, last_nanos_ + 1);
+    last_nanos_ = nanos;
+    char hex[17];
+    std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(nanos));
+    std::string name = obj.name + "." + hex;
     json::object ev{{"kind", "Event"},
                     {"apiVersion", "v1"},
                     {"metadata", json::object{{"name", name}, {"namespace", obj.ns}}},

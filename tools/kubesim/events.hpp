@@ -3,7 +3,7 @@
 // describe` and `kubectl get events` show why a pod waits or fails).
 //
 // Events are stored as resource "events" in the involved object's namespace, named
-// `<object name>.<16 hex>`, with `source`, `reportingComponent`, `firstTimestamp`/`lastTimestamp`
+// `<object name>.<hex UnixNano>` (upstream's scheme: lists come out in time order), with `source`, `reportingComponent`, `firstTimestamp`/`lastTimestamp`
 // and `count`. A repeat of the same (object uid, fieldPath, type, reason, message, component)
 // updates the existing Event (count + 1, new lastTimestamp) instead of creating a new one, as
 // client-go's event correlator does. Events are never expired (upstream keeps them an hour).
@@ -11,6 +11,7 @@
 // Thread safety: record() may be called from any thread.
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <mutex>
 #include <string>
@@ -50,6 +51,7 @@ private:
     object_store& store_;
     std::mutex mu_;
     std::map<key, std::string> names_; // correlation key → event name
+    std::uint64_t last_nanos_ = 0;     // keeps names unique and increasing
 };
 
 } // namespace podpipe::kubesim

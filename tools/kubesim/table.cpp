@@ -116,9 +116,23 @@ json::object make_table(const std::string& resource, const std::vector<json::obj
                 ip = str_at(*st, "podIP", "<none>");
             if (auto* sp = obj_at(p, "spec"))
                 node = str_at(*sp, "nodeName", "<none>");
+            // RESTARTS: the sum of restartCount, with the age of the last restart ("2 (5s ago)").
+            std::int64_t restarts = 0;
+            std::string last_finished;
+            if (auto* st = obj_at(p, "status"))
+                if (auto* cs = arr_at(*st, "containerStatuses"))
+                    for (const auto& c : *cs) {
+                        restarts += int_at(c.as_object(), "restartCount", 0);
+                        if (auto* ls = obj_at(c.as_object(), "lastState"))
+                            if (auto* t = obj_at(*ls, "terminated"))
+                                last_finished = std::max(last_finished, str_at(*t, "finishedAt"));
+                    }
+            std::string restarts_cell = std::to_string(restarts);
+            if (restarts > 0 && !last_finished.empty())
+                restarts_cell += " (" + human_age(std::chrono::system_clock::now() - parse_rfc3339(last_finished)) + " ago)";
             json::array cells{str_at(*obj_at(p, "metadata"), "name"),
                               std::to_string(ready) + "/" + std::to_string(total),
-                              status, "0", age_of(p), ip, node, "<none>", "<none>"};
+                              status, restarts_cell, age_of(p), ip, node, "<none>", "<none>"};
             rows.push_back(json::object{{"cells", cells}, {"object", partial_metadata(p)}});
         }
     } else if (resource == "secrets") {
