@@ -153,6 +153,21 @@ std::optional<std::string> field_of(const std::string& resource, const json::obj
     }
     if (resource == "secrets" && field == "type")
         return str_at(obj, "type");
+    if (resource == "events") {
+        // Upstream event field selectors (kubectl describe uses involvedObject.*).
+        if (field.rfind("involvedObject.", 0) == 0) {
+            const json::object* io = obj_at(obj, "involvedObject");
+            return io ? str_at(*io, field.substr(15)) : std::string();
+        }
+        if (field == "reason" || field == "type" || field == "reportingComponent")
+            return str_at(obj, field);
+        if (field == "source") {
+            const json::object* src = obj_at(obj, "source");
+            return src ? str_at(*src, "component") : std::string();
+        }
+    }
+    if (resource == "jobs" && field == "status.successful")
+        return std::to_string(int_at(*st, "succeeded", 0));
     return std::nullopt;
 }
 
@@ -502,6 +517,7 @@ api_response api_server::handle(const api_request& req) {
             resource_entry("secrets", "secret", true, "Secret", {"create", "delete", "get", "list", "watch"}),
             resource_entry("persistentvolumeclaims", "persistentvolumeclaim", true, "PersistentVolumeClaim",
                            {"create", "delete", "get", "list", "watch"}, {"pvc"}),
+            resource_entry("events", "event", true, "Event", {"create", "delete", "get", "list", "watch"}, {"ev"}),
             resource_entry("namespaces", "namespace", false, "Namespace", {"get", "list"}, {"ns"}),
             resource_entry("nodes", "node", false, "Node", {"get", "list"}, {"no"})};
         return json_response(200, json::object{{"kind", "APIResourceList"}, {"groupVersion", "v1"}, {"resources", res}});
@@ -527,13 +543,13 @@ api_response api_server::handle(const api_request& req) {
                                                                        false, "SelfSubjectAccessReview", {"create"})}}});
     }
     if (seg.size() == 3 && seg[0] == "apis" && seg[1] == "batch" && seg[2] == "v1") {
-        // Jobs are listed for discovery; their endpoints are not implemented yet (404).
+        json::object jobs = resource_entry("jobs", "job", true, "Job", {"create", "delete", "get", "list", "watch"});
+        jobs["categories"] = json::array{"all"};
         return json_response(
             200, json::object{{"kind", "APIResourceList"},
                               {"apiVersion", "v1"},
                               {"groupVersion", "batch/v1"},
-                              {"resources", json::array{resource_entry("jobs", "job", true, "Job",
-                                                                       {"create", "delete", "get", "list", "watch"})}}});
+                              {"resources", json::array{jobs, resource_entry("jobs/status", "", true, "Job", {"get"})}}});
     }
     if (seg.size() == 4 && seg[0] == "apis" && seg[1] == "authorization.k8s.io" && seg[2] == "v1" &&
         seg[3] == "selfsubjectaccessreviews") {
@@ -566,14 +582,25 @@ api_response api_server::handle(const api_request& req) {
     }
     if (req.path == "/kubesim/faults")
         return handle_faults(req);
+    if (seg.size() >= 3 && seg[0] == "apis" && seg[1] == "batch" && seg[2] == "v1") {
+        if (seg.size() == 4 && seg[3] == "jobs") {
+            if (m != "GET")
+                return method_not_allowed();
+            return list_or_watch(req, "jobs", "", "JobList", "batch/v1");
+        }
+        if (seg.size() >= 6 && seg.size() <= 8 && seg[3] == "namespaces" && seg[5] == "jobs")
+            return handle_jobs(req, seg[4], seg.size() >= 7 ? seg[6] : "", seg.size() == 8 ? seg[7] : "");
+        return not_found_path();
+    }
     if (seg.size() >= 2 && seg[0] == "api" && seg[1] == "v1") {
         // Cluster-scoped and all-namespace collections.
         if (seg.size() >= 3 && seg[2] == "nodes" && seg.size() <= 4)
             return handle_nodes(req, seg.size() == 4 ? seg[3] : "");
-        if (seg.size() == 3 && (seg[2] == "pods" || seg[2] == "secrets")) {
+        if (seg.size() == 3 && (seg[2] == "pods" || seg[2] == "secrets" || seg[2] == "events")) {
             if (m != "GET")
                 return method_not_allowed();
-            return list_or_watch(req, seg[2], "", seg[2] == "pods" ? "PodList" : "SecretList");
+            return list_or_watch(req, seg[2], "",
+                                 seg[2] == "pods" ? "PodList" : seg[2] == "secrets" ? "SecretList" : "EventList");
         }
         if (seg.size() >= 3 && seg[2] == "namespaces") {
             if (seg.size() <= 4)
@@ -590,13 +617,16 @@ api_response api_server::handle(const api_request& req) {
                 return handle_secrets(req, ns, name);
             if (res == "persistentvolumeclaims" && sub.empty())
                 return handle_pvcs(req, ns, name);
+            if (res == "events" && sub.empty())
+                return handle_events(req, ns, name);
         }
     }
     return not_found_path();
 }
 
 api_response api_server::list_or_watch(const api_request& req, const std::string& resource,
-                                       const std::string& ns, const std::string& list_kind) {
+                                       const std::string& ns, const std::string& list_kind,
+                                       const std::string& api_version) {
     filters f;
     if (auto err = parse_filters(req, f))
         return *err;
@@ -632,8 +662,9 @@ api_response api_server::list_or_watch(const api_request& req, const std::string
                                                        std::to_string(store_.current_rv()) + ")");
         }
         api_response r;
-        r.stream = [this, w, f, resource, initial = std::move(initial), initial_events, bookmarks, rv,
-                    timeout_s](chunk_sink& sink) mutable {
+        std::string kind = list_kind.substr(0, list_kind.size() - 4); // "PodList" → "Pod"
+        r.stream = [this, w, f, resource, kind, api_version, initial = std::move(initial), initial_events,
+                    bookmarks, rv, timeout_s](chunk_sink& sink) mutable {
             auto line = [](const char* type, const json::object& obj) {
                 return json::serialize(json::object{{"type", type}, {"object", obj}}) + "\n";
             };
@@ -642,9 +673,8 @@ api_response api_server::list_or_watch(const api_request& req, const std::string
                 if (ok && matches(resource, f, o))
                     ok = sink.write(line("ADDED", o));
             if (ok && initial_events) {
-                std::string kind = resource == "pods" ? "Pod" : resource == "secrets" ? "Secret" : "Node";
                 json::object bm{{"kind", kind},
-                                {"apiVersion", "v1"},
+                                {"apiVersion", api_version},
                                 {"metadata", json::object{{"resourceVersion", std::to_string(rv)},
                                                           {"annotations", json::object{{"k8s.io/initial-events-end", "true"}}}}}};
                 ok = sink.write(line("BOOKMARK", bm));
@@ -710,7 +740,7 @@ api_response api_server::list_or_watch(const api_request& req, const std::string
     json::array arr;
     for (auto& o : page)
         arr.push_back(strip_for_list(std::move(o)));
-    return json_response(200, json::object{{"kind", list_kind}, {"apiVersion", "v1"}, {"metadata", md}, {"items", arr}});
+    return json_response(200, json::object{{"kind", list_kind}, {"apiVersion", api_version}, {"metadata", md}, {"items", arr}});
 }
 
 api_response api_server::handle_pods(const api_request& req, const std::string& ns,
@@ -725,87 +755,10 @@ api_response api_server::handle_pods(const api_request& req, const std::string& 
         json::value body = json::parse(req.body, ec);
         if (ec || !body.is_object())
             return bad_request("the body of the request could not be decoded as a Pod");
-        json::object pod = body.get_object();
-        if (str_at(pod, "kind", "Pod") != "Pod")
-            return bad_request("the API version in the data (" + str_at(pod, "apiVersion") +
-                               ") does not match the expected API version (v1)");
-        pod["kind"] = "Pod";
-        pod["apiVersion"] = "v1";
-        if (!pod["metadata"].is_object())
-            pod["metadata"] = json::object{};
-        auto& md = pod["metadata"].as_object();
-        std::string pname = str_at(md, "name");
-        if (pname.empty() && !str_at(md, "generateName").empty()) {
-            pname = str_at(md, "generateName") + random_name_suffix();
-            md["name"] = pname;
-        }
-        if (pname.empty())
-            return status_response(422, "Invalid", "Pod \"\" is invalid: metadata.name: Required value: name or generateName is required",
-                                   json::object{{"kind", "Pod"},
-                                                {"causes", json::array{json::object{{"reason", "FieldValueRequired"},
-                                                                                    {"message", "Required value: name or generateName is required"},
-                                                                                    {"field", "metadata.name"}}}}});
-        if (!pod["spec"].is_object())
-            pod["spec"] = json::object{};
-        auto& spec = pod["spec"].as_object();
-        auto* containers = spec.if_contains("containers");
-        if (!containers || !containers->is_array() || containers->as_array().empty())
-            return status_response(422, "Invalid", "Pod \"" + pname + "\" is invalid: spec.containers: Required value",
-                                   json::object{{"name", pname}, {"kind", "Pod"},
-                                                {"causes", json::array{json::object{{"reason", "FieldValueRequired"},
-                                                                                    {"message", "Required value"},
-                                                                                    {"field", "spec.containers"}}}}});
-        for (const char* key : {"initContainers", "containers"}) {
-            auto* list = spec.if_contains(key);
-            if (!list || !list->is_array())
-                continue;
-            std::size_t i = 0;
-            for (auto& c : list->as_array()) {
-                if (!c.is_object() || str_at(c.as_object(), "image").empty() || str_at(c.as_object(), "name").empty()) {
-                    std::string field = std::string("spec.") + key + "[" + std::to_string(i) + "]." +
-                                        (c.is_object() && !str_at(c.as_object(), "name").empty() ? "image" : "name");
-                    return status_response(422, "Invalid", "Pod \"" + pname + "\" is invalid: " + field + ": Required value",
-                                           json::object{{"name", pname}, {"kind", "Pod"},
-                                                        {"causes", json::array{json::object{{"reason", "FieldValueRequired"},
-                                                                                            {"message", "Required value"},
-                                                                                            {"field", field}}}}});
-                }
-                auto& co = c.as_object();
-                std::string image = str_at(co, "image");
-                if (!co.contains("imagePullPolicy"))
-                    co["imagePullPolicy"] = image.find(':') == std::string::npos || image.ends_with(":latest")
-                                                ? "Always"
-                                                : "IfNotPresent";
-                if (!co.contains("terminationMessagePath"))
-                    co["terminationMessagePath"] = "/dev/termination-log";
-                if (!co.contains("terminationMessagePolicy"))
-                    co["terminationMessagePolicy"] = "File";
-                if (!co.contains("resources"))
-                    co["resources"] = json::object{};
-                ++i;
-            }
-        }
-        if (!spec.contains("restartPolicy"))
-            spec["restartPolicy"] = "Always";
-        if (!spec.contains("terminationGracePeriodSeconds"))
-            spec["terminationGracePeriodSeconds"] = 30;
-        if (!spec.contains("dnsPolicy"))
-            spec["dnsPolicy"] = "ClusterFirst";
-        if (!spec.contains("schedulerName"))
-            spec["schedulerName"] = "default-scheduler";
-        if (!spec.contains("serviceAccountName"))
-            spec["serviceAccountName"] = "default";
-        if (!spec.contains("securityContext"))
-            spec["securityContext"] = json::object{};
-        if (!spec.contains("enableServiceLinks"))
-            spec["enableServiceLinks"] = true;
-        pod["status"] = json::object{{"phase", "Pending"}, {"qosClass", "BestEffort"}};
-        auto created = store_.create("pods", ns, pod);
-        if (!created)
-            return status_response(409, "AlreadyExists", "pods \"" + pname + "\" already exists",
-                                   status_details(pname, "pods"));
-        kubelet_.pod_created(ns, pname);
-        return json_response(201, *created);
+        auto created = create_pod(ns, body.get_object());
+        if (auto* err = std::get_if<api_response>(&created))
+            return *err;
+        return json_response(201, std::get<json::object>(created));
     }
     if (sub == "log") {
         if (m != "GET")
@@ -860,6 +813,89 @@ api_response api_server::handle_pods(const api_request& req, const std::string& 
     return method_not_allowed();
 }
 
+std::variant<api_response, json::object> api_server::create_pod(const std::string& ns, json::object pod) {
+    if (str_at(pod, "kind", "Pod") != "Pod")
+        return bad_request("the API version in the data (" + str_at(pod, "apiVersion") +
+                           ") does not match the expected API version (v1)");
+    pod["kind"] = "Pod";
+    pod["apiVersion"] = "v1";
+    if (!pod["metadata"].is_object())
+        pod["metadata"] = json::object{};
+    auto& md = pod["metadata"].as_object();
+    std::string pname = str_at(md, "name");
+    if (pname.empty() && !str_at(md, "generateName").empty()) {
+        pname = str_at(md, "generateName") + random_name_suffix();
+        md["name"] = pname;
+    }
+    if (pname.empty())
+        return status_response(422, "Invalid", "Pod \"\" is invalid: metadata.name: Required value: name or generateName is required",
+                               json::object{{"kind", "Pod"},
+                                            {"causes", json::array{json::object{{"reason", "FieldValueRequired"},
+                                                                                {"message", "Required value: name or generateName is required"},
+                                                                                {"field", "metadata.name"}}}}});
+    if (!pod["spec"].is_object())
+        pod["spec"] = json::object{};
+    auto& spec = pod["spec"].as_object();
+    auto* containers = spec.if_contains("containers");
+    if (!containers || !containers->is_array() || containers->as_array().empty())
+        return status_response(422, "Invalid", "Pod \"" + pname + "\" is invalid: spec.containers: Required value",
+                               json::object{{"name", pname}, {"kind", "Pod"},
+                                            {"causes", json::array{json::object{{"reason", "FieldValueRequired"},
+                                                                                {"message", "Required value"},
+                                                                                {"field", "spec.containers"}}}}});
+    for (const char* key : {"initContainers", "containers"}) {
+        auto* list = spec.if_contains(key);
+        if (!list || !list->is_array())
+            continue;
+        std::size_t i = 0;
+        for (auto& c : list->as_array()) {
+            if (!c.is_object() || str_at(c.as_object(), "image").empty() || str_at(c.as_object(), "name").empty()) {
+                std::string field = std::string("spec.") + key + "[" + std::to_string(i) + "]." +
+                                    (c.is_object() && !str_at(c.as_object(), "name").empty() ? "image" : "name");
+                return status_response(422, "Invalid", "Pod \"" + pname + "\" is invalid: " + field + ": Required value",
+                                       json::object{{"name", pname}, {"kind", "Pod"},
+                                                    {"causes", json::array{json::object{{"reason", "FieldValueRequired"},
+                                                                                        {"message", "Required value"},
+                                                                                        {"field", field}}}}});
+            }
+            auto& co = c.as_object();
+            std::string image = str_at(co, "image");
+            if (!co.contains("imagePullPolicy"))
+                co["imagePullPolicy"] = image.find(':') == std::string::npos || image.ends_with(":latest")
+                                            ? "Always"
+                                            : "IfNotPresent";
+            if (!co.contains("terminationMessagePath"))
+                co["terminationMessagePath"] = "/dev/termination-log";
+            if (!co.contains("terminationMessagePolicy"))
+                co["terminationMessagePolicy"] = "File";
+            if (!co.contains("resources"))
+                co["resources"] = json::object{};
+            ++i;
+        }
+    }
+    if (!spec.contains("restartPolicy"))
+        spec["restartPolicy"] = "Always";
+    if (!spec.contains("terminationGracePeriodSeconds"))
+        spec["terminationGracePeriodSeconds"] = 30;
+    if (!spec.contains("dnsPolicy"))
+        spec["dnsPolicy"] = "ClusterFirst";
+    if (!spec.contains("schedulerName"))
+        spec["schedulerName"] = "default-scheduler";
+    if (!spec.contains("serviceAccountName"))
+        spec["serviceAccountName"] = "default";
+    if (!spec.contains("securityContext"))
+        spec["securityContext"] = json::object{};
+    if (!spec.contains("enableServiceLinks"))
+        spec["enableServiceLinks"] = true;
+    pod["status"] = json::object{{"phase", "Pending"}, {"qosClass", "BestEffort"}};
+    auto created = store_.create("pods", ns, pod);
+    if (!created)
+        return status_response(409, "AlreadyExists", "pods \"" + pname + "\" already exists",
+                               status_details(pname, "pods"));
+    kubelet_.pod_created(ns, pname);
+    return *created;
+}
+
 api_response api_server::pod_logs(const api_request& req, const std::string& ns, const std::string& name) {
     auto pod = store_.get("pods", ns, name);
     if (!pod)
@@ -874,13 +910,24 @@ api_response api_server::pod_logs(const api_request& req, const std::string& ns,
         return r; // not scheduled: empty 200
     std::string uid = str_at(pod->at("metadata").as_object(), "uid");
     auto view = kubelet_.container(uid, cname);
-    if (!view || view->st == container_view::state::waiting) {
+    bool previous = req.flag("previous");
+    if (previous && (!view || view->restart_count == 0))
+        return bad_request("previous terminated container \"" + cname + "\" in pod \"" + name + "\" not found");
+    // A container in CrashLoopBackOff serves its last instance's log, like the kubelet does.
+    bool crash_looping = view && view->st == container_view::state::waiting && view->waiting_reason == "CrashLoopBackOff";
+    if (!previous && (!view || (view->st == container_view::state::waiting && !crash_looping))) {
         std::string reason = view ? view->waiting_reason : "ContainerCreating";
+        if (reason == "ErrImagePull")
+            reason = "trying and failing to pull image";
+        else if (reason == "ImagePullBackOff")
+            reason = "image can't be pulled";
         return bad_request("container \"" + cname + "\" in pod \"" + name + "\" is waiting to start: " + reason);
     }
-    if (req.flag("previous"))
-        return bad_request("previous terminated container \"" + cname + "\" in pod \"" + name + "\" not found");
     std::string path = view->log_path;
+    if (previous)
+        path = path.substr(0, path.size() - 4) + ".previous.log";
+    const int instance = view->restart_count;
+    const bool live = !previous && view->st == container_view::state::running;
     std::optional<std::int64_t> tail, limit_bytes;
     if (auto t = req.param("tailLines"))
         try {
@@ -892,7 +939,7 @@ api_response api_server::pod_logs(const api_request& req, const std::string& ns,
             limit_bytes = std::stoll(*l);
         } catch (...) {
         }
-    bool follow = req.flag("follow");
+    bool follow = req.flag("follow") && live;
     // Initial content with tailLines applied.
     std::string content;
     {
@@ -927,7 +974,7 @@ api_response api_server::pod_logs(const api_request& req, const std::string& ns,
         r.body = std::move(content);
         return r;
     }
-    r.stream = [this, path, offset, content = std::move(content), uid, cname](chunk_sink& sink) {
+    r.stream = [this, path, offset, content = std::move(content), uid, cname, instance](chunk_sink& sink) {
         if (!content.empty() && !sink.write(content))
             return;
         int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -946,7 +993,7 @@ api_response api_server::pod_logs(const api_request& req, const std::string& ns,
             if (ended)
                 break; // drained after the container terminated
             auto v = kubelet_.container(uid, cname);
-            if (!v || v->st == container_view::state::terminated) {
+            if (!v || v->st != container_view::state::running || v->restart_count != instance) {
                 ended = true;
                 continue;
             }
@@ -1126,6 +1173,219 @@ api_response api_server::handle_pvcs(const api_request& req, const std::string& 
         if (!c)
             return not_found("persistentvolumeclaims", name);
         return json_response(200, *c);
+    }
+    return method_not_allowed();
+}
+
+namespace {
+
+json::object batch_details(std::string_view name, std::string_view kind, std::string_view uid = {}) {
+    json::object d;
+    if (!name.empty())
+        d["name"] = name;
+    d["group"] = "batch";
+    d["kind"] = kind;
+    if (!uid.empty())
+        d["uid"] = uid;
+    return d;
+}
+
+/// DeleteOptions from the query and the JSON body (body wins, as the apiserver merges them).
+struct delete_options {
+    std::string propagation; ///< "" when not given
+    std::string precondition_uid;
+};
+
+std::optional<delete_options> parse_delete_options(const api_request& req) {
+    delete_options o;
+    if (auto p = req.param("propagationPolicy"))
+        o.propagation = *p;
+    if (auto od = req.param("orphanDependents"))
+        o.propagation = lenient_bool(true, *od) ? "Orphan" : "Background";
+    if (!req.body.empty()) {
+        boost::system::error_code ec;
+        json::value body = json::parse(req.body, ec);
+        if (ec || !body.is_object())
+            return std::nullopt;
+        const json::object& b = body.get_object();
+        if (b.contains("orphanDependents") && b.at("orphanDependents").is_bool())
+            o.propagation = b.at("orphanDependents").get_bool() ? "Orphan" : "Background";
+        if (b.contains("propagationPolicy"))
+            o.propagation = str_at(b, "propagationPolicy");
+        if (auto* pre = obj_at(b, "preconditions"))
+            o.precondition_uid = str_at(*pre, "uid");
+    }
+    return o;
+}
+
+} // namespace
+
+api_response api_server::handle_jobs(const api_request& req, const std::string& ns, const std::string& name,
+                                     const std::string& sub) {
+    const std::string& m = req.method;
+    if (name.empty()) {
+        if (m == "GET")
+            return list_or_watch(req, "jobs", ns, "JobList", "batch/v1");
+        if (m != "POST")
+            return method_not_allowed();
+        boost::system::error_code ec;
+        json::value body = json::parse(req.body, ec);
+        if (ec || !body.is_object())
+            return bad_request("the body of the request could not be decoded as a Job");
+        json::object job = body.get_object();
+        if (str_at(job, "kind", "Job") != "Job" || str_at(job, "apiVersion", "batch/v1") != "batch/v1")
+            return bad_request("the API version in the data (" + str_at(job, "apiVersion") +
+                               ") does not match the expected API version (batch/v1)");
+        job["kind"] = "Job";
+        job["apiVersion"] = "batch/v1";
+        if (!job["metadata"].is_object())
+            job["metadata"] = json::object{};
+        auto& md = job["metadata"].as_object();
+        std::string jname = str_at(md, "name");
+        if (jname.empty() && !str_at(md, "generateName").empty()) {
+            jname = str_at(md, "generateName") + random_name_suffix();
+            md["name"] = jname;
+        }
+        if (jname.empty())
+            return status_response(422, "Invalid",
+                                   "Job.batch \"\" is invalid: metadata.name: Required value: name or generateName is required",
+                                   batch_details("", "Job"));
+        std::string uid = random_uuid();
+        if (auto bad = admit_job(job, uid)) {
+            json::object d = batch_details(jname, "Job");
+            d["causes"] = json::array{json::object{{"reason", bad->reason}, {"message", bad->detail}, {"field", bad->field}}};
+            return status_response(422, "Invalid",
+                                   "Job.batch \"" + jname + "\" is invalid: " + bad->field + ": " + bad->detail, d);
+        }
+        auto created = store_.create("jobs", ns, std::move(job), uid);
+        if (!created)
+            return status_response(409, "AlreadyExists", "jobs.batch \"" + jname + "\" already exists",
+                                   batch_details(jname, "jobs"));
+        return json_response(201, *created);
+    }
+    if (!sub.empty() && sub != "status")
+        return not_found_path();
+    auto job = store_.get("jobs", ns, name);
+    auto job_not_found = [&] {
+        return status_response(404, "NotFound", "jobs.batch \"" + name + "\" not found", batch_details(name, "jobs"));
+    };
+    if (m == "GET") {
+        if (!job)
+            return job_not_found();
+        if (wants_table(req.header("accept")))
+            return json_response(200, make_table("jobs", {*job}, store_.current_rv()));
+        return json_response(200, *job);
+    }
+    if (m != "DELETE" || !sub.empty())
+        return method_not_allowed();
+    auto opts = parse_delete_options(req);
+    if (!opts)
+        return bad_request("the body of the request could not be decoded as DeleteOptions");
+    if (!job)
+        return job_not_found();
+    std::string uid = str_at(job->at("metadata").as_object(), "uid");
+    if (!opts->precondition_uid.empty() && opts->precondition_uid != uid)
+        return status_response(409, "Conflict",
+                               "Operation cannot be fulfilled on jobs.batch \"" + name +
+                                   "\": Precondition failed: UID in precondition: " + opts->precondition_uid +
+                                   ", UID in object meta: " + uid,
+                               batch_details(name, "jobs"));
+    std::vector<std::pair<std::string, std::string>> headers;
+    std::string policy = opts->propagation;
+    if (policy.empty()) {
+        // batch/v1 keeps the legacy default (orphan) and says so in a Warning header.
+        policy = "Orphan";
+        headers.emplace_back("Warning", "299 - \"child pods are preserved by default when jobs are deleted; set "
+                                        "propagationPolicy=Background to remove them or set "
+                                        "propagationPolicy=Orphan to suppress this warning\"");
+    }
+    if (policy != "Orphan" && policy != "Background" && policy != "Foreground")
+        return status_response(422, "Invalid",
+                               "DeleteOptions.meta.k8s.io \"\" is invalid: propagationPolicy: Unsupported value: \"" +
+                                   policy + "\": supported values: \"Foreground\", \"Background\", \"Orphan\", \"nil\"");
+    api_response r;
+    if (policy == "Background") {
+        auto removed = store_.remove("jobs", ns, name, uid);
+        if (!removed)
+            return job_not_found();
+        r = json_response(200, json::object{{"kind", "Status"},
+                                            {"apiVersion", "v1"},
+                                            {"metadata", json::object{}},
+                                            {"status", "Success"},
+                                            {"details", batch_details(name, "jobs", uid)}});
+    } else {
+        // Foreground and Orphan keep the object with a finalizer until the garbage collector is
+        // done: foreground after the pods are gone (job controller), orphan right here.
+        auto updated = store_.update("jobs", ns, name, uid, [&](json::object& o) {
+            auto& md = o["metadata"].as_object();
+            if (!md.contains("deletionTimestamp"))
+                md["deletionTimestamp"] = now_rfc3339();
+            md["deletionGracePeriodSeconds"] = 0;
+            md["finalizers"] = json::array{policy == "Foreground" ? "foregroundDeletion" : "orphan"};
+        });
+        if (!updated)
+            return job_not_found();
+        if (policy == "Orphan") {
+            if (jobs_)
+                jobs_->orphan_pods(ns, uid);
+            store_.remove("jobs", ns, name, uid);
+        }
+        r = json_response(200, *updated);
+    }
+    r.headers = std::move(headers);
+    return r;
+}
+
+api_response api_server::handle_events(const api_request& req, const std::string& ns, const std::string& name) {
+    const std::string& m = req.method;
+    if (name.empty()) {
+        if (m == "GET")
+            return list_or_watch(req, "events", ns, "EventList");
+        if (m != "POST")
+            return method_not_allowed();
+        boost::system::error_code ec;
+        json::value body = json::parse(req.body, ec);
+        if (ec || !body.is_object())
+            return bad_request("the body of the request could not be decoded as an Event");
+        json::object ev = body.get_object();
+        ev["kind"] = "Event";
+        ev["apiVersion"] = "v1";
+        if (!ev["metadata"].is_object())
+            ev["metadata"] = json::object{};
+        auto& md = ev["metadata"].as_object();
+        std::string ename = str_at(md, "name");
+        if (ename.empty() && !str_at(md, "generateName").empty()) {
+            ename = str_at(md, "generateName") + random_name_suffix();
+            md["name"] = ename;
+        }
+        if (ename.empty())
+            return status_response(422, "Invalid", "Event \"\" is invalid: metadata.name: Required value: name or generateName is required");
+        if (!obj_at(ev, "involvedObject"))
+            return status_response(422, "Invalid", "Event \"" + ename + "\" is invalid: involvedObject: Required value",
+                                   status_details(ename, "Event"));
+        auto created = store_.create("events", ns, std::move(ev));
+        if (!created)
+            return status_response(409, "AlreadyExists", "events \"" + ename + "\" already exists",
+                                   status_details(ename, "events"));
+        return json_response(201, *created);
+    }
+    if (m == "GET") {
+        auto e = store_.get("events", ns, name);
+        if (!e)
+            return not_found("events", name);
+        return json_response(200, *e);
+    }
+    if (m == "DELETE") {
+        auto e = store_.remove("events", ns, name);
+        if (!e)
+            return not_found("events", name);
+        return json_response(200, json::object{{"kind", "Status"},
+                                               {"apiVersion", "v1"},
+                                               {"metadata", json::object{}},
+                                               {"status", "Success"},
+                                               {"details", json::object{{"name", name},
+                                                                        {"kind", "events"},
+                                                                        {"uid", str_at(e->at("metadata").as_object(), "uid")}}}});
     }
     return method_not_allowed();
 }

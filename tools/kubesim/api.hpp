@@ -5,6 +5,8 @@
 // Implemented: /version, /healthz, discovery (/api, /api/v1, /apis, authorization.k8s.io/v1,
 // batch/v1), pods (create/get/list/watch/delete, Table output), pods/log, pods/exec preflight,
 // secrets (create/get/list/watch/delete), persistentvolumeclaims (create/get/list/watch/delete),
+// batch/v1 jobs (create/get/list/watch/delete with propagation policies, Table), events
+// (create/get/list/watch/delete, Table),
 // nodes (list/get), namespaces (list/get), selfsubjectaccessreviews (JSON, decided by the RBAC
 // policy), POST /kubesim/faults (admin-only fault injection). Unknown paths → 404 Status.
 #pragma once
@@ -21,6 +23,7 @@
 #include <variant>
 #include <vector>
 
+#include "tools/kubesim/jobs.hpp"
 #include "tools/kubesim/kubelet.hpp"
 #include "tools/kubesim/rbac.hpp"
 #include "tools/kubesim/store.hpp"
@@ -113,6 +116,13 @@ public:
     /// Exec preflight (spec §2.1, §6.3 item 7): an error response, or the plan to run.
     std::variant<api_response, exec_plan> prepare_exec(const api_request& req);
 
+    /// The job controller that handles orphaning on Job deletion (set before serving).
+    void set_jobs(job_controller* jobs) { jobs_ = jobs; }
+
+    /// Pod admission shared by POST pods and the job controller: defaults, validation (422),
+    /// name collision (409), then hands the stored pod to the kubelet (scheduling).
+    std::variant<api_response, boost::json::object> create_pod(const std::string& ns, boost::json::object pod);
+
     /// Exec throttle for every later session (CLI --exec-bandwidth / --exec-latency).
     void set_exec_throttle(std::uint64_t bytes_per_s, std::chrono::microseconds latency);
 
@@ -127,14 +137,19 @@ private:
                              const std::string& sub);
     api_response handle_secrets(const api_request& req, const std::string& ns, const std::string& name);
     api_response handle_pvcs(const api_request& req, const std::string& ns, const std::string& name);
+    api_response handle_jobs(const api_request& req, const std::string& ns, const std::string& name,
+                             const std::string& sub);
+    api_response handle_events(const api_request& req, const std::string& ns, const std::string& name);
     api_response handle_nodes(const api_request& req, const std::string& name);
     api_response handle_namespaces(const api_request& req, const std::string& name);
     api_response list_or_watch(const api_request& req, const std::string& resource,
-                               const std::string& ns, const std::string& list_kind);
+                               const std::string& ns, const std::string& list_kind,
+                               const std::string& api_version = "v1");
     api_response pod_logs(const api_request& req, const std::string& ns, const std::string& name);
 
     object_store& store_;
     kubelet& kubelet_;
+    job_controller* jobs_ = nullptr;
     std::map<std::string, std::string> tokens_; // token → user
     rbac_policy policy_;                         // empty: everyone is admin
     std::string admin_user_ = "kubesim-admin";

@@ -123,6 +123,10 @@ result<void> image_map::init(const std::string& state_dir, const std::string& ma
                 r.root = host_root;
             else
                 r.root = image_root{root, {"proc", "sys", "dev", "tmp"}, default_sleep};
+            std::string pull = str_at(o, "pull", "ok");
+            if (pull != "ok" && pull != "fail")
+                return fail(std::make_error_code(std::errc::invalid_argument));
+            r.root.pull_fails = pull == "fail";
             if (auto* c = arr_at(o, "command")) {
                 r.root.default_command.clear();
                 for (const auto& a : *c)
@@ -135,10 +139,46 @@ result<void> image_map::init(const std::string& state_dir, const std::string& ma
         }
     }
     rules_.push_back({"ghcr.io/actions/actions-runner:*", runner_root});
+    image_root unpullable = busybox_root;
+    unpullable.pull_fails = true;
+    rules_.push_back({"*does-not-exist*", unpullable});
+    rules_.push_back({"*invalid.registry*", unpullable});
     rules_.push_back({"*busybox*", busybox_root});
     rules_.push_back({"*alpine*", busybox_root});
     rules_.push_back({"*", host_root});
     return {};
+}
+
+std::string normalize_image(const std::string& image) {
+    std::string ref = image;
+    auto slash = ref.find('/');
+    std::string first = slash == std::string::npos ? "" : ref.substr(0, slash);
+    bool has_registry = !first.empty() && (first.find('.') != std::string::npos ||
+                                           first.find(':') != std::string::npos || first == "localhost");
+    if (!has_registry)
+        ref = (slash == std::string::npos ? "docker.io/library/" : "docker.io/") + ref;
+    auto last_slash = ref.rfind('/');
+    if (ref.find('@') == std::string::npos && ref.find(':', last_slash) == std::string::npos)
+        ref += ":latest";
+    return ref;
+}
+
+std::string pull_error_message(const std::string& image) {
+    std::string ref = normalize_image(image);
+    std::string host = ref.substr(0, ref.find('/'));
+    if (host.find("invalid") != std::string::npos) {
+        std::string path = ref.substr(host.size() + 1);
+        std::string tag = "latest";
+        if (auto c = path.rfind(':'); c != std::string::npos) {
+            tag = path.substr(c + 1);
+            path.resize(c);
+        }
+        return "rpc error: code = Unknown desc = failed to pull and unpack image \"" + ref +
+               "\": failed to resolve reference \"" + ref + "\": failed to do request: Head \"https://" + host +
+               "/v2/" + path + "/manifests/" + tag + "\": dial tcp: lookup " + host + ": no such host";
+    }
+    return "rpc error: code = NotFound desc = failed to pull and unpack image \"" + ref +
+           "\": failed to resolve reference \"" + ref + "\": " + ref + ": not found";
 }
 
 image_root image_map::resolve(const std::string& image) const {

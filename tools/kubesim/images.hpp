@@ -5,7 +5,8 @@
 // writable tmpfs per container (so /tmp and new mount points are writable, the image is not).
 // Built-in rules, applied after the file's rules: "*busybox*" and "*alpine*" → the busybox root
 // built at startup under STATE/images/busybox from /bin/busybox; "ghcr.io/actions/actions-runner:*"
-// → the runner root (STATE/images/runner); anything else → the host root "/".
+// → the runner root (STATE/images/runner); "*does-not-exist*" and "*invalid.registry*" → a pull
+// failure; anything else → the host root "/".
 #pragma once
 
 #include <string>
@@ -19,7 +20,13 @@ struct image_root {
     std::string dir;                        ///< host directory holding the root's top-level entries
     std::vector<std::string> skip;          ///< top-level names never bound (proc, sys, dev, tmp, ...)
     std::vector<std::string> default_command; ///< used when the container has no command/args
+    bool pull_fails = false; ///< the image cannot be pulled (ErrImagePull / ImagePullBackOff)
 };
+
+/// The fully qualified reference a runtime pulls: "busybox" → "docker.io/library/busybox:latest".
+std::string normalize_image(const std::string& image);
+/// The containerd-style pull error for `image` (the waiting message of ErrImagePull).
+std::string pull_error_message(const std::string& image);
 
 class image_map {
 public:

@@ -32,6 +32,14 @@ struct container_rt {
     std::string started_at, finished_at;
     std::string term_reason;
     std::string term_message;
+    bool pull_fails = false;       ///< the image map says this image cannot be pulled
+    bool pending = true;           ///< needs an action at next_action: a (re)start or a pull retry
+    clock_type::time_point next_action{};
+    int instances = 0;             ///< instances started so far
+    int crashes = 0;               ///< exits that led to a restart (CrashLoopBackOff step)
+    int pull_attempts = 0;         ///< ImagePullBackOff step
+    bool backoff_event = false;    ///< a CrashLoopBackOff began: record the BackOff event
+    json::object last_state;       ///< lastState of the container status ({} or {"terminated": ...})
 };
 
 struct pod_runtime {
@@ -67,9 +75,13 @@ json::object container_status(const container_rt& c) {
     json::object state;
     bool ready = false, started = false;
     switch (c.view.st) {
-    case container_view::state::waiting:
-        state["waiting"] = json::object{{"reason", c.view.waiting_reason}};
+    case container_view::state::waiting: {
+        json::object w{{"reason", c.view.waiting_reason}};
+        if (!c.view.waiting_message.empty())
+            w["message"] = c.view.waiting_message;
+        state["waiting"] = w;
         break;
+    }
     case container_view::state::running:
         state["running"] = json::object{{"startedAt", c.started_at}};
         ready = !c.init;
@@ -93,10 +105,10 @@ json::object container_status(const container_rt& c) {
                    {"imageID", ""},
                    {"ready", ready},
                    {"started", started},
-                   {"restartCount", 0},
+                   {"restartCount", c.view.restart_count},
                    {"state", state},
-                   {"lastState", json::object{}}};
-    if (c.view.st != container_view::state::waiting)
+                   {"lastState", c.last_state}};
+    if (c.view.st != container_view::state::waiting || !c.last_state.empty())
         s["containerID"] = "kubesim://" + c.view.pod_uid + "-" + c.name;
     return s;
 }
@@ -146,7 +158,26 @@ void kill_group(pid_t pgid, int sig) {
         ::kill(-pgid, sig);
 }
 
+/// Delay before the restart after the n-th restart-causing exit (n from 0): none for the first,
+/// then 1 s doubling up to 8 s (upstream: 10 s doubling up to 5 min).
+std::chrono::milliseconds crash_backoff(int n) {
+    if (n <= 0)
+        return std::chrono::milliseconds(0);
+    return std::chrono::milliseconds(1000LL << std::min(n - 1, 3));
+}
+
+/// ImagePullBackOff duration after the n-th failed pull (n from 0): 2 s doubling up to 8 s
+/// (upstream: 10 s doubling up to 5 min).
+std::chrono::milliseconds pull_backoff(int n) { return std::chrono::milliseconds(2000LL << std::min(n, 2)); }
+
 } // namespace
+
+void kubelet::event(const pod_runtime& p, const std::string& field_path, const char* type,
+                    const std::string& reason, const std::string& message) {
+    if (events_)
+        events_->record(involved_object{"Pod", "v1", p.ns, p.name, p.uid, field_path}, type, reason, message,
+                        "kubelet", p.node);
+}
 
 kubelet::kubelet(object_store& store, const image_map& images, std::vector<sim_node> nodes,
                  std::string state_dir)
@@ -178,6 +209,8 @@ void kubelet::pod_created(const std::string& ns, const std::string& name) {
         }
         schedule_decision d = schedule_pod(spec, nodes_, counts, attached_node(ns, *pod));
         if (!d.scheduled) {
+            if (events_)
+                events_->record(involved(*pod), "Warning", "FailedScheduling", d.message, "default-scheduler");
             store_.update("pods", ns, name, uid, [&](json::object& o) {
                 auto& st = o["status"].as_object();
                 st["phase"] = "Pending";
@@ -193,6 +226,9 @@ void kubelet::pod_created(const std::string& ns, const std::string& name) {
         if (!updated)
             return;
         pod = updated;
+        if (events_)
+            events_->record(involved(*pod), "Normal", "Scheduled",
+                            "Successfully assigned " + ns + "/" + name + " to " + node, "default-scheduler");
     }
     if (std::string conflict = attach_conflict(ns, *pod, node); !conflict.empty()) {
         wait_for_attach(ns, name, uid, node, conflict);
@@ -285,7 +321,7 @@ std::string kubelet::attach_conflict(const std::string& ns, const json::object& 
 
 void kubelet::wait_for_attach(const std::string& ns, const std::string& name, const std::string& uid,
                               const std::string& node, const std::string& message) {
-    store_.update("pods", ns, name, uid, [&](json::object& o) {
+    auto updated = store_.update("pods", ns, name, uid, [&](json::object& o) {
         auto& st = o["status"].as_object();
         st["phase"] = "Pending";
         json::array cs;
@@ -306,6 +342,8 @@ void kubelet::wait_for_attach(const std::string& ns, const std::string& name, co
         st["message"] = message;
         st["reason"] = "FailedAttachVolume";
     });
+    if (updated && events_)
+        events_->record(involved(*updated), "Warning", "FailedAttachVolume", message, "attachdetach-controller");
     std::lock_guard lk(mu_);
     if (shutting_down_)
         return;
@@ -363,6 +401,7 @@ void kubelet::start_runtime(const std::string& ns, const std::string& name, cons
                                          : "PodInitializing";
             rt.view.pod_uid = p->uid;
             rt.view.log_path = p->dir + "/logs/" + rt.name + ".log";
+            rt.pull_fails = images_.resolve(rt.image).pull_fails;
             out.push_back(std::move(rt));
         }
     };
@@ -598,14 +637,35 @@ void kubelet::run_pod(const std::shared_ptr<pod_runtime>& p) {
         return s;
     };
 
+    const std::string restart_policy = str_at(spec, "restartPolicy", "Always");
+
+    // Starts one instance of a container (image already "pulled"). On a spawn failure the
+    // container is terminated with reason StartError (exit 128).
     auto start = [&](container_rt& c, const json::object& cs) -> bool {
         sandbox_spec s = prepare(c, cs);
+        std::string field = std::string(c.init ? "spec.initContainers{" : "spec.containers{") + c.name + "}";
+        if (c.instances > 0) {
+            // A restart: keep the previous instance's log for `previous=true`.
+            ::rename(c.view.log_path.c_str(), (c.view.log_path.substr(0, c.view.log_path.size() - 4) + ".previous.log").c_str());
+        }
+        if (str_at(cs, "imagePullPolicy") == "Always") {
+            event(*p, field, "Normal", "Pulling", "Pulling image \"" + c.image + "\"");
+            event(*p, field, "Normal", "Pulled",
+                  "Successfully pulled image \"" + c.image + "\" in 1ms (1ms including waiting). Image size: 0 bytes.");
+        } else {
+            event(*p, field, "Normal", "Pulled", "Container image \"" + c.image + "\" already present on machine");
+        }
+        event(*p, field, "Normal", "Created", "Created container: " + c.name);
         int log_fd = ::open(c.view.log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
         auto pid = spawn_sandbox(s, spawn_stdio{-1, log_fd, log_fd});
         if (log_fd >= 0)
             ::close(log_fd);
         std::lock_guard lk(p->mu);
+        if (c.instances > 0)
+            ++c.view.restart_count;
+        ++c.instances;
         c.started_at = now_rfc3339();
+        c.view.waiting_message.clear();
         if (!pid) {
             c.view.st = container_view::state::terminated;
             c.exit_code = 128;
@@ -617,19 +677,113 @@ void kubelet::run_pod(const std::shared_ptr<pod_runtime>& p) {
         c.view.pid = *pid;
         c.pidfd = static_cast<int>(::syscall(SYS_pidfd_open, *pid, 0));
         c.view.st = container_view::state::running;
+        c.term_message.clear();
         return true;
     };
 
-    // Waits until every listed container has exited, honouring stop requests.
-    auto wait_all = [&](std::vector<container_rt*> running) {
+    // After an instance ended: restart now, restart after a CrashLoopBackOff delay, or stay
+    // terminated. Upstream restarts the first time at once, then waits 10 s doubling up to 5 min;
+    // kubesim waits crash_backoff(n) (1 s doubling up to 8 s).
+    auto after_exit = [&](container_rt& c, bool stopping) {
+        bool restart = !stopping && (c.init ? (c.exit_code != 0 && restart_policy != "Never")
+                                            : (restart_policy == "Always" ||
+                                               (restart_policy == "OnFailure" && c.exit_code != 0)));
+        std::lock_guard lk(p->mu);
+        if (!restart) {
+            c.pending = false;
+            return;
+        }
+        c.last_state = json::object{{"terminated", json::object{{"exitCode", c.exit_code},
+                                                                {"reason", c.term_reason},
+                                                                {"startedAt", c.started_at},
+                                                                {"finishedAt", c.finished_at},
+                                                                {"containerID", "kubesim://" + c.view.pod_uid + "-" + c.name}}}};
+        c.pending = true;
+        auto delay = crash_backoff(c.crashes++);
+        c.next_action = clock_type::now() + delay;
+        if (delay.count() > 0) {
+            std::string who = "container=" + c.name + " pod=" + p->name + "_" + p->ns + "(" + p->uid + ")";
+            c.view.st = container_view::state::waiting;
+            c.view.waiting_reason = "CrashLoopBackOff";
+            c.view.waiting_message = "back-off " + std::to_string(delay.count() / 1000) + "s restarting failed " + who;
+            c.backoff_event = true;
+        }
+    };
+
+    // Due actions of a pending container: a pull attempt (which fails for unpullable images,
+    // alternating ErrImagePull and ImagePullBackOff) or a (re)start.
+    auto act = [&](container_rt& c, const json::object& cs) {
+        std::string field = std::string(c.init ? "spec.initContainers{" : "spec.containers{") + c.name + "}";
+        if (c.pull_fails) {
+            bool was_err = false;
+            {
+                std::lock_guard lk(p->mu);
+                was_err = c.view.waiting_reason == "ErrImagePull";
+            }
+            std::string err = pull_error_message(c.image);
+            if (!was_err) {
+                event(*p, field, "Normal", "Pulling", "Pulling image \"" + c.image + "\"");
+                event(*p, field, "Warning", "Failed", "Failed to pull image \"" + c.image + "\": " + err);
+                event(*p, field, "Warning", "Failed", "Error: ErrImagePull");
+                std::lock_guard lk(p->mu);
+                c.view.waiting_reason = "ErrImagePull";
+                c.view.waiting_message = err;
+                c.next_action = clock_type::now() + std::chrono::seconds(1);
+            } else {
+                event(*p, field, "Normal", "BackOff", "Back-off pulling image \"" + c.image + "\"");
+                event(*p, field, "Warning", "Failed", "Error: ImagePullBackOff");
+                std::lock_guard lk(p->mu);
+                c.view.waiting_reason = "ImagePullBackOff";
+                c.view.waiting_message = "Back-off pulling image \"" + c.image + "\": ErrImagePull: " + err;
+                c.next_action = clock_type::now() + pull_backoff(c.pull_attempts++);
+            }
+            return;
+        }
+        {
+            std::lock_guard lk(p->mu);
+            c.pending = false;
+        }
+        if (start(c, cs))
+            event(*p, field, "Normal", "Started", "Started container " + c.name);
+        else
+            after_exit(c, false);
+    };
+
+    // Pod phase from the container states (upstream getPhase): a waiting container without a
+    // previous instance keeps the pod Pending; one restarting counts as stopped.
+    auto main_phase = [&]() -> std::string {
+        std::lock_guard lk(p->mu);
+        int waiting = 0, running = 0, stopped = 0, succeeded = 0;
+        for (const auto& c : p->containers) {
+            switch (c.view.st) {
+            case container_view::state::running:
+                ++running;
+                break;
+            case container_view::state::terminated:
+                ++stopped;
+                succeeded += c.exit_code == 0 ? 1 : 0;
+                break;
+            case container_view::state::waiting:
+                (c.last_state.empty() ? waiting : stopped)++;
+                break;
+            }
+        }
+        if (waiting > 0)
+            return "Pending";
+        if (running > 0)
+            return "Running";
+        if (restart_policy == "Always")
+            return "Running";
+        if (stopped == succeeded)
+            return "Succeeded";
+        return restart_policy == "Never" ? "Failed" : "Running";
+    };
+
+    // Runs `set` until every container in it is finished for good (no restart, no pull pending),
+    // or until a stop request has killed all of them.
+    auto supervise = [&](const std::vector<std::pair<container_rt*, const json::object*>>& set, bool init) {
         bool termed = false, killed = false;
         while (true) {
-            std::vector<container_rt*> live;
-            for (auto* c : running)
-                if (c->view.st == container_view::state::running)
-                    live.push_back(c);
-            if (live.empty())
-                return;
             bool stop;
             clock_type::time_point deadline;
             std::set<pid_t> execs;
@@ -639,12 +793,55 @@ void kubelet::run_pod(const std::shared_ptr<pod_runtime>& p) {
                 deadline = p->kill_deadline;
                 execs = p->exec_pgids;
             }
+            if (!stop) {
+                for (const auto& [c, cs] : set) {
+                    bool due;
+                    {
+                        std::lock_guard lk(p->mu);
+                        due = c->pending && clock_type::now() >= c->next_action;
+                    }
+                    if (due) {
+                        act(*c, *cs);
+                        publish(*p, init ? "Pending" : main_phase());
+                    }
+                    bool backoff_event;
+                    {
+                        std::lock_guard lk(p->mu);
+                        backoff_event = c->backoff_event;
+                        c->backoff_event = false;
+                    }
+                    if (backoff_event)
+                        event(*p, std::string(init ? "spec.initContainers{" : "spec.containers{") + c->name + "}",
+                              "Warning", "BackOff",
+                              "Back-off restarting failed container " + c->name + " in pod " + p->name + "_" +
+                                  p->ns + "(" + p->uid + ")");
+                }
+            }
+            std::vector<container_rt*> live;
+            bool pending = false;
+            clock_type::time_point next_due = clock_type::time_point::max();
+            {
+                std::lock_guard lk(p->mu);
+                for (const auto& [c, cs] : set) {
+                    if (c->view.st == container_view::state::running)
+                        live.push_back(c);
+                    if (c->pending) {
+                        pending = true;
+                        next_due = std::min(next_due, c->next_action);
+                    }
+                }
+            }
+            if (live.empty() && (stop || !pending))
+                return;
             int timeout_ms = -1;
+            auto now = clock_type::now();
             if (stop) {
-                auto now = clock_type::now();
                 if (!termed) {
-                    for (auto* c : live)
+                    for (auto* c : live) {
+                        event(*p, std::string(init ? "spec.initContainers{" : "spec.containers{") + c->name + "}",
+                              "Normal", "Killing", "Stopping container " + c->name);
                         kill_group(c->view.pid, SIGTERM);
+                    }
                     for (pid_t e : execs)
                         kill_group(e, SIGTERM);
                     termed = true;
@@ -661,6 +858,12 @@ void kubelet::run_pod(const std::shared_ptr<pod_runtime>& p) {
                                                            deadline - now)
                                                            .count()) +
                                           1;
+            } else if (pending) {
+                timeout_ms = next_due <= now ? 0
+                                             : static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                                    next_due - now)
+                                                                    .count()) +
+                                                   1;
             }
             std::vector<pollfd> fds;
             fds.push_back({p->wake_fd, POLLIN, 0});
@@ -672,6 +875,7 @@ void kubelet::run_pod(const std::shared_ptr<pod_runtime>& p) {
                 ssize_t n = ::read(p->wake_fd, &v, sizeof v);
                 (void)n;
             }
+            bool exited = false;
             for (std::size_t i = 1; i < fds.size(); ++i) {
                 if (!fds[i].revents)
                     continue;
@@ -679,21 +883,26 @@ void kubelet::run_pod(const std::shared_ptr<pod_runtime>& p) {
                 int status = 0;
                 if (::waitpid(c->view.pid, &status, WNOHANG) != c->view.pid)
                     continue;
-                std::lock_guard lk(p->mu);
-                if (WIFEXITED(status))
-                    c->exit_code = WEXITSTATUS(status);
-                else if (WIFSIGNALED(status))
-                    c->exit_code = 128 + WTERMSIG(status);
-                c->term_reason = c->exit_code == 0 ? "Completed" : "Error";
-                c->finished_at = now_rfc3339();
-                c->view.st = container_view::state::terminated;
-                ::close(c->pidfd);
-                c->pidfd = -1;
-                // Leftover processes of the container's session die with it.
-                kill_group(c->view.pid, SIGKILL);
+                {
+                    std::lock_guard lk(p->mu);
+                    if (WIFEXITED(status))
+                        c->exit_code = WEXITSTATUS(status);
+                    else if (WIFSIGNALED(status))
+                        c->exit_code = 128 + WTERMSIG(status);
+                    c->term_reason = c->exit_code == 0 ? "Completed" : "Error";
+                    c->finished_at = now_rfc3339();
+                    c->view.st = container_view::state::terminated;
+                    ::close(c->pidfd);
+                    c->pidfd = -1;
+                    // Leftover processes of the container's session die with it.
+                    kill_group(c->view.pid, SIGKILL);
+                    stop = p->stop;
+                }
+                after_exit(*c, stop);
+                exited = true;
             }
-            if (fds.size() > 1)
-                publish(*p, p->phase);
+            if (exited)
+                publish(*p, init ? "Pending" : main_phase());
         }
     };
 
@@ -710,26 +919,20 @@ void kubelet::run_pod(const std::shared_ptr<pod_runtime>& p) {
             break;
         }
         auto& c = p->init_containers[i];
-        bool ok = start(c, (*init_specs)[i].as_object());
-        publish(*p, "Pending");
-        if (ok)
-            wait_all({&c});
-        if (c.exit_code != 0)
+        supervise({{&c, &(*init_specs)[i].as_object()}}, true);
+        if (c.view.st != container_view::state::terminated || c.exit_code != 0)
             final_phase = "Failed";
         publish(*p, "Pending");
     }
     if (final_phase.empty() && !stopped()) {
         const json::array* specs = arr_at(spec, "containers");
-        std::vector<container_rt*> all;
-        for (std::size_t i = 0; i < p->containers.size(); ++i) {
-            start(p->containers[i], (*specs)[i].as_object());
-            all.push_back(&p->containers[i]);
-        }
-        publish(*p, "Running");
-        wait_all(all);
+        std::vector<std::pair<container_rt*, const json::object*>> all;
+        for (std::size_t i = 0; i < p->containers.size(); ++i)
+            all.emplace_back(&p->containers[i], &(*specs)[i].as_object());
+        supervise(all, false);
         bool ok = true;
         for (auto& c : p->containers)
-            if (c.exit_code != 0)
+            if (c.view.st != container_view::state::terminated || c.exit_code != 0)
                 ok = false;
         final_phase = ok ? "Succeeded" : "Failed";
     } else if (final_phase.empty()) {

@@ -2,9 +2,12 @@
 // them into the pod's status in the object store (spec §3.4 shapes).
 //
 // Lifecycle per pod: schedule (scheduler.hpp) → volumes prepared under STATE/pods/<uid>/volumes
-// → init containers one by one (a non-zero exit fails the pod) → all main containers → phase
-// Succeeded/Failed once every main container has exited (no restarts are simulated, whatever the
-// restartPolicy). stdout+stderr of each container go to STATE/pods/<uid>/logs/<name>.log.
+// → init containers one by one (a non-zero exit fails the pod with restartPolicy Never, else the
+// init container restarts) → all main containers, restarted per restartPolicy (Always, OnFailure)
+// with CrashLoopBackOff delays; an unpullable image keeps its container waiting in
+// ErrImagePull/ImagePullBackOff → phase from the container states (upstream getPhase).
+// stdout+stderr of each container instance go to STATE/pods/<uid>/logs/<name>.log (the previous
+// instance's to <name>.previous.log). Events for scheduling, pulls, starts, kills and back-offs.
 // Deletion: SIGTERM to every process group of the pod (containers and execs), SIGKILL when the
 // grace period ends, then the directory (emptyDirs, logs) is removed and the object deleted.
 //
@@ -25,6 +28,7 @@
 
 #include <boost/json.hpp>
 
+#include "tools/kubesim/events.hpp"
 #include "tools/kubesim/images.hpp"
 #include "tools/kubesim/scheduler.hpp"
 #include "tools/kubesim/store.hpp"
@@ -37,7 +41,9 @@ struct pod_runtime;
 struct container_view {
     enum class state { waiting, running, terminated };
     state st = state::waiting;
-    std::string waiting_reason; ///< ContainerCreating / PodInitializing
+    std::string waiting_reason; ///< ContainerCreating / PodInitializing / ErrImagePull / ImagePullBackOff / CrashLoopBackOff
+    std::string waiting_message;
+    int restart_count = 0;      ///< instances started minus one (a new instance has a new log)
     pid_t pid = -1;             ///< valid while running
     std::string root;           ///< host path of the container root (mount point in its namespace)
     std::vector<std::string> env;
@@ -55,6 +61,9 @@ public:
     ~kubelet();
     kubelet(const kubelet&) = delete;
     kubelet& operator=(const kubelet&) = delete;
+
+    /// Where pod events (Scheduled, Pulled, Started, Killing, BackOff, ...) go; set before use.
+    void set_events(event_recorder* events) { events_ = events; }
 
     /// host:port exported to pods as KUBERNETES_SERVICE_HOST/PORT.
     void set_api_endpoint(std::string host, int port);
@@ -88,6 +97,9 @@ private:
     void start_runtime(const std::string& ns, const std::string& name, const boost::json::object& pod,
                        const std::string& node);
     void publish(pod_runtime& p, const std::string& phase);
+    /// A kubelet Event about the pod (field_path "spec.containers{c}" for a container).
+    void event(const pod_runtime& p, const std::string& field_path, const char* type, const std::string& reason,
+               const std::string& message);
     void reap_finished(); // joins and erases runtimes whose thread ended after removal
     /// ReadWriteOnce claims of `pod` attached to a node other than `node` (by a running pod):
     /// the Multi-Attach message, or "" when the pod may start there.
@@ -99,6 +111,7 @@ private:
                          const std::string& node, const std::string& message);
 
     object_store& store_;
+    event_recorder* events_ = nullptr;
     const image_map& images_;
     std::vector<sim_node> nodes_;
     std::string state_dir_;

@@ -13,7 +13,9 @@
 #include <openssl/evp.h>
 
 #include "tools/kubesim/api.hpp"
+#include "tools/kubesim/events.hpp"
 #include "tools/kubesim/images.hpp"
+#include "tools/kubesim/jobs.hpp"
 #include "tools/kubesim/kubelet.hpp"
 #include "tools/kubesim/sandbox.hpp"
 #include "tools/kubesim/scheduler.hpp"
@@ -199,8 +201,19 @@ int main(int argc, char** argv) {
                                             {"status", json::object{{"phase", "Active"}}}});
         }
 
+        event_recorder events(store);
         kubelet kube(store, images, nodes, opt.dir);
+        kube.set_events(&events);
         api_server api(store, kube, tokens);
+        job_controller jobs(store, kube, events,
+                            [&api](const std::string& ns, json::object pod) -> std::variant<json::object, std::string> {
+                                auto r = api.create_pod(ns, std::move(pod));
+                                if (auto* created = std::get_if<json::object>(&r))
+                                    return std::move(*created);
+                                auto body = json::parse(std::get<api_response>(r).body);
+                                return str_at(body.as_object(), "message");
+                            });
+        api.set_jobs(&jobs);
         api.set_exec_throttle(opt.exec_bandwidth, opt.exec_latency);
         if (!opt.rbac.empty()) {
             auto policy = rbac_policy::load(opt.rbac);
@@ -242,6 +255,7 @@ int main(int argc, char** argv) {
             std::cerr << "kubesim: cannot write " << kc << "\n";
             return 1;
         }
+        jobs.start();
         std::printf("kubesim: listening on %s kubeconfig=%s\n", server_url.c_str(), kc.c_str());
         std::fflush(stdout);
 
@@ -249,6 +263,7 @@ int main(int argc, char** argv) {
         sigwait(&sigs, &sig);
         std::fprintf(stderr, "kubesim: signal %d, shutting down\n", sig);
         api.stop();
+        jobs.stop();
         store.shutdown();
         kube.shutdown(std::chrono::seconds(2));
         srv.stop();

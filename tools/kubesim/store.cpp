@@ -26,7 +26,7 @@ static void set_rv(json::object& obj, std::uint64_t rv) {
 }
 
 std::optional<json::object> object_store::create(const std::string& resource, const std::string& ns,
-                                                 json::object obj) {
+                                                 json::object obj, const std::string& uid) {
     std::lock_guard lk(mu_);
     auto& md = obj["metadata"];
     if (!md.is_object())
@@ -36,7 +36,7 @@ std::optional<json::object> object_store::create(const std::string& resource, co
     if (objects_.count(k))
         return std::nullopt;
     auto& m = md.as_object();
-    m["uid"] = random_uuid();
+    m["uid"] = uid.empty() ? random_uuid() : uid;
     m["creationTimestamp"] = now_rfc3339();
     if (!ns.empty())
         m["namespace"] = ns;

@@ -59,10 +59,11 @@ class object_store {
 public:
     enum class create_error { none, already_exists };
 
-    /// Stores `obj` (metadata.name must be set); fills uid, resourceVersion, creationTimestamp.
-    /// Returns the stored object, or nullopt if the name is taken (→ 409 AlreadyExists).
+    /// Stores `obj` (metadata.name must be set); fills uid (`uid` when non-empty, else a random
+    /// one), resourceVersion, creationTimestamp. Returns the stored object, or nullopt if the name
+    /// is taken (→ 409 AlreadyExists).
     std::optional<boost::json::object> create(const std::string& resource, const std::string& ns,
-                                              boost::json::object obj);
+                                              boost::json::object obj, const std::string& uid = "");
     std::optional<boost::json::object> get(const std::string& resource, const std::string& ns,
                                            const std::string& name) const;
     /// All objects of `resource` in `ns` (empty ns = all), sorted by namespace/name; `rv` receives

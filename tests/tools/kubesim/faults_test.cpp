@@ -2,6 +2,7 @@
 // and a plain-text body, 500/503 Status, exec without status, legacy close, dropped exec
 // connections, killed pod processes.
 #include <fstream>
+#include <thread>
 
 #include "kubesim_fixture.hpp"
 #include "test_client.hpp"
@@ -111,10 +112,32 @@ TEST_F(faults_test, exec_dropped_after_bytes) {
 }
 
 TEST_F(faults_test, kill_pod_processes) {
-    arm(R"({"killPod": {"namespace": "default", "name": "p1"}})");
-    EXPECT_EQ(wait_phase("p1", "Failed"), "Failed");
-    EXPECT_EQ(kubectl("get pod p1 -o jsonpath='{.status.containerStatuses[0].state.terminated.exitCode}'").output,
+    // restartPolicy Never: the pod ends Failed with exit 137.
+    create_pod(R"(apiVersion: v1
+kind: Pod
+metadata: {name: p2}
+spec:
+  restartPolicy: Never
+  containers: [{name: c1, image: busybox, command: ["sleep", "1000000"]}]
+)");
+    ASSERT_EQ(wait_phase("p2", "Running"), "Running");
+    arm(R"({"killPod": {"namespace": "default", "name": "p2"}})");
+    EXPECT_EQ(wait_phase("p2", "Failed"), "Failed");
+    EXPECT_EQ(kubectl("get pod p2 -o jsonpath='{.status.containerStatuses[0].state.terminated.exitCode}'").output,
               "137");
+    // restartPolicy Always (p1): the container is restarted; the kill shows in lastState.
+    arm(R"({"killPod": {"namespace": "default", "name": "p1"}})");
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    std::string last;
+    while (std::chrono::steady_clock::now() < deadline) {
+        last = kubectl("get pod p1 -o jsonpath='{.status.containerStatuses[0].restartCount} "
+                       "{.status.containerStatuses[0].lastState.terminated.exitCode} {.status.phase}'")
+                   .output;
+        if (last == "1 137 Running")
+            break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    EXPECT_EQ(last, "1 137 Running");
 }
 
 TEST_F(faults_test, exec_throttle_bandwidth_both_directions) {

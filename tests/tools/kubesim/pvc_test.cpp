@@ -57,6 +57,10 @@ TEST_F(pvc_test, read_write_once_attaches_to_first_node) {
               std::string::npos);
     EXPECT_NE(field("pod pinned", "{.status.message}").find("already used by pod(s) first"), std::string::npos);
     EXPECT_NE(kubectl("get pods").output.find("ContainerCreating"), std::string::npos);
+    EXPECT_EQ(field("events --field-selector involvedObject.name=pinned,reason=FailedAttachVolume",
+                    "{.items[0].type} {.items[0].source.component}"),
+              "Warning attachdetach-controller");
+    EXPECT_NE(kubectl("describe pod pinned").output.find("Multi-Attach error for volume"), std::string::npos);
     // Unpinned pods are scheduled to the attached node and start.
     create_pod(pod("follower", "rwo", ""));
     ASSERT_EQ(wait_phase("follower", "Running"), "Running");

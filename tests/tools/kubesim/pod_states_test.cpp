@@ -1,0 +1,253 @@
+// Waiting states and restarts with real kubectl: image pull failures (ErrImagePull /
+// ImagePullBackOff from the built-in patterns and an image-map rule, also for init containers),
+// container restarts (restartPolicy Always / OnFailure, restartCount, lastState, CrashLoopBackOff,
+// logs --previous), and the Events that `kubectl describe` / `kubectl get events` show for them.
+#include <fstream>
+#include <thread>
+
+#include "kubesim_fixture.hpp"
+#include "test_client.hpp"
+
+namespace podpipe::kubesim::testing {
+namespace {
+
+class pod_states_test : public kubesim_fixture {
+protected:
+    void SetUp() override {
+        // A private registry rule: every image under registry.example/private/ fails to pull.
+        char tmpl[] = "/tmp/kubesim-imagemap-XXXXXX";
+        int fd = ::mkstemp(tmpl);
+        ASSERT_GE(fd, 0);
+        ::close(fd);
+        map_file_ = tmpl;
+        std::ofstream(map_file_) << R"({"images": [{"match": "registry.example/private/*", "pull": "fail"}]})";
+        extra_args_ = {"--image-map", map_file_};
+        kubesim_fixture::SetUp();
+    }
+    void TearDown() override {
+        kubesim_fixture::TearDown();
+        ::unlink(map_file_.c_str());
+    }
+    std::string field(const std::string& what, const std::string& path) {
+        return kubectl("get " + what + " -o jsonpath='" + path + "'").output;
+    }
+    std::string wait_field(const std::string& what, const std::string& path, const std::string& want,
+                           std::chrono::seconds timeout = std::chrono::seconds(20)) {
+        auto deadline = std::chrono::steady_clock::now() + timeout;
+        std::string last;
+        while (std::chrono::steady_clock::now() < deadline) {
+            last = field(what, path);
+            if (last == want)
+                break;
+            std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        }
+        return last;
+    }
+    std::string map_file_;
+};
+
+const char* const waiting_reason = "{.status.containerStatuses[0].state.waiting.reason}";
+
+TEST_F(pod_states_test, unpullable_image_cycles_err_image_pull_and_back_off) {
+    create_pod(R"(apiVersion: v1
+kind: Pod
+metadata: {name: nopull}
+spec:
+  containers: [{name: c, image: "does-not-exist:1.0"}]
+)");
+    EXPECT_EQ(wait_field("pod nopull", waiting_reason, "ErrImagePull"), "ErrImagePull");
+    EXPECT_EQ(field("pod nopull", "{.status.phase}"), "Pending");
+    EXPECT_EQ(field("pod nopull", "{.status.containerStatuses[0].state.waiting.message}"),
+              "rpc error: code = NotFound desc = failed to pull and unpack image "
+              "\"docker.io/library/does-not-exist:1.0\": failed to resolve reference "
+              "\"docker.io/library/does-not-exist:1.0\": docker.io/library/does-not-exist:1.0: not found");
+    auto logs = kubectl("logs nopull");
+    EXPECT_NE(logs.output.find("is waiting to start: trying and failing to pull image"), std::string::npos) << logs.output;
+    EXPECT_EQ(wait_field("pod nopull", waiting_reason, "ImagePullBackOff"), "ImagePullBackOff");
+    EXPECT_EQ(field("pod nopull", "{.status.containerStatuses[0].state.waiting.message}")
+                  .rfind("Back-off pulling image \"does-not-exist:1.0\": ErrImagePull: rpc error:", 0),
+              0u);
+    EXPECT_NE(kubectl("get pod nopull").output.find("ImagePullBackOff"), std::string::npos);
+    logs = kubectl("logs nopull");
+    EXPECT_NE(logs.output.find("is waiting to start: image can't be pulled"), std::string::npos) << logs.output;
+    // It retries: ErrImagePull comes back after the back-off.
+    EXPECT_EQ(wait_field("pod nopull", waiting_reason, "ErrImagePull"), "ErrImagePull");
+    auto describe = kubectl("describe pod nopull");
+    EXPECT_NE(describe.output.find("Failed to pull image \"does-not-exist:1.0\": rpc error"), std::string::npos)
+        << describe.output;
+    EXPECT_NE(describe.output.find("Back-off pulling image \"does-not-exist:1.0\""), std::string::npos);
+    EXPECT_NE(describe.output.find("Successfully assigned default/nopull to node-"), std::string::npos);
+    EXPECT_EQ(field("events --field-selector involvedObject.name=nopull,reason=BackOff", "{.items[0].type}"), "Normal");
+    EXPECT_EQ(kubectl("delete pod nopull").exit_code, 0);
+}
+
+TEST_F(pod_states_test, image_map_rule_and_invalid_registry_and_init_containers) {
+    create_pod(R"(apiVersion: v1
+kind: Pod
+metadata: {name: private}
+spec:
+  containers: [{name: c, image: "registry.example/private/tool:2"}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: badreg}
+spec:
+  containers: [{name: c, image: "invalid.registry/team/app:3"}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: badinit}
+spec:
+  initContainers: [{name: init, image: "registry.example/private/init:1"}]
+  containers: [{name: c, image: busybox}]
+)");
+    EXPECT_EQ(wait_field("pod private", waiting_reason, "ErrImagePull"), "ErrImagePull");
+    EXPECT_NE(field("pod private", "{.status.containerStatuses[0].state.waiting.message}")
+                  .find("failed to pull and unpack image \"registry.example/private/tool:2\""),
+              std::string::npos);
+    EXPECT_EQ(wait_field("pod badreg", waiting_reason, "ErrImagePull"), "ErrImagePull");
+    EXPECT_NE(field("pod badreg", "{.status.containerStatuses[0].state.waiting.message}")
+                  .find("Head \"https://invalid.registry/v2/team/app/manifests/3\": dial tcp: lookup invalid.registry: no such host"),
+              std::string::npos);
+    EXPECT_EQ(wait_field("pod badinit", "{.status.initContainerStatuses[0].state.waiting.reason}", "ErrImagePull"),
+              "ErrImagePull");
+    EXPECT_EQ(field("pod badinit", "{.status.phase} {.status.containerStatuses[0].state.waiting.reason}"),
+              "Pending PodInitializing");
+    EXPECT_NE(kubectl("get pod badinit").output.find("Init:ErrImagePull"), std::string::npos);
+}
+
+TEST_F(pod_states_test, one_unpullable_container_keeps_the_pod_pending) {
+    create_pod(R"(apiVersion: v1
+kind: Pod
+metadata: {name: mixed}
+spec:
+  containers:
+  - {name: good, image: busybox, command: ["sleep", "1000"]}
+  - {name: bad, image: "does-not-exist"}
+)");
+    EXPECT_EQ(wait_field("pod mixed", "{.status.containerStatuses[1].state.waiting.reason}", "ErrImagePull"),
+              "ErrImagePull");
+    EXPECT_EQ(wait_field("pod mixed", "{.status.containerStatuses[0].started}", "true"), "true");
+    EXPECT_EQ(field("pod mixed", "{.status.phase}"), "Pending");
+    EXPECT_EQ(kubectl("exec mixed -c good -- echo in").output, "in\n");
+    EXPECT_NE(field("pod mixed", "{.status.containerStatuses[1].state.waiting.message}")
+                  .find("docker.io/library/does-not-exist:latest"),
+              std::string::npos);
+}
+
+TEST_F(pod_states_test, restart_always_crash_loops_with_back_off) {
+    create_pod(R"(apiVersion: v1
+kind: Pod
+metadata: {name: crash}
+spec:
+  containers: [{name: c, image: busybox, command: ["sh", "-c", "echo run; exit 2"]}]
+)");
+    EXPECT_EQ(wait_field("pod crash", waiting_reason, "CrashLoopBackOff"), "CrashLoopBackOff");
+    EXPECT_EQ(field("pod crash", "{.status.phase}"), "Running");
+    EXPECT_EQ(field("pod crash", "{.status.containerStatuses[0].lastState.terminated.exitCode} "
+                                 "{.status.containerStatuses[0].lastState.terminated.reason}"),
+              "2 Error");
+    std::string uid = field("pod crash", "{.metadata.uid}");
+    EXPECT_EQ(field("pod crash", "{.status.containerStatuses[0].state.waiting.message}")
+                  .find("restarting failed container=c pod=crash_default(" + uid + ")"),
+              std::string("back-off 1s ").size())
+        << field("pod crash", "{.status.containerStatuses[0].state.waiting.message}");
+    int restarts = std::stoi(field("pod crash", "{.status.containerStatuses[0].restartCount}"));
+    EXPECT_GE(restarts, 1);
+    // Logs: the last instance during the back-off, the one before with --previous.
+    EXPECT_EQ(kubectl("logs crash").output, "run\n");
+    EXPECT_EQ(kubectl("logs crash --previous").output, "run\n");
+    auto table = kubectl("get pod crash");
+    EXPECT_NE(table.output.find("CrashLoopBackOff"), std::string::npos) << table.output;
+    EXPECT_NE(table.output.find(" ago)"), std::string::npos) << table.output;
+    // The count keeps growing.
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (std::stoi(field("pod crash", "{.status.containerStatuses[0].restartCount}")) <= restarts &&
+           std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    EXPECT_GT(std::stoi(field("pod crash", "{.status.containerStatuses[0].restartCount}")), restarts);
+    auto describe = kubectl("describe pod crash");
+    EXPECT_NE(describe.output.find("Back-off restarting failed container c in pod crash_default(" + uid + ")"),
+              std::string::npos)
+        << describe.output;
+    EXPECT_EQ(kubectl("delete pod crash").exit_code, 0);
+}
+
+TEST_F(pod_states_test, restart_on_failure_until_success) {
+    create_pod(R"(apiVersion: v1
+kind: Pod
+metadata: {name: retry}
+spec:
+  restartPolicy: OnFailure
+  containers:
+  - name: c
+    image: busybox
+    command: ["sh", "-c", "n=$(cat /data/n 2>/dev/null || echo 0); n=$((n+1)); echo $n > /data/n; echo try $n; [ $n -ge 3 ]"]
+    volumeMounts: [{name: data, mountPath: /data}]
+  volumes: [{name: data, emptyDir: {}}]
+)");
+    EXPECT_EQ(wait_phase("retry", "Succeeded", std::chrono::seconds(30)), "Succeeded");
+    EXPECT_EQ(field("pod retry", "{.status.containerStatuses[0].restartCount} "
+                                 "{.status.containerStatuses[0].state.terminated.exitCode} "
+                                 "{.status.containerStatuses[0].lastState.terminated.exitCode}"),
+              "2 0 1");
+    EXPECT_EQ(kubectl("logs retry").output, "try 3\n");
+    EXPECT_EQ(kubectl("logs retry -p").output, "try 2\n");
+}
+
+TEST_F(pod_states_test, never_does_not_restart_and_delete_records_killing) {
+    create_pod(R"(apiVersion: v1
+kind: Pod
+metadata: {name: once}
+spec:
+  restartPolicy: Never
+  containers: [{name: c, image: busybox, command: ["sh", "-c", "exit 4"]}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: sleeper}
+spec:
+  containers: [{name: c, image: busybox, command: ["sleep", "1000"]}]
+)");
+    EXPECT_EQ(wait_phase("once", "Failed"), "Failed");
+    EXPECT_EQ(field("pod once", "{.status.containerStatuses[0].restartCount}"), "0");
+    auto prev = kubectl("logs once --previous");
+    EXPECT_NE(prev.output.find("previous terminated container \"c\" in pod \"once\" not found"), std::string::npos)
+        << prev.output;
+    ASSERT_EQ(wait_phase("sleeper", "Running"), "Running");
+    auto events = kubectl("get events --field-selector involvedObject.name=sleeper "
+                          "-o jsonpath='{range .items[*]}{.reason}/{.source.component}/{.involvedObject.fieldPath}{\"\\n\"}{end}'");
+    EXPECT_NE(events.output.find("Scheduled/default-scheduler/\n"), std::string::npos) << events.output;
+    EXPECT_NE(events.output.find("Started/kubelet/spec.containers{c}\n"), std::string::npos) << events.output;
+    // The list comes out in time order.
+    EXPECT_LT(events.output.find("Scheduled"), events.output.find("Started"));
+    ASSERT_EQ(kubectl("delete pod sleeper --wait=false").exit_code, 0);
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (field("events --field-selector involvedObject.name=sleeper,reason=Killing", "{.items[*].message}").empty() &&
+           std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    EXPECT_EQ(field("events --field-selector involvedObject.name=sleeper,reason=Killing", "{.items[*].message}"),
+              "Stopping container c");
+    auto table = kubectl("get events");
+    EXPECT_NE(table.output.find("LAST SEEN   TYPE"), std::string::npos) << table.output;
+    EXPECT_NE(table.output.find("pod/sleeper"), std::string::npos) << table.output;
+}
+
+TEST_F(pod_states_test, job_with_on_failure_counts_restarts_against_backoff_limit) {
+    ASSERT_EQ(kubectl("create -f - --validate=false", R"(apiVersion: batch/v1
+kind: Job
+metadata: {name: jr}
+spec:
+  backoffLimit: 2
+  template:
+    spec:
+      restartPolicy: OnFailure
+      containers: [{name: c, image: busybox, command: ["sh", "-c", "exit 1"]}]
+)").exit_code, 0);
+    auto wait = kubectl("wait --for=condition=failed job/jr --timeout=40s", "", std::chrono::seconds(50));
+    ASSERT_EQ(wait.exit_code, 0) << wait.output;
+    EXPECT_EQ(field("job jr", "{.status.conditions[?(@.type==\"Failed\")].reason}"), "BackoffLimitExceeded");
+}
+
+} // namespace
+} // namespace podpipe::kubesim::testing
