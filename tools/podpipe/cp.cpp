@@ -190,6 +190,9 @@ private:
             msg += ": " + tail;
         else if (!end.has_binary && code == 127)
             msg += ": the pod has neither " + f_.pod_binary + " nor tar";
+        else if (code > 128 && code < 160)
+            msg += ": killed by signal " + std::to_string(code - 128) +
+                   (code == 137 ? " (SIGKILL: out of memory, or the pod was stopped)" : "");
         print_error(msg);
         if (end.has_binary && (code == exit_unsafe || code == exit_bad_input || code == exit_interrupted))
             return code;

@@ -6,6 +6,7 @@
 #include "tests/tools/kubesim/test_client.hpp"
 
 #include <filesystem>
+#include <thread>
 
 namespace podpipe::kubesim::testing {
 namespace {
@@ -143,6 +144,23 @@ TEST_F(cp_test, dropped_exec_is_a_clear_failure) {
         EXPECT_NE(dropped.output.find("incomplete"), std::string::npos) << dropped.output;
         EXPECT_EQ(dropped.output.find("copied"), std::string::npos) << dropped.output;
     }
+}
+
+TEST_F(cp_test, pod_killed_while_receiving_is_a_clear_failure) {
+    ASSERT_EQ(shell("head -c 30000000 /dev/urandom > " + q(src_ / "big.bin")).exit_code, 0);
+    // 5 MB/s: the copy takes seconds, and the pod's processes die one second in.
+    faults(R"({"throttle": {"bytesPerSecond": 5000000}})");
+    std::thread killer([&] {
+        std::this_thread::sleep_for(std::chrono::seconds(1));
+        https_request(port(), ca_file(), admin_token(), "POST", "/kubesim/faults",
+                      R"({"killPod": {"namespace": "default", "name": "bb"}})");
+    });
+    auto r = cp(q(src_) + " bb:/data/killed");
+    killer.join();
+    EXPECT_NE(r.exit_code, 0) << r.output;
+    EXPECT_NE(r.output.find("default/bb"), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("killed by signal 9"), std::string::npos) << r.output;
+    EXPECT_EQ(r.output.find("copied"), std::string::npos) << r.output;
 }
 
 TEST_F(cp_test, same_result_as_kubectl_cp) {
