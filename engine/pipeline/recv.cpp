@@ -2,6 +2,7 @@
 
 #include "engine/common/buffer_pool.hpp"
 #include "engine/gzip/gzip.hpp"
+#include "engine/io/paths.hpp"
 #include "engine/io/tree_writer.hpp"
 #include "engine/pipeline/bounded_queue.hpp"
 #include "engine/pipeline/entry_convert.hpp"
@@ -36,13 +37,17 @@ struct member_job {
 // Applies parsed entries to the tree writer and keeps the receiver's side of the manifest.
 class extract_handler final : public tar::parser_handler {
 public:
-    extract_handler(io::tree_writer& writer, live_progress* progress)
-        : writer_(writer), progress_(progress) {}
+    extract_handler(io::tree_writer& writer, live_progress* progress,
+                    std::span<const std::string> excludes)
+        : writer_(writer), progress_(progress), excludes_(excludes) {}
 
     result<void> on_entry(const tar::entry& e) override {
         manifest_.add_entry(e);
         current_ = to_file_entry(e);
-        drop_content_ = current_.kind != io::file_kind::regular;
+        skip_ = excluded(current_.path);
+        drop_content_ = skip_ || current_.kind != io::file_kind::regular;
+        if (skip_)
+            return {};
         if (progress_ != nullptr)
             progress_->entries.fetch_add(1, std::memory_order_relaxed);
         return writer_.begin_entry(current_);
@@ -57,7 +62,7 @@ public:
         return writer_.write(bytes);
     }
 
-    result<void> on_entry_end() override { return writer_.end_entry(); }
+    result<void> on_entry_end() override { return skip_ ? result<void>{} : writer_.end_entry(); }
 
     result<void> on_manifest(const tar::manifest& sent) override {
         received_ = manifest_.finish();
@@ -72,8 +77,28 @@ public:
     tar::manifest received_so_far() { return manifest_.finish(); }
 
 private:
+    // The receiver's --exclude (for senders that cannot filter, e.g. busybox tar): the entry or
+    // any directory above it matches, with the sender's rules (io::is_excluded).
+    bool excluded(std::string_view path) const {
+        if (excludes_.empty())
+            return false;
+        while (path.starts_with("./"))
+            path.remove_prefix(2);
+        while (path.ends_with('/'))
+            path.remove_suffix(1);
+        if (path.empty() || path == ".")
+            return false;
+        for (std::size_t slash = path.find('/'); slash != std::string_view::npos;
+             slash = path.find('/', slash + 1))
+            if (io::is_excluded(excludes_, path.substr(0, slash)))
+                return true;
+        return io::is_excluded(excludes_, path);
+    }
+
     io::tree_writer& writer_;
     live_progress* progress_;
+    std::span<const std::string> excludes_;
+    bool skip_ = false;
     tar::manifest_builder manifest_;
     io::file_entry current_;
     bool drop_content_ = false;
@@ -463,7 +488,7 @@ result<transfer_stats> recv_tree(byte_source& source, const std::string& root,
     threads_v.emplace_back([&] { splitter.run(); });
 
     // Parse and write on the caller's thread, in sequence order.
-    extract_handler handler(**writer, opt.progress);
+    extract_handler handler(**writer, opt.progress, opt.excludes);
     tar::parser parser(handler);
     std::map<std::uint64_t, member_job> early;
     std::uint64_t next = 0;

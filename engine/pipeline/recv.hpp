@@ -15,6 +15,7 @@
 #include <cstddef>
 #include <stop_token>
 #include <string>
+#include <vector>
 
 namespace podpipe::pipeline {
 
@@ -25,6 +26,9 @@ struct recv_options {
     std::size_t memory_bytes = 256 << 20;  ///< budget for all buffers of the transfer
     bool require_manifest = false;         ///< error if the stream carries no podpipe manifest
     bool restore_owner = false;            ///< chown entries (root only)
+    /// Entries not to write (GNU tar --exclude rules, as send_options::excludes; an excluded
+    /// directory excludes what is below it). They still count for the manifest check.
+    std::vector<std::string> excludes;
     live_progress* progress = nullptr;
 };
 

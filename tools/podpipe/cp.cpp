@@ -155,6 +155,10 @@ private:
             std::vector<std::string> c{f_.pod_binary, "recv", "--report"};
             if (!verify)
                 c.push_back("--no-verify");
+            for (const auto& e : f_.excludes) { // for senders that cannot filter (a pod's tar)
+                c.push_back("--exclude");
+                c.push_back(e);
+            }
             c.push_back(end.loc.path);
             return c;
         }
@@ -174,11 +178,8 @@ private:
             c.push_back(end.loc.path);
             return c;
         }
-        std::vector<std::string> c{"sh", "-c", "cd -- \"$1\" && shift && exec tar -czf - \"$@\" .",
-                                   "podpipe-send", end.loc.path};
-        for (const auto& e : f_.excludes)
-            c.push_back("--exclude=" + e);
-        return c;
+        // busybox tar has no --exclude: the receiver filters instead (recv_options::excludes).
+        return {"sh", "-c", "cd -- \"$1\" && exec tar -czf - .", "podpipe-send", end.loc.path};
     }
 
     // The exit code and message for a pod-side command that failed.
@@ -320,6 +321,7 @@ int copier::pod_to_local(const pod_end& src, const location& dst) {
     opt.threads = threads_;
     opt.memory_bytes = memory_;
     opt.require_manifest = src.has_binary && !f_.no_verify;
+    opt.excludes = f_.excludes;
     opt.progress = &progress_;
     result<pipeline::transfer_stats> got = fail(std::make_error_code(std::errc::interrupted));
     {
@@ -358,6 +360,11 @@ int copier::pod_to_pod(const pod_end& src, const pod_end& dst) {
         print_error("pod " + dst.name() + " speaks only " + dst.protocol +
                     " (no stdin half-close): streaming into it needs podpipe in both pods");
         return exit_failure;
+    }
+    if (!f_.excludes.empty() && !src.has_binary && !dst.has_binary) {
+        print_error("--exclude between two pods without podpipe: neither side can filter "
+                    "(busybox tar has no --exclude); copy through a local directory instead");
+        return exit_usage;
     }
     const bool verify = !f_.no_verify && src.has_binary && dst.has_binary;
     auto from = open(src, send_command(src), false);

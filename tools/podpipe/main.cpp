@@ -51,6 +51,7 @@ struct unpack_flags : common_flags {
     bool same_owner = false;
     bool no_verify = false; ///< recv: accept a stream without a manifest
     bool report = false;    ///< recv: print the stats JSON on stdout when done
+    std::vector<std::string> excludes; ///< recv: entries not to write
 };
 
 void add_common(CLI::App& cmd, common_flags& f) {
@@ -155,6 +156,7 @@ int run_unpack(const unpack_flags& f) {
         return rc;
     opt.require_manifest = f.pod_side ? !f.no_verify : f.require_manifest;
     opt.restore_owner = f.same_owner;
+    opt.excludes = f.excludes;
 
     int fd = STDIN_FILENO;
     if (f.input != "-") {
@@ -239,6 +241,7 @@ int run(int argc, char** argv) {
     recv->add_flag("--no-verify", rf.no_verify, "Accept a stream that carries no manifest");
     recv->add_flag("--report", rf.report, "Print the transfer's stats as one JSON line on stdout");
     recv->add_flag("--same-owner", rf.same_owner, "Restore owners (uid/gid) from the stream");
+    recv->add_option("--exclude", rf.excludes, "Do not write entries matching this pattern; repeatable");
     add_common(*recv, rf);
 
 #ifndef PODPIPE_POD_ONLY

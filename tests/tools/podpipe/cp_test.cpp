@@ -163,6 +163,29 @@ TEST_F(cp_test, pod_killed_while_receiving_is_a_clear_failure) {
     EXPECT_EQ(r.output.find("copied"), std::string::npos) << r.output;
 }
 
+TEST_F(cp_test, excludes_apply_on_every_path) {
+    const fs::path small = tmp_ / "small";
+    podpipe::testing::write_file(small / "keep.c", "int main() {}\n");
+    podpipe::testing::write_file(small / "drop.o", "object");
+    podpipe::testing::write_file(small / "sub/drop.o", "object");
+    podpipe::testing::write_file(small / "sub/keep.h", "#pragma once\n");
+    for (const std::string pod : {"bb", "gnu"}) {
+        for (const std::string flags : {"", "--pod-binary none "}) {
+            const std::string tag = pod + (flags.empty() ? "-bin" : "-tar");
+            // Into the pod (local sender) and out of it (the pod's podpipe send or tar).
+            ASSERT_EQ(cp(flags + "--exclude '*.o' " + q(small) + " " + pod + ":/data/" + tag).exit_code, 0);
+            auto listing = kubectl("exec " + pod + " -- find /data/" + tag + " -type f");
+            EXPECT_EQ(listing.output.find(".o"), std::string::npos) << tag << ": " << listing.output;
+            ASSERT_EQ(cp(q(small) + " " + pod + ":/data/" + tag + "-all").exit_code, 0);
+            auto out = cp(flags + "--exclude '*.o' " + pod + ":/data/" + tag + "-all " + q(tmp_ / tag));
+            ASSERT_EQ(out.exit_code, 0) << tag << ": " << out.output;
+            EXPECT_TRUE(fs::exists(tmp_ / tag / "sub/keep.h")) << tag;
+            EXPECT_FALSE(fs::exists(tmp_ / tag / "drop.o")) << tag;
+            EXPECT_FALSE(fs::exists(tmp_ / tag / "sub/drop.o")) << tag;
+        }
+    }
+}
+
 TEST_F(cp_test, same_result_as_kubectl_cp) {
     ASSERT_EQ(cp(q(src_) + " gnu:/data/ours").exit_code, 0);
     auto k = kubectl("cp " + q(src_) + " gnu:/data/theirs");
