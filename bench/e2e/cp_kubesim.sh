@@ -90,6 +90,7 @@ measure() {
 for link in $links; do
     start_kubesim "$link"
     measure "$link: podpipe cp (in-pod podpipe)" "'$podpipe' cp '$tree' bench:/data/out"
+    measure "$link: podpipe cp --level auto" "'$podpipe' cp --level auto '$tree' bench:/data/out"
     measure "$link: podpipe cp --pod-binary none (pod's tar)" \
         "'$podpipe' cp --pod-binary none '$tree' bench:/data/out"
     measure "$link: tar czf - | kubectl exec -i -- tar xzf -" \

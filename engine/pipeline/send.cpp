@@ -205,7 +205,7 @@ public:
 
 private:
     bool enabled_;
-    std::atomic<int> index_{0};
+    std::atomic<int> index_{auto_level_start};
     clock_type::time_point window_start_{};
     std::uint64_t window_busy_start_ = 0;
     std::uint64_t window_chunks_ = 0;
