@@ -312,7 +312,7 @@ result<transfer_stats> send_tree(const std::string& root, byte_sink& sink,
         }
         if (!failure.error()) {
             // An empty member ends the stream: receivers stop there without waiting for EOF,
-            // which some channels cannot deliver (an exec stdin on v4.channel.k8s.io). Any
+            // which some channels cannot deliver (a remote-exec stdin that cannot be half-closed). Any
             // gzip reader inflates it to nothing.
             std::array<std::byte, 64> end_member{};
             auto n = gzip::member_compressor(0).compress({}, end_member);
