@@ -134,8 +134,17 @@ private:
         capture_sink out(4096);
         auto code = (*s)->wait(&out);
         if (!code) {
-            if (look && code.error().is(k8s::errc::exec_failed))
-                return end; // the runtime could not start the binary: it is not there
+            if (look && code.error().is(k8s::errc::exec_failed)) {
+                // The runtime could not start it: either the binary is not there, or nothing
+                // can run in this container (not running, gone). `true` tells which.
+                auto t = open(end, {"true"}, false);
+                if (!t)
+                    return fail("pod " + end.name() + ": " + t.error().what());
+                auto tc = (*t)->wait();
+                if (!tc)
+                    return fail("pod " + end.name() + ": cannot run commands: " + tc.error().what());
+                return end;
+            }
             return fail("pod " + end.name() + ": " + code.error().what());
         }
         if (look)
@@ -290,6 +299,13 @@ int copier::local_to_pod(const location& src, const pod_end& dst) {
     if (code && *code && **code != 0)
         return remote_failure(dst, dst.has_binary ? "podpipe recv into" : "tar extraction into",
                               **code, s.stderr_tail());
+    if (!sent && code && !*code && (*code).error().is(k8s::errc::exec_failed)) {
+        // The pod side ended with a failure status (e.g. the container stopped): that is the
+        // story, not the broken pipe it caused here.
+        print_error("pod " + dst.name() + ": " + (*code).error().what() + "; " + dst.loc.path +
+                    " is incomplete");
+        return exit_failure;
+    }
     if (!sent) {
         if (stop_.stop_requested()) {
             print_error("interrupted; " + dst.name() + ":" + dst.loc.path + " is incomplete");

@@ -208,6 +208,18 @@ TEST_F(cp_test, errors_name_what_failed) {
     auto nodir = cp("bb:/data/does-not-exist " + q(tmp_ / "x"));
     EXPECT_NE(nodir.exit_code, 0) << nodir.output;
     EXPECT_NE(nodir.output.find("/data/does-not-exist"), std::string::npos) << nodir.output;
+    // A pod whose container has ended: the probe says so instead of guessing "no podpipe".
+    create_pod(R"(apiVersion: v1
+kind: Pod
+metadata: {name: done}
+spec:
+  restartPolicy: Never
+  containers: [{name: main, image: busybox:1.36, command: ["true"]}]
+)");
+    ASSERT_EQ(wait_phase("done", "Succeeded"), "Succeeded");
+    auto ended = cp(q(src_) + " done:/data/x");
+    EXPECT_EQ(ended.exit_code, 1) << ended.output;
+    EXPECT_NE(ended.output.find("not running"), std::string::npos) << ended.output;
     auto usage = cp(q(src_) + " " + q(tmp_ / "local"));
     EXPECT_EQ(usage.exit_code, 2) << usage.output;
     // The destination is read-only in the pod: the pod's error comes back.
