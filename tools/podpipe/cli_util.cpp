@@ -172,7 +172,7 @@ std::string stats_json(std::string_view direction, const pipeline::transfer_stat
     out += buf;
     std::snprintf(buf, sizeof buf,
                   "\"manifest\":{\"entries\":%" PRIu64 ",\"content_bytes\":%" PRIu64
-                  ",\"digest\":\"%016" PRIx64 "\",\"checked\":%s},\"stages\":[",
+                  ",\"digest\":\"%016" PRIx64 "\",\"checked\":%s},",
                   s.manifest.entries, s.manifest.content_bytes, s.manifest.digest,
                   s.manifest_checked ? "true" : "false");
     out += buf;
@@ -194,6 +194,7 @@ std::string stats_json(std::string_view direction, const pipeline::transfer_stat
     }
     if (any_level)
         out += "},";
+    out += "\"stages\":[";
     for (std::size_t i = 0; i < s.stages.size(); ++i) {
         const auto& st = s.stages[i];
         std::snprintf(buf, sizeof buf,

@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include <gtest/gtest.h>
+#include <simdjson.h>
 
 namespace fs = std::filesystem;
 
@@ -20,6 +21,19 @@ using testing::temp_dir;
 const std::string exe = PODPIPE_EXE;
 
 std::string q(const fs::path& p) { return shell_quote(p.string()); }
+
+// --stats-json is for machines: it must parse, and carry the documented fields.
+void expect_stats_json(const std::string& text, const char* what) {
+    simdjson::dom::parser parser;
+    simdjson::dom::element doc;
+    ASSERT_EQ(parser.parse(text).get(doc), simdjson::SUCCESS) << what << ": " << text;
+    for (const char* key : {"direction", "files", "wire_bytes", "seconds", "cpu_user_s", "max_rss_kib",
+                            "manifest", "stages"})
+        EXPECT_EQ(doc[key].error(), simdjson::SUCCESS) << what << " lacks " << key << ": " << text;
+    simdjson::dom::array stages;
+    ASSERT_EQ(doc["stages"].get_array().get(stages), simdjson::SUCCESS) << text;
+    EXPECT_GT(stages.size(), 1u);
+}
 
 TEST(podpipe_cli, help_documents_commands_and_exit_codes) {
     std::string out;
@@ -48,8 +62,10 @@ TEST(podpipe_cli, pipe_round_trip_with_stats_and_progress) {
     std::string json;
     ASSERT_EQ(run_shell_capture("cat " + q(tmp / "send.json"), json), 0);
     EXPECT_NE(json.find("\"name\":\"compress\""), std::string::npos) << json;
+    expect_stats_json(json, "send");
     ASSERT_EQ(run_shell_capture("cat " + q(tmp / "recv.json"), json), 0);
     EXPECT_NE(json.find("\"checked\":true"), std::string::npos) << json;
+    expect_stats_json(json, "recv");
 }
 
 TEST(podpipe_cli, exit_codes_say_what_went_wrong) {
