@@ -1,6 +1,7 @@
 #include "hooks/commands/env.hpp"
 
 #include <algorithm>
+
 #include <climits>
 
 namespace podpipe::hook {
@@ -112,9 +113,10 @@ result<hook_env, hook_error> read_env(const env_map& env) {
         return fail(make_error(errc::bad_env, "'ACTIONS_RUNNER_POD_NAME' env is required, please "
                                               "contact your self hosted runner administrator"));
     if (!label_value_ok(e.runner_pod_name))
-        return fail(bad("ACTIONS_RUNNER_POD_NAME", e.runner_pod_name,
-                        "it names pods and labels them, so it must be a Kubernetes label value "
-                        "(at most 63 letters, digits, '-', '_' or '.', alphanumeric at both ends)"));
+        return fail(
+            bad("ACTIONS_RUNNER_POD_NAME", e.runner_pod_name,
+                "it names pods and labels them, so it must be a Kubernetes label value "
+                "(at most 63 letters, digits, '-', '_' or '.', alphanumeric at both ends)"));
     e.namespace_name = get(env, "ACTIONS_RUNNER_KUBERNETES_NAMESPACE");
     e.template_path = get(env, "ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE");
 
@@ -122,8 +124,7 @@ result<hook_env, hook_error> read_env(const env_map& env) {
         auto v = parse_leading_int(it->second);
         if (!v || *v <= 0 || *v > 7 * 24 * 3600)
             e.warnings.push_back("Prepare job timeout is invalid (\"" +
-                                 k8s::sanitize_for_message(it->second, 64) +
-                                 "\"): use an int > 0");
+                                 k8s::sanitize_for_message(it->second, 64) + "\"): use an int > 0");
         else
             e.prepare_job_timeout = std::chrono::seconds(*v);
     }

@@ -32,15 +32,15 @@ enum class workspace_mode {
 
 struct hook_env {
     // ---- the reference hook's variables ----
-    std::string runner_pod_name;   ///< ACTIONS_RUNNER_POD_NAME, required, a valid label value
-    std::string namespace_name;    ///< ACTIONS_RUNNER_KUBERNETES_NAMESPACE; empty: from config
-    std::string template_path;     ///< ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE; empty: none
+    std::string runner_pod_name; ///< ACTIONS_RUNNER_POD_NAME, required, a valid label value
+    std::string namespace_name;  ///< ACTIONS_RUNNER_KUBERNETES_NAMESPACE; empty: from config
+    std::string template_path;   ///< ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE; empty: none
     std::chrono::seconds prepare_job_timeout{600}; ///< ACTIONS_RUNNER_PREPARE_JOB_TIMEOUT_SECONDS
-    std::string runner_image;      ///< ACTIONS_RUNNER_IMAGE (fs-init image)
-    std::chrono::milliseconds heartbeat_period{5000};   ///< ACTIONS_RUNNER_HEARTBEAT_PERIOD_MS
+    std::string runner_image;                      ///< ACTIONS_RUNNER_IMAGE (fs-init image)
+    std::chrono::milliseconds heartbeat_period{5000};    ///< ACTIONS_RUNNER_HEARTBEAT_PERIOD_MS
     std::chrono::milliseconds heartbeat_deadline{61000}; ///< ..._DEADLINE_MS, 12 x period + 1 s
-    std::string claim_name;        ///< ACTIONS_RUNNER_CLAIM_NAME, default <pod>-work
-    bool rwo = false;              ///< ACTIONS_RUNNER_HOOK_RWO == "true" exactly
+    std::string claim_name; ///< ACTIONS_RUNNER_CLAIM_NAME, default <pod>-work
+    bool rwo = false;       ///< ACTIONS_RUNNER_HOOK_RWO == "true" exactly
     /// ACTIONS_RUNNER_REQUIRE_JOB_CONTAINER: read by the runner, not the hook; kept for logs.
     bool require_job_container = false;
     // ---- set by the runner for every step ----

@@ -190,13 +190,13 @@ hook_error bad_input(std::string what) {
 }
 
 result<hook_input, hook_error> parse_document(std::string_view text) {
-    dom::parser parser;
+    dom::parser parser(max_input_bytes);
     if (parser.allocate(std::max<std::size_t>(text.size(), 64), max_json_depth) !=
         simdjson::SUCCESS)
         return fail(bad_input("cannot allocate the JSON parser"));
-    const simdjson::padded_string padded(text.data(), text.size());
     dom::element root;
-    if (auto err = parser.parse(padded).get(root); err != simdjson::SUCCESS)
+    // parse(const char*, len) copies into a padded buffer of its own.
+    if (auto err = parser.parse(text.data(), text.size()).get(root); err != simdjson::SUCCESS)
         return fail(bad_input(std::string("not JSON (") + simdjson::error_message(err) + ")"));
     dom::object o;
     if (root.get_object().get(o) != simdjson::SUCCESS)
@@ -320,8 +320,8 @@ result<hook_input, hook_error> parse_input(std::string_view text) {
     if (text.size() > max_input_bytes)
         return fail(bad_input("larger than 16 MiB"));
     auto trim = [](std::string_view s) {
-        while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\r' ||
-                              s.front() == '\n'))
+        while (!s.empty() &&
+               (s.front() == ' ' || s.front() == '\t' || s.front() == '\r' || s.front() == '\n'))
             s.remove_prefix(1);
         while (!s.empty() &&
                (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n'))

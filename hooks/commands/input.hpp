@@ -70,17 +70,16 @@ struct cleanup_job_args {};
 /// additions live under "podpipe" so the reference's readers ignore them.
 struct job_state {
     std::string job_pod;
-    std::string namespace_name;        ///< podpipe.namespace
-    bool permissions_checked = false;  ///< podpipe.permissionsChecked
-    std::string pull_secret;           ///< podpipe.pullSecret
+    std::string namespace_name;       ///< podpipe.namespace
+    bool permissions_checked = false; ///< podpipe.permissionsChecked
+    std::string pull_secret;          ///< podpipe.pullSecret
 };
 
 struct hook_input {
     command cmd = command::cleanup_job;
     std::string response_file;
     std::optional<job_state> state; ///< nullopt: absent or null
-    std::variant<prepare_job_args, cleanup_job_args, run_script_step_args, container_request>
-        args;
+    std::variant<prepare_job_args, cleanup_job_args, run_script_step_args, container_request> args;
 };
 
 /// Larger stdin is refused: the biggest real input is a container step's env (a few KiB to

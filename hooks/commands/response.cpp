@@ -40,8 +40,8 @@ void write_container(k8s::json_writer& w, const response_container& c) {
 }
 
 hook_error sys_error(std::string_view what, std::string_view path, int e) {
-    return make_error(errc::response_file, std::string(what) + " " + std::string(path) + ": " +
-                                               std::strerror(e));
+    return make_error(errc::response_file,
+                      std::string(what) + " " + std::string(path) + ": " + std::strerror(e));
 }
 
 } // namespace
@@ -97,7 +97,9 @@ result<void, hook_error> write_response_file(std::string_view path, std::string_
     if (path.empty())
         return fail(make_error(errc::response_file, "Expected file path"));
     const std::string p(path);
+
     struct stat st {};
+
     if (::stat(p.c_str(), &st) != 0) {
         if (errno == ENOENT)
             return fail(make_error(errc::response_file, "Missing file at path: " + p));

@@ -64,17 +64,18 @@ bool env_key_ok(std::string_view k) {
     if (k.empty())
         return false;
     auto alpha = [](char c) {
-        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c == '-' ||
-               c == '.';
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c == '-' || c == '.';
     };
     if (!alpha(k.front()))
         return false;
-    return std::all_of(k.begin(), k.end(), [&](char c) { return alpha(c) || (c >= '0' && c <= '9'); });
+    return std::all_of(k.begin(), k.end(),
+                       [&](char c) { return alpha(c) || (c >= '0' && c <= '9'); });
 }
 
 result<int, hook_error> parse_port_number(std::string_view text) {
     auto bad = [&] {
-        return fail(spec_error(spec_errc::bad_port, "invalid container port: " + std::string(text)));
+        return fail(
+            spec_error(spec_errc::bad_port, "invalid container port: " + std::string(text)));
     };
     if (text.empty() || text.size() > 5)
         return bad();
@@ -188,8 +189,8 @@ std::string random_name_suffix() {
 result<container_port, hook_error> parse_port_mapping(std::string_view mapping) {
     const auto slash = split(mapping, '/');
     if (slash.size() > 2)
-        return fail(spec_error(spec_errc::bad_port,
-                               "Unexpected port format: " + std::string(mapping)));
+        return fail(
+            spec_error(spec_errc::bad_port, "Unexpected port format: " + std::string(mapping)));
     container_port port;
     if (slash.size() == 2) {
         port.protocol.clear();
@@ -197,8 +198,8 @@ result<container_port, hook_error> parse_port_mapping(std::string_view mapping) 
             port.protocol.push_back(c >= 'a' && c <= 'z' ? static_cast<char>(c - 'a' + 'A') : c);
         // Kubernetes accepts TCP, UDP and SCTP only; anything else would be a 422 later.
         if (port.protocol != "TCP" && port.protocol != "UDP" && port.protocol != "SCTP")
-            return fail(spec_error(spec_errc::bad_port,
-                                   "Unexpected port format: " + std::string(mapping)));
+            return fail(
+                spec_error(spec_errc::bad_port, "Unexpected port format: " + std::string(mapping)));
     }
     const auto colon = split(slash[0], ':');
     if (colon.size() > 2)
@@ -228,9 +229,9 @@ result<std::vector<std::string>, hook_error> shell_split(std::string_view text) 
     bool in_word = false;
     std::size_t i = 0;
     auto unterminated = [&](const char* what) {
-        return fail(spec_error(spec_errc::bad_args, std::string("unterminated ") + what +
-                                                        " in arguments: " +
-                                                        sanitize_for_message(text, 256)));
+        return fail(spec_error(spec_errc::bad_args,
+                               std::string("unterminated ") + what +
+                                   " in arguments: " + sanitize_for_message(text, 256)));
     };
     while (i < text.size()) {
         const char c = text[i];
@@ -369,9 +370,10 @@ container_env(const std::vector<std::pair<std::string, std::string>>& environmen
     bool have_ci = false;
     for (const auto& [k, v] : environment) {
         if (!env_key_ok(k))
-            return fail(spec_error(spec_errc::bad_env,
-                                   "environment key " + sanitize_for_message(k, 128) +
-                                       " is invalid - the key must match [-._a-zA-Z][-._a-zA-Z0-9]*"));
+            return fail(
+                spec_error(spec_errc::bad_env,
+                           "environment key " + sanitize_for_message(k, 128) +
+                               " is invalid - the key must match [-._a-zA-Z][-._a-zA-Z0-9]*"));
         if (k == "HOME" || k == "GITHUB_ACTIONS")
             continue;
         if (k == "CI")
@@ -386,7 +388,8 @@ container_env(const std::vector<std::pair<std::string, std::string>>& environmen
 }
 
 std::vector<volume_mount> stream_mounts() {
-    return {{"externals", "/__e", "", false}, {"work", "/__w", "", false},
+    return {{"externals", "/__e", "", false},
+            {"work", "/__w", "", false},
             {"github", "/github", "", false}};
 }
 
@@ -401,7 +404,7 @@ result<container, hook_error> build_job_container(const container_source& src) {
 }
 
 result<container, hook_error> build_service_container(const container_source& src,
-                                                       std::string name) {
+                                                      std::string name) {
     container ct = base_container(src, std::move(name));
     PODPIPE_TRY(fill_common(ct, src));
     return ct;
@@ -435,7 +438,8 @@ result<std::string, hook_error> workspace_tail(std::string_view github_workspace
 namespace {
 
 std::vector<volume> stream_volumes() {
-    return {{"externals", empty_dir_source{}}, {"github", empty_dir_source{}},
+    return {{"externals", empty_dir_source{}},
+            {"github", empty_dir_source{}},
             {"work", empty_dir_source{}}};
 }
 
@@ -473,8 +477,8 @@ result<job_pod_result, hook_error> build_job_pod(const job_pod_options& opts,
         p.spec.containers.push_back(std::move(*ct));
     }
     if (p.spec.containers.empty())
-        return fail(spec_error(spec_errc::no_containers,
-                               "No containers exist, skipping hook invocation"));
+        return fail(
+            spec_error(spec_errc::no_containers, "No containers exist, skipping hook invocation"));
     out.service_names = std::move(*names);
 
     container init;

@@ -116,7 +116,7 @@ std::vector<volume_mount> stream_mounts();
 result<container, hook_error> build_job_container(const container_source& src);
 /// A service container named `name`: command/args only when given, image default otherwise.
 result<container, hook_error> build_service_container(const container_source& src,
-                                                       std::string name);
+                                                      std::string name);
 
 // ---- the stream-mode job pod (§4.1) and step pod (§4.3) -------------------------------------
 

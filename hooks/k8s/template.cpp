@@ -6,7 +6,6 @@
 #include <iterator>
 #include <set>
 #include <sstream>
-
 #include <yaml-cpp/yaml.h>
 
 namespace podpipe::k8s {
@@ -289,7 +288,8 @@ container parse_container(ctx& c, const YAML::Node& m, const std::string& w,
         only_keys(c, e, ew, {"secretRef"});
         if (auto ref = get_map(c, e["secretRef"], ew + ".secretRef")) {
             only_keys(c, *ref, ew + ".secretRef", {"name"});
-            ct.env_from.push_back({get_str(c, (*ref)["name"], ew + ".secretRef.name").value_or("")});
+            ct.env_from.push_back(
+                {get_str(c, (*ref)["name"], ew + ".secretRef.name").value_or("")});
         }
     });
     ct.ports = parse_ports(c, m["ports"], w + ".ports");
@@ -430,28 +430,29 @@ volume parse_volume(ctx& c, const YAML::Node& m, const std::string& w) {
 void parse_spec(ctx& c, const YAML::Node& spec, pod_template_extension& ext) {
     const std::string w = "spec";
     only_keys(c, spec, w,
-              {"containers", "volumes", "initContainers", "nodeSelector", "affinity",
-               "tolerations", "restartPolicy", "serviceAccountName", "imagePullSecrets",
-               "securityContext", "terminationGracePeriodSeconds"});
+              {"containers", "volumes", "initContainers", "nodeSelector", "affinity", "tolerations",
+               "restartPolicy", "serviceAccountName", "imagePullSecrets", "securityContext",
+               "terminationGracePeriodSeconds"});
     if (!c.ok())
         return;
-    each_map(c, spec["containers"], w + ".containers", [&](const YAML::Node& m, const std::string& cw) {
-        std::set<std::string> keys;
-        container ct = parse_container(c, m, cw, keys);
-        if (!c.ok())
-            return;
-        if (ct.name.empty())
-            return c.wrong_type(cw + ".name", "a non-empty string");
-        if (ct.name.front() == '$') {
-            if (ct.name.size() == 1)
-                return c.wrong_type(cw + ".name", "a container name after '$'");
-            ext.overrides.push_back(to_override(std::move(ct), keys));
-        } else {
-            if (ct.image.empty())
-                return c.wrong_type(cw + ".image", "an image (sidecars bring their own)");
-            ext.sidecars.push_back(std::move(ct));
-        }
-    });
+    each_map(c, spec["containers"], w + ".containers",
+             [&](const YAML::Node& m, const std::string& cw) {
+                 std::set<std::string> keys;
+                 container ct = parse_container(c, m, cw, keys);
+                 if (!c.ok())
+                     return;
+                 if (ct.name.empty())
+                     return c.wrong_type(cw + ".name", "a non-empty string");
+                 if (ct.name.front() == '$') {
+                     if (ct.name.size() == 1)
+                         return c.wrong_type(cw + ".name", "a container name after '$'");
+                     ext.overrides.push_back(to_override(std::move(ct), keys));
+                 } else {
+                     if (ct.image.empty())
+                         return c.wrong_type(cw + ".image", "an image (sidecars bring their own)");
+                     ext.sidecars.push_back(std::move(ct));
+                 }
+             });
     each_map(c, spec["volumes"], w + ".volumes", [&](const YAML::Node& m, const std::string& vw) {
         ext.volumes.push_back(parse_volume(c, m, vw));
     });
@@ -471,18 +472,19 @@ void parse_spec(ctx& c, const YAML::Node& spec, pod_template_extension& ext) {
         o.affinity = parse_affinity(c, *a, w + ".affinity");
     if (present(spec["tolerations"])) {
         std::vector<toleration> tols;
-        each_map(c, spec["tolerations"], w + ".tolerations",
-                 [&](const YAML::Node& m, const std::string& tw) {
-                     only_keys(c, m, tw, {"key", "operator", "value", "effect", "tolerationSeconds"});
-                     toleration t;
-                     t.key = get_str(c, m["key"], tw + ".key").value_or("");
-                     t.op = get_str(c, m["operator"], tw + ".operator").value_or("");
-                     t.value = get_str(c, m["value"], tw + ".value").value_or("");
-                     t.effect = get_str(c, m["effect"], tw + ".effect").value_or("");
-                     t.toleration_seconds =
-                         get_int(c, m["tolerationSeconds"], tw + ".tolerationSeconds");
-                     tols.push_back(std::move(t));
-                 });
+        each_map(
+            c, spec["tolerations"], w + ".tolerations",
+            [&](const YAML::Node& m, const std::string& tw) {
+                only_keys(c, m, tw, {"key", "operator", "value", "effect", "tolerationSeconds"});
+                toleration t;
+                t.key = get_str(c, m["key"], tw + ".key").value_or("");
+                t.op = get_str(c, m["operator"], tw + ".operator").value_or("");
+                t.value = get_str(c, m["value"], tw + ".value").value_or("");
+                t.effect = get_str(c, m["effect"], tw + ".effect").value_or("");
+                t.toleration_seconds =
+                    get_int(c, m["tolerationSeconds"], tw + ".tolerationSeconds");
+                tols.push_back(std::move(t));
+            });
         o.tolerations = std::move(tols);
     }
     o.restart_policy = get_str(c, spec["restartPolicy"], w + ".restartPolicy");
@@ -506,8 +508,8 @@ void parse_spec(ctx& c, const YAML::Node& spec, pod_template_extension& ext) {
         s.run_as_non_root = get_bool(c, (*sc)["runAsNonRoot"], sw + ".runAsNonRoot");
         o.security = s;
     }
-    o.termination_grace_period_seconds = get_int(c, spec["terminationGracePeriodSeconds"],
-                                                 w + ".terminationGracePeriodSeconds");
+    o.termination_grace_period_seconds =
+        get_int(c, spec["terminationGracePeriodSeconds"], w + ".terminationGracePeriodSeconds");
 }
 
 } // namespace
@@ -535,14 +537,14 @@ result<pod_template_extension, hook_error> parse_template(std::string_view yaml_
         if (auto spec = get_map(c, root["spec"], "spec"))
             parse_spec(c, *spec, ext);
     } catch (const YAML::Exception& e) {
-        return fail(spec_error(spec_errc::template_invalid,
-                               "Failed to parse " + c.path + ": " +
-                                   sanitize_for_message(e.what(), 256)));
+        return fail(
+            spec_error(spec_errc::template_invalid,
+                       "Failed to parse " + c.path + ": " + sanitize_for_message(e.what(), 256)));
     } catch (const std::exception& e) {
         // yaml-cpp reports some conversions with standard exceptions.
-        return fail(spec_error(spec_errc::template_invalid,
-                               "Failed to parse " + c.path + ": " +
-                                   sanitize_for_message(e.what(), 256)));
+        return fail(
+            spec_error(spec_errc::template_invalid,
+                       "Failed to parse " + c.path + ": " + sanitize_for_message(e.what(), 256)));
     }
     if (c.error)
         return fail(std::move(*c.error));
@@ -578,8 +580,7 @@ namespace {
 
 void merge_override(const container_override& o, container& ct) {
     ct.env.insert(ct.env.end(), o.env.begin(), o.env.end());
-    ct.volume_mounts.insert(ct.volume_mounts.end(), o.volume_mounts.begin(),
-                            o.volume_mounts.end());
+    ct.volume_mounts.insert(ct.volume_mounts.end(), o.volume_mounts.begin(), o.volume_mounts.end());
     ct.ports.insert(ct.ports.end(), o.ports.begin(), o.ports.end());
     if (o.command)
         ct.command = *o.command;
@@ -638,8 +639,7 @@ result<std::vector<std::string>, hook_error> apply_template(const pod_template_e
             merge_override(o, ct);
         }
     }
-    out.spec.containers.insert(out.spec.containers.end(), ext.sidecars.begin(),
-                               ext.sidecars.end());
+    out.spec.containers.insert(out.spec.containers.end(), ext.sidecars.begin(), ext.sidecars.end());
     out.spec.volumes.insert(out.spec.volumes.end(), ext.volumes.begin(), ext.volumes.end());
     const pod_spec_overrides& s = ext.spec;
     if (s.init_containers)

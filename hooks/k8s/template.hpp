@@ -27,10 +27,10 @@ namespace podpipe::k8s {
 
 /// A `$<name>` container of the template: each optional is set iff the key was present.
 struct container_override {
-    std::string target; ///< the generated container's name (without '$')
-    std::vector<env_var> env;                   ///< appended
-    std::vector<volume_mount> volume_mounts;    ///< appended
-    std::vector<container_port> ports;          ///< appended
+    std::string target;                      ///< the generated container's name (without '$')
+    std::vector<env_var> env;                ///< appended
+    std::vector<volume_mount> volume_mounts; ///< appended
+    std::vector<container_port> ports;       ///< appended
     std::optional<std::vector<std::string>> command;
     std::optional<std::vector<std::string>> args;
     std::optional<std::string> working_dir;
@@ -58,9 +58,9 @@ struct pod_template_extension {
     string_map labels;
     string_map annotations;
     pod_spec_overrides spec;
-    std::vector<container> sidecars;            ///< appended after the generated containers
-    std::vector<volume> volumes;                ///< appended after the generated volumes
-    std::vector<container_override> overrides;  ///< `$name` entries in template order
+    std::vector<container> sidecars;           ///< appended after the generated containers
+    std::vector<volume> volumes;               ///< appended after the generated volumes
+    std::vector<container_override> overrides; ///< `$name` entries in template order
 };
 
 /// Largest template accepted; real templates are a few KiB.

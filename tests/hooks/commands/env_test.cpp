@@ -89,15 +89,15 @@ TEST(hook_env, invalid_timeout_warns_and_falls_back) {
         ASSERT_TRUE(r);
         EXPECT_EQ(r->prepare_job_timeout, std::chrono::seconds(600)) << v;
         ASSERT_EQ(r->warnings.size(), 1u);
-        EXPECT_EQ(r->warnings[0], std::string("Prepare job timeout is invalid (\"") + v +
-                                      "\"): use an int > 0");
+        EXPECT_EQ(r->warnings[0],
+                  std::string("Prepare job timeout is invalid (\"") + v + "\"): use an int > 0");
     }
 }
 
 // Spec §8 items 44-51: the heartbeat period parse.
 TEST(hook_env, heartbeat_period_parse) {
-    const std::pair<const char*, long> cases[] = {{"", 5000},   {"abc", 5000}, {"0", 5000},
-                                                  {"-100", 5000}, {"NaN", 5000}, {"3000", 3000},
+    const std::pair<const char*, long> cases[] = {{"", 5000},      {"abc", 5000}, {"0", 5000},
+                                                  {"-100", 5000},  {"NaN", 5000}, {"3000", 3000},
                                                   {"1500.9", 1500}};
     for (const auto& [in, want] : cases) {
         env_map env = base();
@@ -121,7 +121,8 @@ TEST(hook_env, workspace_mode) {
     env["PODPIPE_WORKSPACE_MODE"] = "pvc";
     auto r = read_env(env);
     ASSERT_FALSE(r);
-    EXPECT_EQ(r.error().what(), "PODPIPE_WORKSPACE_MODE=\"pvc\" is invalid: expected stream or volume");
+    EXPECT_EQ(r.error().what(),
+              "PODPIPE_WORKSPACE_MODE=\"pvc\" is invalid: expected stream or volume");
 }
 
 TEST(hook_env, podpipe_settings) {

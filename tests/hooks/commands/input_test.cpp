@@ -6,7 +6,8 @@ namespace podpipe::hook {
 namespace {
 
 // The spec's hand-made prepare_job example (§2.2), pretty-printed over several lines.
-constexpr std::string_view prepare_example = R"({"command":"prepare_job","responseFile":"/home/runner/_work/_temp/_runner_hook_responses/7f0c.json","state":null,
+constexpr std::string_view prepare_example =
+    R"({"command":"prepare_job","responseFile":"/home/runner/_work/_temp/_runner_hook_responses/7f0c.json","state":null,
  "args":{"container":{"image":"node:22","entryPoint":null,"entryPointArgs":[],"workingDirectory":"/__w/app/app",
    "createOptions":null,"registry":null,"environmentVariables":{"NODE_ENV":"dev"},"portMappings":["3000:3000"],
    "systemMountVolumes":[],"userMountVolumes":[{"sourceVolumePath":"/home/runner/_work/app/app/data","targetVolumePath":"/data","readOnly":false}]},
@@ -70,8 +71,7 @@ TEST(hook_input, run_script_step) {
     EXPECT_EQ(r->state->job_pod, "runner-abc-workflow");
     const auto& a = std::get<run_script_step_args>(r->args);
     EXPECT_EQ(a.entry_point, "bash");
-    EXPECT_EQ(a.entry_point_args,
-              (std::vector<std::string>{"-e", "/__w/_temp/example-script.sh"}));
+    EXPECT_EQ(a.entry_point_args, (std::vector<std::string>{"-e", "/__w/_temp/example-script.sh"}));
     EXPECT_EQ(a.prepend_path, (std::vector<std::string>{"/foo/bar", "bar/foo"}));
     EXPECT_EQ(a.working_directory, "/__w/repo/repo");
     EXPECT_EQ(a.environment_variables, (env_list{{"NODE_ENV", "development"}}));
@@ -153,7 +153,8 @@ TEST(hook_input, wrong_types_name_the_field) {
         {R"({"command":"prepare_job","args":{"services":[{"image":"a"},{"portMappings":["1",2]}]}})",
          "args.services[1].portMappings[1]: expected a string"},
         {R"({"command":"prepare_job","args":{"services":{}}})", "args.services: expected an array"},
-        {R"({"command":"prepare_job","args":{"services":[3]}})", "args.services[0]: expected an object"},
+        {R"({"command":"prepare_job","args":{"services":[3]}})",
+         "args.services[0]: expected an object"},
         {R"({"command":"prepare_job","args":{"container":{"environmentVariables":{"A":1}}}})",
          "args.container.environmentVariables.A: expected a string"},
         {R"({"command":"prepare_job","args":{"container":{"userMountVolumes":[{"readOnly":"no"}]}}})",
@@ -162,7 +163,8 @@ TEST(hook_input, wrong_types_name_the_field) {
          "args.prependPath[0]: expected a string"},
         {R"({"command":"run_script_step","args":{"entryPointArgs":"-e"}})",
          "args.entryPointArgs: expected an array of strings"},
-        {R"({"command":"run_container_step","state":{"jobPod":5}})", "state.jobPod: expected a string"},
+        {R"({"command":"run_container_step","state":{"jobPod":5}})",
+         "state.jobPod: expected a string"},
     };
     for (const auto& [in, want] : cases) {
         auto r = parse_input(in);

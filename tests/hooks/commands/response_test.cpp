@@ -40,7 +40,8 @@ prepare_job_response sample() {
     r.state.job_pod = "runner-abc-workflow";
     r.state.namespace_name = "arc";
     r.state.permissions_checked = true;
-    r.container = response_container{"node:22", response_ports({{8080, 80, "TCP"}, {9000, {}, "TCP"}})};
+    r.container =
+        response_container{"node:22", response_ports({{8080, 80, "TCP"}, {9000, {}, "TCP"}})};
     r.services.push_back({"redis:7", response_ports({{6379, 6379, "TCP"}})});
     r.services.push_back({"postgres", {}});
     r.is_alpine = false;
@@ -108,7 +109,9 @@ TEST_F(response_file, replaces_the_runner_created_file) {
     const std::string json = to_json(sample());
     ASSERT_TRUE(write_response_file(p.string(), json));
     EXPECT_EQ(read(p), json + "\n");
+
     struct stat st {};
+
     ASSERT_EQ(::stat(p.c_str(), &st), 0);
     EXPECT_EQ(st.st_mode & 0777, 0644u);
     // No temporary file is left behind.

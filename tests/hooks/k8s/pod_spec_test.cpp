@@ -1,7 +1,6 @@
-#include "hooks/k8s/pod_spec.hpp"
-
 #include "hooks/k8s/base64.hpp"
 #include "hooks/k8s/json.hpp"
+#include "hooks/k8s/pod_spec.hpp"
 
 #include <regex>
 
@@ -102,9 +101,9 @@ TEST(pod_spec_ports, valid_forms) {
 }
 
 TEST(pod_spec_ports, out_of_range_and_empty_numbers_fail) {
-    for (const char* in : {"65536", "0", "65536/udp", "0/udp", "1:65536", "65536:1",
-                           "1:65536/tcp", "65536:1/tcp", "1:", ":1", "1:/tcp", ":1/tcp", "",
-                           "1.5", "8000-8010", "-1", "+80", "80 "}) {
+    for (const char* in :
+         {"65536", "0", "65536/udp", "0/udp", "1:65536", "65536:1", "1:65536/tcp", "65536:1/tcp",
+          "1:", ":1", "1:/tcp", ":1/tcp", "", "1.5", "8000-8010", "-1", "+80", "80 "}) {
         auto r = parse_port_mapping(in);
         EXPECT_FALSE(r) << in;
         if (!r) {
@@ -214,10 +213,9 @@ std::vector<std::pair<std::string, std::string>> names_values(const std::vector<
 TEST(pod_spec_env, adds_github_actions_and_ci) {
     auto r = container_env({{"NODE_ENV", "development"}, {"HOME", "/github/home"}});
     ASSERT_TRUE(r);
-    EXPECT_EQ(names_values(*r), (std::vector<std::pair<std::string, std::string>>{
-                                    {"NODE_ENV", "development"},
-                                    {"GITHUB_ACTIONS", "true"},
-                                    {"CI", "true"}}));
+    EXPECT_EQ(names_values(*r),
+              (std::vector<std::pair<std::string, std::string>>{
+                  {"NODE_ENV", "development"}, {"GITHUB_ACTIONS", "true"}, {"CI", "true"}}));
 }
 
 TEST(pod_spec_env, user_ci_is_kept_and_github_actions_not_duplicated) {
@@ -427,7 +425,8 @@ TEST(pod_spec_job_pod, missing_runner_name_fails) {
 TEST(pod_spec_workspace, tail_has_two_segments) {
     EXPECT_EQ(*workspace_tail("/home/runner/_work/repo/repo"), "repo/repo");
     EXPECT_EQ(*workspace_tail("/home/runner/_work/repo/repo/"), "repo/repo");
-    EXPECT_EQ(error_text(workspace_tail("/repo").error()), "Invalid github workspace directory: /repo");
+    EXPECT_EQ(error_text(workspace_tail("/repo").error()),
+              "Invalid github workspace directory: /repo");
     EXPECT_FALSE(workspace_tail(""));
     EXPECT_FALSE(workspace_tail("/a/.."));
 }

@@ -1,6 +1,5 @@
-#include "hooks/k8s/template.hpp"
-
 #include "hooks/k8s/json.hpp"
+#include "hooks/k8s/template.hpp"
 
 #include <filesystem>
 #include <fstream>
@@ -147,9 +146,11 @@ TEST_F(template_file, valid_template_is_parsed) {
 // ---- field types and unsupported fields ----
 
 TEST(template_parse, wrong_types_name_the_field) {
-    auto r = parse_template("spec:\n  containers:\n    - name: $job\n      command: sh\n", "t.yaml");
+    auto r =
+        parse_template("spec:\n  containers:\n    - name: $job\n      command: sh\n", "t.yaml");
     ASSERT_FALSE(r);
-    EXPECT_EQ(r.error().what(), "Failed to parse t.yaml: spec.containers[0].command: expected a list");
+    EXPECT_EQ(r.error().what(),
+              "Failed to parse t.yaml: spec.containers[0].command: expected a list");
     auto port = parse_template(
         "spec:\n  containers:\n    - name: $job\n      ports: [{containerPort: http}]\n", "t.yaml");
     ASSERT_FALSE(port);
@@ -164,12 +165,12 @@ TEST(template_parse, unsupported_fields_are_refused_by_path) {
     ASSERT_FALSE(r);
     EXPECT_EQ(r.error().code, make_error_code(spec_errc::template_unsupported));
     EXPECT_EQ(r.error().what(), "t.yaml: spec.priorityClassName is not supported by podpipe");
-    auto lifecycle = parse_template(
-        "spec:\n  containers:\n    - name: $job\n      lifecycle: {}\n", "t.yaml");
+    auto lifecycle =
+        parse_template("spec:\n  containers:\n    - name: $job\n      lifecycle: {}\n", "t.yaml");
     ASSERT_FALSE(lifecycle);
     EXPECT_NE(lifecycle.error().what().find("spec.containers[0].lifecycle"), std::string::npos);
-    auto cm = parse_template("spec:\n  volumes:\n    - name: c\n      configMap: {name: x}\n",
-                             "t.yaml");
+    auto cm =
+        parse_template("spec:\n  volumes:\n    - name: c\n      configMap: {name: x}\n", "t.yaml");
     ASSERT_FALSE(cm);
     EXPECT_NE(cm.error().what().find("spec.volumes[0].configMap"), std::string::npos);
 }
@@ -339,10 +340,9 @@ TEST(template_merge, overrides_match_generated_service_names_and_ignore_unknown)
     auto built = build_job_pod(opts, nullptr, {redis, redis});
     ASSERT_TRUE(built);
     pod p = built->job_pod;
-    auto ext = parse_template(
-        "spec:\n  containers:\n    - {name: $redis-1, workingDir: /data}\n"
-        "    - {name: $nothing, workingDir: /x}\n",
-        "t.yaml");
+    auto ext = parse_template("spec:\n  containers:\n    - {name: $redis-1, workingDir: /data}\n"
+                              "    - {name: $nothing, workingDir: /x}\n",
+                              "t.yaml");
     ASSERT_TRUE(ext) << ext.error().what();
     ASSERT_TRUE(apply_template(*ext, p));
     ASSERT_EQ(p.spec.containers.size(), 2u);
@@ -354,7 +354,8 @@ TEST(template_merge, labels_and_annotations_warn_on_overwrite) {
     pod p = fixture_pod();
     p.metadata.annotations["a"] = "old";
     p.metadata.labels["team"] = "x";
-    auto ext = parse_template("metadata:\n  labels: {team: y}\n  annotations: {a: new}\n", "t.yaml");
+    auto ext =
+        parse_template("metadata:\n  labels: {team: y}\n  annotations: {a: new}\n", "t.yaml");
     ASSERT_TRUE(ext);
     auto warnings = apply_template(*ext, p);
     ASSERT_TRUE(warnings);
