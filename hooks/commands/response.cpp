@@ -2,6 +2,7 @@
 
 #include "engine/common/unique_fd.hpp"
 #include "hooks/k8s/json_writer.hpp"
+#include "hooks/k8s/pod_spec.hpp"
 
 #include <cerrno>
 #include <cstdio>
@@ -52,6 +53,28 @@ std::map<std::string, std::string> response_ports(const std::vector<k8s::contain
         if (p.host_port)
             out[std::to_string(p.container_port)] = std::to_string(*p.host_port);
     return out;
+}
+
+prepare_job_response make_prepare_response(const k8s::pod& job_pod,
+                                           const std::vector<std::string>& service_names,
+                                           job_state state, bool is_alpine) {
+    prepare_job_response r;
+    r.state = std::move(state);
+    r.is_alpine = is_alpine;
+    auto find = [&](std::string_view name) -> const k8s::container* {
+        for (const auto& ct : job_pod.spec.containers)
+            if (ct.name == name)
+                return &ct;
+        return nullptr;
+    };
+    if (const auto* job = find(k8s::job_container_name))
+        r.container = response_container{job->image, response_ports(job->ports)};
+    for (const auto& name : service_names) {
+        const auto* svc = find(name);
+        r.services.push_back(svc ? response_container{svc->image, response_ports(svc->ports)}
+                                 : response_container{});
+    }
+    return r;
 }
 
 std::string to_json(const job_state& s) {

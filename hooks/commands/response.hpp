@@ -38,6 +38,13 @@ struct prepare_job_response {
 /// job container), podpipe reports the job container's mappings too.
 std::map<std::string, std::string> response_ports(const std::vector<k8s::container_port>& ports);
 
+/// The prepare_job response for a created job pod: context.container from the pod's `job`
+/// container (if any), context.services from the containers named in `service_names` (the
+/// generated names in request order; template sidecars are never listed).
+prepare_job_response make_prepare_response(const k8s::pod& job_pod,
+                                           const std::vector<std::string>& service_names,
+                                           job_state state, bool is_alpine);
+
 /// {"state":{...},"context":{...},"isAlpine":b}
 std::string to_json(const prepare_job_response& r);
 /// {"state":{...}}: for commands that change the state.

@@ -102,6 +102,47 @@ TEST(hook_response, state_round_trips_through_the_input_parser) {
     EXPECT_EQ(state_response_json(s), "{\"state\":" + to_json(s) + "}");
 }
 
+TEST(hook_response, built_from_the_job_pod_in_request_order_without_sidecars) {
+    k8s::job_pod_options opts;
+    opts.runner_pod_name = "runner-abc";
+    k8s::container_source job;
+    job.image = "node:22";
+    job.port_mappings = {"31080:8080"};
+    k8s::container_source redis;
+    redis.image = "redis";
+    redis.port_mappings = {"31081:80", "8080"};
+    k8s::container_source pg;
+    pg.image = "postgres:16";
+    auto built = k8s::build_job_pod(opts, &job, {redis, pg, redis});
+    ASSERT_TRUE(built);
+    k8s::container sidecar;
+    sidecar.name = "side-car";
+    sidecar.image = "ubuntu";
+    built->job_pod.spec.containers.push_back(sidecar);
+    job_state st;
+    st.job_pod = built->job_pod.metadata.name;
+    const prepare_job_response r =
+        make_prepare_response(built->job_pod, built->service_names, st, true);
+    ASSERT_TRUE(r.container);
+    EXPECT_EQ(r.container->image, "node:22");
+    EXPECT_EQ(r.container->ports, (std::map<std::string, std::string>{{"8080", "31080"}}));
+    ASSERT_EQ(r.services.size(), 3u);
+    EXPECT_EQ(r.services[0].image, "redis");
+    EXPECT_EQ(r.services[0].ports, (std::map<std::string, std::string>{{"80", "31081"}}));
+    EXPECT_EQ(r.services[1].image, "postgres:16");
+    EXPECT_TRUE(r.services[1].ports.empty());
+    EXPECT_EQ(r.services[2].image, "redis");
+    EXPECT_EQ(r.state.job_pod, "runner-abc-workflow");
+    EXPECT_TRUE(r.is_alpine);
+
+    k8s::container_source imageless;
+    auto services_only = k8s::build_job_pod(opts, &imageless, {pg});
+    ASSERT_TRUE(services_only);
+    EXPECT_FALSE(
+        make_prepare_response(services_only->job_pod, services_only->service_names, st, false)
+            .container);
+}
+
 TEST_F(response_file, replaces_the_runner_created_file) {
     const fs::path p = dir_ / "7f0c.json";
     std::ofstream(p).close();
