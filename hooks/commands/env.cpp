@@ -122,7 +122,7 @@ result<hook_env, hook_error> read_env(const env_map& env) {
 
     if (auto it = env.find("ACTIONS_RUNNER_PREPARE_JOB_TIMEOUT_SECONDS"); it != env.end()) {
         auto v = parse_leading_int(it->second);
-        if (!v || *v <= 0 || *v > 7 * 24 * 3600)
+        if (!v || *v <= 0 || *v > 7LL * 24 * 3600)
             e.warnings.push_back("Prepare job timeout is invalid (\"" +
                                  k8s::sanitize_for_message(it->second, 64) + "\"): use an int > 0");
         else

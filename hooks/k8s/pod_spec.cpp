@@ -173,12 +173,12 @@ result<std::string, hook_error> secret_name(std::string_view runner_pod_name,
 }
 
 std::string random_name_suffix() {
-    static constexpr char hex[] = "0123456789abcdef";
+    static constexpr std::string_view hex = "0123456789abcdef";
     std::random_device rd;
     std::string s(name_suffix_length, '0');
     std::uint32_t bits = rd();
-    for (std::size_t i = 0; i < s.size(); ++i) {
-        s[i] = hex[bits & 0xF];
+    for (char& c : s) {
+        c = hex[bits & 0xF];
         bits >>= 4;
     }
     return s;

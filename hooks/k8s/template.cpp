@@ -1,5 +1,6 @@
 #include "hooks/k8s/template.hpp"
 
+#include <array>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -323,7 +324,7 @@ container_override to_override(container ct, const std::set<std::string>& keys) 
     if (keys.count("envFrom"))
         o.env_from = std::move(ct.env_from);
     if (keys.count("securityContext"))
-        o.security = std::move(ct.security);
+        o.security = ct.security;
     if (keys.count("resources"))
         o.resources = std::move(ct.resources);
     o.has_image = keys.count("image") > 0;
@@ -562,9 +563,9 @@ result<std::optional<pod_template_extension>, hook_error> load_template(std::str
                                "cannot read pod template " + p + ": " + std::strerror(e)));
     }
     std::string text;
-    char buf[8192];
-    while (in.read(buf, sizeof buf) || in.gcount() > 0) {
-        text.append(buf, static_cast<std::size_t>(in.gcount()));
+    std::array<char, 8192> buf{};
+    while (in.read(buf.data(), buf.size()) || in.gcount() > 0) {
+        text.append(buf.data(), static_cast<std::size_t>(in.gcount()));
         if (text.size() > max_template_bytes)
             break;
     }
