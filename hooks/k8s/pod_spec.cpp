@@ -416,8 +416,26 @@ std::string fs_init_script(std::string_view workspace_tail) {
     std::string s = "mkdir -p /mnt/externals && mkdir -p /mnt/work && mkdir -p /mnt/github && "
                     "mv /home/runner/externals/* /mnt/externals/";
     if (!workspace_tail.empty())
-        s += " && mkdir -p /mnt/work/" + std::string(workspace_tail);
+        s += " && mkdir -p " + shell_quote("/mnt/work/" + std::string(workspace_tail));
     return s;
+}
+
+std::string shell_quote(std::string_view s) {
+    const bool safe = !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+               std::string_view("_./:@%+=,-").find(c) != std::string_view::npos;
+    });
+    if (safe)
+        return std::string(s);
+    std::string out = "'";
+    for (char c : s) {
+        if (c == '\'')
+            out += "'\\''";
+        else
+            out.push_back(c);
+    }
+    out.push_back('\'');
+    return out;
 }
 
 result<std::string, hook_error> workspace_tail(std::string_view github_workspace) {

@@ -144,7 +144,12 @@ result<job_pod_result, hook_error> build_job_pod(const job_pod_options& opts,
                                                  const container_source* job,
                                                  const std::vector<container_source>& services);
 
-/// The fs-init command: copy the runner image's externals to /__e and pre-create the workspace.
+/// `s` as one POSIX shell word: bare when it has only [A-Za-z0-9_./:@%+=,-] (and is non-empty),
+/// else single-quoted with embedded quotes written as '\''.
+std::string shell_quote(std::string_view s);
+
+/// The fs-init command: copy the runner image's externals to /__e and pre-create the workspace
+/// (the workspace path is shell-quoted when it needs to be).
 std::string fs_init_script(std::string_view workspace_tail);
 
 /// The last two '/'-separated segments of GITHUB_WORKSPACE; fewer → bad_workspace

@@ -431,6 +431,26 @@ TEST(pod_spec_workspace, tail_has_two_segments) {
     EXPECT_FALSE(workspace_tail("/a/.."));
 }
 
+TEST(pod_spec_workspace, fs_init_quotes_an_unusual_workspace) {
+    EXPECT_NE(fs_init_script("repo/repo").find(" && mkdir -p /mnt/work/repo/repo"),
+              std::string::npos);
+    const std::string script = fs_init_script("my repo/it's");
+    EXPECT_NE(script.find("mkdir -p '/mnt/work/my repo/it'\\''s'"), std::string::npos) << script;
+}
+
+TEST(pod_spec_shell, quote_round_trips_through_sh) {
+    for (const std::string& s :
+         {std::string("plain/path-1.2"), std::string("a b"), std::string("it's"),
+          std::string("$(x) `y` \\ \"z\""), std::string("")}) {
+        const std::string q = shell_quote(s);
+        auto back = shell_split(q);
+        ASSERT_TRUE(back) << q;
+        ASSERT_EQ(back->size(), 1u) << q;
+        EXPECT_EQ((*back)[0], s) << q;
+    }
+    EXPECT_EQ(shell_quote("/__w/repo"), "/__w/repo");
+}
+
 TEST(pod_spec_step_pod, matches_section_4_3) {
     auto p = build_step_pod("runner-abc", "0123abcd", "node:22");
     ASSERT_TRUE(p);
