@@ -1,0 +1,45 @@
+#include "hooks/commands/errors.hpp"
+
+namespace podpipe::hook {
+
+namespace {
+
+class hook_category_impl final : public std::error_category {
+public:
+    const char* name() const noexcept override { return "hook"; }
+
+    std::string message(int c) const override {
+        switch (static_cast<errc>(c)) {
+        case errc::bad_input:
+            return "malformed hook input";
+        case errc::unknown_command:
+            return "unknown hook command";
+        case errc::bad_env:
+            return "invalid hook environment";
+        case errc::response_file:
+            return "cannot write the response file";
+        }
+        return "unknown hook error";
+    }
+
+    std::error_condition default_error_condition(int c) const noexcept override {
+        if (static_cast<errc>(c) == errc::response_file)
+            return condition::fatal;
+        return condition::bad_input;
+    }
+};
+
+} // namespace
+
+const std::error_category& hook_category() noexcept {
+    static const hook_category_impl instance;
+    return instance;
+}
+
+hook_error make_error(errc e, std::string message) {
+    hook_error err(make_error_code(e), std::string());
+    err.message = std::move(message);
+    return err;
+}
+
+} // namespace podpipe::hook

@@ -1,0 +1,34 @@
+// Errors of the hook's own edge: the runner's stdin JSON, the environment, the response file.
+// They travel as k8s::hook_error (the one error type of hooks/), with the user-facing text in
+// `message` so that what() is exactly what the hook prints after ::error::.
+#pragma once
+
+#include "hooks/k8s/errors.hpp"
+
+#include <string>
+#include <system_error>
+
+namespace podpipe::hook {
+
+using k8s::hook_error;
+
+enum class errc {
+    bad_input = 1,   ///< stdin is not the JSON the runner sends (names the field)
+    unknown_command, ///< "Command not recognized: <x>"
+    bad_env,         ///< a variable of §2.6 is missing or invalid
+    response_file,   ///< the response file path is empty, missing, or cannot be written
+};
+
+const std::error_category& hook_category() noexcept;
+
+inline std::error_code make_error_code(errc e) noexcept {
+    return {static_cast<int>(e), hook_category()};
+}
+
+/// A hook_error whose what() is exactly `message`.
+hook_error make_error(errc e, std::string message);
+
+} // namespace podpipe::hook
+
+template <>
+struct std::is_error_code_enum<podpipe::hook::errc> : std::true_type {};
