@@ -1,0 +1,129 @@
+// podpipe-hook: the runner's Kubernetes container hook (spec/hook-behavior.md §2). The runner
+// starts tools/hook.sh, which execs this binary; one JSON document arrives on stdin, the
+// response (prepare_job) goes to the file it names. Errors are printed as `::error::TEXT` (the
+// runner's workflow-command form) and exit 1; a step's own exit code is passed through.
+#include "hooks/commands/cleanup_job.hpp"
+#include "hooks/commands/env.hpp"
+#include "hooks/commands/input.hpp"
+#include "hooks/k8s/client.hpp"
+#include "hooks/k8s/config.hpp"
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+extern char** environ;
+
+namespace podpipe::hook {
+namespace {
+
+constexpr const char* usage_text =
+    R"(podpipe-hook: Kubernetes container hook for GitHub Actions self-hosted runners.
+
+The runner starts it through a .sh shim (tools/hook.sh; set ACTIONS_RUNNER_CONTAINER_HOOKS to
+the shim's path) and writes one JSON document on stdin: {"command": ..., "responseFile": ...,
+"state": ..., "args": ...}. Commands: prepare_job, run_script_step, run_container_step,
+cleanup_job.
+
+Environment: ACTIONS_RUNNER_POD_NAME (required), ACTIONS_RUNNER_KUBERNETES_NAMESPACE,
+ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE, ACTIONS_RUNNER_PREPARE_JOB_TIMEOUT_SECONDS,
+PODPIPE_WORKSPACE_MODE=stream|volume, PODPIPE_COMPRESSION_LEVEL, PODPIPE_THREADS,
+PODPIPE_MEMORY_BUDGET. Cluster access: in-cluster service account, else KUBECONFIG.
+
+Exit codes: 0 success; 1 failure (printed as ::error::); a script step's own exit code.
+)";
+
+int error_exit(const std::string& text) {
+    // One line per ::error:: command: the runner shows only the first line otherwise.
+    std::string line = text;
+    for (char& c : line)
+        if (c == '\n' || c == '\r')
+            c = ' ';
+    std::fprintf(stdout, "::error::%s\n", line.c_str());
+    std::fflush(stdout);
+    return 1;
+}
+
+result<std::string, std::string> read_stdin() {
+    std::string text;
+    char buf[65536];
+    for (;;) {
+        const ssize_t n = ::read(STDIN_FILENO, buf, sizeof buf);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return fail(std::string("reading stdin: ") + std::strerror(errno));
+        if (n == 0)
+            return text;
+        text.append(buf, static_cast<std::size_t>(n));
+        if (text.size() > max_input_bytes)
+            return fail(std::string("the input on stdin is larger than 16 MiB"));
+    }
+}
+
+int run(int argc, char** argv) {
+    if (argc > 1) {
+        const std::string a = argv[1];
+        if (a == "--help" || a == "-h") {
+            std::fputs(usage_text, stdout);
+            return 0;
+        }
+        if (a == "--version") {
+            std::puts("podpipe-hook 0.1.0");
+            return 0;
+        }
+        std::fprintf(stderr, "podpipe-hook: takes no arguments (the input comes on stdin); see --help\n");
+        return 2;
+    }
+    auto text = read_stdin();
+    if (!text)
+        return error_exit(text.error());
+    auto input = parse_input(*text);
+    if (!input)
+        return error_exit(input.error().what());
+    auto env = read_env(env_from_environ(environ));
+    if (!env)
+        return error_exit(env.error().what());
+    for (const auto& w : env->warnings)
+        std::printf("::warning::%s\n", w.c_str());
+
+    auto cfg = k8s::load_config(k8s::config_sources::from_process());
+    if (!cfg)
+        return error_exit(cfg.error().what());
+    const std::string ns = env->namespace_name.empty() ? cfg->ns : env->namespace_name;
+    auto client = k8s::api_client::connect(std::move(*cfg));
+    if (!client)
+        return error_exit(client.error().what());
+
+    switch (input->cmd) {
+    case command::cleanup_job: {
+        auto done = cleanup_job(**client, ns, env->runner_pod_name);
+        if (!done)
+            return error_exit("cleanup_job: " + done.error().what());
+        std::printf("::debug::cleanup_job: deleted %zu pod(s) and %zu secret(s) labelled runner-pod=%s\n",
+                    done->pods, done->secrets, env->runner_pod_name.c_str());
+        return 0;
+    }
+    case command::prepare_job:
+    case command::run_script_step:
+    case command::run_container_step:
+        break;
+    }
+    return error_exit("podpipe-hook: " + std::string(to_string(input->cmd)) +
+                      " is not implemented yet (only cleanup_job is)");
+}
+
+} // namespace
+} // namespace podpipe::hook
+
+int main(int argc, char** argv) {
+    try {
+        return podpipe::hook::run(argc, argv);
+    } catch (const std::exception& e) {
+        std::printf("::error::podpipe-hook: fatal: %s\n", e.what());
+        return 1;
+    }
+}
