@@ -1,0 +1,119 @@
+#include "hooks/commands/pod_wait.hpp"
+
+#include "hooks/k8s/client.hpp"
+
+#include <algorithm>
+#include <array>
+#include <thread>
+
+namespace podpipe::hook {
+namespace {
+
+constexpr std::array<std::string_view, 4> terminal_waits = {
+    "InvalidImageName", "ErrImageNeverPull", "CreateContainerConfigError", "CreateContainerError"};
+
+std::string waiting_text(const k8s::container_status& c, bool init) {
+    const auto& w = *c.state.waiting;
+    std::string s = std::string(init ? "init container " : "container ") + c.name + " waiting: " + w.reason;
+    if (!w.message.empty())
+        s += " (" + w.message + ")";
+    return s;
+}
+
+std::string terminated_text(const k8s::container_status& c, bool init) {
+    const auto& t = *c.state.terminated;
+    std::string s = std::string(init ? "init container " : "container ") + c.name + " exited with code " +
+                    std::to_string(t.exit_code);
+    if (!t.reason.empty())
+        s += " (" + t.reason + (t.message.empty() ? "" : ": " + t.message) + ")";
+    return s;
+}
+
+} // namespace
+
+pod_outlook assess_pod(const k8s::pod& p) {
+    using v = pod_outlook::verdict;
+    const auto& st = p.status;
+    if (st.phase == "Running")
+        return {v::running, {}};
+    for (const auto& c : st.init_container_statuses)
+        if (c.state.terminated && c.state.terminated->exit_code != 0)
+            return {v::failed, terminated_text(c, true)};
+    if (st.phase == "Failed" || st.phase == "Succeeded") {
+        std::string why = "the pod ended with phase " + st.phase;
+        if (!st.reason.empty() || !st.message.empty())
+            why += " (" + st.reason + (st.message.empty() ? "" : ": " + st.message) + ")";
+        for (const auto& c : st.container_statuses)
+            if (c.state.terminated)
+                why += "; " + terminated_text(c, false);
+        return {v::failed, why};
+    }
+    for (int pass = 0; pass < 2; ++pass) {
+        const bool init = pass == 0;
+        for (const auto& c : init ? st.init_container_statuses : st.container_statuses) {
+            if (!c.state.waiting)
+                continue;
+            const auto& reason = c.state.waiting->reason;
+            if (std::find(terminal_waits.begin(), terminal_waits.end(), reason) != terminal_waits.end())
+                return {v::failed, waiting_text(c, init)};
+        }
+    }
+    // Still pending: the most telling obstacle, for progress lines and the timeout message.
+    for (const auto& cond : st.conditions)
+        if (cond.type == "PodScheduled" && cond.status == "False")
+            return {v::waiting, "not scheduled: " + cond.reason + (cond.message.empty() ? "" : ": " + cond.message)};
+    if (!st.message.empty())
+        return {v::waiting, st.message};
+    for (const auto& cond : st.conditions)
+        if (cond.status == "False" && !cond.reason.empty() && cond.reason != "ContainersNotReady" &&
+            cond.reason != "ContainersNotInitialized" && cond.reason != "PodCompleted")
+            return {v::waiting, cond.type + " " + cond.reason + (cond.message.empty() ? "" : ": " + cond.message)};
+    for (int pass = 0; pass < 2; ++pass) {
+        const bool init = pass == 0;
+        for (const auto& c : init ? st.init_container_statuses : st.container_statuses)
+            if (c.state.waiting && c.state.waiting->reason != "PodInitializing" &&
+                c.state.waiting->reason != "ContainerCreating")
+                return {v::waiting, waiting_text(c, init)};
+    }
+    return {v::waiting, st.phase.empty() ? std::string() : "phase " + st.phase};
+}
+
+result<k8s::pod, k8s::hook_error> wait_for_running(k8s::api_client& client, std::string_view ns,
+                                                   std::string_view name, const wait_options& opt) {
+    using clock = std::chrono::steady_clock;
+    const auto deadline = clock::now() + opt.timeout;
+    auto delay = opt.first_poll;
+    std::string last_why;
+    for (;;) {
+        auto p = client.get_pod(ns, name);
+        if (!p) {
+            k8s::hook_error e(p.error().code, "");
+            e.message = "pod " + std::string(name) + " failed to come online: " + p.error().what();
+            return fail(std::move(e));
+        }
+        const pod_outlook o = assess_pod(*p);
+        if (o.state == pod_outlook::verdict::running)
+            return std::move(*p);
+        if (o.state == pod_outlook::verdict::failed) {
+            k8s::hook_error e(k8s::errc::bad_request, "");
+            e.message = "pod " + std::string(name) + " failed to come online: " + o.why;
+            return fail(std::move(e));
+        }
+        if (o.why != last_why && !o.why.empty() && opt.on_change)
+            opt.on_change(o.why);
+        if (!o.why.empty())
+            last_why = o.why;
+        const auto now = clock::now();
+        if (now >= deadline) {
+            k8s::hook_error e(k8s::errc::timeout, "");
+            e.message = "pod " + std::string(name) + " did not reach Running within " +
+                        std::to_string(std::chrono::duration_cast<std::chrono::seconds>(opt.timeout).count()) +
+                        " s" + (last_why.empty() ? std::string() : ": " + last_why);
+            return fail(std::move(e));
+        }
+        std::this_thread::sleep_for(std::min<clock::duration>(delay, deadline - now));
+        delay = std::min(opt.max_poll, delay * 3 / 2);
+    }
+}
+
+} // namespace podpipe::hook
