@@ -1,0 +1,35 @@
+// Running a step's command in a pod (spec/hook-behavior.md §3.7): stdout and stderr forwarded
+// to the hook's own as bytes arrive, the remote exit code returned as a value. Unlike the
+// reference, a non-zero exit is not an exception, a session that ends without a status is an
+// error (never a green step), and cancellation ends the session.
+#pragma once
+
+#include "engine/common/result.hpp"
+#include "hooks/k8s/errors.hpp"
+
+#include <stop_token>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace podpipe::k8s {
+class api_client;
+}
+
+namespace podpipe::hook {
+
+struct step_target {
+    std::string ns;
+    std::string pod;
+    std::string container = "job";
+};
+
+/// Runs `argv` (no stdin, no tty); stdout goes to `out_fd`, stderr to `err_fd`. Returns the
+/// command's exit code (0..255). Errors: the exec could not start (pod gone, container not
+/// running), the connection dropped or ended without an exit status ("the outcome is unknown"),
+/// or `stop` was requested (the session is torn down; errc::timeout is not used for that).
+result<int, k8s::hook_error> exec_step(k8s::api_client& client, const step_target& target,
+                                       const std::vector<std::string>& argv, int out_fd,
+                                       int err_fd, std::stop_token stop = {});
+
+} // namespace podpipe::hook
