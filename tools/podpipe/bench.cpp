@@ -4,6 +4,7 @@
 #include "hooks/k8s/client.hpp"
 #include "tools/podpipe/cli_util.hpp"
 #include "tools/podpipe/copier.hpp"
+#include "tools/podpipe/location.hpp"
 #include "tools/podpipe/synthetic.hpp"
 
 #include <sys/resource.h>
@@ -97,7 +98,7 @@ struct exec_numbers {
 
 class bench_run {
 public:
-    bench_run(const bench_flags& f, k8s::api_client& client, pod_end pod, fs::path tree,
+    bench_run(const bench_flags& f, k8s::api_client& client, k8s::pod_end pod, fs::path tree,
               fs::path scratch)
         : f_(f)
         , client_(client)
@@ -155,12 +156,13 @@ public:
         cp_flags flags = f_.connection;
         flags.level = level;
         flags.chunk = size_label(chunk);
-        copy_settings settings;
-        settings.level = *parse_level(level);
-        settings.chunk_bytes = chunk;
-        settings.threads = threads;
-        settings.quiet = true;
-        pod_end pod = pod_;
+        flags.threads = std::to_string(threads);
+        auto options = copy_options_from(flags);
+        if (!options) {
+            c.error = options.error();
+            return c;
+        }
+        k8s::pod_end pod = pod_;
         pod.has_binary = use_binary;
         pod.loc.path = f_.pod_dir + "/tree";
         const fs::path local = scratch_ / "from-pod";
@@ -168,30 +170,22 @@ public:
         fs::remove_all(local, ec);
         if (direction == "to pod")
             (void)run({"rm", "-rf", pod.loc.path}, nullptr);
-        auto copier = pod_copier::create(flags, settings, client_, {});
+        k8s::pod_copier copier(client_, std::move(*options));
         const double cpu0 = cpu_seconds();
         const auto t0 = clock_type::now();
-        int rc = 0;
-        if (direction == "to pod") {
-            location src;
-            src.path = tree_.string();
-            rc = copier->local_to_pod(src, pod);
-        } else {
-            location dst;
-            dst.path = local.string();
-            rc = copier->pod_to_local(pod, dst);
-        }
+        const k8s::copy_outcome o = direction == "to pod" ? copier.local_to_pod(tree_.string(), pod)
+                                                          : copier.pod_to_local(pod, local.string());
         c.seconds = seconds_since(t0);
         c.local_cpu_s = cpu_seconds() - cpu0;
-        c.ok = rc == 0;
+        c.ok = o.ok();
         if (!c.ok) {
-            c.error = "exit " + std::to_string(rc);
+            c.error = "exit " + std::to_string(o.exit_code) + ": " + o.error;
             return c;
         }
-        const auto& s = copier->last_stats();
+        const auto& s = o.stats;
         c.content_bytes = s.content_bytes;
         c.wire_bytes = s.wire_bytes;
-        const std::string& report = copier->last_report();
+        const std::string& report = o.remote_report;
         if (auto u = json_number(report, "cpu_user_s"))
             c.remote_cpu_s = *u + json_number(report, "cpu_sys_s").value_or(0);
         if (auto r = json_number(report, "max_rss_kib"))
@@ -213,7 +207,7 @@ private:
 
     result<int, std::string> run(std::vector<std::string> command, const stdin_writer& writer) {
         k8s::exec_options o;
-        o.ns = pod_.ns;
+        o.ns = pod_.loc.ns;
         o.pod = pod_.loc.pod;
         o.container = pod_.loc.container;
         o.command = std::move(command);
@@ -241,7 +235,7 @@ private:
 
     const bench_flags& f_;
     k8s::api_client& client_;
-    pod_end pod_;
+    k8s::pod_end pod_;
     fs::path tree_;
     fs::path scratch_;
 };
@@ -333,10 +327,11 @@ int run_bench(const bench_flags& f) {
         std::fprintf(stderr, "podpipe: bench: %s\n", client.error().c_str());
         return exit_failure;
     }
-    copy_settings probe_settings;
-    probe_settings.quiet = true;
-    auto prober = pod_copier::create(f.connection, probe_settings, **client, {});
-    auto pod = prober->probe(*loc);
+    auto probe_options = copy_options_from(f.connection);
+    if (!probe_options)
+        return usage(probe_options.error());
+    k8s::pod_copier prober(**client, std::move(*probe_options));
+    auto pod = prober.probe({loc->ns, loc->pod, loc->container, loc->path});
     if (!pod) {
         std::fprintf(stderr, "podpipe: bench: %s\n", pod.error().c_str());
         return exit_failure;

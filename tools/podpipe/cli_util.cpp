@@ -1,5 +1,6 @@
 #include "tools/podpipe/cli_util.hpp"
 
+#include "engine/pipeline/errors.hpp"
 #include "engine/pipeline/send.hpp"
 
 #include <sys/resource.h>
@@ -77,15 +78,7 @@ std::optional<std::uint64_t> parse_size(std::string_view text) {
     return value * mult;
 }
 
-int exit_code_for(const std::error_code& ec) {
-    if (ec == std::errc::operation_canceled)
-        return exit_interrupted;
-    if (ec == condition::unsafe_path)
-        return exit_unsafe;
-    if (ec == condition::bad_input)
-        return exit_bad_input;
-    return exit_failure;
-}
+int exit_code_for(const std::error_code& ec) { return pipeline::exit_status_for(ec); }
 
 namespace {
 

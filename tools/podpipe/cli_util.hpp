@@ -1,6 +1,7 @@
 // Small helpers shared by podpipe's subcommands: size parsing, exit codes, progress, stats.
 #pragma once
 
+#include "engine/pipeline/errors.hpp"
 #include "engine/pipeline/stats.hpp"
 
 #include <cstdint>
@@ -13,24 +14,24 @@
 
 namespace podpipe::cli {
 
-/// Documented in `podpipe --help` and README.md.
+/// Documented in `podpipe --help` and README.md (the values of pipeline::exit_status).
 enum exit_code : int {
-    exit_ok = 0,
-    exit_failure = 1,     ///< I/O or system error, or the other side failed
-    exit_usage = 2,       ///< bad command line
-    exit_unsafe = 3,      ///< an archive entry would have landed outside the target: refused
-    exit_bad_input = 4,   ///< corrupt or truncated stream, or verification mismatch
-    exit_interrupted = 5, ///< stopped by SIGINT/SIGTERM
+    exit_ok = pipeline::exit_ok,
+    exit_failure = pipeline::exit_failure,
+    exit_usage = pipeline::exit_usage,
+    exit_unsafe = pipeline::exit_unsafe,
+    exit_bad_input = pipeline::exit_bad_input,
+    exit_interrupted = pipeline::exit_interrupted,
 };
+
+/// Maps an error to the exit code a script can branch on.
+int exit_code_for(const std::error_code& ec);
 
 /// "0".."12" → that level, "auto" → pipeline::auto_level; nullopt otherwise.
 std::optional<int> parse_level(std::string_view text);
 
 /// "1048576", "1M", "1MiB", "512k", "2G" → bytes; nullopt when malformed.
 std::optional<std::uint64_t> parse_size(std::string_view text);
-
-/// Maps an error to the exit code a script can branch on.
-int exit_code_for(const std::error_code& ec);
 
 /// Prints "files, bytes, MB/s" lines to stderr every half second while alive, if enabled.
 class progress_printer {
