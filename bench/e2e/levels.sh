@@ -27,11 +27,11 @@ pigz_bytes=$(tar cf - -C "$tree" . | pigz -p "$(nproc)" -1 | wc -c)
 
 # run_timed FILE CMD...: appends "wall_s cpu_s" of one run of CMD to FILE.
 run_timed() {
-    local file=$1
+    local file=$1 wall usr sys
     shift
     /usr/bin/time -f "%e %U %S" -o "$work/one" "$@" >/dev/null 2>&1
-    read -r e u s <"$work/one"
-    python3 -c "print($e, $u + $s)" >>"$file"
+    read -r wall usr sys <"$work/one"
+    python3 -c "print($wall, $usr + $sys)" >>"$file"
 }
 # med FILE COLUMN: median of one column of a run_timed file.
 med() { python3 -c 'import statistics,sys; print(f"{statistics.median(float(l.split()[int(sys.argv[2])]) for l in open(sys.argv[1])):.2f}")' "$@"; }
@@ -45,7 +45,7 @@ echo "| level | chunk | pack s | pack CPU s | pack MB/s | unpack s | unpack CPU 
 echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 row() {
     local level=$1 chunk=$2
-    local p=$work/p u=$work/u
+    local p=$work/pack.times u=$work/unpack.times
     : >"$p"
     : >"$u"
     for ((i = 0; i < runs; i++)); do
