@@ -2,7 +2,8 @@
 # End-to-end: podpipe pack/unpack against the tools people use today, same warm tree, one run.
 # Usage: bench/e2e/pack_unpack.sh [TREE] [RUNS]
 #   TREE defaults to build/bench-tree (made by make_tree.sh if missing); RUNS defaults to 5.
-#   PODPIPE selects the binary; TMPFS=0 skips the tmpfs rows (they need root for mount).
+#   PODPIPE selects the binary; TMPFS=0 skips the tmpfs rows (they need root for mount);
+#   ONLY=pack (or unpack, pipe, unpack→tmpfs, pipe→tmpfs) runs just that group of rows.
 # Prints markdown tables: median wall time, min-max, ratio to podpipe, median CPU time
 # (user+sys of the whole pipeline: load-insensitive), peak RSS, output size.
 #
@@ -53,7 +54,10 @@ tar cf - -C "$tree" . | pigz -p "$threads" -1 >"$work/pigz1.tgz"
 
 names=() cmds=() outs=()
 # add NAME OUTDIR CMD: OUTDIR (may be empty) is emptied before each run; CMD may use $out.
-add() { names+=("$1"); outs+=("$2"); cmds+=("$3"); }
+add() {
+    [ -z "${ONLY:-}" ] || [ "${1%%:*}" = "$ONLY" ] || return 0
+    names+=("$1"); outs+=("$2"); cmds+=("$3")
+}
 
 d=$work/out
 add "pack: podpipe (level 1)"              "" "'$P' pack '$tree' -o /dev/null"
