@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(
     build-essential cmake ninja-build pkg-config git ca-certificates
-    liburing-dev libdeflate-dev libboost1.81-dev libssl-dev libsimdjson-dev
+    liburing-dev libdeflate-dev libisal-dev libboost1.81-dev libssl-dev libsimdjson-dev
     libbenchmark-dev libgtest-dev libgmock-dev libxxhash-dev libcli11-dev zlib1g-dev libyaml-cpp-dev
     clang-14 libclang-rt-14-dev
     # real tools the interop tests and benchmarks talk to

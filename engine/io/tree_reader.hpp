@@ -55,7 +55,8 @@ struct read_options {
     unsigned walk_threads = 2;                 ///< parallel directory listing (>= 1)
     unsigned queue_depth = 64;                 ///< io_uring requests in flight, per ring
     std::size_t small_file_bytes = 256 * 1024; ///< files up to this are read whole, many in flight
-    std::size_t window_bytes = 32 << 20;       ///< read-ahead memory ceiling for content
+    /// Read-ahead memory ceiling for content; small-file buffers kept for reuse count in it.
+    std::size_t window_bytes = 32 << 20;
     std::size_t large_read_bytes = 1 << 20;    ///< read size for big files
     /// fnmatch patterns, matched like GNU tar --exclude against the relative path, any suffix
     /// after a '/' and the basename; an excluded directory is neither emitted nor descended.

@@ -107,7 +107,7 @@ void bm_read_tree(benchmark::State& state) {
 BENCHMARK(bm_read_tree)
     ->ArgNames({"walk_threads", "io_uring"})
     ->Args({1, 1})->Args({2, 1})->Args({1, 0})->Args({2, 0})
-    ->Unit(benchmark::kMillisecond)->UseRealTime();
+    ->Unit(benchmark::kMillisecond)->UseRealTime()->MeasureProcessCPUTime();
 
 int remove_one(const char* p, const struct stat*, int, struct FTW*) { return ::remove(p); }
 

@@ -72,11 +72,7 @@ struct round_trip_case {
     bytes data;
 };
 
-class gzip_round_trip : public ::testing::TestWithParam<int> {};
-
-TEST_P(gzip_round_trip, all_inputs) {
-    const int level = GetParam();
-    member_compressor c(level);
+void check_round_trips(member_compressor& c) {
     const round_trip_case cases[] = {
         {"empty", {}},
         {"one_byte", {std::byte{'x'}}},
@@ -96,13 +92,71 @@ TEST_P(gzip_round_trip, all_inputs) {
         EXPECT_EQ(h->uncompressed_bytes, tc.data.size());
         // Exact-size output buffer, and an empty one for empty input.
         EXPECT_EQ(decompress_ok(m, tc.data.size()), tc.data);
-        if (level == 0) {
+        if (c.level() == 0) {
             EXPECT_GE(m.size(), tc.data.size() + podpipe_header_bytes + trailer_bytes);
         }
     }
 }
 
+class gzip_round_trip : public ::testing::TestWithParam<int> {};
+
+TEST_P(gzip_round_trip, all_inputs) {
+    member_compressor c(GetParam());
+    check_round_trips(c);
+}
+
 INSTANTIATE_TEST_SUITE_P(levels, gzip_round_trip, ::testing::Values(0, 1, 6, 9, 12));
+
+// Level 1 has two engines; each must produce valid members whichever one `automatic` picks.
+TEST(gzip_engine, libdeflate_level1_round_trip) {
+    member_compressor c(1, deflate_engine::libdeflate);
+    EXPECT_EQ(c.engine(), deflate_engine::libdeflate);
+    check_round_trips(c);
+}
+
+TEST(gzip_engine, isal_level1_round_trip) {
+    if (!isal_available())
+        GTEST_SKIP() << "built without ISA-L (libisal-dev)";
+    member_compressor c(1, deflate_engine::isal);
+    EXPECT_EQ(c.engine(), deflate_engine::isal);
+    check_round_trips(c);
+    // Reused across many sizes: the per-call stream state must be reset every time.
+    for (std::uint32_t seed = 0; seed < 20; ++seed) {
+        const bytes in = test::text_bytes(1000 + seed * 4099, seed);
+        EXPECT_EQ(decompress_ok(test::compress_member(c, view(in)), in.size()), in);
+    }
+}
+
+TEST(gzip_engine, automatic_choice) {
+    EXPECT_EQ(member_compressor(1).engine(),
+              isal_available() ? deflate_engine::isal : deflate_engine::libdeflate);
+    for (int level : {0, 2, 6, 12})
+        EXPECT_EQ(member_compressor(level).engine(), deflate_engine::libdeflate) << level;
+}
+
+// Incompressible input makes igzip overflow a tight buffer; the member must still fit in
+// bound() (stored-block fallback), and a buffer below that is output_too_small, not a crash.
+TEST(gzip_engine, isal_incompressible_fits_bound) {
+    if (!isal_available())
+        GTEST_SKIP() << "built without ISA-L (libisal-dev)";
+    member_compressor c(1, deflate_engine::isal);
+    for (std::size_t n : {std::size_t{1}, std::size_t{4096}, std::size_t{65535},
+                          std::size_t{65536}, std::size_t{1} << 20}) {
+        SCOPED_TRACE(n);
+        const bytes in = test::random_bytes(n);
+        bytes out(c.bound(n));
+        auto r = c.compress(view(in), out);
+        ASSERT_TRUE(r.has_value()) << r.error().message();
+        out.resize(*r);
+        EXPECT_EQ(decompress_ok(out, n), in);
+        if (n < 4096)
+            continue;
+        bytes small(n / 2 + podpipe_header_bytes + trailer_bytes + 2);
+        auto r2 = c.compress(view(in), small);
+        ASSERT_FALSE(r2.has_value());
+        EXPECT_EQ(r2.error(), errc::output_too_small);
+    }
+}
 
 TEST(gzip_compress, text_compresses) {
     member_compressor c(6);

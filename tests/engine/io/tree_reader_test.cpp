@@ -353,6 +353,35 @@ TEST_P(reader_test, contents_at_size_boundaries_with_tight_window) {
     EXPECT_EQ(st->content_bytes, total);
 }
 
+// Small-file buffers are recycled between files (by size class, within the window): many
+// files of mixed sizes through a tight window must each arrive with exactly their own bytes,
+// never a neighbour's or a previous file's left in a reused buffer.
+TEST_P(reader_test, recycled_read_buffers_never_mix_contents) {
+    const std::string& r = dir.path();
+    read_options o = opts();
+    // A window much larger than what 8 requests keep in flight, so freed buffers are cached
+    // and handed out again while other reads are still in flight.
+    o.small_file_bytes = 32 * 1024;
+    o.window_bytes = 1 << 20;
+    o.queue_depth = 8;
+    const std::size_t sizes[] = {20000, 0, 1, 100, 4095, 5000, 9000, 3000, 31000, 12000};
+    std::vector<std::pair<std::string, std::string>> files;
+    for (unsigned i = 0; i < 600; ++i) {
+        char name[16];
+        std::snprintf(name, sizeof name, "f%03u", i);
+        files.emplace_back(name, test::pattern(sizes[i % std::size(sizes)], i));
+        write_file(r + "/" + name, files.back().second);
+    }
+    test::recording_consumer c;
+    auto st = read_tree(r, o, c);
+    ASSERT_TRUE(st);
+    ASSERT_EQ(c.items.size(), files.size());
+    for (std::size_t k = 0; k < files.size(); ++k) {
+        EXPECT_EQ(c.items[k].e.path, files[k].first);
+        EXPECT_TRUE(c.items[k].data == files[k].second) << files[k].first;
+    }
+}
+
 TEST_P(reader_test, root_errors_name_the_path) {
     test::recording_consumer c;
     std::string detail;
