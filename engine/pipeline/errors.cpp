@@ -68,4 +68,15 @@ unsigned available_cores() noexcept {
 }
 
 } // namespace detail
+
+int exit_status_for(const std::error_code& ec) {
+    if (ec == std::errc::operation_canceled)
+        return exit_interrupted;
+    if (ec == condition::unsafe_path)
+        return exit_unsafe;
+    if (ec == condition::bad_input)
+        return exit_bad_input;
+    return exit_failure;
+}
+
 } // namespace podpipe::pipeline

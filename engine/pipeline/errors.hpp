@@ -15,6 +15,20 @@ enum class errc {
 
 const std::error_category& pipeline_category() noexcept;
 
+/// Process exit statuses of transfer commands (podpipe's CLI, the in-pod recv/send, cp): a
+/// script, or the other end of an exec, branches on them.
+enum exit_status : int {
+    exit_ok = 0,
+    exit_failure = 1,     ///< I/O or system error, or the other side failed
+    exit_usage = 2,       ///< bad command line
+    exit_unsafe = 3,      ///< an archive entry would have landed outside the target: refused
+    exit_bad_input = 4,   ///< corrupt or truncated stream, or verification mismatch
+    exit_interrupted = 5, ///< stopped by SIGINT/SIGTERM
+};
+
+/// The exit status for a transfer that failed with `ec`.
+int exit_status_for(const std::error_code& ec);
+
 inline std::error_code make_error_code(errc e) noexcept {
     return {static_cast<int>(e), pipeline_category()};
 }
