@@ -10,6 +10,10 @@
 #include <libdeflate.h>
 #ifdef PODPIPE_HAVE_ISAL
 #include <isa-l/igzip_lib.h>
+// Weak: a binary linked without libisal (the fully static in-pod podpipe: Debian ships no
+// static libisal) still links, and then compresses level 1 with libdeflate.
+#pragma weak isal_deflate_stateless
+#pragma weak isal_deflate_stateless_init
 #endif
 
 namespace podpipe::gzip {
@@ -20,7 +24,7 @@ void compressor_deleter::operator()(libdeflate_compressor* c) const noexcept {
 
 bool isal_available() noexcept {
 #ifdef PODPIPE_HAVE_ISAL
-    return true;
+    return &isal_deflate_stateless != nullptr && &isal_deflate_stateless_init != nullptr;
 #else
     return false;
 #endif
