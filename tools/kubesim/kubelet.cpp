@@ -657,9 +657,25 @@ void kubelet::run_pod(const std::shared_ptr<pod_runtime>& p) {
         }
         event(*p, field, "Normal", "Created", "Created container: " + c.name);
         int log_fd = ::open(c.view.log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-        auto pid = spawn_sandbox(s, spawn_stdio{-1, log_fd, log_fd});
+        int ready[2] = {-1, -1};
+        if (::pipe2(ready, O_CLOEXEC) != 0)
+            ready[0] = ready[1] = -1;
+        auto pid = spawn_sandbox(s, spawn_stdio{-1, log_fd, log_fd, ready[1]});
         if (log_fd >= 0)
             ::close(log_fd);
+        if (ready[1] >= 0)
+            ::close(ready[1]);
+        if (ready[0] >= 0) {
+            // "running" only once the helper has built the root and exec'd: an exec arriving
+            // earlier would enter the host's namespace instead of the container's.
+            if (pid) {
+                pollfd pfd{ready[0], POLLIN, 0};
+                char b;
+                while (::poll(&pfd, 1, 10000) > 0 && ::read(ready[0], &b, 1) > 0) {
+                }
+            }
+            ::close(ready[0]);
+        }
         std::lock_guard lk(p->mu);
         if (c.instances > 0)
             ++c.view.restart_count;

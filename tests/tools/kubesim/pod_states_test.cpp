@@ -154,9 +154,20 @@ spec:
         << field("pod crash", "{.status.containerStatuses[0].state.waiting.message}");
     int restarts = std::stoi(field("pod crash", "{.status.containerStatuses[0].restartCount}"));
     EXPECT_GE(restarts, 1);
-    // Logs: the last instance during the back-off, the one before with --previous.
-    EXPECT_EQ(kubectl("logs crash").output, "run\n");
-    EXPECT_EQ(kubectl("logs crash --previous").output, "run\n");
+    // Logs: the last instance during the back-off, the one before with --previous. Read while the
+    // same back-off lasts (a restart in between would show a fresh, maybe still empty, log).
+    std::string logs, previous;
+    auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (std::chrono::steady_clock::now() < until) {
+        std::string state = "{.status.containerStatuses[0].restartCount} " + std::string(waiting_reason);
+        std::string before = field("pod crash", state);
+        logs = kubectl("logs crash").output;
+        previous = kubectl("logs crash --previous").output;
+        if (before.find("CrashLoopBackOff") != std::string::npos && field("pod crash", state) == before)
+            break;
+    }
+    EXPECT_EQ(logs, "run\n");
+    EXPECT_EQ(previous, "run\n");
     auto table = kubectl("get pod crash");
     EXPECT_NE(table.output.find("CrashLoopBackOff"), std::string::npos) << table.output;
     EXPECT_NE(table.output.find(" ago)"), std::string::npos) << table.output;
