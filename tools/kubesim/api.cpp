@@ -606,10 +606,12 @@ api_response api_server::handle(const api_request& req) {
                                                                          {"serverAddress", "127.0.0.1:6443"}}}}});
     }
     if (seg.size() == 2 && seg[0] == "api" && seg[1] == "v1") {
+        json::object pods = resource_entry("pods", "pod", true, "Pod",
+                                           {"create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"},
+                                           {"po"});
+        pods["categories"] = json::array{"all"}; // `kubectl get all`
         json::array res{
-            resource_entry("pods", "pod", true, "Pod",
-                           {"create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"},
-                           {"po"}),
+            pods,
             resource_entry("pods/exec", "", true, "PodExecOptions", {"create", "get"}),
             resource_entry("pods/log", "", true, "Pod", {"get"}),
             resource_entry("secrets", "secret", true, "Secret", {"create", "delete", "get", "list", "watch"}),

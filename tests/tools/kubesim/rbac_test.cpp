@@ -139,7 +139,7 @@ TEST_F(rbac_test, kubectl_auth_can_i_over_protobuf) {
     EXPECT_EQ(kubectl("auth can-i delete pods -n kube-system").output, "yes\n"); // the admin token
     // Garbage with the protobuf content type is a 400, not a crash.
     auto bad = https_request(port(), ca_file(), admin_token(), "POST",
-                             "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", std::string("k8s\0\x12\x05ab", 8),
+                             "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", std::string("k8s\0\x12\x05" "ab", 8),
                              {{"Content-Type", "application/vnd.kubernetes.protobuf"}});
     EXPECT_EQ(bad.status, 400) << bad.body;
 }
