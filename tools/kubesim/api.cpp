@@ -1097,6 +1097,7 @@ api_response api_server::pod_logs(const api_request& req, const std::string& ns,
         path = path.substr(0, path.size() - 4) + ".previous.log";
     const int instance = view->restart_count;
     const bool live = !previous && view->st == container_view::state::running;
+    std::shared_ptr<log_index> index = previous ? view->previous_index : view->index;
     std::optional<std::int64_t> tail, limit_bytes;
     if (auto t = req.param("tailLines"))
         try {
@@ -1108,8 +1109,26 @@ api_response api_server::pod_logs(const api_request& req, const std::string& ns,
             limit_bytes = std::stoll(*l);
         } catch (...) {
         }
+    const bool timestamps = req.flag("timestamps");
+    std::optional<std::chrono::system_clock::time_point> since;
+    auto since_seconds = req.param("sinceSeconds");
+    auto since_time = req.param("sinceTime");
+    if (since_seconds && since_time)
+        return status_response(422, "Invalid", "PodLogOptions \"\" is invalid: []: Forbidden: at most one of `sinceTime` or `sinceSeconds` may be specified");
+    if (since_seconds) {
+        std::int64_t n = 0;
+        try {
+            n = std::stoll(*since_seconds);
+        } catch (...) {
+        }
+        if (n <= 0)
+            return status_response(422, "Invalid", "PodLogOptions \"\" is invalid: sinceSeconds: Invalid value: " + *since_seconds + ": must be greater than 0");
+        since = std::chrono::system_clock::now() - std::chrono::seconds(n);
+    } else if (since_time) {
+        since = parse_rfc3339(*since_time);
+    }
     bool follow = req.flag("follow") && live;
-    // Initial content with tailLines applied.
+    // The whole file, then sinceSeconds/sinceTime, tailLines, timestamps, limitBytes (kubelet order).
     std::string content;
     {
         std::ifstream in(path, std::ios::binary);
@@ -1117,7 +1136,13 @@ api_response api_server::pod_logs(const api_request& req, const std::string& ns,
         ss << in.rdbuf();
         content = ss.str();
     }
-    std::size_t offset = content.size();
+    const std::size_t offset = content.size();
+    const bool ends_in_newline = content.empty() || content.back() == '\n';
+    std::uint64_t base = 0; // file offset of content[0]
+    if (since && index) {
+        base = std::min<std::uint64_t>(index->first_since(*since), content.size());
+        content.erase(0, static_cast<std::size_t>(base));
+    }
     if (tail && *tail >= 0) {
         std::size_t pos = content.size();
         std::int64_t lines = 0;
@@ -1136,6 +1161,27 @@ api_response api_server::pod_logs(const api_request& req, const std::string& ns,
         if (*tail == 0)
             pos = content.size();
         content = content.substr(pos);
+        base += pos;
+    }
+    // "2024-05-01T10:00:00.123456789Z " before every line, from the line's arrival time.
+    auto stamp = [index](std::string_view data, std::uint64_t at, bool& line_start) {
+        std::string out;
+        out.reserve(data.size() + 32);
+        for (std::size_t i = 0; i < data.size(); ++i) {
+            if (line_start) {
+                out += rfc3339_nano(index ? index->time_at(at + i) : std::chrono::system_clock::now());
+                out += ' ';
+                line_start = false;
+            }
+            out += data[i];
+            if (data[i] == '\n')
+                line_start = true;
+        }
+        return out;
+    };
+    if (timestamps) {
+        bool line_start = true;
+        content = stamp(content, base, line_start);
     }
     if (limit_bytes && *limit_bytes >= 0 && static_cast<std::size_t>(*limit_bytes) < content.size())
         content.resize(static_cast<std::size_t>(*limit_bytes));
@@ -1143,19 +1189,25 @@ api_response api_server::pod_logs(const api_request& req, const std::string& ns,
         r.body = std::move(content);
         return r;
     }
-    r.stream = [this, path, offset, content = std::move(content), uid, cname, instance](chunk_sink& sink) {
+    r.stream = [this, path, offset, content = std::move(content), uid, cname, instance, timestamps, stamp,
+                ends_in_newline](chunk_sink& sink) {
         if (!content.empty() && !sink.write(content))
             return;
         int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
         if (fd < 0)
             return;
         ::lseek(fd, static_cast<off_t>(offset), SEEK_SET);
+        std::uint64_t at = offset;
+        bool line_start = ends_in_newline;
         std::vector<char> buf(64 * 1024);
         bool ended = false;
         while (!stopping_) {
             ssize_t n = ::read(fd, buf.data(), buf.size());
             if (n > 0) {
-                if (!sink.write(std::string_view(buf.data(), static_cast<std::size_t>(n))))
+                std::string_view chunk(buf.data(), static_cast<std::size_t>(n));
+                bool ok = timestamps ? sink.write(stamp(chunk, at, line_start)) : sink.write(chunk);
+                at += static_cast<std::uint64_t>(n);
+                if (!ok)
                     break;
                 continue;
             }

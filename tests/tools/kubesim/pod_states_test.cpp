@@ -281,5 +281,51 @@ spec:
     EXPECT_EQ(field("job jr", "{.status.conditions[?(@.type==\"Failed\")].reason}"), "BackoffLimitExceeded");
 }
 
+TEST_F(pod_states_test, log_timestamps_since_and_tail) {
+    create_pod(R"(apiVersion: v1
+kind: Pod
+metadata: {name: lg}
+spec:
+  containers: [{name: c, image: busybox, command: ["sh", "-c", "echo one; sleep 1.5; echo two; exec sleep 1000"]}]
+)");
+    auto get = [&](const std::string& query) {
+        return https_request(port(), ca_file(), admin_token(), "GET", "/api/v1/namespaces/default/pods/lg/log?" + query);
+    };
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (get("").body != "one\ntwo\n" && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    ASSERT_EQ(get("").body, "one\ntwo\n");
+    // timestamps=true: RFC 3339 with nanoseconds (trailing zeros dropped) and a space per line.
+    std::string stamped = get("timestamps=true").body;
+    auto nl = stamped.find('\n');
+    ASSERT_NE(nl, std::string::npos) << stamped;
+    std::string first = stamped.substr(0, nl), second = stamped.substr(nl + 1);
+    auto check = [](const std::string& line, const std::string& text) {
+        auto sp = line.find(' ');
+        ASSERT_NE(sp, std::string::npos) << line;
+        std::string ts = line.substr(0, sp);
+        EXPECT_EQ(line.substr(sp + 1), text);
+        ASSERT_GE(ts.size(), 20u) << ts;
+        EXPECT_EQ(ts[4], '-');
+        EXPECT_EQ(ts[10], 'T');
+        EXPECT_EQ(ts.back(), 'Z');
+        if (ts.size() > 20) {
+            EXPECT_EQ(ts[19], '.') << ts;
+            EXPECT_NE(ts[ts.size() - 2], '0') << "trailing zeros are dropped: " << ts;
+        }
+    };
+    check(first, "one");
+    check(second, "two\n");
+    std::string t1 = first.substr(0, first.find(' ')), t2 = second.substr(0, second.find(' '));
+    EXPECT_LT(t1, t2); // same-length prefixes up to the second: the later line sorts after
+    // sinceTime (second precision) at the second line's second excludes the first line.
+    EXPECT_EQ(get("sinceTime=" + t2.substr(0, 19) + "Z").body, "two\n");
+    EXPECT_EQ(get("sinceSeconds=3600").body, "one\ntwo\n");
+    EXPECT_EQ(get("sinceSeconds=0").status, 422);
+    EXPECT_EQ(get("sinceSeconds=5&sinceTime=" + t2.substr(0, 19) + "Z").status, 422);
+    EXPECT_EQ(get("timestamps=true&tailLines=1").body, second);
+    EXPECT_EQ(get("timestamps=true&limitBytes=4").body, first.substr(0, 4));
+}
+
 } // namespace
 } // namespace podpipe::kubesim::testing
