@@ -9,7 +9,9 @@ namespace {
 /// A protobuf field reader over one message's bytes.
 class reader {
 public:
-    explicit reader(std::string_view b) : b_(b) {}
+    explicit reader(std::string_view b)
+        : b_(b) {}
+
     bool done() const { return pos_ >= b_.size(); }
 
     bool varint(std::uint64_t& v) {
@@ -59,12 +61,14 @@ private:
         pos_ += n;
         return true;
     }
+
     std::string_view b_;
     std::size_t pos_ = 0;
 };
 
 /// Calls on_field for every length-delimited field of `bytes`; false on malformed input.
-bool each_field(std::string_view bytes, const std::function<bool(std::uint32_t, std::string_view)>& on_field) {
+bool each_field(std::string_view bytes,
+                const std::function<bool(std::uint32_t, std::string_view)>& on_field) {
     reader r(bytes);
     while (!r.done()) {
         std::uint32_t field = 0, wire = 0;
@@ -118,7 +122,7 @@ std::optional<ssar_request> parse_ssar_protobuf(std::string_view bytes, std::str
             if (sf == 1) {
                 out.has_resource = true;
                 return each_field(sp, [&](std::uint32_t af, std::string_view ap) {
-                    std::string* dst[] = {nullptr,   &out.ns,       &out.verb,        &out.group,
+                    std::string* dst[] = {nullptr,      &out.ns,       &out.verb,        &out.group,
                                           &out.version, &out.resource, &out.subresource, &out.name};
                     if (af < std::size(dst) && dst[af])
                         *dst[af] = ap;

@@ -1,12 +1,12 @@
 // libFuzzer target for kubesim's protobuf SelfSubjectAccessReview decoder (untrusted request
 // bodies). Checks: no crash or over-read, and a decoded review always came from a body that
 // starts with the k8s magic.
+#include "tools/kubesim/ssar_proto.hpp"
+
 #include <cstdint>
 #include <cstdlib>
 #include <string>
 #include <string_view>
-
-#include "tools/kubesim/ssar_proto.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     std::string_view bytes(reinterpret_cast<const char*>(data), size);

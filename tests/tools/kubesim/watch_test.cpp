@@ -1,10 +1,10 @@
 // Watch semantics beyond ADDED/MODIFIED/DELETED: BOOKMARK events for allowWatchBookmarks (kubesim
 // started with a short --bookmark-interval), and MODIFIED events that move an object into or out
 // of a field selector arriving as ADDED / DELETED (what informers rely on).
-#include <thread>
-
 #include "kubesim_fixture.hpp"
 #include "test_client.hpp"
+
+#include <thread>
 
 namespace podpipe::kubesim::testing {
 namespace {
@@ -15,13 +15,19 @@ protected:
         extra_args_ = {"--bookmark-interval", "200ms"};
         kubesim_fixture::SetUp();
     }
+
     std::string current_rv() {
-        auto list = https_request(port(), ca_file(), admin_token(), "GET", "/api/v1/namespaces/default/pods");
+        auto list = https_request(port(), ca_file(), admin_token(), "GET",
+                                  "/api/v1/namespaces/default/pods");
         auto p = list.body.find(R"("resourceVersion":")");
-        return p == std::string::npos ? "" : list.body.substr(p + 19, list.body.find('"', p + 19) - p - 19);
+        return p == std::string::npos
+                   ? ""
+                   : list.body.substr(p + 19, list.body.find('"', p + 19) - p - 19);
     }
+
     http_reply watch(const std::string& query) {
-        return https_request(port(), ca_file(), admin_token(), "GET", "/api/v1/namespaces/default/pods?watch=true&" + query);
+        return https_request(port(), ca_file(), admin_token(), "GET",
+                             "/api/v1/namespaces/default/pods?watch=true&" + query);
     }
 };
 
@@ -34,7 +40,8 @@ std::vector<std::string> types_of(const std::string& stream) {
         if (nl == std::string::npos)
             nl = stream.size();
         if (stream.compare(p, prefix.size(), prefix) == 0)
-            out.push_back(stream.substr(p + prefix.size(), stream.find('"', p + prefix.size()) - p - prefix.size()));
+            out.push_back(stream.substr(p + prefix.size(),
+                                        stream.find('"', p + prefix.size()) - p - prefix.size()));
         p = nl + 1;
     }
     return out;
@@ -49,22 +56,30 @@ TEST_F(watch_test, bookmarks_only_when_allowed) {
     ASSERT_FALSE(types.empty()) << with.body;
     for (const auto& t : types)
         EXPECT_EQ(t, "BOOKMARK");
-    EXPECT_NE(with.body.find(R"({"type":"BOOKMARK","object":{"kind":"Pod","apiVersion":"v1","metadata":{"resourceVersion":")" + rv + "\"}}}\n"),
-              std::string::npos)
+    EXPECT_NE(
+        with.body.find(
+            R"({"type":"BOOKMARK","object":{"kind":"Pod","apiVersion":"v1","metadata":{"resourceVersion":")" +
+            rv + "\"}}}\n"),
+        std::string::npos)
         << with.body;
     auto without = watch("resourceVersion=" + rv + "&timeoutSeconds=1");
     EXPECT_EQ(without.body, "");
     // Jobs carry their own kind/apiVersion in bookmarks.
     auto jobs = https_request(port(), ca_file(), admin_token(), "GET",
-                              "/apis/batch/v1/namespaces/default/jobs?watch=true&allowWatchBookmarks=true&resourceVersion=" +
+                              "/apis/batch/v1/namespaces/default/"
+                              "jobs?watch=true&allowWatchBookmarks=true&resourceVersion=" +
                                   rv + "&timeoutSeconds=1");
-    EXPECT_NE(jobs.body.find(R"("kind":"Job","apiVersion":"batch/v1")"), std::string::npos) << jobs.body;
+    EXPECT_NE(jobs.body.find(R"("kind":"Job","apiVersion":"batch/v1")"), std::string::npos)
+        << jobs.body;
 }
 
 TEST_F(watch_test, leaving_a_field_selector_is_deleted) {
     std::string rv = current_rv();
     http_reply seen;
-    std::thread watcher([&] { seen = watch("fieldSelector=status.phase%3DRunning&resourceVersion=" + rv + "&timeoutSeconds=6"); });
+    std::thread watcher([&] {
+        seen = watch("fieldSelector=status.phase%3DRunning&resourceVersion=" + rv +
+                     "&timeoutSeconds=6");
+    });
     create_pod(R"(apiVersion: v1
 kind: Pod
 metadata: {name: brief}
