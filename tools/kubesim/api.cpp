@@ -541,6 +541,7 @@ api_response api_server::handle_faults(const api_request& req) {
         faults_.legacy_close =
             e->contains("legacyClose") && e->at("legacyClose").is_bool() && e->at("legacyClose").get_bool();
         faults_.drop_after_bytes = static_cast<std::uint64_t>(int_at(*e, "dropAfterBytes", 0));
+        faults_.reset_on_close = e->contains("reset") && e->at("reset").is_bool() && e->at("reset").get_bool();
     }
     if (auto* t = obj_at(o, "expireToken")) {
         std::string user = str_at(*t, "user");
@@ -1683,6 +1684,7 @@ std::variant<api_response, exec_plan> api_server::prepare_exec(const api_request
             --faults_.exec_count;
             plan.no_status = faults_.no_status;
             plan.legacy_close = faults_.legacy_close;
+            plan.reset_on_close = faults_.reset_on_close;
             plan.drop_after_bytes = faults_.drop_after_bytes;
         }
     }

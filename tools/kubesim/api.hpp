@@ -74,6 +74,7 @@ struct exec_plan {
     // Fault injection (POST /kubesim/faults), consumed by this session:
     bool no_status = false;    ///< close 1000 without a status message
     bool legacy_close = false; ///< close TCP right after the status (no close frame)
+    bool reset_on_close = false; ///< with legacy_close: abort the connection (RST) instead of FIN
     std::uint64_t drop_after_bytes = 0; ///< drop the connection after this much output (0 = never)
     // Throttle (--exec-bandwidth/--exec-latency or the faults endpoint), each direction alike:
     std::uint64_t bandwidth_bytes_per_s = 0;        ///< 0 = unlimited
@@ -89,6 +90,7 @@ struct fault_state {
     int exec_count = 0;      ///< next N exec sessions get the exec faults below
     bool no_status = false;
     bool legacy_close = false;
+    bool reset_on_close = false;
     std::uint64_t drop_after_bytes = 0;
     std::uint64_t bandwidth_bytes_per_s = 0; ///< exec throttle, all sessions (0 = unlimited)
     std::chrono::microseconds latency{0};
