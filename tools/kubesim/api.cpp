@@ -1,6 +1,7 @@
 #include "tools/kubesim/api.hpp"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -9,6 +10,7 @@
 #include <thread>
 
 #include "tools/kubesim/selectors.hpp"
+#include "tools/kubesim/ssar_proto.hpp"
 #include "tools/kubesim/table.hpp"
 #include "tools/kubesim/util.hpp"
 
@@ -262,6 +264,36 @@ json::object group_entry(const char* group, const char* version) {
     return json::object{{"name", group}, {"versions", json::array{ver}}, {"preferredVersion", ver}};
 }
 
+/// An injected error answer for `code`: the plain-text 429 of the max-in-flight filter, else a
+/// Status with the upstream reason for the code; Retry-After when retry_after_s > 0.
+api_response error_response(int code, int retry_after_s, std::string_view what) {
+    api_response r;
+    if (code == 429) {
+        r.status = 429;
+        r.content_type = "text/plain; charset=utf-8";
+        r.body = "Too many requests, please try again later.\n";
+    } else {
+        static const std::map<int, std::pair<const char*, const char*>> reasons = {
+            {400, {"BadRequest", "bad request"}},
+            {401, {"Unauthorized", "Unauthorized"}},
+            {403, {"Forbidden", "forbidden"}},
+            {404, {"NotFound", "the server could not find the requested resource"}},
+            {409, {"Conflict", "Operation cannot be fulfilled: the object has been modified; please apply your changes to the latest version and try again"}},
+            {410, {"Expired", "too old resource version"}},
+            {422, {"Invalid", "invalid"}},
+            {500, {"InternalError", "Internal error occurred"}},
+            {503, {"ServiceUnavailable", "the server is currently unable to handle the request"}},
+            {504, {"Timeout", "the server was unable to return a response in the time allotted, but may still be processing the request"}}};
+        auto it = reasons.find(code);
+        const char* reason = it == reasons.end() ? (code >= 500 ? "InternalError" : "BadRequest") : it->second.first;
+        std::string message = it == reasons.end() ? "Internal error occurred" : it->second.second;
+        r = json_response(code, status_failure(code, reason, message + ": " + std::string(what)));
+    }
+    if (retry_after_s > 0)
+        r.headers.emplace_back("Retry-After", std::to_string(retry_after_s));
+    return r;
+}
+
 } // namespace
 
 api_response json_response(int status, const json::object& body) {
@@ -310,15 +342,18 @@ bool api_server::authenticate(api_request& req) const {
     const std::string bearer = "Bearer ";
     if (auth.size() <= bearer.size() || auth.compare(0, bearer.size(), bearer) != 0)
         return false;
-    auto it = tokens_.find(auth.substr(bearer.size()));
+    std::string token = auth.substr(bearer.size());
+    std::lock_guard lk(faults_mu_); // tokens_ changes on rotation
+    auto it = tokens_.find(token);
     if (it == tokens_.end())
         return false;
-    {
-        std::lock_guard lk(faults_mu_);
-        auto exp = token_expiry_.find(it->second);
-        if (exp != token_expiry_.end() && std::chrono::steady_clock::now() >= exp->second)
-            return false; // expired token: 401 like any unknown token
-    }
+    auto now = std::chrono::steady_clock::now();
+    auto exp = token_expiry_.find(it->second);
+    if (exp != token_expiry_.end() && now >= exp->second)
+        return false; // expired user: 401 like any unknown token
+    auto texp = token_deadline_.find(token);
+    if (texp != token_deadline_.end() && now >= texp->second)
+        return false; // a rotated-out token after its grace period
     req.user = it->second;
     return true;
 }
@@ -395,6 +430,11 @@ std::optional<api_response> api_server::injected_failure(const api_request& req)
     if (req.path.rfind("/kubesim/", 0) == 0)
         return std::nullopt;
     std::lock_guard lk(faults_mu_);
+    if (faults_.nth > 0 && !faults_.nth_fired && (faults_.nth_method.empty() || faults_.nth_method == req.method) &&
+        req.path.find(faults_.nth_path) != std::string::npos && ++faults_.nth_seen == faults_.nth) {
+        faults_.nth_fired = true;
+        return error_response(faults_.nth_code, faults_.nth_retry_after_s, "injected by kubesim (failNth)");
+    }
     if (faults_.http_count <= 0)
         return std::nullopt;
     --faults_.http_count;
@@ -417,6 +457,21 @@ std::optional<api_response> api_server::injected_failure(const api_request& req)
     return s;
 }
 
+bool api_server::consume_gone(bool& as_event) {
+    std::lock_guard lk(faults_mu_);
+    if (faults_.gone_count <= 0)
+        return false;
+    --faults_.gone_count;
+    as_event = faults_.gone_as_event;
+    return true;
+}
+
+void api_server::set_service_account(std::string dir, std::string token) {
+    std::lock_guard lk(faults_mu_);
+    sa_dir_ = std::move(dir);
+    sa_token_ = std::move(token);
+}
+
 void api_server::set_exec_throttle(std::uint64_t bytes_per_s, std::chrono::microseconds latency) {
     std::lock_guard lk(faults_mu_);
     faults_.bandwidth_bytes_per_s = bytes_per_s;
@@ -426,14 +481,52 @@ void api_server::set_exec_throttle(std::uint64_t bytes_per_s, std::chrono::micro
 api_response api_server::handle_faults(const api_request& req) {
     if (req.user != admin_user_)
         return status_response(403, "Forbidden", "kubesim faults endpoint: admin token required");
-    if (req.method != "POST")
+    if (req.method != "POST" && req.method != "GET")
         return method_not_allowed();
     boost::system::error_code ec;
-    json::value body = json::parse(req.body, ec);
+    json::value body = req.method == "GET" ? json::value(json::object{}) : json::parse(req.body, ec);
     if (ec || !body.is_object())
         return bad_request("faults: body must be a JSON object");
     const json::object& o = body.get_object();
     std::lock_guard lk(faults_mu_);
+    if (auto* n = obj_at(o, "failNth")) {
+        int code = static_cast<int>(int_at(*n, "code", 500));
+        if (int_at(*n, "n", 0) < 1 || code < 400 || code > 599)
+            return bad_request("faults: failNth needs n >= 1 and a code in 400..599");
+        faults_.nth = static_cast<int>(int_at(*n, "n", 1));
+        faults_.nth_code = code;
+        faults_.nth_method = str_at(*n, "method");
+        faults_.nth_path = str_at(*n, "path");
+        faults_.nth_retry_after_s = static_cast<int>(int_at(*n, "retryAfterSeconds", code == 429 ? 1 : 0));
+        faults_.nth_seen = 0;
+        faults_.nth_fired = false;
+    }
+    if (auto* g = obj_at(o, "gone")) {
+        std::string mode = str_at(*g, "mode", "event");
+        if (mode != "event" && mode != "http")
+            return bad_request("faults: gone.mode must be \"event\" or \"http\"");
+        faults_.gone_count = static_cast<int>(int_at(*g, "count", 1));
+        faults_.gone_as_event = mode == "event";
+    }
+    if (auto* t = obj_at(o, "rotateToken")) {
+        if (sa_token_.empty() || sa_dir_.empty())
+            return bad_request("faults: no service-account token to rotate");
+        std::string fresh = "kubesim-sa-" + random_hex(32);
+        std::string tmp = sa_dir_ + "/.token.new";
+        {
+            std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+            out << fresh;
+            if (!out)
+                return status_response(500, "InternalError", "faults: cannot write " + tmp);
+        }
+        ::chmod(tmp.c_str(), 0644);
+        if (::rename(tmp.c_str(), (sa_dir_ + "/token").c_str()) != 0)
+            return status_response(500, "InternalError", "faults: cannot replace the token file");
+        tokens_[fresh] = tokens_[sa_token_];
+        token_deadline_[sa_token_] = std::chrono::steady_clock::now() + std::chrono::seconds(int_at(*t, "graceSeconds", 0));
+        sa_token_ = fresh;
+        ++faults_.rotations;
+    }
     if (auto* h = obj_at(o, "http")) {
         int code = static_cast<int>(int_at(*h, "code", 429));
         if (code != 429 && code != 500 && code != 503)
@@ -448,6 +541,7 @@ api_response api_server::handle_faults(const api_request& req) {
         faults_.legacy_close =
             e->contains("legacyClose") && e->at("legacyClose").is_bool() && e->at("legacyClose").get_bool();
         faults_.drop_after_bytes = static_cast<std::uint64_t>(int_at(*e, "dropAfterBytes", 0));
+        faults_.reset_on_close = e->contains("reset") && e->at("reset").is_bool() && e->at("reset").get_bool();
     }
     if (auto* t = obj_at(o, "expireToken")) {
         std::string user = str_at(*t, "user");
@@ -467,7 +561,12 @@ api_response api_server::handle_faults(const api_request& req) {
     }
     return json_response(200, json::object{{"http", json::object{{"code", faults_.http_code},
                                                                   {"remaining", faults_.http_count}}},
-                                           {"exec", json::object{{"remaining", faults_.exec_count}}}});
+                                           {"exec", json::object{{"remaining", faults_.exec_count}}},
+                                           {"failNth", json::object{{"n", faults_.nth},
+                                                                    {"seen", faults_.nth_seen},
+                                                                    {"fired", faults_.nth_fired}}},
+                                           {"gone", json::object{{"remaining", faults_.gone_count}}},
+                                           {"rotateToken", json::object{{"rotations", faults_.rotations}}}});
 }
 
 api_response api_server::unauthorized() {
@@ -508,10 +607,12 @@ api_response api_server::handle(const api_request& req) {
                                                                          {"serverAddress", "127.0.0.1:6443"}}}}});
     }
     if (seg.size() == 2 && seg[0] == "api" && seg[1] == "v1") {
+        json::object pods = resource_entry("pods", "pod", true, "Pod",
+                                           {"create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"},
+                                           {"po"});
+        pods["categories"] = json::array{"all"}; // `kubectl get all`
         json::array res{
-            resource_entry("pods", "pod", true, "Pod",
-                           {"create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"},
-                           {"po"}),
+            pods,
             resource_entry("pods/exec", "", true, "PodExecOptions", {"create", "get"}),
             resource_entry("pods/log", "", true, "Pod", {"get"}),
             resource_entry("secrets", "secret", true, "Secret", {"create", "delete", "get", "list", "watch"}),
@@ -555,11 +656,35 @@ api_response api_server::handle(const api_request& req) {
         seg[3] == "selfsubjectaccessreviews") {
         if (m != "POST")
             return method_not_allowed();
-        boost::system::error_code ec;
-        json::value body = json::parse(req.body, ec);
-        if (ec || !body.is_object())
-            return status_response(415, "UnsupportedMediaType",
-                                   "the body of the request was in an unknown format - accepted media types include: application/json");
+        json::value body;
+        if (req.header("content-type").find("application/vnd.kubernetes.protobuf") != std::string::npos) {
+            // kubectl auth can-i posts protobuf (spec §6.2); decode it, answer JSON (which
+            // client-go accepts, as it decodes by the response's Content-Type).
+            std::string error;
+            auto pr = parse_ssar_protobuf(req.body, error);
+            if (!pr)
+                return bad_request("the object provided is unrecognized: " + error);
+            json::object spec;
+            if (pr->has_resource) {
+                json::object ra;
+                for (auto [k, v] : {std::pair<const char*, const std::string*>{"namespace", &pr->ns},
+                                    {"verb", &pr->verb}, {"group", &pr->group}, {"version", &pr->version},
+                                    {"resource", &pr->resource}, {"subresource", &pr->subresource},
+                                    {"name", &pr->name}})
+                    if (!v->empty())
+                        ra[k] = *v;
+                spec["resourceAttributes"] = ra;
+            }
+            if (pr->has_non_resource)
+                spec["nonResourceAttributes"] = json::object{{"path", pr->path}, {"verb", pr->non_resource_verb}};
+            body = json::object{{"metadata", json::object{{"creationTimestamp", nullptr}}}, {"spec", spec}};
+        } else {
+            boost::system::error_code ec;
+            body = json::parse(req.body, ec);
+            if (ec || !body.is_object())
+                return status_response(415, "UnsupportedMediaType",
+                                       "the body of the request was in an unknown format - accepted media types include: application/json, application/vnd.kubernetes.protobuf");
+        }
         json::object o = body.get_object();
         o["kind"] = "SelfSubjectAccessReview";
         o["apiVersion"] = "authorization.k8s.io/v1";
@@ -634,6 +759,20 @@ api_response api_server::list_or_watch(const api_request& req, const std::string
         std::optional<std::uint64_t> from;
         auto rv_param = req.param("resourceVersion");
         if (rv_param && !rv_param->empty() && *rv_param != "0") {
+            bool as_event = false;
+            if (consume_gone(as_event)) {
+                std::string msg = "too old resource version: " + *rv_param + " (" + std::to_string(store_.current_rv()) + ")";
+                if (!as_event)
+                    return status_response(410, "Expired", msg);
+                api_response r;
+                r.stream = [msg](chunk_sink& sink) {
+                    json::object ev{{"type", "ERROR"}, {"object", status_failure(410, "Expired", msg)}};
+                    sink.write(json::serialize(ev) + "\n");
+                };
+                return r;
+            }
+        }
+        if (rv_param && !rv_param->empty() && *rv_param != "0") {
             try {
                 from = std::stoull(*rv_param);
             } catch (...) {
@@ -663,8 +802,9 @@ api_response api_server::list_or_watch(const api_request& req, const std::string
         }
         api_response r;
         std::string kind = list_kind.substr(0, list_kind.size() - 4); // "PodList" → "Pod"
+        std::optional<std::uint64_t> req_rv = from;
         r.stream = [this, w, f, resource, kind, api_version, initial = std::move(initial), initial_events,
-                    bookmarks, rv, timeout_s](chunk_sink& sink) mutable {
+                    bookmarks, rv, req_rv, timeout_s](chunk_sink& sink) mutable {
             auto line = [](const char* type, const json::object& obj) {
                 return json::serialize(json::object{{"type", type}, {"object", obj}}) + "\n";
             };
@@ -679,22 +819,49 @@ api_response api_server::list_or_watch(const api_request& req, const std::string
                                                           {"annotations", json::object{{"k8s.io/initial-events-end", "true"}}}}}};
                 ok = sink.write(line("BOOKMARK", bm));
             }
-            (void)bookmarks;
             auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
+            // Bookmarks carry the newest resourceVersion this watch has delivered (or started at),
+            // never one whose events could still be queued.
+            std::uint64_t last_rv = rv;
+            if (auto p = req_rv; p)
+                last_rv = std::max(last_rv, *p);
+            auto last_sent = std::chrono::steady_clock::now();
+            const auto bookmark_every = bookmark_interval_;
             while (ok && !stopping_) {
-                auto next_wake = std::min(deadline, std::chrono::steady_clock::now() + std::chrono::seconds(1));
+                auto now = std::chrono::steady_clock::now();
+                auto next_wake = std::min(deadline, now + std::chrono::seconds(1));
+                if (bookmarks)
+                    next_wake = std::min(next_wake, last_sent + bookmark_every);
                 auto ev = w->next(next_wake);
                 if (!ev) {
                     if (w->done() || std::chrono::steady_clock::now() >= deadline)
                         break;
+                    if (bookmarks && std::chrono::steady_clock::now() >= last_sent + bookmark_every) {
+                        json::object bm{{"kind", kind},
+                                        {"apiVersion", api_version},
+                                        {"metadata", json::object{{"resourceVersion", std::to_string(last_rv)}}}};
+                        ok = sink.write(line("BOOKMARK", bm));
+                        last_sent = std::chrono::steady_clock::now();
+                    }
                     continue;
                 }
-                if (!matches(resource, f, ev->object)) {
-                    // A MODIFIED that moves an object out of the selection is a DELETED upstream;
-                    // approximate by skipping.
+                last_rv = std::max(last_rv, ev->rv);
+                bool now_matches = matches(resource, f, ev->object);
+                const char* type = ev->type.c_str();
+                if (ev->type == "MODIFIED" && !ev->previous.empty()) {
+                    // Moving into or out of the selection is ADDED / DELETED for this watcher.
+                    bool was = matches(resource, f, ev->previous);
+                    if (was && !now_matches)
+                        type = "DELETED";
+                    else if (!was && now_matches)
+                        type = "ADDED";
+                    else if (!now_matches)
+                        continue;
+                } else if (!now_matches) {
                     continue;
                 }
-                ok = sink.write(line(ev->type.c_str(), ev->object));
+                ok = sink.write(line(type, ev->object));
+                last_sent = std::chrono::steady_clock::now();
             }
             store_.unwatch(w);
         };
@@ -708,6 +875,9 @@ api_response api_server::list_or_watch(const api_request& req, const std::string
     // limit/continue: a continue token is the index to resume from (consistent enough for tests).
     std::size_t start = 0;
     if (auto c = req.param("continue"); c && !c->empty()) {
+        bool as_event = false;
+        if (consume_gone(as_event))
+            return status_response(410, "Expired", "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.");
         try {
             start = std::stoull(*c);
         } catch (...) {
@@ -928,6 +1098,7 @@ api_response api_server::pod_logs(const api_request& req, const std::string& ns,
         path = path.substr(0, path.size() - 4) + ".previous.log";
     const int instance = view->restart_count;
     const bool live = !previous && view->st == container_view::state::running;
+    std::shared_ptr<log_index> index = previous ? view->previous_index : view->index;
     std::optional<std::int64_t> tail, limit_bytes;
     if (auto t = req.param("tailLines"))
         try {
@@ -939,8 +1110,26 @@ api_response api_server::pod_logs(const api_request& req, const std::string& ns,
             limit_bytes = std::stoll(*l);
         } catch (...) {
         }
+    const bool timestamps = req.flag("timestamps");
+    std::optional<std::chrono::system_clock::time_point> since;
+    auto since_seconds = req.param("sinceSeconds");
+    auto since_time = req.param("sinceTime");
+    if (since_seconds && since_time)
+        return status_response(422, "Invalid", "PodLogOptions \"\" is invalid: []: Forbidden: at most one of `sinceTime` or `sinceSeconds` may be specified");
+    if (since_seconds) {
+        std::int64_t n = 0;
+        try {
+            n = std::stoll(*since_seconds);
+        } catch (...) {
+        }
+        if (n <= 0)
+            return status_response(422, "Invalid", "PodLogOptions \"\" is invalid: sinceSeconds: Invalid value: " + *since_seconds + ": must be greater than 0");
+        since = std::chrono::system_clock::now() - std::chrono::seconds(n);
+    } else if (since_time) {
+        since = parse_rfc3339(*since_time);
+    }
     bool follow = req.flag("follow") && live;
-    // Initial content with tailLines applied.
+    // The whole file, then sinceSeconds/sinceTime, tailLines, timestamps, limitBytes (kubelet order).
     std::string content;
     {
         std::ifstream in(path, std::ios::binary);
@@ -948,7 +1137,13 @@ api_response api_server::pod_logs(const api_request& req, const std::string& ns,
         ss << in.rdbuf();
         content = ss.str();
     }
-    std::size_t offset = content.size();
+    const std::size_t offset = content.size();
+    const bool ends_in_newline = content.empty() || content.back() == '\n';
+    std::uint64_t base = 0; // file offset of content[0]
+    if (since && index) {
+        base = std::min<std::uint64_t>(index->first_since(*since), content.size());
+        content.erase(0, static_cast<std::size_t>(base));
+    }
     if (tail && *tail >= 0) {
         std::size_t pos = content.size();
         std::int64_t lines = 0;
@@ -967,6 +1162,27 @@ api_response api_server::pod_logs(const api_request& req, const std::string& ns,
         if (*tail == 0)
             pos = content.size();
         content = content.substr(pos);
+        base += pos;
+    }
+    // "2024-05-01T10:00:00.123456789Z " before every line, from the line's arrival time.
+    auto stamp = [index](std::string_view data, std::uint64_t at, bool& line_start) {
+        std::string out;
+        out.reserve(data.size() + 32);
+        for (std::size_t i = 0; i < data.size(); ++i) {
+            if (line_start) {
+                out += rfc3339_nano(index ? index->time_at(at + i) : std::chrono::system_clock::now());
+                out += ' ';
+                line_start = false;
+            }
+            out += data[i];
+            if (data[i] == '\n')
+                line_start = true;
+        }
+        return out;
+    };
+    if (timestamps) {
+        bool line_start = true;
+        content = stamp(content, base, line_start);
     }
     if (limit_bytes && *limit_bytes >= 0 && static_cast<std::size_t>(*limit_bytes) < content.size())
         content.resize(static_cast<std::size_t>(*limit_bytes));
@@ -974,19 +1190,25 @@ api_response api_server::pod_logs(const api_request& req, const std::string& ns,
         r.body = std::move(content);
         return r;
     }
-    r.stream = [this, path, offset, content = std::move(content), uid, cname, instance](chunk_sink& sink) {
+    r.stream = [this, path, offset, content = std::move(content), uid, cname, instance, timestamps, stamp,
+                ends_in_newline](chunk_sink& sink) {
         if (!content.empty() && !sink.write(content))
             return;
         int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
         if (fd < 0)
             return;
         ::lseek(fd, static_cast<off_t>(offset), SEEK_SET);
+        std::uint64_t at = offset;
+        bool line_start = ends_in_newline;
         std::vector<char> buf(64 * 1024);
         bool ended = false;
         while (!stopping_) {
             ssize_t n = ::read(fd, buf.data(), buf.size());
             if (n > 0) {
-                if (!sink.write(std::string_view(buf.data(), static_cast<std::size_t>(n))))
+                std::string_view chunk(buf.data(), static_cast<std::size_t>(n));
+                bool ok = timestamps ? sink.write(stamp(chunk, at, line_start)) : sink.write(chunk);
+                at += static_cast<std::uint64_t>(n);
+                if (!ok)
                     break;
                 continue;
             }
@@ -1462,6 +1684,7 @@ std::variant<api_response, exec_plan> api_server::prepare_exec(const api_request
             --faults_.exec_count;
             plan.no_status = faults_.no_status;
             plan.legacy_close = faults_.legacy_close;
+            plan.reset_on_close = faults_.reset_on_close;
             plan.drop_after_bytes = faults_.drop_after_bytes;
         }
     }

@@ -74,6 +74,7 @@ struct exec_plan {
     // Fault injection (POST /kubesim/faults), consumed by this session:
     bool no_status = false;    ///< close 1000 without a status message
     bool legacy_close = false; ///< close TCP right after the status (no close frame)
+    bool reset_on_close = false; ///< with legacy_close: abort the connection (RST) instead of FIN
     std::uint64_t drop_after_bytes = 0; ///< drop the connection after this much output (0 = never)
     // Throttle (--exec-bandwidth/--exec-latency or the faults endpoint), each direction alike:
     std::uint64_t bandwidth_bytes_per_s = 0;        ///< 0 = unlimited
@@ -89,9 +90,18 @@ struct fault_state {
     int exec_count = 0;      ///< next N exec sessions get the exec faults below
     bool no_status = false;
     bool legacy_close = false;
+    bool reset_on_close = false;
     std::uint64_t drop_after_bytes = 0;
     std::uint64_t bandwidth_bytes_per_s = 0; ///< exec throttle, all sessions (0 = unlimited)
     std::chrono::microseconds latency{0};
+    // failNth: the nth request matching method/path fails once with nth_code (Beast's fail_count idea).
+    int nth = 0, nth_code = 500, nth_seen = 0, nth_retry_after_s = 0;
+    bool nth_fired = false;
+    std::string nth_method, nth_path;
+    // gone: the next N watches from a resourceVersion / continued lists answer 410 Expired.
+    int gone_count = 0;
+    bool gone_as_event = true;
+    int rotations = 0;
 };
 
 class api_server {
@@ -123,6 +133,13 @@ public:
     /// name collision (409), then hands the stored pod to the kubelet (scheduling).
     std::variant<api_response, boost::json::object> create_pod(const std::string& ns, boost::json::object pod);
 
+    /// The in-cluster directory (STATE/serviceaccount) and its current token, for rotateToken.
+    void set_service_account(std::string dir, std::string token);
+
+    /// How long a watch with allowWatchBookmarks=true stays silent before a BOOKMARK (upstream
+    /// sends one about every minute; CLI --bookmark-interval).
+    void set_bookmark_interval(std::chrono::milliseconds every) { bookmark_interval_ = every; }
+
     /// Exec throttle for every later session (CLI --exec-bandwidth / --exec-latency).
     void set_exec_throttle(std::uint64_t bytes_per_s, std::chrono::microseconds latency);
 
@@ -150,14 +167,18 @@ private:
     object_store& store_;
     kubelet& kubelet_;
     job_controller* jobs_ = nullptr;
-    std::map<std::string, std::string> tokens_; // token → user
+    std::map<std::string, std::string> tokens_; // token → user (guarded by faults_mu_ once serving)
     rbac_policy policy_;                         // empty: everyone is admin
     std::string admin_user_ = "kubesim-admin";
     mutable std::mutex faults_mu_;
     std::map<std::string, std::chrono::steady_clock::time_point> token_expiry_; // by user
+    std::map<std::string, std::chrono::steady_clock::time_point> token_deadline_; // by token (rotated out)
+    std::string sa_dir_, sa_token_;
+    bool consume_gone(bool& as_event);
     fault_state faults_;
     api_response handle_faults(const api_request& req);
     std::atomic<bool> stopping_{false};
+    std::chrono::milliseconds bookmark_interval_{60000};
 };
 
 /// JSON body helper: serialize with the given status.

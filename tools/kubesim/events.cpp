@@ -20,8 +20,9 @@ involved_object involved(const json::object& obj, std::string field_path) {
     return o;
 }
 
-void event_recorder::record(const involved_object& obj, const std::string& type, const std::string& reason,
-                            const std::string& message, const std::string& component, const std::string& host) {
+void event_recorder::record(const involved_object& obj, const std::string& type,
+                            const std::string& reason, const std::string& message,
+                            const std::string& component, const std::string& host) {
     std::string now = now_rfc3339();
     key k{obj.uid, obj.field_path, type, reason, message, component};
     std::lock_guard lk(mu_);
@@ -34,7 +35,10 @@ void event_recorder::record(const involved_object& obj, const std::string& type,
             return;
         names_.erase(it); // deleted meanwhile: record anew
     }
-    json::object io{{"kind", obj.kind}, {"namespace", obj.ns}, {"name", obj.name}, {"uid", obj.uid},
+    json::object io{{"kind", obj.kind},
+                    {"namespace", obj.ns},
+                    {"name", obj.name},
+                    {"uid", obj.uid},
                     {"apiVersion", obj.api_version}};
     if (!obj.field_path.empty())
         io["fieldPath"] = obj.field_path;
@@ -42,8 +46,9 @@ void event_recorder::record(const involved_object& obj, const std::string& type,
     if (!host.empty())
         source["host"] = host;
     // Upstream names events "<object>.<hex of the UnixNano time>", so lists come out in order.
-    auto nanos = static_cast<std::uint64_t>(
-        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch()).count());
+    auto nanos = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                                std::chrono::system_clock::now().time_since_epoch())
+                                                .count());
     nanos = std::max(nanos, last_nanos_ + 1);
     last_nanos_ = nanos;
     char hex[17];

@@ -453,6 +453,8 @@ private:
                 // fault: old kubelet/proxy behaviour, TCP closed right after the status.
                 self->closing_ = true;
                 error_code ec;
+                if (self->plan_.reset_on_close) // SO_LINGER 0: the close sends RST, not FIN
+                    beast::get_lowest_layer(self->ws_).set_option(net::socket_base::linger(true, 0), ec);
                 beast::get_lowest_layer(self->ws_).close(ec);
                 return;
             }

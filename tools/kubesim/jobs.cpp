@@ -1,9 +1,9 @@
 #include "tools/kubesim/jobs.hpp"
 
+#include "tools/kubesim/util.hpp"
+
 #include <algorithm>
 #include <condition_variable>
-
-#include "tools/kubesim/util.hpp"
 
 namespace podpipe::kubesim {
 namespace {
@@ -41,8 +41,9 @@ std::string condition_time(const json::object& job, std::string_view type) {
 
 json::object job_condition(const char* type, const char* reason, const char* message) {
     std::string now = now_rfc3339();
-    return json::object{{"type", type},       {"status", "True"},   {"lastProbeTime", now},
-                        {"lastTransitionTime", now}, {"reason", reason}, {"message", message}};
+    return json::object{{"type", type},         {"status", "True"},
+                        {"lastProbeTime", now}, {"lastTransitionTime", now},
+                        {"reason", reason},     {"message", message}};
 }
 
 bool owned_by(const json::object& pod, const std::string& uid) {
@@ -132,8 +133,8 @@ std::optional<job_invalid> admit_job(json::object& job, const std::string& uid) 
         ensure_obj(t, "spec");
         ensure_obj(t.at("metadata").as_object(), "labels");
     }
-    for (const char* key : {"parallelism", "completions", "backoffLimit", "completionMode", "suspend",
-                            "podReplacementPolicy", "selector"})
+    for (const char* key : {"parallelism", "completions", "backoffLimit", "completionMode",
+                            "suspend", "podReplacementPolicy", "selector"})
         if (!spec.contains(key))
             spec[key] = nullptr; // placeholders, filled below without further insertions
     json::object& tmpl = spec.at("template").as_object();
@@ -157,7 +158,8 @@ std::optional<job_invalid> admit_job(json::object& job, const std::string& uid) 
     pspec["restartPolicy"] = policy;
     if (policy != "Never" && policy != "OnFailure")
         return job_invalid{"spec.template.spec.restartPolicy", "FieldValueNotSupported",
-                           "Unsupported value: \"" + policy + "\": supported values: \"OnFailure\", \"Never\""};
+                           "Unsupported value: \"" + policy +
+                               "\": supported values: \"OnFailure\", \"Never\""};
     for (const char* key : {"parallelism", "completions", "backoffLimit", "activeDeadlineSeconds",
                             "ttlSecondsAfterFinished"})
         if (spec.contains(key) && !spec.at(key).is_null() && int_at(spec, key, -1) < 0)
@@ -202,7 +204,10 @@ std::optional<job_invalid> admit_job(json::object& job, const std::string& uid) 
 
 job_controller::job_controller(object_store& store, kubelet& kubelet, event_recorder& events,
                                pod_creator create_pod)
-    : store_(store), kubelet_(kubelet), events_(events), create_pod_(std::move(create_pod)) {}
+    : store_(store)
+    , kubelet_(kubelet)
+    , events_(events)
+    , create_pod_(std::move(create_pod)) {}
 
 job_controller::~job_controller() { stop(); }
 
@@ -277,7 +282,8 @@ void job_controller::collect_garbage(const std::vector<json::object>& jobs,
         bool foreground = false;
         if (auto* fin = arr_at(*md, "finalizers"))
             for (const auto& f : *fin)
-                foreground = foreground || (f.is_string() && f.get_string() == "foregroundDeletion");
+                foreground =
+                    foreground || (f.is_string() && f.get_string() == "foregroundDeletion");
         if (!foreground)
             continue;
         bool any = false;
@@ -326,9 +332,11 @@ void job_controller::reconcile(const json::object& job, const std::vector<json::
 
     // TTL after finished: delete the Job (background: the garbage collector takes its pods).
     if ((complete || failed_cond) && spec.contains("ttlSecondsAfterFinished")) {
-        std::string finished = complete ? str_at(*cur, "completionTime") : condition_time(job, "Failed");
+        std::string finished =
+            complete ? str_at(*cur, "completionTime") : condition_time(job, "Failed");
         if (!finished.empty() &&
-            now >= parse_rfc3339(finished) + std::chrono::seconds(int_at(spec, "ttlSecondsAfterFinished", 0))) {
+            now >= parse_rfc3339(finished) +
+                       std::chrono::seconds(int_at(spec, "ttlSecondsAfterFinished", 0))) {
             store_.remove("jobs", ns, name, uid);
             return;
         }
@@ -389,12 +397,14 @@ void job_controller::reconcile(const json::object& job, const std::vector<json::
     if (!complete && !failed_cond) {
         bool has_failure_target = false;
         for (const auto& c : conds)
-            has_failure_target = has_failure_target || str_at(c.as_object(), "type") == "FailureTarget";
+            has_failure_target =
+                has_failure_target || str_at(c.as_object(), "type") == "FailureTarget";
         const char* fail_reason = nullptr;
         const char* fail_message = nullptr;
         if (!has_failure_target) {
             std::int64_t restarts = 0;
-            if (str_at(obj_at(spec, "template") ? *obj_at(*obj_at(spec, "template"), "spec") : empty,
+            if (str_at(obj_at(spec, "template") ? *obj_at(*obj_at(spec, "template"), "spec")
+                                                : empty,
                        "restartPolicy") == "OnFailure")
                 for (const auto* p : active)
                     restarts += restart_sum(*p);
@@ -445,7 +455,8 @@ void job_controller::reconcile(const json::object& job, const std::vector<json::
                 complete = true;
                 normal_events.emplace_back("Completed", "Job completed");
             }
-        } else if (!(spec.contains("suspend") && spec.at("suspend").is_bool() && spec.at("suspend").get_bool())) {
+        } else if (!(spec.contains("suspend") && spec.at("suspend").is_bool() &&
+                     spec.at("suspend").get_bool())) {
             std::int64_t want = parallelism;
             if (has_completions)
                 want = std::min(want, completions - s.succeeded);
@@ -459,24 +470,27 @@ void job_controller::reconcile(const json::object& job, const std::vector<json::
                         pmd = *tmd;
                     pmd.erase("name");
                     pmd["generateName"] = name + "-";
-                    pmd["ownerReferences"] = json::array{json::object{{"apiVersion", "batch/v1"},
-                                                                      {"kind", "Job"},
-                                                                      {"name", name},
-                                                                      {"uid", uid},
-                                                                      {"controller", true},
-                                                                      {"blockOwnerDeletion", true}}};
+                    pmd["ownerReferences"] =
+                        json::array{json::object{{"apiVersion", "batch/v1"},
+                                                 {"kind", "Job"},
+                                                 {"name", name},
+                                                 {"uid", uid},
+                                                 {"controller", true},
+                                                 {"blockOwnerDeletion", true}}};
                     json::object pod{{"apiVersion", "v1"},
                                      {"kind", "Pod"},
                                      {"metadata", pmd},
                                      {"spec", tmpl.at("spec")}};
                     auto created = create_pod_(ns, std::move(pod));
                     if (auto* obj = std::get_if<json::object>(&created)) {
-                        normal_events.emplace_back("SuccessfulCreate", "Created pod: " + name_of(*obj));
+                        normal_events.emplace_back("SuccessfulCreate",
+                                                   "Created pod: " + name_of(*obj));
                         lk.lock();
                         s.active.insert(uid_of(*obj));
                         lk.unlock();
                     } else {
-                        warn_events.emplace_back("FailedCreate", "Error creating: " + std::get<std::string>(created));
+                        warn_events.emplace_back(
+                            "FailedCreate", "Error creating: " + std::get<std::string>(created));
                         create_failed = true;
                         break;
                     }
@@ -490,8 +504,8 @@ void job_controller::reconcile(const json::object& job, const std::vector<json::
     if (create_failed)
         s.next_create = clock_type::now() + std::chrono::seconds(1);
     // Status, omitting zero counters as upstream does (omitempty).
-    std::int64_t n_active = static_cast<std::int64_t>(s.active.size()) -
-                            static_cast<std::int64_t>(to_delete.size());
+    std::int64_t n_active =
+        static_cast<std::int64_t>(s.active.size()) - static_cast<std::int64_t>(to_delete.size());
     auto set_count = [&](const char* key, std::int64_t v) {
         if (v > 0)
             st[key] = v;

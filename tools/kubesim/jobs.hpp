@@ -15,6 +15,10 @@
 // Thread safety: every public member may be called from any thread.
 #pragma once
 
+#include "tools/kubesim/events.hpp"
+#include "tools/kubesim/kubelet.hpp"
+#include "tools/kubesim/store.hpp"
+
 #include <chrono>
 #include <functional>
 #include <map>
@@ -26,10 +30,6 @@
 #include <variant>
 
 #include <boost/json.hpp>
-
-#include "tools/kubesim/events.hpp"
-#include "tools/kubesim/kubelet.hpp"
-#include "tools/kubesim/store.hpp"
 
 namespace podpipe::kubesim {
 
@@ -46,12 +46,13 @@ std::optional<job_invalid> admit_job(boost::json::object& job, const std::string
 
 /// Creates a pod through the API's admission (defaults, validation, scheduling); returns the
 /// stored pod or an error message.
-using pod_creator = std::function<std::variant<boost::json::object, std::string>(const std::string& ns,
-                                                                                 boost::json::object pod)>;
+using pod_creator = std::function<std::variant<boost::json::object, std::string>(
+    const std::string& ns, boost::json::object pod)>;
 
 class job_controller {
 public:
-    job_controller(object_store& store, kubelet& kubelet, event_recorder& events, pod_creator create_pod);
+    job_controller(object_store& store, kubelet& kubelet, event_recorder& events,
+                   pod_creator create_pod);
     ~job_controller();
     job_controller(const job_controller&) = delete;
     job_controller& operator=(const job_controller&) = delete;
@@ -68,12 +69,13 @@ public:
 
 private:
     struct job_state {
-        std::set<std::string> counted;      ///< pod uids already counted as succeeded/failed
-        std::set<std::string> active;       ///< pod uids seen active (vanishing ones count as failed)
+        std::set<std::string> counted; ///< pod uids already counted as succeeded/failed
+        std::set<std::string> active;  ///< pod uids seen active (vanishing ones count as failed)
         std::int64_t succeeded = 0, failed = 0;
         std::chrono::steady_clock::time_point next_create{};
         bool loaded = false; ///< counters initialised from the stored status
     };
+
     void run(std::stop_token stop);
     void reconcile_all();
     void reconcile(const boost::json::object& job, const std::vector<boost::json::object>& pods);

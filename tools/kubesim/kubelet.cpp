@@ -9,6 +9,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <filesystem>
 #include <fstream>
@@ -40,6 +42,18 @@ struct container_rt {
     int pull_attempts = 0;         ///< ImagePullBackOff step
     bool backoff_event = false;    ///< a CrashLoopBackOff began: record the BackOff event
     json::object last_state;       ///< lastState of the container status ({} or {"terminated": ...})
+    std::thread pump;              ///< copies the instance's stdout+stderr into the log file
+    std::shared_ptr<std::atomic<bool>> pump_closing = std::make_shared<std::atomic<bool>>(false);
+
+    container_rt() = default;
+    container_rt(container_rt&&) = default;
+    container_rt& operator=(container_rt&&) = default;
+    ~container_rt() {
+        if (pump.joinable()) {
+            pump_closing->store(true);
+            pump.join();
+        }
+    }
 };
 
 struct pod_runtime {
@@ -158,6 +172,52 @@ void kill_group(pid_t pgid, int sig) {
         ::kill(-pgid, sig);
 }
 
+/// Copies a container instance's output (pipe `in`) into its log file (`out`), recording the
+/// arrival time of every line in `index`. Ends at EOF, or once `closing` is set and the pipe has
+/// been idle for 100 ms (a daemon that escaped the container's session may hold the pipe open).
+void pump_log(int in, int out, std::shared_ptr<log_index> index, std::shared_ptr<std::atomic<bool>> closing) {
+    std::vector<char> buf(64 * 1024);
+    while (true) {
+        pollfd pfd{in, POLLIN, 0};
+        int r = ::poll(&pfd, 1, 100);
+        if (r == 0) {
+            if (closing->load())
+                break;
+            continue;
+        }
+        if (r < 0 && errno == EINTR)
+            continue;
+        ssize_t n = ::read(in, buf.data(), buf.size());
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        auto now = std::chrono::system_clock::now();
+        {
+            std::lock_guard lk(index->mu);
+            for (ssize_t i = 0; i < n; ++i) {
+                if (index->at_line_start) {
+                    index->lines.emplace_back(index->size + static_cast<std::uint64_t>(i), now);
+                    index->at_line_start = false;
+                }
+                if (buf[static_cast<std::size_t>(i)] == '\n')
+                    index->at_line_start = true;
+            }
+            index->size += static_cast<std::uint64_t>(n);
+        }
+        for (ssize_t off = 0; off < n;) {
+            ssize_t w = ::write(out, buf.data() + off, static_cast<std::size_t>(n - off));
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w <= 0)
+                break;
+            off += w;
+        }
+    }
+    ::close(in);
+    ::close(out);
+}
+
 /// Delay before the restart after the n-th restart-causing exit (n from 0): none for the first,
 /// then 1 s doubling up to 8 s (upstream: 10 s doubling up to 5 min).
 std::chrono::milliseconds crash_backoff(int n) {
@@ -171,6 +231,25 @@ std::chrono::milliseconds crash_backoff(int n) {
 std::chrono::milliseconds pull_backoff(int n) { return std::chrono::milliseconds(2000LL << std::min(n, 2)); }
 
 } // namespace
+
+std::chrono::system_clock::time_point log_index::time_at(std::uint64_t offset) {
+    std::lock_guard lk(mu);
+    auto it = std::lower_bound(lines.begin(), lines.end(), offset,
+                               [](const auto& e, std::uint64_t o) { return e.first < o; });
+    if (it != lines.end() && it->first == offset)
+        return it->second;
+    if (it != lines.begin())
+        return std::prev(it)->second; // inside a line: that line's time
+    return std::chrono::system_clock::now();
+}
+
+std::uint64_t log_index::first_since(std::chrono::system_clock::time_point t) {
+    std::lock_guard lk(mu);
+    for (const auto& [offset, when] : lines)
+        if (when >= t)
+            return offset;
+    return size;
+}
 
 void kubelet::event(const pod_runtime& p, const std::string& field_path, const char* type,
                     const std::string& reason, const std::string& message) {
@@ -657,12 +736,45 @@ void kubelet::run_pod(const std::shared_ptr<pod_runtime>& p) {
         }
         event(*p, field, "Normal", "Created", "Created container: " + c.name);
         int log_fd = ::open(c.view.log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-        auto pid = spawn_sandbox(s, spawn_stdio{-1, log_fd, log_fd});
-        if (log_fd >= 0)
-            ::close(log_fd);
+        int out[2] = {-1, -1};
+        if (log_fd >= 0 && ::pipe2(out, O_CLOEXEC) != 0)
+            out[0] = out[1] = -1;
+        int ready[2] = {-1, -1};
+        if (::pipe2(ready, O_CLOEXEC) != 0)
+            ready[0] = ready[1] = -1;
+        int child_out = out[1] >= 0 ? out[1] : log_fd;
+        auto pid = spawn_sandbox(s, spawn_stdio{-1, child_out, child_out, ready[1]});
+        if (out[1] >= 0)
+            ::close(out[1]);
+        auto index = std::make_shared<log_index>();
+        if (out[0] >= 0 && pid) {
+            c.pump_closing = std::make_shared<std::atomic<bool>>(false);
+            c.pump = std::thread(pump_log, out[0], log_fd, index, c.pump_closing);
+        } else {
+            if (out[0] >= 0)
+                ::close(out[0]);
+            if (log_fd >= 0)
+                ::close(log_fd);
+        }
+        if (ready[1] >= 0)
+            ::close(ready[1]);
+        if (ready[0] >= 0) {
+            // "running" only once the helper has built the root and exec'd: an exec arriving
+            // earlier would enter the host's namespace instead of the container's.
+            if (pid) {
+                pollfd pfd{ready[0], POLLIN, 0};
+                char b;
+                while (::poll(&pfd, 1, 10000) > 0 && ::read(ready[0], &b, 1) > 0) {
+                }
+            }
+            ::close(ready[0]);
+        }
         std::lock_guard lk(p->mu);
-        if (c.instances > 0)
+        if (c.instances > 0) {
             ++c.view.restart_count;
+            c.view.previous_index = c.view.index;
+        }
+        c.view.index = index;
         ++c.instances;
         c.started_at = now_rfc3339();
         c.view.waiting_message.clear();
@@ -883,6 +995,13 @@ void kubelet::run_pod(const std::shared_ptr<pod_runtime>& p) {
                 int status = 0;
                 if (::waitpid(c->view.pid, &status, WNOHANG) != c->view.pid)
                     continue;
+                // Leftover processes of the container's session die with it; then the log is
+                // drained, so a log follow that sees "terminated" has every byte.
+                kill_group(c->view.pid, SIGKILL);
+                if (c->pump.joinable()) {
+                    c->pump_closing->store(true);
+                    c->pump.join();
+                }
                 {
                     std::lock_guard lk(p->mu);
                     if (WIFEXITED(status))
@@ -894,8 +1013,6 @@ void kubelet::run_pod(const std::shared_ptr<pod_runtime>& p) {
                     c->view.st = container_view::state::terminated;
                     ::close(c->pidfd);
                     c->pidfd = -1;
-                    // Leftover processes of the container's session die with it.
-                    kill_group(c->view.pid, SIGKILL);
                     stop = p->stop;
                 }
                 after_exit(*c, stop);

@@ -37,6 +37,20 @@ namespace podpipe::kubesim {
 
 struct pod_runtime;
 
+/// When each line of one container instance's log arrived (for `timestamps`, `sinceSeconds`,
+/// `sinceTime`): the byte offset of every line start with its arrival time. Written by the
+/// instance's log pump, read by log requests; entries are added before the bytes reach the file.
+struct log_index {
+    std::mutex mu;
+    std::vector<std::pair<std::uint64_t, std::chrono::system_clock::time_point>> lines;
+    std::uint64_t size = 0;
+    bool at_line_start = true;
+    /// Arrival time of the line starting at `offset` (now when unknown).
+    std::chrono::system_clock::time_point time_at(std::uint64_t offset);
+    /// Offset of the first line that arrived at or after `t` (size when none).
+    std::uint64_t first_since(std::chrono::system_clock::time_point t);
+};
+
 /// What an exec or a log request needs to know about one container.
 struct container_view {
     enum class state { waiting, running, terminated };
@@ -52,6 +66,7 @@ struct container_view {
     std::vector<unsigned> groups;
     std::string log_path;
     std::string pod_uid;
+    std::shared_ptr<log_index> index, previous_index; ///< current / previous instance's line times
 };
 
 class kubelet {

@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -41,6 +42,7 @@ struct options {
     std::string externals;
     std::uint64_t exec_bandwidth = 0;
     std::chrono::microseconds exec_latency{0};
+    std::chrono::microseconds bookmark_interval{60'000'000};
 };
 
 /// "50M" → 50'000'000 bytes/s (K, M, G decimal; Ki, Mi, Gi binary; plain number = bytes/s).
@@ -73,7 +75,8 @@ std::chrono::microseconds parse_duration(const std::string& s) {
 void usage() {
     std::cerr << "usage: kubesim --dir STATE --kubeconfig-out FILE [--nodes N] [--port P]\n"
                  "               [--namespace NS] [--image-map FILE] [--busybox PATH] [--rbac FILE]\n"
-                 "               [--exec-bandwidth RATE] [--exec-latency DURATION] [--externals DIR]\n";
+                 "               [--exec-bandwidth RATE] [--exec-latency DURATION] [--externals DIR]\n"
+                 "               [--bookmark-interval DURATION]\n";
 }
 
 std::string base64(std::string_view in) {
@@ -131,6 +134,8 @@ int main(int argc, char** argv) {
                 opt.exec_bandwidth = parse_rate(value());
             else if (a == "--exec-latency")
                 opt.exec_latency = parse_duration(value());
+            else if (a == "--bookmark-interval")
+                opt.bookmark_interval = parse_duration(value());
             else if (a == "-h" || a == "--help") {
                 usage();
                 return 0;
@@ -214,7 +219,10 @@ int main(int argc, char** argv) {
                                 return str_at(body.as_object(), "message");
                             });
         api.set_jobs(&jobs);
+        api.set_service_account(opt.dir + "/serviceaccount", sa_token);
         api.set_exec_throttle(opt.exec_bandwidth, opt.exec_latency);
+        api.set_bookmark_interval(std::max(std::chrono::duration_cast<std::chrono::milliseconds>(opt.bookmark_interval),
+                                           std::chrono::milliseconds(10)));
         if (!opt.rbac.empty()) {
             auto policy = rbac_policy::load(opt.rbac);
             if (!policy) {

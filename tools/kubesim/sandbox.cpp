@@ -205,6 +205,11 @@ void enter_root(const sandbox_spec& s) {
 
 result<pid_t> spawn_sandbox(const sandbox_spec& spec, spawn_stdio stdio) {
     std::string payload = encode(spec);
+    if (stdio.ready >= 0) {
+        // The helper finds the ready pipe at fd 3 (see sandbox_main).
+        payload.pop_back(); // '}'
+        payload += ",\"ready_fd\":3}";
+    }
     std::string arg0 = "kubesim", arg1 = "__sandbox";
     char* argv[] = {arg0.data(), arg1.data(), payload.data(), nullptr};
     posix_spawn_file_actions_t fa;
@@ -216,6 +221,8 @@ result<pid_t> spawn_sandbox(const sandbox_spec& spec, spawn_stdio stdio) {
         else
             posix_spawn_file_actions_addopen(&fa, i, "/dev/null", i == 0 ? O_RDONLY : O_WRONLY, 0);
     }
+    if (stdio.ready >= 0)
+        posix_spawn_file_actions_adddup2(&fa, stdio.ready, 3);
     posix_spawnattr_t attr;
     posix_spawnattr_init(&attr);
     posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
@@ -245,6 +252,8 @@ int sandbox_main(int argc, char** argv) {
         return 127;
     }
     const auto& o = v.get_object();
+    if (int_at(o, "ready_fd", -1) == 3)
+        ::fcntl(3, F_SETFD, FD_CLOEXEC); // closed by the exec below: the parent sees EOF then
     sandbox_spec s;
     s.enter = o.at("enter").as_bool();
     s.enter_pid = static_cast<int>(int_at(o, "enter_pid", 0));

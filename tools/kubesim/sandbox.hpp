@@ -43,8 +43,11 @@ struct sandbox_spec {
 };
 
 /// File descriptors the child gets as 0/1/2; -1 = /dev/null. The caller keeps ownership.
+/// `ready` (optional): the write end of a pipe; the helper holds it until it execs the command
+/// (or dies), so EOF on the read end means the container's namespace and root are in place.
 struct spawn_stdio {
     int in = -1, out = -1, err = -1;
+    int ready = -1;
 };
 
 /// Spawns the sandbox helper in a new session (so kill(-pid) reaches everything it starts).

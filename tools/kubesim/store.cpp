@@ -77,10 +77,11 @@ std::optional<json::object> object_store::update(const std::string& resource, co
         return std::nullopt;
     if (!uid.empty() && str_at(it->second["metadata"].as_object(), "uid") != uid)
         return std::nullopt;
+    json::object before = it->second;
     mutate(it->second);
     ++rv_;
     set_rv(it->second, rv_);
-    emit({"MODIFIED", resource, ns, rv_, it->second});
+    emit({"MODIFIED", resource, ns, rv_, it->second, std::move(before)});
     return it->second;
 }
 

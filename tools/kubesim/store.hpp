@@ -33,6 +33,7 @@ struct watch_event {
     std::string ns;
     std::uint64_t rv = 0;
     boost::json::object object; ///< full object with kind/apiVersion
+    boost::json::object previous; ///< MODIFIED: the object before the change (else empty)
 };
 
 /// One watch subscription. Events are queued (at most `max_queued`, then the watch is marked

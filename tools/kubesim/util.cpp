@@ -18,6 +18,22 @@ std::string rfc3339(std::chrono::system_clock::time_point t) {
 
 std::string now_rfc3339() { return rfc3339(std::chrono::system_clock::now()); }
 
+std::string rfc3339_nano(std::chrono::system_clock::time_point t) {
+    auto secs = std::chrono::floor<std::chrono::seconds>(t);
+    auto nanos = std::chrono::duration_cast<std::chrono::nanoseconds>(t - secs).count();
+    std::string s = rfc3339(secs);
+    s.pop_back(); // 'Z'
+    if (nanos > 0) {
+        char frac[16];
+        std::snprintf(frac, sizeof frac, ".%09lld", static_cast<long long>(nanos));
+        std::string f = frac;
+        while (f.back() == '0')
+            f.pop_back();
+        s += f;
+    }
+    return s + "Z";
+}
+
 std::chrono::system_clock::time_point parse_rfc3339(std::string_view s) {
     std::tm tm{};
     std::string str(s);

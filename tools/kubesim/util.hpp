@@ -16,6 +16,9 @@ namespace json = boost::json;
 /// RFC 3339 UTC, second precision ("2024-05-01T10:00:00Z").
 std::string rfc3339(std::chrono::system_clock::time_point t);
 std::string now_rfc3339();
+/// Go's time.RFC3339Nano in UTC: "2024-05-01T10:00:00.123456789Z", trailing zeros of the fraction
+/// dropped (no fraction at all when it is 0), as kubelet log timestamps.
+std::string rfc3339_nano(std::chrono::system_clock::time_point t);
 /// Parses rfc3339() output back; returns epoch on malformed input.
 std::chrono::system_clock::time_point parse_rfc3339(std::string_view s);
 

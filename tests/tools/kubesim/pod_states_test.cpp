@@ -2,11 +2,12 @@
 // ImagePullBackOff from the built-in patterns and an image-map rule, also for init containers),
 // container restarts (restartPolicy Always / OnFailure, restartCount, lastState, CrashLoopBackOff,
 // logs --previous), and the Events that `kubectl describe` / `kubectl get events` show for them.
-#include <fstream>
-#include <thread>
-
 #include "kubesim_fixture.hpp"
 #include "test_client.hpp"
+
+#include <fstream>
+#include <functional>
+#include <thread>
 
 namespace podpipe::kubesim::testing {
 namespace {
@@ -20,18 +21,23 @@ protected:
         ASSERT_GE(fd, 0);
         ::close(fd);
         map_file_ = tmpl;
-        std::ofstream(map_file_) << R"({"images": [{"match": "registry.example/private/*", "pull": "fail"}]})";
+        std::ofstream(map_file_)
+            << R"({"images": [{"match": "registry.example/private/*", "pull": "fail"}]})";
         extra_args_ = {"--image-map", map_file_};
         kubesim_fixture::SetUp();
     }
+
     void TearDown() override {
         kubesim_fixture::TearDown();
         ::unlink(map_file_.c_str());
     }
+
     std::string field(const std::string& what, const std::string& path) {
         return kubectl("get " + what + " -o jsonpath='" + path + "'").output;
     }
-    std::string wait_field(const std::string& what, const std::string& path, const std::string& want,
+
+    std::string wait_field(const std::string& what, const std::string& path,
+                           const std::string& want,
                            std::chrono::seconds timeout = std::chrono::seconds(20)) {
         auto deadline = std::chrono::steady_clock::now() + timeout;
         std::string last;
@@ -43,6 +49,23 @@ protected:
         }
         return last;
     }
+
+    /// Runs `probe` while `what`'s `path` reads `want` before and after it (states cycle every
+    /// second or two, slower sanitizer builds included); returns the probe's output.
+    std::string while_in(const std::string& what, const std::string& path, const std::string& want,
+                         const std::function<std::string()>& probe) {
+        std::string out;
+        auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+        while (std::chrono::steady_clock::now() < deadline) {
+            if (wait_field(what, path, want) != want)
+                continue;
+            out = probe();
+            if (field(what, path) == want)
+                break;
+        }
+        return out;
+    }
+
     std::string map_file_;
 };
 
@@ -55,29 +78,42 @@ metadata: {name: nopull}
 spec:
   containers: [{name: c, image: "does-not-exist:1.0"}]
 )");
-    EXPECT_EQ(wait_field("pod nopull", waiting_reason, "ErrImagePull"), "ErrImagePull");
-    EXPECT_EQ(field("pod nopull", "{.status.phase}"), "Pending");
-    EXPECT_EQ(field("pod nopull", "{.status.containerStatuses[0].state.waiting.message}"),
+    const std::string message = "{.status.containerStatuses[0].state.waiting.message}";
+    EXPECT_EQ(while_in("pod nopull", waiting_reason, "ErrImagePull",
+                       [&] { return field("pod nopull", message); }),
               "rpc error: code = NotFound desc = failed to pull and unpack image "
               "\"docker.io/library/does-not-exist:1.0\": failed to resolve reference "
-              "\"docker.io/library/does-not-exist:1.0\": docker.io/library/does-not-exist:1.0: not found");
-    auto logs = kubectl("logs nopull");
-    EXPECT_NE(logs.output.find("is waiting to start: trying and failing to pull image"), std::string::npos) << logs.output;
-    EXPECT_EQ(wait_field("pod nopull", waiting_reason, "ImagePullBackOff"), "ImagePullBackOff");
-    EXPECT_EQ(field("pod nopull", "{.status.containerStatuses[0].state.waiting.message}")
-                  .rfind("Back-off pulling image \"does-not-exist:1.0\": ErrImagePull: rpc error:", 0),
-              0u);
-    EXPECT_NE(kubectl("get pod nopull").output.find("ImagePullBackOff"), std::string::npos);
-    logs = kubectl("logs nopull");
-    EXPECT_NE(logs.output.find("is waiting to start: image can't be pulled"), std::string::npos) << logs.output;
+              "\"docker.io/library/does-not-exist:1.0\": docker.io/library/does-not-exist:1.0: not "
+              "found");
+    EXPECT_EQ(field("pod nopull", "{.status.phase}"), "Pending");
+    auto logs = while_in("pod nopull", waiting_reason, "ErrImagePull",
+                         [&] { return kubectl("logs nopull").output; });
+    EXPECT_NE(logs.find("is waiting to start: trying and failing to pull image"), std::string::npos)
+        << logs;
+    EXPECT_EQ(
+        while_in("pod nopull", waiting_reason, "ImagePullBackOff",
+                 [&] { return field("pod nopull", message); })
+            .rfind("Back-off pulling image \"does-not-exist:1.0\": ErrImagePull: rpc error:", 0),
+        0u);
+    auto table = while_in("pod nopull", waiting_reason, "ImagePullBackOff",
+                          [&] { return kubectl("get pod nopull").output; });
+    EXPECT_NE(table.find("ImagePullBackOff"), std::string::npos) << table;
+    logs = while_in("pod nopull", waiting_reason, "ImagePullBackOff",
+                    [&] { return kubectl("logs nopull").output; });
+    EXPECT_NE(logs.find("is waiting to start: image can't be pulled"), std::string::npos) << logs;
     // It retries: ErrImagePull comes back after the back-off.
     EXPECT_EQ(wait_field("pod nopull", waiting_reason, "ErrImagePull"), "ErrImagePull");
     auto describe = kubectl("describe pod nopull");
-    EXPECT_NE(describe.output.find("Failed to pull image \"does-not-exist:1.0\": rpc error"), std::string::npos)
+    EXPECT_NE(describe.output.find("Failed to pull image \"does-not-exist:1.0\": rpc error"),
+              std::string::npos)
         << describe.output;
-    EXPECT_NE(describe.output.find("Back-off pulling image \"does-not-exist:1.0\""), std::string::npos);
-    EXPECT_NE(describe.output.find("Successfully assigned default/nopull to node-"), std::string::npos);
-    EXPECT_EQ(field("events --field-selector involvedObject.name=nopull,reason=BackOff", "{.items[0].type}"), "Normal");
+    EXPECT_NE(describe.output.find("Back-off pulling image \"does-not-exist:1.0\""),
+              std::string::npos);
+    EXPECT_NE(describe.output.find("Successfully assigned default/nopull to node-"),
+              std::string::npos);
+    EXPECT_EQ(field("events --field-selector involvedObject.name=nopull,reason=BackOff",
+                    "{.items[0].type}"),
+              "Normal");
     EXPECT_EQ(kubectl("delete pod nopull").exit_code, 0);
 }
 
@@ -102,18 +138,26 @@ spec:
   containers: [{name: c, image: busybox}]
 )");
     EXPECT_EQ(wait_field("pod private", waiting_reason, "ErrImagePull"), "ErrImagePull");
-    EXPECT_NE(field("pod private", "{.status.containerStatuses[0].state.waiting.message}")
+    EXPECT_NE(field("pod private", "{.status.containerStatuses[0].state.waiting.message}{.status."
+                                   "containerStatuses[0].state.waiting.reason}")
                   .find("failed to pull and unpack image \"registry.example/private/tool:2\""),
               std::string::npos);
     EXPECT_EQ(wait_field("pod badreg", waiting_reason, "ErrImagePull"), "ErrImagePull");
-    EXPECT_NE(field("pod badreg", "{.status.containerStatuses[0].state.waiting.message}")
-                  .find("Head \"https://invalid.registry/v2/team/app/manifests/3\": dial tcp: lookup invalid.registry: no such host"),
+    EXPECT_NE(field("pod badreg", "{.status.containerStatuses[0].state.waiting.message}{.status."
+                                  "containerStatuses[0].state.waiting.reason}")
+                  .find("Head \"https://invalid.registry/v2/team/app/manifests/3\": dial tcp: "
+                        "lookup invalid.registry: no such host"),
               std::string::npos);
-    EXPECT_EQ(wait_field("pod badinit", "{.status.initContainerStatuses[0].state.waiting.reason}", "ErrImagePull"),
+    EXPECT_EQ(wait_field("pod badinit", "{.status.initContainerStatuses[0].state.waiting.reason}",
+                         "ErrImagePull"),
               "ErrImagePull");
-    EXPECT_EQ(field("pod badinit", "{.status.phase} {.status.containerStatuses[0].state.waiting.reason}"),
-              "Pending PodInitializing");
-    EXPECT_NE(kubectl("get pod badinit").output.find("Init:ErrImagePull"), std::string::npos);
+    EXPECT_EQ(
+        field("pod badinit", "{.status.phase} {.status.containerStatuses[0].state.waiting.reason}"),
+        "Pending PodInitializing");
+    auto table = kubectl("get pod badinit").output; // the state may have moved on to the back-off
+    EXPECT_TRUE(table.find("Init:ErrImagePull") != std::string::npos ||
+                table.find("Init:ImagePullBackOff") != std::string::npos)
+        << table;
 }
 
 TEST_F(pod_states_test, one_unpullable_container_keeps_the_pod_pending) {
@@ -125,12 +169,14 @@ spec:
   - {name: good, image: busybox, command: ["sleep", "1000"]}
   - {name: bad, image: "does-not-exist"}
 )");
-    EXPECT_EQ(wait_field("pod mixed", "{.status.containerStatuses[1].state.waiting.reason}", "ErrImagePull"),
+    EXPECT_EQ(wait_field("pod mixed", "{.status.containerStatuses[1].state.waiting.reason}",
+                         "ErrImagePull"),
               "ErrImagePull");
     EXPECT_EQ(wait_field("pod mixed", "{.status.containerStatuses[0].started}", "true"), "true");
     EXPECT_EQ(field("pod mixed", "{.status.phase}"), "Pending");
     EXPECT_EQ(kubectl("exec mixed -c good -- echo in").output, "in\n");
-    EXPECT_NE(field("pod mixed", "{.status.containerStatuses[1].state.waiting.message}")
+    EXPECT_NE(field("pod mixed", "{.status.containerStatuses[1].state.waiting.message}{.status."
+                                 "containerStatuses[1].state.waiting.reason}")
                   .find("docker.io/library/does-not-exist:latest"),
               std::string::npos);
 }
@@ -148,26 +194,44 @@ spec:
                                  "{.status.containerStatuses[0].lastState.terminated.reason}"),
               "2 Error");
     std::string uid = field("pod crash", "{.metadata.uid}");
-    EXPECT_EQ(field("pod crash", "{.status.containerStatuses[0].state.waiting.message}")
-                  .find("restarting failed container=c pod=crash_default(" + uid + ")"),
+    std::string backoff = while_in("pod crash", waiting_reason, "CrashLoopBackOff", [&] {
+        return field("pod crash", "{.status.containerStatuses[0].state.waiting.message}");
+    });
+    EXPECT_EQ(backoff.find("restarting failed container=c pod=crash_default(" + uid + ")"),
               std::string("back-off 1s ").size())
-        << field("pod crash", "{.status.containerStatuses[0].state.waiting.message}");
+        << backoff;
     int restarts = std::stoi(field("pod crash", "{.status.containerStatuses[0].restartCount}"));
     EXPECT_GE(restarts, 1);
-    // Logs: the last instance during the back-off, the one before with --previous.
-    EXPECT_EQ(kubectl("logs crash").output, "run\n");
-    EXPECT_EQ(kubectl("logs crash --previous").output, "run\n");
+    // Logs: the last instance during the back-off, the one before with --previous. Read while the
+    // same back-off lasts (a restart in between would show a fresh, maybe still empty, log).
+    std::string logs, previous;
+    auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (std::chrono::steady_clock::now() < until) {
+        std::string state =
+            "{.status.containerStatuses[0].restartCount} " + std::string(waiting_reason);
+        std::string before = field("pod crash", state);
+        logs = kubectl("logs crash").output;
+        previous = kubectl("logs crash --previous").output;
+        if (before.find("CrashLoopBackOff") != std::string::npos &&
+            field("pod crash", state) == before)
+            break;
+    }
+    EXPECT_EQ(logs, "run\n");
+    EXPECT_EQ(previous, "run\n");
     auto table = kubectl("get pod crash");
     EXPECT_NE(table.output.find("CrashLoopBackOff"), std::string::npos) << table.output;
     EXPECT_NE(table.output.find(" ago)"), std::string::npos) << table.output;
     // The count keeps growing.
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-    while (std::stoi(field("pod crash", "{.status.containerStatuses[0].restartCount}")) <= restarts &&
+    while (std::stoi(field("pod crash", "{.status.containerStatuses[0].restartCount}")) <=
+               restarts &&
            std::chrono::steady_clock::now() < deadline)
         std::this_thread::sleep_for(std::chrono::milliseconds(200));
-    EXPECT_GT(std::stoi(field("pod crash", "{.status.containerStatuses[0].restartCount}")), restarts);
+    EXPECT_GT(std::stoi(field("pod crash", "{.status.containerStatuses[0].restartCount}")),
+              restarts);
     auto describe = kubectl("describe pod crash");
-    EXPECT_NE(describe.output.find("Back-off restarting failed container c in pod crash_default(" + uid + ")"),
+    EXPECT_NE(describe.output.find("Back-off restarting failed container c in pod crash_default(" +
+                                   uid + ")"),
               std::string::npos)
         << describe.output;
     EXPECT_EQ(kubectl("delete pod crash").exit_code, 0);
@@ -212,21 +276,29 @@ spec:
     EXPECT_EQ(wait_phase("once", "Failed"), "Failed");
     EXPECT_EQ(field("pod once", "{.status.containerStatuses[0].restartCount}"), "0");
     auto prev = kubectl("logs once --previous");
-    EXPECT_NE(prev.output.find("previous terminated container \"c\" in pod \"once\" not found"), std::string::npos)
+    EXPECT_NE(prev.output.find("previous terminated container \"c\" in pod \"once\" not found"),
+              std::string::npos)
         << prev.output;
     ASSERT_EQ(wait_phase("sleeper", "Running"), "Running");
-    auto events = kubectl("get events --field-selector involvedObject.name=sleeper "
-                          "-o jsonpath='{range .items[*]}{.reason}/{.source.component}/{.involvedObject.fieldPath}{\"\\n\"}{end}'");
-    EXPECT_NE(events.output.find("Scheduled/default-scheduler/\n"), std::string::npos) << events.output;
-    EXPECT_NE(events.output.find("Started/kubelet/spec.containers{c}\n"), std::string::npos) << events.output;
+    auto events = kubectl(
+        "get events --field-selector involvedObject.name=sleeper "
+        "-o jsonpath='{range "
+        ".items[*]}{.reason}/{.source.component}/{.involvedObject.fieldPath}{\"\\n\"}{end}'");
+    EXPECT_NE(events.output.find("Scheduled/default-scheduler/\n"), std::string::npos)
+        << events.output;
+    EXPECT_NE(events.output.find("Started/kubelet/spec.containers{c}\n"), std::string::npos)
+        << events.output;
     // The list comes out in time order.
     EXPECT_LT(events.output.find("Scheduled"), events.output.find("Started"));
     ASSERT_EQ(kubectl("delete pod sleeper --wait=false").exit_code, 0);
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    while (field("events --field-selector involvedObject.name=sleeper,reason=Killing", "{.items[*].message}").empty() &&
+    while (field("events --field-selector involvedObject.name=sleeper,reason=Killing",
+                 "{.items[*].message}")
+               .empty() &&
            std::chrono::steady_clock::now() < deadline)
         std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    EXPECT_EQ(field("events --field-selector involvedObject.name=sleeper,reason=Killing", "{.items[*].message}"),
+    EXPECT_EQ(field("events --field-selector involvedObject.name=sleeper,reason=Killing",
+                    "{.items[*].message}"),
               "Stopping container c");
     auto table = kubectl("get events");
     EXPECT_NE(table.output.find("LAST SEEN   TYPE"), std::string::npos) << table.output;
@@ -243,10 +315,61 @@ spec:
     spec:
       restartPolicy: OnFailure
       containers: [{name: c, image: busybox, command: ["sh", "-c", "exit 1"]}]
-)").exit_code, 0);
-    auto wait = kubectl("wait --for=condition=failed job/jr --timeout=40s", "", std::chrono::seconds(50));
+)")
+                  .exit_code,
+              0);
+    auto wait =
+        kubectl("wait --for=condition=failed job/jr --timeout=40s", "", std::chrono::seconds(50));
     ASSERT_EQ(wait.exit_code, 0) << wait.output;
-    EXPECT_EQ(field("job jr", "{.status.conditions[?(@.type==\"Failed\")].reason}"), "BackoffLimitExceeded");
+    EXPECT_EQ(field("job jr", "{.status.conditions[?(@.type==\"Failed\")].reason}"),
+              "BackoffLimitExceeded");
+}
+
+TEST_F(pod_states_test, log_timestamps_since_and_tail) {
+    create_pod(R"(apiVersion: v1
+kind: Pod
+metadata: {name: lg}
+spec:
+  containers: [{name: c, image: busybox, command: ["sh", "-c", "echo one; sleep 1.5; echo two; exec sleep 1000"]}]
+)");
+    auto get = [&](const std::string& query) {
+        return https_request(port(), ca_file(), admin_token(), "GET",
+                             "/api/v1/namespaces/default/pods/lg/log?" + query);
+    };
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (get("").body != "one\ntwo\n" && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    ASSERT_EQ(get("").body, "one\ntwo\n");
+    // timestamps=true: RFC 3339 with nanoseconds (trailing zeros dropped) and a space per line.
+    std::string stamped = get("timestamps=true").body;
+    auto nl = stamped.find('\n');
+    ASSERT_NE(nl, std::string::npos) << stamped;
+    std::string first = stamped.substr(0, nl), second = stamped.substr(nl + 1);
+    auto check = [](const std::string& line, const std::string& text) {
+        auto sp = line.find(' ');
+        ASSERT_NE(sp, std::string::npos) << line;
+        std::string ts = line.substr(0, sp);
+        EXPECT_EQ(line.substr(sp + 1), text);
+        ASSERT_GE(ts.size(), 20u) << ts;
+        EXPECT_EQ(ts[4], '-');
+        EXPECT_EQ(ts[10], 'T');
+        EXPECT_EQ(ts.back(), 'Z');
+        if (ts.size() > 20) {
+            EXPECT_EQ(ts[19], '.') << ts;
+            EXPECT_NE(ts[ts.size() - 2], '0') << "trailing zeros are dropped: " << ts;
+        }
+    };
+    check(first, "one");
+    check(second, "two\n");
+    std::string t1 = first.substr(0, first.find(' ')), t2 = second.substr(0, second.find(' '));
+    EXPECT_LT(t1, t2); // same-length prefixes up to the second: the later line sorts after
+    // sinceTime (second precision) at the second line's second excludes the first line.
+    EXPECT_EQ(get("sinceTime=" + t2.substr(0, 19) + "Z").body, "two\n");
+    EXPECT_EQ(get("sinceSeconds=3600").body, "one\ntwo\n");
+    EXPECT_EQ(get("sinceSeconds=0").status, 422);
+    EXPECT_EQ(get("sinceSeconds=5&sinceTime=" + t2.substr(0, 19) + "Z").status, 422);
+    EXPECT_EQ(get("timestamps=true&tailLines=1").body, second);
+    EXPECT_EQ(get("timestamps=true&limitBytes=4").body, first.substr(0, 4));
 }
 
 } // namespace
