@@ -27,12 +27,18 @@ done
 [ -d "$tree" ] || bash "$root/bench/e2e/make_tree.sh" "$tree"
 
 work=$(mktemp -d /var/tmp/podpipe-cpbench.XXXXXX)
+# kubesim's state (the pod's emptyDir) on a tmpfs: on this VM's disk, creating 20k files after
+# deleting the previous run's costs 10-15 s of kernel time whatever the tool (ext4 + discard),
+# which would measure the disk, not the transfer. CP_BENCH_DISK=1 keeps it on disk.
+if [ "${CP_BENCH_DISK:-0}" != 1 ]; then
+    mkdir -p "$work/state" && mount -t tmpfs -o size=4g podpipe-cpbench "$work/state"
+fi
 ks_pid=
 stop_kubesim() {
     if [ -n "$ks_pid" ]; then kill -TERM "$ks_pid" 2>/dev/null || true; wait "$ks_pid" 2>/dev/null || true; fi
     ks_pid=
 }
-trap 'stop_kubesim; rm -rf "$work"' EXIT
+trap 'stop_kubesim; umount "$work/state" 2>/dev/null; rm -rf "$work"' EXIT
 
 files=$(find "$tree" -type f | wc -l)
 bytes=$(du -sb "$tree" | cut -f1)
@@ -41,7 +47,7 @@ results=$work/results.tsv
 : >"$results"
 
 start_kubesim() { # LINK
-    local args=(--dir "$work/state-$1" --kubeconfig-out "$work/kc-$1" --nodes 1)
+    local args=(--dir "$work/state/$1" --kubeconfig-out "$work/kc-$1" --nodes 1)
     [ "$1" = unlimited ] || args+=(--exec-bandwidth "$1" --exec-latency 2ms)
     "$kubesim" "${args[@]}" >"$work/kubesim-$1.log" 2>&1 &
     ks_pid=$!
@@ -70,38 +76,39 @@ YAML
     echo "pod did not start" >&2; exit 1
 }
 
-# measure NAME CMD: RUNS times, the pod's /data/out emptied before each (not timed).
+# measure NAME CMD: one run, the pod's /data/out emptied before it (not timed); checks that
+# the tool delivered every file.
 measure() {
-    local name=$1 cmd=$2 i
-    for ((i = 0; i < runs; i++)); do
-        "$kubectl" exec bench -- rm -rf /data/out
-        sync
-        /usr/bin/time -f "%e %M" -o "$work/time" bash -c "$cmd" >/dev/null 2>"$work/err" || {
-            echo "FAILED: $name" >&2; cat "$work/err" >&2; exit 1; }
-        read -r secs rss <"$work/time"
-        printf '%s\t%s\t%s\n' "$name" "$secs" "$rss" >>"$results"
-    done
-    # Every tool must have delivered the whole tree.
-    local got
+    local name=$1 cmd=$2 got
+    "$kubectl" exec bench -- rm -rf /data/out
+    sync
+    /usr/bin/time -f "%e %M" -o "$work/time" bash -c "$cmd" >/dev/null 2>"$work/err" || {
+        echo "FAILED: $name" >&2; cat "$work/err" >&2; exit 1; }
+    read -r secs rss <"$work/time"
+    printf '%s\t%s\t%s\n' "$name" "$secs" "$rss" >>"$results"
     got=$("$kubectl" exec bench -- sh -c 'find /data/out -type f | wc -l')
     [ "$got" = "$files" ] || { echo "$name: $got files in the pod, expected $files" >&2; exit 1; }
 }
 
 for link in $links; do
     start_kubesim "$link"
-    measure "$link: podpipe cp (in-pod podpipe)" "'$podpipe' cp '$tree' bench:/data/out"
-    measure "$link: podpipe cp --level auto" "'$podpipe' cp --level auto '$tree' bench:/data/out"
-    measure "$link: podpipe cp --pod-binary none (pod's tar)" \
-        "'$podpipe' cp --pod-binary none '$tree' bench:/data/out"
-    measure "$link: tar czf - | kubectl exec -i -- tar xzf -" \
-        "tar czf - -C '$tree' . | '$kubectl' exec -i bench -- sh -c 'mkdir -p /data/out && tar xzf - -C /data/out'"
-    measure "$link: kubectl cp" "'$kubectl' cp '$tree' bench:/data/out"
+    # Round-robin: round 1 of every tool, then round 2, ... so drifting load hits all alike.
+    for ((round = 0; round < runs; round++)); do
+        measure "$link: podpipe cp (in-pod podpipe)" "'$podpipe' cp '$tree' bench:/data/out"
+        measure "$link: podpipe cp --level auto" "'$podpipe' cp --level auto '$tree' bench:/data/out"
+        measure "$link: podpipe cp --pod-binary none (pod's tar)" \
+            "'$podpipe' cp --pod-binary none '$tree' bench:/data/out"
+        measure "$link: tar czf - | kubectl exec -i -- tar xzf -" \
+            "tar czf - -C '$tree' . | '$kubectl' exec -i bench -- sh -c 'mkdir -p /data/out && tar xzf - -C /data/out'"
+        measure "$link: kubectl cp" "'$kubectl' cp '$tree' bench:/data/out"
+    done
     stop_kubesim
 done
 
 echo "## podpipe cp into a kubesim pod, $(date -u +%Y-%m-%d), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
-echo "Tree: $tree — $files files, $((bytes / 1000000)) MB. Runs: $runs each, warm cache."
+echo "Tree: $tree — $files files, $((bytes / 1000000)) MB. Runs: $runs each, round-robin, warm cache;"
+echo "pod volume on $( [ "${CP_BENCH_DISK:-0}" = 1 ] && echo "the VM's disk" || echo tmpfs)."
 echo "kubectl: $("$kubectl" version --client 2>/dev/null | head -1). Link: kubesim --exec-bandwidth per direction, 2 ms latency when throttled."
 echo
 TREE_MB=$((bytes / 1000000)) python3 - "$results" <<'PY'
