@@ -10,7 +10,7 @@
 #include <libdeflate.h>
 #ifdef PODPIPE_HAVE_ISAL
 #include <isa-l/igzip_lib.h>
-// Weak: a binary linked without libisal (the fully static in-pod podpipe: Debian ships no
+// Weak: a binary linked without libisal (the fully static podpipe for containers: Debian ships no
 // static libisal) still links, and then compresses level 1 with libdeflate.
 #pragma weak isal_deflate_stateless
 #pragma weak isal_deflate_stateless_init

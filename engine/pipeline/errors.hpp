@@ -15,7 +15,7 @@ enum class errc {
 
 const std::error_category& pipeline_category() noexcept;
 
-/// Process exit statuses of transfer commands (podpipe's CLI, the in-pod recv/send, cp): a
+/// Process exit statuses of transfer commands (podpipe's CLI, the remote recv/send, cp): a
 /// script, or the other end of an exec, branches on them.
 enum exit_status : int {
     exit_ok = 0,
