@@ -95,6 +95,13 @@ public:
         : ws_(stream), ioc_(ioc), req_(std::move(req)), plan_(std::move(plan)), kubelet_(k), v5_(v5),
           out_(ioc), err_(ioc), in_(ioc), pidfd_(ioc) {}
 
+    // Drops queued callbacks (they hold shared_from_this()); call once the io_context stopped.
+    void drop_pending() {
+        queue_.clear();
+        out_line_.items.clear();
+        in_line_.items.clear();
+    }
+
     void start(std::string protocol) {
         ws_.set_option(websocket::stream_base::decorator([protocol](websocket::response_type& res) {
             res.set(http::field::sec_websocket_protocol, protocol);
@@ -527,12 +534,19 @@ void run_exec_session(tls_stream& stream, net::io_context& ioc, http_request req
         return;
     }
     bool v5 = protocol == "v5.channel.k8s.io";
+    std::weak_ptr<session> left;
     {
         auto s = std::make_shared<session>(stream, ioc, std::move(req), std::move(plan), kubelet, v5);
         s->start(protocol);
+        left = s;
     }
     ioc.run();
     ioc.restart();
+    // Callbacks still queued in the session (a write that failed, a delay line cut short) hold
+    // shared_from_this(); nothing runs them any more, so drop them or the session keeps itself
+    // alive (LeakSanitizer saw it after a dropped connection).
+    if (auto s = left.lock())
+        s->drop_pending();
     error_code ec;
     beast::get_lowest_layer(stream).close(ec);
 }
