@@ -4,8 +4,7 @@
 
 #include "hooks/k8s/client.hpp"
 #include "hooks/k8s/config.hpp"
-#include "tests/tools/kubesim/kubesim_fixture.hpp"
-#include "tests/tools/kubesim/test_client.hpp"
+#include "tests/hooks/k8s/cluster_fixture.hpp"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -17,19 +16,12 @@
 namespace podpipe::hook {
 namespace {
 
-class exec_step_test : public kubesim::testing::kubesim_fixture {
+class exec_step_test : public k8s::testing::cluster_test {
 protected:
     void SetUp() override {
-        kubesim_fixture::SetUp();
+        cluster_test::SetUp();
         if (IsSkipped() || HasFatalFailure())
             return;
-        k8s::config_sources src;
-        src.kubeconfig = kubeconfig_;
-        auto cfg = k8s::load_config(src);
-        ASSERT_TRUE(cfg) << cfg.error().what();
-        auto c = k8s::api_client::connect(std::move(*cfg));
-        ASSERT_TRUE(c) << c.error().what();
-        client_ = std::move(*c);
         create_pod("apiVersion: v1\nkind: Pod\nmetadata: {name: jobpod}\nspec:\n  containers: "
                    "[{name: job, image: busybox:1.36, command: [sleep, '100000']}]\n");
         ASSERT_EQ(wait_phase("jobpod", "Running"), "Running");
@@ -51,13 +43,6 @@ protected:
         return {std::istreambuf_iterator<char>(f), {}};
     }
 
-    void faults(const std::string& json) {
-        auto r = kubesim::testing::https_request(port(), ca_file(), admin_token(), "POST",
-                                                 "/kubesim/faults", json);
-        ASSERT_EQ(r.status, 200) << r.body;
-    }
-
-    std::unique_ptr<k8s::api_client> client_;
     std::string out_path_, err_path_;
 };
 
@@ -74,7 +59,7 @@ TEST_F(exec_step_test, output_forwarded_and_exit_code_returned) {
 }
 
 TEST_F(exec_step_test, no_status_is_never_success) {
-    faults(R"({"exec": {"count": 1, "noStatus": true}})");
+    arm(R"({"exec": {"count": 1, "noStatus": true}})");
     auto r = run("echo done; exit 0");
     ASSERT_FALSE(r) << "exit " << *r;
     EXPECT_TRUE(r.error().is(k8s::errc::missing_status)) << r.error().what();
@@ -82,7 +67,7 @@ TEST_F(exec_step_test, no_status_is_never_success) {
 }
 
 TEST_F(exec_step_test, dropped_connection_is_an_error) {
-    faults(R"({"exec": {"count": 1, "dropAfterBytes": 100000}})");
+    arm(R"({"exec": {"count": 1, "dropAfterBytes": 100000}})");
     auto r = run("head -c 5000000 /dev/zero; exit 0");
     ASSERT_FALSE(r);
     EXPECT_NE(r.error().what().find("dropped"), std::string::npos) << r.error().what();

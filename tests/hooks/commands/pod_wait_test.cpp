@@ -4,7 +4,7 @@
 
 #include "hooks/k8s/client.hpp"
 #include "hooks/k8s/config.hpp"
-#include "tests/tools/kubesim/kubesim_fixture.hpp"
+#include "tests/hooks/k8s/cluster_fixture.hpp"
 
 #include <chrono>
 
@@ -59,21 +59,8 @@ TEST(assess_pod, running_pending_and_terminal_states) {
     EXPECT_EQ(assess_pod(done).state, verdict::failed);
 }
 
-class pod_wait_test : public kubesim::testing::kubesim_fixture {
+class pod_wait_test : public k8s::testing::cluster_test {
 protected:
-    void SetUp() override {
-        kubesim_fixture::SetUp();
-        if (IsSkipped() || HasFatalFailure())
-            return;
-        k8s::config_sources src;
-        src.kubeconfig = kubeconfig_;
-        auto cfg = k8s::load_config(src);
-        ASSERT_TRUE(cfg) << cfg.error().what();
-        auto c = k8s::api_client::connect(std::move(*cfg));
-        ASSERT_TRUE(c) << c.error().what();
-        client_ = std::move(*c);
-    }
-
     result<k8s::pod, k8s::hook_error> wait(const std::string& name, std::chrono::seconds timeout) {
         wait_options o;
         o.timeout = timeout;
@@ -81,7 +68,6 @@ protected:
         return wait_for_running(*client_, "default", name, o);
     }
 
-    std::unique_ptr<k8s::api_client> client_;
     std::vector<std::string> changes_;
 };
 
