@@ -11,6 +11,7 @@ enum class file_kind { regular, directory, symlink, hardlink, other };
 
 struct file_entry {
     /// Relative to the root, '/'-separated, no leading "./", no trailing '/'; never empty.
+    /// "." is the root directory itself (read_tree emits it first, carrying the root's mode).
     std::string path;
     file_kind kind = file_kind::regular;
     std::uint32_t mode = 0; ///< st_mode & 07777

@@ -526,8 +526,11 @@ struct tree_writer::impl {
         }
         const std::string& path = *norm;
         if (path.empty()) {
-            if (e.kind == file_kind::directory)
-                return {}; // "./": the target itself
+            if (e.kind == file_kind::directory) {
+                // "./": the target itself; its mode and mtime are applied last, like tar's.
+                dirs[""] = dir_meta{e.mode & 07777, e.uid, e.gid, e.mtime_sec, e.mtime_nsec};
+                return {};
+            }
             return refuse(e.path, "names the target directory itself");
         }
         ++stats.entries;
@@ -638,9 +641,11 @@ struct tree_writer::impl {
         dir_cache.clear();
         for (const auto& [path, m] : order) {
             // Never follow: the name may have become a symlink since (then it is left alone).
-            unique_fd fd(sys_openat2(root->get(), path.c_str(),
-                                     O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC,
-                                     resolve_flags));
+            unique_fd fd(path.empty()
+                             ? ::fcntl(root->get(), F_DUPFD_CLOEXEC, 0)
+                             : sys_openat2(root->get(), path.c_str(),
+                                           O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC,
+                                           resolve_flags));
             if (!fd)
                 continue;
             if (opt.restore_owner && ::fchown(fd.get(), m.uid, m.gid) != 0)

@@ -18,6 +18,8 @@
 #include <optional>
 #include <thread>
 
+#include <sys/stat.h>
+
 namespace podpipe::pipeline {
 namespace {
 
@@ -335,6 +337,20 @@ result<transfer_stats> send_tree(const std::string& root, byte_sink& sink,
     ropt.excludes = opt.excludes;
     tar_framer framer(raw_pool, packed_pool, to_compress, halt.get_token(), opt.progress);
     std::string read_detail;
+    // The root itself goes first as "./" (what `tar -C DIR .` writes), so its mode, owner and
+    // mtime reach the receiver. A root that cannot be stat'ed is left to read_tree to report.
+    if (struct stat st {}; ::stat(root.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
+        io::file_entry top;
+        top.path = ".";
+        top.kind = io::file_kind::directory;
+        top.mode = st.st_mode & 07777;
+        top.mtime_sec = st.st_mtim.tv_sec;
+        top.mtime_nsec = static_cast<std::uint32_t>(st.st_mtim.tv_nsec);
+        top.uid = st.st_uid;
+        top.gid = st.st_gid;
+        if (auto r = framer.on_entry(top); !r)
+            failure.set(r.error(), "writing the root entry");
+    }
     auto read = io::read_tree(root, ropt, framer, halt.get_token(), &read_detail);
     result<tar::manifest> sent_manifest = tar::manifest{};
     if (!read) {

@@ -6,6 +6,7 @@
 #include "tests/support/tree_fixture.hpp"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -78,6 +79,27 @@ TEST_F(pipeline_roundtrip, podpipe_to_podpipe_is_identical_and_verified) {
     EXPECT_EQ(got->manifest, sent.manifest);
     EXPECT_EQ(got->content_bytes, sent.content_bytes);
     EXPECT_EQ(diff_trees(src_, tmp_ / "dst"), std::vector<std::string>{});
+}
+
+TEST_F(pipeline_roundtrip, root_mode_and_mtime_travel_like_tar_dot) {
+    // `tar -C src .` carries the root as "./"; so does podpipe, and both receivers apply it.
+    ASSERT_EQ(::chmod(src_.c_str(), 0751), 0);
+    const timespec when[2] = {{1600000000, 0}, {1600000000, 0}};
+    ASSERT_EQ(::utimensat(AT_FDCWD, src_.c_str(), when, 0), 0);
+    pack_to(src_, tmp_ / "s.tgz");
+    auto got = unpack_from(tmp_ / "s.tgz", tmp_ / "dst");
+    ASSERT_TRUE(got) << got.error().message() << ": " << last_failure_detail();
+    struct stat st {};
+    ASSERT_EQ(::stat((tmp_ / "dst").c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 07777, 0751u);
+    EXPECT_EQ(st.st_mtim.tv_sec, 1600000000);
+    fs::create_directories(tmp_ / "gnu");
+    ASSERT_EQ(run_shell("tar xzf " + q(tmp_ / "s.tgz") + " -C " + q(tmp_ / "gnu")), 0);
+    ASSERT_EQ(::stat((tmp_ / "gnu").c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 07777, 0751u);
+    // And the root is not counted as an entry of the tree.
+    const auto sent = pack_to(src_, tmp_ / "again.tgz");
+    EXPECT_EQ(sent.entries, got->entries);
 }
 
 TEST_F(pipeline_roundtrip, every_level_and_one_thread) {
