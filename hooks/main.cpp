@@ -5,15 +5,23 @@
 #include "hooks/commands/cleanup_job.hpp"
 #include "hooks/commands/env.hpp"
 #include "hooks/commands/input.hpp"
+#include "hooks/commands/log.hpp"
+#include "hooks/commands/prepare_job.hpp"
+#include "hooks/commands/script_step.hpp"
+#include "hooks/commands/session.hpp"
 #include "hooks/k8s/client.hpp"
 #include "hooks/k8s/config.hpp"
 
+#include <pthread.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <stop_token>
 #include <string>
+#include <thread>
 
 extern char** environ;
 
@@ -93,27 +101,68 @@ int run(int argc, char** argv) {
     auto cfg = k8s::load_config(k8s::config_sources::from_process());
     if (!cfg)
         return error_exit(cfg.error().what());
-    const std::string ns = env->namespace_name.empty() ? cfg->ns : env->namespace_name;
+    std::string ns = env->namespace_name;
+    if (ns.empty() && input->state && !input->state->namespace_name.empty())
+        ns = input->state->namespace_name;
+    if (ns.empty())
+        ns = cfg->ns;
     auto client = k8s::api_client::connect(std::move(*cfg));
     if (!client)
         return error_exit(client.error().what());
 
+    // SIGINT/SIGTERM (the runner cancelling the job) stop the running command: the remote
+    // process is torn down with its session, and the hook exits non-zero.
+    std::stop_source cancel;
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &sigs, nullptr); // before any thread starts: all inherit it
+    std::jthread signal_waiter([&cancel, sigs](std::stop_token) {
+        int sig = 0;
+        if (sigwait(&sigs, &sig) == 0 && sig != 0) {
+            std::printf("::warning::podpipe-hook: %s received, stopping\n",
+                        sig == SIGINT ? "SIGINT" : "SIGTERM");
+            std::fflush(stdout);
+            cancel.request_stop();
+        }
+    });
+    // The waiter ends with the process; it must not hold up exit.
+    signal_waiter.detach();
+
+    hook_log log(stdout);
+    hook_session session{**client, ns, *env, log, cancel.get_token()};
     switch (input->cmd) {
     case command::cleanup_job: {
         auto done = cleanup_job(**client, ns, env->runner_pod_name);
         if (!done)
             return error_exit("cleanup_job: " + done.error().what());
-        std::printf("::debug::cleanup_job: deleted %zu pod(s) and %zu secret(s) labelled runner-pod=%s\n",
-                    done->pods, done->secrets, env->runner_pod_name.c_str());
+        log.debug("cleanup_job: deleted " + std::to_string(done->pods) + " pod(s) and " +
+                  std::to_string(done->secrets) + " secret(s) labelled runner-pod=" +
+                  env->runner_pod_name);
         return 0;
     }
-    case command::prepare_job:
-    case command::run_script_step:
+    case command::prepare_job: {
+        auto done = prepare_job(session, std::get<prepare_job_args>(input->args),
+                                input->response_file);
+        if (!done)
+            return error_exit(done.error().what());
+        return 0;
+    }
+    case command::run_script_step: {
+        if (!input->state)
+            return error_exit("run_script_step: no state from prepare_job in the input");
+        auto code = run_script_step(session, *input->state, std::get<run_script_step_args>(input->args));
+        if (!code)
+            return error_exit(code.error().what());
+        // The step's own exit code is the hook's: the runner fails the step on non-zero.
+        return *code;
+    }
     case command::run_container_step:
         break;
     }
     return error_exit("podpipe-hook: " + std::string(to_string(input->cmd)) +
-                      " is not implemented yet (only cleanup_job is)");
+                      " is not implemented yet");
 }
 
 } // namespace

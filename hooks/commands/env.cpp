@@ -149,8 +149,9 @@ result<hook_env, hook_error> read_env(const env_map& env) {
     else if (!m.empty() && m != "stream")
         return fail(bad("PODPIPE_WORKSPACE_MODE", m, "expected stream or volume"));
 
-    if (const std::string lvl = get(env, "PODPIPE_COMPRESSION_LEVEL");
-        !lvl.empty() && lvl != "auto") {
+    if (const std::string lvl = get(env, "PODPIPE_COMPRESSION_LEVEL"); lvl == "auto") {
+        e.compression_level = auto_compression_level;
+    } else if (!lvl.empty()) {
         auto v = parse_leading_int(lvl);
         if (!v || std::to_string(*v) != lvl || *v < 0 || *v > 12)
             return fail(bad("PODPIPE_COMPRESSION_LEVEL", lvl, "expected auto or 0..12"));

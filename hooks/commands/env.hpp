@@ -30,6 +30,9 @@ enum class workspace_mode {
     volume, ///< the runner's work PVC mounted into the job pod
 };
 
+/// hook_env::compression_level for "auto" (equal to pipeline::auto_level).
+inline constexpr int auto_compression_level = -1;
+
 struct hook_env {
     // ---- the reference hook's variables ----
     std::string runner_pod_name; ///< ACTIONS_RUNNER_POD_NAME, required, a valid label value
@@ -49,8 +52,9 @@ struct hook_env {
     std::string runner_temp;      ///< RUNNER_TEMP
     // ---- podpipe's own ----
     workspace_mode mode = workspace_mode::stream; ///< PODPIPE_WORKSPACE_MODE=stream|volume
-    /// PODPIPE_COMPRESSION_LEVEL: "auto" (nullopt, the default) or 0..12 (libdeflate levels).
-    std::optional<int> compression_level;
+    /// PODPIPE_COMPRESSION_LEVEL: 0..12, default 1 (chosen by benchmark, BENCHMARKS.md), or
+    /// "auto" (auto_compression_level: per chunk, higher while the link is the bottleneck).
+    int compression_level = 1;
     unsigned threads = 0; ///< PODPIPE_THREADS: 0 (default) = one per core, else 1..256
     /// PODPIPE_MEMORY_BUDGET: bytes for the transfer pipeline, with an optional Ki/Mi/Gi suffix;
     /// default 256 MiB, at least 4 MiB.

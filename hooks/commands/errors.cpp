@@ -18,13 +18,29 @@ public:
             return "invalid hook environment";
         case errc::response_file:
             return "cannot write the response file";
+        case errc::permissions:
+            return "missing permissions";
+        case errc::job_pod:
+            return "job pod failure";
+        case errc::transfer:
+            return "transfer failed";
+        case errc::step:
+            return "step could not run";
         }
         return "unknown hook error";
     }
 
     std::error_condition default_error_condition(int c) const noexcept override {
-        if (static_cast<errc>(c) == errc::response_file)
+        switch (static_cast<errc>(c)) {
+        case errc::response_file:
+        case errc::job_pod:
+        case errc::transfer:
+        case errc::step:
+        case errc::permissions:
             return condition::fatal;
+        default:
+            break;
+        }
         return condition::bad_input;
     }
 };

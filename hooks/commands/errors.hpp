@@ -17,6 +17,10 @@ enum class errc {
     unknown_command, ///< "Command not recognized: <x>"
     bad_env,         ///< a variable of §2.6 is missing or invalid
     response_file,   ///< the response file path is empty, missing, or cannot be written
+    permissions,     ///< the service account lacks a permission the hook needs (§2.7)
+    job_pod,         ///< the job pod could not be created or did not come online
+    transfer,        ///< moving files between the runner and a pod failed
+    step,            ///< a step could not be run (not: the step's own non-zero exit)
 };
 
 const std::error_category& hook_category() noexcept;

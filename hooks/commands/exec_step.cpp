@@ -11,7 +11,7 @@ namespace podpipe::hook {
 
 result<int, k8s::hook_error> exec_step(k8s::api_client& client, const step_target& target,
                                        const std::vector<std::string>& argv, int out_fd,
-                                       int err_fd, std::stop_token stop) {
+                                       int err_fd, std::stop_token stop, heartbeat hb) {
     k8s::exec_options o;
     o.ns = target.ns;
     o.pod = target.pod;
@@ -19,6 +19,8 @@ result<int, k8s::hook_error> exec_step(k8s::api_client& client, const step_targe
     o.command = argv;
     o.use_stdin = false;
     k8s::exec_session_options so;
+    so.ping_interval = hb.period;
+    so.pong_timeout = hb.deadline;
     so.on_stderr = [err_fd](std::span<const std::byte> bytes) {
         // Best effort, like a terminal: a closed stderr must not fail the step.
         const auto* p = reinterpret_cast<const char*>(bytes.data());

@@ -7,6 +7,7 @@
 #include "engine/common/result.hpp"
 #include "hooks/k8s/errors.hpp"
 
+#include <chrono>
 #include <stop_token>
 #include <string>
 #include <string_view>
@@ -28,8 +29,16 @@ struct step_target {
 /// command's exit code (0..255). Errors: the exec could not start (pod gone, container not
 /// running), the connection dropped or ended without an exit status ("the outcome is unknown"),
 /// or `stop` was requested (the session is torn down; errc::timeout is not used for that).
+/// Heartbeat (§3.8): a WebSocket ping every `period`; no answer (or any data) within
+/// `deadline` ends the step as failed ("the connection ... went silent").
+struct heartbeat {
+    std::chrono::milliseconds period{5'000};
+    std::chrono::milliseconds deadline{61'000};
+};
+
 result<int, k8s::hook_error> exec_step(k8s::api_client& client, const step_target& target,
                                        const std::vector<std::string>& argv, int out_fd,
-                                       int err_fd, std::stop_token stop = {});
+                                       int err_fd, std::stop_token stop = {},
+                                       heartbeat hb = {});
 
 } // namespace podpipe::hook

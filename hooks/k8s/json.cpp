@@ -203,6 +203,18 @@ void read_containers(parse_ctx& c, const dom::object& spec, std::string_view key
         container ct;
         get_str(c, o, key, "name", ct.name);
         get_str(c, o, key, "image", ct.image);
+        // Ports: the prepare_job response reports the host ports the API server accepted.
+        for_each_obj(c, o, key, "ports", [&](const dom::object& po) {
+            container_port p;
+            get_int(c, po, "ports[]", "containerPort", p.container_port);
+            if (member(po, "hostPort")) {
+                int hp = 0;
+                get_int(c, po, "ports[]", "hostPort", hp);
+                p.host_port = hp;
+            }
+            get_str(c, po, "ports[]", "protocol", p.protocol);
+            ct.ports.push_back(std::move(p));
+        });
         out.push_back(std::move(ct));
     });
 }

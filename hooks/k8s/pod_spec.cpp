@@ -413,8 +413,10 @@ result<container, hook_error> build_service_container(const container_source& sr
 // ---- pods ------------------------------------------------------------------------------------
 
 std::string fs_init_script(std::string_view workspace_tail) {
+    // cp, not the reference's mv: from the image layer to an emptyDir both copy every byte, and
+    // cp also works where the image's root is read-only (readOnlyRootFilesystem, kubesim).
     std::string s = "mkdir -p /mnt/externals && mkdir -p /mnt/work && mkdir -p /mnt/github && "
-                    "mv /home/runner/externals/* /mnt/externals/";
+                    "cp -a /home/runner/externals/. /mnt/externals/";
     if (!workspace_tail.empty())
         s += " && mkdir -p " + shell_quote("/mnt/work/" + std::string(workspace_tail));
     return s;

@@ -40,7 +40,7 @@ TEST(hook_env, defaults) {
     EXPECT_FALSE(r->rwo);
     EXPECT_EQ(r->mode, workspace_mode::stream);
     EXPECT_TRUE(r->template_path.empty());
-    EXPECT_FALSE(r->compression_level);
+    EXPECT_EQ(r->compression_level, 1);
     EXPECT_EQ(r->threads, 0u);
     EXPECT_EQ(r->memory_budget_bytes, std::size_t{256} << 20);
     EXPECT_EQ(r->recv_path, "/__e/podpipe");
@@ -138,7 +138,7 @@ TEST(hook_env, podpipe_settings) {
     EXPECT_EQ(r->memory_budget_bytes, std::size_t{64} << 20);
     EXPECT_EQ(r->recv_path, "/opt/podpipe");
     env["PODPIPE_COMPRESSION_LEVEL"] = "auto";
-    EXPECT_FALSE(read_env(env)->compression_level);
+    EXPECT_EQ(read_env(env)->compression_level, auto_compression_level);
 }
 
 TEST(hook_env, podpipe_settings_validation) {

@@ -73,10 +73,20 @@ TEST_F(hook_binary_test, errors_are_workflow_commands_with_exit_1) {
     auto no_runner = hook(R"({"command":"cleanup_job","responseFile":null,"state":{},"args":{}})", "");
     EXPECT_EQ(no_runner.exit_code, 1) << no_runner.output;
     EXPECT_NE(no_runner.output.find("ACTIONS_RUNNER_POD_NAME"), std::string::npos) << no_runner.output;
-    // Commands not written yet say so instead of pretending.
-    auto prepare = hook(R"({"command":"prepare_job","responseFile":"/tmp/x","state":{},"args":{"container":null,"services":[]}})");
-    EXPECT_EQ(prepare.exit_code, 1) << prepare.output;
-    EXPECT_NE(prepare.output.find("not implemented yet"), std::string::npos) << prepare.output;
+    // prepare_job refuses before creating anything: no response file, then no job container.
+    auto no_file = hook(R"({"command":"prepare_job","responseFile":"/nonexistent/r.json","state":null,"args":{"container":null,"services":[]}})");
+    EXPECT_EQ(no_file.exit_code, 1) << no_file.output;
+    EXPECT_NE(no_file.output.find("::error::Missing file at path: /nonexistent/r.json"), std::string::npos)
+        << no_file.output;
+    podpipe::testing::temp_dir dir;
+    const std::string response = (dir / "r.json").string();
+    podpipe::testing::write_file(response, "");
+    auto no_container = hook(R"({"command":"prepare_job","responseFile":")" + response +
+                             R"(","state":null,"args":{"container":null,"services":[]}})");
+    EXPECT_EQ(no_container.exit_code, 1) << no_container.output;
+    EXPECT_NE(no_container.output.find("::error::Job Container is required."), std::string::npos)
+        << no_container.output;
+    EXPECT_EQ(kubectl("get pods -o name").output, "");
     // A missing binary behind the shim is a clear error too.
     auto missing = shell("echo '{}' | PODPIPE_HOOK_BIN=/nowhere/podpipe-hook sh " + shim);
     EXPECT_EQ(missing.exit_code, 1);

@@ -339,7 +339,7 @@ TEST(pod_spec_job_pod, serializes_to_the_documented_manifest) {
     ASSERT_EQ(cmd.size(), 3u);
     EXPECT_EQ(cmd[0], "sh");
     EXPECT_EQ(cmd[1], "-c");
-    EXPECT_NE(cmd[2].find("mv /home/runner/externals/* /mnt/externals/"), std::string::npos);
+    EXPECT_NE(cmd[2].find("cp -a /home/runner/externals/. /mnt/externals/"), std::string::npos);
     EXPECT_NE(cmd[2].find("mkdir -p /mnt/work/repo/repo"), std::string::npos);
     EXPECT_EQ(int64_t(init["securityContext"]["runAsUser"]), 1001);
     EXPECT_EQ(int64_t(init["securityContext"]["runAsGroup"]), 1001);

@@ -1,0 +1,197 @@
+#include "hooks/commands/prepare_job.hpp"
+
+#include "hooks/commands/cleanup_job.hpp"
+#include "hooks/commands/exec_step.hpp"
+#include "hooks/commands/pod_wait.hpp"
+#include "hooks/k8s/client.hpp"
+#include "hooks/k8s/pod_spec.hpp"
+#include "hooks/k8s/template.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+namespace podpipe::hook {
+namespace {
+
+namespace fs = std::filesystem;
+
+hook_error job_pod_error(const std::string& text) { return make_error(errc::job_pod, text); }
+
+// Deletes what this runner created so far; a failure here only adds a warning, the original
+// error is what the user needs to see.
+void prune(hook_session& s) {
+    auto done = cleanup_job(s.client, s.ns, s.env.runner_pod_name);
+    if (!done)
+        s.log.warning("could not remove the job's pods and secrets: " + done.error().what());
+}
+
+} // namespace
+
+std::string temp_manifest_path(const std::string& work_root, const std::string& job_pod) {
+    return work_root + "/" + state_dir_name + "/" + job_pod + "/temp.manifest";
+}
+
+std::vector<std::string> work_excludes() { return {"_runner_hook_responses", state_dir_name}; }
+
+result<prepare_job_response, hook_error> prepare_job(hook_session& s, const prepare_job_args& args,
+                                                     const std::string& response_file) {
+    // The response file is checked first: a hook that cannot answer must not create pods.
+    if (response_file.empty())
+        return fail(make_error(errc::response_file, "Expected file path"));
+    if (struct stat st {}; ::stat(response_file.c_str(), &st) != 0)
+        return fail(make_error(errc::response_file, "Missing file at path: " + response_file));
+    PODPIPE_TRY(check_permissions(s, s.env.mode == workspace_mode::volume));
+    if (!args.container)
+        return fail(make_error(errc::bad_input, "Job Container is required."));
+    auto work = s.env.work_root();
+    if (!work)
+        return fail(work.error());
+    // Everything that can be refused is checked before anything is created.
+    auto tmpl = k8s::load_template(s.env.template_path);
+    if (!tmpl)
+        return fail(tmpl.error());
+    k8s::job_pod_options popt;
+    popt.runner_pod_name = s.env.runner_pod_name;
+    if (!s.env.runner_image.empty())
+        popt.runner_image = s.env.runner_image;
+    if (!s.env.github_workspace.empty()) {
+        auto tail = k8s::workspace_tail(s.env.github_workspace);
+        if (!tail)
+            return fail(tail.error());
+        popt.workspace_tail = *tail;
+    }
+    std::optional<k8s::secret> pull_secret;
+    if (args.container->registry) {
+        auto sec = k8s::build_pull_secret(s.env.runner_pod_name, k8s::random_name_suffix(),
+                                          *args.container->registry);
+        if (!sec)
+            return fail(sec.error());
+        popt.pull_secret_name = sec->metadata.name;
+        pull_secret = std::move(*sec);
+    }
+    const k8s::container_source job_src = to_container_source(*args.container);
+    std::vector<k8s::container_source> service_srcs;
+    for (const auto& svc : args.services)
+        service_srcs.push_back(to_container_source(svc));
+    auto built = k8s::build_job_pod(popt, &job_src, service_srcs);
+    if (!built)
+        return fail(built.error());
+    if (*tmpl) {
+        auto warnings = k8s::apply_template(**tmpl, built->job_pod);
+        if (!warnings)
+            return fail(warnings.error());
+        for (const auto& w : *warnings)
+            s.log.warning(w);
+    }
+    for (const auto& m : args.container->user_mount_volumes) {
+        if (m.source_volume_path.empty() || m.source_volume_path.front() != '/')
+            return fail(make_error(errc::bad_input,
+                                   "volume '" + m.source_volume_path + ":" + m.target_volume_path +
+                                       "': the source must be an absolute path on the runner "
+                                       "(named docker volumes do not exist in Kubernetes mode)"));
+        if (m.target_volume_path.empty() || m.target_volume_path.front() != '/')
+            return fail(make_error(errc::bad_input, "volume '" + m.source_volume_path + ":" +
+                                                        m.target_volume_path +
+                                                        "': the target must be an absolute path"));
+    }
+
+    // Leftovers of a previous job of this runner (a crashed hook, a cancelled cleanup).
+    prune(s);
+    if (pull_secret) {
+        auto made = s.client.create_secret(*pull_secret, s.ns);
+        if (!made)
+            return fail(job_pod_error("failed to create the registry pull secret: " +
+                                      made.error().what()));
+    }
+    auto created = s.client.create_pod(built->job_pod, s.ns);
+    if (!created) {
+        prune(s);
+        return fail(job_pod_error("failed to create job pod: " + created.error().what()));
+    }
+    const std::string pod_name = created->metadata.name;
+    s.log.debug("job pod " + s.ns + "/" + pod_name + " created; waiting for it to run");
+
+    wait_options wopt;
+    wopt.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(s.env.prepare_job_timeout);
+    wopt.on_change = [&](const std::string& why) { s.log.debug("job pod: " + why); };
+    auto running = wait_for_running(s.client, s.ns, pod_name, wopt);
+    if (!running) {
+        prune(s);
+        return fail(job_pod_error("pod failed to come online with error: " + running.error().what()));
+    }
+
+    // The failure path from here on: the pod exists and runs; prune it so that a retried job
+    // does not find a half-filled workspace.
+    auto fail_after_start = [&](hook_error e) -> result<prepare_job_response, hook_error> {
+        prune(s);
+        return fail(std::move(e));
+    };
+
+    k8s::copy_options copt = copy_options_for(s);
+    copt.excludes = work_excludes();
+    k8s::pod_copier copier(s.client, copt, s.stop);
+    auto end = copier.probe({s.ns, pod_name, std::string(k8s::job_container_name), "/__w"});
+    if (!end)
+        return fail_after_start(make_error(errc::transfer, end.error()));
+    auto copied = grouped_copy(s, "Copying the workspace into the job pod", "workspace " + *work + " -> /__w",
+                               [&] { return copier.local_to_pod(*work, *end); });
+    if (!copied)
+        return fail_after_start(copied.error());
+
+    // /github/home and /github/workflow are W/_temp's _github_home and _github_workflow, as the
+    // runner's docker mode mounts them; links keep them current after every _temp sync.
+    std::string setup =
+        "mkdir -p /__w/_temp/_github_home /__w/_temp/_github_workflow /github && "
+        "ln -sfn /__w/_temp/_github_home /github/home && "
+        "ln -sfn /__w/_temp/_github_workflow /github/workflow";
+    for (const auto& m : args.container->user_mount_volumes)
+        setup += " && mkdir -p -- " + k8s::shell_quote(m.target_volume_path);
+    step_target job{s.ns, pod_name, std::string(k8s::job_container_name)};
+    auto prepared = exec_step(s.client, job, {"sh", "-c", setup}, s.out_fd, s.err_fd, s.stop);
+    if (!prepared)
+        return fail_after_start(make_error(errc::job_pod, "preparing /github in the job pod: " +
+                                                              prepared.error().what()));
+    if (*prepared != 0)
+        return fail_after_start(make_error(
+            errc::job_pod, "preparing /github in the job pod exited with " + std::to_string(*prepared)));
+
+    for (const auto& m : args.container->user_mount_volumes) {
+        struct stat st {};
+        if (::stat(m.source_volume_path.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+            return fail_after_start(make_error(
+                errc::bad_input, "volume '" + m.source_volume_path +
+                                     "': not a directory on the runner (only directories can be "
+                                     "copied into the job pod)"));
+        auto vend = copier.probe({s.ns, pod_name, std::string(k8s::job_container_name), m.target_volume_path});
+        if (!vend)
+            return fail_after_start(make_error(errc::transfer, vend.error()));
+        auto v = grouped_copy(s, "Copying volume " + m.source_volume_path,
+                              "volume " + m.source_volume_path + " -> " + m.target_volume_path,
+                              [&] { return copier.local_to_pod(m.source_volume_path, *vend); });
+        if (!v)
+            return fail_after_start(v.error());
+    }
+
+    // Alpine detection (§3.6): anything but exit 0 (no sh, an exec error) means "not alpine".
+    bool is_alpine = false;
+    if (auto a = exec_step(s.client, job, k8s::alpine_detection_argv(), s.out_fd, s.err_fd, s.stop); a)
+        is_alpine = *a == 0;
+    else
+        s.log.debug("alpine detection: " + a.error().what());
+
+    job_state state;
+    state.job_pod = pod_name;
+    state.namespace_name = s.ns;
+    state.permissions_checked = true;
+    state.pull_secret = popt.pull_secret_name;
+    prepare_job_response response =
+        make_prepare_response(*created, built->service_names, std::move(state), is_alpine);
+    if (auto w = write_response_file(response_file, to_json(response)); !w)
+        return fail_after_start(w.error());
+    return response;
+}
+
+} // namespace podpipe::hook

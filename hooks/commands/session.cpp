@@ -1,0 +1,110 @@
+#include "hooks/commands/session.hpp"
+
+#include "engine/pipeline/errors.hpp"
+#include "engine/pipeline/send.hpp"
+#include "hooks/k8s/client.hpp"
+
+#include <cstdio>
+
+namespace podpipe::hook {
+
+k8s::copy_options copy_options_for(const hook_session& s) {
+    k8s::copy_options o;
+    o.level = s.env.compression_level == auto_compression_level ? pipeline::auto_level
+                                                                : s.env.compression_level;
+    o.level_text = s.env.compression_level == auto_compression_level
+                       ? "auto"
+                       : std::to_string(s.env.compression_level);
+    o.threads = s.env.threads;
+    o.memory_bytes = s.env.memory_budget_bytes;
+    o.pod_binary = s.env.recv_path + "/podpipe";
+    o.verify = true;
+    hook_log* log = &s.log;
+    o.on_info = [log](const std::string& line) { log->debug(line); };
+    return o;
+}
+
+std::string transfer_summary(const k8s::copy_outcome& o) {
+    const auto& st = o.stats;
+    const double mb = static_cast<double>(st.content_bytes) / 1e6;
+    const double wire = static_cast<double>(st.wire_bytes) / 1e6;
+    const double rate = st.seconds > 0 ? mb / st.seconds : 0.0;
+    char buf[256];
+    std::snprintf(buf, sizeof buf,
+                  "%llu files, %.1f MB, %.1f MB on the wire, %.2f s, %.1f MB/s",
+                  static_cast<unsigned long long>(st.files), mb, wire, st.seconds, rate);
+    return buf;
+}
+
+result<k8s::copy_outcome, hook_error> grouped_copy(hook_session& s, const std::string& title,
+                                                   const std::string& what,
+                                                   const std::function<k8s::copy_outcome()>& run) {
+    s.log.group(title);
+    k8s::copy_outcome out = run();
+    if (!out.ok() && out.exit_code == pipeline::exit_failure && !s.stop.stop_requested()) {
+        // Dropped connections and killed execs end like this; the receiver overwrites what it
+        // already has, so a second attempt is safe. Corrupt or unsafe streams are not retried.
+        s.log.warning(what + " failed, trying once more: " + out.error);
+        out = run();
+    }
+    if (out.ok())
+        s.log.info(what + ": " + transfer_summary(out));
+    else
+        s.log.info(what + " failed: " + out.error);
+    s.log.end_group();
+    if (!out.ok())
+        return fail(make_error(errc::transfer, what + " failed: " + out.error));
+    return out;
+}
+
+result<void, hook_error> check_permissions(hook_session& s, bool volume_mode) {
+    struct need {
+        const char* group;
+        const char* resource;
+        const char* subresource;
+        const char* verb;
+    };
+    std::vector<need> needs = {
+        {"", "pods", "", "get"},        {"", "pods", "", "list"},
+        {"", "pods", "", "create"},     {"", "pods", "", "delete"},
+        {"", "pods", "exec", "get"},    {"", "pods", "exec", "create"},
+        {"", "pods", "log", "get"},     {"", "pods", "log", "list"},
+        {"", "pods", "log", "watch"},   {"", "secrets", "", "create"},
+        {"", "secrets", "", "delete"},  {"", "secrets", "", "get"},
+        {"", "secrets", "", "list"},
+    };
+    if (volume_mode)
+        for (const char* verb : {"get", "list", "create", "delete"})
+            needs.push_back({"batch", "jobs", "", verb});
+    std::vector<k8s::resource_attributes> reviews;
+    for (const auto& n : needs) {
+        k8s::resource_attributes a;
+        a.ns = s.ns;
+        a.group = n.group;
+        a.resource = n.resource;
+        a.subresource = n.subresource;
+        a.verb = n.verb;
+        reviews.push_back(std::move(a));
+    }
+    auto answers = s.client.access_reviews(reviews);
+    if (!answers)
+        return fail(answers.error());
+    std::string missing;
+    for (std::size_t i = 0; i < needs.size() && i < answers->size(); ++i) {
+        if ((*answers)[i].allowed)
+            continue;
+        const auto& n = needs[i];
+        missing += std::string(missing.empty() ? "" : ",") + R"({"group":")" + n.group +
+                   R"(","verb":")" + n.verb + R"(","resource":")" + n.resource +
+                   R"(","subresource":")" + n.subresource + R"("})";
+    }
+    if (missing.empty())
+        return {};
+    return fail(make_error(errc::permissions,
+                           "The Service account needs the following permissions [" + missing +
+                               "] on the pod resource in the '" + s.ns +
+                               "' namespace. Please contact your self hosted runner "
+                               "administrator."));
+}
+
+} // namespace podpipe::hook

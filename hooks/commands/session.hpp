@@ -1,0 +1,54 @@
+// What every command of one hook invocation shares: the cluster client and namespace, the
+// environment, the log, the cancellation token, and the transfer helpers built on
+// k8s::pod_copier (engine settings from PODPIPE_*, the one-line summary the issue asks for,
+// the permission preflight of spec/hook-behavior.md §2.7).
+#pragma once
+
+#include "engine/common/result.hpp"
+#include "hooks/commands/env.hpp"
+#include "hooks/commands/errors.hpp"
+#include "hooks/commands/log.hpp"
+#include "hooks/k8s/pod_copy.hpp"
+
+#include <stop_token>
+#include <string>
+#include <vector>
+
+namespace podpipe::k8s {
+class api_client;
+}
+
+namespace podpipe::hook {
+
+struct hook_session {
+    k8s::api_client& client;
+    std::string ns;
+    const hook_env& env;
+    hook_log& log;
+    std::stop_token stop;
+    int out_fd = 1; ///< step stdout (the runner's log)
+    int err_fd = 2; ///< step stderr
+};
+
+/// Engine settings from the environment: level (or auto), threads, memory budget, the in-pod
+/// binary at PODPIPE_RECV_PATH/podpipe; verification on. `info` lines go to the debug log.
+k8s::copy_options copy_options_for(const hook_session& s);
+
+/// "1234 files, 250.0 MB, 80.1 MB on the wire, 3.2 s, 78.1 MB/s" for a finished copy.
+std::string transfer_summary(const k8s::copy_outcome& o);
+
+/// Runs one copy inside `::group::TITLE` … `::endgroup::`, printing the summary line (or the
+/// error) inside the group. Retries once when the first attempt failed on the connection (a
+/// receiver overwrites what it already has, so a repeat is safe). Error text:
+/// "<what> failed: <outcome.error>".
+result<k8s::copy_outcome, hook_error> grouped_copy(hook_session& s, const std::string& title,
+                                                   const std::string& what,
+                                                   const std::function<k8s::copy_outcome()>& run);
+
+/// The access reviews the reference runs (§2.7): pods get/list/create/delete, pods/exec
+/// get/create, pods/log get/list/watch, secrets create/delete/get/list; plus batch jobs
+/// get/list/create/delete in volume mode. All are sent (one batch); when any is denied the
+/// error carries the reference message listing the missing ones as JSON.
+result<void, hook_error> check_permissions(hook_session& s, bool volume_mode);
+
+} // namespace podpipe::hook
