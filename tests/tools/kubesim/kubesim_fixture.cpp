@@ -199,7 +199,24 @@ command_result kubesim_fixture::shell(const std::string& script, const std::stri
 
 command_result kubesim_fixture::kubectl(const std::string& args, const std::string& input,
                                         std::chrono::seconds timeout) {
-    return shell("\"$KUBECTL\" " + args, input, timeout);
+    auto r = shell("\"$KUBECTL\" " + args, input, timeout);
+    // client-go starts reading the exec WebSocket before it registers its streams; when the
+    // server's "ready" message (an empty stdout message, sent by real kubelets too) wins that
+    // race, kubectl logs `E... websocket.go:NNN] Unknown stream id 1, discarding message` to
+    // stderr and carries on. Nothing is lost (the message is empty): drop that log line so
+    // the tests compare what the command printed.
+    std::string kept;
+    std::istringstream lines(r.output);
+    for (std::string line; std::getline(lines, line);) {
+        if (line.starts_with("E") && line.find("] Unknown stream id ") != std::string::npos &&
+            line.ends_with(", discarding message"))
+            continue;
+        kept += line;
+        if (!lines.eof())
+            kept += '\n';
+    }
+    r.output = std::move(kept);
+    return r;
 }
 
 void kubesim_fixture::create_pod(const std::string& yaml) {
