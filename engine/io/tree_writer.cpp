@@ -648,13 +648,21 @@ struct tree_writer::impl {
                                            resolve_flags));
             if (!fd)
                 continue;
-            if (opt.restore_owner && ::fchown(fd.get(), m.uid, m.gid) != 0)
+            // The target itself may belong to someone else (a volume's root owned by root,
+            // written by an unprivileged user): its metadata is then left as it is. Inside
+            // the tree everything was created by us, so a failure there is an error.
+            const bool target = path.empty();
+            auto not_ours = [&](int e) { return target && (e == EPERM || e == EACCES || e == EROFS); };
+            if (opt.restore_owner && ::fchown(fd.get(), m.uid, m.gid) != 0 && !not_ours(errno))
                 return fail(io_error("chown", path, errno).error());
-            if (::fchmod(fd.get(), m.mode) != 0)
+            if (::fchmod(fd.get(), m.mode) != 0) {
+                if (not_ours(errno))
+                    continue;
                 return fail(io_error("chmod", path, errno).error());
+            }
             const timespec ts[2] = {to_ts(m.mtime_sec, m.mtime_nsec),
                                     to_ts(m.mtime_sec, m.mtime_nsec)};
-            if (::futimens(fd.get(), ts) != 0)
+            if (::futimens(fd.get(), ts) != 0 && !not_ours(errno))
                 return fail(io_error("set mtime of", path, errno).error());
         }
         return stats;

@@ -7,6 +7,7 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -100,6 +101,36 @@ TEST_F(pipeline_roundtrip, root_mode_and_mtime_travel_like_tar_dot) {
     // And the root is not counted as an entry of the tree.
     const auto sent = pack_to(src_, tmp_ / "again.tgz");
     EXPECT_EQ(sent.entries, got->entries);
+}
+
+TEST_F(pipeline_roundtrip, unprivileged_receiver_into_a_target_it_does_not_own) {
+    // A pod running as an arbitrary uid writes into a volume whose root belongs to root: the
+    // root's mode cannot be applied, and that must not fail the transfer.
+    if (::geteuid() != 0)
+        GTEST_SKIP() << "needs root to switch to an unprivileged uid";
+    pack_to(src_, tmp_ / "s.tgz");
+    const fs::path target = tmp_ / "shared";
+    fs::create_directories(target);
+    ASSERT_EQ(::chmod(target.c_str(), 01777), 0);
+    ASSERT_EQ(::chmod(tmp_.path().c_str(), 0755), 0);
+    const pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+        if (::setgid(65534) != 0 || ::setuid(65534) != 0)
+            ::_exit(10);
+        const int fd = ::open((tmp_ / "s.tgz").c_str(), O_RDONLY);
+        fd_source source(fd);
+        auto r = recv_tree(source, target.string(), {});
+        ::_exit(r ? 0 : 11);
+    }
+    int status = 0;
+    ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+    ASSERT_TRUE(WIFEXITED(status));
+    EXPECT_EQ(WEXITSTATUS(status), 0);
+    struct stat st {};
+    ASSERT_EQ(::stat(target.c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 07777, 01777u); // left as it was
+    EXPECT_EQ(diff_trees(src_, target, /*mtimes=*/false), std::vector<std::string>{});
 }
 
 TEST_F(pipeline_roundtrip, every_level_and_one_thread) {
