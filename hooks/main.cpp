@@ -132,6 +132,11 @@ int run(int argc, char** argv) {
 
     hook_log log(stdout);
     hook_session session{**client, ns, *env, log, cancel.get_token()};
+    // The reference reviews permissions on every invocation (13 requests); prepare_job does it
+    // once and records it in the state, later commands trust that record.
+    if (input->cmd != command::prepare_job && !(input->state && input->state->permissions_checked))
+        if (auto ok = check_permissions(session, env->mode == workspace_mode::volume); !ok)
+            return error_exit(ok.error().what());
     switch (input->cmd) {
     case command::cleanup_job: {
         auto done = cleanup_job(**client, ns, env->runner_pod_name);

@@ -1,0 +1,356 @@
+// podpipe-hook in stream mode, called by the runner emulator exactly as the runner calls it,
+// against kubesim: spec/hook-behavior.md §8's cluster scenarios that apply to stream mode plus
+// the issue's own (exit codes, file commands of failing steps, busybox job image, incremental
+// _temp, a dropped exec, the pod's real failure reason).
+#include "tests/hooks/runner/runner_emulator.hpp"
+#include "tests/support/tree_fixture.hpp"
+#include "tests/tools/kubesim/kubesim_fixture.hpp"
+#include "tests/tools/kubesim/test_client.hpp"
+
+#include <sys/stat.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <string>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+namespace podpipe::kubesim::testing {
+namespace {
+
+namespace fs = std::filesystem;
+using hook::testing::hook_run;
+using hook::testing::runner_emulator;
+using hook::testing::script_step;
+using podpipe::testing::shell_quote;
+using podpipe::testing::temp_dir;
+using podpipe::testing::write_file;
+
+const std::string job_args_debian =
+    R"({"container":{"image":"debian:12","entryPoint":null,"entryPointArgs":[],)"
+    R"("workingDirectory":"/__w/app/app","createOptions":null,"registry":null,)"
+    R"("environmentVariables":{"NODE_ENV":"development"},"portMappings":["31080:8080"],)"
+    R"("systemMountVolumes":[],"userMountVolumes":[]},)"
+    R"("services":[{"image":"redis:7","entryPoint":null,"entryPointArgs":[],)"
+    R"("environmentVariables":{},"portMappings":["31081:80","8088"],)"
+    R"("systemMountVolumes":[],"userMountVolumes":[]}]})";
+
+std::string job_args(const std::string& image, const std::string& extra_container_fields = "") {
+    return R"({"container":{"image":")" + image +
+           R"(","workingDirectory":"/__w/app/app","environmentVariables":{},"portMappings":[],)"
+           R"("userMountVolumes":[])" +
+           extra_container_fields + R"(},"services":[]})";
+}
+
+std::string all(const hook_run& r) {
+    return "exit " + std::to_string(r.exit_code) + "\n--- stdout\n" + r.out + "\n--- stderr\n" +
+           r.err + "\n--- runner: " + r.runner_error;
+}
+
+// The wire bytes of the "_temp -> /__w/_temp" transfer line in the hook's output (0 if it sent
+// nothing), from "N files, X MB, Y MB on the wire".
+double temp_wire_mb(const std::string& out) {
+    static const std::regex line(R"(_temp[^\n]*-> /__w/_temp: (\d+) files, ([0-9.]+) MB, ([0-9.]+) MB on the wire)");
+    std::smatch m;
+    if (!std::regex_search(out, m, line))
+        return 0;
+    return std::stod(m[2].str());
+}
+
+class stream_mode_test : public kubesim_fixture {
+protected:
+    void SetUp() override {
+        // The actions-runner image's externals hold podpipe (what examples/Dockerfile.runner adds).
+        fs::create_directories(externals_ / "podpipe");
+        fs::copy_file(PODPIPE_POD_BINARY, externals_ / "podpipe" / "podpipe");
+        extra_args_ = {"--externals", externals_.string()};
+        kubesim_fixture::SetUp();
+        if (IsSkipped() || HasFatalFailure())
+            return;
+        runner_emulator::options o;
+        o.home = tmp_ / "runner";
+        o.kubeconfig = kubeconfig_;
+        o.hook_shim = PODPIPE_HOOK_SHIM;
+        o.hook_binary = PODPIPE_HOOK_EXE;
+        o.runner_pod_name = "runner-abc";
+        o.extra_env = {{"ACTIONS_RUNNER_PREPARE_JOB_TIMEOUT_SECONDS", "30"}};
+        options_ = o;
+    }
+
+    runner_emulator& runner() {
+        if (!runner_)
+            runner_.emplace(options_);
+        return *runner_;
+    }
+
+    void faults(const std::string& json) {
+        auto r = https_request(port(), ca_file(), admin_token(), "POST", "/kubesim/faults", json);
+        ASSERT_EQ(r.status, 200) << r.body;
+    }
+
+    std::string pods_of_runner() {
+        return kubectl("get pods -l runner-pod=runner-abc -o name").output;
+    }
+
+    std::string job_exec(const std::string& script) {
+        auto r = kubectl("exec runner-abc-workflow -c job -- sh -c " + shell_quote(script));
+        return r.output;
+    }
+
+    temp_dir tmp_;
+    fs::path externals_ = tmp_ / "externals";
+    runner_emulator::options options_;
+    std::optional<runner_emulator> runner_;
+};
+
+TEST_F(stream_mode_test, prepare_steps_and_cleanup_with_services_ports_and_env) {
+    auto& r = runner();
+    podpipe::testing::make_awkward_tree(r.github_workspace() / "src", 200);
+    auto prep = r.prepare_job(job_args_debian);
+    ASSERT_TRUE(prep.ok()) << all(prep);
+    // The response: state, both containers in order, host ports as the runner reads them.
+    ASSERT_TRUE(prep.response) << all(prep);
+    EXPECT_NE(prep.response->find(R"("jobPod":"runner-abc-workflow")"), std::string::npos) << *prep.response;
+    EXPECT_NE(prep.response->find(R"("isAlpine":false)"), std::string::npos) << *prep.response;
+    EXPECT_NE(prep.response->find(R"("ports":{"8080":"31080"})"), std::string::npos) << *prep.response;
+    EXPECT_NE(prep.response->find(R"({"image":"redis:7","ports":{"80":"31081"}})"), std::string::npos)
+        << *prep.response;
+    EXPECT_NE(prep.out.find("::group::Copying the workspace into the job pod"), std::string::npos);
+    // The pod: job + service with CI and GITHUB_ACTIONS; the workspace arrived intact.
+    EXPECT_EQ(kubectl("get pod runner-abc-workflow -o jsonpath='{.spec.containers[*].name}'").output,
+              "job redis");
+    const std::string env = job_exec("env");
+    EXPECT_NE(env.find("CI=true"), std::string::npos) << env;
+    EXPECT_NE(env.find("GITHUB_ACTIONS=true"), std::string::npos) << env;
+    EXPECT_NE(env.find("NODE_ENV=development"), std::string::npos) << env;
+    const std::string sums = "cd $0 && find . -type f -exec md5sum {} + | sort";
+    auto local = shell("sh -c " + shell_quote(sums) + " " + shell_quote((r.github_workspace() / "src").string()));
+    EXPECT_EQ(kubectl("exec runner-abc-workflow -c job -- sh -c " + shell_quote(sums) + " /__w/app/app/src").output,
+              local.output);
+    // /github/home and /github/workflow exist without user volumes (#330).
+    EXPECT_EQ(job_exec("cat /github/workflow/event.json"), fs::exists(r.event_path())
+                                                               ? [&] {
+                                                                     std::ifstream f(r.event_path());
+                                                                     return std::string(std::istreambuf_iterator<char>(f), {});
+                                                                 }()
+                                                               : std::string("?"));
+
+    // A step: env (literal $-values), PATH prepend, working directory, file commands.
+    script_step step;
+    step.env = {{"VARIABLE1", "$VAR"}, {"VARIABLE2", "${VAR}"}, {"VARIABLE3", "$(VAR)"}, {"QUOTE", "it's \"q\""}};
+    step.prepend_path = {"/some/path", "/other path"};
+    auto s1 = r.run_script_step(R"(set -e
+echo "pwd=$(pwd)"
+[ "$VARIABLE1" = '$VAR' ] && [ "$VARIABLE2" = '${VAR}' ] && [ "$VARIABLE3" = '$(VAR)' ]
+[ "$QUOTE" = "it's \"q\"" ]
+case "$PATH" in "/some/path:/other path:"*) ;; *) echo "bad PATH $PATH"; exit 9;; esac
+[ -f "$GITHUB_EVENT_PATH" ] && [ -d "$HOME" ]
+echo "greeting=hello" >> "$GITHUB_OUTPUT"
+echo "FROM_STEP=1" >> "$GITHUB_ENV"
+echo "/added/bin" >> "$GITHUB_PATH"
+echo "## summary" >> "$GITHUB_STEP_SUMMARY"
+echo "to stderr" >&2
+)",
+                                 step);
+    ASSERT_TRUE(s1.ok()) << all(s1);
+    EXPECT_NE(s1.out.find("pwd=/__w/app/app"), std::string::npos) << s1.out;
+    EXPECT_NE(s1.err.find("to stderr"), std::string::npos) << s1.err;
+    EXPECT_EQ(r.outputs()["greeting"], "hello");
+    EXPECT_EQ(r.env()["FROM_STEP"], "1");
+    EXPECT_EQ(r.path(), std::vector<std::string>{"/added/bin"});
+    EXPECT_EQ(r.summary(), "## summary\n");
+    // The script held the step's env: it is gone on both sides.
+    EXPECT_EQ(job_exec("ls /__w/_temp/*.sh 2>/dev/null | wc -l"), "0\n");
+
+    auto clean = r.cleanup_job();
+    ASSERT_TRUE(clean.ok()) << all(clean);
+    for (int i = 0; i < 50 && !pods_of_runner().empty(); ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    EXPECT_EQ(pods_of_runner(), "");
+}
+
+TEST_F(stream_mode_test, failing_step_exit_code_and_file_commands_come_back) {
+    auto& r = runner();
+    ASSERT_TRUE(r.prepare_job(job_args("debian:12")).ok());
+    auto s = r.run_script_step("echo 'partial=yes' >> \"$GITHUB_OUTPUT\"\necho '# failed' >> \"$GITHUB_STEP_SUMMARY\"\nexit 7\n");
+    EXPECT_EQ(s.exit_code, 7) << all(s);
+    EXPECT_EQ(r.outputs()["partial"], "yes");
+    EXPECT_EQ(r.summary(), "# failed\n");
+    // A missing working directory fails the step (spec §8 item 99).
+    script_step bad;
+    bad.working_directory = "/foo/bar";
+    auto missing = r.run_script_step("echo never", bad);
+    EXPECT_NE(missing.exit_code, 0) << all(missing);
+    EXPECT_EQ(missing.out.find("never"), std::string::npos);
+}
+
+TEST_F(stream_mode_test, busybox_job_image_and_alpine_detection) {
+    auto& r = runner();
+    auto prep = r.prepare_job(job_args("alpine:3.19"));
+    ASSERT_TRUE(prep.ok()) << all(prep);
+    EXPECT_NE(prep.response->find(R"("isAlpine":true)"), std::string::npos) << *prep.response;
+    script_step sh;
+    sh.shell = "sh";
+    auto s = r.run_script_step("echo \"tar is $(readlink /bin/tar)\"\necho 'x=1' >> \"$GITHUB_OUTPUT\"\n", sh);
+    ASSERT_TRUE(s.ok()) << all(s);
+    EXPECT_NE(s.out.find("tar is /bin/busybox"), std::string::npos) << s.out;
+    EXPECT_EQ(r.outputs()["x"], "1");
+}
+
+TEST_F(stream_mode_test, user_volume_is_copied_into_the_pod) {
+    auto& r = runner();
+    write_file(r.github_workspace() / "myvolume" / "file.txt", "hello");
+    const std::string vol = R"(,"userMountVolumes":[{"sourceVolumePath":")" +
+                            (r.github_workspace() / "myvolume").string() +
+                            R"(","targetVolumePath":"/data/myvolume","readOnly":false}])";
+    std::string args = job_args("debian:12");
+    args.replace(args.find(R"(,"userMountVolumes":[])"), std::string(R"(,"userMountVolumes":[])").size(), vol);
+    auto prep = r.prepare_job(args);
+    ASSERT_TRUE(prep.ok()) << all(prep);
+    EXPECT_EQ(job_exec("cat /data/myvolume/file.txt"), "hello");
+}
+
+TEST_F(stream_mode_test, template_extension_and_registry_secret) {
+    const fs::path tmpl = tmp_ / "template.yaml";
+    write_file(tmpl, R"(metadata:
+  annotations: {annotated-by: extension}
+  labels: {labeled-by: extension}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: $job
+    env: [{name: ENV1, value: value1}]
+  - name: $redis
+    env: [{name: ENV2, value: value2}]
+    resources: {requests: {memory: 1Mi, cpu: "1"}, limits: {memory: 1Gi, cpu: "2"}}
+  - name: side-car
+    image: busybox:1.36
+    command: [sh, -c, sleep 60]
+)");
+    options_.extra_env["ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE"] = tmpl.string();
+    auto& r = runner();
+    std::string args = job_args_debian;
+    args.replace(args.find(R"("registry":null)"), std::string(R"("registry":null)").size(),
+                 R"("registry":{"username":"u","password":"p","serverUrl":"registry.example"})");
+    auto prep = r.prepare_job(args);
+    ASSERT_TRUE(prep.ok()) << all(prep);
+    auto get = [&](const std::string& path) {
+        return kubectl("get pod runner-abc-workflow -o jsonpath='" + path + "'").output;
+    };
+    EXPECT_EQ(get("{.metadata.annotations.annotated-by}"), "extension");
+    EXPECT_EQ(get("{.metadata.labels.labeled-by}"), "extension");
+    EXPECT_EQ(get("{.metadata.labels.runner-pod}"), "runner-abc");
+    EXPECT_EQ(get("{.spec.containers[*].name}"), "job redis side-car");
+    EXPECT_NE(get("{.spec.containers[0].env}").find("ENV1"), std::string::npos);
+    EXPECT_NE(get("{.spec.containers[1].env}").find("ENV2"), std::string::npos);
+    EXPECT_EQ(get("{.spec.containers[1].resources.limits.memory}"), "1Gi");
+    // The sidecar is not a service in the response.
+    EXPECT_EQ(prep.response->find("busybox"), std::string::npos) << *prep.response;
+    // The pull secret: labelled, used by the pod, removed by cleanup.
+    const std::string secret = get("{.spec.imagePullSecrets[0].name}");
+    EXPECT_EQ(secret.rfind("runner-abc-secret-", 0), 0u) << secret;
+    EXPECT_EQ(kubectl("get secrets -l runner-pod=runner-abc -o name").output, "secret/" + secret + "\n");
+    ASSERT_TRUE(r.cleanup_job().ok());
+    EXPECT_EQ(kubectl("get secrets -l runner-pod=runner-abc -o name").output, "");
+}
+
+TEST_F(stream_mode_test, bad_input_is_refused_before_anything_is_created) {
+    auto& r = runner();
+    std::string bad_port = job_args("debian:12");
+    bad_port.replace(bad_port.find(R"("portMappings":[])"), 17, R"("portMappings":["1:65536"])");
+    auto p = r.prepare_job(bad_port);
+    EXPECT_EQ(p.exit_code, 1) << all(p);
+    EXPECT_NE(p.out.find("::error::"), std::string::npos) << all(p);
+    std::string bad_env = job_args("debian:12");
+    bad_env.replace(bad_env.find(R"("environmentVariables":{})"), 25, R"("environmentVariables":{"A=B":"x"})");
+    auto e = r.prepare_job(bad_env);
+    EXPECT_EQ(e.exit_code, 1) << all(e);
+    EXPECT_NE(e.out.find("::error::environment key A=B is invalid"), std::string::npos) << all(e);
+    auto garbage = r.raw("{\"command\": \"prepare_job\", ");
+    EXPECT_EQ(garbage.exit_code, 1);
+    EXPECT_NE(garbage.out.find("::error::"), std::string::npos);
+    EXPECT_EQ(kubectl("get pods -o name").output, "");
+}
+
+TEST_F(stream_mode_test, bad_template_is_refused_before_anything_is_created) {
+    const fs::path tmpl = tmp_ / "template.yaml";
+    write_file(tmpl, "invalid yaml");
+    options_.extra_env["ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE"] = tmpl.string();
+    auto p = runner().prepare_job(job_args("debian:12"));
+    EXPECT_EQ(p.exit_code, 1) << all(p);
+    EXPECT_NE(p.out.find("::error::Failed to parse " + tmpl.string()), std::string::npos) << all(p);
+    EXPECT_EQ(kubectl("get pods -o name").output, "");
+}
+
+TEST_F(stream_mode_test, image_pull_failure_names_the_reason_and_leaves_nothing) {
+    options_.extra_env["ACTIONS_RUNNER_PREPARE_JOB_TIMEOUT_SECONDS"] = "15";
+    auto p = runner().prepare_job(job_args("registry.example/does-not-exist:1"));
+    EXPECT_EQ(p.exit_code, 1) << all(p);
+    EXPECT_NE(p.out.find("::error::pod failed to come online with error:"), std::string::npos) << all(p);
+    EXPECT_TRUE(p.out.find("ErrImagePull") != std::string::npos ||
+                p.out.find("ImagePullBackOff") != std::string::npos)
+        << all(p);
+    for (int i = 0; i < 50 && !pods_of_runner().empty(); ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    EXPECT_EQ(pods_of_runner(), "");
+}
+
+TEST_F(stream_mode_test, dropped_exec_during_a_step_is_a_clear_failure) {
+    auto& r = runner();
+    ASSERT_TRUE(r.prepare_job(job_args("debian:12")).ok());
+    // Every exec from now on is dropped after 200 kB of output: the transfers of this step
+    // stay below that, the step itself prints 2 MB.
+    faults(R"({"exec": {"count": 20, "dropAfterBytes": 200000}})");
+    auto s = r.run_script_step("head -c 2000000 /dev/zero | tr '\\0' x\necho 'done=1' >> \"$GITHUB_OUTPUT\"\n");
+    EXPECT_EQ(s.exit_code, 1) << all(s);
+    EXPECT_NE(s.out.find("::error::failed to run script step:"), std::string::npos) << all(s);
+    EXPECT_EQ(r.outputs().count("done"), 0u);
+}
+
+// A runner whose service account may do everything but exec: prepare_job says which
+// permissions are missing, in the reference's words, and creates nothing.
+class stream_mode_rbac_test : public stream_mode_test {
+protected:
+    void SetUp() override {
+        write_file(tmp_ / "rbac.json", R"({"users": [{"token": "runner-token-0123456789",
+            "user": "system:serviceaccount:default:runner", "rules": [
+            {"verbs": ["get", "list", "watch", "create", "delete"], "resources": ["pods", "pods/log", "secrets"],
+             "namespaces": ["default"]}]}]})");
+        fs::create_directories(externals_ / "podpipe");
+        fs::copy_file(PODPIPE_POD_BINARY, externals_ / "podpipe" / "podpipe");
+        extra_args_ = {"--externals", externals_.string(), "--rbac", (tmp_ / "rbac.json").string()};
+        kubesim_fixture::SetUp();
+        if (IsSkipped() || HasFatalFailure())
+            return;
+        // The runner's kubeconfig: kubesim's, with the limited token instead of the admin one.
+        std::ifstream in(kubeconfig_);
+        std::string text((std::istreambuf_iterator<char>(in)), {});
+        const std::string admin = admin_token();
+        ASSERT_NE(text.find(admin), std::string::npos);
+        text.replace(text.find(admin), admin.size(), "runner-token-0123456789");
+        write_file(tmp_ / "runner-kubeconfig", text);
+        options_.home = tmp_ / "runner";
+        options_.kubeconfig = (tmp_ / "runner-kubeconfig").string();
+        options_.hook_shim = PODPIPE_HOOK_SHIM;
+        options_.hook_binary = PODPIPE_HOOK_EXE;
+        options_.runner_pod_name = "runner-abc";
+    }
+};
+
+TEST_F(stream_mode_rbac_test, missing_permission_is_reported_before_anything_is_created) {
+    auto p = runner().prepare_job(job_args("debian:12"));
+    EXPECT_EQ(p.exit_code, 1) << all(p);
+    EXPECT_NE(p.out.find("::error::The Service account needs the following permissions "
+                         R"([{"group":"","verb":"get","resource":"pods","subresource":"exec"},)"
+                         R"({"group":"","verb":"create","resource":"pods","subresource":"exec"}])"
+                         " on the pod resource in the 'default' namespace."),
+              std::string::npos)
+        << all(p);
+    EXPECT_EQ(kubectl("get pods -o name").output, "");
+}
+
+} // namespace
+} // namespace podpipe::kubesim::testing
