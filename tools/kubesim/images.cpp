@@ -98,6 +98,16 @@ result<void> image_map::init(const std::string& state_dir, const std::string& ma
         }
     }
     image_root runner_root{rr.string(), {"proc", "sys", "dev", "tmp"}, default_sleep};
+    // alpine: busybox tools plus the release files real alpine images carry (what the hook's
+    // alpine detection and other tools read). The busybox image has none.
+    fs::path ar = fs::path(state_dir) / "images" / "alpine";
+    if (auto r = build_busybox_root(ar, busybox_path); !r)
+        return r;
+    std::ofstream(ar / "etc" / "os-release")
+        << "NAME=\"Alpine Linux\"\nID=alpine\nVERSION_ID=3.19.1\n"
+           "PRETTY_NAME=\"Alpine Linux v3.19\"\nHOME_URL=\"https://alpinelinux.org/\"\n";
+    std::ofstream(ar / "etc" / "alpine-release") << "3.19.1\n";
+    image_root alpine_root{ar.string(), {"proc", "sys", "dev", "tmp"}, default_sleep};
     image_root host_root{"/", host_skip(state_dir), default_sleep};
 
     if (!map_file.empty()) {
@@ -144,7 +154,7 @@ result<void> image_map::init(const std::string& state_dir, const std::string& ma
     rules_.push_back({"*does-not-exist*", unpullable});
     rules_.push_back({"*invalid.registry*", unpullable});
     rules_.push_back({"*busybox*", busybox_root});
-    rules_.push_back({"*alpine*", busybox_root});
+    rules_.push_back({"*alpine*", alpine_root});
     rules_.push_back({"*", host_root});
     return {};
 }

@@ -142,7 +142,7 @@ TEST_F(stream_mode_test, prepare_steps_and_cleanup_with_services_ports_and_env) 
     script_step step;
     step.env = {{"VARIABLE1", "$VAR"}, {"VARIABLE2", "${VAR}"}, {"VARIABLE3", "$(VAR)"}, {"QUOTE", "it's \"q\""}};
     step.prepend_path = {"/some/path", "/other path"};
-    auto s1 = r.run_script_step(R"(set -e
+    auto s1 = r.run_script_step(R"SH(set -e
 echo "pwd=$(pwd)"
 [ "$VARIABLE1" = '$VAR' ] && [ "$VARIABLE2" = '${VAR}' ] && [ "$VARIABLE3" = '$(VAR)' ]
 [ "$QUOTE" = "it's \"q\"" ]
@@ -153,7 +153,7 @@ echo "FROM_STEP=1" >> "$GITHUB_ENV"
 echo "/added/bin" >> "$GITHUB_PATH"
 echo "## summary" >> "$GITHUB_STEP_SUMMARY"
 echo "to stderr" >&2
-)",
+)SH",
                                  step);
     ASSERT_TRUE(s1.ok()) << all(s1);
     EXPECT_NE(s1.out.find("pwd=/__w/app/app"), std::string::npos) << s1.out;
@@ -163,7 +163,7 @@ echo "to stderr" >&2
     EXPECT_EQ(r.path(), std::vector<std::string>{"/added/bin"});
     EXPECT_EQ(r.summary(), "## summary\n");
     // The script held the step's env: it is gone on both sides.
-    EXPECT_EQ(job_exec("ls /__w/_temp/*.sh 2>/dev/null | wc -l"), "0\n");
+    EXPECT_EQ(job_exec("ls /__w/_temp/podpipe-*.sh 2>/dev/null | wc -l"), "0\n");
 
     auto clean = r.cleanup_job();
     ASSERT_TRUE(clean.ok()) << all(clean);
