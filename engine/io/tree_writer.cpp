@@ -648,11 +648,14 @@ struct tree_writer::impl {
                                            resolve_flags));
             if (!fd)
                 continue;
-            // The target itself may belong to someone else (a volume's root owned by root,
-            // written by an unprivileged user): its metadata is then left as it is. Inside
-            // the tree everything was created by us, so a failure there is an error.
+            // The target, or a directory that existed before, may belong to someone else (a
+            // volume's root owned by root, a workspace directory made by an init container,
+            // written by an unprivileged user): its metadata is then left as it is (EPERM
+            // cannot happen on a directory this writer created: it owns those).
             const bool target = path.empty();
-            auto not_ours = [&](int e) { return target && (e == EPERM || e == EACCES || e == EROFS); };
+            auto not_ours = [&](int e) {
+                return e == EPERM || (target && (e == EACCES || e == EROFS));
+            };
             if (opt.restore_owner && ::fchown(fd.get(), m.uid, m.gid) != 0 && !not_ours(errno))
                 return fail(io_error("chown", path, errno).error());
             if (::fchmod(fd.get(), m.mode) != 0) {

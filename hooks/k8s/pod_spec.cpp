@@ -415,8 +415,11 @@ result<container, hook_error> build_service_container(const container_source& sr
 std::string fs_init_script(std::string_view workspace_tail) {
     // cp, not the reference's mv: from the image layer to an emptyDir both copy every byte, and
     // cp also works where the image's root is read-only (readOnlyRootFilesystem, kubesim).
-    std::string s = "mkdir -p /mnt/externals && mkdir -p /mnt/work && mkdir -p /mnt/github && "
-                    "cp -a /home/runner/externals/. /mnt/externals/";
+    // umask 002: the directories are group-writable, and the volumes' group is the pod's
+    // fsGroup, which every container has as a supplementary group, so a job image running as
+    // another uid can write the workspace (#395).
+    std::string s = "umask 002 && mkdir -p /mnt/externals && mkdir -p /mnt/work && "
+                    "mkdir -p /mnt/github && cp -a /home/runner/externals/. /mnt/externals/";
     if (!workspace_tail.empty())
         s += " && mkdir -p " + shell_quote("/mnt/work/" + std::string(workspace_tail));
     return s;

@@ -257,6 +257,25 @@ spec:
     EXPECT_EQ(kubectl("get secrets -l runner-pod=runner-abc -o name").output, "");
 }
 
+TEST_F(stream_mode_test, job_image_running_as_another_uid_can_write_the_workspace) {
+    // #395 / runner #3290: a job image whose user is neither root nor the runner's 1001.
+    const fs::path tmpl = tmp_ / "template.yaml";
+    write_file(tmpl, R"(spec:
+  containers:
+  - name: $job
+    securityContext: {runAsUser: 8001, runAsGroup: 8001}
+)");
+    options_.extra_env["ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE"] = tmpl.string();
+    auto& r = runner();
+    write_file(r.github_workspace() / "README", "hi\n");
+    auto prep = r.prepare_job(job_args("debian:12"));
+    ASSERT_TRUE(prep.ok()) << all(prep);
+    auto s = r.run_script_step("id -u\necho built > out.txt\ncat README\necho 'uid='$(id -u) >> \"$GITHUB_OUTPUT\"\n");
+    ASSERT_TRUE(s.ok()) << all(s);
+    EXPECT_EQ(r.outputs()["uid"], "8001");
+    EXPECT_EQ(job_exec("cat /__w/app/app/out.txt"), "built\n");
+}
+
 TEST_F(stream_mode_test, bad_input_is_refused_before_anything_is_created) {
     auto& r = runner();
     std::string bad_port = job_args("debian:12");
