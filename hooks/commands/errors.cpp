@@ -18,12 +18,16 @@ public:
             return "invalid hook environment";
         case errc::response_file:
             return "cannot write the response file";
+        case errc::temp_sync:
+            return "cannot sync the runner's _temp";
+        case errc::temp_manifest:
+            return "unusable _temp manifest";
         }
         return "unknown hook error";
     }
 
     std::error_condition default_error_condition(int c) const noexcept override {
-        if (static_cast<errc>(c) == errc::response_file)
+        if (static_cast<errc>(c) == errc::response_file || static_cast<errc>(c) == errc::temp_sync)
             return condition::fatal;
         return condition::bad_input;
     }
