@@ -26,6 +26,10 @@ public:
             return "transfer failed";
         case errc::step:
             return "step could not run";
+        case errc::temp_sync:
+            return "cannot sync the runner's _temp";
+        case errc::temp_manifest:
+            return "unusable _temp manifest";
         }
         return "unknown hook error";
     }
@@ -37,6 +41,7 @@ public:
         case errc::transfer:
         case errc::step:
         case errc::permissions:
+        case errc::temp_sync:
             return condition::fatal;
         default:
             break;

@@ -21,6 +21,8 @@ enum class errc {
     job_pod,         ///< the job pod could not be created or did not come online
     transfer,        ///< moving files between the runner and a pod failed
     step,            ///< a step could not be run (not: the step's own non-zero exit)
+    temp_sync,       ///< scanning, staging or manifest I/O for the _temp sync failed (names path, errno)
+    temp_manifest,   ///< the _temp manifest file is corrupt, truncated or not ours: send everything
 };
 
 const std::error_category& hook_category() noexcept;
