@@ -7,7 +7,9 @@
 // GITHUB_ENV, GITHUB_PATH, GITHUB_STATE, GITHUB_STEP_SUMMARY) read back from the runner side.
 //
 // Test-only code; not linked into any product. Not thread-safe: one emulator per test, one call
-// at a time (the runner also runs one hook invocation at a time per job).
+// at a time (the runner also runs one hook invocation at a time per job). Running a hook sets
+// SIGPIPE to SIG_IGN in the calling process (a hook that exits without reading its stdin must not
+// kill the test); the hook itself starts with the default disposition.
 #pragma once
 
 #include <chrono>
@@ -35,6 +37,8 @@ struct hook_run {
     /// not an object, malformed file commands.
     std::string runner_error;
     std::string stdin_text; ///< exactly what was written to the hook's stdin
+    /// Signals the emulator sent the hook (cancel_next_call_on(), the timeout's SIGKILL).
+    std::vector<int> signals_sent;
     std::string command;    ///< prepare_job, run_script_step, ... (empty for raw())
 
     bool ok() const { return exit_code == 0 && !timed_out && runner_error.empty(); }
@@ -98,6 +102,10 @@ public:
         std::string event_json;
         /// The hook is killed (SIGKILL) after this long; hook_run::timed_out says so.
         std::chrono::seconds timeout{300};
+        /// Cancellation escalates like the runner's: SIGINT, SIGTERM after cancel_int_grace,
+        /// SIGKILL after cancel_term_grace more.
+        std::chrono::milliseconds cancel_int_grace{7500};
+        std::chrono::milliseconds cancel_term_grace{2500};
     };
 
     /// Lays out the runner's directories under options.home (creating them); throws
@@ -126,6 +134,11 @@ public:
     /// Sends {"command": command, "responseFile": ..., "args": args_json, "state": ...} without
     /// any step preparation (for unknown commands or hand-made args).
     hook_run call(const std::string& command, const std::string& args_json);
+
+    /// Cancels the next call as the runner cancels a job (spec §2.1): once `marker` appears in
+    /// the hook's stdout or stderr, SIGINT to the hook process, then SIGTERM and SIGKILL after
+    /// the options' grace periods if it is still running. One call only.
+    void cancel_next_call_on(std::string marker) { cancel_marker_ = std::move(marker); }
 
     /// The run_container_step args for `action`: entryPointArgs quoted and split like the
     /// runner, env with GITHUB_* translated to /github/... paths, workingDirectory
@@ -197,6 +210,7 @@ private:
     std::map<std::string, std::string> job_env_;
     std::vector<std::string> job_path_;
     std::filesystem::path last_script_;
+    std::string cancel_marker_;
 };
 
 /// The runner's check of prepare_job's response (spec §2.3): "" when it would accept it.

@@ -6,6 +6,7 @@
 #include "tests/support/tree_fixture.hpp"
 #include "tests/tools/kubesim/kubesim_fixture.hpp"
 
+#include <csignal>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -410,6 +411,38 @@ TEST_F(runner_emulator_unit, a_hook_past_the_timeout_is_killed) {
     EXPECT_TRUE(r.timed_out);
     EXPECT_EQ(r.exit_code, 128 + 9);
     EXPECT_FALSE(r.ok());
+}
+
+TEST_F(runner_emulator_unit, cancellation_sends_sigint_to_the_hook) {
+    auto o = fake_options();
+    write_file(o.hook_shim, "trap 'echo \"got INT\"; exit 130' INT\n"
+                            "echo READY\n"
+                            "while :; do sleep 0.05; done\n");
+    runner_emulator emu(o);
+    emu.cancel_next_call_on("READY");
+    auto r = emu.cleanup_job();
+    EXPECT_EQ(r.exit_code, 130);
+    EXPECT_EQ(r.out, "READY\ngot INT\n");
+    EXPECT_EQ(r.signals_sent, std::vector<int>{SIGINT});
+    EXPECT_FALSE(r.timed_out);
+    EXPECT_EQ(count_entries(emu.responses_dir()), 0u);
+    // One call only: the next one runs to the end (here: until its own cancel).
+    write_file(o.hook_shim, "echo READY\n");
+    auto next = emu.cleanup_job();
+    EXPECT_EQ(next.exit_code, 0);
+    EXPECT_TRUE(next.signals_sent.empty());
+}
+
+TEST_F(runner_emulator_unit, cancellation_escalates_to_sigterm_and_sigkill) {
+    auto o = fake_options();
+    write_file(o.hook_shim, "trap '' INT TERM\necho READY >&2\nwhile :; do sleep 0.05; done\n");
+    o.cancel_int_grace = std::chrono::milliseconds(100);
+    o.cancel_term_grace = std::chrono::milliseconds(100);
+    runner_emulator emu(o);
+    emu.cancel_next_call_on("READY");
+    auto r = emu.cleanup_job();
+    EXPECT_EQ(r.signals_sent, (std::vector<int>{SIGINT, SIGTERM, SIGKILL}));
+    EXPECT_EQ(r.exit_code, 128 + SIGKILL);
 }
 
 // ---- the real podpipe-hook through tools/hook.sh ----
