@@ -579,6 +579,56 @@ hook_run runner_emulator::prepare_job(const std::string& args_json) {
 
 hook_run runner_emulator::cleanup_job() { return call("cleanup_job", "{}"); }
 
+std::string runner_emulator::hook_container(const job_container& c, bool is_job) const {
+    std::map<std::string, std::string> env = c.env;
+    if (is_job)
+        env.emplace("HOME", "/github/home");
+    std::string user_mounts = "[";
+    for (const auto& v : c.volumes) {
+        if (user_mounts.size() > 1)
+            user_mounts += ',';
+        user_mounts += mount(v.source, v.target, v.read_only);
+    }
+    user_mounts += ']';
+    // What docker mode would bind-mount; the Kubernetes hook ignores it (spec §2.2).
+    const std::string w = work_.string();
+    const std::string system_mounts =
+        "[" + mount("/var/run/docker.sock", "/var/run/docker.sock", false) + ',' +
+        mount(w, pod_work, false) + ',' + mount(externals().string(), "/__e", true) + ',' +
+        mount(runner_temp().string(), pod_temp, false) + ',' +
+        mount((work_ / "_actions").string(), "/__w/_actions", false) + ',' +
+        mount((work_ / "_tool").string(), "/__w/_tool", false) + ',' +
+        mount(github_home().string(), "/github/home", false) + ',' +
+        mount(event_path().parent_path().string(), "/github/workflow", false) + "]";
+    std::string registry = "null";
+    if (c.registry && !c.registry->username.empty())
+        registry = "{\"username\":" + json_quote(c.registry->username) +
+                   ",\"password\":" + json_quote(c.registry->password) + ",\"serverUrl\":" +
+                   (c.registry->server_url.empty() ? std::string("null") : json_quote(c.registry->server_url)) + "}";
+    const std::string working_directory =
+        is_job ? json_quote(std::string(pod_work) + '/' + repo_ + '/' + repo_) : std::string("null");
+    return "{\"image\":" + json_quote(c.image) + ",\"dockerfile\":null,\"entryPointArgs\":[]" +
+           ",\"entryPoint\":null,\"workingDirectory\":" + working_directory + ",\"createOptions\":" +
+           (c.options.empty() ? std::string("null") : json_quote(c.options)) +
+           ",\"registry\":" + registry + ",\"environmentVariables\":" + json_object(env) +
+           ",\"portMappings\":" + json_array(c.ports) + ",\"systemMountVolumes\":" + system_mounts +
+           ",\"userMountVolumes\":" + user_mounts + "}";
+}
+
+std::string runner_emulator::prepare_job_args(const std::optional<job_container>& container,
+                                              const std::vector<job_container>& services) const {
+    std::string out = "{\"container\":" + (container ? hook_container(*container, true) : std::string("null")) +
+                      ",\"services\":[";
+    for (std::size_t i = 0; i < services.size(); ++i)
+        out += (i ? "," : "") + hook_container(services[i], false);
+    return out + "]}";
+}
+
+hook_run runner_emulator::prepare_job(const job_container& container,
+                                      const std::vector<job_container>& services) {
+    return prepare_job(prepare_job_args(container, services));
+}
+
 void runner_emulator::begin_step_for_test() {
     std::error_code ec;
     for (const auto& [kind, p] : step_files_)

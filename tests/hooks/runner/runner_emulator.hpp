@@ -67,6 +67,25 @@ struct container_action {
     std::map<std::string, std::string> env; ///< `with:` inputs as INPUT_*, `env:`, ...
 };
 
+/// A `container:` or `services:` entry of a workflow, built into the HookContainer the runner
+/// sends with prepare_job (prepare_job_args()).
+struct job_container {
+    std::string image;
+    std::map<std::string, std::string> env; ///< `env:`
+    std::vector<std::string> ports;         ///< `ports:` ("8080:80", "53/udp", ...)
+    struct volume {
+        std::string source; ///< runner-side path (a name without '/' is a docker named volume)
+        std::string target; ///< path in the container
+        bool read_only = false;
+    };
+    std::vector<volume> volumes; ///< `volumes:`
+    std::string options;         ///< `options:` (createOptions); empty: null
+    struct credentials {
+        std::string username, password, server_url;
+    };
+    std::optional<credentials> registry; ///< `credentials:`; sent only with a username
+};
+
 /// Step results the runner reads back from W/_temp/_runner_file_commands after a step.
 struct file_commands {
     std::map<std::string, std::string> outputs; ///< GITHUB_OUTPUT
@@ -117,6 +136,13 @@ public:
     /// `args_json` = {"container": HookContainer|null, "services": [...]}. Checks the response as
     /// the runner does (hook_run::runner_error) and keeps its `state`.
     hook_run prepare_job(const std::string& args_json);
+    /// prepare_job with the args the runner builds for `container` and `services`.
+    hook_run prepare_job(const job_container& container, const std::vector<job_container>& services = {});
+    /// {"container": HookContainer|null, "services": [...]}: the job container gets workingDirectory
+    /// /__w/<repo>/<repo> and HOME=/github/home in its env (the hook must drop it, spec §3.1),
+    /// services no working directory; both get the docker-mode systemMountVolumes.
+    std::string prepare_job_args(const std::optional<job_container>& container,
+                                 const std::vector<job_container>& services) const;
     /// Writes the script to W/_temp/<guid>.sh, recreates the file-command files, sends the
     /// run_script_step args the runner sends for a `run:` step, then reads the file commands
     /// back (last_file_commands()); GITHUB_ENV and GITHUB_PATH carry into later steps.
@@ -197,6 +223,7 @@ private:
                          const std::string& args_json) const;
     std::map<std::string, std::string> process_env() const;
     std::map<std::string, std::string> container_step_env() const;
+    std::string hook_container(const job_container& c, bool is_job) const;
     void finish_step(hook_run& run);
 
     options opts_;
