@@ -17,6 +17,7 @@
 #include <stdexcept>
 #include <system_error>
 #include <thread>
+#include <utility>
 
 #include <simdjson.h>
 
@@ -113,6 +114,15 @@ struct child_result {
     int exit_code = -1;
     bool timed_out = false;
     std::string out, err;
+    std::vector<int> signals_sent;
+};
+
+// The runner's cancellation (spec §2.1): SIGINT, then SIGTERM after a grace period, then
+// SIGKILL after another. Armed when `marker` shows up in the child's stdout or stderr.
+struct cancel_plan {
+    std::string marker; ///< empty: never cancel
+    std::chrono::milliseconds int_grace;
+    std::chrono::milliseconds term_grace;
 };
 
 // Runs argv with env in cwd, feeding `input` on stdin (then closing it) and collecting stdout
@@ -120,7 +130,8 @@ struct child_result {
 // before reading its input (or the reverse) cannot deadlock against us.
 child_result run_child(const std::vector<std::string>& argv,
                        const std::map<std::string, std::string>& env, const fs::path& cwd,
-                       const std::string& input, std::chrono::seconds timeout) {
+                       const std::string& input, std::chrono::seconds timeout,
+                       const cancel_plan& cancel) {
     // Everything the child needs is built before fork: only async-signal-safe calls after it.
     std::vector<std::string> env_strings;
     for (const auto& [k, v] : env)
@@ -176,11 +187,31 @@ child_result run_child(const std::vector<std::string>& argv,
     bool exited = false;
     int status = 0;
     std::optional<std::chrono::steady_clock::time_point> drain_deadline;
+    std::optional<std::chrono::steady_clock::time_point> next_signal_at;
+    auto send = [&](int sig) {
+        ::kill(pid, sig); // the hook process only, as the runner signals its child
+        r.signals_sent.push_back(sig);
+    };
     while (out_fd >= 0 || err_fd >= 0 || in_fd >= 0 || !exited) {
         const auto now = std::chrono::steady_clock::now();
         if (!exited && now >= deadline && !r.timed_out) {
             r.timed_out = true;
-            ::kill(pid, SIGKILL);
+            send(SIGKILL);
+        }
+        if (!exited && !cancel.marker.empty()) {
+            if (r.signals_sent.empty() && (r.out.find(cancel.marker) != std::string::npos ||
+                                           r.err.find(cancel.marker) != std::string::npos)) {
+                send(SIGINT);
+                next_signal_at = now + cancel.int_grace;
+            } else if (next_signal_at && now >= *next_signal_at) {
+                if (r.signals_sent.back() == SIGINT) {
+                    send(SIGTERM);
+                    next_signal_at = now + cancel.term_grace;
+                } else if (r.signals_sent.back() == SIGTERM) {
+                    send(SIGKILL);
+                    next_signal_at.reset();
+                }
+            }
         }
         if (!exited) {
             const pid_t w = ::waitpid(pid, &status, WNOHANG);
@@ -486,8 +517,12 @@ hook_run runner_emulator::invoke(const std::string& command, const fs::path& res
         argv = {bash, "--noprofile", "--norc", "-e", "-o", "pipefail", shim.string()};
     else
         argv = {"/bin/sh", "-e", shim.string()};
-    auto child = run_child(argv, process_env(), shim.parent_path(), stdin_text, opts_.timeout);
+    cancel_plan cancel{std::exchange(cancel_marker_, std::string()), opts_.cancel_int_grace,
+                       opts_.cancel_term_grace};
+    auto child =
+        run_child(argv, process_env(), shim.parent_path(), stdin_text, opts_.timeout, cancel);
     run.exit_code = child.exit_code;
+    run.signals_sent = std::move(child.signals_sent);
     run.timed_out = child.timed_out;
     run.out = std::move(child.out);
     run.err = std::move(child.err);
@@ -543,6 +578,56 @@ hook_run runner_emulator::prepare_job(const std::string& args_json) {
 }
 
 hook_run runner_emulator::cleanup_job() { return call("cleanup_job", "{}"); }
+
+std::string runner_emulator::hook_container(const job_container& c, bool is_job) const {
+    std::map<std::string, std::string> env = c.env;
+    if (is_job)
+        env.emplace("HOME", "/github/home");
+    std::string user_mounts = "[";
+    for (const auto& v : c.volumes) {
+        if (user_mounts.size() > 1)
+            user_mounts += ',';
+        user_mounts += mount(v.source, v.target, v.read_only);
+    }
+    user_mounts += ']';
+    // What docker mode would bind-mount; the Kubernetes hook ignores it (spec §2.2).
+    const std::string w = work_.string();
+    const std::string system_mounts =
+        "[" + mount("/var/run/docker.sock", "/var/run/docker.sock", false) + ',' +
+        mount(w, pod_work, false) + ',' + mount(externals().string(), "/__e", true) + ',' +
+        mount(runner_temp().string(), pod_temp, false) + ',' +
+        mount((work_ / "_actions").string(), "/__w/_actions", false) + ',' +
+        mount((work_ / "_tool").string(), "/__w/_tool", false) + ',' +
+        mount(github_home().string(), "/github/home", false) + ',' +
+        mount(event_path().parent_path().string(), "/github/workflow", false) + "]";
+    std::string registry = "null";
+    if (c.registry && !c.registry->username.empty())
+        registry = "{\"username\":" + json_quote(c.registry->username) +
+                   ",\"password\":" + json_quote(c.registry->password) + ",\"serverUrl\":" +
+                   (c.registry->server_url.empty() ? std::string("null") : json_quote(c.registry->server_url)) + "}";
+    const std::string working_directory =
+        is_job ? json_quote(std::string(pod_work) + '/' + repo_ + '/' + repo_) : std::string("null");
+    return "{\"image\":" + json_quote(c.image) + ",\"dockerfile\":null,\"entryPointArgs\":[]" +
+           ",\"entryPoint\":null,\"workingDirectory\":" + working_directory + ",\"createOptions\":" +
+           (c.options.empty() ? std::string("null") : json_quote(c.options)) +
+           ",\"registry\":" + registry + ",\"environmentVariables\":" + json_object(env) +
+           ",\"portMappings\":" + json_array(c.ports) + ",\"systemMountVolumes\":" + system_mounts +
+           ",\"userMountVolumes\":" + user_mounts + "}";
+}
+
+std::string runner_emulator::prepare_job_args(const std::optional<job_container>& container,
+                                              const std::vector<job_container>& services) const {
+    std::string out = "{\"container\":" + (container ? hook_container(*container, true) : std::string("null")) +
+                      ",\"services\":[";
+    for (std::size_t i = 0; i < services.size(); ++i)
+        out += (i ? "," : "") + hook_container(services[i], false);
+    return out + "]}";
+}
+
+hook_run runner_emulator::prepare_job(const job_container& container,
+                                      const std::vector<job_container>& services) {
+    return prepare_job(prepare_job_args(container, services));
+}
 
 void runner_emulator::begin_step_for_test() {
     std::error_code ec;

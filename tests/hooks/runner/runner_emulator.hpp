@@ -7,7 +7,9 @@
 // GITHUB_ENV, GITHUB_PATH, GITHUB_STATE, GITHUB_STEP_SUMMARY) read back from the runner side.
 //
 // Test-only code; not linked into any product. Not thread-safe: one emulator per test, one call
-// at a time (the runner also runs one hook invocation at a time per job).
+// at a time (the runner also runs one hook invocation at a time per job). Running a hook sets
+// SIGPIPE to SIG_IGN in the calling process (a hook that exits without reading its stdin must not
+// kill the test); the hook itself starts with the default disposition.
 #pragma once
 
 #include <chrono>
@@ -35,6 +37,8 @@ struct hook_run {
     /// not an object, malformed file commands.
     std::string runner_error;
     std::string stdin_text; ///< exactly what was written to the hook's stdin
+    /// Signals the emulator sent the hook (cancel_next_call_on(), the timeout's SIGKILL).
+    std::vector<int> signals_sent;
     std::string command;    ///< prepare_job, run_script_step, ... (empty for raw())
 
     bool ok() const { return exit_code == 0 && !timed_out && runner_error.empty(); }
@@ -61,6 +65,25 @@ struct container_action {
     std::string entry_point;            ///< empty: null (the image's ENTRYPOINT)
     std::vector<std::string> args;      ///< argv after the entrypoint, before the runner's quoting
     std::map<std::string, std::string> env; ///< `with:` inputs as INPUT_*, `env:`, ...
+};
+
+/// A `container:` or `services:` entry of a workflow, built into the HookContainer the runner
+/// sends with prepare_job (prepare_job_args()).
+struct job_container {
+    std::string image;
+    std::map<std::string, std::string> env; ///< `env:`
+    std::vector<std::string> ports;         ///< `ports:` ("8080:80", "53/udp", ...)
+    struct volume {
+        std::string source; ///< runner-side path (a name without '/' is a docker named volume)
+        std::string target; ///< path in the container
+        bool read_only = false;
+    };
+    std::vector<volume> volumes; ///< `volumes:`
+    std::string options;         ///< `options:` (createOptions); empty: null
+    struct credentials {
+        std::string username, password, server_url;
+    };
+    std::optional<credentials> registry; ///< `credentials:`; sent only with a username
 };
 
 /// Step results the runner reads back from W/_temp/_runner_file_commands after a step.
@@ -98,6 +121,10 @@ public:
         std::string event_json;
         /// The hook is killed (SIGKILL) after this long; hook_run::timed_out says so.
         std::chrono::seconds timeout{300};
+        /// Cancellation escalates like the runner's: SIGINT, SIGTERM after cancel_int_grace,
+        /// SIGKILL after cancel_term_grace more.
+        std::chrono::milliseconds cancel_int_grace{7500};
+        std::chrono::milliseconds cancel_term_grace{2500};
     };
 
     /// Lays out the runner's directories under options.home (creating them); throws
@@ -109,6 +136,13 @@ public:
     /// `args_json` = {"container": HookContainer|null, "services": [...]}. Checks the response as
     /// the runner does (hook_run::runner_error) and keeps its `state`.
     hook_run prepare_job(const std::string& args_json);
+    /// prepare_job with the args the runner builds for `container` and `services`.
+    hook_run prepare_job(const job_container& container, const std::vector<job_container>& services = {});
+    /// {"container": HookContainer|null, "services": [...]}: the job container gets workingDirectory
+    /// /__w/<repo>/<repo> and HOME=/github/home in its env (the hook must drop it, spec §3.1),
+    /// services no working directory; both get the docker-mode systemMountVolumes.
+    std::string prepare_job_args(const std::optional<job_container>& container,
+                                 const std::vector<job_container>& services) const;
     /// Writes the script to W/_temp/<guid>.sh, recreates the file-command files, sends the
     /// run_script_step args the runner sends for a `run:` step, then reads the file commands
     /// back (last_file_commands()); GITHUB_ENV and GITHUB_PATH carry into later steps.
@@ -126,6 +160,11 @@ public:
     /// Sends {"command": command, "responseFile": ..., "args": args_json, "state": ...} without
     /// any step preparation (for unknown commands or hand-made args).
     hook_run call(const std::string& command, const std::string& args_json);
+
+    /// Cancels the next call as the runner cancels a job (spec §2.1): once `marker` appears in
+    /// the hook's stdout or stderr, SIGINT to the hook process, then SIGTERM and SIGKILL after
+    /// the options' grace periods if it is still running. One call only.
+    void cancel_next_call_on(std::string marker) { cancel_marker_ = std::move(marker); }
 
     /// The run_container_step args for `action`: entryPointArgs quoted and split like the
     /// runner, env with GITHUB_* translated to /github/... paths, workingDirectory
@@ -184,6 +223,7 @@ private:
                          const std::string& args_json) const;
     std::map<std::string, std::string> process_env() const;
     std::map<std::string, std::string> container_step_env() const;
+    std::string hook_container(const job_container& c, bool is_job) const;
     void finish_step(hook_run& run);
 
     options opts_;
@@ -197,6 +237,7 @@ private:
     std::map<std::string, std::string> job_env_;
     std::vector<std::string> job_path_;
     std::filesystem::path last_script_;
+    std::string cancel_marker_;
 };
 
 /// The runner's check of prepare_job's response (spec §2.3): "" when it would accept it.

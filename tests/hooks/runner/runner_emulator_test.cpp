@@ -3,15 +3,20 @@
 // kubesim. Scenario tests of prepare_job and the step commands live with those commands.
 #include "tests/hooks/runner/runner_emulator.hpp"
 
+#include "hooks/commands/input.hpp"
+
 #include "tests/support/tree_fixture.hpp"
 #include "tests/tools/kubesim/kubesim_fixture.hpp"
 
+#include <csignal>
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
 #include <thread>
+#include <variant>
 
 #include <gtest/gtest.h>
 #include <simdjson.h>
@@ -360,6 +365,81 @@ TEST_F(runner_emulator_unit, container_action_args_are_quoted_and_split_like_the
     EXPECT_EQ(emu.outputs().at("a"), "1");
 }
 
+// The emulator and podpipe-hook's own input parser agree on the contract of spec §2.2.
+TEST_F(runner_emulator_unit, what_the_emulator_sends_is_what_the_hooks_parser_reads) {
+    runner_emulator emu(fake_options());
+    write_file(fake_dir() / "response", R"({"state":{"jobPod":"runner-abc-workflow"},"isAlpine":false})");
+    job_container job;
+    job.image = "node:22";
+    job.env = {{"NODE_ENV", "development"}};
+    job.ports = {"80:8080"};
+    job.volumes = {{(emu.github_workspace() / "myvolume").string(), "/__w/myvolume", false}};
+    job.registry = job_container::credentials{"user", "secret", "ghcr.io"};
+    job_container redis;
+    redis.image = "redis";
+    redis.ports = {"8080:80", "8088:8080"};
+    ASSERT_TRUE(emu.prepare_job(job, {redis}).ok());
+    fs::remove(fake_dir() / "response");
+    script_step step;
+    step.env = {{"VARIABLE1", "$VAR"}};
+    step.prepend_path = {"/foo/bar", "bar/foo"};
+    ASSERT_TRUE(emu.run_script_step("echo hi\n", step).ok());
+    container_action action;
+    action.image = "node:22";
+    action.entry_point = "bash";
+    action.args = {"-e", "/__w/_temp/example-script.sh"};
+    ASSERT_TRUE(emu.run_container_step(action).ok());
+    ASSERT_TRUE(emu.cleanup_job().ok());
+
+    auto prep = hook::parse_input(read_file(fake_dir() / "stdin.1"));
+    ASSERT_TRUE(prep) << prep.error().what();
+    EXPECT_EQ(prep->cmd, hook::command::prepare_job);
+    EXPECT_FALSE(prep->state.has_value());
+    const auto& pa = std::get<hook::prepare_job_args>(prep->args);
+    ASSERT_TRUE(pa.container.has_value());
+    EXPECT_EQ(pa.container->image, "node:22");
+    EXPECT_EQ(pa.container->working_directory, "/__w/app/app");
+    EXPECT_EQ(pa.container->port_mappings, std::vector<std::string>{"80:8080"});
+    ASSERT_EQ(pa.container->user_mount_volumes.size(), 1u);
+    EXPECT_EQ(pa.container->user_mount_volumes[0].target_volume_path, "/__w/myvolume");
+    ASSERT_TRUE(pa.container->registry.has_value());
+    EXPECT_FALSE(pa.container->system_mount_volumes.empty());
+    ASSERT_EQ(pa.services.size(), 1u);
+    EXPECT_EQ(pa.services[0].image, "redis");
+    EXPECT_EQ(pa.services[0].port_mappings, (std::vector<std::string>{"8080:80", "8088:8080"}));
+    EXPECT_FALSE(pa.services[0].registry.has_value());
+
+    auto script = hook::parse_input(read_file(fake_dir() / "stdin.2"));
+    ASSERT_TRUE(script) << script.error().what();
+    EXPECT_EQ(script->cmd, hook::command::run_script_step);
+    ASSERT_TRUE(script->state.has_value());
+    EXPECT_EQ(script->state->job_pod, "runner-abc-workflow");
+    const auto& sa = std::get<hook::run_script_step_args>(script->args);
+    EXPECT_EQ(sa.entry_point, "bash");
+    EXPECT_EQ(sa.entry_point_args.back(), "/__w/_temp/" + emu.last_script().filename().string());
+    EXPECT_EQ(sa.prepend_path, (std::vector<std::string>{"/foo/bar", "bar/foo"}));
+    EXPECT_EQ(sa.working_directory, "/__w/app/app");
+    const auto var1 = std::find(sa.environment_variables.begin(), sa.environment_variables.end(),
+                                std::pair<std::string, std::string>{"VARIABLE1", "$VAR"});
+    EXPECT_NE(var1, sa.environment_variables.end());
+
+    auto container = hook::parse_input(read_file(fake_dir() / "stdin.3"));
+    ASSERT_TRUE(container) << container.error().what();
+    EXPECT_EQ(container->cmd, hook::command::run_container_step);
+    const auto& ca = std::get<hook::container_request>(container->args);
+    EXPECT_EQ(ca.image, "node:22");
+    EXPECT_EQ(ca.entry_point, "bash");
+    EXPECT_EQ(ca.entry_point_args, (std::vector<std::string>{"\"-e\"", "\"/__w/_temp/example-script.sh\""}));
+    EXPECT_EQ(ca.working_directory, "/github/workspace");
+
+    auto cleanup = hook::parse_input(read_file(fake_dir() / "stdin.4"));
+    ASSERT_TRUE(cleanup) << cleanup.error().what();
+    EXPECT_EQ(cleanup->cmd, hook::command::cleanup_job);
+    ASSERT_TRUE(cleanup->state.has_value());
+    EXPECT_EQ(cleanup->state->job_pod, "runner-abc-workflow");
+    EXPECT_EQ(cleanup->response_file.rfind(emu.responses_dir().string() + "/", 0), 0u);
+}
+
 TEST_F(runner_emulator_unit, key_value_files_parse_like_the_runner) {
     std::map<std::string, std::string> m;
     EXPECT_EQ(parse_key_value_file("a=1\r\n\nb=x=y\nc<<EOF\nl1\r\n\nl3\nEOF\nd=\ne=f<<g\n", m), std::nullopt);
@@ -410,6 +490,38 @@ TEST_F(runner_emulator_unit, a_hook_past_the_timeout_is_killed) {
     EXPECT_TRUE(r.timed_out);
     EXPECT_EQ(r.exit_code, 128 + 9);
     EXPECT_FALSE(r.ok());
+}
+
+TEST_F(runner_emulator_unit, cancellation_sends_sigint_to_the_hook) {
+    auto o = fake_options();
+    write_file(o.hook_shim, "trap 'echo \"got INT\"; exit 130' INT\n"
+                            "echo READY\n"
+                            "while :; do sleep 0.05; done\n");
+    runner_emulator emu(o);
+    emu.cancel_next_call_on("READY");
+    auto r = emu.cleanup_job();
+    EXPECT_EQ(r.exit_code, 130);
+    EXPECT_EQ(r.out, "READY\ngot INT\n");
+    EXPECT_EQ(r.signals_sent, std::vector<int>{SIGINT});
+    EXPECT_FALSE(r.timed_out);
+    EXPECT_EQ(count_entries(emu.responses_dir()), 0u);
+    // One call only: the next one runs to the end (here: until its own cancel).
+    write_file(o.hook_shim, "echo READY\n");
+    auto next = emu.cleanup_job();
+    EXPECT_EQ(next.exit_code, 0);
+    EXPECT_TRUE(next.signals_sent.empty());
+}
+
+TEST_F(runner_emulator_unit, cancellation_escalates_to_sigterm_and_sigkill) {
+    auto o = fake_options();
+    write_file(o.hook_shim, "trap '' INT TERM\necho READY >&2\nwhile :; do sleep 0.05; done\n");
+    o.cancel_int_grace = std::chrono::milliseconds(100);
+    o.cancel_term_grace = std::chrono::milliseconds(100);
+    runner_emulator emu(o);
+    emu.cancel_next_call_on("READY");
+    auto r = emu.cleanup_job();
+    EXPECT_EQ(r.signals_sent, (std::vector<int>{SIGINT, SIGTERM, SIGKILL}));
+    EXPECT_EQ(r.exit_code, 128 + SIGKILL);
 }
 
 // ---- the real podpipe-hook through tools/hook.sh ----
