@@ -59,7 +59,7 @@ struct hook_env {
     /// PODPIPE_MEMORY_BUDGET: bytes for the transfer pipeline, with an optional Ki/Mi/Gi suffix;
     /// default 256 MiB, at least 4 MiB.
     std::size_t memory_budget_bytes = std::size_t{256} << 20;
-    /// PODPIPE_RECV_PATH: the in-pod receiver; default /__e/podpipe (the runner image's
+    /// PODPIPE_RECV_PATH: the directory of the in-pod `podpipe` binary; default /__e/podpipe (the runner image's
     /// externals reach the job pod at /__e).
     std::string recv_path = "/__e/podpipe";
 

@@ -3,6 +3,7 @@
 #include "hooks/commands/cleanup_job.hpp"
 #include "hooks/commands/exec_step.hpp"
 #include "hooks/commands/pod_wait.hpp"
+#include "hooks/commands/script_step.hpp"
 #include "hooks/k8s/client.hpp"
 #include "hooks/k8s/pod_spec.hpp"
 #include "hooks/k8s/template.hpp"
@@ -140,6 +141,11 @@ result<prepare_job_response, hook_error> prepare_job(hook_session& s, const prep
                                [&] { return copier.local_to_pod(*work, *end); });
     if (!copied)
         return fail_after_start(copied.error());
+
+    // The pod's _temp now equals the runner's: later steps send only what changes.
+    if (auto rec = record_temp(s, pod_name); !rec)
+        s.log.warning("could not record what the job pod's _temp holds (the first step sends "
+                      "all of it): " + rec.error().what());
 
     // /github/home and /github/workflow are W/_temp's _github_home and _github_workflow, as the
     // runner's docker mode mounts them; links keep them current after every _temp sync.

@@ -11,6 +11,7 @@
 #include "engine/common/result.hpp"
 #include "hooks/commands/input.hpp"
 #include "hooks/commands/session.hpp"
+#include "hooks/commands/temp_sync.hpp"
 
 #include <string>
 
@@ -21,10 +22,29 @@ namespace podpipe::hook {
 result<int, hook_error> run_script_step(hook_session& s, const job_state& state,
                                         const run_script_step_args& args);
 
-/// Brings the job pod's /__w/_temp up to date with the runner's _temp. `first_lines` receives
-/// shell lines the step script must run before anything else (deletions the pod has not seen).
-result<void, hook_error> sync_temp_to_pod(hook_session& s, const std::string& job_pod,
-                                          std::string* first_lines);
+/// The incremental sync of the runner's _temp into the job pod's /__w/_temp: only what
+/// changed since the pod last saw it is sent. The record of what the pod holds is a manifest
+/// file under W/.podpipe-hook/<job pod>/ (temp_sync.hpp), written after every transfer;
+/// without a usable one everything is sent. Files deleted on the runner are deleted in the pod.
+struct temp_plan {
+    std::string work;     ///< W
+    temp_snapshot now;    ///< the runner's _temp as scanned
+    temp_delta delta;     ///< against what the pod holds
+    std::string removals; ///< `rm` lines for the pod, "" if nothing was deleted
+};
+result<temp_plan, hook_error> plan_temp_sync(hook_session& s, const std::string& job_pod);
+/// Runs the removals (unless `removals_done`: the caller's step script runs them first), sends
+/// the changes, records the result. `transient` (relative, may be empty) is left out of the
+/// record: the step script deletes itself in the pod.
+result<void, hook_error> apply_temp_sync(hook_session& s, const std::string& job_pod,
+                                         temp_plan& plan, bool removals_done,
+                                         const std::string& transient);
+/// plan + apply, removals in an exec of their own (container steps).
+result<void, hook_error> sync_temp_to_pod(hook_session& s, const std::string& job_pod);
+
+/// Records the runner's _temp as what the job pod holds (after prepare_job's full copy and
+/// after the file commands came back).
+result<void, hook_error> record_temp(hook_session& s, const std::string& job_pod);
 
 /// Copies the job pod's /__w/_temp/_runner_file_commands into the runner's.
 result<void, hook_error> copy_file_commands_back(hook_session& s, const std::string& job_pod);

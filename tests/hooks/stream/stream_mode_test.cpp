@@ -50,14 +50,18 @@ std::string all(const hook_run& r) {
            r.err + "\n--- runner: " + r.runner_error;
 }
 
-// The wire bytes of the "_temp -> /__w/_temp" transfer line in the hook's output (0 if it sent
-// nothing), from "N files, X MB, Y MB on the wire".
-double temp_wire_mb(const std::string& out) {
-    static const std::regex line(R"(_temp[^\n]*-> /__w/_temp: (\d+) files, ([0-9.]+) MB, ([0-9.]+) MB on the wire)");
+// What the step's _temp sync sent, from "_temp (N new or changed, M removed) -> /__w/_temp:
+// F files, X MB, ..."; {-1, 0} when the step sent nothing.
+struct temp_sent {
+    long files = -1;
+    double mb = 0;
+};
+temp_sent temp_transfer(const std::string& out) {
+    static const std::regex line(R"(_temp \(\d+ new or changed, \d+ removed\) -> /__w/_temp: (\d+) files, ([0-9.]+) MB)");
     std::smatch m;
     if (!std::regex_search(out, m, line))
-        return 0;
-    return std::stod(m[2].str());
+        return {};
+    return {std::stol(m[1].str()), std::stod(m[2].str())};
 }
 
 class stream_mode_test : public kubesim_fixture {
@@ -185,6 +189,41 @@ TEST_F(stream_mode_test, failing_step_exit_code_and_file_commands_come_back) {
     auto missing = r.run_script_step("echo never", bad);
     EXPECT_NE(missing.exit_code, 0) << all(missing);
     EXPECT_EQ(missing.out.find("never"), std::string::npos);
+}
+
+TEST_F(stream_mode_test, only_what_changed_in_temp_is_sent) {
+    auto& r = runner();
+    ASSERT_TRUE(r.prepare_job(job_args("debian:12")).ok());
+    // The runner's _temp gains 1000 files of 2 kB (a tool cache, say).
+    const std::string kb2(2000, 'x');
+    for (int i = 0; i < 1000; ++i)
+        write_file(r.runner_temp() / "cache" / ("d" + std::to_string(i % 10)) / ("f" + std::to_string(i)), kb2);
+    auto big = r.run_script_step("ls /__w/_temp/cache/d3 | wc -l\n");
+    ASSERT_TRUE(big.ok()) << all(big);
+    EXPECT_NE(big.out.find("100\n"), std::string::npos) << big.out;
+    const temp_sent first = temp_transfer(big.out);
+    EXPECT_GE(first.files, 1000) << big.out;
+    EXPECT_GE(first.mb, 2.0) << big.out;
+    // Nothing changed but the runner's per-step files: a few files, a few bytes.
+    auto same = r.run_script_step("true\n");
+    ASSERT_TRUE(same.ok()) << all(same);
+    const temp_sent second = temp_transfer(same.out);
+    EXPECT_GE(second.files, 1) << same.out;  // this step's script and file-command files
+    EXPECT_LE(second.files, 10) << same.out;
+    EXPECT_LT(second.mb, 0.05) << same.out;
+    // One file changed, one removed on the runner: the pod follows.
+    write_file(r.runner_temp() / "cache" / "d1" / "f1", "changed");
+    fs::remove(r.runner_temp() / "cache" / "d2" / "f2");
+    auto one = r.run_script_step("cat /__w/_temp/cache/d1/f1; echo; ls /__w/_temp/cache/d2/f2 2>&1 || true\n");
+    ASSERT_TRUE(one.ok()) << all(one);
+    EXPECT_NE(one.out.find("changed\n"), std::string::npos) << one.out;
+    EXPECT_NE(one.out.find("No such file"), std::string::npos) << one.out;
+    EXPECT_LE(temp_transfer(one.out).files, 10) << one.out;
+    // The whole directory removed on the runner.
+    fs::remove_all(r.runner_temp() / "cache");
+    auto gone = r.run_script_step("ls -d /__w/_temp/cache 2>&1 || true\n");
+    ASSERT_TRUE(gone.ok()) << all(gone);
+    EXPECT_NE(gone.out.find("No such file"), std::string::npos) << gone.out;
 }
 
 TEST_F(stream_mode_test, busybox_job_image_and_alpine_detection) {
