@@ -5,14 +5,13 @@
 #include "hooks/k8s/client.hpp"
 #include "hooks/k8s/pod_spec.hpp"
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <iterator>
 #include <optional>
+#include <unistd.h>
 #include <utility>
 
 namespace podpipe::hook {
@@ -209,13 +208,15 @@ hook_error cancelled(std::string_view pod) {
 result<k8s::pod, hook_error> wait_running(container_step_context& ctx, const std::string& name) {
     using clock = std::chrono::steady_clock;
     constexpr std::chrono::milliseconds slice{5'000};
-    const auto total = std::chrono::duration_cast<std::chrono::milliseconds>(ctx.env.prepare_job_timeout);
+    const auto total =
+        std::chrono::duration_cast<std::chrono::milliseconds>(ctx.env.prepare_job_timeout);
     const auto deadline = clock::now() + total;
     std::string why;
     for (;;) {
         if (ctx.stop.stop_requested())
             return fail(cancelled(name));
-        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now());
+        const auto left =
+            std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now());
         wait_options o;
         o.timeout = std::clamp(left, std::chrono::milliseconds(1), slice);
         o.first_poll = std::chrono::milliseconds(200);
@@ -235,7 +236,8 @@ result<k8s::pod, hook_error> wait_running(container_step_context& ctx, const std
             return fail(step_error(
                 container_step_errc::pod_start,
                 "step pod " + name + " did not reach Running within " +
-                    std::to_string(std::chrono::duration_cast<std::chrono::seconds>(total).count()) +
+                    std::to_string(
+                        std::chrono::duration_cast<std::chrono::seconds>(total).count()) +
                     " s (ACTIONS_RUNNER_PREPARE_JOB_TIMEOUT_SECONDS)" +
                     (why.empty() ? std::string() : ": " + why)));
     }
@@ -334,11 +336,9 @@ const std::error_category& container_step_category() noexcept {
 
 // ---- pure pieces ------------------------------------------------------------------------------
 
-result<step_pod_plan, hook_error> build_container_step_pod(const hook_env& env,
-                                                           std::string_view suffix,
-                                                           std::string_view image,
-                                                           std::string_view job_node,
-                                                           const k8s::pod_template_extension* tmpl) {
+result<step_pod_plan, hook_error>
+build_container_step_pod(const hook_env& env, std::string_view suffix, std::string_view image,
+                         std::string_view job_node, const k8s::pod_template_extension* tmpl) {
     auto p = k8s::build_step_pod(env.runner_pod_name, suffix, image);
     if (!p)
         return fail(p.error());
@@ -357,7 +357,8 @@ result<step_pod_plan, hook_error> build_container_step_pod(const hook_env& env,
 
     k8s::container init;
     init.name = std::string(externals_init_name);
-    init.image = env.runner_image.empty() ? std::string(k8s::default_runner_image) : env.runner_image;
+    init.image =
+        env.runner_image.empty() ? std::string(k8s::default_runner_image) : env.runner_image;
     // Only the podpipe directory, and never a failure: without it the copies use the pod's tar.
     init.command = {"sh", "-c", "cp -a /home/runner/externals/podpipe /__e/ 2>/dev/null || true"};
     init.volume_mounts = {{"externals", "/__e", "", false}};
@@ -374,8 +375,9 @@ result<step_pod_plan, hook_error> build_container_step_pod(const hook_env& env,
 
 result<std::string, hook_error> container_step_script(const container_request& req) {
     if (req.entry_point.empty())
-        return fail(step_error(container_step_errc::unsupported,
-                               "failed to start the container since the entrypoint is overwritten"));
+        return fail(
+            step_error(container_step_errc::unsupported,
+                       "failed to start the container since the entrypoint is overwritten"));
     if (req.entry_point.find('=') != std::string::npos)
         return fail(step_error(container_step_errc::bad_request,
                                "entrypoint '" + req.entry_point +
@@ -389,7 +391,8 @@ result<std::string, hook_error> container_step_script(const container_request& r
         e.code = make_error_code(container_step_errc::bad_request);
         return fail(std::move(e));
     }
-    const std::string dir = req.working_directory.empty() ? "/github/workspace" : req.working_directory;
+    const std::string dir =
+        req.working_directory.empty() ? "/github/workspace" : req.working_directory;
     std::string s = "rm -f -- \"$0\"\n"; // the script holds secrets: gone before the step runs
     s += "cd " + quote(dir) + " || exit 1\n";
     s += "exec env --";
@@ -460,8 +463,8 @@ result<int, hook_error> run_container_step(container_step_context& ctx,
         return fail(step_error(container_step_errc::cancelled, "the container step was cancelled"));
     auto created = ctx.client.create_pod(plan->pod, ctx.ns);
     if (!created)
-        return fail(step_error(container_step_errc::pod_start,
-                               "failed to create step pod " + name + ": " + created.error().what()));
+        return fail(step_error(container_step_errc::pod_start, "failed to create step pod " + name +
+                                                                   ": " + created.error().what()));
     step_pod_guard guard(ctx.client, ctx.ns, name, ctx.out_fd);
     command_line(ctx.out_fd, "debug",
                  "step pod " + name + " (" + req.image + ") created" +
@@ -488,9 +491,9 @@ result<int, hook_error> run_container_step(container_step_context& ctx,
     if (!in) {
         if (ctx.stop.stop_requested())
             return fail(cancelled(name));
-        return fail(step_error(container_step_errc::copy_in,
-                               "copying /__w of job pod " + ctx.job_pod + " into step pod " +
-                                   name + " failed: " + in.error()));
+        return fail(step_error(container_step_errc::copy_in, "copying /__w of job pod " +
+                                                                 ctx.job_pod + " into step pod " +
+                                                                 name + " failed: " + in.error()));
     }
 
     // 5. /github and the script.
@@ -503,14 +506,15 @@ result<int, hook_error> run_container_step(container_step_context& ctx,
     if (!code) {
         if (ctx.stop.stop_requested())
             return fail(cancelled(name));
-        return fail(step_error(container_step_errc::step_exec,
-                               "the step in pod " + name + " did not report an exit status: " +
-                                   code.error().what() + pod_gone_note(ctx, name) +
-                                   "; its changes were not copied back"));
+        return fail(step_error(
+            container_step_errc::step_exec,
+            "the step in pod " + name + " did not report an exit status: " + code.error().what() +
+                pod_gone_note(ctx, name) + "; its changes were not copied back"));
     }
     if (*code != 0)
         command_line(ctx.out_fd, "debug",
-                     "the step exited with " + std::to_string(*code) + "; copying its changes back");
+                     "the step exited with " + std::to_string(*code) +
+                         "; copying its changes back");
 
     // 7. The changes, back into the job pod.
     auto back = copy_between(ctx, "Copying the step's changes back into job pod " + ctx.job_pod,
@@ -520,9 +524,9 @@ result<int, hook_error> run_container_step(container_step_context& ctx,
             return fail(cancelled(name));
         return fail(step_error(container_step_errc::copy_back,
                                "the step exited with " + std::to_string(*code) +
-                                   ", but copying /__w of step pod " + name + " back into job pod " +
-                                   ctx.job_pod + " failed: " + back.error() +
-                                   pod_gone_note(ctx, name)));
+                                   ", but copying /__w of step pod " + name +
+                                   " back into job pod " + ctx.job_pod +
+                                   " failed: " + back.error() + pod_gone_note(ctx, name)));
     }
     if (ctx.after_copy_back) {
         auto a = ctx.after_copy_back();

@@ -96,9 +96,9 @@ inline std::error_code make_error_code(container_step_errc e) noexcept {
 
 struct container_step_context {
     k8s::api_client& client;
-    std::string ns;       ///< empty: the client's default namespace
-    const hook_env& env;  ///< runner pod name, timeouts, runner_image, github_workspace
-    std::string job_pod;  ///< state.jobPod
+    std::string ns;      ///< empty: the client's default namespace
+    const hook_env& env; ///< runner pod name, timeouts, runner_image, github_workspace
+    std::string job_pod; ///< state.jobPod
     const k8s::pod_template_extension* tmpl = nullptr; ///< already loaded; null: none
     k8s::copy_options copy; ///< engine settings; on_info is also called (after our own print)
     int out_fd = 1, err_fd = 2;
@@ -129,11 +129,9 @@ struct step_pod_plan {
 };
 
 /// The step pod of points 2 above. `job_node` empty: no affinity.
-result<step_pod_plan, hook_error> build_container_step_pod(const hook_env& env,
-                                                           std::string_view suffix,
-                                                           std::string_view image,
-                                                           std::string_view job_node,
-                                                           const k8s::pod_template_extension* tmpl);
+result<step_pod_plan, hook_error>
+build_container_step_pod(const hook_env& env, std::string_view suffix, std::string_view image,
+                         std::string_view job_node, const k8s::pod_template_extension* tmpl);
 
 /// The step script of point 6 (sent through stdin, never in an exec URL).
 result<std::string, hook_error> container_step_script(const container_request& req);

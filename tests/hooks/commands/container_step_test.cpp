@@ -3,7 +3,6 @@
 // and file commands come back, exit codes, quoting, refusals without pods, a pull failure, a
 // stop, busybox pods without podpipe (tar both ways) and pods with the in-pod podpipe.
 #include "hooks/commands/container_step.hpp"
-
 #include "hooks/k8s/client.hpp"
 #include "hooks/k8s/pod_copy.hpp"
 #include "hooks/k8s/pod_spec.hpp"
@@ -11,14 +10,13 @@
 #include "tests/hooks/k8s/cluster_fixture.hpp"
 #include "tests/support/tree_fixture.hpp"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <atomic>
 #include <chrono>
+#include <fcntl.h>
 #include <filesystem>
 #include <fstream>
 #include <thread>
+#include <unistd.h>
 
 namespace podpipe::hook {
 namespace {
@@ -46,7 +44,8 @@ std::vector<std::string> runner_args(const std::vector<std::string>& args) {
     std::size_t start = 0;
     while (start <= joined.size()) {
         const std::size_t sp = joined.find(' ', start);
-        const std::string tok = joined.substr(start, sp == std::string::npos ? std::string::npos : sp - start);
+        const std::string tok =
+            joined.substr(start, sp == std::string::npos ? std::string::npos : sp - start);
         if (!tok.empty())
             out.push_back(tok);
         if (sp == std::string::npos)
@@ -158,13 +157,12 @@ TEST_F(step_script_test, env_values_and_args_arrive_byte_for_byte) {
     req.image = "alpine:3";
     req.entry_point = "sh";
     const std::string nasty = "it's \"quoted\" $HOME `id` \\back\nline2 %s";
-    req.environment_variables = {{"NASTY", nasty},
-                                 {"INPUT_FETCH-DEPTH", "1"},
-                                 {"GITHUB_ACTIONS", "false"},
-                                 {"EMPTY", ""}};
+    req.environment_variables = {
+        {"NASTY", nasty}, {"INPUT_FETCH-DEPTH", "1"}, {"GITHUB_ACTIONS", "false"}, {"EMPTY", ""}};
     req.entry_point_args = runner_args(
-        {"-c", "printf '%s|' \"$NASTY\" \"$GITHUB_ACTIONS\" \"$CI\" \"${EMPTY-unset}\" \"$(pwd)\"; "
-               "printf '[%s]' \"$@\"",
+        {"-c",
+         "printf '%s|' \"$NASTY\" \"$GITHUB_ACTIONS\" \"$CI\" \"${EMPTY-unset}\" \"$(pwd)\"; "
+         "printf '[%s]' \"$@\"",
          "x", "two words", "$HOME", "a\"b"});
     const std::string out = run(req);
     EXPECT_EQ(out, nasty + "|true|true||" + (tmp_ / "work").string() + "|[two words][$HOME][a\"b]");
@@ -192,7 +190,8 @@ TEST(container_step_script, refusals) {
     req.image = "alpine:3";
     auto no_entry = container_step_script(req);
     ASSERT_FALSE(no_entry);
-    EXPECT_EQ(no_entry.error().what(), "failed to start the container since the entrypoint is overwritten");
+    EXPECT_EQ(no_entry.error().what(),
+              "failed to start the container since the entrypoint is overwritten");
     EXPECT_EQ(no_entry.error().code, make_error_code(container_step_errc::unsupported));
     req.entry_point = "sh";
     req.environment_variables = {{"A=B", "1"}};
@@ -246,7 +245,8 @@ protected:
         k8s::pod p = built->job_pod;
         ASSERT_EQ(p.spec.init_containers.size(), 1u);
         p.spec.init_containers[0].command = {
-            "sh", "-c", "cp -a /home/runner/externals/. /mnt/externals/ && mkdir -p /mnt/work/repo/repo"};
+            "sh", "-c",
+            "cp -a /home/runner/externals/. /mnt/externals/ && mkdir -p /mnt/work/repo/repo"};
         auto created = client_->create_pod(p);
         ASSERT_TRUE(created) << created.error().what();
         job_pod_ = p.metadata.name;
@@ -406,7 +406,8 @@ echo "step warns" >&2)");
     EXPECT_EQ(count(out_, "manifest verified"), 2u) << out_;
     EXPECT_NE(out_.find("relayed "), std::string::npos) << out_;
     EXPECT_NE(out_.find(" files, "), std::string::npos) << out_;
-    EXPECT_NE(out_.find("B/s, manifest verified: default/runner-1-workflow:job:/__w -> "), std::string::npos)
+    EXPECT_NE(out_.find("B/s, manifest verified: default/runner-1-workflow:job:/__w -> "),
+              std::string::npos)
         << out_;
     EXPECT_EQ(out_.find(secret), std::string::npos) << "secrets stay out of the hook's output";
 
@@ -423,8 +424,9 @@ echo "step warns" >&2)");
 TEST_F(container_step_test, exit_code_is_returned_and_changes_still_come_back) {
     make_job_pod("debian:12");
     ASSERT_FALSE(HasFatalFailure());
-    auto r = run(step("debian:12", "echo partial > partial.txt; echo failed=yes >> \"$GITHUB_OUTPUT\"; "
-                                   "echo '# summary' > \"$RUNNER_TEMP/summary.md\"; exit 3"));
+    auto r =
+        run(step("debian:12", "echo partial > partial.txt; echo failed=yes >> \"$GITHUB_OUTPUT\"; "
+                              "echo '# summary' > \"$RUNNER_TEMP/summary.md\"; exit 3"));
     ASSERT_TRUE(r) << r.error().what() << "\n" << out_ << err_;
     EXPECT_EQ(*r, 3);
     EXPECT_EQ(job_file("/__w/repo/repo/partial.txt"), "partial\n");
@@ -465,7 +467,8 @@ TEST_F(container_step_test, refusals_create_no_pod) {
     no_entry.entry_point.clear();
     auto e = run(no_entry);
     ASSERT_FALSE(e);
-    EXPECT_EQ(e.error().what(), "failed to start the container since the entrypoint is overwritten");
+    EXPECT_EQ(e.error().what(),
+              "failed to start the container since the entrypoint is overwritten");
 
     container_request no_image = step("", "true");
     auto i = run(no_image);
@@ -475,7 +478,8 @@ TEST_F(container_step_test, refusals_create_no_pod) {
     env_.github_workspace = "/repo";
     auto w = run(step("debian:12", "true"));
     ASSERT_FALSE(w);
-    EXPECT_NE(w.error().what().find("Invalid github workspace directory: /repo"), std::string::npos);
+    EXPECT_NE(w.error().what().find("Invalid github workspace directory: /repo"),
+              std::string::npos);
 
     EXPECT_TRUE(events_.empty());
     auto pods = client_->list_pods("default", {.label_selector = "runner-pod=runner-1"});
