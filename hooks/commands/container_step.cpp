@@ -298,7 +298,9 @@ result<void, hook_error> set_up_step_pod(container_step_context& ctx, const std:
     o.container = std::string(k8s::job_container_name);
     o.command = {"sh", "-c", github_setup_script(tail, script.size())};
     o.use_stdin = true;
-    auto session = ctx.client.exec(o);
+    k8s::exec_session_options so;
+    so.offer_v5 = ctx.copy.offer_v5; // one protocol choice for every exec of the step
+    auto session = ctx.client.exec(o, so);
     if (!session)
         return fail(step_error(container_step_errc::setup,
                                "cannot prepare step pod " + name + ": " + session.error().what()));
@@ -396,8 +398,13 @@ result<std::string, hook_error> container_step_script(const container_request& r
     std::string s = "rm -f -- \"$0\"\n"; // the script holds secrets: gone before the step runs
     s += "cd " + quote(dir) + " || exit 1\n";
     s += "exec env --";
-    for (const auto& [k, v] : *env)
-        s += " " + quote(k + "=" + v);
+    for (const auto& [k, v] : *env) {
+        std::string word = k;
+        word += '=';
+        word += v;
+        s += ' ';
+        s += quote(word);
+    }
     s += " " + quote(req.entry_point);
     for (const auto& a : *args)
         s += " " + quote(a);

@@ -289,6 +289,7 @@ protected:
         container_step_context ctx{*client_, "default", env_, job_pod_};
         ctx.out_fd = out;
         ctx.err_fd = err;
+        ctx.copy = copy_;
         ctx.stop = std::move(stop);
         ctx.before_copy = [this]() -> result<void, hook_error> {
             events_.push_back("before_copy");
@@ -360,6 +361,7 @@ protected:
     std::vector<std::string> events_;
     std::vector<k8s::pod> step_pods_seen_;
     std::function<void()> before_copy_hook_;
+    k8s::copy_options copy_;
 };
 
 // debian:12 is kubesim's host root: the in-pod podpipe runs there in every build (the static
@@ -433,6 +435,21 @@ TEST_F(container_step_test, exit_code_is_returned_and_changes_still_come_back) {
     EXPECT_EQ(job_file("/__w/_temp/_runner_file_commands/set_output_1"), "failed=yes\n");
     EXPECT_EQ(job_file("/__w/_temp/summary.md"), "# summary\n");
     EXPECT_EQ(events_, (std::vector<std::string>{"before_copy", "after_copy_back"}));
+    EXPECT_EQ(pods_after_step(), std::vector<std::string>{job_pod_});
+}
+
+TEST_F(container_step_test, v4_exec_protocol_only) {
+    make_job_pod("debian:12");
+    ASSERT_FALSE(HasFatalFailure());
+    // No stdin half-close: the script reaches the pod through a length-bounded `head -c`, and
+    // the copies rely on podpipe's end marker (podpipe in both pods).
+    copy_.offer_v5 = false;
+    auto r = run(step("debian:12", "echo v4 > v4.txt; echo ok=v4 >> \"$GITHUB_OUTPUT\""));
+    ASSERT_TRUE(r) << r.error().what() << "\n" << out_ << err_;
+    EXPECT_EQ(*r, 0);
+    EXPECT_EQ(count(out_, "exec v4.channel.k8s.io"), 4u) << out_;
+    EXPECT_EQ(job_file("/__w/repo/repo/v4.txt"), "v4\n");
+    EXPECT_EQ(job_file("/__w/_temp/_runner_file_commands/set_output_1"), "ok=v4\n");
     EXPECT_EQ(pods_after_step(), std::vector<std::string>{job_pod_});
 }
 
