@@ -469,9 +469,18 @@ result<int, hook_error> run_container_step(container_step_context& ctx,
     if (ctx.stop.stop_requested())
         return fail(step_error(container_step_errc::cancelled, "the container step was cancelled"));
     auto created = ctx.client.create_pod(plan->pod, ctx.ns);
-    if (!created)
+    if (!created) {
+        // A POST that timed out or lost its connection may still have created the pod: delete
+        // it by name (404 is the usual answer). Never after a definite answer such as 409,
+        // which would name someone else's pod.
+        if (created.error().retryable()) {
+            k8s::delete_options o;
+            o.grace_period_seconds = 0;
+            (void)ctx.client.delete_pod(ctx.ns, name, o);
+        }
         return fail(step_error(container_step_errc::pod_start, "failed to create step pod " + name +
                                                                    ": " + created.error().what()));
+    }
     step_pod_guard guard(ctx.client, ctx.ns, name, ctx.out_fd);
     command_line(ctx.out_fd, "debug",
                  "step pod " + name + " (" + req.image + ") created" +

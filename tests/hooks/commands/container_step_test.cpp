@@ -522,6 +522,20 @@ TEST_F(container_step_test, image_pull_failure_names_the_reason_and_deletes_the_
     EXPECT_EQ(pods_after_step(), std::vector<std::string>{job_pod_});
 }
 
+TEST_F(container_step_test, a_failed_create_is_reported_and_leaves_no_pod) {
+    make_job_pod("debian:12");
+    ASSERT_FALSE(HasFatalFailure());
+    arm(R"({"failNth": {"n": 1, "code": 500, "method": "POST", "path": "/pods"}})");
+    auto r = run(step("debian:12", "true"));
+    ASSERT_FALSE(r) << "exit " << *r;
+    const std::string why = r.error().what();
+    EXPECT_EQ(r.error().code, make_error_code(container_step_errc::pod_start)) << why;
+    EXPECT_NE(why.find("failed to create step pod runner-1-step-"), std::string::npos) << why;
+    EXPECT_NE(why.find("500"), std::string::npos) << why;
+    EXPECT_TRUE(events_.empty());
+    EXPECT_EQ(pods_after_step(), std::vector<std::string>{job_pod_});
+}
+
 TEST_F(container_step_test, stop_ends_the_step_and_deletes_the_pod) {
     make_job_pod("debian:12");
     ASSERT_FALSE(HasFatalFailure());
