@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <thread>
 #include <unistd.h>
 
@@ -290,6 +291,7 @@ protected:
         ctx.out_fd = out;
         ctx.err_fd = err;
         ctx.copy = copy_;
+        ctx.tmpl = tmpl_ ? &*tmpl_ : nullptr;
         ctx.stop = std::move(stop);
         ctx.before_copy = [this]() -> result<void, hook_error> {
             events_.push_back("before_copy");
@@ -362,6 +364,7 @@ protected:
     std::vector<k8s::pod> step_pods_seen_;
     std::function<void()> before_copy_hook_;
     k8s::copy_options copy_;
+    std::optional<k8s::pod_template_extension> tmpl_;
 };
 
 // debian:12 is kubesim's host root: the in-pod podpipe runs there in every build (the static
@@ -589,6 +592,70 @@ TEST_F(container_step_test, a_step_pod_killed_during_the_step_is_named_in_the_er
     EXPECT_EQ(out_.find("survived"), std::string::npos);
     EXPECT_EQ(events_, std::vector<std::string>{"before_copy"}) << "nothing came back";
     EXPECT_EQ(pods_after_step(), std::vector<std::string>{job_pod_});
+}
+
+TEST_F(container_step_test, stop_during_the_step_ends_it_and_deletes_the_pod) {
+    make_job_pod("debian:12");
+    ASSERT_FALSE(HasFatalFailure());
+    std::stop_source stop;
+    std::jthread stopper;
+    std::atomic<bool> stopped{false};
+    before_copy_hook_ = [&] {
+        ASSERT_EQ(step_pods_seen_.size(), 1u);
+        const std::string pod = step_pods_seen_[0].metadata.name;
+        stopper = std::jthread([this, pod, &stop, &stopped](std::stop_token st) {
+            const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+            while (!st.stop_requested() && std::chrono::steady_clock::now() < deadline) {
+                auto s = client_->exec(sh(pod, "test -e /__w/started"));
+                if (s) {
+                    auto code = (*s)->wait();
+                    if (code && *code == 0) {
+                        stopped = true;
+                        stop.request_stop();
+                        return;
+                    }
+                }
+                std::this_thread::sleep_for(std::chrono::milliseconds(100));
+            }
+        });
+    };
+    auto r =
+        run(step("debian:12", "touch /__w/started; sleep 60; echo survived"), stop.get_token());
+    stopper = {};
+    ASSERT_TRUE(stopped);
+    ASSERT_FALSE(r) << "exit " << *r;
+    EXPECT_EQ(r.error().code, make_error_code(container_step_errc::cancelled)) << r.error().what();
+    EXPECT_EQ(out_.find("survived"), std::string::npos);
+    EXPECT_EQ(events_, std::vector<std::string>{"before_copy"});
+    EXPECT_EQ(pods_after_step(), std::vector<std::string>{job_pod_});
+}
+
+TEST_F(container_step_test, template_reaches_the_step_pod_and_its_warnings_are_printed) {
+    make_job_pod("debian:12");
+    ASSERT_FALSE(HasFatalFailure());
+    auto ext = k8s::parse_template(R"(
+metadata: {annotations: {from: template}}
+spec:
+  containers:
+  - name: $job
+    image: ignored:1
+    env: [{name: FROM_TEMPLATE, value: "yes"}]
+)",
+                                   "ext.yaml");
+    ASSERT_TRUE(ext) << ext.error().what();
+    tmpl_ = std::move(*ext);
+    // The step's exec inherits the container's env, which the template extended.
+    auto r = run(step("debian:12", "printf %s \"$FROM_TEMPLATE\" > from-template.txt"));
+    ASSERT_TRUE(r) << r.error().what() << "\n" << out_ << err_;
+    EXPECT_EQ(*r, 0);
+    EXPECT_NE(out_.find("::warning::Skipping image override: image can't be overwritten"),
+              std::string::npos)
+        << out_;
+    ASSERT_EQ(step_pods_seen_.size(), 1u);
+    EXPECT_EQ(step_pods_seen_[0].metadata.annotations.at("from"), "template");
+    ASSERT_FALSE(step_pods_seen_[0].spec.containers.empty());
+    EXPECT_EQ(step_pods_seen_[0].spec.containers[0].image, "debian:12");
+    EXPECT_EQ(job_file("/__w/repo/repo/from-template.txt"), "yes");
 }
 
 /// The runner image without podpipe: the init container still succeeds, and every copy uses
