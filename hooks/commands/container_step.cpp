@@ -1,0 +1,555 @@
+#include "hooks/commands/container_step.hpp"
+
+#include "hooks/commands/exec_step.hpp"
+#include "hooks/commands/pod_wait.hpp"
+#include "hooks/k8s/client.hpp"
+#include "hooks/k8s/pod_spec.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <iterator>
+#include <optional>
+#include <unistd.h>
+#include <utility>
+
+namespace podpipe::hook {
+namespace {
+
+class container_step_category_impl final : public std::error_category {
+public:
+    const char* name() const noexcept override { return "podpipe.container_step"; }
+
+    std::string message(int ev) const override {
+        switch (static_cast<container_step_errc>(ev)) {
+        case container_step_errc::unsupported:
+            return "container action not supported";
+        case container_step_errc::bad_request:
+            return "invalid container step request";
+        case container_step_errc::pod_start:
+            return "step pod did not start";
+        case container_step_errc::copy_in:
+            return "workspace copy into the step pod failed";
+        case container_step_errc::setup:
+            return "step pod setup failed";
+        case container_step_errc::step_exec:
+            return "step exec failed";
+        case container_step_errc::copy_back:
+            return "copying the step's changes back failed";
+        case container_step_errc::cancelled:
+            return "container step cancelled";
+        }
+        return "unknown container step error";
+    }
+};
+
+hook_error step_error(container_step_errc e, std::string message) {
+    hook_error err(make_error_code(e), std::string());
+    err.message = std::move(message);
+    return err;
+}
+
+// ---- output -----------------------------------------------------------------------------------
+
+void write_all(int fd, std::string_view s) {
+    while (!s.empty()) {
+        const ssize_t n = ::write(fd, s.data(), s.size());
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return; // like a terminal: a closed output never fails the step
+        s.remove_prefix(static_cast<std::size_t>(n));
+    }
+}
+
+/// Workflow-command data escaping (spec §2.5): % \r \n.
+std::string escape_data(std::string_view s) {
+    std::string out;
+    out.reserve(s.size());
+    for (char c : s) {
+        if (c == '%')
+            out += "%25";
+        else if (c == '\r')
+            out += "%0D";
+        else if (c == '\n')
+            out += "%0A";
+        else
+            out.push_back(c);
+    }
+    return out;
+}
+
+void command_line(int fd, std::string_view cmd, std::string_view msg) {
+    write_all(fd, "::" + std::string(cmd) + "::" + escape_data(msg) + "\n");
+}
+
+/// 950 B, 12.3 kB, 4.5 MB, 1.2 GB (decimal units, as transfer rates are quoted).
+std::string human_bytes(double bytes) {
+    static constexpr const char* units[] = {"B", "kB", "MB", "GB", "TB"};
+    std::size_t u = 0;
+    while (bytes >= 1000 && u + 1 < std::size(units)) {
+        bytes /= 1000;
+        ++u;
+    }
+    char buf[32];
+    if (u == 0)
+        std::snprintf(buf, sizeof buf, "%.0f B", bytes);
+    else
+        std::snprintf(buf, sizeof buf, "%.1f %s", bytes, units[u]);
+    return buf;
+}
+
+/// One line: what moved, how much, how fast.
+std::string copy_summary(const k8s::copy_outcome& o) {
+    const auto& s = o.stats;
+    const bool counted = !o.remote_report.empty(); // the receiving pod ran podpipe recv
+    std::string line = o.verb;
+    const std::uint64_t rate_bytes = counted ? s.content_bytes : s.wire_bytes;
+    if (counted)
+        line += " " + std::to_string(s.files) + " files, " +
+                human_bytes(static_cast<double>(s.content_bytes)) + " (" +
+                human_bytes(static_cast<double>(s.wire_bytes)) + " compressed)";
+    else
+        line += " " + human_bytes(static_cast<double>(s.wire_bytes)) +
+                " compressed (the receiving pod's tar counts no files)";
+    const double secs = s.seconds > 0 ? s.seconds : 0;
+    char took[32];
+    std::snprintf(took, sizeof took, " in %.2f s, ", secs);
+    line += took;
+    line += human_bytes(secs > 0 ? static_cast<double>(rate_bytes) / secs : 0.0) + "/s";
+    if (s.manifest_checked)
+        line += ", manifest verified";
+    line += ": " + o.where;
+    return line;
+}
+
+// ---- the step script --------------------------------------------------------------------------
+
+std::string quote(std::string_view s) {
+    // Always single-quoted (shell_quote leaves safe words bare; a bare `K=V` word is fine too,
+    // but one rule is easier to check).
+    std::string out = "'";
+    for (char c : s) {
+        if (c == '\'')
+            out += "'\\''";
+        else
+            out.push_back(c);
+    }
+    out.push_back('\'');
+    return out;
+}
+
+result<std::vector<std::pair<std::string, std::string>>, hook_error>
+step_environment(const env_list& in) {
+    std::vector<std::pair<std::string, std::string>> env;
+    bool have_ci = false;
+    for (const auto& [k, v] : in) {
+        if (k.empty() || k.find('=') != std::string::npos || k.find('\0') != std::string::npos)
+            return fail(step_error(container_step_errc::bad_request,
+                                   "environment key '" + k +
+                                       "' is invalid - the key must be non-empty and must not "
+                                       "contain = or a NUL byte"));
+        if (v.find('\0') != std::string::npos)
+            return fail(step_error(container_step_errc::bad_request,
+                                   "environment variable " + k + " contains a NUL byte"));
+        if (k == "GITHUB_ACTIONS")
+            continue; // replaced below instead of duplicated
+        if (k == "CI")
+            have_ci = true;
+        env.emplace_back(k, v);
+    }
+    env.emplace_back("GITHUB_ACTIONS", "true");
+    if (!have_ci)
+        env.emplace_back("CI", "true");
+    return env;
+}
+
+// ---- the step pod's lifetime ------------------------------------------------------------------
+
+/// Deletes the step pod when the run ends, whichever way it ends.
+class step_pod_guard {
+public:
+    step_pod_guard(k8s::api_client& client, std::string ns, std::string name, int out_fd)
+        : client_(client)
+        , ns_(std::move(ns))
+        , name_(std::move(name))
+        , out_fd_(out_fd) {}
+
+    ~step_pod_guard() {
+        k8s::delete_options o;
+        o.grace_period_seconds = 0;
+        auto r = client_.delete_pod(ns_, name_, o);
+        if (!r && !r.error().is(k8s::errc::not_found))
+            command_line(out_fd_, "warning",
+                         "failed to delete step pod " + name_ +
+                             " (cleanup_job removes it by label): " + r.error().what());
+        else
+            command_line(out_fd_, "debug", "deleted step pod " + name_);
+    }
+
+    step_pod_guard(const step_pod_guard&) = delete;
+    step_pod_guard& operator=(const step_pod_guard&) = delete;
+
+private:
+    k8s::api_client& client_;
+    std::string ns_;
+    std::string name_;
+    int out_fd_;
+};
+
+hook_error cancelled(std::string_view pod) {
+    return step_error(container_step_errc::cancelled,
+                      "the container step was cancelled; step pod " + std::string(pod) +
+                          " is being deleted");
+}
+
+/// wait_for_running in slices, so a stop request is seen within a slice.
+result<k8s::pod, hook_error> wait_running(container_step_context& ctx, const std::string& name) {
+    using clock = std::chrono::steady_clock;
+    constexpr std::chrono::milliseconds slice{5'000};
+    const auto total =
+        std::chrono::duration_cast<std::chrono::milliseconds>(ctx.env.prepare_job_timeout);
+    const auto deadline = clock::now() + total;
+    std::string why;
+    for (;;) {
+        if (ctx.stop.stop_requested())
+            return fail(cancelled(name));
+        const auto left =
+            std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now());
+        wait_options o;
+        o.timeout = std::clamp(left, std::chrono::milliseconds(1), slice);
+        o.first_poll = std::chrono::milliseconds(200);
+        o.max_poll = std::chrono::milliseconds(1'000);
+        o.on_change = [&](const std::string& w) {
+            if (w != why) {
+                why = w;
+                command_line(ctx.out_fd, "debug", "step pod " + name + ": " + w);
+            }
+        };
+        auto r = wait_for_running(ctx.client, ctx.ns, name, o);
+        if (r)
+            return r;
+        if (!r.error().is(k8s::errc::timeout))
+            return fail(step_error(container_step_errc::pod_start, r.error().what()));
+        if (clock::now() >= deadline)
+            return fail(step_error(
+                container_step_errc::pod_start,
+                "step pod " + name + " did not reach Running within " +
+                    std::to_string(
+                        std::chrono::duration_cast<std::chrono::seconds>(total).count()) +
+                    " s (ACTIONS_RUNNER_PREPARE_JOB_TIMEOUT_SECONDS)" +
+                    (why.empty() ? std::string() : ": " + why)));
+    }
+}
+
+/// One copy between the job pod and the step pod, printed as a ::group::.
+result<k8s::copy_outcome, std::string> copy_between(container_step_context& ctx,
+                                                    const std::string& title,
+                                                    const k8s::pod_dir& from,
+                                                    const k8s::pod_dir& to) {
+    k8s::copy_options opt = ctx.copy;
+    const auto user_info = opt.on_info;
+    const int out = ctx.out_fd;
+    opt.on_info = [out, user_info](const std::string& line) {
+        write_all(out, line + "\n");
+        if (user_info)
+            user_info(line);
+    };
+    write_all(out, "::group::" + escape_data(title) + "\n");
+    // A fresh copier per copy: its progress counters are per instance.
+    k8s::pod_copier copier(ctx.client, std::move(opt), ctx.stop);
+    auto end_group = [out] { write_all(out, "::endgroup::\n"); };
+    auto src = copier.probe(from);
+    if (!src) {
+        end_group();
+        return fail(src.error());
+    }
+    auto dst = copier.probe(to);
+    if (!dst) {
+        end_group();
+        return fail(dst.error());
+    }
+    auto outcome = copier.pod_to_pod(*src, *dst);
+    if (outcome.ok())
+        write_all(out, copy_summary(outcome) + "\n");
+    end_group();
+    if (!outcome.ok())
+        return fail(outcome.error);
+    return outcome;
+}
+
+/// Whether the step pod still exists (for naming a vanished pod as the cause).
+std::string pod_gone_note(container_step_context& ctx, const std::string& name) {
+    auto p = ctx.client.get_pod(ctx.ns, name);
+    if (!p && p.error().is(k8s::errc::not_found))
+        return "; step pod " + name + " is gone (deleted or evicted while the step ran)";
+    if (p && (p->status.phase == "Failed" || p->status.phase == "Succeeded"))
+        return "; step pod " + name + " has ended (phase " + p->status.phase + ")";
+    return {};
+}
+
+/// Links /github/* into /__w and writes the step script through stdin.
+result<void, hook_error> set_up_step_pod(container_step_context& ctx, const std::string& name,
+                                         const std::string& tail, const std::string& script) {
+    k8s::exec_options o;
+    o.ns = ctx.ns;
+    o.pod = name;
+    o.container = std::string(k8s::job_container_name);
+    o.command = {"sh", "-c", github_setup_script(tail, script.size())};
+    o.use_stdin = true;
+    k8s::exec_session_options so;
+    so.offer_v5 = ctx.copy.offer_v5; // one protocol choice for every exec of the step
+    auto session = ctx.client.exec(o, so);
+    if (!session)
+        return fail(step_error(container_step_errc::setup,
+                               "cannot prepare step pod " + name + ": " + session.error().what()));
+    k8s::exec_session& s = **session;
+    std::stop_callback on_stop(ctx.stop, [&s] { s.abort(); });
+    auto& in = s.stdin_sink();
+    // Errors of write/finish show up as the exit status below (the shell ended early) or as
+    // the session's error; the status is the story.
+    if (auto w = in.write({reinterpret_cast<const std::byte*>(script.data()), script.size()}); w)
+        (void)in.finish();
+    auto code = s.wait();
+    if (ctx.stop.stop_requested())
+        return fail(cancelled(name));
+    if (!code)
+        return fail(step_error(container_step_errc::setup,
+                               "cannot prepare step pod " + name + ": " + code.error().what()));
+    if (*code != 0) {
+        std::string tail_text = s.stderr_tail();
+        while (!tail_text.empty() && (tail_text.back() == '\n' || tail_text.back() == '\r'))
+            tail_text.pop_back();
+        return fail(step_error(container_step_errc::setup,
+                               "cannot prepare /github in step pod " + name + " (exit " +
+                                   std::to_string(*code) + ")" +
+                                   (tail_text.empty() ? std::string() : ": " + tail_text)));
+    }
+    return {};
+}
+
+} // namespace
+
+const std::error_category& container_step_category() noexcept {
+    static const container_step_category_impl instance;
+    return instance;
+}
+
+// ---- pure pieces ------------------------------------------------------------------------------
+
+result<step_pod_plan, hook_error>
+build_container_step_pod(const hook_env& env, std::string_view suffix, std::string_view image,
+                         std::string_view job_node, const k8s::pod_template_extension* tmpl) {
+    auto p = k8s::build_step_pod(env.runner_pod_name, suffix, image);
+    if (!p)
+        return fail(p.error());
+    step_pod_plan plan;
+    plan.pod = std::move(*p);
+    k8s::pod& pod = plan.pod;
+
+    if (!job_node.empty()) {
+        k8s::preferred_scheduling_term near;
+        near.weight = 100;
+        near.preference.match_expressions.push_back(
+            {"kubernetes.io/hostname", "In", {std::string(job_node)}});
+        pod.spec.affinity = k8s::node_affinity{};
+        pod.spec.affinity->preferred.push_back(std::move(near));
+    }
+
+    k8s::container init;
+    init.name = std::string(externals_init_name);
+    init.image =
+        env.runner_image.empty() ? std::string(k8s::default_runner_image) : env.runner_image;
+    // Only the podpipe directory, and never a failure: without it the copies use the pod's tar.
+    init.command = {"sh", "-c", "cp -a /home/runner/externals/podpipe /__e/ 2>/dev/null || true"};
+    init.volume_mounts = {{"externals", "/__e", "", false}};
+    pod.spec.init_containers.push_back(std::move(init));
+
+    if (tmpl != nullptr) {
+        auto w = k8s::apply_template(*tmpl, pod);
+        if (!w)
+            return fail(w.error());
+        plan.warnings = std::move(*w);
+    }
+    return plan;
+}
+
+result<std::string, hook_error> container_step_script(const container_request& req) {
+    if (req.entry_point.empty())
+        return fail(
+            step_error(container_step_errc::unsupported,
+                       "failed to start the container since the entrypoint is overwritten"));
+    if (req.entry_point.find('=') != std::string::npos)
+        return fail(step_error(container_step_errc::bad_request,
+                               "entrypoint '" + req.entry_point +
+                                   "' contains '=', which env(1) would take for a variable"));
+    auto env = step_environment(req.environment_variables);
+    if (!env)
+        return fail(env.error());
+    auto args = k8s::fix_args(req.entry_point_args);
+    if (!args) {
+        auto e = args.error();
+        e.code = make_error_code(container_step_errc::bad_request);
+        return fail(std::move(e));
+    }
+    const std::string dir =
+        req.working_directory.empty() ? "/github/workspace" : req.working_directory;
+    std::string s = "rm -f -- \"$0\"\n"; // the script holds secrets: gone before the step runs
+    s += "cd " + quote(dir) + " || exit 1\n";
+    s += "exec env --";
+    for (const auto& [k, v] : *env) {
+        std::string word = k;
+        word += '=';
+        word += v;
+        s += ' ';
+        s += quote(word);
+    }
+    s += " " + quote(req.entry_point);
+    for (const auto& a : *args)
+        s += " " + quote(a);
+    s += "\n";
+    return s;
+}
+
+std::string github_setup_script(std::string_view workspace_tail, std::size_t script_bytes) {
+    const std::string ws = quote("/__w/" + std::string(workspace_tail));
+    std::string s = "set -e\n";
+    s += "mkdir -p " + ws +
+         " /__w/_temp/_github_home /__w/_temp/_github_workflow /__w/_temp/_runner_file_commands\n";
+    s += "rm -rf /github/workspace /github/home /github/workflow /github/file_commands "
+         "/github/runner_temp\n";
+    s += "ln -s " + ws + " /github/workspace\n";
+    s += "ln -s /__w/_temp/_github_home /github/home\n";
+    s += "ln -s /__w/_temp/_github_workflow /github/workflow\n";
+    s += "ln -s /__w/_temp/_runner_file_commands /github/file_commands\n";
+    s += "ln -s /__w/_temp /github/runner_temp\n";
+    s += "umask 077\n";
+    s += "head -c " + std::to_string(script_bytes) + " > " + std::string(step_script_path) + "\n";
+    s += "test \"$(wc -c < " + std::string(step_script_path) + ")\" -eq " +
+         std::to_string(script_bytes) + "\n";
+    return s;
+}
+
+// ---- the command ------------------------------------------------------------------------------
+
+result<int, hook_error> run_container_step(container_step_context& ctx,
+                                           const container_request& req) {
+    // 1. Everything that can be refused without a pod.
+    if (req.dockerfile)
+        return fail(step_error(container_step_errc::unsupported,
+                               "Building container actions is not currently supported"));
+    if (req.image.empty())
+        return fail(step_error(container_step_errc::bad_request,
+                               "run_container_step: the request names no image"));
+    auto script = container_step_script(req);
+    if (!script)
+        return fail(script.error());
+    auto tail = k8s::workspace_tail(ctx.env.github_workspace);
+    if (!tail) {
+        auto e = tail.error();
+        e.code = make_error_code(container_step_errc::bad_request);
+        return fail(std::move(e));
+    }
+    if (ctx.ns.empty())
+        ctx.ns = ctx.client.default_namespace();
+
+    // 2. The step pod, beside the job pod.
+    auto job = ctx.client.get_pod(ctx.ns, ctx.job_pod);
+    if (!job)
+        return fail(step_error(container_step_errc::pod_start,
+                               "cannot read job pod " + ctx.job_pod + ": " + job.error().what()));
+    auto plan = build_container_step_pod(ctx.env, k8s::random_name_suffix(), req.image,
+                                         job->spec.node_name, ctx.tmpl);
+    if (!plan)
+        return fail(plan.error());
+    for (const auto& w : plan->warnings)
+        command_line(ctx.out_fd, "warning", w);
+    const std::string name = plan->pod.metadata.name;
+    if (ctx.stop.stop_requested())
+        return fail(step_error(container_step_errc::cancelled, "the container step was cancelled"));
+    auto created = ctx.client.create_pod(plan->pod, ctx.ns);
+    if (!created) {
+        // A POST that timed out or lost its connection may still have created the pod: delete
+        // it by name (404 is the usual answer). Never after a definite answer such as 409,
+        // which would name someone else's pod.
+        if (created.error().retryable()) {
+            k8s::delete_options o;
+            o.grace_period_seconds = 0;
+            (void)ctx.client.delete_pod(ctx.ns, name, o);
+        }
+        return fail(step_error(container_step_errc::pod_start, "failed to create step pod " + name +
+                                                                   ": " + created.error().what()));
+    }
+    step_pod_guard guard(ctx.client, ctx.ns, name, ctx.out_fd);
+    command_line(ctx.out_fd, "debug",
+                 "step pod " + name + " (" + req.image + ") created" +
+                     (job->spec.node_name.empty() ? std::string()
+                                                  : ", preferring node " + job->spec.node_name));
+
+    // 3. Running.
+    auto running = wait_running(ctx, name);
+    if (!running)
+        return fail(running.error());
+
+    // 4. The workspace, pod to pod.
+    if (ctx.before_copy) {
+        auto b = ctx.before_copy();
+        if (!b)
+            return fail(b.error());
+    }
+    if (ctx.stop.stop_requested())
+        return fail(cancelled(name));
+    const std::string job_container(k8s::job_container_name);
+    const k8s::pod_dir job_work{ctx.ns, ctx.job_pod, job_container, "/__w"};
+    const k8s::pod_dir step_work{ctx.ns, name, job_container, "/__w"};
+    auto in = copy_between(ctx, "Copying the workspace into step pod " + name, job_work, step_work);
+    if (!in) {
+        if (ctx.stop.stop_requested())
+            return fail(cancelled(name));
+        return fail(step_error(container_step_errc::copy_in, "copying /__w of job pod " +
+                                                                 ctx.job_pod + " into step pod " +
+                                                                 name + " failed: " + in.error()));
+    }
+
+    // 5. /github and the script.
+    if (auto s = set_up_step_pod(ctx, name, *tail, *script); !s)
+        return fail(s.error());
+
+    // 6. The step.
+    auto code = exec_step(ctx.client, {ctx.ns, name, job_container},
+                          {"sh", std::string(step_script_path)}, ctx.out_fd, ctx.err_fd, ctx.stop);
+    if (!code) {
+        if (ctx.stop.stop_requested())
+            return fail(cancelled(name));
+        return fail(step_error(
+            container_step_errc::step_exec,
+            "the step in pod " + name + " did not report an exit status: " + code.error().what() +
+                pod_gone_note(ctx, name) + "; its changes were not copied back"));
+    }
+    if (*code != 0)
+        command_line(ctx.out_fd, "debug",
+                     "the step exited with " + std::to_string(*code) +
+                         "; copying its changes back");
+
+    // 7. The changes, back into the job pod.
+    auto back = copy_between(ctx, "Copying the step's changes back into job pod " + ctx.job_pod,
+                             step_work, job_work);
+    if (!back) {
+        if (ctx.stop.stop_requested())
+            return fail(cancelled(name));
+        return fail(step_error(container_step_errc::copy_back,
+                               "the step exited with " + std::to_string(*code) +
+                                   ", but copying /__w of step pod " + name +
+                                   " back into job pod " + ctx.job_pod +
+                                   " failed: " + back.error() + pod_gone_note(ctx, name)));
+    }
+    if (ctx.after_copy_back) {
+        auto a = ctx.after_copy_back();
+        if (!a)
+            return fail(a.error());
+    }
+    return *code;
+}
+
+} // namespace podpipe::hook
