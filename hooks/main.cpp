@@ -3,6 +3,7 @@
 // response (prepare_job) goes to the file it names. Errors are printed as `::error::TEXT` (the
 // runner's workflow-command form) and exit 1; a step's own exit code is passed through.
 #include "hooks/commands/cleanup_job.hpp"
+#include "hooks/commands/container_step.hpp"
 #include "hooks/commands/env.hpp"
 #include "hooks/commands/input.hpp"
 #include "hooks/commands/log.hpp"
@@ -11,6 +12,7 @@
 #include "hooks/commands/session.hpp"
 #include "hooks/k8s/client.hpp"
 #include "hooks/k8s/config.hpp"
+#include "hooks/k8s/template.hpp"
 
 #include <pthread.h>
 #include <signal.h>
@@ -163,11 +165,33 @@ int run(int argc, char** argv) {
         // The step's own exit code is the hook's: the runner fails the step on non-zero.
         return *code;
     }
-    case command::run_container_step:
-        break;
+    case command::run_container_step: {
+        if (!input->state || input->state->job_pod.empty())
+            return error_exit("run_container_step: no job pod in the state (did prepare_job run?)");
+        auto tmpl = k8s::load_template(env->template_path);
+        if (!tmpl)
+            return error_exit(tmpl.error().what());
+        const std::string job_pod = input->state->job_pod;
+        container_step_context ctx{**client, ns, *env, job_pod};
+        ctx.tmpl = *tmpl ? &**tmpl : nullptr;
+        ctx.copy = copy_options_for(session);
+        ctx.stop = cancel.get_token();
+        // The runner's _temp (this step's fresh file-command files, event.json) reaches the job
+        // pod first, then travels with /__w; the file commands come back from the job pod.
+        ctx.before_copy = [&]() { return sync_temp_to_pod(session, job_pod); };
+        ctx.after_copy_back = [&]() -> result<void, hook_error> {
+            PODPIPE_TRY(copy_file_commands_back(session, job_pod));
+            if (auto rec = record_temp(session, job_pod); !rec)
+                log.debug("could not record _temp after the step: " + rec.error().what());
+            return {};
+        };
+        auto code = run_container_step(ctx, std::get<container_request>(input->args));
+        if (!code)
+            return error_exit("failed to run container step: " + code.error().what());
+        return *code;
     }
-    return error_exit("podpipe-hook: " + std::string(to_string(input->cmd)) +
-                      " is not implemented yet");
+    }
+    return error_exit("podpipe-hook: unknown command");
 }
 
 } // namespace

@@ -226,6 +226,39 @@ TEST_F(stream_mode_test, only_what_changed_in_temp_is_sent) {
     EXPECT_NE(gone.out.find("No such file"), std::string::npos) << gone.out;
 }
 
+TEST_F(stream_mode_test, container_step_changes_and_outputs_reach_later_steps) {
+    auto& r = runner();
+    write_file(r.github_workspace() / "in.txt", "from the runner\n");
+    ASSERT_TRUE(r.prepare_job(job_args("debian:12")).ok());
+    ASSERT_TRUE(r.run_script_step("echo 'made in a script step' > made.txt\n").ok());
+    hook::testing::container_action a;
+    a.image = "debian:12";
+    a.entry_point = "sh";
+    a.args = {"-c", "cat made.txt in.txt > out.txt && echo \"from_container=$INPUT_WHO\" >> \"$GITHUB_OUTPUT\" && "
+                    "echo '### container' >> \"$GITHUB_STEP_SUMMARY\" && exit 3"};
+    a.env = {{"INPUT_WHO", "it's me"}};
+    auto c = r.run_container_step(a);
+    EXPECT_EQ(c.exit_code, 3) << all(c);
+    EXPECT_EQ(r.outputs()["from_container"], "it's me") << all(c);
+    EXPECT_EQ(r.summary(), "### container\n");
+    // The step pod is gone; the job pod remains.
+    for (int i = 0; i < 50 && pods_of_runner() != "pod/runner-abc-workflow\n"; ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    EXPECT_EQ(pods_of_runner(), "pod/runner-abc-workflow\n");
+    // The next script step sees what the container step wrote (#302).
+    auto next = r.run_script_step("cat out.txt\n");
+    ASSERT_TRUE(next.ok()) << all(next);
+    EXPECT_NE(next.out.find("made in a script step\nfrom the runner\n"), std::string::npos) << next.out;
+    // Dockerfile actions are refused with the reference's text, and no pod is made.
+    auto docker = r.run_container_step(R"({"image":null,"dockerfile":"/__w/_actions/o/a/v1/Dockerfile",)"
+                                       R"("entryPoint":"sh","entryPointArgs":[],"workingDirectory":"/github/workspace",)"
+                                       R"("environmentVariables":{},"portMappings":[],"systemMountVolumes":[],"userMountVolumes":[]})");
+    EXPECT_EQ(docker.exit_code, 1) << all(docker);
+    EXPECT_NE(docker.out.find("Building container actions is not currently supported"), std::string::npos)
+        << all(docker);
+    EXPECT_EQ(pods_of_runner(), "pod/runner-abc-workflow\n");
+}
+
 TEST_F(stream_mode_test, busybox_job_image_and_alpine_detection) {
     auto& r = runner();
     auto prep = r.prepare_job(job_args("alpine:3.19"));
