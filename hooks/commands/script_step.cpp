@@ -9,6 +9,11 @@
 
 #include <unistd.h>
 
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
 namespace podpipe::hook {
 namespace {
 
@@ -155,7 +160,11 @@ result<int, hook_error> run_script_step(hook_session& s, const job_state& state,
         std::string path;
         ~remove_on_exit() { ::unlink(path.c_str()); }
     } cleanup{local_script};
-    auto text = run_script(args);
+    // The script notes its pid (the step's, after exec) so a cancelled step can be stopped:
+    // closing an exec session does not kill its process on a real kubelet.
+    const std::string pid_file = "/tmp/podpipe-step-" + name + ".pid";
+    const std::string pid_line = "echo $$ > " + pid_file + "\n";
+    auto text = run_script(args, pid_line);
     if (!text)
         return fail(text.error());
     PODPIPE_TRY(write_script(local_script, *text));
@@ -164,7 +173,7 @@ result<int, hook_error> run_script_step(hook_session& s, const job_state& state,
         return fail(plan.error());
     const bool in_script = !plan->removals.empty() && plan->delta.replaced.empty();
     if (in_script) {
-        auto with = run_script(args, plan->removals);
+        auto with = run_script(args, pid_line + plan->removals);
         if (!with)
             return fail(with.error());
         ::unlink(local_script.c_str());
@@ -184,6 +193,27 @@ result<int, hook_error> run_script_step(hook_session& s, const job_state& state,
     if (back)
         if (auto rec = record_temp(s, state.job_pod); !rec)
             s.log.debug("could not record _temp after the step: " + rec.error().what());
+    if (!code && s.stop.stop_requested()) {
+        // Cancelled (SIGINT/SIGTERM from the runner): stop the step in the pod, with a session
+        // of its own (the hook's stop token is spent), bounded by its own short timeout.
+        const std::string kill =
+            "p=$(cat " + pid_file + " 2>/dev/null) && [ -n \"$p\" ] && "
+            "{ kill -TERM -- -\"$p\" 2>/dev/null; kill -TERM \"$p\" 2>/dev/null; sleep 2; "
+            "kill -KILL -- -\"$p\" 2>/dev/null; kill -KILL \"$p\" 2>/dev/null; }; rm -f " + pid_file;
+        std::stop_source limit;
+        std::jthread timer([&limit](std::stop_token t) {
+            std::mutex m;
+            std::condition_variable_any cv;
+            std::unique_lock lock(m);
+            cv.wait_for(lock, t, std::chrono::seconds(5), [] { return false; });
+            limit.request_stop();
+        });
+        auto killed = exec_step(s.client, job, {"sh", "-c", kill}, s.out_fd, s.err_fd, limit.get_token());
+        return fail(make_error(errc::step, "the step was cancelled; its process in pod " +
+                                               state.job_pod +
+                                               (killed && *killed == 0 ? " was stopped"
+                                                                       : " may still be running")));
+    }
     if (!code)
         return fail(make_error(errc::step, "failed to run script step: " + code.error().what()));
     if (!back) {

@@ -259,6 +259,23 @@ TEST_F(stream_mode_test, container_step_changes_and_outputs_reach_later_steps) {
     EXPECT_EQ(pods_of_runner(), "pod/runner-abc-workflow\n");
 }
 
+TEST_F(stream_mode_test, cancelled_step_stops_in_the_pod_and_fails) {
+    auto& r = runner();
+    ASSERT_TRUE(r.prepare_job(job_args("debian:12")).ok());
+    // The runner cancels the job while the step runs: SIGINT to the hook.
+    r.cancel_next_call_on("step-started");
+    const auto t0 = std::chrono::steady_clock::now();
+    auto s = r.run_script_step("echo step-started\nsleep 120\necho never-printed\n");
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(60));
+    EXPECT_NE(s.exit_code, 0) << all(s);
+    EXPECT_NE(s.out.find("::error::the step was cancelled; its process in pod runner-abc-workflow was stopped"),
+              std::string::npos)
+        << all(s);
+    EXPECT_EQ(s.out.find("never-printed"), std::string::npos);
+    // Nothing of the step keeps running in the job pod.
+    EXPECT_EQ(job_exec("ps -eo args | grep -c '[s]leep 120' || true"), "0\n");
+}
+
 TEST_F(stream_mode_test, busybox_job_image_and_alpine_detection) {
     auto& r = runner();
     auto prep = r.prepare_job(job_args("alpine:3.19"));
