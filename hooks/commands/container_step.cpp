@@ -417,16 +417,16 @@ std::string github_setup_script(std::string_view workspace_tail, std::size_t scr
     std::string s = "set -e\n";
     s += "mkdir -p " + ws +
          " /__w/_temp/_github_home /__w/_temp/_github_workflow /__w/_temp/_runner_file_commands\n";
-    s += "rm -rf /github/workspace /github/home /github/workflow /github/file_commands "
-         "/github/runner_temp\n";
-    s += "ln -s " + ws + " /github/workspace\n";
-    s += "ln -s /__w/_temp/_github_home /github/home\n";
-    s += "ln -s /__w/_temp/_github_workflow /github/workflow\n";
-    s += "ln -s /__w/_temp/_runner_file_commands /github/file_commands\n";
-    s += "ln -s /__w/_temp /github/runner_temp\n";
+    // A path that already exists is a volume the template mounted there: it wins, untouched.
+    s += "link() { [ -e \"$2\" ] || [ -L \"$2\" ] || ln -s \"$1\" \"$2\"; }\n";
+    s += "link " + ws + " /github/workspace\n";
+    s += "link /__w/_temp/_github_home /github/home\n";
+    s += "link /__w/_temp/_github_workflow /github/workflow\n";
+    s += "link /__w/_temp/_runner_file_commands /github/file_commands\n";
+    s += "link /__w/_temp /github/runner_temp\n";
     s += "umask 077\n";
     s += "head -c " + std::to_string(script_bytes) + " > " + std::string(step_script_path) + "\n";
-    s += "test \"$(wc -c < " + std::string(step_script_path) + ")\" -eq " +
+    s += "test $(($(wc -c < " + std::string(step_script_path) + "))) -eq " +
          std::to_string(script_bytes) + "\n";
     return s;
 }

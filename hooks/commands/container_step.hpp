@@ -33,10 +33,11 @@
 //      (workspace → /__w/<tail>, home → _temp/_github_home, workflow → _temp/_github_workflow,
 //      file_commands → _temp/_runner_file_commands, runner_temp → _temp, which is what the runner
 //      mounts there in docker mode), so everything the step writes through the paths the runner
-//      put into its env lands in /__w and comes back with it. In the same exec the step script is
-//      written to /github (mode 0600) through stdin with a length-bounded `head -c` (works on v4
-//      too): the env holds secrets, and exec arguments travel in the request URL, which API
-//      server audit logs record. The script deletes itself first, like the reference's.
+//      put into its env lands in /__w and comes back with it (a path a template volume already
+//      occupies is left alone). Tools that resolve real paths see /__w/... In the same exec the
+//      step script is written to /github (mode 0600) through stdin with a length-bounded `head -c`
+//      (works on v4 too): the env holds secrets, and exec arguments travel in the request URL,
+//      which API server audit logs record. The script deletes itself first, like the reference's.
 //   6. The script `cd`s into the request's workingDirectory (/github/workspace) and execs
 //      `env -- 'K=V'... 'entrypoint' 'arg'...`: every word single-quoted, so values with $, `,
 //      quotes or newlines arrive byte for byte (the reference double-quotes and lets the shell

@@ -658,6 +658,31 @@ spec:
     EXPECT_EQ(job_file("/__w/repo/repo/from-template.txt"), "yes");
 }
 
+TEST_F(container_step_test, a_template_volume_under_github_is_left_alone) {
+    make_job_pod("debian:12");
+    ASSERT_FALSE(HasFatalFailure());
+    auto ext = k8s::parse_template(R"(
+spec:
+  volumes: [{name: myhome, emptyDir: {}}]
+  containers:
+  - name: $job
+    volumeMounts: [{name: myhome, mountPath: /github/home}]
+)",
+                                   "ext.yaml");
+    ASSERT_TRUE(ext) << ext.error().what();
+    tmpl_ = std::move(*ext);
+    auto r = run(step("debian:12", "test ! -L /github/home && echo mine > \"$HOME/mine.txt\" && "
+                                   "test -L /github/workspace && echo ws > ws.txt"));
+    ASSERT_TRUE(r) << r.error().what() << "\n" << out_ << err_;
+    EXPECT_EQ(*r, 0) << out_ << err_;
+    EXPECT_EQ(job_file("/__w/repo/repo/ws.txt"), "ws\n");
+    auto s = client_->exec(sh(job_pod_, "test -e /__w/_temp/_github_home/mine.txt"));
+    ASSERT_TRUE(s);
+    auto code = (*s)->wait();
+    ASSERT_TRUE(code);
+    EXPECT_EQ(*code, 1) << "HOME was the template's volume, not /__w";
+}
+
 /// The runner image without podpipe: the init container still succeeds, and every copy uses
 /// the pods' busybox tar.
 class container_step_tar_test : public container_step_test {
