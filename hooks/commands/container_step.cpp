@@ -1,5 +1,7 @@
 #include "hooks/commands/container_step.hpp"
 
+#include "hooks/commands/log.hpp"
+
 #include "hooks/commands/exec_step.hpp"
 #include "hooks/commands/pod_wait.hpp"
 #include "hooks/k8s/client.hpp"
@@ -63,25 +65,9 @@ void write_all(int fd, std::string_view s) {
     }
 }
 
-/// Workflow-command data escaping (spec §2.5): % \r \n.
-std::string escape_data(std::string_view s) {
-    std::string out;
-    out.reserve(s.size());
-    for (char c : s) {
-        if (c == '%')
-            out += "%25";
-        else if (c == '\r')
-            out += "%0D";
-        else if (c == '\n')
-            out += "%0A";
-        else
-            out.push_back(c);
-    }
-    return out;
-}
 
 void command_line(int fd, std::string_view cmd, std::string_view msg) {
-    write_all(fd, "::" + std::string(cmd) + "::" + escape_data(msg) + "\n");
+    write_all(fd, "::" + std::string(cmd) + "::" + escape_command_message(msg) + "\n");
 }
 
 /// 950 B, 12.3 kB, 4.5 MB, 1.2 GB (decimal units, as transfer rates are quoted).
@@ -126,19 +112,8 @@ std::string copy_summary(const k8s::copy_outcome& o) {
 
 // ---- the step script --------------------------------------------------------------------------
 
-std::string quote(std::string_view s) {
-    // Always single-quoted (shell_quote leaves safe words bare; a bare `K=V` word is fine too,
-    // but one rule is easier to check).
-    std::string out = "'";
-    for (char c : s) {
-        if (c == '\'')
-            out += "'\\''";
-        else
-            out.push_back(c);
-    }
-    out.push_back('\'');
-    return out;
-}
+// Always single-quoted (shell_quote leaves safe words bare; one rule is easier to check).
+std::string quote(std::string_view s) { return k8s::single_quote(s); }
 
 result<std::vector<std::pair<std::string, std::string>>, hook_error>
 step_environment(const env_list& in) {
@@ -256,7 +231,7 @@ result<k8s::copy_outcome, std::string> copy_between(container_step_context& ctx,
         if (user_info)
             user_info(line);
     };
-    write_all(out, "::group::" + escape_data(title) + "\n");
+    write_all(out, "::group::" + escape_command_message(title) + "\n");
     // A fresh copier per copy: its progress counters are per instance.
     k8s::pod_copier copier(ctx.client, std::move(opt), ctx.stop);
     auto end_group = [out] { write_all(out, "::endgroup::\n"); };

@@ -12,17 +12,6 @@
 namespace podpipe::hook {
 namespace {
 
-std::string single_quoted(const std::string& s) {
-    std::string out = "'";
-    for (char c : s) {
-        if (c == '\'')
-            out += "'\\''";
-        else
-            out += c;
-    }
-    out += '\'';
-    return out;
-}
 
 } // namespace
 
@@ -36,7 +25,7 @@ result<std::string, hook_error> env_prefix(const env_list& env) {
             return fail(make_error(errc::bad_input,
                                    "environment key " + k +
                                        " is invalid - the key must not contain =, $, ', or \""));
-        out += single_quoted(k + "=" + v);
+        out += k8s::single_quote(k + "=" + v);
         out += ' ';
     }
     return out;

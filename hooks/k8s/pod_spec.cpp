@@ -425,6 +425,18 @@ std::string fs_init_script(std::string_view workspace_tail) {
     return s;
 }
 
+std::string single_quote(std::string_view s) {
+    std::string out = "'";
+    for (char c : s) {
+        if (c == '\'')
+            out += "'\\''";
+        else
+            out.push_back(c);
+    }
+    out.push_back('\'');
+    return out;
+}
+
 std::string shell_quote(std::string_view s) {
     const bool safe = !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
         return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||

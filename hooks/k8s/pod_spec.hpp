@@ -148,6 +148,10 @@ result<job_pod_result, hook_error> build_job_pod(const job_pod_options& opts,
 /// else single-quoted with embedded quotes written as '\''.
 std::string shell_quote(std::string_view s);
 
+/// `s` always single-quoted, embedded quotes written as '\'' (for generated scripts, where one
+/// rule for every word is easier to check than "bare when safe").
+std::string single_quote(std::string_view s);
+
 /// The fs-init command: copy the runner image's externals to /__e and pre-create the workspace
 /// (the workspace path is shell-quoted when it needs to be).
 std::string fs_init_script(std::string_view workspace_tail);
