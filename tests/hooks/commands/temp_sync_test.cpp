@@ -438,6 +438,33 @@ TEST(temp_manifest, structurally_bad_content_is_rejected_even_with_a_valid_check
     EXPECT_FALSE(parse_manifest(reseal(big)).has_value());
 }
 
+TEST(temp_manifest, fuzz_seeds_from_an_independent_encoder_parse_as_written) {
+    // fuzz/.../corpus was written by a separate Python encoder of the documented format.
+    const fs::path dir = fs::path(PODPIPE_SOURCE_DIR) / "fuzz/hooks/commands/temp_manifest/corpus";
+    auto typical = parse_manifest(read_file(dir / "typical.manifest"));
+    ASSERT_TRUE(typical.has_value()) << typical.error().what();
+    EXPECT_EQ(keys_of(*typical),
+              (strings{"_github_home", "_github_home/.gitconfig", "_runner_file_commands",
+                       "_runner_file_commands/set_output_1", "link", "step.sh"}));
+    EXPECT_EQ(typical->at("_github_home").mtime_ns, 1'700'000'000'123'456'789);
+    EXPECT_EQ(typical->at("link"),
+              (temp_entry{temp_kind::symlink, 0, 5, 0777, 15, "_github_home/.gitconfig"}));
+    EXPECT_EQ(typical->at("step.sh"), (temp_entry{temp_kind::file, 120, 1'700'000'002'000'000'000,
+                                                  0755, 16, {}}));
+    auto odd = parse_manifest(read_file(dir / "odd_names.manifest"));
+    ASSERT_TRUE(odd.has_value()) << odd.error().what();
+    EXPECT_EQ(odd->at(newline_name).mtime_ns, -1);
+    EXPECT_EQ(odd->at("\xC3\xA9t\xC3\xA9/f").size, ~std::uint64_t{0});
+    EXPECT_EQ(odd->at("\xC3\xA9t\xC3\xA9/f").mtime_ns, INT64_MAX);
+    auto empty = parse_manifest(read_file(dir / "empty.manifest"));
+    ASSERT_TRUE(empty.has_value());
+    EXPECT_TRUE(empty->empty());
+    // The .body seeds lack the trailer (the fuzz target appends one).
+    EXPECT_FALSE(parse_manifest(read_file(dir / "typical.body")).has_value());
+    EXPECT_TRUE(parse_manifest(reseal(read_file(dir / "typical.body"))).has_value());
+    EXPECT_FALSE(parse_manifest(reseal(read_file(dir / "bad_order.body"))).has_value());
+}
+
 // ---------------------------------------------------------------- stage_delta
 
 /// The expected stage built by GNU tar, independently of stage_delta: the root, each listed
