@@ -17,8 +17,8 @@ enum class errc {
     unknown_command, ///< "Command not recognized: <x>"
     bad_env,         ///< a variable of §2.6 is missing or invalid
     response_file,   ///< the response file path is empty, missing, or cannot be written
-    temp_sync,       ///< _temp scan, stage or manifest I/O failed (names the path, errno)
-    temp_manifest,   ///< the _temp manifest is corrupt, truncated or foreign: send all
+    temp_sync,       ///< scanning, staging or manifest I/O for the _temp sync failed (names path, errno)
+    temp_manifest,   ///< the _temp manifest file is corrupt, truncated or not ours: send everything
 };
 
 const std::error_category& hook_category() noexcept;
