@@ -2,17 +2,16 @@
 
 #include "engine/common/unique_fd.hpp"
 
-#include <dirent.h>
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <sys/types.h>
-#include <unistd.h>
-
 #include <array>
 #include <cerrno>
 #include <cstring>
+#include <dirent.h>
+#include <fcntl.h>
 #include <filesystem>
 #include <set>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <unistd.h>
 #include <utility>
 
 namespace podpipe::hook {
@@ -44,8 +43,8 @@ bool is_clean_relative(std::string_view p) {
     std::size_t start = 0;
     while (true) {
         const std::size_t slash = p.find('/', start);
-        const std::string_view comp =
-            p.substr(start, slash == std::string_view::npos ? std::string_view::npos : slash - start);
+        const std::string_view comp = p.substr(
+            start, slash == std::string_view::npos ? std::string_view::npos : slash - start);
         if (comp.empty() || comp == "." || comp == "..")
             return false;
         if (slash == std::string_view::npos)
@@ -124,10 +123,12 @@ public:
                 return fail(sys_error("cannot read directory", shown(prefix), e));
         }
         for (const auto& name : names) {
-            std::string rel = prefix.empty() ? name : prefix + "/" + name;
+            std::string rel = join(prefix, name);
             if (skip_.count(rel) != 0)
                 continue;
+
             struct stat st {};
+
             if (::fstatat(dirfd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
                 if (vanished_errno(errno))
                     continue;
@@ -153,8 +154,8 @@ public:
                 out_.insert_or_assign(std::move(rel), std::move(entry));
             } else if (S_ISDIR(st.st_mode)) {
                 entry.kind = temp_kind::directory;
-                unique_fd sub(::openat(dirfd, name.c_str(),
-                                       O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+                unique_fd sub(
+                    ::openat(dirfd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
                 if (!sub) {
                     if (vanished_errno(errno))
                         continue;
@@ -169,7 +170,9 @@ public:
     }
 
 private:
-    std::string shown(const std::string& rel) const { return rel.empty() ? root_ : join(root_, rel); }
+    std::string shown(const std::string& rel) const {
+        return rel.empty() ? root_ : join(root_, rel);
+    }
 
     std::string root_;
     std::set<std::string, std::less<>> skip_;
@@ -211,7 +214,8 @@ void put(std::string& out, T v) {
 
 class byte_reader {
 public:
-    explicit byte_reader(std::string_view b) : b_(b) {}
+    explicit byte_reader(std::string_view b)
+        : b_(b) {}
 
     template <class T>
     bool get(T& v) {
@@ -220,8 +224,9 @@ public:
             return false;
         U u = 0;
         for (std::size_t i = 0; i < sizeof(T); ++i)
-            u = static_cast<U>(u | static_cast<U>(static_cast<U>(static_cast<unsigned char>(b_[pos_ + i]))
-                                                  << (8 * i)));
+            u = static_cast<U>(
+                u | static_cast<U>(static_cast<U>(static_cast<unsigned char>(b_[pos_ + i]))
+                                   << (8 * i)));
         pos_ += sizeof(T);
         v = static_cast<T>(u);
         return true;
@@ -282,7 +287,9 @@ public:
             }
             return fail(sys_error("cannot open", join(root_, rel), errno));
         }
+
         struct stat st {};
+
         if (::fstat(in.get(), &st) != 0)
             return fail(sys_error("cannot stat", join(root_, rel), errno));
         unique_fd out(::openat(stage_fd_, rel.c_str(),
@@ -301,8 +308,8 @@ public:
             if (n == 0)
                 break;
             for (ssize_t done = 0; done < n;) {
-                const ssize_t w = ::write(out.get(), buf.data() + done,
-                                          static_cast<std::size_t>(n - done));
+                const ssize_t w =
+                    ::write(out.get(), buf.data() + done, static_cast<std::size_t>(n - done));
                 if (w < 0) {
                     if (errno == EINTR)
                         continue;
@@ -322,6 +329,7 @@ public:
 
     result<void, hook_error> stage_entry(const std::string& rel, stage_result& res) {
         struct stat st {};
+
         if (::fstatat(root_fd_, rel.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
             if (vanished_errno(errno)) {
                 res.vanished.push_back(rel);
@@ -358,8 +366,8 @@ public:
         }
         if (S_ISLNK(st.st_mode)) {
             std::string target;
-            const int e = read_link(root_fd_, rel.c_str(), static_cast<std::size_t>(st.st_size),
-                                    target);
+            const int e =
+                read_link(root_fd_, rel.c_str(), static_cast<std::size_t>(st.st_size), target);
             if (e != 0) {
                 if (vanished_errno(e) || e == EINVAL) {
                     res.vanished.push_back(rel);
@@ -382,6 +390,7 @@ public:
 
     result<void, hook_error> stage_new_dir(const std::string& rel, stage_result& res) {
         struct stat st {};
+
         if (::fstatat(root_fd_, rel.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
             if (vanished_errno(errno)) {
                 res.vanished.push_back(rel);
@@ -401,14 +410,15 @@ public:
     /// without u+w would stop the creation of children, and creating a child bumps the
     /// directory's mtime (while chmod/utimensat of a child does not touch its parent).
     result<void, hook_error> fix_directories() {
-        for (auto it = made_.rbegin(); it != made_.rend(); ++it)
-            PODPIPE_TRY(copy_dir_attrs(*it));
+        for (const auto& rel : made_)
+            PODPIPE_TRY(copy_dir_attrs(rel));
         return copy_dir_attrs("");
     }
 
 private:
     result<void, hook_error> copy_dir_attrs(const std::string& rel) {
         struct stat st {};
+
         const char* root_name = rel.empty() ? "." : rel.c_str();
         if (::fstatat(root_fd_, root_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISDIR(st.st_mode)) {
             // Gone since it was staged: keep the stage's directory usable with a common mode.
@@ -442,12 +452,14 @@ void note(std::string& errors, std::string text) {
 /// file for writing nor changes anything but stage directories' modes.
 void remove_dir_at(int parent_fd, const std::string& name, const std::string& shown,
                    std::string& errors) {
-    unique_fd fd(::openat(parent_fd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    unique_fd fd(
+        ::openat(parent_fd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
     if (!fd && errno == EACCES) {
         // A stage directory that got a root directory's restrictive mode; it was lstat'ed as a
         // directory by the caller, so this chmod does not go through a symlink.
         ::fchmodat(parent_fd, name.c_str(), 0700, 0);
-        fd.reset(::openat(parent_fd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+        fd.reset(
+            ::openat(parent_fd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
     }
     if (!fd) {
         if (errno != ENOENT)
@@ -469,7 +481,9 @@ void remove_dir_at(int parent_fd, const std::string& name, const std::string& sh
             const std::string_view n = d->d_name;
             if (n == "." || n == "..")
                 continue;
+
             struct stat st {};
+
             const bool is_dir = ::fstatat(fd.get(), d->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
                                 S_ISDIR(st.st_mode);
             children.emplace_back(std::string(n), is_dir);
@@ -477,7 +491,7 @@ void remove_dir_at(int parent_fd, const std::string& name, const std::string& sh
         ::closedir(dir);
     }
     for (const auto& [child, is_dir] : children) {
-        const std::string child_shown = shown + "/" + child;
+        const std::string child_shown = join(shown, child);
         if (is_dir) {
             remove_dir_at(fd.get(), child, child_shown, errors);
         } else if (::unlinkat(fd.get(), child.c_str(), 0) != 0 && errno != ENOENT) {
@@ -636,8 +650,8 @@ result<void, hook_error> save_manifest(const std::string& file, const temp_snaps
     std::error_code ec;
     fs::create_directories(dir, ec);
     if (ec)
-        return fail(make_error(errc::temp_sync, "cannot create directory " + dir.string() + ": " +
-                                                    ec.message()));
+        return fail(make_error(errc::temp_sync,
+                               "cannot create directory " + dir.string() + ": " + ec.message()));
     const std::string bytes = serialize_manifest(s);
     std::string tmp = (dir / ("." + target.filename().string() + ".XXXXXX")).string();
     unique_fd fd(::mkostemp(tmp.data(), O_CLOEXEC));
@@ -704,8 +718,9 @@ result<stage_result, hook_error> stage_delta(const std::string& root, const temp
     for (const auto* list : {&delta.send, &delta.new_dirs})
         for (const auto& p : *list)
             if (!is_clean_relative(p))
-                return fail(make_error(errc::temp_sync,
-                                       "refusing to stage a path that is not a clean relative path: " + p));
+                return fail(
+                    make_error(errc::temp_sync,
+                               "refusing to stage a path that is not a clean relative path: " + p));
     unique_fd root_fd(::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (!root_fd)
         return fail(sys_error("cannot open _temp root", root, errno));
@@ -727,6 +742,7 @@ result<stage_result, hook_error> stage_delta(const std::string& root, const temp
 
 std::string remove_stage(const std::string& stage_dir) {
     struct stat st {};
+
     if (::lstat(stage_dir.c_str(), &st) != 0) {
         if (errno == ENOENT)
             return {};
@@ -743,7 +759,7 @@ std::string remove_stage(const std::string& stage_dir) {
 }
 
 std::string removal_script(const std::string& pod_root, const std::vector<std::string>& paths) {
-    constexpr std::size_t max_line_bytes = 64 * 1024;
+    constexpr std::size_t max_line_bytes = std::size_t{64} * 1024;
     constexpr std::string_view command = "rm -rf --";
     std::string script;
     if (pod_root.empty() || pod_root.find('\0') != std::string::npos)

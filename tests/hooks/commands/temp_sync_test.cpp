@@ -1,16 +1,14 @@
 #include "hooks/commands/temp_sync.hpp"
-
 #include "tests/support/tree_fixture.hpp"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
+#include <fcntl.h>
 #include <filesystem>
 #include <fstream>
 #include <set>
 #include <sstream>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <gtest/gtest.h>
 
@@ -32,6 +30,7 @@ const std::string quote_name = "it's \"quoted\" $(touch pwned) `x` *";
 
 struct stat lstat_of(const fs::path& p) {
     struct stat st {};
+
     EXPECT_EQ(::lstat(p.c_str(), &st), 0) << p;
     return st;
 }
@@ -206,24 +205,24 @@ TEST(temp_diff, detects_each_kind_of_change) {
         set_mtime_ns(root / p, 1'600'000'000'000'000'000);
     const temp_snapshot before = scan_ok(root);
 
-    write_file(root / "new_file", "new!");                                 // new
-    write_file(root / "size", "123456");                                   // size
-    write_file(root / "rewrite", "ABCDE");                                 // same size, content
-    set_mtime_ns(root / "rewrite", 1'600'000'000'000'000'001);             //   with a new mtime
-    ::chmod((root / "mode").c_str(), 0600);                                // mode
-    write_file(t / "replacement", "same");                                 // same size and mtime,
-    set_mtime_ns(t / "replacement", 1'600'000'000'000'000'000);            //   another inode
+    write_file(root / "new_file", "new!");                      // new
+    write_file(root / "size", "123456");                        // size
+    write_file(root / "rewrite", "ABCDE");                      // same size, content
+    set_mtime_ns(root / "rewrite", 1'600'000'000'000'000'001);  //   with a new mtime
+    ::chmod((root / "mode").c_str(), 0600);                     // mode
+    write_file(t / "replacement", "same");                      // same size and mtime,
+    set_mtime_ns(t / "replacement", 1'600'000'000'000'000'000); //   another inode
     ASSERT_NE(lstat_of(t / "replacement").st_ino, lstat_of(root / "renamed_over").st_ino);
     fs::rename(t / "replacement", root / "renamed_over");
-    fs::remove(root / "link");                                             // symlink retarget
+    fs::remove(root / "link"); // symlink retarget
     fs::create_symlink("_github_home/.gitconfig", root / "link");
-    fs::remove(root / "step.sh");                                          // removed file
-    fs::remove_all(root / "gone_dir");                                     // removed dir, once
-    fs::create_directories(root / "new_empty/deeper");                     // new empty dirs
-    ::chmod((root / "dir_mode").c_str(), 0700);                            // directory mode
-    fs::remove(root / "kind/was_file");                                    // file -> directory
+    fs::remove(root / "step.sh");                      // removed file
+    fs::remove_all(root / "gone_dir");                 // removed dir, once
+    fs::create_directories(root / "new_empty/deeper"); // new empty dirs
+    ::chmod((root / "dir_mode").c_str(), 0700);        // directory mode
+    fs::remove(root / "kind/was_file");                // file -> directory
     write_file(root / "kind/was_file/inside", "in");
-    fs::remove_all(root / "kind/was_dir");                                 // directory -> file
+    fs::remove_all(root / "kind/was_dir"); // directory -> file
     write_file(root / "kind/was_dir", "now a file");
     // Restore the directory mtimes the changes above bumped, so only the intended ones differ.
     for (const auto& [p, e] : before)
@@ -231,7 +230,7 @@ TEST(temp_diff, detects_each_kind_of_change) {
             p != "kind")
             set_mtime_ns(root / p, e.mtime_ns);
     set_mtime_ns(root / "kind", before.at("kind").mtime_ns);
-    set_mtime_ns(root / "_github_home", before.at("_github_home").mtime_ns + 1);  // dir mtime
+    set_mtime_ns(root / "_github_home", before.at("_github_home").mtime_ns + 1); // dir mtime
 
     const temp_snapshot now = scan_ok(root);
     ASSERT_EQ(now.at("untouched"), before.at("untouched"));
@@ -321,8 +320,8 @@ temp_snapshot weird_snapshot() {
         if (c != '/')
             every_byte += static_cast<char>(c);
     s["a"] = {temp_kind::directory, 0, -1'000'000'001, 01777, 1, {}};
-    s["a/" + every_byte] = {temp_kind::file, ~std::uint64_t{0}, INT64_MIN, 04755,
-                            ~std::uint64_t{0}, {}};
+    s["a/" + every_byte] = {temp_kind::file, ~std::uint64_t{0}, INT64_MIN,
+                            04755,           ~std::uint64_t{0}, {}};
     s[newline_name] = {temp_kind::file, 0, 0, 0, 0, {}};
     s[quote_name] = {temp_kind::symlink, 0, INT64_MAX, 0777, 7, "target with\nnewline"};
     s[utf8_name] = {temp_kind::symlink, 0, 5, 0777, 8, "../../" + every_byte};
@@ -403,9 +402,9 @@ TEST(temp_manifest, garbage_and_foreign_files_are_rejected) {
 TEST(temp_manifest, structurally_bad_content_is_rejected_even_with_a_valid_checksum) {
     const temp_entry f{temp_kind::file, 1, 1, 0644, 1, {}};
     // Unsafe or non-canonical paths (serialize_manifest writes whatever it is given).
-    for (const std::string& p : {std::string(), std::string("/abs"), std::string(".."),
-                                 std::string("a/../b"), std::string("a//b"), std::string("a/"),
-                                 std::string("./a"), std::string("a\0b", 3)}) {
+    for (const std::string& p :
+         {std::string(), std::string("/abs"), std::string(".."), std::string("a/../b"),
+          std::string("a//b"), std::string("a/"), std::string("./a"), std::string("a\0b", 3)}) {
         temp_snapshot s;
         s[p] = f;
         EXPECT_FALSE(parse_manifest(serialize_manifest(s)).has_value()) << p;
@@ -416,10 +415,10 @@ TEST(temp_manifest, structurally_bad_content_is_rejected_even_with_a_valid_check
         s["x"] = std::move(e);
         return !parse_manifest(serialize_manifest(s)).has_value();
     };
-    EXPECT_TRUE(rejects({temp_kind::file, 1, 1, 010000, 1, {}}));        // mode
-    EXPECT_TRUE(rejects({temp_kind::directory, 5, 1, 0755, 1, {}}));     // size on a directory
-    EXPECT_TRUE(rejects({temp_kind::symlink, 0, 1, 0777, 1, {}}));       // symlink, no target
-    EXPECT_TRUE(rejects({temp_kind::file, 1, 1, 0644, 1, "target"}));    // target on a file
+    EXPECT_TRUE(rejects({temp_kind::file, 1, 1, 010000, 1, {}}));         // mode
+    EXPECT_TRUE(rejects({temp_kind::directory, 5, 1, 0755, 1, {}}));      // size on a directory
+    EXPECT_TRUE(rejects({temp_kind::symlink, 0, 1, 0777, 1, {}}));        // symlink, no target
+    EXPECT_TRUE(rejects({temp_kind::file, 1, 1, 0644, 1, "target"}));     // target on a file
     EXPECT_TRUE(rejects({static_cast<temp_kind>(3), 0, 1, 0644, 1, {}})); // unknown kind
     // Entries out of order: splice "b" before "a" and reseal.
     temp_snapshot two;
@@ -428,14 +427,41 @@ TEST(temp_manifest, structurally_bad_content_is_rejected_even_with_a_valid_check
     const std::string ok = serialize_manifest(two);
     const std::size_t header = std::string_view("podpipe temp manifest v1\n").size() + 8;
     const std::size_t entry = (ok.size() - header - 8) / 2;
-    const std::string swapped = ok.substr(0, header) + ok.substr(header + entry, entry) +
-                                ok.substr(header, entry);
+    const std::string swapped =
+        ok.substr(0, header) + ok.substr(header + entry, entry) + ok.substr(header, entry);
     ASSERT_TRUE(parse_manifest(reseal(ok.substr(0, ok.size() - 8))).has_value());
     EXPECT_FALSE(parse_manifest(reseal(swapped)).has_value());
     // A count larger than the entries present.
     std::string big = ok.substr(0, ok.size() - 8);
     big[header - 8] = 3;
     EXPECT_FALSE(parse_manifest(reseal(big)).has_value());
+}
+
+TEST(temp_manifest, fuzz_seeds_from_an_independent_encoder_parse_as_written) {
+    // fuzz/.../corpus was written by a separate Python encoder of the documented format.
+    const fs::path dir = fs::path(PODPIPE_SOURCE_DIR) / "fuzz/hooks/commands/temp_manifest/corpus";
+    auto typical = parse_manifest(read_file(dir / "typical.manifest"));
+    ASSERT_TRUE(typical.has_value()) << typical.error().what();
+    EXPECT_EQ(keys_of(*typical),
+              (strings{"_github_home", "_github_home/.gitconfig", "_runner_file_commands",
+                       "_runner_file_commands/set_output_1", "link", "step.sh"}));
+    EXPECT_EQ(typical->at("_github_home").mtime_ns, 1'700'000'000'123'456'789);
+    EXPECT_EQ(typical->at("link"),
+              (temp_entry{temp_kind::symlink, 0, 5, 0777, 15, "_github_home/.gitconfig"}));
+    EXPECT_EQ(typical->at("step.sh"),
+              (temp_entry{temp_kind::file, 120, 1'700'000'002'000'000'000, 0755, 16, {}}));
+    auto odd = parse_manifest(read_file(dir / "odd_names.manifest"));
+    ASSERT_TRUE(odd.has_value()) << odd.error().what();
+    EXPECT_EQ(odd->at(newline_name).mtime_ns, -1);
+    EXPECT_EQ(odd->at("\xC3\xA9t\xC3\xA9/f").size, ~std::uint64_t{0});
+    EXPECT_EQ(odd->at("\xC3\xA9t\xC3\xA9/f").mtime_ns, INT64_MAX);
+    auto empty = parse_manifest(read_file(dir / "empty.manifest"));
+    ASSERT_TRUE(empty.has_value());
+    EXPECT_TRUE(empty->empty());
+    // The .body seeds lack the trailer (the fuzz target appends one).
+    EXPECT_FALSE(parse_manifest(read_file(dir / "typical.body")).has_value());
+    EXPECT_TRUE(parse_manifest(reseal(read_file(dir / "typical.body"))).has_value());
+    EXPECT_FALSE(parse_manifest(reseal(read_file(dir / "bad_order.body"))).has_value());
 }
 
 // ---------------------------------------------------------------- stage_delta
@@ -446,7 +472,7 @@ void build_expected(const fs::path& root, const temp_delta& d, const fs::path& o
     std::set<std::string> names{"."};
     for (const auto* list : {&d.send, &d.new_dirs})
         for (const auto& p : *list)
-            for (std::size_t i = p.find('/'); ; i = p.find('/', i + 1)) {
+            for (std::size_t i = p.find('/');; i = p.find('/', i + 1)) {
                 names.insert("./" + p.substr(0, i));
                 if (i == std::string::npos)
                     break;
@@ -459,9 +485,9 @@ void build_expected(const fs::path& root, const temp_delta& d, const fs::path& o
     const fs::path list_file = out.parent_path() / "expected.list";
     write_file(list_file, list);
     fs::create_directories(out);
-    ASSERT_EQ(run_shell("tar -C " + shell_quote(root.string()) +
-                        " --no-recursion --null -T " + shell_quote(list_file.string()) +
-                        " -cf - | tar -C " + shell_quote(out.string()) + " -xpf -"),
+    ASSERT_EQ(run_shell("tar -C " + shell_quote(root.string()) + " --no-recursion --null -T " +
+                        shell_quote(list_file.string()) + " -cf - | tar -C " +
+                        shell_quote(out.string()) + " -xpf -"),
               0);
 }
 
@@ -558,14 +584,20 @@ TEST(temp_stage, copies_keeping_mode_and_mtime_when_hard_links_cross_devices) {
     ::chmod((root / "sub/exe").c_str(), 04751);
     set_mtime_ns(root / "sub/exe", 1'500'000'000'987'654'321);
     const fs::path shm = "/dev/shm";
-    struct stat a {}, b {};
+
+    struct stat a {
+    }, b{};
+
     if (::stat(shm.c_str(), &b) != 0 || ::stat(t.path().c_str(), &a) != 0 || a.st_dev == b.st_dev)
         GTEST_SKIP() << "no second filesystem at /dev/shm to force EXDEV";
     const fs::path stage = shm / ("podpipe-temp-sync-test-" + std::to_string(::getpid()));
+
     struct cleanup {
         fs::path p;
+
         ~cleanup() { (void)remove_stage(p.string()); }
     } guard{stage};
+
     const temp_delta d = diff_snapshots({}, scan_ok(root));
     auto res = stage_delta(root.string(), d, stage.string());
     ASSERT_TRUE(res.has_value()) << res.error().what();
@@ -626,8 +658,8 @@ TEST(temp_removal, script_deletes_exactly_the_listed_paths_with_sh) {
     write_file(pod / "b", "9");
     const std::string script =
         removal_script(pod.string(), {"sp ace", newline_name, quote_name, "dir with", utf8_name,
-                                      "../escape_target", (t / "abs_target").string(), "a/../b", "", "./b",
-                                      "dir2/", "dir2//keep", "not_there"});
+                                      "../escape_target", (t / "abs_target").string(), "a/../b", "",
+                                      "./b", "dir2/", "dir2//keep", "not_there"});
     EXPECT_EQ(script.find("escape_target"), std::string::npos);
     EXPECT_EQ(script.find("abs_target"), std::string::npos);
     write_file(t / "rm.sh", script);
