@@ -62,12 +62,25 @@ result<void, hook_error> apply_temp_sync(hook_session& s, const std::string& job
     const std::string temp = plan.work + "/_temp";
     const temp_delta& delta = plan.delta;
     if (!plan.removals.empty() && !removals_done) {
+        // `sh -c` takes the script as one argument, which the kernel caps at 128 KiB: long
+        // lists go in several execs (removal_script's lines are at most 64 KiB each).
         step_target job{s.ns, job_pod, std::string(k8s::job_container_name)};
-        auto rm = exec_step(s.client, job, {"sh", "-c", plan.removals}, s.out_fd, s.err_fd, s.stop);
-        if (!rm || *rm != 0)
-            return fail(make_error(errc::transfer,
-                                   "removing deleted files from the job pod's _temp failed: " +
-                                       (rm ? "exit " + std::to_string(*rm) : rm.error().what())));
+        std::vector<std::string> batches(1);
+        for (std::size_t pos = 0; pos < plan.removals.size();) {
+            std::size_t nl = plan.removals.find('\n', pos);
+            nl = nl == std::string::npos ? plan.removals.size() : nl + 1;
+            if (!batches.back().empty() && batches.back().size() + (nl - pos) > (96u << 10))
+                batches.emplace_back();
+            batches.back().append(plan.removals, pos, nl - pos);
+            pos = nl;
+        }
+        for (const auto& batch : batches) {
+            auto rm = exec_step(s.client, job, {"sh", "-c", batch}, s.out_fd, s.err_fd, s.stop);
+            if (!rm || *rm != 0)
+                return fail(make_error(errc::transfer,
+                                       "removing deleted files from the job pod's _temp failed: " +
+                                           (rm ? "exit " + std::to_string(*rm) : rm.error().what())));
+        }
     }
     if (delta.send.empty() && delta.new_dirs.empty()) {
         s.log.debug("_temp: nothing new since the job pod last saw it (" +

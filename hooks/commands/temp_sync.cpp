@@ -1,6 +1,7 @@
 #include "hooks/commands/temp_sync.hpp"
 
 #include "engine/common/unique_fd.hpp"
+#include "hooks/k8s/pod_spec.hpp"
 
 #include <array>
 #include <cerrno>
@@ -502,17 +503,6 @@ void remove_dir_at(int parent_fd, const std::string& name, const std::string& sh
         note(errors, "cannot remove " + shown + ": " + std::strerror(errno));
 }
 
-std::string shell_quote_word(std::string_view s) {
-    std::string out = "'";
-    for (const char c : s) {
-        if (c == '\'')
-            out += "'\\''";
-        else
-            out += c;
-    }
-    out += '\'';
-    return out;
-}
 
 } // namespace
 
@@ -768,7 +758,7 @@ std::string removal_script(const std::string& pod_root, const std::vector<std::s
     for (const auto& p : paths) {
         if (!is_clean_relative(p))
             continue;
-        const std::string word = shell_quote_word(join(pod_root, p));
+        const std::string word = k8s::single_quote(join(pod_root, p));
         if (!line.empty() && line.size() + 1 + word.size() + 1 > max_line_bytes) {
             script += line;
             script += '\n';
