@@ -134,7 +134,7 @@ result<prepare_job_response, hook_error> prepare_job(hook_session& s, const prep
     k8s::copy_options copt = copy_options_for(s);
     copt.excludes = work_excludes();
     k8s::pod_copier copier(s.client, copt, s.stop);
-    auto end = copier.probe({s.ns, pod_name, std::string(k8s::job_container_name), "/__w"});
+    auto end = probe_job_pod(s, copier, {s.ns, pod_name, std::string(k8s::job_container_name), "/__w"});
     if (!end)
         return fail_after_start(make_error(errc::transfer, end.error()));
     auto copied = grouped_copy(s, "Copying the workspace into the job pod", "workspace " + *work + " -> /__w",
@@ -171,7 +171,7 @@ result<prepare_job_response, hook_error> prepare_job(hook_session& s, const prep
                 errc::bad_input, "volume '" + m.source_volume_path +
                                      "': not a directory on the runner (only directories can be "
                                      "copied into the job pod)"));
-        auto vend = copier.probe({s.ns, pod_name, std::string(k8s::job_container_name), m.target_volume_path});
+        auto vend = probe_job_pod(s, copier, {s.ns, pod_name, std::string(k8s::job_container_name), m.target_volume_path});
         if (!vend)
             return fail_after_start(make_error(errc::transfer, vend.error()));
         auto v = grouped_copy(s, "Copying volume " + m.source_volume_path,

@@ -103,7 +103,7 @@ result<void, hook_error> apply_temp_sync(hook_session& s, const std::string& job
             s.log.debug("_temp/" + v + " vanished before it could be sent");
         k8s::copy_options copt = copy_options_for(s);
         k8s::pod_copier copier(s.client, copt, s.stop);
-        auto end = copier.probe(job_dir(s, job_pod, pod_temp));
+        auto end = probe_job_pod(s, copier, job_dir(s, job_pod, pod_temp));
         if (!end)
             return fail(make_error(errc::transfer, end.error()));
         auto copied = grouped_copy(s, "Copying _temp changes into the job pod",
@@ -146,7 +146,7 @@ result<void, hook_error> copy_file_commands_back(hook_session& s, const std::str
     k8s::copy_options copt = copy_options_for(s);
     k8s::pod_copier copier(s.client, copt, s.stop);
     const std::string from = pod_temp + "/_runner_file_commands";
-    auto end = copier.probe(job_dir(s, job_pod, from));
+    auto end = probe_job_pod(s, copier, job_dir(s, job_pod, from));
     if (!end)
         return fail(make_error(errc::transfer, end.error()));
     auto copied = grouped_copy(s, "Copying the file commands back", from + " -> runner",

@@ -24,6 +24,20 @@ k8s::copy_options copy_options_for(const hook_session& s) {
     return o;
 }
 
+result<k8s::pod_end, std::string> probe_job_pod(hook_session& s, k8s::pod_copier& copier,
+                                                const k8s::pod_dir& where) {
+    if (s.job_end && s.job_end->loc.pod == where.pod && s.job_end->loc.container == where.container &&
+        (where.ns.empty() || s.job_end->loc.ns == where.ns)) {
+        k8s::pod_end end = *s.job_end;
+        end.loc.path = where.path;
+        return end;
+    }
+    auto end = copier.probe(where);
+    if (end)
+        s.job_end = *end;
+    return end;
+}
+
 std::string transfer_summary(const k8s::copy_outcome& o) {
     const auto& st = o.stats;
     const double mb = static_cast<double>(st.content_bytes) / 1e6;

@@ -10,6 +10,7 @@
 #include "hooks/commands/log.hpp"
 #include "hooks/k8s/pod_copy.hpp"
 
+#include <optional>
 #include <stop_token>
 #include <string>
 #include <vector>
@@ -28,7 +29,14 @@ struct hook_session {
     std::stop_token stop;
     int out_fd = 1; ///< step stdout (the runner's log)
     int err_fd = 2; ///< step stderr
+    /// What probing the job pod found (binary, protocol), reused for every copy of this
+    /// invocation: one exec less per transfer.
+    std::optional<k8s::pod_end> job_end;
 };
+
+/// `copier.probe(where)`, answered from `s.job_end` when that is the same pod and container.
+result<k8s::pod_end, std::string> probe_job_pod(hook_session& s, k8s::pod_copier& copier,
+                                                const k8s::pod_dir& where);
 
 /// Engine settings from the environment: level (or auto), threads, memory budget, the in-pod
 /// binary at PODPIPE_RECV_PATH/podpipe; verification on. `info` lines go to the debug log.
