@@ -131,7 +131,7 @@ start_kubesim() { # LINK
     [ "$1" = unlimited ] || args+=(--exec-bandwidth "$1" --exec-latency "$latency")
     "$kubesim" "${args[@]}" >"$work/kubesim-$1.log" 2>&1 &
     ks_pid=$!
-    for _ in $(seq 100); do grep -q 'listening on' "$work/kubesim-$1.log" && break; sleep 0.1; done
+    for _ in $(seq 100); do grep -qs 'listening on' "$work/kubesim-$1.log" && break; sleep 0.1; done
     export KUBECONFIG=$work/kc-$1
     "$kubectl" create --validate=false -f - >/dev/null <<YAML
 apiVersion: v1
@@ -205,7 +205,7 @@ for link in $links; do
             warm "$d"
             measure "$link" "$t" "podpipe cp" "$r" \
                 "'$podpipe' cp --stats-json '$work/stats/$link-$t-$r.json' '$d' bench:/data/out"
-            measure "$link" "$t" "podpipe cp $tuned" "$r" "'$podpipe' cp $tuned '$d' bench:/data/out"
+            measure "$link" "$t" "podpipe cp tuned ($tuned)" "$r" "'$podpipe' cp $tuned '$d' bench:/data/out"
             for p in $peers; do
                 case $p in
                 kubectl-cp) measure "$link" "$t" "kubectl cp" "$r" "'$kubectl' cp '$d' bench:/data/out" ;;

@@ -13,6 +13,7 @@ import sys
 from collections import defaultdict
 
 out = sys.argv[1]
+root_dir = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 meta, trees = {}, {}
 for line in open(os.path.join(out, "meta.tsv")):
     f = line.rstrip("\n").split("\t")
@@ -97,8 +98,9 @@ w("| tree | files (non-dir) | MB | level-1 stream MB | tree ÷ stream |")
 w("|---|---:|---:|---:|---:|")
 for t, tr in trees.items():
     b1 = limit[(t, links[0])][5]
-    desc = {"source": "source (make_tree.sh)", "node_modules": "node_modules (make_node_modules.sh)",
-            "synthetic": f"synthetic ({meta['synth_spec']})"}.get(t, t)
+    made = {"source": "make_tree.sh", "node_modules": "make_node_modules.sh",
+            "synthetic": f"make_synthetic {meta['synth_spec']}"}.get(t, "")
+    desc = f"{t}: {os.path.relpath(tr['path'], root_dir) if tr['path'].startswith(root_dir) else tr['path']} ({made})"
     w(f"| {desc} | {tr['files']} | {mb(t):.1f} | {b1 / 1e6:.1f} | {tr['bytes'] / b1:.2f} |")
 w("")
 w("### Components in isolation (local, warm cache, output to /dev/null or a tmpfs)")
@@ -137,11 +139,11 @@ for t in trees:
         base_m = med([x[0] for x in base]) if base else float("nan")
         for tool in tools_order:
             v = res.get((link, t, tool))
-            if not v or tool.startswith("podpipe cp --level ") and tool != f"podpipe cp {tuned[link]}":
+            if not v or tool.startswith("podpipe cp --level "):
                 continue
             walls = [x[0] for x in v]
             m = med(walls)
-            label = tool if tool != f"podpipe cp {tuned[link]}" else f"podpipe cp {tuned[link]} (tuned)"
+            label = tool
             w(f"| {link_label(link)} | {label.replace('|', chr(92) + '|')} | {m:.2f} | {min(walls):.2f}–{max(walls):.2f} | "
               f"{mb(t) / m:.1f} | {m / base_m:.2f} | {m / limit[(t, link)][0]:.2f} | "
               f"{med([x[1] for x in v]):.2f} | {med([x[2] for x in v]):.2f} | {max(x[3] for x in v) / 1024:.0f} |")
@@ -183,7 +185,7 @@ for fn in sorted(os.listdir(sdir)) if os.path.isdir(sdir) else []:
     stage[(link, t)].append(row)
 w("### Where the time goes: podpipe cp stage busy time (s, summed over a stage's threads; median of runs)")
 w("")
-w("| tree | link | " + " | ".join(s[0] for s in STAGES) + " | podpipe wall s | limit s |")
+w("| tree | link | " + " | ".join(s[0] for s in STAGES) + " | podpipe transfer s (stats) | limit s |")
 w("|---|---|" + "---:|" * (len(STAGES) + 2))
 for t in trees:
     for link in links_by_rate:
@@ -219,25 +221,21 @@ open(os.path.join(out, "tables.md"), "w").write("\n".join(L))
 # ---- plots ----
 ddir = os.path.join(out, "data")
 os.makedirs(ddir, exist_ok=True)
+for d in (out, ddir):  # no stale plots from an earlier run with other trees or links
+    for fn in os.listdir(d):
+        if fn.endswith((".svg", ".png", ".dat")):
+            os.remove(os.path.join(d, fn))
 gp = []
 g = gp.append
 xt = ", ".join(f'"{link_label(l)}" {i}' for i, l in enumerate(links_by_rate))
-peer_tools = [x for x in tools_order if not x.startswith("podpipe cp --level ") or x.split()[-1] == "auto"
-              or x == f"podpipe cp {tuned.get(links_by_rate[0], '')}"]
-main_tools = []
-for x in tools_order:
-    if x.startswith("podpipe cp --level") and x not in {f"podpipe cp {v}" for v in tuned.values()}:
-        continue
-    main_tools.append(x)
+main_tools = [x for x in tools_order if not x.startswith("podpipe cp --level ")]
 for t in trees:
     # throughput vs link, one line per tool; tuned settings differ per link, so they form one
     # "podpipe cp tuned" series.
     series = defaultdict(list)
     for i, link in enumerate(links_by_rate):
         for tool in main_tools:
-            name = "podpipe cp tuned" if tool == f"podpipe cp {tuned[link]}" else tool
-            if tool.startswith("podpipe cp --level") and name != "podpipe cp tuned":
-                continue
+            name = "podpipe cp tuned" if tool.startswith("podpipe cp tuned") else tool
             v = res.get((link, t, tool))
             if v:
                 walls = [x[0] for x in v]
@@ -252,7 +250,7 @@ for t in trees:
     g(f"set output OUTDIR.'/throughput_vs_link-{t}'.EXT")
     g(f"set title 'Copy {t} ({trees[t]['files']} files, {mb(t):.0f} MB) into a kubesim pod: throughput vs link'")
     g(f"set xtics ({xt}); set xrange [-0.3:{len(links_by_rate) - 0.7}]; set xlabel 'exec link (per direction, {meta['latency']} latency when throttled)'")
-    g("set ylabel 'MB/s of tree (median; bars: min-max)'; set logscale y; set key outside right")
+    g("set ylabel 'MB/s of tree (median; bars: min-max)'; set logscale y; set key below maxrows 3")
     plots = []
     for k, name in enumerate(names):
         fn = f"DATADIR.'/link-{t}-{k}.dat'"
@@ -277,7 +275,7 @@ for t in level_trees:
     g(f"set output OUTDIR.'/throughput_vs_level-{t}'.EXT")
     g(f"set title 'podpipe cp --level L, {t} tree: throughput vs compression level (dashed: physical limit per link)'")
     g(f"set xtics ({', '.join(str(l) for l in lv)}); set xrange [{min(lv) - 0.5}:{max(lv) + 0.5}]; set xlabel 'compression level'")
-    g("set ylabel 'MB/s of tree (median; bars: min-max)'; set logscale y; set key outside right")
+    g("set ylabel 'MB/s of tree (median; bars: min-max)'; set logscale y; set key below maxrows 3")
     plots = []
     for i, link in enumerate(links_by_rate):
         fn = f"DATADIR.'/level-{t}-{i}.dat'"
@@ -300,18 +298,18 @@ for t in trees:
     g(f"set output OUTDIR.'/stages-{t}'.EXT")
     g(f"set title 'podpipe cp, {t} tree: busy time per pipeline stage (--stats-json), wall time and physical limit'")
     g("set style data histogram; set style histogram clustered gap 1; set style fill solid 0.8 border -1")
-    g(f"set xtics auto; set xrange [-0.6:{len(present) - 0.4}]; set xlabel 'exec link'; set ylabel 'seconds'; set key outside right")
+    g(f"set xtics auto; set xrange [-0.6:{len(present) - 0.4}]; set xlabel 'exec link'; set ylabel 'seconds'; set key below maxrows 3")
     boxw = 1.0 / (n + 1)
     plots = [f"{fn} using {c + 2}:xtic(1) title '{STAGES[c][0]}'" for c in range(n)]
-    plots.append(f"{fn} using ($0):{n + 2}:(0.45) with xerrorbars lw 3 lc rgb 'red' pt 0 title 'podpipe wall time'")
+    plots.append(f"{fn} using ($0):{n + 2}:(0.45) with xerrorbars lw 3 lc rgb 'red' pt 0 title 'podpipe transfer time (stats)'")
     plots.append(f"{fn} using ($0):{n + 3}:(0.45) with xerrorbars lw 3 dt 2 lc rgb 'black' pt 0 title 'physical limit'")
     g("plot " + ", \\\n     ".join(plots))
     g("set style data lines; set xtics auto")
 body = "\n".join(gp) + "\n"
 open(os.path.join(out, "plots.gp"), "w").write(
-    "# Generated by suite_report.py; run: gnuplot -e \"OUTDIR='DIR'; DATADIR='DIR/data'; EXT='.svg'\" -e \"set terminal svg size 1100,560 dynamic\" plots.gp\n"
-    "set grid ytics\n" + body)
-for ext, term in ((".svg", "svg size 1100,560 dynamic background '#ffffff'"), (".png", "pngcairo size 1100,560")):
+    "# Generated by suite_report.py; run: gnuplot -e \"OUTDIR='DIR'; DATADIR='DIR/data'; EXT='.svg'\" -e \"set terminal svg size 1000,620 dynamic\" plots.gp\n"
+    "set grid ytics\nset termoption noenhanced\n" + body)
+for ext, term in ((".svg", "svg size 1000,620 dynamic background '#ffffff'"), (".png", "pngcairo size 1000,620")):
     subprocess.run(["gnuplot", "-e", f"OUTDIR='{out}'; DATADIR='{ddir}'; EXT='{ext}'; set terminal {term}",
                     os.path.join(out, "plots.gp")], check=True)
 print(open(os.path.join(out, "tables.md")).read())
