@@ -299,7 +299,6 @@ for t in trees:
     g(f"set title 'podpipe cp, {t} tree: busy time per pipeline stage (--stats-json), wall time and physical limit'")
     g("set style data histogram; set style histogram clustered gap 1; set style fill solid 0.8 border -1")
     g(f"set xtics auto; set xrange [-0.6:{len(present) - 0.4}]; set xlabel 'exec link'; set ylabel 'seconds'; set key below maxrows 3")
-    boxw = 1.0 / (n + 1)
     plots = [f"{fn} using {c + 2}:xtic(1) title '{STAGES[c][0]}'" for c in range(n)]
     plots.append(f"{fn} using ($0):{n + 2}:(0.45) with xerrorbars lw 3 lc rgb 'red' pt 0 title 'podpipe transfer time (stats)'")
     plots.append(f"{fn} using ($0):{n + 3}:(0.45) with xerrorbars lw 3 dt 2 lc rgb 'black' pt 0 title 'physical limit'")
