@@ -1,0 +1,255 @@
+#!/usr/bin/env bash
+# The issue 7 suite: every figure of BENCHMARKS.md's "Link models" section in one command.
+# On kubesim, with the exec link modelled at each of LINKS, copies each tree into a debian:12 pod
+# with podpipe (default and tuned settings, and a sweep of compression levels) and with the
+# peers people use today, then measures the best components in isolation to draw the physical
+# limit, and writes tables (markdown), raw data and gnuplot plots (SVG + PNG) to OUT.
+#
+# Usage: bench/e2e/suite.sh [OUT]            OUT default bench/results
+# Environment (defaults = the full suite; see BENCHMARKS.md for the small validation run):
+#   RUNS=3                        runs per measurement (round-robin; median, min-max)
+#   LINKS="unlimited 125M 25M 6.25M"  kubesim --exec-bandwidth per direction (bytes/s):
+#                                 unlimited, 1 Gbit/s, 200 Mbit/s, 50 Mbit/s
+#   LATENCY=2ms                   kubesim --exec-latency for the throttled links
+#   TREES="source node_modules synthetic"
+#   SOURCE_TREE=build/bench-tree  made by make_tree.sh if missing (~245 MB, ~20k files)
+#   NODE_TREE=build/trees/node_modules   made by make_node_modules.sh if missing
+#   SYNTH_SPEC=files=20000,size=250M,dist=source   `podpipe bench --synthetic` spec
+#   SYNTH_TREE=build/trees/synthetic-<spec>          made by make_synthetic if missing
+#   LEVELS="0 1 2 3 6 9"          levels swept with podpipe cp (throughput vs level plot)
+#   LEVEL_TREES=source            trees the level sweep runs on
+#   PEERS="kubectl-cp tar-czf tar-pigz hook-method"   peers measured (all by default)
+#   TUNED_unlimited="--level auto" TUNED_125M="--level auto" TUNED_25M="--level 2"
+#   TUNED_6_25M="--level 6"       podpipe's tuned flags per link ('.' in the link name -> '_')
+# Needs root (kubesim's mount namespaces), kubectl, pigz, gnuplot (apt-get install gnuplot-nox),
+# npm (node_modules tree), and the release build: podpipe, static podpipe, kubesim,
+# make_synthetic (cmake --build build/release --target podpipe podpipe_static kubesim
+# make_synthetic).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+out=${1:-$root/bench/results}
+runs=${RUNS:-3}
+links=${LINKS:-unlimited 125M 25M 6.25M}
+latency=${LATENCY:-2ms}
+trees=${TREES:-source node_modules synthetic}
+levels=${LEVELS:-0 1 2 3 6 9}
+level_trees=${LEVEL_TREES:-source}
+peers=${PEERS:-kubectl-cp tar-czf tar-pigz hook-method}
+synth_spec=${SYNTH_SPEC:-files=20000,size=250M,dist=source}
+build=${BUILD:-$root/build/release}
+podpipe=$build/tools/podpipe/podpipe
+kubesim=$build/tools/kubesim/kubesim
+make_synthetic=$build/bench/tools/make_synthetic/make_synthetic
+static_dir=$build/static
+for k in "${KUBECTL:-}" /usr/lib/google-cloud-sdk/bin/kubectl.1.32 /usr/bin/kubectl /usr/local/bin/kubectl; do
+    [ -n "$k" ] && [ -x "$k" ] && { kubectl=$k; break; }
+done
+[ -n "${kubectl:-}" ] || { echo "kubectl not found (set KUBECTL)" >&2; exit 1; }
+for f in "$podpipe" "$kubesim" "$static_dir/podpipe" "$make_synthetic"; do
+    [ -x "$f" ] || { echo "missing $f: cmake --build build/release --target podpipe podpipe_static kubesim make_synthetic" >&2; exit 1; }
+done
+for c in pigz gnuplot python3 bc; do
+    command -v "$c" >/dev/null || { echo "missing $c (apt-get install ${c/gnuplot/gnuplot-nox})" >&2; exit 1; }
+done
+[ "$(id -u)" = 0 ] || { echo "needs root (kubesim)" >&2; exit 1; }
+
+# ---- the trees ----
+declare -A tree_dir
+for t in $trees; do
+    case $t in
+    source)
+        tree_dir[$t]=${SOURCE_TREE:-$root/build/bench-tree}
+        [ -d "${tree_dir[$t]}" ] || bash "$root/bench/e2e/make_tree.sh" "${tree_dir[$t]}" ;;
+    node_modules)
+        tree_dir[$t]=${NODE_TREE:-$root/build/trees/node_modules}
+        [ -d "${tree_dir[$t]}" ] || bash "$root/bench/e2e/make_node_modules.sh" "${tree_dir[$t]}" ;;
+    synthetic)
+        tree_dir[$t]=${SYNTH_TREE:-$root/build/trees/synthetic-${synth_spec//[,=]/-}}
+        [ -d "${tree_dir[$t]}" ] || "$make_synthetic" "$synth_spec" "${tree_dir[$t]}" ;;
+    *) echo "unknown tree $t (source, node_modules, synthetic)" >&2; exit 2 ;;
+    esac
+    tree_dir[$t]=$(cd "${tree_dir[$t]}" && pwd)
+done
+
+work=$(mktemp -d /var/tmp/podpipe-suite.XXXXXX)
+# Everything written (the pod's emptyDir, local extractions, packed streams) on a tmpfs: this
+# VM's ext4+discard would measure the disk (see the cp_kubesim section of BENCHMARKS.md).
+mkdir -p "$work/fs" && mount -t tmpfs -o size=${SUITE_TMPFS:-6g} podpipe-suite "$work/fs"
+ks_pid=
+stop_kubesim() {
+    if [ -n "$ks_pid" ]; then kill -TERM "$ks_pid" 2>/dev/null || true; wait "$ks_pid" 2>/dev/null || true; fi
+    ks_pid=
+}
+trap 'stop_kubesim; umount "$work/fs" 2>/dev/null; rm -rf "$work"' EXIT
+mkdir -p "$out/stats" "$work/stats"
+results=$work/results.tsv      # link tree tool run wall local_cpu cluster_cpu rss_kib
+components=$work/components.tsv # tree component run wall cpu rss_kib bytes
+: >"$results"
+: >"$components"
+declare -A tree_files tree_bytes
+for t in $trees; do
+    tree_files[$t]=$(find "${tree_dir[$t]}" ! -type d | wc -l)
+    tree_bytes[$t]=$(du -sb --apparent-size "${tree_dir[$t]}" | cut -f1)
+done
+warm() { tar cf - -C "$1" . | cat >/dev/null; } # the page cache holds every tree (warm runs)
+log() { echo "[$(date -u +%H:%M:%S)] $*" >&2; }
+t_start=$(date +%s)
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# ---- 1. the best components in isolation (for the physical-limit line) ----
+# read: walk + read the tree, no compression, nothing written (podpipe pack -l 0, tar cf | cat;
+# the faster counts); packed bytes per level: podpipe pack -l L to a file (also the local pack
+# rate per level); extraction: podpipe unpack of the level-1 stream from a file into the tmpfs.
+component() { # TREE NAME RUN CMD [BYTES_FILE]
+    /usr/bin/time -f "%e %U %S %M" -o "$work/time" bash -c "$4" >/dev/null 2>"$work/err" || {
+        echo "FAILED: $2 on $1" >&2; cat "$work/err" >&2; exit 1; }
+    read -r secs user sys rss <"$work/time"
+    local bytes=0
+    [ -n "${5:-}" ] && bytes=$(stat -c %s "$5")
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$secs" "$(echo "$user + $sys" | bc)" "$rss" "$bytes" >>"$components"
+}
+for t in $trees; do
+    d=${tree_dir[$t]}
+    warm "$d"
+    log "components: $t"
+    for ((r = 0; r < runs; r++)); do
+        component "$t" "read: podpipe pack -l 0 >/dev/null" "$r" "'$podpipe' pack -l 0 '$d' -o /dev/null"
+        component "$t" "read: tar cf - | cat >/dev/null" "$r" "tar cf - -C '$d' . | cat >/dev/null"
+        for l in $levels; do
+            component "$t" "pack -l $l" "$r" "'$podpipe' pack -l $l '$d' -o '$work/fs/pack-$l.pp'" "$work/fs/pack-$l.pp"
+        done
+        rm -rf "$work/fs/x"
+        component "$t" "extract: podpipe unpack (level 1)" "$r" "'$podpipe' unpack -i '$work/fs/pack-1.pp' '$work/fs/x'"
+        rm -rf "$work/fs/x"
+    done
+    rm -f "$work/fs"/pack-*.pp
+done
+
+# ---- 2. transfers into a pod, per link model ----
+start_kubesim() { # LINK
+    local args=(--dir "$work/fs/state-$1" --kubeconfig-out "$work/kc-$1" --nodes 1)
+    [ "$1" = unlimited ] || args+=(--exec-bandwidth "$1" --exec-latency "$latency")
+    "$kubesim" "${args[@]}" >"$work/kubesim-$1.log" 2>&1 &
+    ks_pid=$!
+    for _ in $(seq 100); do grep -qs 'listening on' "$work/kubesim-$1.log" && break; sleep 0.1; done
+    export KUBECONFIG=$work/kc-$1
+    "$kubectl" create --validate=false -f - >/dev/null <<YAML
+apiVersion: v1
+kind: Pod
+metadata: {name: bench}
+spec:
+  containers:
+  - name: main
+    image: debian:12
+    command: [sleep, "1000000"]
+    volumeMounts:
+    - {name: bin, mountPath: /__e/podpipe, readOnly: true}
+    - {name: data, mountPath: /data}
+  volumes:
+  - {name: bin, hostPath: {path: $static_dir}}
+  - {name: data, emptyDir: {}}
+YAML
+    for _ in $(seq 100); do
+        [ "$("$kubectl" get pod bench -o jsonpath='{.status.phase}')" = Running ] && return 0
+        sleep 0.1
+    done
+    echo "pod did not start" >&2; exit 1
+}
+# CPU seconds of kubesim and everything it reaped (the pod's processes: tar, pigz, podpipe recv,
+# sh, find, stat): utime+stime+cutime+cstime from /proc/PID/stat.
+cluster_cpu() {
+    local a
+    read -r -a a < <(sed 's/^.*) //' "/proc/$ks_pid/stat")
+    echo "(${a[11]} + ${a[12]} + ${a[13]} + ${a[14]}) / $(getconf CLK_TCK)" | bc -l
+}
+
+# The existing hook's method (spec/hook-behavior.md §4.1/§4.5, as bench/e2e/hook_kubesim.sh):
+# uncompressed tar into tar xf, the two chmod finds, then the find/stat listing hashed on both
+# sides (one stat process per file) and compared.
+cat >"$work/hook_method.sh" <<'SH'
+set -euo pipefail
+tree=$1 kubectl=$2
+tar cf - -C "$tree" . | "$kubectl" exec -i bench -- sh -c \
+    "mkdir -p /data/out && tar xf - --no-same-owner -C /data/out 2>/dev/null; find /data/out -type f -exec chmod u+rw {} \\; 2>/dev/null; find /data/out -type d -exec chmod u+rwx {} \\; 2>/dev/null"
+here=$(cd "$tree" && find . -type f -exec stat -c '%s %n' {} \; | sort | sha256sum)
+there=$("$kubectl" exec bench -- sh -c "cd /data/out && find . -type f -exec stat -c '%s %n' {} \\;" | sort | sha256sum)
+[ "$here" = "$there" ] || { echo "hook method: verification mismatch" >&2; exit 1; }
+SH
+
+measure() { # LINK TREE TOOL RUN CMD
+    local c0 c1 got
+    "$kubectl" exec bench -- rm -rf /data/out
+    c0=$(cluster_cpu)
+    /usr/bin/time -f "%e %U %S %M" -o "$work/time" bash -c "$5" >/dev/null 2>"$work/err" || {
+        echo "FAILED: $3 ($1, $2)" >&2; cat "$work/err" >&2; exit 1; }
+    c1=$(cluster_cpu)
+    read -r secs user sys rss <"$work/time"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" "$secs" "$(echo "$user + $sys" | bc)" \
+        "$(echo "$c1 - $c0" | bc -l)" "$rss" >>"$results"
+    got=$("$kubectl" exec bench -- sh -c 'find /data/out ! -type d | wc -l')
+    [ "$got" = "${tree_files[$2]}" ] || { echo "$3 ($1, $2): $got entries in the pod, expected ${tree_files[$2]}" >&2; exit 1; }
+}
+
+for link in $links; do
+    log "link $link"
+    start_kubesim "$link"
+    tv=TUNED_${link//./_}
+    case $link in unlimited | 125M) tuned_default="--level auto" ;; 25M) tuned_default="--level 2" ;; *) tuned_default="--level 6" ;; esac
+    tuned=${!tv:-$tuned_default}
+    echo "$link	$tuned" >>"$work/tuned.tsv"
+    # Round-robin: round r of every tool on every tree, then round r+1, so drifting load from
+    # other processes falls on all of them alike.
+    for ((r = 0; r < runs; r++)); do
+        for t in $trees; do
+            d=${tree_dir[$t]}
+            warm "$d"
+            measure "$link" "$t" "podpipe cp" "$r" \
+                "'$podpipe' cp --stats-json '$work/stats/$link-$t-$r.json' '$d' bench:/data/out"
+            measure "$link" "$t" "podpipe cp tuned ($tuned)" "$r" "'$podpipe' cp $tuned '$d' bench:/data/out"
+            for p in $peers; do
+                case $p in
+                kubectl-cp) measure "$link" "$t" "kubectl cp" "$r" "'$kubectl' cp '$d' bench:/data/out" ;;
+                tar-czf) measure "$link" "$t" "tar czf | kubectl exec tar xzf" "$r" \
+                    "tar czf - -C '$d' . | '$kubectl' exec -i bench -- sh -c 'mkdir -p /data/out && tar xzf - -C /data/out'" ;;
+                tar-pigz) measure "$link" "$t" "tar cf | pigz | kubectl exec pigz -d | tar xf" "$r" \
+                    "tar cf - -C '$d' . | pigz | '$kubectl' exec -i bench -- sh -c 'mkdir -p /data/out && pigz -d | tar xf - -C /data/out'" ;;
+                hook-method) measure "$link" "$t" "existing hook's method" "$r" \
+                    "bash '$work/hook_method.sh' '$d' '$kubectl'" ;;
+                *) echo "unknown peer $p" >&2; exit 2 ;;
+                esac
+            done
+        done
+        for t in $level_trees; do
+            [[ " $trees " == *" $t "* ]] || continue
+            for l in $levels; do
+                measure "$link" "$t" "podpipe cp --level $l" "$r" \
+                    "'$podpipe' cp --level $l '${tree_dir[$t]}' bench:/data/out"
+            done
+        done
+    done
+    stop_kubesim
+done
+t_end=$(date +%s)
+
+# ---- 3. tables and plots ----
+{
+    echo "date	$(date -u +%Y-%m-%dT%H:%MZ)"
+    echo "commit	$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+    echo "cores	$(nproc)"
+    echo "cpu	$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')"
+    echo "mem_gib	$(awk '/MemTotal/ {printf "%.0f", $2 / 1048576}' /proc/meminfo)"
+    echo "kernel	$(uname -r)"
+    echo "kubectl	$("$kubectl" version --client 2>/dev/null | head -1 | sed 's/.*: //')"
+    echo "load_start	$load_start"
+    echo "load_end	$(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "seconds	$((t_end - t_start))"
+    echo "runs	$runs"
+    echo "latency	$latency"
+    echo "synth_spec	$synth_spec"
+    for t in $trees; do echo "tree	$t	${tree_dir[$t]}	${tree_files[$t]}	${tree_bytes[$t]}"; done
+} >"$work/meta.tsv"
+cp "$work/results.tsv" "$work/components.tsv" "$work/meta.tsv" "$work/tuned.tsv" "$out/"
+rm -f "$out"/stats/*.json
+cp "$work"/stats/*.json "$out/stats/" 2>/dev/null || true
+python3 "$root/bench/e2e/suite_report.py" "$out"
+log "done in $((t_end - t_start)) s: $out/tables.md and $out/*.svg, *.png"
