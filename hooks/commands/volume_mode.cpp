@@ -122,11 +122,18 @@ void log_placement(hook_session& s, const volume_context& c, const std::string& 
 // The operator's next move for a pod that does not start.
 std::string placement_advice(const volume_context& c, const std::string& why) {
     const std::string node = c.pod.node_name;
+    if (why.empty())
+        return {};
     if (why.find("Multi-Attach") != std::string::npos)
         return "the work volume claim " + c.pod.claim_name + " can be attached to one node only "
                "and is in use on the runner's node " + node + ", but the pod was placed on "
                "another node. Set ACTIONS_RUNNER_HOOK_RWO=true so pods must run on the runner's "
                "node, or give the runner a ReadWriteMany claim";
+    if (why.find("ImagePull") != std::string::npos || why.find("ErrImage") != std::string::npos)
+        return "check the image name, that the registry is reachable from the nodes, and its "
+               "credentials";
+    if (why.find("not scheduled") == std::string::npos)
+        return "the reason above comes from the kubelet (kubectl describe pod shows its events)";
     if (c.template_affinity)
         return "the template's spec.affinity replaced podpipe's affinity to the runner's node " + node +
                "; check that it allows a node that can mount the claim " + c.pod.claim_name;
@@ -172,8 +179,8 @@ result<k8s::pod, hook_error> wait_volume_pod(hook_session& s, const std::string&
         if (clock_type::now() >= deadline)
             return fail(make_error(errc::job_pod,
                                    "pod " + name + where + " did not start within " + seconds_text(timeout) +
-                                       (last_why.empty() ? std::string() : ": " + last_why) + ". " +
-                                       placement_advice(c, last_why)));
+                                       (last_why.empty() ? std::string() : ": " + last_why + ". " +
+                                                                               placement_advice(c, last_why))));
         std::this_thread::sleep_for(std::min<clock_type::duration>(delay, deadline - clock_type::now()));
         delay = std::min(std::chrono::milliseconds(2000), delay * 3 / 2);
     }

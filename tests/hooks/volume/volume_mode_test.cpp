@@ -291,6 +291,28 @@ TEST_F(volume_mode_test, required_affinity_to_a_cordoned_node_fails_within_the_t
     EXPECT_EQ(pods_of_runner(), "");
 }
 
+// A container step whose image cannot be pulled: the start wait ends at the timeout with the
+// kubelet's reason, and the step pod and its Secret are removed.
+TEST_F(volume_mode_test, container_step_image_pull_failure_names_the_reason) {
+    start({}, "runner-abc-work", "ReadWriteMany");
+    if (IsSkipped() || HasFatalFailure())
+        return;
+    options_.extra_env["ACTIONS_RUNNER_PREPARE_JOB_TIMEOUT_SECONDS"] = "3";
+    auto& r = runner();
+    hook::testing::container_action act;
+    act.image = "registry.example/does-not-exist:1";
+    act.entry_point = "sh";
+    act.args = {"-c", "true"};
+    auto cs = r.run_container_step(act);
+    EXPECT_EQ(cs.exit_code, 1) << all(cs);
+    EXPECT_NE(cs.out.find("did not start within 3 s"), std::string::npos) << cs.out;
+    EXPECT_TRUE(cs.out.find("ImagePullBackOff") != std::string::npos ||
+                cs.out.find("ErrImagePull") != std::string::npos)
+        << cs.out;
+    EXPECT_EQ(pods_of_runner(), "");
+    EXPECT_EQ(kubectl("get secrets -l runner-pod=runner-abc -o name").output, "");
+}
+
 // A template's spec.affinity replaces podpipe's (said in a debug line).
 TEST_F(volume_mode_test, template_affinity_replaces_the_runner_node_affinity) {
     start({}, "runner-abc-work", "ReadWriteMany");
