@@ -11,12 +11,14 @@
 #include "tests/hooks/runner/runner_emulator.hpp"
 #include "tests/support/tree_fixture.hpp"
 #include "tests/tools/kubesim/kubesim_fixture.hpp"
+#include "tests/tools/kubesim/test_client.hpp"
 
 #include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <regex>
 #include <string>
+#include <thread>
 
 #include <gtest/gtest.h>
 
@@ -373,6 +375,45 @@ TEST_F(volume_mode_test, unscheduled_runner_pod_fails_within_the_timeout) {
     EXPECT_NE(prep.out.find("is not scheduled yet (no spec.nodeName); waiting up to 2 s"), std::string::npos) << prep.out;
     EXPECT_NE(prep.out.find("the runner pod default/runner-abc has no node after 2 s"), std::string::npos) << prep.out;
     EXPECT_EQ(pods_of_runner(), "");
+}
+
+// The runner pod is Pending when prepare_job starts (its node is cordoned) and is scheduled while
+// the hook waits: the job goes ahead. The uncordon happens only after the hook has read the
+// runner pod twice (kubesim's request counter), so the wait is really exercised.
+TEST_F(volume_mode_test, hook_waits_for_the_runner_pod_to_be_scheduled) {
+    start({"--cordon", "node-1"}, "runner-abc-work", "ReadWriteMany", "node-1", /*pin_with_affinity=*/true);
+    if (IsSkipped() || HasFatalFailure())
+        return;
+    auto faults = [&](const std::string& method, const std::string& body) {
+        auto r = https_request(port(), ca_file(), admin_token(), method, "/kubesim/faults", body);
+        EXPECT_EQ(r.status, 200) << r.body;
+        return r.body;
+    };
+    // Counts GETs of the runner pod without ever failing one (n is out of reach).
+    faults("POST", R"({"failNth": {"n": 100000, "code": 500, "method": "GET", "path": "/pods/runner-abc"}})");
+    auto& r = runner();
+    hook_run prep;
+    std::thread hook([&] { prep = r.prepare_job(job_args()); });
+    const std::regex seen_re(R"("seen":(\d+))");
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(25);
+    int seen = 0;
+    while (seen < 2 && std::chrono::steady_clock::now() < deadline) {
+        std::smatch m;
+        const std::string body = faults("GET", "");
+        if (std::regex_search(body, m, seen_re))
+            seen = std::stoi(m[1].str());
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    EXPECT_GE(seen, 2);
+    faults("POST", R"({"cordon": {"node": "node-1", "unschedulable": false}})");
+    hook.join();
+    ASSERT_TRUE(prep.ok()) << all(prep);
+    EXPECT_NE(prep.out.find("is not scheduled yet (no spec.nodeName); waiting up to 30 s"), std::string::npos) << prep.out;
+    EXPECT_EQ(jsonpath("runner-abc", ".spec.nodeName"), "node-1");
+    const std::string pref = jsonpath("runner-abc-workflow",
+                                      ".spec.affinity.nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution");
+    EXPECT_NE(pref.find(R"("values":["node-1"])"), std::string::npos) << pref;
+    ASSERT_TRUE(r.cleanup_job().ok());
 }
 
 // ACTIONS_RUNNER_DISABLE_KUBE_SCHEDULER from old setups: ignored, with what to set instead.
