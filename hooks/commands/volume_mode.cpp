@@ -14,6 +14,8 @@
 #include "hooks/k8s/volume_spec.hpp"
 
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -239,7 +241,8 @@ std::string tree_marker(const std::string& dir) {
 }
 
 result<externals_sync, hook_error> sync_externals(const std::string& source, const std::string& dest,
-                                                  const hook_session& s) {
+                                                  unsigned threads, std::size_t memory_bytes,
+                                                  std::stop_token stop) {
     externals_sync out;
     const auto t0 = clock_type::now();
     out.marker = tree_marker(source);
@@ -263,21 +266,27 @@ result<externals_sync, hook_error> sync_externals(const std::string& source, con
     // Stored (level 0): both ends are local disks, compression would only cost CPU.
     pipeline::send_options so;
     so.level = 0;
-    so.threads = s.env.threads;
-    so.memory_bytes = s.env.memory_budget_bytes / 2;
+    so.threads = threads;
+    so.memory_bytes = memory_bytes / 2;
     pipeline::recv_options ro;
-    ro.threads = s.env.threads;
-    ro.memory_bytes = s.env.memory_budget_bytes / 2;
+    ro.threads = threads;
+    ro.memory_bytes = memory_bytes / 2;
     ro.require_manifest = true;
     result<pipeline::transfer_stats> sent = pipeline::transfer_stats{};
     {
         std::jthread sender([&](std::stop_token) {
+            // A receiver that failed closes the pipe: the write must fail with EPIPE, not raise
+            // SIGPIPE (thread-directed, so blocking it here is enough).
+            sigset_t pipe_sig;
+            sigemptyset(&pipe_sig);
+            sigaddset(&pipe_sig, SIGPIPE);
+            pthread_sigmask(SIG_BLOCK, &pipe_sig, nullptr);
             pipeline::fd_sink sink(write_end.get());
-            sent = pipeline::send_tree(source, sink, so, s.stop);
+            sent = pipeline::send_tree(source, sink, so, stop);
             write_end.reset(); // EOF for the receiver, also after a failure
         });
         pipeline::fd_source src(read_end.get());
-        auto got = pipeline::recv_tree(src, dest, ro, s.stop);
+        auto got = pipeline::recv_tree(src, dest, ro, stop);
         read_end.reset(); // a failed receiver must not leave the sender blocked on a full pipe
         sender.join();
         if (!sent)
@@ -412,7 +421,8 @@ result<prepare_job_response, hook_error> prepare_job_volume(hook_session& s, con
     // RUNNER_WORKSPACE/../../externals), copied onto the claim only when they changed.
     const std::string externals_src = fs::path(*work).parent_path().string() + "/externals";
     if (is_directory(externals_src)) {
-        auto synced = sync_externals(externals_src, *work + "/" + std::string(k8s::externals_sub_path), s);
+        auto synced = sync_externals(externals_src, *work + "/" + std::string(k8s::externals_sub_path),
+                                     s.env.threads, s.env.memory_budget_bytes, s.stop);
         if (!synced)
             return fail(synced.error());
         char buf[256];

@@ -24,6 +24,9 @@
 #include "hooks/commands/session.hpp"
 
 #include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <stop_token>
 #include <string>
 
 namespace podpipe::hook {
@@ -63,7 +66,9 @@ std::string tree_marker(const std::string& dir);
 /// source's marker. The marker is removed before copying and written after the copy verified, so
 /// an interrupted copy is redone next time. The copy runs through the engine (parallel read and
 /// write, stored, manifest-checked): send_tree → pipe → recv_tree.
+/// `threads` and `memory_bytes` as PODPIPE_THREADS / PODPIPE_MEMORY_BUDGET.
 result<externals_sync, hook_error> sync_externals(const std::string& source, const std::string& dest,
-                                                  const hook_session& s);
+                                                  unsigned threads, std::size_t memory_bytes,
+                                                  std::stop_token stop = {});
 
 } // namespace podpipe::hook
