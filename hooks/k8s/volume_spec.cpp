@@ -53,11 +53,13 @@ node_affinity runner_node_affinity(std::string_view node_name, bool required) {
     node_selector_term by_hostname;
     by_hostname.match_expressions.push_back({std::string(hostname_label), "In", {std::string(node_name)}});
     node_affinity a;
+    // The hostname form first: where the reference's readers (and its tests, spec §8 104-107)
+    // look at the first term.
     if (required) {
-        a.required = {std::move(by_name), std::move(by_hostname)};
+        a.required = {std::move(by_hostname), std::move(by_name)};
     } else {
-        a.preferred.push_back({100, std::move(by_name)});
         a.preferred.push_back({100, std::move(by_hostname)});
+        a.preferred.push_back({100, std::move(by_name)});
     }
     return a;
 }

@@ -232,8 +232,17 @@ TEST_F(volume_mode_test, rwx_prefers_the_runner_node_and_runs_elsewhere_when_it_
     if (IsSkipped() || HasFatalFailure())
         return;
     auto& r = runner();
-    auto prep = r.prepare_job(job_args());
+    // spec §8 84 (branch form): a user volume from the workspace at /myvolume; a service gets /__w.
+    write_file(r.github_workspace() / "myvolume" / "file.txt", "hello");
+    const std::string args =
+        R"({"container":{"image":"alpine:3","workingDirectory":"/__w/app/app","environmentVariables":{},)"
+        R"("portMappings":[],"userMountVolumes":[{"sourceVolumePath":")" +
+        (r.github_workspace() / "myvolume").string() +
+        R"(","targetVolumePath":"/myvolume","readOnly":false}]},)"
+        R"("services":[{"image":"redis:7","environmentVariables":{},"portMappings":[],"userMountVolumes":[]}]})";
+    auto prep = r.prepare_job(args);
     ASSERT_TRUE(prep.ok()) << all(prep);
+    EXPECT_EQ(jsonpath("runner-abc-workflow", ".spec.containers[1].volumeMounts[0].mountPath"), "/__w");
     const std::string node = jsonpath("runner-abc-workflow", ".spec.nodeName");
     EXPECT_TRUE(node == "node-2" || node == "node-3") << node;
     const std::string pref = jsonpath("runner-abc-workflow",
@@ -242,8 +251,16 @@ TEST_F(volume_mode_test, rwx_prefers_the_runner_node_and_runs_elsewhere_when_it_
     EXPECT_NE(pref.find(R"("values":["node-1"])"), std::string::npos) << pref;
     EXPECT_EQ(jsonpath("runner-abc-workflow", ".spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution"), "");
 
-    auto step = r.run_script_step("echo rwx > /__w/app/app/rwx.txt\n", sh_step());
-    ASSERT_TRUE(step.ok()) << all(step);
+    // §8 84, A5 (#330) and A4: the user volume, event.json and /github/home are there; a failing
+    // step's outputs reach the runner (they are on the shared volume).
+    auto step = r.run_script_step("[ \"$(cat /myvolume/file.txt)\" = hello ] || exit 5\n"
+                                  "test -f /github/workflow/event.json || exit 6\n"
+                                  "test -d /github/home || exit 8\n"
+                                  "echo rwx > /__w/app/app/rwx.txt\n"
+                                  "echo out=before-failing >> \"$GITHUB_OUTPUT\"\nexit 3\n",
+                                  sh_step());
+    EXPECT_EQ(step.exit_code, 3) << all(step);
+    EXPECT_EQ(r.outputs().at("out"), "before-failing");
     EXPECT_EQ(read_file(r.github_workspace() / "rwx.txt"), "rwx\n");
     hook::testing::container_action act;
     act.image = "alpine:3";

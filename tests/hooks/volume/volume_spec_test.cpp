@@ -18,15 +18,16 @@ TEST(volume_spec, required_affinity_names_the_node_by_name_or_hostname_label) {
     const node_affinity a = runner_node_affinity("node-1", true);
     EXPECT_TRUE(a.preferred.empty());
     ASSERT_EQ(a.required.size(), 2u); // ORed terms
-    ASSERT_EQ(a.required[0].match_fields.size(), 1u);
-    EXPECT_EQ(a.required[0].match_fields[0].key, "metadata.name");
-    EXPECT_EQ(a.required[0].match_fields[0].op, "In");
-    EXPECT_EQ(a.required[0].match_fields[0].values, std::vector<std::string>{"node-1"});
-    EXPECT_TRUE(a.required[0].match_expressions.empty());
-    ASSERT_EQ(a.required[1].match_expressions.size(), 1u);
-    EXPECT_EQ(a.required[1].match_expressions[0].key, "kubernetes.io/hostname");
-    EXPECT_EQ(a.required[1].match_expressions[0].values, std::vector<std::string>{"node-1"});
-    EXPECT_TRUE(a.required[1].match_fields.empty());
+    ASSERT_EQ(a.required[0].match_expressions.size(), 1u);
+    EXPECT_EQ(a.required[0].match_expressions[0].key, "kubernetes.io/hostname");
+    EXPECT_EQ(a.required[0].match_expressions[0].op, "In");
+    EXPECT_EQ(a.required[0].match_expressions[0].values, std::vector<std::string>{"node-1"});
+    EXPECT_TRUE(a.required[0].match_fields.empty());
+    ASSERT_EQ(a.required[1].match_fields.size(), 1u);
+    EXPECT_EQ(a.required[1].match_fields[0].key, "metadata.name");
+    EXPECT_EQ(a.required[1].match_fields[0].op, "In");
+    EXPECT_EQ(a.required[1].match_fields[0].values, std::vector<std::string>{"node-1"});
+    EXPECT_TRUE(a.required[1].match_expressions.empty());
 }
 
 TEST(volume_spec, preferred_affinity_has_weight_100_and_no_required_term) {
@@ -35,8 +36,11 @@ TEST(volume_spec, preferred_affinity_has_weight_100_and_no_required_term) {
     ASSERT_EQ(a.preferred.size(), 2u);
     for (const auto& p : a.preferred)
         EXPECT_EQ(p.weight, 100);
-    EXPECT_EQ(a.preferred[0].preference.match_fields.at(0).values.at(0), "node-2");
-    EXPECT_EQ(a.preferred[1].preference.match_expressions.at(0).key, "kubernetes.io/hostname");
+    // spec §8 104: preferred[0]'s first expression is kubernetes.io/hostname In [node].
+    EXPECT_EQ(a.preferred[0].preference.match_expressions.at(0).key, "kubernetes.io/hostname");
+    EXPECT_EQ(a.preferred[0].preference.match_expressions.at(0).values.at(0), "node-2");
+    EXPECT_EQ(a.preferred[1].preference.match_fields.at(0).key, "metadata.name");
+    EXPECT_EQ(a.preferred[1].preference.match_fields.at(0).values.at(0), "node-2");
 }
 
 TEST(volume_spec, workspace_sub_path_is_relative_to_the_work_root) {
