@@ -43,7 +43,7 @@ std::chrono::milliseconds prepare_timeout(const hook_session& s) {
 }
 
 std::string seconds_text(std::chrono::milliseconds d) {
-    return std::to_string(std::chrono::duration_cast<std::chrono::seconds>(d).count()) + " s";
+    return std::to_string(std::chrono::ceil<std::chrono::seconds>(d).count()) + " s"; // 29.98 s left → "30 s"
 }
 
 void prune(hook_session& s) {
@@ -73,11 +73,15 @@ struct volume_context {
     std::string claim_modes;        ///< "ReadWriteOnce", ... when the claim could be read
 };
 
-result<volume_context, hook_error> make_context(hook_session& s, const k8s::pod_template_extension* tmpl) {
+// `deadline`: one prepare timeout covers the whole start (runner node, then the pod).
+result<volume_context, hook_error> make_context(hook_session& s, const k8s::pod_template_extension* tmpl,
+                                                clock_type::time_point deadline) {
     volume_context c;
     c.pod.claim_name = s.env.claim_name;
     c.pod.rwo = s.env.rwo;
-    auto node = runner_node_name(s, prepare_timeout(s));
+    auto node = runner_node_name(s, std::max(std::chrono::milliseconds(0),
+                                             std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                 deadline - clock_type::now())));
     if (!node)
         return fail(node.error());
     c.pod.node_name = *node;
@@ -152,9 +156,9 @@ std::string placement_advice(const volume_context& c, const std::string& why) {
 // wait_for_running, a Multi-Attach caused by the runner pod itself fails at once: the runner
 // holds the claim for the whole job, so it will never clear.
 result<k8s::pod, hook_error> wait_volume_pod(hook_session& s, const std::string& name,
-                                             const volume_context& c, bool accept_finished) {
+                                             const volume_context& c, bool accept_finished,
+                                             clock_type::time_point deadline) {
     const auto timeout = prepare_timeout(s);
-    const auto deadline = clock_type::now() + timeout;
     auto delay = std::chrono::milliseconds(200);
     std::string last_why;
     for (;;) {
@@ -393,7 +397,8 @@ result<prepare_job_response, hook_error> prepare_job_volume(hook_session& s, con
         user_mounts.push_back(std::move(*vm));
     }
 
-    auto ctx = make_context(s, *tmpl ? &**tmpl : nullptr);
+    const auto deadline = clock_type::now() + prepare_timeout(s);
+    auto ctx = make_context(s, *tmpl ? &**tmpl : nullptr, deadline);
     if (!ctx)
         return fail(ctx.error());
     k8s::make_volume_job_pod(built->job_pod, ctx->pod);
@@ -451,7 +456,7 @@ result<prepare_job_response, hook_error> prepare_job_volume(hook_session& s, con
         return fail(make_error(errc::job_pod, "failed to create job pod: " + created.error().what()));
     }
     const std::string pod_name = created->metadata.name;
-    auto running = wait_volume_pod(s, pod_name, *ctx, false);
+    auto running = wait_volume_pod(s, pod_name, *ctx, false, deadline);
     if (!running) {
         prune(s);
         return fail(make_error(errc::job_pod, "pod failed to come online with error: " + running.error().what()));
@@ -592,7 +597,8 @@ result<int, hook_error> run_container_step_volume(hook_session& s, const job_sta
     auto sec = k8s::build_step_env_secret(s.env.runner_pod_name, suffix, *env);
     if (!sec)
         return fail(sec.error());
-    auto ctx = make_context(s, *tmpl ? &**tmpl : nullptr);
+    const auto deadline = clock_type::now() + prepare_timeout(s);
+    auto ctx = make_context(s, *tmpl ? &**tmpl : nullptr, deadline);
     if (!ctx)
         return fail(ctx.error());
     auto step = k8s::build_volume_step_pod(s.env.runner_pod_name, suffix, src, sec->metadata.name, *rel, ctx->pod);
@@ -640,7 +646,7 @@ result<int, hook_error> run_container_step_volume(hook_session& s, const job_sta
     if (!created)
         return fail(make_error(errc::step, "failed to create the container step pod: " + created.error().what()));
     cleanup.pod = pod_name;
-    auto started = wait_volume_pod(s, pod_name, *ctx, true);
+    auto started = wait_volume_pod(s, pod_name, *ctx, true, deadline);
     if (!started)
         return fail(started.error());
     s.log.debug("step pod " + pod_name + " runs on node " + started->spec.node_name);
