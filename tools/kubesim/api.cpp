@@ -559,6 +559,11 @@ api_response api_server::handle_faults(const api_request& req) {
             return not_found("pods", str_at(*k, "name"));
         kubelet_.kill_pod_processes(str_at(p->at("metadata").as_object(), "uid"));
     }
+    if (auto* c = obj_at(o, "cordon")) {
+        const auto* u = c->if_contains("unschedulable");
+        if (!kubelet_.set_unschedulable(str_at(*c, "node"), !u || !u->is_bool() || u->get_bool()))
+            return not_found("nodes", str_at(*c, "node"));
+    }
     return json_response(200, json::object{{"http", json::object{{"code", faults_.http_code},
                                                                   {"remaining", faults_.http_count}}},
                                            {"exec", json::object{{"remaining", faults_.exec_count}}},

@@ -270,6 +270,35 @@ void kubelet::set_api_endpoint(std::string host, int port) {
     api_port_ = port;
 }
 
+std::vector<sim_node> kubelet::nodes() const {
+    std::lock_guard lk(mu_);
+    return nodes_;
+}
+
+bool kubelet::set_unschedulable(const std::string& node, bool unschedulable) {
+    sim_node changed;
+    {
+        std::lock_guard lk(mu_);
+        auto it = std::find_if(nodes_.begin(), nodes_.end(), [&](const sim_node& n) { return n.name == node; });
+        if (it == nodes_.end())
+            return false;
+        it->unschedulable = unschedulable;
+        changed = *it;
+    }
+    store_.update("nodes", "", node, "", [&](json::object& o) { o["spec"] = node_object(changed).at("spec"); });
+    if (unschedulable)
+        return true;
+    std::uint64_t rv = 0;
+    for (const auto& p : store_.list("pods", "", rv)) {
+        const auto& meta = p.at("metadata").as_object();
+        const auto* spec = obj_at(p, "spec");
+        if (!spec || !str_at(*spec, "nodeName").empty() || obj_at(meta, "deletionTimestamp"))
+            continue;
+        pod_created(str_at(meta, "namespace"), str_at(meta, "name"));
+    }
+    return true;
+}
+
 void kubelet::pod_created(const std::string& ns, const std::string& name) {
     reap_finished();
     auto pod = store_.get("pods", ns, name);
@@ -280,13 +309,15 @@ void kubelet::pod_created(const std::string& ns, const std::string& name) {
     std::string node = str_at(spec, "nodeName");
     if (node.empty()) {
         std::map<std::string, int> counts;
+        std::vector<sim_node> nodes;
         {
             std::lock_guard lk(mu_);
             for (const auto& [u, p] : pods_)
                 if (!p->finished)
                     ++counts[p->node];
+            nodes = nodes_;
         }
-        schedule_decision d = schedule_pod(spec, nodes_, counts, attached_node(ns, *pod));
+        schedule_decision d = schedule_pod(spec, nodes, counts, attached_node(ns, *pod));
         if (!d.scheduled) {
             if (events_)
                 events_->record(involved(*pod), "Warning", "FailedScheduling", d.message, "default-scheduler");
@@ -458,7 +489,7 @@ void kubelet::start_runtime(const std::string& ns, const std::string& name, cons
     p->wake_fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     p->dir = state_dir_ + "/pods/" + p->uid;
     int node_index = 0;
-    for (const auto& n : nodes_)
+    for (const auto& n : nodes())
         if (n.name == node) {
             node_index = n.index;
             p->host_ip = n.internal_ip;

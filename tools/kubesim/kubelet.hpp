@@ -82,7 +82,14 @@ public:
 
     /// host:port exported to pods as KUBERNETES_SERVICE_HOST/PORT.
     void set_api_endpoint(std::string host, int port);
-    const std::vector<sim_node>& nodes() const { return nodes_; }
+    /// A copy of the node model (cordon state included).
+    std::vector<sim_node> nodes() const;
+
+    /// Cordons (`unschedulable`) or uncordons a node: the Node object follows (spec.unschedulable,
+    /// the NoSchedule taint); an uncordon re-runs the scheduler for every pod still waiting for a
+    /// node (as the real scheduler retries unschedulable pods when a node changes). False when
+    /// there is no such node.
+    bool set_unschedulable(const std::string& node, bool unschedulable);
 
     /// Called after a pod object was stored: schedules it (unless spec.nodeName is set) and starts
     /// it when placed; an unplaceable pod stays Pending with PodScheduled=False/Unschedulable.
@@ -132,7 +139,7 @@ private:
     std::string state_dir_;
     std::string api_host_;
     int api_port_ = 0;
-    std::mutex mu_;
+    mutable std::mutex mu_;
     std::map<std::string, std::shared_ptr<pod_runtime>> pods_; // by uid
     int next_ip_ = 2;
     bool shutting_down_ = false;

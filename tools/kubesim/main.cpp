@@ -43,6 +43,7 @@ struct options {
     std::uint64_t exec_bandwidth = 0;
     std::chrono::microseconds exec_latency{0};
     std::chrono::microseconds bookmark_interval{60'000'000};
+    std::vector<std::string> cordoned; ///< --cordon NODE (repeatable)
 };
 
 /// "50M" → 50'000'000 bytes/s (K, M, G decimal; Ki, Mi, Gi binary; plain number = bytes/s).
@@ -76,7 +77,7 @@ void usage() {
     std::cerr << "usage: kubesim --dir STATE --kubeconfig-out FILE [--nodes N] [--port P]\n"
                  "               [--namespace NS] [--image-map FILE] [--busybox PATH] [--rbac FILE]\n"
                  "               [--exec-bandwidth RATE] [--exec-latency DURATION] [--externals DIR]\n"
-                 "               [--bookmark-interval DURATION]\n";
+                 "               [--bookmark-interval DURATION] [--cordon NODE]...\n";
 }
 
 std::string base64(std::string_view in) {
@@ -136,6 +137,8 @@ int main(int argc, char** argv) {
                 opt.exec_latency = parse_duration(value());
             else if (a == "--bookmark-interval")
                 opt.bookmark_interval = parse_duration(value());
+            else if (a == "--cordon")
+                opt.cordoned.push_back(value());
             else if (a == "-h" || a == "--help") {
                 usage();
                 return 0;
@@ -195,6 +198,14 @@ int main(int argc, char** argv) {
 
         object_store store;
         auto nodes = make_nodes(opt.nodes);
+        for (const auto& c : opt.cordoned) {
+            auto it = std::find_if(nodes.begin(), nodes.end(), [&](const sim_node& n) { return n.name == c; });
+            if (it == nodes.end()) {
+                std::cerr << "kubesim: --cordon " << c << ": no such node\n";
+                return 2;
+            }
+            it->unschedulable = true;
+        }
         for (const auto& n : nodes)
             (void)store.create("nodes", "", node_object(n));
         for (const std::string& ns : {std::string("default"), std::string("kube-system"), opt.ns}) {

@@ -74,7 +74,12 @@ schedule_decision schedule_pod(const json::object& spec, const std::vector<sim_n
     const sim_node* best = nullptr;
     long best_score = -1;
     int best_count = 0;
+    int cordoned = 0;
     for (const auto& n : nodes) {
+        if (n.unschedulable) {
+            ++cordoned; // tolerations of the unschedulable taint are not modelled
+            continue;
+        }
         bool ok = true;
         if (node_selector) {
             for (const auto& [k, v] : *node_selector) {
@@ -118,8 +123,14 @@ schedule_decision schedule_pod(const json::object& spec, const std::vector<sim_n
         d.node = best->name;
     } else {
         std::string n = std::to_string(nodes.size());
-        d.message = "0/" + n + " nodes are available: " + n +
-                    " node(s) didn't match Pod's node affinity/selector. preemption: 0/" + n +
+        const std::size_t mismatched = nodes.size() - static_cast<std::size_t>(cordoned);
+        std::string reasons;
+        if (mismatched > 0)
+            reasons = std::to_string(mismatched) + " node(s) didn't match Pod's node affinity/selector";
+        if (cordoned > 0)
+            reasons += std::string(reasons.empty() ? "" : ", ") + std::to_string(cordoned) +
+                       " node(s) had untolerated taint {node.kubernetes.io/unschedulable: }";
+        d.message = "0/" + n + " nodes are available: " + reasons + ". preemption: 0/" + n +
                     " nodes are available: " + n + " Preemption is not helpful for scheduling.";
     }
     return d;
@@ -156,7 +167,13 @@ json::object node_object(const sim_node& n) {
         {"kind", "Node"},
         {"apiVersion", "v1"},
         {"metadata", json::object{{"name", n.name}, {"labels", labels}}},
-        {"spec", json::object{{"podCIDR", "10.244." + std::to_string(n.index) + ".0/24"}}},
+        {"spec", n.unschedulable
+                     ? json::object{{"podCIDR", "10.244." + std::to_string(n.index) + ".0/24"},
+                                    {"unschedulable", true},
+                                    {"taints", json::array{json::object{{"key", "node.kubernetes.io/unschedulable"},
+                                                                        {"effect", "NoSchedule"},
+                                                                        {"timeAdded", now_rfc3339()}}}}}
+                     : json::object{{"podCIDR", "10.244." + std::to_string(n.index) + ".0/24"}}},
         {"status",
          json::object{
              {"conditions", json::array{ready}},

@@ -18,6 +18,9 @@ struct sim_node {
     std::map<std::string, std::string> labels;
     std::string internal_ip;
     int index = 0; ///< 1-based
+    /// Cordoned (`--cordon`): spec.unschedulable plus the node.kubernetes.io/unschedulable
+    /// NoSchedule taint; the scheduler filters it out (pods with spec.nodeName still run there).
+    bool unschedulable = false;
 };
 
 struct schedule_decision {

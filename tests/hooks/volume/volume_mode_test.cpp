@@ -1,0 +1,484 @@
+// podpipe-hook in volume mode (issue 6, spec/hook-behavior.md §5) against kubesim with three
+// nodes, called by the runner emulator exactly as the runner calls a hook.
+//
+// How the shared volume is made real: kubesim keeps a claim's bytes in STATE/claims/NS/CLAIM
+// (one directory shared by every pod that mounts the claim). The emulator's runner home gets
+// `_work` as a symlink to that directory, and a runner pod (named like ACTIONS_RUNNER_POD_NAME,
+// pinned to a chosen node with spec.nodeName as ARC's runner pods are) mounts the claim at
+// /home/runner/_work. So what the runner writes under _work, what the runner pod sees and what
+// the job and step pods see at /__w are the same bytes, and the running runner pod holds an RWO
+// claim on its node exactly as in a cluster (Multi-Attach elsewhere).
+#include "tests/hooks/runner/runner_emulator.hpp"
+#include "tests/support/tree_fixture.hpp"
+#include "tests/tools/kubesim/kubesim_fixture.hpp"
+#include "tests/tools/kubesim/test_client.hpp"
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <string>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+namespace podpipe::kubesim::testing {
+namespace {
+
+namespace fs = std::filesystem;
+using hook::testing::hook_run;
+using hook::testing::runner_emulator;
+using hook::testing::script_step;
+using podpipe::testing::shell_quote;
+using podpipe::testing::temp_dir;
+using podpipe::testing::write_file;
+
+std::string all(const hook_run& r) {
+    return "exit " + std::to_string(r.exit_code) + "\n--- stdout\n" + r.out + "\n--- stderr\n" + r.err +
+           "\n--- runner: " + r.runner_error;
+}
+
+// Failing calls are expected to exit 1, which is also a sanitizer's exit code: make sure the
+// failure is the hook's own.
+void expect_clean_failure(const hook_run& r) {
+    EXPECT_EQ(r.exit_code, 1) << all(r);
+    EXPECT_FALSE(r.timed_out);
+    EXPECT_EQ(r.err.find("Sanitizer"), std::string::npos) << r.err;
+    EXPECT_EQ(r.err.find("runtime error"), std::string::npos) << r.err;
+}
+
+std::string job_args(const std::string& image = "alpine:3", const std::string& volumes = "[]") {
+    return R"({"container":{"image":")" + image +
+           R"(","workingDirectory":"/__w/app/app","environmentVariables":{"JOBVAR":"j1"},"portMappings":[],)"
+           R"("userMountVolumes":)" + volumes + R"(},"services":[]})";
+}
+
+std::string read_file(const fs::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+// The job image is alpine-like (busybox): no bash, so steps use `shell: sh`.
+script_step sh_step() {
+    script_step st;
+    st.shell = "sh";
+    return st;
+}
+
+class volume_mode_test : public kubesim_fixture {
+protected:
+    void SetUp() override {} // each test starts kubesim with its own flags (start())
+
+    /// Starts kubesim with `extra` flags (three nodes), creates claim `claim` with `mode`, the
+    /// runner pod on `runner_node` mounting it (spec.nodeName, or required affinity when
+    /// `pin_with_affinity`), and lays out the emulator's home with _work = the claim's directory.
+    void start(const std::vector<std::string>& extra, const std::string& claim, const std::string& mode,
+               const std::string& runner_node = "node-1", bool pin_with_affinity = false) {
+        extra_args_ = {"--nodes", "3"};
+        extra_args_.insert(extra_args_.end(), extra.begin(), extra.end());
+        kubesim_fixture::SetUp();
+        if (IsSkipped() || HasFatalFailure())
+            return;
+        if (!claim.empty())
+            create_claim(claim, mode);
+        const std::string placement =
+            pin_with_affinity
+                ? "  affinity:\n    nodeAffinity:\n      requiredDuringSchedulingIgnoredDuringExecution:\n"
+                  "        nodeSelectorTerms:\n        - matchExpressions:\n"
+                  "          - {key: kubernetes.io/hostname, operator: In, values: [" + runner_node + "]}\n"
+                : "  nodeName: " + runner_node + "\n";
+        create_pod("apiVersion: v1\nkind: Pod\nmetadata:\n  name: runner-abc\nspec:\n" + placement +
+                   "  containers:\n  - name: runner\n    image: ghcr.io/actions/actions-runner:latest\n"
+                   "    command: [sleep, '100000']\n    volumeMounts:\n    - {name: work, mountPath: /home/runner/_work}\n"
+                   "  volumes:\n  - name: work\n    persistentVolumeClaim: {claimName: " +
+                   (claim.empty() ? std::string("runner-abc-work") : claim) + "}\n");
+        if (!pin_with_affinity) {
+            ASSERT_EQ(wait_phase("runner-abc", "Running"), "Running");
+        }
+        // The runner install: _work is the claim, externals beside it (what /__e must show).
+        const fs::path claim_dir = fs::path(dir_) / "state" / "claims" / "default" /
+                                   (claim.empty() ? std::string("runner-abc-work") : claim);
+        fs::create_directories(claim_dir);
+        fs::create_directories(home_);
+        fs::create_directory_symlink(claim_dir, home_ / "_work");
+        write_file(home_ / "externals" / "node24" / "bin" / "node", "#!/bin/sh\necho fake-node \"$@\"\n");
+        fs::permissions(home_ / "externals" / "node24" / "bin" / "node", fs::perms::owner_all | fs::perms::group_read |
+                                                                                 fs::perms::others_read | fs::perms::others_exec);
+        write_file(home_ / "externals" / "version.txt", "2.330.0\n");
+        options_.home = home_;
+        options_.kubeconfig = kubeconfig_;
+        options_.hook_shim = PODPIPE_HOOK_SHIM;
+        options_.hook_binary = PODPIPE_HOOK_EXE;
+        options_.runner_pod_name = "runner-abc";
+        options_.extra_env = {{"PODPIPE_WORKSPACE_MODE", "volume"},
+                              {"ACTIONS_RUNNER_PREPARE_JOB_TIMEOUT_SECONDS", "30"}};
+    }
+
+    void create_claim(const std::string& name, const std::string& mode) {
+        auto r = kubectl("create --validate=false -f -",
+                         "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata:\n  name: " + name +
+                             "\nspec:\n  accessModes: [" + mode +
+                             "]\n  resources:\n    requests:\n      storage: 1Gi\n");
+        ASSERT_EQ(r.exit_code, 0) << r.output;
+    }
+
+    runner_emulator& runner() {
+        if (!runner_)
+            runner_.emplace(options_);
+        return *runner_;
+    }
+
+    std::string jsonpath(const std::string& pod, const std::string& path) {
+        return kubectl("get pod " + pod + " -o jsonpath=" + shell_quote("{" + path + "}")).output;
+    }
+
+    std::string pods_of_runner() { return kubectl("get pods -l runner-pod=runner-abc -o name").output; }
+
+    temp_dir tmp_;
+    fs::path home_ = tmp_ / "runner";
+    runner_emulator::options options_;
+    std::optional<runner_emulator> runner_;
+};
+
+// RWO + ACTIONS_RUNNER_HOOK_RWO=true: required affinity; the job and step pods land on the
+// runner's node and see the runner's bytes; a whole job sees one workspace.
+TEST_F(volume_mode_test, rwo_with_flag_runs_a_whole_job_on_one_consistent_workspace) {
+    start({}, "runner-abc-work", "ReadWriteOnce");
+    if (IsSkipped() || HasFatalFailure())
+        return;
+    options_.extra_env["ACTIONS_RUNNER_HOOK_RWO"] = "true";
+    auto& r = runner();
+    write_file(r.github_workspace() / "src" / "input.txt", "from-the-checkout\n");
+
+    auto prep = r.prepare_job(job_args());
+    ASSERT_TRUE(prep.ok()) << all(prep);
+    EXPECT_NE(prep.out.find("externals copied onto the work volume"), std::string::npos) << prep.out;
+    EXPECT_EQ(jsonpath("runner-abc-workflow", ".spec.nodeName"), "node-1");
+    const std::string req = jsonpath("runner-abc-workflow",
+                                     ".spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms");
+    EXPECT_NE(req.find(R"("key":"metadata.name")"), std::string::npos) << req;
+    EXPECT_NE(req.find(R"("key":"kubernetes.io/hostname")"), std::string::npos) << req;
+    EXPECT_NE(req.find(R"("values":["node-1"])"), std::string::npos) << req;
+    EXPECT_EQ(jsonpath("runner-abc-workflow", ".spec.affinity.nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution"), "");
+    EXPECT_EQ(jsonpath("runner-abc-workflow", ".spec.volumes[0].persistentVolumeClaim.claimName"), "runner-abc-work");
+    EXPECT_EQ(jsonpath("runner-abc-workflow", ".spec.initContainers"), "");
+
+    // A script step: reads the checkout and the externals, writes files and an output; nothing
+    // is copied, so the runner sees the files in its own _work at once.
+    auto step = r.run_script_step(
+        "set -e\ncat /__w/app/app/src/input.txt\n/__e/node24/bin/node --version\n"
+        "echo made-in-job > /__w/app/app/from-job.txt\necho made-home > /github/home/h.txt\n"
+        "echo \"answer=42\" >> \"$GITHUB_OUTPUT\"\necho \"JOBVAR=$JOBVAR\"\n", sh_step());
+    ASSERT_TRUE(step.ok()) << all(step);
+    EXPECT_NE(step.out.find("from-the-checkout"), std::string::npos) << step.out;
+    EXPECT_NE(step.out.find("fake-node --version"), std::string::npos) << step.out;
+    EXPECT_EQ(r.outputs().at("answer"), "42");
+    EXPECT_EQ(read_file(r.github_workspace() / "from-job.txt"), "made-in-job\n");
+    EXPECT_EQ(read_file(r.github_home() / "h.txt"), "made-home\n");
+
+    // A failing step: its own exit code.
+    auto bad = r.run_script_step("echo failing\nexit 7\n", sh_step());
+    EXPECT_EQ(bad.exit_code, 7) << all(bad);
+
+    // A container step: reads what the script step wrote, writes back, sets an output through
+    // /github/file_commands, sees /github/runner_temp; lands on the runner's node.
+    hook::testing::container_action act;
+    act.image = "alpine:3";
+    act.entry_point = "sh";
+    act.args = {"-c",
+                "cat /github/workspace/from-job.txt && cat /github/home/h.txt && echo from-container > "
+                "/github/workspace/from-container.txt && echo \"c=$INPUT_WHO\" >> \"$GITHUB_OUTPUT\" && "
+                "test -d /github/runner_temp/_runner_file_commands && echo runner-temp-ok"};
+    act.env = {{"INPUT_WHO", "octo"}};
+    auto cs = r.run_container_step(act);
+    ASSERT_TRUE(cs.ok()) << all(cs);
+    EXPECT_NE(cs.out.find("made-in-job"), std::string::npos) << cs.out;
+    EXPECT_NE(cs.out.find("made-home"), std::string::npos) << cs.out;
+    EXPECT_NE(cs.out.find("runner-temp-ok"), std::string::npos) << cs.out;
+    EXPECT_NE(cs.out.find("runs on node node-1"), std::string::npos) << cs.out;
+    EXPECT_EQ(read_file(r.github_workspace() / "from-container.txt"), "from-container\n");
+    EXPECT_EQ(r.outputs().at("c"), "octo");
+    // The step pod and its env Secret are gone once the step ended.
+    EXPECT_EQ(pods_of_runner(), "pod/runner-abc-workflow\n");
+    EXPECT_EQ(kubectl("get secrets -l runner-pod=runner-abc -o name").output, "");
+
+    // The action's own exit code.
+    hook::testing::container_action failing;
+    failing.image = "alpine:3";
+    failing.entry_point = "sh";
+    failing.args = {"-c", "echo about-to-fail; exit 5"};
+    auto cf = r.run_container_step(failing);
+    EXPECT_EQ(cf.exit_code, 5) << all(cf);
+    EXPECT_NE(cf.out.find("about-to-fail"), std::string::npos) << cf.out;
+
+    // The job pod still sees what the container step wrote: one workspace.
+    auto after = r.run_script_step("cat /__w/app/app/from-container.txt\n", sh_step());
+    ASSERT_TRUE(after.ok()) << all(after);
+    EXPECT_NE(after.out.find("from-container"), std::string::npos) << after.out;
+
+    auto done = r.cleanup_job();
+    ASSERT_TRUE(done.ok()) << all(done);
+    EXPECT_EQ(pods_of_runner(), "");
+
+    // The next job of this runner: the externals on the claim are current, nothing is copied.
+    auto again = r.prepare_job(job_args());
+    ASSERT_TRUE(again.ok()) << all(again);
+    EXPECT_NE(again.out.find("externals on the work volume are current"), std::string::npos) << again.out;
+    // A changed runner install (new version) is copied again.
+    write_file(home_ / "externals" / "version.txt", "2.331.0\n");
+    ASSERT_TRUE(r.cleanup_job().ok());
+    auto upgraded = r.prepare_job(job_args());
+    ASSERT_TRUE(upgraded.ok()) << all(upgraded);
+    EXPECT_NE(upgraded.out.find("externals copied onto the work volume"), std::string::npos) << upgraded.out;
+    EXPECT_EQ(read_file(r.work_root() / "externals" / "version.txt"), "2.331.0\n");
+    ASSERT_TRUE(r.cleanup_job().ok());
+}
+
+// RWX without the flag: preferred affinity to the runner's node; that node is cordoned, so the
+// pods run elsewhere and the job still works (the volume is reachable from every node).
+TEST_F(volume_mode_test, rwx_prefers_the_runner_node_and_runs_elsewhere_when_it_is_cordoned) {
+    start({"--cordon", "node-1"}, "runner-abc-work", "ReadWriteMany");
+    if (IsSkipped() || HasFatalFailure())
+        return;
+    auto& r = runner();
+    // spec §8 84 (branch form): a user volume from the workspace at /myvolume; a service gets /__w.
+    write_file(r.github_workspace() / "myvolume" / "file.txt", "hello");
+    const std::string args =
+        R"({"container":{"image":"alpine:3","workingDirectory":"/__w/app/app","environmentVariables":{},)"
+        R"("portMappings":[],"userMountVolumes":[{"sourceVolumePath":")" +
+        (r.github_workspace() / "myvolume").string() +
+        R"(","targetVolumePath":"/myvolume","readOnly":false}]},)"
+        R"("services":[{"image":"redis:7","environmentVariables":{},"portMappings":[],"userMountVolumes":[]}]})";
+    auto prep = r.prepare_job(args);
+    ASSERT_TRUE(prep.ok()) << all(prep);
+    EXPECT_EQ(jsonpath("runner-abc-workflow", ".spec.containers[1].volumeMounts[0].mountPath"), "/__w");
+    const std::string node = jsonpath("runner-abc-workflow", ".spec.nodeName");
+    EXPECT_TRUE(node == "node-2" || node == "node-3") << node;
+    const std::string pref = jsonpath("runner-abc-workflow",
+                                      ".spec.affinity.nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution");
+    EXPECT_NE(pref.find(R"("weight":100)"), std::string::npos) << pref;
+    EXPECT_NE(pref.find(R"("values":["node-1"])"), std::string::npos) << pref;
+    EXPECT_EQ(jsonpath("runner-abc-workflow", ".spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution"), "");
+
+    // §8 84, A5 (#330) and A4: the user volume, event.json and /github/home are there; a failing
+    // step's outputs reach the runner (they are on the shared volume).
+    auto step = r.run_script_step("[ \"$(cat /myvolume/file.txt)\" = hello ] || exit 5\n"
+                                  "test -f /github/workflow/event.json || exit 6\n"
+                                  "test -d /github/home || exit 8\n"
+                                  "echo rwx > /__w/app/app/rwx.txt\n"
+                                  "echo out=before-failing >> \"$GITHUB_OUTPUT\"\nexit 3\n",
+                                  sh_step());
+    EXPECT_EQ(step.exit_code, 3) << all(step);
+    EXPECT_EQ(r.outputs().at("out"), "before-failing");
+    EXPECT_EQ(read_file(r.github_workspace() / "rwx.txt"), "rwx\n");
+    hook::testing::container_action act;
+    act.image = "alpine:3";
+    act.entry_point = "sh";
+    act.args = {"-c", "cat /github/workspace/rwx.txt"};
+    auto cs = r.run_container_step(act);
+    ASSERT_TRUE(cs.ok()) << all(cs);
+    EXPECT_NE(cs.out.find("rwx"), std::string::npos) << cs.out;
+    ASSERT_TRUE(r.cleanup_job().ok());
+    EXPECT_EQ(pods_of_runner(), "");
+}
+
+// RWO without the flag, runner node cordoned: the scheduler puts the job pod elsewhere, where the
+// claim cannot attach (the runner pod holds it). Reported at once, with what to change.
+TEST_F(volume_mode_test, rwo_without_flag_on_another_node_fails_clearly) {
+    start({"--cordon", "node-1"}, "runner-abc-work", "ReadWriteOnce");
+    if (IsSkipped() || HasFatalFailure())
+        return;
+    options_.extra_env["ACTIONS_RUNNER_PREPARE_JOB_TIMEOUT_SECONDS"] = "60";
+    auto& r = runner();
+    auto prep = r.prepare_job(job_args());
+    expect_clean_failure(prep);
+    EXPECT_NE(prep.out.find("ReadWriteOnce but ACTIONS_RUNNER_HOOK_RWO is not"), std::string::npos) << prep.out;
+    EXPECT_NE(prep.out.find("::error::"), std::string::npos) << prep.out;
+    EXPECT_NE(prep.out.find("Multi-Attach error"), std::string::npos) << prep.out;
+    EXPECT_NE(prep.out.find("Set ACTIONS_RUNNER_HOOK_RWO=true"), std::string::npos) << prep.out;
+    EXPECT_NE(prep.out.find("ReadWriteMany"), std::string::npos) << prep.out;
+    EXPECT_EQ(pods_of_runner(), ""); // pruned
+}
+
+// RWO with the flag, runner node cordoned: the job pod can never be scheduled; the timeout ends
+// it with the scheduler's reason and the operator's options.
+TEST_F(volume_mode_test, required_affinity_to_a_cordoned_node_fails_within_the_timeout) {
+    start({"--cordon", "node-1"}, "runner-abc-work", "ReadWriteOnce");
+    if (IsSkipped() || HasFatalFailure())
+        return;
+    options_.extra_env["ACTIONS_RUNNER_HOOK_RWO"] = "true";
+    options_.extra_env["ACTIONS_RUNNER_PREPARE_JOB_TIMEOUT_SECONDS"] = "3";
+    auto& r = runner();
+    auto prep = r.prepare_job(job_args());
+    expect_clean_failure(prep);
+    EXPECT_NE(prep.out.find("did not start within 3 s"), std::string::npos) << prep.out;
+    EXPECT_NE(prep.out.find("node.kubernetes.io/unschedulable"), std::string::npos) << prep.out;
+    EXPECT_NE(prep.out.find("uncordon it or free capacity"), std::string::npos) << prep.out;
+    EXPECT_EQ(pods_of_runner(), "");
+}
+
+// A container step whose image cannot be pulled: the start wait ends at the timeout with the
+// kubelet's reason, and the step pod and its Secret are removed.
+TEST_F(volume_mode_test, container_step_image_pull_failure_names_the_reason) {
+    start({}, "runner-abc-work", "ReadWriteMany");
+    if (IsSkipped() || HasFatalFailure())
+        return;
+    options_.extra_env["ACTIONS_RUNNER_PREPARE_JOB_TIMEOUT_SECONDS"] = "3";
+    auto& r = runner();
+    hook::testing::container_action act;
+    act.image = "registry.example/does-not-exist:1";
+    act.entry_point = "sh";
+    act.args = {"-c", "true"};
+    auto cs = r.run_container_step(act);
+    expect_clean_failure(cs);
+    EXPECT_NE(cs.out.find("did not start within 3 s"), std::string::npos) << cs.out;
+    EXPECT_TRUE(cs.out.find("ImagePullBackOff") != std::string::npos ||
+                cs.out.find("ErrImagePull") != std::string::npos)
+        << cs.out;
+    EXPECT_EQ(pods_of_runner(), "");
+    EXPECT_EQ(kubectl("get secrets -l runner-pod=runner-abc -o name").output, "");
+}
+
+// A template's spec.affinity replaces podpipe's (said in a debug line).
+TEST_F(volume_mode_test, template_affinity_replaces_the_runner_node_affinity) {
+    start({}, "runner-abc-work", "ReadWriteMany");
+    if (IsSkipped() || HasFatalFailure())
+        return;
+    const fs::path tmpl = tmp_ / "template.yaml";
+    write_file(tmpl, "spec:\n  affinity:\n    nodeAffinity:\n      requiredDuringSchedulingIgnoredDuringExecution:\n"
+                     "        nodeSelectorTerms:\n        - matchExpressions:\n"
+                     "          - {key: kubernetes.io/hostname, operator: In, values: [node-3]}\n");
+    options_.extra_env["ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE"] = tmpl.string();
+    options_.extra_env["ACTIONS_RUNNER_HOOK_RWO"] = "true";
+    auto& r = runner();
+    auto prep = r.prepare_job(job_args());
+    ASSERT_TRUE(prep.ok()) << all(prep);
+    EXPECT_EQ(jsonpath("runner-abc-workflow", ".spec.nodeName"), "node-3");
+    EXPECT_NE(prep.out.find("::debug::the template's spec.affinity replaces podpipe's node affinity"),
+              std::string::npos) << prep.out;
+    const std::string aff = jsonpath("runner-abc-workflow", ".spec.affinity");
+    EXPECT_EQ(aff.find("node-1"), std::string::npos) << aff;
+    ASSERT_TRUE(r.cleanup_job().ok());
+}
+
+// ACTIONS_RUNNER_CLAIM_NAME overrides <pod>-work; a claim that does not exist is named.
+TEST_F(volume_mode_test, claim_name_default_override_and_missing) {
+    start({}, "shared-work", "ReadWriteMany");
+    if (IsSkipped() || HasFatalFailure())
+        return;
+    // Default <pod>-work: there is no such claim here.
+    {
+        auto& r = runner();
+        auto prep = r.prepare_job(job_args());
+        expect_clean_failure(prep);
+        EXPECT_NE(prep.out.find("the work volume claim default/runner-abc-work does not exist: set "
+                                "ACTIONS_RUNNER_CLAIM_NAME"),
+                  std::string::npos)
+            << prep.out;
+        EXPECT_EQ(pods_of_runner(), "");
+    }
+    runner_.reset();
+    options_.extra_env["ACTIONS_RUNNER_CLAIM_NAME"] = "shared-work";
+    auto& r = runner();
+    auto prep = r.prepare_job(job_args());
+    ASSERT_TRUE(prep.ok()) << all(prep);
+    EXPECT_EQ(jsonpath("runner-abc-workflow", ".spec.volumes[0].persistentVolumeClaim.claimName"), "shared-work");
+    ASSERT_TRUE(r.cleanup_job().ok());
+}
+
+// The runner pod is Pending without a node: the hook waits for spec.nodeName within the timeout,
+// then says so.
+TEST_F(volume_mode_test, unscheduled_runner_pod_fails_within_the_timeout) {
+    start({}, "runner-abc-work", "ReadWriteMany", "node-9", /*pin_with_affinity=*/true);
+    if (IsSkipped() || HasFatalFailure())
+        return;
+    options_.extra_env["ACTIONS_RUNNER_PREPARE_JOB_TIMEOUT_SECONDS"] = "2";
+    auto& r = runner();
+    auto prep = r.prepare_job(job_args());
+    expect_clean_failure(prep);
+    EXPECT_NE(prep.out.find("is not scheduled yet (no spec.nodeName); waiting up to 2 s"), std::string::npos) << prep.out;
+    EXPECT_NE(prep.out.find("the runner pod default/runner-abc has no node after 2 s"), std::string::npos) << prep.out;
+    EXPECT_EQ(pods_of_runner(), "");
+}
+
+// The runner pod is Pending when prepare_job starts (its node is cordoned) and is scheduled while
+// the hook waits: the job goes ahead. The uncordon happens only after the hook has read the
+// runner pod twice (kubesim's request counter), so the wait is really exercised.
+TEST_F(volume_mode_test, hook_waits_for_the_runner_pod_to_be_scheduled) {
+    start({"--cordon", "node-1"}, "runner-abc-work", "ReadWriteMany", "node-1", /*pin_with_affinity=*/true);
+    if (IsSkipped() || HasFatalFailure())
+        return;
+    auto faults = [&](const std::string& method, const std::string& body) {
+        auto r = https_request(port(), ca_file(), admin_token(), method, "/kubesim/faults", body);
+        EXPECT_EQ(r.status, 200) << r.body;
+        return r.body;
+    };
+    // Counts GETs of the runner pod without ever failing one (n is out of reach).
+    faults("POST", R"({"failNth": {"n": 100000, "code": 500, "method": "GET", "path": "/pods/runner-abc"}})");
+    auto& r = runner();
+    hook_run prep;
+    std::thread hook([&] { prep = r.prepare_job(job_args()); });
+    const std::regex seen_re(R"("seen":(\d+))");
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(25);
+    int seen = 0;
+    while (seen < 2 && std::chrono::steady_clock::now() < deadline) {
+        std::smatch m;
+        const std::string body = faults("GET", "");
+        if (std::regex_search(body, m, seen_re))
+            seen = std::stoi(m[1].str());
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    EXPECT_GE(seen, 2);
+    faults("POST", R"({"cordon": {"node": "node-1", "unschedulable": false}})");
+    hook.join();
+    ASSERT_TRUE(prep.ok()) << all(prep);
+    EXPECT_NE(prep.out.find("is not scheduled yet (no spec.nodeName); waiting up to 30 s"), std::string::npos) << prep.out;
+    EXPECT_EQ(jsonpath("runner-abc", ".spec.nodeName"), "node-1");
+    const std::string pref = jsonpath("runner-abc-workflow",
+                                      ".spec.affinity.nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution");
+    EXPECT_NE(pref.find(R"("values":["node-1"])"), std::string::npos) << pref;
+    ASSERT_TRUE(r.cleanup_job().ok());
+}
+
+// ACTIONS_RUNNER_DISABLE_KUBE_SCHEDULER from old setups: ignored, with what to set instead.
+TEST_F(volume_mode_test, old_scheduler_knob_is_ignored_with_a_warning) {
+    start({}, "runner-abc-work", "ReadWriteMany");
+    if (IsSkipped() || HasFatalFailure())
+        return;
+    options_.extra_env["ACTIONS_RUNNER_DISABLE_KUBE_SCHEDULER"] = "true";
+    auto& r = runner();
+    auto prep = r.prepare_job(job_args());
+    ASSERT_TRUE(prep.ok()) << all(prep);
+    EXPECT_NE(prep.out.find("::warning::ACTIONS_RUNNER_DISABLE_KUBE_SCHEDULER is ignored"), std::string::npos)
+        << prep.out;
+    EXPECT_NE(prep.out.find("set ACTIONS_RUNNER_HOOK_RWO=true instead"), std::string::npos) << prep.out;
+    EXPECT_EQ(jsonpath("runner-abc-workflow", ".spec.nodeName"), "node-1"); // preferred, free node
+    ASSERT_TRUE(r.cleanup_job().ok());
+}
+
+// A service account that may not read pods: the preflight names the permission.
+TEST_F(volume_mode_test, missing_permission_to_read_pods_is_named) {
+    const fs::path policy = tmp_ / "rbac.json";
+    write_file(policy, R"({"users": [{"token": "no-pod-get", "user": "system:serviceaccount:default:runner",
+      "rules": [{"verbs": ["list", "watch", "create", "delete"], "resources": ["pods"]},
+                {"verbs": ["get", "list", "watch", "create", "delete"], "resources": ["pods/exec", "pods/log", "secrets", "jobs", "persistentvolumeclaims"]}]}]})");
+    start({"--rbac", policy.string()}, "runner-abc-work", "ReadWriteMany");
+    if (IsSkipped() || HasFatalFailure())
+        return;
+    // The kubeconfig with the restricted token.
+    std::string cfg = read_file(kubeconfig_);
+    cfg = std::regex_replace(cfg, std::regex("token: .*"), "token: no-pod-get");
+    const fs::path restricted = tmp_ / "restricted.kubeconfig";
+    write_file(restricted, cfg);
+    options_.kubeconfig = restricted.string();
+    auto& r = runner();
+    auto prep = r.prepare_job(job_args());
+    expect_clean_failure(prep);
+    EXPECT_NE(prep.out.find(R"({"group":"","verb":"get","resource":"pods","subresource":""})"), std::string::npos)
+        << prep.out;
+    EXPECT_EQ(prep.out.find(R"("resource":"jobs")"), std::string::npos) << prep.out; // jobs allowed
+    EXPECT_EQ(pods_of_runner(), "");
+}
+
+} // namespace
+} // namespace podpipe::kubesim::testing
