@@ -10,6 +10,7 @@
 #include "hooks/commands/prepare_job.hpp"
 #include "hooks/commands/script_step.hpp"
 #include "hooks/commands/session.hpp"
+#include "hooks/commands/volume_mode.hpp"
 #include "hooks/k8s/client.hpp"
 #include "hooks/k8s/config.hpp"
 #include "hooks/k8s/template.hpp"
@@ -139,6 +140,8 @@ int run(int argc, char** argv) {
     if (input->cmd != command::prepare_job && !(input->state && input->state->permissions_checked))
         if (auto ok = check_permissions(session, env->mode == workspace_mode::volume); !ok)
             return error_exit(ok.error().what());
+    // PODPIPE_WORKSPACE_MODE=volume: the runner's work claim is mounted, nothing is copied.
+    const bool volume = env->mode == workspace_mode::volume;
     switch (input->cmd) {
     case command::cleanup_job: {
         auto done = cleanup_job(**client, ns, env->runner_pod_name);
@@ -150,8 +153,9 @@ int run(int argc, char** argv) {
         return 0;
     }
     case command::prepare_job: {
-        auto done = prepare_job(session, std::get<prepare_job_args>(input->args),
-                                input->response_file);
+        const auto& args = std::get<prepare_job_args>(input->args);
+        auto done = volume ? prepare_job_volume(session, args, input->response_file)
+                           : prepare_job(session, args, input->response_file);
         if (!done)
             return error_exit(done.error().what());
         return 0;
@@ -159,13 +163,23 @@ int run(int argc, char** argv) {
     case command::run_script_step: {
         if (!input->state)
             return error_exit("run_script_step: no state from prepare_job in the input");
-        auto code = run_script_step(session, *input->state, std::get<run_script_step_args>(input->args));
+        const auto& args = std::get<run_script_step_args>(input->args);
+        auto code = volume ? run_script_step_volume(session, *input->state, args)
+                           : run_script_step(session, *input->state, args);
         if (!code)
             return error_exit(code.error().what());
         // The step's own exit code is the hook's: the runner fails the step on non-zero.
         return *code;
     }
     case command::run_container_step: {
+        if (volume) {
+            // The step pod mounts the shared claim: it needs no job pod.
+            auto code = run_container_step_volume(session, input->state.value_or(job_state{}),
+                                                  std::get<container_request>(input->args));
+            if (!code)
+                return error_exit("failed to run container step: " + code.error().what());
+            return *code;
+        }
         if (!input->state || input->state->job_pod.empty())
             return error_exit("run_container_step: no job pod in the state (did prepare_job run?)");
         auto tmpl = k8s::load_template(env->template_path);

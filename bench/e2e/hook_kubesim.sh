@@ -40,6 +40,7 @@ stop_kubesim() {
     ks_pid=
 }
 trap 'stop_kubesim; umount "$work/state" 2>/dev/null; rm -rf "$work"' EXIT
+trap 'echo "hook_kubesim.sh: failed at line $LINENO; the hook log ends:" >&2; tail -20 "$work/hook.log" >&2 2>/dev/null' ERR
 
 # The runner's layout: W=_work, the workspace W/app/app, _temp with what the runner puts there.
 W=$work/runner/_work
