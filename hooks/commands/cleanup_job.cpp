@@ -4,6 +4,7 @@
 #include "hooks/k8s/pod_spec.hpp"
 
 #include <optional>
+#include <thread>
 #include <string>
 
 namespace podpipe::hook {
@@ -48,6 +49,38 @@ result<cleanup_counts, k8s::hook_error> cleanup_job(k8s::api_client& client, std
     if (first_error)
         return fail(*first_error);
     return counts;
+}
+
+bool prune_and_wait(k8s::api_client& client, std::string_view ns, std::string_view runner_pod_name,
+                    std::chrono::milliseconds timeout, std::string* warning) {
+    auto done = cleanup_job(client, ns, runner_pod_name);
+    if (!done) {
+        if (warning != nullptr)
+            *warning = "could not remove the job's pods and secrets: " + done.error().what();
+        return false;
+    }
+    if (done->pods == 0)
+        return true;
+    auto selector = k8s::runner_label_selector(runner_pod_name);
+    if (!selector) {
+        if (warning != nullptr)
+            *warning = selector.error().what();
+        return false;
+    }
+    k8s::list_options by_label;
+    by_label.label_selector = *selector;
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+        auto pods = client.list_pods(ns, by_label);
+        if (pods && pods->items.empty())
+            return true;
+        if (std::chrono::steady_clock::now() >= deadline) {
+            if (warning != nullptr)
+                *warning = "pods of a previous job of this runner are still terminating";
+            return false;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
 }
 
 } // namespace podpipe::hook

@@ -37,6 +37,30 @@ std::string temp_manifest_path(const std::string& work_root, const std::string& 
 
 std::vector<std::string> work_excludes() { return {"_runner_hook_responses", state_dir_name}; }
 
+result<job_pod_plan, hook_error> plan_job_pod(const hook_env& env, const prepare_job_args& args,
+                                              k8s::job_pod_options popt) {
+    job_pod_plan plan;
+    if (args.container && args.container->registry) {
+        auto sec = k8s::build_pull_secret(env.runner_pod_name, k8s::random_name_suffix(),
+                                          *args.container->registry);
+        if (!sec)
+            return fail(sec.error());
+        popt.pull_secret_name = sec->metadata.name;
+        plan.pull_secret = std::move(*sec);
+    }
+    std::optional<k8s::container_source> job_src;
+    if (args.container)
+        job_src = to_container_source(*args.container);
+    std::vector<k8s::container_source> service_srcs;
+    for (const auto& svc : args.services)
+        service_srcs.push_back(to_container_source(svc));
+    auto built = k8s::build_job_pod(popt, job_src ? &*job_src : nullptr, service_srcs);
+    if (!built)
+        return fail(built.error());
+    plan.built = std::move(*built);
+    return plan;
+}
+
 result<prepare_job_response, hook_error> prepare_job(hook_session& s, const prepare_job_args& args,
                                                      const std::string& response_file) {
     // The response file is checked first: a hook that cannot answer must not create pods.
@@ -64,22 +88,12 @@ result<prepare_job_response, hook_error> prepare_job(hook_session& s, const prep
             return fail(tail.error());
         popt.workspace_tail = *tail;
     }
-    std::optional<k8s::secret> pull_secret;
-    if (args.container->registry) {
-        auto sec = k8s::build_pull_secret(s.env.runner_pod_name, k8s::random_name_suffix(),
-                                          *args.container->registry);
-        if (!sec)
-            return fail(sec.error());
-        popt.pull_secret_name = sec->metadata.name;
-        pull_secret = std::move(*sec);
-    }
-    const k8s::container_source job_src = to_container_source(*args.container);
-    std::vector<k8s::container_source> service_srcs;
-    for (const auto& svc : args.services)
-        service_srcs.push_back(to_container_source(svc));
-    auto built = k8s::build_job_pod(popt, &job_src, service_srcs);
-    if (!built)
-        return fail(built.error());
+    auto planned = plan_job_pod(s.env, args, popt);
+    if (!planned)
+        return fail(planned.error());
+    std::optional<k8s::secret>& pull_secret = planned->pull_secret;
+    popt.pull_secret_name = pull_secret ? pull_secret->metadata.name : std::string();
+    k8s::job_pod_result* built = &planned->built;
     if (*tmpl) {
         auto warnings = k8s::apply_template(**tmpl, built->job_pod);
         if (!warnings)
@@ -99,8 +113,10 @@ result<prepare_job_response, hook_error> prepare_job(hook_session& s, const prep
                                                         "': the target must be an absolute path"));
     }
 
-    // Leftovers of a previous job of this runner (a crashed hook, a cancelled cleanup).
-    prune(s);
+    // Leftovers of a previous job of this runner (a crashed hook, a cancelled cleanup): gone
+    // before the new pod, which has the same name, is created.
+    if (std::string w; !prune_and_wait(s.client, s.ns, s.env.runner_pod_name, std::chrono::seconds(60), &w))
+        s.log.warning(w);
     if (pull_secret) {
         auto made = s.client.create_secret(*pull_secret, s.ns);
         if (!made)

@@ -13,6 +13,9 @@
 #include "hooks/commands/input.hpp"
 #include "hooks/commands/response.hpp"
 #include "hooks/commands/session.hpp"
+#include "hooks/k8s/pod_spec.hpp"
+
+#include <optional>
 
 #include <string>
 
@@ -27,6 +30,15 @@ result<prepare_job_response, hook_error> prepare_job(hook_session& s, const prep
 
 /// W/.podpipe-hook/<job pod>/temp.manifest: what the job pod's /__w/_temp is known to hold.
 std::string temp_manifest_path(const std::string& work_root, const std::string& job_pod);
+
+/// The registry pull secret (when the job container has credentials) and the job pod before
+/// the template: what both modes build first, refusing bad input before anything exists.
+struct job_pod_plan {
+    k8s::job_pod_result built;
+    std::optional<k8s::secret> pull_secret;
+};
+result<job_pod_plan, hook_error> plan_job_pod(const hook_env& env, const prepare_job_args& args,
+                                              k8s::job_pod_options popt);
 
 /// Names under W that never travel: the runner's response files and podpipe's own records.
 std::vector<std::string> work_excludes();

@@ -1,5 +1,7 @@
 #include "hooks/commands/volume_mode.hpp"
 
+#include "hooks/commands/prepare_job.hpp"
+
 #include "engine/common/unique_fd.hpp"
 #include "engine/pipeline/byte_stream.hpp"
 #include "engine/pipeline/recv.hpp"
@@ -373,22 +375,12 @@ result<prepare_job_response, hook_error> prepare_job_volume(hook_session& s, con
     // The pod builders refuse bad input before anything is created or copied.
     k8s::job_pod_options popt;
     popt.runner_pod_name = s.env.runner_pod_name;
-    std::optional<k8s::secret> pull_secret;
-    if (args.container->registry) {
-        auto sec = k8s::build_pull_secret(s.env.runner_pod_name, k8s::random_name_suffix(),
-                                          *args.container->registry);
-        if (!sec)
-            return fail(sec.error());
-        popt.pull_secret_name = sec->metadata.name;
-        pull_secret = std::move(*sec);
-    }
-    const k8s::container_source job_src = to_container_source(*args.container);
-    std::vector<k8s::container_source> service_srcs;
-    for (const auto& svc : args.services)
-        service_srcs.push_back(to_container_source(svc));
-    auto built = k8s::build_job_pod(popt, &job_src, service_srcs);
-    if (!built)
-        return fail(built.error());
+    auto planned = plan_job_pod(s.env, args, popt);
+    if (!planned)
+        return fail(planned.error());
+    std::optional<k8s::secret>& pull_secret = planned->pull_secret;
+    popt.pull_secret_name = pull_secret ? pull_secret->metadata.name : std::string();
+    k8s::job_pod_result* built = &planned->built;
     std::vector<k8s::volume_mount> user_mounts;
     for (const auto& m : args.container->user_mount_volumes) {
         auto vm = k8s::user_volume_mount(*work, m.source_volume_path, m.target_volume_path, m.read_only);
@@ -444,7 +436,8 @@ result<prepare_job_response, hook_error> prepare_job_volume(hook_session& s, con
                       "pod stays empty (JavaScript actions need node from there)");
     }
 
-    prune(s);
+    if (std::string w; !prune_and_wait(s.client, s.ns, s.env.runner_pod_name, std::chrono::seconds(60), &w))
+        s.log.warning(w);
     if (pull_secret) {
         auto made = s.client.create_secret(*pull_secret, s.ns);
         if (!made)

@@ -276,6 +276,19 @@ TEST_F(stream_mode_test, cancelled_step_stops_in_the_pod_and_fails) {
     EXPECT_EQ(job_exec("ps -eo args | grep -c '[s]leep 120' || true"), "0\n");
 }
 
+TEST_F(stream_mode_test, prepare_replaces_a_previous_jobs_leftover_pod) {
+    // A runner whose last job never reached cleanup_job: the next prepare_job removes the old
+    // pod (same name) and waits for it to go instead of failing with AlreadyExists.
+    auto& r = runner();
+    ASSERT_TRUE(r.prepare_job(job_args("debian:12")).ok());
+    const std::string first_uid = kubectl("get pod runner-abc-workflow -o jsonpath='{.metadata.uid}'").output;
+    auto again = r.prepare_job(job_args("debian:12"));
+    ASSERT_TRUE(again.ok()) << all(again);
+    const std::string second_uid = kubectl("get pod runner-abc-workflow -o jsonpath='{.metadata.uid}'").output;
+    EXPECT_NE(first_uid, second_uid);
+    EXPECT_TRUE(r.run_script_step("true\n").ok());
+}
+
 TEST_F(stream_mode_test, busybox_job_image_and_alpine_detection) {
     auto& r = runner();
     auto prep = r.prepare_job(job_args("alpine:3.19"));
