@@ -49,6 +49,8 @@ mkdir -p "$W/app" "$W/_actions" "$W/_tool" "$W/_temp/_github_home" "$W/_temp/_gi
 cp -a "$tree" "$W/app/app"
 echo '{"ref":"refs/heads/main","repository":{"full_name":"o/app"}}' >"$W/_temp/_github_workflow/event.json"
 mkdir -p "$work/ext/podpipe" && cp "$static" "$work/ext/podpipe/podpipe"
+# The runner's own externals beside _work (volume mode copies them onto the claim once).
+mkdir -p "$work/runner/externals" && cp -a "$work/ext/." "$work/runner/externals/"
 files=$(find "$W" -type f | wc -l)
 bytes=$(du -sb "$W" | cut -f1)
 tar cf - -C "$W" . | cat >/dev/null # warm the page cache
@@ -56,7 +58,7 @@ results=$work/results.tsv
 : >"$results"
 
 start_kubesim() { # LINK
-    local args=(--dir "$work/state/$1" --kubeconfig-out "$work/kc-$1" --nodes 1 --externals "$work/ext")
+    local args=(--dir "$work/state/$1" --kubeconfig-out "$work/kc-$1" --nodes 2 --externals "$work/ext")
     [ "$1" = unlimited ] || args+=(--exec-bandwidth "$1" --exec-latency 2ms)
     "$kubesim" "${args[@]}" >"$work/kubesim-$1.log" 2>&1 &
     ks_pid=$!
@@ -86,9 +88,13 @@ new_step_script() { # -> name; what the runner writes before each step
     echo "$name"
 }
 
+container_args='{"image":"debian:12","entryPoint":"sh","entryPointArgs":["-c","ls | wc -l > count.txt && echo n=1 >> $GITHUB_OUTPUT"],"workingDirectory":"/github/workspace","environmentVariables":{"GITHUB_OUTPUT":"/github/file_commands/set_output_x"},"portMappings":[],"systemMountVolumes":[],"userMountVolumes":[]}'
+
+# A job through podpipe-hook: prepare, the script steps, one container step, cleanup. Writes the
+# end times of prepare, of the script steps and of the container step to $work/steps-window.
 podpipe_job() {
     hook prepare_job "$job_args" null
-    local t0 t1
+    local t0 t1 t2
     t0=$(date +%s.%N)
     for ((i = 0; i < steps; i++)); do
         local s
@@ -97,8 +103,42 @@ podpipe_job() {
         rm -f "$W/_temp/$s"
     done
     t1=$(date +%s.%N)
-    echo "$t0 $t1" >"$work/steps-window"
+    : >"$W/_temp/_runner_file_commands/set_output_x"
+    hook run_container_step "$container_args" "$state"
+    t2=$(date +%s.%N)
+    echo "$t0 $t1 $t2" >"$work/steps-window"
     hook cleanup_job '{}' "$state"
+}
+
+# Volume mode: the runner's _work is a claim (kubesim's claim directory is a link to W, so the
+# runner's files and the pods' /__w are the same bytes, as with a real RWX volume), a runner pod
+# holds it on node-1.
+volume_setup() { # LINK
+    "$kubectl" create --validate=false -f - >/dev/null <<YAML
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: runner-bench-work}
+spec:
+  accessModes: [ReadWriteMany]
+  resources: {requests: {storage: 10Gi}}
+YAML
+    local d=$work/state/$1/claims/default/runner-bench-work
+    mkdir -p "$(dirname "$d")" && rm -rf "$d" && ln -s "$W" "$d"
+    "$kubectl" create --validate=false -f - >/dev/null <<YAML
+apiVersion: v1
+kind: Pod
+metadata: {name: runner-bench}
+spec:
+  nodeName: node-1
+  containers:
+  - {name: runner, image: ghcr.io/actions/actions-runner:latest, command: [sleep, "1000000"],
+     volumeMounts: [{name: work, mountPath: /home/runner/_work}]}
+  volumes: [{name: work, persistentVolumeClaim: {claimName: runner-bench-work}}]
+YAML
+    "$kubectl" wait --for=jsonpath='{.status.phase}'=Running pod/runner-bench --timeout=60s >/dev/null
+}
+volume_job() {
+    PODPIPE_WORKSPACE_MODE=volume podpipe_job
 }
 
 # ---- the reference pipeline, step by step as the TypeScript hook does it ----
@@ -146,7 +186,7 @@ YAML
         rm -f "$W/_temp/$s"
     done
     t1=$(date +%s.%N)
-    echo "$t0 $t1" >"$work/steps-window"
+    echo "$t0 $t1 $t1" >"$work/steps-window"
     "$kubectl" delete pod ref --grace-period=0 --wait=false >/dev/null
 }
 
@@ -155,17 +195,20 @@ measure() { # NAME FUNCTION
     t0=$(date +%s.%N)
     "$2"
     t1=$(date +%s.%N)
-    read -r s0 s1 <"$work/steps-window"
-    # prepare = from the start to the first step; per step = the step window / steps.
-    printf '%s\t%s\t%s\t%s\n' "$1" "$(echo "$s0 - $t0" | bc)" "$(echo "($s1 - $s0) / $steps" | bc -l)" \
-        "$(echo "$t1 - $t0" | bc)" >>"$results"
+    read -r s0 s1 s2 <"$work/steps-window"
+    # prepare = from the start to the first step; per step = the step window / steps;
+    # container step = its own window (0: the method has none).
+    printf '%s\t%s\t%s\t%s\t%s\n' "$1" "$(echo "$s0 - $t0" | bc)" "$(echo "($s1 - $s0) / $steps" | bc -l)" \
+        "$(echo "$s2 - $s1" | bc)" "$(echo "$t1 - $t0" | bc)" >>"$results"
 }
 
 for link in $links; do
     start_kubesim "$link"
+    [ "${VOLUME:-1}" = 1 ] && volume_setup "$link"
     for ((round = 0; round < runs; round++)); do
         measure "$link|podpipe-hook" podpipe_job
         measure "$link|reference (existing hook's method)" ref_job
+        [ "${VOLUME:-1}" = 1 ] && measure "$link|podpipe-hook volume mode" volume_job
     done
     stop_kubesim
 done
@@ -180,20 +223,21 @@ python3 - "$results" <<'PY'
 import statistics, sys
 rows = {}
 for line in open(sys.argv[1]):
-    name, prep, step, total = line.rstrip("\n").split("\t")
+    name, prep, step, cstep, total = line.rstrip("\n").split("\t")
     link, tool = name.split("|")
-    rows.setdefault(link, {}).setdefault(tool, []).append((float(prep), float(step), float(total)))
+    rows.setdefault(link, {}).setdefault(tool, []).append((float(prep), float(step), float(cstep), float(total)))
 def cell(v):
     return f"{statistics.median(v):.2f} ({min(v):.2f}-{max(v):.2f})"
-print("| link | method | prepare_job s | per script step s | whole job s | prepare ratio | step ratio |")
-print("|---|---|---|---|---|---|---|")
+print("| link | method | prepare_job s | per script step s | container step s | whole job s | prepare ratio | step ratio |")
+print("|---|---|---|---|---|---|---|---|")
 for link, tools in rows.items():
     ours = tools.get("podpipe-hook")
     for tool, v in tools.items():
-        prep = [x[0] for x in v]; step = [x[1] for x in v]; tot = [x[2] for x in v]
+        prep = [x[0] for x in v]; step = [x[1] for x in v]; cst = [x[2] for x in v]; tot = [x[3] for x in v]
         pr = sr = ""
         if ours:
             pr = f"{statistics.median(prep) / statistics.median([x[0] for x in ours]):.2f}x"
             sr = f"{statistics.median(step) / statistics.median([x[1] for x in ours]):.2f}x"
-        print(f"| {link} | {tool} | {cell(prep)} | {cell(step)} | {cell(tot)} | {pr} | {sr} |")
+        cs = cell(cst) if max(cst) > 0 else "n/a"
+        print(f"| {link} | {tool} | {cell(prep)} | {cell(step)} | {cs} | {cell(tot)} | {pr} | {sr} |")
 PY
