@@ -442,17 +442,7 @@ std::string shell_quote(std::string_view s) {
         return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
                std::string_view("_./:@%+=,-").find(c) != std::string_view::npos;
     });
-    if (safe)
-        return std::string(s);
-    std::string out = "'";
-    for (char c : s) {
-        if (c == '\'')
-            out += "'\\''";
-        else
-            out.push_back(c);
-    }
-    out.push_back('\'');
-    return out;
+    return safe ? std::string(s) : single_quote(s);
 }
 
 result<std::string, hook_error> workspace_tail(std::string_view github_workspace) {
