@@ -19,6 +19,8 @@
 #   LEVELS="0 1 2 3 6 9"          levels swept with podpipe cp (throughput vs level plot)
 #   LEVEL_TREES=source            trees the level sweep runs on
 #   PEERS="kubectl-cp tar-czf tar-pigz hook-method"   peers measured (all by default)
+#   HOOK_RUNS=$RUNS               runs of the existing hook's method (100-250 s each on the
+#                                 full trees, 40-100x podpipe's time: 1 run already decides it)
 #   TUNED_unlimited="--level auto" TUNED_125M="--level auto" TUNED_25M="--level 2"
 #   TUNED_6_25M="--level 6"       podpipe's tuned flags per link ('.' in the link name -> '_')
 # Needs root (kubesim's mount namespaces), kubectl, pigz, gnuplot (apt-get install gnuplot-nox),
@@ -35,6 +37,7 @@ trees=${TREES:-source node_modules synthetic}
 levels=${LEVELS:-0 1 2 3 6 9}
 level_trees=${LEVEL_TREES:-source}
 peers=${PEERS:-kubectl-cp tar-czf tar-pigz hook-method}
+hook_runs=${HOOK_RUNS:-$runs}
 synth_spec=${SYNTH_SPEC:-files=20000,size=250M,dist=source}
 build=${BUILD:-$root/build/release}
 podpipe=$build/tools/podpipe/podpipe
@@ -213,7 +216,9 @@ for link in $links; do
                     "tar czf - -C '$d' . | '$kubectl' exec -i bench -- sh -c 'mkdir -p /data/out && tar xzf - -C /data/out'" ;;
                 tar-pigz) measure "$link" "$t" "tar cf | pigz | kubectl exec pigz -d | tar xf" "$r" \
                     "tar cf - -C '$d' . | pigz | '$kubectl' exec -i bench -- sh -c 'mkdir -p /data/out && pigz -d | tar xf - -C /data/out'" ;;
-                hook-method) measure "$link" "$t" "existing hook's method" "$r" \
+                hook-method)
+                    ((r < hook_runs)) || continue
+                    measure "$link" "$t" "existing hook's method" "$r" \
                     "bash '$work/hook_method.sh' '$d' '$kubectl'" ;;
                 *) echo "unknown peer $p" >&2; exit 2 ;;
                 esac
@@ -244,6 +249,7 @@ t_end=$(date +%s)
     echo "load_end	$(cut -d' ' -f1-3 /proc/loadavg)"
     echo "seconds	$((t_end - t_start))"
     echo "runs	$runs"
+    echo "hook_runs	$hook_runs"
     echo "latency	$latency"
     echo "synth_spec	$synth_spec"
     for t in $trees; do echo "tree	$t	${tree_dir[$t]}	${tree_files[$t]}	${tree_bytes[$t]}"; done

@@ -85,12 +85,16 @@ for t in trees:
         limit[(t, link)] = (bound, max(parts, key=parts.get), read_s, wire_s, extract_s, bytes1)
 
 # ---- tables ----
+hook_runs_note = ""
+if meta.get('hook_runs', meta['runs']) != meta['runs']:
+    hook_runs_note = f" ({meta['hook_runs']} of the existing hook's method)"
 L = []
 w = L.append
 w(f"Run {meta['date']}, commit {meta['commit']}; {meta['cores']} cores ({meta['cpu']}), "
   f"{meta['mem_gib']} GiB, kernel {meta['kernel']}, kubectl {meta['kubectl']}.")
 w(f"Load average {meta['load_start']} at the start, {meta['load_end']} at the end; "
-  f"{int(meta['seconds']) // 60} min {int(meta['seconds']) % 60} s. Runs: {meta['runs']} each, round-robin "
+  f"{int(meta['seconds']) // 60} min {int(meta['seconds']) % 60} s. Runs: {meta['runs']} each"
+  f"{hook_runs_note}, round-robin "
   f"(median, min–max). Links: kubesim --exec-bandwidth per direction, --exec-latency "
   f"{meta['latency']} when throttled; pod volume and local extractions on a tmpfs.")
 w("")
