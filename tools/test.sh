@@ -9,7 +9,9 @@ all=0
 [ "${1:-}" = "--all" ] && all=1
 jobs=$(nproc)
 
-step() { printf '\n=== %s\n' "$*"; }
+t0=$(date +%s)
+# Each step says how long the run has taken so far (the CI has a 40-minute budget).
+step() { printf '\n=== [%d s] %s\n' "$(($(date +%s) - t0))" "$*"; }
 
 step "dependencies"
 bash tools/install-deps.sh
@@ -39,4 +41,4 @@ if [ "$all" = 1 ]; then
     bash fuzz/run.sh build/fuzz "${PODPIPE_FUZZ_SECONDS:-20}"
 fi
 echo
-echo "tools/test.sh: all green"
+echo "tools/test.sh: all green in $(($(date +%s) - t0)) s"

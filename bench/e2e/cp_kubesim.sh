@@ -17,13 +17,9 @@ build=${BUILD:-$root/build/release}
 podpipe=$build/tools/podpipe/podpipe
 kubesim=$build/tools/kubesim/kubesim
 static_dir=$build/static
-for k in "${KUBECTL:-}" /usr/lib/google-cloud-sdk/bin/kubectl.1.32 /usr/bin/kubectl /usr/local/bin/kubectl; do
-    [ -n "$k" ] && [ -x "$k" ] && { kubectl=$k; break; }
-done
-[ -n "${kubectl:-}" ] || { echo "kubectl not found (set KUBECTL)" >&2; exit 1; }
-for f in "$podpipe" "$kubesim" "$static_dir/podpipe"; do
-    [ -x "$f" ] || { echo "missing $f: cmake --build --preset release" >&2; exit 1; }
-done
+. "$root/bench/e2e/lib.sh"
+bench_find_kubectl
+bench_require "$podpipe" "$kubesim" "$static_dir/podpipe"
 [ -d "$tree" ] || bash "$root/bench/e2e/make_tree.sh" "$tree"
 
 work=$(mktemp -d /var/tmp/podpipe-cpbench.XXXXXX)
@@ -33,48 +29,13 @@ work=$(mktemp -d /var/tmp/podpipe-cpbench.XXXXXX)
 if [ "${CP_BENCH_DISK:-0}" != 1 ]; then
     mkdir -p "$work/state" && mount -t tmpfs -o size=4g podpipe-cpbench "$work/state"
 fi
-ks_pid=
-stop_kubesim() {
-    if [ -n "$ks_pid" ]; then kill -TERM "$ks_pid" 2>/dev/null || true; wait "$ks_pid" 2>/dev/null || true; fi
-    ks_pid=
-}
-trap 'stop_kubesim; umount "$work/state" 2>/dev/null; rm -rf "$work"' EXIT
+trap 'bench_stop_kubesim; umount "$work/state" 2>/dev/null; rm -rf "$work"' EXIT
 
 files=$(find "$tree" -type f | wc -l)
 bytes=$(du -sb "$tree" | cut -f1)
 tar cf - -C "$tree" . | cat >/dev/null # warm the page cache
 results=$work/results.tsv
 : >"$results"
-
-start_kubesim() { # LINK
-    local args=(--dir "$work/state/$1" --kubeconfig-out "$work/kc-$1" --nodes 1)
-    [ "$1" = unlimited ] || args+=(--exec-bandwidth "$1" --exec-latency 2ms)
-    "$kubesim" "${args[@]}" >"$work/kubesim-$1.log" 2>&1 &
-    ks_pid=$!
-    for _ in $(seq 100); do grep -q 'listening on' "$work/kubesim-$1.log" && break; sleep 0.1; done
-    export KUBECONFIG=$work/kc-$1
-    "$kubectl" create --validate=false -f - >/dev/null <<YAML
-apiVersion: v1
-kind: Pod
-metadata: {name: bench}
-spec:
-  containers:
-  - name: main
-    image: debian:12
-    command: [sleep, "1000000"]
-    volumeMounts:
-    - {name: bin, mountPath: /__e/podpipe, readOnly: true}
-    - {name: data, mountPath: /data}
-  volumes:
-  - {name: bin, hostPath: {path: $static_dir}}
-  - {name: data, emptyDir: {}}
-YAML
-    for _ in $(seq 100); do
-        [ "$("$kubectl" get pod bench -o jsonpath='{.status.phase}')" = Running ] && return 0
-        sleep 0.1
-    done
-    echo "pod did not start" >&2; exit 1
-}
 
 # measure NAME CMD: one run, the pod's /data/out emptied before it (not timed); checks that
 # the tool delivered every file.
@@ -91,7 +52,8 @@ measure() {
 }
 
 for link in $links; do
-    start_kubesim "$link"
+    bench_start_kubesim "$link" "$work/state" --nodes 1
+    bench_create_pod "$static_dir"
     # Round-robin: round 1 of every tool, then round 2, ... so drifting load hits all alike.
     for ((round = 0; round < runs; round++)); do
         measure "$link: podpipe cp (in-pod podpipe)" "'$podpipe' cp '$tree' bench:/data/out"
@@ -102,7 +64,7 @@ for link in $links; do
             "tar czf - -C '$tree' . | '$kubectl' exec -i bench -- sh -c 'mkdir -p /data/out && tar xzf - -C /data/out'"
         measure "$link: kubectl cp" "'$kubectl' cp '$tree' bench:/data/out"
     done
-    stop_kubesim
+    bench_stop_kubesim
 done
 
 echo "## podpipe cp into a kubesim pod, $(date -u +%Y-%m-%d), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"

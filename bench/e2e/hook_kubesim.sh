@@ -22,24 +22,15 @@ build=${BUILD:-$root/build/release}
 hook_bin=$build/hooks/podpipe-hook
 kubesim=$build/tools/kubesim/kubesim
 static=$build/static/podpipe
-for k in "${KUBECTL:-}" /usr/lib/google-cloud-sdk/bin/kubectl.1.32 /usr/bin/kubectl /usr/local/bin/kubectl; do
-    [ -n "$k" ] && [ -x "$k" ] && { kubectl=$k; break; }
-done
-[ -n "${kubectl:-}" ] || { echo "kubectl not found (set KUBECTL)" >&2; exit 1; }
-for f in "$hook_bin" "$kubesim" "$static"; do
-    [ -x "$f" ] || { echo "missing $f: cmake --build --preset release" >&2; exit 1; }
-done
+. "$root/bench/e2e/lib.sh"
+bench_find_kubectl
+bench_require "$hook_bin" "$kubesim" "$static"
 [ -d "$tree" ] || bash "$root/bench/e2e/make_tree.sh" "$tree"
 
 work=$(mktemp -d /var/tmp/podpipe-hookbench.XXXXXX)
 # Pod volumes on tmpfs (see cp_kubesim.sh: the VM's ext4+discard would dominate).
 mkdir -p "$work/state" && mount -t tmpfs -o size=6g podpipe-hookbench "$work/state"
-ks_pid=
-stop_kubesim() {
-    if [ -n "$ks_pid" ]; then kill -TERM "$ks_pid" 2>/dev/null || true; wait "$ks_pid" 2>/dev/null || true; fi
-    ks_pid=
-}
-trap 'stop_kubesim; umount "$work/state" 2>/dev/null; rm -rf "$work"' EXIT
+trap 'bench_stop_kubesim; umount "$work/state" 2>/dev/null; rm -rf "$work"' EXIT
 trap 'echo "hook_kubesim.sh: failed at line $LINENO; the hook log ends:" >&2; tail -20 "$work/hook.log" >&2 2>/dev/null' ERR
 
 # The runner's layout: W=_work, the workspace W/app/app, _temp with what the runner puts there.
@@ -56,15 +47,6 @@ bytes=$(du -sb "$W" | cut -f1)
 tar cf - -C "$W" . | cat >/dev/null # warm the page cache
 results=$work/results.tsv
 : >"$results"
-
-start_kubesim() { # LINK
-    local args=(--dir "$work/state/$1" --kubeconfig-out "$work/kc-$1" --nodes 2 --externals "$work/ext")
-    [ "$1" = unlimited ] || args+=(--exec-bandwidth "$1" --exec-latency 2ms)
-    "$kubesim" "${args[@]}" >"$work/kubesim-$1.log" 2>&1 &
-    ks_pid=$!
-    for _ in $(seq 100); do grep -q 'listening on' "$work/kubesim-$1.log" && break; sleep 0.1; done
-    export KUBECONFIG=$work/kc-$1
-}
 
 export ACTIONS_RUNNER_POD_NAME=runner-bench RUNNER_WORKSPACE=$W/app GITHUB_WORKSPACE=$W/app/app \
     RUNNER_TEMP=$W/_temp PODPIPE_HOOK_BIN=$hook_bin
@@ -203,14 +185,14 @@ measure() { # NAME FUNCTION
 }
 
 for link in $links; do
-    start_kubesim "$link"
+    bench_start_kubesim "$link" "$work/state" --nodes 2 --externals "$work/ext"
     [ "${VOLUME:-1}" = 1 ] && volume_setup "$link"
     for ((round = 0; round < runs; round++)); do
         measure "$link|podpipe-hook" podpipe_job
         measure "$link|reference (existing hook's method)" ref_job
         [ "${VOLUME:-1}" = 1 ] && measure "$link|podpipe-hook volume mode" volume_job
     done
-    stop_kubesim
+    bench_stop_kubesim
 done
 
 echo "## podpipe-hook job on kubesim, $(date -u +%Y-%m-%d), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -44,13 +44,10 @@ podpipe=$build/tools/podpipe/podpipe
 kubesim=$build/tools/kubesim/kubesim
 make_synthetic=$build/bench/tools/make_synthetic/make_synthetic
 static_dir=$build/static
-for k in "${KUBECTL:-}" /usr/lib/google-cloud-sdk/bin/kubectl.1.32 /usr/bin/kubectl /usr/local/bin/kubectl; do
-    [ -n "$k" ] && [ -x "$k" ] && { kubectl=$k; break; }
-done
-[ -n "${kubectl:-}" ] || { echo "kubectl not found (set KUBECTL)" >&2; exit 1; }
-for f in "$podpipe" "$kubesim" "$static_dir/podpipe" "$make_synthetic"; do
-    [ -x "$f" ] || { echo "missing $f: cmake --build build/release --target podpipe podpipe_static kubesim make_synthetic" >&2; exit 1; }
-done
+. "$root/bench/e2e/lib.sh"
+bench_find_kubectl
+bench_require "$podpipe" "$kubesim" "$static_dir/podpipe" "$make_synthetic"
+bench_latency=$latency
 for c in pigz gnuplot python3 bc; do
     command -v "$c" >/dev/null || { echo "missing $c (apt-get install ${c/gnuplot/gnuplot-nox})" >&2; exit 1; }
 done
@@ -78,12 +75,7 @@ work=$(mktemp -d /var/tmp/podpipe-suite.XXXXXX)
 # Everything written (the pod's emptyDir, local extractions, packed streams) on a tmpfs: this
 # VM's ext4+discard would measure the disk (see the cp_kubesim section of BENCHMARKS.md).
 mkdir -p "$work/fs" && mount -t tmpfs -o size=${SUITE_TMPFS:-6g} podpipe-suite "$work/fs"
-ks_pid=
-stop_kubesim() {
-    if [ -n "$ks_pid" ]; then kill -TERM "$ks_pid" 2>/dev/null || true; wait "$ks_pid" 2>/dev/null || true; fi
-    ks_pid=
-}
-trap 'stop_kubesim; umount "$work/fs" 2>/dev/null; rm -rf "$work"' EXIT
+trap 'bench_stop_kubesim; umount "$work/fs" 2>/dev/null; rm -rf "$work"' EXIT
 mkdir -p "$out/stats" "$work/stats"
 results=$work/results.tsv      # link tree tool run wall local_cpu cluster_cpu rss_kib
 components=$work/components.tsv # tree component run wall cpu rss_kib bytes
@@ -129,35 +121,6 @@ for t in $trees; do
 done
 
 # ---- 2. transfers into a pod, per link model ----
-start_kubesim() { # LINK
-    local args=(--dir "$work/fs/state-$1" --kubeconfig-out "$work/kc-$1" --nodes 1)
-    [ "$1" = unlimited ] || args+=(--exec-bandwidth "$1" --exec-latency "$latency")
-    "$kubesim" "${args[@]}" >"$work/kubesim-$1.log" 2>&1 &
-    ks_pid=$!
-    for _ in $(seq 100); do grep -qs 'listening on' "$work/kubesim-$1.log" && break; sleep 0.1; done
-    export KUBECONFIG=$work/kc-$1
-    "$kubectl" create --validate=false -f - >/dev/null <<YAML
-apiVersion: v1
-kind: Pod
-metadata: {name: bench}
-spec:
-  containers:
-  - name: main
-    image: debian:12
-    command: [sleep, "1000000"]
-    volumeMounts:
-    - {name: bin, mountPath: /__e/podpipe, readOnly: true}
-    - {name: data, mountPath: /data}
-  volumes:
-  - {name: bin, hostPath: {path: $static_dir}}
-  - {name: data, emptyDir: {}}
-YAML
-    for _ in $(seq 100); do
-        [ "$("$kubectl" get pod bench -o jsonpath='{.status.phase}')" = Running ] && return 0
-        sleep 0.1
-    done
-    echo "pod did not start" >&2; exit 1
-}
 # CPU seconds of kubesim and everything it reaped (the pod's processes: tar, pigz, podpipe recv,
 # sh, find, stat): utime+stime+cutime+cstime from /proc/PID/stat.
 cluster_cpu() {
@@ -195,7 +158,8 @@ measure() { # LINK TREE TOOL RUN CMD
 
 for link in $links; do
     log "link $link"
-    start_kubesim "$link"
+    bench_start_kubesim "$link" "$work/fs" --nodes 1
+    bench_create_pod "$static_dir"
     tv=TUNED_${link//./_}
     case $link in unlimited | 125M) tuned_default="--level auto" ;; 25M) tuned_default="--level 2" ;; *) tuned_default="--level 6" ;; esac
     tuned=${!tv:-$tuned_default}
@@ -232,7 +196,7 @@ for link in $links; do
             done
         done
     done
-    stop_kubesim
+    bench_stop_kubesim
 done
 t_end=$(date +%s)
 

@@ -328,16 +328,24 @@ public:
         return total;
     }
 
+    /// lstat of a changed entry; false (and `rel` recorded as vanished) when it is gone now.
+    result<bool, hook_error> stat_entry(const std::string& rel, struct stat& st, stage_result& res) {
+        if (::fstatat(root_fd_, rel.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0)
+            return true;
+        if (vanished_errno(errno)) {
+            res.vanished.push_back(rel);
+            return false;
+        }
+        return fail(sys_error("cannot stat", join(root_, rel), errno));
+    }
+
     result<void, hook_error> stage_entry(const std::string& rel, stage_result& res) {
         struct stat st {};
-
-        if (::fstatat(root_fd_, rel.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
-            if (vanished_errno(errno)) {
-                res.vanished.push_back(rel);
-                return {};
-            }
-            return fail(sys_error("cannot stat", join(root_, rel), errno));
-        }
+        auto present = stat_entry(rel, st, res);
+        if (!present)
+            return fail(present.error());
+        if (!*present)
+            return {};
         if (S_ISREG(st.st_mode)) {
             PODPIPE_TRY(make_parents(rel));
             if (::linkat(root_fd_, rel.c_str(), stage_fd_, rel.c_str(), 0) == 0) {
@@ -391,14 +399,11 @@ public:
 
     result<void, hook_error> stage_new_dir(const std::string& rel, stage_result& res) {
         struct stat st {};
-
-        if (::fstatat(root_fd_, rel.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
-            if (vanished_errno(errno)) {
-                res.vanished.push_back(rel);
-                return {};
-            }
-            return fail(sys_error("cannot stat", join(root_, rel), errno));
-        }
+        auto present = stat_entry(rel, st, res);
+        if (!present)
+            return fail(present.error());
+        if (!*present)
+            return {};
         if (!S_ISDIR(st.st_mode)) {
             res.vanished.push_back(rel);
             return {};

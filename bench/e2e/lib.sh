@@ -1,0 +1,75 @@
+# Shared by the bench/e2e scripts that run on kubesim (source it; it defines functions only).
+#   bench_find_kubectl            sets $kubectl (KUBECTL, the Cloud SDK 1.32 binary, or PATH's)
+#   bench_require FILE...         fails with the build command when a binary is missing
+#   bench_start_kubesim LINK DIR [ARGS...]
+#                                 starts kubesim with its state under DIR/state-LINK, the exec
+#                                 link throttled to LINK bytes/s per direction with
+#                                 $bench_latency (default 2ms) unless LINK is "unlimited"; sets
+#                                 $ks_pid and exports KUBECONFIG
+#   bench_stop_kubesim            stops it (safe to call twice; use it in the EXIT trap)
+#   bench_create_pod STATIC_DIR   the pod "bench": debian:12 (kubesim maps it to the host root:
+#                                 GNU tar, gzip, pigz), the static podpipe at /__e/podpipe, an
+#                                 emptyDir at /data; waits until it runs
+
+bench_find_kubectl() {
+    local k
+    for k in "${KUBECTL:-}" /usr/lib/google-cloud-sdk/bin/kubectl.1.32 /usr/bin/kubectl /usr/local/bin/kubectl; do
+        [ -n "$k" ] && [ -x "$k" ] && { kubectl=$k; return 0; }
+    done
+    echo "kubectl not found (set KUBECTL)" >&2
+    exit 1
+}
+
+bench_require() {
+    local f
+    for f in "$@"; do
+        [ -x "$f" ] || { echo "missing $f: cmake --build --preset release (see BENCHMARKS.md)" >&2; exit 1; }
+    done
+}
+
+ks_pid=
+bench_start_kubesim() { # LINK DIR [EXTRA KUBESIM ARGS...]
+    local link=$1 dir=$2
+    shift 2
+    mkdir -p "$dir"
+    local args=(--dir "$dir/state-$link" --kubeconfig-out "$dir/kc-$link" "$@")
+    [ "$link" = unlimited ] || args+=(--exec-bandwidth "$link" --exec-latency "${bench_latency:-2ms}")
+    "$kubesim" "${args[@]}" >"$dir/kubesim-$link.log" 2>&1 &
+    ks_pid=$!
+    local _
+    for _ in $(seq 100); do grep -qs 'listening on' "$dir/kubesim-$link.log" && break; sleep 0.1; done
+    grep -qs 'listening on' "$dir/kubesim-$link.log" || {
+        echo "kubesim did not start; its log:" >&2; cat "$dir/kubesim-$link.log" >&2; exit 1; }
+    export KUBECONFIG=$dir/kc-$link
+}
+
+bench_stop_kubesim() {
+    if [ -n "$ks_pid" ]; then kill -TERM "$ks_pid" 2>/dev/null || true; wait "$ks_pid" 2>/dev/null || true; fi
+    ks_pid=
+}
+
+bench_create_pod() { # STATIC_DIR
+    "$kubectl" create --validate=false -f - >/dev/null <<YAML
+apiVersion: v1
+kind: Pod
+metadata: {name: bench}
+spec:
+  containers:
+  - name: main
+    image: debian:12
+    command: [sleep, "1000000"]
+    volumeMounts:
+    - {name: bin, mountPath: /__e/podpipe, readOnly: true}
+    - {name: data, mountPath: /data}
+  volumes:
+  - {name: bin, hostPath: {path: $1}}
+  - {name: data, emptyDir: {}}
+YAML
+    local _
+    for _ in $(seq 100); do
+        [ "$("$kubectl" get pod bench -o jsonpath='{.status.phase}')" = Running ] && return 0
+        sleep 0.1
+    done
+    echo "pod bench did not start" >&2
+    exit 1
+}
