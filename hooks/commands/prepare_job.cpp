@@ -61,13 +61,61 @@ result<job_pod_plan, hook_error> plan_job_pod(const hook_env& env, const prepare
     return plan;
 }
 
-result<prepare_job_response, hook_error> prepare_job(hook_session& s, const prepare_job_args& args,
-                                                     const std::string& response_file) {
-    // The response file is checked first: a hook that cannot answer must not create pods.
+result<void, hook_error> check_response_file(const std::string& response_file) {
     if (response_file.empty())
         return fail(make_error(errc::response_file, "Expected file path"));
     if (struct stat st {}; ::stat(response_file.c_str(), &st) != 0)
         return fail(make_error(errc::response_file, "Missing file at path: " + response_file));
+    return {};
+}
+
+result<k8s::pod, hook_error> create_job_pod(hook_session& s, const std::optional<k8s::secret>& pull_secret,
+                                            const k8s::pod& job_pod) {
+    // Leftovers of a previous job of this runner (a crashed hook, a cancelled cleanup): gone
+    // before the new pod, which has the same name, is created.
+    if (std::string w; !prune_and_wait(s.client, s.ns, s.env.runner_pod_name, std::chrono::seconds(60), &w))
+        s.log.warning(w);
+    if (pull_secret) {
+        auto made = s.client.create_secret(*pull_secret, s.ns);
+        if (!made)
+            return fail(job_pod_error("failed to create the registry pull secret: " + made.error().what()));
+    }
+    auto created = s.client.create_pod(job_pod, s.ns);
+    if (!created) {
+        prune(s);
+        return fail(job_pod_error("failed to create job pod: " + created.error().what()));
+    }
+    return std::move(*created);
+}
+
+result<prepare_job_response, hook_error> finish_prepare(hook_session& s, const k8s::pod& created,
+                                                        const k8s::job_pod_result& built,
+                                                        const std::string& pull_secret_name,
+                                                        const std::string& response_file) {
+    // Alpine detection (§3.6): anything but exit 0 (no sh, an exec error) means "not alpine".
+    bool is_alpine = false;
+    step_target job{s.ns, created.metadata.name, std::string(k8s::job_container_name)};
+    if (auto a = exec_step(s.client, job, k8s::alpine_detection_argv(), s.out_fd, s.err_fd, s.stop); a)
+        is_alpine = *a == 0;
+    else
+        s.log.debug("alpine detection: " + a.error().what());
+
+    job_state state;
+    state.job_pod = created.metadata.name;
+    state.namespace_name = s.ns;
+    state.permissions_checked = true;
+    state.pull_secret = pull_secret_name;
+    prepare_job_response response = make_prepare_response(created, built.service_names, std::move(state), is_alpine);
+    if (auto w = write_response_file(response_file, to_json(response)); !w) {
+        prune(s);
+        return fail(w.error());
+    }
+    return response;
+}
+
+result<prepare_job_response, hook_error> prepare_job(hook_session& s, const prepare_job_args& args,
+                                                     const std::string& response_file) {
+    PODPIPE_TRY(check_response_file(response_file));
     PODPIPE_TRY(check_permissions(s, s.env.mode == workspace_mode::volume));
     if (!args.container)
         return fail(make_error(errc::bad_input, "Job Container is required."));
@@ -113,21 +161,9 @@ result<prepare_job_response, hook_error> prepare_job(hook_session& s, const prep
                                                         "': the target must be an absolute path"));
     }
 
-    // Leftovers of a previous job of this runner (a crashed hook, a cancelled cleanup): gone
-    // before the new pod, which has the same name, is created.
-    if (std::string w; !prune_and_wait(s.client, s.ns, s.env.runner_pod_name, std::chrono::seconds(60), &w))
-        s.log.warning(w);
-    if (pull_secret) {
-        auto made = s.client.create_secret(*pull_secret, s.ns);
-        if (!made)
-            return fail(job_pod_error("failed to create the registry pull secret: " +
-                                      made.error().what()));
-    }
-    auto created = s.client.create_pod(built->job_pod, s.ns);
-    if (!created) {
-        prune(s);
-        return fail(job_pod_error("failed to create job pod: " + created.error().what()));
-    }
+    auto created = create_job_pod(s, pull_secret, built->job_pod);
+    if (!created)
+        return fail(created.error());
     const std::string pod_name = created->metadata.name;
     s.log.debug("job pod " + s.ns + "/" + pod_name + " created; waiting for it to run");
 
@@ -197,23 +233,7 @@ result<prepare_job_response, hook_error> prepare_job(hook_session& s, const prep
             return fail_after_start(v.error());
     }
 
-    // Alpine detection (§3.6): anything but exit 0 (no sh, an exec error) means "not alpine".
-    bool is_alpine = false;
-    if (auto a = exec_step(s.client, job, k8s::alpine_detection_argv(), s.out_fd, s.err_fd, s.stop); a)
-        is_alpine = *a == 0;
-    else
-        s.log.debug("alpine detection: " + a.error().what());
-
-    job_state state;
-    state.job_pod = pod_name;
-    state.namespace_name = s.ns;
-    state.permissions_checked = true;
-    state.pull_secret = popt.pull_secret_name;
-    prepare_job_response response =
-        make_prepare_response(*created, built->service_names, std::move(state), is_alpine);
-    if (auto w = write_response_file(response_file, to_json(response)); !w)
-        return fail_after_start(w.error());
-    return response;
+    return finish_prepare(s, *created, *built, popt.pull_secret_name, response_file);
 }
 
 } // namespace podpipe::hook

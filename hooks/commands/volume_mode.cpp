@@ -357,10 +357,7 @@ result<std::string, hook_error> runner_node_name(hook_session& s, std::chrono::m
 
 result<prepare_job_response, hook_error> prepare_job_volume(hook_session& s, const prepare_job_args& args,
                                                             const std::string& response_file) {
-    if (response_file.empty())
-        return fail(make_error(errc::response_file, "Expected file path"));
-    if (struct stat st {}; ::stat(response_file.c_str(), &st) != 0)
-        return fail(make_error(errc::response_file, "Missing file at path: " + response_file));
+    PODPIPE_TRY(check_response_file(response_file));
     PODPIPE_TRY(check_permissions(s, true));
     if (!args.container)
         return fail(make_error(errc::bad_input, "Job Container is required."));
@@ -436,18 +433,9 @@ result<prepare_job_response, hook_error> prepare_job_volume(hook_session& s, con
                       "pod stays empty (JavaScript actions need node from there)");
     }
 
-    if (std::string w; !prune_and_wait(s.client, s.ns, s.env.runner_pod_name, std::chrono::seconds(60), &w))
-        s.log.warning(w);
-    if (pull_secret) {
-        auto made = s.client.create_secret(*pull_secret, s.ns);
-        if (!made)
-            return fail(make_error(errc::job_pod, "failed to create the registry pull secret: " + made.error().what()));
-    }
-    auto created = s.client.create_pod(built->job_pod, s.ns);
-    if (!created) {
-        prune(s);
-        return fail(make_error(errc::job_pod, "failed to create job pod: " + created.error().what()));
-    }
+    auto created = create_job_pod(s, pull_secret, built->job_pod);
+    if (!created)
+        return fail(created.error());
     const std::string pod_name = created->metadata.name;
     auto running = wait_volume_pod(s, pod_name, *ctx, false, deadline);
     if (!running) {
@@ -457,24 +445,7 @@ result<prepare_job_response, hook_error> prepare_job_volume(hook_session& s, con
     s.log.debug("job pod " + pod_name + " runs on node " + running->spec.node_name +
                 " (runner node " + ctx->pod.node_name + ")");
 
-    bool is_alpine = false;
-    step_target job{s.ns, pod_name, std::string(k8s::job_container_name)};
-    if (auto a = exec_step(s.client, job, k8s::alpine_detection_argv(), s.out_fd, s.err_fd, s.stop); a)
-        is_alpine = *a == 0;
-    else
-        s.log.debug("alpine detection: " + a.error().what());
-
-    job_state state;
-    state.job_pod = pod_name;
-    state.namespace_name = s.ns;
-    state.permissions_checked = true;
-    state.pull_secret = popt.pull_secret_name;
-    prepare_job_response response = make_prepare_response(*created, built->service_names, std::move(state), is_alpine);
-    if (auto w = write_response_file(response_file, to_json(response)); !w) {
-        prune(s);
-        return fail(w.error());
-    }
-    return response;
+    return finish_prepare(s, *created, *built, popt.pull_secret_name, response_file);
 }
 
 result<int, hook_error> run_script_step_volume(hook_session& s, const job_state& state,
