@@ -139,6 +139,9 @@ result<hook_env, hook_error> read_env(const env_map& env) {
     if (e.claim_name.empty())
         e.claim_name = e.runner_pod_name + "-work";
     e.rwo = get(env, "ACTIONS_RUNNER_HOOK_RWO") == "true";
+    for (const char* var : {"ACTIONS_RUNNER_DISABLE_KUBE_SCHEDULER", "ACTIONS_RUNNER_USE_KUBE_SCHEDULER"})
+        if (!get(env, var).empty())
+            e.old_scheduler_knobs.emplace_back(var);
     e.require_job_container = get(env, "ACTIONS_RUNNER_REQUIRE_JOB_CONTAINER") == "true";
     e.runner_workspace = get(env, "RUNNER_WORKSPACE");
     e.github_workspace = get(env, "GITHUB_WORKSPACE");

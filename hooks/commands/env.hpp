@@ -44,6 +44,9 @@ struct hook_env {
     std::chrono::milliseconds heartbeat_deadline{61000}; ///< ..._DEADLINE_MS, 12 x period + 1 s
     std::string claim_name; ///< ACTIONS_RUNNER_CLAIM_NAME, default <pod>-work
     bool rwo = false;       ///< ACTIONS_RUNNER_HOOK_RWO == "true" exactly
+    /// ACTIONS_RUNNER_DISABLE_KUBE_SCHEDULER / ACTIONS_RUNNER_USE_KUBE_SCHEDULER that are set
+    /// (old setups): volume mode ignores them and says what to set instead.
+    std::vector<std::string> old_scheduler_knobs;
     /// ACTIONS_RUNNER_REQUIRE_JOB_CONTAINER: read by the runner, not the hook; kept for logs.
     bool require_job_container = false;
     // ---- set by the runner for every step ----

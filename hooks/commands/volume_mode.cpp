@@ -57,11 +57,8 @@ void prune(hook_session& s) {
 // Old PVC releases pinned pods with spec.nodeName unless told otherwise; their knobs do nothing
 // here, and an operator who still sets them expects something they will not get.
 void warn_about_old_scheduler_knobs(hook_session& s) {
-    for (const char* var : {"ACTIONS_RUNNER_DISABLE_KUBE_SCHEDULER", "ACTIONS_RUNNER_USE_KUBE_SCHEDULER"}) {
-        const char* v = std::getenv(var);
-        if (v == nullptr || *v == '\0')
-            continue;
-        s.log.warning(std::string(var) + " is ignored: podpipe never sets spec.nodeName, pods are "
+    for (const auto& var : s.env.old_scheduler_knobs) {
+        s.log.warning(var + " is ignored: podpipe never sets spec.nodeName, pods are "
                                          "placed by the scheduler with node affinity to the "
                                          "runner's node. Remove it; for a ReadWriteOnce work "
                                          "volume set ACTIONS_RUNNER_HOOK_RWO=true instead.");

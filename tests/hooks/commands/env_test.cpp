@@ -81,6 +81,17 @@ TEST(hook_env, rwo_only_for_exact_true) {
     }
 }
 
+TEST(hook_env, old_scheduler_knobs_are_noticed_when_set) {
+    env_map env = base();
+    EXPECT_TRUE(read_env(env)->old_scheduler_knobs.empty());
+    env["ACTIONS_RUNNER_DISABLE_KUBE_SCHEDULER"] = "true";
+    env["ACTIONS_RUNNER_USE_KUBE_SCHEDULER"] = "";
+    EXPECT_EQ(read_env(env)->old_scheduler_knobs,
+              std::vector<std::string>{"ACTIONS_RUNNER_DISABLE_KUBE_SCHEDULER"});
+    env["ACTIONS_RUNNER_USE_KUBE_SCHEDULER"] = "false";
+    EXPECT_EQ(read_env(env)->old_scheduler_knobs.size(), 2U);
+}
+
 TEST(hook_env, invalid_timeout_warns_and_falls_back) {
     for (const char* v : {"0", "-5", "abc", ""}) {
         env_map env = base();
