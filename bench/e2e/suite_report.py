@@ -72,11 +72,17 @@ def mb(t):
 # read: the faster of podpipe pack -l 0 >/dev/null and tar cf | cat; wire: podpipe's level-1
 # stream over the link; extraction: podpipe unpack of that stream from a file into a tmpfs.
 limit = {}
+shared_cpu = {}  # tree -> (pack -l 1 CPU + extraction CPU) / cores
 for t in trees:
     read_names = [n for (tt, n) in comp if tt == t and n.startswith("read:")]
     read_s = min(med([x[0] for x in comp[(t, n)]]) for n in read_names)
     bytes1 = med([x[3] for x in comp[(t, "pack -l 1")]])
     extract_s = med([x[0] for x in comp[(t, "extract: podpipe unpack (level 1)")]])
+    # kubesim runs the pod on the client's cores: the CPU both ends need at level 1 (pack +
+    # extraction, each measured alone) spread over every core is a bound of its own here.
+    cpu_s = (med([x[1] for x in comp[(t, "pack -l 1")]]) +
+             med([x[1] for x in comp[(t, "extract: podpipe unpack (level 1)")]])) / int(meta["cores"])
+    shared_cpu[t] = cpu_s
     for link in links:
         r = rate(link)
         wire_s = 0.0 if r is None else bytes1 / r
@@ -122,15 +128,21 @@ for (t, name), v in comp.items():
 w("")
 w("### Physical limit: max(read, level-1 stream ÷ link, extraction)")
 w("")
-w("| tree | link | read s | stream ÷ link s | extraction s | limit s | bound by | limit MB/s | podpipe cp s | podpipe ÷ limit |")
-w("|---|---|---:|---:|---:|---:|---|---:|---:|---:|")
+w("| tree | link | read s | stream ÷ link s | extraction s | limit s | bound by | limit MB/s | podpipe cp s | podpipe ÷ limit "
+  "| shared-CPU s | podpipe ÷ max(limit, shared-CPU) |")
+w("|---|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|")
 for t in trees:
     for link in links_by_rate:
         bound, by, rs, ws, es, _ = limit[(t, link)]
         v = res.get((link, t, "podpipe cp"))
         pp = med([x[0] for x in v]) if v else float("nan")
         w(f"| {t} | {link_label(link)} | {rs:.2f} | {ws:.2f} | {es:.2f} | {bound:.2f} | {by} | "
-          f"{mb(t) / bound:.0f} | {pp:.2f} | {pp / bound:.2f} |")
+          f"{mb(t) / bound:.0f} | {pp:.2f} | {pp / bound:.2f} | {shared_cpu[t]:.2f} | "
+          f"{pp / max(bound, shared_cpu[t]):.2f} |")
+w("")
+w(f"shared-CPU = (CPU s of `pack -l 1` + CPU s of the extraction) ÷ {meta['cores']} cores: on kubesim the "
+  "pod's receiver runs on the same cores as the sender, so no transfer at level 1 can take less; "
+  "on a real cluster the pod has cores of its own and only the issue's limit applies.")
 w("")
 for t in trees:
     w(f"### Copy into a pod: {t}")
@@ -215,8 +227,9 @@ for t in trees:
                  if not tool.startswith("podpipe") and (link, t, tool) in res]
         best = min(peers, key=lambda p: p[1]) if peers else None
         ahead = best is None or pp < best[1]
+        ratio_cpu = pp / max(limit[(t, link)][0], shared_cpu[t])
         w(f"- {t}, {link_label(link)}: podpipe {pp:.2f} s = {ratio:.2f}× the limit "
-          f"({'met' if ratio <= 1.3 else 'NOT met'}, target ≤ 1.3×); "
+          f"({'met' if ratio <= 1.3 else 'NOT met'}, target ≤ 1.3×; {ratio_cpu:.2f}× with the shared-CPU term); "
           + (f"fastest peer {best[0]} {best[1]:.2f} s = {best[1] / pp:.2f}× podpipe's time "
              f"({'ahead' if ahead else 'NOT ahead'})" if best else "no peers measured"))
 w("")
