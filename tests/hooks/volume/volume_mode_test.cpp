@@ -339,6 +339,64 @@ TEST_F(volume_mode_test, container_step_image_pull_failure_names_the_reason) {
     EXPECT_EQ(kubectl("get secrets -l runner-pod=runner-abc -o name").output, "");
 }
 
+// How often `line` occurs as a whole line of `text`.
+int line_count(const std::string& text, const std::string& line) {
+    int n = 0;
+    std::size_t pos = 0;
+    while ((pos = text.find(line + "\n", pos)) != std::string::npos) {
+        if (pos == 0 || text[pos - 1] == '\n')
+            ++n;
+        pos += line.size() + 1;
+    }
+    return n;
+}
+
+// The step's log stream is cut (kubesim's logCut knob) and the hook reconnects: every line of
+// the action reaches the job log exactly once, without the timestamps the hook asks for, and
+// the action's exit code is the step's. First abrupt breaks (the connection drops mid-body,
+// while the action is silent), then clean ends of a step that exits at once, where a cut just
+// before the end must not lose the tail.
+TEST_F(volume_mode_test, container_step_log_survives_cut_streams_without_repeats) {
+    start({}, "runner-abc-work", "ReadWriteMany");
+    if (IsSkipped() || HasFatalFailure())
+        return;
+    auto faults = [&](const std::string& method, const std::string& body) {
+        auto r = https_request(port(), ca_file(), admin_token(), method, "/kubesim/faults", body);
+        EXPECT_EQ(r.status, 200) << r.body;
+        return r.body;
+    };
+    auto& r = runner();
+    hook::testing::container_action act;
+    act.image = "alpine:3";
+    act.entry_point = "sh";
+    act.args = {"-c", "for i in 1 2 3 4 5; do echo line-$i; done; sleep 2; "
+                      "for i in 6 7 8 9 10; do echo line-$i; done; exit 3"};
+    // Each stream breaks after 45 bytes (one stamp and a part of the first line it carries).
+    faults("POST", R"({"logCut": {"count": 3, "afterBytes": 45, "abrupt": true}})");
+    auto cs = r.run_container_step(act);
+    EXPECT_EQ(cs.exit_code, 3) << all(cs);
+    for (int i = 1; i <= 10; ++i)
+        EXPECT_EQ(line_count(cs.out, "line-" + std::to_string(i)), 1) << "line-" << i << "\n" << all(cs);
+    EXPECT_EQ(cs.out.find("Z line-"), std::string::npos) << cs.out; // no timestamps leak
+    EXPECT_NE(cs.out.find("broke"), std::string::npos) << cs.out;   // the reconnect happened
+    EXPECT_NE(faults("GET", "").find(R"("logCut":{"remaining":0})"), std::string::npos);
+
+    // A clean end after 70 bytes, of a step that prints 40 lines and exits at once (after a
+    // second, so the hook already follows a running container).
+    hook::testing::container_action quick;
+    quick.image = "alpine:3";
+    quick.entry_point = "sh";
+    quick.args = {"-c", "sleep 1; i=1; while [ $i -le 40 ]; do echo quick-$i; i=$((i+1)); done; exit 3"};
+    faults("POST", R"({"logCut": {"count": 1, "afterBytes": 70}})");
+    auto q = r.run_container_step(quick);
+    EXPECT_EQ(q.exit_code, 3) << all(q);
+    for (int i = 1; i <= 40; ++i)
+        EXPECT_EQ(line_count(q.out, "quick-" + std::to_string(i)), 1) << "quick-" << i << "\n" << all(q);
+    EXPECT_NE(faults("GET", "").find(R"("logCut":{"remaining":0})"), std::string::npos);
+    EXPECT_EQ(pods_of_runner(), "");
+    EXPECT_EQ(kubectl("get secrets -l runner-pod=runner-abc -o name").output, "");
+}
+
 // A template's spec.affinity replaces podpipe's (said in a debug line).
 TEST_F(volume_mode_test, template_affinity_replaces_the_runner_node_affinity) {
     start({}, "runner-abc-work", "ReadWriteMany");
