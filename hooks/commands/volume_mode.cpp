@@ -11,6 +11,7 @@
 #include "hooks/commands/log_resume.hpp"
 #include "hooks/commands/pod_wait.hpp"
 #include "hooks/commands/scripts.hpp"
+#include "hooks/commands/step_pull_secret.hpp"
 #include "hooks/k8s/client.hpp"
 #include "hooks/k8s/pod_spec.hpp"
 #include "hooks/k8s/template.hpp"
@@ -630,6 +631,10 @@ result<int, hook_error> run_container_step_volume(hook_session& s, const job_sta
         fs::create_directories(*work + "/" + d, ec);
     }
 
+    // Destroyed after `cleanup` below: the pull secret goes once the pod is gone.
+    step_pull_secret pull(s.client, s.ns, [&s](const std::string& w) { s.log.warning(w); });
+    if (auto ps = pull.create_for(*step, s.env.runner_pod_name, req.registry); !ps)
+        return fail(make_error(errc::step, "failed to create the registry pull secret of the step: " + ps.error().what()));
     auto made = s.client.create_secret(*sec, s.ns);
     if (!made)
         return fail(make_error(errc::step, "failed to create script environment: " + made.error().what()));
