@@ -2,11 +2,10 @@
 
 #include "hooks/k8s/credentials.hpp"
 
-#include <time.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <time.h>
 
 namespace podpipe::hook {
 namespace {
@@ -26,7 +25,8 @@ std::optional<log_stamp> parse_log_stamp(std::string_view text) {
     if (text.size() > 20 && text[19] == '.') {
         std::size_t digits = 0;
         std::uint32_t nanos = 0;
-        for (std::size_t i = 20; i < text.size() && text[i] >= '0' && text[i] <= '9'; ++i, ++digits) {
+        for (std::size_t i = 20; i < text.size() && text[i] >= '0' && text[i] <= '9';
+             ++i, ++digits) {
             if (digits == 9)
                 return std::nullopt; // finer than a nanosecond: not what a kubelet writes
             nanos = nanos * 10 + static_cast<std::uint32_t>(text[i] - '0');
@@ -42,12 +42,14 @@ std::string log_resume::since_time() const {
     if (!newest_)
         return {};
     const auto secs = static_cast<time_t>(newest_->seconds);
+
     struct tm tm {};
+
     if (gmtime_r(&secs, &tm) == nullptr)
         return {};
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-                  tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    char buf[80]; // room for any int fields, so the compiler sees no truncation
+    std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900,
+                  tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
     return buf;
 }
 

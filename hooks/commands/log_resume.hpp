@@ -57,12 +57,12 @@ private:
     bool start_line(std::string& out); ///< false: prefix_ was no stamp (printed as content)
     void content(std::string_view data, std::string& out);
 
-    std::optional<log_stamp> newest_;  ///< stamp of the newest line printed
+    std::optional<log_stamp> newest_;     ///< stamp of the newest line printed
     std::uint64_t printed_at_newest_ = 0; ///< content bytes printed of lines stamped newest_
-    std::uint64_t skip_ = 0;           ///< this stream: bytes stamped newest_ still to skip
-    bool in_prefix_ = true;            ///< reading a line's "TIMESTAMP " prefix
+    std::uint64_t skip_ = 0;              ///< this stream: bytes stamped newest_ still to skip
+    bool in_prefix_ = true;               ///< reading a line's "TIMESTAMP " prefix
     std::string prefix_;
-    bool catching_up_ = false;         ///< after a reconnect, until a line newer than newest_
+    bool catching_up_ = false; ///< after a reconnect, until a line newer than newest_
     enum class line_kind { drop, at_newest, unstamped } kind_ = line_kind::unstamped;
     std::uint64_t printed_ = 0;
 };

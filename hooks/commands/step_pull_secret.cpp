@@ -21,8 +21,9 @@ step_pull_secret::~step_pull_secret() {
               " (cleanup_job removes it by label): " + d.error().what());
 }
 
-result<void, hook_error> step_pull_secret::create_for(k8s::pod& step_pod, std::string_view runner_pod_name,
-                                                      const std::optional<k8s::registry_credentials>& creds) {
+result<void, hook_error>
+step_pull_secret::create_for(k8s::pod& step_pod, std::string_view runner_pod_name,
+                             const std::optional<k8s::registry_credentials>& creds) {
     if (!creds)
         return {};
     auto sec = k8s::build_pull_secret(runner_pod_name, k8s::random_name_suffix(), *creds);

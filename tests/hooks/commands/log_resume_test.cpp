@@ -69,7 +69,8 @@ TEST(log_resume, a_cut_anywhere_then_a_resumed_stream_prints_every_line_once) {
 
 // Lines with the very same stamp: the printed bytes of that stamp are skipped in order.
 TEST(log_resume, equal_stamps_resume_by_bytes) {
-    const std::string same = "2024-05-01T10:00:00Z a\n2024-05-01T10:00:00Z b\n2024-05-01T10:00:00Z c\n";
+    const std::string same =
+        "2024-05-01T10:00:00Z a\n2024-05-01T10:00:00Z b\n2024-05-01T10:00:00Z c\n";
     for (std::size_t cut = 0; cut <= same.size(); ++cut) {
         log_resume r;
         std::string out = feed(r, same.substr(0, cut));
@@ -101,7 +102,8 @@ TEST(log_resume, older_stamps_are_dropped_only_while_catching_up) {
     log_resume r;
     std::string out = feed(r, "2024-05-01T10:00:05Z a\n2024-05-01T10:00:01Z b\n");
     EXPECT_EQ(out, "a\nb\n");
-    out = feed(r, "2024-05-01T10:00:05Z a\n2024-05-01T10:00:01Z b\n2024-05-01T10:00:06Z c\n2024-05-01T10:00:02Z d\n");
+    out = feed(r, "2024-05-01T10:00:05Z a\n2024-05-01T10:00:01Z b\n2024-05-01T10:00:06Z "
+                  "c\n2024-05-01T10:00:02Z d\n");
     EXPECT_EQ(out, "c\nd\n");
 }
 

@@ -2,7 +2,8 @@
 // stream from the API server. The input is split into two streams (a reconnect) at a point taken
 // from its first byte, each fed in chunks of a size from its second byte. Invariants: nothing
 // crashes; a stream never prints more bytes than it carried; a stream with no stamps at all
-// prints exactly its bytes (when it ends with a newline); sinceTime is empty or one RFC 3339 second.
+// prints exactly its bytes (when it ends with a newline); sinceTime is empty or one RFC 3339
+// second.
 #include "hooks/commands/log_resume.hpp"
 
 #include <cstdint>
@@ -40,7 +41,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             std::abort();
     }
     // No digit anywhere: no line can be stamped, so whole lines come out as they went in.
-    if (all.find_first_of("0123456789") == std::string_view::npos && !all.empty() && all.back() == '\n') {
+    if (all.find_first_of("0123456789") == std::string_view::npos && !all.empty() &&
+        all.back() == '\n') {
         hook::log_resume plain;
         if (feed(plain, all, piece) != all)
             std::abort();
