@@ -4,6 +4,7 @@
 
 #include "hooks/commands/exec_step.hpp"
 #include "hooks/commands/pod_wait.hpp"
+#include "hooks/commands/step_pull_secret.hpp"
 #include "hooks/k8s/client.hpp"
 #include "hooks/k8s/pod_spec.hpp"
 
@@ -443,6 +444,14 @@ result<int, hook_error> run_container_step(container_step_context& ctx,
     const std::string name = plan->pod.metadata.name;
     if (ctx.stop.stop_requested())
         return fail(step_error(container_step_errc::cancelled, "the container step was cancelled"));
+    // The action image's registry credentials; deleted after the step pod (its guard is
+    // declared later, so it is destroyed first).
+    step_pull_secret pull(ctx.client, ctx.ns,
+                          [&ctx](const std::string& w) { command_line(ctx.out_fd, "warning", w); });
+    if (auto ps = pull.create_for(plan->pod, ctx.env.runner_pod_name, req.registry); !ps)
+        return fail(step_error(container_step_errc::pod_start,
+                               "failed to create the registry pull secret for step pod " + name +
+                                   ": " + ps.error().what()));
     auto created = ctx.client.create_pod(plan->pod, ctx.ns);
     if (!created) {
         // A POST that timed out or lost its connection may still have created the pod: delete

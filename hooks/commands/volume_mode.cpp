@@ -8,8 +8,10 @@
 #include "engine/pipeline/send.hpp"
 #include "hooks/commands/cleanup_job.hpp"
 #include "hooks/commands/exec_step.hpp"
+#include "hooks/commands/log_resume.hpp"
 #include "hooks/commands/pod_wait.hpp"
 #include "hooks/commands/scripts.hpp"
+#include "hooks/commands/step_pull_secret.hpp"
 #include "hooks/k8s/client.hpp"
 #include "hooks/k8s/pod_spec.hpp"
 #include "hooks/k8s/template.hpp"
@@ -473,41 +475,49 @@ result<int, hook_error> run_script_step_volume(hook_session& s, const job_state&
 
 namespace {
 
-// Follows the step container's log to out_fd until the container ended and the log is drained.
-// A stream that ends early (a proxy's idle cut, an API server restart) is reopened; the bytes
-// already written are skipped (the kubelet serves the log from its start, and a container of a
-// restartPolicy Never pod has one log), so the job log neither loses nor repeats output.
+// Follows the step container's log to out_fd until the container ended and its log is drained.
+// A stream that ends early (a proxy's idle cut, an API server restart) or breaks is reopened
+// from the newest printed line's second (timestamps=true + sinceTime, spec/kube-api.md §3.5);
+// log_resume drops what was printed already, so the job log neither loses nor repeats output,
+// also after the kubelet rotated the log. A stream only proves the log complete when the pod had
+// ended before it was opened: one that ends (cut) just before the container exits would lose
+// the rest, so after any stream that finds the pod ended, one more (from the last second only)
+// drains it.
 void follow_step_log(hook_session& s, const std::string& pod_name) {
-    std::uint64_t written = 0;
+    log_resume resume;
     int failures = 0;
+    bool ended_before = false;
+    std::string out;
     for (;;) {
-        std::uint64_t seen = 0;
         k8s::log_options lo;
         lo.container = std::string(k8s::job_container_name);
         lo.follow = true;
+        lo.timestamps = true;
+        lo.since_time = resume.since_time();
+        resume.begin_stream();
+        const std::uint64_t printed_before = resume.printed_bytes();
         auto r = s.client.follow_pod_log(s.ns, pod_name, lo, [&](std::string_view chunk) {
-            if (seen + chunk.size() > written) {
-                const std::size_t skip = written > seen ? static_cast<std::size_t>(written - seen) : 0;
-                std::string_view fresh = chunk.substr(skip);
-                while (!fresh.empty()) {
-                    const ssize_t n = ::write(s.out_fd, fresh.data(), fresh.size());
-                    if (n < 0 && errno == EINTR)
-                        continue;
-                    if (n <= 0)
-                        break;
-                    fresh.remove_prefix(static_cast<std::size_t>(n));
-                }
-                written = seen + chunk.size();
+            out.clear();
+            resume.feed(chunk, out);
+            std::string_view fresh = out;
+            while (!fresh.empty()) {
+                const ssize_t n = ::write(s.out_fd, fresh.data(), fresh.size());
+                if (n < 0 && errno == EINTR)
+                    continue;
+                if (n <= 0)
+                    break;
+                fresh.remove_prefix(static_cast<std::size_t>(n));
             }
-            seen += chunk.size();
             return !s.stop.stop_requested();
         });
         if (s.stop.stop_requested())
             return;
+        if (r && ended_before)
+            return;
+        if (resume.printed_bytes() > printed_before)
+            failures = 0; // progress: only consecutive fruitless attempts count
         auto p = s.client.get_pod(s.ns, pod_name);
         const bool ended = p && (p->status.phase == "Succeeded" || p->status.phase == "Failed");
-        if (r && ended)
-            return;
         if (!r) {
             if (++failures > 5) {
                 s.log.warning("following the log of " + pod_name + " failed, waiting for the step "
@@ -517,6 +527,11 @@ void follow_step_log(hook_session& s, const std::string& pod_name) {
             s.log.debug("the log stream of " + pod_name + " broke (" + r.error().what() + "); reconnecting");
         } else if (!ended) {
             s.log.debug("the log stream of " + pod_name + " ended while the step runs; reconnecting");
+        }
+        if (ended) {
+            ended_before = true;
+            if (r)
+                continue; // the draining stream, at once
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(500));
     }
@@ -584,6 +599,10 @@ result<int, hook_error> run_container_step_volume(hook_session& s, const job_sta
         fs::create_directories(*work + "/" + d, ec);
     }
 
+    // Destroyed after `cleanup` below: the pull secret goes once the pod is gone.
+    step_pull_secret pull(s.client, s.ns, [&s](const std::string& w) { s.log.warning(w); });
+    if (auto ps = pull.create_for(*step, s.env.runner_pod_name, req.registry); !ps)
+        return fail(make_error(errc::step, "failed to create the registry pull secret of the step: " + ps.error().what()));
     auto made = s.client.create_secret(*sec, s.ns);
     if (!made)
         return fail(make_error(errc::step, "failed to create script environment: " + made.error().what()));

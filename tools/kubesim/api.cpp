@@ -294,6 +294,35 @@ api_response error_response(int code, int retry_after_s, std::string_view what) 
     return r;
 }
 
+
+// Forwards a streamed body until `limit` bytes went out (the last write is cut to fit), then
+// reports the client gone, so the producer stops: the logCut fault. No limit: a plain forward.
+class cut_sink : public chunk_sink {
+public:
+    cut_sink(chunk_sink& next, std::optional<std::uint64_t> limit) : next_(next), left_(limit) {}
+    bool write(std::string_view data) override {
+        if (cut_)
+            return false;
+        if (left_ && data.size() >= *left_) {
+            data = data.substr(0, static_cast<std::size_t>(*left_));
+            *left_ = 0;
+            cut_ = true;
+            (void)next_.write(data);
+            return false;
+        }
+        if (left_)
+            *left_ -= data.size();
+        return next_.write(data);
+    }
+    void abort() override { next_.abort(); }
+    bool cut() const { return cut_; }
+
+private:
+    chunk_sink& next_;
+    std::optional<std::uint64_t> left_;
+    bool cut_ = false;
+};
+
 } // namespace
 
 api_response json_response(int status, const json::object& body) {
@@ -559,6 +588,14 @@ api_response api_server::handle_faults(const api_request& req) {
             return not_found("pods", str_at(*k, "name"));
         kubelet_.kill_pod_processes(str_at(p->at("metadata").as_object(), "uid"));
     }
+    if (auto* c = obj_at(o, "logCut")) {
+        if (int_at(*c, "count", 1) < 0 || int_at(*c, "afterBytes", 0) < 0)
+            return bad_request("faults: logCut needs count >= 0 and afterBytes >= 0");
+        faults_.log_cut_count = static_cast<int>(int_at(*c, "count", 1));
+        faults_.log_cut_after_bytes = static_cast<std::uint64_t>(int_at(*c, "afterBytes", 0));
+        const auto* a = c->if_contains("abrupt");
+        faults_.log_cut_abrupt = a && a->is_bool() && a->get_bool();
+    }
     if (auto* c = obj_at(o, "cordon")) {
         const auto* u = c->if_contains("unschedulable");
         if (!kubelet_.set_unschedulable(str_at(*c, "node"), !u || !u->is_bool() || u->get_bool()))
@@ -571,6 +608,7 @@ api_response api_server::handle_faults(const api_request& req) {
                                                                     {"seen", faults_.nth_seen},
                                                                     {"fired", faults_.nth_fired}}},
                                            {"gone", json::object{{"remaining", faults_.gone_count}}},
+                                           {"logCut", json::object{{"remaining", faults_.log_cut_count}}},
                                            {"rotateToken", json::object{{"rotations", faults_.rotations}}}});
 }
 
@@ -1195,8 +1233,29 @@ api_response api_server::pod_logs(const api_request& req, const std::string& ns,
         r.body = std::move(content);
         return r;
     }
+    // The logCut fault: this follow stream ends (or breaks) after that many body bytes.
+    std::optional<std::uint64_t> cut_after;
+    bool cut_abrupt = false;
+    {
+        std::lock_guard lk(faults_mu_);
+        if (faults_.log_cut_count > 0) {
+            --faults_.log_cut_count;
+            cut_after = faults_.log_cut_after_bytes;
+            cut_abrupt = faults_.log_cut_abrupt;
+        }
+    }
     r.stream = [this, path, offset, content = std::move(content), uid, cname, instance, timestamps, stamp,
-                ends_in_newline](chunk_sink& sink) {
+                ends_in_newline, cut_after, cut_abrupt](chunk_sink& out) {
+        cut_sink sink(out, cut_after);
+        struct finish {
+            cut_sink& sink;
+            chunk_sink& out;
+            bool abrupt;
+            ~finish() {
+                if (sink.cut() && abrupt)
+                    out.abort();
+            }
+        } on_return{sink, out, cut_abrupt};
         if (!content.empty() && !sink.write(content))
             return;
         int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);

@@ -51,6 +51,9 @@ class chunk_sink {
 public:
     virtual ~chunk_sink() = default;
     virtual bool write(std::string_view data) = 0;
+    /// Ends the response without its last chunk and drops the connection (a broken stream,
+    /// fault injection). Later writes fail.
+    virtual void abort() {}
 };
 
 struct api_response {
@@ -102,6 +105,11 @@ struct fault_state {
     int gone_count = 0;
     bool gone_as_event = true;
     int rotations = 0;
+    // logCut: the next N log follows of a running container end (or break, when abrupt) after
+    // log_cut_after_bytes bytes of body, as a proxy's idle cut or an API server restart does.
+    int log_cut_count = 0;
+    std::uint64_t log_cut_after_bytes = 0;
+    bool log_cut_abrupt = false;
 };
 
 class api_server {

@@ -137,6 +137,14 @@ result<void> image_map::init(const std::string& state_dir, const std::string& ma
             if (pull != "ok" && pull != "fail")
                 return fail(std::make_error_code(std::errc::invalid_argument));
             r.root.pull_fails = pull == "fail";
+            if (const auto* a = o.if_contains("auth")) {
+                if (!a->is_object())
+                    return fail(std::make_error_code(std::errc::invalid_argument));
+                r.root.auth_username = str_at(a->get_object(), "username");
+                r.root.auth_password = str_at(a->get_object(), "password");
+                if (!r.root.needs_auth())
+                    return fail(std::make_error_code(std::errc::invalid_argument));
+            }
             if (auto* c = arr_at(o, "command")) {
                 r.root.default_command.clear();
                 for (const auto& a : *c)
@@ -173,9 +181,13 @@ std::string normalize_image(const std::string& image) {
     return ref;
 }
 
-std::string pull_error_message(const std::string& image) {
+std::string pull_error_message(const std::string& image, bool unauthorized) {
     std::string ref = normalize_image(image);
     std::string host = ref.substr(0, ref.find('/'));
+    if (unauthorized)
+        return "rpc error: code = Unknown desc = failed to pull and unpack image \"" + ref +
+               "\": failed to resolve reference \"" + ref + "\": pull access denied, repository does not "
+               "exist or may require authorization: authorization failed: 401 Unauthorized";
     if (host.find("invalid") != std::string::npos) {
         std::string path = ref.substr(host.size() + 1);
         std::string tag = "latest";
@@ -189,6 +201,44 @@ std::string pull_error_message(const std::string& image) {
     }
     return "rpc error: code = NotFound desc = failed to pull and unpack image \"" + ref +
            "\": failed to resolve reference \"" + ref + "\": " + ref + ": not found";
+}
+
+bool docker_config_allows(const std::string& docker_config_json, const std::string& image,
+                          const std::string& username, const std::string& password) {
+    boost::system::error_code ec;
+    json::value doc = json::parse(docker_config_json, ec);
+    if (ec || !doc.is_object())
+        return false;
+    const auto* auths = doc.get_object().if_contains("auths");
+    if (!auths || !auths->is_object())
+        return false;
+    const std::string ref = normalize_image(image);
+    const std::string host = ref.substr(0, ref.find('/'));
+    auto host_of = [](std::string key) {
+        for (std::string_view scheme : {"https://", "http://"})
+            if (key.rfind(scheme, 0) == 0)
+                key.erase(0, scheme.size());
+        return key.substr(0, key.find('/'));
+    };
+    for (const auto& [key, entry] : auths->get_object()) {
+        std::string h = host_of(std::string(key));
+        if (h == "index.docker.io" || h == "registry-1.docker.io")
+            h = "docker.io";
+        if (h != host || !entry.is_object())
+            continue;
+        const auto& e = entry.get_object();
+        std::string u = str_at(e, "username"), pw = str_at(e, "password");
+        if (u.empty() && pw.empty()) {
+            std::string both = b64decode(str_at(e, "auth"));
+            if (auto colon = both.find(':'); colon != std::string::npos) {
+                u = both.substr(0, colon);
+                pw = both.substr(colon + 1);
+            }
+        }
+        if (u == username && pw == password)
+            return true;
+    }
+    return false;
 }
 
 image_root image_map::resolve(const std::string& image) const {

@@ -21,12 +21,22 @@ struct image_root {
     std::vector<std::string> skip;          ///< top-level names never bound (proc, sys, dev, tmp, ...)
     std::vector<std::string> default_command; ///< used when the container has no command/args
     bool pull_fails = false; ///< the image cannot be pulled (ErrImagePull / ImagePullBackOff)
+    /// A private image (map rule "auth"): it pulls only for a pod whose imagePullSecrets name a
+    /// kubernetes.io/dockerconfigjson Secret with these credentials for the image's registry.
+    std::string auth_username, auth_password;
+    bool needs_auth() const { return !auth_username.empty() || !auth_password.empty(); }
 };
 
 /// The fully qualified reference a runtime pulls: "busybox" → "docker.io/library/busybox:latest".
 std::string normalize_image(const std::string& image);
-/// The containerd-style pull error for `image` (the waiting message of ErrImagePull).
-std::string pull_error_message(const std::string& image);
+/// The containerd-style pull error for `image` (the waiting message of ErrImagePull);
+/// `unauthorized`: the registry refused the credentials (or their absence) for a private image.
+std::string pull_error_message(const std::string& image, bool unauthorized = false);
+/// Whether `.dockerconfigjson` text holds `username`/`password` (as fields or as `auth`) for
+/// the registry of `image` (keys "HOST", "https://HOST", "https://HOST/v1/" ...; Docker Hub
+/// images also match "https://index.docker.io/v1/").
+bool docker_config_allows(const std::string& docker_config_json, const std::string& image,
+                          const std::string& username, const std::string& password);
 
 class image_map {
 public:

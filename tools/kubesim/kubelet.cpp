@@ -35,6 +35,7 @@ struct container_rt {
     std::string term_reason;
     std::string term_message;
     bool pull_fails = false;       ///< the image map says this image cannot be pulled
+    bool pull_unauthorized = false; ///< ... because it is private and no pull secret fits
     bool pending = true;           ///< needs an action at next_action: a (re)start or a pull retry
     clock_type::time_point next_action{};
     int instances = 0;             ///< instances started so far
@@ -146,25 +147,6 @@ std::optional<unsigned> sc_int(const json::object& spec, const json::object& ctr
             return static_cast<unsigned>(int_at(*o, key, 0));
     }
     return std::nullopt;
-}
-
-std::string b64decode(std::string_view in) {
-    static const std::string chars =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    std::string out;
-    int val = 0, bits = -8;
-    for (char c : in) {
-        auto pos = chars.find(c);
-        if (pos == std::string::npos)
-            continue;
-        val = (val << 6) + static_cast<int>(pos);
-        bits += 6;
-        if (bits >= 0) {
-            out.push_back(static_cast<char>((val >> bits) & 0xff));
-            bits -= 8;
-        }
-    }
-    return out;
 }
 
 void kill_group(pid_t pgid, int sig) {
@@ -511,7 +493,28 @@ void kubelet::start_runtime(const std::string& ns, const std::string& name, cons
                                          : "PodInitializing";
             rt.view.pod_uid = p->uid;
             rt.view.log_path = p->dir + "/logs/" + rt.name + ".log";
-            rt.pull_fails = images_.resolve(rt.image).pull_fails;
+            const image_root root = images_.resolve(rt.image);
+            rt.pull_fails = root.pull_fails;
+            if (!rt.pull_fails && root.needs_auth()) {
+                // A private image: one of the pod's imagePullSecrets must carry its credentials
+                // (read once, when the pod is admitted; the kubelet re-reads them per pull).
+                bool allowed = false;
+                if (const auto* refs = arr_at(spec, "imagePullSecrets"))
+                    for (const auto& ref : *refs) {
+                        if (!ref.is_object())
+                            continue;
+                        auto sec = store_.get("secrets", p->ns, str_at(ref.as_object(), "name"));
+                        if (!sec || str_at(*sec, "type") != "kubernetes.io/dockerconfigjson")
+                            continue;
+                        const auto* data = obj_at(*sec, "data");
+                        const auto* cfg = data ? data->if_contains(".dockerconfigjson") : nullptr;
+                        if (cfg && cfg->is_string() &&
+                            docker_config_allows(b64decode(cfg->get_string()), rt.image,
+                                                 root.auth_username, root.auth_password))
+                            allowed = true;
+                    }
+                rt.pull_fails = rt.pull_unauthorized = !allowed;
+            }
             out.push_back(std::move(rt));
         }
     };
@@ -863,7 +866,7 @@ void kubelet::run_pod(const std::shared_ptr<pod_runtime>& p) {
                 std::lock_guard lk(p->mu);
                 was_err = c.view.waiting_reason == "ErrImagePull";
             }
-            std::string err = pull_error_message(c.image);
+            std::string err = pull_error_message(c.image, c.pull_unauthorized);
             if (!was_err) {
                 event(*p, field, "Normal", "Pulling", "Pulling image \"" + c.image + "\"");
                 event(*p, field, "Warning", "Failed", "Failed to pull image \"" + c.image + "\": " + err);

@@ -115,6 +115,7 @@ public:
         failed_ = static_cast<bool>(ec);
         return !failed_;
     }
+    void abort() override { failed_ = true; } // the caller drops the connection, no last chunk
     bool failed() const { return failed_; }
 
 private:

@@ -172,4 +172,23 @@ std::int64_t int_at(const json::object& o, std::string_view key, std::int64_t df
     return dflt;
 }
 
+std::string b64decode(std::string_view in) {
+    static const std::string chars =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    std::string out;
+    int val = 0, bits = -8;
+    for (char c : in) {
+        auto pos = chars.find(c);
+        if (pos == std::string::npos)
+            continue;
+        val = (val << 6) + static_cast<int>(pos);
+        bits += 6;
+        if (bits >= 0) {
+            out.push_back(static_cast<char>((val >> bits) & 0xff));
+            bits -= 8;
+        }
+    }
+    return out;
+}
+
 } // namespace podpipe::kubesim

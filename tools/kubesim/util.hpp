@@ -23,6 +23,8 @@ std::string rfc3339_nano(std::chrono::system_clock::time_point t);
 std::chrono::system_clock::time_point parse_rfc3339(std::string_view s);
 
 /// n random lowercase hex characters (from /dev/urandom via OpenSSL RAND_bytes).
+/// Standard base64 decode; characters outside the alphabet (padding, newlines) are skipped.
+std::string b64decode(std::string_view in);
 std::string random_hex(std::size_t n);
 /// A random version-4 style UUID string.
 std::string random_uuid();

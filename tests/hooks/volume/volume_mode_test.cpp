@@ -339,6 +339,179 @@ TEST_F(volume_mode_test, container_step_image_pull_failure_names_the_reason) {
     EXPECT_EQ(kubectl("get secrets -l runner-pod=runner-abc -o name").output, "");
 }
 
+// How often `line` occurs as a whole line of `text`.
+int line_count(const std::string& text, const std::string& line) {
+    int n = 0;
+    std::size_t pos = 0;
+    while ((pos = text.find(line + "\n", pos)) != std::string::npos) {
+        if (pos == 0 || text[pos - 1] == '\n')
+            ++n;
+        pos += line.size() + 1;
+    }
+    return n;
+}
+
+// The step's log stream is cut (kubesim's logCut knob) and the hook reconnects: every line of
+// the action reaches the job log exactly once, without the timestamps the hook asks for, and
+// the action's exit code is the step's. First abrupt breaks (the connection drops mid-body,
+// while the action is silent), then clean ends of a step that exits at once, where a cut just
+// before the end must not lose the tail.
+TEST_F(volume_mode_test, container_step_log_survives_cut_streams_without_repeats) {
+    start({}, "runner-abc-work", "ReadWriteMany");
+    if (IsSkipped() || HasFatalFailure())
+        return;
+    auto faults = [&](const std::string& method, const std::string& body) {
+        auto r = https_request(port(), ca_file(), admin_token(), method, "/kubesim/faults", body);
+        EXPECT_EQ(r.status, 200) << r.body;
+        return r.body;
+    };
+    auto& r = runner();
+    hook::testing::container_action act;
+    act.image = "alpine:3";
+    act.entry_point = "sh";
+    act.args = {"-c", "for i in 1 2 3 4 5; do echo line-$i; done; sleep 2; "
+                      "for i in 6 7 8 9 10; do echo line-$i; done; exit 3"};
+    // Each stream breaks after 45 bytes (one stamp and a part of the first line it carries).
+    faults("POST", R"({"logCut": {"count": 3, "afterBytes": 45, "abrupt": true}})");
+    auto cs = r.run_container_step(act);
+    EXPECT_EQ(cs.exit_code, 3) << all(cs);
+    for (int i = 1; i <= 10; ++i)
+        EXPECT_EQ(line_count(cs.out, "line-" + std::to_string(i)), 1) << "line-" << i << "\n" << all(cs);
+    EXPECT_EQ(cs.out.find("Z line-"), std::string::npos) << cs.out; // no timestamps leak
+    EXPECT_NE(cs.out.find("broke"), std::string::npos) << cs.out;   // the reconnect happened
+    EXPECT_NE(faults("GET", "").find(R"("logCut":{"remaining":0})"), std::string::npos);
+
+    // A clean end after 70 bytes, of a step that prints 40 lines and exits at once (after a
+    // second, so the hook already follows a running container).
+    hook::testing::container_action quick;
+    quick.image = "alpine:3";
+    quick.entry_point = "sh";
+    quick.args = {"-c", "sleep 1; i=1; while [ $i -le 40 ]; do echo quick-$i; i=$((i+1)); done; exit 3"};
+    faults("POST", R"({"logCut": {"count": 1, "afterBytes": 70}})");
+    auto q = r.run_container_step(quick);
+    EXPECT_EQ(q.exit_code, 3) << all(q);
+    for (int i = 1; i <= 40; ++i)
+        EXPECT_EQ(line_count(q.out, "quick-" + std::to_string(i)), 1) << "quick-" << i << "\n" << all(q);
+    EXPECT_NE(faults("GET", "").find(R"("logCut":{"remaining":0})"), std::string::npos);
+    EXPECT_EQ(pods_of_runner(), "");
+    EXPECT_EQ(kubectl("get secrets -l runner-pod=runner-abc -o name").output, "");
+}
+
+// A container step's registry credentials (the request's `registry`, a private action image)
+// become a kubernetes.io/dockerconfigjson Secret labelled runner-pod that the step pod lists in
+// imagePullSecrets; kubesim's image map makes the image private (it pulls only with those
+// credentials), so the step running at all proves the pod used it. Secret and pod are gone
+// once the step ended.
+TEST_F(volume_mode_test, container_step_registry_credentials_become_the_step_pod_pull_secret) {
+    const fs::path images = tmp_ / "images.json";
+    write_file(images, R"({"images": [{"match": "registry.example/secure/*", "root": "busybox",
+                          "auth": {"username": "octo", "password": "s3cret"}}]})");
+    start({"--image-map", images.string()}, "runner-abc-work", "ReadWriteMany");
+    if (IsSkipped() || HasFatalFailure())
+        return;
+    auto& r = runner();
+    hook::testing::container_action act;
+    act.image = "registry.example/secure/tool:1";
+    act.entry_point = "sh";
+    // Waits (at most 30 s) until the test has looked at the pod and its secret.
+    act.args = {"-c", "echo private-image-runs; i=0; while [ ! -f /tmp/go ] && [ $i -lt 300 ]; do "
+                      "sleep 0.1; i=$((i+1)); done; exit 4"};
+    r.begin_step_for_test();
+    std::string args = r.container_step_args(act);
+    const std::string null_registry = R"("registry":null)";
+    ASSERT_NE(args.find(null_registry), std::string::npos) << args;
+    args.replace(args.find(null_registry), null_registry.size(),
+                 R"("registry":{"username":"octo","password":"s3cret","serverUrl":"registry.example"})");
+    hook_run cs;
+    std::thread step([&] { cs = r.run_container_step(args); });
+    std::string pod;
+    for (int i = 0; i < 300 && pod.empty(); ++i) {
+        const std::string names = pods_of_runner();
+        if (auto at = names.find("pod/runner-abc-step-"); at != std::string::npos)
+            pod = names.substr(at + 4, names.find('\n', at) - at - 4);
+        else
+            std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    std::string secret, type, label, config;
+    if (!pod.empty()) {
+        for (int i = 0; i < 300 && jsonpath(pod, ".status.phase") != "Running"; ++i)
+            std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        secret = jsonpath(pod, ".spec.imagePullSecrets[*].name");
+        type = kubectl("get secret " + secret + " -o jsonpath='{.type}'").output;
+        label = kubectl("get secret " + secret + " -o jsonpath='{.metadata.labels.runner-pod}'").output;
+        config = shell("\"$KUBECTL\" get secret " + secret +
+                       " -o jsonpath='{.data.\\.dockerconfigjson}' | base64 -d").output;
+        (void)kubectl("exec " + pod + " -c job -- touch /tmp/go");
+    }
+    step.join();
+    ASSERT_FALSE(pod.empty()) << all(cs);
+    EXPECT_EQ(secret.rfind("runner-abc-secret-", 0), 0u) << secret;
+    EXPECT_EQ(type, "kubernetes.io/dockerconfigjson");
+    EXPECT_EQ(label, "runner-abc");
+    EXPECT_NE(config.find(R"("registry.example":{"username":"octo","password":"s3cret","auth":"b2N0bzpzM2NyZXQ="})"),
+              std::string::npos)
+        << config;
+    EXPECT_EQ(cs.exit_code, 4) << all(cs);
+    EXPECT_NE(cs.out.find("private-image-runs"), std::string::npos) << all(cs);
+    EXPECT_EQ(pods_of_runner(), "");
+    EXPECT_EQ(kubectl("get secrets -l runner-pod=runner-abc -o name").output, "");
+}
+
+// spec/hook-behavior.md §8 #20 in volume mode, with the §8 fixtures (node:22 job with a redis
+// service, the example script run by bash as a script step and as a container step), then
+// cleanup #1-3: cleanup_job succeeds and leaves no pod and no secret with the runner-pod label.
+// The job container carries registry credentials (the fixture's are null) so that a secret
+// exists until cleanup: the pull secret, which a job keeps until its end.
+TEST_F(volume_mode_test, end_to_end_fixture_then_cleanup_leaves_no_pods_or_secrets) {
+    start({}, "runner-abc-work", "ReadWriteMany");
+    if (IsSkipped() || HasFatalFailure())
+        return;
+    auto& r = runner();
+    const std::string prepare_args =
+        R"({"container":{"image":"node:22","entryPoint":null,"entryPointArgs":[],)"
+        R"("workingDirectory":"/__w/app/app","createOptions":null,)"
+        R"("registry":{"username":"octo","password":"s3cret","serverUrl":"registry.example"},)"
+        R"("environmentVariables":{"NODE_ENV":"development"},"portMappings":["80:8080"],)"
+        R"("systemMountVolumes":[],"userMountVolumes":[]},)"
+        R"("services":[{"image":"redis","entryPoint":null,"entryPointArgs":[],"environmentVariables":{},)"
+        R"("portMappings":["8080:80","8088:8080"],"systemMountVolumes":[],"userMountVolumes":[]}]})";
+    auto prep = r.prepare_job(prepare_args);
+    ASSERT_TRUE(prep.ok()) << all(prep);
+    ASSERT_TRUE(prep.response) << all(prep);
+    EXPECT_NE(prep.response->find(R"("jobPod":"runner-abc-workflow")"), std::string::npos) << *prep.response;
+    EXPECT_EQ(jsonpath("runner-abc-workflow", ".spec.containers[*].name"), "job redis");
+    const std::string pull = jsonpath("runner-abc-workflow", ".spec.imagePullSecrets[*].name");
+    EXPECT_EQ(pull.rfind("runner-abc-secret-", 0), 0u) << pull;
+
+    // The example script, in the runner's _temp (= /__w/_temp on the claim).
+    write_file(r.runner_temp() / "example-script.sh",
+               "#!/bin/bash\necho \"Hello World\"\n[ \"$NODE_ENV\" = development ] || exit 9\n");
+    script_step st; // bash, like the fixture
+    st.env = {{"NODE_ENV", "development"}};
+    st.prepend_path = {"/foo/bar", "bar/foo"};
+    auto step = r.run_script_step("bash -e /__w/_temp/example-script.sh\n"
+                                  "case \"$PATH\" in /foo/bar:bar/foo:*) ;; *) exit 8;; esac\n", st);
+    ASSERT_TRUE(step.ok()) << all(step);
+    EXPECT_NE(step.out.find("Hello World"), std::string::npos) << step.out;
+
+    hook::testing::container_action act;
+    act.image = "node:22";
+    act.entry_point = "bash";
+    act.args = {"-e", "/__w/_temp/example-script.sh"};
+    act.env = {{"NODE_ENV", "development"}};
+    auto cs = r.run_container_step(act);
+    ASSERT_TRUE(cs.ok()) << all(cs);
+    EXPECT_NE(cs.out.find("Hello World"), std::string::npos) << cs.out;
+
+    // Before cleanup: the job pod and its pull secret; after: nothing with the label.
+    EXPECT_EQ(pods_of_runner(), "pod/runner-abc-workflow\n");
+    EXPECT_EQ(kubectl("get secrets -l runner-pod=runner-abc -o name").output, "secret/" + pull + "\n");
+    auto done = r.cleanup_job();
+    ASSERT_TRUE(done.ok()) << all(done);
+    EXPECT_EQ(pods_of_runner(), "");
+    EXPECT_EQ(kubectl("get secrets -l runner-pod=runner-abc -o name").output, "");
+}
+
 // A template's spec.affinity replaces podpipe's (said in a debug line).
 TEST_F(volume_mode_test, template_affinity_replaces_the_runner_node_affinity) {
     start({}, "runner-abc-work", "ReadWriteMany");

@@ -123,6 +123,50 @@ TEST_F(faults_test, exec_dropped_after_bytes) {
     EXPECT_LT(o.out.size(), 1000u);
 }
 
+// logCut: the next N follows of a running container end cleanly (last chunk sent) or break
+// (connection dropped mid-body) after B bytes; plain reads are not counted.
+TEST_F(faults_test, log_cut_ends_or_breaks_the_next_follow_streams) {
+    create_pod(R"(apiVersion: v1
+kind: Pod
+metadata: {name: talker}
+spec:
+  containers: [{name: c1, image: busybox, command: ["sh", "-c", "seq 1 200; sleep 1000000"]}]
+)");
+    ASSERT_EQ(wait_phase("talker", "Running"), "Running");
+    std::string full;
+    for (int i = 0; i < 100; ++i) {
+        full = kubectl("logs talker").output;
+        if (full.size() >= 692) // "1\n" .. "200\n"
+            break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    ASSERT_EQ(full.size(), 692u) << full;
+    arm(R"({"logCut": {"count": 2, "afterBytes": 100}})");
+    const std::string path = "/api/v1/namespaces/default/pods/talker/log";
+    // Not a follow: whole log, nothing consumed.
+    EXPECT_EQ(https_request(port(), ca_file(), admin_token(), "GET", path).body, full);
+    // A clean end after exactly 100 bytes, although the container still runs.
+    auto cut = https_request(port(), ca_file(), admin_token(), "GET", path + "?follow=true");
+    EXPECT_EQ(cut.status, 200);
+    EXPECT_EQ(cut.body, full.substr(0, 100));
+    // Also with timestamps: the body (prefixes included) is what is counted.
+    auto stamped = https_request(port(), ca_file(), admin_token(), "GET", path + "?follow=true&timestamps=true");
+    ASSERT_EQ(stamped.body.size(), 100u) << stamped.body;
+    EXPECT_NE(stamped.body.find("Z 1\n"), std::string::npos) << stamped.body;
+    auto left = https_request(port(), ca_file(), admin_token(), "GET", "/kubesim/faults");
+    EXPECT_NE(left.body.find(R"("logCut":{"remaining":0})"), std::string::npos) << left.body;
+    // Abrupt: the connection drops mid-body, so the client sees a truncated chunked response.
+    arm(R"({"logCut": {"count": 1, "afterBytes": 50, "abrupt": true}})");
+    EXPECT_THROW(https_request(port(), ca_file(), admin_token(), "GET", path + "?follow=true"), std::exception);
+    // kubectl logs -f shows the clean cut as a normal end of the stream.
+    arm(R"({"logCut": {"count": 1, "afterBytes": 6}})");
+    auto k = kubectl("logs -f talker", "", std::chrono::seconds(20));
+    EXPECT_EQ(k.exit_code, 0) << k.output;
+    EXPECT_EQ(k.output, "1\n2\n3\n");
+    EXPECT_EQ(https_request(port(), ca_file(), admin_token(), "POST", "/kubesim/faults", R"({"logCut": {"count": -1}})").status,
+              400);
+}
+
 TEST_F(faults_test, kill_pod_processes) {
     // restartPolicy Never: the pod ends Failed with exit 137.
     create_pod(R"(apiVersion: v1

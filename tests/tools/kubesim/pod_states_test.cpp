@@ -8,6 +8,8 @@
 #include <fstream>
 #include <functional>
 #include <thread>
+#include <utility>
+#include <vector>
 
 namespace podpipe::kubesim::testing {
 namespace {
@@ -22,7 +24,9 @@ protected:
         ::close(fd);
         map_file_ = tmpl;
         std::ofstream(map_file_)
-            << R"({"images": [{"match": "registry.example/private/*", "pull": "fail"}]})";
+            << R"({"images": [{"match": "registry.example/private/*", "pull": "fail"},)"
+               R"( {"match": "registry.example/secure/*", "root": "busybox",)"
+               R"(  "auth": {"username": "octo", "password": "s3cret"}}]})";
         extra_args_ = {"--image-map", map_file_};
         kubesim_fixture::SetUp();
     }
@@ -158,6 +162,50 @@ spec:
     EXPECT_TRUE(table.find("Init:ErrImagePull") != std::string::npos ||
                 table.find("Init:ImagePullBackOff") != std::string::npos)
         << table;
+}
+
+// An image-map rule with "auth": the image pulls only for a pod whose imagePullSecrets hold a
+// kubernetes.io/dockerconfigjson Secret with those credentials for its registry (username and
+// password fields, or only "auth"; the key may be a URL). Without one, or with wrong credentials
+// or another registry's, it fails to pull as a private image does.
+TEST_F(pod_states_test, private_image_needs_a_matching_pull_secret) {
+    auto secret = [](const std::string& name, const std::string& config_b64) {
+        return "apiVersion: v1\nkind: Secret\nmetadata: {name: " + name +
+               "}\ntype: kubernetes.io/dockerconfigjson\ndata: {.dockerconfigjson: " + config_b64 + "}\n";
+    };
+    auto pod = [](const std::string& name, const std::string& secret_name) {
+        return "apiVersion: v1\nkind: Pod\nmetadata: {name: " + name + "}\nspec:\n" +
+               (secret_name.empty() ? std::string() : "  imagePullSecrets: [{name: " + secret_name + "}]\n") +
+               "  containers: [{name: c, image: \"registry.example/secure/tool:1\", command: [sleep, '1000']}]\n";
+    };
+    // One kubectl call for all objects (each call costs a process start and discovery).
+    std::string objects;
+    for (const auto& [name, b64] : std::vector<std::pair<std::string, std::string>>{
+             {"good", "eyJhdXRocyI6eyJyZWdpc3RyeS5leGFtcGxlIjp7InVzZXJuYW1lIjoib2N0byIsInBhc3N3b3JkIjoiczNjcmV0IiwiYXV0aCI6ImIyTjBienB6TTJOeVpYUT0ifX19"}, {"auth-only", "eyJhdXRocyI6eyJodHRwczovL3JlZ2lzdHJ5LmV4YW1wbGUvdjEvIjp7ImF1dGgiOiJiMk4wYnpwek0yTnlaWFE9In19fQ=="}, {"wrong", "eyJhdXRocyI6eyJyZWdpc3RyeS5leGFtcGxlIjp7InVzZXJuYW1lIjoib2N0byIsInBhc3N3b3JkIjoibm9wZSJ9fX0="}, {"other", "eyJhdXRocyI6eyJvdGhlci5leGFtcGxlIjp7InVzZXJuYW1lIjoib2N0byIsInBhc3N3b3JkIjoiczNjcmV0In19fQ=="}})
+        objects += secret(name, b64) + "---\n";
+    for (const auto& [name, sec] : std::vector<std::pair<std::string, std::string>>{
+             {"with-good", "good"}, {"with-auth-only", "auth-only"}, {"without", ""},
+             {"with-wrong", "wrong"}, {"with-other", "other"}})
+        objects += pod(name, sec) + "---\n";
+    auto made = kubectl("create --validate=false -f -", objects);
+    ASSERT_EQ(made.exit_code, 0) << made.output;
+    EXPECT_EQ(wait_phase("with-good", "Running"), "Running");
+    EXPECT_EQ(wait_phase("with-auth-only", "Running"), "Running");
+    // The others fail to pull: phase, reason (or already the back-off) and message.
+    for (const char* denied : {"without", "with-wrong", "with-other"}) {
+        std::string got;
+        for (int i = 0; i < 100; ++i) { // the first pull attempt comes at once; a slow start waits
+            got = field(std::string("pod ") + denied,
+                        "{.status.phase}|{.status.containerStatuses[0].state.waiting.reason}|"
+                        "{.status.containerStatuses[0].state.waiting.message}");
+            if (got.find("pull access denied") != std::string::npos)
+                break;
+            std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        }
+        EXPECT_TRUE(got.rfind("Pending|ErrImagePull|", 0) == 0 || got.rfind("Pending|ImagePullBackOff|", 0) == 0)
+            << denied << ": " << got;
+        EXPECT_NE(got.find("pull access denied"), std::string::npos) << denied << ": " << got;
+    }
 }
 
 TEST_F(pod_states_test, one_unpullable_container_keeps_the_pod_pending) {

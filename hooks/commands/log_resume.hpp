@@ -1,0 +1,70 @@
+// log_resume: prints a container's log exactly once across reconnected pods/log follow streams.
+//
+// A follow stream ends early when a proxy cuts an idle connection or the API server restarts
+// (spec/kube-api.md §3.5); the caller reopens it. Counting bytes and skipping that many on the
+// next stream would work only while the kubelet serves the log from its first byte: after a
+// rotation (containerLogMaxSize, 10 MiB by default) it serves the current file only, and the
+// skipped bytes would be new output. So every stream is requested with `timestamps=true` and
+// `sinceTime` (the newest printed line's second: the API server passes sinceTime on with
+// second precision), and this class strips the "RFC3339Nano " prefix the kubelet puts before
+// each line and drops what was printed before:
+//   - a line stamped before the newest printed stamp was printed (or rotated away: either way
+//     it is not printed again);
+//   - lines stamped exactly the newest printed stamp come back in the same order, so the first
+//     `printed_at_newest` content bytes of them are skipped (this also resumes a line that was
+//     cut in the middle);
+//   - anything newer is printed.
+// A line whose prefix is not a timestamp is printed as it is (never dropped).
+//
+// Pure: no I/O. Not thread-safe; one object per followed container.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace podpipe::hook {
+
+/// A log timestamp: seconds since the epoch (UTC) and nanoseconds within the second.
+struct log_stamp {
+    std::int64_t seconds = 0;
+    std::uint32_t nanos = 0;
+    friend bool operator==(const log_stamp&, const log_stamp&) = default;
+    friend auto operator<=>(const log_stamp&, const log_stamp&) = default;
+};
+
+/// "2024-05-01T10:00:00.123456789Z" (fraction optional, up to 9 digits; numeric offsets
+/// accepted) → stamp; nullopt for anything else.
+std::optional<log_stamp> parse_log_stamp(std::string_view text);
+
+class log_resume {
+public:
+    /// The sinceTime for the next stream ("2024-05-01T10:00:00Z"), empty before anything
+    /// stamped was printed (then the stream starts at the log's beginning).
+    std::string since_time() const;
+
+    /// Call before feeding a new stream: a line cut in the middle of its prefix is forgotten.
+    void begin_stream();
+
+    /// Feeds the next bytes of a `timestamps=true` stream; appends what to print to `out`.
+    void feed(std::string_view chunk, std::string& out);
+
+    /// Content bytes printed so far (prefixes excluded).
+    std::uint64_t printed_bytes() const { return printed_; }
+
+private:
+    bool start_line(std::string& out); ///< false: prefix_ was no stamp (printed as content)
+    void content(std::string_view data, std::string& out);
+
+    std::optional<log_stamp> newest_;     ///< stamp of the newest line printed
+    std::uint64_t printed_at_newest_ = 0; ///< content bytes printed of lines stamped newest_
+    std::uint64_t skip_ = 0;              ///< this stream: bytes stamped newest_ still to skip
+    bool in_prefix_ = true;               ///< reading a line's "TIMESTAMP " prefix
+    std::string prefix_;
+    bool catching_up_ = false; ///< after a reconnect, until a line newer than newest_
+    enum class line_kind { drop, at_newest, unstamped } kind_ = line_kind::unstamped;
+    std::uint64_t printed_ = 0;
+};
+
+} // namespace podpipe::hook

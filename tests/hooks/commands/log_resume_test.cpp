@@ -1,0 +1,111 @@
+#include "hooks/commands/log_resume.hpp"
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+namespace podpipe::hook {
+namespace {
+
+// Feeds `stream` in pieces of `piece` bytes (0: whole) and returns what is printed.
+std::string feed(log_resume& r, std::string_view stream, std::size_t piece = 0) {
+    r.begin_stream();
+    std::string out;
+    if (piece == 0)
+        piece = stream.size() + 1;
+    for (std::size_t i = 0; i < stream.size(); i += piece)
+        r.feed(stream.substr(i, piece), out);
+    return out;
+}
+
+const std::string log3 = "2024-05-01T10:00:00.1Z one\n"
+                         "2024-05-01T10:00:00.25Z two\n"
+                         "2024-05-01T10:00:01Z three\n";
+
+TEST(log_stamp, parses_what_kubelets_write) {
+    auto a = parse_log_stamp("2024-05-01T10:00:00.123456789Z");
+    ASSERT_TRUE(a);
+    EXPECT_EQ(a->nanos, 123456789u);
+    auto b = parse_log_stamp("2024-05-01T10:00:00.5Z");
+    ASSERT_TRUE(b);
+    EXPECT_EQ(b->nanos, 500000000u);
+    EXPECT_EQ(b->seconds, a->seconds);
+    auto c = parse_log_stamp("2024-05-01T12:00:00+02:00");
+    ASSERT_TRUE(c);
+    EXPECT_EQ(c->seconds, a->seconds);
+    EXPECT_EQ(c->nanos, 0u);
+    EXPECT_FALSE(parse_log_stamp("2024-05-01T10:00:00.1234567891Z"));
+    EXPECT_FALSE(parse_log_stamp("hello"));
+    EXPECT_FALSE(parse_log_stamp(""));
+}
+
+TEST(log_resume, strips_the_stamps_in_any_chunking) {
+    for (std::size_t piece : {0, 1, 2, 7, 30}) {
+        log_resume r;
+        EXPECT_EQ(feed(r, log3, piece), "one\ntwo\nthree\n") << piece;
+        EXPECT_EQ(r.since_time(), "2024-05-01T10:00:01Z");
+    }
+    log_resume fresh;
+    EXPECT_EQ(fresh.since_time(), "");
+}
+
+// Every cut point of the stream (clean or in the middle of a stamp or a line), then a new
+// stream from the second of the newest printed line: the output is the log, once.
+TEST(log_resume, a_cut_anywhere_then_a_resumed_stream_prints_every_line_once) {
+    for (std::size_t cut = 0; cut <= log3.size(); ++cut) {
+        log_resume r;
+        std::string out = feed(r, log3.substr(0, cut));
+        const std::string since = r.since_time();
+        // What a server sends from sinceTime (second precision): lines from that second on.
+        std::string again = log3;
+        if (since == "2024-05-01T10:00:01Z")
+            again = log3.substr(log3.find("2024-05-01T10:00:01Z"));
+        out += feed(r, again, 3);
+        EXPECT_EQ(out, "one\ntwo\nthree\n") << "cut at " << cut;
+    }
+}
+
+// Lines with the very same stamp: the printed bytes of that stamp are skipped in order.
+TEST(log_resume, equal_stamps_resume_by_bytes) {
+    const std::string same =
+        "2024-05-01T10:00:00Z a\n2024-05-01T10:00:00Z b\n2024-05-01T10:00:00Z c\n";
+    for (std::size_t cut = 0; cut <= same.size(); ++cut) {
+        log_resume r;
+        std::string out = feed(r, same.substr(0, cut));
+        out += feed(r, same);
+        EXPECT_EQ(out, "a\nb\nc\n") << "cut at " << cut;
+    }
+}
+
+// After a rotation the server has lost the older lines: the new ones are printed, not skipped
+// by a byte count of the old file.
+TEST(log_resume, a_rotated_log_loses_nothing_new) {
+    log_resume r;
+    std::string out = feed(r, log3);
+    out += feed(r, "2024-05-01T10:00:02Z four\n2024-05-01T10:00:03Z five\n");
+    EXPECT_EQ(out, "one\ntwo\nthree\nfour\nfive\n");
+}
+
+TEST(log_resume, unstamped_text_is_printed_as_it_is) {
+    log_resume r;
+    EXPECT_EQ(feed(r, "plain words here\n\nx\n"), "plain words here\n\nx\n");
+    log_resume long_word;
+    const std::string w(100, 'w');
+    EXPECT_EQ(feed(long_word, w + " end\n", 9), w + " end\n");
+}
+
+// A stamp older than the newest printed one is new output once the resumed stream has moved
+// past the catch-up (a wall clock stepped back), and a repeat before that.
+TEST(log_resume, older_stamps_are_dropped_only_while_catching_up) {
+    log_resume r;
+    std::string out = feed(r, "2024-05-01T10:00:05Z a\n2024-05-01T10:00:01Z b\n");
+    EXPECT_EQ(out, "a\nb\n");
+    out = feed(r, "2024-05-01T10:00:05Z a\n2024-05-01T10:00:01Z b\n2024-05-01T10:00:06Z "
+                  "c\n2024-05-01T10:00:02Z d\n");
+    EXPECT_EQ(out, "c\nd\n");
+}
+
+} // namespace
+} // namespace podpipe::hook
