@@ -24,7 +24,7 @@ std::string rfc3339_nano(std::chrono::system_clock::time_point t) {
     std::string s = rfc3339(secs);
     s.pop_back(); // 'Z'
     if (nanos > 0) {
-        char frac[16];
+        char frac[24]; // "." + up to 19 digits of a long long + NUL
         std::snprintf(frac, sizeof frac, ".%09lld", static_cast<long long>(nanos));
         std::string f = frac;
         while (f.back() == '0')

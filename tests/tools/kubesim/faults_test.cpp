@@ -342,8 +342,9 @@ TEST_F(faults_test, rotate_service_account_token_with_grace) {
     const std::string path = "/api/v1/namespaces/default/pods";
     EXPECT_EQ(https_request(port(), ca_file(), new_token, "GET", path).status, 200);
     auto early = https_request(port(), ca_file(), old_token, "GET", path).status;
-    if (std::chrono::steady_clock::now() - t0 < std::chrono::milliseconds(1500))
+    if (std::chrono::steady_clock::now() - t0 < std::chrono::milliseconds(1500)) {
         EXPECT_EQ(early, 200) << "the old token must stay valid during the grace period";
+    }
     std::this_thread::sleep_until(t0 + std::chrono::milliseconds(2300));
     auto late = https_request(port(), ca_file(), old_token, "GET", path);
     EXPECT_EQ(late.status, 401);
