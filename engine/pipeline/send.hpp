@@ -25,11 +25,12 @@ inline constexpr std::size_t min_chunk_bytes = 64 * 1024;
 inline constexpr std::size_t max_chunk_bytes = 8 * 1024 * 1024;
 inline constexpr int default_level = 1;
 /// send_options::level value that lets the sender pick the level per chunk: it starts at 1 and
-/// moves along a ladder (0, 1, 2, 4, 6, 9): up while the sink is the bottleneck (the writer
+/// moves along a ladder (0, 1, 2, 4, 6, 7; libdeflate 9 ran at 8 MB/s on 2 cores, too slow even
+/// for 50 Mbit/s, while 7 gives a smaller stream than pigz -6): up while the sink is the bottleneck (the writer
 /// spends most of its time inside sink.write, so the link, not the CPU, sets the pace), down
 /// when compression makes the writer wait (down to 0, stored, on links faster than the CPU).
 inline constexpr int auto_level = -1;
-inline constexpr int auto_level_ladder[] = {0, 1, 2, 4, 6, 9};
+inline constexpr int auto_level_ladder[] = {0, 1, 2, 4, 6, 7};
 inline constexpr int auto_level_start = 1; ///< index into auto_level_ladder
 
 struct send_options {
