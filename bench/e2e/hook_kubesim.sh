@@ -104,7 +104,7 @@ spec:
   accessModes: [ReadWriteMany]
   resources: {requests: {storage: 10Gi}}
 YAML
-    local d=$work/state/$1/claims/default/runner-bench-work
+    local d=$work/state/state-$1/claims/default/runner-bench-work # bench_start_kubesim's --dir
     mkdir -p "$(dirname "$d")" && rm -rf "$d" && ln -s "$W" "$d"
     "$kubectl" create --validate=false -f - >/dev/null <<YAML
 apiVersion: v1
