@@ -38,7 +38,7 @@ if [ "$all" = 1 ]; then
     step "fuzz targets (clang libFuzzer), bounded run"
     cmake --preset fuzz >/dev/null
     cmake --build --preset fuzz -j "$jobs"
-    bash fuzz/run.sh build/fuzz "${PODPIPE_FUZZ_SECONDS:-20}"
+    bash fuzz/run.sh build/fuzz "${PODPIPE_FUZZ_SECONDS:-15}"
 fi
 echo
 echo "tools/test.sh: all green in $(($(date +%s) - t0)) s"

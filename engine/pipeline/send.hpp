@@ -24,20 +24,29 @@ namespace podpipe::pipeline {
 inline constexpr std::size_t min_chunk_bytes = 64 * 1024;
 inline constexpr std::size_t max_chunk_bytes = 8 * 1024 * 1024;
 inline constexpr int default_level = 1;
-/// send_options::level value that lets the sender pick the level per chunk: it starts at 1 and
-/// moves along a ladder (0, 1, 2, 4, 6, 7; libdeflate 9 ran at 8 MB/s on 2 cores, too slow even
-/// for 50 Mbit/s, while 7 gives a smaller stream than pigz -6): up while the sink is the bottleneck (the writer
-/// spends most of its time inside sink.write, so the link, not the CPU, sets the pace), down
-/// when compression makes the writer wait (down to 0, stored, on links faster than the CPU).
+/// send_options::level value that lets the sender pick the level per chunk. It starts at 1 and
+/// moves along a ladder (1, 2, 4, 6, 7) one step per window (>= 200 ms and >= 4 chunks): up
+/// while the sink is the bottleneck (the writer spends > 85% of the window inside sink.write)
+/// *and* the compressed stream drains slower than auto_climb_below (then only the size of the
+/// stream counts and the CPU has time to spare); down when compression makes the writer wait
+/// (< 50% inside sink.write). Measured on kubesim (BENCHMARKS.md, issue 7 suite): level 1 is
+/// fastest from 200 Mbit/s up, 6-7 at 50 Mbit/s; stored (0) lost at every link (the exec
+/// path costs more CPU per byte than level 1), libdeflate 9 compresses at 8-45 MB/s on 2 cores
+/// (too slow even for 50 Mbit/s) while 7 makes a smaller stream than pigz -6. The drain-rate
+/// condition keeps a busy but fast sink (an exec proxy or a receiver on shared cores at
+/// 1 Gbit/s or more) at level 1.
 inline constexpr int auto_level = -1;
-inline constexpr int auto_level_ladder[] = {0, 1, 2, 4, 6, 7};
-inline constexpr int auto_level_start = 1; ///< index into auto_level_ladder
+inline constexpr int auto_level_ladder[] = {1, 2, 4, 6, 7};
+inline constexpr int auto_level_start = 0; ///< index into auto_level_ladder
+/// Compressed bytes/s below which a sink-bound transfer raises the level (100 Mbit/s).
+inline constexpr double auto_climb_below_default = 12.5e6;
 
 struct send_options {
     int level = default_level;             ///< 0 (stored) .. 12, or auto_level
     unsigned threads = 0;                  ///< compress workers; 0 = cores available
     std::size_t chunk_bytes = 1 << 20;     ///< uncompressed bytes per gzip member
     std::size_t memory_bytes = 256 << 20;  ///< budget for all buffers of the transfer
+    double auto_climb_below = auto_climb_below_default; ///< see auto_level (bytes/s)
     std::vector<std::string> excludes;     ///< fnmatch patterns (GNU tar --exclude rules)
     live_progress* progress = nullptr;     ///< optional, updated while running
 };

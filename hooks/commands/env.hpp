@@ -55,9 +55,9 @@ struct hook_env {
     std::string runner_temp;      ///< RUNNER_TEMP
     // ---- podpipe's own ----
     workspace_mode mode = workspace_mode::stream; ///< PODPIPE_WORKSPACE_MODE=stream|volume
-    /// PODPIPE_COMPRESSION_LEVEL: 0..12, default 1 (chosen by benchmark, BENCHMARKS.md), or
-    /// "auto" (auto_compression_level: per chunk, higher while the link is the bottleneck).
-    int compression_level = 1;
+    /// PODPIPE_COMPRESSION_LEVEL: "auto" (default, auto_compression_level: level 1, raised per
+    /// chunk while a slow link is the bottleneck; BENCHMARKS.md) or a fixed 0..12.
+    int compression_level = -1;
     unsigned threads = 0; ///< PODPIPE_THREADS: 0 (default) = one per core, else 1..256
     /// PODPIPE_MEMORY_BUDGET: bytes for the transfer pipeline, with an optional Ki/Mi/Gi suffix;
     /// default 256 MiB, at least 4 MiB.

@@ -11,7 +11,7 @@ namespace podpipe::cli {
 struct cp_flags {
     std::string src;
     std::string dst;
-    std::string level = "1"; ///< 0..12 or auto
+    std::string level = "auto"; ///< 0..12 or auto
     std::string chunk = "1M";
     std::string threads = "0";
     std::string memory = "256M";

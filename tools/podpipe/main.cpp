@@ -253,8 +253,8 @@ int run(int argc, char** argv) {
         ->required();
     cp->add_option("DST", cf.dst, "Target directory (created if missing), same forms")->required();
     cp->add_option("-l,--level", cf.level,
-                   "Compression level 0 (stored) to 12 (default 1), or auto: raised per chunk "
-                   "while the link is the bottleneck");
+                   "Compression level 0 (stored) to 12, or auto (default): level 1, raised per "
+                   "chunk up to 7 while a slow link (< 100 Mbit/s) is the bottleneck");
     cp->add_option("--chunk-size", cf.chunk, "Uncompressed bytes per gzip member, 64K..8M (default 1M)");
     cp->add_option("--threads", cf.threads, "Local (de)compression threads (default: cores available)");
     cp->add_option("--memory", cf.memory, "Local memory budget for transfer buffers (default 256M)");

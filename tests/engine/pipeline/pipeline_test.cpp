@@ -438,6 +438,35 @@ TEST(pipeline, auto_level_climbs_while_the_sink_is_the_bottleneck) {
     EXPECT_EQ(read_all(tmp / "dst/a.txt"), text);
 }
 
+// A sink that is the bottleneck but drains fast (an exec proxy or a receiver sharing the
+// sender's cores on a fast link): the level stays at 1, raising it would only cost CPU.
+class busy_fast_sink final : public byte_sink {
+public:
+    result<void> write(std::span<const std::byte> bytes) override {
+        // 4 MB/s, far above the test's climb threshold even if sleeps overshoot several-fold.
+        std::this_thread::sleep_for(std::chrono::microseconds(bytes.size() / 4));
+        data.append(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+        return {};
+    }
+    std::string data;
+};
+
+TEST(pipeline, auto_level_stays_at_one_while_a_busy_sink_drains_fast) {
+    temp_dir tmp;
+    std::string text;
+    for (long long i = 0; text.size() < (8u << 20); ++i)
+        text += "line " + std::to_string(i * 7919 % 100003) + " of some source file\n";
+    testing::write_file(tmp / "src/a.txt", text);
+    send_options opt;
+    opt.level = auto_level;
+    opt.chunk_bytes = 64 * 1024;
+    opt.auto_climb_below = 0.5e6;
+    busy_fast_sink sink;
+    auto sent = send_tree((tmp / "src").string(), sink, opt);
+    ASSERT_TRUE(sent) << sent.error().message() << ": " << last_failure_detail();
+    EXPECT_EQ(sent->chunks_per_level[1], sent->chunks) << "auto left level 1 on a fast-draining sink";
+}
+
 TEST(pipeline, fixed_level_is_used_for_every_chunk) {
     temp_dir tmp;
     testing::make_awkward_tree(tmp / "src", 50);

@@ -40,7 +40,7 @@ TEST(hook_env, defaults) {
     EXPECT_FALSE(r->rwo);
     EXPECT_EQ(r->mode, workspace_mode::stream);
     EXPECT_TRUE(r->template_path.empty());
-    EXPECT_EQ(r->compression_level, 1);
+    EXPECT_EQ(r->compression_level, auto_compression_level);
     EXPECT_EQ(r->threads, 0u);
     EXPECT_EQ(r->memory_budget_bytes, std::size_t{256} << 20);
     EXPECT_EQ(r->recv_path, "/__e/podpipe");
