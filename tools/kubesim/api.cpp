@@ -85,32 +85,6 @@ std::string b64encode(std::string_view in) {
     return out;
 }
 
-std::string b64decode_strict(std::string_view in, bool& ok) {
-    static const std::string chars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    std::string out;
-    ok = in.size() % 4 == 0;
-    int val = 0, bits = -8;
-    for (std::size_t i = 0; i < in.size(); ++i) {
-        char c = in[i];
-        if (c == '=') {
-            ok = ok && i + 2 >= in.size();
-            continue;
-        }
-        auto pos = chars.find(c);
-        if (pos == std::string::npos) {
-            ok = false;
-            continue;
-        }
-        val = (val << 6) + static_cast<int>(pos);
-        bits += 6;
-        if (bits >= 0) {
-            out.push_back(static_cast<char>((val >> bits) & 0xff));
-            bits -= 8;
-        }
-    }
-    return out;
-}
-
 std::map<std::string, std::string> labels_of(const json::object& obj) {
     std::map<std::string, std::string> out;
     if (auto* md = obj_at(obj, "metadata"))
@@ -1323,7 +1297,7 @@ api_response api_server::handle_secrets(const api_request& req, const std::strin
         std::size_t total = 0;
         for (auto& [k, v] : data) {
             bool ok = v.is_string();
-            std::string decoded = ok ? b64decode_strict(v.get_string(), ok) : "";
+            std::string decoded = ok ? b64decode(v.get_string(), &ok) : "";
             if (!ok)
                 return status_response(400, "BadRequest", "Secret in version \"v1\" cannot be handled as a Secret: illegal base64 data in data." + std::string(k));
             total += decoded.size();
@@ -1341,7 +1315,7 @@ api_response api_server::handle_secrets(const api_request& req, const std::strin
         if (str_at(sec, "type") == "kubernetes.io/dockerconfigjson") {
             bool ok = data.contains(".dockerconfigjson") && data.at(".dockerconfigjson").is_string();
             if (ok) {
-                std::string raw = b64decode_strict(data.at(".dockerconfigjson").get_string(), ok);
+                std::string raw = b64decode(data.at(".dockerconfigjson").get_string(), &ok);
                 boost::system::error_code jec;
                 json::parse(raw, jec);
                 ok = ok && !jec;

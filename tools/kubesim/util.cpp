@@ -172,15 +172,23 @@ std::int64_t int_at(const json::object& o, std::string_view key, std::int64_t df
     return dflt;
 }
 
-std::string b64decode(std::string_view in) {
+std::string b64decode(std::string_view in, bool* valid) {
     static const std::string chars =
         "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     std::string out;
+    bool ok = in.size() % 4 == 0;
     int val = 0, bits = -8;
-    for (char c : in) {
-        auto pos = chars.find(c);
-        if (pos == std::string::npos)
+    for (std::size_t i = 0; i < in.size(); ++i) {
+        const char c = in[i];
+        if (c == '=') {
+            ok = ok && i + 2 >= in.size();
             continue;
+        }
+        auto pos = chars.find(c);
+        if (pos == std::string::npos) {
+            ok = false;
+            continue;
+        }
         val = (val << 6) + static_cast<int>(pos);
         bits += 6;
         if (bits >= 0) {
@@ -188,6 +196,8 @@ std::string b64decode(std::string_view in) {
             bits -= 8;
         }
     }
+    if (valid != nullptr)
+        *valid = ok;
     return out;
 }
 

@@ -22,9 +22,11 @@ std::string rfc3339_nano(std::chrono::system_clock::time_point t);
 /// Parses rfc3339() output back; returns epoch on malformed input.
 std::chrono::system_clock::time_point parse_rfc3339(std::string_view s);
 
-/// n random lowercase hex characters (from /dev/urandom via OpenSSL RAND_bytes).
 /// Standard base64 decode; characters outside the alphabet (padding, newlines) are skipped.
-std::string b64decode(std::string_view in);
+/// `valid` (optional) says whether `in` was strict base64 as the API server requires: a length
+/// that is a multiple of 4, only the alphabet, '=' only as the last one or two characters.
+std::string b64decode(std::string_view in, bool* valid = nullptr);
+/// n random lowercase hex characters (from /dev/urandom via OpenSSL RAND_bytes).
 std::string random_hex(std::size_t n);
 /// A random version-4 style UUID string.
 std::string random_uuid();

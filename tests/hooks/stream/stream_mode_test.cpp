@@ -2,6 +2,7 @@
 // against kubesim: spec/hook-behavior.md §8's cluster scenarios that apply to stream mode plus
 // the issue's own (exit codes, file commands of failing steps, busybox job image, incremental
 // _temp, a dropped exec, the pod's real failure reason).
+#include "tests/hooks/runner/private_registry_step.hpp"
 #include "tests/hooks/runner/runner_emulator.hpp"
 #include "tests/support/tree_fixture.hpp"
 #include "tests/tools/kubesim/kubesim_fixture.hpp"
@@ -366,48 +367,15 @@ spec:
     // runner-pod, in imagePullSecrets, deleted with the pod); the action image is private in
     // kubesim's image map (auth rule), so the step runs only with it.
     {
-        hook::testing::container_action a;
-        a.image = "registry.example/secure/tool:1";
-        a.entry_point = "sh";
-        // Waits (at most 30 s) until the test has looked at the pod and its secret.
-        a.args = {"-c", "echo private-image-runs; i=0; while [ ! -f /tmp/go ] && [ $i -lt 300 ]; do "
-                        "sleep 0.1; i=$((i+1)); done; exit 4"};
-        r.begin_step_for_test();
-        std::string args = r.container_step_args(a);
-        const std::string null_registry = R"("registry":null)";
-        ASSERT_NE(args.find(null_registry), std::string::npos) << args;
-        args.replace(args.find(null_registry), null_registry.size(),
-                     R"("registry":{"username":"octo","password":"s3cret","serverUrl":"registry.example"})");
-        hook_run c;
-        std::thread step([&] { c = r.run_container_step(args); });
-        std::string pod;
-        for (int i = 0; i < 300 && pod.empty(); ++i) {
-            const std::string names = pods_of_runner();
-            if (auto at = names.find("pod/runner-abc-step-"); at != std::string::npos)
-                pod = names.substr(at + 4, names.find('\n', at) - at - 4);
-            else
-                std::this_thread::sleep_for(std::chrono::milliseconds(100));
-        }
-        std::string step_secret, type, config;
-        if (!pod.empty()) {
-            for (int i = 0; i < 300 && kubectl("get pod " + pod + " -o jsonpath='{.status.phase}'").output != "Running"; ++i)
-                std::this_thread::sleep_for(std::chrono::milliseconds(100));
-            step_secret = kubectl("get pod " + pod + " -o jsonpath='{.spec.imagePullSecrets[*].name}'").output;
-            type = kubectl("get secret " + step_secret + " -o jsonpath='{.type}'").output;
-            config = shell("\"$KUBECTL\" get secret " + step_secret +
-                           " -o jsonpath='{.data.\\.dockerconfigjson}' | base64 -d").output;
-            (void)kubectl("exec " + pod + " -c job -- touch /tmp/go");
-        }
-        step.join();
-        ASSERT_FALSE(pod.empty()) << all(c);
-        EXPECT_EQ(step_secret.rfind("runner-abc-secret-", 0), 0u) << step_secret;
-        EXPECT_NE(step_secret, secret);
-        EXPECT_EQ(type, "kubernetes.io/dockerconfigjson");
-        EXPECT_NE(config.find(R"("registry.example":{"username":"octo","password":"s3cret","auth":"b2N0bzpzM2NyZXQ="})"),
-                  std::string::npos)
-            << config;
-        EXPECT_EQ(c.exit_code, 4) << all(c);
-        EXPECT_NE(c.out.find("private-image-runs"), std::string::npos) << all(c);
+        auto seen = hook::testing::run_private_registry_step(r, [&](const std::string& a) { return kubectl(a).output; });
+        ASSERT_FALSE(seen.pod.empty()) << all(seen.run);
+        EXPECT_EQ(seen.secret.rfind("runner-abc-secret-", 0), 0u) << seen.secret;
+        EXPECT_NE(seen.secret, secret);
+        EXPECT_EQ(seen.type, "kubernetes.io/dockerconfigjson");
+        EXPECT_EQ(seen.label, "runner-abc");
+        EXPECT_NE(seen.config.find(hook::testing::private_registry_auth_entry), std::string::npos) << seen.config;
+        EXPECT_EQ(seen.run.exit_code, 4) << all(seen.run);
+        EXPECT_NE(seen.run.out.find("private-image-runs"), std::string::npos) << all(seen.run);
     }
     // The job's pull secret stays until cleanup; the step's is gone.
     EXPECT_EQ(kubectl("get secrets -l runner-pod=runner-abc -o name").output, "secret/" + secret + "\n");

@@ -8,6 +8,7 @@
 // /home/runner/_work. So what the runner writes under _work, what the runner pod sees and what
 // the job and step pods see at /__w are the same bytes, and the running runner pod holds an RWO
 // claim on its node exactly as in a cluster (Multi-Attach elsewhere).
+#include "tests/hooks/runner/private_registry_step.hpp"
 #include "tests/hooks/runner/runner_emulator.hpp"
 #include "tests/support/tree_fixture.hpp"
 #include "tests/tools/kubesim/kubesim_fixture.hpp"
@@ -409,50 +410,14 @@ TEST_F(volume_mode_test, container_step_registry_credentials_become_the_step_pod
     start({"--image-map", images.string()}, "runner-abc-work", "ReadWriteMany");
     if (IsSkipped() || HasFatalFailure())
         return;
-    auto& r = runner();
-    hook::testing::container_action act;
-    act.image = "registry.example/secure/tool:1";
-    act.entry_point = "sh";
-    // Waits (at most 30 s) until the test has looked at the pod and its secret.
-    act.args = {"-c", "echo private-image-runs; i=0; while [ ! -f /tmp/go ] && [ $i -lt 300 ]; do "
-                      "sleep 0.1; i=$((i+1)); done; exit 4"};
-    r.begin_step_for_test();
-    std::string args = r.container_step_args(act);
-    const std::string null_registry = R"("registry":null)";
-    ASSERT_NE(args.find(null_registry), std::string::npos) << args;
-    args.replace(args.find(null_registry), null_registry.size(),
-                 R"("registry":{"username":"octo","password":"s3cret","serverUrl":"registry.example"})");
-    hook_run cs;
-    std::thread step([&] { cs = r.run_container_step(args); });
-    std::string pod;
-    for (int i = 0; i < 300 && pod.empty(); ++i) {
-        const std::string names = pods_of_runner();
-        if (auto at = names.find("pod/runner-abc-step-"); at != std::string::npos)
-            pod = names.substr(at + 4, names.find('\n', at) - at - 4);
-        else
-            std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
-    std::string secret, type, label, config;
-    if (!pod.empty()) {
-        for (int i = 0; i < 300 && jsonpath(pod, ".status.phase") != "Running"; ++i)
-            std::this_thread::sleep_for(std::chrono::milliseconds(100));
-        secret = jsonpath(pod, ".spec.imagePullSecrets[*].name");
-        type = kubectl("get secret " + secret + " -o jsonpath='{.type}'").output;
-        label = kubectl("get secret " + secret + " -o jsonpath='{.metadata.labels.runner-pod}'").output;
-        config = shell("\"$KUBECTL\" get secret " + secret +
-                       " -o jsonpath='{.data.\\.dockerconfigjson}' | base64 -d").output;
-        (void)kubectl("exec " + pod + " -c job -- touch /tmp/go");
-    }
-    step.join();
-    ASSERT_FALSE(pod.empty()) << all(cs);
-    EXPECT_EQ(secret.rfind("runner-abc-secret-", 0), 0u) << secret;
-    EXPECT_EQ(type, "kubernetes.io/dockerconfigjson");
-    EXPECT_EQ(label, "runner-abc");
-    EXPECT_NE(config.find(R"("registry.example":{"username":"octo","password":"s3cret","auth":"b2N0bzpzM2NyZXQ="})"),
-              std::string::npos)
-        << config;
-    EXPECT_EQ(cs.exit_code, 4) << all(cs);
-    EXPECT_NE(cs.out.find("private-image-runs"), std::string::npos) << all(cs);
+    auto seen = hook::testing::run_private_registry_step(runner(), [&](const std::string& a) { return kubectl(a).output; });
+    ASSERT_FALSE(seen.pod.empty()) << all(seen.run);
+    EXPECT_EQ(seen.secret.rfind("runner-abc-secret-", 0), 0u) << seen.secret;
+    EXPECT_EQ(seen.type, "kubernetes.io/dockerconfigjson");
+    EXPECT_EQ(seen.label, "runner-abc");
+    EXPECT_NE(seen.config.find(hook::testing::private_registry_auth_entry), std::string::npos) << seen.config;
+    EXPECT_EQ(seen.run.exit_code, 4) << all(seen.run);
+    EXPECT_NE(seen.run.out.find("private-image-runs"), std::string::npos) << all(seen.run);
     EXPECT_EQ(pods_of_runner(), "");
     EXPECT_EQ(kubectl("get secrets -l runner-pod=runner-abc -o name").output, "");
 }
