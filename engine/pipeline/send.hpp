@@ -29,7 +29,7 @@ inline constexpr int default_level = 1;
 /// while the sink is the bottleneck (the writer spends > 85% of the window inside sink.write)
 /// *and* the compressed stream drains slower than auto_climb_below (then only the size of the
 /// stream counts and the CPU has time to spare); down when compression makes the writer wait
-/// (< 50% inside sink.write). Measured on kubesim (BENCHMARKS.md, issue 7 suite): level 1 is
+/// (< 50% inside sink.write). Measured end to end (BENCHMARKS.md, issue 7 suite): level 1 is
 /// fastest from 200 Mbit/s up, 6-7 at 50 Mbit/s; stored (0) lost at every link (the exec
 /// path costs more CPU per byte than level 1), libdeflate 9 compresses at 8-45 MB/s on 2 cores
 /// (too slow even for 50 Mbit/s) while 7 makes a smaller stream than pigz -6. The drain-rate
