@@ -25,11 +25,12 @@ inline constexpr std::size_t min_chunk_bytes = 64 * 1024;
 inline constexpr std::size_t max_chunk_bytes = 8 * 1024 * 1024;
 inline constexpr int default_level = 1;
 /// send_options::level value that lets the sender pick the level per chunk. It starts at 1 and
-/// moves along a ladder (1, 2, 4, 6, 7) one step per window (>= 200 ms and >= 4 chunks): up
-/// while the sink is the bottleneck (the writer spends > 85% of the window inside sink.write)
-/// *and* the compressed stream drains slower than auto_climb_below (then only the size of the
-/// stream counts and the CPU has time to spare); down when compression makes the writer wait
-/// (< 50% inside sink.write). Measured end to end (BENCHMARKS.md, issue 7 suite): level 1 is
+/// moves along a ladder (1, 2, 4, 6, 7), deciding once per window (>= 200 ms and >= 4 chunks):
+/// up while the sink is the bottleneck (the writer spends > 85% of the window inside
+/// sink.write) *and* the compressed stream drains slower than auto_climb_below (then only the
+/// size of the stream counts and the CPU has time to spare) — one step, or straight to the top
+/// when it drains slower than 60% of auto_climb_below; down one step when compression makes
+/// the writer wait (< 50% inside sink.write). Measured end to end (BENCHMARKS.md, issue 7 suite): level 1 is
 /// fastest from 200 Mbit/s up, 6-7 at 50 Mbit/s; stored (0) lost at every link (the exec
 /// path costs more CPU per byte than level 1), libdeflate 9 compresses at 8-45 MB/s on 2 cores
 /// (too slow even for 50 Mbit/s) while 7 makes a smaller stream than pigz -6. The drain-rate

@@ -438,6 +438,31 @@ TEST(pipeline, auto_level_climbs_while_the_sink_is_the_bottleneck) {
     EXPECT_EQ(read_all(tmp / "dst/a.txt"), text);
 }
 
+// Far below the climb threshold the level goes straight to the top of the ladder instead of
+// spending windows on the rungs between (each one sent tens of MB too large on a slow link).
+TEST(pipeline, auto_level_jumps_to_the_top_on_a_far_slower_sink) {
+    temp_dir tmp;
+    std::string text;
+    for (int i = 0; text.size() < (4u << 20); ++i)
+        text += "line " + std::to_string(i * 7919 % 100003) + " of some source file\n";
+    testing::write_file(tmp / "src/a.txt", text);
+    send_options opt;
+    opt.level = auto_level;
+    opt.chunk_bytes = 64 * 1024;
+    opt.threads = 2;
+    slow_sink sink; // 50 ms per chunk: well under 1 MB/s against the default 12.5 MB/s
+    auto sent = send_tree((tmp / "src").string(), sink, opt);
+    ASSERT_TRUE(sent) << sent.error().message() << ": " << last_failure_detail();
+    constexpr int top = auto_level_ladder[std::size(auto_level_ladder) - 1];
+    EXPECT_GT(sent->chunks_per_level[top], 0u);
+    for (int rung : auto_level_ladder) {
+        if (rung != auto_level_ladder[0] && rung != top) {
+            EXPECT_EQ(sent->chunks_per_level[static_cast<std::size_t>(rung)], 0u)
+                << "auto stopped at level " << rung << " on its way to " << top;
+        }
+    }
+}
+
 // A sink that is the bottleneck but drains fast (an exec proxy or a receiver sharing the
 // sender's cores on a fast link): the level stays at 1, raising it would only cost CPU.
 class busy_fast_sink final : public byte_sink {
