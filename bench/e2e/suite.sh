@@ -16,13 +16,14 @@
 #   NODE_TREE=build/trees/node_modules   made by make_node_modules.sh if missing
 #   SYNTH_SPEC=files=20000,size=250M,dist=source   `podpipe bench --synthetic` spec
 #   SYNTH_TREE=build/trees/synthetic-<spec>          made by make_synthetic if missing
-#   LEVELS="0 1 2 3 6 9"          levels swept with podpipe cp (throughput vs level plot)
+#   LEVELS="0 1 2 3 6 7 9"          levels swept with podpipe cp (throughput vs level plot)
 #   LEVEL_TREES=source            trees the level sweep runs on
 #   PEERS="kubectl-cp tar-czf tar-pigz hook-method"   peers measured (all by default)
 #   HOOK_RUNS=$RUNS               runs of the existing hook's method (100-250 s each on the
 #                                 full trees, 40-100x podpipe's time: 1 run already decides it)
-#   TUNED_unlimited="--level auto" TUNED_125M="--level auto" TUNED_25M="--level 2"
-#   TUNED_6_25M="--level 6"       podpipe's tuned flags per link ('.' in the link name -> '_')
+#   TUNED_unlimited="--level 1" TUNED_125M="--level 1" TUNED_25M="--level 1"
+#   TUNED_6_25M="--level 7"       podpipe's tuned flags per link ('.' in the link name -> '_'):
+#                                 the fixed level the default (--level auto) should find
 # Needs root (kubesim's mount namespaces), kubectl, pigz, gnuplot (apt-get install gnuplot-nox),
 # npm (node_modules tree), and the release build: podpipe, static podpipe, kubesim,
 # make_synthetic (cmake --build build/release --target podpipe podpipe_static kubesim
@@ -34,7 +35,7 @@ runs=${RUNS:-3}
 links=${LINKS:-unlimited 125M 25M 6.25M}
 latency=${LATENCY:-2ms}
 trees=${TREES:-source node_modules synthetic}
-levels=${LEVELS:-0 1 2 3 6 9}
+levels=${LEVELS:-0 1 2 3 6 7 9}
 level_trees=${LEVEL_TREES:-source}
 peers=${PEERS:-kubectl-cp tar-czf tar-pigz hook-method}
 hook_runs=${HOOK_RUNS:-$runs}
@@ -161,7 +162,7 @@ for link in $links; do
     bench_start_kubesim "$link" "$work/fs" --nodes 1
     bench_create_pod "$static_dir"
     tv=TUNED_${link//./_}
-    case $link in unlimited | 125M) tuned_default="--level auto" ;; 25M) tuned_default="--level 2" ;; *) tuned_default="--level 6" ;; esac
+    case $link in 6.25M) tuned_default="--level 7" ;; *) tuned_default="--level 1" ;; esac
     tuned=${!tv:-$tuned_default}
     echo "$link	$tuned" >>"$work/tuned.tsv"
     # Round-robin: round r of every tool on every tree, then round r+1, so drifting load from
