@@ -168,13 +168,6 @@ result<void> connect_tls(asio::io_context& ioc, tls_stream& stream, tls_context&
         (void)::setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle_s, sizeof idle_s);
         (void)::setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval_s, sizeof interval_s);
         (void)::setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &probes, sizeof probes);
-        // Keep at most this much written-but-unsent data in the kernel (the in-flight part
-        // still grows with the path's bandwidth-delay product). Without it a slow link hides
-        // several MB behind an autotuned send buffer: progress runs ahead of the wire, and the
-        // sender's adaptive level learns of the slow link only after that backlog is queued
-        // at the level chosen before.
-        const int notsent_lowat = 256 * 1024;
-        (void)::setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &notsent_lowat, sizeof notsent_lowat);
     }
 
     const auto& cfg = ctx.config();
