@@ -1,5 +1,7 @@
 #include "hooks/commands/env.hpp"
 
+#include "engine/pipeline/send.hpp"
+
 #include <algorithm>
 
 #include <climits>
@@ -165,6 +167,13 @@ result<hook_env, hook_error> read_env(const env_map& env) {
         if (!v || std::to_string(*v) != t || *v < 0 || *v > 256)
             return fail(bad("PODPIPE_THREADS", t, "expected 0 (one per core) .. 256"));
         e.threads = static_cast<unsigned>(*v);
+    }
+    if (const std::string c = get(env, "PODPIPE_CHUNK_SIZE"); !c.empty()) {
+        auto v = parse_bytes(c);
+        if (!v || *v < pipeline::min_chunk_bytes || *v > pipeline::max_chunk_bytes)
+            return fail(bad("PODPIPE_CHUNK_SIZE", c,
+                            "expected bytes with an optional Ki/Mi suffix, 64Ki..8Mi"));
+        e.chunk_bytes = *v;
     }
     if (const std::string b = get(env, "PODPIPE_MEMORY_BUDGET"); !b.empty()) {
         auto v = parse_bytes(b);

@@ -16,6 +16,8 @@ k8s::copy_options copy_options_for(const hook_session& s) {
                        ? "auto"
                        : std::to_string(s.env.compression_level);
     o.threads = s.env.threads;
+    o.chunk_bytes = s.env.chunk_bytes;
+    o.chunk_text = std::to_string(s.env.chunk_bytes);
     o.memory_bytes = s.env.memory_budget_bytes;
     o.pod_binary = s.env.recv_path + "/podpipe";
     o.verify = true;

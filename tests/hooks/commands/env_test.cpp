@@ -142,8 +142,10 @@ TEST(hook_env, podpipe_settings) {
     env["PODPIPE_THREADS"] = "4";
     env["PODPIPE_MEMORY_BUDGET"] = "64Mi";
     env["PODPIPE_RECV_PATH"] = "/opt/podpipe";
+    env["PODPIPE_CHUNK_SIZE"] = "4Mi";
     auto r = read_env(env);
     ASSERT_TRUE(r);
+    EXPECT_EQ(r->chunk_bytes, std::size_t{4} << 20);
     EXPECT_EQ(r->compression_level, 6);
     EXPECT_EQ(r->threads, 4u);
     EXPECT_EQ(r->memory_budget_bytes, std::size_t{64} << 20);
@@ -157,7 +159,8 @@ TEST(hook_env, podpipe_settings_validation) {
         {"PODPIPE_COMPRESSION_LEVEL", "13"}, {"PODPIPE_COMPRESSION_LEVEL", "6x"},
         {"PODPIPE_THREADS", "-1"},           {"PODPIPE_THREADS", "1000"},
         {"PODPIPE_MEMORY_BUDGET", "1Mi"},    {"PODPIPE_MEMORY_BUDGET", "64MB"},
-        {"PODPIPE_RECV_PATH", "podpipe"}};
+        {"PODPIPE_RECV_PATH", "podpipe"},     {"PODPIPE_CHUNK_SIZE", "32Ki"},
+        {"PODPIPE_CHUNK_SIZE", "16Mi"},      {"PODPIPE_CHUNK_SIZE", "1M"}};
     for (const auto& [k, v] : bad) {
         env_map env = base();
         env[k] = v;

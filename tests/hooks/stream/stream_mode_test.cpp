@@ -198,6 +198,25 @@ TEST_F(stream_mode_test, failing_step_exit_code_and_file_commands_come_back) {
     EXPECT_EQ(missing.out.find("never"), std::string::npos);
 }
 
+TEST_F(stream_mode_test, tuning_variables_reach_both_directions) {
+    // The runner pod's PODPIPE_* settings drive the local sender (a fixed level: stored, so the
+    // wire carries the whole file) and the in-pod sender of the copy back (the chunk size as
+    // podpipe-hook passes it on to `podpipe send --chunk-size`).
+    options_.extra_env["PODPIPE_COMPRESSION_LEVEL"] = "0";
+    options_.extra_env["PODPIPE_CHUNK_SIZE"] = "64Ki";
+    auto& r = runner();
+    write_file(r.github_workspace() / "zeros.txt", std::string(3'000'000, 'a'));
+    auto prep = r.prepare_job(job_args("debian:12"));
+    ASSERT_TRUE(prep.ok()) << all(prep);
+    static const std::regex wire(R"(workspace [^\n]* -> /__w: \d+ files, ([0-9.]+) MB, ([0-9.]+) MB on the wire)");
+    std::smatch m;
+    ASSERT_TRUE(std::regex_search(prep.out, m, wire)) << prep.out;
+    EXPECT_GE(std::stod(m[2].str()), 3.0) << "level 0 was not used: " << m[0].str();
+    auto s = r.run_script_step("echo \"size=$(wc -c < zeros.txt)\" >> \"$GITHUB_OUTPUT\"\n");
+    ASSERT_TRUE(s.ok()) << all(s);
+    EXPECT_EQ(r.outputs()["size"], "3000000");
+}
+
 TEST_F(stream_mode_test, only_what_changed_in_temp_is_sent) {
     auto& r = runner();
     ASSERT_TRUE(r.prepare_job(job_args("debian:12")).ok());

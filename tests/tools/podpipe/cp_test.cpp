@@ -258,6 +258,12 @@ TEST_F(cp_test, bench_measures_and_recommends) {
     EXPECT_NE(r.output.find("\"pod_binary\":true"), std::string::npos) << r.output;
     EXPECT_NE(r.output.find("\"upload_mbps\":"), std::string::npos) << r.output;
     EXPECT_NE(r.output.find("\"recommended\":{\"level\":"), std::string::npos) << r.output;
+    // The hook's variables, in the form podpipe-hook accepts (Ki/Mi suffixes).
+    EXPECT_NE(r.output.find("\"hook_env\":{\"PODPIPE_COMPRESSION_LEVEL\":"), std::string::npos) << r.output;
+    EXPECT_TRUE(r.output.find("\"PODPIPE_CHUNK_SIZE\":\"256Ki\"") != std::string::npos ||
+                r.output.find("\"PODPIPE_CHUNK_SIZE\":\"1Mi\"") != std::string::npos ||
+                r.output.find("\"PODPIPE_CHUNK_SIZE\":\"4Mi\"") != std::string::npos)
+        << r.output;
     EXPECT_NE(r.output.find("\"direction\":\"from pod\""), std::string::npos) << r.output;
     EXPECT_NE(r.output.find("\"pod_side\":\"tar\""), std::string::npos) << r.output;
     EXPECT_EQ(r.output.find("\"ok\":false"), std::string::npos) << r.output;
@@ -268,6 +274,8 @@ TEST_F(cp_test, bench_measures_and_recommends) {
                           " --pod gnu --pod-binary none --synthetic files=50,size=1M --budget 1s");
     ASSERT_EQ(tar_only.exit_code, 0) << tar_only.output;
     EXPECT_NE(tar_only.output.find("recommended: podpipe cp --level"), std::string::npos) << tar_only.output;
+    EXPECT_NE(tar_only.output.find("in the runner pod's env: PODPIPE_COMPRESSION_LEVEL="), std::string::npos)
+        << tar_only.output;
     EXPECT_EQ(shell(podpipe_exe + " bench --pod bb").exit_code, 2);
     EXPECT_EQ(shell(podpipe_exe + " bench --pod bb --synthetic files=x").exit_code, 2);
 }
