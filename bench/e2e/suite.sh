@@ -24,6 +24,8 @@
 #   TUNED_unlimited="--level 1" TUNED_125M="--level 1" TUNED_25M="--level 1"
 #   TUNED_6_25M="--level 7"       podpipe's tuned flags per link ('.' in the link name -> '_'):
 #                                 the fixed level the default (--level auto) should find
+#   COMPONENTS_ONLY=1             re-measure only the components (the limit line) into an
+#                                 earlier run's OUT and redo its report
 # Needs root (kubesim's mount namespaces), kubectl, pigz, gnuplot (apt-get install gnuplot-nox),
 # npm (node_modules tree), and the release build: podpipe, static podpipe, kubesim,
 # make_synthetic (cmake --build build/release --target podpipe podpipe_static kubesim
@@ -120,6 +122,21 @@ for t in $trees; do
     done
     rm -f "$work/fs"/pack-*.pp
 done
+
+# COMPONENTS_ONLY=1: re-measure only the components above (the limit line) into an earlier
+# run's OUT, keeping its transfers, and redo the report (meta.tsv notes when and under what load).
+if [ "${COMPONENTS_ONLY:-0}" = 1 ]; then
+    [ -f "$out/results.tsv" ] && [ -f "$out/meta.tsv" ] || {
+        echo "COMPONENTS_ONLY=1 needs an earlier run in $out (results.tsv, meta.tsv)" >&2; exit 1; }
+    { grep -v '^components_' "$out/meta.tsv"
+      echo "components_date	$(date -u +%Y-%m-%dT%H:%MZ)"
+      echo "components_load	$load_start, then $(cut -d' ' -f1-3 /proc/loadavg)"
+    } >"$work/meta.tsv"
+    cp "$work/components.tsv" "$work/meta.tsv" "$out/"
+    python3 "$root/bench/e2e/suite_report.py" "$out"
+    log "components re-measured in $(($(date +%s) - t_start)) s: $out/tables.md"
+    exit 0
+fi
 
 # ---- 2. transfers into a pod, per link model ----
 # CPU seconds of kubesim and everything it reaped (the pod's processes: tar, pigz, podpipe recv,

@@ -103,6 +103,9 @@ w(f"Load average {meta['load_start']} at the start, {meta['load_end']} at the en
   f"{hook_runs_note}, round-robin "
   f"(median, min–max). Links: kubesim --exec-bandwidth per direction, --exec-latency "
   f"{meta['latency']} when throttled; pod volume and local extractions on a tmpfs.")
+if "components_date" in meta:
+    w(f"The components (the limit line) were re-measured on {meta['components_date']} "
+      f"(`COMPONENTS_ONLY=1`, load {meta['components_load']}).")
 w("")
 w("| tree | files (non-dir) | MB | level-1 stream MB | tree ÷ stream |")
 w("|---|---:|---:|---:|---:|")
