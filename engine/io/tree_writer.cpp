@@ -7,8 +7,10 @@
 #include "engine/io/ring.hpp"
 
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <linux/openat2.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -703,7 +705,9 @@ result<std::unique_ptr<tree_writer>> tree_writer::open(const std::string& root,
         return fail(make_error_code(e == ENOTDIR ? errc::not_a_directory : errc::io_failed));
     }
     const unsigned depth = opt.queue_depth == 0 ? 1 : opt.queue_depth;
-    auto r = ring::create(depth, opt.use_io_uring);
+    struct statfs fs {};
+    const bool tmpfs = ::fstatfs(fd.get(), &fs) == 0 && fs.f_type == TMPFS_MAGIC;
+    auto r = ring::create(depth, opt.use_io_uring && (opt.io_uring_on_tmpfs || !tmpfs));
     if (!r)
         r = ring::create(depth, false);
     r->fail_op_for_test(opt.fail_ring_op_for_test);

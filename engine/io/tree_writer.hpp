@@ -42,6 +42,12 @@ struct write_options {
     bool restore_owner = false;          ///< chown only when true (needs root)
     // Additions:
     bool use_io_uring = true; ///< false forces the plain-syscall fallback
+    /// Use io_uring on a tmpfs target too. Off by default: tmpfs cannot take a buffered write
+    /// without blocking, so io_uring hands every write (and every create) to a worker thread;
+    /// `podpipe unpack` of a 243 MB / 20k-file stream into a tmpfs took the same wall time with
+    /// 15-25% less CPU as plain syscalls (2 x 6 interleaved runs), CPU a receiver sharing cores
+    /// with its sender needs.
+    bool io_uring_on_tmpfs = false;
     /// Fault injection: the writer ring's n-th operation fails with EIO. ~0 = off.
     std::uint64_t fail_ring_op_for_test = ~std::uint64_t{0};
 };

@@ -4,8 +4,12 @@
 #include "tests/engine/io/test_util.hpp"
 
 #include <dirent.h>
+#include <linux/magic.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
 
 #include <algorithm>
+#include <filesystem>
 
 #include <gtest/gtest.h>
 
@@ -80,6 +84,7 @@ protected:
     write_options opts() const {
         write_options o;
         o.use_io_uring = GetParam();
+        o.io_uring_on_tmpfs = true; // the parameter decides, whatever filesystem /tmp is
         return o;
     }
     std::unique_ptr<tree_writer> open_writer(write_options o) {
@@ -298,6 +303,32 @@ TEST_P(writer_test, ring_fault_loop_fails_cleanly) {
 }
 
 INSTANTIATE_TEST_SUITE_P(modes, writer_test, ::testing::Bool(), test::mode_name);
+
+// On a tmpfs the writer uses plain syscalls unless told otherwise (see io_uring_on_tmpfs), and
+// the files come out the same either way.
+TEST(tree_writer_tmpfs, plain_syscalls_by_default_on_tmpfs) {
+    struct statfs fs {};
+    if (::statfs("/dev/shm", &fs) != 0 || fs.f_type != TMPFS_MAGIC || !io_uring_available())
+        GTEST_SKIP() << "needs a tmpfs at /dev/shm and io_uring";
+    for (bool on_tmpfs : {false, true}) {
+        char tmpl[] = "/dev/shm/podpipe-writer-XXXXXX";
+        ASSERT_NE(::mkdtemp(tmpl), nullptr);
+        const std::string target = std::string(tmpl) + "/out";
+        write_options o;
+        o.io_uring_on_tmpfs = on_tmpfs;
+        auto w = tree_writer::open(target, o);
+        ASSERT_TRUE(w);
+        ASSERT_TRUE(put_file(**w, file_entry_of("a/f", 5, 0640), "hello"));
+        auto st = (*w)->finish();
+        ASSERT_TRUE(st) << (*w)->last_error_detail();
+        EXPECT_EQ(st->used_io_uring, on_tmpfs);
+        struct stat s {};
+        ASSERT_EQ(::lstat((target + "/a/f").c_str(), &s), 0);
+        EXPECT_EQ(s.st_mode & 07777, 0640u);
+        EXPECT_EQ(s.st_size, 5);
+        std::filesystem::remove_all(tmpl);
+    }
+}
 
 } // namespace
 } // namespace podpipe::io
