@@ -71,17 +71,20 @@ def mb(t):
 # ---- the physical limit per tree and link ----
 # read: the faster of podpipe pack -l 0 >/dev/null and tar cf | cat; wire: podpipe's level-1
 # stream over the link; extraction: podpipe unpack of that stream from a file into a tmpfs.
+# A bound takes each component's best run (its CPU too): the extraction's runs inside the
+# suite were sometimes 1.5-2x slower than every standalone run (0.51 vs 1.01 s on source),
+# and a median of 3 then passed transfers that were not within the target.
 limit = {}
 shared_cpu = {}  # tree -> (pack -l 1 CPU + extraction CPU) / cores
 for t in trees:
     read_names = [n for (tt, n) in comp if tt == t and n.startswith("read:")]
-    read_s = min(med([x[0] for x in comp[(t, n)]]) for n in read_names)
+    read_s = min(min(x[0] for x in comp[(t, n)]) for n in read_names)
     bytes1 = med([x[3] for x in comp[(t, "pack -l 1")]])
-    extract_s = med([x[0] for x in comp[(t, "extract: podpipe unpack (level 1)")]])
+    extract_s = min(x[0] for x in comp[(t, "extract: podpipe unpack (level 1)")])
     # kubesim runs the pod on the client's cores: the CPU both ends need at level 1 (pack +
     # extraction, each measured alone) spread over every core is a bound of its own here.
-    cpu_s = (med([x[1] for x in comp[(t, "pack -l 1")]]) +
-             med([x[1] for x in comp[(t, "extract: podpipe unpack (level 1)")]])) / int(meta["cores"])
+    cpu_s = (min(x[1] for x in comp[(t, "pack -l 1")]) +
+             min(x[1] for x in comp[(t, "extract: podpipe unpack (level 1)")])) / int(meta["cores"])
     shared_cpu[t] = cpu_s
     for link in links:
         r = rate(link)
@@ -130,6 +133,8 @@ for (t, name), v in comp.items():
       f"{mb(t) / med(walls):.0f} | {med([x[1] for x in v]):.2f} | – | {max(x[2] for x in v) / 1024:.0f} |")
 w("")
 w("### Physical limit: max(read, level-1 stream ÷ link, extraction)")
+w("")
+w("Each component's best run (read, extraction and their CPU): a bound, not a typical time.")
 w("")
 w("| tree | link | read s | stream ÷ link s | extraction s | limit s | bound by | limit MB/s | podpipe cp s | podpipe ÷ limit "
   "| shared-CPU s | podpipe ÷ max(limit, shared-CPU) |")
