@@ -396,6 +396,22 @@ TEST(pipeline, podpipe_stream_ends_at_its_end_member_without_eof) {
     EXPECT_TRUE(cut.read_past_end_);
 }
 
+// Compressible but not trivially so: text-like lines, at least `bytes` of them.
+std::string text_lines(std::size_t bytes) {
+    std::string text;
+    for (long long i = 0; text.size() < bytes; ++i)
+        text += "line " + std::to_string(i * 7919 % 100003) + " of some source file\n";
+    return text;
+}
+
+// send_options for the auto-level tests: small chunks, so a few MB make many windows.
+send_options auto_options() {
+    send_options opt;
+    opt.level = auto_level;
+    opt.chunk_bytes = 64 * 1024;
+    return opt;
+}
+
 // A sink much slower than compression: the link sets the pace.
 class slow_sink final : public byte_sink {
 public:
@@ -409,14 +425,9 @@ public:
 
 TEST(pipeline, auto_level_climbs_while_the_sink_is_the_bottleneck) {
     temp_dir tmp;
-    // Compressible but not trivially so: text-like lines.
-    std::string text;
-    for (int i = 0; text.size() < (4u << 20); ++i)
-        text += "line " + std::to_string(i * 7919 % 100003) + " of some source file\n";
+    const std::string text = text_lines(4u << 20);
     testing::write_file(tmp / "src/a.txt", text);
-    send_options opt;
-    opt.level = auto_level;
-    opt.chunk_bytes = 64 * 1024;
+    send_options opt = auto_options();
     slow_sink sink;
     auto sent = send_tree((tmp / "src").string(), sink, opt);
     ASSERT_TRUE(sent) << sent.error().message() << ": " << last_failure_detail();
@@ -442,13 +453,8 @@ TEST(pipeline, auto_level_climbs_while_the_sink_is_the_bottleneck) {
 // spending windows on the rungs between (each one sent tens of MB too large on a slow link).
 TEST(pipeline, auto_level_jumps_to_the_top_on_a_far_slower_sink) {
     temp_dir tmp;
-    std::string text;
-    for (int i = 0; text.size() < (4u << 20); ++i)
-        text += "line " + std::to_string(i * 7919 % 100003) + " of some source file\n";
-    testing::write_file(tmp / "src/a.txt", text);
-    send_options opt;
-    opt.level = auto_level;
-    opt.chunk_bytes = 64 * 1024;
+    testing::write_file(tmp / "src/a.txt", text_lines(4u << 20));
+    send_options opt = auto_options();
     opt.threads = 2;
     slow_sink sink; // 50 ms per chunk: well under 1 MB/s against the default 12.5 MB/s
     auto sent = send_tree((tmp / "src").string(), sink, opt);
@@ -478,13 +484,8 @@ public:
 
 TEST(pipeline, auto_level_stays_at_one_while_a_busy_sink_drains_fast) {
     temp_dir tmp;
-    std::string text;
-    for (long long i = 0; text.size() < (8u << 20); ++i)
-        text += "line " + std::to_string(i * 7919 % 100003) + " of some source file\n";
-    testing::write_file(tmp / "src/a.txt", text);
-    send_options opt;
-    opt.level = auto_level;
-    opt.chunk_bytes = 64 * 1024;
+    testing::write_file(tmp / "src/a.txt", text_lines(8u << 20));
+    send_options opt = auto_options();
     opt.auto_climb_below = 0.5e6;
     busy_fast_sink sink;
     auto sent = send_tree((tmp / "src").string(), sink, opt);
