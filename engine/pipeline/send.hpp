@@ -30,12 +30,12 @@ inline constexpr int default_level = 1;
 /// sink.write) *and* the compressed stream drains slower than auto_climb_below (then only the
 /// size of the stream counts and the CPU has time to spare) — one step, or straight to the top
 /// when it drains slower than 60% of auto_climb_below; down one step when compression makes
-/// the writer wait (< 50% inside sink.write). Measured end to end (BENCHMARKS.md, issue 7 suite): level 1 is
-/// fastest from 200 Mbit/s up, 6-7 at 50 Mbit/s; stored (0) lost at every link (the exec
-/// path costs more CPU per byte than level 1), libdeflate 9 compresses at 8-45 MB/s on 2 cores
-/// (too slow even for 50 Mbit/s) while 7 makes a smaller stream than pigz -6. The drain-rate
-/// condition keeps a busy but fast sink (an exec proxy or a receiver on shared cores at
-/// 1 Gbit/s or more) at level 1.
+/// the writer wait (< 50% inside sink.write). Measured end to end (BENCHMARKS.md, issue 7
+/// suite): level 1 is fastest from 200 Mbit/s up, 6-7 at 50 Mbit/s; stored (0) lost at every
+/// link (the exec path costs more CPU per byte than level 1), libdeflate 9 compresses at
+/// 8-45 MB/s on 2 cores (too slow even for 50 Mbit/s) while 7 makes a smaller stream than
+/// pigz -6. The drain-rate condition keeps a busy but fast sink (an exec proxy or a receiver on
+/// shared cores at 1 Gbit/s or more) at level 1.
 inline constexpr int auto_level = -1;
 inline constexpr int auto_level_ladder[] = {1, 2, 4, 6, 7};
 inline constexpr int auto_level_start = 0; ///< index into auto_level_ladder

@@ -438,8 +438,8 @@ int run_bench(const bench_flags& f) {
         std::printf("],\"recommended\":");
         if (rec)
             std::printf("{\"level\":\"%s\",\"chunk_size\":\"%s\",\"threads\":%u,"
-                        "\"hook_env\":{\"PODPIPE_COMPRESSION_LEVEL\":\"%s\",\"PODPIPE_CHUNK_SIZE\":\"%s\","
-                        "\"PODPIPE_THREADS\":\"%u\"}}}\n",
+                        "\"hook_env\":{\"PODPIPE_COMPRESSION_LEVEL\":\"%s\","
+                        "\"PODPIPE_CHUNK_SIZE\":\"%s\",\"PODPIPE_THREADS\":\"%u\"}}}\n",
                         rec->level.c_str(), size_label(rec->chunk).c_str(), rec->threads,
                         rec->level.c_str(), hook_size(rec->chunk).c_str(), rec->threads);
         else

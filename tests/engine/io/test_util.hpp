@@ -22,9 +22,10 @@ namespace podpipe::io::test {
 
 class temp_dir {
 public:
-    temp_dir() {
-        char tmpl[] = "/tmp/podpipe_io_test.XXXXXX";
-        const char* p = ::mkdtemp(tmpl);
+    /// A fresh directory under `base` (a tmpfs such as /dev/shm for tests that need one).
+    explicit temp_dir(const std::string& base = "/tmp") {
+        std::string tmpl = base + "/podpipe_io_test.XXXXXX";
+        const char* p = ::mkdtemp(tmpl.data());
         if (p == nullptr)
             std::abort();
         path_ = p;

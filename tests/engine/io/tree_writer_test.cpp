@@ -9,7 +9,6 @@
 #include <sys/statfs.h>
 
 #include <algorithm>
-#include <filesystem>
 
 #include <gtest/gtest.h>
 
@@ -311,9 +310,8 @@ TEST(tree_writer_tmpfs, plain_syscalls_by_default_on_tmpfs) {
     if (::statfs("/dev/shm", &fs) != 0 || fs.f_type != TMPFS_MAGIC || !io_uring_available())
         GTEST_SKIP() << "needs a tmpfs at /dev/shm and io_uring";
     for (bool on_tmpfs : {false, true}) {
-        char tmpl[] = "/dev/shm/podpipe-writer-XXXXXX";
-        ASSERT_NE(::mkdtemp(tmpl), nullptr);
-        const std::string target = std::string(tmpl) + "/out";
+        test::temp_dir shm("/dev/shm");
+        const std::string target = shm / "out";
         write_options o;
         o.io_uring_on_tmpfs = on_tmpfs;
         auto w = tree_writer::open(target, o);
@@ -326,7 +324,6 @@ TEST(tree_writer_tmpfs, plain_syscalls_by_default_on_tmpfs) {
         ASSERT_EQ(::lstat((target + "/a/f").c_str(), &s), 0);
         EXPECT_EQ(s.st_mode & 07777, 0640u);
         EXPECT_EQ(s.st_size, 5);
-        std::filesystem::remove_all(tmpl);
     }
 }
 
