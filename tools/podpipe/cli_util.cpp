@@ -129,13 +129,18 @@ signal_stop::signal_stop(std::stop_source& source) {
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, nullptr);
     sigaction(SIGTERM, &sa, nullptr);
+    // Polls the flag the handler sets (a handler cannot wake a waiter safely), but ends as soon
+    // as the destructor asks: a plain sleep here held every exit back by up to 50 ms.
     thread_ = std::jthread([&source](std::stop_token stop) {
+        std::mutex mutex;
+        std::condition_variable_any never_notified;
+        std::unique_lock lock(mutex);
         while (!stop.stop_requested()) {
             if (signal_seen.load() != 0) {
                 source.request_stop();
                 return;
             }
-            std::this_thread::sleep_for(std::chrono::milliseconds(50));
+            never_notified.wait_for(lock, stop, std::chrono::milliseconds(50), [] { return false; });
         }
     });
 }
