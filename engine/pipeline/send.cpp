@@ -17,6 +17,7 @@
 #include <map>
 #include <optional>
 #include <thread>
+#include <vector>
 
 #include <sys/stat.h>
 
@@ -32,6 +33,7 @@ struct chunk_job {
     std::uint64_t seq = 0;
     block raw;    // tar bytes
     block packed; // the gzip member, taken before raw is filled (see send.hpp)
+    int level = 0; // the level packed was compressed at
 };
 
 // Frames the reader's entries as tar into chunk blocks and hands full chunks to the workers.
@@ -200,7 +202,12 @@ public:
         const double drain = static_cast<double>(wire_bytes - window_bytes_start_) / seconds;
         int i = index_.load(std::memory_order_relaxed);
         constexpr int top = static_cast<int>(std::size(auto_level_ladder)) - 1;
-        if (busy > 0.85 && drain < climb_below_ && i < top) {
+        if (settling_) {
+            // The first window after the probe: the writer filled a larger window at once
+            // (little time in the sink, a fast drain), which says nothing about the link.
+            settling_ = false;
+        }
+        else if (busy > 0.85 && drain < climb_below_ && i < top) {
             // Far below the threshold only the stream's size counts: go straight to the top
             // rather than one step per window (which sent the first ~40 MB of a 50 Mbit/s copy
             // below level 7); the step down below walks back if the CPU cannot keep up.
@@ -212,6 +219,25 @@ public:
         window_chunks_ = 0;
     }
 
+    /// The probe's verdict (see ack_window): the receiver takes `rate` bytes/s. Below the
+    /// threshold go straight to the top; either way a new window starts (the probe's waits
+    /// are not the sink's time).
+    /// Returns whether the link is that slow.
+    bool link_rate(double rate) {
+        if (!enabled_)
+            return false;
+        constexpr int top = static_cast<int>(std::size(auto_level_ladder)) - 1;
+        // The whole threshold, not far_below_fraction of it: a short probe over-reads a
+        // bursty link (a 50 Mbit/s one measured 6-11 MB/s), and the step down corrects a
+        // link that turns out fast enough for the CPU to be the limit.
+        const bool slow = rate < climb_below_;
+        if (slow)
+            index_.store(top, std::memory_order_relaxed);
+        window_chunks_ = 0;
+        settling_ = slow;
+        return slow;
+    }
+
 private:
     static constexpr double far_below_fraction = 0.6;
     bool enabled_;
@@ -221,6 +247,119 @@ private:
     std::uint64_t window_busy_start_ = 0;
     std::uint64_t window_bytes_start_ = 0;
     std::uint64_t window_chunks_ = 0;
+    bool settling_ = false;
+};
+
+// Flow control from the receiver's acknowledgements, for auto levels (see auto_level). First a
+// probe: at most auto_probe_window bytes unacknowledged while it measures the rate at which
+// acknowledgements advance, from the first one (the receiver's start-up does not count) over
+// probe_span bytes or probe_time, whichever comes first. If that rate is slow, the window stays
+// (auto_hold_window) for the rest of the transfer: buffers along the path then never fill, so
+// the level controller sees the link's rate rather than a buffer taking megabytes at once;
+// if it is fast, flow control ends there. A receiver that stops acknowledging for
+// ack_timeout ends flow control: the stream never waits on a lost side channel.
+class ack_window {
+public:
+    explicit ack_window(ack_counter* acks) : acks_(acks) {}
+    bool active() const { return acks_ != nullptr; }
+    bool probing() const { return probing_; }
+    /// The window stays after a slow verdict: the link, not the CPU, sets the pace.
+    bool holding() const { return acks_ != nullptr && !probing_; }
+    std::uint64_t unacknowledged(std::uint64_t wire_bytes) const {
+        const std::uint64_t acked = acks_ != nullptr ? acks_->value() : wire_bytes;
+        return wire_bytes > acked ? wire_bytes - acked : 0;
+    }
+
+    /// Waits until the next write fits the window; returns the probe's rate when it is known.
+    std::optional<double> before_write(std::uint64_t wire_bytes, std::stop_token stop) {
+        const std::uint64_t window = probing_ ? auto_probe_window : auto_hold_window;
+        const std::uint64_t need = wire_bytes > window ? wire_bytes - window : 0;
+        const std::uint64_t acked = acks_->wait_for(need, ack_timeout, stop);
+        const bool timed_out = acked < need && !acks_->closed() && !stop.stop_requested();
+        if (acks_->closed() || timed_out)
+            acks_ = nullptr;
+        if (!probing_)
+            return std::nullopt;
+        const auto now = clock_type::now();
+        if (!seen_first_) {
+            if (acked > 0) {
+                seen_first_ = true;
+                first_at_ = now;
+                first_ = acked;
+                return std::nullopt;
+            }
+            return timed_out ? finish(0) : std::nullopt; // nothing within a window: slow
+        }
+        const double seconds = std::chrono::duration<double>(now - first_at_).count();
+        const std::uint64_t moved = acked - first_;
+        if (moved >= probe_span || (seconds >= probe_time && moved > 0) || timed_out)
+            return finish(seconds > 0 ? static_cast<double>(moved) / seconds : 0);
+        if (!acks_)
+            probing_ = false; // the receiver stopped reporting: no verdict
+        return std::nullopt;
+    }
+
+    /// After the probe: keep the window (slow link) or drop it.
+    void keep_window(bool keep) {
+        if (!keep)
+            acks_ = nullptr;
+    }
+
+private:
+    static constexpr std::uint64_t probe_span = 512 << 10;
+    static constexpr double probe_time = 0.1;
+    static constexpr std::chrono::seconds ack_timeout{1};
+
+    std::optional<double> finish(double rate) {
+        probing_ = false;
+        return rate;
+    }
+
+    ack_counter* acks_;
+    bool probing_ = true;
+    bool seen_first_ = false;
+    clock_type::time_point first_at_{};
+    std::uint64_t first_ = 0;
+};
+
+// Chunks compressed before a slow link showed (queued behind the probe) are still at the
+// start level; while the link has recompress_slack bytes to drain, the writer inflates such a
+// chunk and compresses it again at the current level. Scratch buffers come on first use.
+constexpr std::uint64_t recompress_slack = 512 << 10;
+
+class recompressor {
+public:
+    explicit recompressor(std::size_t chunk_bytes) : chunk_bytes_(chunk_bytes) {}
+
+    /// Replaces `packed` with the member at `level` if that is smaller; returns the bytes saved
+    /// (0: kept as it was, also when anything fails: the original member is valid).
+    std::size_t recompress(block& packed, int level) {
+        if (!inflater_) {
+            inflater_.emplace();
+            raw_.resize(chunk_bytes_);
+        }
+        if (!compressor_ || compressor_->level() != level) {
+            compressor_.emplace(level);
+            out_.resize(compressor_->bound(chunk_bytes_));
+        }
+        auto n = inflater_->decompress(packed.data(), raw_);
+        if (!n)
+            return 0;
+        auto m = compressor_->compress(std::span(raw_).first(*n), out_);
+        if (!m || *m >= packed.size() || *m > packed.space().size())
+            return 0;
+        const std::size_t saved = packed.size() - *m;
+        std::memcpy(packed.space().data(), out_.data(), *m);
+        packed.set_size(*m);
+        return saved;
+    }
+
+private:
+    std::size_t chunk_bytes_;
+    std::optional<gzip::member_decompressor> inflater_;
+    std::optional<gzip::member_compressor> compressor_;
+    std::vector<std::byte> raw_;
+    std::vector<std::byte> out_;
 };
 
 } // namespace
@@ -275,6 +414,7 @@ result<transfer_stats> send_tree(const std::string& root, byte_sink& sink,
     std::atomic<std::uint64_t> compress_out{0};
     std::uint64_t sink_busy_ns = 0;
     std::uint64_t wire_bytes = 0;
+    double probed_rate = 0;
 
     std::vector<std::jthread> workers;
     workers.reserve(threads);
@@ -294,6 +434,7 @@ result<transfer_stats> send_tree(const std::string& root, byte_sink& sink,
                     break;
                 }
                 job->packed.set_size(*n);
+                job->level = level;
                 compress_in.fetch_add(job->raw.size(), std::memory_order_relaxed);
                 compress_out.fetch_add(*n, std::memory_order_relaxed);
                 job->raw.reset();
@@ -309,12 +450,32 @@ result<transfer_stats> send_tree(const std::string& root, byte_sink& sink,
     std::jthread writer([&] {
         std::map<std::uint64_t, chunk_job> early; // at most plan.blocks entries
         std::uint64_t next = 0;
+        ack_window window(opt.level == auto_level ? opt.acks : nullptr);
+        recompressor redo(opt.chunk_bytes);
         while (auto job = to_write.pop(halt.get_token())) {
             early.emplace(job->seq, std::move(*job));
             while (!early.empty() && early.begin()->first == next) {
                 block packed = std::move(early.begin()->second.packed);
+                const int packed_level = early.begin()->second.level;
                 early.erase(early.begin());
                 const auto t0 = clock_type::now();
+                // Waiting for acknowledgements is waiting for the link: it counts as sink time,
+                // and so does recompressing for it.
+                if (window.active()) {
+                    if (auto rate = window.before_write(wire_bytes, halt.get_token())) {
+                        window.keep_window(levels.link_rate(*rate));
+                        probed_rate = *rate;
+                    }
+                }
+                const int level_now = levels.level(opt.level);
+                if (window.holding() && packed_level == auto_level_ladder[auto_level_start] && packed_level < level_now &&
+                    window.unacknowledged(wire_bytes) >= recompress_slack) {
+                    if (auto smaller = redo.recompress(packed, level_now); smaller > 0) {
+                        chunks_per_level[static_cast<std::size_t>(packed_level)].fetch_sub(1, std::memory_order_relaxed);
+                        chunks_per_level[static_cast<std::size_t>(level_now)].fetch_add(1, std::memory_order_relaxed);
+                        compress_out.fetch_sub(smaller, std::memory_order_relaxed);
+                    }
+                }
                 if (auto w = sink.write(packed.data()); !w) {
                     failure.set(w.error(), "writing the stream");
                     return;
@@ -396,6 +557,7 @@ result<transfer_stats> send_tree(const std::string& root, byte_sink& sink,
     s.chunks = framer.chunks();
     for (std::size_t l = 0; l < chunks_per_level.size(); ++l)
         s.chunks_per_level[l] = chunks_per_level[l].load();
+    s.probed_rate = probed_rate;
     s.manifest = *sent_manifest;
     s.seconds = static_cast<double>(ns_since(t_start)) / 1e9;
     s.stages.push_back({"walk", 0, r.entries, r.walk_ns, 0, 1});

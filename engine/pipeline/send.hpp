@@ -10,6 +10,7 @@
 #pragma once
 
 #include "engine/common/result.hpp"
+#include "engine/pipeline/acks.hpp"
 #include "engine/pipeline/byte_stream.hpp"
 #include "engine/pipeline/stats.hpp"
 
@@ -30,7 +31,14 @@ inline constexpr int default_level = 1;
 /// sink.write) *and* the compressed stream drains slower than auto_climb_below (then only the
 /// size of the stream counts and the CPU has time to spare) — one step, or straight to the top
 /// when it drains slower than 60% of auto_climb_below; down one step when compression makes
-/// the writer wait (< 50% inside sink.write). Measured end to end (BENCHMARKS.md, issue 7
+/// the writer wait (< 50% inside sink.write). With send_options::acks the sender first probes:
+/// it keeps at most auto_probe_window bytes unacknowledged until the receiver has acknowledged
+/// half a megabyte more than its first acknowledgement (or 100 ms passed), and goes straight to the top
+/// when that rate is below auto_climb_below (buffers along the path would otherwise
+/// take the first ~10 MB at level 1 before a slow link shows); on such a link it then keeps
+/// at most auto_hold_window bytes unacknowledged, so the controller sees the link rather than
+/// buffers filling, and recompresses chunks queued at the start level before writing them.
+/// Measured end to end (BENCHMARKS.md, issue 7
 /// suite): level 1 is fastest from 200 Mbit/s up, 6-7 at 50 Mbit/s; stored (0) lost at every
 /// link (the exec path costs more CPU per byte than level 1), libdeflate 9 compresses at
 /// 8-45 MB/s on 2 cores (too slow even for 50 Mbit/s) while 7 makes a smaller stream than
@@ -41,6 +49,10 @@ inline constexpr int auto_level_ladder[] = {1, 2, 4, 6, 7};
 inline constexpr int auto_level_start = 0; ///< index into auto_level_ladder
 /// Compressed bytes/s below which a sink-bound transfer raises the level (100 Mbit/s).
 inline constexpr double auto_climb_below_default = 12.5e6;
+/// Unacknowledged bytes the sender allows while it probes the link's rate (see auto_level),
+/// and for the rest of the transfer when the probe found the link slow.
+inline constexpr std::uint64_t auto_probe_window = 512 << 10;
+inline constexpr std::uint64_t auto_hold_window = 2 << 20;
 
 struct send_options {
     int level = default_level;             ///< 0 (stored) .. 12, or auto_level
@@ -50,6 +62,7 @@ struct send_options {
     double auto_climb_below = auto_climb_below_default; ///< see auto_level (bytes/s)
     std::vector<std::string> excludes;     ///< fnmatch patterns (GNU tar --exclude rules)
     live_progress* progress = nullptr;     ///< optional, updated while running
+    ack_counter* acks = nullptr;           ///< the receiver's acknowledgements, if it sends them
 };
 
 /// Sends the tree under root. Errors carry the first failure of any stage; the sink may have

@@ -124,8 +124,10 @@ struct pod_copier::impl {
             }
             return fail("pod " + end.name() + ": " + code.error().what());
         }
-        if (look)
+        if (look) {
             end.has_binary = *code == 0 && out.text.starts_with("podpipe ");
+            end.has_acks = end.has_binary && out.text.find("recv --acks") != std::string::npos;
+        }
         else if (*code != 0)
             return fail("pod " + end.name() + ": `true` exited with " + std::to_string(*code));
         if (opt_.on_info)
@@ -141,6 +143,8 @@ struct pod_copier::impl {
             std::vector<std::string> c{opt_.pod_binary, "recv", "--report"};
             if (!verify)
                 c.push_back("--no-verify");
+            if (end.has_acks && opt_.level == pipeline::auto_level)
+                c.push_back("--acks");
             for (const auto& e : opt_.excludes) { // for senders that cannot filter (a pod's tar)
                 c.push_back("--exclude");
                 c.push_back(e);
@@ -241,11 +245,19 @@ copy_outcome pod_copier::impl::local_to_pod(const std::string& src, const pod_en
     exec_session& s = **session;
     const auto t0 = clock_type::now();
     capture_sink report(64 << 10);
+    pipeline::ack_counter acks;
+    pipeline::ack_splitter report_and_acks(acks, report);
     std::optional<result<int, hook_error>> code;
-    std::jthread reader([&] { code = s.wait(&report); });
+    std::jthread reader([&] {
+        code = s.wait(&report_and_acks);
+        (void)report_and_acks.finish();
+        acks.close();
+    });
 
     pipeline::send_options opt = send_options();
     opt.progress = &progress();
+    if (dst.has_binary && dst.has_acks && opt.level == pipeline::auto_level)
+        opt.acks = &acks;
     result<pipeline::transfer_stats> sent = fail(std::make_error_code(std::errc::interrupted));
     {
         sent = pipeline::send_tree(src, s.stdin_sink(), opt, stop_);

@@ -192,6 +192,10 @@ std::string stats_json(std::string_view direction, const pipeline::transfer_stat
     }
     if (any_level)
         out += "},";
+    if (s.probed_rate > 0) {
+        std::snprintf(buf, sizeof buf, "\"probed_bytes_per_s\":%.0f,", s.probed_rate);
+        out += buf;
+    }
     out += "\"stages\":[";
     for (std::size_t i = 0; i < s.stages.size(); ++i) {
         const auto& st = s.stages[i];

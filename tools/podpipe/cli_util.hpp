@@ -14,6 +14,9 @@
 
 namespace podpipe::cli {
 
+/// `podpipe --version`. Senders look for "recv --acks" in a pod's copy to know it acknowledges.
+inline constexpr const char* version_line = "podpipe 0.2.0 (recv --acks)";
+
 /// Documented in `podpipe --help` and README.md (the values of pipeline::exit_status).
 enum exit_code : int {
     exit_ok = pipeline::exit_ok,

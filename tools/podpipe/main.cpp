@@ -51,6 +51,7 @@ struct unpack_flags : common_flags {
     bool same_owner = false;
     bool no_verify = false; ///< recv: accept a stream without a manifest
     bool report = false;    ///< recv: print the stats JSON on stdout when done
+    bool acks = false;      ///< recv: acknowledge the stream's start on stdout (see acks.hpp)
     std::vector<std::string> excludes; ///< recv: entries not to write
 };
 
@@ -172,10 +173,12 @@ int run_unpack(const unpack_flags& f) {
     std::stop_source stop;
     cli::signal_stop signals(stop);
     pipeline::fd_source source(fd);
+    pipeline::acking_source acking(source, STDOUT_FILENO);
     result<pipeline::transfer_stats> r = fail(std::make_error_code(std::errc::interrupted));
     {
         cli::progress_printer printer(progress, f.progress, "unpacked");
-        r = pipeline::recv_tree(source, f.dir, opt, stop.get_token());
+        r = pipeline::recv_tree(f.acks ? static_cast<pipeline::byte_source&>(acking) : source, f.dir, opt,
+                                stop.get_token());
     }
     if (fd != STDIN_FILENO)
         ::close(fd);
@@ -194,7 +197,7 @@ int run(int argc, char** argv) {
                  "for Kubernetes pods and local pipes."};
     app.require_subcommand(1);
     app.footer(exit_codes_help);
-    app.set_version_flag("--version", "podpipe 0.1.0");
+    app.set_version_flag("--version", cli::version_line);
 
     pack_flags pf;
     auto* pack = app.add_subcommand(
@@ -240,6 +243,9 @@ int run(int argc, char** argv) {
     recv->add_option("DIR", rf.dir, "Target directory")->required();
     recv->add_flag("--no-verify", rf.no_verify, "Accept a stream that carries no manifest");
     recv->add_flag("--report", rf.report, "Print the transfer's stats as one JSON line on stdout");
+    recv->add_flag("--acks", rf.acks,
+                   "Report on stdout how far the stream has been read (\"podpipe-ack BYTES\" lines, "
+                   "every 32 KiB, later 256 KiB): the sender's auto level measures the link with them");
     recv->add_flag("--same-owner", rf.same_owner, "Restore owners (uid/gid) from the stream");
     recv->add_option("--exclude", rf.excludes, "Do not write entries matching this pattern; repeatable");
     add_common(*recv, rf);

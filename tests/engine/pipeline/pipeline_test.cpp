@@ -10,7 +10,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <condition_variable>
 #include <cstring>
+#include <mutex>
 #include <filesystem>
 #include <thread>
 #include <fstream>
@@ -467,6 +469,139 @@ TEST(pipeline, auto_level_jumps_to_the_top_on_a_far_slower_sink) {
                 << "auto stopped at level " << rung << " on its way to " << top;
         }
     }
+}
+
+// A slow link behind a deep buffer (socket buffers and proxies along an exec path): writes go
+// into the buffer at once until it holds `buffer_bytes`; a drain thread empties it at `rate`
+// bytes/s and, as the receiver would, acknowledges what it drained when asked to.
+class buffered_link_sink final : public byte_sink {
+public:
+    buffered_link_sink(std::size_t buffer_bytes, double rate, ack_counter* acks)
+        : buffer_bytes_(buffer_bytes), rate_(rate), acks_(acks) {
+        drain_ = std::jthread([this](std::stop_token stop) { drain(stop); });
+    }
+    ~buffered_link_sink() override {
+        drain_.request_stop();
+        cv_.notify_all();
+    }
+    result<void> write(std::span<const std::byte> bytes) override {
+        std::unique_lock lock(mutex_);
+        cv_.wait(lock, [&] { return buffered_ + bytes.size() <= buffer_bytes_ || buffered_ == 0; });
+        buffered_ += bytes.size();
+        data.append(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+        cv_.notify_all();
+        return {};
+    }
+    std::string data;
+
+private:
+    void drain(std::stop_token stop) {
+        constexpr std::size_t step = 16 << 10;
+        std::uint64_t drained = 0;
+        while (!stop.stop_requested()) {
+            {
+                std::unique_lock lock(mutex_);
+                cv_.wait_for(lock, std::chrono::milliseconds(5), [&] { return buffered_ > 0 || stop.stop_requested(); });
+                if (buffered_ == 0)
+                    continue;
+            }
+            std::size_t n = 0;
+            {
+                std::lock_guard lock(mutex_);
+                n = std::min(step, buffered_);
+            }
+            std::this_thread::sleep_for(std::chrono::duration<double>(static_cast<double>(n) / rate_));
+            {
+                std::lock_guard lock(mutex_);
+                buffered_ -= n;
+            }
+            drained += n;
+            if (acks_ != nullptr)
+                acks_->advance_to(drained);
+            cv_.notify_all();
+        }
+    }
+
+    std::size_t buffer_bytes_;
+    double rate_;
+    ack_counter* acks_;
+    std::mutex mutex_;
+    std::condition_variable cv_;
+    std::size_t buffered_ = 0;
+    std::jthread drain_;
+};
+
+// Incompressible enough that a few MB of input make MBs on the wire (hex of a hash chain).
+std::string hex_lines(std::size_t bytes) {
+    std::string text;
+    std::uint64_t x = 88172645463325252ULL;
+    char buf[40];
+    while (text.size() < bytes) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        std::snprintf(buf, sizeof buf, "%016llx %08llx\n", static_cast<unsigned long long>(x),
+                      static_cast<unsigned long long>(x % 1000));
+        text += buf;
+    }
+    return text;
+}
+
+// Behind a deep buffer, a slow link only shows once the buffer is full: without
+// acknowledgements most of a stream that fits in it goes at the start level. With them, the
+// probe finds the link's rate within the first window and the rest goes at the top of the
+// ladder (queued chunks recompressed); the stream stays one valid stream.
+TEST(pipeline, acknowledgements_find_a_slow_link_behind_a_deep_buffer) {
+    temp_dir tmp;
+    const std::string text = hex_lines(12u << 20);
+    testing::write_file(tmp / "src/a.txt", text);
+    constexpr int top = auto_level_ladder[std::size(auto_level_ladder) - 1];
+    send_options opt = auto_options();
+    opt.threads = 2;
+    opt.chunk_bytes = 256 << 10;
+
+    buffered_link_sink blind(16 << 20, 4e6, nullptr);
+    auto without = send_tree((tmp / "src").string(), blind, opt);
+    ASSERT_TRUE(without) << without.error().message() << ": " << last_failure_detail();
+    EXPECT_EQ(without->probed_rate, 0.0);
+
+    ack_counter acks;
+    buffered_link_sink acked(16 << 20, 4e6, &acks);
+    opt.acks = &acks;
+    auto with = send_tree((tmp / "src").string(), acked, opt);
+    ASSERT_TRUE(with) << with.error().message() << ": " << last_failure_detail();
+    EXPECT_GT(with->probed_rate, 0.0);
+    EXPECT_LT(with->probed_rate, opt.auto_climb_below);
+    EXPECT_GT(with->chunks_per_level[top], with->chunks / 2) << "the probe did not take the level to the top";
+    EXPECT_GT(with->chunks_per_level[top], without->chunks_per_level[top] + with->chunks / 4);
+    EXPECT_LT(with->wire_bytes, without->wire_bytes);
+
+    write_all(tmp / "s.tgz", acked.data);
+    recv_options ropt;
+    ropt.require_manifest = true;
+    auto got = unpack_from(tmp / "s.tgz", tmp / "dst", ropt);
+    ASSERT_TRUE(got) << got.error().message();
+    EXPECT_EQ(read_all(tmp / "dst/a.txt"), text);
+}
+
+// A receiver that was asked for acknowledgements but sends none (a broken side channel) costs
+// at most a second of waiting; the stream is complete.
+TEST(pipeline, missing_acknowledgements_do_not_hold_the_stream) {
+    temp_dir tmp;
+    const std::string text = hex_lines(4u << 20);
+    testing::write_file(tmp / "src/a.txt", text);
+    send_options opt = auto_options();
+    ack_counter silent;
+    opt.acks = &silent;
+    buffered_link_sink sink(64 << 20, 1e9, nullptr);
+    auto sent = send_tree((tmp / "src").string(), sink, opt);
+    ASSERT_TRUE(sent) << sent.error().message() << ": " << last_failure_detail();
+    write_all(tmp / "s.tgz", sink.data);
+    recv_options ropt;
+    ropt.require_manifest = true;
+    auto got = unpack_from(tmp / "s.tgz", tmp / "dst", ropt);
+    ASSERT_TRUE(got) << got.error().message();
+    EXPECT_EQ(read_all(tmp / "dst/a.txt"), text);
 }
 
 // A sink that is the bottleneck but drains fast (an exec proxy or a receiver sharing the

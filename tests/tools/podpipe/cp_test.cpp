@@ -130,6 +130,35 @@ TEST_F(cp_test, large_file_through_a_throttled_link) {
     round_trip("bb", "", "big");
 }
 
+// On a slow link the in-pod receiver's acknowledgements let auto find the rate before the
+// exec path's buffers fill: the probe's rate is reported and most chunks go at the top level
+// (without them, about the first 10 MB went at level 1). Then the same with the pod's tar
+// (no acknowledgements): still a complete copy.
+TEST_F(cp_test, auto_level_probes_a_slow_link_with_the_pods_acknowledgements) {
+    const fs::path text = tmp_ / "text";
+    // A hex dump: 12 MB that compress about 2.5 times (a few MB on the wire, a few seconds).
+    ASSERT_EQ(shell("mkdir -p " + q(text) + " && head -c 4000000 /dev/urandom | od -An -tx1 -v > " +
+                    q(text / "lines.txt")).exit_code, 0);
+    faults(R"({"throttle": {"bytesPerSecond": 3000000, "latencyMicroseconds": 2000}})");
+    auto in = cp("--stats-json " + q(tmp_ / "probe.json") + " " + q(text) + " bb:/data/probe");
+    ASSERT_EQ(in.exit_code, 0) << in.output;
+    const std::string json = shell("cat " + q(tmp_ / "probe.json")).output;
+    const auto number_after = [&](const std::string& key) {
+        const auto at = json.find(key);
+        return at == std::string::npos ? -1.0 : std::strtod(json.c_str() + at + key.size(), nullptr);
+    };
+    const double probed = number_after("\"probed_bytes_per_s\":");
+    EXPECT_GT(probed, 0) << json;
+    EXPECT_LT(probed, 12.5e6) << json;
+    EXPECT_GT(number_after("\"7\":"), number_after("\"chunks\":") / 2) << json; // "levels":{..,"7":N}
+    const std::string here = shell("md5sum < " + q(text / "lines.txt")).output;
+    const std::string there = kubectl("exec bb -- sh -c 'md5sum < /data/probe/lines.txt'").output;
+    EXPECT_EQ(here.substr(0, 32), there.substr(0, 32));
+    auto tar = cp("--pod-binary none " + q(text) + " gnu:/data/probe-tar");
+    EXPECT_EQ(tar.exit_code, 0) << tar.output;
+    faults(R"({"throttle": {"bytesPerSecond": 0}})");
+}
+
 TEST_F(cp_test, retries_a_429_on_the_first_request) {
     faults(R"({"http": {"code": 429, "count": 1, "retryAfterSeconds": 1}})");
     round_trip("bb", "", "after429");

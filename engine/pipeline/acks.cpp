@@ -1,0 +1,139 @@
+#include "engine/pipeline/acks.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <unistd.h>
+
+namespace podpipe::pipeline {
+
+void ack_counter::advance_to(std::uint64_t bytes) {
+    {
+        std::lock_guard lock(mutex_);
+        if (bytes <= value_)
+            return;
+        value_ = bytes;
+    }
+    changed_.notify_all();
+}
+
+void ack_counter::close() {
+    {
+        std::lock_guard lock(mutex_);
+        closed_ = true;
+    }
+    changed_.notify_all();
+}
+
+std::uint64_t ack_counter::value() const {
+    std::lock_guard lock(mutex_);
+    return value_;
+}
+
+bool ack_counter::closed() const {
+    std::lock_guard lock(mutex_);
+    return closed_;
+}
+
+std::uint64_t ack_counter::wait_for(std::uint64_t at_least, std::chrono::nanoseconds timeout,
+                                    std::stop_token stop) {
+    std::unique_lock lock(mutex_);
+    changed_.wait_for(lock, stop, timeout, [&] { return value_ >= at_least || closed_; });
+    return value_;
+}
+
+result<std::size_t> acking_source::read(std::span<std::byte> into) {
+    auto n = inner_.read(into);
+    if (!n || *n == 0)
+        return n;
+    total_ += *n;
+    if (total_ >= next_ && fd_ >= 0) {
+        const std::string line = std::string(ack_prefix) + std::to_string(total_) + "\n";
+        std::size_t done = 0;
+        while (done < line.size()) {
+            const ssize_t w = ::write(fd_, line.data() + done, line.size() - done);
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w <= 0) {
+                fd_ = -1; // advisory: stop acknowledging, keep receiving
+                break;
+            }
+            done += static_cast<std::size_t>(w);
+        }
+        next_ = total_ + (total_ < fine_until_ ? first_every_ : every_);
+    }
+    return n;
+}
+
+namespace {
+// "podpipe-ack " + at most 20 digits: anything longer is not an acknowledgement.
+constexpr std::size_t longest_ack = ack_prefix.size() + 20;
+} // namespace
+
+result<void> ack_splitter::flush_pending() {
+    if (pending_.empty())
+        return {};
+    auto w = rest_.write(std::as_bytes(std::span(pending_)));
+    pending_.clear();
+    return w;
+}
+
+result<void> ack_splitter::write(std::span<const std::byte> bytes) {
+    const char* p = reinterpret_cast<const char*>(bytes.data());
+    const char* const end = p + bytes.size();
+    while (p < end) {
+        if (passing_) {
+            const char* nl = std::find(p, end, '\n');
+            const char* stop = nl == end ? end : nl + 1;
+            if (auto w = rest_.write(std::as_bytes(std::span(p, stop))); !w)
+                return w;
+            passing_ = nl == end;
+            p = stop;
+            continue;
+        }
+        const char c = *p++;
+        if (c != '\n') {
+            pending_.push_back(c);
+            const std::size_t k = pending_.size();
+            const bool may_be_ack = k <= ack_prefix.size()
+                                        ? pending_.back() == ack_prefix[k - 1]
+                                        : k <= longest_ack && c >= '0' && c <= '9';
+            if (!may_be_ack) {
+                if (auto w = flush_pending(); !w)
+                    return w;
+                passing_ = true;
+            }
+            continue;
+        }
+        // End of a line that looked like an acknowledgement all along.
+        if (pending_.size() > ack_prefix.size()) {
+            std::uint64_t v = 0;
+            bool ok = true;
+            for (std::size_t i = ack_prefix.size(); i < pending_.size(); ++i) {
+                const auto d = static_cast<std::uint64_t>(pending_[i] - '0');
+                if (v > (UINT64_MAX - d) / 10) {
+                    ok = false;
+                    break;
+                }
+                v = v * 10 + d;
+            }
+            if (ok) {
+                acks_.advance_to(v);
+                pending_.clear();
+                continue;
+            }
+        }
+        pending_.push_back('\n');
+        if (auto w = flush_pending(); !w)
+            return w;
+    }
+    return {};
+}
+
+result<void> ack_splitter::finish() {
+    if (auto w = flush_pending(); !w)
+        return w;
+    passing_ = false;
+    return rest_.finish();
+}
+
+} // namespace podpipe::pipeline
