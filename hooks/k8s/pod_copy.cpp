@@ -138,12 +138,13 @@ struct pod_copier::impl {
         return end;
     }
 
-    std::vector<std::string> recv_command(const pod_end& end, bool verify) const {
+    /// `acks`: the caller splits acknowledgements off the pod's stdout (local -> pod with auto).
+    std::vector<std::string> recv_command(const pod_end& end, bool verify, bool acks) const {
         if (end.has_binary) {
             std::vector<std::string> c{opt_.pod_binary, "recv", "--report"};
             if (!verify)
                 c.push_back("--no-verify");
-            if (end.has_acks && opt_.level == pipeline::auto_level)
+            if (acks)
                 c.push_back("--acks");
             for (const auto& e : opt_.excludes) { // for senders that cannot filter (a pod's tar)
                 c.push_back("--exclude");
@@ -238,26 +239,27 @@ copy_outcome pod_copier::impl::local_to_pod(const std::string& src, const pod_en
                     ": its tar would never see the end of the stream; install podpipe in the "
                     "image (see --pod-binary) or use a cluster with v5.channel.k8s.io");
     }
-    auto session = open(dst, recv_command(dst, verify), true);
+    const bool acks = dst.has_acks && opt_.level == pipeline::auto_level;
+    auto session = open(dst, recv_command(dst, verify, acks), true);
     if (!session) {
         return failed(pipeline::exit_failure, "pod " + dst.name() + ": " + session.error().what());
     }
     exec_session& s = **session;
     const auto t0 = clock_type::now();
     capture_sink report(64 << 10);
-    pipeline::ack_counter acks;
-    pipeline::ack_splitter report_and_acks(acks, report);
+    pipeline::ack_counter ack_count;
+    pipeline::ack_splitter report_and_acks(ack_count, report);
     std::optional<result<int, hook_error>> code;
     std::jthread reader([&] {
         code = s.wait(&report_and_acks);
         (void)report_and_acks.finish();
-        acks.close();
+        ack_count.close();
     });
 
     pipeline::send_options opt = send_options();
     opt.progress = &progress();
-    if (dst.has_binary && dst.has_acks && opt.level == pipeline::auto_level)
-        opt.acks = &acks;
+    if (acks)
+        opt.acks = &ack_count;
     result<pipeline::transfer_stats> sent = fail(std::make_error_code(std::errc::interrupted));
     {
         sent = pipeline::send_tree(src, s.stdin_sink(), opt, stop_);
@@ -352,7 +354,7 @@ copy_outcome pod_copier::impl::pod_to_pod(const pod_end& src, const pod_end& dst
     if (!from) {
         return failed(pipeline::exit_failure, "pod " + src.name() + ": " + from.error().what());
     }
-    auto to = open(dst, recv_command(dst, verify), true);
+    auto to = open(dst, recv_command(dst, verify, false), true);
     if (!to) {
         (*from)->abort();
         return failed(pipeline::exit_failure, "pod " + dst.name() + ": " + to.error().what());

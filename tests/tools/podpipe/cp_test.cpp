@@ -114,10 +114,12 @@ TEST_F(cp_test, v4_exec_protocol) {
 
 TEST_F(cp_test, pod_to_pod_through_the_callers_memory) {
     ASSERT_EQ(cp(q(src_) + " bb:/data/a").exit_code, 0);
-    auto r = cp("default/bb:main:/data/a gnu:/data/b");
+    auto r = cp("--stats-json " + q(tmp_ / "p2p.json") + " default/bb:main:/data/a gnu:/data/b");
     ASSERT_EQ(r.exit_code, 0) << r.output;
     EXPECT_NE(r.output.find("relayed"), std::string::npos) << r.output;
     EXPECT_NE(r.output.find("manifest verified"), std::string::npos) << r.output; // both pods ran podpipe
+    const std::string p2p = shell("cat " + q(tmp_ / "p2p.json")).output;
+    EXPECT_NE(p2p.find("\"remote\":{\"direction\":\"recv\""), std::string::npos) << p2p;
     auto mixed = cp("--pod-binary none gnu:/data/b bb:/data/c");
     ASSERT_EQ(mixed.exit_code, 0) << mixed.output;
     ASSERT_EQ(cp("bb:/data/c " + q(tmp_ / "c")).exit_code, 0);
@@ -151,6 +153,8 @@ TEST_F(cp_test, auto_level_probes_a_slow_link_with_the_pods_acknowledgements) {
     EXPECT_GT(probed, 0) << json;
     EXPECT_LT(probed, 12.5e6) << json;
     EXPECT_GT(number_after("\"7\":"), number_after("\"chunks\":") / 2) << json; // "levels":{..,"7":N}
+    // The acknowledgements came out of the pod's stdout; its report is still whole.
+    EXPECT_NE(json.find("\"remote\":{\"direction\":\"recv\""), std::string::npos) << json;
     const std::string here = shell("md5sum < " + q(text / "lines.txt")).output;
     const std::string there = kubectl("exec bb -- sh -c 'md5sum < /data/probe/lines.txt'").output;
     EXPECT_EQ(here.substr(0, 32), there.substr(0, 32));
