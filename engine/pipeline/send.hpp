@@ -31,14 +31,13 @@ inline constexpr int default_level = 1;
 /// sink.write) *and* the compressed stream drains slower than auto_climb_below (then only the
 /// size of the stream counts and the CPU has time to spare) — one step, or straight to the top
 /// when it drains slower than 60% of auto_climb_below; down one step when compression makes
-/// the writer wait (< 50% inside sink.write). With send_options::acks the sender first probes:
-/// it keeps at most auto_probe_window bytes unacknowledged until the receiver has acknowledged
-/// half a megabyte more than its first acknowledgement (or 100 ms passed), and goes straight to the top
-/// when that rate is below auto_climb_below (buffers along the path would otherwise
-/// take the first ~10 MB at level 1 before a slow link shows); on such a link it then keeps
-/// at most auto_hold_window bytes unacknowledged, so the controller sees the link rather than
-/// buffers filling, and recompresses chunks queued at the start level before writing them.
-/// Measured end to end (BENCHMARKS.md, issue 7
+/// the writer wait (< 50% inside sink.write). With send_options::acks the sender first probes
+/// the link: at most auto_probe_window bytes unacknowledged until the acknowledgements have
+/// moved 512 KiB past the first one (or 100 ms passed); below auto_climb_below it goes
+/// straight to the top (buffers along the path would otherwise take the first ~10 MB at
+/// level 1 before a slow link shows), keeps at most auto_hold_window bytes unacknowledged
+/// from then on (the controller sees the link, not buffers filling) and recompresses chunks
+/// still queued at the start level. Measured end to end (BENCHMARKS.md, issue 7
 /// suite): level 1 is fastest from 200 Mbit/s up, 6-7 at 50 Mbit/s; stored (0) lost at every
 /// link (the exec path costs more CPU per byte than level 1), libdeflate 9 compresses at
 /// 8-45 MB/s on 2 cores (too slow even for 50 Mbit/s) while 7 makes a smaller stream than
