@@ -94,20 +94,25 @@ private:
     std::size_t left_;
 };
 
+// Reads `src` to its end; the bytes read (0 and a failed test on a read error).
+std::size_t read_to_end(byte_source& src) {
+    std::array<std::byte, 65536> buf;
+    std::size_t total = 0;
+    for (;;) {
+        auto n = src.read(buf);
+        EXPECT_TRUE(n);
+        if (!n || *n == 0)
+            return total;
+        total += *n;
+    }
+}
+
 TEST(acking_source, acknowledges_finely_at_first_then_coarsely) {
     int fds[2];
     ASSERT_EQ(::pipe(fds), 0);
     chunk_source inner(600000);
     acking_source src(inner, fds[1], 30000, 100000, 200000);
-    std::array<std::byte, 65536> buf;
-    std::size_t total = 0;
-    for (;;) {
-        auto n = src.read(buf);
-        ASSERT_TRUE(n);
-        if (*n == 0)
-            break;
-        total += *n;
-    }
+    const std::size_t total = read_to_end(src);
     ::close(fds[1]);
     EXPECT_EQ(total, 600000u);
     std::string out(4096, '\0');
@@ -127,15 +132,7 @@ TEST(acking_source, a_broken_ack_channel_does_not_stop_the_stream) {
     ::signal(SIGPIPE, SIG_IGN);
     chunk_source inner(200000);
     acking_source src(inner, fds[1], 10000);
-    std::array<std::byte, 65536> buf;
-    std::size_t total = 0;
-    for (;;) {
-        auto n = src.read(buf);
-        ASSERT_TRUE(n);
-        if (*n == 0)
-            break;
-        total += *n;
-    }
+    const std::size_t total = read_to_end(src);
     ::close(fds[1]);
     EXPECT_EQ(total, 200000u);
 }

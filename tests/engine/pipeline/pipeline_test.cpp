@@ -406,6 +406,16 @@ std::string text_lines(std::size_t bytes) {
     return text;
 }
 
+// The stream unpacks (manifest required) to a tree whose a.txt is `text`.
+void expect_stream_unpacks_to(const fs::path& tmp, const std::string& stream, const std::string& text) {
+    write_all(tmp / "s.tgz", stream);
+    recv_options ropt;
+    ropt.require_manifest = true;
+    auto got = unpack_from(tmp / "s.tgz", tmp / "dst", ropt);
+    ASSERT_TRUE(got) << got.error().message();
+    EXPECT_EQ(read_all(tmp / "dst/a.txt"), text);
+}
+
 // send_options for the auto-level tests: small chunks, so a few MB make many windows.
 send_options auto_options() {
     send_options opt;
@@ -443,12 +453,7 @@ TEST(pipeline, auto_level_climbs_while_the_sink_is_the_bottleneck) {
     EXPECT_EQ(sent->chunks_per_level[0] + sent->chunks_per_level[1] + above_one, total);
     EXPECT_GT(above_one, 0u) << "the level never rose although the sink was the bottleneck";
     // Mixed levels are still one valid stream.
-    write_all(tmp / "s.tgz", sink.data);
-    recv_options ropt;
-    ropt.require_manifest = true;
-    auto got = unpack_from(tmp / "s.tgz", tmp / "dst", ropt);
-    ASSERT_TRUE(got) << got.error().message();
-    EXPECT_EQ(read_all(tmp / "dst/a.txt"), text);
+    expect_stream_unpacks_to(tmp.path(), sink.data, text);
 }
 
 // Far below the climb threshold the level goes straight to the top of the ladder instead of
@@ -576,12 +581,7 @@ TEST(pipeline, acknowledgements_find_a_slow_link_behind_a_deep_buffer) {
     EXPECT_GT(with->chunks_per_level[top], without->chunks_per_level[top] + with->chunks / 4);
     EXPECT_LT(with->wire_bytes, without->wire_bytes);
 
-    write_all(tmp / "s.tgz", acked.data);
-    recv_options ropt;
-    ropt.require_manifest = true;
-    auto got = unpack_from(tmp / "s.tgz", tmp / "dst", ropt);
-    ASSERT_TRUE(got) << got.error().message();
-    EXPECT_EQ(read_all(tmp / "dst/a.txt"), text);
+    expect_stream_unpacks_to(tmp.path(), acked.data, text);
 }
 
 // A receiver that was asked for acknowledgements but sends none (a broken side channel) costs
@@ -596,12 +596,7 @@ TEST(pipeline, missing_acknowledgements_do_not_hold_the_stream) {
     buffered_link_sink sink(64 << 20, 1e9, nullptr);
     auto sent = send_tree((tmp / "src").string(), sink, opt);
     ASSERT_TRUE(sent) << sent.error().message() << ": " << last_failure_detail();
-    write_all(tmp / "s.tgz", sink.data);
-    recv_options ropt;
-    ropt.require_manifest = true;
-    auto got = unpack_from(tmp / "s.tgz", tmp / "dst", ropt);
-    ASSERT_TRUE(got) << got.error().message();
-    EXPECT_EQ(read_all(tmp / "dst/a.txt"), text);
+    expect_stream_unpacks_to(tmp.path(), sink.data, text);
 }
 
 // A sink that is the bottleneck but drains fast (an exec proxy or a receiver sharing the
