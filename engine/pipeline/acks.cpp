@@ -1,8 +1,6 @@
 #include "engine/pipeline/acks.hpp"
 
 #include <algorithm>
-#include <cerrno>
-#include <unistd.h>
 
 namespace podpipe::pipeline {
 
@@ -48,17 +46,8 @@ result<std::size_t> acking_source::read(std::span<std::byte> into) {
     total_ += *n;
     if (total_ >= next_ && fd_ >= 0) {
         const std::string line = std::string(ack_prefix) + std::to_string(total_) + "\n";
-        std::size_t done = 0;
-        while (done < line.size()) {
-            const ssize_t w = ::write(fd_, line.data() + done, line.size() - done);
-            if (w < 0 && errno == EINTR)
-                continue;
-            if (w <= 0) {
-                fd_ = -1; // advisory: stop acknowledging, keep receiving
-                break;
-            }
-            done += static_cast<std::size_t>(w);
-        }
+        if (!fd_sink(fd_).write(std::as_bytes(std::span(line))))
+            fd_ = -1; // advisory: stop acknowledging, keep receiving
         next_ = total_ + (total_ < fine_until_ ? first_every_ : every_);
     }
     return n;

@@ -201,7 +201,6 @@ public:
         const double busy = static_cast<double>(sink_busy_ns - window_busy_start_) / static_cast<double>(elapsed);
         const double drain = static_cast<double>(wire_bytes - window_bytes_start_) / seconds;
         int i = index_.load(std::memory_order_relaxed);
-        constexpr int top = static_cast<int>(std::size(auto_level_ladder)) - 1;
         if (settling_) {
             // The first window after the probe: the writer filled a larger window at once
             // (little time in the sink, a fast drain), which says nothing about the link.
@@ -226,7 +225,6 @@ public:
     bool link_rate(double rate) {
         if (!enabled_)
             return false;
-        constexpr int top = static_cast<int>(std::size(auto_level_ladder)) - 1;
         // The whole threshold, not far_below_fraction of it: a short probe over-reads a
         // bursty link (a 50 Mbit/s one measured 6-11 MB/s), and the step down corrects a
         // link that turns out fast enough for the CPU to be the limit.
@@ -240,6 +238,7 @@ public:
 
 private:
     static constexpr double far_below_fraction = 0.6;
+    static constexpr int top = static_cast<int>(std::size(auto_level_ladder)) - 1; ///< index
     bool enabled_;
     double climb_below_;
     std::atomic<int> index_{auto_level_start};
@@ -262,7 +261,6 @@ class ack_window {
 public:
     explicit ack_window(ack_counter* acks) : acks_(acks) {}
     bool active() const { return acks_ != nullptr; }
-    bool probing() const { return probing_; }
     /// The window stays after a slow verdict: the link, not the CPU, sets the pace.
     bool holding() const { return acks_ != nullptr && !probing_; }
     std::uint64_t unacknowledged(std::uint64_t wire_bytes) const {
@@ -468,11 +466,14 @@ result<transfer_stats> send_tree(const std::string& root, byte_sink& sink,
                     }
                 }
                 const int level_now = levels.level(opt.level);
-                if (window.holding() && packed_level == auto_level_ladder[auto_level_start] && packed_level < level_now &&
+                const bool queued_early = packed_level == auto_level_ladder[auto_level_start];
+                if (window.holding() && queued_early && packed_level < level_now &&
                     window.unacknowledged(wire_bytes) >= recompress_slack) {
                     if (auto smaller = redo.recompress(packed, level_now); smaller > 0) {
-                        chunks_per_level[static_cast<std::size_t>(packed_level)].fetch_sub(1, std::memory_order_relaxed);
-                        chunks_per_level[static_cast<std::size_t>(level_now)].fetch_add(1, std::memory_order_relaxed);
+                        const auto from = static_cast<std::size_t>(packed_level);
+                        const auto to = static_cast<std::size_t>(level_now);
+                        chunks_per_level[from].fetch_sub(1, std::memory_order_relaxed);
+                        chunks_per_level[to].fetch_add(1, std::memory_order_relaxed);
                         compress_out.fetch_sub(smaller, std::memory_order_relaxed);
                     }
                 }

@@ -37,7 +37,8 @@ struct transfer_stats {
     double seconds = 0;
     bool manifest_checked = false;    ///< receive: a podpipe manifest was found and matched
     std::array<std::uint64_t, 13> chunks_per_level{}; ///< send: how many chunks each level compressed
-    double probed_rate = 0;           ///< send: the receiver's rate from its acknowledgements (bytes/s), 0 if not probed
+    /// send: the receiver's rate from its acknowledgements (bytes/s), 0 if not probed
+    double probed_rate = 0;
     tar::manifest manifest;           ///< send: what was sent; receive: what was received
     std::vector<stage_stats> stages;
 };

@@ -140,7 +140,8 @@ signal_stop::signal_stop(std::stop_source& source) {
                 source.request_stop();
                 return;
             }
-            never_notified.wait_for(lock, stop, std::chrono::milliseconds(50), [] { return false; });
+            never_notified.wait_for(lock, stop, std::chrono::milliseconds(50),
+                                    [] { return false; });
         }
     });
 }

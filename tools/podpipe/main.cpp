@@ -177,8 +177,8 @@ int run_unpack(const unpack_flags& f) {
     result<pipeline::transfer_stats> r = fail(std::make_error_code(std::errc::interrupted));
     {
         cli::progress_printer printer(progress, f.progress, "unpacked");
-        r = pipeline::recv_tree(f.acks ? static_cast<pipeline::byte_source&>(acking) : source, f.dir, opt,
-                                stop.get_token());
+        pipeline::byte_source& in = f.acks ? static_cast<pipeline::byte_source&>(acking) : source;
+        r = pipeline::recv_tree(in, f.dir, opt, stop.get_token());
     }
     if (fd != STDIN_FILENO)
         ::close(fd);
