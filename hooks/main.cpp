@@ -83,7 +83,7 @@ int run(int argc, char** argv) {
             return 0;
         }
         if (a == "--version") {
-            std::puts("podpipe-hook 0.2.0");
+            std::puts("podpipe-hook 0.3.0");
             return 0;
         }
         std::fprintf(stderr, "podpipe-hook: takes no arguments (the input comes on stdin); see --help\n");

@@ -1,6 +1,11 @@
 #include "engine/pipeline/acks.hpp"
 
 #include <algorithm>
+#include <cerrno>
+
+#include <fcntl.h>
+#include <poll.h>
+#include <unistd.h>
 
 namespace podpipe::pipeline {
 
@@ -44,10 +49,10 @@ result<std::size_t> acking_source::read(std::span<std::byte> into) {
     if (!n || *n == 0)
         return n;
     total_ += *n;
-    if (total_ >= next_ && fd_ >= 0) {
+    if (total_ >= next_ && acks_ != nullptr) {
         const std::string line = std::string(ack_prefix) + std::to_string(total_) + "\n";
-        if (!fd_sink(fd_).write(std::as_bytes(std::span(line))))
-            fd_ = -1; // advisory: stop acknowledging, keep receiving
+        if (!acks_->write(std::as_bytes(std::span(line))))
+            acks_ = nullptr; // advisory: stop acknowledging, keep receiving
         next_ = total_ + (total_ < fine_until_ ? first_every_ : every_);
     }
     return n;
@@ -123,6 +128,57 @@ result<void> ack_splitter::finish() {
         return w;
     passing_ = false;
     return rest_.finish();
+}
+
+namespace {
+class discard_sink final : public byte_sink {
+public:
+    result<void> write(std::span<const std::byte>) override { return {}; }
+};
+} // namespace
+
+ack_listener::ack_listener(int fd, ack_counter& acks)
+    : acks_(acks) {
+    if (::pipe2(wake_, O_CLOEXEC) != 0) {
+        acks_.close(); // no way to stop a reader: go without acknowledgements
+        return;
+    }
+    thread_ = std::thread([this, fd] { run(fd); });
+}
+
+ack_listener::~ack_listener() {
+    if (thread_.joinable()) {
+        const char c = 0;
+        while (::write(wake_[1], &c, 1) < 0 && errno == EINTR) {
+        }
+        thread_.join();
+    }
+    for (int f : wake_)
+        if (f >= 0)
+            ::close(f);
+}
+
+void ack_listener::run(int fd) {
+    discard_sink others;
+    ack_splitter splitter(acks_, others);
+    char buf[4096];
+    for (;;) {
+        pollfd p[2] = {{fd, POLLIN, 0}, {wake_[0], POLLIN, 0}};
+        if (::poll(p, 2, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            break;
+        }
+        if (p[1].revents != 0)
+            break;
+        const ssize_t n = ::read(fd, buf, sizeof buf);
+        if (n < 0 && (errno == EINTR || errno == EAGAIN))
+            continue;
+        if (n <= 0)
+            break;
+        (void)splitter.write(std::as_bytes(std::span(buf, static_cast<std::size_t>(n))));
+    }
+    acks_.close();
 }
 
 } // namespace podpipe::pipeline

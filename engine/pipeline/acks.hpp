@@ -1,5 +1,6 @@
 // Acknowledgements: how far the receiving end has read the stream, reported back on a side
-// channel (for `podpipe recv`, its stdout, beside the final report). Buffers along the way
+// channel (for `podpipe recv`, its stdout, beside the final report; for a remote
+// `podpipe send --acks`, its stdin, written by the receiving `podpipe cp`). Buffers along the way
 // (socket buffers, proxies) accept megabytes at once, so the sender's own writes say nothing
 // about the link's rate until they are full; acknowledgements say it within the first few
 // hundred kilobytes, which lets send_tree pick its compression level before it has sent much.
@@ -16,6 +17,7 @@
 #include <mutex>
 #include <stop_token>
 #include <string>
+#include <thread>
 
 namespace podpipe::pipeline {
 
@@ -42,17 +44,17 @@ private:
     bool closed_ = false;
 };
 
-/// The receiver's end: reads through `inner` and writes an acknowledgement to `ack_fd` each
+/// The receiver's end: reads through `inner` and writes an acknowledgement to `acks` each
 /// time another `first_every` bytes have been read during the first `fine_until` bytes (where
 /// the sender measures the rate), then each `every` bytes. A failed acknowledgement write
 /// stops further ones and nothing else: they are advisory (a sender stops waiting for them
 /// after a second).
 class acking_source final : public byte_source {
 public:
-    acking_source(byte_source& inner, int ack_fd, std::uint64_t first_every = 32 << 10,
+    acking_source(byte_source& inner, byte_sink& acks, std::uint64_t first_every = 32 << 10,
                   std::uint64_t fine_until = 1 << 20, std::uint64_t every = 256 << 10) noexcept
         : inner_(inner)
-        , fd_(ack_fd)
+        , acks_(&acks)
         , first_every_(first_every)
         , fine_until_(fine_until)
         , every_(every)
@@ -61,7 +63,7 @@ public:
 
 private:
     byte_source& inner_;
-    int fd_;
+    byte_sink* acks_; ///< null once a write failed
     std::uint64_t first_every_;
     std::uint64_t fine_until_;
     std::uint64_t every_;
@@ -85,6 +87,25 @@ private:
     byte_sink& rest_;
     std::string pending_;   ///< the current line while it may still be an acknowledgement
     bool passing_ = false;  ///< the current line is not one: bytes go straight to rest_
+};
+
+/// The sender's end when the acknowledgements arrive on a file descriptor of their own (the
+/// remote end `podpipe send --acks` reads them from stdin): a thread reads `fd` through an
+/// ack_splitter into `acks` (other bytes are dropped) and closes `acks` at end of file or on a
+/// read error. The destructor stops the thread without waiting for `fd` (a receiver may keep
+/// its end open after the stream is done). Does not own `fd`.
+class ack_listener {
+public:
+    ack_listener(int fd, ack_counter& acks);
+    ~ack_listener();
+    ack_listener(const ack_listener&) = delete;
+    ack_listener& operator=(const ack_listener&) = delete;
+
+private:
+    void run(int fd);
+    ack_counter& acks_;
+    int wake_[2] = {-1, -1}; ///< a pipe: the destructor writes to end the thread's poll
+    std::thread thread_;
 };
 
 } // namespace podpipe::pipeline

@@ -127,6 +127,8 @@ struct pod_copier::impl {
         if (look) {
             end.has_binary = *code == 0 && out.text.starts_with("podpipe ");
             end.has_acks = end.has_binary && out.text.find("recv --acks") != std::string::npos;
+            end.has_send_acks =
+                end.has_binary && out.text.find("send --acks") != std::string::npos;
         }
         else if (*code != 0)
             return fail("pod " + end.name() + ": `true` exited with " + std::to_string(*code));
@@ -158,10 +160,13 @@ struct pod_copier::impl {
                 end.loc.path};
     }
 
-    std::vector<std::string> send_command(const pod_end& end) const {
+    /// `acks`: the caller acknowledges on the pod's stdin (pod -> local with auto).
+    std::vector<std::string> send_command(const pod_end& end, bool acks) const {
         if (end.has_binary) {
             std::vector<std::string> c{opt_.pod_binary, "send", "--level", opt_.level_text,
                                        "--chunk-size", opt_.chunk_text};
+            if (acks)
+                c.push_back("--acks");
             for (const auto& e : opt_.excludes) {
                 c.push_back("--exclude");
                 c.push_back(e);
@@ -301,7 +306,10 @@ copy_outcome pod_copier::impl::local_to_pod(const std::string& src, const pod_en
 }
 
 copy_outcome pod_copier::impl::pod_to_local(const pod_end& src, const std::string& dst) {
-    auto session = open(src, send_command(src), false);
+    // With auto, the pod's sender measures the link with our acknowledgements (written to its
+    // stdin as we read), as local_to_pod does with the pod's.
+    const bool acks = src.has_send_acks && opt_.level == pipeline::auto_level;
+    auto session = open(src, send_command(src, acks), acks);
     if (!session) {
         return failed(pipeline::exit_failure, "pod " + src.name() + ": " + session.error().what());
     }
@@ -314,7 +322,10 @@ copy_outcome pod_copier::impl::pod_to_local(const pod_end& src, const std::strin
     opt.progress = &progress();
     result<pipeline::transfer_stats> got = fail(std::make_error_code(std::errc::interrupted));
     {
-        got = pipeline::recv_tree(s.stdout_source(), dst, opt, stop_);
+        pipeline::acking_source acking(s.stdout_source(), s.stdin_sink());
+        pipeline::byte_source& in = acks ? static_cast<pipeline::byte_source&>(acking)
+                                         : s.stdout_source();
+        got = pipeline::recv_tree(in, dst, opt, stop_);
     }
     const std::string detail = pipeline::last_failure_detail();
     if (!got)
@@ -350,7 +361,7 @@ copy_outcome pod_copier::impl::pod_to_pod(const pod_end& src, const pod_end& dst
                     "(busybox tar has no --exclude); copy through a local directory instead");
     }
     const bool verify = !!opt_.verify && src.has_binary && dst.has_binary;
-    auto from = open(src, send_command(src), false);
+    auto from = open(src, send_command(src, false), false);
     if (!from) {
         return failed(pipeline::exit_failure, "pod " + src.name() + ": " + from.error().what());
     }

@@ -30,6 +30,7 @@ struct pod_end {
     pod_dir loc;             ///< ns filled in
     bool has_binary = false;  ///< the in-pod podpipe answered --version
     bool has_acks = false;    ///< ... and its recv acknowledges (see pipeline/acks.hpp)
+    bool has_send_acks = false; ///< ... and its send reads acknowledgements on stdin
     bool half_close = true;   ///< the exec protocol can deliver EOF to stdin (v5)
     std::string protocol;
 

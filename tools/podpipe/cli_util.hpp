@@ -14,8 +14,9 @@
 
 namespace podpipe::cli {
 
-/// `podpipe --version`. Senders look for "recv --acks" in a pod's copy to know it acknowledges.
-inline constexpr const char* version_line = "podpipe 0.2.0 (recv --acks)";
+/// `podpipe --version`. `podpipe cp` looks for "recv --acks" in a pod's copy to know it
+/// acknowledges, and for "send --acks" to know it reads acknowledgements.
+inline constexpr const char* version_line = "podpipe 0.3.0 (recv --acks, send --acks)";
 
 /// Documented in `podpipe --help` and README.md (the values of pipeline::exit_status).
 enum exit_code : int {

@@ -12,6 +12,7 @@
 
 #include <cstdio>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -42,6 +43,7 @@ struct pack_flags : common_flags {
     std::string level = "1";
     std::string chunk = "1M";
     std::vector<std::string> excludes;
+    bool acks = false; ///< send: read the receiver's acknowledgements on stdin (see acks.hpp)
 };
 
 struct unpack_flags : common_flags {
@@ -135,6 +137,12 @@ int run_pack(const pack_flags& f) {
     opt.progress = &progress;
     std::stop_source stop;
     cli::signal_stop signals(stop);
+    pipeline::ack_counter acks;
+    std::optional<pipeline::ack_listener> listener;
+    if (f.acks && opt.level == pipeline::auto_level) {
+        listener.emplace(STDIN_FILENO, acks);
+        opt.acks = &acks;
+    }
     pipeline::fd_sink sink(fd);
     result<pipeline::transfer_stats> r = fail(std::make_error_code(std::errc::interrupted));
     {
@@ -173,7 +181,8 @@ int run_unpack(const unpack_flags& f) {
     std::stop_source stop;
     cli::signal_stop signals(stop);
     pipeline::fd_source source(fd);
-    pipeline::acking_source acking(source, STDOUT_FILENO);
+    pipeline::fd_sink ack_out(STDOUT_FILENO);
+    pipeline::acking_source acking(source, ack_out);
     result<pipeline::transfer_stats> r = fail(std::make_error_code(std::errc::interrupted));
     {
         cli::progress_printer printer(progress, f.progress, "unpacked");
@@ -233,6 +242,9 @@ int run(int argc, char** argv) {
     send->add_option("-l,--level", sf.level, "Compression level 0..12 or auto (default 1)");
     send->add_option("--chunk-size", sf.chunk, "Uncompressed bytes per gzip member (default 1M)");
     send->add_option("--exclude", sf.excludes, "Skip paths matching this pattern; repeatable");
+    send->add_flag("--acks", sf.acks,
+                   "With --level auto: read the receiver's \"podpipe-ack BYTES\" lines on stdin "
+                   "and measure the link with them before picking levels");
     add_common(*send, sf);
 
     unpack_flags rf;

@@ -111,7 +111,8 @@ TEST(acking_source, acknowledges_finely_at_first_then_coarsely) {
     int fds[2];
     ASSERT_EQ(::pipe(fds), 0);
     chunk_source inner(600000);
-    acking_source src(inner, fds[1], 30000, 100000, 200000);
+    fd_sink ack_out(fds[1]);
+    acking_source src(inner, ack_out, 30000, 100000, 200000);
     const std::size_t total = read_to_end(src);
     ::close(fds[1]);
     EXPECT_EQ(total, 600000u);
@@ -131,10 +132,46 @@ TEST(acking_source, a_broken_ack_channel_does_not_stop_the_stream) {
     ::close(fds[0]); // nobody reads the acknowledgements: writes fail with EPIPE
     ::signal(SIGPIPE, SIG_IGN);
     chunk_source inner(200000);
-    acking_source src(inner, fds[1], 10000);
+    fd_sink ack_out(fds[1]);
+    acking_source src(inner, ack_out, 10000);
     const std::size_t total = read_to_end(src);
     ::close(fds[1]);
     EXPECT_EQ(total, 200000u);
+}
+
+TEST(ack_listener, applies_acknowledgements_from_a_pipe_and_closes_at_its_end) {
+    int fds[2];
+    ASSERT_EQ(::pipe(fds), 0);
+    ack_counter acks;
+    {
+        ack_listener listener(fds[0], acks);
+        const std::string first = "podpipe-ack 4096\nnot an ack\npodpipe-ack 81";
+        ASSERT_EQ(::write(fds[1], first.data(), first.size()), static_cast<ssize_t>(first.size()));
+        EXPECT_EQ(acks.wait_for(4096, std::chrono::seconds(10), {}), 4096u);
+        const std::string rest = "92\n"; // the line was cut between two writes
+        ASSERT_EQ(::write(fds[1], rest.data(), rest.size()), static_cast<ssize_t>(rest.size()));
+        EXPECT_EQ(acks.wait_for(8192, std::chrono::seconds(10), {}), 8192u);
+        EXPECT_FALSE(acks.closed());
+        ::close(fds[1]);
+        for (int i = 0; i < 1000 && !acks.closed(); ++i)
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        EXPECT_TRUE(acks.closed()); // end of file: no more will come
+    }
+    ::close(fds[0]);
+}
+
+TEST(ack_listener, stops_while_the_writer_keeps_its_end_open) {
+    int fds[2];
+    ASSERT_EQ(::pipe(fds), 0);
+    ack_counter acks;
+    {
+        ack_listener listener(fds[0], acks);
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    } // nothing was written and fds[1] is still open: the destructor must not wait for it
+    EXPECT_TRUE(acks.closed());
+    EXPECT_EQ(acks.value(), 0u);
+    ::close(fds[0]);
+    ::close(fds[1]);
 }
 
 } // namespace

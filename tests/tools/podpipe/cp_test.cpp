@@ -163,6 +163,36 @@ TEST_F(cp_test, auto_level_probes_a_slow_link_with_the_pods_acknowledgements) {
     faults(R"({"throttle": {"bytesPerSecond": 0}})");
 }
 
+// Out of a pod the roles swap: the pod's `podpipe send --acks` reads our acknowledgements on
+// its stdin and finds the slow link before its buffers fill. A wrapper in the pod records the
+// sender's stats (a pod's sender reports nothing back on its own).
+TEST_F(cp_test, auto_level_out_of_a_pod_probes_with_our_acknowledgements) {
+    const fs::path text = tmp_ / "text";
+    ASSERT_EQ(shell("mkdir -p " + q(text) + " && head -c 4000000 /dev/urandom | od -An -tx1 -v > " +
+                    q(text / "lines.txt")).exit_code, 0);
+    const fs::path wrap = tmp_ / "wrap";
+    ASSERT_EQ(shell("mkdir -p " + q(wrap) + " && printf '%s\\n' '#!/bin/sh' "
+                    "'[ \"$1\" = send ] && exec /__e/podpipe/podpipe \"$@\" --stats-json /data/send.json' "
+                    "'exec /__e/podpipe/podpipe \"$@\"' > " + q(wrap / "pp") + " && chmod +x " +
+                    q(wrap / "pp")).exit_code, 0);
+    ASSERT_EQ(cp(q(text) + " bb:/data/probe").exit_code, 0);
+    ASSERT_EQ(cp(q(wrap) + " bb:/data/wrap").exit_code, 0);
+    faults(R"({"throttle": {"bytesPerSecond": 3000000, "latencyMicroseconds": 2000}})");
+    auto out = cp("--pod-binary /data/wrap/pp bb:/data/probe " + q(tmp_ / "back"));
+    faults(R"({"throttle": {"bytesPerSecond": 0}})");
+    ASSERT_EQ(out.exit_code, 0) << out.output;
+    const std::string json = kubectl("exec bb -- cat /data/send.json").output;
+    const auto number_after = [&](const std::string& key) {
+        const auto at = json.find(key);
+        return at == std::string::npos ? -1.0 : std::strtod(json.c_str() + at + key.size(), nullptr);
+    };
+    const double probed = number_after("\"probed_bytes_per_s\":");
+    EXPECT_GT(probed, 0) << json;
+    EXPECT_LT(probed, 12.5e6) << json;
+    EXPECT_GT(number_after("\"7\":"), number_after("\"chunks\":") / 2) << json;
+    EXPECT_EQ(shell("cmp " + q(text / "lines.txt") + " " + q(tmp_ / "back" / "lines.txt")).exit_code, 0);
+}
+
 TEST_F(cp_test, retries_a_429_on_the_first_request) {
     faults(R"({"http": {"code": 429, "count": 1, "retryAfterSeconds": 1}})");
     round_trip("bb", "", "after429");
