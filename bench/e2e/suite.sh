@@ -21,6 +21,9 @@
 #   PEERS="kubectl-cp tar-czf tar-pigz hook-method"   peers measured (all by default)
 #   HOOK_RUNS=$RUNS               runs of the existing hook's method (100-250 s each on the
 #                                 full trees, 40-100x podpipe's time: 1 run already decides it)
+#   OUT_TREES=$TREES              trees also copied out of the pod (the way back: podpipe cp
+#                                 default and tuned, and OUT_PEERS)
+#   OUT_PEERS="kubectl-cp tar-czf tar-pigz"   peers measured out of the pod
 #   TUNED_unlimited="--level 1" TUNED_125M="--level 1" TUNED_25M="--level 1"
 #   TUNED_6_25M="--level 7"       podpipe's tuned flags per link ('.' in the link name -> '_'):
 #                                 the fixed level the default (--level auto) should find
@@ -41,6 +44,8 @@ levels=${LEVELS:-0 1 2 3 6 7 9}
 level_trees=${LEVEL_TREES:-source}
 peers=${PEERS:-kubectl-cp tar-czf tar-pigz hook-method}
 hook_runs=${HOOK_RUNS:-$runs}
+out_trees=${OUT_TREES-$trees}
+out_peers=${OUT_PEERS-kubectl-cp tar-czf tar-pigz}
 synth_spec=${SYNTH_SPEC:-files=20000,size=250M,dist=source}
 build=${BUILD:-$root/build/release}
 podpipe=$build/tools/podpipe/podpipe
@@ -81,8 +86,10 @@ mkdir -p "$work/fs" && mount -t tmpfs -o size=${SUITE_TMPFS:-6g} podpipe-suite "
 trap 'bench_stop_kubesim; umount "$work/fs" 2>/dev/null; rm -rf "$work"' EXIT
 mkdir -p "$out/stats" "$work/stats"
 results=$work/results.tsv      # link tree tool run wall local_cpu cluster_cpu rss_kib
+results_out=$work/results_out.tsv # the same + entries that arrived, copies out of the pod
 components=$work/components.tsv # tree component run wall cpu rss_kib bytes
 : >"$results"
+: >"$results_out"
 : >"$components"
 declare -A tree_files tree_bytes
 for t in $trees; do
@@ -174,6 +181,50 @@ measure() { # LINK TREE TOOL RUN CMD
     [ "$got" = "${tree_files[$2]}" ] || { echo "$3 ($1, $2): $got entries in the pod, expected ${tree_files[$2]}" >&2; exit 1; }
 }
 
+# Out of the pod: the tree sits at /data/src-TREE in the pod, the copy lands in $work/fs/back
+# (emptied before each run, not timed; its entry count checked after).
+measure_out() { # LINK TREE TOOL RUN CMD
+    local c0 c1 got
+    rm -rf "$work/fs/back" && mkdir -p "$work/fs/back"
+    c0=$(cluster_cpu)
+    /usr/bin/time -f "%e %U %S %M" -o "$work/time" bash -c "$5" >/dev/null 2>"$work/err" || {
+        echo "FAILED: $3 ($1, $2, out of the pod)" >&2; cat "$work/err" >&2; exit 1; }
+    c1=$(cluster_cpu)
+    read -r secs user sys rss <"$work/time"
+    got=$(find "$work/fs/back" -mindepth 1 ! -type d | wc -l)
+    # podpipe must bring every entry back; a peer that drops some (kubectl cp skips symlinks on
+    # the way out) is recorded with its count and reported so.
+    [ "$got" = "${tree_files[$2]}" ] || [[ "$3" != podpipe* ]] || {
+        echo "$3 ($1, $2, out): $got entries here, expected ${tree_files[$2]}" >&2; exit 1; }
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" "$secs" "$(echo "$user + $sys" | bc)" \
+        "$(echo "$c1 - $c0" | bc -l)" "$rss" "$got" >>"$results_out"
+}
+
+copies_out() { # LINK TUNED
+    local link=$1 tuned=$2 t r p src back=$work/fs/back
+    for t in $out_trees; do
+        "$podpipe" cp --level 1 "${tree_dir[$t]}" "bench:/data/src-$t" >/dev/null 2>&1
+    done
+    for ((r = 0; r < runs; r++)); do
+        for t in $out_trees; do
+            src=/data/src-$t
+            measure_out "$link" "$t" "podpipe cp" "$r" "'$podpipe' cp bench:$src '$back'"
+            measure_out "$link" "$t" "podpipe cp tuned ($tuned)" "$r" "'$podpipe' cp $tuned bench:$src '$back'"
+            for p in $out_peers; do
+                case $p in
+                kubectl-cp) measure_out "$link" "$t" "kubectl cp" "$r" "'$kubectl' cp bench:$src '$back'" ;;
+                tar-czf) measure_out "$link" "$t" "kubectl exec tar czf | tar xzf" "$r" \
+                    "'$kubectl' exec bench -- tar czf - -C $src . | tar xzf - -C '$back'" ;;
+                tar-pigz) measure_out "$link" "$t" "kubectl exec tar cf | pigz | pigz -d | tar xf" "$r" \
+                    "'$kubectl' exec bench -- sh -c 'tar cf - -C $src . | pigz' | pigz -d | tar xf - -C '$back'" ;;
+                *) echo "unknown peer $p" >&2; exit 2 ;;
+                esac
+            done
+        done
+    done
+    "$kubectl" exec bench -- sh -c 'rm -rf /data/src-* /data/out'
+}
+
 for link in $links; do
     log "link $link"
     bench_start_kubesim "$link" "$work/fs" --nodes 1
@@ -214,6 +265,10 @@ for link in $links; do
             done
         done
     done
+    if [ -n "$out_trees" ]; then
+        log "link $link: out of the pod"
+        copies_out "$link" "$tuned"
+    fi
     bench_stop_kubesim
 done
 t_end=$(date +%s)
@@ -236,7 +291,7 @@ t_end=$(date +%s)
     echo "synth_spec	$synth_spec"
     for t in $trees; do echo "tree	$t	${tree_dir[$t]}	${tree_files[$t]}	${tree_bytes[$t]}"; done
 } >"$work/meta.tsv"
-cp "$work/results.tsv" "$work/components.tsv" "$work/meta.tsv" "$work/tuned.tsv" "$out/"
+cp "$work/results.tsv" "$work/results_out.tsv" "$work/components.tsv" "$work/meta.tsv" "$work/tuned.tsv" "$out/"
 rm -f "$out"/stats/*.json
 cp "$work"/stats/*.json "$out/stats/" 2>/dev/null || true
 python3 "$root/bench/e2e/suite_report.py" "$out"

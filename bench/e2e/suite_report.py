@@ -58,6 +58,17 @@ for line in open(os.path.join(out, "results.tsv")):
     res[(link, t, tool)].append((float(wall), float(lcpu), float(ccpu), int(rss)))
     if tool not in tools_order:
         tools_order.append(tool)
+res_out = defaultdict(list)  # the same, copies out of the pod (results_out.tsv, if run)
+tools_out = []
+lost = {}  # (link, tree, tool) -> fewest entries that arrived, when a peer dropped some
+out_file = os.path.join(out, "results_out.tsv")
+for line in open(out_file) if os.path.exists(out_file) else []:
+    link, t, tool, _run, wall, lcpu, ccpu, rss, got = line.rstrip("\n").split("\t")
+    res_out[(link, t, tool)].append((float(wall), float(lcpu), float(ccpu), int(rss)))
+    if int(got) != trees[t]["files"]:
+        lost[(link, t, tool)] = min(int(got), lost.get((link, t, tool), int(got)))
+    if tool not in tools_out:
+        tools_out.append(tool)
 
 
 def med(v):
@@ -152,26 +163,42 @@ w(f"shared-CPU = (CPU s of `pack -l 1` + CPU s of the extraction) ÷ {meta['core
   "pod's receiver runs on the same cores as the sender, so no transfer at level 1 can take less; "
   "on a real cluster the pod has cores of its own and only the issue's limit applies.")
 w("")
-for t in trees:
-    w(f"### Copy into a pod: {t}")
+
+
+def copy_table(title, results, tools, cpu_remote):
+    for t in trees:
+        if not any(k[1] == t for k in results):
+            continue
+        w(f"### {title}: {t}")
+        w("")
+        w("| link | tool | median s | min–max s | MB/s of tree | time ÷ podpipe cp's | time ÷ limit | "
+          f"CPU s local | CPU s {cpu_remote} | peak RSS MiB (local) |")
+        w("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for link in links_by_rate:
+            base = results.get((link, t, "podpipe cp"))
+            base_m = med([x[0] for x in base]) if base else float("nan")
+            for tool in tools:
+                v = results.get((link, t, tool))
+                if not v or tool.startswith("podpipe cp --level "):
+                    continue
+                walls = [x[0] for x in v]
+                m = med(walls)
+                label = tool.replace('|', chr(92) + '|')
+                if (link, t, tool) in lost:
+                    label += f" (**{trees[t]['files'] - lost[(link, t, tool)]} entries missing**)"
+                w(f"| {link_label(link)} | {label} | {m:.2f} | {min(walls):.2f}–{max(walls):.2f} | "
+                  f"{mb(t) / m:.1f} | {m / base_m:.2f} | {m / limit[(t, link)][0]:.2f} | "
+                  f"{med([x[1] for x in v]):.2f} | {med([x[2] for x in v]):.2f} | {max(x[3] for x in v) / 1024:.0f} |")
+        w("")
+
+
+copy_table("Copy into a pod", res, tools_order, "pod+kubesim")
+if res_out:
+    w("Out of the pod the roles swap: the pod's static podpipe sends (libdeflate level 1: Debian "
+      "ships no static ISA-L, ~2.4x slower per core than the local sender's igzip), the local one "
+      "receives; the limit is the same components' (read, stream ÷ link, extraction).")
     w("")
-    w("| link | tool | median s | min–max s | MB/s of tree | time ÷ podpipe cp's | time ÷ limit | "
-      "CPU s local | CPU s pod+kubesim | peak RSS MiB (local) |")
-    w("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for link in links_by_rate:
-        base = res.get((link, t, "podpipe cp"))
-        base_m = med([x[0] for x in base]) if base else float("nan")
-        for tool in tools_order:
-            v = res.get((link, t, tool))
-            if not v or tool.startswith("podpipe cp --level "):
-                continue
-            walls = [x[0] for x in v]
-            m = med(walls)
-            label = tool
-            w(f"| {link_label(link)} | {label.replace('|', chr(92) + '|')} | {m:.2f} | {min(walls):.2f}–{max(walls):.2f} | "
-              f"{mb(t) / m:.1f} | {m / base_m:.2f} | {m / limit[(t, link)][0]:.2f} | "
-              f"{med([x[1] for x in v]):.2f} | {med([x[2] for x in v]):.2f} | {max(x[3] for x in v) / 1024:.0f} |")
-    w("")
+copy_table("Copy out of a pod", res_out, tools_out, "pod+kubesim")
 level_tools = [x for x in tools_order if x.startswith("podpipe cp --level ") and x.split()[-1].isdigit()]
 level_trees = sorted({t for (l, t, tool) in res if tool in level_tools})
 for t in level_trees:
@@ -224,22 +251,35 @@ w("")
 # Targets of issue 7: within 1.3x of the limit at every bandwidth, ahead of every peer.
 w("### Targets (issue 7)")
 w("")
-for t in trees:
-    for link in links_by_rate:
-        v = res.get((link, t, "podpipe cp"))
-        if not v:
-            continue
-        pp = med([x[0] for x in v])
-        ratio = pp / limit[(t, link)][0]
-        peers = [(tool, med([x[0] for x in res[(link, t, tool)]])) for tool in tools_order
-                 if not tool.startswith("podpipe") and (link, t, tool) in res]
-        best = min(peers, key=lambda p: p[1]) if peers else None
-        ahead = best is None or pp < best[1]
-        ratio_cpu = pp / max(limit[(t, link)][0], shared_cpu[t])
-        w(f"- {t}, {link_label(link)}: podpipe {pp:.2f} s = {ratio:.2f}× the limit "
-          f"({'met' if ratio <= 1.3 else 'NOT met'}, target ≤ 1.3×; {ratio_cpu:.2f}× with the shared-CPU term); "
-          + (f"fastest peer {best[0]} {best[1]:.2f} s = {best[1] / pp:.2f}× podpipe's time "
-             f"({'ahead' if ahead else 'NOT ahead'})" if best else "no peers measured"))
+
+
+def targets(results, tools, direction, missing={}):
+    for t in trees:
+        for link in links_by_rate:
+            v = results.get((link, t, "podpipe cp"))
+            if not v:
+                continue
+            pp = med([x[0] for x in v])
+            ratio = pp / limit[(t, link)][0]
+            peers = [(tool, med([x[0] for x in results[(link, t, tool)]])) for tool in tools
+                     if not tool.startswith("podpipe") and (link, t, tool) in results]
+            best = min(peers, key=lambda p: p[1]) if peers else None
+            if best and (link, t, best[0]) in missing:
+                best = (f"{best[0]} ({trees[t]['files'] - missing[(link, t, best[0])]} entries missing)", best[1])
+            ahead = best is None or pp < best[1]
+            ratio_cpu = pp / max(limit[(t, link)][0], shared_cpu[t])
+            w(f"- {direction}{t}, {link_label(link)}: podpipe {pp:.2f} s = {ratio:.2f}× the limit "
+              f"({'met' if ratio <= 1.3 else 'NOT met'}, target ≤ 1.3×; {ratio_cpu:.2f}× with the shared-CPU term); "
+              + (f"fastest peer {best[0]} {best[1]:.2f} s = {best[1] / pp:.2f}× podpipe's time "
+                 f"({'ahead' if ahead else 'NOT ahead'})" if best else "no peers measured"))
+
+
+targets(res, tools_order, "")
+if res_out:
+    w("")
+    w("Out of a pod:")
+    w("")
+    targets(res_out, tools_out, "out: ", lost)
 w("")
 open(os.path.join(out, "tables.md"), "w").write("\n".join(L))
 
@@ -253,39 +293,46 @@ for d in (out, ddir):  # no stale plots from an earlier run with other trees or 
 gp = []
 g = gp.append
 xt = ", ".join(f'"{link_label(l)}" {i}' for i, l in enumerate(links_by_rate))
-main_tools = [x for x in tools_order if not x.startswith("podpipe cp --level ")]
-for t in trees:
-    # throughput vs link, one line per tool; tuned settings differ per link, so they form one
-    # "podpipe cp tuned" series.
-    series = defaultdict(list)
-    for i, link in enumerate(links_by_rate):
-        for tool in main_tools:
-            name = "podpipe cp tuned" if tool.startswith("podpipe cp tuned") else tool
-            v = res.get((link, t, tool))
-            if v:
-                walls = [x[0] for x in v]
-                series[name].append((i, mb(t) / med(walls), mb(t) / max(walls), mb(t) / min(walls)))
-        series["physical limit"].append((i, mb(t) / limit[(t, link)][0], 0, 0))
-    names = list(series)
-    for k, name in enumerate(names):
-        with open(os.path.join(ddir, f"link-{t}-{k}.dat"), "w") as f:
-            f.write(f"# {name}: x median_MBps min_MBps max_MBps\n")
-            for p in series[name]:
-                f.write(" ".join(f"{x:.4f}" if isinstance(x, float) else str(x) for x in p) + "\n")
-    g(f"set output OUTDIR.'/throughput_vs_link-{t}'.EXT")
-    g(f"set title 'Copy {t} ({trees[t]['files']} files, {mb(t):.0f} MB) into a kubesim pod: throughput vs link'")
-    g(f"set xtics ({xt}); set xrange [-0.3:{len(links_by_rate) - 0.7}]; set xlabel 'exec link (per direction, {meta['latency']} latency when throttled)'")
-    g("set ylabel 'MB/s of tree (median; bars: min-max)'; set logscale y; set key below maxrows 3")
-    plots = []
-    for k, name in enumerate(names):
-        fn = f"DATADIR.'/link-{t}-{k}.dat'"
-        if name == "physical limit":
-            plots.append(f"{fn} using 1:2 with lines dt 2 lw 2 lc rgb 'black' title 'physical limit'")
-        else:
-            lw = 3 if name.startswith("podpipe") else 1.5
-            plots.append(f"{fn} using 1:2:3:4 with yerrorlines lw {lw} title '{name.replace(chr(39), '')}'")
-    g("plot " + ", \\\n     ".join(plots))
-    g("unset logscale y")
+def link_plot(results, tools, tag, what):
+    main_tools = [x for x in tools if not x.startswith("podpipe cp --level ")]
+    for t in trees:
+        if not any(k[1] == t for k in results):
+            continue
+        # throughput vs link, one line per tool; tuned settings differ per link, so they form one
+        # "podpipe cp tuned" series.
+        series = defaultdict(list)
+        for i, link in enumerate(links_by_rate):
+            for tool in main_tools:
+                name = "podpipe cp tuned" if tool.startswith("podpipe cp tuned") else tool
+                v = results.get((link, t, tool))
+                if v:
+                    walls = [x[0] for x in v]
+                    series[name].append((i, mb(t) / med(walls), mb(t) / max(walls), mb(t) / min(walls)))
+            series["physical limit"].append((i, mb(t) / limit[(t, link)][0], 0, 0))
+        names = list(series)
+        for k, name in enumerate(names):
+            with open(os.path.join(ddir, f"{tag}-{t}-{k}.dat"), "w") as f:
+                f.write(f"# {name}: x median_MBps min_MBps max_MBps\n")
+                for p in series[name]:
+                    f.write(" ".join(f"{x:.4f}" if isinstance(x, float) else str(x) for x in p) + "\n")
+        g(f"set output OUTDIR.'/throughput_vs_{tag}-{t}'.EXT")
+        g(f"set title 'Copy {t} ({trees[t]['files']} files, {mb(t):.0f} MB) {what}: throughput vs link'")
+        g(f"set xtics ({xt}); set xrange [-0.3:{len(links_by_rate) - 0.7}]; set xlabel 'exec link (per direction, {meta['latency']} latency when throttled)'")
+        g("set ylabel 'MB/s of tree (median; bars: min-max)'; set logscale y; set key below maxrows 3")
+        plots = []
+        for k, name in enumerate(names):
+            fn = f"DATADIR.'/{tag}-{t}-{k}.dat'"
+            if name == "physical limit":
+                plots.append(f"{fn} using 1:2 with lines dt 2 lw 2 lc rgb 'black' title 'physical limit'")
+            else:
+                lw = 3 if name.startswith("podpipe") else 1.5
+                plots.append(f"{fn} using 1:2:3:4 with yerrorlines lw {lw} title '{name.replace(chr(39), '')}'")
+        g("plot " + ", \\\n     ".join(plots))
+        g("unset logscale y")
+
+
+link_plot(res, tools_order, "link", "into a kubesim pod")
+link_plot(res_out, tools_out, "link_out", "out of a kubesim pod")
 for t in level_trees:
     lv = [int(x.split()[-1]) for x in level_tools]
     for i, link in enumerate(links_by_rate):
