@@ -40,6 +40,19 @@ spec:
 )";
 }
 
+// A sender's --stats-json after a 3 MB/s link: the probe measured it (below 100 Mbit/s) and
+// most chunks went at the top level ("levels":{..,"7":N}).
+void expect_probed_slow_link(const std::string& json) {
+    const auto number_after = [&](const std::string& key) {
+        const auto at = json.find(key);
+        return at == std::string::npos ? -1.0 : std::strtod(json.c_str() + at + key.size(), nullptr);
+    };
+    const double probed = number_after("\"probed_bytes_per_s\":");
+    EXPECT_GT(probed, 0) << json;
+    EXPECT_LT(probed, 12.5e6) << json;
+    EXPECT_GT(number_after("\"7\":"), number_after("\"chunks\":") / 2) << json;
+}
+
 class cp_test : public kubesim_fixture {
 protected:
     void SetUp() override {
@@ -145,14 +158,7 @@ TEST_F(cp_test, auto_level_probes_a_slow_link_with_the_pods_acknowledgements) {
     auto in = cp("--stats-json " + q(tmp_ / "probe.json") + " " + q(text) + " bb:/data/probe");
     ASSERT_EQ(in.exit_code, 0) << in.output;
     const std::string json = shell("cat " + q(tmp_ / "probe.json")).output;
-    const auto number_after = [&](const std::string& key) {
-        const auto at = json.find(key);
-        return at == std::string::npos ? -1.0 : std::strtod(json.c_str() + at + key.size(), nullptr);
-    };
-    const double probed = number_after("\"probed_bytes_per_s\":");
-    EXPECT_GT(probed, 0) << json;
-    EXPECT_LT(probed, 12.5e6) << json;
-    EXPECT_GT(number_after("\"7\":"), number_after("\"chunks\":") / 2) << json; // "levels":{..,"7":N}
+    expect_probed_slow_link(json);
     // The acknowledgements came out of the pod's stdout; its report is still whole.
     EXPECT_NE(json.find("\"remote\":{\"direction\":\"recv\""), std::string::npos) << json;
     const std::string here = shell("md5sum < " + q(text / "lines.txt")).output;
@@ -182,14 +188,7 @@ TEST_F(cp_test, auto_level_out_of_a_pod_probes_with_our_acknowledgements) {
     faults(R"({"throttle": {"bytesPerSecond": 0}})");
     ASSERT_EQ(out.exit_code, 0) << out.output;
     const std::string json = kubectl("exec bb -- cat /data/send.json").output;
-    const auto number_after = [&](const std::string& key) {
-        const auto at = json.find(key);
-        return at == std::string::npos ? -1.0 : std::strtod(json.c_str() + at + key.size(), nullptr);
-    };
-    const double probed = number_after("\"probed_bytes_per_s\":");
-    EXPECT_GT(probed, 0) << json;
-    EXPECT_LT(probed, 12.5e6) << json;
-    EXPECT_GT(number_after("\"7\":"), number_after("\"chunks\":") / 2) << json;
+    expect_probed_slow_link(json);
     EXPECT_EQ(shell("cmp " + q(text / "lines.txt") + " " + q(tmp_ / "back" / "lines.txt")).exit_code, 0);
 }
 
