@@ -361,11 +361,15 @@ copy_outcome pod_copier::impl::pod_to_pod(const pod_end& src, const pod_end& dst
                     "(busybox tar has no --exclude); copy through a local directory instead");
     }
     const bool verify = !!opt_.verify && src.has_binary && dst.has_binary;
-    auto from = open(src, send_command(src, false), false);
+    // With auto, the source pod's sender measures the link with the destination pod's
+    // acknowledgements, carried from the destination's stdout to the source's stdin.
+    const bool acks =
+        src.has_send_acks && dst.has_acks && opt_.level == pipeline::auto_level;
+    auto from = open(src, send_command(src, acks), acks);
     if (!from) {
         return failed(pipeline::exit_failure, "pod " + src.name() + ": " + from.error().what());
     }
-    auto to = open(dst, recv_command(dst, verify, false), true);
+    auto to = open(dst, recv_command(dst, verify, acks), true);
     if (!to) {
         (*from)->abort();
         return failed(pipeline::exit_failure, "pod " + dst.name() + ": " + to.error().what());
@@ -373,8 +377,32 @@ copy_outcome pod_copier::impl::pod_to_pod(const pod_end& src, const pod_end& dst
     exec_session& in = **from;
     exec_session& out = **to;
     capture_sink report(64 << 10);
+    pipeline::ack_counter ack_count;
+    pipeline::ack_splitter report_and_acks(ack_count, report);
     std::optional<result<int, hook_error>> dst_code;
-    std::jthread reader([&] { dst_code = out.wait(&report); });
+    std::jthread reader([&] {
+        dst_code = out.wait(&report_and_acks);
+        (void)report_and_acks.finish();
+        ack_count.close();
+    });
+    std::jthread forwarder;
+    if (acks) {
+        forwarder = std::jthread([&](std::stop_token stop) {
+            std::uint64_t sent = 0;
+            while (!stop.stop_requested()) {
+                const std::uint64_t v = ack_count.wait_for(sent + 1, std::chrono::seconds(1), stop);
+                if (v > sent) {
+                    const std::string line =
+                        std::string(pipeline::ack_prefix) + std::to_string(v) + "\n";
+                    if (!in.stdin_sink().write(std::as_bytes(std::span(line))))
+                        break; // advisory: the source stops waiting for them by itself
+                    sent = v;
+                } else if (ack_count.closed()) {
+                    break;
+                }
+            }
+        });
+    }
 
     // Relay: the source's stdout into the destination's stdin, through this process's memory.
     const auto t0 = clock_type::now();
@@ -411,6 +439,7 @@ copy_outcome pod_copier::impl::pod_to_pod(const pod_end& src, const pod_end& dst
     }
     auto src_code = in.wait();
     reader.join();
+    forwarder = {}; // stops and joins it before the sessions go
     if (src_code && *src_code != 0)
         return remote_failure(src, src.has_binary ? "podpipe send of" : "tar of", *src_code,
                               in.stderr_tail());

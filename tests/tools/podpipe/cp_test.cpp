@@ -169,27 +169,55 @@ TEST_F(cp_test, auto_level_probes_a_slow_link_with_the_pods_acknowledgements) {
     faults(R"({"throttle": {"bytesPerSecond": 0}})");
 }
 
-// Out of a pod the roles swap: the pod's `podpipe send --acks` reads our acknowledgements on
-// its stdin and finds the slow link before its buffers fill. A wrapper in the pod records the
-// sender's stats (a pod's sender reports nothing back on its own).
-TEST_F(cp_test, auto_level_out_of_a_pod_probes_with_our_acknowledgements) {
-    const fs::path text = tmp_ / "text";
-    ASSERT_EQ(shell("mkdir -p " + q(text) + " && head -c 4000000 /dev/urandom | od -An -tx1 -v > " +
-                    q(text / "lines.txt")).exit_code, 0);
-    const fs::path wrap = tmp_ / "wrap";
-    ASSERT_EQ(shell("mkdir -p " + q(wrap) + " && printf '%s\\n' '#!/bin/sh' "
-                    "'[ \"$1\" = send ] && exec /__e/podpipe/podpipe \"$@\" --stats-json /data/send.json' "
-                    "'exec /__e/podpipe/podpipe \"$@\"' > " + q(wrap / "pp") + " && chmod +x " +
-                    q(wrap / "pp")).exit_code, 0);
-    ASSERT_EQ(cp(q(text) + " bb:/data/probe").exit_code, 0);
-    ASSERT_EQ(cp(q(wrap) + " bb:/data/wrap").exit_code, 0);
+// Out of a pod the roles swap: the pod's `podpipe send --acks` reads acknowledgements on its
+// stdin (ours, or the destination pod's relayed by us) and finds the slow link before its
+// buffers fill. /data/wrap/pp in the pods runs their podpipe and records a send's stats in
+// /data/send.json (a pod's sender reports nothing back on its own).
+class cp_acks_test : public cp_test {
+protected:
+    void SetUp() override {
+        cp_test::SetUp();
+        if (IsSkipped() || HasFatalFailure())
+            return;
+        // A hex dump: 12 MB that compress about 2.5 times (a few MB on the wire, a few seconds).
+        ASSERT_EQ(shell("mkdir -p " + q(text_) + " && head -c 4000000 /dev/urandom | od -An -tx1 -v > " +
+                        q(text_ / "lines.txt")).exit_code, 0);
+        const fs::path wrap = tmp_ / "wrap";
+        ASSERT_EQ(shell("mkdir -p " + q(wrap) + " && printf '%s\\n' '#!/bin/sh' "
+                        "'[ \"$1\" = send ] && exec /__e/podpipe/podpipe \"$@\" --stats-json /data/send.json' "
+                        "'exec /__e/podpipe/podpipe \"$@\"' > " + q(wrap / "pp") + " && chmod +x " +
+                        q(wrap / "pp")).exit_code, 0);
+        ASSERT_EQ(cp(q(text_) + " bb:/data/probe").exit_code, 0);
+        ASSERT_EQ(cp(q(wrap) + " bb:/data/wrap").exit_code, 0);
+        ASSERT_EQ(cp(q(wrap) + " gnu:/data/wrap").exit_code, 0);
+    }
+    fs::path text_ = tmp_ / "text";
+};
+
+TEST_F(cp_acks_test, auto_level_out_of_a_pod_probes_with_our_acknowledgements) {
     faults(R"({"throttle": {"bytesPerSecond": 3000000, "latencyMicroseconds": 2000}})");
     auto out = cp("--pod-binary /data/wrap/pp bb:/data/probe " + q(tmp_ / "back"));
     faults(R"({"throttle": {"bytesPerSecond": 0}})");
     ASSERT_EQ(out.exit_code, 0) << out.output;
-    const std::string json = kubectl("exec bb -- cat /data/send.json").output;
-    expect_probed_slow_link(json);
-    EXPECT_EQ(shell("cmp " + q(text / "lines.txt") + " " + q(tmp_ / "back" / "lines.txt")).exit_code, 0);
+    expect_probed_slow_link(kubectl("exec bb -- cat /data/send.json").output);
+    EXPECT_EQ(shell("cmp " + q(text_ / "lines.txt") + " " + q(tmp_ / "back" / "lines.txt")).exit_code, 0);
+}
+
+// Between pods, cp carries the destination's acknowledgements (off its stdout) into the
+// source's stdin.
+TEST_F(cp_acks_test, auto_level_between_pods_probes_with_the_destinations_acknowledgements) {
+    faults(R"({"throttle": {"bytesPerSecond": 3000000, "latencyMicroseconds": 2000}})");
+    auto r = cp("--pod-binary /data/wrap/pp --stats-json " + q(tmp_ / "p2p.json") +
+                " bb:/data/probe gnu:/data/probe");
+    faults(R"({"throttle": {"bytesPerSecond": 0}})");
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    expect_probed_slow_link(kubectl("exec bb -- cat /data/send.json").output);
+    // The acknowledgements came out of gnu's stdout; its report is still whole.
+    const std::string p2p = shell("cat " + q(tmp_ / "p2p.json")).output;
+    EXPECT_NE(p2p.find("\"remote\":{\"direction\":\"recv\""), std::string::npos) << p2p;
+    const std::string here = shell("md5sum < " + q(text_ / "lines.txt")).output;
+    const std::string there = kubectl("exec gnu -- sh -c 'md5sum < /data/probe/lines.txt'").output;
+    EXPECT_EQ(here.substr(0, 32), there.substr(0, 32));
 }
 
 TEST_F(cp_test, retries_a_429_on_the_first_request) {
