@@ -192,8 +192,13 @@ struct channel_socket::impl {
     }
 
     void start_write() {
-        if (stopped())
+        if (stopped()) {
+            // The peer closed (or we failed) after these were accepted: they can never go.
+            discard_queue();
+            if (close_wanted)
+                start_close();
             return;
+        }
         if (detail::inject(options.faults)) {
             fail_with(errc::injected_fault);
             return;
@@ -231,8 +236,24 @@ struct channel_socket::impl {
 
     void request_close() {
         close_wanted = true;
-        if (!write_pending && send_queue.empty())
+        if (write_pending)
+            return; // on_write closes once the queue is empty
+        if (stopped())
+            discard_queue();
+        if (send_queue.empty())
             start_close();
+    }
+
+    void discard_queue() {
+        std::size_t bytes = 0;
+        for (const auto& m : send_queue)
+            bytes += m.size();
+        send_queue.clear();
+        {
+            std::lock_guard lk(mu);
+            counters.in_flight_bytes -= bytes;
+        }
+        cv.notify_all();
     }
 
     void start_close() {

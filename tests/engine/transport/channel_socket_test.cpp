@@ -246,6 +246,25 @@ TEST_F(channel_socket_test, peer_initiated_close_1000) {
     EXPECT_EQ((*s)->peer_close()->code, 1000);
 }
 
+// Writes accepted just before the peer's close frame arrived can never be sent; close() must
+// still complete at once (it used to wait out its whole timeout for that queue to drain).
+TEST_F(channel_socket_test, close_after_writes_that_raced_the_peers_close) {
+    watchdog dog(60s, "writes racing the peer's close");
+    for (int round = 0; round < 5; ++round) {
+        auto s = connect("/ws/peer-close");
+        ASSERT_TRUE(s);
+        auto m = next_data(**s);
+        EXPECT_EQ(text(m.data), "bye");
+        int accepted = 0;
+        while ((*s)->write(0, bytes("podpipe-ack 1234567\n")) && accepted < 1'000'000)
+            ++accepted;
+        EXPECT_EQ((*s)->write(0, bytes("late")).error(), errc::closed) << accepted;
+        auto closed = (*s)->close(5s);
+        EXPECT_TRUE(closed) << "round " << round << ", " << accepted
+                            << " writes accepted: " << closed.error().message();
+    }
+}
+
 TEST_F(channel_socket_test, abort_wakes_a_blocked_reader) {
     watchdog dog(60s, "abort");
     options_.ping_interval = 0ms;
