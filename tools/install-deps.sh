@@ -8,6 +8,7 @@ packages=(
     liburing-dev libdeflate-dev libisal-dev libboost1.81-dev libssl-dev libsimdjson-dev
     libbenchmark-dev libgtest-dev libgmock-dev libxxhash-dev libcli11-dev zlib1g-dev libyaml-cpp-dev
     clang-14 libclang-rt-14-dev
+    nasm   # ISA-L's assembly, built static for the in-pod podpipe (build-static-isal.sh)
     # real tools the interop tests and benchmarks talk to
     tar gzip busybox-static pigz xz-utils time iproute2 util-linux procps
 )
@@ -27,3 +28,9 @@ if ((${#missing[@]})); then
 else
     echo "install-deps: all packages present" >&2
 fi
+
+# The in-pod podpipe is linked fully static; Debian has no static ISA-L, so it is built from
+# Debian's source package (seconds; once per libisal-dev version). Without it the pod's level 1
+# falls back to libdeflate: slower, not broken, so a failure here only warns.
+bash "$(dirname "$0")/build-static-isal.sh" ||
+    echo "install-deps: WARNING: no static ISA-L; the in-pod podpipe compresses level 1 with libdeflate" >&2

@@ -289,6 +289,8 @@ t_end=$(date +%s)
     echo "hook_runs	$hook_runs"
     echo "latency	$latency"
     echo "synth_spec	$synth_spec"
+    # Which compressor the pod's sender uses at level 1 (a static ISA-L, or libdeflate).
+    echo "pod_level1	$("$static_dir/podpipe" --version | sed -n 's/^gzip level 1: //p')"
     for t in $trees; do echo "tree	$t	${tree_dir[$t]}	${tree_files[$t]}	${tree_bytes[$t]}"; done
 } >"$work/meta.tsv"
 cp "$work/results.tsv" "$work/results_out.tsv" "$work/components.tsv" "$work/meta.tsv" "$work/tuned.tsv" "$out/"

@@ -194,9 +194,13 @@ def copy_table(title, results, tools, cpu_remote):
 
 copy_table("Copy into a pod", res, tools_order, "pod+kubesim")
 if res_out:
-    w("Out of the pod the roles swap: the pod's static podpipe sends (libdeflate level 1: Debian "
-      "ships no static ISA-L, ~2.4x slower per core than the local sender's igzip), the local one "
-      "receives; the limit is the same components' (read, stream ÷ link, extraction).")
+    # Runs before the static ISA-L (tools/build-static-isal.sh) did not record it: libdeflate.
+    pod_level1 = meta.get("pod_level1") or "libdeflate"
+    slower = (", ~2.4x slower per core than the local sender's ISA-L igzip"
+              if pod_level1 == "libdeflate" else "")
+    w(f"Out of the pod the roles swap: the pod's static podpipe sends (level 1 with {pod_level1}"
+      f"{slower}), the local one receives; the limit is the same components' (read, "
+      "stream ÷ link, extraction).")
     w("")
 copy_table("Copy out of a pod", res_out, tools_out, "pod+kubesim")
 level_tools = [x for x in tools_order if x.startswith("podpipe cp --level ") and x.split()[-1].isdigit()]

@@ -10,8 +10,9 @@
 #include <libdeflate.h>
 #ifdef PODPIPE_HAVE_ISAL
 #include <isa-l/igzip_lib.h>
-// Weak: a binary linked without libisal (the fully static podpipe for containers: Debian ships no
-// static libisal) still links, and then compresses level 1 with libdeflate.
+// Weak: a binary linked without libisal (the fully static podpipe for containers when no static
+// ISA-L was built from Debian's source: Debian ships none) still links, and then compresses
+// level 1 with libdeflate.
 #pragma weak isal_deflate_stateless
 #pragma weak isal_deflate_stateless_init
 #endif

@@ -1,4 +1,5 @@
 // podpipe: the transfer CLI. Exceptions stop here; everything below returns result<T>.
+#include "engine/gzip/member_compressor.hpp"
 #include "engine/pipeline/recv.hpp"
 #include "engine/pipeline/send.hpp"
 #include "tools/podpipe/cli_util.hpp"
@@ -206,7 +207,10 @@ int run(int argc, char** argv) {
                  "for Kubernetes pods and local pipes."};
     app.require_subcommand(1);
     app.footer(exit_codes_help);
-    app.set_version_flag("--version", cli::version_line);
+    app.set_version_flag("--version", [] {
+        return std::string(cli::version_line) + "\ngzip level 1: " +
+               (gzip::isal_available() ? "ISA-L igzip" : "libdeflate");
+    });
 
     pack_flags pf;
     auto* pack = app.add_subcommand(
