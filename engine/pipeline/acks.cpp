@@ -44,13 +44,17 @@ std::uint64_t ack_counter::wait_for(std::uint64_t at_least, std::chrono::nanosec
     return value_;
 }
 
+std::string ack_line(std::uint64_t bytes) {
+    return std::string(ack_prefix) + std::to_string(bytes) + "\n";
+}
+
 result<std::size_t> acking_source::read(std::span<std::byte> into) {
     auto n = inner_.read(into);
     if (!n || *n == 0)
         return n;
     total_ += *n;
     if (total_ >= next_ && acks_ != nullptr) {
-        const std::string line = std::string(ack_prefix) + std::to_string(total_) + "\n";
+        const std::string line = ack_line(total_);
         if (!acks_->write(std::as_bytes(std::span(line))))
             acks_ = nullptr; // advisory: stop acknowledging, keep receiving
         next_ = total_ + (total_ < fine_until_ ? first_every_ : every_);

@@ -23,6 +23,9 @@ namespace podpipe::pipeline {
 
 inline constexpr std::string_view ack_prefix = "podpipe-ack ";
 
+/// One acknowledgement line: the prefix, `bytes` in decimal, a newline.
+std::string ack_line(std::uint64_t bytes);
+
 /// The receiver's latest acknowledgement, shared between the thread reading the side channel
 /// and the sender. Thread-safe.
 class ack_counter {

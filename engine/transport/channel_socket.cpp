@@ -228,6 +228,12 @@ struct channel_socket::impl {
             return;
         }
         last_progress = clock::now();
+        write_next();
+    }
+
+    // With no write in flight: the next queued message, or the close once the queue is empty
+    // (start_write drops what the peer's close or a failure left unsendable).
+    void write_next() {
         if (!send_queue.empty())
             start_write();
         else if (close_wanted)
@@ -236,12 +242,8 @@ struct channel_socket::impl {
 
     void request_close() {
         close_wanted = true;
-        if (write_pending)
-            return; // on_write closes once the queue is empty
-        if (stopped())
-            discard_queue();
-        if (send_queue.empty())
-            start_close();
+        if (!write_pending)
+            write_next(); // else on_write goes on from there
     }
 
     void discard_queue() {

@@ -1,10 +1,12 @@
 #include "hooks/k8s/pod_copy.hpp"
 
+#include "engine/pipeline/acks.hpp"
 #include "engine/pipeline/errors.hpp"
 #include "engine/pipeline/recv.hpp"
 #include "engine/pipeline/send.hpp"
 #include "hooks/k8s/client.hpp"
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <optional>
@@ -31,6 +33,34 @@ public:
 
 private:
     std::size_t limit_;
+};
+
+/// Reads a receiving pod's stdout to the exit status on its own thread: the report, with the
+/// acknowledgement lines of `recv --acks` split off into acks() (closed at the end).
+class receiver_reader {
+public:
+    explicit receiver_reader(exec_session& s)
+        : thread_([this, &s] {
+              code_ = s.wait(&split_);
+              (void)split_.finish();
+              acks_.close();
+              done_.store(true, std::memory_order_release);
+          }) {}
+    pipeline::ack_counter& acks() { return acks_; }
+    /// Whether the session ended (its code is known), without waiting.
+    bool done() const { return done_.load(std::memory_order_acquire); }
+    void join() { thread_.join(); }
+    /// After join(): the session's outcome, and the report.
+    const std::optional<result<int, hook_error>>& code() const { return code_; }
+    const std::string& report() const { return report_.text; }
+
+private:
+    capture_sink report_{64 << 10};
+    pipeline::ack_counter acks_;
+    pipeline::ack_splitter split_{acks_, report_};
+    std::optional<result<int, hook_error>> code_;
+    std::atomic<bool> done_{false};
+    std::jthread thread_; ///< last: starts once the members above exist
 };
 
 /// Counts what goes through, for progress and stats of the pod-to-pod relay.
@@ -251,20 +281,12 @@ copy_outcome pod_copier::impl::local_to_pod(const std::string& src, const pod_en
     }
     exec_session& s = **session;
     const auto t0 = clock_type::now();
-    capture_sink report(64 << 10);
-    pipeline::ack_counter ack_count;
-    pipeline::ack_splitter report_and_acks(ack_count, report);
-    std::optional<result<int, hook_error>> code;
-    std::jthread reader([&] {
-        code = s.wait(&report_and_acks);
-        (void)report_and_acks.finish();
-        ack_count.close();
-    });
+    receiver_reader reader(s);
 
     pipeline::send_options opt = send_options();
     opt.progress = &progress();
     if (acks)
-        opt.acks = &ack_count;
+        opt.acks = &reader.acks();
     result<pipeline::transfer_stats> sent = fail(std::make_error_code(std::errc::interrupted));
     {
         sent = pipeline::send_tree(src, s.stdin_sink(), opt, stop_);
@@ -273,12 +295,14 @@ copy_outcome pod_copier::impl::local_to_pod(const std::string& src, const pod_en
     if (!sent && !stop_.stop_requested()) {
         // The pod may have ended first (its error is the real story): give it a moment to
         // deliver its status before tearing the session down.
-        for (int i = 0; i < 50 && !code; ++i)
+        for (int i = 0; i < 50 && !reader.done(); ++i)
             std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
     if (!sent)
         s.abort();
     reader.join();
+    const auto& code = reader.code();
+    const std::string& report = reader.report();
     if (code && *code && **code != 0)
         return remote_failure(dst, dst.has_binary ? "podpipe recv into" : "tar extraction into",
                               **code, s.stderr_tail());
@@ -302,7 +326,7 @@ copy_outcome pod_copier::impl::local_to_pod(const std::string& src, const pod_en
                     dst.loc.path + " is not confirmed");
     }
     sent->seconds = std::chrono::duration<double>(clock_type::now() - t0).count(); // until the pod confirmed
-    return finish("copied", src + " -> " + dst.name() + ":" + dst.loc.path, *sent, report.text);
+    return finish("copied", src + " -> " + dst.name() + ":" + dst.loc.path, *sent, report);
 }
 
 copy_outcome pod_copier::impl::pod_to_local(const pod_end& src, const std::string& dst) {
@@ -376,15 +400,8 @@ copy_outcome pod_copier::impl::pod_to_pod(const pod_end& src, const pod_end& dst
     }
     exec_session& in = **from;
     exec_session& out = **to;
-    capture_sink report(64 << 10);
-    pipeline::ack_counter ack_count;
-    pipeline::ack_splitter report_and_acks(ack_count, report);
-    std::optional<result<int, hook_error>> dst_code;
-    std::jthread reader([&] {
-        dst_code = out.wait(&report_and_acks);
-        (void)report_and_acks.finish();
-        ack_count.close();
-    });
+    receiver_reader reader(out);
+    pipeline::ack_counter& ack_count = reader.acks();
     std::jthread forwarder;
     if (acks) {
         forwarder = std::jthread([&](std::stop_token stop) {
@@ -392,8 +409,7 @@ copy_outcome pod_copier::impl::pod_to_pod(const pod_end& src, const pod_end& dst
             while (!stop.stop_requested()) {
                 const std::uint64_t v = ack_count.wait_for(sent + 1, std::chrono::seconds(1), stop);
                 if (v > sent) {
-                    const std::string line =
-                        std::string(pipeline::ack_prefix) + std::to_string(v) + "\n";
+                    const std::string line = pipeline::ack_line(v);
                     if (!in.stdin_sink().write(std::as_bytes(std::span(line))))
                         break; // advisory: the source stops waiting for them by itself
                     sent = v;
@@ -433,13 +449,15 @@ copy_outcome pod_copier::impl::pod_to_pod(const pod_end& src, const pod_end& dst
     }
     if (!relay_error.empty()) {
         in.abort();
-        for (int i = 0; i < 50 && !dst_code; ++i)
+        for (int i = 0; i < 50 && !reader.done(); ++i)
             std::this_thread::sleep_for(std::chrono::milliseconds(20));
         out.abort();
     }
     auto src_code = in.wait();
     reader.join();
     forwarder = {}; // stops and joins it before the sessions go
+    const auto& dst_code = reader.code();
+    const std::string& report = reader.report();
     if (src_code && *src_code != 0)
         return remote_failure(src, src.has_binary ? "podpipe send of" : "tar of", *src_code,
                               in.stderr_tail());
@@ -458,18 +476,18 @@ copy_outcome pod_copier::impl::pod_to_pod(const pod_end& src, const pod_end& dst
     }
     pipeline::transfer_stats s;
     // Counts come from the receiving pod's report when it ran podpipe recv.
-    s.files = json_u64(report.text, "files");
-    s.directories = json_u64(report.text, "directories");
-    s.symlinks = json_u64(report.text, "symlinks");
-    s.hardlinks = json_u64(report.text, "hardlinks");
-    s.content_bytes = json_u64(report.text, "content_bytes");
-    s.chunks = json_u64(report.text, "chunks");
-    s.manifest_checked = report.text.find("\"checked\":true") != std::string::npos;
+    s.files = json_u64(report, "files");
+    s.directories = json_u64(report, "directories");
+    s.symlinks = json_u64(report, "symlinks");
+    s.hardlinks = json_u64(report, "hardlinks");
+    s.content_bytes = json_u64(report, "content_bytes");
+    s.chunks = json_u64(report, "chunks");
+    s.manifest_checked = report.find("\"checked\":true") != std::string::npos;
     s.wire_bytes = progress().wire_bytes.load();
     s.seconds = std::chrono::duration<double>(clock_type::now() - t0).count();
     return finish("relayed", src.name() + ":" + src.loc.path + " -> " + dst.name() + ":" +
                                  dst.loc.path,
-                  s, report.text);
+                  s, report);
 }
 
 
