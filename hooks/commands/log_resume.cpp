@@ -58,10 +58,20 @@ void log_resume::begin_stream() {
     prefix_.clear();
     skip_ = printed_at_newest_;
     catching_up_ = newest_.has_value();
+    stream_start_ = true;
 }
 
 bool log_resume::start_line(std::string& out) {
+    const bool first_of_stream = stream_start_;
+    stream_start_ = false;
     auto st = parse_log_stamp(prefix_);
+    if (!st && first_of_stream && catching_up_) {
+        // A resumed stream that begins inside a line: the kubelet stamps only the first part of
+        // a line it stored in parts (over 16 KiB) and serves the parts from sinceTime on. That
+        // line began before sinceTime, so before the newest printed line: it was printed whole.
+        kind_ = line_kind::drop;
+        return true;
+    }
     if (!st) {
         // Not a stamp: the prefix is part of the line.
         kind_ = line_kind::unstamped;

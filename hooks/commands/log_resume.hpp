@@ -14,7 +14,11 @@
 //     `printed_at_newest` content bytes of them are skipped (this also resumes a line that was
 //     cut in the middle);
 //   - anything newer is printed.
-// A line whose prefix is not a timestamp is printed as it is (never dropped).
+// A line whose prefix is not a timestamp is printed as it is, except at the start of a resumed
+// stream: the kubelet stores a line over 16 KiB in parts with a time each, stamps only the
+// first and serves the parts from sinceTime on, so a resumed stream can begin with the
+// unstamped rest of a line that started before sinceTime; that line was printed whole before
+// the newest printed one, and the rest is dropped up to its newline.
 //
 // Pure: no I/O. Not thread-safe; one object per followed container.
 #pragma once
@@ -63,6 +67,7 @@ private:
     bool in_prefix_ = true;               ///< reading a line's "TIMESTAMP " prefix
     std::string prefix_;
     bool catching_up_ = false; ///< after a reconnect, until a line newer than newest_
+    bool stream_start_ = true; ///< no line of this stream has started yet
     enum class line_kind { drop, at_newest, unstamped } kind_ = line_kind::unstamped;
     std::uint64_t printed_ = 0;
 };

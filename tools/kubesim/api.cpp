@@ -1181,7 +1181,8 @@ api_response api_server::pod_logs(const api_request& req, const std::string& ns,
         content = content.substr(pos);
         base += pos;
     }
-    // "2024-05-01T10:00:00.123456789Z " before every line, from the line's arrival time.
+    // "2024-05-01T10:00:00.123456789Z " before every line, from the line's arrival time (of its
+    // first part).
     auto stamp = [index](std::string_view data, std::uint64_t at, bool& line_start) {
         std::string out;
         out.reserve(data.size() + 32);
@@ -1198,7 +1199,9 @@ api_response api_server::pod_logs(const api_request& req, const std::string& ns,
         return out;
     };
     if (timestamps) {
-        bool line_start = true;
+        // From sinceTime the content may begin inside a line (a later part of a long one):
+        // the kubelet stamps only a part that starts a line.
+        bool line_start = !index || index->starts_line(base);
         content = stamp(content, base, line_start);
     }
     if (limit_bytes && *limit_bytes >= 0 && static_cast<std::size_t>(*limit_bytes) < content.size())

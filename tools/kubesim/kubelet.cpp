@@ -155,7 +155,7 @@ void kill_group(pid_t pgid, int sig) {
 }
 
 /// Copies a container instance's output (pipe `in`) into its log file (`out`), recording the
-/// arrival time of every line in `index`. Ends at EOF, or once `closing` is set and the pipe has
+/// arrival time of every log part in `index`. Ends at EOF, or once `closing` is set and the pipe has
 /// been idle for 100 ms (a daemon that escaped the container's session may hold the pipe open).
 void pump_log(int in, int out, std::shared_ptr<log_index> index, std::shared_ptr<std::atomic<bool>> closing) {
     std::vector<char> buf(64 * 1024);
@@ -175,18 +175,7 @@ void pump_log(int in, int out, std::shared_ptr<log_index> index, std::shared_ptr
         if (n <= 0)
             break;
         auto now = std::chrono::system_clock::now();
-        {
-            std::lock_guard lk(index->mu);
-            for (ssize_t i = 0; i < n; ++i) {
-                if (index->at_line_start) {
-                    index->lines.emplace_back(index->size + static_cast<std::uint64_t>(i), now);
-                    index->at_line_start = false;
-                }
-                if (buf[static_cast<std::size_t>(i)] == '\n')
-                    index->at_line_start = true;
-            }
-            index->size += static_cast<std::uint64_t>(n);
-        }
+        index->add(buf.data(), static_cast<std::size_t>(n), now);
         for (ssize_t off = 0; off < n;) {
             ssize_t w = ::write(out, buf.data() + off, static_cast<std::size_t>(n - off));
             if (w < 0 && errno == EINTR)
@@ -214,23 +203,49 @@ std::chrono::milliseconds pull_backoff(int n) { return std::chrono::milliseconds
 
 } // namespace
 
+void log_index::add(const char* data, std::size_t n, std::chrono::system_clock::time_point now) {
+    std::lock_guard lk(mu);
+    for (std::size_t i = 0; i < n; ++i) {
+        if (at_line_start || part_used == part_bytes) {
+            parts.push_back({size + i, now, at_line_start});
+            at_line_start = false;
+            part_used = 0;
+        }
+        ++part_used;
+        if (data[i] == '\n')
+            at_line_start = true;
+    }
+    size += n;
+}
+
 std::chrono::system_clock::time_point log_index::time_at(std::uint64_t offset) {
     std::lock_guard lk(mu);
-    auto it = std::lower_bound(lines.begin(), lines.end(), offset,
-                               [](const auto& e, std::uint64_t o) { return e.first < o; });
-    if (it != lines.end() && it->first == offset)
-        return it->second;
-    if (it != lines.begin())
-        return std::prev(it)->second; // inside a line: that line's time
+    auto it = std::upper_bound(parts.begin(), parts.end(), offset,
+                               [](std::uint64_t o, const part& p) { return o < p.offset; });
+    // The last line start at or before offset: that line's time.
+    while (it != parts.begin()) {
+        --it;
+        if (it->line_start)
+            return it->when;
+    }
     return std::chrono::system_clock::now();
 }
 
 std::uint64_t log_index::first_since(std::chrono::system_clock::time_point t) {
     std::lock_guard lk(mu);
-    for (const auto& [offset, when] : lines)
-        if (when >= t)
-            return offset;
+    for (const auto& p : parts)
+        if (p.when >= t)
+            return p.offset;
     return size;
+}
+
+bool log_index::starts_line(std::uint64_t offset) {
+    std::lock_guard lk(mu);
+    if (offset == 0 || offset >= size)
+        return true;
+    auto it = std::lower_bound(parts.begin(), parts.end(), offset,
+                               [](const part& p, std::uint64_t o) { return p.offset < o; });
+    return it != parts.end() && it->offset == offset && it->line_start;
 }
 
 void kubelet::event(const pod_runtime& p, const std::string& field_path, const char* type,

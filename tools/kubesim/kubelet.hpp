@@ -37,18 +37,33 @@ namespace podpipe::kubesim {
 
 struct pod_runtime;
 
-/// When each line of one container instance's log arrived (for `timestamps`, `sinceSeconds`,
-/// `sinceTime`): the byte offset of every line start with its arrival time. Written by the
-/// instance's log pump, read by log requests; entries are added before the bytes reach the file.
+/// When each part of one container instance's log arrived (for `timestamps`, `sinceSeconds`,
+/// `sinceTime`). A part is what a CRI runtime stores as one log entry: a whole line, or up to
+/// part_bytes of a longer one (containerd's default max-container-log-line-size), each with
+/// its own time. The kubelet filters by the part's time and stamps only a part that starts a
+/// line, so a stream from sinceTime can begin in the middle of a line, unstamped.
+/// Written by the instance's log pump, read by log requests; entries are added before the bytes
+/// reach the file.
 struct log_index {
+    static constexpr std::uint64_t part_bytes = 16 * 1024;
+    struct part {
+        std::uint64_t offset;
+        std::chrono::system_clock::time_point when;
+        bool line_start;
+    };
     std::mutex mu;
-    std::vector<std::pair<std::uint64_t, std::chrono::system_clock::time_point>> lines;
+    std::vector<part> parts;
     std::uint64_t size = 0;
     bool at_line_start = true;
+    std::uint64_t part_used = 0; ///< bytes of the current line's last part
+    /// Records `n` bytes that arrived `now`.
+    void add(const char* data, std::size_t n, std::chrono::system_clock::time_point now);
     /// Arrival time of the line starting at `offset` (now when unknown).
     std::chrono::system_clock::time_point time_at(std::uint64_t offset);
-    /// Offset of the first line that arrived at or after `t` (size when none).
+    /// Offset of the first part that arrived at or after `t` (size when none).
     std::uint64_t first_since(std::chrono::system_clock::time_point t);
+    /// Whether `offset` starts a line (true at 0 and at the end).
+    bool starts_line(std::uint64_t offset);
 };
 
 /// What an exec or a log request needs to know about one container.

@@ -67,6 +67,28 @@ TEST(log_resume, a_cut_anywhere_then_a_resumed_stream_prints_every_line_once) {
     }
 }
 
+// A line the kubelet stored in two parts (over 16 KiB; shortened here): the first part stamped
+// 10:00:00.9, the rest arriving at 10:00:01.1 and served unstamped. From sinceTime 10:00:01 the
+// server begins with that rest. Cut anywhere, then resumed: the line is printed once.
+TEST(log_resume, a_resumed_stream_that_begins_inside_a_line_does_not_repeat_it) {
+    const std::string head = "2024-05-01T10:00:00.9Z " + std::string(40, 'x');
+    const std::string rest = "tail\n2024-05-01T10:00:01.1Z after\n";
+    const std::string whole = head + rest;
+    const std::string expected = std::string(40, 'x') + "tail\nafter\n";
+    for (std::size_t cut = 0; cut <= whole.size(); ++cut) {
+        for (std::size_t piece : {0, 1, 3}) {
+            log_resume r;
+            std::string out = feed(r, whole.substr(0, cut), piece);
+            const std::string again = r.since_time() == "2024-05-01T10:00:01Z" ? rest : whole;
+            out += feed(r, again, piece);
+            EXPECT_EQ(out, expected) << "cut at " << cut << ", pieces of " << piece;
+        }
+    }
+    // Only a resumed stream drops it: a first stream prints unstamped text as it is.
+    log_resume fresh;
+    EXPECT_EQ(feed(fresh, rest), "tail\nafter\n");
+}
+
 // Lines with the very same stamp: the printed bytes of that stamp are skipped in order.
 TEST(log_resume, equal_stamps_resume_by_bytes) {
     const std::string same =

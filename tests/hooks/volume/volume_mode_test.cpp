@@ -394,6 +394,25 @@ TEST_F(volume_mode_test, container_step_log_survives_cut_streams_without_repeats
     for (int i = 1; i <= 40; ++i)
         EXPECT_EQ(line_count(q.out, "quick-" + std::to_string(i)), 1) << "quick-" << i << "\n" << all(q);
     EXPECT_NE(faults("GET", "").find(R"("logCut":{"remaining":0})"), std::string::npos);
+
+    // A line over 16 KiB whose rest arrives a second later: kubesim (as a kubelet) keeps it in
+    // two parts with a time each. The stream breaks inside the stamp of "end" (after 16,437 to
+    // 16,457 bytes: two stamps of 21-31 bytes), and the resumed stream from the second of
+    // "after" begins with the line's unstamped rest, which must not be printed again.
+    hook::testing::container_action longline;
+    longline.image = "alpine:3";
+    longline.entry_point = "sh";
+    longline.args = {"-c", "head -c 16384 /dev/zero | tr '\\0' x; sleep 1.2; echo tail; echo after; "
+                           "sleep 2; echo end; exit 3"};
+    faults("POST", R"({"logCut": {"count": 1, "afterBytes": 16460, "abrupt": true}})");
+    auto l = r.run_container_step(longline);
+    EXPECT_EQ(l.exit_code, 3) << all(l);
+    EXPECT_EQ(line_count(l.out, std::string(16384, 'x') + "tail"), 1) << all(l);
+    EXPECT_EQ(line_count(l.out, "tail"), 0) << all(l);
+    EXPECT_EQ(line_count(l.out, "after"), 1) << all(l);
+    EXPECT_EQ(line_count(l.out, "end"), 1) << all(l);
+    EXPECT_NE(l.out.find("broke"), std::string::npos) << l.out; // the reconnect happened
+    EXPECT_NE(faults("GET", "").find(R"("logCut":{"remaining":0})"), std::string::npos);
     EXPECT_EQ(pods_of_runner(), "");
     EXPECT_EQ(kubectl("get secrets -l runner-pod=runner-abc -o name").output, "");
 }

@@ -420,5 +420,48 @@ spec:
     EXPECT_EQ(get("timestamps=true&limitBytes=4").body, first.substr(0, 4));
 }
 
+// A line over 16 KiB is stored in parts with a time each (containerd's default
+// max-container-log-line-size): timestamps=true stamps the line once, and sinceTime filters by
+// part, so a stream from the second of the line's rest begins inside the line, unstamped (what
+// the kubelet serves; log_resume relies on it).
+TEST_F(pod_states_test, log_long_line_parts_have_their_own_times) {
+    create_pod(R"(apiVersion: v1
+kind: Pod
+metadata: {name: long}
+spec:
+  containers: [{name: c, image: busybox, command: ["sh", "-c", "head -c 16384 /dev/zero | tr '\\0' x; sleep 1.5; echo tail; echo after; exec sleep 1000"]}]
+)");
+    auto get = [&](const std::string& query) {
+        return https_request(port(), ca_file(), admin_token(), "GET",
+                             "/api/v1/namespaces/default/pods/long/log?" + query);
+    };
+    const std::string line = std::string(16384, 'x') + "tail\n";
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (get("").body != line + "after\n" && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    ASSERT_EQ(get("").body, line + "after\n");
+    const std::string stamped = get("timestamps=true").body;
+    const auto sp = stamped.find(' ');
+    ASSERT_NE(sp, std::string::npos);
+    const auto nl = stamped.find('\n');
+    EXPECT_EQ(stamped.substr(sp + 1, nl - sp), line) << "one stamp for the whole line";
+    const std::string after = stamped.substr(nl + 1);
+    ASSERT_EQ(after.substr(after.find(' ') + 1), "after\n");
+    // From the second of "after" (the rest arrived 1.5 s after the line's first part, within
+    // ms of "after"): the rest of the line, unstamped, then "after" stamped. Unless "after"
+    // came in the first 100 ms of its second (the rest may be in the second before), this is
+    // exact.
+    const std::string second = after.substr(0, 19) + "Z";
+    const bool same_second = after[19] == '.' && after[20] != '0';
+    const std::string from = get("timestamps=true&sinceTime=" + second).body;
+    const std::string plain = get("sinceTime=" + second).body;
+    if (same_second || from != after) {
+        EXPECT_EQ(from, "tail\n" + after);
+        EXPECT_EQ(plain, "tail\nafter\n");
+    } else {
+        EXPECT_EQ(plain, "after\n");
+    }
+}
+
 } // namespace
 } // namespace podpipe::kubesim::testing
