@@ -208,10 +208,16 @@ result<int, hook_error> run_script_step(hook_session& s, const job_state& state,
             s.log.debug("could not record _temp after the step: " + rec.error().what());
     if (!code && s.stop.stop_requested()) {
         // Cancelled (SIGINT/SIGTERM from the runner): stop the step in the pod, with a session
-        // of its own (the hook's stop token is spent), bounded by its own short timeout.
+        // of its own (the hook's stop token is spent), bounded by its own short timeout. TERM,
+        // then up to 2 s for the step to go (polled: most steps go at once, and the exec's
+        // set-up on a loaded node has the rest of the timeout), then KILL. A sleep without
+        // fractions (an old busybox) counts as ten polls.
+        const std::string alive = "{ kill -0 -- -\"$p\" 2>/dev/null || kill -0 \"$p\" 2>/dev/null; }";
         const std::string kill =
             "p=$(cat " + pid_file + " 2>/dev/null) && [ -n \"$p\" ] && "
-            "{ kill -TERM -- -\"$p\" 2>/dev/null; kill -TERM \"$p\" 2>/dev/null; sleep 2; "
+            "{ kill -TERM -- -\"$p\" 2>/dev/null; kill -TERM \"$p\" 2>/dev/null; i=0; "
+            "while [ $i -lt 20 ] && " + alive + "; do "
+            "if sleep 0.1 2>/dev/null; then i=$((i+1)); else sleep 1; i=$((i+10)); fi; done; "
             "kill -KILL -- -\"$p\" 2>/dev/null; kill -KILL \"$p\" 2>/dev/null; }; rm -f " + pid_file;
         std::stop_source limit;
         std::jthread timer([&limit](std::stop_token t) {
