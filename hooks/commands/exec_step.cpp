@@ -1,11 +1,16 @@
 #include "hooks/commands/exec_step.hpp"
 
 #include "engine/pipeline/byte_stream.hpp"
+#include "hooks/commands/errors.hpp"
 #include "hooks/k8s/client.hpp"
 
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
 
 namespace podpipe::hook {
 
@@ -44,10 +49,41 @@ result<int, k8s::hook_error> exec_step(k8s::api_client& client, const step_targe
     auto code = s.wait(&out);
     if (stop.stop_requested()) {
         k8s::hook_error e(std::make_error_code(std::errc::operation_canceled), "");
-        e.message = "the step was cancelled; its command in pod " + target.pod + " was stopped";
+        e.message = "the step was cancelled; its session with pod " + target.pod + " was closed";
         return fail(std::move(e));
     }
     return code;
+}
+
+step_stopper::step_stopper(const std::string& script_name)
+    : pid_file_("/tmp/podpipe-step-" + script_name + ".pid") {}
+
+std::string step_stopper::record_line() const { return "echo $$ > " + pid_file_ + "\n"; }
+
+k8s::hook_error step_stopper::stop(k8s::api_client& client, const step_target& target, int out_fd,
+                                   int err_fd) const {
+    // TERM to the group, then up to 2 s for it to go (polled: most steps go at once, and the
+    // exec's set-up on a loaded node keeps the rest of the 5 s), then KILL. No `--` before a
+    // negative pid: dash's kill refuses it. A sleep without fractions (an old busybox) counts
+    // as ten polls.
+    const std::string alive = "{ kill -0 -\"$p\" 2>/dev/null || kill -0 \"$p\" 2>/dev/null; }";
+    const std::string kill =
+        "p=$(cat " + pid_file_ + " 2>/dev/null) && [ -n \"$p\" ] && "
+        "{ kill -TERM -\"$p\" 2>/dev/null; kill -TERM \"$p\" 2>/dev/null; i=0; "
+        "while [ $i -lt 20 ] && " + alive + "; do "
+        "if sleep 0.1 2>/dev/null; then i=$((i+1)); else sleep 1; i=$((i+10)); fi; done; "
+        "kill -KILL -\"$p\" 2>/dev/null; kill -KILL \"$p\" 2>/dev/null; }; rm -f " + pid_file_;
+    std::stop_source limit;
+    std::jthread timer([&limit](std::stop_token t) {
+        std::mutex m;
+        std::condition_variable_any cv;
+        std::unique_lock lock(m);
+        cv.wait_for(lock, t, std::chrono::seconds(5), [] { return false; });
+        limit.request_stop();
+    });
+    auto killed = exec_step(client, target, {"sh", "-c", kill}, out_fd, err_fd, limit.get_token());
+    return make_error(errc::step, "the step was cancelled; its process in pod " + target.pod +
+                                      (killed && *killed == 0 ? " was stopped" : " may still be running"));
 }
 
 } // namespace podpipe::hook

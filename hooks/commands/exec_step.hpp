@@ -1,7 +1,8 @@
 // Running a step's command in a pod (spec/hook-behavior.md §3.7): stdout and stderr forwarded
 // to the hook's own as bytes arrive, the remote exit code returned as a value. Unlike the
 // reference, a non-zero exit is not an exception, a session that ends without a status is an
-// error (never a green step), and cancellation ends the session.
+// error (never a green step), and cancellation ends the session (not the command: see
+// step_stopper).
 #pragma once
 
 #include "engine/common/result.hpp"
@@ -40,5 +41,26 @@ result<int, k8s::hook_error> exec_step(k8s::api_client& client, const step_targe
                                        const std::vector<std::string>& argv, int out_fd,
                                        int err_fd, std::stop_token stop = {},
                                        heartbeat hb = {});
+
+/// Stops a cancelled step script in its pod. Closing the exec does not stop the command on a
+/// kubelet (spec/hook-behavior.md §3.7, PR #375), so the script records its shell's pid first
+/// (record_line(), the script's first line), and after a cancellation stop() TERMs the step's
+/// process group in the pod (an exec'd process leads a session of its own), waits up to 2 s
+/// for it to go, then KILLs; with a session of its own (the hook's stop token is spent),
+/// bounded by 5 s.
+class step_stopper {
+public:
+    /// `script_name`: the step's fresh script file name (names the pid file in the pod's /tmp).
+    explicit step_stopper(const std::string& script_name);
+    /// "echo $$ > /tmp/podpipe-step-NAME.pid" and a newline.
+    std::string record_line() const;
+    /// The step's error: "the step was cancelled; its process in pod P was stopped" (or "may
+    /// still be running" when the stop failed).
+    k8s::hook_error stop(k8s::api_client& client, const step_target& target, int out_fd,
+                         int err_fd) const;
+
+private:
+    std::string pid_file_;
+};
 
 } // namespace podpipe::hook

@@ -9,11 +9,6 @@
 
 #include <unistd.h>
 
-#include <chrono>
-#include <condition_variable>
-#include <mutex>
-#include <thread>
-
 namespace podpipe::hook {
 namespace {
 
@@ -173,10 +168,9 @@ result<int, hook_error> run_script_step(hook_session& s, const job_state& state,
         std::string path;
         ~remove_on_exit() { ::unlink(path.c_str()); }
     } cleanup{local_script};
-    // The script notes its pid (the step's, after exec) so a cancelled step can be stopped:
-    // closing an exec session does not kill its process on a real kubelet.
-    const std::string pid_file = "/tmp/podpipe-step-" + name + ".pid";
-    const std::string pid_line = "echo $$ > " + pid_file + "\n";
+    // The script notes its pid so a cancelled step can be stopped (see step_stopper).
+    const step_stopper stopper(name);
+    const std::string pid_line = stopper.record_line();
     auto text = run_script(args, pid_line);
     if (!text)
         return fail(text.error());
@@ -206,33 +200,8 @@ result<int, hook_error> run_script_step(hook_session& s, const job_state& state,
     if (back)
         if (auto rec = record_temp(s, state.job_pod); !rec)
             s.log.debug("could not record _temp after the step: " + rec.error().what());
-    if (!code && s.stop.stop_requested()) {
-        // Cancelled (SIGINT/SIGTERM from the runner): stop the step in the pod, with a session
-        // of its own (the hook's stop token is spent), bounded by its own short timeout. TERM,
-        // then up to 2 s for the step to go (polled: most steps go at once, and the exec's
-        // set-up on a loaded node has the rest of the timeout), then KILL. A sleep without
-        // fractions (an old busybox) counts as ten polls.
-        const std::string alive = "{ kill -0 -- -\"$p\" 2>/dev/null || kill -0 \"$p\" 2>/dev/null; }";
-        const std::string kill =
-            "p=$(cat " + pid_file + " 2>/dev/null) && [ -n \"$p\" ] && "
-            "{ kill -TERM -- -\"$p\" 2>/dev/null; kill -TERM \"$p\" 2>/dev/null; i=0; "
-            "while [ $i -lt 20 ] && " + alive + "; do "
-            "if sleep 0.1 2>/dev/null; then i=$((i+1)); else sleep 1; i=$((i+10)); fi; done; "
-            "kill -KILL -- -\"$p\" 2>/dev/null; kill -KILL \"$p\" 2>/dev/null; }; rm -f " + pid_file;
-        std::stop_source limit;
-        std::jthread timer([&limit](std::stop_token t) {
-            std::mutex m;
-            std::condition_variable_any cv;
-            std::unique_lock lock(m);
-            cv.wait_for(lock, t, std::chrono::seconds(5), [] { return false; });
-            limit.request_stop();
-        });
-        auto killed = exec_step(s.client, job, {"sh", "-c", kill}, s.out_fd, s.err_fd, limit.get_token());
-        return fail(make_error(errc::step, "the step was cancelled; its process in pod " +
-                                               state.job_pod +
-                                               (killed && *killed == 0 ? " was stopped"
-                                                                       : " may still be running")));
-    }
+    if (!code && s.stop.stop_requested()) // cancelled: SIGINT/SIGTERM from the runner
+        return fail(stopper.stop(s.client, job, s.out_fd, s.err_fd));
     if (!code)
         return fail(make_error(errc::step, "failed to run script step: " + code.error().what()));
     if (!back) {

@@ -461,13 +461,17 @@ result<int, hook_error> run_script_step_volume(hook_session& s, const job_state&
         std::string path;
         ~remove_on_exit() { ::unlink(path.c_str()); }
     } cleanup{local};
-    auto text = run_script(args);
+    // The script notes its pid so a cancelled step can be stopped (see step_stopper).
+    const step_stopper stopper(name);
+    auto text = run_script(args, stopper.record_line());
     if (!text)
         return fail(text.error());
     PODPIPE_TRY(write_script(local, *text));
     step_target job{s.ns, state.job_pod, std::string(k8s::job_container_name)};
     const heartbeat hb{s.env.heartbeat_period, s.env.heartbeat_deadline};
     auto code = exec_step(s.client, job, {"sh", "-e", "/__w/_temp/" + name}, s.out_fd, s.err_fd, s.stop, hb);
+    if (!code && s.stop.stop_requested()) // cancelled: SIGINT/SIGTERM from the runner
+        return fail(stopper.stop(s.client, job, s.out_fd, s.err_fd));
     if (!code)
         return fail(make_error(errc::step, "failed to run script step: " + code.error().what()));
     return *code;

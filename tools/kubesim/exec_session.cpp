@@ -283,7 +283,7 @@ private:
     void on_read(error_code ec) {
         if (ec) {
             if (!closing_)
-                abort(); // client went away (or closed) before the status: stop the process
+                abort(); // client went away (or closed) before the status
             return;
         }
         std::string msg = beast::buffers_to_string(rbuf_.data());
@@ -442,6 +442,7 @@ private:
         error_code ignored;
         pidfd_.close(ignored);
         exited_ = true;
+        shutdown_timer_.cancel();
         maybe_finish();
     }
 
@@ -477,15 +478,34 @@ private:
         ws_.async_close(websocket::close_code::normal, [self = shared_from_this()](error_code) {});
     }
 
+    // The connection goes (or is torn down) before the status: like a kubelet, the process keeps
+    // running (spec hook-behavior.md §3.7: closing an exec does not stop it; PR #375), its stdin
+    // at EOF and its output read and dropped; it is reaped when it exits (the pidfd wait holds
+    // the session), and stopped with its pod or at shutdown.
     void abort() {
         if (broken_)
             return;
         broken_ = true;
-        if (pid_ > 0 && !exited_)
-            ::kill(-pid_, SIGKILL);
         error_code ignored;
         in_.close(ignored);
         beast::get_lowest_layer(ws_).close(ignored);
+        watch_shutdown();
+    }
+
+    // A process left running by a broken session holds this session's thread (the pidfd wait);
+    // the pod's stop kills it, and this makes sure kubesim's own shutdown does too.
+    void watch_shutdown() {
+        if (exited_ || pid_ <= 0)
+            return;
+        if (kubelet_.shutting_down()) {
+            ::kill(-pid_, SIGKILL);
+            return;
+        }
+        shutdown_timer_.expires_after(std::chrono::milliseconds(100));
+        shutdown_timer_.async_wait([self = shared_from_this()](error_code ec) {
+            if (!ec)
+                self->watch_shutdown();
+        });
     }
 
     websocket::stream<tls_stream&> ws_;
@@ -511,6 +531,7 @@ private:
     pacer out_pacer_, in_pacer_;
     delay_line out_line_, in_line_;
     net::steady_timer out_timer_{ioc_}, in_timer_{ioc_};
+    net::steady_timer shutdown_timer_{ioc_};
     std::size_t out_line_bytes_ = 0, err_line_bytes_ = 0, stdin_line_bytes_ = 0;
     int output_in_line_ = 0;
     bool out_paused_ = false, err_paused_ = false, read_paused_ = false;

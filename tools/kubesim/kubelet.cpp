@@ -1214,6 +1214,11 @@ std::optional<container_view> kubelet::container(const std::string& pod_uid, con
     return std::nullopt;
 }
 
+bool kubelet::shutting_down() {
+    std::lock_guard lk(mu_);
+    return shutting_down_;
+}
+
 void kubelet::register_exec(const std::string& pod_uid, pid_t pgid) {
     std::lock_guard lk(mu_);
     auto it = pods_.find(pod_uid);

@@ -240,6 +240,30 @@ result<pid_t> spawn_sandbox(const sandbox_spec& spec, spawn_stdio stdio) {
     return pid;
 }
 
+namespace {
+
+// Only stdin/stdout/stderr reach the command, as with a container runtime: kubesim's sockets
+// (other clients' connections, its listener) are not opened close-on-exec, and a command that
+// held one would keep that connection open after kubesim closed it (a dropped exec would never
+// reach its client while the command runs).
+void close_inherited_fds() {
+#ifdef SYS_close_range
+    if (::syscall(SYS_close_range, 3U, ~0U, 4U /* CLOSE_RANGE_CLOEXEC */) == 0)
+        return;
+#endif
+    if (DIR* d = ::opendir("/proc/self/fd")) {
+        const int own = ::dirfd(d);
+        while (dirent* e = ::readdir(d)) {
+            const int fd = std::atoi(e->d_name);
+            if (fd > 2 && fd != own)
+                ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+        }
+        ::closedir(d);
+    }
+}
+
+} // namespace
+
 int sandbox_main(int argc, char** argv) {
     if (argc < 3) {
         std::fprintf(stderr, "kubesim-sandbox: missing spec\n");
@@ -309,6 +333,7 @@ int sandbox_main(int argc, char** argv) {
     for (auto& a : s.argv)
         args.push_back(a.data());
     args.push_back(nullptr);
+    close_inherited_fds();
     ::execvp(args[0], args.data());
     int code = errno == ENOENT ? 127 : 126;
     std::fprintf(stderr, "kubesim-sandbox: exec %s: %s\n", s.argv[0].c_str(), std::strerror(errno));

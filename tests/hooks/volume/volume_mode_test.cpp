@@ -417,6 +417,32 @@ TEST_F(volume_mode_test, container_step_log_survives_cut_streams_without_repeats
     EXPECT_EQ(kubectl("get secrets -l runner-pod=runner-abc -o name").output, "");
 }
 
+// The runner cancels the job while a script step runs (SIGINT to the hook): closing the exec
+// does not stop the step on a kubelet (nor on kubesim), so the hook stops its process group
+// in the job pod (busybox's sh and kill here; stream mode's test covers dash) and fails. The
+// step sleeps 127, not stream mode's 120: kubesim's pods share the host's PID namespace, and
+// ctest runs the two tests side by side.
+TEST_F(volume_mode_test, cancelled_step_stops_in_the_pod_and_fails) {
+    start({}, "runner-abc-work", "ReadWriteMany");
+    if (IsSkipped() || HasFatalFailure())
+        return;
+    auto& r = runner();
+    ASSERT_TRUE(r.prepare_job(job_args()).ok());
+    r.cancel_next_call_on("step-started");
+    const auto t0 = std::chrono::steady_clock::now();
+    auto s = r.run_script_step("echo step-started\nsleep 127\necho never-printed\n", sh_step());
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(60));
+    EXPECT_NE(s.exit_code, 0) << all(s);
+    EXPECT_NE(s.out.find("::error::the step was cancelled; its process in pod runner-abc-workflow was stopped"),
+              std::string::npos)
+        << all(s);
+    EXPECT_EQ(s.out.find("never-printed"), std::string::npos) << all(s);
+    const std::string count =
+        "for f in /proc/[0-9]*/cmdline; do tr '\\0' ' ' < $f; echo; done | grep -c '^sleep 127' || true";
+    EXPECT_EQ(kubectl("exec runner-abc-workflow -c job -- sh -c " + shell_quote(count)).output, "0\n");
+    ASSERT_TRUE(r.cleanup_job().ok());
+}
+
 // A container step's registry credentials (the request's `registry`, a private action image)
 // become a kubernetes.io/dockerconfigjson Secret labelled runner-pod that the step pod lists in
 // imagePullSecrets; kubesim's image map makes the image private (it pulls only with those
