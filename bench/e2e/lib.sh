@@ -7,7 +7,7 @@
 #                                 $bench_latency (default 2ms) unless LINK is "unlimited"; sets
 #                                 $ks_pid and exports KUBECONFIG
 #   bench_stop_kubesim            stops it (safe to call twice; use it in the EXIT trap)
-#   bench_create_pod STATIC_DIR   the pod "bench": debian:12 (kubesim maps it to the host root:
+#   bench_create_pod STATIC_DIR [NAME]   the pod NAME (default "bench"): debian:12 (kubesim maps it to the host root:
 #                                 GNU tar, gzip, pigz), the static podpipe at /__e/podpipe, an
 #                                 emptyDir at /data; waits until it runs
 
@@ -48,11 +48,12 @@ bench_stop_kubesim() {
     ks_pid=
 }
 
-bench_create_pod() { # STATIC_DIR
+bench_create_pod() { # STATIC_DIR [NAME]
+    local name=${2:-bench}
     "$kubectl" create --validate=false -f - >/dev/null <<YAML
 apiVersion: v1
 kind: Pod
-metadata: {name: bench}
+metadata: {name: $name}
 spec:
   containers:
   - name: main
@@ -67,9 +68,9 @@ spec:
 YAML
     local _
     for _ in $(seq 100); do
-        [ "$("$kubectl" get pod bench -o jsonpath='{.status.phase}')" = Running ] && return 0
+        [ "$("$kubectl" get pod "$name" -o jsonpath='{.status.phase}')" = Running ] && return 0
         sleep 0.1
     done
-    echo "pod bench did not start" >&2
+    echo "pod $name did not start" >&2
     exit 1
 }

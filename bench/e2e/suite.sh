@@ -24,11 +24,18 @@
 #   OUT_TREES=$TREES              trees also copied out of the pod (the way back: podpipe cp
 #                                 default and tuned, and OUT_PEERS)
 #   OUT_PEERS="kubectl-cp tar-czf tar-pigz"   peers measured out of the pod
+#   P2P_TREES=$TREES              trees also copied from one pod to another (the hook's container
+#                                 steps copy this way: through the client, one exec per pod):
+#                                 podpipe cp POD:DIR POD:DIR default and tuned, and P2P_PEERS
+#   P2P_PEERS="tar tar-czf tar-pigz"  peers between pods: kubectl exec tar cf | kubectl exec -i
+#                                 tar xf (uncompressed, gzip, pigz); kubectl cp has no pod to pod
 #   TUNED_unlimited="--level 1" TUNED_125M="--level 1" TUNED_25M="--level 1"
 #   TUNED_6_25M="--level 7"       podpipe's tuned flags per link ('.' in the link name -> '_'):
 #                                 the fixed level the default (--level auto) should find
 #   COMPONENTS_ONLY=1             re-measure only the components (the limit line) into an
 #                                 earlier run's OUT and redo its report
+#   P2P_ONLY=1                    measure only the copies between pods into an earlier run's OUT
+#                                 (its components give the limit line) and redo its report
 # Needs root (kubesim's mount namespaces), kubectl, pigz, gnuplot (apt-get install gnuplot-nox),
 # npm (node_modules tree), and the release build: podpipe, static podpipe, kubesim,
 # make_synthetic (cmake --build build/release --target podpipe podpipe_static kubesim
@@ -46,6 +53,8 @@ peers=${PEERS:-kubectl-cp tar-czf tar-pigz hook-method}
 hook_runs=${HOOK_RUNS:-$runs}
 out_trees=${OUT_TREES-$trees}
 out_peers=${OUT_PEERS-kubectl-cp tar-czf tar-pigz}
+p2p_trees=${P2P_TREES-$trees}
+p2p_peers=${P2P_PEERS-tar tar-czf tar-pigz}
 synth_spec=${SYNTH_SPEC:-files=20000,size=250M,dist=source}
 build=${BUILD:-$root/build/release}
 podpipe=$build/tools/podpipe/podpipe
@@ -87,9 +96,11 @@ trap 'bench_stop_kubesim; umount "$work/fs" 2>/dev/null; rm -rf "$work"' EXIT
 mkdir -p "$out/stats" "$work/stats"
 results=$work/results.tsv      # link tree tool run wall local_cpu cluster_cpu rss_kib
 results_out=$work/results_out.tsv # the same + entries that arrived, copies out of the pod
+results_p2p=$work/results_p2p.tsv # the same + entries that arrived, copies between pods
 components=$work/components.tsv # tree component run wall cpu rss_kib bytes
 : >"$results"
 : >"$results_out"
+: >"$results_p2p"
 : >"$components"
 declare -A tree_files tree_bytes
 for t in $trees; do
@@ -100,6 +111,14 @@ warm() { tar cf - -C "$1" . | cat >/dev/null; } # the page cache holds every tre
 log() { echo "[$(date -u +%H:%M:%S)] $*" >&2; }
 t_start=$(date +%s)
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
+
+p2p_only=${P2P_ONLY:-0}
+if [ "$p2p_only" = 1 ]; then
+    for f in results.tsv components.tsv meta.tsv tuned.tsv; do
+        [ -f "$out/$f" ] || { echo "P2P_ONLY=1 needs an earlier run in $out (no $f)" >&2; exit 1; }
+    done
+    [ -n "$p2p_trees" ] || { echo "P2P_ONLY=1 with no P2P_TREES" >&2; exit 1; }
+fi
 
 # ---- 1. the best components in isolation (for the physical-limit line) ----
 # read: walk + read the tree, no compression, nothing written (podpipe pack -l 0, tar cf | cat;
@@ -114,6 +133,7 @@ component() { # TREE NAME RUN CMD [BYTES_FILE]
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$secs" "$(echo "$user + $sys" | bc)" "$rss" "$bytes" >>"$components"
 }
 for t in $trees; do
+    [ "$p2p_only" = 1 ] && break
     d=${tree_dir[$t]}
     warm "$d"
     log "components: $t"
@@ -200,6 +220,52 @@ measure_out() { # LINK TREE TOOL RUN CMD
         "$(echo "$c1 - $c0" | bc -l)" "$rss" "$got" >>"$results_out"
 }
 
+# Between pods: the tree sits at /data/src-TREE in the pod "bench", the copy lands in
+# /data/out of the pod "bench2" (emptied before each run, not timed; its entry count checked
+# after). Every byte crosses the link twice: out of bench, into bench2.
+measure_p2p() { # LINK TREE TOOL RUN CMD
+    local c0 c1 got
+    "$kubectl" exec bench2 -- rm -rf /data/out
+    c0=$(cluster_cpu)
+    /usr/bin/time -f "%e %U %S %M" -o "$work/time" bash -c "$5" >/dev/null 2>"$work/err" || {
+        echo "FAILED: $3 ($1, $2, pod to pod)" >&2; cat "$work/err" >&2; exit 1; }
+    c1=$(cluster_cpu)
+    read -r secs user sys rss <"$work/time"
+    got=$("$kubectl" exec bench2 -- sh -c 'find /data/out ! -type d | wc -l')
+    [ "$got" = "${tree_files[$2]}" ] || [[ "$3" != podpipe* ]] || {
+        echo "$3 ($1, $2, pod to pod): $got entries in bench2, expected ${tree_files[$2]}" >&2; exit 1; }
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" "$secs" "$(echo "$user + $sys" | bc)" \
+        "$(echo "$c1 - $c0" | bc -l)" "$rss" "$got" >>"$results_p2p"
+}
+
+copies_p2p() { # LINK TUNED
+    local link=$1 tuned=$2 t r p src
+    bench_create_pod "$static_dir" bench2
+    for t in $p2p_trees; do
+        "$kubectl" exec bench -- test -d "/data/src-$t" ||
+            "$podpipe" cp --level 1 "${tree_dir[$t]}" "bench:/data/src-$t" >/dev/null 2>&1
+    done
+    for ((r = 0; r < runs; r++)); do
+        for t in $p2p_trees; do
+            src=/data/src-$t
+            measure_p2p "$link" "$t" "podpipe cp" "$r" "'$podpipe' cp bench:$src bench2:/data/out"
+            measure_p2p "$link" "$t" "podpipe cp tuned ($tuned)" "$r" "'$podpipe' cp $tuned bench:$src bench2:/data/out"
+            for p in $p2p_peers; do
+                case $p in
+                tar) measure_p2p "$link" "$t" "kubectl exec tar cf | kubectl exec tar xf" "$r" \
+                    "'$kubectl' exec bench -- tar cf - -C $src . | '$kubectl' exec -i bench2 -- sh -c 'mkdir -p /data/out && tar xf - -C /data/out'" ;;
+                tar-czf) measure_p2p "$link" "$t" "kubectl exec tar czf | kubectl exec tar xzf" "$r" \
+                    "'$kubectl' exec bench -- tar czf - -C $src . | '$kubectl' exec -i bench2 -- sh -c 'mkdir -p /data/out && tar xzf - -C /data/out'" ;;
+                tar-pigz) measure_p2p "$link" "$t" "kubectl exec tar cf | pigz | kubectl exec pigz -d | tar xf" "$r" \
+                    "'$kubectl' exec bench -- sh -c 'tar cf - -C $src . | pigz' | '$kubectl' exec -i bench2 -- sh -c 'mkdir -p /data/out && pigz -d | tar xf - -C /data/out'" ;;
+                *) echo "unknown pod-to-pod peer $p" >&2; exit 2 ;;
+                esac
+            done
+        done
+    done
+    "$kubectl" exec bench2 -- rm -rf /data/out
+}
+
 copies_out() { # LINK TUNED
     local link=$1 tuned=$2 t r p src back=$work/fs/back
     for t in $out_trees; do
@@ -222,7 +288,6 @@ copies_out() { # LINK TUNED
             done
         done
     done
-    "$kubectl" exec bench -- sh -c 'rm -rf /data/src-* /data/out'
 }
 
 for link in $links; do
@@ -236,6 +301,7 @@ for link in $links; do
     # Round-robin: round r of every tool on every tree, then round r+1, so drifting load from
     # other processes falls on all of them alike.
     for ((r = 0; r < runs; r++)); do
+        [ "$p2p_only" = 1 ] && break
         for t in $trees; do
             d=${tree_dir[$t]}
             warm "$d"
@@ -265,15 +331,32 @@ for link in $links; do
             done
         done
     done
-    if [ -n "$out_trees" ]; then
+    if [ -n "$out_trees" ] && [ "$p2p_only" != 1 ]; then
         log "link $link: out of the pod"
         copies_out "$link" "$tuned"
     fi
+    if [ -n "$p2p_trees" ]; then
+        log "link $link: pod to pod"
+        copies_p2p "$link" "$tuned"
+    fi
+    "$kubectl" exec bench -- sh -c 'rm -rf /data/src-* /data/out'
     bench_stop_kubesim
 done
 t_end=$(date +%s)
 
 # ---- 3. tables and plots ----
+if [ "$p2p_only" = 1 ]; then
+    { grep -v '^p2p_' "$out/meta.tsv"
+      echo "p2p_date	$(date -u +%Y-%m-%dT%H:%MZ)"
+      echo "p2p_commit	$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+      echo "p2p_load	$load_start, then $(cut -d' ' -f1-3 /proc/loadavg)"
+      echo "p2p_seconds	$((t_end - t_start))"
+    } >"$work/meta.tsv"
+    cp "$work/results_p2p.tsv" "$work/meta.tsv" "$out/"
+    python3 "$root/bench/e2e/suite_report.py" "$out"
+    log "pod to pod measured in $((t_end - t_start)) s: $out/tables.md"
+    exit 0
+fi
 {
     echo "date	$(date -u +%Y-%m-%dT%H:%MZ)"
     echo "commit	$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)"
@@ -293,7 +376,7 @@ t_end=$(date +%s)
     echo "pod_level1	$("$static_dir/podpipe" --version | sed -n 's/^gzip level 1: //p')"
     for t in $trees; do echo "tree	$t	${tree_dir[$t]}	${tree_files[$t]}	${tree_bytes[$t]}"; done
 } >"$work/meta.tsv"
-cp "$work/results.tsv" "$work/results_out.tsv" "$work/components.tsv" "$work/meta.tsv" "$work/tuned.tsv" "$out/"
+cp "$work/results.tsv" "$work/results_out.tsv" "$work/results_p2p.tsv" "$work/components.tsv" "$work/meta.tsv" "$work/tuned.tsv" "$out/"
 rm -f "$out"/stats/*.json
 cp "$work"/stats/*.json "$out/stats/" 2>/dev/null || true
 python3 "$root/bench/e2e/suite_report.py" "$out"

@@ -58,17 +58,26 @@ for line in open(os.path.join(out, "results.tsv")):
     res[(link, t, tool)].append((float(wall), float(lcpu), float(ccpu), int(rss)))
     if tool not in tools_order:
         tools_order.append(tool)
-res_out = defaultdict(list)  # the same, copies out of the pod (results_out.tsv, if run)
-tools_out = []
-lost = {}  # (link, tree, tool) -> fewest entries that arrived, when a peer dropped some
-out_file = os.path.join(out, "results_out.tsv")
-for line in open(out_file) if os.path.exists(out_file) else []:
-    link, t, tool, _run, wall, lcpu, ccpu, rss, got = line.rstrip("\n").split("\t")
-    res_out[(link, t, tool)].append((float(wall), float(lcpu), float(ccpu), int(rss)))
-    if int(got) != trees[t]["files"]:
-        lost[(link, t, tool)] = min(int(got), lost.get((link, t, tool), int(got)))
-    if tool not in tools_out:
-        tools_out.append(tool)
+
+
+def load_copies(name):
+    """Copies out of a pod (results_out.tsv) or between pods (results_p2p.tsv), if run: the
+    results as above, the tools in order, and (link, tree, tool) -> fewest entries that
+    arrived, for a peer that dropped some."""
+    results, tools, missing = defaultdict(list), [], {}
+    path = os.path.join(out, name)
+    for line in open(path) if os.path.exists(path) else []:
+        link, t, tool, _run, wall, lcpu, ccpu, rss, got = line.rstrip("\n").split("\t")
+        results[(link, t, tool)].append((float(wall), float(lcpu), float(ccpu), int(rss)))
+        if int(got) != trees[t]["files"]:
+            missing[(link, t, tool)] = min(int(got), missing.get((link, t, tool), int(got)))
+        if tool not in tools:
+            tools.append(tool)
+    return results, tools, missing
+
+
+res_out, tools_out, lost = load_copies("results_out.tsv")
+res_p2p, tools_p2p, lost_p2p = load_copies("results_p2p.tsv")
 
 
 def med(v):
@@ -165,7 +174,7 @@ w(f"shared-CPU = (CPU s of `pack -l 1` + CPU s of the extraction) ÷ {meta['core
 w("")
 
 
-def copy_table(title, results, tools, cpu_remote):
+def copy_table(title, results, tools, cpu_remote, missing={}):
     for t in trees:
         if not any(k[1] == t for k in results):
             continue
@@ -184,8 +193,8 @@ def copy_table(title, results, tools, cpu_remote):
                 walls = [x[0] for x in v]
                 m = med(walls)
                 label = tool.replace('|', chr(92) + '|')
-                if (link, t, tool) in lost:
-                    label += f" (**{trees[t]['files'] - lost[(link, t, tool)]} entries missing**)"
+                if (link, t, tool) in missing:
+                    label += f" (**{trees[t]['files'] - missing[(link, t, tool)]} entries missing**)"
                 w(f"| {link_label(link)} | {label} | {m:.2f} | {min(walls):.2f}–{max(walls):.2f} | "
                   f"{mb(t) / m:.1f} | {m / base_m:.2f} | {m / limit[(t, link)][0]:.2f} | "
                   f"{med([x[1] for x in v]):.2f} | {med([x[2] for x in v]):.2f} | {max(x[3] for x in v) / 1024:.0f} |")
@@ -202,7 +211,19 @@ if res_out:
       f"{slower}), the local one receives; the limit is the same components' (read, "
       "stream ÷ link, extraction).")
     w("")
-copy_table("Copy out of a pod", res_out, tools_out, "pod+kubesim")
+copy_table("Copy out of a pod", res_out, tools_out, "pod+kubesim", lost)
+if res_p2p:
+    later = ""
+    if "p2p_date" in meta:
+        later = (f" Measured later than the rest ({meta['p2p_date']}, commit {meta['p2p_commit']}, "
+                 f"`P2P_ONLY=1`, load {meta['p2p_load']}, {int(meta['p2p_seconds']) // 60} min).")
+    w("Between pods the client relays: the source pod's static podpipe sends, the client forwards "
+      "the stream (and, with `--level auto`, the destination's acknowledgements), the destination "
+      "pod's receives; every byte crosses the exec link twice, out of one pod and into the other, "
+      "at the same time. The limit is the same components' (read, stream ÷ link, extraction)."
+      + later)
+    w("")
+copy_table("Copy between pods", res_p2p, tools_p2p, "pods+kubesim", lost_p2p)
 level_tools = [x for x in tools_order if x.startswith("podpipe cp --level ") and x.split()[-1].isdigit()]
 level_trees = sorted({t for (l, t, tool) in res if tool in level_tools})
 for t in level_trees:
@@ -284,6 +305,11 @@ if res_out:
     w("Out of a pod:")
     w("")
     targets(res_out, tools_out, "out: ", lost)
+if res_p2p:
+    w("")
+    w("Between pods:")
+    w("")
+    targets(res_p2p, tools_p2p, "pod to pod: ", lost_p2p)
 w("")
 open(os.path.join(out, "tables.md"), "w").write("\n".join(L))
 
@@ -337,6 +363,7 @@ def link_plot(results, tools, tag, what):
 
 link_plot(res, tools_order, "link", "into a kubesim pod")
 link_plot(res_out, tools_out, "link_out", "out of a kubesim pod")
+link_plot(res_p2p, tools_p2p, "link_p2p", "between kubesim pods")
 for t in level_trees:
     lv = [int(x.split()[-1]) for x in level_tools]
     for i, link in enumerate(links_by_rate):
