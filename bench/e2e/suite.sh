@@ -242,7 +242,7 @@ copies_p2p() { # LINK TUNED
     local link=$1 tuned=$2 t r p src
     bench_create_pod "$static_dir" bench2
     for t in $p2p_trees; do
-        "$kubectl" exec bench -- test -d "/data/src-$t" ||
+        "$kubectl" exec bench -- test -d "/data/src-$t" 2>/dev/null ||
             "$podpipe" cp --level 1 "${tree_dir[$t]}" "bench:/data/src-$t" >/dev/null 2>&1
     done
     for ((r = 0; r < runs; r++)); do

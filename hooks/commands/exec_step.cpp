@@ -58,7 +58,10 @@ result<int, k8s::hook_error> exec_step(k8s::api_client& client, const step_targe
 step_stopper::step_stopper(const std::string& script_name)
     : pid_file_("/tmp/podpipe-step-" + script_name + ".pid") {}
 
-std::string step_stopper::record_line() const { return "echo $$ > " + pid_file_ + "\n"; }
+// Never fails the step (it runs under sh -e): a read-only /tmp only loses the stop.
+std::string step_stopper::record_line() const {
+    return "{ echo $$ > " + pid_file_ + "; } 2>/dev/null || :\n";
+}
 
 k8s::hook_error step_stopper::stop(k8s::api_client& client, const step_target& target, int out_fd,
                                    int err_fd) const {

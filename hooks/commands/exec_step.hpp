@@ -52,7 +52,7 @@ class step_stopper {
 public:
     /// `script_name`: the step's fresh script file name (names the pid file in the pod's /tmp).
     explicit step_stopper(const std::string& script_name);
-    /// "echo $$ > /tmp/podpipe-step-NAME.pid" and a newline.
+    /// "echo $$ > /tmp/podpipe-step-NAME.pid" (a failure ignored) and a newline.
     std::string record_line() const;
     /// The step's error: "the step was cancelled; its process in pod P was stopped" (or "may
     /// still be running" when the stop failed).
