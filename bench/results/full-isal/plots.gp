@@ -67,6 +67,36 @@ plot DATADIR.'/link_out-synthetic-0.dat' using 1:2:3:4 with yerrorlines lw 3 tit
      DATADIR.'/link_out-synthetic-4.dat' using 1:2:3:4 with yerrorlines lw 3 title 'podpipe cp tuned', \
      DATADIR.'/link_out-synthetic-5.dat' using 1:2 with lines dt 2 lw 2 lc rgb 'black' title 'physical limit'
 unset logscale y
+set output OUTDIR.'/throughput_vs_link_p2p-source'.EXT
+set title 'Copy source (20078 files, 243 MB) between kubesim pods: throughput vs link'
+set xtics ("50 Mbit/s" 0, "200 Mbit/s" 1, "1 Gbit/s" 2, "unlimited" 3); set xrange [-0.3:3.3]; set xlabel 'exec link (per direction, 2ms latency when throttled)'
+set ylabel 'MB/s of tree (median; bars: min-max)'; set logscale y; set key below maxrows 3
+plot DATADIR.'/link_p2p-source-0.dat' using 1:2:3:4 with yerrorlines lw 3 title 'podpipe cp', \
+     DATADIR.'/link_p2p-source-1.dat' using 1:2:3:4 with yerrorlines lw 1.5 title 'kubectl exec tar cf | kubectl exec tar xf', \
+     DATADIR.'/link_p2p-source-2.dat' using 1:2:3:4 with yerrorlines lw 1.5 title 'kubectl exec tar cf | pigz | kubectl exec pigz -d | tar xf', \
+     DATADIR.'/link_p2p-source-3.dat' using 1:2:3:4 with yerrorlines lw 3 title 'podpipe cp tuned', \
+     DATADIR.'/link_p2p-source-4.dat' using 1:2 with lines dt 2 lw 2 lc rgb 'black' title 'physical limit'
+unset logscale y
+set output OUTDIR.'/throughput_vs_link_p2p-node_modules'.EXT
+set title 'Copy node_modules (16884 files, 116 MB) between kubesim pods: throughput vs link'
+set xtics ("50 Mbit/s" 0, "200 Mbit/s" 1, "1 Gbit/s" 2, "unlimited" 3); set xrange [-0.3:3.3]; set xlabel 'exec link (per direction, 2ms latency when throttled)'
+set ylabel 'MB/s of tree (median; bars: min-max)'; set logscale y; set key below maxrows 3
+plot DATADIR.'/link_p2p-node_modules-0.dat' using 1:2:3:4 with yerrorlines lw 3 title 'podpipe cp', \
+     DATADIR.'/link_p2p-node_modules-1.dat' using 1:2:3:4 with yerrorlines lw 1.5 title 'kubectl exec tar cf | kubectl exec tar xf', \
+     DATADIR.'/link_p2p-node_modules-2.dat' using 1:2:3:4 with yerrorlines lw 1.5 title 'kubectl exec tar cf | pigz | kubectl exec pigz -d | tar xf', \
+     DATADIR.'/link_p2p-node_modules-3.dat' using 1:2:3:4 with yerrorlines lw 3 title 'podpipe cp tuned', \
+     DATADIR.'/link_p2p-node_modules-4.dat' using 1:2 with lines dt 2 lw 2 lc rgb 'black' title 'physical limit'
+unset logscale y
+set output OUTDIR.'/throughput_vs_link_p2p-synthetic'.EXT
+set title 'Copy synthetic (20000 files, 263 MB) between kubesim pods: throughput vs link'
+set xtics ("50 Mbit/s" 0, "200 Mbit/s" 1, "1 Gbit/s" 2, "unlimited" 3); set xrange [-0.3:3.3]; set xlabel 'exec link (per direction, 2ms latency when throttled)'
+set ylabel 'MB/s of tree (median; bars: min-max)'; set logscale y; set key below maxrows 3
+plot DATADIR.'/link_p2p-synthetic-0.dat' using 1:2:3:4 with yerrorlines lw 3 title 'podpipe cp', \
+     DATADIR.'/link_p2p-synthetic-1.dat' using 1:2:3:4 with yerrorlines lw 1.5 title 'kubectl exec tar cf | kubectl exec tar xf', \
+     DATADIR.'/link_p2p-synthetic-2.dat' using 1:2:3:4 with yerrorlines lw 1.5 title 'kubectl exec tar cf | pigz | kubectl exec pigz -d | tar xf', \
+     DATADIR.'/link_p2p-synthetic-3.dat' using 1:2:3:4 with yerrorlines lw 3 title 'podpipe cp tuned', \
+     DATADIR.'/link_p2p-synthetic-4.dat' using 1:2 with lines dt 2 lw 2 lc rgb 'black' title 'physical limit'
+unset logscale y
 set output OUTDIR.'/throughput_vs_level-source'.EXT
 set title 'podpipe cp --level L, source tree: throughput vs compression level (dashed: physical limit per link)'
 set xtics (0, 1, 2, 3, 6, 7, 9); set xrange [-0.5:9.5]; set xlabel 'compression level'
