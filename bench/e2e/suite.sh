@@ -187,56 +187,40 @@ there=$("$kubectl" exec bench -- sh -c "cd /data/out && find . -type f -exec sta
 [ "$here" = "$there" ] || { echo "hook method: verification mismatch" >&2; exit 1; }
 SH
 
-measure() { # LINK TREE TOOL RUN CMD
-    local c0 c1 got
-    "$kubectl" exec bench -- rm -rf /data/out
+# One timed copy. WAY: in (local -> /data/out of the pod "bench"), out (/data/src-TREE of
+# "bench" -> $work/fs/back) or p2p (/data/src-TREE of "bench" -> /data/out of "bench2"; every
+# byte crosses the link twice, out of one pod and into the other). The destination is emptied
+# before (not timed) and its entries counted after: every tool must deliver all of them into
+# the pod; out of a pod and between pods podpipe must, and a peer that drops some (kubectl cp
+# skips symlinks on the way out) is recorded with its count (results_out/results_p2p) and
+# reported so.
+measure_copy() { # WAY LINK TREE TOOL RUN CMD
+    local way=$1 c0 c1 got file=$results what
+    shift
+    case $way in
+    in) "$kubectl" exec bench -- rm -rf /data/out; what="" ;;
+    out) rm -rf "$work/fs/back" && mkdir -p "$work/fs/back"; file=$results_out; what=", out of the pod" ;;
+    p2p) "$kubectl" exec bench2 -- rm -rf /data/out; file=$results_p2p; what=", pod to pod" ;;
+    esac
     c0=$(cluster_cpu)
     /usr/bin/time -f "%e %U %S %M" -o "$work/time" bash -c "$5" >/dev/null 2>"$work/err" || {
-        echo "FAILED: $3 ($1, $2)" >&2; cat "$work/err" >&2; exit 1; }
+        echo "FAILED: $3 ($1, $2$what)" >&2; cat "$work/err" >&2; exit 1; }
     c1=$(cluster_cpu)
     read -r secs user sys rss <"$work/time"
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" "$secs" "$(echo "$user + $sys" | bc)" \
-        "$(echo "$c1 - $c0" | bc -l)" "$rss" >>"$results"
-    got=$("$kubectl" exec bench -- sh -c 'find /data/out ! -type d | wc -l')
-    [ "$got" = "${tree_files[$2]}" ] || { echo "$3 ($1, $2): $got entries in the pod, expected ${tree_files[$2]}" >&2; exit 1; }
+    case $way in
+    in) got=$("$kubectl" exec bench -- sh -c 'find /data/out ! -type d | wc -l') ;;
+    out) got=$(find "$work/fs/back" -mindepth 1 ! -type d | wc -l) ;;
+    p2p) got=$("$kubectl" exec bench2 -- sh -c 'find /data/out ! -type d | wc -l') ;;
+    esac
+    [ "$got" = "${tree_files[$2]}" ] || { [ "$way" != in ] && [[ "$3" != podpipe* ]]; } || {
+        echo "$3 ($1, $2$what): $got entries arrived, expected ${tree_files[$2]}" >&2; exit 1; }
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s' "$1" "$2" "$3" "$4" "$secs" "$(echo "$user + $sys" | bc)" \
+        "$(echo "$c1 - $c0" | bc -l)" "$rss" >>"$file"
+    if [ "$way" = in ]; then echo >>"$file"; else printf '\t%s\n' "$got" >>"$file"; fi
 }
-
-# Out of the pod: the tree sits at /data/src-TREE in the pod, the copy lands in $work/fs/back
-# (emptied before each run, not timed; its entry count checked after).
-measure_out() { # LINK TREE TOOL RUN CMD
-    local c0 c1 got
-    rm -rf "$work/fs/back" && mkdir -p "$work/fs/back"
-    c0=$(cluster_cpu)
-    /usr/bin/time -f "%e %U %S %M" -o "$work/time" bash -c "$5" >/dev/null 2>"$work/err" || {
-        echo "FAILED: $3 ($1, $2, out of the pod)" >&2; cat "$work/err" >&2; exit 1; }
-    c1=$(cluster_cpu)
-    read -r secs user sys rss <"$work/time"
-    got=$(find "$work/fs/back" -mindepth 1 ! -type d | wc -l)
-    # podpipe must bring every entry back; a peer that drops some (kubectl cp skips symlinks on
-    # the way out) is recorded with its count and reported so.
-    [ "$got" = "${tree_files[$2]}" ] || [[ "$3" != podpipe* ]] || {
-        echo "$3 ($1, $2, out): $got entries here, expected ${tree_files[$2]}" >&2; exit 1; }
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" "$secs" "$(echo "$user + $sys" | bc)" \
-        "$(echo "$c1 - $c0" | bc -l)" "$rss" "$got" >>"$results_out"
-}
-
-# Between pods: the tree sits at /data/src-TREE in the pod "bench", the copy lands in
-# /data/out of the pod "bench2" (emptied before each run, not timed; its entry count checked
-# after). Every byte crosses the link twice: out of bench, into bench2.
-measure_p2p() { # LINK TREE TOOL RUN CMD
-    local c0 c1 got
-    "$kubectl" exec bench2 -- rm -rf /data/out
-    c0=$(cluster_cpu)
-    /usr/bin/time -f "%e %U %S %M" -o "$work/time" bash -c "$5" >/dev/null 2>"$work/err" || {
-        echo "FAILED: $3 ($1, $2, pod to pod)" >&2; cat "$work/err" >&2; exit 1; }
-    c1=$(cluster_cpu)
-    read -r secs user sys rss <"$work/time"
-    got=$("$kubectl" exec bench2 -- sh -c 'find /data/out ! -type d | wc -l')
-    [ "$got" = "${tree_files[$2]}" ] || [[ "$3" != podpipe* ]] || {
-        echo "$3 ($1, $2, pod to pod): $got entries in bench2, expected ${tree_files[$2]}" >&2; exit 1; }
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" "$secs" "$(echo "$user + $sys" | bc)" \
-        "$(echo "$c1 - $c0" | bc -l)" "$rss" "$got" >>"$results_p2p"
-}
+measure() { measure_copy in "$@"; }
+measure_out() { measure_copy out "$@"; }
+measure_p2p() { measure_copy p2p "$@"; }
 
 copies_p2p() { # LINK TUNED
     local link=$1 tuned=$2 t r p src
