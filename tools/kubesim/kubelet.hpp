@@ -121,9 +121,9 @@ public:
 
     /// Exec processes are killed with their pod (and at shutdown).
     void register_exec(const std::string& pod_uid, pid_t pgid);
+    void unregister_exec(const std::string& pod_uid, pid_t pgid);
     /// Set once shutdown() began.
     bool shutting_down();
-    void unregister_exec(const std::string& pod_uid, pid_t pgid);
 
     /// Fault injection: SIGKILLs the pod's container and exec process groups (the object stays;
     /// the containers end as killed, exit 137).

@@ -48,6 +48,15 @@ void expect_clean_failure(const hook_run& r) {
     EXPECT_EQ(r.err.find("runtime error"), std::string::npos) << r.err;
 }
 
+// A container action running `script` with sh in alpine:3 (busybox).
+hook::testing::container_action sh_action(const std::string& script) {
+    hook::testing::container_action a;
+    a.image = "alpine:3";
+    a.entry_point = "sh";
+    a.args = {"-c", script};
+    return a;
+}
+
 std::string job_args(const std::string& image = "alpine:3", const std::string& volumes = "[]") {
     return R"({"container":{"image":")" + image +
            R"(","workingDirectory":"/__w/app/app","environmentVariables":{"JOBVAR":"j1"},"portMappings":[],)"
@@ -183,13 +192,11 @@ TEST_F(volume_mode_test, rwo_with_flag_runs_a_whole_job_on_one_consistent_worksp
 
     // A container step: reads what the script step wrote, writes back, sets an output through
     // /github/file_commands, sees /github/runner_temp; lands on the runner's node.
-    hook::testing::container_action act;
-    act.image = "alpine:3";
-    act.entry_point = "sh";
-    act.args = {"-c",
-                "cat /github/workspace/from-job.txt && cat /github/home/h.txt && echo from-container > "
-                "/github/workspace/from-container.txt && echo \"c=$INPUT_WHO\" >> \"$GITHUB_OUTPUT\" && "
-                "test -d /github/runner_temp/_runner_file_commands && echo runner-temp-ok"};
+    auto act = sh_action("cat /github/workspace/from-job.txt && cat /github/home/h.txt && "
+                         "echo from-container > /github/workspace/from-container.txt && "
+                         "echo \"c=$INPUT_WHO\" >> \"$GITHUB_OUTPUT\" && "
+                         "test -d /github/runner_temp/_runner_file_commands && "
+                         "echo runner-temp-ok");
     act.env = {{"INPUT_WHO", "octo"}};
     auto cs = r.run_container_step(act);
     ASSERT_TRUE(cs.ok()) << all(cs);
@@ -204,10 +211,7 @@ TEST_F(volume_mode_test, rwo_with_flag_runs_a_whole_job_on_one_consistent_worksp
     EXPECT_EQ(kubectl("get secrets -l runner-pod=runner-abc -o name").output, "");
 
     // The action's own exit code.
-    hook::testing::container_action failing;
-    failing.image = "alpine:3";
-    failing.entry_point = "sh";
-    failing.args = {"-c", "echo about-to-fail; exit 5"};
+    auto failing = sh_action("echo about-to-fail; exit 5");
     auto cf = r.run_container_step(failing);
     EXPECT_EQ(cf.exit_code, 5) << all(cf);
     EXPECT_NE(cf.out.find("about-to-fail"), std::string::npos) << cf.out;
@@ -272,10 +276,7 @@ TEST_F(volume_mode_test, rwx_prefers_the_runner_node_and_runs_elsewhere_when_it_
     EXPECT_EQ(step.exit_code, 3) << all(step);
     EXPECT_EQ(r.outputs().at("out"), "before-failing");
     EXPECT_EQ(read_file(r.github_workspace() / "rwx.txt"), "rwx\n");
-    hook::testing::container_action act;
-    act.image = "alpine:3";
-    act.entry_point = "sh";
-    act.args = {"-c", "cat /github/workspace/rwx.txt"};
+    auto act = sh_action("cat /github/workspace/rwx.txt");
     auto cs = r.run_container_step(act);
     ASSERT_TRUE(cs.ok()) << all(cs);
     EXPECT_NE(cs.out.find("rwx"), std::string::npos) << cs.out;
@@ -367,11 +368,8 @@ TEST_F(volume_mode_test, container_step_log_survives_cut_streams_without_repeats
         return r.body;
     };
     auto& r = runner();
-    hook::testing::container_action act;
-    act.image = "alpine:3";
-    act.entry_point = "sh";
-    act.args = {"-c", "for i in 1 2 3 4 5; do echo line-$i; done; sleep 2; "
-                      "for i in 6 7 8 9 10; do echo line-$i; done; exit 3"};
+    auto act = sh_action("for i in 1 2 3 4 5; do echo line-$i; done; sleep 2; "
+                         "for i in 6 7 8 9 10; do echo line-$i; done; exit 3");
     // Each stream breaks after 45 bytes (one stamp and a part of the first line it carries).
     faults("POST", R"({"logCut": {"count": 3, "afterBytes": 45, "abrupt": true}})");
     auto cs = r.run_container_step(act);
@@ -384,10 +382,8 @@ TEST_F(volume_mode_test, container_step_log_survives_cut_streams_without_repeats
 
     // A clean end after 70 bytes, of a step that prints 40 lines and exits at once (after a
     // second, so the hook already follows a running container).
-    hook::testing::container_action quick;
-    quick.image = "alpine:3";
-    quick.entry_point = "sh";
-    quick.args = {"-c", "sleep 1; i=1; while [ $i -le 40 ]; do echo quick-$i; i=$((i+1)); done; exit 3"};
+    auto quick =
+        sh_action("sleep 1; i=1; while [ $i -le 40 ]; do echo quick-$i; i=$((i+1)); done; exit 3");
     faults("POST", R"({"logCut": {"count": 1, "afterBytes": 70}})");
     auto q = r.run_container_step(quick);
     EXPECT_EQ(q.exit_code, 3) << all(q);
@@ -399,11 +395,8 @@ TEST_F(volume_mode_test, container_step_log_survives_cut_streams_without_repeats
     // two parts with a time each. The stream breaks inside the stamp of "end" (after 16,437 to
     // 16,457 bytes: two stamps of 21-31 bytes), and the resumed stream from the second of
     // "after" begins with the line's unstamped rest, which must not be printed again.
-    hook::testing::container_action longline;
-    longline.image = "alpine:3";
-    longline.entry_point = "sh";
-    longline.args = {"-c", "head -c 16384 /dev/zero | tr '\\0' x; sleep 1.2; echo tail; echo after; "
-                           "sleep 2; echo end; exit 3"};
+    auto longline = sh_action("head -c 16384 /dev/zero | tr '\\0' x; sleep 1.2; echo tail; "
+                              "echo after; sleep 2; echo end; exit 3");
     faults("POST", R"({"logCut": {"count": 1, "afterBytes": 16460, "abrupt": true}})");
     auto l = r.run_container_step(longline);
     EXPECT_EQ(l.exit_code, 3) << all(l);

@@ -36,6 +36,23 @@ protected:
         ::unlink(map_file_.c_str());
     }
 
+    // GET pods/POD/log?QUERY in the default namespace.
+    auto pod_log(const std::string& pod, const std::string& query) {
+        return https_request(port(), ca_file(), admin_token(), "GET",
+                             "/api/v1/namespaces/default/pods/" + pod + "/log?" + query);
+    }
+
+    // Waits up to 20 s for the pod's whole log to be `expected`; returns the last read.
+    std::string wait_log(const std::string& pod, const std::string& expected) {
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+        std::string got = pod_log(pod, "").body;
+        while (got != expected && std::chrono::steady_clock::now() < deadline) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(100));
+            got = pod_log(pod, "").body;
+        }
+        return got;
+    }
+
     std::string field(const std::string& what, const std::string& path) {
         return kubectl("get " + what + " -o jsonpath='" + path + "'").output;
     }
@@ -380,14 +397,8 @@ metadata: {name: lg}
 spec:
   containers: [{name: c, image: busybox, command: ["sh", "-c", "echo one; sleep 1.5; echo two; exec sleep 1000"]}]
 )");
-    auto get = [&](const std::string& query) {
-        return https_request(port(), ca_file(), admin_token(), "GET",
-                             "/api/v1/namespaces/default/pods/lg/log?" + query);
-    };
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-    while (get("").body != "one\ntwo\n" && std::chrono::steady_clock::now() < deadline)
-        std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    ASSERT_EQ(get("").body, "one\ntwo\n");
+    auto get = [&](const std::string& query) { return pod_log("lg", query); };
+    ASSERT_EQ(wait_log("lg", "one\ntwo\n"), "one\ntwo\n");
     // timestamps=true: RFC 3339 with nanoseconds (trailing zeros dropped) and a space per line.
     std::string stamped = get("timestamps=true").body;
     auto nl = stamped.find('\n');
@@ -431,15 +442,9 @@ metadata: {name: long}
 spec:
   containers: [{name: c, image: busybox, command: ["sh", "-c", "head -c 16384 /dev/zero | tr '\\0' x; sleep 1.5; echo tail; echo after; exec sleep 1000"]}]
 )");
-    auto get = [&](const std::string& query) {
-        return https_request(port(), ca_file(), admin_token(), "GET",
-                             "/api/v1/namespaces/default/pods/long/log?" + query);
-    };
+    auto get = [&](const std::string& query) { return pod_log("long", query); };
     const std::string line = std::string(16384, 'x') + "tail\n";
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-    while (get("").body != line + "after\n" && std::chrono::steady_clock::now() < deadline)
-        std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    ASSERT_EQ(get("").body, line + "after\n");
+    ASSERT_EQ(wait_log("long", line + "after\n"), line + "after\n");
     const std::string stamped = get("timestamps=true").body;
     const auto sp = stamped.find(' ');
     ASSERT_NE(sp, std::string::npos);
