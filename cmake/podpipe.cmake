@@ -16,13 +16,15 @@ function(podpipe_bench name)
     target_link_libraries(${name} PRIVATE ${B_LIBS} benchmark::benchmark benchmark::benchmark_main)
 endfunction()
 
-# podpipe_fuzz(NAME SOURCES src... LIBS lib... CORPUS dir): a libFuzzer target, plus a short
-# bounded ctest run over its seed corpus when tests are enabled in the same build.
+# podpipe_fuzz(NAME SOURCES src... LIBS lib... CORPUS dir): a libFuzzer target (its seed corpus
+# is the corpus/ directory beside the source, which fuzz/run.sh starts from). Every target is
+# also a dependency of `podpipe_fuzz_targets` (fuzz/CMakeLists.txt).
 function(podpipe_fuzz name)
     cmake_parse_arguments(F "" "CORPUS" "SOURCES;LIBS" ${ARGN})
     add_executable(${name} ${F_SOURCES})
     target_link_libraries(${name} PRIVATE ${F_LIBS})
     target_link_options(${name} PRIVATE -fsanitize=fuzzer,address,undefined)
+    set_property(GLOBAL APPEND PROPERTY PODPIPE_FUZZ_TARGETS ${name})
 endfunction()
 
 # Adds subdirectories of the current source dir that have a CMakeLists.txt.

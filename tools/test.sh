@@ -37,7 +37,7 @@ if [ "$all" = 1 ]; then
 
     step "fuzz targets (clang libFuzzer), bounded run"
     cmake --preset fuzz >/dev/null
-    cmake --build --preset fuzz -j "$jobs"
+    cmake --build --preset fuzz -j "$jobs" --target podpipe_fuzz_targets
     bash fuzz/run.sh build/fuzz "${PODPIPE_FUZZ_SECONDS:-15}"
 fi
 echo
