@@ -19,8 +19,9 @@ kubesim=$build/tools/kubesim/kubesim
 podpipe=$build/tools/podpipe/podpipe
 tree=${1:-$root/build/trees/synthetic-files-20000-size-250M-dist-source}
 link=${LINK:-unlimited}
-command -v perf >/dev/null || { echo "p2p_profile: needs perf (apt-get install linux-perf)" >&2; exit 1; }
-[ -d "$tree" ] || { echo "p2p_profile: no tree at $tree (see BENCHMARKS.md for make_synthetic)" >&2; exit 1; }
+die() { echo "p2p_profile: $*" >&2; exit 1; }
+command -v perf >/dev/null || die "needs perf (apt-get install linux-perf)"
+[ -d "$tree" ] || die "no tree at $tree (see BENCHMARKS.md for make_synthetic)"
 # shellcheck source=bench/e2e/lib.sh
 source "$root/bench/e2e/lib.sh"
 bench_find_kubectl
@@ -48,10 +49,12 @@ summarise() { # DATA
              for (p in n) if (n[p] >= 20) print n[p], p, name[p]}' |
         sort -rn | awk 'NR <= 8' >"$data.pids"
     while read -r samples pid comm; do
-        awk -v s="$samples" -v p="$pid" -v c="$comm" 'BEGIN {printf "  %-13s pid %-7s %5.2f CPU-s:", c, p, s / 1000}' 
-        perf report -i "$data" --symfs="$work/symfs" --kallsyms=/proc/kallsyms --no-children --pid "$pid" --sort sym \
-            -g none --stdio 2>/dev/null |
-            awk '/^ +[0-9.]+%/ && n < 3 {sub(/^ +[0-9.]+% +\[[^]]*\] +/, ""); print substr($0, 1, 48); n++}' |
+        awk -v s="$samples" -v p="$pid" -v c="$comm" \
+            'BEGIN {printf "  %-13s pid %-7s %5.2f CPU-s:", c, p, s / 1000}'
+        perf report -i "$data" --symfs="$work/symfs" --kallsyms=/proc/kallsyms --no-children \
+            --pid "$pid" --sort sym -g none --stdio 2>/dev/null |
+            awk '/^ +[0-9.]+%/ && n < 3 {
+                     sub(/^ +[0-9.]+% +\[[^]]*\] +/, ""); print substr($0, 1, 48); n++}' |
             paste -sd ';' | sed 's/^/ /'
     done <"$data.pids"
 }
@@ -61,11 +64,13 @@ profile() { # LABEL COMMAND
     local t0 t1
     t0=$(date +%s.%N)
     perf record -F 1000 -a -o "$work/$1.data" -- bash -c "$2" >"$work/$1.out" 2>&1 ||
-        { echo "p2p_profile: $1 failed:" >&2; cat "$work/$1.out" >&2; exit 1; }
+        { cat "$work/$1.out" >&2; die "$1 failed (its output above)"; }
     t1=$(date +%s.%N)
-    awk -v a="$t0" -v b="$t1" -v l="$1" 'BEGIN {printf "%s: %.2f s wall (perf included)\n", l, b - a}' 
+    awk -v a="$t0" -v b="$t1" -v l="$1" \
+        'BEGIN {printf "%s: %.2f s wall (perf included)\n", l, b - a}'
     summarise "$work/$1.data"
 }
 
 profile podpipe "'$podpipe' cp bench:/data/src bench2:/data/out"
-profile tar "'$kubectl' exec bench -- tar cf - -C /data/src . | '$kubectl' exec -i bench2 -- sh -c 'mkdir -p /data/out && tar xf - -C /data/out'"
+profile tar "'$kubectl' exec bench -- tar cf - -C /data/src . |
+    '$kubectl' exec -i bench2 -- sh -c 'mkdir -p /data/out && tar xf - -C /data/out'"
