@@ -150,6 +150,14 @@ private:
         log::warn(line);
     }
 
+    // A warning about an entry that is not sent as it is on disk (read_stats::problems).
+    void problem(const std::string& line) {
+        warn(line);
+        ++stats_.problems;
+        if (stats_.problem_lines.size() < read_stats::max_problem_lines)
+            stats_.problem_lines.push_back(line);
+    }
+
     result<void> emit_entry(const file_entry& e) {
         const auto t0 = steady::now();
         auto r = consumer_.on_entry(e);
@@ -196,10 +204,10 @@ private:
         ++stats_.skipped;
         if (err == ENOENT) {
             ++stats_.vanished;
-            warn("file '" + it.e.path + "' vanished before it could be read; skipped");
+            problem("file '" + it.e.path + "' vanished before it could be read; skipped");
         } else {
             ++stats_.unreadable;
-            warn("cannot read '" + it.e.path + "': " + std::strerror(err) + "; skipped");
+            problem("cannot read '" + it.e.path + "': " + std::strerror(err) + "; skipped");
         }
     }
 
@@ -383,7 +391,7 @@ private:
                 if (!f.l)
                     return wait ? gen::stopped : gen::not_ready;
                 for (const std::string& w : f.l->warnings)
-                    warn(w);
+                    problem(w);
                 stats_.skipped += f.l->skipped;
                 stats_.unreadable += f.l->skipped;
             }
@@ -537,7 +545,7 @@ private:
             break;
         }
         if (it.got == it.cap)
-            warn("file '" + it.e.path + "' grew while being read; stored the first " +
+            problem("file '" + it.e.path + "' grew while being read; stored the first " +
                  std::to_string(it.got) + " bytes");
         it.e.size = it.got;
         PODPIPE_TRY(emit_entry(it.e));
@@ -580,7 +588,7 @@ private:
         PODPIPE_TRY(wait_until([&] { return large_.statx_done; }));
         if (large_.statx_res < 0 || (large_.stx.stx_mode & S_IFMT) != S_IFREG) {
             ++stats_.skipped;
-            warn("file '" + it.e.path + "' changed type or could not be examined; skipped");
+            problem("file '" + it.e.path + "' changed type or could not be examined; skipped");
             close_large();
             return {};
         }
@@ -629,12 +637,13 @@ private:
             ++chunk_seq_base_;
         }
         if (large_.read_err != 0) {
-            warn("read error in '" + e.path + "': " + std::strerror(large_.read_err) + "; " +
+            problem("read error in '" + e.path + "': " + std::strerror(large_.read_err) + "; " +
                  std::to_string(e.size - std::min(e.size, large_.read_bytes)) +
                  " bytes padded with zeros");
         } else if (large_.read_bytes < e.size) {
-            warn("file '" + e.path + "' shrank by " + std::to_string(e.size - large_.read_bytes) +
-                 " bytes while being read; padded with zeros");
+            problem("file '" + e.path + "' shrank by " +
+                    std::to_string(e.size - large_.read_bytes) +
+                    " bytes while being read; padded with zeros");
         } else {
             // Did it grow? One more statx on the fd (cheap next to the reads of a large file).
             large_.statx_done = false;
@@ -643,7 +652,7 @@ private:
                         STATX_SIZE, &large_.stx);
             PODPIPE_TRY(wait_until([&] { return large_.statx_done; }));
             if (large_.statx_res >= 0 && large_.stx.stx_size > e.size)
-                warn("file '" + e.path + "' grew by " +
+                problem("file '" + e.path + "' grew by " +
                      std::to_string(large_.stx.stx_size - e.size) +
                      " bytes while being read; stored the first " + std::to_string(e.size) +
                      " bytes");

@@ -84,6 +84,12 @@ struct read_stats {
     std::uint64_t vanished = 0;    ///< files gone (ENOENT) before their entry was emitted
     std::uint64_t walk_wait_ns = 0; ///< calling thread waiting for directory listings
     bool used_io_uring = false;
+    /// Entries not sent as they are on disk: unreadable, vanished, changed type, shrank, grew
+    /// or failed while being read, directories not listed. (Sockets, fifos and devices are
+    /// skipped by design, as tar does, and are not problems.) Each is also a warning.
+    std::uint64_t problems = 0;
+    std::vector<std::string> problem_lines; ///< the first max_problem_lines of them
+    static constexpr std::size_t max_problem_lines = 100;
 };
 
 /// Walks `root` (a directory; symlinks on the way to it are followed) and feeds `consumer`.

@@ -57,6 +57,7 @@ struct wfile {
     unique_fd fd;
     bool open_submitted = false, opened = false, ended = false, close_submitted = false;
     bool retried = false, actionable = false;
+    bool removed = false; // a failed write's file, already unlinked
     std::deque<wchunk> queued;
     unsigned writes_in_flight = 0;
 };
@@ -103,6 +104,7 @@ struct tree_writer::impl {
     std::vector<unsigned> free_reqs;
     std::vector<completion> done;
     bool aborting = false;
+    std::vector<std::string> removed; // files created here and removed unfinished
 
     std::unordered_map<std::uint64_t, std::unique_ptr<wfile>> files;
     std::deque<std::uint64_t> actionable;
@@ -130,7 +132,10 @@ struct tree_writer::impl {
         stats.used_io_uring = io.uses_io_uring();
     }
 
-    ~impl() {
+    ~impl() { drain(); }
+
+    // Waits for the I/O in flight without starting more.
+    void drain() {
         aborting = true;
         while (io.in_flight() > 0) {
             done.clear();
@@ -139,6 +144,40 @@ struct tree_writer::impl {
             for (const completion& c : done)
                 dispatch(c);
         }
+    }
+
+    // A file this writer created and will not finish: it goes, so that nothing on disk looks
+    // like a complete copy that is not one. The name is never followed (unlinkat without flags
+    // removes a symlink, not its target).
+    void remove_unfinished(wfile& f) {
+        if (f.removed || !f.opened)
+            return;
+        f.removed = true;
+        if (::unlinkat(f.parent->get(), f.leaf.c_str(), 0) == 0)
+            removed.push_back(f.path);
+    }
+
+    // Files whose content all arrived are written and closed as usual (bounded by the
+    // window); the rest, and any whose write failed, are removed.
+    std::vector<std::string> abandon() {
+        current = nullptr; // never ended: removed below
+        aborting = false;
+        for (;;) {
+            pump();
+            if (io.in_flight() == 0)
+                break;
+            done.clear();
+            if (!io.submit_and_wait(1, done)) {
+                drain();
+                break;
+            }
+            for (const completion& c : done)
+                dispatch(c);
+        }
+        for (auto& [id, f] : files)
+            remove_unfinished(*f);
+        files.clear();
+        return std::move(removed);
     }
 
     // ---- errors ----------------------------------------------------------------------------
@@ -305,6 +344,7 @@ struct tree_writer::impl {
                 --f->writes_in_flight;
                 buffered -= chunk.cap;
                 (void)io_error("write", f->path, c.res < 0 ? -c.res : EIO);
+                remove_unfinished(*f);
                 return;
             }
             chunk.done += static_cast<std::size_t>(c.res);
@@ -341,6 +381,17 @@ struct tree_writer::impl {
 
     result<void> wait_until_created(const std::string& path) {
         while (unopened.count(path) != 0)
+            PODPIPE_TRY(wait_one());
+        return {};
+    }
+
+    result<void> wait_until_created_below(const std::string& dir) {
+        const std::string prefix = dir + '/';
+        const auto pending = [&] {
+            return std::any_of(unopened.begin(), unopened.end(),
+                               [&](const auto& u) { return u.first.starts_with(prefix); });
+        };
+        while (pending())
             PODPIPE_TRY(wait_one());
         return {};
     }
@@ -404,6 +455,9 @@ struct tree_writer::impl {
             return {};
         if (errno != EISDIR && errno != EPERM)
             return io_error("remove existing", path, errno);
+        // A directory: files being created in it must land first, or whether rmdir fails
+        // (not empty) or their create does (no such directory) would depend on timing.
+        PODPIPE_TRY(wait_until_created_below(path));
         if (::unlinkat(parent.get(), leaf.c_str(), AT_REMOVEDIR) != 0)
             return io_error("replace existing directory", path, errno);
         dir_cache.clear();
@@ -750,5 +804,6 @@ result<write_stats> tree_writer::finish() {
 }
 
 std::string tree_writer::last_error_detail() const { return impl_->detail; }
+std::vector<std::string> tree_writer::abandon() { return impl_->abandon(); }
 
 } // namespace podpipe::io

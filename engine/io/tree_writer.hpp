@@ -33,6 +33,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <vector>
 
 namespace podpipe::io {
 
@@ -82,6 +83,11 @@ public:
     /// Waits for all in-flight writes/closes, then applies directory modes and mtimes
     /// deepest-first. Call once.
     result<write_stats> finish();
+    /// Instead of finish(), after a failure or a cancel: waits for the I/O in flight, then
+    /// removes every regular file this writer created and did not finish (content or metadata
+    /// incomplete, or a write failed), so none is left looking like a complete copy. Returns
+    /// their paths. Finished files, directories and links stay. Call once; nothing after it.
+    std::vector<std::string> abandon();
     /// One line about the last error, e.g. "refusing entry '../x': path escapes the target
     /// directory"; empty when there was none.
     std::string last_error_detail() const;

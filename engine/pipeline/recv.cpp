@@ -34,6 +34,24 @@ struct member_job {
     std::size_t expected_bytes = 0; // from the member's length subfield
 };
 
+// Which part of the manifest differs, in words: the counts when they differ, else the digest.
+std::string describe_mismatch(const tar::manifest& sent, const tar::manifest& got) {
+    const auto counts = [](const tar::manifest& m) {
+        return std::to_string(m.entries) + " entries and " + std::to_string(m.content_bytes) +
+               " content bytes";
+    };
+    std::string what;
+    if (sent.entries != got.entries)
+        what = "entry counts differ";
+    else if (sent.content_bytes != got.content_bytes)
+        what = "content byte counts differ";
+    else
+        return "the digests differ (same " + counts(sent) +
+               ": some content or metadata changed on the way)";
+    return what + ": the sender's manifest has " + counts(sent) + ", the receiver got " +
+           counts(got);
+}
+
 // Applies parsed entries to the tree writer and keeps the receiver's side of the manifest.
 class extract_handler final : public tar::parser_handler {
 public:
@@ -67,10 +85,22 @@ public:
     result<void> on_manifest(const tar::manifest& sent) override {
         received_ = manifest_.finish();
         sent_ = sent;
-        if (!(*received_ == sent))
+        if (!(*received_ == sent)) {
+            failure_detail_ = describe_mismatch(sent, *received_);
             return fail(errc::manifest_mismatch);
+        }
         return {};
     }
+
+    result<void> on_sender_problems(const tar::sender_problems& p) override {
+        problems_ = p;
+        return {};
+    }
+
+    const tar::sender_problems& problems() const noexcept { return problems_; }
+
+    /// Why the handler itself failed (a manifest mismatch); empty otherwise.
+    const std::string& failure_detail() const noexcept { return failure_detail_; }
 
     const std::optional<tar::manifest>& sent() const noexcept { return sent_; }
     const std::optional<tar::manifest>& received() const noexcept { return received_; }
@@ -104,6 +134,8 @@ private:
     bool drop_content_ = false;
     std::optional<tar::manifest> sent_;
     std::optional<tar::manifest> received_;
+    std::string failure_detail_;
+    tar::sender_problems problems_;
 };
 
 // The receive side's chunk buffers. They are sized when the stream's first member tells the
@@ -224,7 +256,9 @@ public:
                     ok = false;
                 } else if (*r == members_state::ended) {
                     // The sender's end member: the stream is complete even if the channel
-                    // never reports EOF. Whatever follows it is not read.
+                    // never reports EOF. Whatever follows it is not read. recv_tree checks
+                    // that the archive before it is whole (end-of-archive marker, manifest).
+                    end_member_seen_ = true;
                     out_.close();
                     return;
                 } else if (*r == members_state::foreign) {
@@ -240,10 +274,19 @@ public:
                         }
                     }
                 } else if (eof) {
+                    // podpipe's sender always ends with an empty member: a stream without it
+                    // was cut, even where the cut falls between members and tar entries.
                     if (auto f = splitter_.finish(); !f) {
-                        failure_.set(f.error(), "the stream ends inside a gzip member");
-                        ok = false;
+                        failure_.set(f.error(), "the stream ends inside gzip member " +
+                                                    std::to_string(seq_));
+                    } else {
+                        failure_.set(errc::truncated,
+                                     "the podpipe stream ends after " + std::to_string(seq_) +
+                                         " members (" + std::to_string(wire_bytes_) +
+                                         " bytes) without its end member: the sender did not "
+                                         "finish");
                     }
+                    ok = false;
                 }
                 break;
             }
@@ -278,6 +321,8 @@ public:
     std::uint64_t read_ns() const noexcept { return read_ns_; }
     std::uint64_t members() const noexcept { return seq_; }
     const char* format() const noexcept { return format_; }
+    /// The stream was podpipe's and reached the sender's end member.
+    bool end_member_seen() const noexcept { return end_member_seen_; }
 
 private:
     enum class members_state {
@@ -410,7 +455,37 @@ private:
     std::uint64_t wire_bytes_ = 0;
     std::uint64_t read_ns_ = 0;
     const char* format_ = "unknown";
+    bool end_member_seen_ = false;
 };
+
+// What a failed receive removed (tree_writer::abandon), for the failure's detail.
+std::string describe_removed(const std::vector<std::string>& paths) {
+    if (paths.empty())
+        return {};
+    std::string s = "; removed " + std::to_string(paths.size()) +
+                    (paths.size() == 1 ? " file" : " files") + " left unfinished (";
+    constexpr std::size_t named = 3;
+    for (std::size_t i = 0; i < std::min(paths.size(), named); ++i)
+        s += (i == 0 ? "'" : ", '") + paths[i] + "'";
+    if (paths.size() > named)
+        s += ", ...";
+    return s + ")";
+}
+
+// A podpipe stream is whole only with all three of its ends: the tar end-of-archive marker and
+// the manifest before it (both in the last data member), then the empty end member. Plain tar
+// and foreign gzip streams keep tar's rules (parser::finish).
+void check_podpipe_end(const tar::parser& parser, bool manifest_seen,
+                       detail::failure_slot& failure) {
+    if (!parser.end_marker_seen())
+        failure.set(errc::truncated,
+                    "the podpipe stream's end member comes after " +
+                        std::to_string(parser.bytes_consumed()) +
+                        " bytes of tar, before the archive's end-of-archive marker: the rest "
+                        "of the archive is missing");
+    else if (!manifest_seen)
+        failure.set(errc::truncated, "the podpipe stream ends without the sender's manifest");
+}
 
 } // namespace
 
@@ -508,9 +583,13 @@ result<transfer_stats> recv_tree(byte_source& source, const std::string& root,
             parse_ns += ns_since(t0);
             tar_bytes += plain.size();
             if (!r) {
-                std::string detail = parser.last_error_detail();
+                // The writer's cause wins: its I/O completes asynchronously, so the parser only
+                // sees the error at some later entry and knows nothing of the errno.
+                std::string detail = (*writer)->last_error_detail();
                 if (detail.empty())
-                    detail = (*writer)->last_error_detail();
+                    detail = handler.failure_detail();
+                if (detail.empty())
+                    detail = parser.last_error_detail();
                 failure.set(r.error(), std::move(detail));
                 parse_failed = true;
                 break;
@@ -527,21 +606,27 @@ result<transfer_stats> recv_tree(byte_source& source, const std::string& root,
     if (!failure.error() && !stop.stop_requested()) {
         if (auto f = parser.finish(); !f)
             failure.set(f.error(), parser.last_error_detail());
-        else if (!parser.ended())
-            failure.set(errc::truncated, "no end-of-archive marker");
+        else if (splitter.end_member_seen())
+            check_podpipe_end(parser, handler.sent().has_value(), failure);
     }
-    auto written = (*writer)->finish();
-    if (!written && !failure.error())
-        failure.set(written.error(), (*writer)->last_error_detail());
+    result<io::write_stats> written = fail(std::make_error_code(std::errc::operation_canceled));
+    if (!failure.error() && !stop.stop_requested()) {
+        written = (*writer)->finish();
+        if (!written)
+            failure.set(written.error(), (*writer)->last_error_detail());
+    }
     if (!failure.error() && opt.require_manifest && !handler.sent())
         failure.set(errc::manifest_missing, {});
 
-    if (const auto ec = failure.error()) {
-        detail::set_last_failure_detail(failure.detail());
-        return fail(ec);
-    }
-    if (stop.stop_requested())
+    if (failure.error() || stop.stop_requested()) {
+        const std::string removed = describe_removed((*writer)->abandon());
+        if (const auto ec = failure.error()) {
+            detail::set_last_failure_detail(failure.detail() + removed);
+            return fail(ec);
+        }
+        detail::set_last_failure_detail("interrupted" + removed);
         return fail(std::make_error_code(std::errc::operation_canceled));
+    }
 
     transfer_stats s;
     const io::write_stats& w = *written;
@@ -550,6 +635,7 @@ result<transfer_stats> recv_tree(byte_source& source, const std::string& root,
     s.wire_bytes = splitter.wire_bytes();
     s.chunks = splitter.members();
     s.manifest_checked = handler.sent().has_value();
+    s.problems = handler.problems();
     s.manifest = handler.received() ? *handler.received() : handler.received_so_far();
     s.seconds = static_cast<double>(ns_since(t_start)) / 1e9;
     s.stages.push_back({"source", s.wire_bytes, s.wire_bytes, splitter.read_ns(),

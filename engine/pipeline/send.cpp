@@ -76,10 +76,13 @@ public:
         return {};
     }
 
-    /// Appends the manifest and end-of-archive, flushes the last chunk.
-    result<tar::manifest> finish() {
+    /// Appends the sender's problems (if any), the manifest and end-of-archive, flushes the
+    /// last chunk.
+    result<tar::manifest> finish(const tar::sender_problems& problems) {
         const tar::manifest m = manifest_.finish();
         header_.clear();
+        if (problems.count > 0)
+            tar::append_problems(problems, header_);
         tar::append_end(m, header_);
         PODPIPE_TRY(put(header_));
         PODPIPE_TRY(flush());
@@ -533,7 +536,7 @@ result<transfer_stats> send_tree(const std::string& root, byte_sink& sink,
     if (!read) {
         failure.set(read.error(), read_detail);
     } else {
-        sent_manifest = framer.finish();
+        sent_manifest = framer.finish({read->problems, read->problem_lines});
         if (!sent_manifest)
             failure.set(sent_manifest.error(), "finishing the archive");
     }
@@ -553,6 +556,7 @@ result<transfer_stats> send_tree(const std::string& root, byte_sink& sink,
     const io::read_stats& r = *read;
     detail::copy_entry_counts(s, r);
     s.warnings = r.warnings;
+    s.problems = {r.problems, r.problem_lines};
     s.tar_bytes = framer.tar_bytes();
     s.wire_bytes = wire_bytes;
     s.chunks = framer.chunks();

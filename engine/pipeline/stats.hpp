@@ -40,6 +40,10 @@ struct transfer_stats {
     /// send: the receiver's rate from its acknowledgements (bytes/s), 0 if not probed
     double probed_rate = 0;
     tar::manifest manifest;           ///< send: what was sent; receive: what was received
+    /// Entries the sender could not send as they are on its disk (send: found while reading;
+    /// receive: reported in the stream). The manifest covers only what was sent, so a copy
+    /// with problems is not a verified copy of the sender's tree.
+    tar::sender_problems problems;
     std::vector<stage_stats> stages;
 };
 

@@ -36,8 +36,8 @@ public:
         case errc::truncated:
         case errc::too_large:
         case errc::bad_pax:
+        case errc::unsupported: // a received stream podpipe cannot extract (GNU sparse files)
             return make_error_condition(condition::bad_input);
-        case errc::unsupported:
         case errc::invalid_entry:
             return make_error_condition(condition::fatal);
         }

@@ -1,8 +1,8 @@
 // tar::errc and its "tar" error category. Everything that describes the bytes of an archive
-// (bad_checksum, bad_header, truncated, too_large, bad_pax) maps to condition::bad_input;
-// unsupported (a tar feature we deliberately do not implement, e.g. GNU sparse files) and
-// invalid_entry (a caller handed the writer an entry tar cannot represent) map to
-// condition::fatal: retrying the same input cannot help.
+// (bad_checksum, bad_header, truncated, too_large, bad_pax, and unsupported: a tar feature we
+// deliberately do not implement, e.g. GNU sparse files, is a stream we cannot extract) maps to
+// condition::bad_input (exit 4); invalid_entry (a caller handed the writer an entry tar cannot
+// represent) maps to condition::fatal. Retrying the same input cannot help either way.
 #pragma once
 
 #include "engine/common/error.hpp"

@@ -2,6 +2,7 @@
 
 #include "engine/common/assert.hpp"
 
+#include <algorithm>
 #include <charconv>
 
 #include <xxhash.h>
@@ -168,6 +169,74 @@ std::optional<manifest> parse_manifest_comment(std::string_view s) {
     }
     m.digest = d;
     return m;
+}
+
+namespace {
+constexpr std::string_view problems_prefix = "podpipe-problems v1 ";
+} // namespace
+
+std::string printable_line(std::string_view line) {
+    line = line.substr(0, sender_problems::max_line_bytes);
+    std::string out;
+    out.reserve(line.size());
+    for (std::size_t i = 0; i < line.size();) {
+        const auto c = static_cast<unsigned char>(line[i]);
+        // A valid UTF-8 sequence is kept whole; any other byte becomes '?'.
+        const std::size_t len = c < 0x80 ? 1 : (c >= 0xc2 && c <= 0xdf) ? 2
+                                               : (c >= 0xe0 && c <= 0xef) ? 3
+                                               : (c >= 0xf0 && c <= 0xf4) ? 4
+                                                                          : 0;
+        bool ok = len > 0 && i + len <= line.size();
+        for (std::size_t k = 1; ok && k < len; ++k)
+            ok = (static_cast<unsigned char>(line[i + k]) & 0xc0) == 0x80;
+        if (ok && len > 2) { // no overlong forms, surrogates or code points past U+10FFFF
+            const auto c1 = static_cast<unsigned char>(line[i + 1]);
+            ok = !(c == 0xe0 && c1 < 0xa0) && !(c == 0xed && c1 > 0x9f) &&
+                 !(c == 0xf0 && c1 < 0x90) && !(c == 0xf4 && c1 > 0x8f);
+        }
+        if (ok && len == 1 && (c < 0x20 || c == 0x7f))
+            ok = false;
+        if (!ok) {
+            out += '?';
+            ++i;
+            continue;
+        }
+        out.append(line.substr(i, len));
+        i += len;
+    }
+    return out;
+}
+
+std::string format_problems_comment(const sender_problems& p) {
+    std::string out(problems_prefix);
+    out += "count=";
+    out += std::to_string(std::max<std::uint64_t>(p.count, p.lines.size()));
+    const std::size_t n = std::min(p.lines.size(), sender_problems::max_lines);
+    for (std::size_t i = 0; i < n; ++i) {
+        out += '\n';
+        out += printable_line(p.lines[i]);
+    }
+    return out;
+}
+
+std::optional<sender_problems> parse_problems_comment(std::string_view s) {
+    if (s.substr(0, problems_prefix.size()) != problems_prefix)
+        return std::nullopt;
+    s.remove_prefix(problems_prefix.size());
+    sender_problems p;
+    if (!take_decimal(s, "count=", p.count))
+        return std::nullopt;
+    while (!s.empty()) {
+        if (s.front() != '\n')
+            return std::nullopt;
+        s.remove_prefix(1);
+        const std::size_t end = std::min(s.find('\n'), s.size());
+        if (p.lines.size() < sender_problems::max_lines)
+            p.lines.push_back(printable_line(s.substr(0, end)));
+        s.remove_prefix(end);
+    }
+    p.count = std::max<std::uint64_t>(p.count, p.lines.size());
+    return p;
 }
 
 } // namespace podpipe::tar

@@ -12,6 +12,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 struct XXH3_state_s;
 
@@ -75,5 +76,29 @@ std::string format_manifest_comment(const manifest& m);
 /// Parses the comment text written by format_manifest_comment(); nullopt if it is not exactly
 /// that form (another tool's comment, a different version, trailing bytes, overflow).
 std::optional<manifest> parse_manifest_comment(std::string_view comment);
+
+/// What a sender could not send as it is on its disk (a file it could not read, one that
+/// vanished, changed, shrank or grew while being read, a directory it could not list): the
+/// manifest covers what was sent, so this is how a receiver learns the tree is not the
+/// sender's. Carried in-band before the manifest (writer.hpp: append_problems).
+struct sender_problems {
+    std::uint64_t count = 0;        ///< all problems, also those not listed
+    std::vector<std::string> lines; ///< the first max_lines, one line each for people
+    static constexpr std::size_t max_lines = 100;
+    static constexpr std::size_t max_line_bytes = 512;
+};
+
+/// The comment text append_problems() writes: "podpipe-problems v1 count=N" then, for each
+/// line, '\n' and the line (control bytes replaced by '?', cut at max_line_bytes).
+std::string format_problems_comment(const sender_problems& p);
+
+/// Parses format_problems_comment()'s text; nullopt if it is not that form. Lines are cleaned
+/// again (a hostile sender may write anything): no control bytes, at most max_lines of at most
+/// max_line_bytes, and count is at least the number of lines.
+std::optional<sender_problems> parse_problems_comment(std::string_view comment);
+
+/// `line` fit for a terminal and a JSON string: control bytes, DEL and bytes that are not
+/// valid UTF-8 as '?', at most max_line_bytes bytes.
+std::string printable_line(std::string_view line);
 
 } // namespace podpipe::tar

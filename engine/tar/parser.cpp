@@ -185,6 +185,7 @@ public:
     result<void> finish();
 
     bool ended() const noexcept { return state_ == state::ended; }
+    bool end_marker_seen() const noexcept { return marker_seen_; }
     std::uint64_t bytes_consumed() const noexcept { return offset_; }
     const std::string& detail() const noexcept { return detail_; }
 
@@ -209,6 +210,7 @@ private:
     std::size_t pad_ = 0;             // padding bytes left
     std::size_t hdr_fill_ = 0;
     bool zero_seen_ = false;
+    bool marker_seen_ = false; // two zero blocks read (not only EOF on a boundary)
     meta_kind meta_kind_ = meta_kind::pax_local;
 
     alignas(8) std::byte hdr_[block_bytes];
@@ -335,6 +337,7 @@ result<void> parser::impl::process_header(const std::byte* h) {
                                                 "end-of-archive marker instead of an entry");
         if (zero_seen_) {
             state_ = state::ended;
+            marker_seen_ = true;
             return {};
         }
         zero_seen_ = true;
@@ -650,6 +653,9 @@ result<void> parser::impl::process_meta() {
                 if (auto m = parse_manifest_comment(value)) {
                     if (auto r = handler_.on_manifest(*m); !r)
                         return handler_failed(r.error(), "on_manifest");
+                } else if (auto p = parse_problems_comment(value)) {
+                    if (auto r = handler_.on_sender_problems(*p); !r)
+                        return handler_failed(r.error(), "on_sender_problems");
                 }
             }
             continue; // other global records do not affect extraction
@@ -702,6 +708,7 @@ parser::~parser() = default;
 result<void> parser::feed(std::span<const std::byte> bytes) { return impl_->feed(bytes); }
 result<void> parser::finish() { return impl_->finish(); }
 bool parser::ended() const noexcept { return impl_->ended(); }
+bool parser::end_marker_seen() const noexcept { return impl_->end_marker_seen(); }
 std::uint64_t parser::bytes_consumed() const noexcept { return impl_->bytes_consumed(); }
 std::string parser::last_error_detail() const { return impl_->detail(); }
 

@@ -43,6 +43,8 @@ public:
     /// A pax global header carrying a podpipe manifest comment (writer.hpp: append_end) was
     /// seen. Other global records are ignored.
     virtual result<void> on_manifest(const manifest& m) = 0;
+    /// A pax global header carrying a sender's problem report (writer.hpp: append_problems).
+    virtual result<void> on_sender_problems(const sender_problems&) { return {}; }
 };
 
 class parser {
@@ -70,6 +72,11 @@ public:
 
     /// End of archive seen: two zero blocks, or (after finish()) one zero block then EOF.
     bool ended() const noexcept;
+
+    /// The archive's end-of-archive marker (two zero blocks) was read. Unlike ended(), not
+    /// set by finish() accepting an archive that simply stops on a block boundary: a stream
+    /// format that always writes the marker (podpipe's) checks this to tell a cut stream.
+    bool end_marker_seen() const noexcept;
 
     /// Bytes of the stream processed so far, up to and including the end-of-archive marker
     /// (bytes ignored after it are not counted).

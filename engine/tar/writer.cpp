@@ -278,4 +278,10 @@ void append_end(const manifest& m, std::vector<std::byte>& out) {
     out.resize(out.size() + 2 * block_bytes);
 }
 
+void append_problems(const sender_problems& p, std::vector<std::byte>& out) {
+    std::string pax;
+    add_pax_record(pax, "comment", format_problems_comment(p));
+    append_pax(out, 'g', "pax_global_header", pax, 0);
+}
+
 } // namespace podpipe::tar

@@ -43,4 +43,9 @@ std::size_t padding_for(std::uint64_t content_bytes) noexcept;
 /// for it; parser reports it through parser_handler::on_manifest.
 void append_end(const manifest& m, std::vector<std::byte>& out);
 
+/// Appends a pax global header whose only record is "comment=<format_problems_comment(p)>"
+/// (ignored silently by other readers, as the manifest's); the parser reports it through
+/// parser_handler::on_sender_problems. Written just before append_end() when p.count > 0.
+void append_problems(const sender_problems& p, std::vector<std::byte>& out);
+
 } // namespace podpipe::tar

@@ -301,6 +301,46 @@ TEST_P(writer_test, ring_fault_loop_fails_cleanly) {
     EXPECT_EQ(count_fds(), fds_before);
 }
 
+// `d/`, files in d, then `d -> ../outside`: the directory cannot be replaced (it is not
+// empty), and that is what the error says every time, not a failed create of a file in it
+// whose directory was removed under it (the creates are still in flight when the symlink
+// entry comes).
+TEST_P(writer_test, symlink_over_a_directory_with_creates_in_flight_fails_one_way) {
+    for (int round = 0; round < 30; ++round) {
+        ASSERT_EQ(std::system(("rm -rf " + target).c_str()), 0);
+        auto w = tree_writer::open(target, opts());
+        ASSERT_TRUE(w);
+        ASSERT_TRUE((*w)->begin_entry(dir_entry("d")));
+        for (int i = 0; i < 20; ++i)
+            ASSERT_TRUE(put_file(**w, file_entry_of("d/f" + std::to_string(i), 3), "abc"));
+        auto r = (*w)->begin_entry(link_entry("d", "../../outside", file_kind::symlink));
+        ASSERT_FALSE(r) << "round " << round;
+        EXPECT_EQ(r.error(), errc::io_failed);
+        EXPECT_EQ((*w)->last_error_detail(),
+                  "replace existing directory 'd' failed: " + std::string(strerror(ENOTEMPTY)))
+            << "round " << round;
+        (*w)->abandon();
+        struct stat st {};
+        ASSERT_EQ(::lstat((target + "/d").c_str(), &st), 0);
+        EXPECT_TRUE(S_ISDIR(st.st_mode));
+        EXPECT_EQ(listing(target + "/d").size(), 22u); // the 20 files (and . ..) are whole
+        EXPECT_EQ(test::read_file(target + "/d/f19"), "abc");
+    }
+    expect_outside_untouched();
+}
+
+// abandon() removes the files it did not finish and keeps those it did.
+TEST_P(writer_test, abandon_removes_only_unfinished_files) {
+    auto w = open_writer(opts());
+    ASSERT_TRUE(put_file(*w, file_entry_of("done", 5), "hello"));
+    ASSERT_TRUE(w->begin_entry(file_entry_of("half", 10)));
+    ASSERT_TRUE(w->write(std::as_bytes(std::span("abcd", 4))));
+    const auto removed = w->abandon();
+    EXPECT_EQ(removed, std::vector<std::string>{"half"});
+    EXPECT_EQ(test::read_file(target + "/done"), "hello");
+    EXPECT_EQ(listing(target), (std::vector<std::string>{".", "..", "done"}));
+}
+
 INSTANTIATE_TEST_SUITE_P(modes, writer_test, ::testing::Bool(), test::mode_name);
 
 // On a tmpfs the writer uses plain syscalls unless told otherwise (see io_uring_on_tmpfs), and

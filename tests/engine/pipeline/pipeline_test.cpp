@@ -3,9 +3,12 @@
 
 #include "engine/common/error.hpp"
 #include "engine/pipeline/errors.hpp"
+#include "engine/tar/error.hpp"
+#include "engine/tar/writer.hpp"
 #include "tests/support/tree_fixture.hpp"
 
 #include <fcntl.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -244,6 +247,212 @@ TEST(pipeline, truncated_stream_is_an_error_at_every_cut) {
             EXPECT_EQ(got.error(), condition::bad_input) << got.error().message();
         }
     }
+}
+
+// Where each gzip member of a podpipe stream ends: its length is in the FEXTRA subfield, the
+// 4 bytes at offset 16 of the member (little-endian).
+std::vector<std::size_t> member_ends(const std::string& stream) {
+    std::vector<std::size_t> ends;
+    for (std::size_t pos = 0; pos + 20 <= stream.size();) {
+        std::uint32_t len = 0;
+        for (int i = 3; i >= 0; --i)
+            len = len << 8 | static_cast<unsigned char>(stream[pos + 16 + i]);
+        if (len == 0 || pos + len > stream.size())
+            break;
+        pos += len;
+        ends.push_back(pos);
+    }
+    return ends;
+}
+
+// The reproducer: many 100-byte files, so 64 KiB chunks end on tar header boundaries
+// and a cut between members is also a cut between entries.
+TEST(pipeline, podpipe_stream_cut_between_members_is_truncated) {
+    temp_dir tmp;
+    for (int i = 0; i < 600; ++i)
+        testing::write_file(tmp / "src/d" / ("f" + std::to_string(10000 + i)),
+                            std::string(99, static_cast<char>('a' + i % 26)) + "\n");
+    send_options opt;
+    opt.chunk_bytes = 64 * 1024;
+    pack_to(tmp / "src", tmp / "s.tgz", opt);
+    const std::string full = read_all(tmp / "s.tgz");
+    const auto ends = member_ends(full);
+    ASSERT_GT(ends.size(), 5u);
+    ASSERT_EQ(ends.back(), full.size()) << "the last member is the end member";
+    const std::string end_member = full.substr(ends[ends.size() - 2]);
+
+    const auto expect_truncated = [&](const std::string& stream, const std::string& what) {
+        write_all(tmp / "cut.tgz", stream);
+        fs::remove_all(tmp / "dst");
+        auto got = unpack_from(tmp / "cut.tgz", tmp / "dst");
+        ASSERT_FALSE(got) << what << " was accepted";
+        EXPECT_EQ(got.error(), errc::truncated) << what << ": " << got.error().message();
+        EXPECT_EQ(exit_status_for(got.error()), exit_bad_input) << what;
+        EXPECT_FALSE(last_failure_detail().empty()) << what;
+    };
+    // Every cut at a member boundary, including the one right before the end member.
+    for (std::size_t i = 0; i + 1 < ends.size(); ++i)
+        expect_truncated(full.substr(0, ends[i]), "a cut after member " + std::to_string(i));
+    expect_truncated(end_member, "a stream of only the end member");
+    // An end member in the middle: what follows it is never read, so the archive is cut.
+    for (std::size_t i : {std::size_t{0}, ends.size() / 2, ends.size() - 3})
+        expect_truncated(full.substr(0, ends[i]) + end_member + full.substr(ends[i]),
+                         "an end member after member " + std::to_string(i));
+
+    write_all(tmp / "whole.tgz", full);
+    fs::remove_all(tmp / "dst");
+    auto got = unpack_from(tmp / "whole.tgz", tmp / "dst");
+    ASSERT_TRUE(got) << got.error().message() << ": " << last_failure_detail();
+    EXPECT_TRUE(got->manifest_checked);
+    EXPECT_EQ(diff_trees(tmp / "src", tmp / "dst"), std::vector<std::string>{});
+}
+
+// Foreign streams keep tar's rules: a gzip'd tar that simply stops on an entry boundary
+// (no zero blocks) is accepted, as GNU tar accepts it.
+TEST(pipeline, foreign_tar_without_end_marker_keeps_tar_semantics) {
+    temp_dir tmp;
+    testing::write_file(tmp / "src/a", std::string(1000, 'a'));
+    testing::write_file(tmp / "src/b", std::string(100, 'b'));
+    ASSERT_EQ(run_shell("tar -C " + q(tmp / "src") + " -cf " + q(tmp / "t.tar") + " ./a ./b"), 0);
+    std::string tar = read_all(tmp / "t.tar");
+    // ./a: header + 2 content blocks; ./b: header + 1 block. Drop the zero blocks.
+    write_all(tmp / "t.tar", tar.substr(0, 5 * 512));
+    ASSERT_EQ(run_shell("gzip -kc " + q(tmp / "t.tar") + " > " + q(tmp / "t.tgz")), 0);
+    for (const char* name : {"t.tar", "t.tgz"}) {
+        fs::remove_all(tmp / "dst");
+        auto got = unpack_from(tmp / name, tmp / "dst");
+        ASSERT_TRUE(got) << name << ": " << got.error().message() << ": "
+                         << last_failure_detail();
+        EXPECT_EQ(read_all(tmp / "dst/b"), std::string(100, 'b')) << name;
+    }
+}
+
+// A plain tar of the given entries (files' content is their size in 'x' bytes).
+std::string tar_of(const std::vector<tar::entry>& entries) {
+    std::vector<std::byte> out;
+    for (const auto& e : entries) {
+        EXPECT_TRUE(tar::append_header(e, out)) << e.path;
+        out.resize(out.size() + e.size, std::byte{'x'});
+        out.resize(out.size() + tar::padding_for(e.size));
+    }
+    out.resize(out.size() + 1024);
+    return {reinterpret_cast<const char*>(out.data()), out.size()};
+}
+
+tar::entry tar_entry(std::string path, tar::entry_type type, std::uint64_t size = 0,
+                     std::string link = {}) {
+    tar::entry e;
+    e.path = std::move(path);
+    e.type = type;
+    e.mode = type == tar::entry_type::directory ? 0755 : 0644;
+    e.size = size;
+    e.link_target = std::move(link);
+    return e;
+}
+
+// The writer's own cause reaches the user: the system's reason and the entry it was about,
+// not the parser's "stopped by the receiver" at whichever entry it was parsing.
+TEST(pipeline, a_write_failure_says_its_cause) {
+    temp_dir tmp;
+    using tar::entry_type;
+    struct failing {
+        const char* name;
+        std::vector<tar::entry> entries;
+        std::string expected;
+    } cases[] = {
+        {"hardlink to a directory",
+         {tar_entry("d", entry_type::directory), tar_entry("h", entry_type::hardlink, 0, "d")},
+         "hardlink to 'd' as 'h' failed: " + std::string(std::strerror(EPERM))},
+        {"name too long",
+         {tar_entry("ok", entry_type::regular, 10),
+          tar_entry(std::string(300, 'n'), entry_type::regular, 10)},
+         std::string(std::strerror(ENAMETOOLONG))},
+    };
+    for (const auto& c : cases) {
+        write_all(tmp / "t.tar", tar_of(c.entries));
+        fs::remove_all(tmp / "dst");
+        auto got = unpack_from(tmp / "t.tar", tmp / "dst");
+        ASSERT_FALSE(got) << c.name;
+        EXPECT_EQ(exit_status_for(got.error()), exit_failure) << c.name;
+        EXPECT_NE(last_failure_detail().find(c.expected), std::string::npos)
+            << c.name << ": " << last_failure_detail();
+        EXPECT_EQ(last_failure_detail().find("stopped by the receiver"), std::string::npos)
+            << c.name << ": " << last_failure_detail();
+    }
+}
+
+// A full disk: the error names ENOSPC and a file that really failed, and no file is left
+// behind that looks complete but is not (those are removed, and the message says so).
+TEST(pipeline, a_full_disk_says_so_and_leaves_no_partial_file) {
+    if (::geteuid() != 0)
+        GTEST_SKIP() << "needs root to mount a small tmpfs";
+    temp_dir tmp;
+    const fs::path small = tmp / "small";
+    fs::create_directories(small);
+    if (::mount("tmpfs", small.c_str(), "tmpfs", 0, "size=1m") != 0)
+        GTEST_SKIP() << "cannot mount a tmpfs: " << std::strerror(errno);
+    struct unmount {
+        fs::path p;
+        ~unmount() { ::umount2(p.c_str(), MNT_DETACH); }
+    } guard{small};
+    for (int i = 0; i < 40; ++i)
+        testing::write_file(tmp / "src" / ("r" + std::to_string(i)),
+                            std::string(100 * 1024, static_cast<char>('a' + i % 26)));
+    send_options sopt;
+    sopt.chunk_bytes = 64 * 1024;
+    pack_to(tmp / "src", tmp / "s.tgz", sopt);
+    auto got = unpack_from(tmp / "s.tgz", small / "dst");
+    ASSERT_FALSE(got);
+    EXPECT_EQ(exit_status_for(got.error()), exit_failure);
+    const std::string detail = last_failure_detail();
+    EXPECT_NE(detail.find(std::strerror(ENOSPC)), std::string::npos) << detail;
+    EXPECT_EQ(detail.find("stopped by the receiver"), std::string::npos) << detail;
+    // Every file left in the target is whole; the one the detail names is gone.
+    std::size_t whole = 0;
+    for (const auto& e : fs::directory_iterator(small / "dst")) {
+        EXPECT_EQ(read_all(e.path()), read_all(tmp / "src" / e.path().filename()))
+            << e.path() << " was left partly written; " << detail;
+        ++whole;
+    }
+    EXPECT_LT(whole, 40u);
+    EXPECT_NE(detail.find("left unfinished"), std::string::npos) << detail;
+    const auto named = detail.find("write '");
+    ASSERT_NE(named, std::string::npos) << detail;
+    const auto end = detail.find('\'', named + 7);
+    const std::string failed_entry = detail.substr(named + 7, end - named - 7);
+    EXPECT_TRUE(fs::exists(tmp / "src" / failed_entry)) << detail;
+    EXPECT_FALSE(fs::exists(small / "dst" / failed_entry)) << detail;
+}
+
+// GNU sparse members are a stream podpipe cannot extract: exit 4 (bad input), as any other
+// stream it refuses, not 1 (an I/O error worth retrying).
+TEST(pipeline, gnu_sparse_archive_is_bad_input) {
+    temp_dir tmp;
+    fs::create_directories(tmp / "src");
+    ASSERT_EQ(run_shell("cd " + q(tmp / "src") + " && truncate -s 8M holes && printf x >> holes && "
+                        "tar -cSzf " + q(tmp / "sparse.tgz") + " holes"),
+              0);
+    auto got = unpack_from(tmp / "sparse.tgz", tmp / "dst");
+    ASSERT_FALSE(got);
+    EXPECT_EQ(got.error(), tar::errc::unsupported) << got.error().message();
+    EXPECT_EQ(exit_status_for(got.error()), exit_bad_input);
+}
+
+// A mismatch says which part of the manifest differs.
+TEST(pipeline, manifest_mismatch_says_what_differs) {
+    temp_dir tmp;
+    testing::write_file(tmp / "src/a", "hello");
+    pack_to(tmp / "src", tmp / "s.tgz", send_options{});
+    // Rewrite the stream with one byte of content changed but the manifest kept.
+    fs::create_directories(tmp / "x");
+    ASSERT_EQ(run_shell("gzip -dc " + q(tmp / "s.tgz") + " | sed 's/hello/hellO/' > " +
+                        q(tmp / "x.tar")),
+              0);
+    auto got = unpack_from(tmp / "x.tar", tmp / "dst");
+    ASSERT_FALSE(got);
+    EXPECT_EQ(got.error(), errc::manifest_mismatch);
+    EXPECT_NE(last_failure_detail().find("the digests differ (same 2 entries"), std::string::npos)
+        << last_failure_detail();
 }
 
 TEST(pipeline, corrupt_member_is_an_error) {

@@ -1,4 +1,6 @@
 #include "engine/tar/manifest.hpp"
+#include "engine/tar/parser.hpp"
+#include "engine/tar/writer.hpp"
 
 #include "tests/engine/tar/tar_test_util.hpp"
 
@@ -157,6 +159,53 @@ TEST(tar_manifest, comment_rejects_malformed) {
          }) {
         EXPECT_FALSE(parse_manifest_comment(bad)) << "'" << bad << "'";
     }
+}
+
+TEST(tar_problems, comment_round_trip_and_cleaning) {
+    sender_problems p;
+    p.count = 3;
+    p.lines = {"cannot read 'a': Permission denied; skipped", "file 'b' shrank by 5 bytes"};
+    auto back = parse_problems_comment(format_problems_comment(p));
+    ASSERT_TRUE(back);
+    EXPECT_EQ(back->count, 3u);
+    EXPECT_EQ(back->lines, p.lines);
+    // A hostile sender: terminal escapes, bad UTF-8, a count below its lines, too many lines.
+    std::string hostile = "podpipe-problems v1 count=0\n\x1b]0;owned\x07\n\xff\xc3(ok \xc3\xa9";
+    for (int i = 0; i < 300; ++i)
+        hostile += "\nline";
+    back = parse_problems_comment(hostile);
+    ASSERT_TRUE(back);
+    EXPECT_EQ(back->lines.size(), sender_problems::max_lines);
+    EXPECT_GE(back->count, back->lines.size());
+    EXPECT_EQ(back->lines[0], "?]0;owned?");
+    EXPECT_EQ(back->lines[1], "??(ok \xc3\xa9");
+    EXPECT_EQ(printable_line(std::string(2000, 'x')).size(), sender_problems::max_line_bytes);
+    EXPECT_EQ(printable_line("\xed\xa0\x80 \xe0\x80\x80"), "??? ???"); // surrogate, overlong
+    for (std::string_view bad : {"", "podpipe-problems v1 count=", "podpipe-problems v2 count=1",
+                                 "podpipe-problems v1 count=1x", "podpipe-manifest v1 count=1"})
+        EXPECT_FALSE(parse_problems_comment(bad)) << "'" << bad << "'";
+}
+
+// The report travels in its own global header before the manifest; the parser hands it over.
+TEST(tar_problems, parser_reports_them_from_the_archive) {
+    sender_problems p{2, {"file 'x' vanished before it could be read; skipped"}};
+    std::vector<std::byte> out;
+    append_problems(p, out);
+    append_end(manifest{0, 0, 1}, out);
+    struct handler : testing::collector {
+        std::vector<sender_problems> got;
+        result<void> on_sender_problems(const sender_problems& s) override {
+            got.push_back(s);
+            return {};
+        }
+    } h;
+    parser parse(h);
+    ASSERT_TRUE(testing::parse_all(out, parse));
+    ASSERT_EQ(h.got.size(), 1u);
+    EXPECT_EQ(h.got[0].count, 2u);
+    EXPECT_EQ(h.got[0].lines, p.lines);
+    ASSERT_EQ(h.manifests.size(), 1u);
+    EXPECT_TRUE(h.entries.empty());
 }
 
 } // namespace
