@@ -187,6 +187,11 @@ result<hook_env, hook_error> read_env(const env_map& env) {
             return fail(bad("PODPIPE_RECV_PATH", r, "expected an absolute path in the pod"));
         e.recv_path = r;
     }
+    if (const std::string a = get(env, "PODPIPE_ALLOW_INCOMPLETE"); !a.empty()) {
+        if (a != "true" && a != "false")
+            return fail(bad("PODPIPE_ALLOW_INCOMPLETE", a, "expected true or false"));
+        e.allow_incomplete = a == "true";
+    }
     return e;
 }
 

@@ -68,6 +68,9 @@ struct hook_env {
     /// PODPIPE_RECV_PATH: the directory of the in-pod `podpipe` binary; default /__e/podpipe (the runner image's
     /// externals reach the job pod at /__e).
     std::string recv_path = "/__e/podpipe";
+    /// PODPIPE_ALLOW_INCOMPLETE=true: a copy whose sender could not read some files (or saw
+    /// them change while reading) succeeds with warnings; by default it fails the command.
+    bool allow_incomplete = false;
 
     /// Fallbacks taken, as the reference words them (for ::warning:: lines).
     std::vector<std::string> warnings;

@@ -21,6 +21,7 @@ k8s::copy_options copy_options_for(const hook_session& s) {
     o.memory_bytes = s.env.memory_budget_bytes;
     o.pod_binary = s.env.recv_path + "/podpipe";
     o.verify = true;
+    o.allow_incomplete = s.env.allow_incomplete;
     hook_log* log = &s.log;
     o.on_info = [log](const std::string& line) { log->debug(line); };
     return o;
@@ -57,12 +58,16 @@ result<k8s::copy_outcome, hook_error> grouped_copy(hook_session& s, const std::s
                                                    const std::function<k8s::copy_outcome()>& run) {
     s.log.group(title);
     k8s::copy_outcome out = run();
-    if (!out.ok() && out.exit_code == pipeline::exit_failure && !s.stop.stop_requested()) {
+    if (!out.ok() && out.exit_code == pipeline::exit_failure && !s.stop.stop_requested() &&
+        out.stats.problems.count == 0) {
         // Dropped connections and killed execs end like this; the receiver overwrites what it
-        // already has, so a second attempt is safe. Corrupt or unsafe streams are not retried.
+        // already has, so a second attempt is safe. Corrupt or unsafe streams are not retried,
+        // nor copies whose sender could not read some files (a second read would not either).
         s.log.warning(what + " failed, trying once more: " + out.error);
         out = run();
     }
+    if (out.ok() && out.stats.problems.count > 0) // PODPIPE_ALLOW_INCOMPLETE=true
+        s.log.warning(what + ": " + k8s::problems_text(out.stats.problems));
     if (out.ok())
         s.log.info(what + ": " + transfer_summary(out));
     else

@@ -302,6 +302,10 @@ result<externals_sync, hook_error> sync_externals(const std::string& source, con
             return fail(make_error(errc::transfer, "copying the externals " + source + " -> " + dest +
                                                        ": writing: " + got.error().message() + " " +
                                                        pipeline::last_failure_detail()));
+        if (got->problems.count > 0) // no marker: the next job copies them again
+            return fail(make_error(errc::transfer, "copying the externals " + source + " -> " +
+                                                       dest + ": " +
+                                                       k8s::problems_text(got->problems)));
         out.files = got->files;
         out.bytes = got->content_bytes;
     }

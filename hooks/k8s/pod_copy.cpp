@@ -5,6 +5,7 @@
 #include "engine/pipeline/recv.hpp"
 #include "engine/pipeline/send.hpp"
 #include "hooks/k8s/client.hpp"
+#include "hooks/k8s/json.hpp"
 
 #include <atomic>
 #include <chrono>
@@ -92,6 +93,21 @@ std::uint64_t json_u64(std::string_view json, std::string_view key) {
         v = v * 10 + static_cast<std::uint64_t>(json[i] - '0');
     return v;
 }
+
+} // namespace
+
+std::string problems_text(const tar::sender_problems& p) {
+    std::string s = std::to_string(p.count) +
+                    (p.count == 1 ? " entry was" : " entries were") +
+                    " not copied as they are on the sender's disk";
+    for (const auto& line : p.lines)
+        s += "\n  " + tar::printable_line(line);
+    if (p.count > p.lines.size())
+        s += "\n  ... and " + std::to_string(p.count - p.lines.size()) + " more";
+    return s;
+}
+
+namespace {
 
 std::string trim(std::string s) {
     while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' '))
@@ -234,13 +250,20 @@ struct pod_copier::impl {
         return o;
     }
 
-    static copy_outcome finish(const char* verb, std::string where, const pipeline::transfer_stats& s,
-                               const std::string& remote_report) {
+    // A copy that went through. It fails after all when the sender could not send everything
+    // as it is on its disk (the manifest covers only what was sent), unless allowed.
+    copy_outcome finish(const char* verb, std::string where, const pipeline::transfer_stats& s,
+                        const std::string& remote_report) const {
         copy_outcome o;
         o.verb = verb;
         o.where = std::move(where);
         o.stats = s;
         o.remote_report = trim(remote_report);
+        if (s.problems.count > 0 && !opt_.allow_incomplete) {
+            o.exit_code = pipeline::exit_failure;
+            o.error = o.where + ": " + problems_text(s.problems) +
+                      "; the copy is not the source's tree (allow it with --allow-incomplete)";
+        }
         return o;
     }
 
@@ -326,6 +349,8 @@ copy_outcome pod_copier::impl::local_to_pod(const std::string& src, const pod_en
                     dst.loc.path + " is not confirmed");
     }
     sent->seconds = std::chrono::duration<double>(clock_type::now() - t0).count(); // until the pod confirmed
+    // The pod's receiver checked what we sent against our manifest: the summary says so.
+    sent->manifest_checked = report.find("\"checked\":true") != std::string::npos;
     return finish("copied", src + " -> " + dst.name() + ":" + dst.loc.path, *sent, report);
 }
 
@@ -483,6 +508,14 @@ copy_outcome pod_copier::impl::pod_to_pod(const pod_end& src, const pod_end& dst
     s.content_bytes = json_u64(report, "content_bytes");
     s.chunks = json_u64(report, "chunks");
     s.manifest_checked = report.find("\"checked\":true") != std::string::npos;
+    if (!trim(report).empty()) {
+        auto problems = parse_report_problems(trim(report));
+        if (!problems) {
+            return failed(pipeline::exit_failure, "pod " + dst.name() + ": " +
+                                                      problems.error().what());
+        }
+        s.problems = std::move(*problems);
+    }
     s.wire_bytes = progress().wire_bytes.load();
     s.seconds = std::chrono::duration<double>(clock_type::now() - t0).count();
     return finish("relayed", src.name() + ":" + src.loc.path + " -> " + dst.name() + ":" +

@@ -48,6 +48,9 @@ struct copy_options {
     std::size_t memory_bytes = 256u << 20;
     std::vector<std::string> excludes; ///< applied by whichever side can filter
     bool verify = true;            ///< require the manifest where podpipe receives podpipe
+    /// A copy whose sender reported entries it could not send as they are on its disk
+    /// (transfer_stats::problems) succeeds with warnings instead of failing.
+    bool allow_incomplete = false;
     std::string pod_binary = "/__e/podpipe/podpipe"; ///< "none": always the pod's tar
     bool offer_v5 = true;          ///< false: v4.channel.k8s.io only
     pipeline::live_progress* progress = nullptr; ///< updated while a copy runs
@@ -64,6 +67,10 @@ struct copy_outcome {
 
     bool ok() const { return exit_code == 0; }
 };
+
+/// "N entries were not copied as they are on the sender's disk" and the sender's lines, one
+/// per line below it: for errors and warnings about a copy with problems.
+std::string problems_text(const tar::sender_problems& p);
 
 class pod_copier {
 public:

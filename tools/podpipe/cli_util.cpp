@@ -175,6 +175,19 @@ std::string stats_json(std::string_view direction, const pipeline::transfer_stat
                   s.manifest.entries, s.manifest.content_bytes, s.manifest.digest,
                   s.manifest_checked ? "true" : "false");
     out += buf;
+    // What the sender could not send as it is on its disk (lines are valid UTF-8 without
+    // control bytes: tar::printable_line), so a pod's report carries them to the caller.
+    out += "\"problem_count\":" + std::to_string(s.problems.count) + ",\"problem_lines\":[";
+    for (std::size_t i = 0; i < s.problems.lines.size(); ++i) {
+        out += i ? ",\"" : "\"";
+        for (char c : tar::printable_line(s.problems.lines[i])) {
+            if (c == '"' || c == '\\')
+                out += '\\';
+            out += c;
+        }
+        out += '"';
+    }
+    out += "],";
     // The whole process: CPU time of every thread and the peak resident set so far.
     struct rusage ru {};
     ::getrusage(RUSAGE_SELF, &ru);
@@ -212,6 +225,29 @@ std::string stats_json(std::string_view direction, const pipeline::transfer_stat
     return out;
 }
 
+int problems_exit(std::string_view verb, const pipeline::transfer_stats& s, bool allow,
+                  bool list) {
+    const tar::sender_problems& p = s.problems;
+    if (p.count == 0)
+        return exit_ok;
+    std::fprintf(stderr, "podpipe: %.*s: %" PRIu64 " %s not sent as on the sender's disk%s\n",
+                 static_cast<int>(verb.size()), verb.data(), p.count,
+                 p.count == 1 ? "entry was" : "entries were", list ? ":" : " (see above)");
+    if (list) {
+        for (const std::string& line : p.lines)
+            std::fprintf(stderr, "  %s\n", tar::printable_line(line).c_str());
+        if (p.count > p.lines.size())
+            std::fprintf(stderr, "  ... and %" PRIu64 " more\n", p.count - p.lines.size());
+    }
+    if (allow) {
+        std::fprintf(stderr, "podpipe: accepted (--allow-incomplete)\n");
+        return exit_ok;
+    }
+    std::fprintf(stderr, "podpipe: the copy is not the sender's tree; --allow-incomplete "
+                         "accepts it with these warnings\n");
+    return exit_failure;
+}
+
 bool write_text_file(const std::string& path, const std::string& text) {
     if (path == "-") {
         return std::fwrite(text.data(), 1, text.size(), stderr) == text.size();
@@ -229,8 +265,16 @@ std::string summary_line(std::string_view verb, const pipeline::transfer_stats& 
                   "(%.1f MB on the wire, %" PRIu64 " chunks) in %.2f s, %.1f MB/s%s",
                   static_cast<int>(verb.size()), verb.data(), s.files, s.directories,
                   s.symlinks + s.hardlinks, mb(s.content_bytes), mb(s.wire_bytes), s.chunks,
-                  s.seconds, rate, s.manifest_checked ? ", manifest verified" : "");
-    return buf;
+                  s.seconds, rate,
+                  s.problems.count > 0  ? ""
+                  : s.manifest_checked ? ", manifest verified"
+                                       : "");
+    std::string line = buf;
+    if (s.problems.count > 0)
+        line += ", NOT verified: " + std::to_string(s.problems.count) +
+                (s.problems.count == 1 ? " entry was" : " entries were") +
+                " not copied as they are on the sender's disk";
+    return line;
 }
 
 } // namespace podpipe::cli

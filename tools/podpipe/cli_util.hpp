@@ -62,6 +62,13 @@ private:
     std::jthread thread_;
 };
 
+/// After a transfer that went through: if the sender reported entries it could not send as
+/// they are on its disk, says so on stderr (with the sender's lines when `list`: a local
+/// sender has printed them already as warnings) and returns exit_failure, or exit_ok when
+/// `allow` (--allow-incomplete). exit_ok when there were none.
+int problems_exit(std::string_view verb, const pipeline::transfer_stats& s, bool allow,
+                  bool list);
+
 /// The transfer as one JSON object (per-stage counters included), for --stats-json.
 std::string stats_json(std::string_view direction, const pipeline::transfer_stats& s);
 

@@ -39,6 +39,9 @@ int report(const cp_flags& f, const k8s::copy_outcome& o) {
         return o.exit_code;
     }
     std::fprintf(stderr, "podpipe: %s (%s)\n", summary_line(o.verb, o.stats).c_str(), o.where.c_str());
+    if (o.stats.problems.count > 0) // allowed (--allow-incomplete), still said
+        std::fprintf(stderr, "podpipe: cp: warning: %s\n",
+                     k8s::problems_text(o.stats.problems).c_str());
     if (f.stats_json.empty())
         return exit_ok;
     std::string json = trim(stats_json("cp", o.stats));
@@ -80,6 +83,7 @@ result<k8s::copy_options, std::string> copy_options_from(const cp_flags& f) {
     o.memory_bytes = static_cast<std::size_t>(*memory);
     o.excludes = f.excludes;
     o.verify = !f.no_verify;
+    o.allow_incomplete = f.allow_incomplete;
     o.pod_binary = f.pod_binary;
     o.offer_v5 = !f.exec_v4;
     pipeline::send_options check;

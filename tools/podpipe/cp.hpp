@@ -18,6 +18,7 @@ struct cp_flags {
     std::vector<std::string> excludes;
     bool progress = false;
     bool no_verify = false;
+    bool allow_incomplete = false; ///< a sender's problems are warnings, not a failure
     std::string stats_json;
     /// Where the in-pod podpipe is looked for; "none" = always use the pod's tar.
     std::string pod_binary = "/__e/podpipe/podpipe";

@@ -45,6 +45,7 @@ struct pack_flags : common_flags {
     std::string chunk = "1M";
     std::vector<std::string> excludes;
     bool acks = false; ///< send: read the receiver's acknowledgements on stdin (see acks.hpp)
+    bool allow_incomplete = false; ///< pack: files not read as on disk are warnings only
 };
 
 struct unpack_flags : common_flags {
@@ -56,6 +57,7 @@ struct unpack_flags : common_flags {
     bool report = false;    ///< recv: print the stats JSON on stdout when done
     bool acks = false;      ///< recv: acknowledge the stream's start on stdout (see acks.hpp)
     std::vector<std::string> excludes; ///< recv: entries not to write
+    bool allow_incomplete = false; ///< unpack: accept a stream whose sender reported problems
 };
 
 void add_common(CLI::App& cmd, common_flags& f) {
@@ -156,7 +158,10 @@ int run_pack(const pack_flags& f) {
     }
     if (!r)
         return report_failure(f.pod_side ? "send" : "pack", r.error());
-    return finish_ok("packed", f, *r);
+    if (const int done = finish_ok("packed", f, *r); done != cli::exit_ok)
+        return done;
+    // The in-pod sender reports its problems in the stream; the receiving side decides.
+    return f.pod_side ? cli::exit_ok : cli::problems_exit("pack", *r, f.allow_incomplete, false);
 }
 
 int run_unpack(const unpack_flags& f) {
@@ -199,7 +204,10 @@ int run_unpack(const unpack_flags& f) {
         if (std::fwrite(json.data(), 1, json.size(), stdout) != json.size() || std::fflush(stdout) != 0)
             return cli::exit_failure;
     }
-    return finish_ok("unpacked", f, *r);
+    if (const int done = finish_ok("unpacked", f, *r); done != cli::exit_ok)
+        return done;
+    // recv's report carries the problems to the caller, which decides.
+    return f.pod_side ? cli::exit_ok : cli::problems_exit("unpack", *r, f.allow_incomplete, true);
 }
 
 int run(int argc, char** argv) {
@@ -223,6 +231,9 @@ int run(int argc, char** argv) {
     pack->add_option("--chunk-size", pf.chunk, "Uncompressed bytes per gzip member, 64K..8M (default 1M)");
     pack->add_option("--exclude", pf.excludes,
                      "Skip paths matching this pattern (GNU tar --exclude rules); repeatable");
+    pack->add_flag("--allow-incomplete", pf.allow_incomplete,
+                   "Exit 0 even if some files could not be read, or changed while being read "
+                   "(they are warnings; the stream tells the receiver)");
     add_common(*pack, pf);
 
     unpack_flags uf;
@@ -234,6 +245,9 @@ int run(int argc, char** argv) {
     unpack->add_flag("--require-manifest", uf.require_manifest,
                      "Fail unless the stream carries a podpipe manifest (and it matches)");
     unpack->add_flag("--same-owner", uf.same_owner, "Restore owners (uid/gid) from the stream");
+    unpack->add_flag("--allow-incomplete", uf.allow_incomplete,
+                     "Exit 0 even if the sender reported files it could not send as they are "
+                     "on its disk (printed as warnings)");
     add_common(*unpack, uf);
 
     // The in-pod ends of `podpipe cp`: the caller runs them through exec, stdin/stdout carry the
@@ -284,6 +298,9 @@ int run(int argc, char** argv) {
     cp->add_flag("--progress", cf.progress, "Print bytes and MB/s to stderr while running");
     cp->add_flag("--no-verify", cf.no_verify,
                  "Do not require the receiver to check the stream against its manifest");
+    cp->add_flag("--allow-incomplete", cf.allow_incomplete,
+                 "Exit 0 even if the sender could not read some files, or they changed while "
+                 "being read (listed as warnings; by default the copy fails)");
     cp->add_option("--stats-json", cf.stats_json,
                    "Write the transfer's counters (and the pod side's) as JSON to FILE (- = stderr)");
     cp->add_option("--pod-binary", cf.pod_binary,

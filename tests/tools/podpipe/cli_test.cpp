@@ -96,6 +96,53 @@ TEST(podpipe_cli, exit_codes_say_what_went_wrong) {
         << out;
 }
 
+// A file the sender cannot read (run as nobody; root reads everything): the stream says so
+// in-band, and neither pack nor unpack calls the copy good unless told to accept it.
+TEST(podpipe_cli, files_the_sender_could_not_read_fail_the_copy_unless_allowed) {
+    temp_dir tmp;
+    testing::write_file(tmp / "src/ok.txt", "fine\n");
+    testing::write_file(tmp / "src/secret", "hidden\n");
+    ASSERT_EQ(run_shell("chmod 755 " + q(tmp.path()) + " " + q(tmp / "src") + " && chmod 000 " +
+                        q(tmp / "src/secret") + " && mkdir -m 777 " + q(tmp / "out")),
+              0);
+    const std::string as_nobody = "setpriv --reuid 65534 --regid 65534 --clear-groups ";
+    std::string out;
+    EXPECT_EQ(run_shell_capture(as_nobody + exe + " pack " + q(tmp / "src") + " -o " +
+                                    q(tmp / "out/s.tgz"),
+                                out),
+              cli::exit_failure)
+        << out;
+    EXPECT_NE(out.find("cannot read 'secret'"), std::string::npos) << out;
+    EXPECT_NE(out.find("1 entry was not sent as on the sender's disk"), std::string::npos) << out;
+    EXPECT_NE(out.find("NOT verified"), std::string::npos) << out;
+    ASSERT_EQ(run_shell_capture(as_nobody + exe + " pack " + q(tmp / "src") + " -o " +
+                                    q(tmp / "out/s.tgz") + " --allow-incomplete",
+                                out),
+              0)
+        << out;
+
+    // The receiver learns it from the stream, lists it, and fails unless told otherwise.
+    EXPECT_EQ(run_shell_capture(exe + " unpack " + q(tmp / "dst") + " -i " + q(tmp / "out/s.tgz"),
+                                out),
+              cli::exit_failure)
+        << out;
+    EXPECT_NE(out.find("  cannot read 'secret'"), std::string::npos) << out;
+    EXPECT_NE(out.find("NOT verified"), std::string::npos) << out;
+    EXPECT_EQ(out.find("manifest verified"), std::string::npos) << out;
+    ASSERT_EQ(run_shell_capture("cat " + q(tmp / "dst/ok.txt"), out), 0);
+    EXPECT_EQ(out, "fine\n");
+    ASSERT_EQ(run_shell_capture(exe + " unpack " + q(tmp / "dst2") + " -i " +
+                                    q(tmp / "out/s.tgz") + " --allow-incomplete",
+                                out),
+              0)
+        << out;
+    EXPECT_NE(out.find("  cannot read 'secret'"), std::string::npos) << out;
+    // Plain tar reads the report as a comment, silently.
+    ASSERT_EQ(run_shell_capture("tar tzf " + q(tmp / "out/s.tgz") + " 2>&1", out), 0);
+    EXPECT_EQ(out.find("Ignoring"), std::string::npos) << out;
+    EXPECT_EQ(out.find("warning"), std::string::npos) << out;
+}
+
 TEST(podpipe_cli, parse_size_units) {
     EXPECT_EQ(cli::parse_size("1M"), 1u << 20);
     EXPECT_EQ(cli::parse_size("256K"), 256u << 10);

@@ -139,6 +139,40 @@ TEST_F(cp_test, pod_to_pod_through_the_callers_memory) {
     EXPECT_EQ(diff_trees(src_, tmp_ / "c", /*compare_mtimes=*/false), std::vector<std::string>{});
 }
 
+// A pod running as uid 1001 whose tree has a file it cannot read: out of the pod and between
+// pods, the copy fails by default and names the file (the in-pod sender reports it in the
+// stream, the receiving pod in its report); --allow-incomplete accepts it with the warning.
+TEST_F(cp_test, files_the_pods_sender_cannot_read_are_not_hidden) {
+    std::string yaml = pod_yaml("u1001", PODPIPE_BB_IMAGE);
+    const std::string spec = "spec:\n";
+    yaml.replace(yaml.find(spec), spec.size(), "spec:\n  securityContext: {runAsUser: 1001}\n");
+    create_pod(yaml);
+    ASSERT_EQ(wait_phase("u1001", "Running"), "Running");
+    auto made = kubectl("exec u1001 -- sh -c 'mkdir -p /data/p && echo fine > /data/p/ok && "
+                        "echo hidden > /data/p/secret && chmod 000 /data/p/secret && id -u'");
+    ASSERT_EQ(made.exit_code, 0) << made.output;
+    ASSERT_NE(made.output.find("1001"), std::string::npos) << made.output;
+
+    auto out = cp("u1001:/data/p " + q(tmp_ / "p"));
+    EXPECT_EQ(out.exit_code, 1) << out.output;
+    EXPECT_NE(out.output.find("cannot read 'secret'"), std::string::npos) << out.output;
+    EXPECT_NE(out.output.find("not copied as they are on the sender's disk"), std::string::npos)
+        << out.output;
+    EXPECT_EQ(out.output.find("manifest verified"), std::string::npos) << out.output;
+
+    auto p2p = cp("u1001:/data/p bb:/data/p");
+    EXPECT_EQ(p2p.exit_code, 1) << p2p.output;
+    EXPECT_NE(p2p.output.find("cannot read 'secret'"), std::string::npos) << p2p.output;
+
+    auto allowed = cp("--allow-incomplete u1001:/data/p " + q(tmp_ / "p2"));
+    ASSERT_EQ(allowed.exit_code, 0) << allowed.output;
+    EXPECT_NE(allowed.output.find("warning"), std::string::npos) << allowed.output;
+    EXPECT_NE(allowed.output.find("cannot read 'secret'"), std::string::npos) << allowed.output;
+    EXPECT_NE(allowed.output.find("NOT verified"), std::string::npos) << allowed.output;
+    EXPECT_TRUE(fs::exists(tmp_ / "p2/ok"));
+    EXPECT_FALSE(fs::exists(tmp_ / "p2/secret"));
+}
+
 TEST_F(cp_test, large_file_through_a_throttled_link) {
     ASSERT_EQ(shell("head -c 120000000 /dev/urandom > " + q(src_ / "big.bin")).exit_code, 0);
     faults(R"({"throttle": {"bytesPerSecond": 200000000, "latencyMicroseconds": 2000}})");
