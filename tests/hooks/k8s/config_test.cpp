@@ -357,6 +357,32 @@ printf '{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential",
     EXPECT_EQ(creds(*c).bearer_token, "exec-token-3");
 }
 
+// A credential that expires after 2262 (past libstdc++'s int64-nanosecond system_clock) is cached
+// like any other: it must not wrap into the past and run the plugin on every API call.
+TEST_F(K8sConfig, ExecPluginFarFutureExpiryIsCached) {
+    write("bin/get-token", R"(#!/bin/sh
+n=$(cat "$COUNTER" 2>/dev/null || echo 0); n=$((n+1)); echo $n > "$COUNTER"
+printf '{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential","status":{"token":"far-%s","expirationTimestamp":"9999-12-31T23:59:59Z"}}' "$n"
+)",
+          true);
+    src_.kubeconfig =
+        write("kc", exec_kubeconfig(R"(      apiVersion: client.authentication.k8s.io/v1
+      command: bin/get-token
+      env: [{name: COUNTER, value: )" +
+                                    (dir_ / "counter").string() + R"(}]
+      interactiveMode: Never
+)"));
+    auto c = load_config(src_);
+    ASSERT_TRUE(c) << c.error().what();
+    EXPECT_EQ(creds(*c).bearer_token, "far-1");
+    EXPECT_EQ(creds(*c).bearer_token, "far-1");
+    clock_.advance(24h * 365 * 100);
+    EXPECT_EQ(creds(*c).bearer_token, "far-1");
+    auto plugin = std::dynamic_pointer_cast<exec_credential_plugin>(c->credentials);
+    ASSERT_TRUE(plugin);
+    EXPECT_EQ(plugin->runs(), 1);
+}
+
 TEST_F(K8sConfig, ExecPluginV1beta1FromPathWithClientCert) {
     write("bin/certplugin", R"(#!/bin/sh
 cat <<'EOF'
@@ -477,6 +503,27 @@ TEST(Rfc3339, Parses) {
     EXPECT_FALSE(parse_rfc3339("2023-02-30T00:00:00Z"));
     EXPECT_FALSE(parse_rfc3339("2023-11-14T22:13:20"));
     EXPECT_FALSE(parse_rfc3339("2023-11-14T22:13:20Zjunk"));
+}
+
+// system_clock counts int64 nanoseconds (libstdc++): 1677-09-21 to 2262-04-11. Valid RFC 3339
+// stamps outside that range clamp to its ends instead of overflowing (which wrapped 9999 into
+// the past, and is undefined behaviour).
+TEST(Rfc3339, OutOfRangeYearsClampToTheEnds) {
+    using namespace std::chrono;
+    using tp = system_clock::time_point;
+    auto last = parse_rfc3339("2262-04-11T23:47:16Z");
+    ASSERT_TRUE(last);
+    EXPECT_EQ(duration_cast<seconds>(last->time_since_epoch()).count(), 9223372036);
+    EXPECT_EQ(parse_rfc3339("2262-04-11T23:47:17Z"), tp::max());
+    EXPECT_EQ(parse_rfc3339("2262-04-12T00:47:17+01:00"), tp::max());
+    EXPECT_EQ(parse_rfc3339("6665-05-01T10:00:01Z"), tp::max());
+    EXPECT_EQ(parse_rfc3339("9999-12-31T23:59:59Z"), tp::max());
+    EXPECT_EQ(parse_rfc3339("9999-12-31T23:59:59.999-23:59"), tp::max());
+    EXPECT_EQ(parse_rfc3339("1677-09-21T00:12:43Z"), tp::min());
+    EXPECT_EQ(parse_rfc3339("0000-01-01T00:00:00+23:59"), tp::min());
+    auto first = parse_rfc3339("1677-09-21T00:12:44Z");
+    ASSERT_TRUE(first);
+    EXPECT_EQ(duration_cast<seconds>(first->time_since_epoch()).count(), -9223372036);
 }
 
 } // namespace
