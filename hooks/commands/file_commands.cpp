@@ -5,7 +5,6 @@
 #include <array>
 #include <cerrno>
 #include <cstring>
-#include <dirent.h>
 #include <fcntl.h>
 #include <filesystem>
 #include <sys/stat.h>
@@ -61,27 +60,14 @@ std::string refused(std::string_view name, std::string_view what, std::string_vi
 
 std::string errno_text(int err) { return std::error_code(err, std::system_category()).message(); }
 
-// The names in directory `fd` (without "." and ".."), read through a duplicate of `fd`.
-result<std::vector<std::string>, int> list_names(int fd) {
-    unique_fd copy(::fcntl(fd, F_DUPFD_CLOEXEC, 0));
-    if (!copy)
-        return fail(errno);
-    DIR* d = ::fdopendir(copy.get());
-    if (d == nullptr)
-        return fail(errno);
-    (void)copy.release(); // closedir closes it
+// The names in `dir`, listed by path: what is done with each name goes through a descriptor.
+result<std::vector<std::string>, std::error_code> list_names(const std::string& dir) {
+    std::error_code ec;
     std::vector<std::string> names;
-    errno = 0;
-    while (const dirent* e = ::readdir(d)) {
-        const std::string_view n = e->d_name;
-        if (n != "." && n != "..")
-            names.emplace_back(n);
-        errno = 0;
-    }
-    const int err = errno;
-    ::closedir(d);
-    if (err != 0)
-        return fail(err);
+    for (std::filesystem::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec))
+        names.push_back(it->path().filename().string());
+    if (ec)
+        return fail(ec);
     return names;
 }
 
@@ -110,10 +96,10 @@ result<std::vector<std::string>, hook_error> adopt_file_commands(const std::stri
         const int err = errno;
         return fail(make_error(errc::transfer, "opening " + dest + ": " + errno_text(err)));
     }
-    auto names = list_names(from.get());
+    auto names = list_names(stage);
     if (!names)
         return fail(
-            make_error(errc::transfer, "listing " + stage + ": " + errno_text(names.error())));
+            make_error(errc::transfer, "listing " + stage + ": " + names.error().message()));
     std::vector<std::string> warnings;
     for (const auto& name : *names) {
         struct stat st {};
@@ -166,10 +152,10 @@ std::vector<std::string> refuse_irregular_file_commands(const std::string& dir) 
         }
         return warnings;
     }
-    auto names = list_names(d.get());
+    auto names = list_names(dir);
     if (!names) {
         warnings.push_back("cannot list the file commands in " + dir + ": " +
-                           errno_text(names.error()));
+                           names.error().message());
         return warnings;
     }
     for (const auto& name : *names) {
