@@ -40,6 +40,10 @@ protected:
         return p;
     }
 
+    // bin/get-token counts its runs in dir_/counter and prints the token exec-token-<run>,
+    // expiring at `expiry`; it fails without the exec info and args the kubeconfig gives it.
+    void use_counting_plugin(std::string_view expiry);
+
     credentials creds(const cluster_config& c) {
         auto r = c.credentials->current();
         EXPECT_TRUE(r) << (r ? "" : r.error().what());
@@ -328,13 +332,14 @@ users:
 )") + std::string(user_exec);
 }
 
-TEST_F(K8sConfig, ExecPluginV1CachedUntilExpiry) {
+void K8sConfig::use_counting_plugin(std::string_view expiry) {
     write("bin/get-token", R"(#!/bin/sh
 n=$(cat "$COUNTER" 2>/dev/null || echo 0); n=$((n+1)); echo $n > "$COUNTER"
 case "$KUBERNETES_EXEC_INFO" in *'"interactive":false'*) ;; *) echo "no exec info" >&2; exit 9;; esac
 [ "$1" = "--cluster" ] && [ "$2" = "c1" ] || { echo "bad args" >&2; exit 8; }
-printf '{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential","status":{"token":"exec-token-%s","expirationTimestamp":"2023-11-14T22:15:00Z"}}' "$n"
-)",
+printf '{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential",'
+printf '"status":{"token":"exec-token-%s","expirationTimestamp":"%s"}}' "$n" )" +
+              std::string(expiry) + "\n",
           true);
     src_.kubeconfig =
         write("kc", exec_kubeconfig(R"(      apiVersion: client.authentication.k8s.io/v1
@@ -344,6 +349,10 @@ printf '{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential",
                                     (dir_ / "counter").string() + R"(}]
       interactiveMode: Never
 )"));
+}
+
+TEST_F(K8sConfig, ExecPluginV1CachedUntilExpiry) {
+    use_counting_plugin("2023-11-14T22:15:00Z");
     // simulated system clock starts at 1'700'000'000 s = 2023-11-14T22:13:20Z
     auto c = load_config(src_);
     ASSERT_TRUE(c) << c.error().what();
@@ -360,24 +369,13 @@ printf '{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential",
 // A credential that expires after 2262 (past libstdc++'s int64-nanosecond system_clock) is cached
 // like any other: it must not wrap into the past and run the plugin on every API call.
 TEST_F(K8sConfig, ExecPluginFarFutureExpiryIsCached) {
-    write("bin/get-token", R"(#!/bin/sh
-n=$(cat "$COUNTER" 2>/dev/null || echo 0); n=$((n+1)); echo $n > "$COUNTER"
-printf '{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential","status":{"token":"far-%s","expirationTimestamp":"9999-12-31T23:59:59Z"}}' "$n"
-)",
-          true);
-    src_.kubeconfig =
-        write("kc", exec_kubeconfig(R"(      apiVersion: client.authentication.k8s.io/v1
-      command: bin/get-token
-      env: [{name: COUNTER, value: )" +
-                                    (dir_ / "counter").string() + R"(}]
-      interactiveMode: Never
-)"));
+    use_counting_plugin("9999-12-31T23:59:59Z");
     auto c = load_config(src_);
     ASSERT_TRUE(c) << c.error().what();
-    EXPECT_EQ(creds(*c).bearer_token, "far-1");
-    EXPECT_EQ(creds(*c).bearer_token, "far-1");
+    EXPECT_EQ(creds(*c).bearer_token, "exec-token-1");
+    EXPECT_EQ(creds(*c).bearer_token, "exec-token-1");
     clock_.advance(24h * 365 * 100);
-    EXPECT_EQ(creds(*c).bearer_token, "far-1");
+    EXPECT_EQ(creds(*c).bearer_token, "exec-token-1");
     auto plugin = std::dynamic_pointer_cast<exec_credential_plugin>(c->credentials);
     ASSERT_TRUE(plugin);
     EXPECT_EQ(plugin->runs(), 1);
