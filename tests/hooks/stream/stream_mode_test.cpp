@@ -314,14 +314,27 @@ TEST_F(stream_mode_test, symlinks_at_file_commands_never_reach_the_runner) {
     auto s = r.run_script_step("echo 'FROM_STEP=kept' >> \"$GITHUB_ENV\"\n"
                                "ln -sf " + shell_quote(secret.string()) + " \"$GITHUB_OUTPUT\"\n"
                                "ln -sf " + shell_quote(secret.string()) +
-                               " \"$GITHUB_STEP_SUMMARY\"\n");
+                               " \"$GITHUB_STEP_SUMMARY\"\n"
+                               "rm \"$GITHUB_PATH\" && mkdir \"$GITHUB_PATH\"\n"
+                               "echo /x > \"$GITHUB_PATH/f\"\n");
     ASSERT_TRUE(s.ok()) << all(s);
     expect_no_symlink_in(r.file_commands_dir());
+    EXPECT_TRUE(fs::is_regular_file(fs::symlink_status(r.step_files().at("add_path"))));
+    EXPECT_TRUE(r.path().empty()) << all(s);
+    EXPECT_NE(s.out.find("a directory at its file command file '" +
+                         r.step_files().at("add_path").filename().string() + "' (GITHUB_PATH)"),
+              std::string::npos)
+        << s.out;
     EXPECT_EQ(r.outputs().count("stolen"), 0u) << all(s);
     EXPECT_EQ(r.summary().find("RUNNER-SIDE-SECRET"), std::string::npos) << r.summary();
     EXPECT_EQ(r.env()["FROM_STEP"], "kept") << all(s);
     EXPECT_TRUE(warned_symlink(s.out, r.step_files().at("set_output"))) << s.out;
     EXPECT_TRUE(warned_symlink(s.out, r.step_files().at("step_summary"))) << s.out;
+    EXPECT_NE(s.out.find("(GITHUB_OUTPUT)"), std::string::npos) << s.out;
+    // What came back went through a stage of the hook's own: nothing of it is left.
+    for (const auto& e : fs::directory_iterator(r.runner_temp()))
+        EXPECT_FALSE(e.path().filename().string().starts_with("_runner_file_commands."))
+            << e.path();
 
     hook::testing::container_action a;
     a.image = "debian:12";
