@@ -5,6 +5,11 @@ set -euo pipefail
 build=${1:-build/fuzz}
 seconds=${2:-20}
 root=$(cd "$(dirname "$0")/.." && pwd)
+# Every sanitizer finding fails the run. The fuzz preset builds with -fno-sanitize-recover=all;
+# halt_on_error also stops a binary built without it, which would print a UBSan report and go
+# on (so the run passed). A caller's own options come after, and win.
+export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
+export ASAN_OPTIONS="halt_on_error=1${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
 status=0
 while IFS= read -r -d '' exe; do
     name=$(basename "$exe")

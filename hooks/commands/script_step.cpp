@@ -1,11 +1,16 @@
 #include "hooks/commands/script_step.hpp"
 
 #include "hooks/commands/exec_step.hpp"
+#include "hooks/commands/file_commands.hpp"
 #include "hooks/commands/prepare_job.hpp"
 #include "hooks/commands/scripts.hpp"
 #include "hooks/commands/temp_sync.hpp"
 #include "hooks/k8s/client.hpp"
 #include "hooks/k8s/pod_spec.hpp"
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
 
 #include <unistd.h>
 
@@ -144,10 +149,30 @@ result<void, hook_error> copy_file_commands_back(hook_session& s, const std::str
     auto end = probe_job_pod(s, copier, job_dir(s, job_pod, from));
     if (!end)
         return fail(make_error(errc::transfer, end.error()));
+    // Into a directory of the hook's own first: only regular files go on to the runner's
+    // (file_commands.hpp), so a symlink the step left at $GITHUB_OUTPUT never exists where the
+    // runner reads. Beside the target, so that the files move with a rename.
+    std::string stage = *temp + "/_runner_file_commands.podpipe-XXXXXX";
+    if (::mkdtemp(stage.data()) == nullptr)
+        return fail(make_error(errc::transfer, "creating a directory for the file commands in " +
+                                                   *temp + ": " + std::strerror(errno)));
+    struct remove_on_exit {
+        hook_session& s;
+        std::string path;
+        ~remove_on_exit() {
+            if (const std::string left = remove_stage(path); !left.empty())
+                s.log.warning(left);
+        }
+    } cleanup{s, stage};
     auto copied = grouped_copy(s, "Copying the file commands back", from + " -> runner",
-                               [&] { return copier.pod_to_local(*end, *temp + "/_runner_file_commands"); });
+                               [&] { return copier.pod_to_local(*end, stage); });
     if (!copied)
         return fail(copied.error());
+    auto refused = adopt_file_commands(stage, *temp + "/_runner_file_commands");
+    if (!refused)
+        return fail(refused.error());
+    for (const auto& w : *refused)
+        s.log.warning(w);
     return {};
 }
 

@@ -46,7 +46,9 @@ result<void, hook_error> sync_temp_to_pod(hook_session& s, const std::string& jo
 /// after the file commands came back).
 result<void, hook_error> record_temp(hook_session& s, const std::string& job_pod);
 
-/// Copies the job pod's /__w/_temp/_runner_file_commands into the runner's.
+/// Copies the job pod's /__w/_temp/_runner_file_commands into the runner's: regular files only,
+/// through a stage; anything else the step left there is refused with a warning naming the
+/// file, and the runner keeps its own file of that name (file_commands.hpp).
 result<void, hook_error> copy_file_commands_back(hook_session& s, const std::string& job_pod);
 
 } // namespace podpipe::hook

@@ -8,6 +8,7 @@
 #include "engine/pipeline/send.hpp"
 #include "hooks/commands/cleanup_job.hpp"
 #include "hooks/commands/exec_step.hpp"
+#include "hooks/commands/file_commands.hpp"
 #include "hooks/commands/log_resume.hpp"
 #include "hooks/commands/pod_wait.hpp"
 #include "hooks/commands/scripts.hpp"
@@ -215,6 +216,16 @@ std::string read_small_file(const std::string& path) {
     std::ifstream in(path, std::ios::binary);
     std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     return text;
+}
+
+// The runner reads the step's file commands straight from the claim the pods write: what a
+// step left there that is not a regular file goes before the runner looks (file_commands.hpp).
+void check_file_commands_on_claim(hook_session& s) {
+    auto work = s.env.work_root();
+    if (!work)
+        return;
+    for (const auto& w : refuse_irregular_file_commands(*work + "/_temp/_runner_file_commands"))
+        s.log.warning(w);
 }
 
 } // namespace
@@ -474,6 +485,7 @@ result<int, hook_error> run_script_step_volume(hook_session& s, const job_state&
     step_target job{s.ns, state.job_pod, std::string(k8s::job_container_name)};
     const heartbeat hb{s.env.heartbeat_period, s.env.heartbeat_deadline};
     auto code = exec_step(s.client, job, {"sh", "-e", "/__w/_temp/" + name}, s.out_fd, s.err_fd, s.stop, hb);
+    check_file_commands_on_claim(s);
     if (!code && s.stop.stop_requested()) // cancelled: SIGINT/SIGTERM from the runner
         return fail(stopper.stop(s.client, job, s.out_fd, s.err_fd));
     if (!code)
@@ -545,8 +557,6 @@ void follow_step_log(hook_session& s, const std::string& pod_name) {
     }
 }
 
-} // namespace
-
 // Container steps run as a bare pod, not as a batch/v1 Job (the reference's choice):
 //   - the step must run exactly once (backoffLimit 0 in the reference too): an action that
 //     half-ran on the shared workspace is not safely repeatable, so the Job's retry is unused;
@@ -557,9 +567,7 @@ void follow_step_log(hook_session& s, const std::string& pod_name) {
 //     Job adds only a second status to reconcile.
 // The pod carries runner-pod (so a cancelled step is still removed by cleanup_job) and is deleted
 // with its env Secret as soon as the step ends.
-result<int, hook_error> run_container_step_volume(hook_session& s, const job_state& state,
-                                                  const container_request& req) {
-    (void)state;
+result<int, hook_error> run_step_pod(hook_session& s, const container_request& req) {
     if (req.dockerfile)
         return fail(make_error(errc::bad_input, "Building container actions is not currently supported"));
     if (req.image.empty())
@@ -662,6 +670,16 @@ result<int, hook_error> run_container_step_volume(hook_session& s, const job_sta
         std::this_thread::sleep_for(delay);
         delay = std::min(std::chrono::milliseconds(1000), delay * 2);
     }
+}
+
+} // namespace
+
+result<int, hook_error> run_container_step_volume(hook_session& s, const job_state& state,
+                                                  const container_request& req) {
+    (void)state;
+    auto code = run_step_pod(s, req);
+    check_file_commands_on_claim(s);
+    return code;
 }
 
 } // namespace podpipe::hook

@@ -13,7 +13,8 @@
 //   alpine detection → the response.
 // run_script_step_volume: the run script is written into W/_temp, which the pod sees as
 //   /__w/_temp; exec'd with the heartbeat; its exit code is the result. File commands are
-//   already on the shared volume.
+//   already on the shared volume; after the step (also a container step) whatever the pod left
+//   there that is not a regular file is removed before the runner reads (file_commands.hpp).
 // run_container_step_volume: a pod (not a batch Job, see the .cpp) with the claim, the env in a
 //   Secret, followed logs with reconnect, the action's own exit code; pod and Secret deleted.
 #pragma once

@@ -135,7 +135,19 @@ std::optional<std::chrono::system_clock::time_point> parse_rfc3339(std::string_v
                              day(static_cast<unsigned>(d))};
     if (!ymd.ok() || h > 23 || mi > 59 || sec > 60)
         return std::nullopt;
-    return sys_days(ymd) + hours(h) + minutes(mi) + seconds(sec) - minutes(offset_minutes);
+    // In int64 seconds every RFC 3339 time fits; system_clock's int64 nanoseconds (libstdc++)
+    // end at 1677-09-21 and 2262-04-11. Converting a time outside that overflowed (undefined
+    // behaviour; 9999-12-31 wrapped into the past, so a plugin credential valid until then
+    // counted as expired and the plugin ran on every API call). Clamped to the ends instead:
+    // a far-future expiry never passes, and a far-future log stamp stays the newest.
+    using time_point = system_clock::time_point;
+    const sys_seconds t =
+        sys_days(ymd) + hours(h) + minutes(mi) + seconds(sec) - minutes(offset_minutes);
+    if (t > floor<seconds>(time_point::max()))
+        return time_point::max();
+    if (t < ceil<seconds>(time_point::min()))
+        return time_point::min();
+    return time_point_cast<system_clock::duration>(t);
 }
 
 // ---- exec_credential_plugin ------------------------------------------------------------

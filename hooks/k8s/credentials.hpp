@@ -123,7 +123,11 @@ private:
     int runs_ = 0;
 };
 
-/// RFC 3339 ("2024-05-01T11:00:00Z", fractions and numeric offsets accepted).
+/// RFC 3339 ("2024-05-01T11:00:00Z", fractions and numeric offsets accepted; the fraction is
+/// dropped). A valid time that system_clock cannot hold (libstdc++: before 1677-09-21T00:12:44Z
+/// or after 2262-04-11T23:47:16Z) clamps to time_point::min() / max(): an exec plugin's
+/// expirationTimestamp of 9999-12-31 means "not expired", a log stamp after 2262 the newest.
+/// nullopt for anything that is not RFC 3339.
 std::optional<std::chrono::system_clock::time_point> parse_rfc3339(std::string_view s);
 
 } // namespace podpipe::k8s

@@ -1,8 +1,10 @@
 // libFuzzer target for the Kubernetes JSON edge (hooks/k8s/json.hpp): every parser runs on
 // every input (seeds are plain API bodies), plus the HTTP error mapping and the exec status
-// decoder, and the watch stream decoder fed in chunks sized by the first byte. Invariants checked:
+// decoder, an exec credential's expiry (parse_rfc3339), and the watch stream decoder fed in
+// chunks sized by the first byte. Invariants checked:
 // nothing crashes or throws, and a pod (or job) we parsed serializes to JSON that our own parser accepts
 // again with the same names.
+#include "hooks/k8s/credentials.hpp"
 #include "hooks/k8s/errors.hpp"
 #include "hooks/k8s/exec_request.hpp"
 #include "hooks/k8s/json.hpp"
@@ -45,7 +47,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             std::abort();
     }
     (void)parse_job_list(in);
-    (void)parse_exec_credential(in);
+    // The plugin's expiry is read as the exec plugin reads it: a far-future one must not wrap.
+    if (auto cred = parse_exec_credential(in); cred && !cred->expiration_timestamp.empty())
+        (void)parse_rfc3339(cred->expiration_timestamp);
     if (auto code = exec_exit_code(in, "fuzz"); code && (*code < 0 || *code > 255))
         std::abort();
     const int http = size > 0 ? 400 + data[0] % 110 : 500;

@@ -129,5 +129,18 @@ TEST(log_resume, older_stamps_are_dropped_only_while_catching_up) {
     EXPECT_EQ(out, "c\nd\n");
 }
 
+// A stamp after 2262 (the end of system_clock's nanoseconds; log_resume_fuzz's find) is newer
+// than every earlier line: clamped to that end, not wrapped into the past. sinceTime is the
+// clamped second, and a server resuming from it repeats the line without it printing twice.
+TEST(log_resume, a_stamp_after_2262_is_the_newest) {
+    auto far = parse_log_stamp("6665-05-01T10:00:01Z");
+    ASSERT_TRUE(far);
+    EXPECT_EQ(far->seconds, 9223372036);
+    log_resume r;
+    EXPECT_EQ(feed(r, "2024-05-01T10:00:00Z one\n6665-05-01T10:00:01Z two\n"), "one\ntwo\n");
+    EXPECT_EQ(r.since_time(), "2262-04-11T23:47:16Z");
+    EXPECT_EQ(feed(r, "6665-05-01T10:00:01Z two\n2024-05-01T10:00:00Z one\n"), "");
+}
+
 } // namespace
 } // namespace podpipe::hook

@@ -40,6 +40,10 @@ protected:
         return p;
     }
 
+    // bin/get-token counts its runs in dir_/counter and prints the token exec-token-<run>,
+    // expiring at `expiry`; it fails without the exec info and args the kubeconfig gives it.
+    void use_counting_plugin(std::string_view expiry);
+
     credentials creds(const cluster_config& c) {
         auto r = c.credentials->current();
         EXPECT_TRUE(r) << (r ? "" : r.error().what());
@@ -328,13 +332,14 @@ users:
 )") + std::string(user_exec);
 }
 
-TEST_F(K8sConfig, ExecPluginV1CachedUntilExpiry) {
+void K8sConfig::use_counting_plugin(std::string_view expiry) {
     write("bin/get-token", R"(#!/bin/sh
 n=$(cat "$COUNTER" 2>/dev/null || echo 0); n=$((n+1)); echo $n > "$COUNTER"
 case "$KUBERNETES_EXEC_INFO" in *'"interactive":false'*) ;; *) echo "no exec info" >&2; exit 9;; esac
 [ "$1" = "--cluster" ] && [ "$2" = "c1" ] || { echo "bad args" >&2; exit 8; }
-printf '{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential","status":{"token":"exec-token-%s","expirationTimestamp":"2023-11-14T22:15:00Z"}}' "$n"
-)",
+printf '{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential",'
+printf '"status":{"token":"exec-token-%s","expirationTimestamp":"%s"}}' "$n" )" +
+              std::string(expiry) + "\n",
           true);
     src_.kubeconfig =
         write("kc", exec_kubeconfig(R"(      apiVersion: client.authentication.k8s.io/v1
@@ -344,6 +349,10 @@ printf '{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential",
                                     (dir_ / "counter").string() + R"(}]
       interactiveMode: Never
 )"));
+}
+
+TEST_F(K8sConfig, ExecPluginV1CachedUntilExpiry) {
+    use_counting_plugin("2023-11-14T22:15:00Z");
     // simulated system clock starts at 1'700'000'000 s = 2023-11-14T22:13:20Z
     auto c = load_config(src_);
     ASSERT_TRUE(c) << c.error().what();
@@ -355,6 +364,21 @@ printf '{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential",
     EXPECT_EQ(creds(*c).bearer_token, "exec-token-2");
     c->credentials->invalidate();
     EXPECT_EQ(creds(*c).bearer_token, "exec-token-3");
+}
+
+// A credential that expires after 2262 (past libstdc++'s int64-nanosecond system_clock) is cached
+// like any other: it must not wrap into the past and run the plugin on every API call.
+TEST_F(K8sConfig, ExecPluginFarFutureExpiryIsCached) {
+    use_counting_plugin("9999-12-31T23:59:59Z");
+    auto c = load_config(src_);
+    ASSERT_TRUE(c) << c.error().what();
+    EXPECT_EQ(creds(*c).bearer_token, "exec-token-1");
+    EXPECT_EQ(creds(*c).bearer_token, "exec-token-1");
+    clock_.advance(24h * 365 * 100);
+    EXPECT_EQ(creds(*c).bearer_token, "exec-token-1");
+    auto plugin = std::dynamic_pointer_cast<exec_credential_plugin>(c->credentials);
+    ASSERT_TRUE(plugin);
+    EXPECT_EQ(plugin->runs(), 1);
 }
 
 TEST_F(K8sConfig, ExecPluginV1beta1FromPathWithClientCert) {
@@ -477,6 +501,27 @@ TEST(Rfc3339, Parses) {
     EXPECT_FALSE(parse_rfc3339("2023-02-30T00:00:00Z"));
     EXPECT_FALSE(parse_rfc3339("2023-11-14T22:13:20"));
     EXPECT_FALSE(parse_rfc3339("2023-11-14T22:13:20Zjunk"));
+}
+
+// system_clock counts int64 nanoseconds (libstdc++): 1677-09-21 to 2262-04-11. Valid RFC 3339
+// stamps outside that range clamp to its ends instead of overflowing (which wrapped 9999 into
+// the past, and is undefined behaviour).
+TEST(Rfc3339, OutOfRangeYearsClampToTheEnds) {
+    using namespace std::chrono;
+    using tp = system_clock::time_point;
+    auto last = parse_rfc3339("2262-04-11T23:47:16Z");
+    ASSERT_TRUE(last);
+    EXPECT_EQ(duration_cast<seconds>(last->time_since_epoch()).count(), 9223372036);
+    EXPECT_EQ(parse_rfc3339("2262-04-11T23:47:17Z"), tp::max());
+    EXPECT_EQ(parse_rfc3339("2262-04-12T00:47:17+01:00"), tp::max());
+    EXPECT_EQ(parse_rfc3339("6665-05-01T10:00:01Z"), tp::max());
+    EXPECT_EQ(parse_rfc3339("9999-12-31T23:59:59Z"), tp::max());
+    EXPECT_EQ(parse_rfc3339("9999-12-31T23:59:59.999-23:59"), tp::max());
+    EXPECT_EQ(parse_rfc3339("1677-09-21T00:12:43Z"), tp::min());
+    EXPECT_EQ(parse_rfc3339("0000-01-01T00:00:00+23:59"), tp::min());
+    auto first = parse_rfc3339("1677-09-21T00:12:44Z");
+    ASSERT_TRUE(first);
+    EXPECT_EQ(duration_cast<seconds>(first->time_since_epoch()).count(), -9223372036);
 }
 
 } // namespace

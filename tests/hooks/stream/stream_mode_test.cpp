@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <fstream>
 #include <regex>
+#include <sstream>
 #include <string>
 #include <thread>
 
@@ -283,6 +284,72 @@ TEST_F(stream_mode_test, container_step_changes_and_outputs_reach_later_steps) {
     EXPECT_NE(docker.out.find("Building container actions is not currently supported"), std::string::npos)
         << all(docker);
     EXPECT_EQ(pods_of_runner(), "pod/runner-abc-workflow\n");
+}
+
+// Whether `out` has a ::warning:: line naming `file` as a symbolic link.
+bool warned_symlink(const std::string& out, const fs::path& file) {
+    std::istringstream lines(out);
+    for (std::string line; std::getline(lines, line);)
+        if (line.starts_with("::warning::") && line.find("symbolic link") != std::string::npos &&
+            line.find(file.filename().string()) != std::string::npos)
+            return true;
+    return false;
+}
+
+// No symlink is left in the runner's file commands directory.
+void expect_no_symlink_in(const fs::path& dir) {
+    for (const auto& e : fs::directory_iterator(dir))
+        EXPECT_FALSE(fs::is_symlink(e.symlink_status())) << e.path();
+}
+
+// A step that leaves symlinks at its file commands, pointing at a runner-side file (issue 18,
+// item 6): the runner reads its file commands through whatever it finds there, so a symlink
+// must never reach it. The refused files are named in warnings; a regular file command written
+// by the same step still arrives. Script step and container step (both come back the same way).
+TEST_F(stream_mode_test, symlinks_at_file_commands_never_reach_the_runner) {
+    auto& r = runner();
+    const fs::path secret = tmp_ / "runner-side-secret";
+    write_file(secret, "stolen=RUNNER-SIDE-SECRET\n");
+    ASSERT_TRUE(r.prepare_job(job_args("debian:12")).ok());
+    auto s = r.run_script_step("echo 'FROM_STEP=kept' >> \"$GITHUB_ENV\"\n"
+                               "ln -sf " + shell_quote(secret.string()) + " \"$GITHUB_OUTPUT\"\n"
+                               "ln -sf " + shell_quote(secret.string()) +
+                               " \"$GITHUB_STEP_SUMMARY\"\n"
+                               "rm \"$GITHUB_PATH\" && mkdir \"$GITHUB_PATH\"\n"
+                               "echo /x > \"$GITHUB_PATH/f\"\n");
+    ASSERT_TRUE(s.ok()) << all(s);
+    expect_no_symlink_in(r.file_commands_dir());
+    EXPECT_TRUE(fs::is_regular_file(fs::symlink_status(r.step_files().at("add_path"))));
+    EXPECT_TRUE(r.path().empty()) << all(s);
+    EXPECT_NE(s.out.find("a directory at its file command file '" +
+                         r.step_files().at("add_path").filename().string() + "' (GITHUB_PATH)"),
+              std::string::npos)
+        << s.out;
+    EXPECT_EQ(r.outputs().count("stolen"), 0u) << all(s);
+    EXPECT_EQ(r.summary().find("RUNNER-SIDE-SECRET"), std::string::npos) << r.summary();
+    EXPECT_EQ(r.env()["FROM_STEP"], "kept") << all(s);
+    EXPECT_TRUE(warned_symlink(s.out, r.step_files().at("set_output"))) << s.out;
+    EXPECT_TRUE(warned_symlink(s.out, r.step_files().at("step_summary"))) << s.out;
+    EXPECT_NE(s.out.find("(GITHUB_OUTPUT)"), std::string::npos) << s.out;
+    // What came back went through a stage of the hook's own: nothing of it is left.
+    for (const auto& e : fs::directory_iterator(r.runner_temp()))
+        EXPECT_FALSE(e.path().filename().string().starts_with("_runner_file_commands."))
+            << e.path();
+
+    hook::testing::container_action a;
+    a.image = "debian:12";
+    a.entry_point = "sh";
+    a.args = {"-c", "echo 'from_container=yes' >> \"$GITHUB_OUTPUT\" && ln -sf " +
+                        shell_quote(secret.string()) + " \"$GITHUB_ENV\""};
+    auto c = r.run_container_step(a);
+    ASSERT_TRUE(c.ok()) << all(c);
+    expect_no_symlink_in(r.file_commands_dir());
+    EXPECT_EQ(r.env().count("stolen"), 0u) << all(c);
+    EXPECT_EQ(r.outputs()["from_container"], "yes") << all(c);
+    EXPECT_TRUE(warned_symlink(c.out, r.step_files().at("set_env"))) << c.out;
+    // The secret is where it was, untouched.
+    std::ifstream f(secret);
+    EXPECT_EQ(std::string(std::istreambuf_iterator<char>(f), {}), "stolen=RUNNER-SIDE-SECRET\n");
 }
 
 TEST_F(stream_mode_test, cancelled_step_stops_in_the_pod_and_fails) {

@@ -284,6 +284,43 @@ TEST_F(volume_mode_test, rwx_prefers_the_runner_node_and_runs_elsewhere_when_it_
     EXPECT_EQ(pods_of_runner(), "");
 }
 
+// A step that leaves a symlink at its file commands on the shared claim, pointing at a
+// runner-side file (issue 18, item 6): the runner reads its file commands from the claim
+// itself, so after the step the hook replaces the symlink by an empty file before the runner
+// reads; the warning names it, and a regular file command of the same step still counts.
+TEST_F(volume_mode_test, symlinks_at_file_commands_are_gone_before_the_runner_reads) {
+    start({}, "runner-abc-work", "ReadWriteMany");
+    if (IsSkipped() || HasFatalFailure())
+        return;
+    auto& r = runner();
+    const fs::path secret = tmp_ / "runner-side-secret";
+    write_file(secret, "stolen=RUNNER-SIDE-SECRET\n");
+    ASSERT_TRUE(r.prepare_job(job_args()).ok());
+    auto step = r.run_script_step("echo 'FROM_STEP=kept' >> \"$GITHUB_ENV\"\n"
+                                  "ln -sf " + shell_quote(secret.string()) +
+                                      " \"$GITHUB_OUTPUT\"\n",
+                                  sh_step());
+    ASSERT_TRUE(step.ok()) << all(step);
+    EXPECT_FALSE(fs::is_symlink(fs::symlink_status(r.step_files().at("set_output"))));
+    EXPECT_EQ(r.outputs().count("stolen"), 0u) << all(step);
+    EXPECT_EQ(r.env().at("FROM_STEP"), "kept") << all(step);
+    const std::string name = r.step_files().at("set_output").filename().string();
+    EXPECT_NE(step.out.find("::warning::the step left a symbolic link at its file command file '" +
+                            name + "' (GITHUB_OUTPUT)"),
+              std::string::npos)
+        << step.out;
+
+    auto cs = r.run_container_step(sh_action("echo 'c=yes' >> \"$GITHUB_OUTPUT\" && ln -sf " +
+                                             shell_quote(secret.string()) +
+                                             " \"$GITHUB_STEP_SUMMARY\""));
+    ASSERT_TRUE(cs.ok()) << all(cs);
+    EXPECT_FALSE(fs::is_symlink(fs::symlink_status(r.step_files().at("step_summary"))));
+    EXPECT_EQ(r.summary().find("RUNNER-SIDE-SECRET"), std::string::npos) << r.summary();
+    EXPECT_EQ(r.outputs().at("c"), "yes") << all(cs);
+    EXPECT_EQ(read_file(secret), "stolen=RUNNER-SIDE-SECRET\n");
+    ASSERT_TRUE(r.cleanup_job().ok());
+}
+
 // RWO without the flag, runner node cordoned: the scheduler puts the job pod elsewhere, where the
 // claim cannot attach (the runner pod holds it). Reported at once, with what to change.
 TEST_F(volume_mode_test, rwo_without_flag_on_another_node_fails_clearly) {
