@@ -102,6 +102,8 @@ TEST_F(cp_test, busybox_pod_with_in_pod_podpipe_verified) {
     // The pod side ran `podpipe recv` and checked the manifest.
     EXPECT_NE(json.output.find("\"remote\":{\"direction\":\"recv\""), std::string::npos) << json.output;
     EXPECT_NE(json.output.find("\"checked\":true"), std::string::npos) << json.output;
+    // ... and the summary says so, into the pod as out of it.
+    EXPECT_NE(in.output.find("manifest verified"), std::string::npos) << in.output;
     round_trip("bb", "", "again");
 }
 
