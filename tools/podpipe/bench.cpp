@@ -51,21 +51,6 @@ std::optional<double> json_number(const std::string& json, const std::string& ke
     return std::strtod(json.c_str() + at + needle.size(), nullptr);
 }
 
-std::optional<double> parse_duration_s(const std::string& text) {
-    if (text.empty())
-        return std::nullopt;
-    char* end = nullptr;
-    const double v = std::strtod(text.c_str(), &end);
-    const std::string unit(end);
-    if (v <= 0)
-        return std::nullopt;
-    if (unit.empty() || unit == "s")
-        return v;
-    if (unit == "m")
-        return v * 60;
-    return std::nullopt;
-}
-
 std::string size_label(std::size_t bytes) {
     if (bytes % (1u << 20) == 0)
         return std::to_string(bytes >> 20) + "M";
@@ -284,7 +269,11 @@ int run_bench(const bench_flags& f) {
     };
     if (f.dir.empty() == f.synthetic.empty())
         return usage("give exactly one of --dir TREE and --synthetic SPEC");
-    const auto budget = parse_duration_s(f.budget);
+    const auto budget_time = parse_duration(f.budget);
+    const std::optional<double> budget =
+        budget_time && budget_time->count() > 0
+            ? std::optional<double>(static_cast<double>(budget_time->count()) / 1e3)
+            : std::nullopt;
     if (!budget)
         return usage("--budget takes seconds like 60s or 2m");
     if (!f.pod_dir.starts_with('/') || f.pod_dir == "/")

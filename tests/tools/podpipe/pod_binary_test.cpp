@@ -47,7 +47,8 @@ TEST_F(pod_binary_test, static_binary_round_trips_a_tree_in_a_busybox_pod) {
     auto v = kubectl("exec bb -- /__e/podpipe/podpipe --version");
     ASSERT_EQ(v.exit_code, 0) << v.output;
     // Level 1 is what the build configured: ISA-L's igzip when a static ISA-L was linked.
-    EXPECT_EQ(v.output, "podpipe 0.3.0 (recv --acks, send --acks)\ngzip level 1: "
+    EXPECT_EQ(v.output, "podpipe 0.3.0 (recv --acks, send --acks, send --watch-stdin)\n"
+                        "gzip level 1: "
                         PODPIPE_STATIC_LEVEL1 "\n");
 
     podpipe::testing::make_awkward_tree(tmp_ / "src", 300);
