@@ -125,6 +125,20 @@ std::optional<int> child_process::wait_exit(std::chrono::milliseconds deadline) 
 
 std::string child_process::output() const { return read_all(capture_); }
 
+pipe_pair::pipe_pair() {
+    int fd[2] = {-1, -1};
+    if (::pipe2(fd, O_CLOEXEC) == 0) {
+        read_end = fd[0];
+        write_end = fd[1];
+    }
+}
+
+pipe_pair::~pipe_pair() {
+    for (int fd : {read_end, write_end})
+        if (fd >= 0)
+            ::close(fd);
+}
+
 std::vector<pid_t> processes_mentioning(const std::string& needle) {
     std::vector<pid_t> found;
     std::error_code ec;

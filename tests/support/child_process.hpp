@@ -42,6 +42,17 @@ private:
     std::filesystem::path capture_;
 };
 
+/// A pipe the test holds both ends of (close-on-exec; a child gets an end by dup): an end left
+/// open and unused is a peer that stalls.
+struct pipe_pair {
+    pipe_pair();
+    ~pipe_pair();
+    pipe_pair(const pipe_pair&) = delete;
+    pipe_pair& operator=(const pipe_pair&) = delete;
+    int read_end = -1;
+    int write_end = -1;
+};
+
 /// The command line of `pid`, arguments joined by spaces ("" once it is gone).
 std::string process_cmdline(pid_t pid);
 

@@ -3,8 +3,8 @@
 #include "engine/pipeline/byte_stream.hpp"
 
 #include "engine/pipeline/errors.hpp"
+#include "tests/support/child_process.hpp"
 
-#include <fcntl.h>
 #include <unistd.h>
 
 #include <array>
@@ -19,19 +19,11 @@ namespace {
 
 using namespace std::chrono_literals;
 
-struct test_pipe {
-    test_pipe() { EXPECT_EQ(::pipe2(fd, O_CLOEXEC), 0); }
-    ~test_pipe() {
-        for (int f : fd)
-            if (f >= 0)
-                ::close(f);
-    }
-    int fd[2] = {-1, -1};
-};
+using testing::pipe_pair;
 
 TEST(byte_stream, interrupt_wakes_a_read_on_a_silent_pipe) {
-    test_pipe p;
-    fd_source source(p.fd[0]);
+    pipe_pair p;
+    fd_source source(p.read_end);
     std::array<std::byte, 16> buf{};
     std::jthread waker([&] {
         std::this_thread::sleep_for(50ms);
@@ -42,13 +34,13 @@ TEST(byte_stream, interrupt_wakes_a_read_on_a_silent_pipe) {
     EXPECT_EQ(r.error(), std::errc::operation_canceled);
     EXPECT_FALSE(source.stalled());
     // Interrupted for good: later reads fail too, even with bytes waiting.
-    ASSERT_EQ(::write(p.fd[1], "x", 1), 1);
+    ASSERT_EQ(::write(p.write_end, "x", 1), 1);
     EXPECT_FALSE(source.read(buf));
 }
 
 TEST(byte_stream, interrupt_wakes_a_write_into_a_full_pipe) {
-    test_pipe p;
-    fd_sink sink(p.fd[1]);
+    pipe_pair p;
+    fd_sink sink(p.write_end);
     const std::vector<std::byte> big(1 << 20); // far more than the pipe holds
     std::jthread waker([&] {
         std::this_thread::sleep_for(50ms);
@@ -60,8 +52,8 @@ TEST(byte_stream, interrupt_wakes_a_write_into_a_full_pipe) {
 }
 
 TEST(byte_stream, stall_timeout_ends_a_read_and_a_write) {
-    test_pipe in;
-    fd_source source(in.fd[0], 100ms);
+    pipe_pair in;
+    fd_source source(in.read_end, 100ms);
     std::array<std::byte, 16> buf{};
     const auto t0 = std::chrono::steady_clock::now();
     auto r = source.read(buf);
@@ -71,8 +63,8 @@ TEST(byte_stream, stall_timeout_ends_a_read_and_a_write) {
     EXPECT_TRUE(source.stalled());
     EXPECT_GE(std::chrono::steady_clock::now() - t0, 100ms);
 
-    test_pipe out;
-    fd_sink sink(out.fd[1], 100ms);
+    pipe_pair out;
+    fd_sink sink(out.write_end, 100ms);
     const std::vector<std::byte> big(1 << 20);
     auto w = sink.write(big);
     ASSERT_FALSE(w);
@@ -82,23 +74,23 @@ TEST(byte_stream, stall_timeout_ends_a_read_and_a_write) {
 
 // A slow but moving peer is not a stall: the clock restarts with every byte.
 TEST(byte_stream, a_slow_reader_is_not_a_stall) {
-    test_pipe p;
-    fd_sink sink(p.fd[1], 300ms);
+    pipe_pair p;
+    fd_sink sink(p.write_end, 300ms);
     const std::vector<std::byte> data(512 << 10, std::byte{7});
     std::size_t got = 0;
     std::jthread reader([&] {
         std::array<char, 64 << 10> buf{};
         for (;;) {
             std::this_thread::sleep_for(50ms); // 64 KiB per 50 ms: 400 ms for it all
-            const ssize_t n = ::read(p.fd[0], buf.data(), buf.size());
+            const ssize_t n = ::read(p.read_end, buf.data(), buf.size());
             if (n <= 0)
                 return;
             got += static_cast<std::size_t>(n);
         }
     });
     ASSERT_TRUE(sink.write(data));
-    ::close(p.fd[1]);
-    p.fd[1] = -1;
+    ::close(p.write_end);
+    p.write_end = -1;
     reader.join();
     EXPECT_EQ(got, data.size());
 }

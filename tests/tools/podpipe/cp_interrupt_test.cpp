@@ -6,15 +6,22 @@
 //
 // Pods share the host's PID namespace with every test running beside this one: the pod-side
 // processes are found by paths only these tests use (/data/i18-...).
+#include "hooks/k8s/client.hpp"
+#include "hooks/k8s/config.hpp"
+#include "hooks/k8s/pod_copy.hpp"
 #include "tests/support/child_process.hpp"
 #include "tests/support/tree_fixture.hpp"
 #include "tests/tools/kubesim/kubesim_fixture.hpp"
 #include "tests/tools/kubesim/test_client.hpp"
+#include "tests/tools/podpipe/pod_yaml.hpp"
 
 #include <signal.h>
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
+#include <optional>
+#include <stop_token>
 #include <thread>
 
 namespace podpipe::kubesim::testing {
@@ -29,38 +36,9 @@ using podpipe::testing::shell_quote;
 using podpipe::testing::wait_no_process_mentioning;
 
 const std::string podpipe_exe = PODPIPE_EXE;
-const std::string static_dir = PODPIPE_STATIC_DIR;
 
-std::string pod_yaml(const std::string& name, const std::string& image) {
-    return R"(apiVersion: v1
-kind: Pod
-metadata: {name: )" + name + R"(}
-spec:
-  containers:
-  - name: main
-    image: )" + image + R"(
-    command: ["sleep", "1000000"]
-    volumeMounts:
-    - {name: bin, mountPath: /__e/podpipe, readOnly: true}
-    - {name: data, mountPath: /data}
-  volumes:
-  - {name: bin, hostPath: {path: )" + static_dir + R"(}}
-  - {name: data, emptyDir: {}}
-)";
-}
-
-class cp_interrupt_test : public kubesim_fixture {
+class cp_interrupt_test : public bb_and_gnu_pods {
 protected:
-    void SetUp() override {
-        kubesim_fixture::SetUp();
-        if (IsSkipped() || HasFatalFailure())
-            return;
-        create_pod(pod_yaml("bb", PODPIPE_BB_IMAGE)); // busybox tar, static podpipe (release)
-        create_pod(pod_yaml("gnu", "debian:12"));     // the host's GNU tar
-        ASSERT_EQ(wait_phase("bb", "Running"), "Running");
-        ASSERT_EQ(wait_phase("gnu", "Running"), "Running");
-    }
-
     // 40 MB that do not compress in `pod`:/data/NAME: at the 4 MB/s the tests set, a copy
     // takes ten seconds, so it is surely running when the test interrupts it.
     void make_source(const std::string& pod, const std::string& name) {
@@ -205,6 +183,44 @@ TEST_F(cp_interrupt_test, interrupted_copy_between_pods_leaves_no_sender) {
         interrupt(*cp);
         expect_nothing_left("/data/" + name);
     }
+}
+
+// podpipe-hook copies through the same pod_copier, with the stop token its SIGINT/SIGTERM
+// waiter requests (hooks/main.cpp): the stop ends a copy whose pod sender is stopped at once.
+TEST_F(cp_interrupt_test, the_hooks_stop_token_ends_a_stalled_copy) {
+    make_source("bb", "i18-hook");
+    k8s::config_sources sources;
+    sources.kubeconfig = kubeconfig_;
+    sources.env = {{"HOME", dir_ + "/home"}};
+    auto cfg = k8s::load_config(sources);
+    ASSERT_TRUE(cfg) << cfg.error().what();
+    auto client = k8s::api_client::connect(*cfg);
+    ASSERT_TRUE(client) << client.error().what();
+    std::stop_source stop;
+    k8s::pod_copier copier(**client, k8s::copy_options{}, stop.get_token());
+    auto from = copier.probe({"", "bb", "", "/data/i18-hook"});
+    ASSERT_TRUE(from) << from.error();
+    std::optional<k8s::copy_outcome> outcome;
+    std::atomic<bool> done{false};
+    std::jthread copy([&] {
+        outcome = copier.pod_to_local(*from, (tmp_ / "hook").string());
+        done.store(true);
+    });
+    const pid_t sender = wait_pod_process("/data/i18-hook", "/__e/podpipe/podpipe send");
+    continue_at_exit resume{sender};
+    if (sender > 0)
+        ::kill(sender, SIGSTOP);
+    stop.request_stop();
+    const auto until = std::chrono::steady_clock::now() + 15s;
+    while (!done.load() && std::chrono::steady_clock::now() < until)
+        std::this_thread::sleep_for(20ms);
+    EXPECT_TRUE(done.load()) << "the copy still runs 15 s after the stop";
+    ASSERT_GT(sender, 0);
+    ::kill(sender, SIGCONT); // (without the fix, the copy only ends once data flows again)
+    copy.join();
+    ASSERT_TRUE(outcome.has_value());
+    EXPECT_EQ(outcome->exit_code, 5) << outcome->error;
+    expect_nothing_left("/data/i18-hook");
 }
 
 } // namespace

@@ -3,6 +3,7 @@
 // reports a damaged stream with its exit code.
 #include "tests/support/tree_fixture.hpp"
 #include "tests/tools/kubesim/kubesim_fixture.hpp"
+#include "tests/tools/podpipe/pod_yaml.hpp"
 
 #include <filesystem>
 
@@ -21,21 +22,7 @@ protected:
         kubesim_fixture::SetUp();
         if (IsSkipped() || HasFatalFailure())
             return;
-        create_pod(R"(apiVersion: v1
-kind: Pod
-metadata: {name: bb}
-spec:
-  containers:
-  - name: main
-    image: busybox:1.36
-    command: ["sleep", "1000000"]
-    volumeMounts:
-    - {name: bin, mountPath: /__e/podpipe, readOnly: true}
-    - {name: data, mountPath: /data}
-  volumes:
-  - {name: bin, hostPath: {path: )" + static_dir + R"(}}
-  - {name: data, emptyDir: {}}
-)");
+        create_pod(podpipe_pod_yaml("bb", "busybox:1.36", static_dir));
         ASSERT_EQ(wait_phase("bb", "Running"), "Running");
     }
     podpipe::testing::temp_dir tmp_;

@@ -4,7 +4,6 @@
 #include "tests/support/child_process.hpp"
 #include "tests/support/tree_fixture.hpp"
 
-#include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -19,19 +18,10 @@ namespace {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using testing::child_process;
+using testing::pipe_pair;
 using testing::temp_dir;
 
 const std::string exe = PODPIPE_EXE;
-
-struct test_pipe {
-    test_pipe() { EXPECT_EQ(::pipe2(fd, O_CLOEXEC), 0); }
-    ~test_pipe() {
-        for (int f : fd)
-            if (f >= 0)
-                ::close(f);
-    }
-    int fd[2] = {-1, -1};
-};
 
 // Sends SIGTERM once the handler is in place, and expects exit 5 within a few seconds (the
 // deadline is generous: a machine under load must not fail it; before the fix it never ends).
@@ -48,8 +38,8 @@ void expect_sigterm_ends(child_process& p, const char* what) {
 TEST(podpipe_signals, sigterm_ends_unpack_and_recv_reading_a_silent_pipe) {
     for (const char* cmd : {"unpack", "recv"}) {
         temp_dir tmp;
-        test_pipe in; // the test holds the write end open and never writes
-        child_process p({exe, cmd, (tmp / "dst").string()}, tmp / "out", in.fd[0]);
+        pipe_pair in; // the test holds the write end open and never writes
+        child_process p({exe, cmd, (tmp / "dst").string()}, tmp / "out", in.read_end);
         expect_sigterm_ends(p, cmd);
     }
 }
@@ -62,8 +52,8 @@ TEST(podpipe_signals, sigterm_ends_pack_and_send_writing_a_pipe_nobody_reads) {
                                  testing::shell_quote((tmp / "src" / "big").string())),
               0);
     for (const char* cmd : {"pack", "send"}) {
-        test_pipe out; // the test holds the read end open and never reads
-        child_process p({exe, cmd, (tmp / "src").string()}, tmp / "log", -1, out.fd[1]);
+        pipe_pair out; // the test holds the read end open and never reads
+        child_process p({exe, cmd, (tmp / "src").string()}, tmp / "log", -1, out.write_end);
         expect_sigterm_ends(p, cmd);
     }
 }
@@ -72,10 +62,10 @@ TEST(podpipe_signals, sigterm_ends_pack_and_send_writing_a_pipe_nobody_reads) {
 // I/O failure like a dropped connection: nothing says the bytes that came are wrong).
 TEST(podpipe_signals, a_stalled_read_times_out_with_the_stall_timeout) {
     temp_dir tmp;
-    test_pipe in;
+    pipe_pair in;
     const auto t0 = std::chrono::steady_clock::now();
     child_process p({exe, "unpack", (tmp / "dst").string(), "--stall-timeout", "1s"}, tmp / "out",
-                    in.fd[0]);
+                    in.read_end);
     ASSERT_TRUE(p.started());
     const auto code = p.wait_exit(30s);
     ASSERT_TRUE(code.has_value()) << "still running 30 s after the start";
@@ -89,9 +79,9 @@ TEST(podpipe_signals, a_stalled_read_times_out_with_the_stall_timeout) {
                                  " && head -c 2000000 /dev/urandom > " +
                                  testing::shell_quote((tmp / "src" / "big").string())),
               0);
-    test_pipe out;
+    pipe_pair out;
     child_process w({exe, "pack", (tmp / "src").string(), "--stall-timeout", "500ms"},
-                    tmp / "log", -1, out.fd[1]);
+                    tmp / "log", -1, out.write_end);
     const auto wcode = w.wait_exit(30s);
     ASSERT_TRUE(wcode.has_value()) << "pack still running 30 s after the start";
     EXPECT_EQ(*wcode, 1) << w.output();
