@@ -185,6 +185,32 @@ TEST_F(cp_interrupt_test, interrupted_copy_between_pods_leaves_no_sender) {
     }
 }
 
+// The destination's exec upgrade fails after the source's sender started: the copy fails and
+// the source pod keeps nothing of it.
+TEST_F(cp_interrupt_test, failed_destination_upgrade_leaves_no_sender) {
+    for (const std::string flags : {"", "--pod-binary=none"}) {
+        const std::string name = std::string("i18-upgrade-") + (flags.empty() ? "bin" : "tar");
+        SCOPED_TRACE(name);
+        make_source("bb", name);
+        // The copy's execs: the two probes, the source's sender, then the destination's.
+        auto f = https_request(port(), ca_file(), admin_token(), "POST", "/kubesim/faults",
+                               R"({"failNth": {"n": 4, "code": 500, "path": "/exec"}})");
+        ASSERT_EQ(f.status, 200) << f.body;
+        std::vector<std::string> args{"bb:/data/" + name, "gnu:/data/" + name + "-copy"};
+        if (!flags.empty())
+            args.insert(args.begin(), flags);
+        auto cp = start_cp(args);
+        const auto code = cp->wait_exit(60s);
+        ASSERT_TRUE(code.has_value()) << cp->output();
+        EXPECT_EQ(*code, 1) << cp->output();
+        EXPECT_NE(cp->output().find("default/gnu"), std::string::npos) << cp->output();
+        EXPECT_NE(https_request(port(), ca_file(), admin_token(), "GET", "/kubesim/faults", "")
+                      .body.find(R"("fired":true)"),
+                  std::string::npos);
+        expect_nothing_left("/data/" + name);
+    }
+}
+
 // podpipe-hook copies through the same pod_copier, with the stop token its SIGINT/SIGTERM
 // waiter requests (hooks/main.cpp): the stop ends a copy whose pod sender is stopped at once.
 TEST_F(cp_interrupt_test, the_hooks_stop_token_ends_a_stalled_copy) {
