@@ -211,6 +211,22 @@ TEST_F(cp_interrupt_test, failed_destination_upgrade_leaves_no_sender) {
     }
 }
 
+// podpipe bench ends on SIGTERM too (exit 5), its copy in flight stopped and its scratch
+// directory gone from the pod.
+TEST_F(cp_interrupt_test, sigterm_ends_bench) {
+    throttle(20'000'000);
+    child_process bench({podpipe_exe, "bench", "--kubeconfig", kubeconfig_, "--pod", "bb",
+                         "--synthetic", "files=100,size=100M", "--budget", "60s", "--pod-dir",
+                         "/tmp/i18-bench"},
+                        tmp_ / "bench.log");
+    ASSERT_TRUE(bench.started());
+    ASSERT_GT(wait_pod_process("/tmp/i18-bench", "/__e/podpipe/podpipe recv"), 0)
+        << bench.output();
+    interrupt(bench);
+    expect_nothing_left("/tmp/i18-bench");
+    EXPECT_NE(kubectl("exec bb -- ls /tmp/i18-bench").exit_code, 0);
+}
+
 // podpipe-hook copies through the same pod_copier, with the stop token its SIGINT/SIGTERM
 // waiter requests (hooks/main.cpp): the stop ends a copy whose pod sender is stopped at once.
 TEST_F(cp_interrupt_test, the_hooks_stop_token_ends_a_stalled_copy) {
