@@ -27,7 +27,7 @@ namespace {
 
 constexpr const char* exit_codes_help = R"(Exit codes:
   0  success
-  1  I/O or system error
+  1  I/O or system error, or a stream that stalled (--stall-timeout)
   2  bad command line
   3  an archive entry would have landed outside the target directory (refused)
   4  corrupt or truncated stream, or the manifest did not match (verification failed)
