@@ -56,8 +56,12 @@ protected:
         ASSERT_EQ(r.status, 200) << r.body;
     }
 
-    std::unique_ptr<child_process> start_cp(const std::vector<std::string>& args) {
+    // `podpipe cp [FLAG] ARGS...` (FLAG: one more option, or "").
+    std::unique_ptr<child_process> start_cp(const std::vector<std::string>& args,
+                                            const std::string& flag = "") {
         std::vector<std::string> argv{podpipe_exe, "cp", "--kubeconfig", kubeconfig_};
+        if (!flag.empty())
+            argv.push_back(flag);
         argv.insert(argv.end(), args.begin(), args.end());
         auto p = std::make_unique<child_process>(argv, tmp_ / "cp.log");
         EXPECT_TRUE(p->started());
@@ -156,10 +160,7 @@ TEST_F(cp_interrupt_test, interrupted_copy_out_of_a_pod_leaves_no_sender) {
         const std::string name = "i18-out-" + v.pod + (v.flags.empty() ? "-bin" : "-tar");
         SCOPED_TRACE(name);
         make_source(v.pod, name);
-        std::vector<std::string> args{v.pod + ":/data/" + name, (tmp_ / name).string()};
-        if (!v.flags.empty())
-            args.insert(args.begin(), v.flags);
-        auto cp = start_cp(args);
+        auto cp = start_cp({v.pod + ":/data/" + name, (tmp_ / name).string()}, v.flags);
         ASSERT_GT(wait_pod_process("/data/" + name, v.prefix), 0) << cp->output();
         interrupt(*cp);
         expect_nothing_left("/data/" + name);
@@ -172,10 +173,7 @@ TEST_F(cp_interrupt_test, interrupted_copy_between_pods_leaves_no_sender) {
         const std::string name = std::string("i18-p2p-") + (flags.empty() ? "bin" : "tar");
         SCOPED_TRACE(name);
         make_source("bb", name);
-        std::vector<std::string> args{"bb:/data/" + name, "gnu:/data/" + name + "-copy"};
-        if (!flags.empty())
-            args.insert(args.begin(), flags);
-        auto cp = start_cp(args);
+        auto cp = start_cp({"bb:/data/" + name, "gnu:/data/" + name + "-copy"}, flags);
         ASSERT_GT(wait_pod_process("/data/" + name,
                                    flags.empty() ? "/__e/podpipe/podpipe send" : ""),
                   0)
@@ -196,10 +194,7 @@ TEST_F(cp_interrupt_test, failed_destination_upgrade_leaves_no_sender) {
         auto f = https_request(port(), ca_file(), admin_token(), "POST", "/kubesim/faults",
                                R"({"failNth": {"n": 4, "code": 500, "path": "/exec"}})");
         ASSERT_EQ(f.status, 200) << f.body;
-        std::vector<std::string> args{"bb:/data/" + name, "gnu:/data/" + name + "-copy"};
-        if (!flags.empty())
-            args.insert(args.begin(), flags);
-        auto cp = start_cp(args);
+        auto cp = start_cp({"bb:/data/" + name, "gnu:/data/" + name + "-copy"}, flags);
         const auto code = cp->wait_exit(60s);
         ASSERT_TRUE(code.has_value()) << cp->output();
         EXPECT_EQ(*code, 1) << cp->output();
