@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <utility>
 
 #include <fcntl.h>
 #include <poll.h>
@@ -141,8 +142,9 @@ public:
 };
 } // namespace
 
-ack_listener::ack_listener(int fd, ack_counter& acks)
-    : acks_(acks) {
+ack_listener::ack_listener(int fd, ack_counter& acks, std::function<void()> on_end)
+    : acks_(acks)
+    , on_end_(std::move(on_end)) {
     if (::pipe2(wake_, O_CLOEXEC) != 0) {
         acks_.close(); // no way to stop a reader: go without acknowledgements
         return;
@@ -178,8 +180,11 @@ void ack_listener::run(int fd) {
         const ssize_t n = ::read(fd, buf, sizeof buf);
         if (n < 0 && (errno == EINTR || errno == EAGAIN))
             continue;
-        if (n <= 0)
+        if (n <= 0) {
+            if (on_end_)
+                on_end_();
             break;
+        }
         (void)splitter.write(std::as_bytes(std::span(buf, static_cast<std::size_t>(n))));
     }
     acks_.close();

@@ -14,6 +14,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <stop_token>
 #include <string>
@@ -58,15 +59,22 @@ public:
                   std::uint64_t fine_until = 1 << 20, std::uint64_t every = 256 << 10) noexcept
         : inner_(inner)
         , acks_(&acks)
+        , acks_out_(acks)
         , first_every_(first_every)
         , fine_until_(fine_until)
         , every_(every)
         , next_(first_every) {}
     result<std::size_t> read(std::span<std::byte> into) override;
+    /// Wakes a read waiting for the stream or for an acknowledgement's write.
+    void interrupt() noexcept override {
+        inner_.interrupt();
+        acks_out_.interrupt();
+    }
 
 private:
     byte_source& inner_;
     byte_sink* acks_; ///< null once a write failed
+    byte_sink& acks_out_;
     std::uint64_t first_every_;
     std::uint64_t fine_until_;
     std::uint64_t every_;
@@ -96,10 +104,12 @@ private:
 /// remote end `podpipe send --acks` reads them from stdin): a thread reads `fd` through an
 /// ack_splitter into `acks` (other bytes are dropped) and closes `acks` at end of file or on a
 /// read error. The destructor stops the thread without waiting for `fd` (a receiver may keep
-/// its end open after the stream is done). Does not own `fd`.
+/// its end open after the stream is done). Does not own `fd`. `on_end`, when set, is called on
+/// the thread at that end of file or read error (not when the destructor stops it): a sender
+/// whose receiver holds `fd` open for the whole stream learns with it that the receiver is gone.
 class ack_listener {
 public:
-    ack_listener(int fd, ack_counter& acks);
+    ack_listener(int fd, ack_counter& acks, std::function<void()> on_end = {});
     ~ack_listener();
     ack_listener(const ack_listener&) = delete;
     ack_listener& operator=(const ack_listener&) = delete;
@@ -107,6 +117,7 @@ public:
 private:
     void run(int fd);
     ack_counter& acks_;
+    std::function<void()> on_end_;
     int wake_[2] = {-1, -1}; ///< a pipe: the destructor writes to end the thread's poll
     std::thread thread_;
 };

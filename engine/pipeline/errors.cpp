@@ -27,6 +27,8 @@ public:
             return "stream ended before the end of the archive";
         case errc::bad_options:
             return "invalid options";
+        case errc::stalled:
+            return "the stream stalled: no data moved within the stall timeout";
         }
         return "unknown pipeline error";
     }
@@ -35,6 +37,8 @@ public:
         switch (static_cast<errc>(c)) {
         case errc::bad_options:
             return condition::fatal;
+        case errc::stalled: // an I/O failure (exit 1): the bytes that came are not at fault
+            return std::errc::timed_out;
         default:
             return condition::bad_input;
         }

@@ -11,6 +11,7 @@ enum class errc {
     member_too_large,      ///< a gzip member larger than the receiver accepts
     truncated,             ///< the stream ended before the end of the archive
     bad_options,           ///< invalid options (checked before starting)
+    stalled,               ///< no byte moved within the stall timeout (the peer stopped)
 };
 
 const std::error_category& pipeline_category() noexcept;

@@ -520,6 +520,9 @@ result<transfer_stats> recv_tree(byte_source& source, const std::string& root,
     std::stop_source halt;
     std::stop_callback forward_stop(stop, [&] { halt.request_stop(); });
     detail::failure_slot failure(halt);
+    // A stop or a failure wakes a read blocked on a sender that went quiet: the joins below
+    // must not wait for it.
+    std::stop_callback wake_source(halt.get_token(), [&] { source.interrupt(); });
 
     std::atomic<unsigned> workers_left{threads};
     std::atomic<std::uint64_t> inflate_busy_ns{0};

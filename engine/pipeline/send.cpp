@@ -408,6 +408,8 @@ result<transfer_stats> send_tree(const std::string& root, byte_sink& sink,
     std::stop_source halt;
     std::stop_callback forward_stop(stop, [&] { halt.request_stop(); });
     detail::failure_slot failure(halt);
+    // A stop or a failure wakes a write blocked on a receiver that stopped reading.
+    std::stop_callback wake_sink(halt.get_token(), [&] { sink.interrupt(); });
 
     std::atomic<unsigned> workers_left{threads};
     std::atomic<std::uint64_t> compress_busy_ns{0};

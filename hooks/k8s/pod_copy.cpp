@@ -9,7 +9,11 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
+#include <cstdio>
+#include <functional>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -81,6 +85,68 @@ private:
     pipeline::live_progress& progress_;
 };
 
+
+/// Ends a copy's exec sessions when the caller stops the copy (a signal: blocked reads, writes
+/// and waits on any thread wake at once), and, while the stream runs, when no byte moved
+/// through any of them for `stall` (0: never; then stalled() says so). Aborting a session
+/// closes the pod command's stdin, which is how the pod side learns to stop (send_command).
+class session_watch {
+public:
+    session_watch(std::stop_token stop, std::vector<exec_session*> sessions,
+                  std::chrono::milliseconds stall)
+        : sessions_(std::move(sessions))
+        , on_stop_(std::move(stop), [this] { abort_all(); }) {
+        if (stall.count() > 0)
+            thread_ = std::jthread([this, stall](std::stop_token done) { watch(done, stall); });
+    }
+    /// The stream is over (what is left is waiting for the pod's status): no stall check.
+    void stream_done() {
+        thread_.request_stop();
+        if (thread_.joinable())
+            thread_.join();
+    }
+    bool stalled() const { return stalled_.load(std::memory_order_acquire); }
+
+private:
+    void abort_all() noexcept {
+        for (exec_session* s : sessions_)
+            s->abort();
+    }
+
+    std::uint64_t moved() const {
+        std::uint64_t n = 0;
+        for (const exec_session* s : sessions_) {
+            const auto st = s->stats();
+            n += st.bytes_sent + st.bytes_received;
+        }
+        return n;
+    }
+
+    void watch(std::stop_token done, std::chrono::milliseconds stall) {
+        std::mutex m;
+        std::condition_variable_any never_notified;
+        std::unique_lock lock(m);
+        std::uint64_t last = moved();
+        auto last_change = clock_type::now();
+        const auto slice = std::min<std::chrono::milliseconds>(stall, std::chrono::seconds(1));
+        while (!never_notified.wait_for(lock, done, slice, [] { return false; }) &&
+               !done.stop_requested()) {
+            if (const std::uint64_t now = moved(); now != last) {
+                last = now;
+                last_change = clock_type::now();
+            } else if (clock_type::now() - last_change >= stall) {
+                stalled_.store(true, std::memory_order_release);
+                abort_all();
+                return;
+            }
+        }
+    }
+
+    std::vector<exec_session*> sessions_;
+    std::atomic<bool> stalled_{false};
+    std::stop_callback<std::function<void()>> on_stop_;
+    std::jthread thread_; ///< last: joined first
+};
 
 /// The unsigned integer value of "key" in a flat JSON object (the pod's report), 0 if absent.
 std::uint64_t json_u64(std::string_view json, std::string_view key) {
@@ -155,14 +221,18 @@ struct pod_copier::impl {
         end.protocol = (*s)->protocol();
         end.half_close = (*s)->can_half_close_stdin();
         capture_sink out(4096);
-        auto code = (*s)->wait(&out);
+        auto code = [&] {
+            session_watch watch(stop_, {s->get()}, {});
+            return (*s)->wait(&out);
+        }();
         if (!code) {
-            if (look && code.error().is(errc::exec_failed)) {
+            if (look && code.error().is(errc::exec_failed) && !stop_.stop_requested()) {
                 // The runtime could not start it: either the binary is not there, or nothing
                 // can run in this container (not running, gone). `true` tells which.
                 auto t = open(end, {"true"}, false);
                 if (!t)
                     return fail("pod " + end.name() + ": " + t.error().what());
+                session_watch watch(stop_, {t->get()}, {});
                 auto tc = (*t)->wait();
                 if (!tc)
                     return fail("pod " + end.name() + ": cannot run commands: " + tc.error().what());
@@ -175,6 +245,8 @@ struct pod_copier::impl {
             end.has_acks = end.has_binary && out.text.find("recv --acks") != std::string::npos;
             end.has_send_acks =
                 end.has_binary && out.text.find("send --acks") != std::string::npos;
+            end.has_watch_stdin =
+                end.has_binary && out.text.find("send --watch-stdin") != std::string::npos;
         }
         else if (*code != 0)
             return fail("pod " + end.name() + ": `true` exited with " + std::to_string(*code));
@@ -194,6 +266,7 @@ struct pod_copier::impl {
                 c.push_back("--no-verify");
             if (acks)
                 c.push_back("--acks");
+            add_stall_timeout(end, c);
             for (const auto& e : opt_.excludes) { // for senders that cannot filter (a pod's tar)
                 c.push_back("--exclude");
                 c.push_back(e);
@@ -213,6 +286,9 @@ struct pod_copier::impl {
                                        "--chunk-size", opt_.chunk_text};
             if (acks)
                 c.push_back("--acks");
+            if (end.has_watch_stdin)
+                c.push_back("--watch-stdin");
+            add_stall_timeout(end, c);
             for (const auto& e : opt_.excludes) {
                 c.push_back("--exclude");
                 c.push_back(e);
@@ -221,7 +297,39 @@ struct pod_copier::impl {
             return c;
         }
         // busybox tar has no --exclude: the receiver filters instead (recv_options::excludes).
-        return {"sh", "-c", "cd -- \"$1\" && exec tar -czf - .", "podpipe-send", end.loc.path};
+        // A kubelet does not stop an exec's command when its session goes, it closes the
+        // command's stdin: a watcher reading stdin stops tar (and its gzip child: the exec'd
+        // shell leads the process group; without a group of its own, tar alone) at that end.
+        // The shell waits for tar and ends the watcher on success. Stdin is saved on fd 3 first:
+        // a background list starts with /dev/null as stdin.
+        return {"sh", "-c",
+                "cd -- \"$1\" || exit 1; exec 3<&0; tar -czf - . & t=$!; "
+                "{ while read -r _; do :; done; kill -TERM -$$ || kill -TERM $t; } "
+                "<&3 >/dev/null 2>&1 & w=$!; exec 3<&-; wait $t; s=$?; kill $w 2>/dev/null; "
+                "exit $s",
+                "podpipe-send", end.loc.path};
+    }
+
+    /// Whether send_command's process reads stdin: acknowledgements, or the end of the session
+    /// (the in-pod podpipe with --watch-stdin, the pod's tar through its watcher).
+    static bool send_reads_stdin(const pod_end& end, bool acks) {
+        return acks || end.has_watch_stdin || !end.has_binary;
+    }
+
+    void add_stall_timeout(const pod_end& end, std::vector<std::string>& c) const {
+        if (!end.has_watch_stdin) // older in-pod binaries do not take it
+            return;
+        c.push_back("--stall-timeout");
+        c.push_back(std::to_string(opt_.stall_timeout.count()) + "ms");
+    }
+
+    /// The error of a copy whose stream stopped moving (session_watch::stalled()).
+    std::string stall_message(const pod_end& end, const char* what) const {
+        char secs[32];
+        std::snprintf(secs, sizeof secs, "%g",
+                      static_cast<double>(opt_.stall_timeout.count()) / 1e3);
+        return "pod " + end.name() + ": " + what + " " + end.loc.path + " moved no byte for " +
+               secs + " s (--stall-timeout): the pod side or the link stalled";
     }
 
     // The exit code and message for a pod-side command that failed.
@@ -303,6 +411,7 @@ copy_outcome pod_copier::impl::local_to_pod(const std::string& src, const pod_en
         return failed(pipeline::exit_failure, "pod " + dst.name() + ": " + session.error().what());
     }
     exec_session& s = **session;
+    session_watch watch(stop_, {&s}, opt_.stall_timeout);
     const auto t0 = clock_type::now();
     receiver_reader reader(s);
 
@@ -314,8 +423,9 @@ copy_outcome pod_copier::impl::local_to_pod(const std::string& src, const pod_en
     {
         sent = pipeline::send_tree(src, s.stdin_sink(), opt, stop_);
     }
+    watch.stream_done();
     const std::string detail = pipeline::last_failure_detail();
-    if (!sent && !stop_.stop_requested()) {
+    if (!sent && !stop_.stop_requested() && !watch.stalled()) {
         // The pod may have ended first (its error is the real story): give it a moment to
         // deliver its status before tearing the session down.
         for (int i = 0; i < 50 && !reader.done(); ++i)
@@ -339,6 +449,9 @@ copy_outcome pod_copier::impl::local_to_pod(const std::string& src, const pod_en
         if (stop_.stop_requested()) {
             return failed(pipeline::exit_interrupted, "interrupted; " + dst.name() + ":" + dst.loc.path + " is incomplete");
         }
+        if (watch.stalled())
+            return failed(pipeline::exit_failure, stall_message(dst, "the copy into") +
+                                                      "; it is incomplete");
         return failed(pipeline::exit_status_for(sent.error()), "sending " + src + " into pod " + dst.name() + " failed: " +
                     sent.error().message() +
                     (detail.empty() ? "" : ": " + detail) + "; " + dst.name() + ":" +
@@ -358,11 +471,12 @@ copy_outcome pod_copier::impl::pod_to_local(const pod_end& src, const std::strin
     // With auto, the pod's sender measures the link with our acknowledgements (written to its
     // stdin as we read), as local_to_pod does with the pod's.
     const bool acks = src.has_send_acks && opt_.level == pipeline::auto_level;
-    auto session = open(src, send_command(src, acks), acks);
+    auto session = open(src, send_command(src, acks), send_reads_stdin(src, acks));
     if (!session) {
         return failed(pipeline::exit_failure, "pod " + src.name() + ": " + session.error().what());
     }
     exec_session& s = **session;
+    session_watch watch(stop_, {&s}, opt_.stall_timeout);
     pipeline::recv_options opt;
     opt.threads = opt_.threads;
     opt.memory_bytes = opt_.memory_bytes;
@@ -376,6 +490,7 @@ copy_outcome pod_copier::impl::pod_to_local(const pod_end& src, const std::strin
                                          : s.stdout_source();
         got = pipeline::recv_tree(in, dst, opt, stop_);
     }
+    watch.stream_done();
     const std::string detail = pipeline::last_failure_detail();
     if (!got)
         s.abort();
@@ -387,6 +502,9 @@ copy_outcome pod_copier::impl::pod_to_local(const pod_end& src, const std::strin
         if (stop_.stop_requested()) {
             return failed(pipeline::exit_interrupted, "interrupted; " + dst + " is incomplete");
         }
+        if (watch.stalled())
+            return failed(pipeline::exit_failure, stall_message(src, "the copy out of") + "; " +
+                                                      dst + " is incomplete");
         return failed(pipeline::exit_status_for(got.error()), "receiving from pod " + src.name() + ":" + src.loc.path + " into " + dst +
                     " failed: " + got.error().message() +
                     (detail.empty() ? "" : ": " + detail) + "; " + dst + " is incomplete");
@@ -414,7 +532,7 @@ copy_outcome pod_copier::impl::pod_to_pod(const pod_end& src, const pod_end& dst
     // acknowledgements, carried from the destination's stdout to the source's stdin.
     const bool acks =
         src.has_send_acks && dst.has_acks && opt_.level == pipeline::auto_level;
-    auto from = open(src, send_command(src, acks), acks);
+    auto from = open(src, send_command(src, acks), send_reads_stdin(src, acks));
     if (!from) {
         return failed(pipeline::exit_failure, "pod " + src.name() + ": " + from.error().what());
     }
@@ -425,6 +543,7 @@ copy_outcome pod_copier::impl::pod_to_pod(const pod_end& src, const pod_end& dst
     }
     exec_session& in = **from;
     exec_session& out = **to;
+    session_watch watch(stop_, {&in, &out}, opt_.stall_timeout);
     receiver_reader reader(out);
     pipeline::ack_counter& ack_count = reader.acks();
     std::jthread forwarder;
@@ -472,6 +591,11 @@ copy_outcome pod_copier::impl::pod_to_pod(const pod_end& src, const pod_end& dst
             }
         }
     }
+    watch.stream_done();
+    if (stop_.stop_requested())
+        relay_error = "interrupted";
+    else if (watch.stalled())
+        relay_error = stall_message(src, "the relay of");
     if (!relay_error.empty()) {
         in.abort();
         for (int i = 0; i < 50 && !reader.done(); ++i)

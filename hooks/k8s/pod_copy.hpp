@@ -6,6 +6,7 @@
 #include "engine/common/result.hpp"
 #include "engine/pipeline/stats.hpp"
 
+#include <chrono>
 #include <cstddef>
 #include <functional>
 #include <memory>
@@ -31,6 +32,8 @@ struct pod_end {
     bool has_binary = false;  ///< the in-pod podpipe answered --version
     bool has_acks = false;    ///< ... and its recv acknowledges (see pipeline/acks.hpp)
     bool has_send_acks = false; ///< ... and its send reads acknowledgements on stdin
+    /// ... and its send stops when stdin ends (--watch-stdin), send/recv take --stall-timeout
+    bool has_watch_stdin = false;
     bool half_close = true;   ///< the exec protocol can deliver EOF to stdin (v5)
     std::string protocol;
 
@@ -53,6 +56,9 @@ struct copy_options {
     bool allow_incomplete = false;
     std::string pod_binary = "/__e/podpipe/podpipe"; ///< "none": always the pod's tar
     bool offer_v5 = true;          ///< false: v4.channel.k8s.io only
+    /// A copy whose stream moves no byte for this long fails (exit 1) and its sessions are
+    /// closed; also given to the in-pod podpipe (its own reads and writes). 0: no limit.
+    std::chrono::milliseconds stall_timeout{60'000};
     pipeline::live_progress* progress = nullptr; ///< updated while a copy runs
     std::function<void(const std::string&)> on_info; ///< how each pod is reached
 };

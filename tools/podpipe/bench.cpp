@@ -16,6 +16,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <optional>
+#include <stop_token>
 #include <string>
 #include <vector>
 
@@ -49,21 +50,6 @@ std::optional<double> json_number(const std::string& json, const std::string& ke
     if (at == std::string::npos)
         return std::nullopt;
     return std::strtod(json.c_str() + at + needle.size(), nullptr);
-}
-
-std::optional<double> parse_duration_s(const std::string& text) {
-    if (text.empty())
-        return std::nullopt;
-    char* end = nullptr;
-    const double v = std::strtod(text.c_str(), &end);
-    const std::string unit(end);
-    if (v <= 0)
-        return std::nullopt;
-    if (unit.empty() || unit == "s")
-        return v;
-    if (unit == "m")
-        return v * 60;
-    return std::nullopt;
 }
 
 std::string size_label(std::size_t bytes) {
@@ -101,13 +87,15 @@ struct exec_numbers {
 
 class bench_run {
 public:
+    /// `stop` (SIGINT/SIGTERM) aborts the exec or copy that runs and every later one.
     bench_run(const bench_flags& f, k8s::api_client& client, k8s::pod_end pod, fs::path tree,
-              fs::path scratch)
+              fs::path scratch, std::stop_token stop)
         : f_(f)
         , client_(client)
         , pod_(std::move(pod))
         , tree_(std::move(tree))
-        , scratch_(std::move(scratch)) {}
+        , scratch_(std::move(scratch))
+        , stop_(std::move(stop)) {}
 
     // Raw exec: bytes through stdin and stdout with nothing else in the way, and the cost of
     // one exec round trip (connect, upgrade, run `true`, status).
@@ -173,7 +161,7 @@ public:
         fs::remove_all(local, ec);
         if (direction == "to pod")
             (void)run({"rm", "-rf", pod.loc.path}, nullptr);
-        k8s::pod_copier copier(client_, std::move(*options));
+        k8s::pod_copier copier(client_, std::move(*options), stop_);
         const double cpu0 = cpu_seconds();
         const auto t0 = clock_type::now();
         const k8s::copy_outcome o = direction == "to pod" ? copier.local_to_pod(tree_.string(), pod)
@@ -196,8 +184,9 @@ public:
         return c;
     }
 
+    /// Not stopped by the stop token: it runs after an interruption too.
     void cleanup() {
-        (void)run({"rm", "-rf", f_.pod_dir}, nullptr);
+        (void)run({"rm", "-rf", f_.pod_dir}, nullptr, {});
     }
 
     // Prepares the tree inside the pod for the from-pod runs (with the fastest settings).
@@ -209,6 +198,11 @@ private:
     using stdin_writer = std::function<bool(pipeline::byte_sink&)>;
 
     result<int, std::string> run(std::vector<std::string> command, const stdin_writer& writer) {
+        return run(std::move(command), writer, stop_);
+    }
+
+    result<int, std::string> run(std::vector<std::string> command, const stdin_writer& writer,
+                                 std::stop_token stop) {
         k8s::exec_options o;
         o.ns = pod_.loc.ns;
         o.pod = pod_.loc.pod;
@@ -220,6 +214,7 @@ private:
         auto s = client_.exec(o, so);
         if (!s)
             return fail(s.error().what());
+        std::stop_callback abort_on_stop(stop, [&s] { (*s)->abort(); });
         bool wrote = true;
         std::optional<result<int, k8s::hook_error>> code;
         {
@@ -241,6 +236,7 @@ private:
     k8s::pod_end pod_;
     fs::path tree_;
     fs::path scratch_;
+    std::stop_token stop_;
 };
 
 void print_table(const std::vector<cell>& cells) {
@@ -284,7 +280,11 @@ int run_bench(const bench_flags& f) {
     };
     if (f.dir.empty() == f.synthetic.empty())
         return usage("give exactly one of --dir TREE and --synthetic SPEC");
-    const auto budget = parse_duration_s(f.budget);
+    const auto budget_time = parse_duration(f.budget);
+    const std::optional<double> budget =
+        budget_time && budget_time->count() > 0
+            ? std::optional<double>(static_cast<double>(budget_time->count()) / 1e3)
+            : std::nullopt;
     if (!budget)
         return usage("--budget takes seconds like 60s or 2m");
     if (!f.pod_dir.starts_with('/') || f.pod_dir == "/")
@@ -299,6 +299,8 @@ int run_bench(const bench_flags& f) {
         return exit_failure;
     }
     const fs::path scratch = tmpl;
+    std::stop_source stop;
+    signal_stop signals(stop);
     struct remove_scratch {
         fs::path p;
         ~remove_scratch() {
@@ -333,14 +335,20 @@ int run_bench(const bench_flags& f) {
     auto probe_options = copy_options_from(f.connection);
     if (!probe_options)
         return usage(probe_options.error());
-    k8s::pod_copier prober(**client, std::move(*probe_options));
+    k8s::pod_copier prober(**client, std::move(*probe_options), stop.get_token());
     auto pod = prober.probe({loc->ns, loc->pod, loc->container, loc->path});
     if (!pod) {
         std::fprintf(stderr, "podpipe: bench: %s\n", pod.error().c_str());
-        return exit_failure;
+        return stop.stop_requested() ? exit_interrupted : exit_failure;
     }
     const auto t_start = clock_type::now();
-    bench_run run(f, **client, *pod, tree, scratch);
+    bench_run run(f, **client, *pod, tree, scratch, stop.get_token());
+    // SIGINT/SIGTERM: what runs is aborted, nothing more starts, the pod's scratch goes.
+    auto interrupted = [&] {
+        run.cleanup();
+        std::fprintf(stderr, "podpipe: bench: interrupted\n");
+        return exit_interrupted;
+    };
     auto progress = [&](const std::string& what) {
         if (!f.json || ::isatty(STDERR_FILENO))
             std::fprintf(stderr, "podpipe: bench [%5.1f s]: %s\n", seconds_since(t_start), what.c_str());
@@ -350,6 +358,8 @@ int run_bench(const bench_flags& f) {
              ", exec " + pod->protocol);
 
     auto exec = run.measure_exec(32u << 20);
+    if (stop.stop_requested())
+        return interrupted();
     if (!exec) {
         std::fprintf(stderr, "podpipe: bench: raw exec: %s\n", exec.error().c_str());
         return exit_failure;
@@ -360,7 +370,9 @@ int run_bench(const bench_flags& f) {
 
     std::vector<cell> cells;
     cells.reserve(32);
-    auto within_budget = [&] { return seconds_since(t_start) < *budget; };
+    auto within_budget = [&] {
+        return seconds_since(t_start) < *budget && !stop.stop_requested();
+    };
     auto add = [&](const std::string& dir, bool binary, const std::string& level, std::size_t chunk,
                    unsigned threads) {
         if (!within_budget())
@@ -384,6 +396,8 @@ int run_bench(const bench_flags& f) {
     // Baselines first, always (the budget bounds only the exploration after them): each
     // direction at the default settings, with the in-pod podpipe and with the pod's tar.
     auto always = [&](auto&&... args) {
+        if (stop.stop_requested())
+            return;
         cell c = run.transfer(args...);
         progress(c.direction + ", pod side " + c.pod_side + ", level " + c.level + ", chunk " +
                  size_label(c.chunk) + ": " +
@@ -394,6 +408,8 @@ int run_bench(const bench_flags& f) {
     if (binary)
         always(std::string("to pod"), false, std::string("1"), std::size_t{1} << 20, 0u);
     // The last run into the pod left the tree there; copy it again only if that run failed.
+    if (stop.stop_requested())
+        return interrupted();
     if ((cells.back().ok && cells.back().direction == "to pod") || run.seed_pod()) {
         if (binary)
             always(std::string("from pod"), true, std::string("1"), std::size_t{1} << 20, 0u);
@@ -414,6 +430,8 @@ int run_bench(const bench_flags& f) {
     }
     if (binary)
         add("from pod", true, "auto", 1 << 20, 0);
+    if (stop.stop_requested())
+        return interrupted();
     run.cleanup();
 
     const cell* rec = best("to pod", side);

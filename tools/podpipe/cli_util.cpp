@@ -13,6 +13,7 @@
 #include <cinttypes>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <condition_variable>
 #include <fstream>
 #include <mutex>
@@ -76,6 +77,25 @@ std::optional<std::uint64_t> parse_size(std::string_view text) {
     if (value > UINT64_MAX / mult)
         return std::nullopt;
     return value * mult;
+}
+
+std::optional<std::chrono::milliseconds> parse_duration(std::string_view text) {
+    const std::string s(text);
+    char* end = nullptr;
+    const double v = std::strtod(s.c_str(), &end);
+    if (s.empty() || end == s.c_str() || !(v >= 0) || v > 1e9)
+        return std::nullopt;
+    const std::string_view unit(end);
+    double ms = 0;
+    if (unit.empty() || unit == "s")
+        ms = v * 1000;
+    else if (unit == "ms")
+        ms = v;
+    else if (unit == "m")
+        ms = v * 60'000;
+    else
+        return std::nullopt;
+    return std::chrono::milliseconds(static_cast<std::int64_t>(ms));
 }
 
 int exit_code_for(const std::error_code& ec) { return pipeline::exit_status_for(ec); }

@@ -4,6 +4,7 @@
 #include "engine/pipeline/errors.hpp"
 #include "engine/pipeline/stats.hpp"
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <stop_token>
@@ -16,7 +17,9 @@ namespace podpipe::cli {
 
 /// `podpipe --version`. `podpipe cp` looks for "recv --acks" in a pod's copy to know it
 /// acknowledges, and for "send --acks" to know it reads acknowledgements.
-inline constexpr const char* version_line = "podpipe 0.3.0 (recv --acks, send --acks)";
+/// "send --watch-stdin" tells that `send` can end when its receiver closes its stdin.
+inline constexpr const char* version_line =
+    "podpipe 0.3.0 (recv --acks, send --acks, send --watch-stdin)";
 
 /// Documented in `podpipe --help` and README.md (the values of pipeline::exit_status).
 enum exit_code : int {
@@ -36,6 +39,15 @@ std::optional<int> parse_level(std::string_view text);
 
 /// "1048576", "1M", "1MiB", "512k", "2G" → bytes; nullopt when malformed.
 std::optional<std::uint64_t> parse_size(std::string_view text);
+
+/// "60s", "1.5s", "500ms", "2m", "90" (seconds) → that duration, "0" → zero; nullopt when
+/// malformed or negative.
+std::optional<std::chrono::milliseconds> parse_duration(std::string_view text);
+
+/// The default of --stall-timeout: far longer than a live peer stays silent (a sender emits a
+/// compressed chunk every few seconds even on slow disks and links), short enough that a
+/// stopped one does not hold a job for long.
+inline constexpr const char* default_stall_timeout = "60s";
 
 /// Prints "files, bytes, MB/s" lines to stderr every half second while alive, if enabled.
 class progress_printer {

@@ -75,6 +75,11 @@ result<k8s::copy_options, std::string> copy_options_from(const cp_flags& f) {
     auto memory = parse_size(f.memory);
     if (!memory || *memory < (32u << 20))
         return fail(std::string("--memory takes a size of at least 32M, e.g. 256M"));
+    auto stall = parse_duration(f.stall_timeout);
+    if (!stall)
+        return fail(std::string("--stall-timeout takes a duration like 60s, 500ms or 2m "
+                                "(0 = none)"));
+    o.stall_timeout = *stall;
     o.level = *level;
     o.level_text = f.level;
     o.chunk_bytes = static_cast<std::size_t>(*chunk);
@@ -133,7 +138,7 @@ int run_cp(const cp_flags& f) {
         auto p = copier.probe(to_pod_dir(*loc));
         if (!p) {
             print_error(p.error());
-            return exit_failure;
+            return stop.stop_requested() ? exit_interrupted : exit_failure;
         }
         *end = *p;
     }

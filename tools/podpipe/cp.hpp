@@ -3,6 +3,8 @@
 // when present, the pod's own tar otherwise).
 #pragma once
 
+#include "tools/podpipe/cli_util.hpp"
+
 #include <string>
 #include <vector>
 
@@ -28,6 +30,7 @@ struct cp_flags {
     /// Offer only v4.channel.k8s.io (what clusters before 1.30 speak); for tests and old clusters.
     bool exec_v4 = false;
     bool verbose = false; ///< say which pod-side method and protocol each pod gets
+    std::string stall_timeout = default_stall_timeout; ///< fail when no byte moves this long
 };
 
 /// Runs the copy; returns the process exit code (cli::exit_code) and prints errors to stderr.

@@ -11,8 +11,11 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -24,7 +27,7 @@ namespace {
 
 constexpr const char* exit_codes_help = R"(Exit codes:
   0  success
-  1  I/O or system error
+  1  I/O or system error, or a stream that stalled (--stall-timeout)
   2  bad command line
   3  an archive entry would have landed outside the target directory (refused)
   4  corrupt or truncated stream, or the manifest did not match (verification failed)
@@ -36,6 +39,7 @@ struct common_flags {
     std::string memory = "256M";
     bool progress = false;
     std::string stats_json;
+    std::string stall_timeout = cli::default_stall_timeout;
 };
 
 struct pack_flags : common_flags {
@@ -46,6 +50,7 @@ struct pack_flags : common_flags {
     std::vector<std::string> excludes;
     bool acks = false; ///< send: read the receiver's acknowledgements on stdin (see acks.hpp)
     bool allow_incomplete = false; ///< pack: files not read as on disk are warnings only
+    bool watch_stdin = false; ///< send: stdin's end means the receiver is gone: stop
 };
 
 struct unpack_flags : common_flags {
@@ -67,6 +72,9 @@ void add_common(CLI::App& cmd, common_flags& f) {
     cmd.add_flag("--progress", f.progress, "Print entries, bytes and MB/s to stderr while running");
     cmd.add_option("--stats-json", f.stats_json,
                    "Write per-stage counters (bytes, busy and blocked time) as JSON to FILE (- = stderr)");
+    cmd.add_option("--stall-timeout", f.stall_timeout,
+                   "Fail (exit 1) when the stream moves no byte for this long, e.g. 30s, 2m; "
+                   "0 = wait forever (default 60s)");
 }
 
 int usage_error(const std::string& msg) {
@@ -74,7 +82,8 @@ int usage_error(const std::string& msg) {
     return cli::exit_usage;
 }
 
-bool parse_common(const common_flags& f, unsigned& threads, std::size_t& memory, int& rc) {
+bool parse_common(const common_flags& f, unsigned& threads, std::size_t& memory,
+                  std::chrono::milliseconds& stall, int& rc) {
     auto t = cli::parse_size(f.threads);
     if (!t || *t > 256) {
         rc = usage_error("--threads takes a number from 0 (auto) to 256");
@@ -85,9 +94,23 @@ bool parse_common(const common_flags& f, unsigned& threads, std::size_t& memory,
         rc = usage_error("--memory takes a size of at least 32M, e.g. 256M");
         return false;
     }
+    auto st = cli::parse_duration(f.stall_timeout);
+    if (!st) {
+        rc = usage_error("--stall-timeout takes a duration like 60s, 500ms or 2m (0 = none)");
+        return false;
+    }
     threads = static_cast<unsigned>(*t);
     memory = static_cast<std::size_t>(*m);
+    stall = *st;
     return true;
+}
+
+// A stream that stopped moving: say which end and for how long, exit 1 (an I/O failure: the
+// bytes that came are not at fault, the peer stopped).
+int report_stall(const char* verb, const char* what, const common_flags& f) {
+    std::fprintf(stderr, "podpipe: %s failed: %s stalled: no byte moved for %s (--stall-timeout)\n",
+                 verb, what, f.stall_timeout.c_str());
+    return cli::exit_failure;
 }
 
 int report_failure(const char* verb, const std::error_code& ec) {
@@ -111,7 +134,8 @@ int finish_ok(const char* verb, const common_flags& f, const pipeline::transfer_
 int run_pack(const pack_flags& f) {
     pipeline::send_options opt;
     int rc = 0;
-    if (!parse_common(f, opt.threads, opt.memory_bytes, rc))
+    std::chrono::milliseconds stall{};
+    if (!parse_common(f, opt.threads, opt.memory_bytes, stall, rc))
         return rc;
     auto chunk = cli::parse_size(f.chunk);
     if (!chunk)
@@ -142,11 +166,20 @@ int run_pack(const pack_flags& f) {
     cli::signal_stop signals(stop);
     pipeline::ack_counter acks;
     std::optional<pipeline::ack_listener> listener;
-    if (f.acks && opt.level == pipeline::auto_level) {
-        listener.emplace(STDIN_FILENO, acks);
-        opt.acks = &acks;
+    std::atomic<bool> receiver_gone{false};
+    const bool read_acks = f.acks && opt.level == pipeline::auto_level;
+    if (read_acks || f.watch_stdin) {
+        std::function<void()> on_end;
+        if (f.watch_stdin) // the receiver holds stdin open while it reads: its end is a cancel
+            on_end = [&] {
+                receiver_gone.store(true);
+                stop.request_stop();
+            };
+        listener.emplace(STDIN_FILENO, acks, std::move(on_end));
+        if (read_acks)
+            opt.acks = &acks;
     }
-    pipeline::fd_sink sink(fd);
+    pipeline::fd_sink sink(fd, stall);
     result<pipeline::transfer_stats> r = fail(std::make_error_code(std::errc::interrupted));
     {
         cli::progress_printer printer(progress, f.progress, "packed");
@@ -156,8 +189,16 @@ int run_pack(const pack_flags& f) {
         std::fprintf(stderr, "podpipe: closing %s: %s\n", f.output.c_str(), std::strerror(errno));
         return cli::exit_failure;
     }
+    const char* verb = f.pod_side ? "send" : "pack";
+    if (!r && sink.stalled())
+        return report_stall(verb, fd == STDOUT_FILENO ? "writing to stdout" : "writing the output",
+                            f);
+    if (!r && receiver_gone.load()) {
+        std::fprintf(stderr, "podpipe: %s stopped: the receiver closed stdin (it is gone)\n", verb);
+        return cli::exit_interrupted;
+    }
     if (!r)
-        return report_failure(f.pod_side ? "send" : "pack", r.error());
+        return report_failure(verb, r.error());
     if (const int done = finish_ok("packed", f, *r); done != cli::exit_ok)
         return done;
     // The in-pod sender reports its problems in the stream; the receiving side decides.
@@ -167,7 +208,8 @@ int run_pack(const pack_flags& f) {
 int run_unpack(const unpack_flags& f) {
     pipeline::recv_options opt;
     int rc = 0;
-    if (!parse_common(f, opt.threads, opt.memory_bytes, rc))
+    std::chrono::milliseconds stall{};
+    if (!parse_common(f, opt.threads, opt.memory_bytes, stall, rc))
         return rc;
     opt.require_manifest = f.pod_side ? !f.no_verify : f.require_manifest;
     opt.restore_owner = f.same_owner;
@@ -186,8 +228,8 @@ int run_unpack(const unpack_flags& f) {
     opt.progress = &progress;
     std::stop_source stop;
     cli::signal_stop signals(stop);
-    pipeline::fd_source source(fd);
-    pipeline::fd_sink ack_out(STDOUT_FILENO);
+    pipeline::fd_source source(fd, stall);
+    pipeline::fd_sink ack_out(STDOUT_FILENO, stall);
     pipeline::acking_source acking(source, ack_out);
     result<pipeline::transfer_stats> r = fail(std::make_error_code(std::errc::interrupted));
     {
@@ -197,6 +239,9 @@ int run_unpack(const unpack_flags& f) {
     }
     if (fd != STDIN_FILENO)
         ::close(fd);
+    if (!r && source.stalled())
+        return report_stall(f.pod_side ? "recv" : "unpack",
+                            fd == STDIN_FILENO ? "reading stdin" : "reading the input", f);
     if (!r)
         return report_failure(f.pod_side ? "recv" : "unpack", r.error());
     if (f.report) {
@@ -263,6 +308,9 @@ int run(int argc, char** argv) {
     send->add_flag("--acks", sf.acks,
                    "With --level auto: read the receiver's \"podpipe-ack BYTES\" lines on stdin "
                    "and measure the link with them before picking levels");
+    send->add_flag("--watch-stdin", sf.watch_stdin,
+                   "The receiver holds stdin open while it reads: its end before the stream's "
+                   "end means the receiver is gone, and the send stops (exit 5)");
     add_common(*send, sf);
 
     unpack_flags rf;
@@ -311,6 +359,9 @@ int run(int argc, char** argv) {
     cp->add_option("-n,--namespace", cf.ns, "Namespace of pods given without one");
     cp->add_flag("-v,--verbose", cf.verbose, "Say how each pod is reached (in-pod podpipe or tar, exec protocol)");
     cp->add_flag("--exec-v4", cf.exec_v4, "Offer only the v4.channel.k8s.io exec protocol (old clusters, tests)");
+    cp->add_option("--stall-timeout", cf.stall_timeout,
+                   "Fail (exit 1) when the stream moves no byte for this long, e.g. 30s, 2m; "
+                   "0 = wait forever (default 60s). Also given to the in-pod podpipe");
 
     cli::bench_flags bf;
     auto* bench = app.add_subcommand(

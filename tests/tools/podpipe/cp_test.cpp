@@ -4,6 +4,7 @@
 #include "tests/support/tree_fixture.hpp"
 #include "tests/tools/kubesim/kubesim_fixture.hpp"
 #include "tests/tools/kubesim/test_client.hpp"
+#include "tests/tools/podpipe/pod_yaml.hpp"
 
 #include <algorithm>
 #include <filesystem>
@@ -20,25 +21,6 @@ using podpipe::testing::diff_trees;
 using podpipe::testing::shell_quote;
 
 const std::string podpipe_exe = PODPIPE_EXE;
-const std::string static_dir = PODPIPE_STATIC_DIR;
-
-std::string pod_yaml(const std::string& name, const std::string& image) {
-    return R"(apiVersion: v1
-kind: Pod
-metadata: {name: )" + name + R"(}
-spec:
-  containers:
-  - name: main
-    image: )" + image + R"(
-    command: ["sleep", "1000000"]
-    volumeMounts:
-    - {name: bin, mountPath: /__e/podpipe, readOnly: true}
-    - {name: data, mountPath: /data}
-  volumes:
-  - {name: bin, hostPath: {path: )" + static_dir + R"(}}
-  - {name: data, emptyDir: {}}
-)";
-}
 
 // A sender's --stats-json after a 3 MB/s link: the probe measured it (below 100 Mbit/s) and
 // most chunks went at the top level ("levels":{..,"7":N}).
@@ -53,16 +35,12 @@ void expect_probed_slow_link(const std::string& json) {
     EXPECT_GT(number_after("\"7\":"), number_after("\"chunks\":") / 2) << json;
 }
 
-class cp_test : public kubesim_fixture {
+class cp_test : public bb_and_gnu_pods {
 protected:
     void SetUp() override {
-        kubesim_fixture::SetUp();
+        bb_and_gnu_pods::SetUp();
         if (IsSkipped() || HasFatalFailure())
             return;
-        create_pod(pod_yaml("bb", PODPIPE_BB_IMAGE)); // busybox tar, static podpipe (release)
-        create_pod(pod_yaml("gnu", "debian:12"));     // the host's GNU tar
-        ASSERT_EQ(wait_phase("bb", "Running"), "Running");
-        ASSERT_EQ(wait_phase("gnu", "Running"), "Running");
         podpipe::testing::make_awkward_tree(src_, 300);
     }
 

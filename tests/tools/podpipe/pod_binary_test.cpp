@@ -3,6 +3,7 @@
 // reports a damaged stream with its exit code.
 #include "tests/support/tree_fixture.hpp"
 #include "tests/tools/kubesim/kubesim_fixture.hpp"
+#include "tests/tools/podpipe/pod_yaml.hpp"
 
 #include <filesystem>
 
@@ -21,21 +22,7 @@ protected:
         kubesim_fixture::SetUp();
         if (IsSkipped() || HasFatalFailure())
             return;
-        create_pod(R"(apiVersion: v1
-kind: Pod
-metadata: {name: bb}
-spec:
-  containers:
-  - name: main
-    image: busybox:1.36
-    command: ["sleep", "1000000"]
-    volumeMounts:
-    - {name: bin, mountPath: /__e/podpipe, readOnly: true}
-    - {name: data, mountPath: /data}
-  volumes:
-  - {name: bin, hostPath: {path: )" + static_dir + R"(}}
-  - {name: data, emptyDir: {}}
-)");
+        create_pod(podpipe_pod_yaml("bb", "busybox:1.36", static_dir));
         ASSERT_EQ(wait_phase("bb", "Running"), "Running");
     }
     podpipe::testing::temp_dir tmp_;
@@ -47,7 +34,8 @@ TEST_F(pod_binary_test, static_binary_round_trips_a_tree_in_a_busybox_pod) {
     auto v = kubectl("exec bb -- /__e/podpipe/podpipe --version");
     ASSERT_EQ(v.exit_code, 0) << v.output;
     // Level 1 is what the build configured: ISA-L's igzip when a static ISA-L was linked.
-    EXPECT_EQ(v.output, "podpipe 0.3.0 (recv --acks, send --acks)\ngzip level 1: "
+    EXPECT_EQ(v.output, "podpipe 0.3.0 (recv --acks, send --acks, send --watch-stdin)\n"
+                        "gzip level 1: "
                         PODPIPE_STATIC_LEVEL1 "\n");
 
     podpipe::testing::make_awkward_tree(tmp_ / "src", 300);
