@@ -123,7 +123,7 @@ TEST_F(cp_test, pod_to_pod_through_the_callers_memory) {
 // pods, the copy fails by default and names the file (the in-pod sender reports it in the
 // stream, the receiving pod in its report); --allow-incomplete accepts it with the warning.
 TEST_F(cp_test, files_the_pods_sender_cannot_read_are_not_hidden) {
-    std::string yaml = pod_yaml("u1001", PODPIPE_BB_IMAGE);
+    std::string yaml = podpipe_pod_yaml("u1001", PODPIPE_BB_IMAGE, PODPIPE_STATIC_DIR);
     const std::string spec = "spec:\n";
     yaml.replace(yaml.find(spec), spec.size(), "spec:\n  securityContext: {runAsUser: 1001}\n");
     create_pod(yaml);
