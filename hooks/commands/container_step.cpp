@@ -197,6 +197,7 @@ result<k8s::pod, hook_error> wait_running(container_step_context& ctx, const std
         o.timeout = std::clamp(left, std::chrono::milliseconds(1), slice);
         o.first_poll = std::chrono::milliseconds(200);
         o.max_poll = std::chrono::milliseconds(1'000);
+        o.stop = ctx.stop;
         o.on_change = [&](const std::string& w) {
             if (w != why) {
                 why = w;
@@ -206,6 +207,8 @@ result<k8s::pod, hook_error> wait_running(container_step_context& ctx, const std
         auto r = wait_for_running(ctx.client, ctx.ns, name, o);
         if (r)
             return r;
+        if (r.error().is(k8s::errc::cancelled))
+            return fail(cancelled(name));
         if (!r.error().is(k8s::errc::timeout))
             return fail(step_error(container_step_errc::pod_start, r.error().what()));
         if (clock::now() >= deadline)

@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <array>
+#include <condition_variable>
+#include <mutex>
 #include <thread>
 
 namespace podpipe::hook {
@@ -111,7 +113,17 @@ result<k8s::pod, k8s::hook_error> wait_for_running(k8s::api_client& client, std:
                         " s" + (last_why.empty() ? std::string() : ": " + last_why);
             return fail(std::move(e));
         }
-        std::this_thread::sleep_for(std::min<clock::duration>(delay, deadline - now));
+        std::mutex mu;
+        std::condition_variable_any woken;
+        std::unique_lock lock(mu);
+        // Returns early only when a stop is requested (the predicate never holds).
+        woken.wait_for(lock, opt.stop, std::min<clock::duration>(delay, deadline - now),
+                       [] { return false; });
+        if (opt.stop.stop_requested()) {
+            k8s::hook_error e(k8s::errc::cancelled, "");
+            e.message = "pod " + std::string(name) + ": interrupted while waiting for it to run";
+            return fail(std::move(e));
+        }
         delay = std::min(opt.max_poll, delay * 3 / 2);
     }
 }

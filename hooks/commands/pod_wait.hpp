@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <functional>
+#include <stop_token>
 #include <string>
 #include <string_view>
 
@@ -38,6 +39,8 @@ struct wait_options {
     std::chrono::milliseconds max_poll{2'000};
     /// Called when the obstacle changes (for a ::debug:: line), may be empty.
     std::function<void(const std::string&)> on_change;
+    /// Ends the wait at once (errc::cancelled) when requested: SIGINT/SIGTERM of the hook.
+    std::stop_token stop;
 };
 
 /// Polls the pod until it runs. Errors (errc from hooks/commands/errors.hpp is not used here:

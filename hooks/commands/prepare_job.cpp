@@ -170,6 +170,7 @@ result<prepare_job_response, hook_error> prepare_job(hook_session& s, const prep
     wait_options wopt;
     wopt.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(s.env.prepare_job_timeout);
     wopt.on_change = [&](const std::string& why) { s.log.debug("job pod: " + why); };
+    wopt.stop = s.stop;
     auto running = wait_for_running(s.client, s.ns, pod_name, wopt);
     if (!running) {
         prune(s);

@@ -56,6 +56,8 @@ public:
             return "invalid Kubernetes configuration";
         case errc::credential_failed:
             return "cannot obtain credentials";
+        case errc::cancelled:
+            return "interrupted";
         }
         return "unknown k8s error";
     }
@@ -80,6 +82,7 @@ public:
         case errc::config_invalid:
         case errc::credential_failed:
         case errc::unexpected_status:
+        case errc::cancelled:
             return condition::fatal;
         default:
             // not_found, already_exists, conflict, gone, exec_failed: the caller decides.

@@ -36,6 +36,7 @@ enum class errc {
     config_missing,      ///< no usable configuration (no kubeconfig, not in a cluster)
     config_invalid,      ///< kubeconfig / in-cluster files present but unusable
     credential_failed,   ///< token file unreadable, exec plugin failed or printed garbage
+    cancelled,           ///< the caller's stop token ended a wait (SIGINT/SIGTERM)
 };
 
 const std::error_category& k8s_category() noexcept;

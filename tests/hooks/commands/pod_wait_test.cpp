@@ -7,6 +7,8 @@
 #include "tests/hooks/k8s/cluster_fixture.hpp"
 
 #include <chrono>
+#include <stop_token>
+#include <thread>
 
 namespace podpipe::hook {
 namespace {
@@ -99,6 +101,26 @@ TEST_F(pod_wait_test, unschedulable_pod_says_why) {
     EXPECT_NE(what.find("not scheduled"), std::string::npos) << what;
     EXPECT_NE(what.find("nodes are available"), std::string::npos) << what;
     EXPECT_FALSE(changes_.empty());
+}
+
+// SIGINT/SIGTERM of the hook (its stop token) ends a wait for a pod that will never run at
+// once, not after the pod-start timeout.
+TEST_F(pod_wait_test, a_stop_ends_the_wait_at_once) {
+    create_pod("apiVersion: v1\nkind: Pod\nmetadata: {name: never}\nspec:\n  nodeSelector: {disk: none}\n  containers: [{name: job, image: busybox:1.36, command: [sleep, '1']}]\n");
+    std::stop_source stop;
+    wait_options o;
+    o.timeout = std::chrono::seconds(600);
+    o.stop = stop.get_token();
+    std::jthread stopper([&] {
+        std::this_thread::sleep_for(std::chrono::milliseconds(300)); // the wait is under way
+        stop.request_stop();
+    });
+    const auto t0 = std::chrono::steady_clock::now();
+    auto p = wait_for_running(*client_, "default", "never", o);
+    ASSERT_FALSE(p);
+    EXPECT_TRUE(p.error().is(k8s::errc::cancelled)) << p.error().what();
+    EXPECT_NE(p.error().what().find("interrupted"), std::string::npos) << p.error().what();
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(5));
 }
 
 TEST_F(pod_wait_test, failing_init_container_fails_fast) {
