@@ -45,8 +45,6 @@ public:
     }
 };
 
-thread_local std::string last_detail;
-
 } // namespace
 
 const std::error_category& pipeline_category() noexcept {
@@ -54,11 +52,7 @@ const std::error_category& pipeline_category() noexcept {
     return instance;
 }
 
-const std::string& last_failure_detail() { return last_detail; }
-
 namespace detail {
-
-void set_last_failure_detail(std::string d) { last_detail = std::move(d); }
 
 unsigned available_cores() noexcept {
     cpu_set_t set;

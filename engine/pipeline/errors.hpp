@@ -1,7 +1,11 @@
 // Errors of the pipeline itself (the stages' own errors pass through unchanged).
 #pragma once
 
+#include <concepts>
+#include <string>
 #include <system_error>
+#include <type_traits>
+#include <utility>
 
 namespace podpipe::pipeline {
 
@@ -29,6 +33,33 @@ enum exit_status : int {
 
 /// The exit status for a transfer that failed with `ec`.
 int exit_status_for(const std::error_code& ec);
+
+/// How a transfer (send_tree, recv_tree) failed: the code to branch on and to pick the exit
+/// status, and the detail a person needs (the entry, the path, the system's reason, what was
+/// removed). Both travel together in the result, so the detail survives any thread hop.
+struct transfer_error {
+    std::error_code code;
+    std::string detail;
+
+    transfer_error(std::error_code c, std::string d = {}) : code(c), detail(std::move(d)) {}
+
+    /// The code's message (e.g. "stream ended before the end of the archive").
+    std::string message() const { return code.message(); }
+    /// "message: detail", or the message alone.
+    std::string what() const { return detail.empty() ? message() : message() + ": " + detail; }
+
+    /// Compares the code: with an errc, a condition or another std::error_code.
+    template <class T>
+        requires(!std::is_same_v<T, transfer_error>) &&
+                requires(const std::error_code& c, const T& t) {
+                    { c == t } -> std::convertible_to<bool>;
+                }
+    friend bool operator==(const transfer_error& e, const T& t) {
+        return e.code == t;
+    }
+};
+
+inline int exit_status_for(const transfer_error& e) { return exit_status_for(e.code); }
 
 inline std::error_code make_error_code(errc e) noexcept {
     return {static_cast<int>(e), pipeline_category()};

@@ -61,9 +61,6 @@ void copy_entry_counts(transfer_stats& s, const Counts& c) {
 /// Cores this process may run on (sched_getaffinity), at least 1.
 unsigned available_cores() noexcept;
 
-/// Sets the calling thread's failure detail (read back through last_failure_detail()).
-void set_last_failure_detail(std::string detail);
-
 inline std::uint64_t ns_since(std::chrono::steady_clock::time_point t0) {
     return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
                                           std::chrono::steady_clock::now() - t0)

@@ -489,10 +489,9 @@ void check_podpipe_end(const tar::parser& parser, bool manifest_seen,
 
 } // namespace
 
-result<transfer_stats> recv_tree(byte_source& source, const std::string& root,
-                                 const recv_options& opt, std::stop_token stop) {
+result<transfer_stats, transfer_error> recv_tree(byte_source& source, const std::string& root,
+                                                 const recv_options& opt, std::stop_token stop) {
     const auto t_start = clock_type::now();
-    detail::set_last_failure_detail({});
     const unsigned threads = opt.threads == 0 ? detail::available_cores() : opt.threads;
 
     constexpr std::size_t reserve = 16 << 20;
@@ -509,10 +508,10 @@ result<transfer_stats> recv_tree(byte_source& source, const std::string& root,
     std::string open_detail;
     auto writer = io::tree_writer::open(root, wopt, &open_detail);
     if (!writer) {
-        detail::set_last_failure_detail(open_detail.empty()
-                                            ? "cannot open target directory '" + root + "'"
-                                            : open_detail);
-        return fail(writer.error());
+        return fail(transfer_error(writer.error(),
+                                   open_detail.empty()
+                                       ? "cannot open target directory '" + root + "'"
+                                       : open_detail));
     }
 
     bounded_queue<member_job> to_inflate(pools.max_blocks);
@@ -623,12 +622,10 @@ result<transfer_stats> recv_tree(byte_source& source, const std::string& root,
 
     if (failure.error() || stop.stop_requested()) {
         const std::string removed = describe_removed((*writer)->abandon());
-        if (const auto ec = failure.error()) {
-            detail::set_last_failure_detail(failure.detail() + removed);
-            return fail(ec);
-        }
-        detail::set_last_failure_detail("interrupted" + removed);
-        return fail(std::make_error_code(std::errc::operation_canceled));
+        if (const auto ec = failure.error())
+            return fail(transfer_error(ec, failure.detail() + removed));
+        return fail(transfer_error(std::make_error_code(std::errc::operation_canceled),
+                                   "interrupted" + removed));
     }
 
     transfer_stats s;

@@ -10,6 +10,7 @@
 
 #include "engine/common/result.hpp"
 #include "engine/pipeline/byte_stream.hpp"
+#include "engine/pipeline/errors.hpp"
 #include "engine/pipeline/stats.hpp"
 
 #include <cstddef>
@@ -32,13 +33,11 @@ struct recv_options {
     live_progress* progress = nullptr;
 };
 
-/// Receives into root (created if missing). On error the message says what failed and which
-/// entry (unsafe path, corrupt member, manifest mismatch, truncated stream).
-result<transfer_stats> recv_tree(byte_source& source, const std::string& root,
-                                 const recv_options& opt, std::stop_token stop = {});
-
-/// The human-readable detail of the last recv_tree/send_tree failure on this thread (the entry
-/// name, the offset); empty if none.
-const std::string& last_failure_detail();
+/// Receives into root (created if missing). On error, the code says what failed and the
+/// detail which entry and why (unsafe path, corrupt member, manifest mismatch, truncated
+/// stream, the writer's system error) and which unfinished files were removed.
+result<transfer_stats, transfer_error> recv_tree(byte_source& source, const std::string& root,
+                                                 const recv_options& opt,
+                                                 std::stop_token stop = {});
 
 } // namespace podpipe::pipeline

@@ -380,14 +380,11 @@ result<void, std::string> check_send_options(const send_options& opt) {
     return {};
 }
 
-result<transfer_stats> send_tree(const std::string& root, byte_sink& sink,
-                                 const send_options& opt, std::stop_token stop) {
+result<transfer_stats, transfer_error> send_tree(const std::string& root, byte_sink& sink,
+                                                 const send_options& opt, std::stop_token stop) {
     const auto t_start = clock_type::now();
-    detail::set_last_failure_detail({});
-    if (auto ok = check_send_options(opt); !ok) {
-        detail::set_last_failure_detail(ok.error());
-        return fail(errc::bad_options);
-    }
+    if (auto ok = check_send_options(opt); !ok)
+        return fail(transfer_error(make_error_code(errc::bad_options), ok.error()));
     const unsigned threads = opt.threads == 0 ? detail::available_cores() : opt.threads;
     const std::size_t packed_bytes = packed_bound(opt);
     level_controller levels(opt.level == auto_level, opt.auto_climb_below);
@@ -547,10 +544,8 @@ result<transfer_stats> send_tree(const std::string& root, byte_sink& sink,
         w.join();
     writer.join();
 
-    if (const auto ec = failure.error()) {
-        detail::set_last_failure_detail(failure.detail());
-        return fail(ec);
-    }
+    if (const auto ec = failure.error())
+        return fail(transfer_error(ec, failure.detail()));
     if (stop.stop_requested())
         return fail(std::make_error_code(std::errc::operation_canceled));
 

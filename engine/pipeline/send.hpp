@@ -12,6 +12,7 @@
 #include "engine/common/result.hpp"
 #include "engine/pipeline/acks.hpp"
 #include "engine/pipeline/byte_stream.hpp"
+#include "engine/pipeline/errors.hpp"
 #include "engine/pipeline/stats.hpp"
 
 #include <cstddef>
@@ -64,10 +65,11 @@ struct send_options {
     ack_counter* acks = nullptr;           ///< the receiver's acknowledgements, if it sends them
 };
 
-/// Sends the tree under root. Errors carry the first failure of any stage; the sink may have
-/// received a partial stream (the receiver detects that: no manifest, truncated member).
-result<transfer_stats> send_tree(const std::string& root, byte_sink& sink,
-                                 const send_options& opt, std::stop_token stop = {});
+/// Sends the tree under root. Errors carry the first failure of any stage with its detail; the
+/// sink may have received a partial stream (the receiver detects that: no end member).
+result<transfer_stats, transfer_error> send_tree(const std::string& root, byte_sink& sink,
+                                                 const send_options& opt,
+                                                 std::stop_token stop = {});
 
 /// Validates options (ranges of level, chunk size, memory); a message for the user on error.
 result<void, std::string> check_send_options(const send_options& opt);

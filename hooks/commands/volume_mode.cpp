@@ -288,7 +288,7 @@ result<externals_sync, hook_error> sync_externals(const std::string& source, con
     ro.threads = threads;
     ro.memory_bytes = memory_bytes / 2;
     ro.require_manifest = true;
-    result<pipeline::transfer_stats> sent = pipeline::transfer_stats{};
+    result<pipeline::transfer_stats, pipeline::transfer_error> sent = pipeline::transfer_stats{};
     {
         std::jthread sender([&](std::stop_token) {
             // A receiver that failed closes the pipe: the write must fail with EPIPE, not raise
@@ -305,14 +305,11 @@ result<externals_sync, hook_error> sync_externals(const std::string& source, con
         auto got = pipeline::recv_tree(src, dest, ro, stop);
         read_end.reset(); // a failed receiver must not leave the sender blocked on a full pipe
         sender.join();
+        const std::string what = "copying the externals " + source + " -> " + dest;
         if (!sent)
-            return fail(make_error(errc::transfer, "copying the externals " + source + " -> " + dest +
-                                                       ": reading: " + sent.error().message() + " " +
-                                                       pipeline::last_failure_detail()));
+            return fail(make_error(errc::transfer, what + ": reading: " + sent.error().what()));
         if (!got)
-            return fail(make_error(errc::transfer, "copying the externals " + source + " -> " + dest +
-                                                       ": writing: " + got.error().message() + " " +
-                                                       pipeline::last_failure_detail()));
+            return fail(make_error(errc::transfer, what + ": writing: " + got.error().what()));
         if (got->problems.count > 0) // no marker: the next job copies them again
             return fail(make_error(errc::transfer, "copying the externals " + source + " -> " +
                                                        dest + ": " +

@@ -419,12 +419,11 @@ copy_outcome pod_copier::impl::local_to_pod(const std::string& src, const pod_en
     opt.progress = &progress();
     if (acks)
         opt.acks = &reader.acks();
-    result<pipeline::transfer_stats> sent = fail(std::make_error_code(std::errc::interrupted));
+    result<pipeline::transfer_stats, pipeline::transfer_error> sent = fail(std::make_error_code(std::errc::interrupted));
     {
         sent = pipeline::send_tree(src, s.stdin_sink(), opt, stop_);
     }
     watch.stream_done();
-    const std::string detail = pipeline::last_failure_detail();
     if (!sent && !stop_.stop_requested() && !watch.stalled()) {
         // The pod may have ended first (its error is the real story): give it a moment to
         // deliver its status before tearing the session down.
@@ -453,8 +452,7 @@ copy_outcome pod_copier::impl::local_to_pod(const std::string& src, const pod_en
             return failed(pipeline::exit_failure, stall_message(dst, "the copy into") +
                                                       "; it is incomplete");
         return failed(pipeline::exit_status_for(sent.error()), "sending " + src + " into pod " + dst.name() + " failed: " +
-                    sent.error().message() +
-                    (detail.empty() ? "" : ": " + detail) + "; " + dst.name() + ":" +
+                    sent.error().what() + "; " + dst.name() + ":" +
                     dst.loc.path + " is incomplete");
     }
     if (!*code) {
@@ -483,7 +481,7 @@ copy_outcome pod_copier::impl::pod_to_local(const pod_end& src, const std::strin
     opt.require_manifest = src.has_binary && !!opt_.verify;
     opt.excludes = opt_.excludes;
     opt.progress = &progress();
-    result<pipeline::transfer_stats> got = fail(std::make_error_code(std::errc::interrupted));
+    result<pipeline::transfer_stats, pipeline::transfer_error> got = fail(std::make_error_code(std::errc::interrupted));
     {
         pipeline::acking_source acking(s.stdout_source(), s.stdin_sink());
         pipeline::byte_source& in = acks ? static_cast<pipeline::byte_source&>(acking)
@@ -491,7 +489,6 @@ copy_outcome pod_copier::impl::pod_to_local(const pod_end& src, const std::strin
         got = pipeline::recv_tree(in, dst, opt, stop_);
     }
     watch.stream_done();
-    const std::string detail = pipeline::last_failure_detail();
     if (!got)
         s.abort();
     auto code = s.wait();
@@ -506,8 +503,7 @@ copy_outcome pod_copier::impl::pod_to_local(const pod_end& src, const std::strin
             return failed(pipeline::exit_failure, stall_message(src, "the copy out of") + "; " +
                                                       dst + " is incomplete");
         return failed(pipeline::exit_status_for(got.error()), "receiving from pod " + src.name() + ":" + src.loc.path + " into " + dst +
-                    " failed: " + got.error().message() +
-                    (detail.empty() ? "" : ": " + detail) + "; " + dst + " is incomplete");
+                    " failed: " + got.error().what() + "; " + dst + " is incomplete");
     }
     if (!code) {
         return failed(pipeline::exit_failure, "pod " + src.name() + ": " + code.error().what() + "; " + dst +

@@ -113,11 +113,9 @@ int report_stall(const char* verb, const char* what, const common_flags& f) {
     return cli::exit_failure;
 }
 
-int report_failure(const char* verb, const std::error_code& ec) {
-    const std::string& detail = pipeline::last_failure_detail();
-    std::fprintf(stderr, "podpipe: %s failed: %s%s%s\n", verb, ec.message().c_str(),
-                 detail.empty() ? "" : ": ", detail.c_str());
-    return cli::exit_code_for(ec);
+int report_failure(const char* verb, const pipeline::transfer_error& e) {
+    std::fprintf(stderr, "podpipe: %s failed: %s\n", verb, e.what().c_str());
+    return pipeline::exit_status_for(e);
 }
 
 int finish_ok(const char* verb, const common_flags& f, const pipeline::transfer_stats& s) {
@@ -180,7 +178,8 @@ int run_pack(const pack_flags& f) {
             opt.acks = &acks;
     }
     pipeline::fd_sink sink(fd, stall);
-    result<pipeline::transfer_stats> r = fail(std::make_error_code(std::errc::interrupted));
+    result<pipeline::transfer_stats, pipeline::transfer_error> r =
+        fail(std::make_error_code(std::errc::interrupted));
     {
         cli::progress_printer printer(progress, f.progress, "packed");
         r = pipeline::send_tree(f.dir, sink, opt, stop.get_token());
@@ -231,7 +230,8 @@ int run_unpack(const unpack_flags& f) {
     pipeline::fd_source source(fd, stall);
     pipeline::fd_sink ack_out(STDOUT_FILENO, stall);
     pipeline::acking_source acking(source, ack_out);
-    result<pipeline::transfer_stats> r = fail(std::make_error_code(std::errc::interrupted));
+    result<pipeline::transfer_stats, pipeline::transfer_error> r =
+        fail(std::make_error_code(std::errc::interrupted));
     {
         cli::progress_printer printer(progress, f.progress, "unpacked");
         pipeline::byte_source& in = f.acks ? static_cast<pipeline::byte_source&>(acking) : source;

@@ -41,11 +41,11 @@ transfer_stats pack_to(const fs::path& root, const fs::path& out, send_options o
     fd_sink sink(fd);
     auto r = send_tree(root.string(), sink, opt);
     ::close(fd);
-    EXPECT_TRUE(r) << r.error().message() << ": " << last_failure_detail();
+    EXPECT_TRUE(r) << r.error().what();
     return r ? *r : transfer_stats{};
 }
 
-result<transfer_stats> unpack_from(const fs::path& in, const fs::path& dir, recv_options opt = {}) {
+result<transfer_stats, transfer_error> unpack_from(const fs::path& in, const fs::path& dir, recv_options opt = {}) {
     const int fd = ::open(in.c_str(), O_RDONLY);
     EXPECT_GE(fd, 0);
     fd_source source(fd);
@@ -80,7 +80,7 @@ TEST_F(pipeline_roundtrip, podpipe_to_podpipe_is_identical_and_verified) {
     recv_options ropt;
     ropt.require_manifest = true;
     auto got = unpack_from(tmp_ / "s.tgz", tmp_ / "dst", ropt);
-    ASSERT_TRUE(got) << got.error().message() << ": " << last_failure_detail();
+    ASSERT_TRUE(got) << got.error().what();
     EXPECT_TRUE(got->manifest_checked);
     EXPECT_EQ(got->manifest, sent.manifest);
     EXPECT_EQ(got->content_bytes, sent.content_bytes);
@@ -94,7 +94,7 @@ TEST_F(pipeline_roundtrip, root_mode_and_mtime_travel_like_tar_dot) {
     ASSERT_EQ(::utimensat(AT_FDCWD, src_.c_str(), when, 0), 0);
     pack_to(src_, tmp_ / "s.tgz");
     auto got = unpack_from(tmp_ / "s.tgz", tmp_ / "dst");
-    ASSERT_TRUE(got) << got.error().message() << ": " << last_failure_detail();
+    ASSERT_TRUE(got) << got.error().what();
     struct stat st {};
     ASSERT_EQ(::stat((tmp_ / "dst").c_str(), &st), 0);
     EXPECT_EQ(st.st_mode & 07777, 0751u);
@@ -184,7 +184,7 @@ TEST_F(pipeline_roundtrip, busybox_tar_reads_our_stream) {
 TEST_F(pipeline_roundtrip, reads_gnu_tar_czf_output) {
     ASSERT_EQ(run_shell("tar -C " + q(src_) + " -czf " + q(tmp_ / "gnu.tgz") + " ."), 0);
     auto got = unpack_from(tmp_ / "gnu.tgz", tmp_ / "dst");
-    ASSERT_TRUE(got) << got.error().message() << ": " << last_failure_detail();
+    ASSERT_TRUE(got) << got.error().what();
     EXPECT_FALSE(got->manifest_checked);
     EXPECT_EQ(diff_trees(src_, tmp_ / "dst"), std::vector<std::string>{});
 }
@@ -193,7 +193,7 @@ TEST_F(pipeline_roundtrip, reads_posix_format_and_plain_tar) {
     ASSERT_EQ(run_shell("tar --format=posix -C " + q(src_) + " -cf " + q(tmp_ / "p.tar") + " ."),
               0);
     auto got = unpack_from(tmp_ / "p.tar", tmp_ / "dst");
-    ASSERT_TRUE(got) << got.error().message() << ": " << last_failure_detail();
+    ASSERT_TRUE(got) << got.error().what();
     EXPECT_EQ(diff_trees(src_, tmp_ / "dst"), std::vector<std::string>{});
 }
 
@@ -202,7 +202,7 @@ TEST_F(pipeline_roundtrip, reads_busybox_tar_czf_output) {
         GTEST_SKIP() << "busybox not installed";
     ASSERT_EQ(run_shell("cd " + q(src_) + " && busybox tar -czf " + q(tmp_ / "bb.tgz") + " ."), 0);
     auto got = unpack_from(tmp_ / "bb.tgz", tmp_ / "dst");
-    ASSERT_TRUE(got) << got.error().message() << ": " << last_failure_detail();
+    ASSERT_TRUE(got) << got.error().what();
     EXPECT_EQ(diff_trees(src_, tmp_ / "dst", false), std::vector<std::string>{});
 }
 
@@ -211,7 +211,7 @@ TEST_F(pipeline_roundtrip, reads_pigz_multithreaded_output) {
         GTEST_SKIP() << "pigz not installed";
     ASSERT_EQ(run_shell("tar -C " + q(src_) + " -cf - . | pigz -p 2 -1 > " + q(tmp_ / "p.tgz")), 0);
     auto got = unpack_from(tmp_ / "p.tgz", tmp_ / "dst");
-    ASSERT_TRUE(got) << got.error().message() << ": " << last_failure_detail();
+    ASSERT_TRUE(got) << got.error().what();
     EXPECT_EQ(diff_trees(src_, tmp_ / "dst"), std::vector<std::string>{});
 }
 
@@ -288,7 +288,7 @@ TEST(pipeline, podpipe_stream_cut_between_members_is_truncated) {
         ASSERT_FALSE(got) << what << " was accepted";
         EXPECT_EQ(got.error(), errc::truncated) << what << ": " << got.error().message();
         EXPECT_EQ(exit_status_for(got.error()), exit_bad_input) << what;
-        EXPECT_FALSE(last_failure_detail().empty()) << what;
+        EXPECT_FALSE(got.error().detail.empty()) << what;
     };
     // Every cut at a member boundary, including the one right before the end member.
     for (std::size_t i = 0; i + 1 < ends.size(); ++i)
@@ -302,7 +302,7 @@ TEST(pipeline, podpipe_stream_cut_between_members_is_truncated) {
     write_all(tmp / "whole.tgz", full);
     fs::remove_all(tmp / "dst");
     auto got = unpack_from(tmp / "whole.tgz", tmp / "dst");
-    ASSERT_TRUE(got) << got.error().message() << ": " << last_failure_detail();
+    ASSERT_TRUE(got) << got.error().what();
     EXPECT_TRUE(got->manifest_checked);
     EXPECT_EQ(diff_trees(tmp / "src", tmp / "dst"), std::vector<std::string>{});
 }
@@ -321,8 +321,7 @@ TEST(pipeline, foreign_tar_without_end_marker_keeps_tar_semantics) {
     for (const char* name : {"t.tar", "t.tgz"}) {
         fs::remove_all(tmp / "dst");
         auto got = unpack_from(tmp / name, tmp / "dst");
-        ASSERT_TRUE(got) << name << ": " << got.error().message() << ": "
-                         << last_failure_detail();
+        ASSERT_TRUE(got) << name << ": " << got.error().what();
         EXPECT_EQ(read_all(tmp / "dst/b"), std::string(100, 'b')) << name;
     }
 }
@@ -374,10 +373,10 @@ TEST(pipeline, a_write_failure_says_its_cause) {
         auto got = unpack_from(tmp / "t.tar", tmp / "dst");
         ASSERT_FALSE(got) << c.name;
         EXPECT_EQ(exit_status_for(got.error()), exit_failure) << c.name;
-        EXPECT_NE(last_failure_detail().find(c.expected), std::string::npos)
-            << c.name << ": " << last_failure_detail();
-        EXPECT_EQ(last_failure_detail().find("stopped by the receiver"), std::string::npos)
-            << c.name << ": " << last_failure_detail();
+        const std::string& detail = got.error().detail;
+        EXPECT_NE(detail.find(c.expected), std::string::npos) << c.name << ": " << detail;
+        EXPECT_EQ(detail.find("stopped by the receiver"), std::string::npos)
+            << c.name << ": " << detail;
     }
 }
 
@@ -404,7 +403,7 @@ TEST(pipeline, a_full_disk_says_so_and_leaves_no_partial_file) {
     auto got = unpack_from(tmp / "s.tgz", small / "dst");
     ASSERT_FALSE(got);
     EXPECT_EQ(exit_status_for(got.error()), exit_failure);
-    const std::string detail = last_failure_detail();
+    const std::string detail = got.error().detail;
     EXPECT_NE(detail.find(std::strerror(ENOSPC)), std::string::npos) << detail;
     EXPECT_EQ(detail.find("stopped by the receiver"), std::string::npos) << detail;
     // Every file left in the target is whole; the one the detail names is gone.
@@ -451,8 +450,8 @@ TEST(pipeline, manifest_mismatch_says_what_differs) {
     auto got = unpack_from(tmp / "x.tar", tmp / "dst");
     ASSERT_FALSE(got);
     EXPECT_EQ(got.error(), errc::manifest_mismatch);
-    EXPECT_NE(last_failure_detail().find("the digests differ (same 2 entries"), std::string::npos)
-        << last_failure_detail();
+    EXPECT_NE(got.error().detail.find("the digests differ (same 2 entries"), std::string::npos)
+        << got.error().detail;
 }
 
 TEST(pipeline, corrupt_member_is_an_error) {
@@ -507,7 +506,7 @@ TEST(pipeline, hostile_entries_are_refused_and_nothing_escapes) {
         auto got = unpack_from(tmp / "h.tgz", tmp / "dst");
         ASSERT_FALSE(got) << c.name << " was accepted";
         EXPECT_EQ(got.error(), condition::unsafe_path) << c.name << ": " << got.error().message();
-        EXPECT_FALSE(last_failure_detail().empty());
+        EXPECT_FALSE(got.error().detail.empty());
         EXPECT_TRUE(fs::is_empty(tmp / "victim")) << c.name;
         EXPECT_FALSE(fs::exists(tmp / "victim/payload")) << c.name;
     }
@@ -540,7 +539,7 @@ TEST(pipeline, real_tree_nobody_here_wrote) {
     const auto sent = pack_to(real, tmp / "s.tgz");
     EXPECT_GT(sent.files, 500u);
     auto got = unpack_from(tmp / "s.tgz", tmp / "dst");
-    ASSERT_TRUE(got) << got.error().message() << ": " << last_failure_detail();
+    ASSERT_TRUE(got) << got.error().what();
     EXPECT_TRUE(got->manifest_checked);
     EXPECT_EQ(diff_trees(real, tmp / "dst"), std::vector<std::string>{});
 }
@@ -590,7 +589,7 @@ TEST(pipeline, podpipe_stream_ends_at_its_end_member_without_eof) {
     recv_options ropt;
     ropt.require_manifest = true;
     auto got = recv_tree(source, (tmp / "dst").string(), ropt);
-    ASSERT_TRUE(got) << got.error().message() << ": " << last_failure_detail();
+    ASSERT_TRUE(got) << got.error().what();
     EXPECT_FALSE(source.read_past_end_);
     EXPECT_EQ(got->manifest, sent.manifest);
     EXPECT_EQ(diff_trees(tmp / "src", tmp / "dst"), std::vector<std::string>{});
@@ -651,7 +650,7 @@ TEST(pipeline, auto_level_climbs_while_the_sink_is_the_bottleneck) {
     send_options opt = auto_options();
     slow_sink sink;
     auto sent = send_tree((tmp / "src").string(), sink, opt);
-    ASSERT_TRUE(sent) << sent.error().message() << ": " << last_failure_detail();
+    ASSERT_TRUE(sent) << sent.error().what();
     std::uint64_t above_one = 0, total = 0;
     for (std::size_t l = 0; l < sent->chunks_per_level.size(); ++l) {
         total += sent->chunks_per_level[l];
@@ -674,7 +673,7 @@ TEST(pipeline, auto_level_jumps_to_the_top_on_a_far_slower_sink) {
     opt.threads = 2;
     slow_sink sink; // 50 ms per chunk: well under 1 MB/s against the default 12.5 MB/s
     auto sent = send_tree((tmp / "src").string(), sink, opt);
-    ASSERT_TRUE(sent) << sent.error().message() << ": " << last_failure_detail();
+    ASSERT_TRUE(sent) << sent.error().what();
     constexpr int top = auto_level_ladder[std::size(auto_level_ladder) - 1];
     EXPECT_GT(sent->chunks_per_level[top], 0u);
     for (int rung : auto_level_ladder) {
@@ -776,14 +775,14 @@ TEST(pipeline, acknowledgements_find_a_slow_link_behind_a_deep_buffer) {
 
     buffered_link_sink blind(16 << 20, 4e6, nullptr);
     auto without = send_tree((tmp / "src").string(), blind, opt);
-    ASSERT_TRUE(without) << without.error().message() << ": " << last_failure_detail();
+    ASSERT_TRUE(without) << without.error().what();
     EXPECT_EQ(without->probed_rate, 0.0);
 
     ack_counter acks;
     buffered_link_sink acked(16 << 20, 4e6, &acks);
     opt.acks = &acks;
     auto with = send_tree((tmp / "src").string(), acked, opt);
-    ASSERT_TRUE(with) << with.error().message() << ": " << last_failure_detail();
+    ASSERT_TRUE(with) << with.error().what();
     EXPECT_GT(with->probed_rate, 0.0);
     EXPECT_LT(with->probed_rate, opt.auto_climb_below);
     EXPECT_GT(with->chunks_per_level[top], with->chunks / 2) << "the probe did not take the level to the top";
@@ -804,7 +803,7 @@ TEST(pipeline, missing_acknowledgements_do_not_hold_the_stream) {
     opt.acks = &silent;
     buffered_link_sink sink(64 << 20, 1e9, nullptr);
     auto sent = send_tree((tmp / "src").string(), sink, opt);
-    ASSERT_TRUE(sent) << sent.error().message() << ": " << last_failure_detail();
+    ASSERT_TRUE(sent) << sent.error().what();
     expect_stream_unpacks_to(tmp.path(), sink.data, text);
 }
 
@@ -828,7 +827,7 @@ TEST(pipeline, auto_level_stays_at_one_while_a_busy_sink_drains_fast) {
     opt.auto_climb_below = 0.5e6;
     busy_fast_sink sink;
     auto sent = send_tree((tmp / "src").string(), sink, opt);
-    ASSERT_TRUE(sent) << sent.error().message() << ": " << last_failure_detail();
+    ASSERT_TRUE(sent) << sent.error().what();
     EXPECT_EQ(sent->chunks_per_level[1], sent->chunks) << "auto left level 1 on a fast-draining sink";
 }
 
