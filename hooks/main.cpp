@@ -11,9 +11,9 @@
 #include "hooks/commands/script_step.hpp"
 #include "hooks/commands/session.hpp"
 #include "hooks/commands/volume_mode.hpp"
-#include "hooks/k8s/client.hpp"
-#include "hooks/k8s/config.hpp"
-#include "hooks/k8s/template.hpp"
+#include "kube/client.hpp"
+#include "kube/config.hpp"
+#include "kube/template.hpp"
 
 #include <pthread.h>
 #include <signal.h>
@@ -101,7 +101,7 @@ int run(int argc, char** argv) {
     for (const auto& w : env->warnings)
         std::printf("::warning::%s\n", w.c_str());
 
-    auto cfg = k8s::load_config(k8s::config_sources::from_process());
+    auto cfg = kube::load_config(kube::config_sources::from_process());
     if (!cfg)
         return error_exit(cfg.error().what());
     std::string ns = env->namespace_name;
@@ -109,7 +109,7 @@ int run(int argc, char** argv) {
         ns = input->state->namespace_name;
     if (ns.empty())
         ns = cfg->ns;
-    auto client = k8s::api_client::connect(std::move(*cfg));
+    auto client = kube::api_client::connect(std::move(*cfg));
     if (!client)
         return error_exit(client.error().what());
 
@@ -182,7 +182,7 @@ int run(int argc, char** argv) {
         }
         if (!input->state || input->state->job_pod.empty())
             return error_exit("run_container_step: no job pod in the state (did prepare_job run?)");
-        auto tmpl = k8s::load_template(env->template_path);
+        auto tmpl = kube::load_template(env->template_path);
         if (!tmpl)
             return error_exit(tmpl.error().what());
         const std::string job_pod = input->state->job_pod;

@@ -16,11 +16,8 @@ step() { printf '\n=== [%d s] %s\n' "$(($(date +%s) - t0))" "$*"; }
 step "dependencies"
 bash tools/install-deps.sh
 
-step "layering: engine/ knows nothing of Kubernetes"
-if grep -rniE 'kube|k8s|\bpods?\b|simdjson' engine/; then
-    echo "engine/ must not mention Kubernetes or simdjson (see STYLE.md)" >&2
-    exit 1
-fi
+step "layering: dependencies point one way (tools -> hooks -> remote -> kube -> engine)"
+bash tools/check-layering.sh
 
 step "release build"
 cmake --preset release >/dev/null

@@ -1,7 +1,7 @@
 #include "hooks/commands/cleanup_job.hpp"
 
-#include "hooks/k8s/client.hpp"
-#include "hooks/k8s/pod_spec.hpp"
+#include "kube/client.hpp"
+#include "kube/pod_spec.hpp"
 
 #include <optional>
 #include <thread>
@@ -9,19 +9,19 @@
 
 namespace podpipe::hook {
 
-result<cleanup_counts, k8s::hook_error> cleanup_job(k8s::api_client& client, std::string_view ns,
+result<cleanup_counts, kube::hook_error> cleanup_job(kube::api_client& client, std::string_view ns,
                                                     std::string_view runner_pod_name) {
-    auto selector = k8s::runner_label_selector(runner_pod_name);
+    auto selector = kube::runner_label_selector(runner_pod_name);
     if (!selector)
         return fail(selector.error());
-    k8s::list_options by_label;
+    kube::list_options by_label;
     by_label.label_selector = *selector;
     cleanup_counts counts;
-    std::optional<k8s::hook_error> first_error;
-    auto note = [&](const k8s::hook_error& e) {
-        if (!e.is(k8s::errc::not_found) && !first_error)
+    std::optional<kube::hook_error> first_error;
+    auto note = [&](const kube::hook_error& e) {
+        if (!e.is(kube::errc::not_found) && !first_error)
             first_error = e;
-        return e.is(k8s::errc::not_found);
+        return e.is(kube::errc::not_found);
     };
 
     auto pods = client.list_pods(ns, by_label);
@@ -29,7 +29,7 @@ result<cleanup_counts, k8s::hook_error> cleanup_job(k8s::api_client& client, std
         note(pods.error());
     else
         for (const auto& p : pods->items) {
-            k8s::delete_options now;
+            kube::delete_options now;
             now.grace_period_seconds = 0;
             auto d = client.delete_pod(ns, p.metadata.name, now);
             if (d || note(d.error()))
@@ -51,7 +51,7 @@ result<cleanup_counts, k8s::hook_error> cleanup_job(k8s::api_client& client, std
     return counts;
 }
 
-bool prune_and_wait(k8s::api_client& client, std::string_view ns, std::string_view runner_pod_name,
+bool prune_and_wait(kube::api_client& client, std::string_view ns, std::string_view runner_pod_name,
                     std::chrono::milliseconds timeout, std::string* warning) {
     auto done = cleanup_job(client, ns, runner_pod_name);
     if (!done) {
@@ -61,13 +61,13 @@ bool prune_and_wait(k8s::api_client& client, std::string_view ns, std::string_vi
     }
     if (done->pods == 0)
         return true;
-    auto selector = k8s::runner_label_selector(runner_pod_name);
+    auto selector = kube::runner_label_selector(runner_pod_name);
     if (!selector) {
         if (warning != nullptr)
             *warning = selector.error().what();
         return false;
     }
-    k8s::list_options by_label;
+    kube::list_options by_label;
     by_label.label_selector = *selector;
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     for (;;) {

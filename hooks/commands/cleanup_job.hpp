@@ -3,14 +3,14 @@
 #pragma once
 
 #include "engine/common/result.hpp"
-#include "hooks/k8s/errors.hpp"
+#include "kube/errors.hpp"
 
 #include <chrono>
 #include <cstddef>
 #include <string>
 #include <string_view>
 
-namespace podpipe::k8s {
+namespace podpipe::kube {
 class api_client;
 }
 
@@ -23,13 +23,13 @@ struct cleanup_counts {
 
 /// Lists by `runner-pod=<runner_pod_name>` in `ns`, deletes pods with grace period 0 and the
 /// secrets. A 404 on delete counts as done; any other failure is returned after trying the rest.
-result<cleanup_counts, k8s::hook_error> cleanup_job(k8s::api_client& client, std::string_view ns,
+result<cleanup_counts, kube::hook_error> cleanup_job(kube::api_client& client, std::string_view ns,
                                                     std::string_view runner_pod_name);
 
 /// Deletes like cleanup_job, then waits (up to `timeout`) until no pod with the label is left:
 /// the next job pod has the same name, and creating it while the old one terminates fails with
 /// AlreadyExists. Returns false when pods were still there at the timeout.
-bool prune_and_wait(k8s::api_client& client, std::string_view ns, std::string_view runner_pod_name,
+bool prune_and_wait(kube::api_client& client, std::string_view ns, std::string_view runner_pod_name,
                     std::chrono::milliseconds timeout, std::string* warning);
 
 } // namespace podpipe::hook

@@ -5,8 +5,8 @@
 #include "hooks/commands/exec_step.hpp"
 #include "hooks/commands/pod_wait.hpp"
 #include "hooks/commands/step_pull_secret.hpp"
-#include "hooks/k8s/client.hpp"
-#include "hooks/k8s/pod_spec.hpp"
+#include "kube/client.hpp"
+#include "kube/pod_spec.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -88,7 +88,7 @@ std::string human_bytes(double bytes) {
 }
 
 /// One line: what moved, how much, how fast.
-std::string copy_summary(const k8s::copy_outcome& o) {
+std::string copy_summary(const remote::copy_outcome& o) {
     const auto& s = o.stats;
     const bool counted = !o.remote_report.empty(); // the receiving pod ran podpipe recv
     std::string line = o.verb;
@@ -114,7 +114,7 @@ std::string copy_summary(const k8s::copy_outcome& o) {
 // ---- the step script --------------------------------------------------------------------------
 
 // Always single-quoted (shell_quote leaves safe words bare; one rule is easier to check).
-std::string quote(std::string_view s) { return k8s::single_quote(s); }
+std::string quote(std::string_view s) { return kube::single_quote(s); }
 
 result<std::vector<std::pair<std::string, std::string>>, hook_error>
 step_environment(const env_list& in) {
@@ -146,17 +146,17 @@ step_environment(const env_list& in) {
 /// Deletes the step pod when the run ends, whichever way it ends.
 class step_pod_guard {
 public:
-    step_pod_guard(k8s::api_client& client, std::string ns, std::string name, int out_fd)
+    step_pod_guard(kube::api_client& client, std::string ns, std::string name, int out_fd)
         : client_(client)
         , ns_(std::move(ns))
         , name_(std::move(name))
         , out_fd_(out_fd) {}
 
     ~step_pod_guard() {
-        k8s::delete_options o;
+        kube::delete_options o;
         o.grace_period_seconds = 0;
         auto r = client_.delete_pod(ns_, name_, o);
-        if (!r && !r.error().is(k8s::errc::not_found))
+        if (!r && !r.error().is(kube::errc::not_found))
             command_line(out_fd_, "warning",
                          "failed to delete step pod " + name_ +
                              " (cleanup_job removes it by label): " + r.error().what());
@@ -168,7 +168,7 @@ public:
     step_pod_guard& operator=(const step_pod_guard&) = delete;
 
 private:
-    k8s::api_client& client_;
+    kube::api_client& client_;
     std::string ns_;
     std::string name_;
     int out_fd_;
@@ -181,7 +181,7 @@ hook_error cancelled(std::string_view pod) {
 }
 
 /// wait_for_running in slices, so a stop request is seen within a slice.
-result<k8s::pod, hook_error> wait_running(container_step_context& ctx, const std::string& name) {
+result<kube::pod, hook_error> wait_running(container_step_context& ctx, const std::string& name) {
     using clock = std::chrono::steady_clock;
     constexpr std::chrono::milliseconds slice{5'000};
     const auto total =
@@ -207,9 +207,9 @@ result<k8s::pod, hook_error> wait_running(container_step_context& ctx, const std
         auto r = wait_for_running(ctx.client, ctx.ns, name, o);
         if (r)
             return r;
-        if (r.error().is(k8s::errc::cancelled))
+        if (r.error().is(kube::errc::cancelled))
             return fail(cancelled(name));
-        if (!r.error().is(k8s::errc::timeout))
+        if (!r.error().is(kube::errc::timeout))
             return fail(step_error(container_step_errc::pod_start, r.error().what()));
         if (clock::now() >= deadline)
             return fail(step_error(
@@ -223,11 +223,11 @@ result<k8s::pod, hook_error> wait_running(container_step_context& ctx, const std
 }
 
 /// One copy between the job pod and the step pod, printed as a ::group::.
-result<k8s::copy_outcome, std::string> copy_between(container_step_context& ctx,
+result<remote::copy_outcome, std::string> copy_between(container_step_context& ctx,
                                                     const std::string& title,
-                                                    const k8s::pod_dir& from,
-                                                    const k8s::pod_dir& to) {
-    k8s::copy_options opt = ctx.copy;
+                                                    const remote::pod_dir& from,
+                                                    const remote::pod_dir& to) {
+    remote::copy_options opt = ctx.copy;
     const auto user_info = opt.on_info;
     const int out = ctx.out_fd;
     opt.on_info = [out, user_info](const std::string& line) {
@@ -237,7 +237,7 @@ result<k8s::copy_outcome, std::string> copy_between(container_step_context& ctx,
     };
     write_all(out, "::group::" + escape_command_message(title) + "\n");
     // A fresh copier per copy: its progress counters are per instance.
-    k8s::pod_copier copier(ctx.client, std::move(opt), ctx.stop);
+    remote::pod_copier copier(ctx.client, std::move(opt), ctx.stop);
     auto end_group = [out] { write_all(out, "::endgroup::\n"); };
     auto src = copier.probe(from);
     if (!src) {
@@ -261,7 +261,7 @@ result<k8s::copy_outcome, std::string> copy_between(container_step_context& ctx,
 /// Whether the step pod still exists (for naming a vanished pod as the cause).
 std::string pod_gone_note(container_step_context& ctx, const std::string& name) {
     auto p = ctx.client.get_pod(ctx.ns, name);
-    if (!p && p.error().is(k8s::errc::not_found))
+    if (!p && p.error().is(kube::errc::not_found))
         return "; step pod " + name + " is gone (deleted or evicted while the step ran)";
     if (p && (p->status.phase == "Failed" || p->status.phase == "Succeeded"))
         return "; step pod " + name + " has ended (phase " + p->status.phase + ")";
@@ -271,19 +271,19 @@ std::string pod_gone_note(container_step_context& ctx, const std::string& name) 
 /// Links /github/* into /__w and writes the step script through stdin.
 result<void, hook_error> set_up_step_pod(container_step_context& ctx, const std::string& name,
                                          const std::string& tail, const std::string& script) {
-    k8s::exec_options o;
+    kube::exec_options o;
     o.ns = ctx.ns;
     o.pod = name;
-    o.container = std::string(k8s::job_container_name);
+    o.container = std::string(kube::job_container_name);
     o.command = {"sh", "-c", github_setup_script(tail, script.size())};
     o.use_stdin = true;
-    k8s::exec_session_options so;
+    kube::exec_session_options so;
     so.offer_v5 = ctx.copy.offer_v5; // one protocol choice for every exec of the step
     auto session = ctx.client.exec(o, so);
     if (!session)
         return fail(step_error(container_step_errc::setup,
                                "cannot prepare step pod " + name + ": " + session.error().what()));
-    k8s::exec_session& s = **session;
+    kube::exec_session& s = **session;
     std::stop_callback on_stop(ctx.stop, [&s] { s.abort(); });
     auto& in = s.stdin_sink();
     // Errors of write/finish show up as the exit status below (the shell ended early) or as
@@ -319,34 +319,34 @@ const std::error_category& container_step_category() noexcept {
 
 result<step_pod_plan, hook_error>
 build_container_step_pod(const hook_env& env, std::string_view suffix, std::string_view image,
-                         std::string_view job_node, const k8s::pod_template_extension* tmpl) {
-    auto p = k8s::build_step_pod(env.runner_pod_name, suffix, image);
+                         std::string_view job_node, const kube::pod_template_extension* tmpl) {
+    auto p = kube::build_step_pod(env.runner_pod_name, suffix, image);
     if (!p)
         return fail(p.error());
     step_pod_plan plan;
     plan.pod = std::move(*p);
-    k8s::pod& pod = plan.pod;
+    kube::pod& pod = plan.pod;
 
     if (!job_node.empty()) {
-        k8s::preferred_scheduling_term near;
+        kube::preferred_scheduling_term near;
         near.weight = 100;
         near.preference.match_expressions.push_back(
             {"kubernetes.io/hostname", "In", {std::string(job_node)}});
-        pod.spec.affinity = k8s::node_affinity{};
+        pod.spec.affinity = kube::node_affinity{};
         pod.spec.affinity->preferred.push_back(std::move(near));
     }
 
-    k8s::container init;
+    kube::container init;
     init.name = std::string(externals_init_name);
     init.image =
-        env.runner_image.empty() ? std::string(k8s::default_runner_image) : env.runner_image;
+        env.runner_image.empty() ? std::string(kube::default_runner_image) : env.runner_image;
     // Only the podpipe directory, and never a failure: without it the copies use the pod's tar.
     init.command = {"sh", "-c", "cp -a /home/runner/externals/podpipe /__e/ 2>/dev/null || true"};
     init.volume_mounts = {{"externals", "/__e", "", false}};
     pod.spec.init_containers.push_back(std::move(init));
 
     if (tmpl != nullptr) {
-        auto w = k8s::apply_template(*tmpl, pod);
+        auto w = kube::apply_template(*tmpl, pod);
         if (!w)
             return fail(w.error());
         plan.warnings = std::move(*w);
@@ -366,7 +366,7 @@ result<std::string, hook_error> container_step_script(const container_request& r
     auto env = step_environment(req.environment_variables);
     if (!env)
         return fail(env.error());
-    auto args = k8s::fix_args(req.entry_point_args);
+    auto args = kube::fix_args(req.entry_point_args);
     if (!args) {
         auto e = args.error();
         e.code = make_error_code(container_step_errc::bad_request);
@@ -424,7 +424,7 @@ result<int, hook_error> run_container_step(container_step_context& ctx,
     auto script = container_step_script(req);
     if (!script)
         return fail(script.error());
-    auto tail = k8s::workspace_tail(ctx.env.github_workspace);
+    auto tail = kube::workspace_tail(ctx.env.github_workspace);
     if (!tail) {
         auto e = tail.error();
         e.code = make_error_code(container_step_errc::bad_request);
@@ -438,7 +438,7 @@ result<int, hook_error> run_container_step(container_step_context& ctx,
     if (!job)
         return fail(step_error(container_step_errc::pod_start,
                                "cannot read job pod " + ctx.job_pod + ": " + job.error().what()));
-    auto plan = build_container_step_pod(ctx.env, k8s::random_name_suffix(), req.image,
+    auto plan = build_container_step_pod(ctx.env, kube::random_name_suffix(), req.image,
                                          job->spec.node_name, ctx.tmpl);
     if (!plan)
         return fail(plan.error());
@@ -461,7 +461,7 @@ result<int, hook_error> run_container_step(container_step_context& ctx,
         // it by name (404 is the usual answer). Never after a definite answer such as 409,
         // which would name someone else's pod.
         if (created.error().retryable()) {
-            k8s::delete_options o;
+            kube::delete_options o;
             o.grace_period_seconds = 0;
             (void)ctx.client.delete_pod(ctx.ns, name, o);
         }
@@ -487,9 +487,9 @@ result<int, hook_error> run_container_step(container_step_context& ctx,
     }
     if (ctx.stop.stop_requested())
         return fail(cancelled(name));
-    const std::string job_container(k8s::job_container_name);
-    const k8s::pod_dir job_work{ctx.ns, ctx.job_pod, job_container, "/__w"};
-    const k8s::pod_dir step_work{ctx.ns, name, job_container, "/__w"};
+    const std::string job_container(kube::job_container_name);
+    const remote::pod_dir job_work{ctx.ns, ctx.job_pod, job_container, "/__w"};
+    const remote::pod_dir step_work{ctx.ns, name, job_container, "/__w"};
     auto in = copy_between(ctx, "Copying the workspace into step pod " + name, job_work, step_work);
     if (!in) {
         if (ctx.stop.stop_requested())

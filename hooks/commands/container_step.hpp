@@ -59,10 +59,10 @@
 #include "engine/common/result.hpp"
 #include "hooks/commands/env.hpp"
 #include "hooks/commands/input.hpp"
-#include "hooks/k8s/api_types.hpp"
-#include "hooks/k8s/errors.hpp"
-#include "hooks/k8s/pod_copy.hpp"
-#include "hooks/k8s/template.hpp"
+#include "kube/api_types.hpp"
+#include "kube/errors.hpp"
+#include "remote/pod_copy.hpp"
+#include "kube/template.hpp"
 
 #include <functional>
 #include <stop_token>
@@ -71,7 +71,7 @@
 #include <system_error>
 #include <vector>
 
-namespace podpipe::k8s {
+namespace podpipe::kube {
 class api_client;
 }
 
@@ -96,12 +96,12 @@ inline std::error_code make_error_code(container_step_errc e) noexcept {
 }
 
 struct container_step_context {
-    k8s::api_client& client;
+    kube::api_client& client;
     std::string ns;      ///< empty: the client's default namespace
     const hook_env& env; ///< runner pod name, timeouts, runner_image, github_workspace
     std::string job_pod; ///< state.jobPod
-    const k8s::pod_template_extension* tmpl = nullptr; ///< already loaded; null: none
-    k8s::copy_options copy; ///< engine settings; on_info is also called (after our own print)
+    const kube::pod_template_extension* tmpl = nullptr; ///< already loaded; null: none
+    remote::copy_options copy; ///< engine settings; on_info is also called (after our own print)
     int out_fd = 1, err_fd = 2;
     std::stop_token stop;
     /// Before the job pod's /__w is copied (the lead syncs the runner's _temp into it). May be
@@ -125,14 +125,14 @@ inline constexpr std::string_view step_script_path = "/github/.podpipe-step.sh";
 inline constexpr std::string_view externals_init_name = "podpipe-externals";
 
 struct step_pod_plan {
-    k8s::pod pod;
+    kube::pod pod;
     std::vector<std::string> warnings; ///< from apply_template, for ::warning:: lines
 };
 
 /// The step pod of points 2 above. `job_node` empty: no affinity.
 result<step_pod_plan, hook_error>
 build_container_step_pod(const hook_env& env, std::string_view suffix, std::string_view image,
-                         std::string_view job_node, const k8s::pod_template_extension* tmpl);
+                         std::string_view job_node, const kube::pod_template_extension* tmpl);
 
 /// The step script of point 6 (sent through stdin, never in an exec URL).
 result<std::string, hook_error> container_step_script(const container_request& req);

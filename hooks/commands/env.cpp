@@ -30,7 +30,7 @@ bool label_value_ok(std::string_view v) {
 
 hook_error bad(std::string_view var, std::string_view value, std::string_view want) {
     return make_error(errc::bad_env, std::string(var) + "=\"" +
-                                         k8s::sanitize_for_message(value, 128) +
+                                         kube::sanitize_for_message(value, 128) +
                                          "\" is invalid: " + std::string(want));
 }
 
@@ -126,7 +126,7 @@ result<hook_env, hook_error> read_env(const env_map& env) {
         auto v = parse_leading_int(it->second);
         if (!v || *v <= 0 || *v > 7LL * 24 * 3600)
             e.warnings.push_back("Prepare job timeout is invalid (\"" +
-                                 k8s::sanitize_for_message(it->second, 64) + "\"): use an int > 0");
+                                 kube::sanitize_for_message(it->second, 64) + "\"): use an int > 0");
         else
             e.prepare_job_timeout = std::chrono::seconds(*v);
     }

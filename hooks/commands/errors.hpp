@@ -1,16 +1,16 @@
 // Errors of the hook's own edge: the runner's stdin JSON, the environment, the response file.
-// They travel as k8s::hook_error (the one error type of hooks/), with the user-facing text in
+// They travel as kube::hook_error (the one error type of hooks/), with the user-facing text in
 // `message` so that what() is exactly what the hook prints after ::error::.
 #pragma once
 
-#include "hooks/k8s/errors.hpp"
+#include "kube/errors.hpp"
 
 #include <string>
 #include <system_error>
 
 namespace podpipe::hook {
 
-using k8s::hook_error;
+using kube::hook_error;
 
 enum class errc {
     bad_input = 1,   ///< stdin is not the JSON the runner sends (names the field)

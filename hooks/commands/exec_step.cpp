@@ -2,7 +2,7 @@
 
 #include "engine/pipeline/byte_stream.hpp"
 #include "hooks/commands/errors.hpp"
-#include "hooks/k8s/client.hpp"
+#include "kube/client.hpp"
 
 #include <unistd.h>
 
@@ -14,16 +14,16 @@
 
 namespace podpipe::hook {
 
-result<int, k8s::hook_error> exec_step(k8s::api_client& client, const step_target& target,
+result<int, kube::hook_error> exec_step(kube::api_client& client, const step_target& target,
                                        const std::vector<std::string>& argv, int out_fd,
                                        int err_fd, std::stop_token stop, heartbeat hb) {
-    k8s::exec_options o;
+    kube::exec_options o;
     o.ns = target.ns;
     o.pod = target.pod;
     o.container = target.container;
     o.command = argv;
     o.use_stdin = false;
-    k8s::exec_session_options so;
+    kube::exec_session_options so;
     so.ping_interval = hb.period;
     so.pong_timeout = hb.deadline;
     so.on_stderr = [err_fd](std::span<const std::byte> bytes) {
@@ -43,12 +43,12 @@ result<int, k8s::hook_error> exec_step(k8s::api_client& client, const step_targe
     auto session = client.exec(o, so);
     if (!session)
         return fail(session.error());
-    k8s::exec_session& s = **session;
+    kube::exec_session& s = **session;
     std::stop_callback on_stop(stop, [&s] { s.abort(); });
     pipeline::fd_sink out(out_fd);
     auto code = s.wait(&out);
     if (stop.stop_requested()) {
-        k8s::hook_error e(std::make_error_code(std::errc::operation_canceled), "");
+        kube::hook_error e(std::make_error_code(std::errc::operation_canceled), "");
         e.message = "the step was cancelled; its session with pod " + target.pod + " was closed";
         return fail(std::move(e));
     }
@@ -63,7 +63,7 @@ std::string step_stopper::record_line() const {
     return "{ echo $$ > " + pid_file_ + "; } 2>/dev/null || :\n";
 }
 
-k8s::hook_error step_stopper::stop(k8s::api_client& client, const step_target& target, int out_fd,
+kube::hook_error step_stopper::stop(kube::api_client& client, const step_target& target, int out_fd,
                                    int err_fd) const {
     // TERM to the group, then up to 2 s for it to go (polled: most steps go at once, and the
     // exec's set-up on a loaded node keeps the rest of the 5 s), then KILL. No `--` before a

@@ -6,7 +6,7 @@
 #pragma once
 
 #include "engine/common/result.hpp"
-#include "hooks/k8s/errors.hpp"
+#include "kube/errors.hpp"
 
 #include <chrono>
 #include <stop_token>
@@ -14,7 +14,7 @@
 #include <string_view>
 #include <vector>
 
-namespace podpipe::k8s {
+namespace podpipe::kube {
 class api_client;
 }
 
@@ -37,7 +37,7 @@ struct heartbeat {
     std::chrono::milliseconds deadline{61'000};
 };
 
-result<int, k8s::hook_error> exec_step(k8s::api_client& client, const step_target& target,
+result<int, kube::hook_error> exec_step(kube::api_client& client, const step_target& target,
                                        const std::vector<std::string>& argv, int out_fd,
                                        int err_fd, std::stop_token stop = {},
                                        heartbeat hb = {});
@@ -56,7 +56,7 @@ public:
     std::string record_line() const;
     /// The step's error: "the step was cancelled; its process in pod P was stopped" (or "may
     /// still be running" when the stop failed).
-    k8s::hook_error stop(k8s::api_client& client, const step_target& target, int out_fd,
+    kube::hook_error stop(kube::api_client& client, const step_target& target, int out_fd,
                          int err_fd) const;
 
 private:

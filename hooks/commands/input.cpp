@@ -109,7 +109,7 @@ void get_env(ctx& c, const dom::object& o, const std::string& where, env_list& o
         }
         if (field.value.get_string().get(v) != simdjson::SUCCESS)
             return c.wrong(join(where, "environmentVariables") + "." +
-                               k8s::sanitize_for_message(field.key, 64),
+                               kube::sanitize_for_message(field.key, 64),
                            "a string");
         out.emplace_back(std::string(field.key), std::string(v));
     }
@@ -163,7 +163,7 @@ void read_container(ctx& c, const dom::object& o, const std::string& w, containe
     get_opt_str(c, o, w, "createOptions", r.create_options);
     if (auto reg = get_obj(c, o, w, "registry")) {
         const std::string rw = join(w, "registry");
-        k8s::registry_credentials cred;
+        kube::registry_credentials cred;
         get_str(c, *reg, rw, "username", cred.username);
         get_str(c, *reg, rw, "password", cred.password);
         get_str(c, *reg, rw, "serverUrl", cred.server_url);
@@ -213,7 +213,7 @@ result<hook_input, hook_error> parse_document(std::string_view text) {
     auto parsed = command_from_string(cmd);
     if (!parsed)
         return fail(make_error(errc::unknown_command,
-                               "Command not recognized: " + k8s::sanitize_for_message(cmd, 128)));
+                               "Command not recognized: " + kube::sanitize_for_message(cmd, 128)));
     in.cmd = *parsed;
     get_str(c, o, "", "responseFile", in.response_file);
     if (auto st = get_obj(c, o, "", "state")) {
@@ -342,8 +342,8 @@ result<hook_input, hook_error> parse_input(std::string_view text) {
     return last ? std::move(last) : std::move(whole);
 }
 
-k8s::container_source to_container_source(const container_request& req) {
-    k8s::container_source s;
+kube::container_source to_container_source(const container_request& req) {
+    kube::container_source s;
     s.image = req.image;
     s.entry_point = req.entry_point;
     s.entry_point_args = req.entry_point_args;

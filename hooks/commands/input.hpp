@@ -6,7 +6,7 @@
 
 #include "engine/common/result.hpp"
 #include "hooks/commands/errors.hpp"
-#include "hooks/k8s/pod_spec.hpp"
+#include "kube/pod_spec.hpp"
 
 #include <cstddef>
 #include <optional>
@@ -41,7 +41,7 @@ struct container_request {
     std::vector<std::string> entry_point_args;
     std::string working_directory;
     std::optional<std::string> create_options; ///< ignored by the k8s hook
-    std::optional<k8s::registry_credentials> registry;
+    std::optional<kube::registry_credentials> registry;
     env_list environment_variables;
     std::vector<std::string> port_mappings;
     std::vector<mount> system_mount_volumes; ///< ignored: the hook uses its fixed layout
@@ -92,6 +92,6 @@ inline constexpr std::size_t max_input_bytes = 16u << 20;
 result<hook_input, hook_error> parse_input(std::string_view text);
 
 /// The subset the pod builder needs.
-k8s::container_source to_container_source(const container_request& req);
+kube::container_source to_container_source(const container_request& req);
 
 } // namespace podpipe::hook

@@ -1,6 +1,6 @@
 #include "hooks/commands/log_resume.hpp"
 
-#include "hooks/k8s/credentials.hpp"
+#include "kube/credentials.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -17,7 +17,7 @@ constexpr std::size_t max_prefix_bytes = 40;
 } // namespace
 
 std::optional<log_stamp> parse_log_stamp(std::string_view text) {
-    auto t = k8s::parse_rfc3339(text);
+    auto t = kube::parse_rfc3339(text);
     if (!t)
         return std::nullopt;
     log_stamp st;

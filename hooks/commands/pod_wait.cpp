@@ -1,6 +1,6 @@
 #include "hooks/commands/pod_wait.hpp"
 
-#include "hooks/k8s/client.hpp"
+#include "kube/client.hpp"
 
 #include <algorithm>
 #include <array>
@@ -14,7 +14,7 @@ namespace {
 constexpr std::array<std::string_view, 4> terminal_waits = {
     "InvalidImageName", "ErrImageNeverPull", "CreateContainerConfigError", "CreateContainerError"};
 
-std::string waiting_text(const k8s::container_status& c, bool init) {
+std::string waiting_text(const kube::container_status& c, bool init) {
     const auto& w = *c.state.waiting;
     std::string s = std::string(init ? "init container " : "container ") + c.name + " waiting: " + w.reason;
     if (!w.message.empty())
@@ -22,7 +22,7 @@ std::string waiting_text(const k8s::container_status& c, bool init) {
     return s;
 }
 
-std::string terminated_text(const k8s::container_status& c, bool init) {
+std::string terminated_text(const kube::container_status& c, bool init) {
     const auto& t = *c.state.terminated;
     std::string s = std::string(init ? "init container " : "container ") + c.name + " exited with code " +
                     std::to_string(t.exit_code);
@@ -33,7 +33,7 @@ std::string terminated_text(const k8s::container_status& c, bool init) {
 
 } // namespace
 
-pod_outlook assess_pod(const k8s::pod& p) {
+pod_outlook assess_pod(const kube::pod& p) {
     using v = pod_outlook::verdict;
     const auto& st = p.status;
     if (st.phase == "Running")
@@ -80,7 +80,7 @@ pod_outlook assess_pod(const k8s::pod& p) {
     return {v::waiting, st.phase.empty() ? std::string() : "phase " + st.phase};
 }
 
-result<k8s::pod, k8s::hook_error> wait_for_running(k8s::api_client& client, std::string_view ns,
+result<kube::pod, kube::hook_error> wait_for_running(kube::api_client& client, std::string_view ns,
                                                    std::string_view name, const wait_options& opt) {
     using clock = std::chrono::steady_clock;
     const auto deadline = clock::now() + opt.timeout;
@@ -89,7 +89,7 @@ result<k8s::pod, k8s::hook_error> wait_for_running(k8s::api_client& client, std:
     for (;;) {
         auto p = client.get_pod(ns, name);
         if (!p) {
-            k8s::hook_error e(p.error().code, "");
+            kube::hook_error e(p.error().code, "");
             e.message = "pod " + std::string(name) + " failed to come online: " + p.error().what();
             return fail(std::move(e));
         }
@@ -97,7 +97,7 @@ result<k8s::pod, k8s::hook_error> wait_for_running(k8s::api_client& client, std:
         if (o.state == pod_outlook::verdict::running)
             return std::move(*p);
         if (o.state == pod_outlook::verdict::failed) {
-            k8s::hook_error e(k8s::errc::bad_request, "");
+            kube::hook_error e(kube::errc::bad_request, "");
             e.message = "pod " + std::string(name) + " failed to come online: " + o.why;
             return fail(std::move(e));
         }
@@ -107,7 +107,7 @@ result<k8s::pod, k8s::hook_error> wait_for_running(k8s::api_client& client, std:
             last_why = o.why;
         const auto now = clock::now();
         if (now >= deadline) {
-            k8s::hook_error e(k8s::errc::timeout, "");
+            kube::hook_error e(kube::errc::timeout, "");
             e.message = "pod " + std::string(name) + " did not reach Running within " +
                         std::to_string(std::chrono::duration_cast<std::chrono::seconds>(opt.timeout).count()) +
                         " s" + (last_why.empty() ? std::string() : ": " + last_why);
@@ -120,7 +120,7 @@ result<k8s::pod, k8s::hook_error> wait_for_running(k8s::api_client& client, std:
         woken.wait_for(lock, opt.stop, std::min<clock::duration>(delay, deadline - now),
                        [] { return false; });
         if (opt.stop.stop_requested()) {
-            k8s::hook_error e(k8s::errc::cancelled, "");
+            kube::hook_error e(kube::errc::cancelled, "");
             e.message = "pod " + std::string(name) + ": interrupted while waiting for it to run";
             return fail(std::move(e));
         }

@@ -5,8 +5,8 @@
 #pragma once
 
 #include "engine/common/result.hpp"
-#include "hooks/k8s/api_types.hpp"
-#include "hooks/k8s/errors.hpp"
+#include "kube/api_types.hpp"
+#include "kube/errors.hpp"
 
 #include <chrono>
 #include <functional>
@@ -14,7 +14,7 @@
 #include <string>
 #include <string_view>
 
-namespace podpipe::k8s {
+namespace podpipe::kube {
 class api_client;
 }
 
@@ -31,7 +31,7 @@ struct pod_outlook {
 /// init container that exited non-zero, a container waiting with InvalidImageName,
 /// ErrImageNeverPull, CreateContainerConfigError or CreateContainerError. Image pull back-off,
 /// scheduling and volume attach problems are waits (they can clear) whose reason is kept.
-pod_outlook assess_pod(const k8s::pod& p);
+pod_outlook assess_pod(const kube::pod& p);
 
 struct wait_options {
     std::chrono::milliseconds timeout{600'000};
@@ -47,7 +47,7 @@ struct wait_options {
 /// the message is the point): "pod NAME failed to come online: WHY" for terminal states,
 /// "pod NAME did not reach Running within Ns: WHY" on timeout, or the API error after the
 /// client's own retries.
-result<k8s::pod, k8s::hook_error> wait_for_running(k8s::api_client& client, std::string_view ns,
+result<kube::pod, kube::hook_error> wait_for_running(kube::api_client& client, std::string_view ns,
                                                    std::string_view name, const wait_options& opt);
 
 } // namespace podpipe::hook

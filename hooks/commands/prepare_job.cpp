@@ -4,9 +4,9 @@
 #include "hooks/commands/exec_step.hpp"
 #include "hooks/commands/pod_wait.hpp"
 #include "hooks/commands/script_step.hpp"
-#include "hooks/k8s/client.hpp"
-#include "hooks/k8s/pod_spec.hpp"
-#include "hooks/k8s/template.hpp"
+#include "kube/client.hpp"
+#include "kube/pod_spec.hpp"
+#include "kube/template.hpp"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -38,23 +38,23 @@ std::string temp_manifest_path(const std::string& work_root, const std::string& 
 std::vector<std::string> work_excludes() { return {"_runner_hook_responses", state_dir_name}; }
 
 result<job_pod_plan, hook_error> plan_job_pod(const hook_env& env, const prepare_job_args& args,
-                                              k8s::job_pod_options popt) {
+                                              kube::job_pod_options popt) {
     job_pod_plan plan;
     if (args.container && args.container->registry) {
-        auto sec = k8s::build_pull_secret(env.runner_pod_name, k8s::random_name_suffix(),
+        auto sec = kube::build_pull_secret(env.runner_pod_name, kube::random_name_suffix(),
                                           *args.container->registry);
         if (!sec)
             return fail(sec.error());
         popt.pull_secret_name = sec->metadata.name;
         plan.pull_secret = std::move(*sec);
     }
-    std::optional<k8s::container_source> job_src;
+    std::optional<kube::container_source> job_src;
     if (args.container)
         job_src = to_container_source(*args.container);
-    std::vector<k8s::container_source> service_srcs;
+    std::vector<kube::container_source> service_srcs;
     for (const auto& svc : args.services)
         service_srcs.push_back(to_container_source(svc));
-    auto built = k8s::build_job_pod(popt, job_src ? &*job_src : nullptr, service_srcs);
+    auto built = kube::build_job_pod(popt, job_src ? &*job_src : nullptr, service_srcs);
     if (!built)
         return fail(built.error());
     plan.built = std::move(*built);
@@ -69,8 +69,8 @@ result<void, hook_error> check_response_file(const std::string& response_file) {
     return {};
 }
 
-result<k8s::pod, hook_error> create_job_pod(hook_session& s, const std::optional<k8s::secret>& pull_secret,
-                                            const k8s::pod& job_pod) {
+result<kube::pod, hook_error> create_job_pod(hook_session& s, const std::optional<kube::secret>& pull_secret,
+                                            const kube::pod& job_pod) {
     // Leftovers of a previous job of this runner (a crashed hook, a cancelled cleanup): gone
     // before the new pod, which has the same name, is created.
     if (std::string w; !prune_and_wait(s.client, s.ns, s.env.runner_pod_name, std::chrono::seconds(60), &w))
@@ -88,14 +88,14 @@ result<k8s::pod, hook_error> create_job_pod(hook_session& s, const std::optional
     return std::move(*created);
 }
 
-result<prepare_job_response, hook_error> finish_prepare(hook_session& s, const k8s::pod& created,
-                                                        const k8s::job_pod_result& built,
+result<prepare_job_response, hook_error> finish_prepare(hook_session& s, const kube::pod& created,
+                                                        const kube::job_pod_result& built,
                                                         const std::string& pull_secret_name,
                                                         const std::string& response_file) {
     // Alpine detection (§3.6): anything but exit 0 (no sh, an exec error) means "not alpine".
     bool is_alpine = false;
-    step_target job{s.ns, created.metadata.name, std::string(k8s::job_container_name)};
-    if (auto a = exec_step(s.client, job, k8s::alpine_detection_argv(), s.out_fd, s.err_fd, s.stop); a)
+    step_target job{s.ns, created.metadata.name, std::string(kube::job_container_name)};
+    if (auto a = exec_step(s.client, job, kube::alpine_detection_argv(), s.out_fd, s.err_fd, s.stop); a)
         is_alpine = *a == 0;
     else
         s.log.debug("alpine detection: " + a.error().what());
@@ -123,15 +123,15 @@ result<prepare_job_response, hook_error> prepare_job(hook_session& s, const prep
     if (!work)
         return fail(work.error());
     // Everything that can be refused is checked before anything is created.
-    auto tmpl = k8s::load_template(s.env.template_path);
+    auto tmpl = kube::load_template(s.env.template_path);
     if (!tmpl)
         return fail(tmpl.error());
-    k8s::job_pod_options popt;
+    kube::job_pod_options popt;
     popt.runner_pod_name = s.env.runner_pod_name;
     if (!s.env.runner_image.empty())
         popt.runner_image = s.env.runner_image;
     if (!s.env.github_workspace.empty()) {
-        auto tail = k8s::workspace_tail(s.env.github_workspace);
+        auto tail = kube::workspace_tail(s.env.github_workspace);
         if (!tail)
             return fail(tail.error());
         popt.workspace_tail = *tail;
@@ -139,11 +139,11 @@ result<prepare_job_response, hook_error> prepare_job(hook_session& s, const prep
     auto planned = plan_job_pod(s.env, args, popt);
     if (!planned)
         return fail(planned.error());
-    std::optional<k8s::secret>& pull_secret = planned->pull_secret;
+    std::optional<kube::secret>& pull_secret = planned->pull_secret;
     popt.pull_secret_name = pull_secret ? pull_secret->metadata.name : std::string();
-    k8s::job_pod_result* built = &planned->built;
+    kube::job_pod_result* built = &planned->built;
     if (*tmpl) {
-        auto warnings = k8s::apply_template(**tmpl, built->job_pod);
+        auto warnings = kube::apply_template(**tmpl, built->job_pod);
         if (!warnings)
             return fail(warnings.error());
         for (const auto& w : *warnings)
@@ -184,10 +184,10 @@ result<prepare_job_response, hook_error> prepare_job(hook_session& s, const prep
         return fail(std::move(e));
     };
 
-    k8s::copy_options copt = copy_options_for(s);
+    remote::copy_options copt = copy_options_for(s);
     copt.excludes = work_excludes();
-    k8s::pod_copier copier(s.client, copt, s.stop);
-    auto end = probe_job_pod(s, copier, {s.ns, pod_name, std::string(k8s::job_container_name), "/__w"});
+    remote::pod_copier copier(s.client, copt, s.stop);
+    auto end = probe_job_pod(s, copier, {s.ns, pod_name, std::string(kube::job_container_name), "/__w"});
     if (!end)
         return fail_after_start(make_error(errc::transfer, end.error()));
     auto copied = grouped_copy(s, "Copying the workspace into the job pod", "workspace " + *work + " -> /__w",
@@ -207,8 +207,8 @@ result<prepare_job_response, hook_error> prepare_job(hook_session& s, const prep
         "ln -sfn /__w/_temp/_github_home /github/home && "
         "ln -sfn /__w/_temp/_github_workflow /github/workflow";
     for (const auto& m : args.container->user_mount_volumes)
-        setup += " && mkdir -p -- " + k8s::shell_quote(m.target_volume_path);
-    step_target job{s.ns, pod_name, std::string(k8s::job_container_name)};
+        setup += " && mkdir -p -- " + kube::shell_quote(m.target_volume_path);
+    step_target job{s.ns, pod_name, std::string(kube::job_container_name)};
     auto prepared = exec_step(s.client, job, {"sh", "-c", setup}, s.out_fd, s.err_fd, s.stop);
     if (!prepared)
         return fail_after_start(make_error(errc::job_pod, "preparing /github in the job pod: " +
@@ -224,7 +224,7 @@ result<prepare_job_response, hook_error> prepare_job(hook_session& s, const prep
                 errc::bad_input, "volume '" + m.source_volume_path +
                                      "': not a directory on the runner (only directories can be "
                                      "copied into the job pod)"));
-        auto vend = probe_job_pod(s, copier, {s.ns, pod_name, std::string(k8s::job_container_name), m.target_volume_path});
+        auto vend = probe_job_pod(s, copier, {s.ns, pod_name, std::string(kube::job_container_name), m.target_volume_path});
         if (!vend)
             return fail_after_start(make_error(errc::transfer, vend.error()));
         auto v = grouped_copy(s, "Copying volume " + m.source_volume_path,

@@ -13,7 +13,7 @@
 #include "hooks/commands/input.hpp"
 #include "hooks/commands/response.hpp"
 #include "hooks/commands/session.hpp"
-#include "hooks/k8s/pod_spec.hpp"
+#include "kube/pod_spec.hpp"
 
 #include <optional>
 
@@ -34,24 +34,24 @@ std::string temp_manifest_path(const std::string& work_root, const std::string& 
 /// The registry pull secret (when the job container has credentials) and the job pod before
 /// the template: what both modes build first, refusing bad input before anything exists.
 struct job_pod_plan {
-    k8s::job_pod_result built;
-    std::optional<k8s::secret> pull_secret;
+    kube::job_pod_result built;
+    std::optional<kube::secret> pull_secret;
 };
 result<job_pod_plan, hook_error> plan_job_pod(const hook_env& env, const prepare_job_args& args,
-                                              k8s::job_pod_options popt);
+                                              kube::job_pod_options popt);
 
 /// What both modes check first: a hook that cannot answer must not create pods.
 result<void, hook_error> check_response_file(const std::string& response_file);
 
 /// Prunes this runner's leftovers (waiting until they are gone: the job pod's name is fixed),
 /// creates the pull secret when there is one, then the pod; prunes again when that fails.
-result<k8s::pod, hook_error> create_job_pod(hook_session& s, const std::optional<k8s::secret>& pull_secret,
-                                            const k8s::pod& job_pod);
+result<kube::pod, hook_error> create_job_pod(hook_session& s, const std::optional<kube::secret>& pull_secret,
+                                            const kube::pod& job_pod);
 
 /// The end of both modes once the job pod runs: alpine detection (§3.6), the state and the
 /// response file. Prunes when the response cannot be written.
-result<prepare_job_response, hook_error> finish_prepare(hook_session& s, const k8s::pod& created,
-                                                        const k8s::job_pod_result& built,
+result<prepare_job_response, hook_error> finish_prepare(hook_session& s, const kube::pod& created,
+                                                        const kube::job_pod_result& built,
                                                         const std::string& pull_secret_name,
                                                         const std::string& response_file);
 

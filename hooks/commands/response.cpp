@@ -1,8 +1,8 @@
 #include "hooks/commands/response.hpp"
 
 #include "engine/common/unique_fd.hpp"
-#include "hooks/k8s/json_writer.hpp"
-#include "hooks/k8s/pod_spec.hpp"
+#include "kube/json_writer.hpp"
+#include "kube/pod_spec.hpp"
 
 #include <cerrno>
 #include <cstdio>
@@ -15,7 +15,7 @@ namespace podpipe::hook {
 
 namespace {
 
-void write_state(k8s::json_writer& w, const job_state& s) {
+void write_state(kube::json_writer& w, const job_state& s) {
     w.begin_object();
     w.field("jobPod", s.job_pod);
     w.key("podpipe");
@@ -29,7 +29,7 @@ void write_state(k8s::json_writer& w, const job_state& s) {
     w.end_object();
 }
 
-void write_container(k8s::json_writer& w, const response_container& c) {
+void write_container(kube::json_writer& w, const response_container& c) {
     w.begin_object();
     w.field("image", c.image);
     w.key("ports");
@@ -47,7 +47,7 @@ hook_error sys_error(std::string_view what, std::string_view path, int e) {
 
 } // namespace
 
-std::map<std::string, std::string> response_ports(const std::vector<k8s::container_port>& ports) {
+std::map<std::string, std::string> response_ports(const std::vector<kube::container_port>& ports) {
     std::map<std::string, std::string> out;
     for (const auto& p : ports)
         if (p.host_port)
@@ -55,19 +55,19 @@ std::map<std::string, std::string> response_ports(const std::vector<k8s::contain
     return out;
 }
 
-prepare_job_response make_prepare_response(const k8s::pod& job_pod,
+prepare_job_response make_prepare_response(const kube::pod& job_pod,
                                            const std::vector<std::string>& service_names,
                                            job_state state, bool is_alpine) {
     prepare_job_response r;
     r.state = std::move(state);
     r.is_alpine = is_alpine;
-    auto find = [&](std::string_view name) -> const k8s::container* {
+    auto find = [&](std::string_view name) -> const kube::container* {
         for (const auto& ct : job_pod.spec.containers)
             if (ct.name == name)
                 return &ct;
         return nullptr;
     };
-    if (const auto* job = find(k8s::job_container_name))
+    if (const auto* job = find(kube::job_container_name))
         r.container = response_container{job->image, response_ports(job->ports)};
     for (const auto& name : service_names) {
         const auto* svc = find(name);
@@ -78,13 +78,13 @@ prepare_job_response make_prepare_response(const k8s::pod& job_pod,
 }
 
 std::string to_json(const job_state& s) {
-    k8s::json_writer w;
+    kube::json_writer w;
     write_state(w, s);
     return w.take();
 }
 
 std::string state_response_json(const job_state& s) {
-    k8s::json_writer w;
+    kube::json_writer w;
     w.begin_object();
     w.key("state");
     write_state(w, s);
@@ -93,7 +93,7 @@ std::string state_response_json(const job_state& s) {
 }
 
 std::string to_json(const prepare_job_response& r) {
-    k8s::json_writer w;
+    kube::json_writer w;
     w.begin_object();
     w.key("state");
     write_state(w, r.state);

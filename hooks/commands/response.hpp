@@ -7,7 +7,7 @@
 #include "engine/common/result.hpp"
 #include "hooks/commands/errors.hpp"
 #include "hooks/commands/input.hpp"
-#include "hooks/k8s/api_types.hpp"
+#include "kube/api_types.hpp"
 
 #include <map>
 #include <optional>
@@ -36,12 +36,12 @@ struct prepare_job_response {
 
 /// context ports of one generated container (§2.3). Unlike the reference (always `{}` for the
 /// job container), podpipe reports the job container's mappings too.
-std::map<std::string, std::string> response_ports(const std::vector<k8s::container_port>& ports);
+std::map<std::string, std::string> response_ports(const std::vector<kube::container_port>& ports);
 
 /// The prepare_job response for a created job pod: context.container from the pod's `job`
 /// container (if any), context.services from the containers named in `service_names` (the
 /// generated names in request order; template sidecars are never listed).
-prepare_job_response make_prepare_response(const k8s::pod& job_pod,
+prepare_job_response make_prepare_response(const kube::pod& job_pod,
                                            const std::vector<std::string>& service_names,
                                            job_state state, bool is_alpine);
 

@@ -5,8 +5,8 @@
 #include "hooks/commands/prepare_job.hpp"
 #include "hooks/commands/scripts.hpp"
 #include "hooks/commands/temp_sync.hpp"
-#include "hooks/k8s/client.hpp"
-#include "hooks/k8s/pod_spec.hpp"
+#include "kube/client.hpp"
+#include "kube/pod_spec.hpp"
 
 #include <cerrno>
 #include <cstdlib>
@@ -26,8 +26,8 @@ result<std::string, hook_error> runner_temp(const hook_session& s) {
     return *work + "/_temp";
 }
 
-k8s::pod_dir job_dir(const hook_session& s, const std::string& pod, std::string path) {
-    return {s.ns, pod, std::string(k8s::job_container_name), std::move(path)};
+remote::pod_dir job_dir(const hook_session& s, const std::string& pod, std::string path) {
+    return {s.ns, pod, std::string(kube::job_container_name), std::move(path)};
 }
 
 } // namespace
@@ -64,7 +64,7 @@ result<void, hook_error> apply_temp_sync(hook_session& s, const std::string& job
     if (!plan.removals.empty() && !removals_done) {
         // `sh -c` takes the script as one argument, which the kernel caps at 128 KiB: long
         // lists go in several execs (removal_script's lines are at most 64 KiB each).
-        step_target job{s.ns, job_pod, std::string(k8s::job_container_name)};
+        step_target job{s.ns, job_pod, std::string(kube::job_container_name)};
         std::vector<std::string> batches(1);
         for (std::size_t pos = 0; pos < plan.removals.size();) {
             std::size_t nl = plan.removals.find('\n', pos);
@@ -87,7 +87,7 @@ result<void, hook_error> apply_temp_sync(hook_session& s, const std::string& job
                     std::to_string(delta.removed.size()) + " removed)");
     } else {
         const std::string stage = plan.work + "/" + state_dir_name + "/" + job_pod + "/stage-" +
-                                  k8s::random_name_suffix();
+                                  kube::random_name_suffix();
         struct stage_guard {
             hook_log& log;
             std::string dir;
@@ -101,8 +101,8 @@ result<void, hook_error> apply_temp_sync(hook_session& s, const std::string& job
             return fail(staged.error());
         for (const auto& v : staged->vanished)
             s.log.debug("_temp/" + v + " vanished before it could be sent");
-        k8s::copy_options copt = copy_options_for(s);
-        k8s::pod_copier copier(s.client, copt, s.stop);
+        remote::copy_options copt = copy_options_for(s);
+        remote::pod_copier copier(s.client, copt, s.stop);
         auto end = probe_job_pod(s, copier, job_dir(s, job_pod, pod_temp));
         if (!end)
             return fail(make_error(errc::transfer, end.error()));
@@ -143,8 +143,8 @@ result<void, hook_error> copy_file_commands_back(hook_session& s, const std::str
     auto temp = runner_temp(s);
     if (!temp)
         return fail(temp.error());
-    k8s::copy_options copt = copy_options_for(s);
-    k8s::pod_copier copier(s.client, copt, s.stop);
+    remote::copy_options copt = copy_options_for(s);
+    remote::pod_copier copier(s.client, copt, s.stop);
     const std::string from = pod_temp + "/_runner_file_commands";
     auto end = probe_job_pod(s, copier, job_dir(s, job_pod, from));
     if (!end)
@@ -213,7 +213,7 @@ result<int, hook_error> run_script_step(hook_session& s, const job_state& state,
     }
     PODPIPE_TRY(apply_temp_sync(s, state.job_pod, *plan, in_script, name));
 
-    step_target job{s.ns, state.job_pod, std::string(k8s::job_container_name)};
+    step_target job{s.ns, state.job_pod, std::string(kube::job_container_name)};
     const heartbeat hb{s.env.heartbeat_period, s.env.heartbeat_deadline};
     auto code = exec_step(s.client, job, {"sh", "-e", pod_temp + "/" + name}, s.out_fd, s.err_fd,
                           s.stop, hb);

@@ -1,7 +1,7 @@
 #include "hooks/commands/scripts.hpp"
 
 #include "engine/common/unique_fd.hpp"
-#include "hooks/k8s/pod_spec.hpp"
+#include "kube/pod_spec.hpp"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -25,7 +25,7 @@ result<std::string, hook_error> env_prefix(const env_list& env) {
             return fail(make_error(errc::bad_input,
                                    "environment key " + k +
                                        " is invalid - the key must not contain =, $, ', or \""));
-        out += k8s::single_quote(k + "=" + v);
+        out += kube::single_quote(k + "=" + v);
         out += ' ';
     }
     return out;
@@ -41,11 +41,11 @@ result<std::string, hook_error> run_script(const run_script_step_args& args,
     if (!args.prepend_path.empty()) {
         std::string path;
         for (const auto& p : args.prepend_path)
-            path += k8s::shell_quote(p) + ":";
+            path += kube::shell_quote(p) + ":";
         s += "export PATH=" + path + "\"$PATH\"\n";
     }
     const std::string wd = args.working_directory.empty() ? "/__w" : args.working_directory;
-    s += "cd " + k8s::shell_quote(wd) + " && exec " + *prefix + args.entry_point;
+    s += "cd " + kube::shell_quote(wd) + " && exec " + *prefix + args.entry_point;
     for (const auto& a : args.entry_point_args)
         s += " " + a;
     s += "\n";
@@ -55,7 +55,7 @@ result<std::string, hook_error> run_script(const run_script_step_args& args,
 std::string script_file_name() {
     std::string name = "podpipe-";
     for (int i = 0; i < 4; ++i)
-        name += k8s::random_name_suffix();
+        name += kube::random_name_suffix();
     return name + ".sh";
 }
 

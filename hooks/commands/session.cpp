@@ -2,14 +2,14 @@
 
 #include "engine/pipeline/errors.hpp"
 #include "engine/pipeline/send.hpp"
-#include "hooks/k8s/client.hpp"
+#include "kube/client.hpp"
 
 #include <cstdio>
 
 namespace podpipe::hook {
 
-k8s::copy_options copy_options_for(const hook_session& s) {
-    k8s::copy_options o;
+remote::copy_options copy_options_for(const hook_session& s) {
+    remote::copy_options o;
     o.level = s.env.compression_level == auto_compression_level ? pipeline::auto_level
                                                                 : s.env.compression_level;
     o.level_text = s.env.compression_level == auto_compression_level
@@ -27,11 +27,11 @@ k8s::copy_options copy_options_for(const hook_session& s) {
     return o;
 }
 
-result<k8s::pod_end, std::string> probe_job_pod(hook_session& s, k8s::pod_copier& copier,
-                                                const k8s::pod_dir& where) {
+result<remote::pod_end, std::string> probe_job_pod(hook_session& s, remote::pod_copier& copier,
+                                                const remote::pod_dir& where) {
     if (s.job_end && s.job_end->loc.pod == where.pod && s.job_end->loc.container == where.container &&
         (where.ns.empty() || s.job_end->loc.ns == where.ns)) {
-        k8s::pod_end end = *s.job_end;
+        remote::pod_end end = *s.job_end;
         end.loc.path = where.path;
         return end;
     }
@@ -41,7 +41,7 @@ result<k8s::pod_end, std::string> probe_job_pod(hook_session& s, k8s::pod_copier
     return end;
 }
 
-std::string transfer_summary(const k8s::copy_outcome& o) {
+std::string transfer_summary(const remote::copy_outcome& o) {
     const auto& st = o.stats;
     const double mb = static_cast<double>(st.content_bytes) / 1e6;
     const double wire = static_cast<double>(st.wire_bytes) / 1e6;
@@ -53,11 +53,11 @@ std::string transfer_summary(const k8s::copy_outcome& o) {
     return buf;
 }
 
-result<k8s::copy_outcome, hook_error> grouped_copy(hook_session& s, const std::string& title,
+result<remote::copy_outcome, hook_error> grouped_copy(hook_session& s, const std::string& title,
                                                    const std::string& what,
-                                                   const std::function<k8s::copy_outcome()>& run) {
+                                                   const std::function<remote::copy_outcome()>& run) {
     s.log.group(title);
-    k8s::copy_outcome out = run();
+    remote::copy_outcome out = run();
     if (!out.ok() && out.exit_code == pipeline::exit_failure && !s.stop.stop_requested() &&
         out.stats.problems.count == 0) {
         // Dropped connections and killed execs end like this; the receiver overwrites what it
@@ -67,7 +67,7 @@ result<k8s::copy_outcome, hook_error> grouped_copy(hook_session& s, const std::s
         out = run();
     }
     if (out.ok() && out.stats.problems.count > 0) // PODPIPE_ALLOW_INCOMPLETE=true
-        s.log.warning(what + ": " + k8s::problems_text(out.stats.problems));
+        s.log.warning(what + ": " + remote::problems_text(out.stats.problems));
     if (out.ok())
         s.log.info(what + ": " + transfer_summary(out));
     else
@@ -97,9 +97,9 @@ result<void, hook_error> check_permissions(hook_session& s, bool volume_mode) {
     if (volume_mode)
         for (const char* verb : {"get", "list", "create", "delete"})
             needs.push_back({"batch", "jobs", "", verb});
-    std::vector<k8s::resource_attributes> reviews;
+    std::vector<kube::resource_attributes> reviews;
     for (const auto& n : needs) {
-        k8s::resource_attributes a;
+        kube::resource_attributes a;
         a.ns = s.ns;
         a.group = n.group;
         a.resource = n.resource;

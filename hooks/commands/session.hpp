@@ -1,6 +1,6 @@
 // What every command of one hook invocation shares: the cluster client and namespace, the
 // environment, the log, the cancellation token, and the transfer helpers built on
-// k8s::pod_copier (engine settings from PODPIPE_*, the one-line summary the issue asks for,
+// remote::pod_copier (engine settings from PODPIPE_*, the one-line summary the issue asks for,
 // the permission preflight of spec/hook-behavior.md §2.7).
 #pragma once
 
@@ -8,21 +8,21 @@
 #include "hooks/commands/env.hpp"
 #include "hooks/commands/errors.hpp"
 #include "hooks/commands/log.hpp"
-#include "hooks/k8s/pod_copy.hpp"
+#include "remote/pod_copy.hpp"
 
 #include <optional>
 #include <stop_token>
 #include <string>
 #include <vector>
 
-namespace podpipe::k8s {
+namespace podpipe::kube {
 class api_client;
 }
 
 namespace podpipe::hook {
 
 struct hook_session {
-    k8s::api_client& client;
+    kube::api_client& client;
     std::string ns;
     const hook_env& env;
     hook_log& log;
@@ -31,27 +31,27 @@ struct hook_session {
     int err_fd = 2; ///< step stderr
     /// What probing the job pod found (binary, protocol), reused for every copy of this
     /// invocation: one exec less per transfer.
-    std::optional<k8s::pod_end> job_end;
+    std::optional<remote::pod_end> job_end;
 };
 
 /// `copier.probe(where)`, answered from `s.job_end` when that is the same pod and container.
-result<k8s::pod_end, std::string> probe_job_pod(hook_session& s, k8s::pod_copier& copier,
-                                                const k8s::pod_dir& where);
+result<remote::pod_end, std::string> probe_job_pod(hook_session& s, remote::pod_copier& copier,
+                                                const remote::pod_dir& where);
 
 /// Engine settings from the environment: level (or auto), threads, memory budget, the in-pod
 /// binary at PODPIPE_RECV_PATH/podpipe; verification on. `info` lines go to the debug log.
-k8s::copy_options copy_options_for(const hook_session& s);
+remote::copy_options copy_options_for(const hook_session& s);
 
 /// "1234 files, 250.0 MB, 80.1 MB on the wire, 3.2 s, 78.1 MB/s" for a finished copy.
-std::string transfer_summary(const k8s::copy_outcome& o);
+std::string transfer_summary(const remote::copy_outcome& o);
 
 /// Runs one copy inside `::group::TITLE` … `::endgroup::`, printing the summary line (or the
 /// error) inside the group. Retries once when the first attempt failed on the connection (a
 /// receiver overwrites what it already has, so a repeat is safe). Error text:
 /// "<what> failed: <outcome.error>".
-result<k8s::copy_outcome, hook_error> grouped_copy(hook_session& s, const std::string& title,
+result<remote::copy_outcome, hook_error> grouped_copy(hook_session& s, const std::string& title,
                                                    const std::string& what,
-                                                   const std::function<k8s::copy_outcome()>& run);
+                                                   const std::function<remote::copy_outcome()>& run);
 
 /// The access reviews the reference runs (§2.7): pods get/list/create/delete, pods/exec
 /// get/create, pods/log get/list/watch, secrets create/delete/get/list; plus batch jobs

@@ -1,12 +1,12 @@
 #include "hooks/commands/step_pull_secret.hpp"
 
-#include "hooks/k8s/client.hpp"
+#include "kube/client.hpp"
 
 #include <algorithm>
 
 namespace podpipe::hook {
 
-step_pull_secret::step_pull_secret(k8s::api_client& client, std::string ns,
+step_pull_secret::step_pull_secret(kube::api_client& client, std::string ns,
                                    std::function<void(const std::string&)> warn)
     : client_(client)
     , ns_(std::move(ns))
@@ -16,17 +16,17 @@ step_pull_secret::~step_pull_secret() {
     if (name_.empty())
         return;
     auto d = client_.delete_secret(ns_, name_);
-    if (!d && !d.error().is(k8s::errc::not_found) && warn_)
+    if (!d && !d.error().is(kube::errc::not_found) && warn_)
         warn_("could not delete the step's registry pull secret " + name_ +
               " (cleanup_job removes it by label): " + d.error().what());
 }
 
 result<void, hook_error>
-step_pull_secret::create_for(k8s::pod& step_pod, std::string_view runner_pod_name,
-                             const std::optional<k8s::registry_credentials>& creds) {
+step_pull_secret::create_for(kube::pod& step_pod, std::string_view runner_pod_name,
+                             const std::optional<kube::registry_credentials>& creds) {
     if (!creds)
         return {};
-    auto sec = k8s::build_pull_secret(runner_pod_name, k8s::random_name_suffix(), *creds);
+    auto sec = kube::build_pull_secret(runner_pod_name, kube::random_name_suffix(), *creds);
     if (!sec)
         return fail(sec.error());
     auto made = client_.create_secret(*sec, ns_);

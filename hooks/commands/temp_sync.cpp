@@ -1,7 +1,7 @@
 #include "hooks/commands/temp_sync.hpp"
 
 #include "engine/common/unique_fd.hpp"
-#include "hooks/k8s/pod_spec.hpp"
+#include "kube/pod_spec.hpp"
 
 #include <array>
 #include <cerrno>
@@ -763,7 +763,7 @@ std::string removal_script(const std::string& pod_root, const std::vector<std::s
     for (const auto& p : paths) {
         if (!is_clean_relative(p))
             continue;
-        const std::string word = k8s::single_quote(join(pod_root, p));
+        const std::string word = kube::single_quote(join(pod_root, p));
         if (!line.empty() && line.size() + 1 + word.size() + 1 > max_line_bytes) {
             script += line;
             script += '\n';

@@ -13,10 +13,10 @@
 #include "hooks/commands/pod_wait.hpp"
 #include "hooks/commands/scripts.hpp"
 #include "hooks/commands/step_pull_secret.hpp"
-#include "hooks/k8s/client.hpp"
-#include "hooks/k8s/pod_spec.hpp"
-#include "hooks/k8s/template.hpp"
-#include "hooks/k8s/volume_spec.hpp"
+#include "kube/client.hpp"
+#include "kube/pod_spec.hpp"
+#include "kube/template.hpp"
+#include "kube/volume_spec.hpp"
 
 #include <fcntl.h>
 #include <pthread.h>
@@ -70,13 +70,13 @@ void warn_about_old_scheduler_knobs(hook_session& s) {
 
 // What the pods of this job share: claim, runner node, affinity strength.
 struct volume_context {
-    k8s::volume_pod_options pod;
+    kube::volume_pod_options pod;
     bool template_affinity = false; ///< the template's spec.affinity replaced ours
     std::string claim_modes;        ///< "ReadWriteOnce", ... when the claim could be read
 };
 
 // `deadline`: one prepare timeout covers the whole start (runner node, then the pod).
-result<volume_context, hook_error> make_context(hook_session& s, const k8s::pod_template_extension* tmpl,
+result<volume_context, hook_error> make_context(hook_session& s, const kube::pod_template_extension* tmpl,
                                                 clock_type::time_point deadline) {
     volume_context c;
     c.pod.claim_name = s.env.claim_name;
@@ -105,7 +105,7 @@ result<volume_context, hook_error> make_context(hook_session& s, const k8s::pod_
                           "runner's node " + c.pod.node_name + " and fail with Multi-Attach "
                           "wherever else they land. Set ACTIONS_RUNNER_HOOK_RWO=true or use a "
                           "ReadWriteMany claim.");
-    } else if (claim.error().is(k8s::errc::not_found)) {
+    } else if (claim.error().is(kube::errc::not_found)) {
         return fail(make_error(errc::job_pod,
                                "the work volume claim " + s.ns + "/" + c.pod.claim_name +
                                    " does not exist: set ACTIONS_RUNNER_CLAIM_NAME to the claim "
@@ -157,7 +157,7 @@ std::string placement_advice(const volume_context& c, const std::string& why) {
 // Waits until the pod runs (or, with `accept_finished`, has already run to completion). Unlike
 // wait_for_running, a Multi-Attach caused by the runner pod itself fails at once: the runner
 // holds the claim for the whole job, so it will never clear.
-result<k8s::pod, hook_error> wait_volume_pod(hook_session& s, const std::string& name,
+result<kube::pod, hook_error> wait_volume_pod(hook_session& s, const std::string& name,
                                              const volume_context& c, bool accept_finished,
                                              clock_type::time_point deadline) {
     const auto timeout = prepare_timeout(s);
@@ -313,7 +313,7 @@ result<externals_sync, hook_error> sync_externals(const std::string& source, con
         if (got->problems.count > 0) // no marker: the next job copies them again
             return fail(make_error(errc::transfer, "copying the externals " + source + " -> " +
                                                        dest + ": " +
-                                                       k8s::problems_text(got->problems)));
+                                                       remote::problems_text(got->problems)));
         out.files = got->files;
         out.bytes = got->content_bytes;
     }
@@ -338,7 +338,7 @@ result<std::string, hook_error> runner_node_name(hook_session& s, std::chrono::m
     for (;;) {
         auto p = s.client.get_pod(s.ns, s.env.runner_pod_name);
         if (!p) {
-            if (p.error().is(k8s::errc::not_found))
+            if (p.error().is(kube::errc::not_found))
                 return fail(make_error(errc::job_pod,
                                        "the runner pod " + s.ns + "/" + s.env.runner_pod_name +
                                            " does not exist: volume mode reads it to find the "
@@ -375,23 +375,23 @@ result<prepare_job_response, hook_error> prepare_job_volume(hook_session& s, con
     auto work = s.env.work_root();
     if (!work)
         return fail(work.error());
-    auto tmpl = k8s::load_template(s.env.template_path);
+    auto tmpl = kube::load_template(s.env.template_path);
     if (!tmpl)
         return fail(tmpl.error());
     warn_about_old_scheduler_knobs(s);
 
     // The pod builders refuse bad input before anything is created or copied.
-    k8s::job_pod_options popt;
+    kube::job_pod_options popt;
     popt.runner_pod_name = s.env.runner_pod_name;
     auto planned = plan_job_pod(s.env, args, popt);
     if (!planned)
         return fail(planned.error());
-    std::optional<k8s::secret>& pull_secret = planned->pull_secret;
+    std::optional<kube::secret>& pull_secret = planned->pull_secret;
     popt.pull_secret_name = pull_secret ? pull_secret->metadata.name : std::string();
-    k8s::job_pod_result* built = &planned->built;
-    std::vector<k8s::volume_mount> user_mounts;
+    kube::job_pod_result* built = &planned->built;
+    std::vector<kube::volume_mount> user_mounts;
     for (const auto& m : args.container->user_mount_volumes) {
-        auto vm = k8s::user_volume_mount(*work, m.source_volume_path, m.target_volume_path, m.read_only);
+        auto vm = kube::user_volume_mount(*work, m.source_volume_path, m.target_volume_path, m.read_only);
         if (!vm)
             return fail(vm.error());
         user_mounts.push_back(std::move(*vm));
@@ -401,12 +401,12 @@ result<prepare_job_response, hook_error> prepare_job_volume(hook_session& s, con
     auto ctx = make_context(s, *tmpl ? &**tmpl : nullptr, deadline);
     if (!ctx)
         return fail(ctx.error());
-    k8s::make_volume_job_pod(built->job_pod, ctx->pod);
+    kube::make_volume_job_pod(built->job_pod, ctx->pod);
     for (auto& ct : built->job_pod.spec.containers)
-        if (ct.name == k8s::job_container_name)
+        if (ct.name == kube::job_container_name)
             ct.volume_mounts.insert(ct.volume_mounts.end(), user_mounts.begin(), user_mounts.end());
     if (*tmpl) {
-        auto warnings = k8s::apply_template(**tmpl, built->job_pod);
+        auto warnings = kube::apply_template(**tmpl, built->job_pod);
         if (!warnings)
             return fail(warnings.error());
         for (const auto& w : *warnings)
@@ -426,7 +426,7 @@ result<prepare_job_response, hook_error> prepare_job_volume(hook_session& s, con
     // RUNNER_WORKSPACE/../../externals), copied onto the claim only when they changed.
     const std::string externals_src = fs::path(*work).parent_path().string() + "/externals";
     if (is_directory(externals_src)) {
-        auto synced = sync_externals(externals_src, *work + "/" + std::string(k8s::externals_sub_path),
+        auto synced = sync_externals(externals_src, *work + "/" + std::string(kube::externals_sub_path),
                                      s.env.threads, s.env.memory_budget_bytes, s.stop);
         if (!synced)
             return fail(synced.error());
@@ -479,7 +479,7 @@ result<int, hook_error> run_script_step_volume(hook_session& s, const job_state&
     if (!text)
         return fail(text.error());
     PODPIPE_TRY(write_script(local, *text));
-    step_target job{s.ns, state.job_pod, std::string(k8s::job_container_name)};
+    step_target job{s.ns, state.job_pod, std::string(kube::job_container_name)};
     const heartbeat hb{s.env.heartbeat_period, s.env.heartbeat_deadline};
     auto code = exec_step(s.client, job, {"sh", "-e", "/__w/_temp/" + name}, s.out_fd, s.err_fd, s.stop, hb);
     check_file_commands_on_claim(s);
@@ -506,8 +506,8 @@ void follow_step_log(hook_session& s, const std::string& pod_name) {
     bool ended_before = false;
     std::string out;
     for (;;) {
-        k8s::log_options lo;
-        lo.container = std::string(k8s::job_container_name);
+        kube::log_options lo;
+        lo.container = std::string(kube::job_container_name);
         lo.follow = true;
         lo.timestamps = true;
         lo.since_time = resume.since_time();
@@ -572,35 +572,35 @@ result<int, hook_error> run_step_pod(hook_session& s, const container_request& r
     auto work = s.env.work_root();
     if (!work)
         return fail(work.error());
-    auto rel = k8s::workspace_sub_path(*work, s.env.github_workspace);
+    auto rel = kube::workspace_sub_path(*work, s.env.github_workspace);
     if (!rel)
         return fail(rel.error());
-    auto tmpl = k8s::load_template(s.env.template_path);
+    auto tmpl = kube::load_template(s.env.template_path);
     if (!tmpl)
         return fail(tmpl.error());
-    const k8s::container_source src = to_container_source(req);
-    auto env = k8s::container_env(src.environment);
+    const kube::container_source src = to_container_source(req);
+    auto env = kube::container_env(src.environment);
     if (!env)
         return fail(env.error());
-    const std::string suffix = k8s::random_name_suffix();
-    auto sec = k8s::build_step_env_secret(s.env.runner_pod_name, suffix, *env);
+    const std::string suffix = kube::random_name_suffix();
+    auto sec = kube::build_step_env_secret(s.env.runner_pod_name, suffix, *env);
     if (!sec)
         return fail(sec.error());
     const auto deadline = clock_type::now() + prepare_timeout(s);
     auto ctx = make_context(s, *tmpl ? &**tmpl : nullptr, deadline);
     if (!ctx)
         return fail(ctx.error());
-    auto step = k8s::build_volume_step_pod(s.env.runner_pod_name, suffix, src, sec->metadata.name, *rel, ctx->pod);
+    auto step = kube::build_volume_step_pod(s.env.runner_pod_name, suffix, src, sec->metadata.name, *rel, ctx->pod);
     if (!step)
         return fail(step.error());
     for (const auto& m : req.user_mount_volumes) {
-        auto vm = k8s::user_volume_mount(*work, m.source_volume_path, m.target_volume_path, m.read_only);
+        auto vm = kube::user_volume_mount(*work, m.source_volume_path, m.target_volume_path, m.read_only);
         if (!vm)
             return fail(vm.error());
         step->spec.containers.front().volume_mounts.push_back(std::move(*vm));
     }
     if (*tmpl) {
-        auto warnings = k8s::apply_template(**tmpl, *step);
+        auto warnings = kube::apply_template(**tmpl, *step);
         if (!warnings)
             return fail(warnings.error());
         for (const auto& w : *warnings)
@@ -626,12 +626,12 @@ result<int, hook_error> run_step_pod(hook_session& s, const container_request& r
         std::string pod;
         ~delete_on_exit() {
             if (!pod.empty()) {
-                k8s::delete_options now;
+                kube::delete_options now;
                 now.grace_period_seconds = 0;
-                if (auto d = s.client.delete_pod(s.ns, pod, now); !d && !d.error().is(k8s::errc::not_found))
+                if (auto d = s.client.delete_pod(s.ns, pod, now); !d && !d.error().is(kube::errc::not_found))
                     s.log.warning("could not delete the step pod " + pod + ": " + d.error().what());
             }
-            if (auto d = s.client.delete_secret(s.ns, secret); !d && !d.error().is(k8s::errc::not_found))
+            if (auto d = s.client.delete_secret(s.ns, secret); !d && !d.error().is(kube::errc::not_found))
                 s.log.warning("could not delete the step secret " + secret + ": " + d.error().what());
         }
     } cleanup{s, sec->metadata.name, {}};
@@ -656,7 +656,7 @@ result<int, hook_error> run_step_pod(hook_session& s, const container_request& r
         if (!p)
             return fail(make_error(errc::step, "reading the step pod " + pod_name + ": " + p.error().what()));
         for (const auto& c : p->status.container_statuses)
-            if (c.name == k8s::job_container_name && c.state.terminated &&
+            if (c.name == kube::job_container_name && c.state.terminated &&
                 (p->status.phase == "Succeeded" || p->status.phase == "Failed"))
                 return c.state.terminated->exit_code;
         if (p->status.phase == "Succeeded")

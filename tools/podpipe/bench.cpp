@@ -1,7 +1,7 @@
 #include "tools/podpipe/bench.hpp"
 
 #include "engine/pipeline/send.hpp"
-#include "hooks/k8s/client.hpp"
+#include "kube/client.hpp"
 #include "tools/podpipe/cli_util.hpp"
 #include "tools/podpipe/copier.hpp"
 #include "tools/podpipe/location.hpp"
@@ -88,7 +88,7 @@ struct exec_numbers {
 class bench_run {
 public:
     /// `stop` (SIGINT/SIGTERM) aborts the exec or copy that runs and every later one.
-    bench_run(const bench_flags& f, k8s::api_client& client, k8s::pod_end pod, fs::path tree,
+    bench_run(const bench_flags& f, kube::api_client& client, remote::pod_end pod, fs::path tree,
               fs::path scratch, std::stop_token stop)
         : f_(f)
         , client_(client)
@@ -153,7 +153,7 @@ public:
             c.error = options.error();
             return c;
         }
-        k8s::pod_end pod = pod_;
+        remote::pod_end pod = pod_;
         pod.has_binary = use_binary;
         pod.loc.path = f_.pod_dir + "/tree";
         const fs::path local = scratch_ / "from-pod";
@@ -161,10 +161,10 @@ public:
         fs::remove_all(local, ec);
         if (direction == "to pod")
             (void)run({"rm", "-rf", pod.loc.path}, nullptr);
-        k8s::pod_copier copier(client_, std::move(*options), stop_);
+        remote::pod_copier copier(client_, std::move(*options), stop_);
         const double cpu0 = cpu_seconds();
         const auto t0 = clock_type::now();
-        const k8s::copy_outcome o = direction == "to pod" ? copier.local_to_pod(tree_.string(), pod)
+        const remote::copy_outcome o = direction == "to pod" ? copier.local_to_pod(tree_.string(), pod)
                                                           : copier.pod_to_local(pod, local.string());
         c.seconds = seconds_since(t0);
         c.local_cpu_s = cpu_seconds() - cpu0;
@@ -203,20 +203,20 @@ private:
 
     result<int, std::string> run(std::vector<std::string> command, const stdin_writer& writer,
                                  std::stop_token stop) {
-        k8s::exec_options o;
+        kube::exec_options o;
         o.ns = pod_.loc.ns;
         o.pod = pod_.loc.pod;
         o.container = pod_.loc.container;
         o.command = std::move(command);
         o.use_stdin = static_cast<bool>(writer);
-        k8s::exec_session_options so;
+        kube::exec_session_options so;
         so.offer_v5 = !f_.connection.exec_v4;
         auto s = client_.exec(o, so);
         if (!s)
             return fail(s.error().what());
         std::stop_callback abort_on_stop(stop, [&s] { (*s)->abort(); });
         bool wrote = true;
-        std::optional<result<int, k8s::hook_error>> code;
+        std::optional<result<int, kube::hook_error>> code;
         {
             std::jthread reader([&] { code = (*s)->wait(); });
             if (writer)
@@ -232,8 +232,8 @@ private:
     }
 
     const bench_flags& f_;
-    k8s::api_client& client_;
-    k8s::pod_end pod_;
+    kube::api_client& client_;
+    remote::pod_end pod_;
     fs::path tree_;
     fs::path scratch_;
     std::stop_token stop_;
@@ -335,7 +335,7 @@ int run_bench(const bench_flags& f) {
     auto probe_options = copy_options_from(f.connection);
     if (!probe_options)
         return usage(probe_options.error());
-    k8s::pod_copier prober(**client, std::move(*probe_options), stop.get_token());
+    remote::pod_copier prober(**client, std::move(*probe_options), stop.get_token());
     auto pod = prober.probe({loc->ns, loc->pod, loc->container, loc->path});
     if (!pod) {
         std::fprintf(stderr, "podpipe: bench: %s\n", pod.error().c_str());

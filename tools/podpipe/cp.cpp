@@ -3,8 +3,8 @@
 #include "tools/podpipe/copier.hpp"
 
 #include "engine/pipeline/send.hpp"
-#include "hooks/k8s/client.hpp"
-#include "hooks/k8s/config.hpp"
+#include "kube/client.hpp"
+#include "kube/config.hpp"
 #include "tools/podpipe/cli_util.hpp"
 #include "tools/podpipe/location.hpp"
 
@@ -33,7 +33,7 @@ std::string trim(std::string s) {
 }
 
 // The summary line, and --stats-json with the pod side's report merged in as "remote".
-int report(const cp_flags& f, const k8s::copy_outcome& o) {
+int report(const cp_flags& f, const remote::copy_outcome& o) {
     if (!o.ok()) {
         print_error(o.error);
         return o.exit_code;
@@ -41,7 +41,7 @@ int report(const cp_flags& f, const k8s::copy_outcome& o) {
     std::fprintf(stderr, "podpipe: %s (%s)\n", summary_line(o.verb, o.stats).c_str(), o.where.c_str());
     if (o.stats.problems.count > 0) // allowed (--allow-incomplete), still said
         std::fprintf(stderr, "podpipe: cp: warning: %s\n",
-                     k8s::problems_text(o.stats.problems).c_str());
+                     remote::problems_text(o.stats.problems).c_str());
     if (f.stats_json.empty())
         return exit_ok;
     std::string json = trim(stats_json("cp", o.stats));
@@ -57,12 +57,12 @@ int report(const cp_flags& f, const k8s::copy_outcome& o) {
     return exit_ok;
 }
 
-k8s::pod_dir to_pod_dir(const location& l) { return {l.ns, l.pod, l.container, l.path}; }
+remote::pod_dir to_pod_dir(const location& l) { return {l.ns, l.pod, l.container, l.path}; }
 
 } // namespace
 
-result<k8s::copy_options, std::string> copy_options_from(const cp_flags& f) {
-    k8s::copy_options o;
+result<remote::copy_options, std::string> copy_options_from(const cp_flags& f) {
+    remote::copy_options o;
     const auto level = parse_level(f.level);
     if (!level)
         return fail(std::string("--level takes 0 (stored) to 12, or auto"));
@@ -129,9 +129,9 @@ int run_cp(const cp_flags& f) {
         opt->on_info = [](const std::string& line) { std::fprintf(stderr, "podpipe: cp: %s\n", line.c_str()); };
     std::stop_source stop;
     signal_stop signals(stop);
-    k8s::pod_copier copier(**client, std::move(*opt), stop.get_token());
+    remote::pod_copier copier(**client, std::move(*opt), stop.get_token());
 
-    std::optional<k8s::pod_end> src_pod, dst_pod;
+    std::optional<remote::pod_end> src_pod, dst_pod;
     for (auto [loc, end] : {std::pair{&*src, &src_pod}, std::pair{&*dst, &dst_pod}}) {
         if (!loc->remote)
             continue;
@@ -142,7 +142,7 @@ int run_cp(const cp_flags& f) {
         }
         *end = *p;
     }
-    k8s::copy_outcome outcome;
+    remote::copy_outcome outcome;
     {
         progress_printer printer(progress, f.progress,
                                  src_pod && dst_pod ? "relayed" : src_pod ? "received" : "sent");
@@ -156,12 +156,12 @@ int run_cp(const cp_flags& f) {
     return report(f, outcome);
 }
 
-result<std::unique_ptr<k8s::api_client>, std::string> connect_cluster(const cp_flags& f) {
-    k8s::config_sources sources = k8s::config_sources::from_process();
+result<std::unique_ptr<kube::api_client>, std::string> connect_cluster(const cp_flags& f) {
+    kube::config_sources sources = kube::config_sources::from_process();
     if (!f.kubeconfig.empty())
         sources.kubeconfig = f.kubeconfig;
     sources.context = f.context;
-    auto cfg = k8s::load_config(sources);
+    auto cfg = kube::load_config(sources);
     if (!cfg)
         return fail(cfg.error().what());
     if (!f.ns.empty())
@@ -169,7 +169,7 @@ result<std::unique_ptr<k8s::api_client>, std::string> connect_cluster(const cp_f
     if (cfg->insecure_skip_tls_verify)
         std::fprintf(stderr, "podpipe: warning: TLS verification is off for %s "
                              "(insecure-skip-tls-verify in the kubeconfig)\n", cfg->server.c_str());
-    auto client = k8s::api_client::connect(std::move(*cfg));
+    auto client = kube::api_client::connect(std::move(*cfg));
     if (!client)
         return fail(client.error().what());
     return std::move(*client);

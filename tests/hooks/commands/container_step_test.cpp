@@ -3,11 +3,11 @@
 // and file commands come back, exit codes, quoting, refusals without pods, a pull failure, a
 // stop, busybox pods without podpipe (tar both ways) and pods with the in-pod podpipe.
 #include "hooks/commands/container_step.hpp"
-#include "hooks/k8s/client.hpp"
-#include "hooks/k8s/pod_copy.hpp"
-#include "hooks/k8s/pod_spec.hpp"
-#include "hooks/k8s/template.hpp"
-#include "tests/hooks/k8s/cluster_fixture.hpp"
+#include "kube/client.hpp"
+#include "remote/pod_copy.hpp"
+#include "kube/pod_spec.hpp"
+#include "kube/template.hpp"
+#include "tests/kube/cluster_fixture.hpp"
 #include "tests/support/tree_fixture.hpp"
 
 #include <atomic>
@@ -76,7 +76,7 @@ TEST(container_step_pod, init_affinity_label_and_template) {
     const hook_env env = test_env();
     auto plan = build_container_step_pod(env, "0123abcd", "node:22", "node-2", nullptr);
     ASSERT_TRUE(plan) << plan.error().what();
-    const k8s::pod& p = plan->pod;
+    const kube::pod& p = plan->pod;
     EXPECT_EQ(p.metadata.name, "runner-1-step-0123abcd");
     EXPECT_EQ(p.metadata.labels.at("runner-pod"), "runner-1");
     ASSERT_EQ(p.spec.containers.size(), 1u);
@@ -106,7 +106,7 @@ TEST(container_step_pod, init_affinity_label_and_template) {
     EXPECT_FALSE(unknown_node->pod.spec.affinity);
 
     // The template's $job reaches the step container; its initContainers replace ours.
-    auto ext = k8s::parse_template(R"(
+    auto ext = kube::parse_template(R"(
 metadata: {labels: {team: ci}}
 spec:
   initContainers: [{name: mine, image: busybox, command: ["true"]}]
@@ -119,7 +119,7 @@ spec:
     ASSERT_TRUE(ext) << ext.error().what();
     auto templated = build_container_step_pod(env, "0123abcd", "node:22", "node-2", &*ext);
     ASSERT_TRUE(templated) << templated.error().what();
-    const k8s::pod& t = templated->pod;
+    const kube::pod& t = templated->pod;
     EXPECT_EQ(t.metadata.labels.at("team"), "ci");
     EXPECT_EQ(t.metadata.labels.at("runner-pod"), "runner-1");
     ASSERT_EQ(t.spec.init_containers.size(), 1u);
@@ -212,7 +212,7 @@ TEST(container_step_script, refusals) {
 
 const std::string pod_binary = PODPIPE_POD_BINARY;
 
-class container_step_test : public k8s::testing::cluster_test {
+class container_step_test : public kube::testing::cluster_test {
 protected:
     /// false: the runner image has no podpipe (every copy uses the pods' tar).
     virtual bool with_externals() const { return true; }
@@ -235,15 +235,15 @@ protected:
     /// of moving: kubesim's image roots are read-only, so `mv` out of them fails. Then the
     /// runner's work tree (workspace, _temp with file-command files, event.json) is copied in.
     void make_job_pod(const std::string& image) {
-        k8s::job_pod_options o;
+        kube::job_pod_options o;
         o.runner_pod_name = env_.runner_pod_name;
         o.runner_image = env_.runner_image;
         o.workspace_tail = "repo/repo";
-        k8s::container_source job;
+        kube::container_source job;
         job.image = image;
-        auto built = k8s::build_job_pod(o, &job, {});
+        auto built = kube::build_job_pod(o, &job, {});
         ASSERT_TRUE(built) << built.error().what();
-        k8s::pod p = built->job_pod;
+        kube::pod p = built->job_pod;
         ASSERT_EQ(p.spec.init_containers.size(), 1u);
         p.spec.init_containers[0].command = {
             "sh", "-c",
@@ -260,7 +260,7 @@ protected:
         write_file(w / "_temp/_runner_file_commands/set_output_1", "");
         write_file(w / "_temp/_runner_file_commands/set_env_1", "");
         fs::create_directories(w / "_temp/_github_home");
-        k8s::pod_copier copier(*client_, {});
+        remote::pod_copier copier(*client_, {});
         auto end = copier.probe({"default", job_pod_, "job", "/__w"});
         ASSERT_TRUE(end) << end.error();
         auto r = copier.local_to_pod(w.string(), *end);
@@ -319,11 +319,11 @@ protected:
 
     /// `cat` of a file in the job pod's container ("" and a failure if it is missing).
     std::string job_file(const std::string& path) {
-        auto s = client_->exec(sh(job_pod_, "cat " + k8s::shell_quote(path)));
+        auto s = client_->exec(sh(job_pod_, "cat " + kube::shell_quote(path)));
         EXPECT_TRUE(s) << s.error().what();
         if (!s)
             return {};
-        k8s::testing::string_sink out;
+        kube::testing::string_sink out;
         auto code = (*s)->wait(&out);
         EXPECT_TRUE(code && *code == 0) << path << " missing in the job pod";
         return out.data;
@@ -361,10 +361,10 @@ protected:
     std::string job_pod_;
     std::string out_path_, err_path_, out_, err_;
     std::vector<std::string> events_;
-    std::vector<k8s::pod> step_pods_seen_;
+    std::vector<kube::pod> step_pods_seen_;
     std::function<void()> before_copy_hook_;
-    k8s::copy_options copy_;
-    std::optional<k8s::pod_template_extension> tmpl_;
+    remote::copy_options copy_;
+    std::optional<kube::pod_template_extension> tmpl_;
 };
 
 // debian:12 is kubesim's host root: the in-pod podpipe runs there in every build (the static
@@ -633,7 +633,7 @@ TEST_F(container_step_test, stop_during_the_step_ends_it_and_deletes_the_pod) {
 TEST_F(container_step_test, template_reaches_the_step_pod_and_its_warnings_are_printed) {
     make_job_pod("debian:12");
     ASSERT_FALSE(HasFatalFailure());
-    auto ext = k8s::parse_template(R"(
+    auto ext = kube::parse_template(R"(
 metadata: {annotations: {from: template}}
 spec:
   containers:
@@ -661,7 +661,7 @@ spec:
 TEST_F(container_step_test, a_template_volume_under_github_is_left_alone) {
     make_job_pod("debian:12");
     ASSERT_FALSE(HasFatalFailure());
-    auto ext = k8s::parse_template(R"(
+    auto ext = kube::parse_template(R"(
 spec:
   volumes: [{name: myhome, emptyDir: {}}]
   containers:

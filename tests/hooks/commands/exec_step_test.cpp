@@ -2,9 +2,9 @@
 // every abnormal end an error (no status, dropped connection, cancellation, pod gone).
 #include "hooks/commands/exec_step.hpp"
 
-#include "hooks/k8s/client.hpp"
-#include "hooks/k8s/config.hpp"
-#include "tests/hooks/k8s/cluster_fixture.hpp"
+#include "kube/client.hpp"
+#include "kube/config.hpp"
+#include "tests/kube/cluster_fixture.hpp"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -16,7 +16,7 @@
 namespace podpipe::hook {
 namespace {
 
-class exec_step_test : public k8s::testing::cluster_test {
+class exec_step_test : public kube::testing::cluster_test {
 protected:
     void SetUp() override {
         cluster_test::SetUp();
@@ -29,7 +29,7 @@ protected:
         err_path_ = dir_ + "/err";
     }
 
-    result<int, k8s::hook_error> run(const std::string& script, std::stop_token stop = {}) {
+    result<int, kube::hook_error> run(const std::string& script, std::stop_token stop = {}) {
         const int out = ::open(out_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
         const int err = ::open(err_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
         auto r = exec_step(*client_, {"default", "jobpod", "job"}, {"sh", "-c", script}, out, err, stop);
@@ -62,7 +62,7 @@ TEST_F(exec_step_test, no_status_is_never_success) {
     arm(R"({"exec": {"count": 1, "noStatus": true}})");
     auto r = run("echo done; exit 0");
     ASSERT_FALSE(r) << "exit " << *r;
-    EXPECT_TRUE(r.error().is(k8s::errc::missing_status)) << r.error().what();
+    EXPECT_TRUE(r.error().is(kube::errc::missing_status)) << r.error().what();
     EXPECT_NE(r.error().what().find("outcome is unknown"), std::string::npos) << r.error().what();
 }
 

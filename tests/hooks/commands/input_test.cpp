@@ -100,7 +100,7 @@ TEST(hook_input, run_container_step) {
     EXPECT_EQ(r->state->namespace_name, "arc");
     EXPECT_TRUE(r->state->permissions_checked);
     EXPECT_EQ(r->state->pull_secret, "s");
-    const k8s::container_source src = to_container_source(c);
+    const kube::container_source src = to_container_source(c);
     EXPECT_EQ(src.image, "node:22");
     EXPECT_EQ(src.entry_point_args.size(), 2u);
     EXPECT_EQ(src.port_mappings, (std::vector<std::string>{"8080:8080"}));

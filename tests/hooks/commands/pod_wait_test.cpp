@@ -2,9 +2,9 @@
 // run, cannot pull their image, cannot be scheduled, fail an init container, or end at once.
 #include "hooks/commands/pod_wait.hpp"
 
-#include "hooks/k8s/client.hpp"
-#include "hooks/k8s/config.hpp"
-#include "tests/hooks/k8s/cluster_fixture.hpp"
+#include "kube/client.hpp"
+#include "kube/config.hpp"
+#include "tests/kube/cluster_fixture.hpp"
 
 #include <chrono>
 #include <stop_token>
@@ -15,18 +15,18 @@ namespace {
 
 using verdict = pod_outlook::verdict;
 
-k8s::pod pending_with_waiting(const std::string& reason, const std::string& message) {
-    k8s::pod p;
+kube::pod pending_with_waiting(const std::string& reason, const std::string& message) {
+    kube::pod p;
     p.status.phase = "Pending";
-    k8s::container_status c;
+    kube::container_status c;
     c.name = "job";
-    c.state.waiting = k8s::container_state_waiting{reason, message};
+    c.state.waiting = kube::container_state_waiting{reason, message};
     p.status.container_statuses.push_back(c);
     return p;
 }
 
 TEST(assess_pod, running_pending_and_terminal_states) {
-    k8s::pod running;
+    kube::pod running;
     running.status.phase = "Running";
     EXPECT_EQ(assess_pod(running).state, verdict::running);
 
@@ -39,31 +39,31 @@ TEST(assess_pod, running_pending_and_terminal_states) {
     EXPECT_EQ(config.state, verdict::failed);
     EXPECT_NE(config.why.find("secret \"s\" not found"), std::string::npos) << config.why;
 
-    k8s::pod unschedulable;
+    kube::pod unschedulable;
     unschedulable.status.phase = "Pending";
     unschedulable.status.conditions.push_back({"PodScheduled", "False", "Unschedulable", "0/3 nodes are available"});
     auto u = assess_pod(unschedulable);
     EXPECT_EQ(u.state, verdict::waiting);
     EXPECT_NE(u.why.find("0/3 nodes are available"), std::string::npos) << u.why;
 
-    k8s::pod init_failed;
+    kube::pod init_failed;
     init_failed.status.phase = "Pending";
-    k8s::container_status fs_init;
+    kube::container_status fs_init;
     fs_init.name = "fs-init";
-    fs_init.state.terminated = k8s::container_state_terminated{3, 0, "Error", ""};
+    fs_init.state.terminated = kube::container_state_terminated{3, 0, "Error", ""};
     init_failed.status.init_container_statuses.push_back(fs_init);
     auto i = assess_pod(init_failed);
     EXPECT_EQ(i.state, verdict::failed);
     EXPECT_NE(i.why.find("init container fs-init exited with code 3"), std::string::npos) << i.why;
 
-    k8s::pod done;
+    kube::pod done;
     done.status.phase = "Succeeded";
     EXPECT_EQ(assess_pod(done).state, verdict::failed);
 }
 
-class pod_wait_test : public k8s::testing::cluster_test {
+class pod_wait_test : public kube::testing::cluster_test {
 protected:
-    result<k8s::pod, k8s::hook_error> wait(const std::string& name, std::chrono::seconds timeout) {
+    result<kube::pod, kube::hook_error> wait(const std::string& name, std::chrono::seconds timeout) {
         wait_options o;
         o.timeout = timeout;
         o.on_change = [&](const std::string& why) { changes_.push_back(why); };
@@ -118,7 +118,7 @@ TEST_F(pod_wait_test, a_stop_ends_the_wait_at_once) {
     const auto t0 = std::chrono::steady_clock::now();
     auto p = wait_for_running(*client_, "default", "never", o);
     ASSERT_FALSE(p);
-    EXPECT_TRUE(p.error().is(k8s::errc::cancelled)) << p.error().what();
+    EXPECT_TRUE(p.error().is(kube::errc::cancelled)) << p.error().what();
     EXPECT_NE(p.error().what().find("interrupted"), std::string::npos) << p.error().what();
     EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(5));
 }
@@ -140,7 +140,7 @@ TEST_F(pod_wait_test, failing_init_container_fails_fast) {
 TEST_F(pod_wait_test, missing_pod_is_an_error) {
     auto p = wait("ghost", std::chrono::seconds(5));
     ASSERT_FALSE(p);
-    EXPECT_TRUE(p.error().is(k8s::errc::not_found)) << p.error().what();
+    EXPECT_TRUE(p.error().is(kube::errc::not_found)) << p.error().what();
     EXPECT_NE(p.error().what().find("ghost"), std::string::npos) << p.error().what();
 }
 

@@ -103,19 +103,19 @@ TEST(hook_response, state_round_trips_through_the_input_parser) {
 }
 
 TEST(hook_response, built_from_the_job_pod_in_request_order_without_sidecars) {
-    k8s::job_pod_options opts;
+    kube::job_pod_options opts;
     opts.runner_pod_name = "runner-abc";
-    k8s::container_source job;
+    kube::container_source job;
     job.image = "node:22";
     job.port_mappings = {"31080:8080"};
-    k8s::container_source redis;
+    kube::container_source redis;
     redis.image = "redis";
     redis.port_mappings = {"31081:80", "8080"};
-    k8s::container_source pg;
+    kube::container_source pg;
     pg.image = "postgres:16";
-    auto built = k8s::build_job_pod(opts, &job, {redis, pg, redis});
+    auto built = kube::build_job_pod(opts, &job, {redis, pg, redis});
     ASSERT_TRUE(built);
-    k8s::container sidecar;
+    kube::container sidecar;
     sidecar.name = "side-car";
     sidecar.image = "ubuntu";
     built->job_pod.spec.containers.push_back(sidecar);
@@ -135,8 +135,8 @@ TEST(hook_response, built_from_the_job_pod_in_request_order_without_sidecars) {
     EXPECT_EQ(r.state.job_pod, "runner-abc-workflow");
     EXPECT_TRUE(r.is_alpine);
 
-    k8s::container_source imageless;
-    auto services_only = k8s::build_job_pod(opts, &imageless, {pg});
+    kube::container_source imageless;
+    auto services_only = kube::build_job_pod(opts, &imageless, {pg});
     ASSERT_TRUE(services_only);
     EXPECT_FALSE(
         make_prepare_response(services_only->job_pod, services_only->service_names, st, false)

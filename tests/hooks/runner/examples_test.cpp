@@ -2,8 +2,8 @@
 // podpipe's own template code, the RBAC grants exactly what the hook checks (spec §2.7), and the
 // scale set values point the runner at podpipe's shim with settings podpipe-hook accepts.
 #include "hooks/commands/env.hpp"
-#include "hooks/k8s/pod_spec.hpp"
-#include "hooks/k8s/template.hpp"
+#include "kube/pod_spec.hpp"
+#include "kube/template.hpp"
 
 #include <algorithm>
 #include <fstream>
@@ -29,20 +29,20 @@ std::string read_file(const std::string& p) {
 
 TEST(hook_examples, template_parses_and_merges_into_a_job_pod) {
     const std::string path = examples + "hook-template.yaml";
-    auto ext = k8s::parse_template(read_file(path), path);
+    auto ext = kube::parse_template(read_file(path), path);
     ASSERT_TRUE(ext) << ext.error().what();
 
-    k8s::job_pod_options opts;
+    kube::job_pod_options opts;
     opts.runner_pod_name = "runner-abc";
     opts.workspace_tail = "app/app";
-    k8s::container_source job;
+    kube::container_source job;
     job.image = "node:22";
-    k8s::container_source redis;
+    kube::container_source redis;
     redis.image = "redis:7";
-    auto built = k8s::build_job_pod(opts, &job, {redis});
+    auto built = kube::build_job_pod(opts, &job, {redis});
     ASSERT_TRUE(built) << built.error().what();
-    k8s::pod p = built->job_pod;
-    auto warnings = k8s::apply_template(*ext, p);
+    kube::pod p = built->job_pod;
+    auto warnings = kube::apply_template(*ext, p);
     ASSERT_TRUE(warnings) << warnings.error().what();
     EXPECT_TRUE(warnings->empty()) << warnings->front();
 
@@ -55,7 +55,7 @@ TEST(hook_examples, template_parses_and_merges_into_a_job_pod) {
     EXPECT_EQ(p.spec.containers[0].image, "node:22");
     EXPECT_EQ(p.spec.containers[0].resources.requests.at("memory"), "4Gi");
     EXPECT_TRUE(std::any_of(p.spec.containers[0].env.begin(), p.spec.containers[0].env.end(),
-                            [](const k8s::env_var& e) { return e.name == "NPM_CONFIG_CACHE"; }));
+                            [](const kube::env_var& e) { return e.name == "NPM_CONFIG_CACHE"; }));
     EXPECT_EQ(p.spec.containers[1].name, "redis");
     EXPECT_EQ(p.spec.containers[1].resources.limits.at("memory"), "256Mi");
     EXPECT_EQ(p.spec.containers[2].name, "log-shipper");
@@ -63,7 +63,7 @@ TEST(hook_examples, template_parses_and_merges_into_a_job_pod) {
     for (const auto& c : p.spec.containers)
         for (const auto& m : c.volume_mounts)
             EXPECT_TRUE(std::any_of(p.spec.volumes.begin(), p.spec.volumes.end(),
-                                    [&](const k8s::volume& v) { return v.name == m.name; }))
+                                    [&](const kube::volume& v) { return v.name == m.name; }))
                 << c.name << " mounts missing volume " << m.name;
 }
 

@@ -1,10 +1,10 @@
-#include "hooks/k8s/volume_spec.hpp"
+#include "kube/volume_spec.hpp"
 
 #include <algorithm>
 
 #include <gtest/gtest.h>
 
-namespace podpipe::k8s {
+namespace podpipe::kube {
 namespace {
 
 const volume_mount* find_mount(const container& c, std::string_view path) {
@@ -139,4 +139,4 @@ TEST(volume_spec, step_pod_takes_env_from_the_secret_and_mounts_runner_temp) {
 }
 
 } // namespace
-} // namespace podpipe::k8s
+} // namespace podpipe::kube

@@ -6,9 +6,9 @@
 //
 // Pods share the host's PID namespace with every test running beside this one: the pod-side
 // processes are found by paths only these tests use (/data/i18-...).
-#include "hooks/k8s/client.hpp"
-#include "hooks/k8s/config.hpp"
-#include "hooks/k8s/pod_copy.hpp"
+#include "kube/client.hpp"
+#include "kube/config.hpp"
+#include "remote/pod_copy.hpp"
 #include "tests/support/child_process.hpp"
 #include "tests/support/tree_fixture.hpp"
 #include "tests/tools/kubesim/kubesim_fixture.hpp"
@@ -226,18 +226,18 @@ TEST_F(cp_interrupt_test, sigterm_ends_bench) {
 // waiter requests (hooks/main.cpp): the stop ends a copy whose pod sender is stopped at once.
 TEST_F(cp_interrupt_test, the_hooks_stop_token_ends_a_stalled_copy) {
     make_source("bb", "i18-hook");
-    k8s::config_sources sources;
+    kube::config_sources sources;
     sources.kubeconfig = kubeconfig_;
     sources.env = {{"HOME", dir_ + "/home"}};
-    auto cfg = k8s::load_config(sources);
+    auto cfg = kube::load_config(sources);
     ASSERT_TRUE(cfg) << cfg.error().what();
-    auto client = k8s::api_client::connect(*cfg);
+    auto client = kube::api_client::connect(*cfg);
     ASSERT_TRUE(client) << client.error().what();
     std::stop_source stop;
-    k8s::pod_copier copier(**client, k8s::copy_options{}, stop.get_token());
+    remote::pod_copier copier(**client, remote::copy_options{}, stop.get_token());
     auto from = copier.probe({"", "bb", "", "/data/i18-hook"});
     ASSERT_TRUE(from) << from.error();
-    std::optional<k8s::copy_outcome> outcome;
+    std::optional<remote::copy_outcome> outcome;
     std::atomic<bool> done{false};
     std::jthread copy([&] {
         outcome = copier.pod_to_local(*from, (tmp_ / "hook").string());

@@ -4,8 +4,8 @@
 // or throws, and a parsed state survives a response round trip unchanged.
 #include "hooks/commands/input.hpp"
 #include "hooks/commands/response.hpp"
-#include "hooks/k8s/json.hpp"
-#include "hooks/k8s/pod_spec.hpp"
+#include "kube/json.hpp"
+#include "kube/pod_spec.hpp"
 
 #include <cstdint>
 #include <cstdlib>
@@ -28,23 +28,23 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             std::abort();
     }
     if (const auto* prep = std::get_if<hook::prepare_job_args>(&parsed->args)) {
-        k8s::job_pod_options opts;
+        kube::job_pod_options opts;
         opts.runner_pod_name = "runner";
-        std::vector<k8s::container_source> services;
+        std::vector<kube::container_source> services;
         for (const auto& s : prep->services)
             services.push_back(hook::to_container_source(s));
-        std::optional<k8s::container_source> job;
+        std::optional<kube::container_source> job;
         if (prep->container)
             job = hook::to_container_source(*prep->container);
-        if (auto pod = k8s::build_job_pod(opts, job ? &*job : nullptr, services)) {
-            auto back = k8s::parse_pod(k8s::to_json(pod->job_pod));
+        if (auto pod = kube::build_job_pod(opts, job ? &*job : nullptr, services)) {
+            auto back = kube::parse_pod(kube::to_json(pod->job_pod));
             if (!back || back->spec.containers.size() != pod->job_pod.spec.containers.size())
                 std::abort();
         }
         if (prep->container && prep->container->registry)
-            (void)k8s::build_pull_secret("runner", "0123abcd", *prep->container->registry);
+            (void)kube::build_pull_secret("runner", "0123abcd", *prep->container->registry);
     }
     if (const auto* step = std::get_if<hook::run_script_step_args>(&parsed->args))
-        (void)k8s::fix_args(step->entry_point_args);
+        (void)kube::fix_args(step->entry_point_args);
     return 0;
 }

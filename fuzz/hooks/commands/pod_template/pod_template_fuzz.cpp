@@ -1,16 +1,16 @@
-// libFuzzer target for the pod template extension (hooks/k8s/template.hpp): parse untrusted
+// libFuzzer target for the pod template extension (kube/template.hpp): parse untrusted
 // YAML, merge it into a generated job pod, serialize the result. Invariants: nothing crashes
 // or throws, a failed merge leaves the pod unchanged, and the merged pod serializes to JSON
 // our own pod parser accepts with the same container count.
-#include "hooks/k8s/json.hpp"
-#include "hooks/k8s/pod_spec.hpp"
-#include "hooks/k8s/template.hpp"
+#include "kube/json.hpp"
+#include "kube/pod_spec.hpp"
+#include "kube/template.hpp"
 
 #include <cstdint>
 #include <cstdlib>
 #include <string_view>
 
-using namespace podpipe::k8s;
+using namespace podpipe::kube;
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     const std::string_view in(reinterpret_cast<const char*>(data), size);

@@ -1,0 +1,670 @@
+#include "remote/pod_copy.hpp"
+
+#include "engine/pipeline/acks.hpp"
+#include "engine/pipeline/errors.hpp"
+#include "engine/pipeline/recv.hpp"
+#include "engine/pipeline/send.hpp"
+#include "kube/client.hpp"
+#include "kube/json.hpp"
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <cstdio>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+namespace podpipe::remote {
+
+// The Kubernetes client this copier drives (exec sessions, errors, the report's JSON).
+using namespace kube;
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+
+/// Keeps the first `limit` bytes written (the in-pod receiver's one-line JSON report).
+class capture_sink final : public pipeline::byte_sink {
+public:
+    explicit capture_sink(std::size_t limit) : limit_(limit) {}
+    result<void> write(std::span<const std::byte> bytes) override {
+        const std::size_t n = std::min(bytes.size(), limit_ - std::min(limit_, text.size()));
+        text.append(reinterpret_cast<const char*>(bytes.data()), n);
+        return {};
+    }
+    std::string text;
+
+private:
+    std::size_t limit_;
+};
+
+/// Reads a receiving pod's stdout to the exit status on its own thread: the report, with the
+/// acknowledgement lines of `recv --acks` split off into acks() (closed at the end).
+class receiver_reader {
+public:
+    explicit receiver_reader(exec_session& s)
+        : thread_([this, &s] {
+              code_ = s.wait(&split_);
+              (void)split_.finish();
+              acks_.close();
+              done_.store(true, std::memory_order_release);
+          }) {}
+    pipeline::ack_counter& acks() { return acks_; }
+    /// Whether the session ended (its code is known), without waiting.
+    bool done() const { return done_.load(std::memory_order_acquire); }
+    void join() { thread_.join(); }
+    /// After join(): the session's outcome, and the report.
+    const std::optional<result<int, hook_error>>& code() const { return code_; }
+    const std::string& report() const { return report_.text; }
+
+private:
+    capture_sink report_{64 << 10};
+    pipeline::ack_counter acks_;
+    pipeline::ack_splitter split_{acks_, report_};
+    std::optional<result<int, hook_error>> code_;
+    std::atomic<bool> done_{false};
+    std::jthread thread_; ///< last: starts once the members above exist
+};
+
+/// Counts what goes through, for progress and stats of the pod-to-pod relay.
+class counting_sink final : public pipeline::byte_sink {
+public:
+    counting_sink(pipeline::byte_sink& inner, pipeline::live_progress& progress)
+        : inner_(inner)
+        , progress_(progress) {}
+    result<void> write(std::span<const std::byte> bytes) override {
+        progress_.wire_bytes.fetch_add(bytes.size(), std::memory_order_relaxed);
+        return inner_.write(bytes);
+    }
+    result<void> finish() override { return inner_.finish(); }
+
+private:
+    pipeline::byte_sink& inner_;
+    pipeline::live_progress& progress_;
+};
+
+
+/// Ends a copy's exec sessions when the caller stops the copy (a signal: blocked reads, writes
+/// and waits on any thread wake at once), and, while the stream runs, when no byte moved
+/// through any of them for `stall` (0: never; then stalled() says so). Aborting a session
+/// closes the pod command's stdin, which is how the pod side learns to stop (send_command).
+class session_watch {
+public:
+    session_watch(std::stop_token stop, std::vector<exec_session*> sessions,
+                  std::chrono::milliseconds stall)
+        : sessions_(std::move(sessions))
+        , on_stop_(std::move(stop), [this] { abort_all(); }) {
+        if (stall.count() > 0)
+            thread_ = std::jthread([this, stall](std::stop_token done) { watch(done, stall); });
+    }
+    /// The stream is over (what is left is waiting for the pod's status): no stall check.
+    void stream_done() {
+        thread_.request_stop();
+        if (thread_.joinable())
+            thread_.join();
+    }
+    bool stalled() const { return stalled_.load(std::memory_order_acquire); }
+
+private:
+    void abort_all() noexcept {
+        for (exec_session* s : sessions_)
+            s->abort();
+    }
+
+    std::uint64_t moved() const {
+        std::uint64_t n = 0;
+        for (const exec_session* s : sessions_) {
+            const auto st = s->stats();
+            n += st.bytes_sent + st.bytes_received;
+        }
+        return n;
+    }
+
+    void watch(std::stop_token done, std::chrono::milliseconds stall) {
+        std::mutex m;
+        std::condition_variable_any never_notified;
+        std::unique_lock lock(m);
+        std::uint64_t last = moved();
+        auto last_change = clock_type::now();
+        const auto slice = std::min<std::chrono::milliseconds>(stall, std::chrono::seconds(1));
+        while (!never_notified.wait_for(lock, done, slice, [] { return false; }) &&
+               !done.stop_requested()) {
+            if (const std::uint64_t now = moved(); now != last) {
+                last = now;
+                last_change = clock_type::now();
+            } else if (clock_type::now() - last_change >= stall) {
+                stalled_.store(true, std::memory_order_release);
+                abort_all();
+                return;
+            }
+        }
+    }
+
+    std::vector<exec_session*> sessions_;
+    std::atomic<bool> stalled_{false};
+    std::stop_callback<std::function<void()>> on_stop_;
+    std::jthread thread_; ///< last: joined first
+};
+
+/// The unsigned integer value of "key" in a flat JSON object (the pod's report), 0 if absent.
+std::uint64_t json_u64(std::string_view json, std::string_view key) {
+    const std::string needle = "\"" + std::string(key) + "\":";
+    const std::size_t at = json.find(needle);
+    if (at == std::string_view::npos)
+        return 0;
+    std::uint64_t v = 0;
+    for (std::size_t i = at + needle.size(); i < json.size() && json[i] >= '0' && json[i] <= '9'; ++i)
+        v = v * 10 + static_cast<std::uint64_t>(json[i] - '0');
+    return v;
+}
+
+} // namespace
+
+std::string problems_text(const tar::sender_problems& p) {
+    std::string s = std::to_string(p.count) +
+                    (p.count == 1 ? " entry was" : " entries were") +
+                    " not copied as they are on the sender's disk";
+    for (const auto& line : p.lines)
+        s += "\n  " + tar::printable_line(line);
+    if (p.count > p.lines.size())
+        s += "\n  ... and " + std::to_string(p.count - p.lines.size()) + " more";
+    return s;
+}
+
+namespace {
+
+std::string trim(std::string s) {
+    while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' '))
+        s.pop_back();
+    return s;
+}
+
+} // namespace
+
+struct pod_copier::impl {
+    impl(api_client& client, copy_options opt, std::stop_token stop)
+        : opt_(std::move(opt))
+        , client_(client)
+        , stop_(std::move(stop)) {}
+
+    exec_session_options session_options() const {
+        exec_session_options o;
+        o.offer_v5 = opt_.offer_v5;
+        return o;
+    }
+
+    result<std::unique_ptr<exec_session>, hook_error>
+    open(const pod_end& end, std::vector<std::string> command, bool with_stdin) {
+        exec_options o;
+        o.ns = end.loc.ns;
+        o.pod = end.loc.pod;
+        o.container = end.loc.container;
+        o.command = std::move(command);
+        o.use_stdin = with_stdin;
+        return client_.exec(o, session_options());
+    }
+
+    // Finds out whether the pod has our binary and which exec protocol it speaks, in one exec.
+    result<pod_end, std::string> probe(const pod_dir& loc) {
+        pod_end end;
+        end.loc = loc;
+        if (end.loc.ns.empty())
+            end.loc.ns = client_.default_namespace();
+        const bool look = opt_.pod_binary != "none";
+        std::vector<std::string> cmd = look ? std::vector<std::string>{opt_.pod_binary, "--version"}
+                                            : std::vector<std::string>{"true"};
+        auto s = open(end, cmd, false);
+        if (!s)
+            return fail("pod " + end.name() + ": " + s.error().what());
+        end.protocol = (*s)->protocol();
+        end.half_close = (*s)->can_half_close_stdin();
+        capture_sink out(4096);
+        auto code = [&] {
+            session_watch watch(stop_, {s->get()}, {});
+            return (*s)->wait(&out);
+        }();
+        if (!code) {
+            if (look && code.error().is(errc::exec_failed) && !stop_.stop_requested()) {
+                // The runtime could not start it: either the binary is not there, or nothing
+                // can run in this container (not running, gone). `true` tells which.
+                auto t = open(end, {"true"}, false);
+                if (!t)
+                    return fail("pod " + end.name() + ": " + t.error().what());
+                session_watch watch(stop_, {t->get()}, {});
+                auto tc = (*t)->wait();
+                if (!tc)
+                    return fail("pod " + end.name() + ": cannot run commands: " + tc.error().what());
+                return end;
+            }
+            return fail("pod " + end.name() + ": " + code.error().what());
+        }
+        if (look) {
+            end.has_binary = *code == 0 && out.text.starts_with("podpipe ");
+            end.has_acks = end.has_binary && out.text.find("recv --acks") != std::string::npos;
+            end.has_send_acks =
+                end.has_binary && out.text.find("send --acks") != std::string::npos;
+            end.has_watch_stdin =
+                end.has_binary && out.text.find("send --watch-stdin") != std::string::npos;
+        }
+        else if (*code != 0)
+            return fail("pod " + end.name() + ": `true` exited with " + std::to_string(*code));
+        if (opt_.on_info)
+            opt_.on_info("pod " + end.name() + ": " +
+                         (end.has_binary ? "in-pod " + opt_.pod_binary
+                                         : std::string("no podpipe in the pod: using its tar")) +
+                         ", exec " + end.protocol);
+        return end;
+    }
+
+    /// `acks`: the caller splits acknowledgements off the pod's stdout (local -> pod with auto).
+    std::vector<std::string> recv_command(const pod_end& end, bool verify, bool acks) const {
+        if (end.has_binary) {
+            std::vector<std::string> c{opt_.pod_binary, "recv", "--report"};
+            if (!verify)
+                c.push_back("--no-verify");
+            if (acks)
+                c.push_back("--acks");
+            add_stall_timeout(end, c);
+            for (const auto& e : opt_.excludes) { // for senders that cannot filter (a pod's tar)
+                c.push_back("--exclude");
+                c.push_back(e);
+            }
+            c.push_back(end.loc.path);
+            return c;
+        }
+        // GNU and busybox tar: -o on extraction = do not restore owners (as `podpipe recv`).
+        return {"sh", "-c", "mkdir -p -- \"$1\" && exec tar -xzof - -C \"$1\"", "podpipe-recv",
+                end.loc.path};
+    }
+
+    /// `acks`: the caller acknowledges on the pod's stdin (pod -> local with auto).
+    std::vector<std::string> send_command(const pod_end& end, bool acks) const {
+        if (end.has_binary) {
+            std::vector<std::string> c{opt_.pod_binary, "send", "--level", opt_.level_text,
+                                       "--chunk-size", opt_.chunk_text};
+            if (acks)
+                c.push_back("--acks");
+            if (end.has_watch_stdin)
+                c.push_back("--watch-stdin");
+            add_stall_timeout(end, c);
+            for (const auto& e : opt_.excludes) {
+                c.push_back("--exclude");
+                c.push_back(e);
+            }
+            c.push_back(end.loc.path);
+            return c;
+        }
+        // busybox tar has no --exclude: the receiver filters instead (recv_options::excludes).
+        // A kubelet does not stop an exec's command when its session goes, it closes the
+        // command's stdin: a watcher reading stdin stops tar (and its gzip child: the exec'd
+        // shell leads the process group; without a group of its own, tar alone) at that end.
+        // The shell waits for tar and ends the watcher on success. Stdin is saved on fd 3 first:
+        // a background list starts with /dev/null as stdin.
+        return {"sh", "-c",
+                "cd -- \"$1\" || exit 1; exec 3<&0; tar -czf - . & t=$!; "
+                "{ while read -r _; do :; done; kill -TERM -$$ || kill -TERM $t; } "
+                "<&3 >/dev/null 2>&1 & w=$!; exec 3<&-; wait $t; s=$?; kill $w 2>/dev/null; "
+                "exit $s",
+                "podpipe-send", end.loc.path};
+    }
+
+    /// Whether send_command's process reads stdin: acknowledgements, or the end of the session
+    /// (the in-pod podpipe with --watch-stdin, the pod's tar through its watcher).
+    static bool send_reads_stdin(const pod_end& end, bool acks) {
+        return acks || end.has_watch_stdin || !end.has_binary;
+    }
+
+    void add_stall_timeout(const pod_end& end, std::vector<std::string>& c) const {
+        if (!end.has_watch_stdin) // older in-pod binaries do not take it
+            return;
+        c.push_back("--stall-timeout");
+        c.push_back(std::to_string(opt_.stall_timeout.count()) + "ms");
+    }
+
+    /// The error of a copy whose stream stopped moving (session_watch::stalled()).
+    std::string stall_message(const pod_end& end, const char* what) const {
+        char secs[32];
+        std::snprintf(secs, sizeof secs, "%g",
+                      static_cast<double>(opt_.stall_timeout.count()) / 1e3);
+        return "pod " + end.name() + ": " + what + " " + end.loc.path + " moved no byte for " +
+               secs + " s (--stall-timeout): the pod side or the link stalled";
+    }
+
+    // The exit code and message for a pod-side command that failed.
+    copy_outcome remote_failure(const pod_end& end, const char* what, int code,
+                                const std::string& stderr_tail) {
+        std::string msg = "pod " + end.name() + ": " + what + " " + end.loc.path + " failed (exit " +
+                          std::to_string(code) + ")";
+        const std::string tail = trim(stderr_tail);
+        if (!tail.empty())
+            msg += ": " + tail;
+        else if (!end.has_binary && code == 127)
+            msg += ": the pod has neither " + opt_.pod_binary + " nor tar";
+        else if (code > 128 && code < 160)
+            msg += ": killed by signal " + std::to_string(code - 128) +
+                   (code == 137 ? " (SIGKILL: out of memory, or the pod was stopped)" : "");
+        if (end.has_binary && (code == pipeline::exit_unsafe || code == pipeline::exit_bad_input ||
+                               code == pipeline::exit_interrupted))
+            return failed(code, msg);
+        return failed(pipeline::exit_failure, msg);
+    }
+
+    static copy_outcome failed(int code, std::string msg) {
+        copy_outcome o;
+        o.exit_code = code;
+        o.error = std::move(msg);
+        return o;
+    }
+
+    // A copy that went through. It fails after all when the sender could not send everything
+    // as it is on its disk (the manifest covers only what was sent), unless allowed.
+    copy_outcome finish(const char* verb, std::string where, const pipeline::transfer_stats& s,
+                        const std::string& remote_report) const {
+        copy_outcome o;
+        o.verb = verb;
+        o.where = std::move(where);
+        o.stats = s;
+        o.remote_report = trim(remote_report);
+        if (s.problems.count > 0 && !opt_.allow_incomplete) {
+            o.exit_code = pipeline::exit_failure;
+            o.error = o.where + ": " + problems_text(s.problems) +
+                      "; the copy is not the source's tree (allow it with --allow-incomplete)";
+        }
+        return o;
+    }
+
+    copy_outcome local_to_pod(const std::string& src, const pod_end& dst);
+    copy_outcome pod_to_local(const pod_end& src, const std::string& dst);
+    copy_outcome pod_to_pod(const pod_end& src, const pod_end& dst);
+
+    pipeline::send_options send_options() const {
+        pipeline::send_options o;
+        o.level = opt_.level;
+        o.chunk_bytes = opt_.chunk_bytes;
+        o.threads = opt_.threads;
+        o.memory_bytes = opt_.memory_bytes;
+        o.excludes = opt_.excludes;
+        return o;
+    }
+
+    pipeline::live_progress& progress() { return opt_.progress != nullptr ? *opt_.progress : own_progress_; }
+
+    copy_options opt_;
+    api_client& client_;
+    std::stop_token stop_;
+    pipeline::live_progress own_progress_;
+};
+
+copy_outcome pod_copier::impl::local_to_pod(const std::string& src, const pod_end& dst) {
+    const bool verify = !!opt_.verify && dst.has_binary;
+    if (!dst.half_close && !dst.has_binary) {
+        return failed(pipeline::exit_failure, "pod " + dst.name() + " speaks only " + dst.protocol +
+                    " (no stdin half-close) and has no " + opt_.pod_binary +
+                    ": its tar would never see the end of the stream; install podpipe in the "
+                    "image (see --pod-binary) or use a cluster with v5.channel.k8s.io");
+    }
+    const bool acks = dst.has_acks && opt_.level == pipeline::auto_level;
+    auto session = open(dst, recv_command(dst, verify, acks), true);
+    if (!session) {
+        return failed(pipeline::exit_failure, "pod " + dst.name() + ": " + session.error().what());
+    }
+    exec_session& s = **session;
+    session_watch watch(stop_, {&s}, opt_.stall_timeout);
+    const auto t0 = clock_type::now();
+    receiver_reader reader(s);
+
+    pipeline::send_options opt = send_options();
+    opt.progress = &progress();
+    if (acks)
+        opt.acks = &reader.acks();
+    result<pipeline::transfer_stats, pipeline::transfer_error> sent = fail(std::make_error_code(std::errc::interrupted));
+    {
+        sent = pipeline::send_tree(src, s.stdin_sink(), opt, stop_);
+    }
+    watch.stream_done();
+    if (!sent && !stop_.stop_requested() && !watch.stalled()) {
+        // The pod may have ended first (its error is the real story): give it a moment to
+        // deliver its status before tearing the session down.
+        for (int i = 0; i < 50 && !reader.done(); ++i)
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    if (!sent)
+        s.abort();
+    reader.join();
+    const auto& code = reader.code();
+    const std::string& report = reader.report();
+    if (code && *code && **code != 0)
+        return remote_failure(dst, dst.has_binary ? "podpipe recv into" : "tar extraction into",
+                              **code, s.stderr_tail());
+    if (!sent && code && !*code && (*code).error().is(errc::exec_failed)) {
+        // The pod side ended with a failure status (e.g. the container stopped): that is the
+        // story, not the broken pipe it caused here.
+        return failed(pipeline::exit_failure, "pod " + dst.name() + ": " + (*code).error().what() + "; " + dst.loc.path +
+                    " is incomplete");
+    }
+    if (!sent) {
+        if (stop_.stop_requested()) {
+            return failed(pipeline::exit_interrupted, "interrupted; " + dst.name() + ":" + dst.loc.path + " is incomplete");
+        }
+        if (watch.stalled())
+            return failed(pipeline::exit_failure, stall_message(dst, "the copy into") +
+                                                      "; it is incomplete");
+        return failed(pipeline::exit_status_for(sent.error()), "sending " + src + " into pod " + dst.name() + " failed: " +
+                    sent.error().what() + "; " + dst.name() + ":" +
+                    dst.loc.path + " is incomplete");
+    }
+    if (!*code) {
+        return failed(pipeline::exit_failure, "pod " + dst.name() + ": " + code->error().what() + "; the copy into " +
+                    dst.loc.path + " is not confirmed");
+    }
+    sent->seconds = std::chrono::duration<double>(clock_type::now() - t0).count(); // until the pod confirmed
+    // The pod's receiver checked what we sent against our manifest: the summary says so.
+    sent->manifest_checked = report.find("\"checked\":true") != std::string::npos;
+    return finish("copied", src + " -> " + dst.name() + ":" + dst.loc.path, *sent, report);
+}
+
+copy_outcome pod_copier::impl::pod_to_local(const pod_end& src, const std::string& dst) {
+    // With auto, the pod's sender measures the link with our acknowledgements (written to its
+    // stdin as we read), as local_to_pod does with the pod's.
+    const bool acks = src.has_send_acks && opt_.level == pipeline::auto_level;
+    auto session = open(src, send_command(src, acks), send_reads_stdin(src, acks));
+    if (!session) {
+        return failed(pipeline::exit_failure, "pod " + src.name() + ": " + session.error().what());
+    }
+    exec_session& s = **session;
+    session_watch watch(stop_, {&s}, opt_.stall_timeout);
+    pipeline::recv_options opt;
+    opt.threads = opt_.threads;
+    opt.memory_bytes = opt_.memory_bytes;
+    opt.require_manifest = src.has_binary && !!opt_.verify;
+    opt.excludes = opt_.excludes;
+    opt.progress = &progress();
+    result<pipeline::transfer_stats, pipeline::transfer_error> got = fail(std::make_error_code(std::errc::interrupted));
+    {
+        pipeline::acking_source acking(s.stdout_source(), s.stdin_sink());
+        pipeline::byte_source& in = acks ? static_cast<pipeline::byte_source&>(acking)
+                                         : s.stdout_source();
+        got = pipeline::recv_tree(in, dst, opt, stop_);
+    }
+    watch.stream_done();
+    if (!got)
+        s.abort();
+    auto code = s.wait();
+    if (code && *code != 0)
+        return remote_failure(src, src.has_binary ? "podpipe send of" : "tar of", *code,
+                              s.stderr_tail());
+    if (!got) {
+        if (stop_.stop_requested()) {
+            return failed(pipeline::exit_interrupted, "interrupted; " + dst + " is incomplete");
+        }
+        if (watch.stalled())
+            return failed(pipeline::exit_failure, stall_message(src, "the copy out of") + "; " +
+                                                      dst + " is incomplete");
+        return failed(pipeline::exit_status_for(got.error()), "receiving from pod " + src.name() + ":" + src.loc.path + " into " + dst +
+                    " failed: " + got.error().what() + "; " + dst + " is incomplete");
+    }
+    if (!code) {
+        return failed(pipeline::exit_failure, "pod " + src.name() + ": " + code.error().what() + "; " + dst +
+                    " may be incomplete");
+    }
+    return finish("copied", src.name() + ":" + src.loc.path + " -> " + dst, *got, {});
+}
+
+copy_outcome pod_copier::impl::pod_to_pod(const pod_end& src, const pod_end& dst) {
+    // The receiver needs an end it can see: EOF (v5 half-close), or the end member that only
+    // `podpipe send` writes.
+    if (!dst.half_close && !(dst.has_binary && src.has_binary)) {
+        return failed(pipeline::exit_failure, "pod " + dst.name() + " speaks only " + dst.protocol +
+                    " (no stdin half-close): streaming into it needs podpipe in both pods");
+    }
+    if (!opt_.excludes.empty() && !src.has_binary && !dst.has_binary) {
+        return failed(pipeline::exit_usage, "--exclude between two pods without podpipe: neither side can filter "
+                    "(busybox tar has no --exclude); copy through a local directory instead");
+    }
+    const bool verify = !!opt_.verify && src.has_binary && dst.has_binary;
+    // With auto, the source pod's sender measures the link with the destination pod's
+    // acknowledgements, carried from the destination's stdout to the source's stdin.
+    const bool acks =
+        src.has_send_acks && dst.has_acks && opt_.level == pipeline::auto_level;
+    auto from = open(src, send_command(src, acks), send_reads_stdin(src, acks));
+    if (!from) {
+        return failed(pipeline::exit_failure, "pod " + src.name() + ": " + from.error().what());
+    }
+    auto to = open(dst, recv_command(dst, verify, acks), true);
+    if (!to) {
+        (*from)->abort();
+        return failed(pipeline::exit_failure, "pod " + dst.name() + ": " + to.error().what());
+    }
+    exec_session& in = **from;
+    exec_session& out = **to;
+    session_watch watch(stop_, {&in, &out}, opt_.stall_timeout);
+    receiver_reader reader(out);
+    pipeline::ack_counter& ack_count = reader.acks();
+    std::jthread forwarder;
+    if (acks) {
+        forwarder = std::jthread([&](std::stop_token stop) {
+            std::uint64_t sent = 0;
+            while (!stop.stop_requested()) {
+                const std::uint64_t v = ack_count.wait_for(sent + 1, std::chrono::seconds(1), stop);
+                if (v > sent) {
+                    const std::string line = pipeline::ack_line(v);
+                    if (!in.stdin_sink().write(std::as_bytes(std::span(line))))
+                        break; // advisory: the source stops waiting for them by itself
+                    sent = v;
+                } else if (ack_count.closed()) {
+                    break;
+                }
+            }
+        });
+    }
+
+    // Relay: the source's stdout into the destination's stdin, through this process's memory.
+    const auto t0 = clock_type::now();
+    counting_sink relay(out.stdin_sink(), progress());
+    std::vector<std::byte> buf(256 << 10);
+    std::string relay_error;
+    {
+        for (;;) {
+            if (stop_.stop_requested()) {
+                relay_error = "interrupted";
+                break;
+            }
+            auto n = in.stdout_source().read(buf);
+            if (!n) {
+                relay_error = "reading from " + src.name() + ": " + n.error().message();
+                break;
+            }
+            if (*n == 0) {
+                if (auto fin = relay.finish(); !fin)
+                    relay_error = "closing the stream into " + dst.name() + ": " + fin.error().message();
+                break;
+            }
+            if (auto w = relay.write(std::span(buf).first(*n)); !w) {
+                relay_error = "writing into " + dst.name() + ": " + w.error().message();
+                break;
+            }
+        }
+    }
+    watch.stream_done();
+    if (stop_.stop_requested())
+        relay_error = "interrupted";
+    else if (watch.stalled())
+        relay_error = stall_message(src, "the relay of");
+    if (!relay_error.empty()) {
+        in.abort();
+        for (int i = 0; i < 50 && !reader.done(); ++i)
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        out.abort();
+    }
+    auto src_code = in.wait();
+    reader.join();
+    forwarder = {}; // stops and joins it before the sessions go
+    const auto& dst_code = reader.code();
+    const std::string& report = reader.report();
+    if (src_code && *src_code != 0)
+        return remote_failure(src, src.has_binary ? "podpipe send of" : "tar of", *src_code,
+                              in.stderr_tail());
+    if (dst_code && *dst_code && **dst_code != 0)
+        return remote_failure(dst, dst.has_binary ? "podpipe recv into" : "tar extraction into",
+                              **dst_code, out.stderr_tail());
+    if (!relay_error.empty()) {
+        return failed(stop_.stop_requested() ? pipeline::exit_interrupted : pipeline::exit_failure, relay_error + "; " + dst.name() + ":" + dst.loc.path + " is incomplete");
+    }
+    if (!src_code) {
+        return failed(pipeline::exit_failure, "pod " + src.name() + ": " + src_code.error().what());
+    }
+    if (!*dst_code) {
+        return failed(pipeline::exit_failure, "pod " + dst.name() + ": " + (*dst_code).error().what() + "; the copy into " +
+                    dst.loc.path + " is not confirmed");
+    }
+    pipeline::transfer_stats s;
+    // Counts come from the receiving pod's report when it ran podpipe recv.
+    s.files = json_u64(report, "files");
+    s.directories = json_u64(report, "directories");
+    s.symlinks = json_u64(report, "symlinks");
+    s.hardlinks = json_u64(report, "hardlinks");
+    s.content_bytes = json_u64(report, "content_bytes");
+    s.chunks = json_u64(report, "chunks");
+    s.manifest_checked = report.find("\"checked\":true") != std::string::npos;
+    if (!trim(report).empty()) {
+        auto problems = parse_report_problems(trim(report));
+        if (!problems) {
+            return failed(pipeline::exit_failure, "pod " + dst.name() + ": " +
+                                                      problems.error().what());
+        }
+        s.problems = std::move(*problems);
+    }
+    s.wire_bytes = progress().wire_bytes.load();
+    s.seconds = std::chrono::duration<double>(clock_type::now() - t0).count();
+    return finish("relayed", src.name() + ":" + src.loc.path + " -> " + dst.name() + ":" +
+                                 dst.loc.path,
+                  s, report);
+}
+
+
+pod_copier::pod_copier(api_client& client, copy_options opt, std::stop_token stop)
+    : impl_(std::make_unique<impl>(client, std::move(opt), std::move(stop))) {}
+
+pod_copier::~pod_copier() = default;
+
+result<pod_end, std::string> pod_copier::probe(const pod_dir& where) { return impl_->probe(where); }
+
+copy_outcome pod_copier::local_to_pod(const std::string& src, const pod_end& dst) {
+    return impl_->local_to_pod(src, dst);
+}
+
+copy_outcome pod_copier::pod_to_local(const pod_end& src, const std::string& dst) {
+    return impl_->pod_to_local(src, dst);
+}
+
+copy_outcome pod_copier::pod_to_pod(const pod_end& src, const pod_end& dst) {
+    return impl_->pod_to_pod(src, dst);
+}
+
+} // namespace podpipe::remote

@@ -1,0 +1,103 @@
+// pod_copier: moves a directory tree into a pod, out of one, or between two, through exec
+// sessions and the engine (spec/kube-api.md §2; tools/podpipe/README.md "How cp works").
+// `podpipe cp`, `podpipe bench` and podpipe-hook use it.
+#pragma once
+
+#include "engine/common/result.hpp"
+#include "engine/pipeline/stats.hpp"
+
+#include <chrono>
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <stop_token>
+#include <string>
+#include <vector>
+
+namespace podpipe::kube {
+class api_client;
+} // namespace podpipe::kube
+
+namespace podpipe::remote {
+
+/// A directory inside a pod's container.
+struct pod_dir {
+    std::string ns;        ///< empty: the client's default namespace
+    std::string pod;
+    std::string container; ///< empty: the pod's default container
+    std::string path;
+};
+
+/// One pod end of a copy, after probe().
+struct pod_end {
+    pod_dir loc;             ///< ns filled in
+    bool has_binary = false;  ///< the in-pod podpipe answered --version
+    bool has_acks = false;    ///< ... and its recv acknowledges (see pipeline/acks.hpp)
+    bool has_send_acks = false; ///< ... and its send reads acknowledgements on stdin
+    /// ... and its send stops when stdin ends (--watch-stdin), send/recv take --stall-timeout
+    bool has_watch_stdin = false;
+    bool half_close = true;   ///< the exec protocol can deliver EOF to stdin (v5)
+    std::string protocol;
+
+    std::string name() const {
+        return loc.ns + "/" + loc.pod + (loc.container.empty() ? "" : ":" + loc.container);
+    }
+};
+
+struct copy_options {
+    int level = 1;                 ///< 0..12 or pipeline::auto_level (local sender)
+    std::string level_text = "1";  ///< the same, for the in-pod `podpipe send --level`
+    std::size_t chunk_bytes = 1 << 20;
+    std::string chunk_text = "1M"; ///< the same, for `podpipe send --chunk-size`
+    unsigned threads = 0;          ///< local (de)compression threads; 0 = cores
+    std::size_t memory_bytes = 256u << 20;
+    std::vector<std::string> excludes; ///< applied by whichever side can filter
+    bool verify = true;            ///< require the manifest where podpipe receives podpipe
+    /// A copy whose sender reported entries it could not send as they are on its disk
+    /// (transfer_stats::problems) succeeds with warnings instead of failing.
+    bool allow_incomplete = false;
+    std::string pod_binary = "/__e/podpipe/podpipe"; ///< "none": always the pod's tar
+    bool offer_v5 = true;          ///< false: v4.channel.k8s.io only
+    /// A copy whose stream moves no byte for this long fails (exit 1) and its sessions are
+    /// closed; also given to the in-pod podpipe (its own reads and writes). 0: no limit.
+    std::chrono::milliseconds stall_timeout{60'000};
+    pipeline::live_progress* progress = nullptr; ///< updated while a copy runs
+    std::function<void(const std::string&)> on_info; ///< how each pod is reached
+};
+
+struct copy_outcome {
+    int exit_code = 0;         ///< pipeline::exit_status
+    std::string error;         ///< names the pod, the path and the pod-side stderr; empty on success
+    const char* verb = "copied";
+    std::string where;         ///< "SRC -> DST"
+    pipeline::transfer_stats stats; ///< seconds: until the receiver confirmed
+    std::string remote_report; ///< the in-pod `podpipe recv --report` JSON, if any
+
+    bool ok() const { return exit_code == 0; }
+};
+
+/// "N entries were not copied as they are on the sender's disk" and the sender's lines, one
+/// per line below it: for errors and warnings about a copy with problems.
+std::string problems_text(const tar::sender_problems& p);
+
+class pod_copier {
+public:
+    pod_copier(kube::api_client& client, copy_options opt, std::stop_token stop = {});
+    ~pod_copier();
+    pod_copier(const pod_copier&) = delete;
+    pod_copier& operator=(const pod_copier&) = delete;
+
+    /// One exec of `pod_binary --version` (and of `true` when that fails to start): whether the
+    /// pod runs podpipe, which exec protocol it speaks, whether commands can run at all.
+    result<pod_end, std::string> probe(const pod_dir& where);
+
+    copy_outcome local_to_pod(const std::string& src, const pod_end& dst);
+    copy_outcome pod_to_local(const pod_end& src, const std::string& dst);
+    copy_outcome pod_to_pod(const pod_end& src, const pod_end& dst);
+
+private:
+    struct impl;
+    std::unique_ptr<impl> impl_;
+};
+
+} // namespace podpipe::remote
