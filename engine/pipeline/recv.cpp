@@ -282,7 +282,8 @@ public:
                     } else {
                         failure_.set(errc::truncated,
                                      "the podpipe stream ends after " + std::to_string(seq_) +
-                                         " members (" + std::to_string(wire_bytes_) +
+                                         (seq_ == 1 ? " member (" : " members (") +
+                                         std::to_string(wire_bytes_) +
                                          " bytes) without its end member: the sender did not "
                                          "finish");
                     }
