@@ -639,6 +639,7 @@ api_client::exec(const exec_options& opts, const exec_session_options& session) 
         so.subprotocols.emplace_back(exec_subprotocols[0]);
     so.subprotocols.emplace_back(exec_subprotocols[1]);
     so.connect_timeout = session.connect_timeout;
+    so.stop = session.stop;
     so.max_message_bytes = session.stdin_message_bytes + 1;
     so.max_in_flight_bytes = session.max_in_flight_bytes;
     so.max_receive_message_bytes = session.max_receive_message_bytes;
@@ -688,7 +689,10 @@ api_client::exec(const exec_options& opts, const exec_session_options& session) 
         }
     };
     retry_policy policy(impl_->opts.retry, impl_->clock);
-    return policy.run_if(once, safe_to_repeat);
+    // After a stop nothing is tried again, whatever the last attempt's error was.
+    return policy.run_if(once, [&](const hook_error& e) {
+        return !session.stop.stop_requested() && safe_to_repeat(e);
+    });
 }
 
 } // namespace podpipe::k8s
