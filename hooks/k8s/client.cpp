@@ -169,10 +169,16 @@ struct api_client::impl {
         return h != nullptr ? *h : std::string();
     }
 
+    /// The stop for a call starting now: client_options::stop until it is requested; a call
+    /// made after it (a cancelled command's clean-up) runs to its own end.
+    std::stop_token stop_for_new_call() const {
+        return opts.stop.stop_requested() ? std::stop_token{} : opts.stop;
+    }
+
     /// One REST request with the 401 re-read; no retries.
     result<http_response, hook_error> rest_once(std::string_view method, std::string_view path,
                                                 const std::string& body, const std::string& call,
-                                                std::string_view accept) {
+                                                std::string_view accept, std::stop_token stop) {
         for (int auth_try = 0;; ++auth_try) {
             auto cr = creds();
             if (!cr)
@@ -191,7 +197,7 @@ struct api_client::impl {
                 http = std::make_unique<transport::http_client>(**t, ep.host, ep.port, ho);
                 http_tls = *t;
             }
-            auto r = http->request(req, opts.request_timeout);
+            auto r = http->request(req, opts.request_timeout, stop);
             if (!r)
                 return fail(transport_error(r.error(), call, http->last_error_detail()));
             lk.unlock();
@@ -213,10 +219,11 @@ struct api_client::impl {
                                            bool idempotent,
                                            std::string_view accept = "application/json") {
         retry_policy policy(opts.retry, clock);
-        auto once = [&] { return rest_once(method, path, body, call, accept); };
-        if (idempotent)
-            return policy.run(once);
-        return policy.run_if(once, safe_to_repeat);
+        const auto stop = stop_for_new_call();
+        auto once = [&] { return rest_once(method, path, body, call, accept, stop); };
+        return policy.run_if(once, [&](const hook_error& e) {
+            return !stop.stop_requested() && (idempotent || safe_to_repeat(e));
+        });
     }
 
     /// A streamed GET on its own connection (watch, followed logs). Retried only while no
@@ -227,6 +234,7 @@ struct api_client::impl {
                                     std::string_view accept) {
         bool delivered = false;
         retry_policy policy(opts.retry, clock);
+        const auto stop = stop_for_new_call();
         auto once = [&]() -> result<void, hook_error> {
             for (int auth_try = 0;; ++auth_try) {
                 auto cr = creds();
@@ -245,7 +253,8 @@ struct api_client::impl {
                         delivered = true;
                         return on_body(std::string_view(reinterpret_cast<const char*>(piece.data()),
                                                         piece.size()));
-                    });
+                    },
+                    stop);
                 if (!r)
                     return fail(transport_error(r.error(), call, client.last_error_detail()));
                 if (r->status == 401 && auth_try == 0) {
@@ -258,7 +267,8 @@ struct api_client::impl {
                 return {};
             }
         };
-        return policy.run_if(once, [&](const hook_error&) { return !delivered; });
+        return policy.run_if(once,
+                             [&](const hook_error&) { return !delivered && !stop.stop_requested(); });
     }
 
     std::string ns_or_default(std::string_view ns) const {
