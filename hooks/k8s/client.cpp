@@ -220,10 +220,11 @@ struct api_client::impl {
                                            std::string_view accept = "application/json") {
         retry_policy policy(opts.retry, clock);
         const auto stop = stop_for_new_call();
+        policy.interrupt_on(stop);
         auto once = [&] { return rest_once(method, path, body, call, accept, stop); };
-        return policy.run_if(once, [&](const hook_error& e) {
-            return !stop.stop_requested() && (idempotent || safe_to_repeat(e));
-        });
+        if (idempotent)
+            return policy.run(once);
+        return policy.run_if(once, safe_to_repeat);
     }
 
     /// A streamed GET on its own connection (watch, followed logs). Retried only while no
@@ -235,6 +236,7 @@ struct api_client::impl {
         bool delivered = false;
         retry_policy policy(opts.retry, clock);
         const auto stop = stop_for_new_call();
+        policy.interrupt_on(stop);
         auto once = [&]() -> result<void, hook_error> {
             for (int auth_try = 0;; ++auth_try) {
                 auto cr = creds();
@@ -267,8 +269,7 @@ struct api_client::impl {
                 return {};
             }
         };
-        return policy.run_if(once,
-                             [&](const hook_error&) { return !delivered && !stop.stop_requested(); });
+        return policy.run_if(once, [&](const hook_error&) { return !delivered; });
     }
 
     std::string ns_or_default(std::string_view ns) const {
@@ -699,10 +700,8 @@ api_client::exec(const exec_options& opts, const exec_session_options& session) 
         }
     };
     retry_policy policy(impl_->opts.retry, impl_->clock);
-    // After a stop nothing is tried again, whatever the last attempt's error was.
-    return policy.run_if(once, [&](const hook_error& e) {
-        return !session.stop.stop_requested() && safe_to_repeat(e);
-    });
+    policy.interrupt_on(session.stop); // after a stop nothing is tried again
+    return policy.run_if(once, safe_to_repeat);
 }
 
 } // namespace podpipe::k8s
