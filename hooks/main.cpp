@@ -109,9 +109,6 @@ int run(int argc, char** argv) {
         ns = input->state->namespace_name;
     if (ns.empty())
         ns = cfg->ns;
-    auto client = kube::api_client::connect(std::move(*cfg));
-    if (!client)
-        return error_exit(client.error().what());
 
     // SIGINT/SIGTERM (the runner cancelling the job) stop the running command: the remote
     // process is torn down with its session, and the hook exits non-zero.
@@ -132,6 +129,12 @@ int run(int argc, char** argv) {
     });
     // The waiter ends with the process; it must not hold up exit.
     signal_waiter.detach();
+    // The signal also ends the REST call in flight (calls made after it, the clean-up, run).
+    kube::client_options client_opts;
+    client_opts.stop = cancel.get_token();
+    auto client = kube::api_client::connect(std::move(*cfg), client_opts);
+    if (!client)
+        return error_exit(client.error().what());
 
     hook_log log(stdout);
     hook_session session{**client, ns, *env, log, cancel.get_token()};

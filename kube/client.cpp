@@ -169,10 +169,16 @@ struct api_client::impl {
         return h != nullptr ? *h : std::string();
     }
 
+    /// The stop for a call starting now: client_options::stop until it is requested; a call
+    /// made after it (a cancelled command's clean-up) runs to its own end.
+    std::stop_token stop_for_new_call() const {
+        return opts.stop.stop_requested() ? std::stop_token{} : opts.stop;
+    }
+
     /// One REST request with the 401 re-read; no retries.
     result<http_response, hook_error> rest_once(std::string_view method, std::string_view path,
                                                 const std::string& body, const std::string& call,
-                                                std::string_view accept) {
+                                                std::string_view accept, std::stop_token stop) {
         for (int auth_try = 0;; ++auth_try) {
             auto cr = creds();
             if (!cr)
@@ -191,7 +197,7 @@ struct api_client::impl {
                 http = std::make_unique<transport::http_client>(**t, ep.host, ep.port, ho);
                 http_tls = *t;
             }
-            auto r = http->request(req, opts.request_timeout);
+            auto r = http->request(req, opts.request_timeout, stop);
             if (!r)
                 return fail(transport_error(r.error(), call, http->last_error_detail()));
             lk.unlock();
@@ -213,7 +219,9 @@ struct api_client::impl {
                                            bool idempotent,
                                            std::string_view accept = "application/json") {
         retry_policy policy(opts.retry, clock);
-        auto once = [&] { return rest_once(method, path, body, call, accept); };
+        const auto stop = stop_for_new_call();
+        policy.interrupt_on(stop);
+        auto once = [&] { return rest_once(method, path, body, call, accept, stop); };
         if (idempotent)
             return policy.run(once);
         return policy.run_if(once, safe_to_repeat);
@@ -227,6 +235,8 @@ struct api_client::impl {
                                     std::string_view accept) {
         bool delivered = false;
         retry_policy policy(opts.retry, clock);
+        const auto stop = stop_for_new_call();
+        policy.interrupt_on(stop);
         auto once = [&]() -> result<void, hook_error> {
             for (int auth_try = 0;; ++auth_try) {
                 auto cr = creds();
@@ -245,7 +255,8 @@ struct api_client::impl {
                         delivered = true;
                         return on_body(std::string_view(reinterpret_cast<const char*>(piece.data()),
                                                         piece.size()));
-                    });
+                    },
+                    stop);
                 if (!r)
                     return fail(transport_error(r.error(), call, client.last_error_detail()));
                 if (r->status == 401 && auth_try == 0) {
@@ -639,6 +650,7 @@ api_client::exec(const exec_options& opts, const exec_session_options& session) 
         so.subprotocols.emplace_back(exec_subprotocols[0]);
     so.subprotocols.emplace_back(exec_subprotocols[1]);
     so.connect_timeout = session.connect_timeout;
+    so.stop = session.stop;
     so.max_message_bytes = session.stdin_message_bytes + 1;
     so.max_in_flight_bytes = session.max_in_flight_bytes;
     so.max_receive_message_bytes = session.max_receive_message_bytes;
@@ -688,6 +700,7 @@ api_client::exec(const exec_options& opts, const exec_session_options& session) 
         }
     };
     retry_policy policy(impl_->opts.retry, impl_->clock);
+    policy.interrupt_on(session.stop); // after a stop nothing is tried again
     return policy.run_if(once, safe_to_repeat);
 }
 

@@ -36,6 +36,7 @@
 #include <functional>
 #include <memory>
 #include <span>
+#include <stop_token>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -49,6 +50,11 @@ struct client_options {
     /// Longest silence inside a followed log before the stream counts as dead (a watch uses
     /// its timeoutSeconds plus a margin when set, else this).
     std::chrono::milliseconds stream_idle_timeout{3'600'000};
+    /// Interrupts the REST requests and streams (watch, followed logs) in flight when it is
+    /// requested, at once and without retry (transport::errc::cancelled); calls made after
+    /// it run normally, so a cancelled command can still clean up. Exec sessions take their
+    /// own (exec_session_options::stop).
+    std::stop_token stop;
     /// Test knob for every connection this client opens (REST, streams, exec). Not owned.
     transport::fault_injection* faults = nullptr;
     /// Clock for retries; null: real_time(). Not owned.

@@ -39,6 +39,7 @@
 #include <memory>
 #include <optional>
 #include <span>
+#include <stop_token>
 #include <string>
 
 namespace podpipe::kube {
@@ -53,6 +54,10 @@ struct exec_session_options {
     std::size_t stderr_keep_bytes = 64u << 10;
     /// Resolve + connect + TLS + upgrade, per attempt.
     std::chrono::milliseconds connect_timeout{30'000};
+    /// A stop requested here ends the opening at once (whichever step it is in) with
+    /// transport::errc::cancelled, and no further attempt is made. Once the session exists,
+    /// stopping it is the caller's abort().
+    std::stop_token stop;
     /// WebSocket ping interval (§2.7; 0 disables pings and the liveness check) and the silence
     /// after which the peer counts as dead.
     std::chrono::milliseconds ping_interval{5'000};

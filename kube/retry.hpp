@@ -15,6 +15,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <stop_token>
 #include <type_traits>
 
 namespace podpipe::kube {
@@ -41,16 +42,15 @@ public:
     /// [0, min(max_delay, base_delay * 2^retry)].
     std::chrono::milliseconds delay_for(int retry, const hook_error& err);
 
+    /// Once `stop` is requested nothing is tried again and a backoff wait ends at once (the
+    /// last result is returned): a signal must not wait out a Retry-After.
+    void interrupt_on(std::stop_token stop) { stop_ = std::move(stop); }
+
     /// Calls `call` (returning result<T, hook_error>) until it succeeds, fails with a
     /// non-retryable error, or max_attempts are used; returns the last result.
     template <class Call>
     auto run(Call&& call) -> std::invoke_result_t<Call&> {
-        for (int attempt = 1;; ++attempt) {
-            auto r = call();
-            if (r || attempt >= opts_.max_attempts || !r.error().retryable())
-                return r;
-            clock_.sleep_for(delay_for(attempt - 1, r.error()));
-        }
+        return run_if(std::forward<Call>(call), [](const hook_error&) { return true; });
     }
 
     /// As run(), but retries only errors for which `retryable(error)` is true (and which are
@@ -61,9 +61,11 @@ public:
         for (int attempt = 1;; ++attempt) {
             auto r = call();
             if (r || attempt >= opts_.max_attempts || !r.error().retryable() ||
-                !retryable(r.error()))
+                !retryable(r.error()) || stop_.stop_requested())
                 return r;
-            clock_.sleep_for(delay_for(attempt - 1, r.error()));
+            clock_.sleep_unless_stopped(delay_for(attempt - 1, r.error()), stop_);
+            if (stop_.stop_requested())
+                return r;
         }
     }
 
@@ -73,6 +75,7 @@ private:
     retry_options opts_;
     time_source& clock_;
     rng_fn rng_;
+    std::stop_token stop_;
 };
 
 } // namespace podpipe::kube

@@ -1,5 +1,7 @@
 #include "kube/time_source.hpp"
 
+#include <condition_variable>
+#include <mutex>
 #include <thread>
 
 namespace podpipe::kube {
@@ -16,6 +18,13 @@ public:
     }
 
     void sleep_for(std::chrono::nanoseconds d) override { std::this_thread::sleep_for(d); }
+
+    void sleep_unless_stopped(std::chrono::nanoseconds d, std::stop_token stop) override {
+        std::mutex mu;
+        std::condition_variable_any cv;
+        std::unique_lock lk(mu);
+        cv.wait_for(lk, stop, d, [] { return false; }); // returns at the stop or after d
+    }
 };
 } // namespace
 

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <stop_token>
 
 namespace podpipe::kube {
 
@@ -15,6 +16,12 @@ public:
     virtual std::chrono::system_clock::time_point system_now() = 0;
     /// Blocks the calling thread for `d` (simulated clocks just advance).
     virtual void sleep_for(std::chrono::nanoseconds d) = 0;
+    /// As sleep_for, but not past a stop requested on `stop` (before or during the wait).
+    /// The default checks `stop` only before sleeping; real_time() wakes at the stop.
+    virtual void sleep_unless_stopped(std::chrono::nanoseconds d, std::stop_token stop) {
+        if (!stop.stop_requested())
+            sleep_for(d);
+    }
 };
 
 /// The process clocks and std::this_thread::sleep_for. Thread-safe; lives forever.

@@ -196,6 +196,7 @@ struct pod_copier::impl {
     exec_session_options session_options() const {
         exec_session_options o;
         o.offer_v5 = opt_.offer_v5;
+        o.stop = stop_; // a signal while a session opens ends the opening too
         return o;
     }
 

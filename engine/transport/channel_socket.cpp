@@ -372,7 +372,8 @@ result<std::unique_ptr<channel_socket>> channel_socket::connect(
         return fail(ec);
     };
     auto tls_ok = detail::connect_tls(i->ioc, i->ws.next_layer(), tls, host, port,
-                                      options.connect_timeout, options.faults, detail_text);
+                                      options.connect_timeout, options.faults, detail_text,
+                                      options.stop);
     if (!tls_ok)
         return fail_connect(tls_ok.error());
 
@@ -412,10 +413,19 @@ result<std::unique_ptr<channel_socket>> channel_socket::connect(
     const auto left = std::max(std::chrono::duration_cast<std::chrono::milliseconds>(
                                    deadline - clock::now()),
                                std::chrono::milliseconds(1));
-    beast::get_lowest_layer(i->ws).expires_after(left);
-    i->ws.async_handshake(response, detail::host_header(host, port, 443), std::string(target),
-                          [&](const beast::error_code& e) { ec = e; });
-    detail::run_all(i->ioc);
+    {
+        // Destroyed before the I/O thread starts: a stop that comes later does not touch the
+        // open socket (the caller aborts the session instead).
+        detail::stop_guard guard(i->ioc, beast::get_lowest_layer(i->ws).socket(), options.stop);
+        if (guard.stopped())
+            return fail_connect(errc::cancelled);
+        beast::get_lowest_layer(i->ws).expires_after(left);
+        i->ws.async_handshake(response, detail::host_header(host, port, 443),
+                              std::string(target), [&](const beast::error_code& e) { ec = e; });
+        detail::run_all(i->ioc);
+        if (guard.stopped())
+            return fail_connect(errc::cancelled);
+    }
     beast::get_lowest_layer(i->ws).expires_never();
     if (ec) {
         if (response.result_int() != 0 && response.result_int() != 101) {

@@ -25,6 +25,7 @@
 #include <memory>
 #include <optional>
 #include <span>
+#include <stop_token>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -40,6 +41,9 @@ struct channel_socket_options {
     std::vector<std::string> subprotocols;
     /// Deadline for resolve + TCP connect + TLS + the upgrade request and response.
     std::chrono::milliseconds connect_timeout{10'000};
+    /// A stop requested here ends connect() at once, whichever step it is in, with
+    /// errc::cancelled (a signal must not wait out connect_timeout). Not used after connect().
+    std::stop_token stop;
     /// Largest message write() sends, channel byte included; longer writes are split. Each
     /// message is one unfragmented frame (some servers treat every frame as a message).
     std::size_t max_message_bytes = 256u << 10;
@@ -100,7 +104,8 @@ class channel_socket {
 public:
     /// Connects to host:port, upgrades `target` (GET) and starts the I/O thread.
     /// Errors: those of http_client::request, plus upgrade_rejected (non-101; `failure`, when
-    /// given, receives status, headers and body), subprotocol_mismatch, bad_response.
+    /// given, receives status, headers and body), subprotocol_mismatch, bad_response, and
+    /// cancelled when options.stop was requested before the socket was ready.
     static result<std::unique_ptr<channel_socket>> connect(tls_context& tls,
                                                            std::string_view host,
                                                            std::uint16_t port,

@@ -47,6 +47,8 @@ public:
             return "invalid argument";
         case errc::injected_fault:
             return "injected fault (test)";
+        case errc::cancelled:
+            return "interrupted: a stop was requested";
         }
         return "unknown transport error";
     }

@@ -25,6 +25,7 @@ enum class errc {
     stopped,              ///< a streaming callback asked to stop (not an error of the peer)
     bad_argument,         ///< invalid options or arguments from the caller (fatal)
     injected_fault,       ///< a test's fault_injection knob failed this operation (retryable)
+    cancelled,            ///< the caller's stop token ended the operation (fatal: never retried)
 };
 
 const std::error_category& transport_category() noexcept;

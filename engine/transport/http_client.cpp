@@ -86,6 +86,15 @@ struct http_client::impl {
     detail::beast::flat_buffer buffer;
     std::size_t connections = 0;
     std::string detail_text;
+    std::stop_token stop; // the current call's
+
+    // Runs the operation just started on `stream` to completion; false when `stop` ended it
+    // (the socket is closed then: the caller drops the connection and reports cancelled).
+    bool run_unless_stopped() {
+        detail::stop_guard guard(ioc, detail::beast::get_lowest_layer(*stream).socket(), stop);
+        detail::run_all(ioc);
+        return !guard.stopped();
+    }
 
     void drop() noexcept {
         if (stream) {
@@ -106,7 +115,7 @@ struct http_client::impl {
         ++connections;
         auto r = detail::connect_tls(ioc, *stream, tls, host, port,
                                      std::min(options.connect_timeout, remaining(deadline)),
-                                     options.faults, detail_text);
+                                     options.faults, detail_text, stop);
         if (!r) {
             drop();
             return r;
@@ -132,8 +141,8 @@ struct http_client::impl {
         http::async_write(*stream, req, [&](const detail::beast::error_code& e, std::size_t) {
             ec = e;
         });
-        detail::run_all(ioc);
-        if (!ec) {
+        bool stopped = !run_unless_stopped();
+        if (!ec && !stopped) {
             if (detail::inject(options.faults)) {
                 drop();
                 return fail(errc::injected_fault);
@@ -142,7 +151,11 @@ struct http_client::impl {
                                     [&](const detail::beast::error_code& e, std::size_t) {
                                         ec = e;
                                     });
-            detail::run_all(ioc);
+            stopped = !run_unless_stopped();
+        }
+        if (stopped) {
+            drop();
+            return fail(errc::cancelled);
         }
         if (ec) {
             const auto code = detail::map_error(ec, phase::http, detail_text);
@@ -163,7 +176,10 @@ struct http_client::impl {
         detail::beast::get_lowest_layer(*stream).expires_after(timeout);
         http::async_read(*stream, buffer, parser,
                          [&](const detail::beast::error_code& e, std::size_t) { ec = e; });
-        detail::run_all(ioc);
+        if (!run_unless_stopped()) {
+            drop();
+            return fail(errc::cancelled);
+        }
         if (ec) {
             const auto code = detail::map_error(ec, phase::http, detail_text);
             drop();
@@ -193,9 +209,11 @@ std::size_t http_client::connections_opened() const noexcept { return impl_->con
 const std::string& http_client::last_error_detail() const noexcept { return impl_->detail_text; }
 
 result<http_response> http_client::request(const http_request& r,
-                                           std::chrono::milliseconds timeout) {
+                                           std::chrono::milliseconds timeout,
+                                           std::stop_token stop) {
     auto& i = *impl_;
     i.detail_text.clear();
+    i.stop = std::move(stop);
     const auto deadline = clock::now() + timeout;
     const auto req = build_request(r, i.host_value);
     for (int attempt = 0;; ++attempt) {
@@ -222,9 +240,11 @@ result<http_response> http_client::request(const http_request& r,
 result<http_response> http_client::request_streaming(const http_request& r,
                                                      std::chrono::milliseconds head_timeout,
                                                      std::chrono::milliseconds idle_timeout,
-                                                     const body_callback& on_body) {
+                                                     const body_callback& on_body,
+                                                     std::stop_token stop) {
     auto& i = *impl_;
     i.detail_text.clear();
+    i.stop = std::move(stop);
     const auto deadline = clock::now() + head_timeout;
     const auto req = build_request(r, i.host_value);
     for (int attempt = 0;; ++attempt) {
@@ -263,7 +283,10 @@ result<http_response> http_client::request_streaming(const http_request& r,
             // waiting until the 64 KiB piece is full or the body ends.
             http::async_read_some(*i.stream, i.buffer, parser,
                                   [&](const detail::beast::error_code& e, std::size_t) { ec = e; });
-            detail::run_all(i.ioc);
+            if (!i.run_unless_stopped()) {
+                i.drop();
+                return fail(errc::cancelled);
+            }
             if (ec == http::error::need_buffer)
                 ec = {};
             if (ec) {

@@ -14,6 +14,7 @@
 #include <functional>
 #include <memory>
 #include <span>
+#include <stop_token>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -69,8 +70,11 @@ public:
     /// the server before any response byte arrived, reconnects and sends once more.
     /// Any HTTP status is a success here: the caller interprets status and body.
     /// Errors (transport::errc): resolve_failed, connect_failed, timeout, tls_failed,
-    /// certificate_rejected, connection_reset, bad_response, injected_fault.
-    result<http_response> request(const http_request& req, std::chrono::milliseconds timeout);
+    /// certificate_rejected, connection_reset, bad_response, injected_fault, and cancelled
+    /// when `stop` was requested before the response was complete (at once, in any step:
+    /// connect, TLS, writing, waiting for the answer; the connection is dropped).
+    result<http_response> request(const http_request& req, std::chrono::milliseconds timeout,
+                                  std::stop_token stop = {});
 
     /// For long responses (chunked or not: watch streams, followed logs). Waits up to
     /// `head_timeout` for the status line and headers. For a 2xx status each body piece goes
@@ -78,10 +82,12 @@ public:
     /// ends the body (result: the head, body empty) or `on_body` returns false (result: the
     /// head; the connection is dropped, not reused). A non-2xx response is read whole into
     /// http_response::body instead (bounded by max_body_bytes) and on_body is not called.
+    /// `stop` as for request(): errc::cancelled, also between body pieces.
     result<http_response> request_streaming(const http_request& req,
                                             std::chrono::milliseconds head_timeout,
                                             std::chrono::milliseconds idle_timeout,
-                                            const body_callback& on_body);
+                                            const body_callback& on_body,
+                                            std::stop_token stop = {});
 
     /// Drops the open connection, if any.
     void disconnect() noexcept;

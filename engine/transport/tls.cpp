@@ -11,6 +11,7 @@
 
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/ssl/error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/http/error.hpp>
@@ -110,16 +111,44 @@ std::string host_header(std::string_view host, std::uint16_t port, std::uint16_t
     return h;
 }
 
+stop_guard::stop_guard(asio::io_context& ioc, asio::ip::tcp::socket& socket, std::stop_token stop)
+    : stop_(std::move(stop))
+    , state_(std::make_shared<state>()) {
+    state_->socket = &socket;
+    if (!stop_.stop_possible())
+        return;
+    on_stop_.emplace(stop_, [&ioc, weak = std::weak_ptr<state>(state_)] {
+        asio::post(ioc, [weak] {
+            const auto s = weak.lock();
+            if (!s || s->socket == nullptr)
+                return;
+            beast::error_code ignored;
+            s->socket->close(ignored);
+            if (s->resolver != nullptr)
+                s->resolver->cancel();
+        });
+    });
+}
+
+stop_guard::~stop_guard() {
+    on_stop_.reset(); // waits for a callback running on another thread; none starts after
+    state_->socket = nullptr;
+    state_->resolver = nullptr;
+}
+
 result<void> connect_tls(asio::io_context& ioc, tls_stream& stream, tls_context& ctx,
                          std::string_view host_in, std::uint16_t port,
                          std::chrono::milliseconds timeout, fault_injection* faults,
-                         std::string& detail) {
+                         std::string& detail, std::stop_token stop) {
     std::string host(host_in);
     if (host.size() > 2 && host.front() == '[' && host.back() == ']')
         host = host.substr(1, host.size() - 2);
     auto& tcp = beast::get_lowest_layer(stream);
     beast::error_code ec;
+    stop_guard guard(ioc, tcp.socket(), std::move(stop));
 
+    if (guard.stopped())
+        return fail(errc::cancelled);
     if (inject(faults))
         return fail(errc::injected_fault);
     std::vector<asio::ip::tcp::endpoint> endpoints;
@@ -144,18 +173,26 @@ result<void> connect_tls(asio::io_context& ioc, tls_stream& stream, tls_context&
             if (!e && !done)
                 resolver.cancel();
         });
+        guard.watch_resolver(&resolver);
         run_all(ioc);
+        guard.watch_resolver(nullptr);
+        if (guard.stopped())
+            return fail(errc::cancelled);
         if (ec)
             return fail(map_error(ec, phase::resolve, detail));
         if (endpoints.empty())
             return fail(errc::resolve_failed);
     }
 
+    if (guard.stopped())
+        return fail(errc::cancelled);
     if (inject(faults))
         return fail(errc::injected_fault);
     tcp.expires_after(timeout);
     tcp.async_connect(endpoints, [&](const beast::error_code& e, const auto&) { ec = e; });
     run_all(ioc);
+    if (guard.stopped())
+        return fail(errc::cancelled);
     if (ec)
         return fail(map_error(ec, phase::connect, detail));
     tcp.socket().set_option(asio::ip::tcp::no_delay(true), ec);
@@ -185,11 +222,15 @@ result<void> connect_tls(asio::io_context& ioc, tls_stream& stream, tls_context&
             return fail(errc::bad_argument);
     }
 
+    if (guard.stopped())
+        return fail(errc::cancelled);
     if (inject(faults))
         return fail(errc::injected_fault);
     stream.async_handshake(asio::ssl::stream_base::client,
                            [&](const beast::error_code& e) { ec = e; });
     run_all(ioc);
+    if (guard.stopped())
+        return fail(errc::cancelled);
     if (ec)
         return fail(map_error(ec, phase::handshake, detail));
     tcp.expires_never();

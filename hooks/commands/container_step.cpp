@@ -279,7 +279,10 @@ result<void, hook_error> set_up_step_pod(container_step_context& ctx, const std:
     o.use_stdin = true;
     kube::exec_session_options so;
     so.offer_v5 = ctx.copy.offer_v5; // one protocol choice for every exec of the step
+    so.stop = ctx.stop;
     auto session = ctx.client.exec(o, so);
+    if (!session && ctx.stop.stop_requested())
+        return fail(cancelled(name));
     if (!session)
         return fail(step_error(container_step_errc::setup,
                                "cannot prepare step pod " + name + ": " + session.error().what()));

@@ -24,6 +24,7 @@ result<int, kube::hook_error> exec_step(kube::api_client& client, const step_tar
     o.command = argv;
     o.use_stdin = false;
     kube::exec_session_options so;
+    so.stop = stop; // a cancel while the session opens ends the opening too
     so.ping_interval = hb.period;
     so.pong_timeout = hb.deadline;
     so.on_stderr = [err_fd](std::span<const std::byte> bytes) {
@@ -40,18 +41,20 @@ result<int, kube::hook_error> exec_step(kube::api_client& client, const step_tar
             left -= static_cast<std::size_t>(n);
         }
     };
+    auto cancelled = [&]() -> result<int, kube::hook_error> {
+        kube::hook_error e(std::make_error_code(std::errc::operation_canceled), "");
+        e.message = "the step was cancelled; its session with pod " + target.pod + " was closed";
+        return fail(std::move(e));
+    };
     auto session = client.exec(o, so);
     if (!session)
-        return fail(session.error());
+        return stop.stop_requested() ? cancelled() : fail(session.error());
     kube::exec_session& s = **session;
     std::stop_callback on_stop(stop, [&s] { s.abort(); });
     pipeline::fd_sink out(out_fd);
     auto code = s.wait(&out);
-    if (stop.stop_requested()) {
-        kube::hook_error e(std::make_error_code(std::errc::operation_canceled), "");
-        e.message = "the step was cancelled; its session with pod " + target.pod + " was closed";
-        return fail(std::move(e));
-    }
+    if (stop.stop_requested())
+        return cancelled();
     return code;
 }
 

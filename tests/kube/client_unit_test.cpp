@@ -1,13 +1,59 @@
 // Parts of the client that need no cluster: the server URL, and the JSON of the objects
 // kubesim does not serve yet (batch/v1 Jobs) or only partly (PVC fields, node lists).
 #include "kube/client.hpp"
+
+#include "engine/transport/error.hpp"
 #include "kube/json.hpp"
 #include "kube/paths.hpp"
+#include "tests/support/silent_listener.hpp"
+
+#include <thread>
 
 #include <gtest/gtest.h>
 
 namespace podpipe::kube {
 namespace {
+
+// An API server that accepts TCP and never answers: client_options::stop ends the REST call
+// in flight at once, without retries (a GET retries timeouts), and a call made after the stop
+// (clean-up) is not cancelled: it runs to its own timeout.
+TEST(client_stop, ends_the_rest_call_in_flight_and_not_the_clean_up_after_it) {
+    using namespace std::chrono_literals;
+    podpipe::testing::silent_listener silent;
+    ASSERT_NE(silent.port(), 0);
+    cluster_config cfg;
+    cfg.server = "https://127.0.0.1:" + std::to_string(silent.port());
+    cfg.insecure_skip_tls_verify = true;
+    cfg.credentials = std::make_shared<static_credentials>(credentials{});
+    std::stop_source stop;
+    client_options o;
+    o.request_timeout = 60s;
+    o.stop = stop.get_token();
+    auto client = api_client::connect(cfg, o);
+    ASSERT_TRUE(client) << client.error().what();
+    std::jthread stopper([&] {
+        // Nothing to observe on a silent server: by then the GET waits for the TLS answer.
+        std::this_thread::sleep_for(300ms);
+        stop.request_stop();
+    });
+    const auto t0 = std::chrono::steady_clock::now();
+    auto p = (*client)->get_pod("", "p");
+    stopper.join();
+    ASSERT_FALSE(p);
+    EXPECT_EQ(p.error().code, transport::errc::cancelled) << p.error().what();
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, 10s) << "not ended by the stop";
+
+    auto after_stop = api_client::connect(cfg, [&] {
+        client_options short_timeout = o;
+        short_timeout.request_timeout = 500ms;
+        short_timeout.retry.max_attempts = 1;
+        return short_timeout;
+    }());
+    ASSERT_TRUE(after_stop);
+    auto cleanup = (*after_stop)->delete_pod("", "p");
+    ASSERT_FALSE(cleanup);
+    EXPECT_EQ(cleanup.error().code, transport::errc::timeout) << cleanup.error().what();
+}
 
 TEST(server_url, host_port_and_prefix) {
     auto a = parse_server_url("https://127.0.0.1:6443");

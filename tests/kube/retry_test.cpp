@@ -1,5 +1,8 @@
 #include "kube/retry.hpp"
 
+#include <atomic>
+#include <thread>
+
 #include <gtest/gtest.h>
 
 namespace podpipe::kube {
@@ -25,6 +28,39 @@ TEST(Retry, RetriesRetryableUntilSuccess) {
     EXPECT_EQ(*r, 42);
     EXPECT_EQ(calls, 3);
     EXPECT_EQ(clock.sleeps(), 2);
+}
+
+// A stop during a backoff wait (here a 60 s Retry-After, on the real clock) ends it at once
+// and nothing is tried again: a signal must not wait out the server's Retry-After.
+TEST(Retry, StopEndsTheBackoffWaitAndTheRetries) {
+    std::stop_source stop;
+    retry_policy policy({.max_attempts = 5}, real_time());
+    policy.interrupt_on(stop.get_token());
+    std::atomic<int> calls = 0;
+    std::jthread stopper([&] {
+        while (calls.load() == 0)
+            std::this_thread::yield();
+        stop.request_stop();
+    });
+    const auto t0 = std::chrono::steady_clock::now();
+    auto r = policy.run([&]() -> result<int, hook_error> {
+        ++calls;
+        return fail_with(429, "60");
+    });
+    ASSERT_FALSE(r);
+    EXPECT_EQ(calls.load(), 1);
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, 10s);
+
+    simulated_time clock; // a stop requested before: no wait at all
+    retry_policy stopped({.max_attempts = 5}, clock);
+    stopped.interrupt_on(stop.get_token());
+    calls = 0;
+    r = stopped.run([&]() -> result<int, hook_error> {
+        ++calls;
+        return fail_with(503);
+    });
+    EXPECT_EQ(calls.load(), 1);
+    EXPECT_EQ(clock.sleeps(), 0);
 }
 
 TEST(Retry, NonRetryableReturnsImmediately) {

@@ -211,6 +211,7 @@ private:
         o.use_stdin = static_cast<bool>(writer);
         kube::exec_session_options so;
         so.offer_v5 = !f_.connection.exec_v4;
+        so.stop = stop;
         auto s = client_.exec(o, so);
         if (!s)
             return fail(s.error().what());

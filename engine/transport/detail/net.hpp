@@ -9,10 +9,15 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <stop_token>
 #include <string>
 #include <string_view>
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/beast/core/error.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
@@ -50,13 +55,43 @@ inline void run_all(asio::io_context& ioc) {
     ioc.run();
 }
 
+/// Makes the blocking operations that the calling thread runs on `ioc` interruptible by
+/// `stop`. The stop callback may run on any thread, and Asio objects are not thread-safe, so
+/// it only posts a handler onto `ioc`; that handler, run by the thread that runs `ioc`, closes
+/// `socket` and cancels the resolver set with watch_resolver(), and the pending operation
+/// completes with operation_aborted. The caller checks stopped() after each run of `ioc` (and
+/// before starting an operation) and reports errc::cancelled. Destroy the guard on the thread
+/// that runs `ioc`, before anyone else runs it: handlers still queued then do nothing.
+class stop_guard {
+public:
+    stop_guard(asio::io_context& ioc, asio::ip::tcp::socket& socket, std::stop_token stop);
+    ~stop_guard();
+    stop_guard(const stop_guard&) = delete;
+    stop_guard& operator=(const stop_guard&) = delete;
+
+    bool stopped() const noexcept { return stop_.stop_requested(); }
+
+    /// The resolver to cancel on a stop (null: none). Only on the thread that runs `ioc`.
+    void watch_resolver(asio::ip::tcp::resolver* r) noexcept { state_->resolver = r; }
+
+private:
+    struct state {
+        asio::ip::tcp::socket* socket = nullptr; // null once the guard is gone
+        asio::ip::tcp::resolver* resolver = nullptr;
+    };
+    std::stop_token stop_;
+    std::shared_ptr<state> state_;
+    std::optional<std::stop_callback<std::function<void()>>> on_stop_;
+};
+
 /// Resolves `host`, connects TCP and performs the TLS client handshake (SNI and host name
 /// verification from ctx), all within `timeout`, running `ioc` on the calling thread.
-/// `stream` must be freshly constructed on `ioc`.
+/// `stream` must be freshly constructed on `ioc`. A stop requested on `stop` ends it within
+/// one handler run with errc::cancelled.
 result<void> connect_tls(asio::io_context& ioc, tls_stream& stream, tls_context& ctx,
                          std::string_view host, std::uint16_t port,
                          std::chrono::milliseconds timeout, fault_injection* faults,
-                         std::string& detail);
+                         std::string& detail, std::stop_token stop = {});
 
 /// "host" or "host:port" for the Host header (IPv6 literals bracketed).
 std::string host_header(std::string_view host, std::uint16_t port, std::uint16_t default_port);

@@ -5,8 +5,10 @@
 #include "engine/transport/error.hpp"
 #include "tests/engine/transport/test_server.hpp"
 #include "tests/engine/transport/test_util.hpp"
+#include "tests/support/silent_listener.hpp"
 
 #include <cstring>
+#include <stop_token>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -278,6 +280,50 @@ TEST_F(channel_socket_test, abort_wakes_a_blocked_reader) {
     t.join();
     ASSERT_FALSE(m);
     EXPECT_EQ(m.error(), errc::closed);
+}
+
+// A stop ends a connect blocked on a server that never answers, long before connect_timeout,
+// with errc::cancelled (issue 18: a signal must not wait out the timeout). `port` is the
+// server's; the stop comes once `blocked` says the connect waits on it.
+void expect_stop_ends_connect(tls_context& tls, channel_socket_options options,
+                              std::uint16_t port, const std::string& target,
+                              const std::function<bool()>& blocked) {
+    watchdog dog(120s, "stopped connect");
+    std::stop_source stop;
+    options.connect_timeout = 60s;
+    options.stop = stop.get_token();
+    std::optional<result<std::unique_ptr<channel_socket>>> s;
+    const auto late = testing::run_stopped(stop, blocked, [&] {
+        s = channel_socket::connect(tls, "127.0.0.1", port, target, options);
+    });
+    ASSERT_FALSE(*s) << "connected to a server that never answers";
+    EXPECT_EQ(s->error(), errc::cancelled) << s->error().message();
+    EXPECT_FALSE(s->error() == condition::retryable);
+    // About a millisecond in practice; generous for a loaded machine, far below the timeout.
+    EXPECT_LT(late, 5s);
+}
+
+TEST_F(channel_socket_test, stop_ends_a_connect_to_a_server_that_never_speaks_tls) {
+    podpipe::testing::silent_listener silent;
+    ASSERT_NE(silent.port(), 0);
+    // Nothing to observe on a listener that never accepts: the stop comes after 300 ms, by
+    // when the connect waits for the TLS answer (earlier, it ends before the handshake).
+    expect_stop_ends_connect(*tls_, options_, silent.port(), "/ws", testing::after(300ms));
+}
+
+TEST_F(channel_socket_test, stop_ends_a_connect_whose_upgrade_is_never_answered) {
+    expect_stop_ends_connect(*tls_, options_, server_.port(), "/ws/no-answer",
+                             [&] { return !server_.last_header("Upgrade").empty(); });
+}
+
+TEST_F(channel_socket_test, a_stop_requested_before_connect_is_cancelled_at_once) {
+    std::stop_source stop;
+    stop.request_stop();
+    options_.stop = stop.get_token();
+    auto s = connect("/ws");
+    ASSERT_FALSE(s);
+    EXPECT_EQ(s.error(), errc::cancelled);
+    EXPECT_EQ(server_.connections(), 0u);
 }
 
 TEST_F(channel_socket_test, fail_nth_operation_until_success) {

@@ -4,6 +4,10 @@
 #include "engine/transport/error.hpp"
 #include "tests/engine/transport/test_server.hpp"
 #include "tests/engine/transport/test_util.hpp"
+#include "tests/support/silent_listener.hpp"
+
+#include <optional>
+#include <stop_token>
 
 #include <gtest/gtest.h>
 
@@ -173,6 +177,40 @@ TEST(http_client, connect_refused_is_retryable) {
     auto res = client.request(http_request{}, 5s);
     ASSERT_FALSE(res);
     EXPECT_EQ(res.error(), condition::retryable) << res.error().message();
+}
+
+// A stop ends a request blocked on a server that never answers (in the TLS handshake, or
+// waiting for the response) at once with errc::cancelled, not at the request's timeout.
+TEST(http_client, stop_ends_a_request_to_a_server_that_never_answers) {
+    watchdog dog(120s, "stopped requests");
+    test_server server;
+    podpipe::testing::silent_listener silent;
+    ASSERT_NE(silent.port(), 0);
+    auto tls = make_tls(pki().ca_pem, "localhost");
+    http_client tls_silent(*tls, "127.0.0.1", silent.port(), {.connect_timeout = 60s});
+    http_client no_answer(*tls, "127.0.0.1", server.port(), {.connect_timeout = 60s});
+    http_request req;
+    req.target = "/no-answer";
+    const auto asked = [&] { return server.connections() > 0; };
+    for (auto [client, ready] : {std::pair{&tls_silent, testing::after(300ms)},
+                                 std::pair{&no_answer, std::function<bool()>(asked)}}) {
+        std::stop_source stop;
+        std::optional<result<http_response>> r;
+        const auto late = testing::run_stopped(stop, ready, [&] {
+            r = client->request(req, 60s, stop.get_token());
+        });
+        ASSERT_FALSE(*r);
+        EXPECT_EQ(r->error(), errc::cancelled) << r->error().message();
+        EXPECT_LT(late, 5s);
+        std::stop_source streaming;
+        const auto late_streaming = testing::run_stopped(streaming, testing::after(300ms), [&] {
+            r = client->request_streaming(req, 60s, 60s, [](auto) { return true; },
+                                          streaming.get_token());
+        });
+        ASSERT_FALSE(*r);
+        EXPECT_EQ(r->error(), errc::cancelled) << r->error().message();
+        EXPECT_LT(late_streaming, 5s);
+    }
 }
 
 TEST(http_client, bad_pem_is_rejected) {

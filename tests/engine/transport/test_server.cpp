@@ -198,6 +198,11 @@ struct test_server::state {
     template <class Stream>
     bool serve_http(Stream& s, const http::request<http::string_body>& req, int n) {
         const std::string target(req.target());
+        if (target == "/no-answer") { // the request read, never answered
+            std::unique_lock lk(mu);
+            cv.wait(lk, [&] { return stopping; });
+            return false;
+        }
         if (target == "/stream" || target == "/endless") {
             http::response<http::empty_body> res{http::status::ok, 11};
             res.set(http::field::content_type, "text/plain");
@@ -238,6 +243,11 @@ struct test_server::state {
 
     void serve_websocket(ws_type& ws, const http::request<http::string_body>& req) {
         const std::string target(req.target());
+        if (target == "/ws/no-answer") { // TLS done, the upgrade read and never answered
+            std::unique_lock lk(mu);
+            cv.wait(lk, [&] { return stopping; });
+            return;
+        }
         if (target == "/ws/reject") {
             http::response<http::string_body> res{http::status::forbidden, 11};
             res.set(http::field::content_type, "application/json");

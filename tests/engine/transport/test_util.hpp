@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <functional>
 #include <mutex>
+#include <stop_token>
 #include <string>
 #include <thread>
 
@@ -50,6 +51,30 @@ inline bool wait_until(const std::function<bool()>& pred, std::chrono::milliseco
         std::this_thread::sleep_for(std::chrono::milliseconds(2));
     }
     return true;
+}
+
+/// Runs `call` on this thread while another requests a stop on `stop` once `ready` holds
+/// (polled for up to 10 s); returns how long `call` went on after the stop was requested.
+inline std::chrono::steady_clock::duration run_stopped(std::stop_source& stop,
+                                                       const std::function<bool()>& ready,
+                                                       const std::function<void()>& call) {
+    std::chrono::steady_clock::time_point stopped_at;
+    std::thread stopper([&] {
+        wait_until(ready, std::chrono::seconds(10));
+        stopped_at = std::chrono::steady_clock::now();
+        stop.request_stop();
+    });
+    call();
+    const auto returned = std::chrono::steady_clock::now();
+    stopper.join(); // orders stopped_at before the read below
+    return returned - stopped_at;
+}
+
+/// A condition for run_stopped when the peer shows nothing: true `d` after its creation.
+inline std::function<bool()> after(std::chrono::milliseconds d) {
+    return [end = std::chrono::steady_clock::now() + d] {
+        return std::chrono::steady_clock::now() >= end;
+    };
 }
 
 } // namespace podpipe::transport::testing

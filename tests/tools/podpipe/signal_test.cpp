@@ -2,6 +2,7 @@
 // (issue 18, item 3). The binary runs as a child process fed by pipes the test holds: one
 // never written (a stalled sender), one never read (a stalled receiver).
 #include "tests/support/child_process.hpp"
+#include "tests/support/silent_listener.hpp"
 #include "tests/support/tree_fixture.hpp"
 
 #include <signal.h>
@@ -90,6 +91,28 @@ TEST(podpipe_signals, a_stalled_read_times_out_with_the_stall_timeout) {
     EXPECT_EQ(testing::run_shell(exe + " unpack " + testing::shell_quote((tmp / "x").string()) +
                                  " --stall-timeout soon < /dev/null"),
               2);
+}
+
+// A cluster whose API server accepts TCP and never answers: `cp` blocks opening the probe's
+// exec session (TLS handshake, 30 s per attempt); SIGTERM must end it at once with exit 5.
+TEST(podpipe_signals, sigterm_ends_cp_opening_an_exec_to_a_silent_api_server) {
+    temp_dir tmp;
+    testing::silent_listener server;
+    ASSERT_NE(server.port(), 0);
+    const auto kubeconfig = tmp / "kubeconfig";
+    testing::write_file(kubeconfig,
+                        "apiVersion: v1\nkind: Config\ncurrent-context: silent\n"
+                        "clusters:\n- name: silent\n  cluster:\n"
+                        "    server: https://127.0.0.1:" + std::to_string(server.port()) +
+                            "\n    insecure-skip-tls-verify: true\n"
+                        "users:\n- name: u\n  user:\n    token: t\n"
+                        "contexts:\n- name: silent\n  context:\n    cluster: silent\n"
+                        "    user: u\n    namespace: default\n");
+    fs::create_directories(tmp / "src");
+    child_process p({exe, "cp", "--kubeconfig", kubeconfig.string(), (tmp / "src").string(),
+                     "some-pod:/dst"},
+                    tmp / "log");
+    expect_sigterm_ends(p, "cp to a silent API server");
 }
 
 } // namespace
