@@ -3,7 +3,6 @@
 #include "kube/base64.hpp"
 #include "kube/json_writer.hpp"
 
-#include <algorithm>
 #include <limits>
 #include <optional>
 
@@ -535,11 +534,7 @@ result<tar::sender_problems, hook_error> parse_report_problems(std::string_view 
             get_int(c, root, "", "problem_count", count);
             p.count = count > 0 ? static_cast<std::uint64_t>(count) : 0;
             get_string_array(c, root, "", "problem_lines", p.lines);
-            if (p.lines.size() > tar::sender_problems::max_lines)
-                p.lines.resize(tar::sender_problems::max_lines);
-            for (auto& line : p.lines)
-                line = tar::printable_line(line);
-            p.count = std::max<std::uint64_t>(p.count, p.lines.size());
+            tar::clean_problems(p);
         });
 }
 

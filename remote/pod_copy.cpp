@@ -164,16 +164,19 @@ std::uint64_t json_u64(std::string_view json, std::string_view key) {
     return v;
 }
 
+/// Whether the pod's `recv --report` says it checked the stream against its manifest.
+bool report_checked(std::string_view report) {
+    return report.find("\"checked\":true") != std::string_view::npos;
+}
+
 } // namespace
 
 std::string problems_text(const tar::sender_problems& p) {
     std::string s = std::to_string(p.count) +
                     (p.count == 1 ? " entry was" : " entries were") +
                     " not copied as they are on the sender's disk";
-    for (const auto& line : p.lines)
-        s += "\n  " + tar::printable_line(line);
-    if (p.count > p.lines.size())
-        s += "\n  ... and " + std::to_string(p.count - p.lines.size()) + " more";
+    if (const std::string lines = tar::problem_list(p); !lines.empty())
+        s += "\n" + lines;
     return s;
 }
 
@@ -466,7 +469,7 @@ copy_outcome pod_copier::impl::local_to_pod(const std::string& src, const pod_en
     }
     sent->seconds = std::chrono::duration<double>(clock_type::now() - t0).count(); // until the pod confirmed
     // The pod's receiver checked what we sent against our manifest: the summary says so.
-    sent->manifest_checked = report.find("\"checked\":true") != std::string::npos;
+    sent->manifest_checked = report_checked(report);
     return finish("copied", src + " -> " + dst.name() + ":" + dst.loc.path, *sent, report);
 }
 
@@ -632,7 +635,7 @@ copy_outcome pod_copier::impl::pod_to_pod(const pod_end& src, const pod_end& dst
     s.hardlinks = json_u64(report, "hardlinks");
     s.content_bytes = json_u64(report, "content_bytes");
     s.chunks = json_u64(report, "chunks");
-    s.manifest_checked = report.find("\"checked\":true") != std::string::npos;
+    s.manifest_checked = report_checked(report);
     if (!trim(report).empty()) {
         auto problems = parse_report_problems(trim(report));
         if (!problems) {

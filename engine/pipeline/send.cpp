@@ -532,10 +532,12 @@ result<transfer_stats, transfer_error> send_tree(const std::string& root, byte_s
     }
     auto read = io::read_tree(root, ropt, framer, halt.get_token(), &read_detail);
     result<tar::manifest> sent_manifest = tar::manifest{};
+    tar::sender_problems problems;
     if (!read) {
         failure.set(read.error(), read_detail);
     } else {
-        sent_manifest = framer.finish({read->problems, read->problem_lines});
+        problems = {read->problems, read->problem_lines};
+        sent_manifest = framer.finish(problems);
         if (!sent_manifest)
             failure.set(sent_manifest.error(), "finishing the archive");
     }
@@ -553,7 +555,7 @@ result<transfer_stats, transfer_error> send_tree(const std::string& root, byte_s
     const io::read_stats& r = *read;
     detail::copy_entry_counts(s, r);
     s.warnings = r.warnings;
-    s.problems = {r.problems, r.problem_lines};
+    s.problems = std::move(problems);
     s.tar_bytes = framer.tar_bytes();
     s.wire_bytes = wire_bytes;
     s.chunks = framer.chunks();

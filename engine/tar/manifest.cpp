@@ -207,6 +207,24 @@ std::string printable_line(std::string_view line) {
     return out;
 }
 
+void clean_problems(sender_problems& p) {
+    if (p.lines.size() > sender_problems::max_lines)
+        p.lines.resize(sender_problems::max_lines);
+    for (auto& line : p.lines)
+        line = printable_line(line);
+    p.count = std::max<std::uint64_t>(p.count, p.lines.size());
+}
+
+std::string problem_list(const sender_problems& p) {
+    std::string out;
+    for (const auto& line : p.lines)
+        out += (out.empty() ? "  " : "\n  ") + printable_line(line);
+    if (p.count > p.lines.size())
+        out += (out.empty() ? "  ... and " : "\n  ... and ") +
+               std::to_string(p.count - p.lines.size()) + " more";
+    return out;
+}
+
 std::string format_problems_comment(const sender_problems& p) {
     std::string out(problems_prefix);
     out += "count=";
@@ -231,11 +249,11 @@ std::optional<sender_problems> parse_problems_comment(std::string_view s) {
             return std::nullopt;
         s.remove_prefix(1);
         const std::size_t end = std::min(s.find('\n'), s.size());
-        if (p.lines.size() < sender_problems::max_lines)
-            p.lines.push_back(printable_line(s.substr(0, end)));
+        if (p.lines.size() < sender_problems::max_lines) // a hostile list costs no memory
+            p.lines.emplace_back(s.substr(0, end));
         s.remove_prefix(end);
     }
-    p.count = std::max<std::uint64_t>(p.count, p.lines.size());
+    clean_problems(p);
     return p;
 }
 

@@ -101,4 +101,12 @@ std::optional<sender_problems> parse_problems_comment(std::string_view comment);
 /// valid UTF-8 as '?', at most max_line_bytes bytes.
 std::string printable_line(std::string_view line);
 
+/// Makes a report from any source (a stream, a remote receiver's JSON report) safe to show
+/// and consistent: at most max_lines lines, each printable_line(), count at least their number.
+void clean_problems(sender_problems& p);
+
+/// The lines for people: each as "  <line>" (printable_line), then "  ... and N more" when
+/// count exceeds them, joined by '\n' (no trailing newline; empty when there are no lines).
+std::string problem_list(const sender_problems& p);
+
 } // namespace podpipe::tar

@@ -253,12 +253,8 @@ int problems_exit(std::string_view verb, const pipeline::transfer_stats& s, bool
     std::fprintf(stderr, "podpipe: %.*s: %" PRIu64 " %s not sent as on the sender's disk%s\n",
                  static_cast<int>(verb.size()), verb.data(), p.count,
                  p.count == 1 ? "entry was" : "entries were", list ? ":" : " (see above)");
-    if (list) {
-        for (const std::string& line : p.lines)
-            std::fprintf(stderr, "  %s\n", tar::printable_line(line).c_str());
-        if (p.count > p.lines.size())
-            std::fprintf(stderr, "  ... and %" PRIu64 " more\n", p.count - p.lines.size());
-    }
+    if (const std::string lines = tar::problem_list(p); list && !lines.empty())
+        std::fprintf(stderr, "%s\n", lines.c_str());
     if (allow) {
         std::fprintf(stderr, "podpipe: accepted (--allow-incomplete)\n");
         return exit_ok;

@@ -178,7 +178,7 @@ TEST(tar_problems, comment_round_trip_and_cleaning) {
     EXPECT_EQ(back->lines.size(), sender_problems::max_lines);
     EXPECT_GE(back->count, back->lines.size());
     EXPECT_EQ(back->lines[0], "?]0;owned?");
-    EXPECT_EQ(back->lines[1], "??(ok \xc3\xa9");
+    EXPECT_EQ(back->lines[1], "?" "?(ok \xc3\xa9"); // split: "??(" is a trigraph
     EXPECT_EQ(printable_line(std::string(2000, 'x')).size(), sender_problems::max_line_bytes);
     EXPECT_EQ(printable_line("\xed\xa0\x80 \xe0\x80\x80"), "??? ???"); // surrogate, overlong
     for (std::string_view bad : {"", "podpipe-problems v1 count=", "podpipe-problems v2 count=1",
