@@ -184,9 +184,22 @@ public:
         return c;
     }
 
-    /// Not stopped by the stop token: it runs after an interruption too.
-    void cleanup() {
-        (void)run({"rm", "-rf", f_.pod_dir}, nullptr, {});
+    /// Removes the pod's scratch directory. Not stopped by the stop token: it runs after an
+    /// interruption too. Then the aborted copy's in-pod receiver may still be writing what it
+    /// had buffered (it ends when it reads the end of its closed stdin), and could create
+    /// files again after one `rm`: the pod removes the directory until it stays gone for a
+    /// second (at most ten tries).
+    void cleanup(bool after_interrupt) {
+        std::vector<std::string> command{"rm", "-rf", "--", f_.pod_dir};
+        if (after_interrupt)
+            command = {"sh", "-c",
+                       "i=0; while [ $i -lt 10 ]; do rm -rf -- \"$1\"; sleep 1; "
+                       "[ -e \"$1\" ] || exit 0; i=$((i+1)); done; "
+                       "echo \"$1 keeps coming back\" >&2; exit 1",
+                       "sh", f_.pod_dir};
+        if (auto r = run(std::move(command), nullptr, {}); !r)
+            std::fprintf(stderr, "podpipe: bench: could not remove %s from the pod: %s\n",
+                         f_.pod_dir.c_str(), r.error().c_str());
     }
 
     // Prepares the tree inside the pod for the from-pod runs (with the fastest settings).
@@ -346,7 +359,7 @@ int run_bench(const bench_flags& f) {
     bench_run run(f, **client, *pod, tree, scratch, stop.get_token());
     // SIGINT/SIGTERM: what runs is aborted, nothing more starts, the pod's scratch goes.
     auto interrupted = [&] {
-        run.cleanup();
+        run.cleanup(true);
         std::fprintf(stderr, "podpipe: bench: interrupted\n");
         return exit_interrupted;
     };
@@ -433,7 +446,7 @@ int run_bench(const bench_flags& f) {
         add("from pod", true, "auto", 1 << 20, 0);
     if (stop.stop_requested())
         return interrupted();
-    run.cleanup();
+    run.cleanup(false);
 
     const cell* rec = best("to pod", side);
     if (f.json) {

@@ -219,7 +219,8 @@ TEST_F(cp_interrupt_test, sigterm_ends_bench) {
         << bench.output();
     interrupt(bench);
     expect_nothing_left("/tmp/i18-bench");
-    EXPECT_NE(kubectl("exec bb -- ls /tmp/i18-bench").exit_code, 0);
+    const auto left = kubectl("exec bb -- ls -R /tmp/i18-bench");
+    EXPECT_NE(left.exit_code, 0) << left.output << "\n" << bench.output();
 }
 
 // podpipe-hook copies through the same pod_copier, with the stop token its SIGINT/SIGTERM
