@@ -132,6 +132,7 @@ public:
     void shutdown(std::chrono::milliseconds grace);
 
 private:
+    class pod_worker; // the thread that runs one pod (pod_worker.cpp)
     void run_pod(const std::shared_ptr<pod_runtime>& p);
     void start_runtime(const std::string& ns, const std::string& name, const boost::json::object& pod,
                        const std::string& node);
