@@ -190,7 +190,20 @@ public:
     const std::string& detail() const noexcept { return detail_; }
 
 private:
+    // The numeric ustar fields of an entry's header.
+    struct ustar_numbers {
+        number mode, uid, gid, mtime;
+    };
+
     result<void> process_header(const std::byte* h);
+    result<void> process_zero_block();
+    result<void> verify_checksum(const std::byte* h);
+    result<void> begin_meta(char typeflag, std::uint64_t size);
+    result<void> parse_ustar_numbers(const std::byte* h, ustar_numbers& n);
+    std::uint64_t fill_entry(const std::byte* h, const ustar_numbers& n, std::uint64_t header_size);
+    std::uint64_t set_type(char typeflag, std::uint64_t size);
+    static void normalise_paths(entry& e);
+    result<void> deliver_entry(std::uint64_t data_size);
     result<void> process_meta();
     result<void> apply_pax_record(std::string_view key, std::string_view value);
     result<void> end_entry();
@@ -329,25 +342,69 @@ result<void> parser::impl::feed(std::span<const std::byte> in) {
     return {};
 }
 
+// A header block, in stages: the end-of-archive marker, the checksum, the size; then either an
+// extended header (its payload follows) or an entry: ustar numbers, the entry's fields with the
+// pending overrides applied, its type, its normalised paths, and the handler.
 result<void> parser::impl::process_header(const std::byte* h) {
-    if (std::memcmp(h, zero_block, block_bytes) == 0) {
-        if (pending_.any)
-            return fail_with(errc::bad_header,
-                             header_context() + ": an extended header is followed by the "
-                                                "end-of-archive marker instead of an entry");
-        if (zero_seen_) {
-            state_ = state::ended;
-            marker_seen_ = true;
-            return {};
-        }
-        zero_seen_ = true;
-        return {};
-    }
+    if (std::memcmp(h, zero_block, block_bytes) == 0)
+        return process_zero_block();
     // A lone zero block followed by a header: GNU tar warns and carries on; so do we.
     zero_seen_ = false;
+    PODPIPE_TRY(verify_checksum(h));
 
-    // Checksum (ustar "chksum"): the sum of all header bytes with the field itself taken as
-    // spaces. Historic tars summed signed chars, so both sums are accepted.
+    const auto typeflag = std::to_integer<char>(h[detail::f_typeflag.offset]);
+    number size_n;
+    if (auto st = parse_numeric(h, detail::f_size, size_n); st != num_status::ok || size_n.negative)
+        return fail_with(st == num_status::overflow ? errc::too_large : errc::bad_header,
+                         header_context() + ": the size field is not a valid number");
+
+    switch (typeflag) {
+    case 'x':
+    case 'X': // Solaris' pre-POSIX name for 'x'
+    case 'g':
+    case 'L':
+    case 'K':
+        return begin_meta(typeflag, size_n.magnitude);
+    case 'S':
+        return fail_with(errc::unsupported,
+                         header_context() + ": GNU sparse file " +
+                             quoted(cstr(h, detail::f_name)) + " is not supported");
+    default:
+        break;
+    }
+
+    ustar_numbers n;
+    PODPIPE_TRY(parse_ustar_numbers(h, n));
+    const std::uint64_t size = fill_entry(h, n, size_n.magnitude);
+    if (entry_.path.find('\0') != std::string::npos ||
+        entry_.link_target.find('\0') != std::string::npos)
+        return fail_with(errc::bad_header,
+                         header_context() + ": entry " + quoted(entry_.path) +
+                             " has a NUL byte inside its name or link target");
+    const std::uint64_t data_size = set_type(typeflag, size);
+    if (entry_.path.empty())
+        return fail_with(errc::bad_header, header_context() + ": entry with an empty name");
+    normalise_paths(entry_);
+    return deliver_entry(data_size);
+}
+
+result<void> parser::impl::process_zero_block() {
+    if (pending_.any)
+        return fail_with(errc::bad_header,
+                         header_context() + ": an extended header is followed by the "
+                                            "end-of-archive marker instead of an entry");
+    if (zero_seen_) {
+        state_ = state::ended;
+        marker_seen_ = true;
+        return {};
+    }
+    zero_seen_ = true;
+    return {};
+}
+
+// Checksum (ustar "chksum"): the sum of all header bytes with the field itself taken as spaces.
+// Historic tars summed signed chars, so both sums are accepted.
+result<void> parser::impl::verify_checksum(const std::byte* h) {
     number stored;
     if (parse_numeric(h, detail::f_chksum, stored) != num_status::ok || stored.negative)
         return fail_with(errc::bad_header, header_context() +
@@ -368,70 +425,59 @@ result<void> parser::impl::process_header(const std::byte* h) {
                              std::to_string(stored.magnitude) + ", computed " +
                              std::to_string(usum) + "); the name field reads " +
                              quoted(cstr(h, detail::f_name)));
+    return {};
+}
 
-    const auto typeflag = std::to_integer<char>(h[detail::f_typeflag.offset]);
-
-    number size_n;
-    if (auto st = parse_numeric(h, detail::f_size, size_n); st != num_status::ok || size_n.negative)
-        return fail_with(st == num_status::overflow ? errc::too_large : errc::bad_header,
-                         header_context() + ": the size field is not a valid number");
-
-    switch (typeflag) {
-    case 'x':
-    case 'X': // Solaris' pre-POSIX name for 'x'
-    case 'g':
-    case 'L':
-    case 'K': {
-        if (size_n.magnitude > max_extended_header_bytes)
-            return fail_with(errc::too_large,
-                             header_context() + ": extended header of " +
-                                 std::to_string(size_n.magnitude) + " bytes exceeds the " +
-                                 std::to_string(max_extended_header_bytes) + "-byte limit");
-        meta_kind_ = typeflag == 'g'   ? meta_kind::pax_global
-                     : typeflag == 'L' ? meta_kind::long_name
-                     : typeflag == 'K' ? meta_kind::long_link
-                                       : meta_kind::pax_local;
-        meta_.clear();
-        meta_.reserve(static_cast<std::size_t>(size_n.magnitude));
-        entry_size_ = size_n.magnitude;
-        remaining_ = size_n.magnitude;
-        if (remaining_ == 0) {
-            state_ = state::header;
-            return process_meta();
-        }
-        state_ = state::meta;
-        return {};
+// An extended header (pax 'x'/'g', GNU 'L'/'K'): its payload of `size` bytes follows.
+result<void> parser::impl::begin_meta(char typeflag, std::uint64_t size) {
+    if (size > max_extended_header_bytes)
+        return fail_with(errc::too_large,
+                         header_context() + ": extended header of " + std::to_string(size) +
+                             " bytes exceeds the " + std::to_string(max_extended_header_bytes) +
+                             "-byte limit");
+    meta_kind_ = typeflag == 'g'   ? meta_kind::pax_global
+                 : typeflag == 'L' ? meta_kind::long_name
+                 : typeflag == 'K' ? meta_kind::long_link
+                                   : meta_kind::pax_local;
+    meta_.clear();
+    meta_.reserve(static_cast<std::size_t>(size));
+    entry_size_ = size;
+    remaining_ = size;
+    if (remaining_ == 0) {
+        state_ = state::header;
+        return process_meta();
     }
-    case 'S':
-        return fail_with(errc::unsupported,
-                         header_context() + ": GNU sparse file " +
-                             quoted(cstr(h, detail::f_name)) + " is not supported");
-    default:
-        break;
-    }
+    state_ = state::meta;
+    return {};
+}
 
-    const bool posix = std::memcmp(h + detail::f_magic.offset, "ustar\0", 6) == 0;
-    const bool gnu = std::memcmp(h + detail::f_magic.offset, "ustar  \0", 8) == 0;
-
-    number mode_n, uid_n, gid_n, mtime_n;
+result<void> parser::impl::parse_ustar_numbers(const std::byte* h, ustar_numbers& n) {
     const char* bad_field = nullptr;
     num_status st = num_status::ok;
-    if ((st = parse_numeric(h, detail::f_mode, mode_n)) != num_status::ok || mode_n.negative)
+    if ((st = parse_numeric(h, detail::f_mode, n.mode)) != num_status::ok || n.mode.negative)
         bad_field = "mode";
-    else if ((st = parse_numeric(h, detail::f_uid, uid_n)) != num_status::ok || uid_n.negative ||
-             uid_n.magnitude > std::numeric_limits<std::uint32_t>::max())
+    else if ((st = parse_numeric(h, detail::f_uid, n.uid)) != num_status::ok || n.uid.negative ||
+             n.uid.magnitude > std::numeric_limits<std::uint32_t>::max())
         bad_field = "uid";
-    else if ((st = parse_numeric(h, detail::f_gid, gid_n)) != num_status::ok || gid_n.negative ||
-             gid_n.magnitude > std::numeric_limits<std::uint32_t>::max())
+    else if ((st = parse_numeric(h, detail::f_gid, n.gid)) != num_status::ok || n.gid.negative ||
+             n.gid.magnitude > std::numeric_limits<std::uint32_t>::max())
         bad_field = "gid";
-    else if ((st = parse_numeric(h, detail::f_mtime, mtime_n)) != num_status::ok ||
-             mtime_n.magnitude > (std::uint64_t{1} << 63) ||
-             (!mtime_n.negative && mtime_n.magnitude == (std::uint64_t{1} << 63)))
+    else if ((st = parse_numeric(h, detail::f_mtime, n.mtime)) != num_status::ok ||
+             n.mtime.magnitude > (std::uint64_t{1} << 63) ||
+             (!n.mtime.negative && n.mtime.magnitude == (std::uint64_t{1} << 63)))
         bad_field = "mtime";
     if (bad_field)
         return fail_with(errc::bad_header, header_context() + ": the " + bad_field +
                                                " field is not a valid number");
+    return {};
+}
 
+// The entry's fields from the header, each overridden by a pending pax record or GNU long
+// name/link; the pending overrides are consumed. Returns the entry's size field.
+std::uint64_t parser::impl::fill_entry(const std::byte* h, const ustar_numbers& n,
+                                       std::uint64_t header_size) {
+    const bool posix = std::memcmp(h + detail::f_magic.offset, "ustar\0", 6) == 0;
+    const bool gnu = std::memcmp(h + detail::f_magic.offset, "ustar  \0", 8) == 0;
     entry& e = entry_;
     overrides& o = pending_;
 
@@ -470,29 +516,29 @@ result<void> parser::impl::process_header(const std::byte* h) {
     else
         e.gname.clear();
 
-    e.mode = static_cast<std::uint32_t>(mode_n.magnitude & 07777u);
-    e.uid = o.uid ? *o.uid : static_cast<std::uint32_t>(uid_n.magnitude);
-    e.gid = o.gid ? *o.gid : static_cast<std::uint32_t>(gid_n.magnitude);
+    e.mode = static_cast<std::uint32_t>(n.mode.magnitude & 07777u);
+    e.uid = o.uid ? *o.uid : static_cast<std::uint32_t>(n.uid.magnitude);
+    e.gid = o.gid ? *o.gid : static_cast<std::uint32_t>(n.gid.magnitude);
     if (o.mtime)
         e.mtime_sec = *o.mtime;
-    else if (mtime_n.negative)
-        e.mtime_sec = mtime_n.magnitude == (std::uint64_t{1} << 63)
+    else if (n.mtime.negative)
+        e.mtime_sec = n.mtime.magnitude == (std::uint64_t{1} << 63)
                           ? std::numeric_limits<std::int64_t>::min()
-                          : -static_cast<std::int64_t>(mtime_n.magnitude);
+                          : -static_cast<std::int64_t>(n.mtime.magnitude);
     else
-        e.mtime_sec = static_cast<std::int64_t>(mtime_n.magnitude);
-    const std::uint64_t size = o.size ? *o.size : size_n.magnitude;
+        e.mtime_sec = static_cast<std::int64_t>(n.mtime.magnitude);
+    const std::uint64_t size = o.size ? *o.size : header_size;
 
     if (o.any)
         pending_ = overrides{};
+    return size;
+}
 
-    if (e.path.find('\0') != std::string::npos || e.link_target.find('\0') != std::string::npos)
-        return fail_with(errc::bad_header,
-                         header_context() + ": entry " + quoted(e.path) +
-                             " has a NUL byte inside its name or link target");
-
-    // Type: '\0' is the pre-POSIX regular file, '7' a contiguous file (POSIX: treat as regular);
-    // an old regular entry whose name ends in '/' is a directory (v7 had no typeflag for them).
+// Type: '\0' is the pre-POSIX regular file, '7' a contiguous file (POSIX: treat as regular);
+// an old regular entry whose name ends in '/' is a directory (v7 had no typeflag for them).
+// Returns how many data bytes follow the header.
+std::uint64_t parser::impl::set_type(char typeflag, std::uint64_t size) {
+    entry& e = entry_;
     std::uint64_t data_size = size;
     switch (typeflag) {
     case '\0':
@@ -514,9 +560,11 @@ result<void> parser::impl::process_header(const std::byte* h) {
         break;
     }
     e.size = data_size;
+    return data_size;
+}
 
-    if (e.path.empty())
-        return fail_with(errc::bad_header, header_context() + ": entry with an empty name");
+// No leading "./", no trailing '/' on a directory, "." for the root.
+void parser::impl::normalise_paths(entry& e) {
     strip_dot_slash(e.path);
     if (e.type == entry_type::directory) {
         while (!e.path.empty() && e.path.back() == '/')
@@ -526,9 +574,12 @@ result<void> parser::impl::process_header(const std::byte* h) {
         e.path = ".";
     if (e.type == entry_type::hardlink)
         strip_dot_slash(e.link_target);
+}
 
-    last_path_ = e.path;
-    if (auto r = handler_.on_entry(e); !r)
+// Hands the entry to the handler; its `data_size` bytes of content follow.
+result<void> parser::impl::deliver_entry(std::uint64_t data_size) {
+    last_path_ = entry_.path;
+    if (auto r = handler_.on_entry(entry_); !r)
         return handler_failed(r.error(), "on_entry");
     if (data_size == 0) {
         state_ = state::header;
