@@ -2,6 +2,9 @@
 # Fails when a source file includes a header of a package above its own. Direction (README,
 # "Layout"): tools -> hooks -> remote -> kube -> engine; kubesim (tools/kubesim) shares nothing
 # with the rest but engine/common; engine/ knows nothing of Kubernetes.
+# The build enforces the same direction (cmake/podpipe.cmake: per-component include roots and a
+# check of target links; tests/layering proves it); this script adds what a compiler cannot
+# see: the words engine/ may not use, and a quick answer without a build.
 # Usage: bash tools/check-layering.sh   (from anywhere; exit 1 and the offending lines)
 set -euo pipefail
 cd "$(dirname "$0")/.."
