@@ -1,7 +1,7 @@
 #include "kube/json.hpp"
 
 #include "kube/base64.hpp"
-#include "kube/json_writer.hpp"
+#include "engine/common/json_writer.hpp"
 
 #include <limits>
 #include <optional>
