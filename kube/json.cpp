@@ -526,18 +526,6 @@ result<exec_credential, hook_error> parse_exec_credential(std::string_view json)
         });
 }
 
-result<tar::sender_problems, hook_error> parse_report_problems(std::string_view json) {
-    return parse_object<tar::sender_problems>(
-        json, "podpipe recv report",
-        [](parse_ctx& c, const dom::object& root, tar::sender_problems& p) {
-            std::int64_t count = 0;
-            get_int(c, root, "", "problem_count", count);
-            p.count = count > 0 ? static_cast<std::uint64_t>(count) : 0;
-            get_string_array(c, root, "", "problem_lines", p.lines);
-            tar::clean_problems(p);
-        });
-}
-
 // ---- serialization -----------------------------------------------------------------------
 
 namespace {
