@@ -151,6 +151,11 @@ result<void, protocol_error> parse_message(std::string_view text, std::string_vi
         return error("not a JSON object");
     std::string problem;
     reader r(obj, "", problem);
+    // The version before anything else: another major version may mean anything.
+    const std::int64_t major = r.i64("protocol");
+    if (r.ok() && major != version_major)
+        return error("unknown protocol version " + std::to_string(major) +
+                     " (this podpipe speaks " + std::to_string(version_major) + ")");
     const std::string kind = r.string("message");
     if (!r.ok())
         return error(problem);
@@ -163,11 +168,6 @@ result<void, protocol_error> parse_message(std::string_view text, std::string_vi
     if (!known)
         return error("a \"" + tar::printable_line(std::string_view(kind).substr(0, 32)) +
                      "\" message, expected " + expected);
-    // The version comes before every other field: another major version may mean anything.
-    const std::int64_t major = r.i64("protocol");
-    if (r.ok() && major != version_major)
-        return error("unknown protocol version " + std::to_string(major) +
-                     " (this podpipe speaks " + std::to_string(version_major) + ")");
     if (r.ok())
         fill(r, kind);
     if (!r.ok())

@@ -101,6 +101,14 @@ TEST(protocol, another_major_version_is_refused) {
               "podpipe hello: unknown protocol version 2 (this podpipe speaks 1)");
     expect_error(parse_report(edited_report("\"protocol\":1,", "\"protocol\":0,")),
                  "unknown protocol version 0");
+    // The version is read first: what else a version 2 message holds may mean anything.
+    auto other = parse_hello(R"({"protocol":2,"greeting":"welcome"})");
+    ASSERT_FALSE(other);
+    EXPECT_EQ(other.error().what(),
+              "podpipe hello: unknown protocol version 2 (this podpipe speaks 1)");
+    // What a podpipe from before the protocol reported has no version: refused, said so.
+    expect_error(parse_report(R"({"direction":"recv","entries":3,"files":3})"),
+                 "podpipe report: protocol: missing");
 }
 
 TEST(protocol, what_an_older_podpipe_printed_is_not_a_hello) {
