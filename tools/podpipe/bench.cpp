@@ -339,6 +339,9 @@ int run_bench(const bench_flags& f) {
     auto probe_options = copy_options_from(f.connection);
     if (!probe_options)
         return usage(probe_options.error());
+    probe_options->on_warning = [](const std::string& line) {
+        std::fprintf(stderr, "podpipe: bench: warning: %s\n", line.c_str());
+    };
     remote::pod_copier prober(**client, std::move(*probe_options), stop.get_token());
     auto pod = prober.probe({loc->ns, loc->pod, loc->container, loc->path});
     if (!pod) {
