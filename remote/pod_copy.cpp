@@ -371,6 +371,13 @@ struct pod_copier::impl {
         return failed(pipeline::exit_failure, msg);
     }
 
+    // A copy's exec that did not open. A stop (a signal) ends an opening too: that is an
+    // interruption (exit 5), not a failure of the pod.
+    copy_outcome open_failed(const pod_end& end, const hook_error& e) const {
+        return failed(stop_.stop_requested() ? pipeline::exit_interrupted : pipeline::exit_failure,
+                      "pod " + end.name() + ": " + e.what());
+    }
+
     static copy_outcome failed(int code, std::string msg) {
         copy_outcome o;
         o.exit_code = code;
@@ -442,7 +449,7 @@ copy_outcome pod_copier::impl::local_to_pod(const std::string& src, const pod_en
     const bool acks = dst.has_acks && opt_.level == pipeline::auto_level;
     auto session = open(dst, recv_command(dst, verify, acks), true);
     if (!session) {
-        return failed(pipeline::exit_failure, "pod " + dst.name() + ": " + session.error().what());
+        return open_failed(dst, session.error());
     }
     exec_session& s = **session;
     session_watch watch(stop_, {&s}, opt_.stall_timeout);
@@ -513,7 +520,7 @@ copy_outcome pod_copier::impl::pod_to_local(const pod_end& src, const std::strin
     const bool acks = src.has_send_acks && opt_.level == pipeline::auto_level;
     auto session = open(src, send_command(src, acks), send_reads_stdin(src, acks));
     if (!session) {
-        return failed(pipeline::exit_failure, "pod " + src.name() + ": " + session.error().what());
+        return open_failed(src, session.error());
     }
     exec_session& s = **session;
     session_watch watch(stop_, {&s}, opt_.stall_timeout);
@@ -572,12 +579,12 @@ copy_outcome pod_copier::impl::pod_to_pod(const pod_end& src, const pod_end& dst
         src.has_send_acks && dst.has_acks && opt_.level == pipeline::auto_level;
     auto from = open(src, send_command(src, acks), send_reads_stdin(src, acks));
     if (!from) {
-        return failed(pipeline::exit_failure, "pod " + src.name() + ": " + from.error().what());
+        return open_failed(src, from.error());
     }
     auto to = open(dst, recv_command(dst, verify, acks), true);
     if (!to) {
         (*from)->abort();
-        return failed(pipeline::exit_failure, "pod " + dst.name() + ": " + to.error().what());
+        return open_failed(dst, to.error());
     }
     exec_session& in = **from;
     exec_session& out = **to;
