@@ -3,7 +3,7 @@
 #include "engine/common/unique_fd.hpp"
 #include "kube/base64.hpp"
 #include "kube/json.hpp"
-#include "kube/json_writer.hpp"
+#include "engine/common/json_writer.hpp"
 
 #include <cerrno>
 #include <charconv>

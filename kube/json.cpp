@@ -1,7 +1,7 @@
 #include "kube/json.hpp"
 
 #include "kube/base64.hpp"
-#include "kube/json_writer.hpp"
+#include "engine/common/json_writer.hpp"
 
 #include <limits>
 #include <optional>
@@ -523,18 +523,6 @@ result<exec_credential, hook_error> parse_exec_credential(std::string_view json)
                 get_str(c, *st, "status", "clientKeyData", e.client_key_data);
                 get_str(c, *st, "status", "expirationTimestamp", e.expiration_timestamp);
             }
-        });
-}
-
-result<tar::sender_problems, hook_error> parse_report_problems(std::string_view json) {
-    return parse_object<tar::sender_problems>(
-        json, "podpipe recv report",
-        [](parse_ctx& c, const dom::object& root, tar::sender_problems& p) {
-            std::int64_t count = 0;
-            get_int(c, root, "", "problem_count", count);
-            p.count = count > 0 ? static_cast<std::uint64_t>(count) : 0;
-            get_string_array(c, root, "", "problem_lines", p.lines);
-            tar::clean_problems(p);
         });
 }
 

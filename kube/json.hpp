@@ -9,7 +9,6 @@
 #pragma once
 
 #include "engine/common/result.hpp"
-#include "engine/tar/manifest.hpp"
 #include "kube/api_types.hpp"
 #include "kube/errors.hpp"
 
@@ -40,10 +39,6 @@ result<job, hook_error> parse_job(std::string_view json);
 result<job_list, hook_error> parse_job_list(std::string_view json);
 /// An exec plugin's stdout; error texts never quote the token.
 result<exec_credential, hook_error> parse_exec_credential(std::string_view json);
-
-/// The sender's problems in an in-pod `podpipe recv --report` line ("problem_count",
-/// "problem_lines"; absent = none). Lines are cleaned for a terminal (tar::printable_line).
-result<tar::sender_problems, hook_error> parse_report_problems(std::string_view json);
 
 /// Pod for POST .../pods (apiVersion v1, kind Pod; read-only fields omitted).
 std::string to_json(const pod& p);

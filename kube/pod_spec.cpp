@@ -1,7 +1,7 @@
 #include "kube/pod_spec.hpp"
 
 #include "kube/base64.hpp"
-#include "kube/json_writer.hpp"
+#include "engine/common/json_writer.hpp"
 
 #include <algorithm>
 #include <random>

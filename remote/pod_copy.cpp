@@ -5,7 +5,7 @@
 #include "engine/pipeline/recv.hpp"
 #include "engine/pipeline/send.hpp"
 #include "kube/client.hpp"
-#include "kube/json.hpp"
+#include "remote/protocol_parse.hpp"
 
 #include <atomic>
 #include <chrono>
@@ -18,18 +18,19 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <variant>
 #include <vector>
 
 namespace podpipe::remote {
 
-// The Kubernetes client this copier drives (exec sessions, errors, the report's JSON).
+// The Kubernetes client this copier drives (exec sessions, errors).
 using namespace kube;
 
 namespace {
 
 using clock_type = std::chrono::steady_clock;
 
-/// Keeps the first `limit` bytes written (the in-pod receiver's one-line JSON report).
+/// Keeps the first `limit` bytes written (the in-pod receiver's final line, a hello).
 class capture_sink final : public pipeline::byte_sink {
 public:
     explicit capture_sink(std::size_t limit) : limit_(limit) {}
@@ -64,7 +65,7 @@ public:
     const std::string& report() const { return report_.text; }
 
 private:
-    capture_sink report_{64 << 10};
+    capture_sink report_{protocol::max_message_bytes + 1}; // longer: refused by the parser
     pipeline::ack_counter acks_;
     pipeline::ack_splitter split_{acks_, report_};
     std::optional<result<int, hook_error>> code_;
@@ -152,23 +153,6 @@ private:
     std::jthread thread_; ///< last: joined first
 };
 
-/// The unsigned integer value of "key" in a flat JSON object (the pod's report), 0 if absent.
-std::uint64_t json_u64(std::string_view json, std::string_view key) {
-    const std::string needle = "\"" + std::string(key) + "\":";
-    const std::size_t at = json.find(needle);
-    if (at == std::string_view::npos)
-        return 0;
-    std::uint64_t v = 0;
-    for (std::size_t i = at + needle.size(); i < json.size() && json[i] >= '0' && json[i] <= '9'; ++i)
-        v = v * 10 + static_cast<std::uint64_t>(json[i] - '0');
-    return v;
-}
-
-/// Whether the pod's `recv --report` says it checked the stream against its manifest.
-bool report_checked(std::string_view report) {
-    return report.find("\"checked\":true") != std::string_view::npos;
-}
-
 } // namespace
 
 std::string problems_text(const tar::sender_problems& p) {
@@ -221,14 +205,14 @@ struct pod_copier::impl {
         if (end.loc.ns.empty())
             end.loc.ns = client_.default_namespace();
         const bool look = opt_.pod_binary != "none";
-        std::vector<std::string> cmd = look ? std::vector<std::string>{opt_.pod_binary, "--version"}
+        std::vector<std::string> cmd = look ? std::vector<std::string>{opt_.pod_binary, "hello"}
                                             : std::vector<std::string>{"true"};
         auto s = open(end, cmd, false);
         if (!s)
             return fail("pod " + end.name() + ": " + s.error().what());
         end.protocol = (*s)->protocol();
         end.half_close = (*s)->can_half_close_stdin();
-        capture_sink out(4096);
+        capture_sink out(protocol::max_message_bytes + 1);
         auto code = [&] {
             session_watch watch(stop_, {s->get()}, {});
             return (*s)->wait(&out);
@@ -249,12 +233,22 @@ struct pod_copier::impl {
             return fail("pod " + end.name() + ": " + code.error().what());
         }
         if (look) {
-            end.has_binary = *code == 0 && out.text.starts_with("podpipe ");
-            end.has_acks = end.has_binary && out.text.find("recv --acks") != std::string::npos;
-            end.has_send_acks =
-                end.has_binary && out.text.find("send --acks") != std::string::npos;
-            end.has_watch_stdin =
-                end.has_binary && out.text.find("send --watch-stdin") != std::string::npos;
+            if (*code != 0) {
+                // An older podpipe (no `hello`: a usage error), or something else at that path.
+                std::string why = "`" + opt_.pod_binary + " hello` exited with " +
+                                  std::to_string(*code);
+                if (const std::string tail = trim((*s)->stderr_tail()); !tail.empty())
+                    why += " (" + tail.substr(0, 300) + ")";
+                warn(end, why + "; an older podpipe?");
+            } else if (auto h = protocol::parse_hello(out.text); !h) {
+                warn(end, h.error().what());
+            } else {
+                end.has_binary = true;
+                end.has_acks = h->caps.recv_acks && h->acks_version == protocol::acks_version;
+                end.has_send_acks = h->caps.send_acks && h->acks_version == protocol::acks_version;
+                end.has_watch_stdin = h->caps.send_watch_stdin;
+                end.has_failure_report = h->caps.recv_failure_report;
+            }
         }
         else if (*code != 0)
             return fail("pod " + end.name() + ": `true` exited with " + std::to_string(*code));
@@ -264,6 +258,16 @@ struct pod_copier::impl {
                                          : std::string("no podpipe in the pod: using its tar")) +
                          ", exec " + end.protocol);
         return end;
+    }
+
+    /// The pod has a binary at pod_binary that does not speak this protocol: it is not used.
+    void warn(const pod_end& end, const std::string& why) const {
+        const std::string line = "pod " + end.name() + ": not using " + opt_.pod_binary + ": " +
+                                 why + "; using the pod's tar";
+        if (opt_.on_warning)
+            opt_.on_warning(line);
+        else if (opt_.on_info)
+            opt_.on_info(line);
     }
 
     /// `acks`: the caller splits acknowledgements off the pod's stdout (local -> pod with auto).
@@ -340,14 +344,22 @@ struct pod_copier::impl {
                secs + " s (--stall-timeout): the pod side or the link stalled";
     }
 
-    // The exit code and message for a pod-side command that failed.
+    // The exit code and message for a pod-side command that failed. `final_line`: what a
+    // receiving podpipe printed on stdout (its failure line), used when stderr says nothing.
     copy_outcome remote_failure(const pod_end& end, const char* what, int code,
-                                const std::string& stderr_tail) {
+                                const std::string& stderr_tail,
+                                std::string_view final_line = {}) {
         std::string msg = "pod " + end.name() + ": " + what + " " + end.loc.path + " failed (exit " +
                           std::to_string(code) + ")";
         const std::string tail = trim(stderr_tail);
+        std::optional<protocol::failure_report> told;
+        if (end.has_failure_report && !final_line.empty())
+            if (auto f = protocol::parse_failure(final_line))
+                told = std::move(*f);
         if (!tail.empty())
             msg += ": " + tail;
+        else if (told)
+            msg += ": " + told->message;
         else if (!end.has_binary && code == 127)
             msg += ": the pod has neither " + opt_.pod_binary + " nor tar";
         else if (code > 128 && code < 160)
@@ -359,6 +371,13 @@ struct pod_copier::impl {
         return failed(pipeline::exit_failure, msg);
     }
 
+    // A copy's exec that did not open. A stop (a signal) ends an opening too: that is an
+    // interruption (exit 5), not a failure of the pod.
+    copy_outcome open_failed(const pod_end& end, const hook_error& e) const {
+        return failed(stop_.stop_requested() ? pipeline::exit_interrupted : pipeline::exit_failure,
+                      "pod " + end.name() + ": " + e.what());
+    }
+
     static copy_outcome failed(int code, std::string msg) {
         copy_outcome o;
         o.exit_code = code;
@@ -366,15 +385,29 @@ struct pod_copier::impl {
         return o;
     }
 
+    /// The report of a receiving podpipe that exited 0: its last line on stdout.
+    static result<protocol::report, std::string> received_report(const pod_end& end,
+                                                                 std::string_view text) {
+        auto fin = protocol::parse_final(text);
+        if (!fin)
+            return fail("pod " + end.name() + ": podpipe recv into " + end.loc.path +
+                        " exited 0 but its report is not usable: " + fin.error().what());
+        if (auto* r = std::get_if<protocol::report>(&*fin))
+            return std::move(*r);
+        return fail("pod " + end.name() + ": podpipe recv into " + end.loc.path +
+                    " exited 0 but reported a failure: " +
+                    std::get<protocol::failure_report>(*fin).message);
+    }
+
     // A copy that went through. It fails after all when the sender could not send everything
     // as it is on its disk (the manifest covers only what was sent), unless allowed.
     copy_outcome finish(const char* verb, std::string where, const pipeline::transfer_stats& s,
-                        const std::string& remote_report) const {
+                        std::optional<protocol::report> remote) const {
         copy_outcome o;
         o.verb = verb;
         o.where = std::move(where);
         o.stats = s;
-        o.remote_report = trim(remote_report);
+        o.remote = std::move(remote);
         if (s.problems.count > 0 && !opt_.allow_incomplete) {
             o.exit_code = pipeline::exit_failure;
             o.error = o.where + ": " + problems_text(s.problems) +
@@ -416,7 +449,7 @@ copy_outcome pod_copier::impl::local_to_pod(const std::string& src, const pod_en
     const bool acks = dst.has_acks && opt_.level == pipeline::auto_level;
     auto session = open(dst, recv_command(dst, verify, acks), true);
     if (!session) {
-        return failed(pipeline::exit_failure, "pod " + dst.name() + ": " + session.error().what());
+        return open_failed(dst, session.error());
     }
     exec_session& s = **session;
     session_watch watch(stop_, {&s}, opt_.stall_timeout);
@@ -445,7 +478,7 @@ copy_outcome pod_copier::impl::local_to_pod(const std::string& src, const pod_en
     const std::string& report = reader.report();
     if (code && *code && **code != 0)
         return remote_failure(dst, dst.has_binary ? "podpipe recv into" : "tar extraction into",
-                              **code, s.stderr_tail());
+                              **code, s.stderr_tail(), report);
     if (!sent && code && !*code && (*code).error().is(errc::exec_failed)) {
         // The pod side ended with a failure status (e.g. the container stopped): that is the
         // story, not the broken pipe it caused here.
@@ -468,9 +501,17 @@ copy_outcome pod_copier::impl::local_to_pod(const std::string& src, const pod_en
                     dst.loc.path + " is not confirmed");
     }
     sent->seconds = std::chrono::duration<double>(clock_type::now() - t0).count(); // until the pod confirmed
-    // The pod's receiver checked what we sent against our manifest: the summary says so.
-    sent->manifest_checked = report_checked(report);
-    return finish("copied", src + " -> " + dst.name() + ":" + dst.loc.path, *sent, report);
+    std::optional<protocol::report> remote;
+    if (dst.has_binary) {
+        auto r = received_report(dst, report);
+        if (!r)
+            return failed(pipeline::exit_failure, r.error());
+        // The pod's receiver checked what we sent against our manifest: the summary says so.
+        sent->manifest_checked = r->stats.manifest_checked;
+        remote = std::move(*r);
+    }
+    return finish("copied", src + " -> " + dst.name() + ":" + dst.loc.path, *sent,
+                  std::move(remote));
 }
 
 copy_outcome pod_copier::impl::pod_to_local(const pod_end& src, const std::string& dst) {
@@ -479,7 +520,7 @@ copy_outcome pod_copier::impl::pod_to_local(const pod_end& src, const std::strin
     const bool acks = src.has_send_acks && opt_.level == pipeline::auto_level;
     auto session = open(src, send_command(src, acks), send_reads_stdin(src, acks));
     if (!session) {
-        return failed(pipeline::exit_failure, "pod " + src.name() + ": " + session.error().what());
+        return open_failed(src, session.error());
     }
     exec_session& s = **session;
     session_watch watch(stop_, {&s}, opt_.stall_timeout);
@@ -517,7 +558,7 @@ copy_outcome pod_copier::impl::pod_to_local(const pod_end& src, const std::strin
         return failed(pipeline::exit_failure, "pod " + src.name() + ": " + code.error().what() + "; " + dst +
                     " may be incomplete");
     }
-    return finish("copied", src.name() + ":" + src.loc.path + " -> " + dst, *got, {});
+    return finish("copied", src.name() + ":" + src.loc.path + " -> " + dst, *got, std::nullopt);
 }
 
 copy_outcome pod_copier::impl::pod_to_pod(const pod_end& src, const pod_end& dst) {
@@ -538,12 +579,12 @@ copy_outcome pod_copier::impl::pod_to_pod(const pod_end& src, const pod_end& dst
         src.has_send_acks && dst.has_acks && opt_.level == pipeline::auto_level;
     auto from = open(src, send_command(src, acks), send_reads_stdin(src, acks));
     if (!from) {
-        return failed(pipeline::exit_failure, "pod " + src.name() + ": " + from.error().what());
+        return open_failed(src, from.error());
     }
     auto to = open(dst, recv_command(dst, verify, acks), true);
     if (!to) {
         (*from)->abort();
-        return failed(pipeline::exit_failure, "pod " + dst.name() + ": " + to.error().what());
+        return open_failed(dst, to.error());
     }
     exec_session& in = **from;
     exec_session& out = **to;
@@ -616,7 +657,7 @@ copy_outcome pod_copier::impl::pod_to_pod(const pod_end& src, const pod_end& dst
                               in.stderr_tail());
     if (dst_code && *dst_code && **dst_code != 0)
         return remote_failure(dst, dst.has_binary ? "podpipe recv into" : "tar extraction into",
-                              **dst_code, out.stderr_tail());
+                              **dst_code, out.stderr_tail(), report);
     if (!relay_error.empty()) {
         return failed(stop_.stop_requested() ? pipeline::exit_interrupted : pipeline::exit_failure, relay_error + "; " + dst.name() + ":" + dst.loc.path + " is incomplete");
     }
@@ -628,27 +669,28 @@ copy_outcome pod_copier::impl::pod_to_pod(const pod_end& src, const pod_end& dst
                     dst.loc.path + " is not confirmed");
     }
     pipeline::transfer_stats s;
-    // Counts come from the receiving pod's report when it ran podpipe recv.
-    s.files = json_u64(report, "files");
-    s.directories = json_u64(report, "directories");
-    s.symlinks = json_u64(report, "symlinks");
-    s.hardlinks = json_u64(report, "hardlinks");
-    s.content_bytes = json_u64(report, "content_bytes");
-    s.chunks = json_u64(report, "chunks");
-    s.manifest_checked = report_checked(report);
-    if (!trim(report).empty()) {
-        auto problems = parse_report_problems(trim(report));
-        if (!problems) {
-            return failed(pipeline::exit_failure, "pod " + dst.name() + ": " +
-                                                      problems.error().what());
-        }
-        s.problems = std::move(*problems);
+    std::optional<protocol::report> remote;
+    if (dst.has_binary) {
+        // Counts come from the receiving pod's report when it ran podpipe recv.
+        auto r = received_report(dst, report);
+        if (!r)
+            return failed(pipeline::exit_failure, r.error());
+        const pipeline::transfer_stats& got = r->stats;
+        s.files = got.files;
+        s.directories = got.directories;
+        s.symlinks = got.symlinks;
+        s.hardlinks = got.hardlinks;
+        s.content_bytes = got.content_bytes;
+        s.chunks = got.chunks;
+        s.manifest_checked = got.manifest_checked;
+        s.problems = got.problems;
+        remote = std::move(*r);
     }
     s.wire_bytes = progress().wire_bytes.load();
     s.seconds = std::chrono::duration<double>(clock_type::now() - t0).count();
     return finish("relayed", src.name() + ":" + src.loc.path + " -> " + dst.name() + ":" +
                                  dst.loc.path,
-                  s, report);
+                  s, std::move(remote));
 }
 
 

@@ -5,11 +5,13 @@
 
 #include "engine/common/result.hpp"
 #include "engine/pipeline/stats.hpp"
+#include "remote/protocol.hpp"
 
 #include <chrono>
 #include <cstddef>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <stop_token>
 #include <string>
 #include <vector>
@@ -31,11 +33,15 @@ struct pod_dir {
 /// One pod end of a copy, after probe().
 struct pod_end {
     pod_dir loc;             ///< ns filled in
-    bool has_binary = false;  ///< the in-pod podpipe answered --version
+    /// The in-pod podpipe answered `hello` in this protocol's major version (protocol.hpp);
+    /// the rest is what its hello says.
+    bool has_binary = false;
     bool has_acks = false;    ///< ... and its recv acknowledges (see pipeline/acks.hpp)
     bool has_send_acks = false; ///< ... and its send reads acknowledgements on stdin
     /// ... and its send stops when stdin ends (--watch-stdin), send/recv take --stall-timeout
     bool has_watch_stdin = false;
+    /// ... and its `recv --report` ends with a failure line when it fails
+    bool has_failure_report = false;
     bool half_close = true;   ///< the exec protocol can deliver EOF to stdin (v5)
     std::string protocol;
 
@@ -63,6 +69,9 @@ struct copy_options {
     std::chrono::milliseconds stall_timeout{60'000};
     pipeline::live_progress* progress = nullptr; ///< updated while a copy runs
     std::function<void(const std::string&)> on_info; ///< how each pod is reached
+    /// Why a pod's podpipe is not used (it did not answer `hello` as this protocol expects);
+    /// unset: said through on_info.
+    std::function<void(const std::string&)> on_warning;
 };
 
 struct copy_outcome {
@@ -71,7 +80,8 @@ struct copy_outcome {
     const char* verb = "copied";
     std::string where;         ///< "SRC -> DST"
     pipeline::transfer_stats stats; ///< seconds: until the receiver confirmed
-    std::string remote_report; ///< the in-pod `podpipe recv --report` JSON, if any
+    /// The receiving pod's report, when it ran `podpipe recv --report`.
+    std::optional<protocol::report> remote;
 
     bool ok() const { return exit_code == 0; }
 };
@@ -87,8 +97,10 @@ public:
     pod_copier(const pod_copier&) = delete;
     pod_copier& operator=(const pod_copier&) = delete;
 
-    /// One exec of `pod_binary --version` (and of `true` when that fails to start): whether the
-    /// pod runs podpipe, which exec protocol it speaks, whether commands can run at all.
+    /// One exec of `pod_binary hello` (and of `true` when that fails to start): whether the
+    /// pod runs podpipe and what it can do, which exec protocol it speaks, whether commands can
+    /// run at all. A binary that does not answer a hello of this protocol is not used (the
+    /// pod's tar is), with a warning that says why.
     result<pod_end, std::string> probe(const pod_dir& where);
 
     copy_outcome local_to_pod(const std::string& src, const pod_end& dst);

@@ -90,7 +90,7 @@ std::string human_bytes(double bytes) {
 /// One line: what moved, how much, how fast.
 std::string copy_summary(const remote::copy_outcome& o) {
     const auto& s = o.stats;
-    const bool counted = !o.remote_report.empty(); // the receiving pod ran podpipe recv
+    const bool counted = o.remote.has_value(); // the receiving pod ran podpipe recv
     std::string line = o.verb;
     const std::uint64_t rate_bytes = counted ? s.content_bytes : s.wire_bytes;
     if (counted)

@@ -1,7 +1,7 @@
 #include "hooks/commands/response.hpp"
 
 #include "engine/common/unique_fd.hpp"
-#include "kube/json_writer.hpp"
+#include "engine/common/json_writer.hpp"
 #include "kube/pod_spec.hpp"
 
 #include <cerrno>
@@ -15,7 +15,7 @@ namespace podpipe::hook {
 
 namespace {
 
-void write_state(kube::json_writer& w, const job_state& s) {
+void write_state(json_writer& w, const job_state& s) {
     w.begin_object();
     w.field("jobPod", s.job_pod);
     w.key("podpipe");
@@ -29,7 +29,7 @@ void write_state(kube::json_writer& w, const job_state& s) {
     w.end_object();
 }
 
-void write_container(kube::json_writer& w, const response_container& c) {
+void write_container(json_writer& w, const response_container& c) {
     w.begin_object();
     w.field("image", c.image);
     w.key("ports");
@@ -78,13 +78,13 @@ prepare_job_response make_prepare_response(const kube::pod& job_pod,
 }
 
 std::string to_json(const job_state& s) {
-    kube::json_writer w;
+    json_writer w;
     write_state(w, s);
     return w.take();
 }
 
 std::string state_response_json(const job_state& s) {
-    kube::json_writer w;
+    json_writer w;
     w.begin_object();
     w.key("state");
     write_state(w, s);
@@ -93,7 +93,7 @@ std::string state_response_json(const job_state& s) {
 }
 
 std::string to_json(const prepare_job_response& r) {
-    kube::json_writer w;
+    json_writer w;
     w.begin_object();
     w.key("state");
     write_state(w, r.state);

@@ -24,6 +24,7 @@ remote::copy_options copy_options_for(const hook_session& s) {
     o.allow_incomplete = s.env.allow_incomplete;
     hook_log* log = &s.log;
     o.on_info = [log](const std::string& line) { log->debug(line); };
+    o.on_warning = [log](const std::string& line) { log->warning(line); };
     return o;
 }
 

@@ -43,15 +43,6 @@ long max_rss_kib() {
     return ru.ru_maxrss;
 }
 
-/// A number after "key": in the pod's flat JSON report; nullopt if absent.
-std::optional<double> json_number(const std::string& json, const std::string& key) {
-    const std::string needle = "\"" + key + "\":";
-    const std::size_t at = json.find(needle);
-    if (at == std::string::npos)
-        return std::nullopt;
-    return std::strtod(json.c_str() + at + needle.size(), nullptr);
-}
-
 std::string size_label(std::size_t bytes) {
     if (bytes % (1u << 20) == 0)
         return std::to_string(bytes >> 20) + "M";
@@ -176,11 +167,10 @@ public:
         const auto& s = o.stats;
         c.content_bytes = s.content_bytes;
         c.wire_bytes = s.wire_bytes;
-        const std::string& report = o.remote_report;
-        if (auto u = json_number(report, "cpu_user_s"))
-            c.remote_cpu_s = *u + json_number(report, "cpu_sys_s").value_or(0);
-        if (auto r = json_number(report, "max_rss_kib"))
-            c.remote_rss_mib = *r / 1024;
+        if (o.remote) { // the pod ran podpipe recv: its report says what it cost there
+            c.remote_cpu_s = o.remote->usage.cpu_user_s + o.remote->usage.cpu_sys_s;
+            c.remote_rss_mib = static_cast<double>(o.remote->usage.max_rss_kib) / 1024;
+        }
         return c;
     }
 
@@ -349,6 +339,9 @@ int run_bench(const bench_flags& f) {
     auto probe_options = copy_options_from(f.connection);
     if (!probe_options)
         return usage(probe_options.error());
+    probe_options->on_warning = [](const std::string& line) {
+        std::fprintf(stderr, "podpipe: bench: warning: %s\n", line.c_str());
+    };
     remote::pod_copier prober(**client, std::move(*probe_options), stop.get_token());
     auto pod = prober.probe({loc->ns, loc->pod, loc->container, loc->path});
     if (!pod) {

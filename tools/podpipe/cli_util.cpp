@@ -2,8 +2,7 @@
 
 #include "engine/pipeline/errors.hpp"
 #include "engine/pipeline/send.hpp"
-
-#include <sys/resource.h>
+#include "remote/protocol.hpp"
 
 #include "engine/common/error.hpp"
 
@@ -177,72 +176,8 @@ signal_stop::~signal_stop() {
 bool signal_stop::fired() const noexcept { return signal_seen.load() != 0; }
 
 std::string stats_json(std::string_view direction, const pipeline::transfer_stats& s) {
-    char buf[512];
-    std::string out = "{";
-    std::snprintf(buf, sizeof buf,
-                  "\"direction\":\"%.*s\",\"entries\":%" PRIu64 ",\"files\":%" PRIu64
-                  ",\"directories\":%" PRIu64 ",\"symlinks\":%" PRIu64 ",\"hardlinks\":%" PRIu64
-                  ",\"skipped\":%" PRIu64 ",\"warnings\":%" PRIu64 ",\"content_bytes\":%" PRIu64
-                  ",\"tar_bytes\":%" PRIu64 ",\"wire_bytes\":%" PRIu64 ",\"chunks\":%" PRIu64
-                  ",\"seconds\":%.6f,",
-                  static_cast<int>(direction.size()), direction.data(), s.entries, s.files,
-                  s.directories, s.symlinks, s.hardlinks, s.skipped, s.warnings, s.content_bytes,
-                  s.tar_bytes, s.wire_bytes, s.chunks, s.seconds);
-    out += buf;
-    std::snprintf(buf, sizeof buf,
-                  "\"manifest\":{\"entries\":%" PRIu64 ",\"content_bytes\":%" PRIu64
-                  ",\"digest\":\"%016" PRIx64 "\",\"checked\":%s},",
-                  s.manifest.entries, s.manifest.content_bytes, s.manifest.digest,
-                  s.manifest_checked ? "true" : "false");
-    out += buf;
-    // What the sender could not send as it is on its disk (lines are valid UTF-8 without
-    // control bytes: tar::printable_line), so a pod's report carries them to the caller.
-    out += "\"problem_count\":" + std::to_string(s.problems.count) + ",\"problem_lines\":[";
-    for (std::size_t i = 0; i < s.problems.lines.size(); ++i) {
-        out += i ? ",\"" : "\"";
-        for (char c : tar::printable_line(s.problems.lines[i])) {
-            if (c == '"' || c == '\\')
-                out += '\\';
-            out += c;
-        }
-        out += '"';
-    }
-    out += "],";
-    // The whole process: CPU time of every thread and the peak resident set so far.
-    struct rusage ru {};
-    ::getrusage(RUSAGE_SELF, &ru);
-    std::snprintf(buf, sizeof buf, "\"cpu_user_s\":%.3f,\"cpu_sys_s\":%.3f,\"max_rss_kib\":%ld,",
-                  static_cast<double>(ru.ru_utime.tv_sec) + ru.ru_utime.tv_usec / 1e6,
-                  static_cast<double>(ru.ru_stime.tv_sec) + ru.ru_stime.tv_usec / 1e6, ru.ru_maxrss);
-    out += buf;
-    bool any_level = false;
-    for (std::size_t l = 0; l < s.chunks_per_level.size(); ++l) {
-        if (s.chunks_per_level[l] == 0)
-            continue;
-        std::snprintf(buf, sizeof buf, "%s\"%zu\":%" PRIu64, any_level ? "," : "\"levels\":{", l,
-                      s.chunks_per_level[l]);
-        out += buf;
-        any_level = true;
-    }
-    if (any_level)
-        out += "},";
-    if (s.probed_rate > 0) {
-        std::snprintf(buf, sizeof buf, "\"probed_bytes_per_s\":%.0f,", s.probed_rate);
-        out += buf;
-    }
-    out += "\"stages\":[";
-    for (std::size_t i = 0; i < s.stages.size(); ++i) {
-        const auto& st = s.stages[i];
-        std::snprintf(buf, sizeof buf,
-                      "%s{\"name\":\"%s\",\"threads\":%u,\"bytes_in\":%" PRIu64
-                      ",\"bytes_out\":%" PRIu64 ",\"busy_ns\":%" PRIu64 ",\"blocked_ns\":%" PRIu64
-                      "}",
-                      i ? "," : "", st.name.c_str(), st.threads, st.bytes_in, st.bytes_out,
-                      st.busy_ns, st.blocked_ns);
-        out += buf;
-    }
-    out += "]}\n";
-    return out;
+    namespace protocol = remote::protocol;
+    return protocol::report_line({std::string(direction), s, protocol::usage_now()});
 }
 
 int problems_exit(std::string_view verb, const pipeline::transfer_stats& s, bool allow,

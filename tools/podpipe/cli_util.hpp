@@ -15,9 +15,8 @@
 
 namespace podpipe::cli {
 
-/// `podpipe --version`. `podpipe cp` looks for "recv --acks" in a pod's copy to know it
-/// acknowledges, and for "send --acks" to know it reads acknowledgements.
-/// "send --watch-stdin" tells that `send` can end when its receiver closes its stdin.
+/// `podpipe --version`, for people. What a pod's copy can do, `podpipe cp` asks with
+/// `podpipe hello` (remote/protocol.hpp), not by reading this line.
 inline constexpr const char* version_line =
     "podpipe 0.3.0 (recv --acks, send --acks, send --watch-stdin)";
 
@@ -81,7 +80,8 @@ private:
 int problems_exit(std::string_view verb, const pipeline::transfer_stats& s, bool allow,
                   bool list);
 
-/// The transfer as one JSON object (per-stage counters included), for --stats-json.
+/// The transfer as one JSON line (per-stage counters included), for --stats-json and recv's
+/// --report: the protocol's report (remote/protocol.hpp) with this process's CPU time and RSS.
 std::string stats_json(std::string_view direction, const pipeline::transfer_stats& s);
 
 /// Writes text to a path ("-" = stderr). false on failure.

@@ -5,6 +5,7 @@
 #include "engine/pipeline/send.hpp"
 #include "kube/client.hpp"
 #include "kube/config.hpp"
+#include "remote/protocol.hpp"
 #include "tools/podpipe/cli_util.hpp"
 #include "tools/podpipe/location.hpp"
 
@@ -26,13 +27,7 @@ int usage(const std::string& msg) {
     return exit_usage;
 }
 
-std::string trim(std::string s) {
-    while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' '))
-        s.pop_back();
-    return s;
-}
-
-// The summary line, and --stats-json with the pod side's report merged in as "remote".
+// The summary line, and --stats-json with the pod side's report inside as "remote".
 int report(const cp_flags& f, const remote::copy_outcome& o) {
     if (!o.ok()) {
         print_error(o.error);
@@ -44,12 +39,10 @@ int report(const cp_flags& f, const remote::copy_outcome& o) {
                      remote::problems_text(o.stats.problems).c_str());
     if (f.stats_json.empty())
         return exit_ok;
-    std::string json = trim(stats_json("cp", o.stats));
-    if (o.remote_report.starts_with('{') && o.remote_report.ends_with('}') && json.ends_with('}')) {
-        json.pop_back();
-        json += ",\"remote\":" + o.remote_report + "}";
-    }
-    json += "\n";
+    json_writer w;
+    remote::protocol::write_report(w, {"cp", o.stats, remote::protocol::usage_now()},
+                                   o.remote ? &*o.remote : nullptr);
+    const std::string json = w.take() + "\n";
     if (!write_text_file(f.stats_json, json)) {
         print_error("cannot write " + f.stats_json + ": " + std::strerror(errno));
         return exit_failure;
@@ -127,6 +120,10 @@ int run_cp(const cp_flags& f) {
     opt->progress = &progress;
     if (f.verbose)
         opt->on_info = [](const std::string& line) { std::fprintf(stderr, "podpipe: cp: %s\n", line.c_str()); };
+    // A pod whose podpipe does not answer as this one expects: always said, the copy goes on.
+    opt->on_warning = [](const std::string& line) {
+        std::fprintf(stderr, "podpipe: cp: warning: %s\n", line.c_str());
+    };
     std::stop_source stop;
     signal_stop signals(stop);
     remote::pod_copier copier(**client, std::move(*opt), stop.get_token());

@@ -2,6 +2,7 @@
 #include "engine/gzip/member_compressor.hpp"
 #include "engine/pipeline/recv.hpp"
 #include "engine/pipeline/send.hpp"
+#include "remote/protocol.hpp"
 #include "tools/podpipe/cli_util.hpp"
 #ifndef PODPIPE_POD_ONLY
 #include "tools/podpipe/bench.hpp"
@@ -105,17 +106,32 @@ bool parse_common(const common_flags& f, unsigned& threads, std::size_t& memory,
     return true;
 }
 
-// A stream that stopped moving: say which end and for how long, exit 1 (an I/O failure: the
-// bytes that came are not at fault, the peer stopped).
-int report_stall(const char* verb, const char* what, const common_flags& f) {
-    std::fprintf(stderr, "podpipe: %s failed: %s stalled: no byte moved for %s (--stall-timeout)\n",
-                 verb, what, f.stall_timeout.c_str());
-    return cli::exit_failure;
+// A failed transfer: the message on stderr and, for `recv --report`, the protocol's failure
+// line on stdout, which the local side reads where the report would have been.
+int report_error(int code, const std::string& msg, bool failure_line) {
+    std::fprintf(stderr, "podpipe: %s\n", msg.c_str());
+    if (failure_line) {
+        const std::string line = remote::protocol::failure_line({code, msg});
+        if (std::fwrite(line.data(), 1, line.size(), stdout) == line.size())
+            std::fflush(stdout);
+    }
+    return code;
 }
 
-int report_failure(const char* verb, const pipeline::transfer_error& e) {
-    std::fprintf(stderr, "podpipe: %s failed: %s\n", verb, e.what().c_str());
-    return pipeline::exit_status_for(e);
+// A stream that stopped moving: say which end and for how long, exit 1 (an I/O failure: the
+// bytes that came are not at fault, the peer stopped).
+int report_stall(const char* verb, const char* what, const common_flags& f,
+                 bool failure_line = false) {
+    return report_error(cli::exit_failure,
+                        std::string(verb) + " failed: " + what + " stalled: no byte moved for " +
+                            f.stall_timeout + " (--stall-timeout)",
+                        failure_line);
+}
+
+int report_failure(const char* verb, const pipeline::transfer_error& e,
+                   bool failure_line = false) {
+    return report_error(pipeline::exit_status_for(e), std::string(verb) + " failed: " + e.what(),
+                        failure_line);
 }
 
 int finish_ok(const char* verb, const common_flags& f, const pipeline::transfer_stats& s) {
@@ -217,11 +233,9 @@ int run_unpack(const unpack_flags& f) {
     int fd = STDIN_FILENO;
     if (f.input != "-") {
         fd = ::open(f.input.c_str(), O_RDONLY | O_CLOEXEC);
-        if (fd < 0) {
-            std::fprintf(stderr, "podpipe: cannot open %s: %s\n", f.input.c_str(),
-                         std::strerror(errno));
-            return cli::exit_failure;
-        }
+        if (fd < 0)
+            return report_error(cli::exit_failure,
+                                "cannot open " + f.input + ": " + std::strerror(errno), f.report);
     }
     pipeline::live_progress progress;
     opt.progress = &progress;
@@ -241,9 +255,10 @@ int run_unpack(const unpack_flags& f) {
         ::close(fd);
     if (!r && source.stalled())
         return report_stall(f.pod_side ? "recv" : "unpack",
-                            fd == STDIN_FILENO ? "reading stdin" : "reading the input", f);
+                            fd == STDIN_FILENO ? "reading stdin" : "reading the input", f,
+                            f.report);
     if (!r)
-        return report_failure(f.pod_side ? "recv" : "unpack", r.error());
+        return report_failure(f.pod_side ? "recv" : "unpack", r.error(), f.report);
     if (f.report) {
         const std::string json = cli::stats_json("recv", *r);
         if (std::fwrite(json.data(), 1, json.size(), stdout) != json.size() || std::fflush(stdout) != 0)
@@ -328,6 +343,12 @@ int run(int argc, char** argv) {
     recv->add_option("--exclude", rf.excludes, "Do not write entries matching this pattern; repeatable");
     add_common(*recv, rf);
 
+    // What the local side of `podpipe cp` asks first (remote/protocol.hpp): this binary's
+    // protocol version and capabilities, as one JSON line.
+    auto* hello = app.add_subcommand(
+        "hello", "In-pod: print this podpipe's protocol version and capabilities as one JSON "
+                 "line (what `podpipe cp` asks a pod's copy first)");
+
 #ifndef PODPIPE_POD_ONLY
     cli::cp_flags cf;
     auto* cp = app.add_subcommand(
@@ -387,6 +408,13 @@ int run(int argc, char** argv) {
     } catch (const CLI::ParseError& e) {
         const int rc = app.exit(e);
         return rc == 0 ? 0 : cli::exit_usage;
+    }
+    if (*hello) {
+        const std::string line = remote::protocol::hello_line(
+            remote::protocol::this_hello(gzip::isal_available() ? "ISA-L igzip" : "libdeflate"));
+        const bool ok = std::fwrite(line.data(), 1, line.size(), stdout) == line.size() &&
+                        std::fflush(stdout) == 0;
+        return ok ? cli::exit_ok : cli::exit_failure;
     }
     if (*pack)
         return run_pack(pf);

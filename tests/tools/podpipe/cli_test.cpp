@@ -98,6 +98,32 @@ TEST(podpipe_cli, exit_codes_say_what_went_wrong) {
 
 // A file the sender cannot read (run as nobody; root reads everything): the stream says so
 // in-band, and neither pack nor unpack calls the copy good unless told to accept it.
+// The in-pod protocol's ends (remote/protocol.hpp): `hello` is one JSON line; a failing
+// `recv --report` prints a failure line on stdout where the report would have been.
+TEST(podpipe_cli, hello_and_recv_failure_lines) {
+    temp_dir tmp;
+    std::string out;
+    ASSERT_EQ(run_shell_capture(exe + " hello", out), 0) << out;
+    EXPECT_TRUE(out.starts_with("{\"message\":\"hello\",\"protocol\":1,")) << out;
+    EXPECT_EQ(out.find('\n'), out.size() - 1) << out;
+    EXPECT_NE(out.find("\"recv-acks\""), std::string::npos) << out;
+    // (stdout only: the capture takes stderr too)
+    EXPECT_EQ(run_shell_capture("(echo garbage | " + exe + " recv --report " + q(tmp / "d") +
+                                    " 2>/dev/null)",
+                                out),
+              cli::exit_bad_input);
+    EXPECT_TRUE(out.starts_with("{\"message\":\"failure\",\"protocol\":1,")) << out;
+    EXPECT_NE(out.find("\"ok\":false,\"exit_code\":4,\"error\":\"recv failed: "),
+              std::string::npos)
+        << out;
+    // Without --report nothing goes to stdout.
+    EXPECT_EQ(run_shell_capture("(echo garbage | " + exe + " recv " + q(tmp / "e") +
+                                    " 2>/dev/null)",
+                                out),
+              cli::exit_bad_input);
+    EXPECT_EQ(out, "");
+}
+
 TEST(podpipe_cli, files_the_sender_could_not_read_fail_the_copy_unless_allowed) {
     temp_dir tmp;
     testing::write_file(tmp / "src/ok.txt", "fine\n");

@@ -92,6 +92,48 @@ TEST_F(cp_test, busybox_and_gnu_tar_without_the_binary) {
     round_trip("gnu", "--pod-binary /nowhere/podpipe", "probed");
 }
 
+TEST_F(cp_test, a_podpipe_that_does_not_answer_hello_is_not_used) {
+    // An older podpipe (no `hello`: a usage error) and one of another protocol major version
+    // sit where --pod-binary points: each copy goes through the pod's tar, with a warning
+    // that says why.
+    const std::string old_binary = "#!/bin/sh\n"
+                                   "[ \"$1\" = --version ] && { echo 'podpipe 0.2.0 (recv --acks)';"
+                                   " exit 0; }\n"
+                                   "echo \"The following argument was not expected: $1\" >&2; "
+                                   "exit 2\n";
+    const std::string v2_binary =
+        "#!/bin/sh\n"
+        "echo '{\"message\":\"hello\",\"protocol\":2,\"protocol_minor\":0}'\n";
+    for (const auto& [name, text] : {std::pair{"old", old_binary}, std::pair{"v2", v2_binary}}) {
+        const std::string path = std::string("/data/") + name + "-podpipe";
+        auto made = kubectl("exec -i gnu -- sh -c " +
+                                shell_quote("cat > " + path + " && chmod +x " + path),
+                            text);
+        ASSERT_EQ(made.exit_code, 0) << made.output;
+        auto r = cp("--pod-binary " + path + " " + q(src_) + " gnu:/data/" + name);
+        ASSERT_EQ(r.exit_code, 0) << r.output;
+        EXPECT_NE(r.output.find("podpipe: cp: warning: pod default/gnu: not using " + path),
+                  std::string::npos)
+            << r.output;
+        EXPECT_NE(r.output.find("using the pod's tar"), std::string::npos) << r.output;
+        // The pod's tar received it: no manifest check to report.
+        EXPECT_EQ(r.output.find("manifest verified"), std::string::npos) << r.output;
+        const fs::path back = tmp_ / ("back-" + std::string(name));
+        auto out = cp("--pod-binary none gnu:/data/" + std::string(name) + " " + q(back));
+        ASSERT_EQ(out.exit_code, 0) << out.output;
+        EXPECT_EQ(diff_trees(src_, back), std::vector<std::string>{}) << name;
+    }
+    auto old = cp("--pod-binary /data/old-podpipe " + q(src_) + " gnu:/data/old2");
+    EXPECT_NE(old.output.find("`/data/old-podpipe hello` exited with 2 (The following argument "
+                              "was not expected: hello); an older podpipe?"),
+              std::string::npos)
+        << old.output;
+    auto v2 = cp("--pod-binary /data/v2-podpipe " + q(src_) + " gnu:/data/v22");
+    EXPECT_NE(v2.output.find("podpipe hello: unknown protocol version 2 (this podpipe speaks 1)"),
+              std::string::npos)
+        << v2.output;
+}
+
 TEST_F(cp_test, v4_exec_protocol) {
     round_trip("bb", "--exec-v4", "v4bin");
     // On v4 the pod's tar cannot see the end of stdin: refused with the reason, nothing hangs.

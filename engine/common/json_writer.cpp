@@ -1,10 +1,11 @@
-#include "kube/json_writer.hpp"
+#include "engine/common/json_writer.hpp"
 
 #include "engine/common/assert.hpp"
 
 #include <charconv>
+#include <cmath>
 
-namespace podpipe::kube {
+namespace podpipe {
 
 void json_writer::before_value() {
     if (stack_.empty()) {
@@ -69,6 +70,28 @@ void json_writer::value(std::int64_t v) {
     before_value();
     char buf[24];
     auto r = std::to_chars(buf, buf + sizeof buf, v);
+    out_.append(buf, r.ptr);
+}
+
+void json_writer::value(std::uint64_t v) {
+    before_value();
+    char buf[24];
+    auto r = std::to_chars(buf, buf + sizeof buf, v);
+    out_.append(buf, r.ptr);
+}
+
+void json_writer::value(double v, int decimals) {
+    before_value();
+    if (!std::isfinite(v)) {
+        out_ += "null";
+        return;
+    }
+    char buf[64];
+    auto r = decimals < 0 ? std::to_chars(buf, buf + sizeof buf, v)
+                          : std::to_chars(buf, buf + sizeof buf, v, std::chars_format::fixed,
+                                          decimals);
+    if (r.ec != std::errc{}) // a fixed form too long for the buffer (|v| > 1e40 or so)
+        r = std::to_chars(buf, buf + sizeof buf, v);
     out_.append(buf, r.ptr);
 }
 
@@ -178,4 +201,4 @@ void json_writer::append_escaped(std::string& out, std::string_view s) {
     out.push_back('"');
 }
 
-} // namespace podpipe::kube
+} // namespace podpipe

@@ -1,7 +1,9 @@
-// A small streaming JSON writer: the only place hooks/ produces JSON text. Strings are
-// escaped per RFC 8259 §7; invalid UTF-8 is replaced with U+FFFD (as Go's encoding/json does)
-// so the output is always valid JSON. Misuse (a value without a key inside an object,
-// unbalanced end_*) is a bug and trips PODPIPE_CHECK.
+// A small streaming JSON writer: the one way podpipe produces JSON text (API bodies, the hook's
+// responses, the remote protocol's messages and --stats-json). Strings are escaped per
+// RFC 8259 §7; invalid UTF-8 is replaced with U+FFFD (as Go's encoding/json does) so the output
+// is always valid JSON. Numbers are written locale-free (std::to_chars); a double that is not
+// finite is written as null (JSON has no NaN or infinity). Misuse (a value without a key inside
+// an object, unbalanced end_*) is a bug and trips PODPIPE_CHECK.
 #pragma once
 
 #include <cstdint>
@@ -9,7 +11,7 @@
 #include <string_view>
 #include <vector>
 
-namespace podpipe::kube {
+namespace podpipe {
 
 class json_writer {
 public:
@@ -29,6 +31,14 @@ public:
 
     void value(int v) { value(static_cast<std::int64_t>(v)); }
 
+    void value(std::uint64_t v);
+
+    void value(unsigned v) { value(static_cast<std::uint64_t>(v)); }
+
+    /// `decimals` < 0: the shortest text that reads back as `v`; else fixed, that many digits
+    /// after the point (e.g. 6 for seconds).
+    void value(double v, int decimals = -1);
+
     void value(bool v);
     void null();
 
@@ -37,6 +47,12 @@ public:
     void field(std::string_view k, const V& v) {
         key(k);
         value(v);
+    }
+
+    /// key + a double with `decimals` fixed digits.
+    void field(std::string_view k, double v, int decimals) {
+        key(k);
+        value(v, decimals);
     }
 
     /// The finished document; the writer must be balanced.
@@ -59,4 +75,4 @@ private:
     bool done_ = false;
 };
 
-} // namespace podpipe::kube
+} // namespace podpipe
