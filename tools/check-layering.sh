@@ -20,6 +20,8 @@ forbid() {
 }
 
 forbid engine 'kube/|remote/|hooks/|tools/' "engine/ must not include kube, remote, hooks or tools"
+forbid engine/transport 'engine/(io|tar|gzip|pipeline)/' \
+    "engine/transport sits on engine/common only (the exec session is the sink/source)"
 forbid kube 'remote/|hooks/|tools/' "kube/ must not include remote, hooks or tools"
 forbid remote 'hooks/|tools/' "remote/ must not include hooks or tools"
 forbid hooks 'tools/' "hooks/ must not include tools"

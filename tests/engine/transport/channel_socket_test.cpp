@@ -1,7 +1,6 @@
 #include "engine/transport/channel_socket.hpp"
 
 #include "engine/common/error.hpp"
-#include "engine/transport/channel_stream.hpp"
 #include "engine/transport/error.hpp"
 #include "tests/engine/transport/test_server.hpp"
 #include "tests/engine/transport/test_util.hpp"
@@ -173,20 +172,16 @@ TEST_F(channel_socket_test, fifty_megabytes_through_a_slow_reader_with_bounded_m
         EXPECT_LE(st.in_flight_bytes, options_.max_in_flight_bytes);
         sent += n;
     }
-    channel_sink sink(sock, 0, true);
-    ASSERT_TRUE(sink.finish());
+    ASSERT_TRUE(sock.flush());
+    ASSERT_TRUE(sock.close_channel(0)); // end of input: the server answers with its status
     std::string status;
-    channel_source source(sock, 1, [&](std::uint8_t ch, std::span<const std::byte> d) {
-        if (ch == 3)
-            status.assign(reinterpret_cast<const char*>(d.data()), d.size());
-        return result<void>{};
-    });
-    std::byte buf[64];
     for (;;) {
-        auto n = source.read(buf);
-        ASSERT_TRUE(n) << n.error().message();
-        if (*n == 0)
-            break;
+        auto m = sock.read();
+        ASSERT_TRUE(m) << m.error().message();
+        if (!m->has_value())
+            break; // the server's close frame
+        if ((*m)->channel == 3)
+            status.assign(reinterpret_cast<const char*>((*m)->data.data()), (*m)->data.size());
     }
     EXPECT_EQ(status, std::to_string(total) + " " + std::to_string(hash));
     const auto st = sock.stats();
