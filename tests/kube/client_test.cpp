@@ -5,6 +5,7 @@
 #include "engine/transport/fault_injection.hpp"
 #include "kube/client.hpp"
 #include "kube/credentials.hpp"
+#include "tests/support/eventually.hpp"
 
 #include <algorithm>
 #include <atomic>
@@ -90,17 +91,7 @@ TEST_F(client_test, invalid_pod_is_a_typed_error) {
     EXPECT_EQ(r.error().http_status, 422);
 }
 
-/// Polls `cond` until true or 20 s passed.
-template <class Cond>
-bool eventually(Cond&& cond) {
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-    while (!cond()) {
-        if (std::chrono::steady_clock::now() > deadline)
-            return false;
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    return true;
-}
+using podpipe::testing::eventually;
 
 TEST_F(client_test, watch_delivers_events_as_they_happen) {
     auto start = client_->list_pods("");
