@@ -146,16 +146,16 @@ TEST_F(client_test, logs_plain_and_followed) {
     result<void, hook_error> r;
     std::thread follower([&] {
         // Right after start the server may still answer 400 "waiting to start": retry.
-        for (int i = 0; i < 200; ++i) {
-            r = client_->follow_pod_log("", "logger", {}, [&](std::string_view chunk) {
-                std::lock_guard lk(mu);
-                followed.append(chunk);
-                return true;
-            });
-            if (r || !r.error().is(errc::bad_request))
-                return;
-            std::this_thread::sleep_for(std::chrono::milliseconds(50));
-        }
+        eventually(
+            [&] {
+                r = client_->follow_pod_log("", "logger", {}, [&](std::string_view chunk) {
+                    std::lock_guard lk(mu);
+                    followed.append(chunk);
+                    return true;
+                });
+                return r || !r.error().is(errc::bad_request);
+            },
+            std::chrono::seconds(10), std::chrono::milliseconds(50));
     });
     const bool first = eventually([&] {
         std::lock_guard lk(mu);
