@@ -81,7 +81,9 @@ result<pod, hook_error> wait_for_pod(pod_feed& feed, std::string_view ns, std::s
             if (opt.stop.stop_requested())
                 return fail(wait_error(errc::cancelled, ns, name));
             std::optional<result<pod, hook_error>> outcome;
+            bool any_event = false;
             const auto on_event = [&](const watch_event& ev) {
+                any_event = true;
                 if (!ev.object.metadata.resource_version.empty())
                     rv = ev.object.metadata.resource_version;
                 if (ev.type == watch_event::kind::deleted) {
@@ -106,18 +108,22 @@ result<pod, hook_error> wait_for_pod(pod_feed& feed, std::string_view ns, std::s
             auto w = feed.watch(ns, name, rv, length, opt.stop, on_event);
             if (outcome)
                 return std::move(*outcome);
-            if (w) {
-                delay = opt.first_poll; // the server ended the stream: continue from rv
+            // The server ended the stream: continue from rv. One that ends at once without a
+            // word (a proxy cutting watches) counts as dropped, or this would spin.
+            if (w && (any_event || clock.steady_now() - now >= std::chrono::seconds(1))) {
+                delay = opt.first_poll;
                 continue;
             }
             if (opt.stop.stop_requested())
                 return fail(wait_error(errc::cancelled, ns, name));
-            if (w.error().is(errc::forbidden) || w.error().is(errc::method_not_allowed)) {
-                can_watch = false; // no watch permission: poll the GET instead
-                break;
+            if (!w) {
+                if (w.error().is(errc::forbidden) || w.error().is(errc::method_not_allowed)) {
+                    can_watch = false; // no watch permission: poll the GET instead
+                    break;
+                }
+                if (w.error().is(errc::gone))
+                    break; // the resourceVersion expired: list again, at once
             }
-            if (w.error().is(errc::gone))
-                break; // the resourceVersion expired: list again, at once
             // A dropped or refused watch: pause (growing), then list again.
             clock.sleep_unless_stopped(pause(delay, clock.steady_now(), opt.deadline), opt.stop);
             grow();

@@ -48,6 +48,7 @@ public:
     int get_calls = 0;
     std::vector<std::string> watched_from; ///< the resourceVersion of each watch
     std::vector<std::chrono::seconds> watch_timeouts;
+    std::vector<bool> watch_stoppable; ///< each watch got a stop token it can be ended with
 
     result<pod, hook_error> get(std::string_view, std::string_view) override {
         ++get_calls;
@@ -59,9 +60,10 @@ public:
     }
 
     result<void, hook_error> watch(std::string_view, std::string_view, const std::string& rv,
-                                   std::chrono::seconds timeout, std::stop_token,
+                                   std::chrono::seconds timeout, std::stop_token stop,
                                    const event_callback& on_event) override {
         watched_from.push_back(rv);
+        watch_stoppable.push_back(stop.stop_possible());
         watch_timeouts.push_back(timeout);
         if (watches.empty()) { // nothing more happens: the server ends the stream at timeout
             clock_.advance(timeout);
@@ -171,6 +173,18 @@ TEST_F(wait_unit_test, a_dropped_watch_pauses_then_lists_again) {
     EXPECT_EQ(clock_.slept(), 200ms);
 }
 
+TEST_F(wait_unit_test, a_watch_that_ends_at_once_without_events_counts_as_dropped) {
+    feed_.gets.push_back(pod_in("Pending", "5"));
+    feed_.gets.push_back(pod_in("Pending", "5"));
+    feed_.gets.push_back(pod_in("Running", "6"));
+    feed_.watches.push_back({{}, 0ms, {}}); // e.g. a proxy that cuts every watch
+    feed_.watches.push_back({{}, 0ms, {}});
+    auto r = wait_for_pod(feed_, "ns", "p1", running, options());
+    ASSERT_TRUE(r) << r.error().what();
+    EXPECT_EQ(feed_.get_calls, 3); // listed again each time, after a growing pause
+    EXPECT_EQ(clock_.slept(), 200ms + 300ms);
+}
+
 TEST_F(wait_unit_test, a_forbidden_watch_falls_back_to_polling_with_a_back_off) {
     feed_.gets.push_back(pod_in("Pending", "5"));
     feed_.gets.push_back(pod_in("Pending", "5"));
@@ -238,6 +252,7 @@ TEST_F(wait_unit_test, a_stop_ends_the_wait_between_events) {
         o);
     ASSERT_FALSE(r);
     EXPECT_TRUE(r.error().is(errc::cancelled)) << r.error().what();
+    EXPECT_EQ(feed_.watch_stoppable, std::vector<bool>{true}); // a watch in flight ends too
 }
 
 TEST_F(wait_unit_test, a_stop_before_the_wait_makes_no_call) {
