@@ -232,10 +232,14 @@ struct api_client::impl {
     result<void, hook_error> stream(std::string_view path, const std::string& call,
                                     std::chrono::milliseconds idle,
                                     const std::function<bool(std::string_view)>& on_body,
-                                    std::string_view accept) {
+                                    std::string_view accept, std::stop_token caller_stop = {}) {
         bool delivered = false;
         retry_policy policy(opts.retry, clock);
-        const auto stop = stop_for_new_call();
+        // The client's stop or the caller's, whichever comes first.
+        std::stop_source either;
+        const std::stop_callback on_client(stop_for_new_call(), [&] { either.request_stop(); });
+        const std::stop_callback on_caller(caller_stop, [&] { either.request_stop(); });
+        const auto stop = either.get_token();
         policy.interrupt_on(stop);
         auto once = [&]() -> result<void, hook_error> {
             for (int auth_try = 0;; ++auth_try) {
@@ -395,7 +399,8 @@ result<pod, hook_error> api_client::delete_pod(std::string_view ns, std::string_
 }
 
 result<void, hook_error> api_client::watch_pods(std::string_view ns, list_options opts,
-                                                const watch_callback& on_event) {
+                                                const watch_callback& on_event,
+                                                std::stop_token stop) {
     const std::string n = impl_->ns_or_default(ns);
     const std::string call = "watch pods in " + n;
     opts.watch = true;
@@ -431,7 +436,7 @@ result<void, hook_error> api_client::watch_pods(std::string_view ns, list_option
             }
             return true;
         },
-        "application/json");
+        "application/json", std::move(stop));
     if (failure)
         return fail(std::move(*failure));
     if (stopped)

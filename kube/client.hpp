@@ -104,9 +104,12 @@ public:
     /// Watches pods (opts.watch is forced on) until the server ends the stream (normally
     /// after opts.timeout_seconds: not an error, re-watch from the last resourceVersion) or
     /// the callback returns false. An ERROR event ends the watch with its error (errc::gone
-    /// for 410 Expired: re-list, then watch again).
+    /// for 410 Expired: re-list, then watch again). `stop` (besides client_options::stop)
+    /// ends the watch at once with transport::errc::cancelled. To wait for one pod's state
+    /// use kube::wait_for_pod (wait.hpp).
     result<void, hook_error> watch_pods(std::string_view ns, list_options opts,
-                                        const watch_callback& on_event);
+                                        const watch_callback& on_event,
+                                        std::stop_token stop = {});
 
     /// pods/log as one string (not followed; bounded by the REST body limit).
     result<std::string, hook_error> get_pod_log(std::string_view ns, std::string_view name,

@@ -1,12 +1,10 @@
 #include "hooks/commands/pod_wait.hpp"
 
 #include "kube/client.hpp"
+#include "kube/wait.hpp"
 
 #include <algorithm>
 #include <array>
-#include <condition_variable>
-#include <mutex>
-#include <thread>
 
 namespace podpipe::hook {
 namespace {
@@ -82,50 +80,47 @@ pod_outlook assess_pod(const kube::pod& p) {
 
 result<kube::pod, kube::hook_error> wait_for_running(kube::api_client& client, std::string_view ns,
                                                    std::string_view name, const wait_options& opt) {
-    using clock = std::chrono::steady_clock;
-    const auto deadline = clock::now() + opt.timeout;
-    auto delay = opt.first_poll;
     std::string last_why;
-    for (;;) {
-        auto p = client.get_pod(ns, name);
-        if (!p) {
-            kube::hook_error e(p.error().code, "");
-            e.message = "pod " + std::string(name) + " failed to come online: " + p.error().what();
-            return fail(std::move(e));
-        }
-        const pod_outlook o = assess_pod(*p);
-        if (o.state == pod_outlook::verdict::running)
-            return std::move(*p);
-        if (o.state == pod_outlook::verdict::failed) {
-            kube::hook_error e(kube::errc::bad_request, "");
-            e.message = "pod " + std::string(name) + " failed to come online: " + o.why;
-            return fail(std::move(e));
-        }
-        if (o.why != last_why && !o.why.empty() && opt.on_change)
-            opt.on_change(o.why);
-        if (!o.why.empty())
-            last_why = o.why;
-        const auto now = clock::now();
-        if (now >= deadline) {
-            kube::hook_error e(kube::errc::timeout, "");
-            e.message = "pod " + std::string(name) + " did not reach Running within " +
-                        std::to_string(std::chrono::duration_cast<std::chrono::seconds>(opt.timeout).count()) +
-                        " s" + (last_why.empty() ? std::string() : ": " + last_why);
-            return fail(std::move(e));
-        }
-        std::mutex mu;
-        std::condition_variable_any woken;
-        std::unique_lock lock(mu);
-        // Returns early only when a stop is requested (the predicate never holds).
-        woken.wait_for(lock, opt.stop, std::min<clock::duration>(delay, deadline - now),
-                       [] { return false; });
-        if (opt.stop.stop_requested()) {
-            kube::hook_error e(kube::errc::cancelled, "");
-            e.message = "pod " + std::string(name) + ": interrupted while waiting for it to run";
-            return fail(std::move(e));
-        }
-        delay = std::min(opt.max_poll, delay * 3 / 2);
+    std::string failed_why;
+    kube::pod_wait_options w;
+    w.deadline = std::chrono::steady_clock::now() + opt.timeout;
+    w.stop = opt.stop;
+    w.first_poll = opt.first_poll;
+    w.max_poll = opt.max_poll;
+    auto p = kube::wait_for_pod(
+        client, ns, name,
+        [&](const kube::pod& p) {
+            const pod_outlook o = assess_pod(p);
+            if (o.state == pod_outlook::verdict::running)
+                return kube::pod_check::done;
+            if (o.state == pod_outlook::verdict::failed) {
+                failed_why = o.why;
+                return kube::pod_check::fail;
+            }
+            if (o.why != last_why && !o.why.empty() && opt.on_change)
+                opt.on_change(o.why);
+            if (!o.why.empty())
+                last_why = o.why;
+            return kube::pod_check::wait;
+        },
+        w);
+    if (p)
+        return p;
+    const std::string pod_text = "pod " + std::string(name);
+    kube::hook_error e(p.error().code, "");
+    if (!failed_why.empty()) {
+        e.message = pod_text + " failed to come online: " + failed_why;
+    } else if (p.error().is(kube::errc::cancelled)) {
+        e.message = pod_text + ": interrupted while waiting for it to run";
+    } else if (p.error().is(kube::errc::timeout) &&
+               std::chrono::steady_clock::now() >= w.deadline) {
+        const auto s = std::chrono::duration_cast<std::chrono::seconds>(opt.timeout).count();
+        e.message = pod_text + " did not reach Running within " + std::to_string(s) + " s" +
+                    (last_why.empty() ? std::string() : ": " + last_why);
+    } else {
+        e.message = pod_text + " failed to come online: " + p.error().what();
     }
+    return fail(std::move(e));
 }
 
 } // namespace podpipe::hook

@@ -1,7 +1,8 @@
 // Waiting for a pod to run (spec/hook-behavior.md §3.4), reporting why it does not: the
-// reference polls with a back-off up to 20 s and ends with "backoff timeout"; podpipe polls
-// briefly, fails at once on states that cannot recover, and its timeout error carries the last
-// reason seen (image pull, unschedulable, volume attach, init container...).
+// reference polls with a back-off up to 20 s and ends with "backoff timeout"; podpipe watches
+// the pod (sees each change at once), fails at once on states that cannot recover, and its
+// timeout error carries the last reason seen (image pull, unschedulable, volume attach, init
+// container...).
 #pragma once
 
 #include "engine/common/result.hpp"
@@ -43,10 +44,11 @@ struct wait_options {
     std::stop_token stop;
 };
 
-/// Polls the pod until it runs. Errors (errc from hooks/commands/errors.hpp is not used here:
-/// the message is the point): "pod NAME failed to come online: WHY" for terminal states,
-/// "pod NAME did not reach Running within Ns: WHY" on timeout, or the API error after the
-/// client's own retries.
+/// Waits until the pod runs: kube::wait_for_pod (a watch; polling with first_poll..max_poll
+/// where watching pods is not allowed). Errors (errc from hooks/commands/errors.hpp is not
+/// used here: the message is the point): "pod NAME failed to come online: WHY" for terminal
+/// states, "pod NAME did not reach Running within Ns: WHY" on timeout, "pod NAME: interrupted
+/// while waiting for it to run" on a stop, or the API error after the client's own retries.
 result<kube::pod, kube::hook_error> wait_for_running(kube::api_client& client, std::string_view ns,
                                                    std::string_view name, const wait_options& opt);
 

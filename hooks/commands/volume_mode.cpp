@@ -17,6 +17,7 @@
 #include "kube/pod_spec.hpp"
 #include "kube/template.hpp"
 #include "kube/volume_spec.hpp"
+#include "kube/wait.hpp"
 
 #include <fcntl.h>
 #include <pthread.h>
@@ -161,37 +162,49 @@ result<kube::pod, hook_error> wait_volume_pod(hook_session& s, const std::string
                                              const volume_context& c, bool accept_finished,
                                              clock_type::time_point deadline) {
     const auto timeout = prepare_timeout(s);
-    auto delay = std::chrono::milliseconds(200);
     std::string last_why;
-    for (;;) {
-        if (s.stop.stop_requested())
-            return fail(make_error(errc::job_pod, "cancelled while waiting for pod " + name));
-        auto p = s.client.get_pod(s.ns, name);
-        if (!p)
-            return fail(make_error(errc::job_pod, "pod " + name + " failed to come online: " + p.error().what()));
-        const std::string& phase = p->status.phase;
+    std::string where;
+    std::optional<hook_error> verdict;
+    kube::pod_wait_options w;
+    w.deadline = deadline;
+    w.stop = s.stop;
+    auto p = kube::wait_for_pod(s.client, s.ns, name, [&](const kube::pod& p) {
+        const std::string& phase = p.status.phase;
         if (phase == "Running" || (accept_finished && (phase == "Succeeded" || phase == "Failed")))
-            return std::move(*p);
-        const pod_outlook o = assess_pod(*p);
-        if (o.state == pod_outlook::verdict::failed)
-            return fail(make_error(errc::job_pod, "pod " + name + " failed to come online: " + o.why));
+            return kube::pod_check::done;
+        const pod_outlook o = assess_pod(p);
+        if (o.state == pod_outlook::verdict::failed) {
+            verdict = make_error(errc::job_pod, "pod " + name + " failed to come online: " + o.why);
+            return kube::pod_check::fail;
+        }
         if (!o.why.empty() && o.why != last_why) {
             s.log.debug("pod " + name + ": " + o.why);
             last_why = o.why;
         }
-        const std::string where = p->spec.node_name.empty() ? std::string() : " (on node " + p->spec.node_name + ")";
+        where = p.spec.node_name.empty() ? std::string() : " (on node " + p.spec.node_name + ")";
         if (o.why.find("Multi-Attach") != std::string::npos &&
-            o.why.find(s.env.runner_pod_name) != std::string::npos)
-            return fail(make_error(errc::job_pod, "pod " + name + where + " cannot start: " + o.why +
-                                                      ". " + placement_advice(c, o.why)));
-        if (clock_type::now() >= deadline)
-            return fail(make_error(errc::job_pod,
-                                   "pod " + name + where + " did not start within " + seconds_text(timeout) +
-                                       (last_why.empty() ? std::string() : ": " + last_why + ". " +
-                                                                               placement_advice(c, last_why))));
-        std::this_thread::sleep_for(std::min<clock_type::duration>(delay, deadline - clock_type::now()));
-        delay = std::min(std::chrono::milliseconds(2000), delay * 3 / 2);
+            o.why.find(s.env.runner_pod_name) != std::string::npos) {
+            verdict = make_error(errc::job_pod, "pod " + name + where + " cannot start: " + o.why +
+                                                    ". " + placement_advice(c, o.why));
+            return kube::pod_check::fail;
+        }
+        return kube::pod_check::wait;
+    }, w);
+    if (p)
+        return p;
+    if (verdict)
+        return fail(std::move(*verdict));
+    if (p.error().is(kube::errc::cancelled))
+        return fail(make_error(errc::job_pod, "cancelled while waiting for pod " + name));
+    if (p.error().is(kube::errc::timeout) && clock_type::now() >= deadline) {
+        std::string why;
+        if (!last_why.empty())
+            why = ": " + last_why + ". " + placement_advice(c, last_why);
+        return fail(make_error(errc::job_pod, "pod " + name + where + " did not start within " +
+                                                  seconds_text(timeout) + why));
     }
+    return fail(make_error(errc::job_pod,
+                           "pod " + name + " failed to come online: " + p.error().what()));
 }
 
 // FNV-1a, 64 bits: the marker needs change detection, not collision resistance.
@@ -333,37 +346,39 @@ result<externals_sync, hook_error> sync_externals(const std::string& source, con
 }
 
 result<std::string, hook_error> runner_node_name(hook_session& s, std::chrono::milliseconds timeout) {
-    const auto deadline = clock_type::now() + timeout;
     bool said = false;
-    for (;;) {
-        auto p = s.client.get_pod(s.ns, s.env.runner_pod_name);
-        if (!p) {
-            if (p.error().is(kube::errc::not_found))
-                return fail(make_error(errc::job_pod,
-                                       "the runner pod " + s.ns + "/" + s.env.runner_pod_name +
-                                           " does not exist: volume mode reads it to find the "
-                                           "runner's node; ACTIONS_RUNNER_POD_NAME and "
-                                           "ACTIONS_RUNNER_KUBERNETES_NAMESPACE must name the pod "
-                                           "this runner runs in"));
-            return fail(make_error(errc::job_pod, "reading the runner pod " + s.env.runner_pod_name +
-                                                      " (needs get on pods): " + p.error().what()));
-        }
-        if (!p->spec.node_name.empty())
-            return p->spec.node_name;
+    kube::pod_wait_options w;
+    w.deadline = clock_type::now() + timeout;
+    w.stop = s.stop;
+    w.first_poll = w.max_poll = std::chrono::milliseconds(500);
+    auto p = kube::wait_for_pod(s.client, s.ns, s.env.runner_pod_name, [&](const kube::pod& p) {
+        if (!p.spec.node_name.empty())
+            return kube::pod_check::done;
         if (!said) {
             s.log.debug("the runner pod " + s.env.runner_pod_name +
                         " is not scheduled yet (no spec.nodeName); waiting up to " + seconds_text(timeout));
             said = true;
         }
-        if (clock_type::now() >= deadline || s.stop.stop_requested())
-            return fail(make_error(errc::job_pod,
-                                   "the runner pod " + s.ns + "/" + s.env.runner_pod_name +
-                                       " has no node after " + seconds_text(timeout) +
-                                       " (spec.nodeName is empty), so the job pod cannot be placed "
-                                       "next to the work volume; check why the runner pod is "
-                                       "Pending (kubectl describe pod " + s.env.runner_pod_name + ")"));
-        std::this_thread::sleep_for(std::chrono::milliseconds(500));
-    }
+        return kube::pod_check::wait;
+    }, w);
+    if (p)
+        return p->spec.node_name;
+    if (p.error().is(kube::errc::not_found))
+        return fail(make_error(errc::job_pod,
+                               "the runner pod " + s.ns + "/" + s.env.runner_pod_name +
+                                   " does not exist: volume mode reads it to find the "
+                                   "runner's node; ACTIONS_RUNNER_POD_NAME and "
+                                   "ACTIONS_RUNNER_KUBERNETES_NAMESPACE must name the pod "
+                                   "this runner runs in"));
+    if (!p.error().is(kube::errc::timeout) && !p.error().is(kube::errc::cancelled))
+        return fail(make_error(errc::job_pod, "reading the runner pod " + s.env.runner_pod_name +
+                                                  " (needs get on pods): " + p.error().what()));
+    return fail(make_error(errc::job_pod,
+                           "the runner pod " + s.ns + "/" + s.env.runner_pod_name +
+                               " has no node after " + seconds_text(timeout) +
+                               " (spec.nodeName is empty), so the job pod cannot be placed "
+                               "next to the work volume; check why the runner pod is "
+                               "Pending (kubectl describe pod " + s.env.runner_pod_name + ")"));
 }
 
 result<prepare_job_response, hook_error> prepare_job_volume(hook_session& s, const prepare_job_args& args,
@@ -648,25 +663,39 @@ result<int, hook_error> run_step_pod(hook_session& s, const container_request& r
 
     // The container's end, whatever the log stream did. No timeout: the step runs as long as the
     // action does (the runner's job timeout cancels the hook, which stops this wait).
-    auto delay = std::chrono::milliseconds(100);
-    for (;;) {
-        if (s.stop.stop_requested())
-            return fail(make_error(errc::step, "cancelled while the container step " + pod_name + " ran"));
-        auto p = s.client.get_pod(s.ns, pod_name);
-        if (!p)
-            return fail(make_error(errc::step, "reading the step pod " + pod_name + ": " + p.error().what()));
-        for (const auto& c : p->status.container_statuses)
-            if (c.name == kube::job_container_name && c.state.terminated &&
-                (p->status.phase == "Succeeded" || p->status.phase == "Failed"))
-                return c.state.terminated->exit_code;
-        if (p->status.phase == "Succeeded")
-            return 0;
-        if (p->status.phase == "Failed")
-            return fail(make_error(errc::step, "the container step pod " + pod_name + " failed: " +
-                                                   p->status.reason + " " + p->status.message));
-        std::this_thread::sleep_for(delay);
-        delay = std::min(std::chrono::milliseconds(1000), delay * 2);
-    }
+    std::optional<int> code;
+    std::optional<std::string> failed;
+    kube::pod_wait_options w;
+    w.stop = s.stop;
+    w.first_poll = std::chrono::milliseconds(100);
+    w.max_poll = std::chrono::milliseconds(1000);
+    auto p = kube::wait_for_pod(s.client, s.ns, pod_name, [&](const kube::pod& p) {
+        const bool ended = p.status.phase == "Succeeded" || p.status.phase == "Failed";
+        for (const auto& c : p.status.container_statuses)
+            if (c.name == kube::job_container_name && c.state.terminated && ended) {
+                code = c.state.terminated->exit_code;
+                return kube::pod_check::done;
+            }
+        if (p.status.phase == "Succeeded") {
+            code = 0;
+            return kube::pod_check::done;
+        }
+        if (p.status.phase == "Failed") {
+            failed = p.status.reason + " " + p.status.message;
+            return kube::pod_check::fail;
+        }
+        return kube::pod_check::wait;
+    }, w);
+    if (p)
+        return code.value_or(0); // done always sets it
+    if (failed)
+        return fail(make_error(errc::step,
+                               "the container step pod " + pod_name + " failed: " + *failed));
+    if (p.error().is(kube::errc::cancelled))
+        return fail(make_error(errc::step,
+                               "cancelled while the container step " + pod_name + " ran"));
+    return fail(make_error(errc::step,
+                           "reading the step pod " + pod_name + ": " + p.error().what()));
 }
 
 } // namespace

@@ -5,6 +5,7 @@
 #include "engine/transport/fault_injection.hpp"
 #include "kube/client.hpp"
 #include "kube/credentials.hpp"
+#include "tests/support/eventually.hpp"
 
 #include <algorithm>
 #include <atomic>
@@ -90,17 +91,7 @@ TEST_F(client_test, invalid_pod_is_a_typed_error) {
     EXPECT_EQ(r.error().http_status, 422);
 }
 
-/// Polls `cond` until true or 20 s passed.
-template <class Cond>
-bool eventually(Cond&& cond) {
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-    while (!cond()) {
-        if (std::chrono::steady_clock::now() > deadline)
-            return false;
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    return true;
-}
+using podpipe::testing::eventually;
 
 TEST_F(client_test, watch_delivers_events_as_they_happen) {
     auto start = client_->list_pods("");
@@ -155,16 +146,16 @@ TEST_F(client_test, logs_plain_and_followed) {
     result<void, hook_error> r;
     std::thread follower([&] {
         // Right after start the server may still answer 400 "waiting to start": retry.
-        for (int i = 0; i < 200; ++i) {
-            r = client_->follow_pod_log("", "logger", {}, [&](std::string_view chunk) {
-                std::lock_guard lk(mu);
-                followed.append(chunk);
-                return true;
-            });
-            if (r || !r.error().is(errc::bad_request))
-                return;
-            std::this_thread::sleep_for(std::chrono::milliseconds(50));
-        }
+        eventually(
+            [&] {
+                r = client_->follow_pod_log("", "logger", {}, [&](std::string_view chunk) {
+                    std::lock_guard lk(mu);
+                    followed.append(chunk);
+                    return true;
+                });
+                return r || !r.error().is(errc::bad_request);
+            },
+            std::chrono::seconds(10), std::chrono::milliseconds(50));
     });
     const bool first = eventually([&] {
         std::lock_guard lk(mu);

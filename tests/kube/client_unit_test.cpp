@@ -5,6 +5,7 @@
 #include "engine/transport/error.hpp"
 #include "kube/json.hpp"
 #include "kube/paths.hpp"
+#include "tests/support/eventually.hpp"
 #include "tests/support/silent_listener.hpp"
 
 #include <thread>
@@ -32,8 +33,8 @@ TEST(client_stop, ends_the_rest_call_in_flight_and_not_the_clean_up_after_it) {
     auto client = api_client::connect(cfg, o);
     ASSERT_TRUE(client) << client.error().what();
     std::jthread stopper([&] {
-        // Nothing to observe on a silent server: by then the GET waits for the TLS answer.
-        std::this_thread::sleep_for(300ms);
+        // The GET connected (it waits in the backlog) and waits for the TLS answer.
+        EXPECT_TRUE(podpipe::testing::eventually([&] { return silent.queued() >= 1; }));
         stop.request_stop();
     });
     const auto t0 = std::chrono::steady_clock::now();

@@ -5,6 +5,7 @@
 #include "engine/pipeline/byte_stream.hpp"
 #include "kube/client.hpp"
 #include "kube/config.hpp"
+#include "kube/wait.hpp"
 #include "tests/tools/kubesim/kubesim_fixture.hpp"
 #include "tests/tools/kubesim/test_client.hpp"
 
@@ -99,19 +100,16 @@ protected:
         return p;
     }
 
-    /// Polls the pod until its phase is `phase` (deadline 20 s); returns the last phase.
+    /// Waits (kube::wait_for_pod) until the pod's phase is `phase` (deadline 20 s); returns
+    /// the last phase seen.
     std::string wait_for_phase(const std::string& name, const std::string& phase) {
-        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
         std::string last;
-        while (std::chrono::steady_clock::now() < deadline) {
-            auto p = client_->get_pod("", name);
-            if (p) {
-                last = p->status.phase;
-                if (last == phase)
-                    return last;
-            }
-            std::this_thread::sleep_for(std::chrono::milliseconds(50));
-        }
+        pod_wait_options o;
+        o.deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+        (void)wait_for_pod(*client_, "", name, [&](const pod& p) {
+            last = p.status.phase;
+            return last == phase ? pod_check::done : pod_check::wait;
+        }, o);
         return last;
     }
 

@@ -2,6 +2,7 @@
 // where kubesim answers 404 for the batch/v1 group the test skips and says so).
 #include "cluster_fixture.hpp"
 #include "kube/client.hpp"
+#include "tests/support/eventually.hpp"
 
 #include <algorithm>
 #include <thread>
@@ -51,18 +52,18 @@ TEST_F(job_test, create_runs_to_completion_list_and_delete) {
 
     // Poll until the job controller reports completion (deadline 30 s).
     job last;
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-    for (;;) {
-        auto g = client_->get_job("", "j1");
-        ASSERT_TRUE(g) << g.error().what();
-        last = std::move(*g);
-        const bool complete = std::any_of(
-            last.status.conditions.begin(), last.status.conditions.end(),
-            [](const job_condition& c) { return c.type == "Complete" && c.status == "True"; });
-        if (complete || std::chrono::steady_clock::now() > deadline)
-            break;
-        std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
+    podpipe::testing::eventually(
+        [&] {
+            auto g = client_->get_job("", "j1");
+            EXPECT_TRUE(g) << g.error().what();
+            if (!g)
+                return true;
+            last = std::move(*g);
+            return std::any_of(
+                last.status.conditions.begin(), last.status.conditions.end(),
+                [](const job_condition& c) { return c.type == "Complete" && c.status == "True"; });
+        },
+        std::chrono::seconds(30), std::chrono::milliseconds(100));
     EXPECT_EQ(last.status.succeeded, 1);
     EXPECT_FALSE(last.status.start_time.empty());
     EXPECT_FALSE(last.status.completion_time.empty());

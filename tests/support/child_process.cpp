@@ -1,4 +1,5 @@
 #include "tests/support/child_process.hpp"
+#include "tests/support/eventually.hpp"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -17,7 +18,6 @@ namespace podpipe::testing {
 namespace {
 
 namespace fs = std::filesystem;
-using clock_type = std::chrono::steady_clock;
 
 std::string read_all(const fs::path& p) {
     std::ifstream in(p, std::ios::binary);
@@ -94,32 +94,31 @@ child_process::~child_process() {
 }
 
 bool child_process::wait_handles(int sig, std::chrono::milliseconds deadline) const {
-    const auto until = clock_type::now() + deadline;
     const unsigned long long bit = 1ULL << (sig - 1);
-    while (clock_type::now() < until) {
-        std::istringstream status(read_all("/proc/" + std::to_string(pid_) + "/status"));
-        for (std::string line; std::getline(status, line);)
-            if (line.starts_with("SigCgt:") && (std::stoull(line.substr(7), nullptr, 16) & bit))
-                return true;
-        std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    return false;
+    return eventually(
+        [&] {
+            std::istringstream status(read_all("/proc/" + std::to_string(pid_) + "/status"));
+            for (std::string line; std::getline(status, line);)
+                if (line.starts_with("SigCgt:") &&
+                    (std::stoull(line.substr(7), nullptr, 16) & bit))
+                    return true;
+            return false;
+        },
+        deadline, std::chrono::milliseconds(10));
 }
 
 std::optional<int> child_process::wait_exit(std::chrono::milliseconds deadline) {
-    const auto until = clock_type::now() + deadline;
-    while (!code_) {
-        int status = 0;
-        const pid_t r = ::waitpid(pid_, &status, WNOHANG);
-        if (r == pid_)
-            code_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-        else if (r < 0 && errno != EINTR)
-            code_ = -1;
-        else if (clock_type::now() >= until)
-            return std::nullopt;
-        else
-            std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
+    eventually(
+        [&] {
+            int status = 0;
+            const pid_t r = ::waitpid(pid_, &status, WNOHANG);
+            if (r == pid_)
+                code_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+            else if (r < 0 && errno != EINTR)
+                code_ = -1;
+            return code_.has_value();
+        },
+        deadline, std::chrono::milliseconds(10));
     return code_;
 }
 
@@ -159,20 +158,21 @@ std::vector<pid_t> processes_mentioning(const std::string& needle) {
 
 std::vector<std::string> wait_no_process_mentioning(const std::string& needle,
                                                     std::chrono::milliseconds deadline) {
-    const auto until = clock_type::now() + deadline;
-    for (;;) {
-        std::vector<std::string> left;
-        for (pid_t pid : processes_mentioning(needle)) {
-            // A zombie has done its work (its parent reaps it); it holds nothing.
-            const std::string status = read_all("/proc/" + std::to_string(pid) + "/status");
-            if (status.empty() || status.find("State:\tZ") != std::string::npos)
-                continue;
-            left.push_back(std::to_string(pid) + ": " + process_cmdline(pid));
-        }
-        if (left.empty() || clock_type::now() >= until)
-            return left;
-        std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
+    std::vector<std::string> left;
+    eventually(
+        [&] {
+            left.clear();
+            for (pid_t pid : processes_mentioning(needle)) {
+                // A zombie has done its work (its parent reaps it); it holds nothing.
+                const std::string status = read_all("/proc/" + std::to_string(pid) + "/status");
+                if (status.empty() || status.find("State:\tZ") != std::string::npos)
+                    continue;
+                left.push_back(std::to_string(pid) + ": " + process_cmdline(pid));
+            }
+            return left.empty();
+        },
+        deadline, std::chrono::milliseconds(50));
+    return left;
 }
 
 } // namespace podpipe::testing

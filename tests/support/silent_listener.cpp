@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -22,6 +23,14 @@ silent_listener::silent_listener() {
         ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0)
         return;
     port_ = ntohs(addr.sin_port);
+}
+
+unsigned silent_listener::queued() const noexcept {
+    tcp_info info{};
+    socklen_t len = sizeof info;
+    if (fd_ < 0 || ::getsockopt(fd_, IPPROTO_TCP, TCP_INFO, &info, &len) != 0)
+        return 0;
+    return info.tcpi_unacked; // for a listener: the length of its accept queue
 }
 
 silent_listener::~silent_listener() {

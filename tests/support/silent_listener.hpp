@@ -18,6 +18,9 @@ public:
     silent_listener& operator=(const silent_listener&) = delete;
 
     std::uint16_t port() const noexcept { return port_; }
+    /// Clients waiting in the backlog (connected, never answered): a test's condition that a
+    /// client reached the server. Linux TCP_INFO of a listening socket.
+    unsigned queued() const noexcept;
 
 private:
     int fd_ = -1;

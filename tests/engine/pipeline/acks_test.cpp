@@ -1,4 +1,5 @@
 #include "engine/pipeline/acks.hpp"
+#include "tests/support/eventually.hpp"
 
 #include <gtest/gtest.h>
 
@@ -153,8 +154,8 @@ TEST(ack_listener, applies_acknowledgements_from_a_pipe_and_closes_at_its_end) {
         EXPECT_EQ(acks.wait_for(8192, std::chrono::seconds(10), {}), 8192u);
         EXPECT_FALSE(acks.closed());
         ::close(fds[1]);
-        for (int i = 0; i < 1000 && !acks.closed(); ++i)
-            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        podpipe::testing::eventually([&] { return acks.closed(); }, std::chrono::seconds(10),
+                                     std::chrono::milliseconds(10));
         EXPECT_TRUE(acks.closed()); // end of file: no more will come
     }
     ::close(fds[0]);

@@ -2,6 +2,8 @@
 // and waiting for a condition with a deadline (never sleeping as an assertion).
 #pragma once
 
+#include "tests/support/eventually.hpp"
+
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
@@ -44,13 +46,7 @@ private:
 
 /// Polls `pred` until it holds or `limit` passes; returns its last value.
 inline bool wait_until(const std::function<bool()>& pred, std::chrono::milliseconds limit) {
-    const auto end = std::chrono::steady_clock::now() + limit;
-    while (!pred()) {
-        if (std::chrono::steady_clock::now() > end)
-            return false;
-        std::this_thread::sleep_for(std::chrono::milliseconds(2));
-    }
-    return true;
+    return podpipe::testing::eventually(pred, limit, std::chrono::milliseconds(2));
 }
 
 /// Runs `call` on this thread while another requests a stop on `stop` once `ready` holds

@@ -9,6 +9,7 @@
 #include "kube/template.hpp"
 #include "tests/kube/cluster_fixture.hpp"
 #include "tests/support/tree_fixture.hpp"
+#include "tests/support/eventually.hpp"
 
 #include <atomic>
 #include <chrono>
@@ -332,20 +333,36 @@ protected:
     /// The pods labelled for runner-1 once the step pod is gone (polls up to 20 s).
     std::vector<std::string> pods_after_step() {
         std::vector<std::string> names;
-        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-        do {
-            names.clear();
-            auto pods = client_->list_pods("default", {.label_selector = "runner-pod=runner-1"});
-            EXPECT_TRUE(pods) << pods.error().what();
-            if (!pods)
-                break;
-            for (const auto& p : pods->items)
-                names.push_back(p.metadata.name);
-            if (names.size() <= 1)
-                break;
-            std::this_thread::sleep_for(std::chrono::milliseconds(100));
-        } while (std::chrono::steady_clock::now() < deadline);
+        podpipe::testing::eventually(
+            [&] {
+                names.clear();
+                auto pods =
+                    client_->list_pods("default", {.label_selector = "runner-pod=runner-1"});
+                EXPECT_TRUE(pods) << pods.error().what();
+                if (!pods)
+                    return true;
+                for (const auto& p : pods->items)
+                    names.push_back(p.metadata.name);
+                return names.size() <= 1;
+            },
+            std::chrono::seconds(20), std::chrono::milliseconds(100));
         return names;
+    }
+
+    /// The step in `pod` has begun: its marker /__w/started exists (up to 30 s, until `st`).
+    bool started(const std::string& pod, std::stop_token st) {
+        return podpipe::testing::eventually(
+                   [&] {
+                       if (st.stop_requested())
+                           return true;
+                       auto s = client_->exec(sh(pod, "test -e /__w/started"));
+                       if (!s)
+                           return false;
+                       auto code = (*s)->wait();
+                       return code && *code == 0;
+                   },
+                   std::chrono::seconds(30), std::chrono::milliseconds(100)) &&
+               !st.stop_requested();
     }
 
     std::size_t count(const std::string& text, const std::string& what) const {
@@ -565,18 +582,9 @@ TEST_F(container_step_test, a_step_pod_killed_during_the_step_is_named_in_the_er
         const std::string pod = step_pods_seen_[0].metadata.name;
         // Once the step has started (its marker exists), kill the pod's processes.
         killer = std::jthread([this, pod, &killed](std::stop_token st) {
-            const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-            while (!st.stop_requested() && std::chrono::steady_clock::now() < deadline) {
-                auto s = client_->exec(sh(pod, "test -e /__w/started"));
-                if (s) {
-                    auto code = (*s)->wait();
-                    if (code && *code == 0) {
-                        arm(R"({"killPod": {"namespace": "default", "name": ")" + pod + R"("}})");
-                        killed = true;
-                        return;
-                    }
-                }
-                std::this_thread::sleep_for(std::chrono::milliseconds(100));
+            if (started(pod, st)) {
+                arm(R"({"killPod": {"namespace": "default", "name": ")" + pod + R"("}})");
+                killed = true;
             }
         });
     };
@@ -604,18 +612,9 @@ TEST_F(container_step_test, stop_during_the_step_ends_it_and_deletes_the_pod) {
         ASSERT_EQ(step_pods_seen_.size(), 1u);
         const std::string pod = step_pods_seen_[0].metadata.name;
         stopper = std::jthread([this, pod, &stop, &stopped](std::stop_token st) {
-            const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-            while (!st.stop_requested() && std::chrono::steady_clock::now() < deadline) {
-                auto s = client_->exec(sh(pod, "test -e /__w/started"));
-                if (s) {
-                    auto code = (*s)->wait();
-                    if (code && *code == 0) {
-                        stopped = true;
-                        stop.request_stop();
-                        return;
-                    }
-                }
-                std::this_thread::sleep_for(std::chrono::milliseconds(100));
+            if (started(pod, st)) {
+                stopped = true;
+                stop.request_stop();
             }
         });
     };

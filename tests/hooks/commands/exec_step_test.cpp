@@ -5,6 +5,7 @@
 #include "kube/client.hpp"
 #include "kube/config.hpp"
 #include "tests/kube/cluster_fixture.hpp"
+#include "tests/support/eventually.hpp"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -75,12 +76,12 @@ TEST_F(exec_step_test, dropped_connection_is_an_error) {
 
 TEST_F(exec_step_test, cancellation_stops_the_step) {
     std::stop_source stop;
-    std::jthread canceller([&] {
-        std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    std::jthread canceller([&] { // once the step runs (its first output arrived)
+        EXPECT_TRUE(podpipe::testing::eventually([&] { return slurp(out_path_) == "started\n"; }));
         stop.request_stop();
     });
     const auto t0 = std::chrono::steady_clock::now();
-    auto r = run("sleep 60", stop.get_token());
+    auto r = run("echo started; sleep 60", stop.get_token());
     ASSERT_FALSE(r);
     EXPECT_NE(r.error().what().find("cancelled"), std::string::npos) << r.error().what();
     EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(20));

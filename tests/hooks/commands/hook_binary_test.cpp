@@ -1,5 +1,6 @@
 // podpipe-hook as the runner runs it: through tools/hook.sh, JSON on stdin, against kubesim.
 #include "tests/support/tree_fixture.hpp"
+#include "tests/support/eventually.hpp"
 #include "tests/tools/kubesim/kubesim_fixture.hpp"
 
 #include <chrono>
@@ -47,11 +48,9 @@ TEST_F(hook_binary_test, cleanup_job_deletes_only_this_runners_pods_and_secrets)
     auto r = hook(input);
     EXPECT_EQ(r.exit_code, 0) << r.output;
     // Gone or terminating: grace period 0 removes them promptly.
-    for (int i = 0; i < 50; ++i) {
-        if (kubectl("get pods -l runner-pod=runner-1 -o name").output.empty())
-            break;
-        std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
+    podpipe::testing::eventually(
+        [&] { return kubectl("get pods -l runner-pod=runner-1 -o name").output.empty(); },
+        std::chrono::seconds(10), std::chrono::milliseconds(100));
     EXPECT_EQ(kubectl("get pods -l runner-pod=runner-1 -o name").output, "");
     EXPECT_EQ(kubectl("get secrets -l runner-pod=runner-1 -o name").output, "");
     EXPECT_EQ(kubectl("get pods -l runner-pod=runner-2 -o name").output, "pod/runner-2-workflow\n");

@@ -5,7 +5,9 @@
 #include "kube/client.hpp"
 #include "kube/config.hpp"
 #include "tests/kube/cluster_fixture.hpp"
+#include "tests/support/eventually.hpp"
 
+#include <atomic>
 #include <chrono>
 #include <stop_token>
 #include <thread>
@@ -111,8 +113,10 @@ TEST_F(pod_wait_test, a_stop_ends_the_wait_at_once) {
     wait_options o;
     o.timeout = std::chrono::seconds(600);
     o.stop = stop.get_token();
+    std::atomic<bool> waiting{false};
+    o.on_change = [&](const std::string&) { waiting = true; }; // it saw the pod not scheduled
     std::jthread stopper([&] {
-        std::this_thread::sleep_for(std::chrono::milliseconds(300)); // the wait is under way
+        EXPECT_TRUE(podpipe::testing::eventually([&] { return waiting.load(); }));
         stop.request_stop();
     });
     const auto t0 = std::chrono::steady_clock::now();

@@ -5,6 +5,7 @@
 #pragma once
 
 #include "tests/hooks/runner/runner_emulator.hpp"
+#include "tests/support/eventually.hpp"
 
 #include <gtest/gtest.h>
 
@@ -42,16 +43,21 @@ inline private_step_seen run_private_registry_step(runner_emulator& r,
                      R"("registry":{"username":"octo","password":"s3cret","serverUrl":"registry.example"})");
     private_step_seen seen;
     std::thread step([&] { seen.run = r.run_container_step(args); });
-    for (int i = 0; i < 300 && seen.pod.empty(); ++i) {
-        const std::string names = kubectl("get pods -l runner-pod=runner-abc -o name");
-        if (auto at = names.find("pod/runner-abc-step-"); at != std::string::npos)
-            seen.pod = names.substr(at + 4, names.find('\n', at) - at - 4);
-        else
-            std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
+    podpipe::testing::eventually(
+        [&] {
+            const std::string names = kubectl("get pods -l runner-pod=runner-abc -o name");
+            if (auto at = names.find("pod/runner-abc-step-"); at != std::string::npos)
+                seen.pod = names.substr(at + 4, names.find('\n', at) - at - 4);
+            return !seen.pod.empty();
+        },
+        std::chrono::seconds(30), std::chrono::milliseconds(100));
     if (!seen.pod.empty()) {
-        for (int i = 0; i < 300 && kubectl("get pod " + seen.pod + " -o jsonpath='{.status.phase}'") != "Running"; ++i)
-            std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        podpipe::testing::eventually(
+            [&] {
+                return kubectl("get pod " + seen.pod + " -o jsonpath='{.status.phase}'") ==
+                       "Running";
+            },
+            std::chrono::seconds(30), std::chrono::milliseconds(100));
         seen.secret = kubectl("get pod " + seen.pod + " -o jsonpath='{.spec.imagePullSecrets[*].name}'");
         seen.type = kubectl("get secret " + seen.secret + " -o jsonpath='{.type}'");
         seen.label = kubectl("get secret " + seen.secret + " -o jsonpath='{.metadata.labels.runner-pod}'");

@@ -6,6 +6,7 @@
 #include "hooks/commands/input.hpp"
 
 #include "tests/support/tree_fixture.hpp"
+#include "tests/support/eventually.hpp"
 #include "tests/tools/kubesim/kubesim_fixture.hpp"
 
 #include <csignal>
@@ -567,13 +568,12 @@ TEST_F(runner_emulator_cluster, cleanup_job_deletes_the_runners_labelled_pods_on
     EXPECT_EQ(count_entries(emu.responses_dir()), 0u);
 
     std::string left;
-    for (auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-         std::chrono::steady_clock::now() < deadline;) {
-        left = kubectl("get pods -l runner-pod=runner-abc -o name").output;
-        if (left.empty())
-            break;
-        std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
+    podpipe::testing::eventually(
+        [&] {
+            left = kubectl("get pods -l runner-pod=runner-abc -o name").output;
+            return left.empty();
+        },
+        std::chrono::seconds(20), std::chrono::milliseconds(100));
     EXPECT_EQ(left, "");
     EXPECT_EQ(kubectl("get pods -o name").output, "pod/bystander\n");
 }

@@ -5,6 +5,7 @@
 #include "tests/hooks/runner/private_registry_step.hpp"
 #include "tests/hooks/runner/runner_emulator.hpp"
 #include "tests/support/tree_fixture.hpp"
+#include "tests/support/eventually.hpp"
 #include "tests/tools/kubesim/kubesim_fixture.hpp"
 #include "tests/tools/kubesim/test_client.hpp"
 
@@ -179,8 +180,8 @@ echo "to stderr" >&2
 
     auto clean = r.cleanup_job();
     ASSERT_TRUE(clean.ok()) << all(clean);
-    for (int i = 0; i < 50 && !pods_of_runner().empty(); ++i)
-        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    podpipe::testing::eventually([&] { return pods_of_runner().empty(); },
+                                 std::chrono::seconds(10));
     EXPECT_EQ(pods_of_runner(), "");
 }
 
@@ -269,8 +270,8 @@ TEST_F(stream_mode_test, container_step_changes_and_outputs_reach_later_steps) {
     EXPECT_EQ(r.outputs()["from_container"], "it's me") << all(c);
     EXPECT_EQ(r.summary(), "### container\n");
     // The step pod is gone; the job pod remains.
-    for (int i = 0; i < 50 && pods_of_runner() != "pod/runner-abc-workflow\n"; ++i)
-        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    podpipe::testing::eventually([&] { return pods_of_runner() == "pod/runner-abc-workflow\n"; },
+                                 std::chrono::seconds(10));
     EXPECT_EQ(pods_of_runner(), "pod/runner-abc-workflow\n");
     // The next script step sees what the container step wrote (#302).
     auto next = r.run_script_step("cat out.txt\n");
@@ -524,8 +525,8 @@ TEST_F(stream_mode_test, image_pull_failure_names_the_reason_and_leaves_nothing)
     EXPECT_TRUE(p.out.find("ErrImagePull") != std::string::npos ||
                 p.out.find("ImagePullBackOff") != std::string::npos)
         << all(p);
-    for (int i = 0; i < 50 && !pods_of_runner().empty(); ++i)
-        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    podpipe::testing::eventually([&] { return pods_of_runner().empty(); },
+                                 std::chrono::seconds(10));
     EXPECT_EQ(pods_of_runner(), "");
 }
 

@@ -10,6 +10,7 @@
 // claim on its node exactly as in a cluster (Multi-Attach elsewhere).
 #include "tests/hooks/runner/private_registry_step.hpp"
 #include "tests/hooks/runner/runner_emulator.hpp"
+#include "tests/support/eventually.hpp"
 #include "tests/support/tree_fixture.hpp"
 #include "tests/tools/kubesim/kubesim_fixture.hpp"
 #include "tests/tools/kubesim/test_client.hpp"
@@ -633,17 +634,17 @@ TEST_F(volume_mode_test, hook_waits_for_the_runner_pod_to_be_scheduled) {
     auto& r = runner();
     hook_run prep;
     std::thread hook([&] { prep = r.prepare_job(job_args()); });
+    // Once the hook has read the runner pod without a node (still cordoned), it waits for the
+    // node (a watch: no further GET is needed to see the change).
     const std::regex seen_re(R"("seen":(\d+))");
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(25);
-    int seen = 0;
-    while (seen < 2 && std::chrono::steady_clock::now() < deadline) {
-        std::smatch m;
-        const std::string body = faults("GET", "");
-        if (std::regex_search(body, m, seen_re))
-            seen = std::stoi(m[1].str());
-        std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    EXPECT_GE(seen, 2);
+    const bool seen = podpipe::testing::eventually(
+        [&] {
+            std::smatch m;
+            const std::string body = faults("GET", "");
+            return std::regex_search(body, m, seen_re) && std::stoi(m[1].str()) >= 1;
+        },
+        std::chrono::seconds(25), std::chrono::milliseconds(50));
+    EXPECT_TRUE(seen);
     faults("POST", R"({"cordon": {"node": "node-1", "unschedulable": false}})");
     hook.join();
     ASSERT_TRUE(prep.ok()) << all(prep);

@@ -6,6 +6,7 @@
 
 #include "kubesim_fixture.hpp"
 #include "test_client.hpp"
+#include "tests/support/eventually.hpp"
 
 namespace podpipe::kubesim::testing {
 namespace {
@@ -134,12 +135,9 @@ spec:
 )");
     ASSERT_EQ(wait_phase("talker", "Running"), "Running");
     std::string full;
-    for (int i = 0; i < 100; ++i) {
-        full = kubectl("logs talker").output;
-        if (full.size() >= 692) // "1\n" .. "200\n"
-            break;
-        std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
+    podpipe::testing::eventually( // "1\n" .. "200\n" is 692 bytes
+        [&] { return (full = kubectl("logs talker").output).size() >= 692; },
+        std::chrono::seconds(20), std::chrono::milliseconds(50));
     ASSERT_EQ(full.size(), 692u) << full;
     arm(R"({"logCut": {"count": 2, "afterBytes": 100}})");
     const std::string path = "/api/v1/namespaces/default/pods/talker/log";
@@ -183,16 +181,16 @@ spec:
               "137");
     // restartPolicy Always (p1): the container is restarted; the kill shows in lastState.
     arm(R"({"killPod": {"namespace": "default", "name": "p1"}})");
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
     std::string last;
-    while (std::chrono::steady_clock::now() < deadline) {
-        last = kubectl("get pod p1 -o jsonpath='{.status.containerStatuses[0].restartCount} "
-                       "{.status.containerStatuses[0].lastState.terminated.exitCode} {.status.phase}'")
-                   .output;
-        if (last == "1 137 Running")
-            break;
-        std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
+    podpipe::testing::eventually(
+        [&] {
+            last = kubectl("get pod p1 -o jsonpath='{.status.containerStatuses[0].restartCount} "
+                           "{.status.containerStatuses[0].lastState.terminated.exitCode} "
+                           "{.status.phase}'")
+                       .output;
+            return last == "1 137 Running";
+        },
+        std::chrono::seconds(20), std::chrono::milliseconds(100));
     EXPECT_EQ(last, "1 137 Running");
 }
 

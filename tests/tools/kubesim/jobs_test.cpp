@@ -4,6 +4,7 @@
 // propagation policies (with the orphan default's Warning header).
 #include "kubesim_fixture.hpp"
 #include "test_client.hpp"
+#include "tests/support/eventually.hpp"
 
 #include <thread>
 
@@ -29,14 +30,9 @@ protected:
     std::string wait_field(const std::string& what, const std::string& path,
                            const std::string& want,
                            std::chrono::seconds timeout = std::chrono::seconds(20)) {
-        auto deadline = std::chrono::steady_clock::now() + timeout;
         std::string last;
-        while (std::chrono::steady_clock::now() < deadline) {
-            last = field(what, path);
-            if (last == want)
-                break;
-            std::this_thread::sleep_for(std::chrono::milliseconds(200));
-        }
+        podpipe::testing::eventually([&] { return (last = field(what, path)) == want; }, timeout,
+                                     std::chrono::milliseconds(200));
         return last;
     }
 
@@ -180,10 +176,9 @@ TEST_F(jobs_test, ttl_after_finished_deletes_job_and_pods) {
         kubectl("create -f - --validate=false", job("jt", "true", "  ttlSecondsAfterFinished: 1\n"))
             .exit_code,
         0);
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-    while (api("GET", "/apis/batch/v1/namespaces/default/jobs/jt").status != 404 &&
-           std::chrono::steady_clock::now() < deadline)
-        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    podpipe::testing::eventually(
+        [&] { return api("GET", "/apis/batch/v1/namespaces/default/jobs/jt").status == 404; },
+        std::chrono::seconds(20), std::chrono::milliseconds(200));
     EXPECT_EQ(api("GET", "/apis/batch/v1/namespaces/default/jobs/jt").status, 404);
     EXPECT_EQ(wait_field("pods", "{.items[*].metadata.name}", ""), "");
 }
@@ -232,10 +227,9 @@ TEST_F(jobs_test, delete_propagation_policies) {
     EXPECT_EQ(r.status, 200);
     EXPECT_NE(r.body.find(R"("finalizers":["foregroundDeletion"])"), std::string::npos) << r.body;
     EXPECT_NE(r.body.find(R"("deletionTimestamp")"), std::string::npos) << r.body;
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-    while (api("GET", "/apis/batch/v1/namespaces/default/jobs/fg").status != 404 &&
-           std::chrono::steady_clock::now() < deadline)
-        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    podpipe::testing::eventually(
+        [&] { return api("GET", "/apis/batch/v1/namespaces/default/jobs/fg").status == 404; },
+        std::chrono::seconds(20), std::chrono::milliseconds(100));
     EXPECT_EQ(api("GET", "/apis/batch/v1/namespaces/default/jobs/fg").status, 404);
     EXPECT_EQ(field("pods -l job-name=fg", "{.items[*].metadata.name}"), "");
     EXPECT_EQ(api("DELETE", "/apis/batch/v1/namespaces/default/jobs/fg").status, 404);

@@ -1,4 +1,5 @@
 #include "kubesim_fixture.hpp"
+#include "tests/support/eventually.hpp"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -133,10 +134,9 @@ void kubesim_fixture::TearDown() {
     if (pid_ > 0) {
         ::kill(pid_, SIGTERM);
         int status = 0;
-        auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
         pid_t r = 0;
-        while ((r = ::waitpid(pid_, &status, WNOHANG)) == 0 && std::chrono::steady_clock::now() < deadline)
-            std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        podpipe::testing::eventually([&] { return (r = ::waitpid(pid_, &status, WNOHANG)) != 0; },
+                                     std::chrono::seconds(20), std::chrono::milliseconds(50));
         if (r == 0) {
             ::kill(pid_, SIGKILL);
             ::waitpid(pid_, &status, 0);
@@ -226,15 +226,14 @@ void kubesim_fixture::create_pod(const std::string& yaml) {
 
 std::string kubesim_fixture::wait_phase(const std::string& pod, const std::string& phase,
                                         std::chrono::seconds timeout) {
-    auto deadline = std::chrono::steady_clock::now() + timeout;
     std::string last;
-    while (std::chrono::steady_clock::now() < deadline) {
-        auto r = kubectl("get pod " + pod + " -o jsonpath='{.status.phase}'");
-        last = r.output;
-        if (r.exit_code == 0 && last == phase)
-            return last;
-        std::this_thread::sleep_for(std::chrono::milliseconds(200));
-    }
+    podpipe::testing::eventually(
+        [&] {
+            auto r = kubectl("get pod " + pod + " -o jsonpath='{.status.phase}'");
+            last = r.output;
+            return r.exit_code == 0 && last == phase;
+        },
+        timeout, std::chrono::milliseconds(200));
     return last;
 }
 

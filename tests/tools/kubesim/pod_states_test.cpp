@@ -4,6 +4,7 @@
 // logs --previous), and the Events that `kubectl describe` / `kubectl get events` show for them.
 #include "kubesim_fixture.hpp"
 #include "test_client.hpp"
+#include "tests/support/eventually.hpp"
 
 #include <fstream>
 #include <functional>
@@ -44,12 +45,9 @@ protected:
 
     // Waits up to 20 s for the pod's whole log to be `expected`; returns the last read.
     std::string wait_log(const std::string& pod, const std::string& expected) {
-        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-        std::string got = pod_log(pod, "").body;
-        while (got != expected && std::chrono::steady_clock::now() < deadline) {
-            std::this_thread::sleep_for(std::chrono::milliseconds(100));
-            got = pod_log(pod, "").body;
-        }
+        std::string got;
+        podpipe::testing::eventually([&] { return (got = pod_log(pod, "").body) == expected; },
+                                     std::chrono::seconds(20), std::chrono::milliseconds(100));
         return got;
     }
 
@@ -60,14 +58,9 @@ protected:
     std::string wait_field(const std::string& what, const std::string& path,
                            const std::string& want,
                            std::chrono::seconds timeout = std::chrono::seconds(20)) {
-        auto deadline = std::chrono::steady_clock::now() + timeout;
         std::string last;
-        while (std::chrono::steady_clock::now() < deadline) {
-            last = field(what, path);
-            if (last == want)
-                break;
-            std::this_thread::sleep_for(std::chrono::milliseconds(100));
-        }
+        podpipe::testing::eventually([&] { return (last = field(what, path)) == want; }, timeout,
+                                     std::chrono::milliseconds(100));
         return last;
     }
 
@@ -211,14 +204,14 @@ TEST_F(pod_states_test, private_image_needs_a_matching_pull_secret) {
     // The others fail to pull: phase, reason (or already the back-off) and message.
     for (const char* denied : {"without", "with-wrong", "with-other"}) {
         std::string got;
-        for (int i = 0; i < 100; ++i) { // the first pull attempt comes at once; a slow start waits
-            got = field(std::string("pod ") + denied,
-                        "{.status.phase}|{.status.containerStatuses[0].state.waiting.reason}|"
-                        "{.status.containerStatuses[0].state.waiting.message}");
-            if (got.find("pull access denied") != std::string::npos)
-                break;
-            std::this_thread::sleep_for(std::chrono::milliseconds(100));
-        }
+        podpipe::testing::eventually( // the first pull attempt comes at once; a slow start waits
+            [&] {
+                got = field(std::string("pod ") + denied,
+                            "{.status.phase}|{.status.containerStatuses[0].state.waiting.reason}|"
+                            "{.status.containerStatuses[0].state.waiting.message}");
+                return got.find("pull access denied") != std::string::npos;
+            },
+            std::chrono::seconds(20), std::chrono::milliseconds(100));
         EXPECT_TRUE(got.rfind("Pending|ErrImagePull|", 0) == 0 || got.rfind("Pending|ImagePullBackOff|", 0) == 0)
             << denied << ": " << got;
         EXPECT_NE(got.find("pull access denied"), std::string::npos) << denied << ": " << got;
@@ -287,11 +280,12 @@ spec:
     EXPECT_NE(table.output.find("CrashLoopBackOff"), std::string::npos) << table.output;
     EXPECT_NE(table.output.find(" ago)"), std::string::npos) << table.output;
     // The count keeps growing.
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-    while (std::stoi(field("pod crash", "{.status.containerStatuses[0].restartCount}")) <=
-               restarts &&
-           std::chrono::steady_clock::now() < deadline)
-        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    podpipe::testing::eventually(
+        [&] {
+            return std::stoi(field("pod crash", "{.status.containerStatuses[0].restartCount}")) >
+                   restarts;
+        },
+        std::chrono::seconds(20), std::chrono::milliseconds(200));
     EXPECT_GT(std::stoi(field("pod crash", "{.status.containerStatuses[0].restartCount}")),
               restarts);
     auto describe = kubectl("describe pod crash");
@@ -356,12 +350,13 @@ spec:
     // The list comes out in time order.
     EXPECT_LT(events.output.find("Scheduled"), events.output.find("Started"));
     ASSERT_EQ(kubectl("delete pod sleeper --wait=false").exit_code, 0);
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    while (field("events --field-selector involvedObject.name=sleeper,reason=Killing",
-                 "{.items[*].message}")
-               .empty() &&
-           std::chrono::steady_clock::now() < deadline)
-        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    podpipe::testing::eventually(
+        [&] {
+            return !field("events --field-selector involvedObject.name=sleeper,reason=Killing",
+                          "{.items[*].message}")
+                        .empty();
+        },
+        std::chrono::seconds(10), std::chrono::milliseconds(100));
     EXPECT_EQ(field("events --field-selector involvedObject.name=sleeper,reason=Killing",
                     "{.items[*].message}"),
               "Stopping container c");

@@ -3,6 +3,7 @@
 #include <thread>
 
 #include "kubesim_fixture.hpp"
+#include "tests/support/eventually.hpp"
 
 namespace podpipe::kubesim::testing {
 namespace {
@@ -48,9 +49,8 @@ TEST_F(pvc_test, read_write_once_attaches_to_first_node) {
     ASSERT_EQ(wait_phase("first", "Running"), "Running");
     // A runner-style pod pinned to another node cannot attach: ContainerCreating + Multi-Attach.
     create_pod(pod("pinned", "rwo", "  nodeName: node-1\n", "cat /work/f; exec sleep 1000000"));
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    while (field("pod pinned", "{.status.message}").empty() && std::chrono::steady_clock::now() < deadline)
-        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    podpipe::testing::eventually([&] { return !field("pod pinned", "{.status.message}").empty(); },
+                                 std::chrono::seconds(10), std::chrono::milliseconds(100));
     EXPECT_EQ(field("pod pinned", "{.status.phase} {.status.containerStatuses[0].state.waiting.reason}"),
               "Pending ContainerCreating");
     EXPECT_NE(field("pod pinned", "{.status.message}").find("Multi-Attach error for volume \"pvc-"),

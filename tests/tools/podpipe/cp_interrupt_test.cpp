@@ -10,6 +10,7 @@
 #include "kube/config.hpp"
 #include "remote/pod_copy.hpp"
 #include "tests/support/child_process.hpp"
+#include "tests/support/eventually.hpp"
 #include "tests/support/tree_fixture.hpp"
 #include "tests/tools/kubesim/kubesim_fixture.hpp"
 #include "tests/tools/kubesim/test_client.hpp"
@@ -72,19 +73,21 @@ protected:
     // directory) and whose command line starts with `prefix` ("" for the pod's tar: `sh -c`
     // or, where the shell exec's it, `tar`), once it runs (a copy starts it after its probe).
     pid_t wait_pod_process(const std::string& needle, const std::string& prefix) {
-        const auto until = std::chrono::steady_clock::now() + 30s;
         const auto fits = [&](const std::string& cmdline) {
             if (!prefix.empty())
                 return cmdline.starts_with(prefix);
             return cmdline.starts_with("sh -c") || cmdline.starts_with("tar ");
         };
-        while (std::chrono::steady_clock::now() < until) {
-            for (pid_t pid : processes_mentioning(needle))
-                if (fits(process_cmdline(pid)))
-                    return pid;
-            std::this_thread::sleep_for(20ms);
-        }
-        return -1;
+        pid_t found = -1;
+        podpipe::testing::eventually(
+            [&] {
+                for (pid_t pid : processes_mentioning(needle))
+                    if (fits(process_cmdline(pid)))
+                        return (found = pid) > 0;
+                return false;
+            },
+            30s, 20ms);
+        return found;
     }
 
     // SIGTERM to the copy once it handles it; it must end within a few seconds with exit 5.
@@ -249,9 +252,7 @@ TEST_F(cp_interrupt_test, the_hooks_stop_token_ends_a_stalled_copy) {
     if (sender > 0)
         ::kill(sender, SIGSTOP);
     stop.request_stop();
-    const auto until = std::chrono::steady_clock::now() + 15s;
-    while (!done.load() && std::chrono::steady_clock::now() < until)
-        std::this_thread::sleep_for(20ms);
+    podpipe::testing::eventually([&] { return done.load(); }, 15s, 20ms);
     EXPECT_TRUE(done.load()) << "the copy still runs 15 s after the stop";
     ASSERT_GT(sender, 0);
     ::kill(sender, SIGCONT); // (without the fix, the copy only ends once data flows again)

@@ -1,6 +1,7 @@
 // `podpipe cp` against a real kubesim: every direction, busybox and GNU (host) images, with and
 // without the in-pod podpipe, v5 and v4, a throttled link, a 429 on the first request, an exec
 // dropped mid-stream, and the same result as `kubectl cp`.
+#include "tests/support/eventually.hpp"
 #include "tests/support/tree_fixture.hpp"
 #include "tests/tools/kubesim/kubesim_fixture.hpp"
 #include "tests/tools/kubesim/test_client.hpp"
@@ -298,10 +299,16 @@ TEST_F(cp_test, dropped_exec_is_a_clear_failure) {
 
 TEST_F(cp_test, pod_killed_while_receiving_is_a_clear_failure) {
     ASSERT_EQ(shell("head -c 30000000 /dev/urandom > " + q(src_ / "big.bin")).exit_code, 0);
-    // 5 MB/s: the copy takes seconds, and the pod's processes die one second in.
+    // 5 MB/s: the copy takes seconds, and the pod's processes die once it receives (the first
+    // entry exists in the pod).
     faults(R"({"throttle": {"bytesPerSecond": 5000000}})");
     std::thread killer([&] {
-        std::this_thread::sleep_for(std::chrono::seconds(1));
+        EXPECT_TRUE(podpipe::testing::eventually(
+            [&] {
+                auto r = kubectl("exec bb -- ls -A /data/killed");
+                return r.exit_code == 0 && !r.output.empty();
+            },
+            std::chrono::seconds(30), std::chrono::milliseconds(50)));
         https_request(port(), ca_file(), admin_token(), "POST", "/kubesim/faults",
                       R"({"killPod": {"namespace": "default", "name": "bb"}})");
     });

@@ -1,0 +1,168 @@
+// kube::wait_for_pod against a real kubesim: the states come through the watch (a poll interval
+// longer than the test allows proves it), a 410 in either form lists again, a role without
+// `watch` on pods falls back to polling, a stop ends a watch in flight at once, a deleted pod
+// is not_found. (The edge cases on a simulated clock: wait_unit_test.cpp.)
+#include "cluster_fixture.hpp"
+#include "kube/client.hpp"
+#include "kube/credentials.hpp"
+#include "kube/wait.hpp"
+#include "tests/support/eventually.hpp"
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <thread>
+#include <unistd.h>
+
+namespace podpipe::kube::testing {
+namespace {
+
+using namespace std::chrono_literals;
+using steady = std::chrono::steady_clock;
+
+class wait_test : public cluster_test {
+protected:
+    /// Polling would first look again after 10 s: a wait that ends sooner used the watch.
+    pod_wait_options slow_polls(std::chrono::seconds timeout = 60s) {
+        pod_wait_options o;
+        o.deadline = steady::now() + timeout;
+        o.first_poll = 10s;
+        o.max_poll = 10s;
+        return o;
+    }
+
+    /// Records every phase the predicate sees; done at `phase`.
+    pod_predicate until_phase(std::string phase) {
+        return [this, phase](const pod& p) {
+            std::lock_guard lk(mu_);
+            if (phases_.empty() || phases_.back() != p.status.phase)
+                phases_.push_back(p.status.phase);
+            return p.status.phase == phase ? pod_check::done : pod_check::wait;
+        };
+    }
+
+    bool saw(const std::string& phase) {
+        std::lock_guard lk(mu_);
+        return std::find(phases_.begin(), phases_.end(), phase) != phases_.end();
+    }
+
+    std::mutex mu_;
+    std::vector<std::string> phases_;
+};
+
+TEST_F(wait_test, each_state_arrives_through_the_watch) {
+    ASSERT_TRUE(client_->create_pod(busybox_pod("brief", {"sh", "-c", "sleep 1"})));
+    const auto t0 = steady::now();
+    auto p = wait_for_pod(*client_, "", "brief", until_phase("Succeeded"), slow_polls());
+    ASSERT_TRUE(p) << p.error().what();
+    EXPECT_EQ(p->status.phase, "Succeeded");
+    EXPECT_TRUE(saw("Running")); // the state between, seen as it happened
+    EXPECT_LT(steady::now() - t0, 8s) << "the wait polled instead of watching";
+}
+
+TEST_F(wait_test, gone_as_an_event_or_as_http_lists_again_at_once) {
+    for (const char* mode : {"event", "http"}) {
+        SCOPED_TRACE(mode);
+        const std::string name = std::string("gone-") + mode;
+        ASSERT_TRUE(client_->create_pod(busybox_pod(name, {"sh", "-c", "sleep 1"})));
+        arm(std::string(R"({"gone": {"count": 1, "mode": ")") + mode + "\"}}");
+        const auto t0 = steady::now();
+        auto p = wait_for_pod(*client_, "", name, until_phase("Succeeded"), slow_polls());
+        ASSERT_TRUE(p) << p.error().what();
+        EXPECT_EQ(p->status.phase, "Succeeded");
+        EXPECT_LT(steady::now() - t0, 8s);
+    }
+}
+
+TEST_F(wait_test, a_stop_ends_a_watch_in_flight_at_once) {
+    pod never = busybox_pod("never");
+    never.spec.containers.at(0).image = "registry.example/does-not-exist:1"; // stays Pending
+    ASSERT_TRUE(client_->create_pod(never));
+    std::stop_source stop;
+    std::atomic<bool> looked{false};
+    std::jthread stopper([&] {
+        podpipe::testing::eventually([&] { return looked.load(); });
+        std::this_thread::sleep_for(200ms); // the watch is open (not measured: any time works)
+        stop.request_stop();
+    });
+    auto o = slow_polls(600s);
+    o.stop = stop.get_token();
+    o.watch_slice = 60s;
+    const auto t0 = steady::now();
+    auto p = wait_for_pod(
+        *client_, "", "never",
+        [&](const pod&) {
+            looked = true;
+            return pod_check::wait;
+        },
+        o);
+    ASSERT_FALSE(p);
+    EXPECT_TRUE(p.error().is(errc::cancelled)) << p.error().what();
+    EXPECT_LT(steady::now() - t0, 10s);
+}
+
+TEST_F(wait_test, a_pod_deleted_during_the_wait_is_not_found) {
+    ASSERT_TRUE(client_->create_pod(busybox_pod("doomed")));
+    std::jthread deleter([&] {
+        podpipe::testing::eventually([&] { return saw("Running"); });
+        delete_options now;
+        now.grace_period_seconds = 0;
+        EXPECT_TRUE(client_->delete_pod("", "doomed", now));
+    });
+    auto p = wait_for_pod(*client_, "", "doomed", until_phase("Succeeded"), slow_polls());
+    ASSERT_FALSE(p);
+    EXPECT_TRUE(p.error().is(errc::not_found)) << p.error().what();
+}
+
+class wait_rbac_test : public wait_test {
+protected:
+    void SetUp() override {
+        char tmpl[] = "/tmp/k8s-wait-rbac-XXXXXX";
+        const int fd = ::mkstemp(tmpl);
+        ASSERT_GE(fd, 0);
+        ::close(fd);
+        policy_ = tmpl;
+        // The reference hook's documented role: pods get/list/create/delete, no watch.
+        std::ofstream(policy_) << R"({"users": [
+  {"token": "runner-token", "user": "system:serviceaccount:default:runner",
+   "rules": [{"verbs": ["get", "list", "create", "delete"], "resources": ["pods"],
+              "namespaces": ["default"]}]}]})";
+        extra_args_ = {"--rbac", policy_};
+        wait_test::SetUp();
+        if (IsSkipped() || HasFatalFailure())
+            return;
+        cluster_config cfg = config_;
+        cfg.credentials = std::make_shared<static_credentials>(credentials{"runner-token", {}, {}});
+        runner_ = make_client(cfg);
+        ASSERT_NE(runner_, nullptr);
+    }
+
+    void TearDown() override {
+        wait_test::TearDown();
+        if (!policy_.empty())
+            std::filesystem::remove(policy_);
+    }
+
+    std::string policy_;
+    std::unique_ptr<api_client> runner_;
+};
+
+TEST_F(wait_rbac_test, without_watch_permission_the_wait_polls) {
+    ASSERT_TRUE(runner_->create_pod(busybox_pod("polled", {"sh", "-c", "sleep 1"})));
+    pod_wait_options o;
+    o.deadline = steady::now() + 60s;
+    o.first_poll = 100ms;
+    o.max_poll = 300ms;
+    auto p = wait_for_pod(*runner_, "", "polled", until_phase("Succeeded"), o);
+    ASSERT_TRUE(p) << p.error().what();
+    EXPECT_EQ(p->status.phase, "Succeeded");
+    list_options watch;
+    watch.timeout_seconds = 1;
+    auto denied = runner_->watch_pods("", watch, [](const watch_event&) { return true; });
+    ASSERT_FALSE(denied); // the fallback was needed
+    EXPECT_TRUE(denied.error().is(errc::forbidden)) << denied.error().what();
+}
+
+} // namespace
+} // namespace podpipe::kube::testing
