@@ -146,7 +146,7 @@ void dir_walker::run() {
         {
             std::lock_guard lock(mu_);
             for (const child& c : l->children) {
-                if (c.kind == file_kind::directory) {
+                if (c.kind == file_kind::directory && lists(join(rel, c.name))) {
                     std::string p = join(rel, c.name);
                     std::string k = dfs_key(p);
                     pending_.emplace(std::move(k), std::move(p));
@@ -197,6 +197,8 @@ std::unique_ptr<listing> dir_walker::list(const std::string& rel, ring& r) {
                 if (nm[0] == '.' && (nm[1] == '\0' || (nm[1] == '.' && nm[2] == '\0')))
                     continue;
                 if (!opt_.excludes.empty() && is_excluded(opt_.excludes, join(rel, nm)))
+                    continue;
+                if (opt_.selection && !opt_.selection->keeps(join(rel, nm)))
                     continue;
                 names.emplace_back(nm);
             }
