@@ -408,8 +408,8 @@ result<framed_tree, transfer_error> frame_tree(const std::string& root, const se
     ropt.window_bytes = window_bytes;
     ropt.excludes = opt.excludes;
     ropt.keep_snapshot = opt.snapshot;
-    if (!opt.only.empty()) {
-        auto sel = io::path_selection::make(opt.only, opt.only_descend);
+    if (opt.only) {
+        auto sel = io::path_selection::make(*opt.only, opt.only_descend);
         if (!sel)
             return fail(transfer_error(make_error_code(errc::bad_options),
                                        "a selected path is not a path beneath the root"));

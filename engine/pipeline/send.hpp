@@ -16,6 +16,7 @@
 #include "engine/pipeline/stats.hpp"
 
 #include <cstddef>
+#include <optional>
 #include <stop_token>
 #include <string>
 #include <vector>
@@ -62,9 +63,10 @@ struct send_options {
     double auto_climb_below = auto_climb_below_default; ///< see auto_level (bytes/s)
     std::vector<std::string> excludes;     ///< fnmatch patterns (GNU tar --exclude rules)
     /// A selection: only these paths beneath root (relative, as io::file_entry::path), with
-    /// the directories on the way to them; empty: the whole tree. A selected path that does
-    /// not exist is not sent (compare the snapshot to find it). "." selects everything.
-    std::vector<std::string> only;
+    /// the directories on the way to them; nullopt: the whole tree; empty: the root's entry
+    /// alone (a stream of deletions). A selected path that does not exist is not sent
+    /// (compare the snapshot to find it). "." selects everything.
+    std::optional<std::vector<std::string>> only;
     /// With `only`: a selected directory brings its contents; false: its own entry only.
     bool only_descend = true;
     /// Paths (relative) the receiver deletes beneath its root before it extracts anything:

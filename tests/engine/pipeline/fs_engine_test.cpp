@@ -91,7 +91,7 @@ protected:
 
 TEST_F(fs_engine, a_selection_sends_the_paths_and_the_directories_on_the_way) {
     send_options opt;
-    opt.only = {"a/deep/z", "link", "b", "missing/file"};
+    opt.only = std::vector<std::string>{"a/deep/z", "link", "b", "missing/file"};
     opt.snapshot = true;
     auto sent = pack(src_, tmp_ / "s.tgz", opt);
     ASSERT_TRUE(sent) << sent.error().what();
@@ -113,7 +113,7 @@ TEST_F(fs_engine, a_selection_sends_the_paths_and_the_directories_on_the_way) {
 
 TEST_F(fs_engine, a_selected_directory_without_descend_is_its_entry_alone) {
     send_options opt;
-    opt.only = {"a", "b/w"};
+    opt.only = std::vector<std::string>{"a", "b/w"};
     opt.only_descend = false;
     ASSERT_TRUE(pack(src_, tmp_ / "s.tgz", opt));
     auto got = unpack(tmp_ / "s.tgz", tmp_ / "dst");
@@ -121,10 +121,25 @@ TEST_F(fs_engine, a_selected_directory_without_descend_is_its_entry_alone) {
     EXPECT_EQ(listing(tmp_ / "dst"), (std::set<std::string>{"a", "b", "b/w"}));
 }
 
+TEST_F(fs_engine, an_empty_selection_sends_the_root_alone_and_the_deletions) {
+    const fs::path dst = tmp_ / "dst";
+    write_file(dst / "old", "old");
+    send_options opt;
+    opt.only = std::vector<std::string>{};
+    opt.deletions = {"old"};
+    auto sent = pack(src_, tmp_ / "s.tgz", opt);
+    ASSERT_TRUE(sent) << sent.error().what();
+    EXPECT_EQ(sent->entries, 0u);
+    auto got = unpack(tmp_ / "s.tgz", dst);
+    ASSERT_TRUE(got) << got.error().what();
+    EXPECT_EQ(got->deletions, 1u);
+    EXPECT_EQ(listing(dst), std::set<std::string>{});
+}
+
 TEST_F(fs_engine, an_unsafe_selection_is_bad_options) {
     for (const char* bad : {"../x", "/etc", "a/../../x"}) {
         send_options opt;
-        opt.only = {bad};
+        opt.only = std::vector<std::string>{bad};
         auto sent = pack(src_, tmp_ / "s.tgz", opt);
         ASSERT_FALSE(sent) << bad;
         EXPECT_EQ(sent.error(), errc::bad_options) << bad;
@@ -187,7 +202,7 @@ TEST_F(fs_engine, deletions_are_applied_before_the_entries_and_verified) {
     fs::remove(src_ / "top");
     write_file(src_ / "top/inner", "now a directory");
     send_options opt;
-    opt.only = {"top"};
+    opt.only = std::vector<std::string>{"top"};
     opt.deletions = {"gone", "olddir", "top", "never/was"};
     auto sent = pack(src_, tmp_ / "s.tgz", opt);
     ASSERT_TRUE(sent) << sent.error().what();
@@ -283,7 +298,7 @@ TEST_F(fs_engine, a_path_with_a_newline_or_backslash_round_trips) {
     write_file(dst / "dir/kept", "x");
     send_options opt;
     opt.deletions = many;
-    opt.only = {"top"};
+    opt.only = std::vector<std::string>{"top"};
     ASSERT_TRUE(pack(src_, tmp_ / "m.tgz", opt));
     auto got = unpack(tmp_ / "m.tgz", dst);
     ASSERT_TRUE(got) << got.error().what();
@@ -327,7 +342,7 @@ TEST_F(fs_engine, copy_tree_copies_locally_and_verifies) {
     EXPECT_EQ(diff_trees(src_, tmp_ / "copy"), std::vector<std::string>{});
     // Deletions and a selection, as over any link.
     write_file(tmp_ / "copy/stale", "s");
-    so.only = {"top"};
+    so.only = std::vector<std::string>{"top"};
     so.deletions = {"stale", "b"};
     c = copy_tree(src_.string(), (tmp_ / "copy").string(), so, {});
     ASSERT_TRUE(c) << c.error().what();
