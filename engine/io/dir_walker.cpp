@@ -146,8 +146,10 @@ void dir_walker::run() {
         {
             std::lock_guard lock(mu_);
             for (const child& c : l->children) {
-                if (c.kind == file_kind::directory && lists(join(rel, c.name))) {
+                if (c.kind == file_kind::directory) {
                     std::string p = join(rel, c.name);
+                    if (!lists(p))
+                        continue; // a selection that does not reach below it
                     std::string k = dfs_key(p);
                     pending_.emplace(std::move(k), std::move(p));
                 }
