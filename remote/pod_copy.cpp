@@ -458,6 +458,9 @@ copy_outcome pod_copier::impl::local_to_pod(const std::string& src, const pod_en
 
     pipeline::send_options opt = send_options();
     opt.progress = &progress();
+    opt.only = opt_.only;
+    opt.only_descend = opt_.only_descend;
+    opt.deletions = opt_.deletions;
     if (acks)
         opt.acks = &reader.acks();
     result<pipeline::transfer_stats, pipeline::transfer_error> sent = fail(std::make_error_code(std::errc::interrupted));

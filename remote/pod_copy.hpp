@@ -58,6 +58,12 @@ struct copy_options {
     unsigned threads = 0;          ///< local (de)compression threads; 0 = cores
     std::size_t memory_bytes = 256u << 20;
     std::vector<std::string> excludes; ///< applied by whichever side can filter
+    /// local_to_pod only: a selection and deletions (pipeline::send_options::only, ::deletions).
+    /// A podpipe receiver applies the deletions before extracting and its verified manifest
+    /// covers them; a pod's tar ignores them (the caller deletes some other way).
+    std::optional<std::vector<std::string>> only;
+    bool only_descend = true;
+    std::vector<std::string> deletions;
     bool verify = true;            ///< require the manifest where podpipe receives podpipe
     /// A copy whose sender reported entries it could not send as they are on its disk
     /// (transfer_stats::problems) succeeds with warnings instead of failing.

@@ -148,6 +148,8 @@ void dir_walker::run() {
             for (const child& c : l->children) {
                 if (c.kind == file_kind::directory) {
                     std::string p = join(rel, c.name);
+                    if (!lists(p))
+                        continue; // a selection that does not reach below it
                     std::string k = dfs_key(p);
                     pending_.emplace(std::move(k), std::move(p));
                 }
@@ -197,6 +199,8 @@ std::unique_ptr<listing> dir_walker::list(const std::string& rel, ring& r) {
                 if (nm[0] == '.' && (nm[1] == '\0' || (nm[1] == '.' && nm[2] == '\0')))
                     continue;
                 if (!opt_.excludes.empty() && is_excluded(opt_.excludes, join(rel, nm)))
+                    continue;
+                if (opt_.selection && !opt_.selection->keeps(join(rel, nm)))
                     continue;
                 names.emplace_back(nm);
             }

@@ -11,6 +11,7 @@
 #pragma once
 
 #include "engine/io/file_entry.hpp"
+#include "engine/io/paths.hpp"
 
 #include <condition_variable>
 #include <atomic>
@@ -58,6 +59,8 @@ struct walker_options {
     std::size_t ahead_entries = 1 << 15;
     bool use_io_uring = true;
     std::vector<std::string> excludes;
+    /// Only these paths (and what leads to them) are listed; null: everything.
+    std::shared_ptr<const path_selection> selection;
 };
 
 class dir_walker {
@@ -75,6 +78,11 @@ public:
     std::unique_ptr<listing> take(const std::string& rel, bool wait, std::stop_token stop);
 
     std::uint64_t walk_ns() const noexcept { return walk_ns_.load(); }
+
+    /// Whether the directory `rel` will be listed (take() may ask for it).
+    bool lists(const std::string& rel) const {
+        return !opt_.selection || opt_.selection->lists(rel);
+    }
 
 private:
     void run();

@@ -56,4 +56,44 @@ std::string dfs_key(std::string_view rel_path) {
     return k;
 }
 
+result<path_selection> path_selection::make(std::span<const std::string> paths, bool descend) {
+    path_selection s;
+    s.descend_ = descend;
+    for (const std::string& p : paths) {
+        auto n = normalize_entry_path(p);
+        if (!n)
+            return fail(n.error());
+        if (n->empty()) {
+            s.all_ = true;
+            continue;
+        }
+        for (std::size_t slash = n->find('/'); slash != std::string::npos;
+             slash = n->find('/', slash + 1))
+            s.on_the_way_.insert(n->substr(0, slash));
+        s.selected_.insert(std::move(*n));
+    }
+    return s;
+}
+
+bool path_selection::below_selected(std::string_view rel) const {
+    for (std::size_t slash = rel.rfind('/'); slash != std::string_view::npos && slash > 0;
+         slash = rel.rfind('/', slash - 1)) {
+        if (selected_.contains(rel.substr(0, slash)))
+            return true;
+    }
+    return false;
+}
+
+bool path_selection::keeps(std::string_view rel) const {
+    if (all_ || selected_.contains(rel) || on_the_way_.contains(rel))
+        return true;
+    return descend_ && below_selected(rel);
+}
+
+bool path_selection::lists(std::string_view rel) const {
+    if (all_ || rel.empty() || on_the_way_.contains(rel))
+        return true;
+    return descend_ && (selected_.contains(rel) || below_selected(rel));
+}
+
 } // namespace podpipe::io

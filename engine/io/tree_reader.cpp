@@ -48,6 +48,16 @@ const char* type_name(std::uint32_t type_bits) {
     }
 }
 
+// The snapshot's view of a listed child (sockets, fifos and devices are not part of it).
+void add_to_snapshot(const std::string& path, const detail::child& c,
+                     std::vector<walked_entry>& out) {
+    if (c.kind != file_kind::regular && c.kind != file_kind::directory &&
+        c.kind != file_kind::symlink)
+        return;
+    out.push_back(walked_entry{path, c.kind, c.mode, c.kind == file_kind::regular ? c.size : 0,
+                               c.mtime_sec, c.mtime_nsec, c.dev, c.ino, c.link_target});
+}
+
 struct item {
     file_entry e;
     std::uint32_t type_bits = 0;
@@ -136,6 +146,7 @@ private:
         w.ahead_entries = o.walk_ahead_entries == 0 ? 1 : o.walk_ahead_entries;
         w.use_io_uring = o.use_io_uring;
         w.excludes = o.excludes;
+        w.selection = o.selection;
         return w;
     }
 
@@ -401,6 +412,8 @@ private:
             }
             detail::child& c = f.l->children[f.idx++];
             out.e.path = f.path.empty() ? std::move(c.name) : f.path + "/" + c.name;
+            if (opt_.keep_snapshot)
+                add_to_snapshot(out.e.path, c, stats_.snapshot);
             out.e.kind = c.kind;
             out.e.mode = c.mode;
             out.e.size = c.size;
@@ -413,7 +426,7 @@ private:
             out.nlink = c.nlink;
             out.dev = c.dev;
             out.ino = c.ino;
-            if (c.kind == file_kind::directory)
+            if (c.kind == file_kind::directory && walker_.lists(out.e.path))
                 stack_.push_back(frame{out.e.path, nullptr, 0}); // f is invalid from here
             return gen::got;
         }
@@ -751,6 +764,59 @@ result<read_stats> read_tree(const std::string& root, const read_options& opt,
     r->fail_op_for_test(opt.fail_ring_op_for_test);
     reader rd(root_fd.get(), opt, consumer, std::move(stop), std::move(*r));
     return rd.run(error_detail);
+}
+
+result<walk_result> walk_tree(const std::string& root, const walk_options& opt,
+                              std::stop_token stop, std::string* error_detail) {
+    unique_fd root_fd(::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!root_fd) {
+        const int e = errno;
+        if (error_detail != nullptr)
+            *error_detail = "cannot open tree root '" + root + "': " + std::strerror(e);
+        if (e == ENOENT)
+            return fail(make_error_code(errc::root_not_found));
+        if (e == ENOTDIR)
+            return fail(make_error_code(errc::not_a_directory));
+        return fail(make_error_code(errc::io_failed));
+    }
+    detail::walker_options w;
+    w.threads = opt.threads == 0 ? 1 : opt.threads;
+    w.excludes = opt.excludes;
+    w.selection = opt.selection;
+    w.use_io_uring = opt.use_io_uring;
+    detail::dir_walker walker(root_fd.get(), w);
+    walk_result out;
+    // Depth-first in archive order, as read_tree: a directory's listing is taken right after
+    // its entry, which is what the walker lists ahead for.
+    std::vector<std::pair<std::string, std::unique_ptr<detail::listing>>> stack;
+    stack.emplace_back(std::string(), nullptr);
+    std::vector<std::size_t> next_child{0};
+    while (!stack.empty()) {
+        auto& [dir, l] = stack.back();
+        if (!l) {
+            l = walker.take(dir, true, stop);
+            if (!l) {
+                if (error_detail != nullptr)
+                    *error_detail = "walk of '" + root + "' cancelled";
+                return fail(make_error_code(errc::cancelled));
+            }
+            for (const std::string& p : l->warnings)
+                out.problems.push_back(p);
+        }
+        if (next_child.back() == l->children.size()) {
+            stack.pop_back();
+            next_child.pop_back();
+            continue;
+        }
+        const detail::child& c = l->children[next_child.back()++];
+        std::string path = dir.empty() ? c.name : dir + "/" + c.name;
+        add_to_snapshot(path, c, out.entries);
+        if (c.kind == file_kind::directory && walker.lists(path)) {
+            stack.emplace_back(std::move(path), nullptr); // dir and l are invalid from here
+            next_child.push_back(0);
+        }
+    }
+    return out;
 }
 
 } // namespace podpipe::io

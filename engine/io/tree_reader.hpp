@@ -30,10 +30,12 @@
 
 #include "engine/common/result.hpp"
 #include "engine/io/file_entry.hpp"
+#include "engine/io/paths.hpp"
 #include "engine/io/ring.hpp"
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <stop_token>
 #include <string>
@@ -61,6 +63,10 @@ struct read_options {
     /// fnmatch patterns, matched like GNU tar --exclude against the relative path, any suffix
     /// after a '/' and the basename; an excluded directory is neither emitted nor descended.
     std::vector<std::string> excludes;
+    /// Only the selected paths and the directories on the way to them; null: the whole tree.
+    std::shared_ptr<const path_selection> selection;
+    /// Fill read_stats::snapshot with every regular file, directory and symlink listed.
+    bool keep_snapshot = false;
     // Additions:
     /// Listed-but-not-yet-consumed directory entries the walkers may hold (memory bound).
     std::size_t walk_ahead_entries = 1 << 15;
@@ -90,6 +96,9 @@ struct read_stats {
     std::uint64_t problems = 0;
     std::vector<std::string> problem_lines; ///< the first max_problem_lines of them
     static constexpr std::size_t max_problem_lines = 100;
+    /// With read_options::keep_snapshot: the entries as listed, in archive order (a file that
+    /// vanished or was unreadable when read is still listed; its problem says so).
+    std::vector<walked_entry> snapshot;
 };
 
 /// Walks `root` (a directory; symlinks on the way to it are followed) and feeds `consumer`.
@@ -100,5 +109,23 @@ struct read_stats {
 result<read_stats> read_tree(const std::string& root, const read_options& opt,
                              tree_consumer& consumer, std::stop_token stop = {},
                              std::string* error_detail = nullptr);
+
+struct walk_options {
+    unsigned threads = 2;
+    std::vector<std::string> excludes; ///< as read_options::excludes
+    std::shared_ptr<const path_selection> selection;
+    bool use_io_uring = true;
+};
+
+struct walk_result {
+    std::vector<walked_entry> entries; ///< archive order
+    /// Directories that could not be listed (their contents are missing from entries).
+    std::vector<std::string> problems;
+};
+
+/// The listing half of read_tree alone: the snapshot of `root` without reading any content
+/// (parallel getdents64 + statx). Errors as read_tree's for the root; cancelled on stop.
+result<walk_result> walk_tree(const std::string& root, const walk_options& opt,
+                              std::stop_token stop = {}, std::string* error_detail = nullptr);
 
 } // namespace podpipe::io

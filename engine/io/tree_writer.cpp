@@ -6,6 +6,7 @@
 #include "engine/io/paths.hpp"
 #include "engine/io/ring.hpp"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <linux/magic.h>
 #include <linux/openat2.h>
@@ -465,6 +466,97 @@ struct tree_writer::impl {
         return {};
     }
 
+    // ---- deletions -------------------------------------------------------------------------
+
+    // Empties the directory `dir` (an fd it owns) recursively: names only, symlinks never
+    // followed; a directory without write permission gets 0700 first.
+    result<void> empty_directory(unique_fd dir, const std::string& path) {
+        const int list_fd = ::fcntl(dir.get(), F_DUPFD_CLOEXEC, 0);
+        DIR* d = list_fd < 0 ? nullptr : ::fdopendir(list_fd);
+        if (d == nullptr) {
+            const int e = errno;
+            if (list_fd >= 0)
+                ::close(list_fd);
+            return io_error("list directory to delete", path, e);
+        }
+        std::vector<std::string> names;
+        while (const struct dirent* ent = ::readdir(d)) {
+            const std::string_view n = ent->d_name;
+            if (n != "." && n != "..")
+                names.emplace_back(n);
+        }
+        ::closedir(d);
+        for (const std::string& n : names)
+            PODPIPE_TRY(delete_at(dir, n, path + "/" + n));
+        return {};
+    }
+
+    // Deletes parent/leaf: a file or symlink is unlinked, a directory emptied then removed.
+    result<void> delete_at(const unique_fd& parent, const std::string& leaf,
+                           const std::string& path) {
+        if (::unlinkat(parent.get(), leaf.c_str(), 0) == 0 || errno == ENOENT)
+            return {};
+        if (errno == EACCES && ::fchmod(parent.get(), 0700) == 0 &&
+            (::unlinkat(parent.get(), leaf.c_str(), 0) == 0 || errno == ENOENT))
+            return {};
+        if (errno != EISDIR && errno != EPERM)
+            return io_error("delete", path, errno);
+        unique_fd sub(::openat(parent.get(), leaf.c_str(),
+                               O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+        if (!sub)
+            return io_error("open directory to delete", path, errno);
+        struct stat st {};
+        if (::fstat(sub.get(), &st) == 0 && (st.st_mode & 0700) != 0700)
+            ::fchmod(sub.get(), 0700);
+        PODPIPE_TRY(empty_directory(std::move(sub), path));
+        if (::unlinkat(parent.get(), leaf.c_str(), AT_REMOVEDIR) != 0 && errno != ENOENT)
+            return io_error("delete directory", path, errno);
+        return {};
+    }
+
+    result<void> remove(const std::string& raw) {
+        if (err)
+            return fail(err);
+        if (current != nullptr)
+            return failure(errc::bad_entry,
+                           "deletion of '" + raw + "' inside entry '" + current->path + "'");
+        const auto refuse_deletion = [&](const char* why) {
+            return failure(errc::unsafe_path, "refusing to delete '" + raw + "': " + why);
+        };
+        auto norm = normalize_entry_path(raw);
+        if (!norm)
+            return refuse_deletion("not a path beneath the target directory");
+        const std::string& path = *norm;
+        if (path.empty())
+            return refuse_deletion("names the target directory itself");
+        const std::size_t slash = path.rfind('/');
+        const std::string dir = slash == std::string::npos ? std::string() : path.substr(0, slash);
+        const std::string leaf = slash == std::string::npos ? path : path.substr(slash + 1);
+        PODPIPE_TRY(wait_until_created_below(path));
+        // No symlink on the way, not even one that stays inside: what is deleted is exactly
+        // the path the sender named in its own tree.
+        unique_fd parent(dir.empty() ? ::fcntl(root->get(), F_DUPFD_CLOEXEC, 0)
+                                     : sys_openat2(root->get(), dir.c_str(),
+                                                   O_RDONLY | O_DIRECTORY | O_CLOEXEC,
+                                                   resolve_flags | RESOLVE_NO_SYMLINKS));
+        if (!parent) {
+            if (errno == ENOENT || errno == ENOTDIR) {
+                ++stats.deleted; // nothing there to delete
+                return {};
+            }
+            if (errno == EXDEV || errno == ELOOP)
+                return refuse_deletion("its path passes through a symlink");
+            return io_error("open directory", dir, errno);
+        }
+        PODPIPE_TRY(delete_at(parent, leaf, path));
+        dir_cache.clear();
+        std::erase_if(dirs, [&](const auto& d) {
+            return d.first == path || d.first.starts_with(path + '/');
+        });
+        ++stats.deleted;
+        return {};
+    }
+
     // ---- entries ---------------------------------------------------------------------------
 
     result<void> make_directory(const std::string& path, const file_entry& e) {
@@ -772,6 +864,14 @@ result<std::unique_ptr<tree_writer>> tree_writer::open(const std::string& root,
 result<void> tree_writer::begin_entry(const file_entry& e) {
     const auto t0 = steady::now();
     auto r = impl_->begin_entry(e);
+    impl_->stats.write_ns += static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(steady::now() - t0).count());
+    return r;
+}
+
+result<void> tree_writer::remove(const std::string& path) {
+    const auto t0 = steady::now();
+    auto r = impl_->remove(path);
     impl_->stats.write_ns += static_cast<std::uint64_t>(
         std::chrono::duration_cast<std::chrono::nanoseconds>(steady::now() - t0).count());
     return r;

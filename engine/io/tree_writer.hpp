@@ -56,6 +56,7 @@ struct write_options {
 struct write_stats {
     std::uint64_t entries = 0, files = 0, directories = 0, symlinks = 0, hardlinks = 0;
     std::uint64_t skipped = 0, content_bytes = 0;
+    std::uint64_t deleted = 0;  ///< paths remove() deleted (or found already gone)
     std::uint64_t write_ns = 0; ///< time spent inside tree_writer calls
     bool used_io_uring = false; ///< addition
 };
@@ -75,6 +76,12 @@ public:
     /// regular file. A directory entry naming the root itself ("." or "./") is ignored.
     /// Kind `other` is skipped with a warning.
     result<void> begin_entry(const file_entry& e);
+    /// Deletes `path` (relative, normalised like an entry's) and, for a directory, everything
+    /// below it; missing is fine. Never between begin_entry and end_entry. Refused
+    /// (errc::unsafe_path): an empty, absolute or ".." path, the root itself, and a path
+    /// whose directories pass through any symlink (even one that stays inside the root).
+    /// Names are unlinked, never followed.
+    result<void> remove(const std::string& path);
     /// Content of the current regular entry; copied (the span is not kept). More bytes than
     /// the entry's size is bad_entry. May wait for disk I/O when the window is full.
     result<void> write(std::span<const std::byte> bytes);

@@ -97,6 +97,16 @@ public:
         return {};
     }
 
+    // Deletions come before the entries (tar::append_deletions): applied at once, in order,
+    // and hashed like the sender did. tree_writer::remove refuses unsafe paths.
+    result<void> on_deletions(const tar::deletions& d) override {
+        for (const std::string& path : d.paths) {
+            manifest_.add_deletion(path);
+            PODPIPE_TRY(writer_.remove(path));
+        }
+        return {};
+    }
+
     const tar::sender_problems& problems() const noexcept { return problems_; }
 
     /// Why the handler itself failed (a manifest mismatch); empty otherwise.
@@ -637,6 +647,7 @@ result<transfer_stats, transfer_error> recv_tree(byte_source& source, const std:
     s.chunks = splitter.members();
     s.manifest_checked = handler.sent().has_value();
     s.problems = handler.problems();
+    s.deletions = w.deleted;
     s.manifest = handler.received() ? *handler.received() : handler.received_so_far();
     s.seconds = static_cast<double>(ns_since(t_start)) / 1e9;
     s.stages.push_back({"source", s.wire_bytes, s.wire_bytes, splitter.read_ns(),

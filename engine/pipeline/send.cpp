@@ -2,6 +2,7 @@
 
 #include "engine/common/buffer_pool.hpp"
 #include "engine/gzip/gzip.hpp"
+#include "engine/io/paths.hpp"
 #include "engine/io/tree_reader.hpp"
 #include "engine/pipeline/bounded_queue.hpp"
 #include "engine/pipeline/entry_convert.hpp"
@@ -15,6 +16,7 @@
 #include <atomic>
 #include <cstring>
 #include <map>
+#include <memory>
 #include <optional>
 #include <thread>
 #include <vector>
@@ -74,6 +76,17 @@ public:
             padding_ = 0;
         }
         return {};
+    }
+
+    /// The deletions, first in the stream and in the manifest (tar::append_deletions).
+    result<void> start(const std::vector<std::string>& deletions) {
+        if (deletions.empty())
+            return {};
+        header_.clear();
+        tar::append_deletions(deletions, header_);
+        for (const std::string& d : deletions)
+            manifest_.add_deletion(d);
+        return put(header_);
     }
 
     /// Appends the sender's problems (if any), the manifest and end-of-archive, flushes the
@@ -363,6 +376,60 @@ private:
     std::vector<std::byte> out_;
 };
 
+// The root itself goes first as "./" (what `tar -C DIR .` writes), so its mode, owner and
+// mtime reach the receiver; nullopt when it cannot be stat'ed (read_tree reports that).
+std::optional<io::file_entry> root_entry(const std::string& root) {
+    struct stat st {};
+    if (::stat(root.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+        return std::nullopt;
+    io::file_entry top;
+    top.path = ".";
+    top.kind = io::file_kind::directory;
+    top.mode = st.st_mode & 07777;
+    top.mtime_sec = st.st_mtim.tv_sec;
+    top.mtime_nsec = static_cast<std::uint32_t>(st.st_mtim.tv_nsec);
+    top.uid = st.st_uid;
+    top.gid = st.st_gid;
+    return top;
+}
+
+struct framed_tree {
+    io::read_stats read;
+    tar::manifest manifest;
+};
+
+// The producing stage, on the caller's thread: the deletions, the root's entry, the walk and
+// read of the tree (or of the selection), then the sender's problems and the end of the
+// archive, all framed as tar into chunks for the compress workers.
+result<framed_tree, transfer_error> frame_tree(const std::string& root, const send_options& opt,
+                                               std::size_t window_bytes, tar_framer& framer,
+                                               std::stop_token halt) {
+    io::read_options ropt;
+    ropt.window_bytes = window_bytes;
+    ropt.excludes = opt.excludes;
+    ropt.keep_snapshot = opt.snapshot;
+    if (opt.only) {
+        auto sel = io::path_selection::make(*opt.only, opt.only_descend);
+        if (!sel)
+            return fail(transfer_error(make_error_code(errc::bad_options),
+                                       "a selected path is not a path beneath the root"));
+        ropt.selection = std::make_shared<const io::path_selection>(std::move(*sel));
+    }
+    if (auto r = framer.start(opt.deletions); !r)
+        return fail(transfer_error(r.error(), "writing the deletions"));
+    if (auto top = root_entry(root))
+        if (auto r = framer.on_entry(*top); !r)
+            return fail(transfer_error(r.error(), "writing the root entry"));
+    std::string read_detail;
+    auto read = io::read_tree(root, ropt, framer, halt, &read_detail);
+    if (!read)
+        return fail(transfer_error(read.error(), read_detail));
+    auto m = framer.finish({read->problems, read->problem_lines});
+    if (!m)
+        return fail(transfer_error(m.error(), "finishing the archive"));
+    return framed_tree{std::move(*read), *m};
+}
+
 } // namespace
 
 result<void, std::string> check_send_options(const send_options& opt) {
@@ -372,6 +439,12 @@ result<void, std::string> check_send_options(const send_options& opt) {
         return fail(std::string("chunk size must be between 64 KiB and 8 MiB"));
     if (opt.threads > 256)
         return fail(std::string("at most 256 threads"));
+    for (const std::string& d : opt.deletions) {
+        auto n = io::normalize_entry_path(d);
+        if (!n || n->empty())
+            return fail("refusing to send the deletion of '" + d +
+                        "': not a path beneath the root");
+    }
     const unsigned threads = opt.threads == 0 ? detail::available_cores() : opt.threads;
     const pool_plan plan = plan_memory(opt, threads, packed_bound(opt));
     if (plan.blocks < threads + 2)
@@ -511,36 +584,10 @@ result<transfer_stats, transfer_error> send_tree(const std::string& root, byte_s
         }
     });
 
-    io::read_options ropt;
-    ropt.window_bytes = plan.window_bytes;
-    ropt.excludes = opt.excludes;
     tar_framer framer(raw_pool, packed_pool, to_compress, halt.get_token(), opt.progress);
-    std::string read_detail;
-    // The root itself goes first as "./" (what `tar -C DIR .` writes), so its mode, owner and
-    // mtime reach the receiver. A root that cannot be stat'ed is left to read_tree to report.
-    if (struct stat st {}; ::stat(root.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
-        io::file_entry top;
-        top.path = ".";
-        top.kind = io::file_kind::directory;
-        top.mode = st.st_mode & 07777;
-        top.mtime_sec = st.st_mtim.tv_sec;
-        top.mtime_nsec = static_cast<std::uint32_t>(st.st_mtim.tv_nsec);
-        top.uid = st.st_uid;
-        top.gid = st.st_gid;
-        if (auto r = framer.on_entry(top); !r)
-            failure.set(r.error(), "writing the root entry");
-    }
-    auto read = io::read_tree(root, ropt, framer, halt.get_token(), &read_detail);
-    result<tar::manifest> sent_manifest = tar::manifest{};
-    tar::sender_problems problems;
-    if (!read) {
-        failure.set(read.error(), read_detail);
-    } else {
-        problems = {read->problems, read->problem_lines};
-        sent_manifest = framer.finish(problems);
-        if (!sent_manifest)
-            failure.set(sent_manifest.error(), "finishing the archive");
-    }
+    auto framed = frame_tree(root, opt, plan.window_bytes, framer, halt.get_token());
+    if (!framed)
+        failure.set(framed.error().code, framed.error().detail);
     to_compress.close();
     for (auto& w : workers)
         w.join();
@@ -552,17 +599,19 @@ result<transfer_stats, transfer_error> send_tree(const std::string& root, byte_s
         return fail(std::make_error_code(std::errc::operation_canceled));
 
     transfer_stats s;
-    const io::read_stats& r = *read;
+    io::read_stats& r = framed->read;
     detail::copy_entry_counts(s, r);
     s.warnings = r.warnings;
-    s.problems = std::move(problems);
+    s.problems = {r.problems, r.problem_lines};
+    s.deletions = opt.deletions.size();
+    s.snapshot = std::move(r.snapshot);
     s.tar_bytes = framer.tar_bytes();
     s.wire_bytes = wire_bytes;
     s.chunks = framer.chunks();
     for (std::size_t l = 0; l < chunks_per_level.size(); ++l)
         s.chunks_per_level[l] = chunks_per_level[l].load();
     s.probed_rate = probed_rate;
-    s.manifest = *sent_manifest;
+    s.manifest = framed->manifest;
     s.seconds = static_cast<double>(ns_since(t_start)) / 1e9;
     s.stages.push_back({"walk", 0, r.entries, r.walk_ns, 0, 1});
     s.stages.push_back({"read", r.content_bytes, r.content_bytes, r.read_ns, r.consumer_ns, 1});

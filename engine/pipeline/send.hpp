@@ -16,6 +16,7 @@
 #include "engine/pipeline/stats.hpp"
 
 #include <cstddef>
+#include <optional>
 #include <stop_token>
 #include <string>
 #include <vector>
@@ -61,6 +62,20 @@ struct send_options {
     std::size_t memory_bytes = 256 << 20;  ///< budget for all buffers of the transfer
     double auto_climb_below = auto_climb_below_default; ///< see auto_level (bytes/s)
     std::vector<std::string> excludes;     ///< fnmatch patterns (GNU tar --exclude rules)
+    /// A selection: only these paths beneath root (relative, as io::file_entry::path), with
+    /// the directories on the way to them; nullopt: the whole tree; empty: the root's entry
+    /// alone (a stream of deletions). A selected path that does not exist is not sent
+    /// (compare the snapshot to find it). "." selects everything.
+    std::optional<std::vector<std::string>> only;
+    /// With `only`: a selected directory brings its contents; false: its own entry only.
+    bool only_descend = true;
+    /// Paths (relative) the receiver deletes beneath its root before it extracts anything:
+    /// carried first in the stream (tar::append_deletions) and in the manifest's digest, so a
+    /// podpipe receiver that verifies applied them; a plain tar ignores them (the caller
+    /// deletes some other way). Unsafe paths (absolute, "..", the root) are bad_options.
+    std::vector<std::string> deletions;
+    /// Fill transfer_stats::snapshot with what the walk listed.
+    bool snapshot = false;
     live_progress* progress = nullptr;     ///< optional, updated while running
     ack_counter* acks = nullptr;           ///< the receiver's acknowledgements, if it sends them
 };

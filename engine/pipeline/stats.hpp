@@ -3,6 +3,7 @@
 // from any thread (a progress printer polls it).
 #pragma once
 
+#include "engine/io/file_entry.hpp"
 #include "engine/tar/manifest.hpp"
 
 #include <array>
@@ -44,6 +45,13 @@ struct transfer_stats {
     /// receive: reported in the stream). The manifest covers only what was sent, so a copy
     /// with problems is not a verified copy of the sender's tree.
     tar::sender_problems problems;
+    /// send: deletions the stream carried (send_options::deletions); receive: deletions
+    /// applied (a path already gone counts). A receiver that verified the manifest applied
+    /// every deletion the stream carried (they are part of the digest).
+    std::uint64_t deletions = 0;
+    /// send with send_options::snapshot: every regular file, directory and symlink the walk
+    /// listed, in archive order (io::walked_entry: what a caller keeps to detect change).
+    std::vector<io::walked_entry> snapshot;
     std::vector<stage_stats> stages;
 };
 

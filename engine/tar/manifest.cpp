@@ -88,6 +88,14 @@ void manifest_builder::add_entry(const entry& e) {
     ++entries_;
 }
 
+void manifest_builder::add_deletion(std::string_view path) {
+    end_entry();
+    scratch_.clear();
+    scratch_.push_back('D');
+    put_bytes(scratch_, path);
+    XXH3_64bits_update(state_.get(), scratch_.data(), scratch_.size());
+}
+
 void manifest_builder::add_content(std::span<const std::byte> bytes) {
     if (bytes.empty())
         return;
@@ -255,6 +263,61 @@ std::optional<sender_problems> parse_problems_comment(std::string_view s) {
     }
     clean_problems(p);
     return p;
+}
+
+namespace {
+constexpr std::string_view deletions_prefix = "podpipe-deletions v1 ";
+} // namespace
+
+std::string format_deletions_comment(std::span<const std::string> paths) {
+    std::string out(deletions_prefix);
+    out += "count=";
+    out += std::to_string(paths.size());
+    for (const std::string& p : paths) {
+        out += '\n';
+        for (const char c : p) {
+            if (c == '\\')
+                out += "\\\\";
+            else if (c == '\n')
+                out += "\\n";
+            else
+                out += c;
+        }
+    }
+    return out;
+}
+
+std::optional<deletions> parse_deletions_comment(std::string_view s) {
+    if (s.substr(0, deletions_prefix.size()) != deletions_prefix)
+        return std::nullopt;
+    s.remove_prefix(deletions_prefix.size());
+    std::uint64_t count = 0;
+    if (!take_decimal(s, "count=", count))
+        return std::nullopt;
+    deletions d;
+    while (!s.empty()) {
+        if (s.front() != '\n' || d.paths.size() == count)
+            return std::nullopt;
+        s.remove_prefix(1);
+        std::string path;
+        while (!s.empty() && s.front() != '\n') {
+            char c = s.front();
+            s.remove_prefix(1);
+            if (c == '\\') {
+                if (s.empty() || (s.front() != '\\' && s.front() != 'n'))
+                    return std::nullopt;
+                c = s.front() == 'n' ? '\n' : '\\';
+                s.remove_prefix(1);
+            }
+            path += c;
+        }
+        if (path.empty())
+            return std::nullopt;
+        d.paths.push_back(std::move(path));
+    }
+    if (d.paths.size() != count)
+        return std::nullopt;
+    return d;
 }
 
 } // namespace podpipe::tar

@@ -47,6 +47,10 @@ public:
 
     /// Starts a new entry (ends the previous one).
     void add_entry(const entry& e);
+    /// A path the stream asks the receiver to delete (append_deletions), in stream order: it
+    /// changes the digest, not the entry count, so a receiver that ignored the deletions
+    /// fails the manifest check. Not between an entry and its content.
+    void add_deletion(std::string_view path);
     /// Content of the current entry, in order, any split. Bytes before the first add_entry()
     /// are hashed too (as content of an implicit empty entry) but are not a valid use.
     void add_content(std::span<const std::byte> bytes);
@@ -108,5 +112,20 @@ void clean_problems(sender_problems& p);
 /// The lines for people: each as "  <line>" (printable_line), then "  ... and N more" when
 /// count exceeds them, joined by '\n' (no trailing newline; empty when there are no lines).
 std::string problem_list(const sender_problems& p);
+
+/// Paths (relative to the receiver's root) the receiver deletes before it writes the entries
+/// that follow; carried in pax global headers (writer.hpp: append_deletions), which other tar
+/// readers ignore. The receiver refuses unsafe paths (io::tree_writer::remove).
+struct deletions {
+    std::vector<std::string> paths;
+};
+
+/// The comment text of one deletions header: "podpipe-deletions v1 count=N" then, per path,
+/// '\n' and the path with '\\' as "\\\\" and '\n' as "\\n".
+std::string format_deletions_comment(std::span<const std::string> paths);
+
+/// Parses format_deletions_comment()'s text; nullopt if it is not that form (a count that
+/// differs from the paths, a bad escape, an empty path).
+std::optional<deletions> parse_deletions_comment(std::string_view comment);
 
 } // namespace podpipe::tar

@@ -707,6 +707,9 @@ result<void> parser::impl::process_meta() {
                 } else if (auto p = parse_problems_comment(value)) {
                     if (auto r = handler_.on_sender_problems(*p); !r)
                         return handler_failed(r.error(), "on_sender_problems");
+                } else if (auto d = parse_deletions_comment(value)) {
+                    if (auto r = handler_.on_deletions(*d); !r)
+                        return handler_failed(r.error(), "on_deletions");
                 }
             }
             continue; // other global records do not affect extraction

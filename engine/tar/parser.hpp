@@ -45,6 +45,9 @@ public:
     virtual result<void> on_manifest(const manifest& m) = 0;
     /// A pax global header carrying a sender's problem report (writer.hpp: append_problems).
     virtual result<void> on_sender_problems(const sender_problems&) { return {}; }
+    /// A pax global header carrying deletions (writer.hpp: append_deletions). The default
+    /// ignores them, as other tar readers do.
+    virtual result<void> on_deletions(const deletions&) { return {}; }
 };
 
 class parser {

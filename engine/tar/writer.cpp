@@ -284,4 +284,21 @@ void append_problems(const sender_problems& p, std::vector<std::byte>& out) {
     append_pax(out, 'g', "pax_global_header", pax, 0);
 }
 
+void append_deletions(std::span<const std::string> paths, std::vector<std::byte>& out) {
+    // Each header's paths stay well under the parser's limit (escaping at most doubles them).
+    constexpr std::size_t batch_bytes = max_extended_header_bytes / 4;
+    std::size_t first = 0;
+    while (first < paths.size()) {
+        std::size_t last = first;
+        std::size_t bytes = 0;
+        while (last < paths.size() && (last == first || bytes + paths[last].size() < batch_bytes))
+            bytes += paths[last++].size() + 1;
+        std::string pax;
+        add_pax_record(pax, "comment",
+                       format_deletions_comment(paths.subspan(first, last - first)));
+        append_pax(out, 'g', "pax_global_header", pax, 0);
+        first = last;
+    }
+}
+
 } // namespace podpipe::tar

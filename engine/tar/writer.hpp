@@ -21,6 +21,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <span>
+#include <string>
 #include <vector>
 
 namespace podpipe::tar {
@@ -47,5 +49,12 @@ void append_end(const manifest& m, std::vector<std::byte>& out);
 /// (ignored silently by other readers, as the manifest's); the parser reports it through
 /// parser_handler::on_sender_problems. Written just before append_end() when p.count > 0.
 void append_problems(const sender_problems& p, std::vector<std::byte>& out);
+
+/// Appends `paths` as deletions (manifest.hpp: format_deletions_comment), in as many pax
+/// global headers as needed to keep each under max_extended_header_bytes; nothing for an
+/// empty list. Written first, before any entry, so the receiver deletes before it extracts
+/// (an entry may replace a deleted path of another kind). The parser reports each header
+/// through parser_handler::on_deletions; other readers ignore them.
+void append_deletions(std::span<const std::string> paths, std::vector<std::byte>& out);
 
 } // namespace podpipe::tar

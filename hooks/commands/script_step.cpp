@@ -6,6 +6,7 @@
 #include "hooks/commands/scripts.hpp"
 #include "hooks/commands/temp_sync.hpp"
 #include "kube/client.hpp"
+#include "kube/exec.hpp"
 #include "kube/pod_spec.hpp"
 
 #include <cerrno>
@@ -50,66 +51,80 @@ result<temp_plan, hook_error> plan_temp_sync(hook_session& s, const std::string&
     }
     plan.delta = diff_snapshots(*pod_has, plan.now);
     // Deletions (and kind changes) happen in the pod before anything new lands there.
-    std::vector<std::string> gone = plan.delta.replaced;
-    gone.insert(gone.end(), plan.delta.removed.begin(), plan.delta.removed.end());
-    plan.removals = removal_script(pod_temp, gone);
+    plan.gone = plan.delta.replaced;
+    plan.gone.insert(plan.gone.end(), plan.delta.removed.begin(), plan.delta.removed.end());
     return plan;
 }
 
+namespace {
+
+// For a pod without podpipe (its tar ignores the stream's deletions): the `rm` lines go to
+// `sh` on stdin, so the exec's URL stays the same size whatever the list. The script is read
+// to its announced length into a file first: a cut stream runs nothing.
+result<void, hook_error> remove_in_pod(hook_session& s, const std::string& job_pod,
+                                       const std::string& script) {
+    kube::exec_options o;
+    o.ns = s.ns;
+    o.pod = job_pod;
+    o.container = std::string(kube::job_container_name);
+    o.command = {"sh", "-c",
+                 "f=$(mktemp) || exit 1; head -c \"$1\" > \"$f\"; "
+                 "if [ \"$(wc -c < \"$f\")\" -eq \"$1\" ]; then sh \"$f\"; r=$?; "
+                 "else echo 'the list of deletions arrived cut short' >&2; r=1; fi; "
+                 "rm -f \"$f\"; exit $r",
+                 "podpipe-remove", std::to_string(script.size())};
+    kube::exec_session_options so;
+    so.stop = s.stop;
+    const std::string what = "removing deleted files from the job pod's _temp failed: ";
+    auto session = s.client.exec(o, so);
+    if (!session)
+        return fail(make_error(errc::transfer, what + session.error().what()));
+    kube::exec_session& x = **session;
+    std::stop_callback on_stop(s.stop, [&x] { x.abort(); });
+    const auto* bytes = reinterpret_cast<const std::byte*>(script.data());
+    if (auto w = x.stdin_sink().write({bytes, script.size()}); !w)
+        return fail(make_error(errc::transfer, what + w.error().message()));
+    if (auto f = x.stdin_sink().finish(); !f)
+        return fail(make_error(errc::transfer, what + f.error().message()));
+    auto code = x.wait();
+    if (!code || *code != 0)
+        return fail(make_error(errc::transfer,
+                               what + (code ? "exit " + std::to_string(*code) + ": " +
+                                                  x.stderr_tail()
+                                            : code.error().what())));
+    return {};
+}
+
+} // namespace
+
 result<void, hook_error> apply_temp_sync(hook_session& s, const std::string& job_pod,
-                                         temp_plan& plan, bool removals_done,
-                                         const std::string& transient) {
+                                         temp_plan& plan, const std::string& transient) {
     const std::string temp = plan.work + "/_temp";
     const temp_delta& delta = plan.delta;
-    if (!plan.removals.empty() && !removals_done) {
-        // `sh -c` takes the script as one argument, which the kernel caps at 128 KiB: long
-        // lists go in several execs (removal_script's lines are at most 64 KiB each).
-        step_target job{s.ns, job_pod, std::string(kube::job_container_name)};
-        std::vector<std::string> batches(1);
-        for (std::size_t pos = 0; pos < plan.removals.size();) {
-            std::size_t nl = plan.removals.find('\n', pos);
-            nl = nl == std::string::npos ? plan.removals.size() : nl + 1;
-            if (!batches.back().empty() && batches.back().size() + (nl - pos) > (96u << 10))
-                batches.emplace_back();
-            batches.back().append(plan.removals, pos, nl - pos);
-            pos = nl;
-        }
-        for (const auto& batch : batches) {
-            auto rm = exec_step(s.client, job, {"sh", "-c", batch}, s.out_fd, s.err_fd, s.stop);
-            if (!rm || *rm != 0)
-                return fail(make_error(errc::transfer,
-                                       "removing deleted files from the job pod's _temp failed: " +
-                                           (rm ? "exit " + std::to_string(*rm) : rm.error().what())));
-        }
-    }
-    if (delta.send.empty() && delta.new_dirs.empty()) {
-        s.log.debug("_temp: nothing new since the job pod last saw it (" +
-                    std::to_string(delta.removed.size()) + " removed)");
+    if (delta.empty()) {
+        s.log.debug("_temp: nothing new since the job pod last saw it");
     } else {
-        const std::string stage = plan.work + "/" + state_dir_name + "/" + job_pod + "/stage-" +
-                                  kube::random_name_suffix();
-        struct stage_guard {
-            hook_log& log;
-            std::string dir;
-            ~stage_guard() {
-                if (auto left = remove_stage(dir); !left.empty())
-                    log.warning("could not remove the staging directory: " + left);
-            }
-        } guard{s.log, stage};
-        auto staged = stage_delta(temp, delta, stage);
-        if (!staged)
-            return fail(staged.error());
-        for (const auto& v : staged->vanished)
-            s.log.debug("_temp/" + v + " vanished before it could be sent");
         remote::copy_options copt = copy_options_for(s);
-        remote::pod_copier copier(s.client, copt, s.stop);
-        auto end = probe_job_pod(s, copier, job_dir(s, job_pod, pod_temp));
+        // The selection and the deletions travel in the stream: nothing grows the exec URL.
+        std::vector<std::string> only = delta.send;
+        only.insert(only.end(), delta.new_dirs.begin(), delta.new_dirs.end());
+        copt.only = std::move(only);
+        copt.only_descend = false;
+        copt.deletions = plan.gone;
+        remote::pod_copier probe_copier(s.client, copt, s.stop);
+        auto end = probe_job_pod(s, probe_copier, job_dir(s, job_pod, pod_temp));
         if (!end)
             return fail(make_error(errc::transfer, end.error()));
+        if (!end->has_binary && !plan.gone.empty()) {
+            // A pod's tar ignores the stream's deletions: they happen first, through sh.
+            PODPIPE_TRY(remove_in_pod(s, job_pod, removal_script(pod_temp, plan.gone)));
+            copt.deletions.clear();
+        }
+        remote::pod_copier copier(s.client, copt, s.stop);
         auto copied = grouped_copy(s, "Copying _temp changes into the job pod",
                                    "_temp (" + std::to_string(delta.send.size()) + " new or changed, " +
                                        std::to_string(delta.removed.size()) + " removed) -> " + pod_temp,
-                                   [&] { return copier.local_to_pod(stage, *end); });
+                                   [&] { return copier.local_to_pod(temp, *end); });
         if (!copied)
             return fail(copied.error());
     }
@@ -126,7 +141,7 @@ result<void, hook_error> sync_temp_to_pod(hook_session& s, const std::string& jo
     auto plan = plan_temp_sync(s, job_pod);
     if (!plan)
         return fail(plan.error());
-    return apply_temp_sync(s, job_pod, *plan, false, {});
+    return apply_temp_sync(s, job_pod, *plan, {});
 }
 
 result<void, hook_error> record_temp(hook_session& s, const std::string& job_pod) {
@@ -184,9 +199,7 @@ result<int, hook_error> run_script_step(hook_session& s, const job_state& state,
     auto temp = runner_temp(s);
     if (!temp)
         return fail(temp.error());
-    // The script goes into the runner's _temp first, so that the sync carries it; once the
-    // sync knows what the runner deleted since the last step, the script is rewritten to
-    // delete those in the pod first (one exec less per step).
+    // The script goes into the runner's _temp first, so that the sync carries it.
     const std::string name = script_file_name();
     const std::string local_script = *temp + "/" + name;
     struct remove_on_exit {
@@ -195,23 +208,14 @@ result<int, hook_error> run_script_step(hook_session& s, const job_state& state,
     } cleanup{local_script};
     // The script notes its pid so a cancelled step can be stopped (see step_stopper).
     const step_stopper stopper(name);
-    const std::string pid_line = stopper.record_line();
-    auto text = run_script(args, pid_line);
+    auto text = run_script(args, stopper.record_line());
     if (!text)
         return fail(text.error());
     PODPIPE_TRY(write_script(local_script, *text));
     auto plan = plan_temp_sync(s, state.job_pod);
     if (!plan)
         return fail(plan.error());
-    const bool in_script = !plan->removals.empty() && plan->delta.replaced.empty();
-    if (in_script) {
-        auto with = run_script(args, pid_line + plan->removals);
-        if (!with)
-            return fail(with.error());
-        ::unlink(local_script.c_str());
-        PODPIPE_TRY(write_script(local_script, *with));
-    }
-    PODPIPE_TRY(apply_temp_sync(s, state.job_pod, *plan, in_script, name));
+    PODPIPE_TRY(apply_temp_sync(s, state.job_pod, *plan, name));
 
     step_target job{s.ns, state.job_pod, std::string(kube::job_container_name)};
     const heartbeat hb{s.env.heartbeat_period, s.env.heartbeat_deadline};

@@ -27,19 +27,19 @@ result<int, hook_error> run_script_step(hook_session& s, const job_state& state,
 /// file under W/.podpipe-hook/<job pod>/ (temp_sync.hpp), written after every transfer;
 /// without a usable one everything is sent. Files deleted on the runner are deleted in the pod.
 struct temp_plan {
-    std::string work;     ///< W
-    temp_snapshot now;    ///< the runner's _temp as scanned
-    temp_delta delta;     ///< against what the pod holds
-    std::string removals; ///< `rm` lines for the pod, "" if nothing was deleted
+    std::string work;               ///< W
+    temp_snapshot now;              ///< the runner's _temp as scanned
+    temp_delta delta;               ///< against what the pod holds
+    std::vector<std::string> gone;  ///< delta.replaced + delta.removed: deleted in the pod first
 };
 result<temp_plan, hook_error> plan_temp_sync(hook_session& s, const std::string& job_pod);
-/// Runs the removals (unless `removals_done`: the caller's step script runs them first), sends
-/// the changes, records the result. `transient` (relative, may be empty) is left out of the
-/// record: the step script deletes itself in the pod.
+/// Sends the changes (the engine's selection) with the deletions in the same stream (a pod
+/// without podpipe gets them first through `sh` on stdin), records the result. `transient`
+/// (relative, may be empty) is left out of the record: the step script deletes itself in the
+/// pod.
 result<void, hook_error> apply_temp_sync(hook_session& s, const std::string& job_pod,
-                                         temp_plan& plan, bool removals_done,
-                                         const std::string& transient);
-/// plan + apply, removals in an exec of their own (container steps).
+                                         temp_plan& plan, const std::string& transient);
+/// plan + apply (container steps).
 result<void, hook_error> sync_temp_to_pod(hook_session& s, const std::string& job_pod);
 
 /// Records the runner's _temp as what the job pod holds (after prepare_job's full copy and

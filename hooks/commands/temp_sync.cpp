@@ -1,8 +1,11 @@
 #include "hooks/commands/temp_sync.hpp"
 
 #include "engine/common/unique_fd.hpp"
+#include "engine/io/paths.hpp"
+#include "engine/io/tree_reader.hpp"
 #include "kube/pod_spec.hpp"
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstring>
@@ -58,127 +61,6 @@ std::string_view parent_of(std::string_view p) {
     const std::size_t slash = p.rfind('/');
     return slash == std::string_view::npos ? std::string_view() : p.substr(0, slash);
 }
-
-std::int64_t mtime_ns_of(const struct stat& st) {
-    return static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
-}
-
-/// readlinkat into a string, growing the buffer until the target fits. Returns errno or 0.
-int read_link(int dirfd, const char* name, std::size_t size_hint, std::string& out) {
-    std::size_t cap = size_hint + 1 < 256 ? 256 : size_hint + 1;
-    while (true) {
-        out.resize(cap);
-        const ssize_t n = ::readlinkat(dirfd, name, out.data(), cap);
-        if (n < 0)
-            return errno;
-        if (static_cast<std::size_t>(n) < cap) {
-            out.resize(static_cast<std::size_t>(n));
-            return 0;
-        }
-        cap *= 2;
-    }
-}
-
-bool vanished_errno(int e) { return e == ENOENT || e == ENOTDIR || e == ELOOP; }
-
-// ---------------------------------------------------------------- scan
-
-class tree_scanner {
-public:
-    tree_scanner(std::string root, const std::vector<std::string>& skip, temp_snapshot& out)
-        : root_(std::move(root))
-        , out_(out) {
-        for (const auto& s : skip) {
-            std::string_view v = s;
-            while (v.starts_with("./"))
-                v.remove_prefix(2);
-            while (v.size() > 1 && v.back() == '/')
-                v.remove_suffix(1);
-            skip_.emplace(v);
-        }
-    }
-
-    result<void, hook_error> walk(int dirfd, const std::string& prefix) {
-        std::vector<std::string> names;
-        {
-            // fdopendir takes the descriptor it is given; keep dirfd for the *at calls below.
-            const int dup_fd = ::fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
-            if (dup_fd < 0)
-                return fail(sys_error("cannot duplicate the descriptor of", shown(prefix), errno));
-            DIR* dir = ::fdopendir(dup_fd);
-            if (dir == nullptr) {
-                const int e = errno;
-                ::close(dup_fd);
-                return fail(sys_error("cannot read directory", shown(prefix), e));
-            }
-            errno = 0;
-            while (const struct dirent* d = ::readdir(dir)) {
-                const std::string_view name = d->d_name;
-                if (name != "." && name != "..")
-                    names.emplace_back(name);
-                errno = 0;
-            }
-            const int e = errno;
-            ::closedir(dir);
-            if (e != 0)
-                return fail(sys_error("cannot read directory", shown(prefix), e));
-        }
-        for (const auto& name : names) {
-            std::string rel = join(prefix, name);
-            if (skip_.count(rel) != 0)
-                continue;
-
-            struct stat st {};
-
-            if (::fstatat(dirfd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
-                if (vanished_errno(errno))
-                    continue;
-                return fail(sys_error("cannot stat", shown(rel), errno));
-            }
-            temp_entry entry;
-            entry.mtime_ns = mtime_ns_of(st);
-            entry.mode = st.st_mode & 07777;
-            entry.inode = st.st_ino;
-            if (S_ISREG(st.st_mode)) {
-                entry.kind = temp_kind::file;
-                entry.size = static_cast<std::uint64_t>(st.st_size);
-                out_.insert_or_assign(std::move(rel), std::move(entry));
-            } else if (S_ISLNK(st.st_mode)) {
-                entry.kind = temp_kind::symlink;
-                const int e = read_link(dirfd, name.c_str(), static_cast<std::size_t>(st.st_size),
-                                        entry.link_target);
-                if (e != 0) {
-                    if (vanished_errno(e) || e == EINVAL) // gone, or no longer a symlink
-                        continue;
-                    return fail(sys_error("cannot read symlink", shown(rel), e));
-                }
-                out_.insert_or_assign(std::move(rel), std::move(entry));
-            } else if (S_ISDIR(st.st_mode)) {
-                entry.kind = temp_kind::directory;
-                unique_fd sub(
-                    ::openat(dirfd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-                if (!sub) {
-                    if (vanished_errno(errno))
-                        continue;
-                    return fail(sys_error("cannot open directory", shown(rel), errno));
-                }
-                out_.insert_or_assign(rel, std::move(entry));
-                PODPIPE_TRY(walk(sub.get(), rel));
-            }
-            // sockets, fifos, devices: not part of a transfer.
-        }
-        return {};
-    }
-
-private:
-    std::string shown(const std::string& rel) const {
-        return rel.empty() ? root_ : join(root_, rel);
-    }
-
-    std::string root_;
-    std::set<std::string, std::less<>> skip_;
-    temp_snapshot& out_;
-};
 
 // ---------------------------------------------------------------- manifest format
 //
@@ -252,201 +134,6 @@ hook_error bad_manifest(std::string what) {
     return make_error(errc::temp_manifest, "bad _temp manifest: " + std::move(what));
 }
 
-// ---------------------------------------------------------------- staging
-
-class stager {
-public:
-    stager(std::string root, std::string stage, int root_fd, int stage_fd)
-        : root_(std::move(root))
-        , stage_(std::move(stage))
-        , root_fd_(root_fd)
-        , stage_fd_(stage_fd) {}
-
-    result<void, hook_error> make_dir(const std::string& rel) {
-        if (!made_.insert(rel).second)
-            return {};
-        if (::mkdirat(stage_fd_, rel.c_str(), 0700) != 0 && errno != EEXIST)
-            return fail(sys_error("cannot create stage directory", join(stage_, rel), errno));
-        return {};
-    }
-
-    result<void, hook_error> make_parents(std::string_view rel) {
-        for (std::size_t slash = rel.find('/'); slash != std::string_view::npos;
-             slash = rel.find('/', slash + 1))
-            PODPIPE_TRY(make_dir(std::string(rel.substr(0, slash))));
-        return {};
-    }
-
-    /// Copies root/rel to stage/rel keeping mode and mtime (when a hard link is refused).
-    /// Returns false in `gone` when the source disappeared.
-    result<std::uint64_t, hook_error> copy_file(const std::string& rel, bool& gone) {
-        unique_fd in(::openat(root_fd_, rel.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
-        if (!in) {
-            if (vanished_errno(errno)) {
-                gone = true;
-                return std::uint64_t{0};
-            }
-            return fail(sys_error("cannot open", join(root_, rel), errno));
-        }
-
-        struct stat st {};
-
-        if (::fstat(in.get(), &st) != 0)
-            return fail(sys_error("cannot stat", join(root_, rel), errno));
-        unique_fd out(::openat(stage_fd_, rel.c_str(),
-                               O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
-        if (!out)
-            return fail(sys_error("cannot create", join(stage_, rel), errno));
-        std::array<char, 1 << 16> buf{};
-        std::uint64_t total = 0;
-        while (true) {
-            const ssize_t n = ::read(in.get(), buf.data(), buf.size());
-            if (n < 0) {
-                if (errno == EINTR)
-                    continue;
-                return fail(sys_error("cannot read", join(root_, rel), errno));
-            }
-            if (n == 0)
-                break;
-            for (ssize_t done = 0; done < n;) {
-                const ssize_t w =
-                    ::write(out.get(), buf.data() + done, static_cast<std::size_t>(n - done));
-                if (w < 0) {
-                    if (errno == EINTR)
-                        continue;
-                    return fail(sys_error("cannot write", join(stage_, rel), errno));
-                }
-                done += w;
-            }
-            total += static_cast<std::uint64_t>(n);
-        }
-        if (::fchmod(out.get(), st.st_mode & 07777) != 0)
-            return fail(sys_error("cannot set the mode of", join(stage_, rel), errno));
-        const std::array<struct timespec, 2> times{timespec{0, UTIME_OMIT}, st.st_mtim};
-        if (::futimens(out.get(), times.data()) != 0)
-            return fail(sys_error("cannot set the mtime of", join(stage_, rel), errno));
-        return total;
-    }
-
-    /// lstat of a changed entry; false (and `rel` recorded as vanished) when it is gone now.
-    result<bool, hook_error> stat_entry(const std::string& rel, struct stat& st, stage_result& res) {
-        if (::fstatat(root_fd_, rel.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0)
-            return true;
-        if (vanished_errno(errno)) {
-            res.vanished.push_back(rel);
-            return false;
-        }
-        return fail(sys_error("cannot stat", join(root_, rel), errno));
-    }
-
-    result<void, hook_error> stage_entry(const std::string& rel, stage_result& res) {
-        struct stat st {};
-        auto present = stat_entry(rel, st, res);
-        if (!present)
-            return fail(present.error());
-        if (!*present)
-            return {};
-        if (S_ISREG(st.st_mode)) {
-            PODPIPE_TRY(make_parents(rel));
-            if (::linkat(root_fd_, rel.c_str(), stage_fd_, rel.c_str(), 0) == 0) {
-                ++res.files;
-                res.bytes += static_cast<std::uint64_t>(st.st_size);
-                return {};
-            }
-            const int e = errno;
-            if (vanished_errno(e)) {
-                res.vanished.push_back(rel);
-                return {};
-            }
-            if (e != EXDEV && e != EPERM && e != EMLINK)
-                return fail(sys_error("cannot hard-link " + join(root_, rel) + " as",
-                                      join(stage_, rel), e));
-            bool gone = false;
-            auto copied = copy_file(rel, gone);
-            if (!copied)
-                return fail(copied.error());
-            if (gone) {
-                res.vanished.push_back(rel);
-                return {};
-            }
-            ++res.files;
-            res.bytes += *copied;
-            return {};
-        }
-        if (S_ISLNK(st.st_mode)) {
-            std::string target;
-            const int e =
-                read_link(root_fd_, rel.c_str(), static_cast<std::size_t>(st.st_size), target);
-            if (e != 0) {
-                if (vanished_errno(e) || e == EINVAL) {
-                    res.vanished.push_back(rel);
-                    return {};
-                }
-                return fail(sys_error("cannot read symlink", join(root_, rel), e));
-            }
-            PODPIPE_TRY(make_parents(rel));
-            if (::symlinkat(target.c_str(), stage_fd_, rel.c_str()) != 0)
-                return fail(sys_error("cannot create symlink", join(stage_, rel), errno));
-            const std::array<struct timespec, 2> times{timespec{0, UTIME_OMIT}, st.st_mtim};
-            // A symlink's own mtime is cosmetic; not every filesystem can set it.
-            (void)::utimensat(stage_fd_, rel.c_str(), times.data(), AT_SYMLINK_NOFOLLOW);
-            ++res.files;
-            return {};
-        }
-        res.vanished.push_back(rel); // now a directory or a special file: the next scan sees it
-        return {};
-    }
-
-    result<void, hook_error> stage_new_dir(const std::string& rel, stage_result& res) {
-        struct stat st {};
-        auto present = stat_entry(rel, st, res);
-        if (!present)
-            return fail(present.error());
-        if (!*present)
-            return {};
-        if (!S_ISDIR(st.st_mode)) {
-            res.vanished.push_back(rel);
-            return {};
-        }
-        PODPIPE_TRY(make_parents(rel));
-        return make_dir(rel);
-    }
-
-    /// Gives every stage directory its root counterpart's mode and mtime. Runs last: a mode
-    /// without u+w would stop the creation of children, and creating a child bumps the
-    /// directory's mtime (while chmod/utimensat of a child does not touch its parent).
-    result<void, hook_error> fix_directories() {
-        for (const auto& rel : made_)
-            PODPIPE_TRY(copy_dir_attrs(rel));
-        return copy_dir_attrs("");
-    }
-
-private:
-    result<void, hook_error> copy_dir_attrs(const std::string& rel) {
-        struct stat st {};
-
-        const char* root_name = rel.empty() ? "." : rel.c_str();
-        if (::fstatat(root_fd_, root_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISDIR(st.st_mode)) {
-            // Gone since it was staged: keep the stage's directory usable with a common mode.
-            st.st_mode = S_IFDIR | 0755;
-            ::clock_gettime(CLOCK_REALTIME, &st.st_mtim);
-        }
-        const char* stage_name = rel.empty() ? "." : rel.c_str();
-        if (::fchmodat(stage_fd_, stage_name, st.st_mode & 07777, 0) != 0)
-            return fail(sys_error("cannot set the mode of", join(stage_, rel), errno));
-        const std::array<struct timespec, 2> times{timespec{0, UTIME_OMIT}, st.st_mtim};
-        if (::utimensat(stage_fd_, stage_name, times.data(), AT_SYMLINK_NOFOLLOW) != 0)
-            return fail(sys_error("cannot set the mtime of", join(stage_, rel), errno));
-        return {};
-    }
-
-    std::string root_;
-    std::string stage_;
-    int root_fd_;
-    int stage_fd_;
-    std::set<std::string> made_; ///< stage directories created so far (relative)
-};
-
 // ---------------------------------------------------------------- removal
 
 void note(std::string& errors, std::string text) {
@@ -515,12 +202,40 @@ void remove_dir_at(int parent_fd, const std::string& name, const std::string& sh
 
 result<temp_snapshot, hook_error> scan_tree(const std::string& root,
                                             const std::vector<std::string>& skip) {
-    unique_fd fd(::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (!fd)
-        return fail(sys_error("cannot open _temp root", root, errno));
+    // The engine's walk (the one send_tree uses); `skip` is left out afterwards.
+    std::string detail;
+    auto walked = io::walk_tree(root, {}, {}, &detail);
+    if (!walked)
+        return fail(make_error(errc::temp_sync, "cannot walk the _temp root: " + detail));
+    // A directory that could not be listed is an error (its contents would count as
+    // deleted); one that vanished meanwhile is simply gone.
+    for (const std::string& p : walked->problems)
+        if (p.find("vanished before") == std::string::npos)
+            return fail(make_error(errc::temp_sync, "in " + root + ": " + p));
+    std::vector<std::string> skipped;
+    for (const auto& k : skip)
+        if (auto n = io::normalize_entry_path(k); n && !n->empty())
+            skipped.push_back(std::move(*n));
+    const auto is_skipped = [&](const std::string& path) {
+        return std::any_of(skipped.begin(), skipped.end(), [&](const std::string& k) {
+            return path == k || (path.starts_with(k) && path[k.size()] == '/');
+        });
+    };
     temp_snapshot out;
-    tree_scanner scanner(root, skip, out);
-    PODPIPE_TRY(scanner.walk(fd.get(), std::string()));
+    for (io::walked_entry& e : walked->entries) {
+        if (is_skipped(e.path))
+            continue;
+        temp_entry t;
+        t.kind = e.kind == io::file_kind::directory ? temp_kind::directory
+                 : e.kind == io::file_kind::symlink ? temp_kind::symlink
+                                                    : temp_kind::file;
+        t.size = e.size;
+        t.mtime_ns = e.mtime_sec * 1'000'000'000 + e.mtime_nsec;
+        t.mode = e.mode;
+        t.inode = e.ino;
+        t.link_target = std::move(e.link_target);
+        out.emplace(std::move(e.path), std::move(t));
+    }
     return out;
 }
 
@@ -706,33 +421,6 @@ result<temp_snapshot, hook_error> load_manifest(const std::string& file) {
         return fail(std::move(err));
     }
     return parsed;
-}
-
-result<stage_result, hook_error> stage_delta(const std::string& root, const temp_delta& delta,
-                                             const std::string& stage_dir) {
-    for (const auto* list : {&delta.send, &delta.new_dirs})
-        for (const auto& p : *list)
-            if (!is_clean_relative(p))
-                return fail(
-                    make_error(errc::temp_sync,
-                               "refusing to stage a path that is not a clean relative path: " + p));
-    unique_fd root_fd(::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (!root_fd)
-        return fail(sys_error("cannot open _temp root", root, errno));
-    if (::mkdir(stage_dir.c_str(), 0700) != 0)
-        return fail(sys_error("cannot create stage directory", stage_dir, errno));
-    unique_fd stage_fd(::open(stage_dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-    if (!stage_fd)
-        return fail(sys_error("cannot open stage directory", stage_dir, errno));
-
-    stager st(root, stage_dir, root_fd.get(), stage_fd.get());
-    stage_result res;
-    for (const auto& p : delta.new_dirs)
-        PODPIPE_TRY(st.stage_new_dir(p, res));
-    for (const auto& p : delta.send)
-        PODPIPE_TRY(st.stage_entry(p, res));
-    PODPIPE_TRY(st.fix_directories());
-    return res;
 }
 
 std::string remove_stage(const std::string& stage_dir) {

@@ -1,10 +1,12 @@
 // Incremental sync of the runner's _temp into the job pod (spec/hook-behavior.md §4.2 step 3):
 // instead of the whole W/_temp before every script step, only what changed since the pod last
 // saw it. The pieces, in the order run_script_step uses them:
-//   scan_tree (runner's _temp now) + load_manifest (what the pod has) → diff_snapshots → delta
-//   removal_script(delta.replaced + delta.removed)  → exec `sh` in the pod, BEFORE extraction
-//   stage_delta → a directory of hard links; the engine sends it into the pod's _temp
-//   save_manifest(now) once the pod acknowledged the transfer; remove_stage.
+//   scan_tree (the engine's walk of the runner's _temp) + load_manifest (what the pod has)
+//     → diff_snapshots → delta
+//   the engine sends the selection delta.send + delta.new_dirs with the deletions
+//     delta.replaced + delta.removed in the same stream (pipeline::send_options::only,
+//     ::deletions); a pod without podpipe gets removal_script on the stdin of `sh` first
+//   save_manifest(now) once the pod acknowledged the transfer.
 // Everything here runs on the runner and touches only local files; no Kubernetes, no tar.
 // Functions are thread-compatible (no shared state).
 #pragma once
@@ -39,8 +41,8 @@ struct temp_entry {
 /// not an entry.
 using temp_snapshot = std::map<std::string, temp_entry>;
 
-/// Walks `root` with readdir + fstatat (lstat semantics; sockets, fifos and devices are
-/// skipped). `skip` holds relative paths (files or whole directories, e.g.
+/// Walks `root` with the engine (io::walk_tree: lstat semantics; sockets, fifos and devices
+/// are skipped). `skip` holds relative paths (files or whole directories, e.g.
 /// "_runner_hook_responses") that are never listed nor descended into. Entries that vanish
 /// during the walk are left out. Errors (errc::temp_sync) name the path and the errno text:
 /// a missing or unreadable root, an unreadable subdirectory.
@@ -49,16 +51,16 @@ result<temp_snapshot, hook_error> scan_tree(const std::string& root,
 
 /// What has to happen to the pod's copy (described by `pod_has`) so it equals `now`.
 /// Every list is sorted (std::string order). Apply it as: delete `replaced` and `removed`
-/// (removal_script), then extract the stage (stage_delta). Deleting `removed` after the
-/// extraction is also correct; deleting `replaced` after it is not (it would delete the new
-/// entries).
+/// (the stream's deletions, or removal_script), then extract the selection of `send` and
+/// `new_dirs`. Deleting `removed` after the extraction is also correct; deleting `replaced`
+/// after it is not (it would delete the new entries).
 struct temp_delta {
     /// Files and symlinks that are new, or whose kind-equal entry differs in any field.
     std::vector<std::string> send;
     /// Directories not in `pod_has` (so empty directories reach the pod), and directories whose
-    /// mode or mtime changed: the stage carries directory modes and mtimes, so after the
+    /// mode or mtime changed: the stream carries directory modes and mtimes, so after the
     /// extraction the pod's directories match the runner's (a directory's entry costs one
-    /// header; its unchanged children are not sent).
+    /// header; its unchanged children are not sent: the selection does not descend).
     std::vector<std::string> new_dirs;
     /// In `pod_has` and in `now`, but with another kind (file ↔ directory ↔ symlink): must be
     /// deleted in the pod before extraction (tar cannot put a file where a directory is).
@@ -92,29 +94,8 @@ result<temp_snapshot, hook_error> parse_manifest(std::string_view bytes);
 /// The manifest's bytes (what save_manifest writes).
 std::string serialize_manifest(const temp_snapshot& s);
 
-struct stage_result {
-    /// Paths of delta.send / delta.new_dirs that were gone (or no longer of a sendable kind)
-    /// when staging: skipped, for the caller to warn about. Save the scanned snapshot as the
-    /// manifest all the same: a path the pod lacks but the manifest lists is deleted (a no-op)
-    /// or re-sent at the next step, whereas dropping it could leave a stale copy in the pod.
-    std::vector<std::string> vanished;
-    std::uint64_t files = 0; ///< files and symlinks staged
-    std::uint64_t bytes = 0; ///< bytes of the regular files staged
-};
-
-/// Builds `stage_dir` (must not exist; its parent must) so that sending it into the pod's copy
-/// of `root` delivers exactly the delta: each path of delta.send is hard-linked from root at
-/// the same relative path (a copy keeping mode and mtime when link() fails with EXDEV, EPERM or
-/// EMLINK), symlinks are recreated with their target, each of delta.new_dirs is created. Every
-/// directory of the stage, stage_dir included, gets the mode and mtime of its counterpart in
-/// root (the stream carries directory modes; the receiver applies the stage root's to the
-/// pod's _temp). Staged files share their inode with root's: never modify them, only unlink.
-/// On error the partial stage is left for remove_stage.
-result<stage_result, hook_error> stage_delta(const std::string& root, const temp_delta& delta,
-                                             const std::string& stage_dir);
-
-/// rm -rf of a stage: never follows symlinks, unlinks names only (the hard-linked files of
-/// root keep their content, mode and times); stage directories are made writable as needed.
+/// rm -rf of a private directory (the file commands' landing place): never follows symlinks,
+/// unlinks names only; its directories are made writable as needed.
 /// Returns "" on success, else a one-line description of what could not be removed (for a
 /// warning). A missing stage_dir is success.
 std::string remove_stage(const std::string& stage_dir);
@@ -123,8 +104,8 @@ std::string remove_stage(const std::string& stage_dir);
 /// "rm -rf -- '<pod_root>/a' '<pod_root>/b'\n", each word single-quoted (' as '\''), at most
 /// ~64 KiB per line (a longer list spans several lines); "" for an empty list. Paths that are
 /// empty, absolute, contain NUL or an empty, "." or ".." component are skipped.
-/// Feed it to `sh` on stdin: as a `sh -c` argument the whole script must stay under the
-/// kernel's 128 KiB per-argument limit.
+/// For a pod without podpipe (whose tar ignores the stream's deletions): fed to `sh` on stdin,
+/// never as an argument (exec URLs must not grow with the tree).
 std::string removal_script(const std::string& pod_root, const std::vector<std::string>& paths);
 
 } // namespace podpipe::hook

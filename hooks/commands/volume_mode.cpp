@@ -2,10 +2,8 @@
 
 #include "hooks/commands/prepare_job.hpp"
 
-#include "engine/common/unique_fd.hpp"
-#include "engine/pipeline/byte_stream.hpp"
-#include "engine/pipeline/recv.hpp"
-#include "engine/pipeline/send.hpp"
+#include "engine/io/tree_reader.hpp"
+#include "engine/pipeline/copy_tree.hpp"
 #include "hooks/commands/cleanup_job.hpp"
 #include "hooks/commands/exec_step.hpp"
 #include "hooks/commands/file_commands.hpp"
@@ -19,9 +17,6 @@
 #include "kube/volume_spec.hpp"
 #include "kube/wait.hpp"
 
-#include <fcntl.h>
-#include <pthread.h>
-#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -246,19 +241,22 @@ void check_file_commands_on_claim(hook_session& s) {
 std::string tree_marker(const std::string& dir) {
     if (!is_directory(dir))
         return {};
+    // The engine's walk (io::walk_tree), hashed as the lines "path\0st_mode size mtime",
+    // sorted as strings (the order the marker always had, so existing markers stay valid).
+    auto walked = io::walk_tree(dir, {});
+    if (!walked)
+        return {};
     std::vector<std::string> lines;
-    std::error_code ec;
-    for (auto it = fs::recursive_directory_iterator(dir, fs::directory_options::skip_permission_denied, ec);
-         !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
-        struct stat st {};
-        if (::lstat(it->path().c_str(), &st) != 0)
+    lines.reserve(walked->entries.size());
+    for (const io::walked_entry& e : walked->entries) {
+        if (e.path == externals_marker_name)
             continue;
-        const std::string rel = it->path().lexically_relative(dir).string();
-        if (rel == externals_marker_name)
-            continue;
-        lines.push_back(rel + '\0' + std::to_string(st.st_mode) + ' ' +
-                        std::to_string(S_ISREG(st.st_mode) ? st.st_size : 0) + ' ' +
-                        std::to_string(st.st_mtim.tv_sec) + '.' + std::to_string(st.st_mtim.tv_nsec));
+        const std::uint32_t type = e.kind == io::file_kind::directory ? S_IFDIR
+                                   : e.kind == io::file_kind::symlink ? S_IFLNK
+                                                                      : S_IFREG;
+        lines.push_back(e.path + '\0' + std::to_string(type | e.mode) + ' ' +
+                        std::to_string(e.size) + ' ' + std::to_string(e.mtime_sec) + '.' +
+                        std::to_string(e.mtime_nsec));
     }
     std::sort(lines.begin(), lines.end());
     fnv64 h;
@@ -287,11 +285,6 @@ result<externals_sync, hook_error> sync_externals(const std::string& source, con
     fs::remove_all(dest, ec); // older versions' files must not linger under /__e
     if (ec)
         return fail(make_error(errc::transfer, "removing the old externals " + dest + ": " + ec.message()));
-    int fds[2];
-    if (::pipe2(fds, O_CLOEXEC) != 0)
-        return fail(make_error(errc::transfer, std::string("pipe: ") + std::strerror(errno)));
-    unique_fd read_end(fds[0]);
-    unique_fd write_end(fds[1]);
     // Stored (level 0): both ends are local disks, compression would only cost CPU.
     pipeline::send_options so;
     so.level = 0;
@@ -300,36 +293,15 @@ result<externals_sync, hook_error> sync_externals(const std::string& source, con
     pipeline::recv_options ro;
     ro.threads = threads;
     ro.memory_bytes = memory_bytes / 2;
-    ro.require_manifest = true;
-    result<pipeline::transfer_stats, pipeline::transfer_error> sent = pipeline::transfer_stats{};
-    {
-        std::jthread sender([&](std::stop_token) {
-            // A receiver that failed closes the pipe: the write must fail with EPIPE, not raise
-            // SIGPIPE (thread-directed, so blocking it here is enough).
-            sigset_t pipe_sig;
-            sigemptyset(&pipe_sig);
-            sigaddset(&pipe_sig, SIGPIPE);
-            pthread_sigmask(SIG_BLOCK, &pipe_sig, nullptr);
-            pipeline::fd_sink sink(write_end.get());
-            sent = pipeline::send_tree(source, sink, so, stop);
-            write_end.reset(); // EOF for the receiver, also after a failure
-        });
-        pipeline::fd_source src(read_end.get());
-        auto got = pipeline::recv_tree(src, dest, ro, stop);
-        read_end.reset(); // a failed receiver must not leave the sender blocked on a full pipe
-        sender.join();
-        const std::string what = "copying the externals " + source + " -> " + dest;
-        if (!sent)
-            return fail(make_error(errc::transfer, what + ": reading: " + sent.error().what()));
-        if (!got)
-            return fail(make_error(errc::transfer, what + ": writing: " + got.error().what()));
-        if (got->problems.count > 0) // no marker: the next job copies them again
-            return fail(make_error(errc::transfer, "copying the externals " + source + " -> " +
-                                                       dest + ": " +
-                                                       remote::problems_text(got->problems)));
-        out.files = got->files;
-        out.bytes = got->content_bytes;
-    }
+    auto copied = pipeline::copy_tree(source, dest, so, ro, stop);
+    const std::string what = "copying the externals " + source + " -> " + dest;
+    if (!copied)
+        return fail(make_error(errc::transfer, what + ": " + copied.error().what()));
+    if (copied->received.problems.count > 0) // no marker: the next job copies them again
+        return fail(make_error(errc::transfer,
+                               what + ": " + remote::problems_text(copied->received.problems)));
+    out.files = copied->received.files;
+    out.bytes = copied->received.content_bytes;
     // The marker last (written beside, then renamed): only a complete copy carries it.
     const std::string tmp = marker_path + ".tmp";
     {

@@ -66,7 +66,7 @@ std::string tree_marker(const std::string& dir);
 /// Copies `source` into `dest` (the claim's W/externals) unless dest's marker file equals the
 /// source's marker. The marker is removed before copying and written after the copy verified, so
 /// an interrupted copy is redone next time. The copy runs through the engine (parallel read and
-/// write, stored, manifest-checked): send_tree → pipe → recv_tree.
+/// write, stored, manifest-checked): pipeline::copy_tree.
 /// `threads` and `memory_bytes` as PODPIPE_THREADS / PODPIPE_MEMORY_BUDGET.
 result<externals_sync, hook_error> sync_externals(const std::string& source, const std::string& dest,
                                                   unsigned threads, std::size_t memory_bytes,

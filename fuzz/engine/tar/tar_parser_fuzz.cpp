@@ -42,6 +42,20 @@ public:
         return {};
     }
     result<void> on_manifest(const manifest&) override { return {}; }
+    result<void> on_deletions(const deletions& d) override {
+        if (in_entry_)
+            std::abort(); // a pax global header inside an entry
+        for (const std::string& p : d.paths) {
+            if (p.empty())
+                std::abort();
+            digest_.add_deletion(p);
+        }
+        // What the writer would write for them parses back to the same paths.
+        auto again = parse_deletions_comment(format_deletions_comment(d.paths));
+        if (!again || again->paths != d.paths)
+            std::abort();
+        return {};
+    }
 
 private:
     bool in_entry_ = false;

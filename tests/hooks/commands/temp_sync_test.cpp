@@ -1,4 +1,7 @@
 #include "hooks/commands/temp_sync.hpp"
+
+#include "engine/pipeline/recv.hpp"
+#include "engine/pipeline/send.hpp"
 #include "tests/support/tree_fixture.hpp"
 
 #include <algorithm>
@@ -35,9 +38,6 @@ struct stat lstat_of(const fs::path& p) {
     return st;
 }
 
-std::int64_t ns_of(const struct stat& st) {
-    return static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
-}
 
 void set_mtime_ns(const fs::path& p, std::int64_t ns) {
     const struct timespec ts[2] = {{0, UTIME_OMIT}, {ns / 1'000'000'000, ns % 1'000'000'000}};
@@ -491,21 +491,54 @@ void build_expected(const fs::path& root, const temp_delta& d, const fs::path& o
               0);
 }
 
-void expect_dirs_match_root(const fs::path& stage, const fs::path& root) {
-    for (auto it = fs::recursive_directory_iterator(stage); it != fs::end(it); ++it) {
+/// Every directory of `got` has the mode and mtime (seconds: what a ustar header carries) of
+/// its counterpart in root.
+void expect_dirs_match_root(const fs::path& got, const fs::path& root) {
+    const auto sec = [](const struct stat& st) { return st.st_mtim.tv_sec; };
+    for (auto it = fs::recursive_directory_iterator(got); it != fs::end(it); ++it) {
         if (!it->is_directory() || it->is_symlink())
             continue;
-        const fs::path rel = fs::relative(it->path(), stage);
+        const fs::path rel = fs::relative(it->path(), got);
         const struct stat s = lstat_of(it->path());
         const struct stat r = lstat_of(root / rel);
         EXPECT_EQ(s.st_mode & 07777, r.st_mode & 07777) << rel;
-        EXPECT_EQ(ns_of(s), ns_of(r)) << rel;
+        EXPECT_EQ(sec(s), sec(r)) << rel;
     }
-    EXPECT_EQ(lstat_of(stage).st_mode & 07777, lstat_of(root).st_mode & 07777);
-    EXPECT_EQ(ns_of(lstat_of(stage)), ns_of(lstat_of(root)));
+    EXPECT_EQ(lstat_of(got).st_mode & 07777, lstat_of(root).st_mode & 07777);
+    EXPECT_EQ(sec(lstat_of(got)), sec(lstat_of(root)));
 }
 
-TEST(temp_stage, builds_exactly_the_delta_with_hard_links_and_directory_attributes) {
+// The delta as the engine sends it: the selection delta.send + delta.new_dirs, not descending.
+result<pipeline::transfer_stats, pipeline::transfer_error>
+send_delta(const fs::path& root, const temp_delta& d, const strings& deletions,
+           const fs::path& stream) {
+    pipeline::send_options opt;
+    strings only = d.send;
+    only.insert(only.end(), d.new_dirs.begin(), d.new_dirs.end());
+    opt.only = only;
+    opt.only_descend = false;
+    opt.deletions = deletions;
+    const int fd = ::open(stream.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    EXPECT_GE(fd, 0);
+    pipeline::fd_sink sink(fd);
+    auto r = pipeline::send_tree(root.string(), sink, opt);
+    ::close(fd);
+    return r;
+}
+
+result<pipeline::transfer_stats, pipeline::transfer_error> recv_delta(const fs::path& stream,
+                                                                      const fs::path& dir) {
+    const int fd = ::open(stream.c_str(), O_RDONLY);
+    EXPECT_GE(fd, 0);
+    pipeline::fd_source source(fd);
+    pipeline::recv_options opt;
+    opt.require_manifest = true;
+    auto r = pipeline::recv_tree(source, dir.string(), opt);
+    ::close(fd);
+    return r;
+}
+
+TEST(temp_send, the_selection_is_exactly_the_delta_with_directory_attributes) {
     temp_dir t;
     const fs::path root = t / "temp";
     make_temp_tree(root);
@@ -522,120 +555,36 @@ TEST(temp_stage, builds_exactly_the_delta_with_hard_links_and_directory_attribut
     ::chmod(root.c_str(), 01777);
 
     const temp_delta d = diff_snapshots(before, scan_ok(root));
-    const fs::path stage = t / "stage";
-    auto res = stage_delta(root.string(), d, stage.string());
-    ASSERT_TRUE(res.has_value()) << res.error().what();
-    EXPECT_TRUE(res->vanished.empty());
-    EXPECT_EQ(res->files, d.send.size());
-    EXPECT_EQ(res->bytes, d.send_bytes);
+    auto sent = send_delta(root, d, {}, t / "delta.tgz");
+    ASSERT_TRUE(sent) << sent.error().what();
+    EXPECT_EQ(sent->files + sent->symlinks, d.send.size());
+    EXPECT_EQ(sent->content_bytes, d.send_bytes);
+    const fs::path got = t / "got";
+    auto r = recv_delta(t / "delta.tgz", got);
+    ASSERT_TRUE(r) << r.error().what();
 
     build_expected(root, d, t / "expected");
-    EXPECT_EQ(diff_trees(stage, t / "expected"), strings{});
-    expect_dirs_match_root(stage, root);
-    for (const auto& p : d.send) {
-        if (fs::is_symlink(root / p))
-            EXPECT_EQ(fs::read_symlink(stage / p), fs::read_symlink(root / p));
-        else
-            EXPECT_EQ(lstat_of(stage / p).st_ino, lstat_of(root / p).st_ino) << p;
-    }
-    // Not in the delta, not in the stage.
-    EXPECT_FALSE(fs::exists(stage / "step.sh"));
-    EXPECT_FALSE(fs::exists(stage / "_github_home"));
-}
-
-TEST(temp_stage, reports_paths_that_vanished_before_staging) {
-    temp_dir t;
-    const fs::path root = t / "temp";
-    make_temp_tree(root);
-    const temp_delta d = diff_snapshots({}, scan_ok(root));
-    fs::remove(root / "step.sh");
-    fs::remove(root / "link");
-    fs::remove_all(root / "empty");
-    auto res = stage_delta(root.string(), d, (t / "stage").string());
-    ASSERT_TRUE(res.has_value()) << res.error().what();
-    EXPECT_EQ(res->vanished, (strings{"empty", "link", "step.sh"}));
-    EXPECT_FALSE(fs::exists(t / "stage/step.sh"));
-    EXPECT_TRUE(fs::exists(t / "stage/_github_home/.gitconfig"));
-    EXPECT_EQ(res->files, d.send.size() - 2);
-}
-
-TEST(temp_stage, refuses_an_existing_stage_directory_and_unclean_paths) {
-    temp_dir t;
-    make_temp_tree(t / "temp");
-    fs::create_directories(t / "stage");
-    temp_delta d;
-    d.send = {"step.sh"};
-    auto res = stage_delta((t / "temp").string(), d, (t / "stage").string());
-    ASSERT_FALSE(res.has_value());
-    EXPECT_NE(res.error().what().find("File exists"), std::string::npos) << res.error().what();
-
-    write_file(t / "secret", "s");
-    d.send = {"../secret"};
-    res = stage_delta((t / "temp").string(), d, (t / "stage2").string());
-    ASSERT_FALSE(res.has_value());
-    EXPECT_NE(res.error().what().find("../secret"), std::string::npos) << res.error().what();
-    EXPECT_FALSE(fs::exists(t / "stage2"));
-}
-
-TEST(temp_stage, copies_keeping_mode_and_mtime_when_hard_links_cross_devices) {
-    temp_dir t;
-    const fs::path root = t / "temp";
-    write_file(root / "sub/exe", "#!/bin/sh\n");
-    ::chmod((root / "sub/exe").c_str(), 04751);
-    set_mtime_ns(root / "sub/exe", 1'500'000'000'987'654'321);
-    const fs::path shm = "/dev/shm";
-
-    struct stat a {
-    }, b{};
-
-    if (::stat(shm.c_str(), &b) != 0 || ::stat(t.path().c_str(), &a) != 0 || a.st_dev == b.st_dev)
-        GTEST_SKIP() << "no second filesystem at /dev/shm to force EXDEV";
-    const fs::path stage = shm / ("podpipe-temp-sync-test-" + std::to_string(::getpid()));
-
-    struct cleanup {
-        fs::path p;
-
-        ~cleanup() { (void)remove_stage(p.string()); }
-    } guard{stage};
-
-    const temp_delta d = diff_snapshots({}, scan_ok(root));
-    auto res = stage_delta(root.string(), d, stage.string());
-    ASSERT_TRUE(res.has_value()) << res.error().what();
-    const struct stat s = lstat_of(stage / "sub/exe");
-    const struct stat r = lstat_of(root / "sub/exe");
-    EXPECT_NE(s.st_ino, r.st_ino);
-    EXPECT_EQ(s.st_mode & 07777, 04751u);
-    EXPECT_EQ(ns_of(s), ns_of(r));
-    EXPECT_EQ(read_file(stage / "sub/exe"), "#!/bin/sh\n");
-    EXPECT_EQ(res->bytes, 10u);
-    EXPECT_EQ(remove_stage(stage.string()), "");
-    EXPECT_FALSE(fs::exists(stage));
+    EXPECT_EQ(diff_trees(got, t / "expected"), strings{});
+    expect_dirs_match_root(got, root);
+    // Not in the delta, not sent.
+    EXPECT_FALSE(fs::exists(got / "step.sh"));
+    EXPECT_FALSE(fs::exists(got / "_github_home"));
 }
 
 TEST(temp_stage, remove_stage_unlinks_names_only) {
     temp_dir t;
-    const fs::path root = t / "temp";
-    write_file(root / "locked/file", "keep me");
-    ::chmod((root / "locked/file").c_str(), 0400);
-    set_mtime_ns(root / "locked/file", 1'000'000'000'000'000'000);
-    ::chmod((root / "locked").c_str(), 0500);
-    write_file(t / "outside/precious", "p");
-    fs::create_directory_symlink(t / "outside", root / "to_outside");
-    const temp_delta d = diff_snapshots({}, scan_ok(root));
     const fs::path stage = t / "stage";
-    auto res = stage_delta(root.string(), d, stage.string());
-    ASSERT_TRUE(res.has_value()) << res.error().what();
-    ASSERT_EQ(lstat_of(stage / "locked").st_mode & 07777, 0500u);
-    ASSERT_EQ(lstat_of(root / "locked/file").st_nlink, 2u);
+    write_file(t / "kept", "keep me");
+    write_file(stage / "locked/file", "x");
+    fs::create_hard_link(t / "kept", stage / "locked/linked");
+    ::chmod((stage / "locked").c_str(), 0500);
+    write_file(t / "outside/precious", "p");
+    fs::create_directory_symlink(t / "outside", stage / "to_outside");
 
     EXPECT_EQ(remove_stage(stage.string()), "");
     EXPECT_FALSE(fs::exists(fs::symlink_status(stage)));
-    const struct stat f = lstat_of(root / "locked/file");
-    EXPECT_EQ(f.st_nlink, 1u);
-    EXPECT_EQ(f.st_mode & 07777, 0400u);
-    EXPECT_EQ(ns_of(f), 1'000'000'000'000'000'000);
-    EXPECT_EQ(read_file(root / "locked/file"), "keep me");
-    EXPECT_EQ(lstat_of(root / "locked").st_mode & 07777, 0500u);
+    EXPECT_EQ(lstat_of(t / "kept").st_nlink, 1u);
+    EXPECT_EQ(read_file(t / "kept"), "keep me");
     EXPECT_EQ(read_file(t / "outside/precious"), "p");
     EXPECT_EQ(remove_stage(stage.string()), ""); // already gone: fine
 }
@@ -699,29 +648,36 @@ TEST(temp_removal, long_lists_span_several_lines_under_64k) {
 
 // ---------------------------------------------------------------- end to end
 
-/// The whole step as run_script_step does it, with tar standing in for the engine: the pod's
-/// copy of the OLD tree receives removals + the stage and must equal the NEW tree.
+/// The receivers a job pod may have: podpipe (the deletions in the stream), or a pod's tar
+/// that ignores them (removal_script through sh first, as apply_temp_sync does).
+enum class pod_receiver { podpipe, gnu_tar, busybox_tar };
+
+/// The whole step as run_script_step does it: the pod's copy of the OLD tree receives the
+/// deletions and the selection, and must equal the NEW tree.
 void sync_round(const fs::path& runner, const fs::path& pod, const fs::path& work,
-                const temp_snapshot& pod_has, temp_snapshot& now, bool removals_first) {
+                const temp_snapshot& pod_has, temp_snapshot& now, pod_receiver rx) {
     now = scan_ok(runner);
     const temp_delta d = diff_snapshots(pod_has, now);
-    strings doomed = d.replaced;
-    if (removals_first)
-        doomed.insert(doomed.end(), d.removed.begin(), d.removed.end());
-    write_file(work / "pre.sh", removal_script(pod.string(), doomed));
-    ASSERT_EQ(run_shell("sh " + shell_quote((work / "pre.sh").string())), 0);
-    const fs::path stage = work / "stage";
-    auto res = stage_delta(runner.string(), d, stage.string());
-    ASSERT_TRUE(res.has_value()) << res.error().what();
-    ASSERT_TRUE(res->vanished.empty());
-    ASSERT_EQ(run_shell("tar -C " + shell_quote(stage.string()) + " -cf - . | tar -C " +
-                        shell_quote(pod.string()) + " -xpf -"),
-              0);
-    if (!removals_first) {
-        write_file(work / "post.sh", removal_script(pod.string(), d.removed));
-        ASSERT_EQ(run_shell("sh " + shell_quote((work / "post.sh").string())), 0);
+    strings gone = d.replaced;
+    gone.insert(gone.end(), d.removed.begin(), d.removed.end());
+    auto sent = send_delta(runner, d, gone, work / "delta.tgz");
+    ASSERT_TRUE(sent) << sent.error().what();
+    if (rx == pod_receiver::podpipe) {
+        auto got = recv_delta(work / "delta.tgz", pod);
+        ASSERT_TRUE(got) << got.error().what();
+        EXPECT_EQ(got->deletions, gone.size());
+        return;
     }
-    EXPECT_EQ(remove_stage(stage.string()), "");
+    write_file(work / "pre.sh", removal_script(pod.string(), gone));
+    ASSERT_EQ(run_shell("sh < " + shell_quote((work / "pre.sh").string())), 0);
+    const std::string tar = rx == pod_receiver::gnu_tar ? "tar" : "busybox tar";
+    std::string out;
+    ASSERT_EQ(podpipe::testing::run_shell_capture("cd " + shell_quote(pod.string()) + " && " +
+                                                      tar + " -xpzf " +
+                                                      shell_quote((work / "delta.tgz").string()),
+                                                  out),
+              0)
+        << out;
 }
 
 void mutate(const fs::path& root) {
@@ -749,9 +705,16 @@ void mutate(const fs::path& root) {
     set_mtime_ns(root / "long", 1'100'000'000'000'000'000);
 }
 
-TEST(temp_sync_e2e, staged_delta_over_the_old_copy_gives_the_new_tree) {
-    for (const bool removals_first : {true, false}) {
-        SCOPED_TRACE(removals_first ? "removals before extraction" : "removals after");
+TEST(temp_sync_e2e, the_delta_over_the_old_copy_gives_the_new_tree) {
+    for (const pod_receiver rx :
+         {pod_receiver::podpipe, pod_receiver::gnu_tar, pod_receiver::busybox_tar}) {
+        if (rx == pod_receiver::busybox_tar && run_shell("busybox tar --help >/dev/null 2>&1") != 0)
+            continue;
+        SCOPED_TRACE(rx == pod_receiver::podpipe ? "podpipe receiver"
+                     : rx == pod_receiver::gnu_tar ? "GNU tar receiver"
+                                                   : "busybox tar receiver");
+        // busybox restores file mtimes but not directory mtimes.
+        const bool mtimes = rx != pod_receiver::busybox_tar;
         temp_dir t;
         const fs::path runner = t / "runner_temp";
         const fs::path pod = t / "pod_temp";
@@ -766,23 +729,21 @@ TEST(temp_sync_e2e, staged_delta_over_the_old_copy_gives_the_new_tree) {
 
         mutate(runner);
         temp_snapshot now;
-        sync_round(runner, pod, t.path(), pod_has, now, removals_first);
-        // Removing after the extraction touches directory mtimes in the copy.
-        EXPECT_EQ(diff_trees(runner, pod, /*compare_mtimes=*/removals_first), strings{});
+        sync_round(runner, pod, t.path(), pod_has, now, rx);
+        EXPECT_EQ(diff_trees(runner, pod, mtimes), strings{});
 
         // A second step: the manifest round trip carries what the pod has.
         const std::string manifest = (t / "state/manifest").string();
         ASSERT_TRUE(save_manifest(manifest, now).has_value());
         auto loaded = load_manifest(manifest);
         ASSERT_TRUE(loaded.has_value());
-        // Nothing changed on the runner since (staging and removing the stage do not touch
-        // root's names or mtimes): nothing to do.
+        // Nothing changed on the runner since (sending reads, it does not touch): nothing to do.
         EXPECT_TRUE(diff_snapshots(*loaded, scan_ok(runner)).empty());
         write_file(runner / "job/_runner_file_commands/set_env_2", "A=1\n");
         fs::remove(runner / "job/step.sh");
         temp_snapshot again;
-        sync_round(runner, pod, t.path(), *loaded, again, true);
-        EXPECT_EQ(diff_trees(runner, pod, removals_first), strings{});
+        sync_round(runner, pod, t.path(), *loaded, again, rx);
+        EXPECT_EQ(diff_trees(runner, pod, mtimes), strings{});
     }
 }
 

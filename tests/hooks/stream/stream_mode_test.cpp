@@ -254,6 +254,32 @@ TEST_F(stream_mode_test, only_what_changed_in_temp_is_sent) {
     EXPECT_NE(gone.out.find("No such file"), std::string::npos) << gone.out;
 }
 
+// A job pod without podpipe (PODPIPE_RECV_PATH names nothing there): its tar ignores the
+// stream's deletions, so the hook deletes through `sh` reading the list on stdin, before the
+// changes land (a file that became a directory, too).
+TEST_F(stream_mode_test, a_pod_without_podpipe_gets_deletions_through_sh) {
+    options_.extra_env["PODPIPE_RECV_PATH"] = "/no/podpipe/here";
+    auto& r = runner();
+    ASSERT_TRUE(r.prepare_job(job_args("debian:12")).ok());
+    write_file(r.runner_temp() / "cache" / "kept", "kept");
+    write_file(r.runner_temp() / "cache" / "doomed", "doomed");
+    write_file(r.runner_temp() / "cache" / "kind", "a file");
+    for (int i = 0; i < 50; ++i)
+        write_file(r.runner_temp() / "cache" / "many" / ("f" + std::to_string(i)), "x");
+    auto first = r.run_script_step("ls /__w/_temp/cache/many | wc -l\n");
+    ASSERT_TRUE(first.ok()) << all(first);
+    EXPECT_NE(first.out.find("50\n"), std::string::npos) << first.out;
+    fs::remove(r.runner_temp() / "cache" / "doomed");
+    fs::remove_all(r.runner_temp() / "cache" / "many");
+    fs::remove(r.runner_temp() / "cache" / "kind");
+    write_file(r.runner_temp() / "cache" / "kind" / "inner", "now a directory");
+    auto second = r.run_script_step("cd /__w/_temp/cache && ls; cat kind/inner; echo\n");
+    ASSERT_TRUE(second.ok()) << all(second);
+    EXPECT_NE(second.out.find("kept\nkind\nnow a directory\n"), std::string::npos) << second.out;
+    EXPECT_EQ(second.out.find("doomed"), std::string::npos) << second.out;
+    EXPECT_EQ(second.out.find("many"), std::string::npos) << second.out;
+}
+
 TEST_F(stream_mode_test, container_step_changes_and_outputs_reach_later_steps) {
     auto& r = runner();
     write_file(r.github_workspace() / "in.txt", "from the runner\n");
