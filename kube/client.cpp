@@ -23,8 +23,8 @@ std::string ns_name(std::string_view ns, std::string_view name) {
 
 /// Transport failures: the code stays the transport's (so conditions work), the message says
 /// what happened without any request data.
-hook_error transport_error(std::error_code ec, const std::string& call, std::string_view detail) {
-    hook_error e(ec, call);
+api_error transport_error(std::error_code ec, const std::string& call, std::string_view detail) {
+    api_error e(ec, call);
     e.message = ec.message();
     if (!detail.empty())
         e.message += " [" + sanitize_for_message(detail, 256) + "]";
@@ -33,7 +33,7 @@ hook_error transport_error(std::error_code ec, const std::string& call, std::str
 
 /// Whether a failed create-like request (POST, exec upgrade) may be sent again: only when the
 /// server certainly did not act on it.
-bool safe_to_repeat(const hook_error& e) {
+bool safe_to_repeat(const api_error& e) {
     return e.is(errc::too_many_requests) || e.is(errc::service_unavailable) ||
            e.code == transport::errc::resolve_failed || e.code == transport::errc::connect_failed;
 }
@@ -42,9 +42,9 @@ bool is_2xx(unsigned status) { return status >= 200 && status < 300; }
 
 } // namespace
 
-result<server_endpoint, hook_error> parse_server_url(std::string_view server) {
+result<server_endpoint, api_error> parse_server_url(std::string_view server) {
     auto bad = [&](std::string_view why) {
-        return fail(hook_error(errc::config_invalid, "server URL \"" +
+        return fail(api_error(errc::config_invalid, "server URL \"" +
                                                          sanitize_for_message(server, 256) +
                                                          "\": " + std::string(why)));
     };
@@ -119,7 +119,7 @@ struct api_client::impl {
     std::unique_ptr<transport::http_client> http;
     std::size_t old_connections = 0;
 
-    result<std::shared_ptr<transport::tls_context>, hook_error> tls_for(const credentials& cr) {
+    result<std::shared_ptr<transport::tls_context>, api_error> tls_for(const credentials& cr) {
         std::lock_guard lk(tls_mu);
         if (tls && cr.client_cert_pem == tls_cert_pem && cr.client_key_pem == tls_key_pem)
             return tls;
@@ -131,7 +131,7 @@ struct api_client::impl {
         tc.client_key_pem = cr.client_key_pem;
         auto made = transport::tls_context::create(tc);
         if (!made) {
-            hook_error e(errc::config_invalid, "TLS configuration");
+            api_error e(errc::config_invalid, "TLS configuration");
             e.message = "the CA bundle or the client certificate/key does not parse (" +
                         made.error().message() + ")";
             return fail(std::move(e));
@@ -142,7 +142,7 @@ struct api_client::impl {
         return tls;
     }
 
-    result<credentials, hook_error> creds() {
+    result<credentials, api_error> creds() {
         auto c = cfg.credentials->current();
         if (!c)
             return fail(c.error());
@@ -176,7 +176,7 @@ struct api_client::impl {
     }
 
     /// One REST request with the 401 re-read; no retries.
-    result<http_response, hook_error> rest_once(std::string_view method, std::string_view path,
+    result<http_response, api_error> rest_once(std::string_view method, std::string_view path,
                                                 const std::string& body, const std::string& call,
                                                 std::string_view accept, std::stop_token stop) {
         for (int auth_try = 0;; ++auth_try) {
@@ -214,7 +214,7 @@ struct api_client::impl {
 
     /// A REST request through the retry policy. `idempotent` false: repeated only when the
     /// server certainly did not act on it.
-    result<http_response, hook_error> rest(std::string_view method, std::string_view path,
+    result<http_response, api_error> rest(std::string_view method, std::string_view path,
                                            std::string body, const std::string& call,
                                            bool idempotent,
                                            std::string_view accept = "application/json") {
@@ -229,7 +229,7 @@ struct api_client::impl {
 
     /// A streamed GET on its own connection (watch, followed logs). Retried only while no
     /// body byte was delivered. `on_body` returns false to stop.
-    result<void, hook_error> stream(std::string_view path, const std::string& call,
+    result<void, api_error> stream(std::string_view path, const std::string& call,
                                     std::chrono::milliseconds idle,
                                     const std::function<bool(std::string_view)>& on_body,
                                     std::string_view accept, std::stop_token caller_stop = {}) {
@@ -241,7 +241,7 @@ struct api_client::impl {
         const std::stop_callback on_caller(caller_stop, [&] { either.request_stop(); });
         const auto stop = either.get_token();
         policy.interrupt_on(stop);
-        auto once = [&]() -> result<void, hook_error> {
+        auto once = [&]() -> result<void, api_error> {
             for (int auth_try = 0;; ++auth_try) {
                 auto cr = creds();
                 if (!cr)
@@ -273,7 +273,7 @@ struct api_client::impl {
                 return {};
             }
         };
-        return policy.run_if(once, [&](const hook_error&) { return !delivered; });
+        return policy.run_if(once, [&](const api_error&) { return !delivered; });
     }
 
     std::string ns_or_default(std::string_view ns) const {
@@ -281,20 +281,20 @@ struct api_client::impl {
     }
 
     template <class T, class Parse>
-    result<T, hook_error> parsed(result<http_response, hook_error> r, Parse&& parse,
+    result<T, api_error> parsed(result<http_response, api_error> r, Parse&& parse,
                                  const std::string& call) {
         if (!r)
             return fail(r.error());
         auto v = parse(r->body);
         if (!v) {
-            hook_error e = v.error();
+            api_error e = v.error();
             e.detail = call + ": " + e.detail;
             return fail(std::move(e));
         }
         return std::move(*v);
     }
 
-    result<api_status, hook_error> deleted_status(result<http_response, hook_error> r,
+    result<api_status, api_error> deleted_status(result<http_response, api_error> r,
                                                   std::string_view name, const std::string& call) {
         if (!r)
             return fail(r.error());
@@ -302,7 +302,7 @@ struct api_client::impl {
         if (st && !st->status.empty())
             return std::move(*st);
         if (!st) {
-            hook_error e = st.error();
+            api_error e = st.error();
             e.detail = call + ": " + e.detail;
             return fail(std::move(e));
         }
@@ -319,10 +319,10 @@ api_client::api_client(std::unique_ptr<impl> i)
 
 api_client::~api_client() = default;
 
-result<std::unique_ptr<api_client>, hook_error> api_client::connect(cluster_config cfg,
+result<std::unique_ptr<api_client>, api_error> api_client::connect(cluster_config cfg,
                                                                     client_options opts) {
     if (!cfg.credentials)
-        return fail(hook_error(errc::config_invalid, "cluster configuration has no credentials"));
+        return fail(api_error(errc::config_invalid, "cluster configuration has no credentials"));
     auto ep = parse_server_url(cfg.server);
     if (!ep)
         return fail(ep.error());
@@ -345,7 +345,7 @@ std::size_t api_client::rest_connections_opened() const {
 
 // ---- pods ----------------------------------------------------------------------------------
 
-result<pod, hook_error> api_client::create_pod(const pod& p, std::string_view ns) {
+result<pod, api_error> api_client::create_pod(const pod& p, std::string_view ns) {
     const std::string n = impl_->ns_or_default(ns.empty() ? std::string_view(p.metadata.ns) : ns);
     const std::string call =
         "create pod " +
@@ -354,14 +354,14 @@ result<pod, hook_error> api_client::create_pod(const pod& p, std::string_view ns
                               call);
 }
 
-result<pod, hook_error> api_client::get_pod(std::string_view ns, std::string_view name) {
+result<pod, api_error> api_client::get_pod(std::string_view ns, std::string_view name) {
     const std::string n = impl_->ns_or_default(ns);
     const std::string call = "get pod " + ns_name(n, name);
     return impl_->parsed<pod>(impl_->rest("GET", pod_path(n, name), {}, call, true), parse_pod,
                               call);
 }
 
-result<pod_list, hook_error> api_client::list_pods(std::string_view ns, const list_options& opts) {
+result<pod_list, api_error> api_client::list_pods(std::string_view ns, const list_options& opts) {
     const std::string n = impl_->ns_or_default(ns);
     const std::string call = "list pods in " + n;
     list_options page_opts = opts;
@@ -390,7 +390,7 @@ result<pod_list, hook_error> api_client::list_pods(std::string_view ns, const li
     }
 }
 
-result<pod, hook_error> api_client::delete_pod(std::string_view ns, std::string_view name,
+result<pod, api_error> api_client::delete_pod(std::string_view ns, std::string_view name,
                                                const delete_options& opts) {
     const std::string n = impl_->ns_or_default(ns);
     const std::string call = "delete pod " + ns_name(n, name);
@@ -398,7 +398,7 @@ result<pod, hook_error> api_client::delete_pod(std::string_view ns, std::string_
                               parse_pod, call);
 }
 
-result<void, hook_error> api_client::watch_pods(std::string_view ns, list_options opts,
+result<void, api_error> api_client::watch_pods(std::string_view ns, list_options opts,
                                                 const watch_callback& on_event,
                                                 std::stop_token stop) {
     const std::string n = impl_->ns_or_default(ns);
@@ -409,12 +409,12 @@ result<void, hook_error> api_client::watch_pods(std::string_view ns, list_option
             ? std::chrono::milliseconds(std::chrono::seconds(*opts.timeout_seconds + 30))
             : impl_->opts.stream_idle_timeout;
     watch_decoder decoder;
-    std::optional<hook_error> failure;
+    std::optional<api_error> failure;
     bool stopped = false;
-    const watch_decoder::event_sink sink = [&](watch_event&& ev) -> result<void, hook_error> {
+    const watch_decoder::event_sink sink = [&](watch_event&& ev) -> result<void, api_error> {
         if (ev.type == watch_event::kind::error) {
             const api_status st = ev.error.value_or(api_status{});
-            hook_error e(st.code == 410 ? errc::gone : errc_for_http(st.code, st.reason), call);
+            api_error e(st.code == 410 ? errc::gone : errc_for_http(st.code, st.reason), call);
             e.http_status = st.code;
             e.reason = st.reason;
             e.message = sanitize_for_message(st.message, 2048);
@@ -422,7 +422,7 @@ result<void, hook_error> api_client::watch_pods(std::string_view ns, list_option
         }
         if (!on_event(ev)) {
             stopped = true;
-            return fail(hook_error(errc::bad_request, "stopped")); // ends decoding only
+            return fail(api_error(errc::bad_request, "stopped")); // ends decoding only
         }
         return {};
     };
@@ -448,7 +448,7 @@ result<void, hook_error> api_client::watch_pods(std::string_view ns, list_option
     return {};
 }
 
-result<std::string, hook_error> api_client::get_pod_log(std::string_view ns, std::string_view name,
+result<std::string, api_error> api_client::get_pod_log(std::string_view ns, std::string_view name,
                                                         log_options opts) {
     const std::string n = impl_->ns_or_default(ns);
     const std::string call = "get log of pod " + ns_name(n, name);
@@ -459,7 +459,7 @@ result<std::string, hook_error> api_client::get_pod_log(std::string_view ns, std
     return std::move(r->body);
 }
 
-result<void, hook_error> api_client::follow_pod_log(std::string_view ns, std::string_view name,
+result<void, api_error> api_client::follow_pod_log(std::string_view ns, std::string_view name,
                                                     log_options opts,
                                                     const log_callback& on_chunk) {
     const std::string n = impl_->ns_or_default(ns);
@@ -471,21 +471,21 @@ result<void, hook_error> api_client::follow_pod_log(std::string_view ns, std::st
 
 // ---- secrets -------------------------------------------------------------------------------
 
-result<secret, hook_error> api_client::create_secret(const secret& s, std::string_view ns) {
+result<secret, api_error> api_client::create_secret(const secret& s, std::string_view ns) {
     const std::string n = impl_->ns_or_default(ns.empty() ? std::string_view(s.metadata.ns) : ns);
     const std::string call = "create secret " + ns_name(n, s.metadata.name);
     return impl_->parsed<secret>(impl_->rest("POST", secrets_path(n), to_json(s), call, false),
                                  parse_secret, call);
 }
 
-result<secret, hook_error> api_client::get_secret(std::string_view ns, std::string_view name) {
+result<secret, api_error> api_client::get_secret(std::string_view ns, std::string_view name) {
     const std::string n = impl_->ns_or_default(ns);
     const std::string call = "get secret " + ns_name(n, name);
     return impl_->parsed<secret>(impl_->rest("GET", secret_path(n, name), {}, call, true),
                                  parse_secret, call);
 }
 
-result<secret_list, hook_error> api_client::list_secrets(std::string_view ns,
+result<secret_list, api_error> api_client::list_secrets(std::string_view ns,
                                                          const list_options& opts) {
     const std::string n = impl_->ns_or_default(ns);
     const std::string call = "list secrets in " + n;
@@ -506,7 +506,7 @@ result<secret_list, hook_error> api_client::list_secrets(std::string_view ns,
     }
 }
 
-result<api_status, hook_error> api_client::delete_secret(std::string_view ns, std::string_view name,
+result<api_status, api_error> api_client::delete_secret(std::string_view ns, std::string_view name,
                                                          const delete_options& opts) {
     const std::string n = impl_->ns_or_default(ns);
     const std::string call = "delete secret " + ns_name(n, name);
@@ -516,21 +516,21 @@ result<api_status, hook_error> api_client::delete_secret(std::string_view ns, st
 
 // ---- persistent volume claims --------------------------------------------------------------
 
-result<pvc, hook_error> api_client::create_pvc(const pvc& claim, std::string_view ns) {
+result<pvc, api_error> api_client::create_pvc(const pvc& claim, std::string_view ns) {
     const std::string n = impl_->ns_or_default(ns);
     const std::string call = "create persistentvolumeclaim " + ns_name(n, claim.name);
     return impl_->parsed<pvc>(impl_->rest("POST", pvcs_path(n), to_json(claim), call, false),
                               parse_pvc, call);
 }
 
-result<pvc, hook_error> api_client::get_pvc(std::string_view ns, std::string_view name) {
+result<pvc, api_error> api_client::get_pvc(std::string_view ns, std::string_view name) {
     const std::string n = impl_->ns_or_default(ns);
     const std::string call = "get persistentvolumeclaim " + ns_name(n, name);
     return impl_->parsed<pvc>(impl_->rest("GET", pvc_path(n, name), {}, call, true), parse_pvc,
                               call);
 }
 
-result<pvc, hook_error> api_client::delete_pvc(std::string_view ns, std::string_view name,
+result<pvc, api_error> api_client::delete_pvc(std::string_view ns, std::string_view name,
                                                const delete_options& opts) {
     const std::string n = impl_->ns_or_default(ns);
     const std::string call = "delete persistentvolumeclaim " + ns_name(n, name);
@@ -548,7 +548,7 @@ result<pvc, hook_error> api_client::delete_pvc(std::string_view ns, std::string_
 
 // ---- nodes ---------------------------------------------------------------------------------
 
-result<std::vector<node>, hook_error> api_client::list_nodes(const list_options& opts) {
+result<std::vector<node>, api_error> api_client::list_nodes(const list_options& opts) {
     const std::string call = "list nodes";
     list_options o = opts;
     o.watch = false;
@@ -556,7 +556,7 @@ result<std::vector<node>, hook_error> api_client::list_nodes(const list_options&
         impl_->rest("GET", list_path(nodes_path, o), {}, call, true), parse_node_list, call);
 }
 
-result<node, hook_error> api_client::get_node(std::string_view name) {
+result<node, api_error> api_client::get_node(std::string_view name) {
     const std::string call = "get node " + std::string(name);
     return impl_->parsed<node>(impl_->rest("GET", node_path(name), {}, call, true), parse_node,
                                call);
@@ -564,7 +564,7 @@ result<node, hook_error> api_client::get_node(std::string_view name) {
 
 // ---- jobs ----------------------------------------------------------------------------------
 
-result<job, hook_error> api_client::create_job(const job& j, std::string_view ns) {
+result<job, api_error> api_client::create_job(const job& j, std::string_view ns) {
     const std::string n = impl_->ns_or_default(ns.empty() ? std::string_view(j.metadata.ns) : ns);
     const std::string call =
         "create job " +
@@ -573,14 +573,14 @@ result<job, hook_error> api_client::create_job(const job& j, std::string_view ns
                               call);
 }
 
-result<job, hook_error> api_client::get_job(std::string_view ns, std::string_view name) {
+result<job, api_error> api_client::get_job(std::string_view ns, std::string_view name) {
     const std::string n = impl_->ns_or_default(ns);
     const std::string call = "get job " + ns_name(n, name);
     return impl_->parsed<job>(impl_->rest("GET", job_path(n, name), {}, call, true), parse_job,
                               call);
 }
 
-result<job_list, hook_error> api_client::list_jobs(std::string_view ns, const list_options& opts) {
+result<job_list, api_error> api_client::list_jobs(std::string_view ns, const list_options& opts) {
     const std::string n = impl_->ns_or_default(ns);
     const std::string call = "list jobs in " + n;
     list_options o = opts;
@@ -600,7 +600,7 @@ result<job_list, hook_error> api_client::list_jobs(std::string_view ns, const li
     }
 }
 
-result<api_status, hook_error> api_client::delete_job(std::string_view ns, std::string_view name,
+result<api_status, api_error> api_client::delete_job(std::string_view ns, std::string_view name,
                                                       delete_options opts) {
     const std::string n = impl_->ns_or_default(ns);
     const std::string call = "delete job " + ns_name(n, name);
@@ -612,7 +612,7 @@ result<api_status, hook_error> api_client::delete_job(std::string_view ns, std::
 
 // ---- access reviews --------------------------------------------------------------------------
 
-result<access_review_result, hook_error>
+result<access_review_result, api_error>
 api_client::access_review(const resource_attributes& attrs) {
     std::string what = attrs.verb + " " + attrs.resource;
     if (!attrs.subresource.empty())
@@ -624,7 +624,7 @@ api_client::access_review(const resource_attributes& attrs) {
         call);
 }
 
-result<std::vector<access_review_result>, hook_error>
+result<std::vector<access_review_result>, api_error>
 api_client::access_reviews(std::span<const resource_attributes> items) {
     std::vector<access_review_result> out;
     out.reserve(items.size());
@@ -639,7 +639,7 @@ api_client::access_reviews(std::span<const resource_attributes> items) {
 
 // ---- exec ------------------------------------------------------------------------------------
 
-result<std::unique_ptr<exec_session>, hook_error>
+result<std::unique_ptr<exec_session>, api_error>
 api_client::exec(const exec_options& opts, const exec_session_options& session) {
     exec_options eo = opts;
     eo.ns = impl_->ns_or_default(opts.ns);
@@ -665,7 +665,7 @@ api_client::exec(const exec_options& opts, const exec_session_options& session) 
     so.close_timeout = session.close_timeout;
     so.faults = impl_->opts.faults;
 
-    auto once = [&]() -> result<std::unique_ptr<exec_session>, hook_error> {
+    auto once = [&]() -> result<std::unique_ptr<exec_session>, api_error> {
         for (int auth_try = 0;; ++auth_try) {
             auto cr = impl_->creds();
             if (!cr)
@@ -690,7 +690,7 @@ api_client::exec(const exec_options& opts, const exec_session_options& session) 
             }
             if (uf.status == 403 && uf.body.empty()) {
                 // x/net/websocket's answer when no offered subprotocol is acceptable (§2.2).
-                hook_error e(errc::forbidden, call);
+                api_error e(errc::forbidden, call);
                 e.http_status = 403;
                 e.message = "the server refused the WebSocket upgrade with an empty 403: it "
                             "accepts none of the offered subprotocols (" +

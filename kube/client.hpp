@@ -13,7 +13,7 @@
 //     connections), honouring Retry-After. Requests that create something (POST, the exec
 //     upgrade) are repeated only when the server certainly did not act on them: 429, 503, or
 //     a connection that could not be opened;
-//   - returns result<T, hook_error>; a missing object is errc::not_found (callers that
+//   - returns result<T, api_error>; a missing object is errc::not_found (callers that
 //     tolerate it test `err.is(errc::not_found)`). Tokens and keys never appear in errors.
 //
 // Thread-safe: REST calls from several threads are serialized on the keep-alive connection;
@@ -71,7 +71,7 @@ struct server_endpoint {
 
 /// Parses "https://host[:port][/prefix]". Plain http is refused (credentials are never sent
 /// over it, §1). Errors: config_invalid.
-result<server_endpoint, hook_error> parse_server_url(std::string_view server);
+result<server_endpoint, api_error> parse_server_url(std::string_view server);
 
 /// Receives the events of a watch; return false to stop watching (not an error).
 using watch_callback = std::function<bool(const watch_event&)>;
@@ -82,7 +82,7 @@ class api_client {
 public:
     /// Builds the TLS context (failing on bad PEM), checks that credentials can be obtained,
     /// and prepares the REST connection (opened on the first call).
-    static result<std::unique_ptr<api_client>, hook_error> connect(cluster_config cfg,
+    static result<std::unique_ptr<api_client>, api_error> connect(cluster_config cfg,
                                                                    client_options opts = {});
     ~api_client();
     api_client(const api_client&) = delete;
@@ -93,13 +93,13 @@ public:
 
     // ---- pods ------------------------------------------------------------------------------
     /// POST; the namespace is `ns`, else p.metadata.ns, else the default.
-    result<pod, hook_error> create_pod(const pod& p, std::string_view ns = {});
-    result<pod, hook_error> get_pod(std::string_view ns, std::string_view name);
+    result<pod, api_error> create_pod(const pod& p, std::string_view ns = {});
+    result<pod, api_error> get_pod(std::string_view ns, std::string_view name);
     /// Follows `continue` tokens until the last page (opts.limit sets the page size); a 410
     /// on a continue token restarts the list once.
-    result<pod_list, hook_error> list_pods(std::string_view ns, const list_options& opts = {});
+    result<pod_list, api_error> list_pods(std::string_view ns, const list_options& opts = {});
     /// Returns the pod as deleted or as now terminating; a missing pod is errc::not_found.
-    result<pod, hook_error> delete_pod(std::string_view ns, std::string_view name,
+    result<pod, api_error> delete_pod(std::string_view ns, std::string_view name,
                                        const delete_options& opts = {});
     /// Watches pods (opts.watch is forced on) until the server ends the stream (normally
     /// after opts.timeout_seconds: not an error, re-watch from the last resourceVersion) or
@@ -107,52 +107,52 @@ public:
     /// for 410 Expired: re-list, then watch again). `stop` (besides client_options::stop)
     /// ends the watch at once with transport::errc::cancelled. To wait for one pod's state
     /// use kube::wait_for_pod (wait.hpp).
-    result<void, hook_error> watch_pods(std::string_view ns, list_options opts,
+    result<void, api_error> watch_pods(std::string_view ns, list_options opts,
                                         const watch_callback& on_event,
                                         std::stop_token stop = {});
 
     /// pods/log as one string (not followed; bounded by the REST body limit).
-    result<std::string, hook_error> get_pod_log(std::string_view ns, std::string_view name,
+    result<std::string, api_error> get_pod_log(std::string_view ns, std::string_view name,
                                                 log_options opts = {});
     /// pods/log with follow=true: each chunk to `on_chunk` until the container ends and its
     /// log is drained, or the callback returns false. 400 "waiting to start" is
     /// errc::bad_request (the caller waits for the container and calls again).
-    result<void, hook_error> follow_pod_log(std::string_view ns, std::string_view name,
+    result<void, api_error> follow_pod_log(std::string_view ns, std::string_view name,
                                             log_options opts, const log_callback& on_chunk);
 
     // ---- secrets ---------------------------------------------------------------------------
-    result<secret, hook_error> create_secret(const secret& s, std::string_view ns = {});
+    result<secret, api_error> create_secret(const secret& s, std::string_view ns = {});
     /// The secret's metadata and type (podpipe never reads secret values back).
-    result<secret, hook_error> get_secret(std::string_view ns, std::string_view name);
-    result<secret_list, hook_error> list_secrets(std::string_view ns,
+    result<secret, api_error> get_secret(std::string_view ns, std::string_view name);
+    result<secret_list, api_error> list_secrets(std::string_view ns,
                                                  const list_options& opts = {});
-    result<api_status, hook_error> delete_secret(std::string_view ns, std::string_view name,
+    result<api_status, api_error> delete_secret(std::string_view ns, std::string_view name,
                                                  const delete_options& opts = {});
 
     // ---- persistent volume claims ------------------------------------------------------------
-    result<pvc, hook_error> create_pvc(const pvc& claim, std::string_view ns = {});
-    result<pvc, hook_error> get_pvc(std::string_view ns, std::string_view name);
-    result<pvc, hook_error> delete_pvc(std::string_view ns, std::string_view name,
+    result<pvc, api_error> create_pvc(const pvc& claim, std::string_view ns = {});
+    result<pvc, api_error> get_pvc(std::string_view ns, std::string_view name);
+    result<pvc, api_error> delete_pvc(std::string_view ns, std::string_view name,
                                        const delete_options& opts = {});
 
     // ---- nodes -------------------------------------------------------------------------------
-    result<std::vector<node>, hook_error> list_nodes(const list_options& opts = {});
-    result<node, hook_error> get_node(std::string_view name);
+    result<std::vector<node>, api_error> list_nodes(const list_options& opts = {});
+    result<node, api_error> get_node(std::string_view name);
 
     // ---- batch/v1 jobs -----------------------------------------------------------------------
-    result<job, hook_error> create_job(const job& j, std::string_view ns = {});
-    result<job, hook_error> get_job(std::string_view ns, std::string_view name);
-    result<job_list, hook_error> list_jobs(std::string_view ns, const list_options& opts = {});
+    result<job, api_error> create_job(const job& j, std::string_view ns = {});
+    result<job, api_error> get_job(std::string_view ns, std::string_view name);
+    result<job_list, api_error> list_jobs(std::string_view ns, const list_options& opts = {});
     /// propagationPolicy defaults to Background here, so the job's pods go with it.
-    result<api_status, hook_error> delete_job(std::string_view ns, std::string_view name,
+    result<api_status, api_error> delete_job(std::string_view ns, std::string_view name,
                                               delete_options opts = {});
 
     // ---- access reviews ----------------------------------------------------------------------
     /// One SelfSubjectAccessReview; the namespace in attrs is used as given (empty: the
     /// default namespace for namespaced checks is the caller's choice).
-    result<access_review_result, hook_error> access_review(const resource_attributes& attrs);
+    result<access_review_result, api_error> access_review(const resource_attributes& attrs);
     /// Runs one review per item, in order; the first failing request fails the batch.
-    result<std::vector<access_review_result>, hook_error>
+    result<std::vector<access_review_result>, api_error>
     access_reviews(std::span<const resource_attributes> items);
 
     // ---- exec ----------------------------------------------------------------------------------
@@ -161,7 +161,7 @@ public:
     /// forbidden with that explanation; 400/403/404 Status JSON → bad_request / forbidden /
     /// not_found with the server's message; 429/503 and failed connections are retried
     /// (nothing has run yet); 401 re-reads the credentials once.
-    result<std::unique_ptr<exec_session>, hook_error>
+    result<std::unique_ptr<exec_session>, api_error>
     exec(const exec_options& opts, const exec_session_options& session = {});
 
     /// TCP connections opened for REST calls so far (keep-alive shows as 1).

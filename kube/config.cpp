@@ -182,26 +182,26 @@ void parse_exec(yaml_ctx& c, const YAML::Node& e, const std::string& where, cons
 }
 
 // Parses one file's text and adds the names it defines that `merged` lacks (first wins).
-result<void, hook_error> merge_kubeconfig(std::string_view text, const fs::path& dir,
+result<void, api_error> merge_kubeconfig(std::string_view text, const fs::path& dir,
                                           const std::string& file_label, kubeconfig& merged) {
     const std::string call = "kubeconfig " + file_label;
     if (text.size() > (16u << 20))
-        return fail(hook_error(errc::config_invalid, call + ": larger than 16 MiB"));
+        return fail(api_error(errc::config_invalid, call + ": larger than 16 MiB"));
     YAML::Node root;
     try {
         root = YAML::Load(std::string(text));
     } catch (const YAML::Exception& e) {
         // e.msg names the problem, never the document's values.
-        return fail(hook_error(errc::config_invalid,
+        return fail(api_error(errc::config_invalid,
                                call + ": line " + std::to_string(e.mark.line + 1) + " column " +
                                    std::to_string(e.mark.column + 1) + ": " + e.msg));
     } catch (const std::exception& e) {
-        return fail(hook_error(errc::config_invalid, call + ": cannot parse: " + e.what()));
+        return fail(api_error(errc::config_invalid, call + ": cannot parse: " + e.what()));
     }
     if (!root.IsDefined() || root.IsNull())
         return {}; // an empty file contributes nothing, as in client-go
     if (!root.IsMap())
-        return fail(hook_error(errc::config_invalid, call + ": top level is not a map"));
+        return fail(api_error(errc::config_invalid, call + ": top level is not a map"));
 
     yaml_ctx c;
     try {
@@ -266,24 +266,24 @@ result<void, hook_error> merge_kubeconfig(std::string_view text, const fs::path&
                            merged.contexts.emplace(name, std::move(k));
                        });
     } catch (const std::exception& e) {
-        return fail(hook_error(errc::config_invalid, call + ": " + e.what()));
+        return fail(api_error(errc::config_invalid, call + ": " + e.what()));
     }
     if (!c.ok())
-        return fail(hook_error(errc::config_invalid, call + ": " + c.error));
+        return fail(api_error(errc::config_invalid, call + ": " + c.error));
     return {};
 }
 
-result<std::string, hook_error> read_file(const fs::path& p, const std::string& what) {
+result<std::string, api_error> read_file(const fs::path& p, const std::string& what) {
     std::ifstream in(p, std::ios::binary);
     if (!in)
-        return fail(hook_error(errc::config_invalid, "cannot read " + what + " " + p.string() +
+        return fail(api_error(errc::config_invalid, "cannot read " + what + " " + p.string() +
                                                          ": " + std::strerror(errno)));
     std::string data;
     char buf[8192];
     while (in.read(buf, sizeof buf) || in.gcount() > 0) {
         data.append(buf, static_cast<std::size_t>(in.gcount()));
         if (data.size() > (16u << 20))
-            return fail(hook_error(errc::config_invalid, what + " " + p.string() + ": too large"));
+            return fail(api_error(errc::config_invalid, what + " " + p.string() + ": too large"));
     }
     return data;
 }
@@ -299,7 +299,7 @@ std::string trim(std::string_view s) {
 }
 
 // Turns the merged kubeconfig into a cluster_config for the chosen context.
-result<cluster_config, hook_error> resolve_config(const kubeconfig& kc,
+result<cluster_config, api_error> resolve_config(const kubeconfig& kc,
                                                   const config_sources& sources) {
     cluster_config out;
     out.source = cluster_config::origin::kubeconfig;
@@ -307,10 +307,10 @@ result<cluster_config, hook_error> resolve_config(const kubeconfig& kc,
     const std::string call =
         "kubeconfig context \"" + sanitize_for_message(out.context_name, 128) + "\"";
     if (out.context_name.empty())
-        return fail(hook_error(errc::config_invalid, "kubeconfig: no current-context is set"));
+        return fail(api_error(errc::config_invalid, "kubeconfig: no current-context is set"));
     auto ctx = kc.contexts.find(out.context_name);
     if (ctx == kc.contexts.end())
-        return fail(hook_error(errc::config_invalid, call + ": not found"));
+        return fail(api_error(errc::config_invalid, call + ": not found"));
     out.cluster_name = ctx->second.cluster;
     out.user_name = ctx->second.user;
     if (!ctx->second.ns.empty())
@@ -318,12 +318,12 @@ result<cluster_config, hook_error> resolve_config(const kubeconfig& kc,
 
     auto cl = kc.clusters.find(out.cluster_name);
     if (cl == kc.clusters.end())
-        return fail(hook_error(errc::config_invalid,
+        return fail(api_error(errc::config_invalid,
                                call + ": cluster \"" + sanitize_for_message(out.cluster_name, 128) +
                                    "\" not found"));
     const kc_cluster& k = cl->second;
     if (k.server.empty())
-        return fail(hook_error(errc::config_invalid, call + ": cluster has no server"));
+        return fail(api_error(errc::config_invalid, call + ": cluster has no server"));
     out.server = k.server;
     while (out.server.size() > 1 && out.server.back() == '/')
         out.server.pop_back();
@@ -331,7 +331,7 @@ result<cluster_config, hook_error> resolve_config(const kubeconfig& kc,
     out.tls_server_name = k.tls_server_name;
     out.proxy_url = k.proxy_url;
     if (k.insecure && (k.ca_data || !k.ca_file.empty()))
-        return fail(hook_error(errc::config_invalid,
+        return fail(api_error(errc::config_invalid,
                                call + ": insecure-skip-tls-verify cannot be combined with a "
                                       "certificate authority"));
     if (k.ca_data) {
@@ -351,7 +351,7 @@ result<cluster_config, hook_error> resolve_config(const kubeconfig& kc,
     if (!out.user_name.empty()) {
         auto u = kc.users.find(out.user_name);
         if (u == kc.users.end())
-            return fail(hook_error(errc::config_invalid,
+            return fail(api_error(errc::config_invalid,
                                    call + ": user \"" + sanitize_for_message(out.user_name, 128) +
                                        "\" not found"));
         user = &u->second;
@@ -362,11 +362,11 @@ result<cluster_config, hook_error> resolve_config(const kubeconfig& kc,
     }
     const std::string ucall = call + " user \"" + sanitize_for_message(out.user_name, 128) + "\"";
     if (user->auth_provider)
-        return fail(hook_error(errc::config_invalid,
+        return fail(api_error(errc::config_invalid,
                                ucall + ": auth-provider is unsupported (use an exec plugin)"));
     if (user->basic_auth && user->token.empty() && user->token_file.empty() && !user->exec &&
         !user->cert_data && user->cert_file.empty())
-        return fail(hook_error(errc::config_invalid,
+        return fail(api_error(errc::config_invalid,
                                ucall + ": username/password authentication is unsupported"));
     if (user->cert_data) {
         base.client_cert_pem = *user->cert_data;
@@ -385,7 +385,7 @@ result<cluster_config, hook_error> resolve_config(const kubeconfig& kc,
         base.client_key_pem = std::move(*pem);
     }
     if (sources.read_files && base.client_cert_pem.empty() != base.client_key_pem.empty())
-        return fail(hook_error(errc::config_invalid,
+        return fail(api_error(errc::config_invalid,
                                ucall + ": a client certificate needs both certificate and key"));
 
     if (!user->token_file.empty()) {
@@ -414,7 +414,7 @@ std::string env_of(const config_sources& s, const char* key) {
     return it == s.env.end() ? std::string() : it->second;
 }
 
-result<cluster_config, hook_error> load_in_cluster(const config_sources& s) {
+result<cluster_config, api_error> load_in_cluster(const config_sources& s) {
     const std::string host = env_of(s, "KUBERNETES_SERVICE_HOST");
     const std::string port = env_of(s, "KUBERNETES_SERVICE_PORT");
     cluster_config out;
@@ -424,7 +424,7 @@ result<cluster_config, hook_error> load_in_cluster(const config_sources& s) {
     auto src = std::make_shared<token_source>(token, clock_of(s), s.token_refresh);
     // Fail now, not on the first request, when the token is unreadable.
     if (auto first = src->current(); !first) {
-        hook_error e = first.error();
+        api_error e = first.error();
         e.code = make_error_code(errc::config_invalid);
         e.detail = "in-cluster configuration: " + e.detail;
         return fail(std::move(e));
@@ -477,7 +477,7 @@ config_sources config_sources::from_process() {
     return s;
 }
 
-result<cluster_config, hook_error> load_kubeconfig_text(std::string_view text,
+result<cluster_config, api_error> load_kubeconfig_text(std::string_view text,
                                                         const std::filesystem::path& dir,
                                                         const config_sources& sources) {
     kubeconfig kc;
@@ -485,12 +485,12 @@ result<cluster_config, hook_error> load_kubeconfig_text(std::string_view text,
     return resolve_config(kc, sources);
 }
 
-result<cluster_config, hook_error> load_config(const config_sources& s) {
+result<cluster_config, api_error> load_config(const config_sources& s) {
     std::vector<fs::path> files;
     if (s.kubeconfig) {
         std::error_code ec;
         if (!fs::exists(*s.kubeconfig, ec))
-            return fail(hook_error(errc::config_missing,
+            return fail(api_error(errc::config_missing,
                                    "kubeconfig " + s.kubeconfig->string() + " does not exist"));
         files.push_back(*s.kubeconfig);
     } else if (auto kcenv = s.env.find("KUBECONFIG");
@@ -532,7 +532,7 @@ result<cluster_config, hook_error> load_config(const config_sources& s) {
     if (!env_of(s, "KUBERNETES_SERVICE_HOST").empty() &&
         !env_of(s, "KUBERNETES_SERVICE_PORT").empty())
         return load_in_cluster(s);
-    return fail(hook_error(errc::config_missing,
+    return fail(api_error(errc::config_missing,
                            "no kubeconfig (KUBECONFIG, $HOME/.kube/config) and not running in a "
                            "cluster (KUBERNETES_SERVICE_HOST/PORT unset)"));
 }

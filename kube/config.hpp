@@ -64,14 +64,14 @@ struct cluster_config {
     std::shared_ptr<credential_provider> credentials;
 };
 
-result<cluster_config, hook_error> load_config(const config_sources& sources);
+result<cluster_config, api_error> load_config(const config_sources& sources);
 
 /// "https://" + host + ":" + port with IPv6 literals bracketed.
 std::string in_cluster_server(std::string_view host, std::string_view port);
 
 /// Parses one kubeconfig text (YAML or JSON) and resolves it as if it were the only file in
 /// `dir`; used by the fuzzer and by load_config. Never throws.
-result<cluster_config, hook_error> load_kubeconfig_text(std::string_view text,
+result<cluster_config, api_error> load_kubeconfig_text(std::string_view text,
                                                         const std::filesystem::path& dir,
                                                         const config_sources& sources);
 

@@ -35,17 +35,17 @@ std::string trim(std::string s) {
 }
 
 // Reads a small file (tokens, PEM): bounded to 1 MiB.
-result<std::string, hook_error> read_small_file(const std::filesystem::path& p, errc on_error) {
+result<std::string, api_error> read_small_file(const std::filesystem::path& p, errc on_error) {
     std::ifstream in(p, std::ios::binary);
     if (!in)
         return fail(
-            hook_error(on_error, "cannot read " + p.string() + ": " + std::strerror(errno)));
+            api_error(on_error, "cannot read " + p.string() + ": " + std::strerror(errno)));
     std::string data;
     char buf[8192];
     while (in.read(buf, sizeof buf) || in.gcount() > 0) {
         data.append(buf, static_cast<std::size_t>(in.gcount()));
         if (data.size() > (1u << 20))
-            return fail(hook_error(on_error, p.string() + ": larger than 1 MiB"));
+            return fail(api_error(on_error, p.string() + ": larger than 1 MiB"));
     }
     return data;
 }
@@ -63,7 +63,7 @@ token_source::token_source(std::filesystem::path file, time_source& clock,
     , fallback_(std::move(fallback_token))
     , base_(std::move(base)) {}
 
-result<credentials, hook_error> token_source::current() {
+result<credentials, api_error> token_source::current() {
     std::lock_guard lock(mu_);
     const auto now = clock_.steady_now();
     if (!read_at_ || now - *read_at_ >= refresh_) {
@@ -76,7 +76,7 @@ result<credentials, hook_error> token_source::current() {
             if (!data)
                 return fail(data.error());
             return fail(
-                hook_error(errc::credential_failed, "token file " + file_.string() + " is empty"));
+                api_error(errc::credential_failed, "token file " + file_.string() + " is empty"));
         }
         // else: keep the last good token (or the fallback) and try the file again next time.
     }
@@ -171,7 +171,7 @@ void exec_credential_plugin::invalidate() {
     expires_.reset();
 }
 
-result<credentials, hook_error> exec_credential_plugin::current() {
+result<credentials, api_error> exec_credential_plugin::current() {
     std::lock_guard lock(mu_);
     if (cached_ && (!expires_ || clock_.system_now() < *expires_))
         return *cached_;
@@ -195,7 +195,7 @@ struct process_output {
 
 // posix_spawn with stdin=/dev/null and both outputs captured (bounded). The child gets a
 // fresh environment from `envp`.
-result<process_output, hook_error> run_process(const std::string& path,
+result<process_output, api_error> run_process(const std::string& path,
                                                const std::vector<std::string>& argv,
                                                const std::vector<std::string>& envp,
                                                std::chrono::seconds timeout,
@@ -203,10 +203,10 @@ result<process_output, hook_error> run_process(const std::string& path,
     int out_pipe[2];
     int err_pipe[2];
     if (::pipe2(out_pipe, O_CLOEXEC) != 0)
-        return fail(hook_error(errc::credential_failed, call + ": pipe: " + std::strerror(errno)));
+        return fail(api_error(errc::credential_failed, call + ": pipe: " + std::strerror(errno)));
     unique_fd out_r(out_pipe[0]), out_w(out_pipe[1]);
     if (::pipe2(err_pipe, O_CLOEXEC) != 0)
-        return fail(hook_error(errc::credential_failed, call + ": pipe: " + std::strerror(errno)));
+        return fail(api_error(errc::credential_failed, call + ": pipe: " + std::strerror(errno)));
     unique_fd err_r(err_pipe[0]), err_w(err_pipe[1]);
 
     posix_spawn_file_actions_t fa;
@@ -230,7 +230,7 @@ result<process_output, hook_error> run_process(const std::string& path,
     const int rc = ::posix_spawn(&pid, path.c_str(), &fa, nullptr, args.data(), env.data());
     posix_spawn_file_actions_destroy(&fa);
     if (rc != 0)
-        return fail(hook_error(errc::credential_failed,
+        return fail(api_error(errc::credential_failed,
                                call + ": cannot start " + path + ": " + std::strerror(rc)));
     out_w.reset();
     err_w.reset();
@@ -306,21 +306,21 @@ std::optional<std::filesystem::path> find_in_path(const std::string& name,
 
 } // namespace
 
-result<credentials, hook_error> exec_credential_plugin::run_plugin() {
+result<credentials, api_error> exec_credential_plugin::run_plugin() {
     const std::string call = "exec credential plugin " + sanitize_for_message(cfg_.command, 256);
     const std::string hint =
         cfg_.install_hint.empty() ? std::string() : "\n" + sanitize_for_message(cfg_.install_hint);
     if (cfg_.api_version != "client.authentication.k8s.io/v1" &&
         cfg_.api_version != "client.authentication.k8s.io/v1beta1")
-        return fail(hook_error(errc::config_invalid,
+        return fail(api_error(errc::config_invalid,
                                call + ": unsupported apiVersion \"" +
                                    sanitize_for_message(cfg_.api_version, 64) + "\""));
     if (cfg_.interactive_mode == "Always")
         return fail(
-            hook_error(errc::credential_failed,
+            api_error(errc::credential_failed,
                        call + ": interactiveMode Always needs a terminal, and hooks have none"));
     if (cfg_.command.empty())
-        return fail(hook_error(errc::config_invalid, call + ": empty command"));
+        return fail(api_error(errc::config_invalid, call + ": empty command"));
 
     std::filesystem::path exe;
     if (cfg_.command.find('/') != std::string::npos) {
@@ -328,14 +328,14 @@ result<credentials, hook_error> exec_credential_plugin::run_plugin() {
         if (exe.is_relative())
             exe = cfg_.base_dir / exe;
         if (::access(exe.c_str(), X_OK) != 0)
-            return fail(hook_error(errc::credential_failed, call + ": " + exe.string() +
+            return fail(api_error(errc::credential_failed, call + ": " + exe.string() +
                                                                 " is not an executable file: " +
                                                                 std::strerror(errno) + hint));
     } else {
         auto it = parent_env_.find("PATH");
         auto found = find_in_path(cfg_.command, it == parent_env_.end() ? "" : it->second);
         if (!found)
-            return fail(hook_error(errc::credential_failed,
+            return fail(api_error(errc::credential_failed,
                                    call + ": executable not found in PATH" + hint));
         exe = *found;
     }
@@ -382,20 +382,20 @@ result<credentials, hook_error> exec_credential_plugin::run_plugin() {
         return fail(out.error());
     if (out->timed_out)
         return fail(
-            hook_error(errc::credential_failed,
+            api_error(errc::credential_failed,
                        call + ": timed out after " + std::to_string(timeout_.count()) + " s"));
     if (out->exit_status != 0) {
         std::string msg = call + ": exited with status " + std::to_string(out->exit_status);
         const std::string err = sanitize_for_message(out->err);
         if (!err.empty())
             msg += ": " + err;
-        return fail(hook_error(errc::credential_failed, msg + hint));
+        return fail(api_error(errc::credential_failed, msg + hint));
     }
     auto cred = parse_exec_credential(out->out);
     if (!cred)
-        return fail(hook_error(errc::credential_failed, call + ": " + cred.error().detail));
+        return fail(api_error(errc::credential_failed, call + ": " + cred.error().detail));
     if (cred->kind != "ExecCredential" || cred->api_version != cfg_.api_version)
-        return fail(hook_error(errc::credential_failed,
+        return fail(api_error(errc::credential_failed,
                                call + ": printed apiVersion \"" +
                                    sanitize_for_message(cred->api_version, 64) + "\" kind \"" +
                                    sanitize_for_message(cred->kind, 64) + "\", expected " +
@@ -405,18 +405,18 @@ result<credentials, hook_error> exec_credential_plugin::run_plugin() {
     c.client_cert_pem = std::move(cred->client_certificate_data);
     c.client_key_pem = std::move(cred->client_key_data);
     if (c.bearer_token.empty() && (c.client_cert_pem.empty() || c.client_key_pem.empty()))
-        return fail(hook_error(errc::credential_failed,
+        return fail(api_error(errc::credential_failed,
                                call + ": ExecCredential has neither status.token nor a client "
                                       "certificate and key"));
     if (c.client_cert_pem.empty() != c.client_key_pem.empty())
-        return fail(hook_error(errc::credential_failed,
+        return fail(api_error(errc::credential_failed,
                                call + ": ExecCredential has only one of clientCertificateData "
                                       "and clientKeyData"));
     if (!cred->expiration_timestamp.empty()) {
         auto t = parse_rfc3339(cred->expiration_timestamp);
         if (!t)
             return fail(
-                hook_error(errc::credential_failed, call + ": bad status.expirationTimestamp"));
+                api_error(errc::credential_failed, call + ": bad status.expirationTimestamp"));
         expires_ = *t;
     }
     return c;

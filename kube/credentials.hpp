@@ -2,7 +2,7 @@
 // the rotating service-account token file, and exec credential plugins. The REST client asks
 // current() before each request and calls invalidate() after a 401, then retries once.
 //
-// Secrets never appear in hook_error texts: errors name the file or the plugin command, not
+// Secrets never appear in api_error texts: errors name the file or the plugin command, not
 // the token. Providers are thread-safe.
 #pragma once
 
@@ -31,7 +31,7 @@ class credential_provider {
 public:
     virtual ~credential_provider() = default;
     /// The credentials to use now, refreshed when stale or after invalidate().
-    virtual result<credentials, hook_error> current() = 0;
+    virtual result<credentials, api_error> current() = 0;
     /// The server rejected the last credentials (401): the next current() re-fetches.
     virtual void invalidate() = 0;
 };
@@ -42,7 +42,7 @@ public:
     explicit static_credentials(credentials c)
         : creds_(std::move(c)) {}
 
-    result<credentials, hook_error> current() override { return creds_; }
+    result<credentials, api_error> current() override { return creds_; }
 
     void invalidate() override {}
 
@@ -60,7 +60,7 @@ public:
                  std::chrono::seconds refresh = std::chrono::seconds(60),
                  std::string fallback_token = {}, credentials base = {});
 
-    result<credentials, hook_error> current() override;
+    result<credentials, api_error> current() override;
     void invalidate() override;
 
     const std::filesystem::path& file() const { return file_; }
@@ -105,13 +105,13 @@ public:
                            time_source& clock,
                            std::chrono::seconds timeout = std::chrono::seconds(60));
 
-    result<credentials, hook_error> current() override;
+    result<credentials, api_error> current() override;
     void invalidate() override;
     /// How many times the plugin ran (for tests of the cache).
     int runs() const;
 
 private:
-    result<credentials, hook_error> run_plugin();
+    result<credentials, api_error> run_plugin();
 
     exec_plugin_config cfg_;
     std::map<std::string, std::string> parent_env_;

@@ -98,7 +98,7 @@ const std::error_category& k8s_category() noexcept {
     return instance;
 }
 
-std::string hook_error::what() const {
+std::string api_error::what() const {
     std::string s;
     if (message.empty()) {
         s = code.message();
@@ -183,9 +183,9 @@ std::string sanitize_for_message(std::string_view text, std::size_t max_bytes) {
     return out;
 }
 
-hook_error error_from_http(int http_status, std::string_view body, std::string call,
+api_error error_from_http(int http_status, std::string_view body, std::string call,
                            std::string_view retry_after_header) {
-    hook_error e;
+    api_error e;
     e.detail = std::move(call);
     e.http_status = http_status;
     e.retry_after = parse_retry_after(retry_after_header);

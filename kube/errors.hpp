@@ -1,5 +1,5 @@
-// Errors of the Kubernetes control plane (spec/kube-api.md §3.9). A hooks/ function returns
-// result<T, hook_error>: an error_code of kube::errc (or a system code) that callers branch on
+// Errors of the Kubernetes control plane (spec/kube-api.md §3.9). Every kube/ call returns
+// result<T, api_error>: an error_code of kube::errc (or a system code) that callers branch on
 // through podpipe::condition, plus what the API said (HTTP status, reason, message) and which
 // call on which object failed. Credentials never appear in any of these strings.
 #pragma once
@@ -45,8 +45,8 @@ inline std::error_code make_error_code(errc e) noexcept {
     return {static_cast<int>(e), k8s_category()};
 }
 
-/// The error of every hooks/ control-plane call.
-struct hook_error {
+/// The error of every kube/ call (the hook uses it as its own: hook::hook_error).
+struct api_error {
     std::error_code code;
     /// Which call on which object, e.g. "create pod ns1/runner-abc". Never a credential.
     std::string detail;
@@ -56,13 +56,13 @@ struct hook_error {
     /// From the Retry-After header or Status details.retryAfterSeconds.
     std::optional<std::chrono::seconds> retry_after;
 
-    hook_error() = default;
+    api_error() = default;
 
-    hook_error(std::error_code c, std::string d)
+    api_error(std::error_code c, std::string d)
         : code(c)
         , detail(std::move(d)) {}
 
-    hook_error(errc e, std::string d)
+    api_error(errc e, std::string d)
         : code(make_error_code(e))
         , detail(std::move(d)) {}
 
@@ -75,10 +75,10 @@ struct hook_error {
     bool is(errc e) const { return code == make_error_code(e); }
 };
 
-/// Turns a non-2xx HTTP response into a hook_error. `body` may be a metav1.Status JSON, the
+/// Turns a non-2xx HTTP response into an api_error. `body` may be a metav1.Status JSON, the
 /// apiserver limiter's plain text, or HTML from a proxy; non-JSON text is kept (truncated to
 /// 512 bytes, control characters replaced). `retry_after_header` is the raw header value.
-hook_error error_from_http(int http_status, std::string_view body, std::string call,
+api_error error_from_http(int http_status, std::string_view body, std::string call,
                            std::string_view retry_after_header = {});
 
 /// The errc for an HTTP status and (optional) Status reason: 409 splits on reason.

@@ -165,8 +165,8 @@ struct exec_session::impl {
         return n;
     }
 
-    hook_error session_error(std::error_code ec, std::string message) const {
-        hook_error e(ec, call);
+    api_error session_error(std::error_code ec, std::string message) const {
+        api_error e(ec, call);
         e.message = std::move(message);
         const auto detail = socket->error_detail();
         if (!detail.empty())
@@ -174,7 +174,7 @@ struct exec_session::impl {
         return e;
     }
 
-    result<int, hook_error> wait(pipeline::byte_sink* out) {
+    result<int, api_error> wait(pipeline::byte_sink* out) {
         std::vector<std::byte> buf(64u << 10);
         for (;;) {
             auto n = read_stdout(buf);
@@ -190,7 +190,7 @@ struct exec_session::impl {
             if (out != nullptr) {
                 if (auto w = out->write(std::span<const std::byte>(buf.data(), *n)); !w) {
                     socket->abort();
-                    hook_error e(w.error(), call);
+                    api_error e(w.error(), call);
                     e.message = "writing the command's stdout: " + w.error().message();
                     return fail(std::move(e));
                 }
@@ -202,7 +202,7 @@ struct exec_session::impl {
             if (peer)
                 msg += " (close code " + std::to_string(peer->code) + ")";
             msg += " without an exit status: the outcome is unknown";
-            hook_error e(errc::missing_status, call);
+            api_error e(errc::missing_status, call);
             e.message = std::move(msg);
             return fail(std::move(e));
         }
@@ -233,7 +233,7 @@ pipeline::byte_sink& exec_session::stdin_sink() { return impl_->sink; }
 
 pipeline::byte_source& exec_session::stdout_source() { return impl_->source; }
 
-result<int, hook_error> exec_session::wait(pipeline::byte_sink* stdout_sink) {
+result<int, api_error> exec_session::wait(pipeline::byte_sink* stdout_sink) {
     return impl_->wait(stdout_sink);
 }
 

@@ -115,7 +115,7 @@ public:
     /// are described in the file comment; a failing stdout_sink aborts the session and returns
     /// its error. Call it once, on the reading thread. Stdin must have been finished (v5) or the
     /// remote command must end by itself, else this waits for it.
-    result<int, hook_error> wait(pipeline::byte_sink* stdout_sink = nullptr);
+    result<int, api_error> wait(pipeline::byte_sink* stdout_sink = nullptr);
 
     /// The last stderr_keep_bytes of stderr. Read it after wait() (or from the reading thread).
     const std::string& stderr_tail() const noexcept;

@@ -26,15 +26,15 @@ std::string percent_encode(std::string_view s) {
     return out;
 }
 
-result<std::string, hook_error> exec_path(const exec_options& o) {
+result<std::string, api_error> exec_path(const exec_options& o) {
     if (o.ns.empty() || o.pod.empty())
-        return fail(hook_error(errc::bad_request, "exec: namespace and pod name are required"));
+        return fail(api_error(errc::bad_request, "exec: namespace and pod name are required"));
     if (o.command.empty())
         return fail(
-            hook_error(errc::bad_request, "exec in " + o.ns + "/" + o.pod + ": empty command"));
+            api_error(errc::bad_request, "exec in " + o.ns + "/" + o.pod + ": empty command"));
     if (!o.use_stdin && !o.use_stdout && !o.use_stderr)
         return fail(
-            hook_error(errc::bad_request, "exec in " + o.ns + "/" + o.pod +
+            api_error(errc::bad_request, "exec in " + o.ns + "/" + o.pod +
                                               ": one of stdin, stdout, stderr is required"));
     std::string p =
         "/api/v1/namespaces/" + percent_encode(o.ns) + "/pods/" + percent_encode(o.pod) + "/exec?";
@@ -59,20 +59,20 @@ result<std::string, hook_error> exec_path(const exec_options& o) {
     return p;
 }
 
-result<int, hook_error> exec_exit_code(std::optional<std::string_view> payload,
+result<int, api_error> exec_exit_code(std::optional<std::string_view> payload,
                                        std::string_view call) {
     if (!payload)
-        return fail(hook_error(errc::missing_status, std::string(call)));
+        return fail(api_error(errc::missing_status, std::string(call)));
     auto st = parse_status(*payload);
     if (!st) {
-        hook_error e = st.error();
+        api_error e = st.error();
         e.detail = std::string(call) + ": status channel: " + e.detail;
         return fail(std::move(e));
     }
     if (st->status == "Success")
         return 0;
     if (st->status != "Failure") {
-        return fail(hook_error(errc::bad_response,
+        return fail(api_error(errc::bad_response,
                                std::string(call) + ": status channel: unknown status \"" +
                                    sanitize_for_message(st->status, 32) + "\""));
     }
@@ -85,16 +85,16 @@ result<int, hook_error> exec_exit_code(std::optional<std::string_view> payload,
             const char* e = b + cause.message.size();
             auto [ptr, ec] = std::from_chars(b, e, v);
             if (ec != std::errc() || ptr != e || cause.message.empty() || v > 255)
-                return fail(hook_error(errc::bad_response,
+                return fail(api_error(errc::bad_response,
                                        std::string(call) + ": status channel: bad exit code \"" +
                                            sanitize_for_message(cause.message, 32) + "\""));
             return static_cast<int>(v);
         }
-        return fail(hook_error(errc::bad_response, std::string(call) +
+        return fail(api_error(errc::bad_response, std::string(call) +
                                                        ": status channel: NonZeroExitCode without "
                                                        "an ExitCode cause"));
     }
-    hook_error e(errc::exec_failed, std::string(call));
+    api_error e(errc::exec_failed, std::string(call));
     e.reason = st->reason;
     e.message = sanitize_for_message(st->message, 2048);
     e.http_status = st->code;

@@ -34,14 +34,14 @@ std::string percent_encode(std::string_view s);
 
 /// "/api/v1/namespaces/NS/pods/P/exec?command=..&command=..&container=C&stdin=true&..."
 /// Fails (bad_request) on an empty command, namespace or pod name.
-result<std::string, hook_error> exec_path(const exec_options& opts);
+result<std::string, api_error> exec_path(const exec_options& opts);
 
 /// The exit code from the channel-3 status message (§2.4). `payload` is nullopt when the
 /// session ended without one: that is missing_status, never success. Success → 0;
 /// NonZeroExitCode → the ExitCode cause (0..255); any other Failure → exec_failed with the
 /// server's message; malformed JSON or a missing/bad ExitCode cause → bad_response.
 /// `call` names the exec for error texts (e.g. "exec in ns1/p1").
-result<int, hook_error> exec_exit_code(std::optional<std::string_view> payload,
+result<int, api_error> exec_exit_code(std::optional<std::string_view> payload,
                                        std::string_view call);
 
 } // namespace podpipe::kube

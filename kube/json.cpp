@@ -332,37 +332,37 @@ void read_job(parse_ctx& c, const dom::object& root, job& j) {
 
 // Parses `json` as one object and fills a T through fill(ctx, root, out).
 template <class T, class Fill>
-result<T, hook_error> parse_object(std::string_view json, const char* what, Fill&& fill) {
+result<T, api_error> parse_object(std::string_view json, const char* what, Fill&& fill) {
     const std::string call = std::string("parse ") + what;
     if (json.size() > max_body_bytes)
-        return fail(hook_error(errc::bad_response, call + ": body of " +
+        return fail(api_error(errc::bad_response, call + ": body of " +
                                                        std::to_string(json.size()) +
                                                        " bytes exceeds the limit"));
     dom::parser parser(max_body_bytes);
     if (parser.allocate(json.size() < 64 ? 64 : json.size(), max_depth) != simdjson::SUCCESS)
-        return fail(hook_error(errc::bad_response, call + ": cannot allocate the parser"));
+        return fail(api_error(errc::bad_response, call + ": cannot allocate the parser"));
     dom::element root;
     if (auto err = parser.parse(json.data(), json.size()).get(root); err != simdjson::SUCCESS)
-        return fail(hook_error(errc::bad_response,
+        return fail(api_error(errc::bad_response,
                                call + ": invalid JSON (" + simdjson::error_message(err) + ")"));
     dom::object obj;
     if (root.get_object().get(obj) != simdjson::SUCCESS)
-        return fail(hook_error(errc::bad_response, call + ": not a JSON object"));
+        return fail(api_error(errc::bad_response, call + ": not a JSON object"));
     parse_ctx c;
     T out{};
     fill(c, obj, out);
     if (!c.ok())
-        return fail(hook_error(errc::bad_response, call + ": " + c.error));
+        return fail(api_error(errc::bad_response, call + ": " + c.error));
     return out;
 }
 
 } // namespace
 
-result<pod, hook_error> parse_pod(std::string_view json) {
+result<pod, api_error> parse_pod(std::string_view json) {
     return parse_object<pod>(json, "pod", read_pod);
 }
 
-result<pod_list, hook_error> parse_pod_list(std::string_view json) {
+result<pod_list, api_error> parse_pod_list(std::string_view json) {
     return parse_object<pod_list>(
         json, "pod list", [](parse_ctx& c, const dom::object& root, pod_list& l) {
             if (auto md = get_obj(c, root, "", "metadata")) {
@@ -377,11 +377,11 @@ result<pod_list, hook_error> parse_pod_list(std::string_view json) {
         });
 }
 
-result<node, hook_error> parse_node(std::string_view json) {
+result<node, api_error> parse_node(std::string_view json) {
     return parse_object<node>(json, "node", read_node);
 }
 
-result<std::vector<node>, hook_error> parse_node_list(std::string_view json) {
+result<std::vector<node>, api_error> parse_node_list(std::string_view json) {
     return parse_object<std::vector<node>>(
         json, "node list", [](parse_ctx& c, const dom::object& root, std::vector<node>& l) {
             for_each_obj(c, root, "", "items", [&](const dom::object& o) {
@@ -392,11 +392,11 @@ result<std::vector<node>, hook_error> parse_node_list(std::string_view json) {
         });
 }
 
-result<job, hook_error> parse_job(std::string_view json) {
+result<job, api_error> parse_job(std::string_view json) {
     return parse_object<job>(json, "job", read_job);
 }
 
-result<job_list, hook_error> parse_job_list(std::string_view json) {
+result<job_list, api_error> parse_job_list(std::string_view json) {
     return parse_object<job_list>(
         json, "job list", [](parse_ctx& c, const dom::object& root, job_list& l) {
             if (auto md = get_obj(c, root, "", "metadata")) {
@@ -411,7 +411,7 @@ result<job_list, hook_error> parse_job_list(std::string_view json) {
         });
 }
 
-result<watch_event, hook_error> parse_watch_event(std::string_view json) {
+result<watch_event, api_error> parse_watch_event(std::string_view json) {
     return parse_object<watch_event>(json, "watch event",
                                      [](parse_ctx& c, const dom::object& root, watch_event& ev) {
                                          std::string type;
@@ -450,11 +450,11 @@ result<watch_event, hook_error> parse_watch_event(std::string_view json) {
                                      });
 }
 
-result<api_status, hook_error> parse_status(std::string_view json) {
+result<api_status, api_error> parse_status(std::string_view json) {
     return parse_object<api_status>(json, "status", read_status);
 }
 
-result<access_review_result, hook_error> parse_access_review(std::string_view json) {
+result<access_review_result, api_error> parse_access_review(std::string_view json) {
     return parse_object<access_review_result>(
         json, "access review", [](parse_ctx& c, const dom::object& root, access_review_result& r) {
             auto st = get_obj(c, root, "", "status");
@@ -475,11 +475,11 @@ result<access_review_result, hook_error> parse_access_review(std::string_view js
         });
 }
 
-result<secret, hook_error> parse_secret(std::string_view json) {
+result<secret, api_error> parse_secret(std::string_view json) {
     return parse_object<secret>(json, "secret", read_secret);
 }
 
-result<secret_list, hook_error> parse_secret_list(std::string_view json) {
+result<secret_list, api_error> parse_secret_list(std::string_view json) {
     return parse_object<secret_list>(
         json, "secret list", [](parse_ctx& c, const dom::object& root, secret_list& l) {
             if (auto md = get_obj(c, root, "", "metadata"))
@@ -492,7 +492,7 @@ result<secret_list, hook_error> parse_secret_list(std::string_view json) {
         });
 }
 
-result<pvc, hook_error> parse_pvc(std::string_view json) {
+result<pvc, api_error> parse_pvc(std::string_view json) {
     return parse_object<pvc>(
         json, "persistent volume claim", [](parse_ctx& c, const dom::object& root, pvc& v) {
             object_meta m;
@@ -512,7 +512,7 @@ result<pvc, hook_error> parse_pvc(std::string_view json) {
         });
 }
 
-result<exec_credential, hook_error> parse_exec_credential(std::string_view json) {
+result<exec_credential, api_error> parse_exec_credential(std::string_view json) {
     return parse_object<exec_credential>(
         json, "ExecCredential", [](parse_ctx& c, const dom::object& root, exec_credential& e) {
             get_str(c, root, "", "apiVersion", e.api_version);

@@ -1,4 +1,4 @@
-// JSON <-> typed API objects, the only place hooks/ touches JSON (simdjson stays in json.cpp).
+// JSON <-> typed API objects, where kube/ reads and writes JSON (simdjson stays in json.cpp).
 //
 // Parsing: one call per response body. Unknown fields are ignored; list items need no
 // kind/apiVersion (§3.2); a known field with the wrong JSON type is an error (bad_response),
@@ -23,22 +23,22 @@ inline constexpr std::size_t max_body_bytes = 64u << 20;
 /// Real objects nest < 30 levels (managedFields included); deeper input is hostile.
 inline constexpr std::size_t max_depth = 128;
 
-result<pod, hook_error> parse_pod(std::string_view json);
-result<pod_list, hook_error> parse_pod_list(std::string_view json);
-result<node, hook_error> parse_node(std::string_view json);
+result<pod, api_error> parse_pod(std::string_view json);
+result<pod_list, api_error> parse_pod_list(std::string_view json);
+result<node, api_error> parse_node(std::string_view json);
 /// One line of a watch stream (§3.6). ERROR events carry the Status in `error`.
-result<watch_event, hook_error> parse_watch_event(std::string_view json);
-result<api_status, hook_error> parse_status(std::string_view json);
-result<access_review_result, hook_error> parse_access_review(std::string_view json);
-result<secret, hook_error> parse_secret(std::string_view json);
-result<secret_list, hook_error> parse_secret_list(std::string_view json);
-result<pvc, hook_error> parse_pvc(std::string_view json);
+result<watch_event, api_error> parse_watch_event(std::string_view json);
+result<api_status, api_error> parse_status(std::string_view json);
+result<access_review_result, api_error> parse_access_review(std::string_view json);
+result<secret, api_error> parse_secret(std::string_view json);
+result<secret_list, api_error> parse_secret_list(std::string_view json);
+result<pvc, api_error> parse_pvc(std::string_view json);
 /// NodeList items (no kind/apiVersion needed).
-result<std::vector<node>, hook_error> parse_node_list(std::string_view json);
-result<job, hook_error> parse_job(std::string_view json);
-result<job_list, hook_error> parse_job_list(std::string_view json);
+result<std::vector<node>, api_error> parse_node_list(std::string_view json);
+result<job, api_error> parse_job(std::string_view json);
+result<job_list, api_error> parse_job_list(std::string_view json);
 /// An exec plugin's stdout; error texts never quote the token.
-result<exec_credential, hook_error> parse_exec_credential(std::string_view json);
+result<exec_credential, api_error> parse_exec_credential(std::string_view json);
 
 /// Pod for POST .../pods (apiVersion v1, kind Pod; read-only fields omitted).
 std::string to_json(const pod& p);

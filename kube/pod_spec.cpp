@@ -51,7 +51,7 @@ constexpr std::string_view missing_name_text =
     "'ACTIONS_RUNNER_POD_NAME' env is required, please contact your self hosted runner "
     "administrator";
 
-result<std::string, hook_error> prefixed_name(std::string_view runner, std::size_t keep,
+result<std::string, api_error> prefixed_name(std::string_view runner, std::size_t keep,
                                               std::string_view tail) {
     if (runner.empty())
         return fail(spec_error(spec_errc::missing_runner_name, std::string(missing_name_text)));
@@ -72,7 +72,7 @@ bool env_key_ok(std::string_view k) {
                        [&](char c) { return alpha(c) || (c >= '0' && c <= '9'); });
 }
 
-result<int, hook_error> parse_port_number(std::string_view text) {
+result<int, api_error> parse_port_number(std::string_view text) {
     auto bad = [&] {
         return fail(
             spec_error(spec_errc::bad_port, "invalid container port: " + std::string(text)));
@@ -113,7 +113,7 @@ container base_container(const container_source& src, std::string name) {
     return ct;
 }
 
-result<void, hook_error> fill_common(container& ct, const container_source& src) {
+result<void, api_error> fill_common(container& ct, const container_source& src) {
     auto env = container_env(src.environment);
     if (!env)
         return fail(env.error());
@@ -142,31 +142,31 @@ const std::error_category& spec_category() noexcept {
     return instance;
 }
 
-hook_error spec_error(spec_errc e, std::string message) {
-    hook_error err(make_error_code(e), std::string());
+api_error spec_error(spec_errc e, std::string message) {
+    api_error err(make_error_code(e), std::string());
     err.message = std::move(message);
     return err;
 }
 
 // ---- names ----------------------------------------------------------------------------------
 
-result<std::string, hook_error> runner_label_selector(std::string_view runner_pod_name) {
+result<std::string, api_error> runner_label_selector(std::string_view runner_pod_name) {
     if (runner_pod_name.empty())
         return fail(spec_error(spec_errc::missing_runner_name, std::string(missing_name_text)));
     return std::string(runner_label_key) + "=" + std::string(runner_pod_name);
 }
 
-result<std::string, hook_error> job_pod_name(std::string_view runner_pod_name) {
+result<std::string, api_error> job_pod_name(std::string_view runner_pod_name) {
     return prefixed_name(runner_pod_name, max_name_length - 9, "-workflow");
 }
 
-result<std::string, hook_error> step_pod_name(std::string_view runner_pod_name,
+result<std::string, api_error> step_pod_name(std::string_view runner_pod_name,
                                               std::string_view suffix) {
     return prefixed_name(runner_pod_name, max_name_length - 6 - name_suffix_length,
                          "-step-" + std::string(suffix));
 }
 
-result<std::string, hook_error> secret_name(std::string_view runner_pod_name,
+result<std::string, api_error> secret_name(std::string_view runner_pod_name,
                                             std::string_view suffix) {
     return prefixed_name(runner_pod_name, max_name_length - 8 - name_suffix_length,
                          "-secret-" + std::string(suffix));
@@ -186,7 +186,7 @@ std::string random_name_suffix() {
 
 // ---- containers -----------------------------------------------------------------------------
 
-result<container_port, hook_error> parse_port_mapping(std::string_view mapping) {
+result<container_port, api_error> parse_port_mapping(std::string_view mapping) {
     const auto slash = split(mapping, '/');
     if (slash.size() > 2)
         return fail(
@@ -223,7 +223,7 @@ result<container_port, hook_error> parse_port_mapping(std::string_view mapping) 
     return port;
 }
 
-result<std::vector<std::string>, hook_error> shell_split(std::string_view text) {
+result<std::vector<std::string>, api_error> shell_split(std::string_view text) {
     std::vector<std::string> words;
     std::string cur;
     bool in_word = false;
@@ -300,7 +300,7 @@ result<std::vector<std::string>, hook_error> shell_split(std::string_view text) 
     return words;
 }
 
-result<std::vector<std::string>, hook_error> fix_args(const std::vector<std::string>& argv) {
+result<std::vector<std::string>, api_error> fix_args(const std::vector<std::string>& argv) {
     if (argv.size() >= 2 && argv[0] == "sh" && argv[1] == "-c")
         return argv;
     std::string joined;
@@ -312,7 +312,7 @@ result<std::vector<std::string>, hook_error> fix_args(const std::vector<std::str
     return shell_split(joined);
 }
 
-result<std::string, hook_error> container_name_for_image(std::string_view image) {
+result<std::string, api_error> container_name_for_image(std::string_view image) {
     std::string_view base = image;
     if (const auto slash = base.rfind('/'); slash != std::string_view::npos)
         base = base.substr(slash + 1);
@@ -339,7 +339,7 @@ result<std::string, hook_error> container_name_for_image(std::string_view image)
     return name;
 }
 
-result<std::vector<std::string>, hook_error>
+result<std::vector<std::string>, api_error>
 service_container_names(const std::vector<std::string>& images) {
     std::vector<std::string> names;
     names.reserve(images.size());
@@ -364,7 +364,7 @@ service_container_names(const std::vector<std::string>& images) {
     return out;
 }
 
-result<std::vector<env_var>, hook_error>
+result<std::vector<env_var>, api_error>
 container_env(const std::vector<std::pair<std::string, std::string>>& environment) {
     std::vector<env_var> env;
     bool have_ci = false;
@@ -393,7 +393,7 @@ std::vector<volume_mount> stream_mounts() {
             {"github", "/github", "", false}};
 }
 
-result<container, hook_error> build_job_container(const container_source& src) {
+result<container, api_error> build_job_container(const container_source& src) {
     container ct = base_container(src, std::string(job_container_name));
     PODPIPE_TRY(fill_common(ct, src));
     if (src.entry_point.empty()) {
@@ -403,7 +403,7 @@ result<container, hook_error> build_job_container(const container_source& src) {
     return ct;
 }
 
-result<container, hook_error> build_service_container(const container_source& src,
+result<container, api_error> build_service_container(const container_source& src,
                                                       std::string name) {
     container ct = base_container(src, std::move(name));
     PODPIPE_TRY(fill_common(ct, src));
@@ -445,7 +445,7 @@ std::string shell_quote(std::string_view s) {
     return safe ? std::string(s) : single_quote(s);
 }
 
-result<std::string, hook_error> workspace_tail(std::string_view github_workspace) {
+result<std::string, api_error> workspace_tail(std::string_view github_workspace) {
     std::string_view p = github_workspace;
     while (!p.empty() && p.back() == '/')
         p.remove_suffix(1);
@@ -470,7 +470,7 @@ std::vector<volume> stream_volumes() {
 
 } // namespace
 
-result<job_pod_result, hook_error> build_job_pod(const job_pod_options& opts,
+result<job_pod_result, api_error> build_job_pod(const job_pod_options& opts,
                                                  const container_source* job,
                                                  const std::vector<container_source>& services) {
     auto name = job_pod_name(opts.runner_pod_name);
@@ -523,7 +523,7 @@ result<job_pod_result, hook_error> build_job_pod(const job_pod_options& opts,
     return out;
 }
 
-result<pod, hook_error> build_step_pod(std::string_view runner_pod_name, std::string_view suffix,
+result<pod, api_error> build_step_pod(std::string_view runner_pod_name, std::string_view suffix,
                                        std::string_view image) {
     auto name = step_pod_name(runner_pod_name, suffix);
     if (!name)
@@ -562,7 +562,7 @@ std::string docker_config_json(const registry_credentials& creds) {
     return w.take();
 }
 
-result<secret, hook_error> build_pull_secret(std::string_view runner_pod_name,
+result<secret, api_error> build_pull_secret(std::string_view runner_pod_name,
                                              std::string_view suffix,
                                              const registry_credentials& creds) {
     auto name = secret_name(runner_pod_name, suffix);

@@ -2,7 +2,7 @@
 // and labels, containers built from the runner's request, the stream-mode job pod and step pod,
 // the registry pull secret, and the alpine detection command. Pure functions: no I/O, no
 // randomness (random name suffixes are passed in), no JSON (the pods serialize through
-// json.hpp's to_json). Errors carry the reference hook's texts in hook_error::message, because
+// json.hpp's to_json). Errors carry the reference hook's texts in api_error::message, because
 // users search for them.
 #pragma once
 
@@ -40,8 +40,8 @@ inline std::error_code make_error_code(spec_errc e) noexcept {
     return {static_cast<int>(e), spec_category()};
 }
 
-/// A hook_error whose what() is exactly `message`.
-hook_error spec_error(spec_errc e, std::string message);
+/// A api_error whose what() is exactly `message`.
+api_error spec_error(spec_errc e, std::string message);
 
 // ---- names and labels (§2.8) ---------------------------------------------------------------
 
@@ -51,14 +51,14 @@ inline constexpr std::string_view runner_label_key = "runner-pod";
 inline constexpr std::string_view job_container_name = "job";
 
 /// `runner-pod=<name>`, the selector cleanup lists by. Fails on an empty name.
-result<std::string, hook_error> runner_label_selector(std::string_view runner_pod_name);
+result<std::string, api_error> runner_label_selector(std::string_view runner_pod_name);
 /// First 54 chars of the runner pod name + "-workflow".
-result<std::string, hook_error> job_pod_name(std::string_view runner_pod_name);
+result<std::string, api_error> job_pod_name(std::string_view runner_pod_name);
 /// First 49 chars + "-step-" + suffix (8 lowercase hex/alnum chars from random_name_suffix()).
-result<std::string, hook_error> step_pod_name(std::string_view runner_pod_name,
+result<std::string, api_error> step_pod_name(std::string_view runner_pod_name,
                                               std::string_view suffix);
 /// First 47 chars + "-secret-" + suffix.
-result<std::string, hook_error> secret_name(std::string_view runner_pod_name,
+result<std::string, api_error> secret_name(std::string_view runner_pod_name,
                                             std::string_view suffix);
 /// 8 random lowercase hex characters (std::random_device); the only non-pure function here.
 std::string random_name_suffix();
@@ -79,25 +79,25 @@ struct container_source {
 /// `[<host>:]<container>[/<proto>]` (§3.1.1), reference error texts:
 /// "Unexpected port format: <in>", "ports should have at most one \":\" separator",
 /// "invalid container port: <text>".
-result<container_port, hook_error> parse_port_mapping(std::string_view mapping);
+result<container_port, api_error> parse_port_mapping(std::string_view mapping);
 
 /// Splits one string with POSIX shell word rules: whitespace separates words, '...' is
 /// literal, "..." honours \\ before $ ` " \ and newline, a bare backslash escapes the next
 /// character. No expansion of any kind. Unterminated quotes fail (bad_args).
-result<std::vector<std::string>, hook_error> shell_split(std::string_view text);
+result<std::vector<std::string>, api_error> shell_split(std::string_view text);
 
 /// §3.1.2 (main): `sh -c ...` is kept verbatim; anything else is joined with single spaces
 /// and shell_split, which undoes the runner's `"arg 1"` quoting.
-result<std::vector<std::string>, hook_error> fix_args(const std::vector<std::string>& argv);
+result<std::vector<std::string>, api_error> fix_args(const std::vector<std::string>& argv);
 
 /// Service container name (§3.1): the text after the last '/', cut at the first ':' or '@',
 /// then made a DNS-1123 label (lower case, other characters to '-', trimmed, <= 63 chars).
 /// Empty → "Image definition '<image>' is invalid".
-result<std::string, hook_error> container_name_for_image(std::string_view image);
+result<std::string, api_error> container_name_for_image(std::string_view image);
 
 /// Names for all services in request order; a base name that occurs more than once gets
 /// "-<index>" on every occurrence (redis-0, redis-1), unique ones stay bare (#308).
-result<std::vector<std::string>, hook_error>
+result<std::vector<std::string>, api_error>
 service_container_names(const std::vector<std::string>& images);
 
 /// Pod env from the request (§3.1), in request order: HOME dropped (the image's HOME stays),
@@ -105,7 +105,7 @@ service_container_names(const std::vector<std::string>& images);
 /// unless the request has a CI key. podpipe keeps empty values (the reference drops them, §6.10).
 /// Keys must match [-._a-zA-Z][-._a-zA-Z0-9]* (what every Kubernetes version accepts):
 /// "environment key <k> is invalid ...".
-result<std::vector<env_var>, hook_error>
+result<std::vector<env_var>, api_error>
 container_env(const std::vector<std::pair<std::string, std::string>>& environment);
 
 /// The three stream-mode mounts every job, service and step container gets:
@@ -113,9 +113,9 @@ container_env(const std::vector<std::pair<std::string, std::string>>& environmen
 std::vector<volume_mount> stream_mounts();
 
 /// The job container (`job`; `tail -f /dev/null` without an entrypoint), with stream mounts.
-result<container, hook_error> build_job_container(const container_source& src);
+result<container, api_error> build_job_container(const container_source& src);
 /// A service container named `name`: command/args only when given, image default otherwise.
-result<container, hook_error> build_service_container(const container_source& src,
+result<container, api_error> build_service_container(const container_source& src,
                                                       std::string name);
 
 // ---- the stream-mode job pod (§4.1) and step pod (§4.3) -------------------------------------
@@ -140,7 +140,7 @@ struct job_pod_result {
 
 /// The job pod before the template merge. `job` may be null or have an empty image (then no
 /// job container); with no containers at all: "No containers exist, skipping hook invocation".
-result<job_pod_result, hook_error> build_job_pod(const job_pod_options& opts,
+result<job_pod_result, api_error> build_job_pod(const job_pod_options& opts,
                                                  const container_source* job,
                                                  const std::vector<container_source>& services);
 
@@ -158,11 +158,11 @@ std::string fs_init_script(std::string_view workspace_tail);
 
 /// The last two '/'-separated segments of GITHUB_WORKSPACE; fewer → bad_workspace
 /// "Invalid github workspace directory: <p>".
-result<std::string, hook_error> workspace_tail(std::string_view github_workspace);
+result<std::string, api_error> workspace_tail(std::string_view github_workspace);
 
 /// Step pod for run_container_step (§4.3): container `job` = image, `tail -f /dev/null`,
 /// workingDir /__w, the stream mounts; emptyDir volumes; no init container.
-result<pod, hook_error> build_step_pod(std::string_view runner_pod_name, std::string_view suffix,
+result<pod, api_error> build_step_pod(std::string_view runner_pod_name, std::string_view suffix,
                                        std::string_view image);
 
 // ---- registry pull secret (§3.2) ------------------------------------------------------------
@@ -177,7 +177,7 @@ inline constexpr std::string_view docker_hub_auth_url = "https://index.docker.io
 
 /// kubernetes.io/dockerconfigjson secret, immutable, labelled runner-pod. `data` holds the raw
 /// .dockerconfigjson text (to_json base64-encodes it).
-result<secret, hook_error> build_pull_secret(std::string_view runner_pod_name,
+result<secret, api_error> build_pull_secret(std::string_view runner_pod_name,
                                              std::string_view suffix,
                                              const registry_credentials& creds);
 

@@ -18,7 +18,7 @@ retry_policy::retry_policy(retry_options opts, time_source& clock, rng_fn rng)
     }
 }
 
-std::chrono::milliseconds retry_policy::delay_for(int retry, const hook_error& err) {
+std::chrono::milliseconds retry_policy::delay_for(int retry, const api_error& err) {
     using std::chrono::milliseconds;
     if (err.retry_after)
         return std::min<milliseconds>(*err.retry_after, opts_.max_retry_after);

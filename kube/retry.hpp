@@ -40,17 +40,17 @@ public:
     /// The wait before retry number `retry` (0 for the first retry) after `err`:
     /// Retry-After if the error carries one (capped), else uniform in
     /// [0, min(max_delay, base_delay * 2^retry)].
-    std::chrono::milliseconds delay_for(int retry, const hook_error& err);
+    std::chrono::milliseconds delay_for(int retry, const api_error& err);
 
     /// Once `stop` is requested nothing is tried again and a backoff wait ends at once (the
     /// last result is returned): a signal must not wait out a Retry-After.
     void interrupt_on(std::stop_token stop) { stop_ = std::move(stop); }
 
-    /// Calls `call` (returning result<T, hook_error>) until it succeeds, fails with a
+    /// Calls `call` (returning result<T, api_error>) until it succeeds, fails with a
     /// non-retryable error, or max_attempts are used; returns the last result.
     template <class Call>
     auto run(Call&& call) -> std::invoke_result_t<Call&> {
-        return run_if(std::forward<Call>(call), [](const hook_error&) { return true; });
+        return run_if(std::forward<Call>(call), [](const api_error&) { return true; });
     }
 
     /// As run(), but retries only errors for which `retryable(error)` is true (and which are

@@ -20,7 +20,7 @@ constexpr std::size_t node_budget = 100000;
 // Collects the first error; helpers turn into no-ops once it is set.
 struct ctx {
     std::string path;
-    std::optional<hook_error> error;
+    std::optional<api_error> error;
     std::size_t budget = node_budget;
 
     bool ok() const { return !error.has_value(); }
@@ -515,7 +515,7 @@ void parse_spec(ctx& c, const YAML::Node& spec, pod_template_extension& ext) {
 
 } // namespace
 
-result<pod_template_extension, hook_error> parse_template(std::string_view yaml_text,
+result<pod_template_extension, api_error> parse_template(std::string_view yaml_text,
                                                           std::string_view path) {
     ctx c;
     c.path = std::string(path);
@@ -552,7 +552,7 @@ result<pod_template_extension, hook_error> parse_template(std::string_view yaml_
     return ext;
 }
 
-result<std::optional<pod_template_extension>, hook_error> load_template(std::string_view path) {
+result<std::optional<pod_template_extension>, api_error> load_template(std::string_view path) {
     if (path.empty())
         return std::optional<pod_template_extension>{};
     const std::string p(path);
@@ -601,7 +601,7 @@ void merge_override(const container_override& o, container& ct) {
 
 } // namespace
 
-result<std::vector<std::string>, hook_error> apply_template(const pod_template_extension& ext,
+result<std::vector<std::string>, api_error> apply_template(const pod_template_extension& ext,
                                                             pod& p) {
     std::vector<std::string> warnings;
     if (auto it = ext.labels.find(std::string(runner_label_key)); it != ext.labels.end()) {

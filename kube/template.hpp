@@ -70,17 +70,17 @@ inline constexpr std::size_t max_template_bytes = 1u << 20;
 /// top level → template_invalid "Failed to parse <path>"; a wrong type →
 /// "Failed to parse <path>: <field path>: expected <type>"; an unknown field →
 /// template_unsupported "<path>: <field path> is not supported by podpipe".
-result<pod_template_extension, hook_error> parse_template(std::string_view yaml_text,
+result<pod_template_extension, api_error> parse_template(std::string_view yaml_text,
                                                           std::string_view path);
 
 /// Reads `path` (the env variable's value) and parses it. An empty path means "no template"
 /// (nullopt). A missing/unreadable file → template_unreadable naming the path and errno text.
-result<std::optional<pod_template_extension>, hook_error> load_template(std::string_view path);
+result<std::optional<pod_template_extension>, api_error> load_template(std::string_view path);
 
 /// Merges `ext` into `p` (job pod or step pod) by the rules above. Returns the warnings the
 /// reference prints (label/annotation overwrites, image/name overrides skipped), for the caller
 /// to log as ::warning::. The pod is unchanged on error.
-result<std::vector<std::string>, hook_error> apply_template(const pod_template_extension& ext,
+result<std::vector<std::string>, api_error> apply_template(const pod_template_extension& ext,
                                                             pod& p);
 
 } // namespace podpipe::kube

@@ -79,7 +79,7 @@ std::vector<volume_mount> volume_step_mounts(std::string_view workspace_sub_path
             work_mount("/github/workflow", "_temp/_github_workflow")};
 }
 
-result<std::string, hook_error> workspace_sub_path(std::string_view work_root,
+result<std::string, api_error> workspace_sub_path(std::string_view work_root,
                                                    std::string_view github_workspace) {
     if (auto rel = below(work_root, github_workspace); rel && !rel->empty() && !escapes(*rel))
         return *rel;
@@ -93,7 +93,7 @@ result<std::string, hook_error> workspace_sub_path(std::string_view work_root,
                                " (volume mode mounts it from the runner's work volume)"));
 }
 
-result<volume_mount, hook_error> user_volume_mount(std::string_view work_root,
+result<volume_mount, api_error> user_volume_mount(std::string_view work_root,
                                                    std::string_view source,
                                                    std::string_view target, bool read_only) {
     const std::string what = "volume '" + std::string(source) + ":" + std::string(target) + "'";
@@ -129,7 +129,7 @@ void make_volume_job_pod(pod& p, const volume_pod_options& opts) {
     p.spec.affinity = runner_node_affinity(opts.node_name, opts.rwo);
 }
 
-result<secret, hook_error> build_step_env_secret(std::string_view runner_pod_name,
+result<secret, api_error> build_step_env_secret(std::string_view runner_pod_name,
                                                  std::string_view suffix,
                                                  const std::vector<env_var>& env) {
     auto name = secret_name(runner_pod_name, suffix);
@@ -144,7 +144,7 @@ result<secret, hook_error> build_step_env_secret(std::string_view runner_pod_nam
     return s;
 }
 
-result<pod, hook_error> build_volume_step_pod(std::string_view runner_pod_name,
+result<pod, api_error> build_volume_step_pod(std::string_view runner_pod_name,
                                               std::string_view suffix, const container_source& src,
                                               std::string_view env_secret,
                                               std::string_view workspace_sub_path,

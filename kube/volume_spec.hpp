@@ -42,13 +42,13 @@ std::vector<volume_mount> volume_step_mounts(std::string_view workspace_sub_path
 
 /// GITHUB_WORKSPACE relative to the work root W ("repo/repo"); when it is not below W, the
 /// text after its last "_work/" (the reference's rule); else bad_workspace.
-result<std::string, hook_error> workspace_sub_path(std::string_view work_root,
+result<std::string, api_error> workspace_sub_path(std::string_view work_root,
                                                    std::string_view github_workspace);
 
 /// A user volume (`-v SOURCE:TARGET`) as a sub-path of the claim: an absolute SOURCE must lie
 /// inside W (the runner's work volume: nothing else is shared with the pod), a relative one is
 /// taken as a path below W. Errors name the volume and say what to do.
-result<volume_mount, hook_error> user_volume_mount(std::string_view work_root,
+result<volume_mount, api_error> user_volume_mount(std::string_view work_root,
                                                    std::string_view source,
                                                    std::string_view target, bool read_only);
 
@@ -66,7 +66,7 @@ void make_volume_job_pod(pod& p, const volume_pod_options& opts);
 
 /// The env Secret of a container step: `<runner47>-secret-<suffix>`, labelled runner-pod, one key
 /// per variable (container_env's list: validated keys, GITHUB_ACTIONS, CI).
-result<secret, hook_error> build_step_env_secret(std::string_view runner_pod_name,
+result<secret, api_error> build_step_env_secret(std::string_view runner_pod_name,
                                                  std::string_view suffix,
                                                  const std::vector<env_var>& env);
 
@@ -74,7 +74,7 @@ result<secret, hook_error> build_step_env_secret(std::string_view runner_pod_nam
 /// container `job` with the action's image, workingDir, command (entryPoint) and args only when
 /// given (else the image's ENTRYPOINT/CMD), env from `env_secret` (envFrom), the step mounts;
 /// the claim volume and the runner-node affinity.
-result<pod, hook_error> build_volume_step_pod(std::string_view runner_pod_name,
+result<pod, api_error> build_volume_step_pod(std::string_view runner_pod_name,
                                               std::string_view suffix, const container_source& src,
                                               std::string_view env_secret,
                                               std::string_view workspace_sub_path,

@@ -7,11 +7,11 @@
 
 namespace podpipe::kube {
 
-result<pod, hook_error> api_pod_feed::get(std::string_view ns, std::string_view name) {
+result<pod, api_error> api_pod_feed::get(std::string_view ns, std::string_view name) {
     return client_.get_pod(ns, name);
 }
 
-result<void, hook_error> api_pod_feed::watch(std::string_view ns, std::string_view name,
+result<void, api_error> api_pod_feed::watch(std::string_view ns, std::string_view name,
                                              const std::string& resource_version,
                                              std::chrono::seconds timeout, std::stop_token stop,
                                              const event_callback& on_event) {
@@ -27,8 +27,8 @@ namespace {
 
 using steady = std::chrono::steady_clock;
 
-hook_error wait_error(errc e, std::string_view ns, std::string_view name) {
-    return hook_error(e, "wait for pod " + std::string(ns) + "/" + std::string(name));
+api_error wait_error(errc e, std::string_view ns, std::string_view name) {
+    return api_error(e, "wait for pod " + std::string(ns) + "/" + std::string(name));
 }
 
 /// The pause before the next GET, bounded by what is left of the deadline.
@@ -50,7 +50,7 @@ std::chrono::seconds watch_length(std::chrono::seconds slice, steady::time_point
 
 } // namespace
 
-result<pod, hook_error> wait_for_pod(pod_feed& feed, std::string_view ns, std::string_view name,
+result<pod, api_error> wait_for_pod(pod_feed& feed, std::string_view ns, std::string_view name,
                                      const pod_predicate& pred, const pod_wait_options& opt) {
     time_source& clock = opt.clock != nullptr ? *opt.clock : real_time();
     auto delay = opt.first_poll;
@@ -80,7 +80,7 @@ result<pod, hook_error> wait_for_pod(pod_feed& feed, std::string_view ns, std::s
                 return fail(wait_error(errc::timeout, ns, name));
             if (opt.stop.stop_requested())
                 return fail(wait_error(errc::cancelled, ns, name));
-            std::optional<result<pod, hook_error>> outcome;
+            std::optional<result<pod, api_error>> outcome;
             bool any_event = false;
             const auto on_event = [&](const watch_event& ev) {
                 any_event = true;
@@ -139,7 +139,7 @@ result<pod, hook_error> wait_for_pod(pod_feed& feed, std::string_view ns, std::s
     }
 }
 
-result<pod, hook_error> wait_for_pod(api_client& client, std::string_view ns,
+result<pod, api_error> wait_for_pod(api_client& client, std::string_view ns,
                                      std::string_view name, const pod_predicate& pred,
                                      const pod_wait_options& opt) {
     api_pod_feed feed(client);

@@ -36,11 +36,11 @@ public:
     using event_callback = std::function<bool(const watch_event&)>;
 
     virtual ~pod_feed() = default;
-    virtual result<pod, hook_error> get(std::string_view ns, std::string_view name) = 0;
+    virtual result<pod, api_error> get(std::string_view ns, std::string_view name) = 0;
     /// Watches the one pod from `resource_version` until the server ends the stream (after
     /// about `timeout`: not an error), `on_event` returns false, or `stop` is requested (an
     /// error). An ERROR event is the error it carries (errc::gone for 410 Expired).
-    virtual result<void, hook_error> watch(std::string_view ns, std::string_view name,
+    virtual result<void, api_error> watch(std::string_view ns, std::string_view name,
                                            const std::string& resource_version,
                                            std::chrono::seconds timeout, std::stop_token stop,
                                            const event_callback& on_event) = 0;
@@ -52,8 +52,8 @@ public:
     explicit api_pod_feed(api_client& client) noexcept
         : client_(client) {}
 
-    result<pod, hook_error> get(std::string_view ns, std::string_view name) override;
-    result<void, hook_error> watch(std::string_view ns, std::string_view name,
+    result<pod, api_error> get(std::string_view ns, std::string_view name) override;
+    result<void, api_error> watch(std::string_view ns, std::string_view name,
                                    const std::string& resource_version,
                                    std::chrono::seconds timeout, std::stop_token stop,
                                    const event_callback& on_event) override;
@@ -93,11 +93,11 @@ struct pod_wait_options {
 /// fail), errc::timeout (deadline), errc::cancelled (stop), errc::not_found (the pod does not
 /// exist or was deleted), or the GET's error after the client's own retries. The messages are
 /// the caller's to write: the predicate has seen the states.
-result<pod, hook_error> wait_for_pod(pod_feed& feed, std::string_view ns, std::string_view name,
+result<pod, api_error> wait_for_pod(pod_feed& feed, std::string_view ns, std::string_view name,
                                      const pod_predicate& pred, const pod_wait_options& opt);
 
 /// As above over `client` (api_pod_feed).
-result<pod, hook_error> wait_for_pod(api_client& client, std::string_view ns,
+result<pod, api_error> wait_for_pod(api_client& client, std::string_view ns,
                                      std::string_view name, const pod_predicate& pred,
                                      const pod_wait_options& opt);
 

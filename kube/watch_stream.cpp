@@ -2,7 +2,7 @@
 
 namespace podpipe::kube {
 
-result<void, hook_error> watch_decoder::deliver(std::string_view line, const event_sink& sink) {
+result<void, api_error> watch_decoder::deliver(std::string_view line, const event_sink& sink) {
     while (!line.empty() && (line.back() == '\r' || line.back() == ' ' || line.back() == '\t'))
         line.remove_suffix(1);
     while (!line.empty() && (line.front() == ' ' || line.front() == '\t'))
@@ -15,12 +15,12 @@ result<void, hook_error> watch_decoder::deliver(std::string_view line, const eve
     return sink(std::move(*ev));
 }
 
-result<void, hook_error> watch_decoder::feed(std::string_view chunk, const event_sink& sink) {
+result<void, api_error> watch_decoder::feed(std::string_view chunk, const event_sink& sink) {
     while (!chunk.empty()) {
         const auto nl = chunk.find('\n');
         if (nl == std::string_view::npos) {
             if (partial_.size() + chunk.size() > max_line_)
-                return fail(hook_error(errc::bad_response, "watch: event line longer than " +
+                return fail(api_error(errc::bad_response, "watch: event line longer than " +
                                                                std::to_string(max_line_) +
                                                                " bytes"));
             partial_.append(chunk);
@@ -29,7 +29,7 @@ result<void, hook_error> watch_decoder::feed(std::string_view chunk, const event
         const std::string_view head = chunk.substr(0, nl);
         chunk.remove_prefix(nl + 1);
         if (partial_.size() + head.size() > max_line_)
-            return fail(hook_error(errc::bad_response, "watch: event line longer than " +
+            return fail(api_error(errc::bad_response, "watch: event line longer than " +
                                                            std::to_string(max_line_) + " bytes"));
         if (partial_.empty()) {
             PODPIPE_TRY(deliver(head, sink));
@@ -43,7 +43,7 @@ result<void, hook_error> watch_decoder::feed(std::string_view chunk, const event
     return {};
 }
 
-result<void, hook_error> watch_decoder::finish(const event_sink& sink) {
+result<void, api_error> watch_decoder::finish(const event_sink& sink) {
     std::string line = std::move(partial_);
     partial_.clear();
     return deliver(line, sink);

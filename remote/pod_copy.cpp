@@ -61,14 +61,14 @@ public:
     bool done() const { return done_.load(std::memory_order_acquire); }
     void join() { thread_.join(); }
     /// After join(): the session's outcome, and the report.
-    const std::optional<result<int, hook_error>>& code() const { return code_; }
+    const std::optional<result<int, api_error>>& code() const { return code_; }
     const std::string& report() const { return report_.text; }
 
 private:
     capture_sink report_{protocol::max_message_bytes + 1}; // longer: refused by the parser
     pipeline::ack_counter acks_;
     pipeline::ack_splitter split_{acks_, report_};
-    std::optional<result<int, hook_error>> code_;
+    std::optional<result<int, api_error>> code_;
     std::atomic<bool> done_{false};
     std::jthread thread_; ///< last: starts once the members above exist
 };
@@ -187,7 +187,7 @@ struct pod_copier::impl {
         return o;
     }
 
-    result<std::unique_ptr<exec_session>, hook_error>
+    result<std::unique_ptr<exec_session>, api_error>
     open(const pod_end& end, std::vector<std::string> command, bool with_stdin) {
         exec_options o;
         o.ns = end.loc.ns;
@@ -373,7 +373,7 @@ struct pod_copier::impl {
 
     // A copy's exec that did not open. A stop (a signal) ends an opening too: that is an
     // interruption (exit 5), not a failure of the pod.
-    copy_outcome open_failed(const pod_end& end, const hook_error& e) const {
+    copy_outcome open_failed(const pod_end& end, const api_error& e) const {
         return failed(stop_.stop_requested() ? pipeline::exit_interrupted : pipeline::exit_failure,
                       "pod " + end.name() + ": " + e.what());
     }

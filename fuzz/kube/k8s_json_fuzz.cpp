@@ -53,14 +53,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (auto code = exec_exit_code(in, "fuzz"); code && (*code < 0 || *code > 255))
         std::abort();
     const int http = size > 0 ? 400 + data[0] % 110 : 500;
-    hook_error e = error_from_http(http, in, "fuzz", in.substr(0, 8));
+    api_error e = error_from_http(http, in, "fuzz", in.substr(0, 8));
     if (e.message.size() > 2048 + 3 || e.http_status != http)
         std::abort();
     (void)e.what();
 
     watch_decoder decoder(4096);
     const std::size_t step = size > 0 ? 1 + data[0] % 64 : 1;
-    auto sink = [](watch_event&&) -> podpipe::result<void, hook_error> { return {}; };
+    auto sink = [](watch_event&&) -> podpipe::result<void, api_error> { return {}; };
     bool ok = true;
     for (std::size_t i = 0; ok && i < size; i += step)
         ok = static_cast<bool>(decoder.feed(in.substr(i, step), sink));

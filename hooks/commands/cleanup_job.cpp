@@ -9,7 +9,7 @@
 
 namespace podpipe::hook {
 
-result<cleanup_counts, kube::hook_error> cleanup_job(kube::api_client& client, std::string_view ns,
+result<cleanup_counts, kube::api_error> cleanup_job(kube::api_client& client, std::string_view ns,
                                                     std::string_view runner_pod_name) {
     auto selector = kube::runner_label_selector(runner_pod_name);
     if (!selector)
@@ -17,8 +17,8 @@ result<cleanup_counts, kube::hook_error> cleanup_job(kube::api_client& client, s
     kube::list_options by_label;
     by_label.label_selector = *selector;
     cleanup_counts counts;
-    std::optional<kube::hook_error> first_error;
-    auto note = [&](const kube::hook_error& e) {
+    std::optional<kube::api_error> first_error;
+    auto note = [&](const kube::api_error& e) {
         if (!e.is(kube::errc::not_found) && !first_error)
             first_error = e;
         return e.is(kube::errc::not_found);

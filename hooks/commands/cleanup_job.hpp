@@ -23,7 +23,7 @@ struct cleanup_counts {
 
 /// Lists by `runner-pod=<runner_pod_name>` in `ns`, deletes pods with grace period 0 and the
 /// secrets. A 404 on delete counts as done; any other failure is returned after trying the rest.
-result<cleanup_counts, kube::hook_error> cleanup_job(kube::api_client& client, std::string_view ns,
+result<cleanup_counts, kube::api_error> cleanup_job(kube::api_client& client, std::string_view ns,
                                                     std::string_view runner_pod_name);
 
 /// Deletes like cleanup_job, then waits (up to `timeout`) until no pod with the label is left:

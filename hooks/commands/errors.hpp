@@ -1,5 +1,5 @@
 // Errors of the hook's own edge: the runner's stdin JSON, the environment, the response file.
-// They travel as kube::hook_error (the one error type of hooks/), with the user-facing text in
+// They travel as kube::api_error (the one error type of hooks/), with the user-facing text in
 // `message` so that what() is exactly what the hook prints after ::error::.
 #pragma once
 
@@ -10,7 +10,7 @@
 
 namespace podpipe::hook {
 
-using kube::hook_error;
+using hook_error = kube::api_error;
 
 enum class errc {
     bad_input = 1,   ///< stdin is not the JSON the runner sends (names the field)

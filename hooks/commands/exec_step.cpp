@@ -14,7 +14,7 @@
 
 namespace podpipe::hook {
 
-result<int, kube::hook_error> exec_step(kube::api_client& client, const step_target& target,
+result<int, kube::api_error> exec_step(kube::api_client& client, const step_target& target,
                                        const std::vector<std::string>& argv, int out_fd,
                                        int err_fd, std::stop_token stop, heartbeat hb) {
     kube::exec_options o;
@@ -41,8 +41,8 @@ result<int, kube::hook_error> exec_step(kube::api_client& client, const step_tar
             left -= static_cast<std::size_t>(n);
         }
     };
-    auto cancelled = [&]() -> result<int, kube::hook_error> {
-        kube::hook_error e(std::make_error_code(std::errc::operation_canceled), "");
+    auto cancelled = [&]() -> result<int, kube::api_error> {
+        kube::api_error e(std::make_error_code(std::errc::operation_canceled), "");
         e.message = "the step was cancelled; its session with pod " + target.pod + " was closed";
         return fail(std::move(e));
     };
@@ -66,7 +66,7 @@ std::string step_stopper::record_line() const {
     return "{ echo $$ > " + pid_file_ + "; } 2>/dev/null || :\n";
 }
 
-kube::hook_error step_stopper::stop(kube::api_client& client, const step_target& target, int out_fd,
+kube::api_error step_stopper::stop(kube::api_client& client, const step_target& target, int out_fd,
                                    int err_fd) const {
     // TERM to the group, then up to 2 s for it to go (polled: most steps go at once, and the
     // exec's set-up on a loaded node keeps the rest of the 5 s), then KILL. No `--` before a

@@ -37,7 +37,7 @@ struct heartbeat {
     std::chrono::milliseconds deadline{61'000};
 };
 
-result<int, kube::hook_error> exec_step(kube::api_client& client, const step_target& target,
+result<int, kube::api_error> exec_step(kube::api_client& client, const step_target& target,
                                        const std::vector<std::string>& argv, int out_fd,
                                        int err_fd, std::stop_token stop = {},
                                        heartbeat hb = {});
@@ -56,7 +56,7 @@ public:
     std::string record_line() const;
     /// The step's error: "the step was cancelled; its process in pod P was stopped" (or "may
     /// still be running" when the stop failed).
-    kube::hook_error stop(kube::api_client& client, const step_target& target, int out_fd,
+    kube::api_error stop(kube::api_client& client, const step_target& target, int out_fd,
                          int err_fd) const;
 
 private:

@@ -78,7 +78,7 @@ pod_outlook assess_pod(const kube::pod& p) {
     return {v::waiting, st.phase.empty() ? std::string() : "phase " + st.phase};
 }
 
-result<kube::pod, kube::hook_error> wait_for_running(kube::api_client& client, std::string_view ns,
+result<kube::pod, kube::api_error> wait_for_running(kube::api_client& client, std::string_view ns,
                                                    std::string_view name, const wait_options& opt) {
     std::string last_why;
     std::string failed_why;
@@ -107,7 +107,7 @@ result<kube::pod, kube::hook_error> wait_for_running(kube::api_client& client, s
     if (p)
         return p;
     const std::string pod_text = "pod " + std::string(name);
-    kube::hook_error e(p.error().code, "");
+    kube::api_error e(p.error().code, "");
     if (!failed_why.empty()) {
         e.message = pod_text + " failed to come online: " + failed_why;
     } else if (p.error().is(kube::errc::cancelled)) {

@@ -49,7 +49,7 @@ struct wait_options {
 /// used here: the message is the point): "pod NAME failed to come online: WHY" for terminal
 /// states, "pod NAME did not reach Running within Ns: WHY" on timeout, "pod NAME: interrupted
 /// while waiting for it to run" on a stop, or the API error after the client's own retries.
-result<kube::pod, kube::hook_error> wait_for_running(kube::api_client& client, std::string_view ns,
+result<kube::pod, kube::api_error> wait_for_running(kube::api_client& client, std::string_view ns,
                                                    std::string_view name, const wait_options& opt);
 
 } // namespace podpipe::hook

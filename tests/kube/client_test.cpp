@@ -98,7 +98,7 @@ TEST_F(client_test, watch_delivers_events_as_they_happen) {
     ASSERT_TRUE(start) << start.error().what();
     std::mutex mu;
     std::vector<std::string> events;
-    result<void, hook_error> watched;
+    result<void, api_error> watched;
     std::thread watcher([&] {
         list_options o;
         o.field_selector = "metadata.name=w1";
@@ -143,7 +143,7 @@ TEST_F(client_test, logs_plain_and_followed) {
     ASSERT_EQ(wait_for_phase("logger", "Running"), "Running");
     std::mutex mu;
     std::string followed;
-    result<void, hook_error> r;
+    result<void, api_error> r;
     std::thread follower([&] {
         // Right after start the server may still answer 400 "waiting to start": retry.
         eventually(

@@ -10,7 +10,7 @@ TEST(K8sErrors, NotFoundStatusCarriesCodeReasonMessage) {
         R"({"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure",)"
         R"("message":"pods \"p1\" not found","reason":"NotFound",)"
         R"("details":{"name":"p1","kind":"pods"},"code":404})";
-    hook_error e = error_from_http(404, body, "get pod ns1/p1");
+    api_error e = error_from_http(404, body, "get pod ns1/p1");
     EXPECT_TRUE(e.is(errc::not_found));
     EXPECT_EQ(e.http_status, 404);
     EXPECT_EQ(e.reason, "NotFound");
@@ -27,7 +27,7 @@ TEST(K8sErrors, ConflictSplitsOnReason) {
 }
 
 TEST(K8sErrors, PlainText429WithRetryAfter) {
-    hook_error e =
+    api_error e =
         error_from_http(429, "Too many requests, please try again later.\n", "list pods", "1");
     EXPECT_TRUE(e.is(errc::too_many_requests));
     EXPECT_TRUE(e.retryable());
@@ -40,7 +40,7 @@ TEST(K8sErrors, PlainText429WithRetryAfter) {
 TEST(K8sErrors, HtmlBodyIsKeptTruncatedAndClean) {
     std::string html = "<html>\r\n<body>bad gateway</body>\n</html>";
     html += std::string(2000, 'x');
-    hook_error e = error_from_http(503, html, "create pod");
+    api_error e = error_from_http(503, html, "create pod");
     EXPECT_TRUE(e.is(errc::service_unavailable));
     EXPECT_TRUE(e.retryable());
     EXPECT_LE(e.message.size(), 515u);
@@ -48,7 +48,7 @@ TEST(K8sErrors, HtmlBodyIsKeptTruncatedAndClean) {
 }
 
 TEST(K8sErrors, TimeoutStatusRetryAfterSecondsFromDetails) {
-    hook_error e = error_from_http(
+    api_error e = error_from_http(
         504,
         R"({"status":"Failure","reason":"Timeout","details":{"retryAfterSeconds":3},"code":504})",
         "x");

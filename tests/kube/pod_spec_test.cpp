@@ -14,7 +14,7 @@ namespace dom = simdjson::dom;
 
 const std::string name63(63, 'r');
 
-std::string error_text(const hook_error& e) { return e.what(); }
+std::string error_text(const api_error& e) { return e.what(); }
 
 // ---- names and labels (spec §8 items 4-19) ----
 

@@ -10,7 +10,7 @@ namespace {
 
 using namespace std::chrono_literals;
 
-result<int, hook_error> fail_with(int http, std::string_view retry_after = {}) {
+result<int, api_error> fail_with(int http, std::string_view retry_after = {}) {
     return fail(error_from_http(http, "", "get pod", retry_after));
 }
 
@@ -19,7 +19,7 @@ TEST(Retry, RetriesRetryableUntilSuccess) {
     retry_policy policy({.max_attempts = 5, .base_delay = 100ms, .max_delay = 1s}, clock,
                         [] { return std::uint64_t{~0ull}; });
     int calls = 0;
-    auto r = policy.run([&]() -> result<int, hook_error> {
+    auto r = policy.run([&]() -> result<int, api_error> {
         if (++calls < 3)
             return fail_with(503);
         return 42;
@@ -43,7 +43,7 @@ TEST(Retry, StopEndsTheBackoffWaitAndTheRetries) {
         stop.request_stop();
     });
     const auto t0 = std::chrono::steady_clock::now();
-    auto r = policy.run([&]() -> result<int, hook_error> {
+    auto r = policy.run([&]() -> result<int, api_error> {
         ++calls;
         return fail_with(429, "60");
     });
@@ -55,7 +55,7 @@ TEST(Retry, StopEndsTheBackoffWaitAndTheRetries) {
     retry_policy stopped({.max_attempts = 5}, clock);
     stopped.interrupt_on(stop.get_token());
     calls = 0;
-    r = stopped.run([&]() -> result<int, hook_error> {
+    r = stopped.run([&]() -> result<int, api_error> {
         ++calls;
         return fail_with(503);
     });
@@ -110,7 +110,7 @@ TEST(Retry, FullJitterBounds) {
     simulated_time clock;
     std::uint64_t next = 0;
     retry_policy policy({.base_delay = 100ms, .max_delay = 1s}, clock, [&] { return next; });
-    const hook_error e = error_from_http(503, "", "x");
+    const api_error e = error_from_http(503, "", "x");
     // Ceilings 100, 200, 400, 800, then capped at 1000; rng() % (ceiling + 1).
     for (int i = 0; i < 6; ++i) {
         next = 0;
@@ -138,9 +138,9 @@ TEST(Retry, TimeoutConditionIsRetried) {
     simulated_time clock;
     retry_policy policy({.max_attempts = 2}, clock);
     int calls = 0;
-    auto r = policy.run([&]() -> result<void, hook_error> {
+    auto r = policy.run([&]() -> result<void, api_error> {
         ++calls;
-        return fail(hook_error(errc::timeout, "watch"));
+        return fail(api_error(errc::timeout, "watch"));
     });
     EXPECT_FALSE(r);
     EXPECT_EQ(calls, 2);

@@ -29,13 +29,13 @@ watch_event event(watch_event::kind k, std::string phase, std::string rv) {
     return ev;
 }
 
-hook_error api_error(errc e) { return hook_error(e, "test"); }
+api_error test_error(errc e) { return api_error(e, "test"); }
 
 /// One scripted watch request: the events it delivers, the time it takes, how it ends.
 struct watch_script {
     std::vector<watch_event> events;
     std::chrono::milliseconds takes{0};
-    std::optional<hook_error> ends_with; ///< nullopt: the server ended the stream
+    std::optional<api_error> ends_with; ///< nullopt: the server ended the stream
 };
 
 class fake_feed final : public pod_feed {
@@ -43,23 +43,23 @@ public:
     explicit fake_feed(simulated_time& clock)
         : clock_(clock) {}
 
-    std::deque<result<pod, hook_error>> gets;
+    std::deque<result<pod, api_error>> gets;
     std::deque<watch_script> watches;
     int get_calls = 0;
     std::vector<std::string> watched_from; ///< the resourceVersion of each watch
     std::vector<std::chrono::seconds> watch_timeouts;
     std::vector<bool> watch_stoppable; ///< each watch got a stop token it can be ended with
 
-    result<pod, hook_error> get(std::string_view, std::string_view) override {
+    result<pod, api_error> get(std::string_view, std::string_view) override {
         ++get_calls;
         if (gets.empty())
-            return fail(api_error(errc::server_error));
+            return fail(test_error(errc::server_error));
         auto r = std::move(gets.front());
         gets.pop_front();
         return r;
     }
 
-    result<void, hook_error> watch(std::string_view, std::string_view, const std::string& rv,
+    result<void, api_error> watch(std::string_view, std::string_view, const std::string& rv,
                                    std::chrono::seconds timeout, std::stop_token stop,
                                    const event_callback& on_event) override {
         watched_from.push_back(rv);
@@ -152,7 +152,7 @@ TEST_F(wait_unit_test, a_watch_the_server_ends_continues_from_the_last_version) 
 TEST_F(wait_unit_test, gone_lists_again_at_once_and_watches_from_the_new_version) {
     feed_.gets.push_back(pod_in("Pending", "5"));
     feed_.gets.push_back(pod_in("Pending", "40"));
-    feed_.watches.push_back({{}, 0ms, api_error(errc::gone)});
+    feed_.watches.push_back({{}, 0ms, test_error(errc::gone)});
     feed_.watches.push_back({{event(watch_event::kind::modified, "Running", "41")}, 0ms, {}});
     auto r = wait_for_pod(feed_, "ns", "p1", running, options());
     ASSERT_TRUE(r) << r.error().what();
@@ -164,7 +164,7 @@ TEST_F(wait_unit_test, gone_lists_again_at_once_and_watches_from_the_new_version
 TEST_F(wait_unit_test, a_dropped_watch_pauses_then_lists_again) {
     feed_.gets.push_back(pod_in("Pending", "5"));
     feed_.gets.push_back(pod_in("Running", "20"));
-    feed_.watches.push_back({{}, 0ms, hook_error(std::make_error_code(std::errc::connection_reset),
+    feed_.watches.push_back({{}, 0ms, api_error(std::make_error_code(std::errc::connection_reset),
                                                  "watch")});
     auto r = wait_for_pod(feed_, "ns", "p1", running, options());
     ASSERT_TRUE(r) << r.error().what();
@@ -190,7 +190,7 @@ TEST_F(wait_unit_test, a_forbidden_watch_falls_back_to_polling_with_a_back_off) 
     feed_.gets.push_back(pod_in("Pending", "5"));
     feed_.gets.push_back(pod_in("Pending", "5"));
     feed_.gets.push_back(pod_in("Running", "6"));
-    feed_.watches.push_back({{}, 0ms, api_error(errc::forbidden)});
+    feed_.watches.push_back({{}, 0ms, test_error(errc::forbidden)});
     auto r = wait_for_pod(feed_, "ns", "p1", running, options());
     ASSERT_TRUE(r) << r.error().what();
     EXPECT_EQ(feed_.watched_from.size(), 1u); // never asked again
@@ -216,7 +216,7 @@ TEST_F(wait_unit_test, a_deleted_pod_is_not_found) {
 }
 
 TEST_F(wait_unit_test, the_get_error_is_returned) {
-    feed_.gets.push_back(fail(api_error(errc::not_found)));
+    feed_.gets.push_back(fail(test_error(errc::not_found)));
     auto r = wait_for_pod(feed_, "ns", "p1", running, options());
     ASSERT_FALSE(r);
     EXPECT_TRUE(r.error().is(errc::not_found));

@@ -17,7 +17,7 @@ TEST(WatchDecoder, EveryChunkSplitGivesTheSameEvents) {
     for (std::size_t step = 1; step <= stream.size(); step += (step < 8 ? 1 : 37)) {
         watch_decoder d;
         std::vector<std::string> rvs;
-        auto sink = [&](watch_event&& ev) -> result<void, hook_error> {
+        auto sink = [&](watch_event&& ev) -> result<void, api_error> {
             rvs.push_back(ev.object.metadata.resource_version);
             return {};
         };
@@ -31,7 +31,7 @@ TEST(WatchDecoder, EveryChunkSplitGivesTheSameEvents) {
 
 TEST(WatchDecoder, FinalLineWithoutNewlineAndCutStream) {
     int n = 0;
-    auto sink = [&](watch_event&&) -> result<void, hook_error> {
+    auto sink = [&](watch_event&&) -> result<void, api_error> {
         ++n;
         return {};
     };
@@ -49,13 +49,13 @@ TEST(WatchDecoder, FinalLineWithoutNewlineAndCutStream) {
 
 TEST(WatchDecoder, BoundedAndSinkErrorsStop) {
     watch_decoder small(64);
-    auto ok = [](watch_event&&) -> result<void, hook_error> { return {}; };
+    auto ok = [](watch_event&&) -> result<void, api_error> { return {}; };
     EXPECT_FALSE(small.feed(std::string(65, ' '), ok));
     watch_decoder d;
     int n = 0;
-    auto stop = [&](watch_event&&) -> result<void, hook_error> {
+    auto stop = [&](watch_event&&) -> result<void, api_error> {
         ++n;
-        return fail(hook_error(errc::gone, "stop"));
+        return fail(api_error(errc::gone, "stop"));
     };
     auto r = d.feed(stream, stop);
     ASSERT_FALSE(r);

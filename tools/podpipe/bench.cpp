@@ -220,7 +220,7 @@ private:
             return fail(s.error().what());
         std::stop_callback abort_on_stop(stop, [&s] { (*s)->abort(); });
         bool wrote = true;
-        std::optional<result<int, kube::hook_error>> code;
+        std::optional<result<int, kube::api_error>> code;
         {
             std::jthread reader([&] { code = (*s)->wait(); });
             if (writer)

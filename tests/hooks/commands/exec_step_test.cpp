@@ -30,7 +30,7 @@ protected:
         err_path_ = dir_ + "/err";
     }
 
-    result<int, kube::hook_error> run(const std::string& script, std::stop_token stop = {}) {
+    result<int, kube::api_error> run(const std::string& script, std::stop_token stop = {}) {
         const int out = ::open(out_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
         const int err = ::open(err_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
         auto r = exec_step(*client_, {"default", "jobpod", "job"}, {"sh", "-c", script}, out, err, stop);

@@ -65,7 +65,7 @@ TEST(assess_pod, running_pending_and_terminal_states) {
 
 class pod_wait_test : public kube::testing::cluster_test {
 protected:
-    result<kube::pod, kube::hook_error> wait(const std::string& name, std::chrono::seconds timeout) {
+    result<kube::pod, kube::api_error> wait(const std::string& name, std::chrono::seconds timeout) {
         wait_options o;
         o.timeout = timeout;
         o.on_change = [&](const std::string& why) { changes_.push_back(why); };
