@@ -4,7 +4,6 @@
 #include "engine/pipeline/failure_slot.hpp"
 #include "engine/pipeline/recv.hpp"
 
-#include <sched.h>
 
 #include <string>
 
@@ -51,21 +50,6 @@ const std::error_category& pipeline_category() noexcept {
     static const category instance;
     return instance;
 }
-
-namespace detail {
-
-unsigned available_cores() noexcept {
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    if (sched_getaffinity(0, sizeof(set), &set) == 0) {
-        const int n = CPU_COUNT(&set);
-        if (n > 0)
-            return static_cast<unsigned>(n);
-    }
-    return 1;
-}
-
-} // namespace detail
 
 int exit_status_for(const std::error_code& ec) {
     if (ec == std::errc::operation_canceled)

@@ -58,9 +58,6 @@ void copy_entry_counts(transfer_stats& s, const Counts& c) {
     s.content_bytes = c.content_bytes;
 }
 
-/// Cores this process may run on (sched_getaffinity), at least 1.
-unsigned available_cores() noexcept;
-
 inline std::uint64_t ns_since(std::chrono::steady_clock::time_point t0) {
     return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
                                           std::chrono::steady_clock::now() - t0)

@@ -1,6 +1,7 @@
 #include "engine/pipeline/recv.hpp"
 
 #include "engine/common/buffer_pool.hpp"
+#include "engine/common/limits.hpp"
 #include "engine/gzip/gzip.hpp"
 #include "engine/io/paths.hpp"
 #include "engine/io/tree_writer.hpp"
@@ -503,7 +504,7 @@ void check_podpipe_end(const tar::parser& parser, bool manifest_seen,
 result<transfer_stats, transfer_error> recv_tree(byte_source& source, const std::string& root,
                                                  const recv_options& opt, std::stop_token stop) {
     const auto t_start = clock_type::now();
-    const unsigned threads = opt.threads == 0 ? detail::available_cores() : opt.threads;
+    const unsigned threads = opt.threads == 0 ? usable_cores() : opt.threads;
 
     constexpr std::size_t reserve = 16 << 20;
     const std::size_t usable = opt.memory_bytes > reserve ? opt.memory_bytes - reserve : 0;

@@ -1,6 +1,7 @@
 #include "engine/pipeline/send.hpp"
 
 #include "engine/common/buffer_pool.hpp"
+#include "engine/common/limits.hpp"
 #include "engine/gzip/gzip.hpp"
 #include "engine/io/paths.hpp"
 #include "engine/io/tree_reader.hpp"
@@ -445,7 +446,7 @@ result<void, std::string> check_send_options(const send_options& opt) {
             return fail("refusing to send the deletion of '" + d +
                         "': not a path beneath the root");
     }
-    const unsigned threads = opt.threads == 0 ? detail::available_cores() : opt.threads;
+    const unsigned threads = opt.threads == 0 ? usable_cores() : opt.threads;
     const pool_plan plan = plan_memory(opt, threads, packed_bound(opt));
     if (plan.blocks < threads + 2)
         return fail(std::string("memory budget too small for this chunk size and thread "
@@ -458,7 +459,7 @@ result<transfer_stats, transfer_error> send_tree(const std::string& root, byte_s
     const auto t_start = clock_type::now();
     if (auto ok = check_send_options(opt); !ok)
         return fail(transfer_error(make_error_code(errc::bad_options), ok.error()));
-    const unsigned threads = opt.threads == 0 ? detail::available_cores() : opt.threads;
+    const unsigned threads = opt.threads == 0 ? usable_cores() : opt.threads;
     const std::size_t packed_bytes = packed_bound(opt);
     level_controller levels(opt.level == auto_level, opt.auto_climb_below);
     std::array<std::atomic<std::uint64_t>, 13> chunks_per_level{};

@@ -58,12 +58,13 @@ struct hook_env {
     /// PODPIPE_COMPRESSION_LEVEL: "auto" (default, auto_compression_level: level 1, raised per
     /// chunk while a slow link is the bottleneck; BENCHMARKS.md) or a fixed 0..12.
     int compression_level = -1;
-    unsigned threads = 0; ///< PODPIPE_THREADS: 0 (default) = one per core, else 1..256
+    unsigned threads = 0; ///< PODPIPE_THREADS: 0 (default) = usable_cores(), else 1..256
     /// PODPIPE_CHUNK_SIZE: uncompressed bytes per gzip member (optional Ki/Mi suffix),
     /// 64Ki..8Mi; default 1Mi. `podpipe bench` recommends one for a cluster.
     std::size_t chunk_bytes = std::size_t{1} << 20;
     /// PODPIPE_MEMORY_BUDGET: bytes for the transfer pipeline, with an optional Ki/Mi/Gi suffix;
-    /// default 256 MiB, at least 4 MiB.
+    /// default 256 MiB (or a quarter of the runner's cgroup memory limit when that is less,
+    /// at least 32 MiB: parse_env), at least 4 MiB.
     std::size_t memory_budget_bytes = std::size_t{256} << 20;
     /// PODPIPE_RECV_PATH: the directory of the in-pod `podpipe` binary; default /__e/podpipe (the runner image's
     /// externals reach the job pod at /__e).

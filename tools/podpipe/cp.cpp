@@ -65,7 +65,8 @@ result<remote::copy_options, std::string> copy_options_from(const cp_flags& f) {
     auto threads = parse_size(f.threads);
     if (!threads || *threads > 256)
         return fail(std::string("--threads takes a number from 0 (auto) to 256"));
-    auto memory = parse_size(f.memory);
+    auto memory = f.memory.empty() ? std::optional<std::uint64_t>(default_memory())
+                                   : parse_size(f.memory);
     if (!memory || *memory < (32u << 20))
         return fail(std::string("--memory takes a size of at least 32M, e.g. 256M"));
     auto stall = parse_duration(f.stall_timeout);

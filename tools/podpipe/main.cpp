@@ -37,7 +37,7 @@ constexpr const char* exit_codes_help = R"(Exit codes:
 struct common_flags {
     bool pod_side = false; ///< recv/send: the in-pod end of `podpipe cp` (quiet, stdin/stdout)
     std::string threads = "0";
-    std::string memory = "256M";
+    std::string memory; ///< "": cli::default_memory()
     bool progress = false;
     std::string stats_json;
     std::string stall_timeout = cli::default_stall_timeout;
@@ -67,9 +67,11 @@ struct unpack_flags : common_flags {
 };
 
 void add_common(CLI::App& cmd, common_flags& f) {
-    cmd.add_option("--threads", f.threads, "Worker threads for (de)compression (default: cores available)");
+    cmd.add_option("--threads", f.threads, "Worker threads for (de)compression (default: the cores this process may use: its "
+                   "CPU affinity, capped by the cgroup CPU quota)");
     cmd.add_option("--memory", f.memory,
-                   "Memory budget for all transfer buffers, e.g. 64M, 1G (default 256M)");
+                   "Memory budget for all transfer buffers, e.g. 64M, 1G (default 256M, or a quarter of "
+                   "the cgroup memory limit when that is less, at least 32M)");
     cmd.add_flag("--progress", f.progress, "Print entries, bytes and MB/s to stderr while running");
     cmd.add_option("--stats-json", f.stats_json,
                    "Write per-stage counters (bytes, busy and blocked time) as JSON to FILE (- = stderr)");
@@ -90,7 +92,8 @@ bool parse_common(const common_flags& f, unsigned& threads, std::size_t& memory,
         rc = usage_error("--threads takes a number from 0 (auto) to 256");
         return false;
     }
-    auto m = cli::parse_size(f.memory);
+    auto m = f.memory.empty() ? std::optional<std::uint64_t>(cli::default_memory())
+                              : cli::parse_size(f.memory);
     if (!m || *m < (32u << 20)) {
         rc = usage_error("--memory takes a size of at least 32M, e.g. 256M");
         return false;
@@ -362,7 +365,7 @@ int run(int argc, char** argv) {
                    "chunk up to 7 while a slow link (< 100 Mbit/s) is the bottleneck");
     cp->add_option("--chunk-size", cf.chunk, "Uncompressed bytes per gzip member, 64K..8M (default 1M)");
     cp->add_option("--threads", cf.threads, "Local (de)compression threads (default: cores available)");
-    cp->add_option("--memory", cf.memory, "Local memory budget for transfer buffers (default 256M)");
+    cp->add_option("--memory", cf.memory, "Local memory budget for transfer buffers (default as for pack)");
     cp->add_option("--exclude", cf.excludes, "Skip paths matching this pattern (GNU tar rules); repeatable");
     cp->add_flag("--progress", cf.progress, "Print bytes and MB/s to stderr while running");
     cp->add_flag("--no-verify", cf.no_verify,

@@ -1,9 +1,11 @@
 // Drives the real `podpipe` binary through a shell, as a user or a script would.
 #include "tools/podpipe/cli_util.hpp"
 
+#include "tests/support/cgroup.hpp"
 #include "tests/support/tree_fixture.hpp"
 
 #include <filesystem>
+#include <sched.h>
 
 #include <gtest/gtest.h>
 #include <simdjson.h>
@@ -167,6 +169,55 @@ TEST(podpipe_cli, files_the_sender_could_not_read_fail_the_copy_unless_allowed) 
     ASSERT_EQ(run_shell_capture("tar tzf " + q(tmp / "out/s.tgz") + " 2>&1", out), 0);
     EXPECT_EQ(out.find("Ignoring"), std::string::npos) << out;
     EXPECT_EQ(out.find("warning"), std::string::npos) << out;
+}
+
+// The compress stage's thread count of `podpipe pack --stats-json` run by `prefix`.
+std::int64_t compress_threads(const std::string& prefix, const fs::path& src) {
+    std::string out;
+    if (run_shell_capture(prefix + exe + " pack " + q(src) + " -o /dev/null --stats-json -",
+                          out) != 0)
+        return -1;
+    simdjson::dom::parser parser;
+    simdjson::dom::element doc;
+    const auto brace = out.find('{');
+    if (brace == std::string::npos || parser.parse(out.substr(brace)).get(doc) != simdjson::SUCCESS)
+        return -2;
+    for (auto stage : doc["stages"]) {
+        std::string_view name;
+        std::int64_t threads = 0;
+        if (stage["name"].get(name) == simdjson::SUCCESS && name == "compress" &&
+            stage["threads"].get(threads) == simdjson::SUCCESS)
+            return threads;
+    }
+    return -3;
+}
+
+// Threads follow the cgroup CPU quota: in a 1-CPU cgroup on a machine with more cores, pack
+// compresses on one thread; outside it, on every core of its affinity.
+TEST(podpipe_cli, a_cpu_quota_sets_the_default_thread_count) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    ASSERT_EQ(sched_getaffinity(0, sizeof set, &set), 0);
+    const int cores = CPU_COUNT(&set);
+    if (cores < 2)
+        GTEST_SKIP() << "one CPU: a quota of one changes nothing to observe";
+    std::string why;
+    auto group = testing::cpu_quota_cgroup::create(1.0, &why);
+    if (!group)
+        GTEST_SKIP() << why;
+    temp_dir tmp;
+    testing::make_awkward_tree(tmp / "src", 20);
+    EXPECT_EQ(compress_threads("", tmp / "src"), cores);
+    EXPECT_EQ(compress_threads("echo $$ > " + group->procs_file() + " && exec ", tmp / "src"), 1);
+    // An explicit --threads still wins over the quota.
+    std::string out;
+    ASSERT_EQ(run_shell_capture("echo $$ > " + group->procs_file() + " && exec " + exe +
+                                    " pack " + q(tmp / "src") +
+                                    " -o /dev/null --threads 3 --stats-json -",
+                                out),
+              0)
+        << out;
+    EXPECT_NE(out.find("\"name\":\"compress\",\"threads\":3"), std::string::npos) << out;
 }
 
 TEST(podpipe_cli, parse_size_units) {
