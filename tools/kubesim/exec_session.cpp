@@ -155,6 +155,7 @@ private:
         spec.uid = plan_.target->uid;
         spec.gid = plan_.target->gid;
         spec.supplementary_groups = plan_.target->groups;
+        spec.cgroup_procs = plan_.target->cgroup_procs;
         result<pid_t> pid = fail(std::error_code(EPIPE, std::system_category()));
         if (ok) {
             int child_err = plan_.err ? err_pipe[1] : (plan_.tty ? out_pipe[1] : -1);

@@ -14,6 +14,7 @@
 #include <condition_variable>
 #include <filesystem>
 #include <fstream>
+#include <cstdio>
 #include <set>
 #include <thread>
 
@@ -126,6 +127,14 @@ bool log_index::starts_line(std::uint64_t offset) {
     auto it = std::lower_bound(parts.begin(), parts.end(), offset,
                                [](const part& p, std::uint64_t o) { return p.offset < o; });
     return it != parts.end() && it->offset == offset && it->line_start;
+}
+
+void kubelet::warn_once(const std::string& text) {
+    static std::mutex mu;
+    static std::set<std::string> said;
+    std::lock_guard lk(mu);
+    if (said.insert(text).second)
+        std::fprintf(stderr, "kubesim: warning: %s\n", text.c_str());
 }
 
 void kubelet::event(const pod_runtime& p, const std::string& field_path, const char* type,

@@ -79,6 +79,7 @@ struct container_view {
     std::string working_dir;
     std::optional<unsigned> uid, gid;
     std::vector<unsigned> groups;
+    std::vector<std::string> cgroup_procs; ///< the container's cgroups (limits): execs join them
     std::string log_path;
     std::string pod_uid;
     std::shared_ptr<log_index> index, previous_index; ///< current / previous instance's line times
@@ -138,6 +139,9 @@ private:
                        const std::string& node);
     void publish(pod_runtime& p, const std::string& phase);
     /// A kubelet Event about the pod (field_path "spec.containers{c}" for a container).
+    /// A line on kubesim's stderr, once per distinct text (e.g. limits it cannot enforce).
+    void warn_once(const std::string& text);
+
     void event(const pod_runtime& p, const std::string& field_path, const char* type, const std::string& reason,
                const std::string& message);
     void reap_finished(); // joins and erases runtimes whose thread ended after removal

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -17,6 +18,7 @@
 
 #include <boost/json.hpp>
 
+#include "tools/kubesim/cgroups.hpp"
 #include "tools/kubesim/kubelet.hpp"
 #include "tools/kubesim/util.hpp"
 
@@ -43,6 +45,8 @@ struct container_rt {
     int pull_attempts = 0;         ///< ImagePullBackOff step
     bool backoff_event = false;    ///< a CrashLoopBackOff began: record the BackOff event
     json::object last_state;       ///< lastState of the container status ({} or {"terminated": ...})
+    std::optional<container_cgroup> cgroup; ///< with resources.limits: kept across restarts
+    std::uint64_t oom_kills_seen = 0;        ///< the cgroup's OOM kill count at the last start
     std::thread pump;              ///< copies the instance's stdout+stderr into the log file
     std::shared_ptr<std::atomic<bool>> pump_closing = std::make_shared<std::atomic<bool>>(false);
 

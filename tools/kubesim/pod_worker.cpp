@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -33,6 +34,31 @@ namespace podpipe::kubesim {
 namespace fs = std::filesystem;
 
 namespace {
+
+// resources.limits of a container (strings like "500m" or bare JSON numbers, as the API
+// accepts them); what does not parse is left unenforced (validation answers for it).
+container_limits limits_of(const json::object& cs) {
+    container_limits l;
+    const json::object* res = obj_at(cs, "resources");
+    const json::object* lim = res ? obj_at(*res, "limits") : nullptr;
+    if (!lim)
+        return l;
+    auto quantity = [&](const char* key) -> std::optional<double> {
+        const json::value* v = lim->if_contains(key);
+        if (!v)
+            return std::nullopt;
+        if (v->is_string())
+            return parse_quantity(v->get_string());
+        if (v->is_number())
+            return v->to_number<double>();
+        return std::nullopt;
+    };
+    if (auto c = quantity("cpu"); c && *c > 0)
+        l.cpus = *c;
+    if (auto m = quantity("memory"); m && *m > 0)
+        l.memory_bytes = static_cast<std::uint64_t>(std::ceil(*m));
+    return l;
+}
 
 std::optional<unsigned> sc_int(const json::object& spec, const json::object& ctr, const char* key) {
     for (const json::object* o : {obj_at(ctr, "securityContext"), obj_at(spec, "securityContext")}) {
@@ -321,6 +347,17 @@ private:
         if (fs_group_)
             s.supplementary_groups.push_back(*fs_group_);
         s.mounts = mounts_of(cs);
+        if (const container_limits limits = limits_of(cs); limits.any() && !c.cgroup) {
+            std::string why;
+            c.cgroup = container_cgroup::create(p_->uid, c.name, limits, &why);
+            if (!c.cgroup)
+                k_.warn_once("resource limits are not enforced: " + why);
+        }
+        if (c.cgroup) {
+            s.cgroup_procs = c.cgroup->procs_files();
+            c.oom_kills_seen = c.cgroup->oom_kills();
+        }
+        c.view.cgroup_procs = s.cgroup_procs;
         c.view.root = s.root;
         c.view.env = s.env;
         c.view.working_dir = s.working_dir;
@@ -567,6 +604,11 @@ private:
                 else if (WIFSIGNALED(status))
                     c->exit_code = 128 + WTERMSIG(status);
                 c->term_reason = c->exit_code == 0 ? "Completed" : "Error";
+                // The kernel's OOM killer in the container's memory cgroup: the runtime
+                // reports OOMKilled (exit 137), and so does the kubelet.
+                if (WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL && c->cgroup &&
+                    c->cgroup->oom_kills() > c->oom_kills_seen)
+                    c->term_reason = "OOMKilled";
                 c->finished_at = now_rfc3339();
                 c->view.st = container_view::state::terminated;
                 ::close(c->pidfd);
@@ -703,6 +745,18 @@ private:
 
     /// Kills what still runs in the pod (execs) and, for a deletion, removes its directory and
     /// its object.
+    /// A cgroup goes once its last process has: the killed execs may take a moment to exit.
+    void remove_cgroups() {
+        for (auto* list : {&p_->init_containers, &p_->containers})
+            for (container_rt& c : *list) {
+                if (!c.cgroup)
+                    continue;
+                for (int attempt = 0; attempt < 100 && !c.cgroup->remove(); ++attempt)
+                    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+                c.cgroup.reset();
+            }
+    }
+
     void tear_down() {
         std::set<pid_t> execs;
         bool deleting;
@@ -713,6 +767,7 @@ private:
         }
         for (pid_t e : execs)
             kill_group(e, SIGKILL);
+        remove_cgroups();
         if (deleting) {
             std::error_code ec;
             fs::remove_all(p_->dir, ec);

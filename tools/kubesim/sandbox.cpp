@@ -66,6 +66,7 @@ std::string encode(const sandbox_spec& s) {
     for (unsigned g : s.supplementary_groups)
         groups.emplace_back(g);
     o["groups"] = groups;
+    o["cgroup_procs"] = to_array(s.cgroup_procs);
     return json::serialize(o);
 }
 
@@ -299,9 +300,18 @@ int sandbox_main(int argc, char** argv) {
     if (auto* g = arr_at(o, "groups"))
         for (const auto& x : *g)
             s.supplementary_groups.push_back(static_cast<unsigned>(x.to_number<std::int64_t>()));
+    s.cgroup_procs = from_array(o, "cgroup_procs");
     if (s.argv.empty()) {
         std::fprintf(stderr, "kubesim-sandbox: empty command\n");
         return 127;
+    }
+    // Into the container's cgroups first: everything the helper and the command do is charged
+    // to the container's limits, as under a runtime (and the files are still reachable).
+    for (const std::string& procs : s.cgroup_procs) {
+        const int fd = ::open(procs.c_str(), O_WRONLY | O_CLOEXEC);
+        if (fd < 0 || ::write(fd, "0", 1) != 1)
+            die("joining cgroup", procs);
+        ::close(fd);
     }
 
     if (s.enter)

@@ -40,6 +40,9 @@ struct sandbox_spec {
     std::string working_dir;      ///< empty = "/"
     std::optional<unsigned> uid, gid;
     std::vector<unsigned> supplementary_groups;
+    /// cgroup.procs files the helper joins before anything else (the container's limits,
+    /// cgroups.hpp); execs join their container's.
+    std::vector<std::string> cgroup_procs;
 };
 
 /// File descriptors the child gets as 0/1/2; -1 = /dev/null. The caller keeps ownership.

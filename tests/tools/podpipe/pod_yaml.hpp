@@ -9,8 +9,10 @@
 
 namespace podpipe::kubesim::testing {
 
+/// `resources`: a flow mapping for the container's resources, e.g. "{limits: {cpu: 1}}".
 inline std::string podpipe_pod_yaml(const std::string& name, const std::string& image,
-                                    const std::string& podpipe_dir) {
+                                    const std::string& podpipe_dir,
+                                    const std::string& resources = "{}") {
     return R"(apiVersion: v1
 kind: Pod
 metadata: {name: )" + name + R"(}
@@ -19,6 +21,7 @@ spec:
   - name: main
     image: )" + image + R"(
     command: ["sleep", "1000000"]
+    resources: )" + resources + R"(
     volumeMounts:
     - {name: bin, mountPath: /__e/podpipe, readOnly: true}
     - {name: data, mountPath: /data}

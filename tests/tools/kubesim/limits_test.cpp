@@ -1,0 +1,147 @@
+// Resource limits as a kubelet with a cgroup driver enforces them (tools/kubesim/cgroups.hpp):
+// limits.cpu and limits.memory become the container's cgroup, execs run in it, the kernel's
+// OOM killer ends a container over its memory limit with reason OOMKilled (exit 137), and the
+// cgroup goes with the pod. Also parse_quantity against the forms the API accepts.
+#include "kubesim_fixture.hpp"
+#include "tests/support/eventually.hpp"
+#include "tools/kubesim/cgroups.hpp"
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+namespace fs = std::filesystem;
+
+namespace podpipe::kubesim::testing {
+namespace {
+
+std::string read_file(const std::string& file) {
+    std::ifstream in(file);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    std::string s = ss.str();
+    while (!s.empty() && (s.back() == '\n' || s.back() == ' '))
+        s.pop_back();
+    return s;
+}
+
+// Where kubesim puts a container's cgroup on this machine (the same order it tries), or ""
+// when this machine has no cpu and memory controllers for it.
+struct layout {
+    std::string cpu, memory; ///< the directories holding kubesim/<uid>/<container>
+    bool v2 = false;
+};
+
+std::optional<layout> machine_layout() {
+    for (const char* d : {"/sys/fs/cgroup", "/sys/fs/cgroup/unified"}) {
+        const std::string c = read_file(std::string(d) + "/cgroup.controllers");
+        if (c.find("cpu") != std::string::npos && c.find("memory") != std::string::npos)
+            return layout{d, d, true};
+    }
+    layout l;
+    for (const char* d : {"/sys/fs/cgroup/cpu", "/sys/fs/cgroup/cpu,cpuacct"})
+        if (fs::exists(std::string(d) + "/cpu.cfs_quota_us"))
+            l.cpu = d;
+    if (fs::exists("/sys/fs/cgroup/memory/memory.limit_in_bytes"))
+        l.memory = "/sys/fs/cgroup/memory";
+    if (l.cpu.empty() || l.memory.empty())
+        return std::nullopt;
+    return l;
+}
+
+class limits_test : public kubesim_fixture {
+protected:
+    std::string uid(const std::string& pod) {
+        return kubectl("get pod " + pod + " -o jsonpath='{.metadata.uid}'").output;
+    }
+    std::string field(const std::string& pod, const std::string& path) {
+        return kubectl("get pod " + pod + " -o jsonpath='" + path + "'").output;
+    }
+};
+
+TEST_F(limits_test, cpu_and_memory_limits_are_the_containers_cgroup) {
+    auto where = machine_layout();
+    if (!where)
+        GTEST_SKIP() << "no cgroup cpu and memory controllers on this machine";
+    create_pod(R"(apiVersion: v1
+kind: Pod
+metadata: {name: lim}
+spec:
+  containers:
+  - name: c
+    image: busybox
+    command: ["sleep", "3600"]
+    resources: {limits: {cpu: 500m, memory: 64Mi}}
+  - name: free
+    image: busybox
+    command: ["sleep", "3600"]
+)");
+    ASSERT_EQ(wait_phase("lim", "Running"), "Running");
+    const std::string id = uid("lim");
+    ASSERT_FALSE(id.empty());
+    const std::string cpu_dir = where->cpu + "/kubesim/" + id + "/c";
+    const std::string mem_dir = where->memory + "/kubesim/" + id + "/c";
+    if (where->v2) {
+        EXPECT_EQ(read_file(cpu_dir + "/cpu.max"), "50000 100000");
+        EXPECT_EQ(read_file(mem_dir + "/memory.max"), "67108864");
+    } else {
+        EXPECT_EQ(read_file(cpu_dir + "/cpu.cfs_quota_us"), "50000");
+        EXPECT_EQ(read_file(cpu_dir + "/cpu.cfs_period_us"), "100000");
+        EXPECT_EQ(read_file(mem_dir + "/memory.limit_in_bytes"), "67108864");
+    }
+    // The container's main process and an exec into it are in the cgroup; a container
+    // without limits is not.
+    const std::string procs = read_file(cpu_dir + "/cgroup.procs");
+    EXPECT_FALSE(procs.empty());
+    auto in_exec = kubectl("exec lim -c c -- sh -c 'echo $$; sleep 2' & sleep 1; cat " +
+                           cpu_dir + "/cgroup.procs; wait");
+    EXPECT_GE(std::count(in_exec.output.begin(), in_exec.output.end(), '\n'), 3)
+        << in_exec.output; // the exec's pid echoed, then at least two members listed
+    EXPECT_FALSE(fs::exists(where->cpu + "/kubesim/" + id + "/free"));
+    ASSERT_EQ(kubectl("delete pod lim --grace-period=1 --wait=true", "",
+                      std::chrono::seconds(60)).exit_code,
+              0);
+    EXPECT_TRUE(podpipe::testing::eventually([&] { return !fs::exists(cpu_dir); },
+                                             std::chrono::seconds(10),
+                                             std::chrono::milliseconds(50)))
+        << cpu_dir << " is left";
+    EXPECT_FALSE(fs::exists(mem_dir));
+}
+
+TEST_F(limits_test, a_container_over_its_memory_limit_is_oom_killed) {
+    if (!machine_layout())
+        GTEST_SKIP() << "no cgroup cpu and memory controllers on this machine";
+    // The shell holds ~100 MB in a variable: over 32 MiB, the kernel kills it.
+    create_pod(R"(apiVersion: v1
+kind: Pod
+metadata: {name: oom}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: c
+    image: busybox
+    command: ["sh", "-c", "x=$(head -c 100000000 /dev/zero | tr '\\0' a); echo survived"]
+    resources: {limits: {memory: 32Mi}}
+)");
+    EXPECT_EQ(wait_phase("oom", "Failed"), "Failed");
+    EXPECT_EQ(field("oom", "{.status.containerStatuses[0].state.terminated.reason}"),
+              "OOMKilled");
+    EXPECT_EQ(field("oom", "{.status.containerStatuses[0].state.terminated.exitCode}"), "137");
+    EXPECT_EQ(kubectl("logs oom").output.find("survived"), std::string::npos);
+}
+
+TEST(parse_quantity, the_forms_the_api_accepts) {
+    EXPECT_DOUBLE_EQ(*parse_quantity("500m"), 0.5);
+    EXPECT_DOUBLE_EQ(*parse_quantity("1.5"), 1.5);
+    EXPECT_DOUBLE_EQ(*parse_quantity("2"), 2.0);
+    EXPECT_DOUBLE_EQ(*parse_quantity("64Mi"), 64.0 * 1024 * 1024);
+    EXPECT_DOUBLE_EQ(*parse_quantity("1G"), 1e9);
+    EXPECT_DOUBLE_EQ(*parse_quantity("1e3"), 1000.0);
+    EXPECT_DOUBLE_EQ(*parse_quantity("12E-1"), 1.2);
+    EXPECT_DOUBLE_EQ(*parse_quantity(".5"), 0.5);
+    for (const char* bad : {"", "m", "1.2.3", "10MiB", "1 G", "1e", "e3", "0x10", "1Kb", "--1"})
+        EXPECT_FALSE(parse_quantity(bad).has_value()) << bad;
+}
+
+} // namespace
+} // namespace podpipe::kubesim::testing
