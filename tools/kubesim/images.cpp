@@ -96,6 +96,12 @@ result<void> image_map::init(const std::string& state_dir, const std::string& ma
             int rc = ::chown((rr / d).c_str(), 1001, 1001);
             (void)rc;
         }
+        // What the runner image ships in externals belongs to runner:docker (1001:123) there.
+        for (auto it = fs::recursive_directory_iterator(rr / "home" / "runner" / "externals", ec);
+             !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+            int rc = ::lchown(it->path().c_str(), 1001, 123);
+            (void)rc;
+        }
     }
     image_root runner_root{rr.string(), {"proc", "sys", "dev", "tmp"}, default_sleep};
     // alpine: busybox tools plus the release files real alpine images carry (what the hook's

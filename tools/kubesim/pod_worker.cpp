@@ -347,6 +347,11 @@ private:
         if (fs_group_)
             s.supplementary_groups.push_back(*fs_group_);
         s.mounts = mounts_of(cs);
+        s.layer_dir = p_->dir + "/layers/" + c.name;
+        fs::create_directories(s.layer_dir, ec);
+        if (const json::object* sc = obj_at(cs, "securityContext"))
+            if (const json::value* ro = sc->if_contains("readOnlyRootFilesystem"))
+                s.read_only_root = ro->is_bool() && ro->get_bool();
         if (const container_limits limits = limits_of(cs); limits.any() && !c.cgroup) {
             std::string why;
             c.cgroup = container_cgroup::create(p_->uid, c.name, limits, &why);

@@ -67,6 +67,8 @@ std::string encode(const sandbox_spec& s) {
         groups.emplace_back(g);
     o["groups"] = groups;
     o["cgroup_procs"] = to_array(s.cgroup_procs);
+    o["layer_dir"] = s.layer_dir;
+    o["read_only_root"] = s.read_only_root;
     return json::serialize(o);
 }
 
@@ -105,6 +107,25 @@ void bind_mount(const std::string& src, const std::string& dst, bool ro) {
         make_readonly(dst);
 }
 
+// One image directory as the container sees it: an overlay whose upper layer is in the
+// container's writable layer (`layer`), so the container can change its image's files as on a
+// real runtime; false when overlayfs refuses (the caller falls back to a read-only bind).
+bool overlay_mount(const std::string& src, const std::string& dst, const std::string& layer,
+                   const std::string& name) {
+    const std::string upper = layer + "/upper/" + name, work = layer + "/work/" + name;
+    if (!mkdir_p(upper) || !mkdir_p(work))
+        return false;
+    // The upper directory carries the image directory's owner and mode, as the merged top does.
+    struct stat st{};
+    if (::stat(src.c_str(), &st) == 0) {
+        ::chmod(upper.c_str(), st.st_mode & 07777);
+        const int ignored = ::lchown(upper.c_str(), st.st_uid, st.st_gid);
+        (void)ignored;
+    }
+    const std::string options = "lowerdir=" + src + ",upperdir=" + upper + ",workdir=" + work;
+    return ::mount("overlay", dst.c_str(), "overlay", 0, options.c_str()) == 0;
+}
+
 void setup_root(const sandbox_spec& s) {
     if (::unshare(CLONE_NEWNS) != 0)
         die("unshare", "CLONE_NEWNS");
@@ -112,6 +133,8 @@ void setup_root(const sandbox_spec& s) {
         die("make-rprivate", "/");
     if (::mount("tmpfs", s.root.c_str(), "tmpfs", 0, "mode=755") != 0)
         die("mount tmpfs", s.root);
+    const bool writable = !s.read_only_root && !s.layer_dir.empty() &&
+                          ::mount("tmpfs", s.layer_dir.c_str(), "tmpfs", 0, "mode=700") == 0;
     DIR* d = ::opendir(s.image_dir.c_str());
     if (!d)
         die("opendir", s.image_dir);
@@ -141,7 +164,8 @@ void setup_root(const sandbox_spec& s) {
         } else if (S_ISDIR(st.st_mode)) {
             if (::mkdir(dst.c_str(), st.st_mode & 07777) != 0)
                 die("mkdir", dst);
-            bind_mount(src, dst, true);
+            if (!writable || !overlay_mount(src, dst, s.layer_dir, name))
+                bind_mount(src, dst, true);
         } else if (S_ISREG(st.st_mode)) {
             int fd = ::open(dst.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
             if (fd < 0)
@@ -186,6 +210,8 @@ void setup_root(const sandbox_spec& s) {
         }
         bind_mount(m.source, dst, m.read_only);
     }
+    if (s.read_only_root) // the top level too; volumes, /dev, /proc keep their own modes
+        ::mount(nullptr, s.root.c_str(), nullptr, MS_REMOUNT | MS_RDONLY, nullptr);
     if (::chroot(s.root.c_str()) != 0)
         die("chroot", s.root);
 }
@@ -301,6 +327,8 @@ int sandbox_main(int argc, char** argv) {
         for (const auto& x : *g)
             s.supplementary_groups.push_back(static_cast<unsigned>(x.to_number<std::int64_t>()));
     s.cgroup_procs = from_array(o, "cgroup_procs");
+    s.layer_dir = str_at(o, "layer_dir");
+    s.read_only_root = o.contains("read_only_root") && o.at("read_only_root").as_bool();
     if (s.argv.empty()) {
         std::fprintf(stderr, "kubesim-sandbox: empty command\n");
         return 127;

@@ -43,6 +43,12 @@ struct sandbox_spec {
     /// cgroup.procs files the helper joins before anything else (the container's limits,
     /// cgroups.hpp); execs join their container's.
     std::vector<std::string> cgroup_procs;
+    /// create mode: an empty host directory where the container's writable layer (a tmpfs
+    /// private to its mount namespace: gone with the instance, as a runtime's layer is with
+    /// its container) is mounted; the image's directories are overlays over it. Empty, or
+    /// `read_only_root`: the image is bind-mounted read-only instead.
+    std::string layer_dir;
+    bool read_only_root = false; ///< securityContext.readOnlyRootFilesystem
 };
 
 /// File descriptors the child gets as 0/1/2; -1 = /dev/null. The caller keeps ownership.

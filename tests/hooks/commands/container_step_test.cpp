@@ -232,9 +232,9 @@ protected:
         err_path_ = (tmp_ / "err").string();
     }
 
-    /// The job pod as prepare_job builds it (build_job_pod), except that fs-init copies instead
-    /// of moving: kubesim's image roots are read-only, so `mv` out of them fails. Then the
-    /// runner's work tree (workspace, _temp with file-command files, event.json) is copied in.
+    /// The job pod as prepare_job builds it (build_job_pod: its fs-init moves the externals out
+    /// of the runner image, whose root is writable as on a real runtime). Then the runner's
+    /// work tree (workspace, _temp with file-command files, event.json) is copied in.
     void make_job_pod(const std::string& image) {
         kube::job_pod_options o;
         o.runner_pod_name = env_.runner_pod_name;
@@ -246,9 +246,6 @@ protected:
         ASSERT_TRUE(built) << built.error().what();
         kube::pod p = built->job_pod;
         ASSERT_EQ(p.spec.init_containers.size(), 1u);
-        p.spec.init_containers[0].command = {
-            "sh", "-c",
-            "cp -a /home/runner/externals/. /mnt/externals/ && mkdir -p /mnt/work/repo/repo"};
         auto created = client_->create_pod(p);
         ASSERT_TRUE(created) << created.error().what();
         job_pod_ = p.metadata.name;

@@ -53,5 +53,36 @@ spec:
               "ok\n");
 }
 
+// The upstream hook's fs-init moves the externals out of the runner image (its root must be
+// writable, as a runtime's copy-on-write layer is), and the image's externals belong to
+// runner:docker (1001:123) as in the real image.
+TEST_F(runner_image_test, the_image_is_writable_and_its_externals_belong_to_the_runner) {
+    create_pod(R"(apiVersion: v1
+kind: Pod
+metadata: {name: init}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: fs-init
+    image: ghcr.io/actions/actions-runner:2.321.0
+    command: ["sh", "-c", "stat -c '%u:%g %n' /home/runner/externals/podpipe && mkdir -p /mnt/e && mv /home/runner/externals/* /mnt/e/ && ls /mnt/e && ls /home/runner/externals | wc -l"]
+)");
+    EXPECT_EQ(wait_phase("init", "Succeeded"), "Succeeded")
+        << kubectl("logs init").output;
+    EXPECT_EQ(kubectl("logs init").output,
+              "1001:123 /home/runner/externals/podpipe\npodpipe\n0\n");
+    // The image itself is unchanged: the next pod finds its externals in place.
+    create_pod(R"(apiVersion: v1
+kind: Pod
+metadata: {name: again}
+spec:
+  restartPolicy: Never
+  containers:
+  - {name: c, image: ghcr.io/actions/actions-runner:2.321.0, command: ["ls", "/home/runner/externals"]}
+)");
+    EXPECT_EQ(wait_phase("again", "Succeeded"), "Succeeded");
+    EXPECT_EQ(kubectl("logs again").output, "podpipe\n");
+}
+
 } // namespace
 } // namespace podpipe::kubesim::testing
