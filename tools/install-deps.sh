@@ -11,6 +11,7 @@ packages=(
     nasm   # ISA-L's assembly, built static for the in-pod podpipe (build-static-isal.sh)
     # real tools the interop tests and benchmarks talk to
     tar gzip busybox-static pigz xz-utils time iproute2 util-linux procps
+    python3-kubernetes  # a third client for kubesim's conformance tests, beside kubectl and client-node
 )
 
 missing=()
