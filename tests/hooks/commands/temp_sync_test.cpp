@@ -439,7 +439,7 @@ TEST(temp_manifest, structurally_bad_content_is_rejected_even_with_a_valid_check
 
 TEST(temp_manifest, fuzz_seeds_from_an_independent_encoder_parse_as_written) {
     // fuzz/.../corpus was written by a separate Python encoder of the documented format.
-    const fs::path dir = fs::path(PODPIPE_SOURCE_DIR) / "fuzz/hooks/commands/temp_manifest/corpus";
+    const fs::path dir = fs::path(PODPIPE_SOURCE_DIR) / "fuzz/engine/io/corpus";
     auto typical = parse_manifest(read_file(dir / "typical.manifest"));
     ASSERT_TRUE(typical.has_value()) << typical.error().what();
     EXPECT_EQ(keys_of(*typical),
