@@ -22,6 +22,8 @@ namespace podpipe::io {
 /// The parser's way in: records arrive already in order and validated.
 struct snapshot_access {
     static void append(tree_snapshot& s, const snapshot_entry& e) { s.append(e); }
+    static void sort_unique(tree_snapshot& s) { s.sort_unique(); }
+    static void shrink(tree_snapshot& s) { s.shrink(); }
 };
 
 namespace {
@@ -60,6 +62,43 @@ std::string_view parent_of(std::string_view p) {
 std::int64_t mtime_ns_of(std::int64_t sec, std::uint32_t nsec) {
     return static_cast<std::int64_t>(static_cast<std::uint64_t>(sec) * 1'000'000'000ULL +
                                      nsec);
+}
+
+/// Paths left out of a snapshot, with what lies below them.
+class leave_out_set {
+public:
+    explicit leave_out_set(std::span<const std::string> paths) {
+        for (const auto& k : paths)
+            if (auto n = normalize_entry_path(k); n && !n->empty())
+                paths_.push_back(std::move(*n));
+    }
+    bool covers(std::string_view path) const {
+        return std::any_of(paths_.begin(), paths_.end(), [&](const std::string& k) {
+            return path.starts_with(k) && (path.size() == k.size() || path[k.size()] == '/');
+        });
+    }
+
+private:
+    std::vector<std::string> paths_;
+};
+
+/// A walked entry as a snapshot keeps it; nullopt for kinds a snapshot does not hold and
+/// for what `leave_out` covers. The views point into `w`.
+std::optional<snapshot_entry> entry_of(const walked_entry& w, const leave_out_set& leave_out) {
+    if (w.kind != file_kind::regular && w.kind != file_kind::directory &&
+        w.kind != file_kind::symlink)
+        return std::nullopt;
+    if (leave_out.covers(w.path))
+        return std::nullopt;
+    snapshot_entry e;
+    e.path = w.path;
+    e.kind = w.kind;
+    e.mode = w.mode;
+    e.size = w.kind == file_kind::regular ? w.size : 0;
+    e.mtime_ns = mtime_ns_of(w.mtime_sec, w.mtime_nsec);
+    e.ino = w.ino;
+    e.link_target = w.kind == file_kind::symlink ? std::string_view(w.link_target) : "";
+    return e;
 }
 
 // ---------------------------------------------------------------- saved form
@@ -187,37 +226,16 @@ void tree_snapshot::sort_unique() {
 
 tree_snapshot tree_snapshot::from_walk(std::span<const walked_entry> entries,
                                        std::span<const std::string> leave_out) {
-    std::vector<std::string> skipped;
-    for (const auto& k : leave_out)
-        if (auto n = normalize_entry_path(k); n && !n->empty())
-            skipped.push_back(std::move(*n));
-    const auto is_skipped = [&](std::string_view path) {
-        return std::any_of(skipped.begin(), skipped.end(), [&](const std::string& k) {
-            return path.starts_with(k) && (path.size() == k.size() || path[k.size()] == '/');
-        });
-    };
+    const leave_out_set skip(leave_out);
     tree_snapshot s;
     std::size_t names = 0;
     for (const walked_entry& w : entries)
         names += w.path.size() + w.link_target.size();
     s.records_.reserve(entries.size());
     s.names_.reserve(names);
-    for (const walked_entry& w : entries) {
-        if (w.kind != file_kind::regular && w.kind != file_kind::directory &&
-            w.kind != file_kind::symlink)
-            continue;
-        if (!skipped.empty() && is_skipped(w.path))
-            continue;
-        snapshot_entry e;
-        e.path = w.path;
-        e.kind = w.kind;
-        e.mode = w.mode;
-        e.size = w.kind == file_kind::regular ? w.size : 0;
-        e.mtime_ns = mtime_ns_of(w.mtime_sec, w.mtime_nsec);
-        e.ino = w.ino;
-        e.link_target = w.kind == file_kind::symlink ? std::string_view(w.link_target) : "";
-        s.append(e);
-    }
+    for (const walked_entry& w : entries)
+        if (const auto e = entry_of(w, skip))
+            s.append(*e);
     s.sort_unique();
     return s;
 }
@@ -336,17 +354,28 @@ tree_delta diff_snapshots(const tree_snapshot& before, const tree_snapshot& now)
 result<tree_snapshot> snapshot_tree(const std::string& root,
                                     std::span<const std::string> leave_out,
                                     std::stop_token stop, std::string* error_detail) {
-    auto walked = walk_tree(root, {}, std::move(stop), error_detail);
-    if (!walked)
-        return fail(walked.error());
+    // Straight into the snapshot: the walk's entries are not kept on the way.
+    const leave_out_set skip(leave_out);
+    tree_snapshot s;
+    auto problems = walk_tree_visit(
+        root, {},
+        [&](const walked_entry& w) {
+            if (const auto e = entry_of(w, skip))
+                snapshot_access::append(s, *e);
+        },
+        std::move(stop), error_detail);
+    if (!problems)
+        return fail(problems.error());
     // The walker's problems name what it could not list, stat or read; only a directory
     // that vanished before it was listed is not one (dir_walker's "vanished before" line).
-    for (const std::string& p : walked->problems)
+    for (const std::string& p : *problems)
         if (p.find("vanished before") == std::string::npos) {
             set_detail(error_detail, "in " + root + ": " + p);
             return fail(errc::io_failed);
         }
-    return tree_snapshot::from_walk(walked->entries, leave_out);
+    snapshot_access::sort_unique(s);
+    snapshot_access::shrink(s); // the walk's count was not known ahead: growth over-allocated
+    return s;
 }
 
 // ---------------------------------------------------------------- saved form

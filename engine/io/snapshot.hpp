@@ -118,6 +118,11 @@ private:
     void append(const snapshot_entry& e);
     /// Sorts the records by path; repeated paths keep the last appended.
     void sort_unique();
+    /// Gives back what growing by appends over-allocated.
+    void shrink() {
+        records_.shrink_to_fit();
+        names_.shrink_to_fit();
+    }
 
     std::vector<record> records_;
     std::string names_;
