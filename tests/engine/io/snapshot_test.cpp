@@ -12,6 +12,7 @@
 #include <fstream>
 #include <sstream>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
@@ -186,16 +187,42 @@ TEST(snapshot_tree, missing_root_is_an_error_naming_it) {
 }
 
 TEST(snapshot_tree, an_unlistable_directory_is_an_error_not_a_deletion) {
-    if (::geteuid() == 0)
-        GTEST_SKIP() << "root lists a directory of mode 0000";
     temp_dir t;
     write_file(t / "temp/locked/f", "x");
+    write_file(t / "temp/open/g", "y");
+    // Root lists a directory of mode 0000: as root, the walk runs in a child that drops to
+    // nobody first (the tree is made readable for it, all but `locked`).
+    ::chmod(t.path().c_str(), 0755);
+    ::chmod((t / "temp").c_str(), 0755);
+    ::chmod((t / "temp/open").c_str(), 0755);
+    ::chmod((t / "temp/open/g").c_str(), 0644);
     ::chmod((t / "temp/locked").c_str(), 0);
+    const auto walk = [&](std::string& detail) {
+        auto s = snapshot_tree((t / "temp").string(), {}, {}, &detail);
+        return !s.has_value() && s.error() == make_error_code(errc::io_failed) &&
+               detail.find("locked") != std::string::npos;
+    };
+    bool refused = false;
     std::string detail;
-    auto s = snapshot_tree((t / "temp").string(), {}, {}, &detail);
+    if (::geteuid() != 0) {
+        refused = walk(detail);
+    } else {
+        const pid_t pid = ::fork();
+        ASSERT_GE(pid, 0);
+        if (pid == 0) {
+            std::string d;
+            const bool ok = ::setgid(65534) == 0 && ::setuid(65534) == 0 && walk(d);
+            ::_exit(ok ? 0 : 1);
+        }
+        int status = 0;
+        ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+        refused = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+        detail = "(in a child as nobody) exit status " + std::to_string(status);
+    }
     ::chmod((t / "temp/locked").c_str(), 0700);
-    ASSERT_FALSE(s.has_value());
-    EXPECT_NE(detail.find("locked"), std::string::npos) << detail;
+    EXPECT_TRUE(refused) << detail;
+    // And readable again, the same tree is a snapshot.
+    EXPECT_EQ(keys_of(snap_ok(t / "temp")), (strings{"locked", "locked/f", "open", "open/g"}));
 }
 
 // ---------------------------------------------------------------- the type
