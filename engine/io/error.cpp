@@ -23,6 +23,8 @@ public:
             return "malformed entry";
         case errc::cancelled:
             return "cancelled";
+        case errc::bad_snapshot:
+            return "unusable tree snapshot";
         }
         return "unknown io error";
     }
@@ -32,6 +34,7 @@ public:
         case errc::unsafe_path:
             return make_error_condition(condition::unsafe_path);
         case errc::bad_entry:
+        case errc::bad_snapshot:
             return make_error_condition(condition::bad_input);
         case errc::io_failed:
         case errc::root_not_found:

@@ -17,6 +17,7 @@ enum class errc {
     not_a_directory,  ///< the tree root is not a directory -> fatal
     bad_entry,        ///< entry is malformed (NUL in a name, content size mismatch, ...) -> bad_input
     cancelled,        ///< the stop_token was triggered -> fatal
+    bad_snapshot,     ///< a saved tree snapshot is corrupt, truncated or foreign -> bad_input
 };
 
 const std::error_category& io_category() noexcept;

@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstring>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <utility>
@@ -766,8 +767,11 @@ result<read_stats> read_tree(const std::string& root, const read_options& opt,
     return rd.run(error_detail);
 }
 
-result<walk_result> walk_tree(const std::string& root, const walk_options& opt,
-                              std::stop_token stop, std::string* error_detail) {
+result<std::vector<std::string>> walk_tree_visit(const std::string& root,
+                                                 const walk_options& opt,
+                                                 const std::function<void(walked_entry&)>& visit,
+                                                 std::stop_token stop,
+                                                 std::string* error_detail) {
     unique_fd root_fd(::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (!root_fd) {
         const int e = errno;
@@ -785,7 +789,8 @@ result<walk_result> walk_tree(const std::string& root, const walk_options& opt,
     w.selection = opt.selection;
     w.use_io_uring = opt.use_io_uring;
     detail::dir_walker walker(root_fd.get(), w);
-    walk_result out;
+    std::vector<std::string> problems;
+    std::vector<walked_entry> one; // add_to_snapshot's output, one entry at a time
     // Depth-first in archive order, as read_tree: a directory's listing is taken right after
     // its entry, which is what the walker lists ahead for.
     std::vector<std::pair<std::string, std::unique_ptr<detail::listing>>> stack;
@@ -801,7 +806,7 @@ result<walk_result> walk_tree(const std::string& root, const walk_options& opt,
                 return fail(make_error_code(errc::cancelled));
             }
             for (const std::string& p : l->warnings)
-                out.problems.push_back(p);
+                problems.push_back(p);
         }
         if (next_child.back() == l->children.size()) {
             stack.pop_back();
@@ -810,12 +815,28 @@ result<walk_result> walk_tree(const std::string& root, const walk_options& opt,
         }
         const detail::child& c = l->children[next_child.back()++];
         std::string path = dir.empty() ? c.name : dir + "/" + c.name;
-        add_to_snapshot(path, c, out.entries);
+        add_to_snapshot(path, c, one);
+        if (!one.empty()) {
+            visit(one.back());
+            one.clear();
+        }
         if (c.kind == file_kind::directory && walker.lists(path)) {
             stack.emplace_back(std::move(path), nullptr); // dir and l are invalid from here
             next_child.push_back(0);
         }
     }
+    return problems;
+}
+
+result<walk_result> walk_tree(const std::string& root, const walk_options& opt,
+                              std::stop_token stop, std::string* error_detail) {
+    walk_result out;
+    auto problems = walk_tree_visit(
+        root, opt, [&out](walked_entry& e) { out.entries.push_back(std::move(e)); },
+        std::move(stop), error_detail);
+    if (!problems)
+        return fail(problems.error());
+    out.problems = std::move(*problems);
     return out;
 }
 

@@ -35,6 +35,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <stop_token>
@@ -127,5 +128,13 @@ struct walk_result {
 /// (parallel getdents64 + statx). Errors as read_tree's for the root; cancelled on stop.
 result<walk_result> walk_tree(const std::string& root, const walk_options& opt,
                               std::stop_token stop = {}, std::string* error_detail = nullptr);
+
+/// walk_tree without keeping the entries: `visit` gets each one in archive order (it may move
+/// from it) on the calling thread. Returns the problems (as walk_result::problems).
+result<std::vector<std::string>> walk_tree_visit(const std::string& root,
+                                                 const walk_options& opt,
+                                                 const std::function<void(walked_entry&)>& visit,
+                                                 std::stop_token stop = {},
+                                                 std::string* error_detail = nullptr);
 
 } // namespace podpipe::io

@@ -4,9 +4,9 @@
 #include "engine/common/unique_fd.hpp"
 #include "engine/io/error.hpp"
 #include "engine/io/paths.hpp"
+#include "engine/io/remove.hpp"
 #include "engine/io/ring.hpp"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <linux/magic.h>
 #include <linux/openat2.h>
@@ -468,49 +468,13 @@ struct tree_writer::impl {
 
     // ---- deletions -------------------------------------------------------------------------
 
-    // Empties the directory `dir` (an fd it owns) recursively: names only, symlinks never
-    // followed; a directory without write permission gets 0700 first.
-    result<void> empty_directory(unique_fd dir, const std::string& path) {
-        const int list_fd = ::fcntl(dir.get(), F_DUPFD_CLOEXEC, 0);
-        DIR* d = list_fd < 0 ? nullptr : ::fdopendir(list_fd);
-        if (d == nullptr) {
-            const int e = errno;
-            if (list_fd >= 0)
-                ::close(list_fd);
-            return io_error("list directory to delete", path, e);
-        }
-        std::vector<std::string> names;
-        while (const struct dirent* ent = ::readdir(d)) {
-            const std::string_view n = ent->d_name;
-            if (n != "." && n != "..")
-                names.emplace_back(n);
-        }
-        ::closedir(d);
-        for (const std::string& n : names)
-            PODPIPE_TRY(delete_at(dir, n, path + "/" + n));
-        return {};
-    }
-
-    // Deletes parent/leaf: a file or symlink is unlinked, a directory emptied then removed.
+    // Deletes parent/leaf: a file or symlink is unlinked, a directory emptied then removed
+    // (io::detail::remove_at, the code remove_tree uses).
     result<void> delete_at(const unique_fd& parent, const std::string& leaf,
                            const std::string& path) {
-        if (::unlinkat(parent.get(), leaf.c_str(), 0) == 0 || errno == ENOENT)
-            return {};
-        if (errno == EACCES && ::fchmod(parent.get(), 0700) == 0 &&
-            (::unlinkat(parent.get(), leaf.c_str(), 0) == 0 || errno == ENOENT))
-            return {};
-        if (errno != EISDIR && errno != EPERM)
-            return io_error("delete", path, errno);
-        unique_fd sub(::openat(parent.get(), leaf.c_str(),
-                               O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-        if (!sub)
-            return io_error("open directory to delete", path, errno);
-        struct stat st {};
-        if (::fstat(sub.get(), &st) == 0 && (st.st_mode & 0700) != 0700)
-            ::fchmod(sub.get(), 0700);
-        PODPIPE_TRY(empty_directory(std::move(sub), path));
-        if (::unlinkat(parent.get(), leaf.c_str(), AT_REMOVEDIR) != 0 && errno != ENOENT)
-            return io_error("delete directory", path, errno);
+        std::string why;
+        if (auto r = detail::remove_at(parent.get(), leaf, path, &why); !r)
+            return failure(errc::io_failed, std::move(why));
         return {};
     }
 

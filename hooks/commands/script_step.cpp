@@ -1,5 +1,6 @@
 #include "hooks/commands/script_step.hpp"
 
+#include "engine/io/remove.hpp"
 #include "hooks/commands/exec_step.hpp"
 #include "hooks/commands/file_commands.hpp"
 #include "hooks/commands/prepare_job.hpp"
@@ -39,17 +40,17 @@ result<temp_plan, hook_error> plan_temp_sync(hook_session& s, const std::string&
         return fail(work.error());
     temp_plan plan;
     plan.work = *work;
-    auto now = scan_tree(*work + "/_temp", {"_runner_hook_responses"});
+    auto now = scan_temp(*work + "/_temp");
     if (!now)
         return fail(now.error());
     plan.now = std::move(*now);
-    auto pod_has = load_manifest(temp_manifest_path(*work, job_pod));
+    auto pod_has = load_temp_record(temp_manifest_path(*work, job_pod));
     if (!pod_has) {
         s.log.warning("the record of what the job pod's _temp holds is unusable (" +
                       pod_has.error().what() + "): sending all of _temp");
-        pod_has = temp_snapshot{};
+        pod_has = io::tree_snapshot{};
     }
-    plan.delta = diff_snapshots(*pod_has, plan.now);
+    plan.delta = io::diff_snapshots(*pod_has, plan.now);
     // Deletions (and kind changes) happen in the pod before anything new lands there.
     plan.gone = plan.delta.replaced;
     plan.gone.insert(plan.gone.end(), plan.delta.removed.begin(), plan.delta.removed.end());
@@ -100,7 +101,7 @@ result<void, hook_error> remove_in_pod(hook_session& s, const std::string& job_p
 result<void, hook_error> apply_temp_sync(hook_session& s, const std::string& job_pod,
                                          temp_plan& plan, const std::string& transient) {
     const std::string temp = plan.work + "/_temp";
-    const temp_delta& delta = plan.delta;
+    const io::tree_delta& delta = plan.delta;
     if (delta.empty()) {
         s.log.debug("_temp: nothing new since the job pod last saw it");
     } else {
@@ -131,7 +132,7 @@ result<void, hook_error> apply_temp_sync(hook_session& s, const std::string& job
     // The pod now holds what was scanned, minus `transient` (the step script deletes itself).
     if (!transient.empty())
         plan.now.erase(transient);
-    if (auto saved = save_manifest(temp_manifest_path(plan.work, job_pod), plan.now); !saved)
+    if (auto saved = save_temp_record(temp_manifest_path(plan.work, job_pod), plan.now); !saved)
         s.log.warning("could not record what the job pod's _temp holds (the next step sends all "
                       "of it): " + saved.error().what());
     return {};
@@ -148,10 +149,10 @@ result<void, hook_error> record_temp(hook_session& s, const std::string& job_pod
     auto work = s.env.work_root();
     if (!work)
         return fail(work.error());
-    auto now = scan_tree(*work + "/_temp", {"_runner_hook_responses"});
+    auto now = scan_temp(*work + "/_temp");
     if (!now)
         return fail(now.error());
-    return save_manifest(temp_manifest_path(*work, job_pod), *now);
+    return save_temp_record(temp_manifest_path(*work, job_pod), *now);
 }
 
 result<void, hook_error> copy_file_commands_back(hook_session& s, const std::string& job_pod) {
@@ -175,8 +176,8 @@ result<void, hook_error> copy_file_commands_back(hook_session& s, const std::str
         hook_session& s;
         std::string path;
         ~remove_on_exit() {
-            if (const std::string left = remove_stage(path); !left.empty())
-                s.log.warning(left);
+            if (std::string why; !io::remove_tree(path, &why))
+                s.log.warning("could not remove " + path + ": " + why);
         }
     } cleanup{s, stage};
     auto copied = grouped_copy(s, "Copying the file commands back", from + " -> runner",

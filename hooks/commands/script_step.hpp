@@ -24,12 +24,13 @@ result<int, hook_error> run_script_step(hook_session& s, const job_state& state,
 
 /// The incremental sync of the runner's _temp into the job pod's /__w/_temp: only what
 /// changed since the pod last saw it is sent. The record of what the pod holds is a manifest
-/// file under W/.podpipe-hook/<job pod>/ (temp_sync.hpp), written after every transfer;
+/// file under W/.podpipe-hook/<job pod>/ (an io::tree_snapshot saved), written after every
+/// transfer;
 /// without a usable one everything is sent. Files deleted on the runner are deleted in the pod.
 struct temp_plan {
     std::string work;               ///< W
-    temp_snapshot now;              ///< the runner's _temp as scanned
-    temp_delta delta;               ///< against what the pod holds
+    io::tree_snapshot now;          ///< the runner's _temp as scanned
+    io::tree_delta delta;           ///< against what the pod holds
     std::vector<std::string> gone;  ///< delta.replaced + delta.removed: deleted in the pod first
 };
 result<temp_plan, hook_error> plan_temp_sync(hook_session& s, const std::string& job_pod);

@@ -2,6 +2,7 @@
 
 #include "hooks/commands/prepare_job.hpp"
 
+#include "engine/io/snapshot.hpp"
 #include "engine/io/tree_reader.hpp"
 #include "engine/pipeline/copy_tree.hpp"
 #include "hooks/commands/cleanup_job.hpp"
@@ -241,29 +242,30 @@ void check_file_commands_on_claim(hook_session& s) {
 std::string tree_marker(const std::string& dir) {
     if (!is_directory(dir))
         return {};
-    // The engine's walk (io::walk_tree), hashed as the lines "path\0st_mode size mtime",
-    // sorted as strings (the order the marker always had, so existing markers stay valid).
+    // The engine's walk as a snapshot, hashed as the lines "path\0st_mode size mtime" in its
+    // path order: the lines and the order (a path sorts as its line does) the marker always
+    // had, so existing markers stay valid.
     auto walked = io::walk_tree(dir, {});
     if (!walked)
         return {};
-    std::vector<std::string> lines;
-    lines.reserve(walked->entries.size());
-    for (const io::walked_entry& e : walked->entries) {
-        if (e.path == externals_marker_name)
-            continue;
+    const std::string own[] = {externals_marker_name};
+    const io::tree_snapshot snap = io::tree_snapshot::from_walk(walked->entries, own);
+    fnv64 h;
+    for (const io::snapshot_entry e : snap) {
         const std::uint32_t type = e.kind == io::file_kind::directory ? S_IFDIR
                                    : e.kind == io::file_kind::symlink ? S_IFLNK
                                                                       : S_IFREG;
-        lines.push_back(e.path + '\0' + std::to_string(type | e.mode) + ' ' +
-                        std::to_string(e.size) + ' ' + std::to_string(e.mtime_sec) + '.' +
-                        std::to_string(e.mtime_nsec));
+        // st_mtim again (nanoseconds floor-divided: the seconds of a pre-1970 time are
+        // negative, its nanoseconds not).
+        const std::int64_t ns = e.mtime_ns;
+        const std::int64_t sec = ns / 1'000'000'000 - (ns % 1'000'000'000 < 0 ? 1 : 0);
+        const std::int64_t nsec = ns - sec * 1'000'000'000;
+        h.add(std::string(e.path) + '\0' + std::to_string(type | e.mode) + ' ' +
+              std::to_string(e.size) + ' ' + std::to_string(sec) + '.' + std::to_string(nsec));
     }
-    std::sort(lines.begin(), lines.end());
-    fnv64 h;
-    for (const auto& l : lines)
-        h.add(l);
     char buf[64];
-    std::snprintf(buf, sizeof buf, "v1 %zu %016llx", lines.size(), static_cast<unsigned long long>(h.h));
+    std::snprintf(buf, sizeof buf, "v1 %zu %016llx", snap.size(),
+                  static_cast<unsigned long long>(h.h));
     return buf;
 }
 
