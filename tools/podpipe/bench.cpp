@@ -155,15 +155,18 @@ public:
         remote::pod_copier copier(client_, std::move(*options), stop_);
         const double cpu0 = cpu_seconds();
         const auto t0 = clock_type::now();
-        const remote::copy_outcome o = direction == "to pod" ? copier.local_to_pod(tree_.string(), pod)
-                                                          : copier.pod_to_local(pod, local.string());
+        const remote::copy_result copied = direction == "to pod"
+                                               ? copier.local_to_pod(tree_.string(), pod)
+                                               : copier.pod_to_local(pod, local.string());
         c.seconds = seconds_since(t0);
         c.local_cpu_s = cpu_seconds() - cpu0;
-        c.ok = o.ok();
+        c.ok = copied.has_value();
         if (!c.ok) {
-            c.error = "exit " + std::to_string(o.exit_code) + ": " + o.error;
+            const remote::copy_error& e = copied.error();
+            c.error = "exit " + std::to_string(e.status) + ": " + e.message;
             return c;
         }
+        const remote::copy_report& o = *copied;
         const auto& s = o.stats;
         c.content_bytes = s.content_bytes;
         c.wire_bytes = s.wire_bytes;
@@ -345,8 +348,8 @@ int run_bench(const bench_flags& f) {
     remote::pod_copier prober(**client, std::move(*probe_options), stop.get_token());
     auto pod = prober.probe({loc->ns, loc->pod, loc->container, loc->path});
     if (!pod) {
-        std::fprintf(stderr, "podpipe: bench: %s\n", pod.error().c_str());
-        return stop.stop_requested() ? exit_interrupted : exit_failure;
+        std::fprintf(stderr, "podpipe: bench: %s\n", pod.error().message.c_str());
+        return pod.error().status;
     }
     const auto t_start = clock_type::now();
     bench_run run(f, **client, *pod, tree, scratch, stop.get_token());

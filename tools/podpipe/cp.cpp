@@ -28,11 +28,12 @@ int usage(const std::string& msg) {
 }
 
 // The summary line, and --stats-json with the pod side's report inside as "remote".
-int report(const cp_flags& f, const remote::copy_outcome& o) {
-    if (!o.ok()) {
-        print_error(o.error);
-        return o.exit_code;
+int report(const cp_flags& f, const remote::copy_result& copied) {
+    if (!copied) {
+        print_error(copied.error().message);
+        return copied.error().status;
     }
+    const remote::copy_report& o = *copied;
     std::fprintf(stderr, "podpipe: %s (%s)\n", summary_line(o.verb, o.stats).c_str(), o.where.c_str());
     if (o.stats.problems.count > 0) // allowed (--allow-incomplete), still said
         std::fprintf(stderr, "podpipe: cp: warning: %s\n",
@@ -135,23 +136,21 @@ int run_cp(const cp_flags& f) {
             continue;
         auto p = copier.probe(to_pod_dir(*loc));
         if (!p) {
-            print_error(p.error());
-            return stop.stop_requested() ? exit_interrupted : exit_failure;
+            print_error(p.error().message);
+            return p.error().status;
         }
         *end = *p;
     }
-    remote::copy_outcome outcome;
-    {
+    remote::copy_result copied = [&] {
         progress_printer printer(progress, f.progress,
                                  src_pod && dst_pod ? "relayed" : src_pod ? "received" : "sent");
         if (src_pod && dst_pod)
-            outcome = copier.pod_to_pod(*src_pod, *dst_pod);
-        else if (src_pod)
-            outcome = copier.pod_to_local(*src_pod, dst->path);
-        else
-            outcome = copier.local_to_pod(src->path, *dst_pod);
-    }
-    return report(f, outcome);
+            return copier.pod_to_pod(*src_pod, *dst_pod);
+        if (src_pod)
+            return copier.pod_to_local(*src_pod, dst->path);
+        return copier.local_to_pod(src->path, *dst_pod);
+    }();
+    return report(f, copied);
 }
 
 result<std::unique_ptr<kube::api_client>, std::string> connect_cluster(const cp_flags& f) {
