@@ -75,15 +75,17 @@ public:
         // head -c: ends by itself also where stdin cannot be half-closed (v4).
         std::vector<std::byte> zeros(256 << 10);
         const auto t_up = clock_type::now();
-        auto up = run({"sh", "-c", "head -c " + std::to_string(bytes) + " >/dev/null"}, [&](pipeline::byte_sink& in) {
-            for (std::uint64_t sent = 0; sent < bytes;) {
-                const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(zeros.size(), bytes - sent));
-                if (auto w = in.write(std::span(zeros).first(n)); !w)
-                    return false;
-                sent += n;
-            }
-            return static_cast<bool>(in.finish());
-        });
+        auto up = run({"sh", "-c", "head -c " + std::to_string(bytes) + " >/dev/null"},
+                      [&](pipeline::byte_sink& in) {
+                          for (std::uint64_t sent = 0; sent < bytes;) {
+                              const std::size_t n = static_cast<std::size_t>(
+                                  std::min<std::uint64_t>(zeros.size(), bytes - sent));
+                              if (auto w = in.write(std::span(zeros).first(n)); !w)
+                                  return false;
+                              sent += n;
+                          }
+                          return static_cast<bool>(in.finish());
+                      });
         if (!up)
             return fail("upload: " + up.error());
         out.upload_mbps = static_cast<double>(bytes) / 1e6 / seconds_since(t_up);
@@ -216,7 +218,8 @@ private:
 };
 
 void print_table(const std::vector<bench_cell>& cells) {
-    std::printf("\n| direction | pod side | level | chunk | threads | s | MB/s | wire MB | local CPU s | pod CPU s | pod RSS MiB |\n");
+    std::printf("\n| direction | pod side | level | chunk | threads | s | MB/s | wire MB "
+                "| local CPU s | pod CPU s | pod RSS MiB |\n");
     std::printf("|---|---|---|---|---|---:|---:|---:|---:|---:|---:|\n");
     for (const bench_cell& c : cells) {
         const std::string threads = c.threads == 0 ? "auto" : std::to_string(c.threads);
@@ -231,7 +234,8 @@ void print_table(const std::vector<bench_cell>& cells) {
                     size_label(c.chunk).c_str(), threads.c_str(), c.seconds, c.mbps(),
                     static_cast<double>(c.wire_bytes) / 1e6, c.local_cpu_s,
                     c.remote_cpu_s ? std::to_string(*c.remote_cpu_s).substr(0, 5).c_str() : "-",
-                    c.remote_rss_mib ? std::to_string(static_cast<int>(*c.remote_rss_mib)).c_str() : "-");
+                    c.remote_rss_mib ? std::to_string(static_cast<int>(*c.remote_rss_mib)).c_str()
+                                     : "-");
     }
 }
 
@@ -318,11 +322,13 @@ int run_bench(const bench_flags& f) {
     };
     auto progress = [&](const std::string& what) {
         if (!f.json || ::isatty(STDERR_FILENO))
-            std::fprintf(stderr, "podpipe: bench [%5.1f s]: %s\n", seconds_since(t_start), what.c_str());
+            std::fprintf(stderr, "podpipe: bench [%5.1f s]: %s\n", seconds_since(t_start),
+                         what.c_str());
     };
-    progress("pod " + pod->name() + ": " +
-             (pod->has_binary ? "in-pod " + f.connection.pod_binary : std::string("no in-pod podpipe")) +
-             ", exec " + pod->protocol);
+    progress(
+        "pod " + pod->name() + ": " +
+        (pod->has_binary ? "in-pod " + f.connection.pod_binary : std::string("no in-pod podpipe")) +
+        ", exec " + pod->protocol);
 
     auto exec = run.measure_exec(32u << 20);
     if (stop.stop_requested())
@@ -337,6 +343,13 @@ int run_bench(const bench_flags& f) {
 
     std::vector<bench_cell> cells;
     cells.reserve(32);
+    auto record = [&](bench_cell c) { // said as it ends, kept for the table
+        progress(
+            c.direction + ", pod side " + c.pod_side + ", level " + c.level + ", chunk " +
+            size_label(c.chunk) + ": " +
+            (c.ok ? std::to_string(c.mbps()).substr(0, 6) + " MB/s" : "failed (" + c.error + ")"));
+        cells.push_back(std::move(c));
+    };
     auto within_budget = [&] {
         return seconds_since(t_start) < *budget && !stop.stop_requested();
     };
@@ -344,11 +357,7 @@ int run_bench(const bench_flags& f) {
                    unsigned threads) {
         if (!within_budget())
             return;
-        bench_cell c = run.transfer(dir, binary, level, chunk, threads);
-        progress(c.direction + ", pod side " + c.pod_side + ", level " + c.level + ", chunk " +
-                 size_label(c.chunk) + ": " +
-                 (c.ok ? std::to_string(c.mbps()).substr(0, 6) + " MB/s" : "failed (" + c.error + ")"));
-        cells.push_back(std::move(c));
+        record(run.transfer(dir, binary, level, chunk, threads));
     };
     auto best = [&](const std::string& dir, const std::string& side) -> const bench_cell* {
         const bench_cell* b = nullptr;
@@ -365,11 +374,7 @@ int run_bench(const bench_flags& f) {
     auto always = [&](auto&&... args) {
         if (stop.stop_requested())
             return;
-        bench_cell c = run.transfer(args...);
-        progress(c.direction + ", pod side " + c.pod_side + ", level " + c.level + ", chunk " +
-                 size_label(c.chunk) + ": " +
-                 (c.ok ? std::to_string(c.mbps()).substr(0, 6) + " MB/s" : "failed (" + c.error + ")"));
-        cells.push_back(std::move(c));
+        record(run.transfer(args...));
     };
     always(std::string("to pod"), binary, std::string("1"), std::size_t{1} << 20, 0u);
     if (binary)

@@ -34,7 +34,8 @@ int report(const cp_flags& f, const remote::copy_result& copied) {
         return copied.error().status;
     }
     const remote::copy_report& o = *copied;
-    std::fprintf(stderr, "podpipe: %s (%s)\n", summary_line(o.verb, o.stats).c_str(), o.where.c_str());
+    std::fprintf(stderr, "podpipe: %s (%s)\n", summary_line(o.verb, o.stats).c_str(),
+                 o.where.c_str());
     if (o.stats.problems.count > 0) // allowed (--allow-incomplete), still said
         std::fprintf(stderr, "podpipe: cp: warning: %s\n",
                      remote::problems_text(o.stats.problems).c_str());
@@ -121,7 +122,9 @@ int run_cp(const cp_flags& f) {
     pipeline::live_progress progress;
     opt->progress = &progress;
     if (f.verbose)
-        opt->on_info = [](const std::string& line) { std::fprintf(stderr, "podpipe: cp: %s\n", line.c_str()); };
+        opt->on_info = [](const std::string& line) {
+            std::fprintf(stderr, "podpipe: cp: %s\n", line.c_str());
+        };
     // A pod whose podpipe does not answer as this one expects: always said, the copy goes on.
     opt->on_warning = [](const std::string& line) {
         std::fprintf(stderr, "podpipe: cp: warning: %s\n", line.c_str());
