@@ -199,7 +199,7 @@ struct pod_copier::impl {
     }
 
     // Finds out whether the pod has our binary and which exec protocol it speaks, in one exec.
-    result<pod_end, std::string> probe(const pod_dir& loc) {
+    result<pod_end, copy_error> probe(const pod_dir& loc) {
         pod_end end;
         end.loc = loc;
         if (end.loc.ns.empty())
@@ -209,7 +209,7 @@ struct pod_copier::impl {
                                             : std::vector<std::string>{"true"};
         auto s = open(end, cmd, false);
         if (!s)
-            return fail("pod " + end.name() + ": " + s.error().what());
+            return open_failed(end, s.error());
         end.protocol = (*s)->protocol();
         end.half_close = (*s)->can_half_close_stdin();
         capture_sink out(protocol::max_message_bytes + 1);
@@ -223,14 +223,17 @@ struct pod_copier::impl {
                 // can run in this container (not running, gone). `true` tells which.
                 auto t = open(end, {"true"}, false);
                 if (!t)
-                    return fail("pod " + end.name() + ": " + t.error().what());
+                    return open_failed(end, t.error());
                 session_watch watch(stop_, {t->get()}, {});
                 auto tc = (*t)->wait();
                 if (!tc)
-                    return fail("pod " + end.name() + ": cannot run commands: " + tc.error().what());
+                    return failed(stopped_or(pipeline::exit_failure), "pod " + end.name() +
+                                                                      ": cannot run commands: " +
+                                      tc.error().what());
                 return end;
             }
-            return fail("pod " + end.name() + ": " + code.error().what());
+            return failed(stopped_or(pipeline::exit_failure),
+                          "pod " + end.name() + ": " + code.error().what());
         }
         if (look) {
             if (*code != 0) {
@@ -251,7 +254,8 @@ struct pod_copier::impl {
             }
         }
         else if (*code != 0)
-            return fail("pod " + end.name() + ": `true` exited with " + std::to_string(*code));
+            return failed(stopped_or(pipeline::exit_failure),
+                          "pod " + end.name() + ": `true` exited with " + std::to_string(*code));
         if (opt_.on_info)
             opt_.on_info("pod " + end.name() + ": " +
                          (end.has_binary ? "in-pod " + opt_.pod_binary
@@ -346,11 +350,11 @@ struct pod_copier::impl {
 
     // The exit code and message for a pod-side command that failed. `final_line`: what a
     // receiving podpipe printed on stdout (its failure line), used when stderr says nothing.
-    copy_outcome remote_failure(const pod_end& end, const char* what, int code,
+    failure<copy_error> remote_failure(const pod_end& end, const char* what, int code,
                                 const std::string& stderr_tail,
                                 std::string_view final_line = {}) {
-        std::string msg = "pod " + end.name() + ": " + what + " " + end.loc.path + " failed (exit " +
-                          std::to_string(code) + ")";
+        std::string msg = "pod " + end.name() + ": " + what + " " + end.loc.path +
+                          " failed (exit " + std::to_string(code) + ")";
         const std::string tail = trim(stderr_tail);
         std::optional<protocol::failure_report> told;
         if (end.has_failure_report && !final_line.empty())
@@ -367,22 +371,28 @@ struct pod_copier::impl {
                    (code == 137 ? " (SIGKILL: out of memory, or the pod was stopped)" : "");
         if (end.has_binary && (code == pipeline::exit_unsafe || code == pipeline::exit_bad_input ||
                                code == pipeline::exit_interrupted))
-            return failed(code, msg);
+            return failed(static_cast<pipeline::exit_status>(code), msg);
         return failed(pipeline::exit_failure, msg);
     }
 
     // A copy's exec that did not open. A stop (a signal) ends an opening too: that is an
     // interruption (exit 5), not a failure of the pod.
-    copy_outcome open_failed(const pod_end& end, const api_error& e) const {
-        return failed(stop_.stop_requested() ? pipeline::exit_interrupted : pipeline::exit_failure,
-                      "pod " + end.name() + ": " + e.what());
+    failure<copy_error> open_failed(const pod_end& end, const api_error& e) const {
+        return failed(stopped_or(pipeline::exit_failure), "pod " + end.name() + ": " + e.what());
     }
 
-    static copy_outcome failed(int code, std::string msg) {
-        copy_outcome o;
-        o.exit_code = code;
-        o.error = std::move(msg);
-        return o;
+    /// `status`, or exit_interrupted when the caller's stop ended the copy.
+    pipeline::exit_status stopped_or(pipeline::exit_status status) const {
+        return stop_.stop_requested() ? pipeline::exit_interrupted : status;
+    }
+
+    static failure<copy_error> failed(pipeline::exit_status status, std::string msg) {
+        return fail(copy_error{status, std::move(msg), {}});
+    }
+
+    /// The exit status of a transfer that failed here (send_tree, recv_tree).
+    static pipeline::exit_status status_of(const pipeline::transfer_error& e) {
+        return static_cast<pipeline::exit_status>(pipeline::exit_status_for(e));
     }
 
     /// The report of a receiving podpipe that exited 0: its last line on stdout.
@@ -401,24 +411,20 @@ struct pod_copier::impl {
 
     // A copy that went through. It fails after all when the sender could not send everything
     // as it is on its disk (the manifest covers only what was sent), unless allowed.
-    copy_outcome finish(const char* verb, std::string where, const pipeline::transfer_stats& s,
-                        std::optional<protocol::report> remote) const {
-        copy_outcome o;
-        o.verb = verb;
-        o.where = std::move(where);
-        o.stats = s;
-        o.remote = std::move(remote);
+    copy_result finish(const char* verb, std::string where, pipeline::transfer_stats s,
+                       std::optional<protocol::report> remote) const {
         if (s.problems.count > 0 && !opt_.allow_incomplete) {
-            o.exit_code = pipeline::exit_failure;
-            o.error = o.where + ": " + problems_text(s.problems) +
-                      "; the copy is not the source's tree (allow it with --allow-incomplete)";
+            std::string msg = where + ": " + problems_text(s.problems) +
+                              "; the copy is not the source's tree (allow it with "
+                              "--allow-incomplete)";
+            return fail(copy_error{pipeline::exit_failure, std::move(msg), std::move(s.problems)});
         }
-        return o;
+        return copy_report{verb, std::move(where), std::move(s), std::move(remote)};
     }
 
-    copy_outcome local_to_pod(const std::string& src, const pod_end& dst);
-    copy_outcome pod_to_local(const pod_end& src, const std::string& dst);
-    copy_outcome pod_to_pod(const pod_end& src, const pod_end& dst);
+    copy_result local_to_pod(const std::string& src, const pod_end& dst);
+    copy_result pod_to_local(const pod_end& src, const std::string& dst);
+    copy_result pod_to_pod(const pod_end& src, const pod_end& dst);
 
     pipeline::send_options send_options() const {
         pipeline::send_options o;
@@ -430,7 +436,9 @@ struct pod_copier::impl {
         return o;
     }
 
-    pipeline::live_progress& progress() { return opt_.progress != nullptr ? *opt_.progress : own_progress_; }
+    pipeline::live_progress& progress() {
+        return opt_.progress != nullptr ? *opt_.progress : own_progress_;
+    }
 
     copy_options opt_;
     api_client& client_;
@@ -438,7 +446,7 @@ struct pod_copier::impl {
     pipeline::live_progress own_progress_;
 };
 
-copy_outcome pod_copier::impl::local_to_pod(const std::string& src, const pod_end& dst) {
+copy_result pod_copier::impl::local_to_pod(const std::string& src, const pod_end& dst) {
     const bool verify = !!opt_.verify && dst.has_binary;
     if (!dst.half_close && !dst.has_binary) {
         return failed(pipeline::exit_failure, "pod " + dst.name() + " speaks only " + dst.protocol +
@@ -463,10 +471,7 @@ copy_outcome pod_copier::impl::local_to_pod(const std::string& src, const pod_en
     opt.deletions = opt_.deletions;
     if (acks)
         opt.acks = &reader.acks();
-    result<pipeline::transfer_stats, pipeline::transfer_error> sent = fail(std::make_error_code(std::errc::interrupted));
-    {
-        sent = pipeline::send_tree(src, s.stdin_sink(), opt, stop_);
-    }
+    auto sent = pipeline::send_tree(src, s.stdin_sink(), opt, stop_);
     watch.stream_done();
     if (!sent && !stop_.stop_requested() && !watch.stalled()) {
         // The pod may have ended first (its error is the real story): give it a moment to
@@ -485,25 +490,29 @@ copy_outcome pod_copier::impl::local_to_pod(const std::string& src, const pod_en
     if (!sent && code && !*code && (*code).error().is(errc::exec_failed)) {
         // The pod side ended with a failure status (e.g. the container stopped): that is the
         // story, not the broken pipe it caused here.
-        return failed(pipeline::exit_failure, "pod " + dst.name() + ": " + (*code).error().what() + "; " + dst.loc.path +
-                    " is incomplete");
+        return failed(pipeline::exit_failure, "pod " + dst.name() + ": " + (*code).error().what() +
+                                                  "; " + dst.loc.path + " is incomplete");
     }
     if (!sent) {
         if (stop_.stop_requested()) {
-            return failed(pipeline::exit_interrupted, "interrupted; " + dst.name() + ":" + dst.loc.path + " is incomplete");
+            return failed(pipeline::exit_interrupted,
+                          "interrupted; " + dst.name() + ":" + dst.loc.path + " is incomplete");
         }
         if (watch.stalled())
-            return failed(pipeline::exit_failure, stall_message(dst, "the copy into") +
-                                                      "; it is incomplete");
-        return failed(pipeline::exit_status_for(sent.error()), "sending " + src + " into pod " + dst.name() + " failed: " +
-                    sent.error().what() + "; " + dst.name() + ":" +
-                    dst.loc.path + " is incomplete");
+            return failed(pipeline::exit_failure,
+                          stall_message(dst, "the copy into") + "; it is incomplete");
+        return failed(status_of(sent.error()), "sending " + src + " into pod " + dst.name() +
+                                                   " failed: " + sent.error().what() + "; " +
+                                                   dst.name() + ":" + dst.loc.path +
+                                                   " is incomplete");
     }
     if (!*code) {
-        return failed(pipeline::exit_failure, "pod " + dst.name() + ": " + code->error().what() + "; the copy into " +
-                    dst.loc.path + " is not confirmed");
+        return failed(pipeline::exit_failure, "pod " + dst.name() + ": " + code->error().what() +
+                                                  "; the copy into " + dst.loc.path +
+                                                  " is not confirmed");
     }
-    sent->seconds = std::chrono::duration<double>(clock_type::now() - t0).count(); // until the pod confirmed
+    sent->seconds =
+        std::chrono::duration<double>(clock_type::now() - t0).count(); // until the pod confirmed
     std::optional<protocol::report> remote;
     if (dst.has_binary) {
         auto r = received_report(dst, report);
@@ -517,7 +526,7 @@ copy_outcome pod_copier::impl::local_to_pod(const std::string& src, const pod_en
                   std::move(remote));
 }
 
-copy_outcome pod_copier::impl::pod_to_local(const pod_end& src, const std::string& dst) {
+copy_result pod_copier::impl::pod_to_local(const pod_end& src, const std::string& dst) {
     // With auto, the pod's sender measures the link with our acknowledgements (written to its
     // stdin as we read), as local_to_pod does with the pod's.
     const bool acks = src.has_send_acks && opt_.level == pipeline::auto_level;
@@ -533,11 +542,12 @@ copy_outcome pod_copier::impl::pod_to_local(const pod_end& src, const std::strin
     opt.require_manifest = src.has_binary && !!opt_.verify;
     opt.excludes = opt_.excludes;
     opt.progress = &progress();
-    result<pipeline::transfer_stats, pipeline::transfer_error> got = fail(std::make_error_code(std::errc::interrupted));
+    result<pipeline::transfer_stats, pipeline::transfer_error> got =
+        fail(std::make_error_code(std::errc::interrupted));
     {
         pipeline::acking_source acking(s.stdout_source(), s.stdin_sink());
-        pipeline::byte_source& in = acks ? static_cast<pipeline::byte_source&>(acking)
-                                         : s.stdout_source();
+        pipeline::byte_source& in =
+            acks ? static_cast<pipeline::byte_source&>(acking) : s.stdout_source();
         got = pipeline::recv_tree(in, dst, opt, stop_);
     }
     watch.stream_done();
@@ -554,17 +564,18 @@ copy_outcome pod_copier::impl::pod_to_local(const pod_end& src, const std::strin
         if (watch.stalled())
             return failed(pipeline::exit_failure, stall_message(src, "the copy out of") + "; " +
                                                       dst + " is incomplete");
-        return failed(pipeline::exit_status_for(got.error()), "receiving from pod " + src.name() + ":" + src.loc.path + " into " + dst +
-                    " failed: " + got.error().what() + "; " + dst + " is incomplete");
+        return failed(status_of(got.error()),
+                      "receiving from pod " + src.name() + ":" + src.loc.path + " into " + dst +
+                          " failed: " + got.error().what() + "; " + dst + " is incomplete");
     }
     if (!code) {
-        return failed(pipeline::exit_failure, "pod " + src.name() + ": " + code.error().what() + "; " + dst +
-                    " may be incomplete");
+        return failed(pipeline::exit_failure, "pod " + src.name() + ": " + code.error().what() +
+                                                  "; " + dst + " may be incomplete");
     }
     return finish("copied", src.name() + ":" + src.loc.path + " -> " + dst, *got, std::nullopt);
 }
 
-copy_outcome pod_copier::impl::pod_to_pod(const pod_end& src, const pod_end& dst) {
+copy_result pod_copier::impl::pod_to_pod(const pod_end& src, const pod_end& dst) {
     // The receiver needs an end it can see: EOF (v5 half-close), or the end member that only
     // `podpipe send` writes.
     if (!dst.half_close && !(dst.has_binary && src.has_binary)) {
@@ -572,8 +583,9 @@ copy_outcome pod_copier::impl::pod_to_pod(const pod_end& src, const pod_end& dst
                     " (no stdin half-close): streaming into it needs podpipe in both pods");
     }
     if (!opt_.excludes.empty() && !src.has_binary && !dst.has_binary) {
-        return failed(pipeline::exit_usage, "--exclude between two pods without podpipe: neither side can filter "
-                    "(busybox tar has no --exclude); copy through a local directory instead");
+        return failed(pipeline::exit_usage,
+                      "--exclude between two pods without podpipe: neither side can filter "
+                      "(busybox tar has no --exclude); copy through a local directory instead");
     }
     const bool verify = !!opt_.verify && src.has_binary && dst.has_binary;
     // With auto, the source pod's sender measures the link with the destination pod's
@@ -630,7 +642,8 @@ copy_outcome pod_copier::impl::pod_to_pod(const pod_end& src, const pod_end& dst
             }
             if (*n == 0) {
                 if (auto fin = relay.finish(); !fin)
-                    relay_error = "closing the stream into " + dst.name() + ": " + fin.error().message();
+                    relay_error =
+                        "closing the stream into " + dst.name() + ": " + fin.error().message();
                 break;
             }
             if (auto w = relay.write(std::span(buf).first(*n)); !w) {
@@ -662,14 +675,16 @@ copy_outcome pod_copier::impl::pod_to_pod(const pod_end& src, const pod_end& dst
         return remote_failure(dst, dst.has_binary ? "podpipe recv into" : "tar extraction into",
                               **dst_code, out.stderr_tail(), report);
     if (!relay_error.empty()) {
-        return failed(stop_.stop_requested() ? pipeline::exit_interrupted : pipeline::exit_failure, relay_error + "; " + dst.name() + ":" + dst.loc.path + " is incomplete");
+        return failed(stopped_or(pipeline::exit_failure),
+                      relay_error + "; " + dst.name() + ":" + dst.loc.path + " is incomplete");
     }
     if (!src_code) {
         return failed(pipeline::exit_failure, "pod " + src.name() + ": " + src_code.error().what());
     }
     if (!*dst_code) {
-        return failed(pipeline::exit_failure, "pod " + dst.name() + ": " + (*dst_code).error().what() + "; the copy into " +
-                    dst.loc.path + " is not confirmed");
+        return failed(pipeline::exit_failure, "pod " + dst.name() + ": " +
+                                                  (*dst_code).error().what() + "; the copy into " +
+                                                  dst.loc.path + " is not confirmed");
     }
     pipeline::transfer_stats s;
     std::optional<protocol::report> remote;
@@ -702,17 +717,17 @@ pod_copier::pod_copier(api_client& client, copy_options opt, std::stop_token sto
 
 pod_copier::~pod_copier() = default;
 
-result<pod_end, std::string> pod_copier::probe(const pod_dir& where) { return impl_->probe(where); }
+result<pod_end, copy_error> pod_copier::probe(const pod_dir& where) { return impl_->probe(where); }
 
-copy_outcome pod_copier::local_to_pod(const std::string& src, const pod_end& dst) {
+copy_result pod_copier::local_to_pod(const std::string& src, const pod_end& dst) {
     return impl_->local_to_pod(src, dst);
 }
 
-copy_outcome pod_copier::pod_to_local(const pod_end& src, const std::string& dst) {
+copy_result pod_copier::pod_to_local(const pod_end& src, const std::string& dst) {
     return impl_->pod_to_local(src, dst);
 }
 
-copy_outcome pod_copier::pod_to_pod(const pod_end& src, const pod_end& dst) {
+copy_result pod_copier::pod_to_pod(const pod_end& src, const pod_end& dst) {
     return impl_->pod_to_pod(src, dst);
 }
 

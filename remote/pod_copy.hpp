@@ -4,6 +4,7 @@
 #pragma once
 
 #include "engine/common/result.hpp"
+#include "engine/pipeline/errors.hpp"
 #include "engine/pipeline/stats.hpp"
 #include "remote/protocol.hpp"
 
@@ -80,17 +81,32 @@ struct copy_options {
     std::function<void(const std::string&)> on_warning;
 };
 
-struct copy_outcome {
-    int exit_code = 0;         ///< pipeline::exit_status
-    std::string error;         ///< names the pod, the path and the pod-side stderr; empty on success
-    const char* verb = "copied";
-    std::string where;         ///< "SRC -> DST"
+/// A copy that went through.
+struct copy_report {
+    const char* verb = "copied"; ///< "copied", or "relayed" (pod to pod)
+    std::string where;           ///< "SRC -> DST"
     pipeline::transfer_stats stats; ///< seconds: until the receiver confirmed
     /// The receiving pod's report, when it ran `podpipe recv --report`.
     std::optional<protocol::report> remote;
-
-    bool ok() const { return exit_code == 0; }
 };
+
+/// A probe or copy that failed: what a caller prints, the exit status it returns, and what it
+/// needs to decide whether a second attempt could help.
+struct copy_error {
+    pipeline::exit_status status = pipeline::exit_failure;
+    /// One line (and the sender's problem lines below it) naming the pod, the path and the
+    /// pod-side stderr, or the local side's reason.
+    std::string message;
+    /// Entries the sender could not send as they are on its disk, when that is why the copy
+    /// failed (copy_options::allow_incomplete unset); count 0 otherwise. Reading them again
+    /// would not help.
+    tar::sender_problems problems;
+
+    const std::string& what() const { return message; }
+};
+
+/// What every pod_copier copy returns.
+using copy_result = result<copy_report, copy_error>;
 
 /// "N entries were not copied as they are on the sender's disk" and the sender's lines, one
 /// per line below it: for errors and warnings about a copy with problems.
@@ -107,11 +123,12 @@ public:
     /// pod runs podpipe and what it can do, which exec protocol it speaks, whether commands can
     /// run at all. A binary that does not answer a hello of this protocol is not used (the
     /// pod's tar is), with a warning that says why.
-    result<pod_end, std::string> probe(const pod_dir& where);
+    /// A failure is exit_interrupted when the copier's stop ended it, else exit_failure.
+    result<pod_end, copy_error> probe(const pod_dir& where);
 
-    copy_outcome local_to_pod(const std::string& src, const pod_end& dst);
-    copy_outcome pod_to_local(const pod_end& src, const std::string& dst);
-    copy_outcome pod_to_pod(const pod_end& src, const pod_end& dst);
+    copy_result local_to_pod(const std::string& src, const pod_end& dst);
+    copy_result pod_to_local(const pod_end& src, const std::string& dst);
+    copy_result pod_to_pod(const pod_end& src, const pod_end& dst);
 
 private:
     struct impl;

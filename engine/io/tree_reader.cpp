@@ -165,9 +165,7 @@ private:
     // A warning about an entry that is not sent as it is on disk (read_stats::problems).
     void problem(const std::string& line) {
         warn(line);
-        ++stats_.problems;
-        if (stats_.problem_lines.size() < read_stats::max_problem_lines)
-            stats_.problem_lines.push_back(line);
+        stats_.problems.add(line);
     }
 
     result<void> emit_entry(const file_entry& e) {

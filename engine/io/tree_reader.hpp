@@ -29,6 +29,7 @@
 #pragma once
 
 #include "engine/common/result.hpp"
+#include "engine/common/sender_problems.hpp"
 #include "engine/io/file_entry.hpp"
 #include "engine/io/paths.hpp"
 #include "engine/io/ring.hpp"
@@ -94,9 +95,7 @@ struct read_stats {
     /// Entries not sent as they are on disk: unreadable, vanished, changed type, shrank, grew
     /// or failed while being read, directories not listed. (Sockets, fifos and devices are
     /// skipped by design, as tar does, and are not problems.) Each is also a warning.
-    std::uint64_t problems = 0;
-    std::vector<std::string> problem_lines; ///< the first max_problem_lines of them
-    static constexpr std::size_t max_problem_lines = 100;
+    sender_problems problems;
     /// With read_options::keep_snapshot: the entries as listed, in archive order (a file that
     /// vanished or was unreadable when read is still listed; its problem says so).
     std::vector<walked_entry> snapshot;

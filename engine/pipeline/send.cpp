@@ -425,7 +425,7 @@ result<framed_tree, transfer_error> frame_tree(const std::string& root, const se
     auto read = io::read_tree(root, ropt, framer, halt, &read_detail);
     if (!read)
         return fail(transfer_error(read.error(), read_detail));
-    auto m = framer.finish({read->problems, read->problem_lines});
+    auto m = framer.finish(read->problems);
     if (!m)
         return fail(transfer_error(m.error(), "finishing the archive"));
     return framed_tree{std::move(*read), *m};
@@ -603,7 +603,7 @@ result<transfer_stats, transfer_error> send_tree(const std::string& root, byte_s
     io::read_stats& r = framed->read;
     detail::copy_entry_counts(s, r);
     s.warnings = r.warnings;
-    s.problems = {r.problems, r.problem_lines};
+    s.problems = std::move(r.problems);
     s.deletions = opt.deletions.size();
     s.snapshot = std::move(r.snapshot);
     s.tar_bytes = framer.tar_bytes();

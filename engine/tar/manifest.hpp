@@ -4,6 +4,7 @@
 // recomputes it while parsing and compares.
 #pragma once
 
+#include "engine/common/sender_problems.hpp"
 #include "engine/tar/entry.hpp"
 
 #include <cstdint>
@@ -81,16 +82,10 @@ std::string format_manifest_comment(const manifest& m);
 /// that form (another tool's comment, a different version, trailing bytes, overflow).
 std::optional<manifest> parse_manifest_comment(std::string_view comment);
 
-/// What a sender could not send as it is on its disk (a file it could not read, one that
-/// vanished, changed, shrank or grew while being read, a directory it could not list): the
-/// manifest covers what was sent, so this is how a receiver learns the tree is not the
-/// sender's. Carried in-band before the manifest (writer.hpp: append_problems).
-struct sender_problems {
-    std::uint64_t count = 0;        ///< all problems, also those not listed
-    std::vector<std::string> lines; ///< the first max_lines, one line each for people
-    static constexpr std::size_t max_lines = 100;
-    static constexpr std::size_t max_line_bytes = 512;
-};
+/// What a sender could not send as it is on its disk (engine/common/sender_problems.hpp, filled
+/// by the tree reader): the manifest covers what was sent, so this is how a receiver learns the
+/// tree is not the sender's. Carried in-band before the manifest (writer.hpp: append_problems).
+using podpipe::sender_problems;
 
 /// The comment text append_problems() writes: "podpipe-problems v1 count=N" then, for each
 /// line, '\n' and the line (control bytes replaced by '?', cut at max_line_bytes).

@@ -4,6 +4,7 @@
 
 #include "hooks/commands/exec_step.hpp"
 #include "hooks/commands/pod_wait.hpp"
+#include "hooks/commands/session.hpp"
 #include "hooks/commands/step_pull_secret.hpp"
 #include "kube/client.hpp"
 #include "kube/pod_spec.hpp"
@@ -88,7 +89,7 @@ std::string human_bytes(double bytes) {
 }
 
 /// One line: what moved, how much, how fast.
-std::string copy_summary(const remote::copy_outcome& o) {
+std::string copy_summary(const remote::copy_report& o) {
     const auto& s = o.stats;
     const bool counted = o.remote.has_value(); // the receiving pod ran podpipe recv
     std::string line = o.verb;
@@ -223,10 +224,8 @@ result<kube::pod, hook_error> wait_running(container_step_context& ctx, const st
 }
 
 /// One copy between the job pod and the step pod, printed as a ::group::.
-result<remote::copy_outcome, std::string> copy_between(container_step_context& ctx,
-                                                    const std::string& title,
-                                                    const remote::pod_dir& from,
-                                                    const remote::pod_dir& to) {
+remote::copy_result copy_between(container_step_context& ctx, const std::string& title,
+                                 const remote::pod_dir& from, const remote::pod_dir& to) {
     remote::copy_options opt = ctx.copy;
     const auto user_info = opt.on_info;
     const int out = ctx.out_fd;
@@ -249,13 +248,11 @@ result<remote::copy_outcome, std::string> copy_between(container_step_context& c
         end_group();
         return fail(dst.error());
     }
-    auto outcome = copier.pod_to_pod(*src, *dst);
-    if (outcome.ok())
-        write_all(out, copy_summary(outcome) + "\n");
+    auto copied = copier.pod_to_pod(*src, *dst);
+    if (copied)
+        write_all(out, copy_summary(*copied) + "\n");
     end_group();
-    if (!outcome.ok())
-        return fail(outcome.error);
-    return outcome;
+    return copied;
 }
 
 /// Whether the step pod still exists (for naming a vanished pod as the cause).
@@ -497,9 +494,10 @@ result<int, hook_error> run_container_step(container_step_context& ctx,
     if (!in) {
         if (ctx.stop.stop_requested())
             return fail(cancelled(name));
-        return fail(step_error(container_step_errc::copy_in, "copying /__w of job pod " +
-                                                                 ctx.job_pod + " into step pod " +
-                                                                 name + " failed: " + in.error()));
+        return fail(copy_failed(container_step_errc::copy_in,
+                                "copying /__w of job pod " + ctx.job_pod + " into step pod " +
+                                    name + " failed: ",
+                                in.error()));
     }
 
     // 5. /github and the script.
@@ -528,11 +526,11 @@ result<int, hook_error> run_container_step(container_step_context& ctx,
     if (!back) {
         if (ctx.stop.stop_requested())
             return fail(cancelled(name));
-        return fail(step_error(container_step_errc::copy_back,
-                               "the step exited with " + std::to_string(*code) +
-                                   ", but copying /__w of step pod " + name +
-                                   " back into job pod " + ctx.job_pod +
-                                   " failed: " + back.error() + pod_gone_note(ctx, name)));
+        return fail(copy_failed(container_step_errc::copy_back,
+                                "the step exited with " + std::to_string(*code) +
+                                    ", but copying /__w of step pod " + name +
+                                    " back into job pod " + ctx.job_pod + " failed: ",
+                                back.error(), pod_gone_note(ctx, name)));
     }
     if (ctx.after_copy_back) {
         auto a = ctx.after_copy_back();

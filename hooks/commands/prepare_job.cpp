@@ -189,7 +189,7 @@ result<prepare_job_response, hook_error> prepare_job(hook_session& s, const prep
     remote::pod_copier copier(s.client, copt, s.stop);
     auto end = probe_job_pod(s, copier, {s.ns, pod_name, std::string(kube::job_container_name), "/__w"});
     if (!end)
-        return fail_after_start(make_error(errc::transfer, end.error()));
+        return fail_after_start(copy_failed(errc::transfer, "", end.error()));
     auto copied = grouped_copy(s, "Copying the workspace into the job pod", "workspace " + *work + " -> /__w",
                                [&] { return copier.local_to_pod(*work, *end); });
     if (!copied)
@@ -226,7 +226,7 @@ result<prepare_job_response, hook_error> prepare_job(hook_session& s, const prep
                                      "copied into the job pod)"));
         auto vend = probe_job_pod(s, copier, {s.ns, pod_name, std::string(kube::job_container_name), m.target_volume_path});
         if (!vend)
-            return fail_after_start(make_error(errc::transfer, vend.error()));
+            return fail_after_start(copy_failed(errc::transfer, "", vend.error()));
         auto v = grouped_copy(s, "Copying volume " + m.source_volume_path,
                               "volume " + m.source_volume_path + " -> " + m.target_volume_path,
                               [&] { return copier.local_to_pod(m.source_volume_path, *vend); });

@@ -115,7 +115,7 @@ result<void, hook_error> apply_temp_sync(hook_session& s, const std::string& job
         remote::pod_copier probe_copier(s.client, copt, s.stop);
         auto end = probe_job_pod(s, probe_copier, job_dir(s, job_pod, pod_temp));
         if (!end)
-            return fail(make_error(errc::transfer, end.error()));
+            return fail(copy_failed(errc::transfer, "", end.error()));
         if (!end->has_binary && !plan.gone.empty()) {
             // A pod's tar ignores the stream's deletions: they happen first, through sh.
             PODPIPE_TRY(remove_in_pod(s, job_pod, removal_script(pod_temp, plan.gone)));
@@ -164,7 +164,7 @@ result<void, hook_error> copy_file_commands_back(hook_session& s, const std::str
     const std::string from = pod_temp + "/_runner_file_commands";
     auto end = probe_job_pod(s, copier, job_dir(s, job_pod, from));
     if (!end)
-        return fail(make_error(errc::transfer, end.error()));
+        return fail(copy_failed(errc::transfer, "", end.error()));
     // Into a directory of the hook's own first: only regular files go on to the runner's
     // (file_commands.hpp), so a symlink the step left at $GITHUB_OUTPUT never exists where the
     // runner reads. Beside the target, so that the files move with a rename.

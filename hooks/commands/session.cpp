@@ -28,8 +28,9 @@ remote::copy_options copy_options_for(const hook_session& s) {
     return o;
 }
 
-result<remote::pod_end, std::string> probe_job_pod(hook_session& s, remote::pod_copier& copier,
-                                                const remote::pod_dir& where) {
+result<remote::pod_end, remote::copy_error> probe_job_pod(hook_session& s,
+                                                          remote::pod_copier& copier,
+                                                          const remote::pod_dir& where) {
     if (s.job_end && s.job_end->loc.pod == where.pod && s.job_end->loc.container == where.container &&
         (where.ns.empty() || s.job_end->loc.ns == where.ns)) {
         remote::pod_end end = *s.job_end;
@@ -42,7 +43,7 @@ result<remote::pod_end, std::string> probe_job_pod(hook_session& s, remote::pod_
     return end;
 }
 
-std::string transfer_summary(const remote::copy_outcome& o) {
+std::string transfer_summary(const remote::copy_report& o) {
     const auto& st = o.stats;
     const double mb = static_cast<double>(st.content_bytes) / 1e6;
     const double wire = static_cast<double>(st.wire_bytes) / 1e6;
@@ -54,29 +55,36 @@ std::string transfer_summary(const remote::copy_outcome& o) {
     return buf;
 }
 
-result<remote::copy_outcome, hook_error> grouped_copy(hook_session& s, const std::string& title,
-                                                   const std::string& what,
-                                                   const std::function<remote::copy_outcome()>& run) {
+hook_error copy_failed(std::error_code code, const std::string& before,
+                       const remote::copy_error& e, const std::string& after) {
+    hook_error err(code, std::string());
+    err.message = before + e.message + after;
+    return err;
+}
+
+result<remote::copy_report, hook_error>
+grouped_copy(hook_session& s, const std::string& title, const std::string& what,
+             const std::function<remote::copy_result()>& run) {
     s.log.group(title);
-    remote::copy_outcome out = run();
-    if (!out.ok() && out.exit_code == pipeline::exit_failure && !s.stop.stop_requested() &&
-        out.stats.problems.count == 0) {
+    remote::copy_result out = run();
+    if (!out && out.error().status == pipeline::exit_failure && !s.stop.stop_requested() &&
+        out.error().problems.count == 0) {
         // Dropped connections and killed execs end like this; the receiver overwrites what it
         // already has, so a second attempt is safe. Corrupt or unsafe streams are not retried,
         // nor copies whose sender could not read some files (a second read would not either).
-        s.log.warning(what + " failed, trying once more: " + out.error);
+        s.log.warning(what + " failed, trying once more: " + out.error().message);
         out = run();
     }
-    if (out.ok() && out.stats.problems.count > 0) // PODPIPE_ALLOW_INCOMPLETE=true
-        s.log.warning(what + ": " + remote::problems_text(out.stats.problems));
-    if (out.ok())
-        s.log.info(what + ": " + transfer_summary(out));
-    else
-        s.log.info(what + " failed: " + out.error);
+    if (!out) {
+        s.log.info(what + " failed: " + out.error().message);
+        s.log.end_group();
+        return fail(copy_failed(errc::transfer, what + " failed: ", out.error()));
+    }
+    if (out->stats.problems.count > 0) // PODPIPE_ALLOW_INCOMPLETE=true
+        s.log.warning(what + ": " + remote::problems_text(out->stats.problems));
+    s.log.info(what + ": " + transfer_summary(*out));
     s.log.end_group();
-    if (!out.ok())
-        return fail(make_error(errc::transfer, what + " failed: " + out.error));
-    return out;
+    return std::move(*out);
 }
 
 result<void, hook_error> check_permissions(hook_session& s, bool volume_mode) {

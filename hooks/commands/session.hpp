@@ -35,23 +35,29 @@ struct hook_session {
 };
 
 /// `copier.probe(where)`, answered from `s.job_end` when that is the same pod and container.
-result<remote::pod_end, std::string> probe_job_pod(hook_session& s, remote::pod_copier& copier,
-                                                const remote::pod_dir& where);
+result<remote::pod_end, remote::copy_error> probe_job_pod(hook_session& s,
+                                                          remote::pod_copier& copier,
+                                                          const remote::pod_dir& where);
 
 /// Engine settings from the environment: level (or auto), threads, memory budget, the in-pod
 /// binary at PODPIPE_RECV_PATH/podpipe; verification on. `info` lines go to the debug log.
 remote::copy_options copy_options_for(const hook_session& s);
 
 /// "1234 files, 250.0 MB, 80.1 MB on the wire, 3.2 s, 78.1 MB/s" for a finished copy.
-std::string transfer_summary(const remote::copy_outcome& o);
+std::string transfer_summary(const remote::copy_report& o);
+
+/// The one way a failed copy or probe becomes the hook's error: `code` (errc::transfer, or a
+/// container step's copy_in/copy_back), and what() = `before` + the copy's message + `after`.
+hook_error copy_failed(std::error_code code, const std::string& before,
+                       const remote::copy_error& e, const std::string& after = {});
 
 /// Runs one copy inside `::group::TITLE` … `::endgroup::`, printing the summary line (or the
 /// error) inside the group. Retries once when the first attempt failed on the connection (a
 /// receiver overwrites what it already has, so a repeat is safe). Error text:
-/// "<what> failed: <outcome.error>".
-result<remote::copy_outcome, hook_error> grouped_copy(hook_session& s, const std::string& title,
-                                                   const std::string& what,
-                                                   const std::function<remote::copy_outcome()>& run);
+/// "<what> failed: <copy_error::message>" (errc::transfer).
+result<remote::copy_report, hook_error>
+grouped_copy(hook_session& s, const std::string& title, const std::string& what,
+             const std::function<remote::copy_result()>& run);
 
 /// The access reviews the reference runs (§2.7): pods get/list/create/delete, pods/exec
 /// get/create, pods/log get/list/watch, secrets create/delete/get/list; plus batch jobs

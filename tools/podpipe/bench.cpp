@@ -1,5 +1,7 @@
 #include "tools/podpipe/bench.hpp"
 
+#include "tools/podpipe/bench_report.hpp"
+
 #include "engine/pipeline/send.hpp"
 #include "kube/client.hpp"
 #include "tools/podpipe/cli_util.hpp"
@@ -43,39 +45,6 @@ long max_rss_kib() {
     return ru.ru_maxrss;
 }
 
-std::string size_label(std::size_t bytes) {
-    if (bytes % (1u << 20) == 0)
-        return std::to_string(bytes >> 20) + "M";
-    return std::to_string(bytes >> 10) + "K";
-}
-
-// The same size as podpipe-hook's PODPIPE_CHUNK_SIZE takes it (Ki/Mi suffixes).
-std::string hook_size(std::size_t bytes) { return size_label(bytes) + "i"; }
-
-struct cell {
-    std::string direction; ///< "to pod" / "from pod"
-    std::string pod_side;  ///< "podpipe" / "tar"
-    std::string level;     ///< "0".."12" / "auto"
-    std::size_t chunk = 1 << 20;
-    unsigned threads = 0;
-    bool ok = false;
-    std::string error;
-    double seconds = 0;
-    std::uint64_t content_bytes = 0;
-    std::uint64_t wire_bytes = 0;
-    double local_cpu_s = 0;
-    std::optional<double> remote_cpu_s;
-    std::optional<double> remote_rss_mib;
-
-    double mbps() const { return seconds > 0 ? static_cast<double>(content_bytes) / 1e6 / seconds : 0; }
-};
-
-struct exec_numbers {
-    double upload_mbps = 0;
-    double download_mbps = 0;
-    double rtt_ms = 0;
-};
-
 class bench_run {
 public:
     /// `stop` (SIGINT/SIGTERM) aborts the exec or copy that runs and every later one.
@@ -106,15 +75,17 @@ public:
         // head -c: ends by itself also where stdin cannot be half-closed (v4).
         std::vector<std::byte> zeros(256 << 10);
         const auto t_up = clock_type::now();
-        auto up = run({"sh", "-c", "head -c " + std::to_string(bytes) + " >/dev/null"}, [&](pipeline::byte_sink& in) {
-            for (std::uint64_t sent = 0; sent < bytes;) {
-                const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(zeros.size(), bytes - sent));
-                if (auto w = in.write(std::span(zeros).first(n)); !w)
-                    return false;
-                sent += n;
-            }
-            return static_cast<bool>(in.finish());
-        });
+        auto up = run({"sh", "-c", "head -c " + std::to_string(bytes) + " >/dev/null"},
+                      [&](pipeline::byte_sink& in) {
+                          for (std::uint64_t sent = 0; sent < bytes;) {
+                              const std::size_t n = static_cast<std::size_t>(
+                                  std::min<std::uint64_t>(zeros.size(), bytes - sent));
+                              if (auto w = in.write(std::span(zeros).first(n)); !w)
+                                  return false;
+                              sent += n;
+                          }
+                          return static_cast<bool>(in.finish());
+                      });
         if (!up)
             return fail("upload: " + up.error());
         out.upload_mbps = static_cast<double>(bytes) / 1e6 / seconds_since(t_up);
@@ -127,9 +98,9 @@ public:
         return out;
     }
 
-    cell transfer(const std::string& direction, bool use_binary, const std::string& level,
+    bench_cell transfer(const std::string& direction, bool use_binary, const std::string& level,
                   std::size_t chunk, unsigned threads) {
-        cell c;
+        bench_cell c;
         c.direction = direction;
         c.pod_side = use_binary ? "podpipe" : "tar";
         c.level = level;
@@ -155,15 +126,18 @@ public:
         remote::pod_copier copier(client_, std::move(*options), stop_);
         const double cpu0 = cpu_seconds();
         const auto t0 = clock_type::now();
-        const remote::copy_outcome o = direction == "to pod" ? copier.local_to_pod(tree_.string(), pod)
-                                                          : copier.pod_to_local(pod, local.string());
+        const remote::copy_result copied = direction == "to pod"
+                                               ? copier.local_to_pod(tree_.string(), pod)
+                                               : copier.pod_to_local(pod, local.string());
         c.seconds = seconds_since(t0);
         c.local_cpu_s = cpu_seconds() - cpu0;
-        c.ok = o.ok();
+        c.ok = copied.has_value();
         if (!c.ok) {
-            c.error = "exit " + std::to_string(o.exit_code) + ": " + o.error;
+            const remote::copy_error& e = copied.error();
+            c.error = "exit " + std::to_string(e.status) + ": " + e.message;
             return c;
         }
+        const remote::copy_report& o = *copied;
         const auto& s = o.stats;
         c.content_bytes = s.content_bytes;
         c.wire_bytes = s.wire_bytes;
@@ -243,10 +217,11 @@ private:
     std::stop_token stop_;
 };
 
-void print_table(const std::vector<cell>& cells) {
-    std::printf("\n| direction | pod side | level | chunk | threads | s | MB/s | wire MB | local CPU s | pod CPU s | pod RSS MiB |\n");
+void print_table(const std::vector<bench_cell>& cells) {
+    std::printf("\n| direction | pod side | level | chunk | threads | s | MB/s | wire MB "
+                "| local CPU s | pod CPU s | pod RSS MiB |\n");
     std::printf("|---|---|---|---|---|---:|---:|---:|---:|---:|---:|\n");
-    for (const cell& c : cells) {
+    for (const bench_cell& c : cells) {
         const std::string threads = c.threads == 0 ? "auto" : std::to_string(c.threads);
         if (!c.ok) {
             std::printf("| %s | %s | %s | %s | %s | failed: %s | | | | | |\n", c.direction.c_str(),
@@ -259,20 +234,9 @@ void print_table(const std::vector<cell>& cells) {
                     size_label(c.chunk).c_str(), threads.c_str(), c.seconds, c.mbps(),
                     static_cast<double>(c.wire_bytes) / 1e6, c.local_cpu_s,
                     c.remote_cpu_s ? std::to_string(*c.remote_cpu_s).substr(0, 5).c_str() : "-",
-                    c.remote_rss_mib ? std::to_string(static_cast<int>(*c.remote_rss_mib)).c_str() : "-");
+                    c.remote_rss_mib ? std::to_string(static_cast<int>(*c.remote_rss_mib)).c_str()
+                                     : "-");
     }
-}
-
-std::string json_escape(const std::string& s) {
-    std::string out;
-    for (char c : s) {
-        if (c == '"' || c == '\\')
-            out += '\\';
-        if (static_cast<unsigned char>(c) < 0x20)
-            continue;
-        out += c;
-    }
-    return out;
 }
 
 } // namespace
@@ -345,8 +309,8 @@ int run_bench(const bench_flags& f) {
     remote::pod_copier prober(**client, std::move(*probe_options), stop.get_token());
     auto pod = prober.probe({loc->ns, loc->pod, loc->container, loc->path});
     if (!pod) {
-        std::fprintf(stderr, "podpipe: bench: %s\n", pod.error().c_str());
-        return stop.stop_requested() ? exit_interrupted : exit_failure;
+        std::fprintf(stderr, "podpipe: bench: %s\n", pod.error().message.c_str());
+        return pod.error().status;
     }
     const auto t_start = clock_type::now();
     bench_run run(f, **client, *pod, tree, scratch, stop.get_token());
@@ -358,11 +322,13 @@ int run_bench(const bench_flags& f) {
     };
     auto progress = [&](const std::string& what) {
         if (!f.json || ::isatty(STDERR_FILENO))
-            std::fprintf(stderr, "podpipe: bench [%5.1f s]: %s\n", seconds_since(t_start), what.c_str());
+            std::fprintf(stderr, "podpipe: bench [%5.1f s]: %s\n", seconds_since(t_start),
+                         what.c_str());
     };
-    progress("pod " + pod->name() + ": " +
-             (pod->has_binary ? "in-pod " + f.connection.pod_binary : std::string("no in-pod podpipe")) +
-             ", exec " + pod->protocol);
+    progress(
+        "pod " + pod->name() + ": " +
+        (pod->has_binary ? "in-pod " + f.connection.pod_binary : std::string("no in-pod podpipe")) +
+        ", exec " + pod->protocol);
 
     auto exec = run.measure_exec(32u << 20);
     if (stop.stop_requested())
@@ -375,8 +341,15 @@ int run_bench(const bench_flags& f) {
              " MB/s, download " + std::to_string(static_cast<int>(exec->download_mbps)) +
              " MB/s, round trip " + std::to_string(static_cast<int>(exec->rtt_ms)) + " ms");
 
-    std::vector<cell> cells;
+    std::vector<bench_cell> cells;
     cells.reserve(32);
+    auto record = [&](bench_cell c) { // said as it ends, kept for the table
+        progress(
+            c.direction + ", pod side " + c.pod_side + ", level " + c.level + ", chunk " +
+            size_label(c.chunk) + ": " +
+            (c.ok ? std::to_string(c.mbps()).substr(0, 6) + " MB/s" : "failed (" + c.error + ")"));
+        cells.push_back(std::move(c));
+    };
     auto within_budget = [&] {
         return seconds_since(t_start) < *budget && !stop.stop_requested();
     };
@@ -384,15 +357,11 @@ int run_bench(const bench_flags& f) {
                    unsigned threads) {
         if (!within_budget())
             return;
-        cell c = run.transfer(dir, binary, level, chunk, threads);
-        progress(c.direction + ", pod side " + c.pod_side + ", level " + c.level + ", chunk " +
-                 size_label(c.chunk) + ": " +
-                 (c.ok ? std::to_string(c.mbps()).substr(0, 6) + " MB/s" : "failed (" + c.error + ")"));
-        cells.push_back(std::move(c));
+        record(run.transfer(dir, binary, level, chunk, threads));
     };
-    auto best = [&](const std::string& dir, const std::string& side) -> const cell* {
-        const cell* b = nullptr;
-        for (const cell& c : cells)
+    auto best = [&](const std::string& dir, const std::string& side) -> const bench_cell* {
+        const bench_cell* b = nullptr;
+        for (const bench_cell& c : cells)
             if (c.ok && c.direction == dir && c.pod_side == side && (!b || c.mbps() > b->mbps()))
                 b = &c;
         return b;
@@ -405,11 +374,7 @@ int run_bench(const bench_flags& f) {
     auto always = [&](auto&&... args) {
         if (stop.stop_requested())
             return;
-        cell c = run.transfer(args...);
-        progress(c.direction + ", pod side " + c.pod_side + ", level " + c.level + ", chunk " +
-                 size_label(c.chunk) + ": " +
-                 (c.ok ? std::to_string(c.mbps()).substr(0, 6) + " MB/s" : "failed (" + c.error + ")"));
-        cells.push_back(std::move(c));
+        record(run.transfer(args...));
     };
     always(std::string("to pod"), binary, std::string("1"), std::size_t{1} << 20, 0u);
     if (binary)
@@ -426,7 +391,7 @@ int run_bench(const bench_flags& f) {
     // 7 is auto's top rung; 9 compresses a little smaller at several times the CPU.
     for (const char* level : {"auto", "0", "3", "6", "7"})
         add("to pod", binary, level, 1 << 20, 0);
-    if (const cell* b = best("to pod", side)) {
+    if (const bench_cell* b = best("to pod", side)) {
         const std::string level = b->level;
         for (std::size_t chunk : {std::size_t{256} << 10, std::size_t{4} << 20})
             add("to pod", binary, level, chunk, 0);
@@ -441,34 +406,19 @@ int run_bench(const bench_flags& f) {
         return interrupted();
     run.cleanup(false);
 
-    const cell* rec = best("to pod", side);
+    const bench_cell* rec = best("to pod", side);
     if (f.json) {
-        std::printf("{\"pod\":\"%s\",\"pod_binary\":%s,\"protocol\":\"%s\",\"tree\":\"%s\","
-                    "\"exec\":{\"upload_mbps\":%.1f,\"download_mbps\":%.1f,\"rtt_ms\":%.1f},"
-                    "\"local_max_rss_kib\":%ld,\"cells\":[",
-                    json_escape(pod->name()).c_str(), binary ? "true" : "false",
-                    pod->protocol.c_str(), json_escape(tree.string()).c_str(), exec->upload_mbps,
-                    exec->download_mbps, exec->rtt_ms, max_rss_kib());
-        for (std::size_t i = 0; i < cells.size(); ++i) {
-            const cell& c = cells[i];
-            std::printf("%s{\"direction\":\"%s\",\"pod_side\":\"%s\",\"level\":\"%s\",\"chunk\":%zu,"
-                        "\"threads\":%u,\"ok\":%s,\"seconds\":%.3f,\"mbps\":%.2f,\"content_bytes\":%llu,"
-                        "\"wire_bytes\":%llu,\"local_cpu_s\":%.3f,\"pod_cpu_s\":%.3f}",
-                        i ? "," : "", c.direction.c_str(), c.pod_side.c_str(), c.level.c_str(),
-                        c.chunk, c.threads, c.ok ? "true" : "false", c.seconds, c.mbps(),
-                        static_cast<unsigned long long>(c.content_bytes),
-                        static_cast<unsigned long long>(c.wire_bytes), c.local_cpu_s,
-                        c.remote_cpu_s.value_or(-1));
-        }
-        std::printf("],\"recommended\":");
-        if (rec)
-            std::printf("{\"level\":\"%s\",\"chunk_size\":\"%s\",\"threads\":%u,"
-                        "\"hook_env\":{\"PODPIPE_COMPRESSION_LEVEL\":\"%s\","
-                        "\"PODPIPE_CHUNK_SIZE\":\"%s\",\"PODPIPE_THREADS\":\"%u\"}}}\n",
-                        rec->level.c_str(), size_label(rec->chunk).c_str(), rec->threads,
-                        rec->level.c_str(), hook_size(rec->chunk).c_str(), rec->threads);
-        else
-            std::printf("null}\n");
+        bench_summary summary;
+        summary.pod = pod->name();
+        summary.pod_binary = binary;
+        summary.protocol = pod->protocol;
+        summary.tree = tree.string();
+        summary.exec = *exec;
+        summary.local_max_rss_kib = max_rss_kib();
+        if (rec != nullptr)
+            summary.recommended = *rec;
+        summary.cells = std::move(cells);
+        std::fputs(bench_json(summary).c_str(), stdout);
         return rec ? exit_ok : exit_failure;
     }
     std::printf("podpipe bench: pod %s (%s, exec %s), tree %s\n", pod->name().c_str(),

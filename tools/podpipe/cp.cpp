@@ -28,12 +28,14 @@ int usage(const std::string& msg) {
 }
 
 // The summary line, and --stats-json with the pod side's report inside as "remote".
-int report(const cp_flags& f, const remote::copy_outcome& o) {
-    if (!o.ok()) {
-        print_error(o.error);
-        return o.exit_code;
+int report(const cp_flags& f, const remote::copy_result& copied) {
+    if (!copied) {
+        print_error(copied.error().message);
+        return copied.error().status;
     }
-    std::fprintf(stderr, "podpipe: %s (%s)\n", summary_line(o.verb, o.stats).c_str(), o.where.c_str());
+    const remote::copy_report& o = *copied;
+    std::fprintf(stderr, "podpipe: %s (%s)\n", summary_line(o.verb, o.stats).c_str(),
+                 o.where.c_str());
     if (o.stats.problems.count > 0) // allowed (--allow-incomplete), still said
         std::fprintf(stderr, "podpipe: cp: warning: %s\n",
                      remote::problems_text(o.stats.problems).c_str());
@@ -120,7 +122,9 @@ int run_cp(const cp_flags& f) {
     pipeline::live_progress progress;
     opt->progress = &progress;
     if (f.verbose)
-        opt->on_info = [](const std::string& line) { std::fprintf(stderr, "podpipe: cp: %s\n", line.c_str()); };
+        opt->on_info = [](const std::string& line) {
+            std::fprintf(stderr, "podpipe: cp: %s\n", line.c_str());
+        };
     // A pod whose podpipe does not answer as this one expects: always said, the copy goes on.
     opt->on_warning = [](const std::string& line) {
         std::fprintf(stderr, "podpipe: cp: warning: %s\n", line.c_str());
@@ -135,23 +139,21 @@ int run_cp(const cp_flags& f) {
             continue;
         auto p = copier.probe(to_pod_dir(*loc));
         if (!p) {
-            print_error(p.error());
-            return stop.stop_requested() ? exit_interrupted : exit_failure;
+            print_error(p.error().message);
+            return p.error().status;
         }
         *end = *p;
     }
-    remote::copy_outcome outcome;
-    {
+    remote::copy_result copied = [&] {
         progress_printer printer(progress, f.progress,
                                  src_pod && dst_pod ? "relayed" : src_pod ? "received" : "sent");
         if (src_pod && dst_pod)
-            outcome = copier.pod_to_pod(*src_pod, *dst_pod);
-        else if (src_pod)
-            outcome = copier.pod_to_local(*src_pod, dst->path);
-        else
-            outcome = copier.local_to_pod(src->path, *dst_pod);
-    }
-    return report(f, outcome);
+            return copier.pod_to_pod(*src_pod, *dst_pod);
+        if (src_pod)
+            return copier.pod_to_local(*src_pod, dst->path);
+        return copier.local_to_pod(src->path, *dst_pod);
+    }();
+    return report(f, copied);
 }
 
 result<std::unique_ptr<kube::api_client>, std::string> connect_cluster(const cp_flags& f) {

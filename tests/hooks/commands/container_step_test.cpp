@@ -260,9 +260,9 @@ protected:
         fs::create_directories(w / "_temp/_github_home");
         remote::pod_copier copier(*client_, {});
         auto end = copier.probe({"default", job_pod_, "job", "/__w"});
-        ASSERT_TRUE(end) << end.error();
+        ASSERT_TRUE(end) << end.error().message;
         auto r = copier.local_to_pod(w.string(), *end);
-        ASSERT_TRUE(r.ok()) << r.error;
+        ASSERT_TRUE(r) << r.error().message;
     }
 
     container_request step(const std::string& image, const std::string& script) {

@@ -53,14 +53,14 @@ protected:
         return kubectl("exec " + pod + " -- sh -c 'cd /data/del && find . | sort'").output;
     }
 
-    remote::copy_outcome copy(const std::string& pod, remote::copy_options opt) {
+    remote::copy_result copy(const std::string& pod, remote::copy_options opt) {
         opt.only = std::vector<std::string>{"kind", "new"};
         opt.only_descend = true;
         remote::pod_copier copier(*client_, opt);
         auto end = copier.probe({"", pod, "", "/data/del"});
-        EXPECT_TRUE(end) << end.error();
+        EXPECT_TRUE(end) << end.error().message;
         if (!end)
-            return {};
+            return fail(end.error());
         EXPECT_EQ(end->has_binary, opt.pod_binary != "none");
         return copier.local_to_pod(dir_ + "/src", *end);
     }
@@ -75,7 +75,7 @@ TEST_F(cp_deletions_test, the_in_pod_podpipe_applies_them_before_extracting) {
         remote::copy_options opt;
         opt.deletions = {"gone", "olddir", "kind", "never/was"};
         const auto out = copy(pod, opt);
-        ASSERT_TRUE(out.ok()) << out.error;
+        ASSERT_TRUE(out) << out.error().message;
         EXPECT_EQ(listing(pod), ".\n./keep\n./kind\n./kind/inner\n./new\n");
         EXPECT_EQ(kubectl("exec " + pod + " -- cat /data/del/kind/inner").output, "inner");
     }
@@ -88,8 +88,10 @@ TEST_F(cp_deletions_test, the_in_pod_podpipe_refuses_a_deletion_outside_its_root
     remote::copy_options opt;
     opt.deletions = {"out/victim"};
     const auto out = copy("bb", opt);
-    EXPECT_FALSE(out.ok());
-    EXPECT_NE(out.error.find("through a symlink"), std::string::npos) << out.error;
+    ASSERT_FALSE(out);
+    EXPECT_EQ(out.error().status, pipeline::exit_unsafe) << out.error().message;
+    EXPECT_NE(out.error().message.find("through a symlink"), std::string::npos)
+        << out.error().message;
     EXPECT_EQ(kubectl("exec bb -- cat /data/outside/victim").output, "v\n");
 }
 
@@ -103,7 +105,7 @@ TEST_F(cp_deletions_test, a_pods_tar_extracts_the_stream_and_leaves_them_undone)
         opt.pod_binary = "none";
         opt.deletions = {"gone", "olddir"};
         const auto out = copy(pod, opt);
-        ASSERT_TRUE(out.ok()) << out.error;
+        ASSERT_TRUE(out) << out.error().message;
         EXPECT_EQ(listing(pod), ".\n./gone\n./keep\n./kind\n./kind/inner\n./new\n./olddir\n"
                                 "./olddir/sub\n./olddir/sub/f\n");
     }

@@ -240,8 +240,8 @@ TEST_F(cp_interrupt_test, the_hooks_stop_token_ends_a_stalled_copy) {
     std::stop_source stop;
     remote::pod_copier copier(**client, remote::copy_options{}, stop.get_token());
     auto from = copier.probe({"", "bb", "", "/data/i18-hook"});
-    ASSERT_TRUE(from) << from.error();
-    std::optional<remote::copy_outcome> outcome;
+    ASSERT_TRUE(from) << from.error().message;
+    std::optional<remote::copy_result> outcome;
     std::atomic<bool> done{false};
     std::jthread copy([&] {
         outcome = copier.pod_to_local(*from, (tmp_ / "hook").string());
@@ -258,7 +258,8 @@ TEST_F(cp_interrupt_test, the_hooks_stop_token_ends_a_stalled_copy) {
     ::kill(sender, SIGCONT); // (without the fix, the copy only ends once data flows again)
     copy.join();
     ASSERT_TRUE(outcome.has_value());
-    EXPECT_EQ(outcome->exit_code, 5) << outcome->error;
+    ASSERT_FALSE(*outcome);
+    EXPECT_EQ(outcome->error().status, pipeline::exit_interrupted) << outcome->error().message;
     expect_nothing_left("/data/i18-hook");
 }
 

@@ -1,6 +1,9 @@
 // `podpipe cp` against a real kubesim: every direction, busybox and GNU (host) images, with and
 // without the in-pod podpipe, v5 and v4, a throttled link, a 429 on the first request, an exec
 // dropped mid-stream, and the same result as `kubectl cp`.
+#include "kube/client.hpp"
+#include "kube/config.hpp"
+#include "remote/pod_copy.hpp"
 #include "tests/support/eventually.hpp"
 #include "tests/support/tree_fixture.hpp"
 #include "tests/tools/kubesim/kubesim_fixture.hpp"
@@ -186,6 +189,25 @@ TEST_F(cp_test, files_the_pods_sender_cannot_read_are_not_hidden) {
     auto p2p = cp("u1001:/data/p bb:/data/p");
     EXPECT_EQ(p2p.exit_code, 1) << p2p.output;
     EXPECT_NE(p2p.output.find("cannot read 'secret'"), std::string::npos) << p2p.output;
+
+    // pod_copier's error carries the sender's problems and the status: podpipe-hook does not
+    // retry such a copy (grouped_copy), a second read would fail the same way.
+    kube::config_sources sources;
+    sources.kubeconfig = kubeconfig_;
+    sources.env = {{"HOME", dir_ + "/home"}};
+    auto cfg = kube::load_config(sources);
+    ASSERT_TRUE(cfg) << cfg.error().what();
+    auto client = kube::api_client::connect(*cfg);
+    ASSERT_TRUE(client) << client.error().what();
+    remote::pod_copier copier(**client, remote::copy_options{});
+    auto from = copier.probe({"", "u1001", "", "/data/p"});
+    ASSERT_TRUE(from) << from.error().message;
+    const auto copied = copier.pod_to_local(*from, (tmp_ / "p3").string());
+    ASSERT_FALSE(copied);
+    EXPECT_EQ(copied.error().status, pipeline::exit_failure) << copied.error().message;
+    EXPECT_EQ(copied.error().problems.count, 1u) << copied.error().message;
+    EXPECT_NE(copied.error().message.find("cannot read 'secret'"), std::string::npos)
+        << copied.error().message;
 
     auto allowed = cp("--allow-incomplete u1001:/data/p " + q(tmp_ / "p2"));
     ASSERT_EQ(allowed.exit_code, 0) << allowed.output;
