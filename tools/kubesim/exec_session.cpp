@@ -118,6 +118,8 @@ public:
     }
 
     ~session() {
+        if (exec_error_fd_ >= 0)
+            ::close(exec_error_fd_);
         if (pid_ > 0)
             kubelet_.unregister_exec(plan_.pod_uid, pid_);
     }
@@ -138,7 +140,8 @@ private:
             return;
         }
         int in_pipe[2] = {-1, -1}, out_pipe[2] = {-1, -1}, err_pipe[2] = {-1, -1};
-        bool ok = true;
+        int error_pipe[2] = {-1, -1};
+        bool ok = ::pipe2(error_pipe, O_CLOEXEC) == 0;
         if (plan_.in)
             ok = ok && ::pipe2(in_pipe, O_CLOEXEC) == 0;
         if (plan_.out || plan_.tty)
@@ -159,9 +162,11 @@ private:
         result<pid_t> pid = fail(std::error_code(EPIPE, std::system_category()));
         if (ok) {
             int child_err = plan_.err ? err_pipe[1] : (plan_.tty ? out_pipe[1] : -1);
-            pid = spawn_sandbox(spec, spawn_stdio{in_pipe[0], out_pipe[1], child_err});
+            pid = spawn_sandbox(spec,
+                                spawn_stdio{in_pipe[0], out_pipe[1], child_err, -1, error_pipe[1]});
         }
-        for (int fd : {in_pipe[0], out_pipe[1], err_pipe[1]})
+        exec_error_fd_ = error_pipe[0];
+        for (int fd : {in_pipe[0], out_pipe[1], err_pipe[1], error_pipe[1]})
             if (fd >= 0)
                 ::close(fd);
         if (!pid) {
@@ -447,6 +452,24 @@ private:
         maybe_finish();
     }
 
+    // What the sandbox helper wrote when the exec failed ("" when the command ran): the pipe's
+    // write ends are closed once the process is gone, so this read does not block.
+    std::string read_exec_error() {
+        std::string text;
+        if (exec_error_fd_ < 0)
+            return text;
+        char buf[512];
+        ssize_t n;
+        while ((n = ::read(exec_error_fd_, buf, sizeof buf)) > 0 && text.size() < 4096)
+            text.append(buf, static_cast<std::size_t>(n));
+        ::close(exec_error_fd_);
+        exec_error_fd_ = -1;
+        return text;
+    }
+
+    // A container runtime's exec id: 64 hex digits.
+    static std::string exec_id() { return random_hex(64); }
+
     void maybe_finish() {
         if (!exited_ || open_outputs_ > 0 || output_in_line_ > 0 || status_sent_ || broken_)
             return;
@@ -457,7 +480,15 @@ private:
             start_close(); // fault: close 1000 without a status message
             return;
         }
-        send(std::string(1, '\x03') + status_message(exit_code_), [self = shared_from_this()] {
+        // A command the runtime could not start: containerd's failure, not an exit code.
+        const std::string exec_error = read_exec_error();
+        const std::string status =
+            exec_error.empty()
+                ? status_message(exit_code_)
+                : internal_error_message("failed to exec in container: failed to start exec \"" +
+                                         exec_id() + "\": OCI runtime exec failed: exec failed: "
+                                         "unable to start container process: " + exec_error);
+        send(std::string(1, '\x03') + status, [self = shared_from_this()] {
             if (self->plan_.legacy_close) {
                 // fault: old kubelet/proxy behaviour, TCP closed right after the status.
                 self->closing_ = true;
@@ -524,6 +555,7 @@ private:
     int open_outputs_ = 0;
     bool exited_ = false;
     int exit_code_ = 0;
+    int exec_error_fd_ = -1; ///< read end of the sandbox's exec-error pipe
     bool status_sent_ = false;
     bool closing_ = false;
     bool broken_ = false;

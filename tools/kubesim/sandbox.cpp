@@ -230,12 +230,30 @@ void enter_root(const sandbox_spec& s) {
 
 } // namespace
 
+std::string exec_error_text(const std::string& command, int err) {
+    // runc: a name without '/' is looked up in $PATH; a path is stat'ed first.
+    std::string why;
+    if (command.find('/') == std::string::npos && err == ENOENT)
+        why = "executable file not found in $PATH";
+    else if (err == ENOENT)
+        why = "stat " + command + ": no such file or directory";
+    else if (err == EACCES)
+        why = "permission denied";
+    else
+        why = std::strerror(err);
+    return "exec: \"" + command + "\": " + why + ": unknown";
+}
+
 result<pid_t> spawn_sandbox(const sandbox_spec& spec, spawn_stdio stdio) {
     std::string payload = encode(spec);
     if (stdio.ready >= 0) {
         // The helper finds the ready pipe at fd 3 (see sandbox_main).
         payload.pop_back(); // '}'
         payload += ",\"ready_fd\":3}";
+    }
+    if (stdio.exec_error >= 0) {
+        payload.pop_back();
+        payload += ",\"exec_error_fd\":4}";
     }
     std::string arg0 = "kubesim", arg1 = "__sandbox";
     char* argv[] = {arg0.data(), arg1.data(), payload.data(), nullptr};
@@ -250,6 +268,8 @@ result<pid_t> spawn_sandbox(const sandbox_spec& spec, spawn_stdio stdio) {
     }
     if (stdio.ready >= 0)
         posix_spawn_file_actions_adddup2(&fa, stdio.ready, 3);
+    if (stdio.exec_error >= 0)
+        posix_spawn_file_actions_adddup2(&fa, stdio.exec_error, 4);
     posix_spawnattr_t attr;
     posix_spawnattr_init(&attr);
     posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
@@ -305,6 +325,9 @@ int sandbox_main(int argc, char** argv) {
     const auto& o = v.get_object();
     if (int_at(o, "ready_fd", -1) == 3)
         ::fcntl(3, F_SETFD, FD_CLOEXEC); // closed by the exec below: the parent sees EOF then
+    const bool report_exec_error = int_at(o, "exec_error_fd", -1) == 4;
+    if (report_exec_error)
+        ::fcntl(4, F_SETFD, FD_CLOEXEC); // a successful exec closes it without a word
     sandbox_spec s;
     s.enter = o.at("enter").as_bool();
     s.enter_pid = static_cast<int>(int_at(o, "enter_pid", 0));
@@ -373,8 +396,17 @@ int sandbox_main(int argc, char** argv) {
     args.push_back(nullptr);
     close_inherited_fds();
     ::execvp(args[0], args.data());
+    const int exec_errno = errno;
+    if (report_exec_error) {
+        const std::string text = exec_error_text(s.argv[0], exec_errno);
+        const ssize_t n = ::write(4, text.data(), text.size());
+        (void)n;
+    }
+    errno = exec_errno;
     int code = errno == ENOENT ? 127 : 126;
-    std::fprintf(stderr, "kubesim-sandbox: exec %s: %s\n", s.argv[0].c_str(), std::strerror(errno));
+    if (!report_exec_error) // an exec's caller reports it as the runtime does, not on stderr
+        std::fprintf(stderr, "kubesim-sandbox: exec %s: %s\n", s.argv[0].c_str(),
+                     std::strerror(errno));
     return code;
 }
 

@@ -54,10 +54,19 @@ struct sandbox_spec {
 /// File descriptors the child gets as 0/1/2; -1 = /dev/null. The caller keeps ownership.
 /// `ready` (optional): the write end of a pipe; the helper holds it until it execs the command
 /// (or dies), so EOF on the read end means the container's namespace and root are in place.
+/// `exec_error` (optional): the write end of a pipe; when the command cannot be executed (not
+/// found, not executable), the helper writes the runtime's reason there (exec_error_text)
+/// before it exits, so the caller can report what a runtime reports instead of an exit code.
 struct spawn_stdio {
     int in = -1, out = -1, err = -1;
     int ready = -1;
+    int exec_error = -1;
 };
+
+/// What containerd/runc say when an exec's command cannot start, after "OCI runtime exec
+/// failed: exec failed: unable to start container process: ", e.g.
+/// `exec: "nosuch": executable file not found in $PATH: unknown`.
+std::string exec_error_text(const std::string& command, int err);
 
 /// Spawns the sandbox helper in a new session (so kill(-pid) reaches everything it starts).
 /// Returns its pid; the caller reaps it (waitpid or a pidfd).

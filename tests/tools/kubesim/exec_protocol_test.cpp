@@ -140,6 +140,40 @@ TEST_F(exec_protocol_test, non_zero_exit_is_failure_with_exit_code_cause) {
     EXPECT_EQ(o.close_code, 1000);
 }
 
+// A command the image does not have: containerd cannot start it, and the kubelet reports an
+// InternalError Failure with the runtime's text and no exit code (not the 127 a shell gives).
+TEST_F(exec_protocol_test, a_missing_command_is_the_runtimes_failure_without_an_exit_code) {
+    const std::string base = "/api/v1/namespaces/default/pods/p1/exec?container=c1&stdout=true"
+                             "&stderr=true";
+    struct probe {
+        const char* command;
+        const char* why;
+    };
+    for (const probe& p : {probe{"nosuch", "exec: \\\"nosuch\\\": executable file not found in $PATH"},
+                           probe{"%2Fno%2Fsuch", "exec: \\\"/no/such\\\": stat /no/such: no such file or directory"},
+                           probe{"%2Fetc%2Fpasswd", "exec: \\\"/etc/passwd\\\": permission denied"}}) {
+        ws_exec_client c = client();
+        ASSERT_EQ(c.open(base + "&command=" + p.command, "v5.channel.k8s.io"), 101);
+        auto o = drain(c);
+        EXPECT_EQ(o.out, "");
+        EXPECT_EQ(o.err, "") << "the runtime's reason goes in the status, not on stderr";
+        EXPECT_EQ(o.status_messages, 1);
+        EXPECT_NE(o.status.find(R"("status":"Failure","message":"Internal error occurred: error )"
+                                R"(executing command in container: failed to exec in container: )"
+                                R"(failed to start exec \")"),
+                  std::string::npos)
+            << o.status;
+        EXPECT_NE(o.status.find(std::string("OCI runtime exec failed: exec failed: unable to start "
+                                            "container process: ") + p.why + ": unknown"),
+                  std::string::npos)
+            << o.status;
+        EXPECT_NE(o.status.find(R"("reason":"InternalError")"), std::string::npos) << o.status;
+        EXPECT_NE(o.status.find(R"("code":500)"), std::string::npos) << o.status;
+        EXPECT_EQ(o.status.find("ExitCode"), std::string::npos) << o.status;
+        EXPECT_EQ(o.close_code, 1000);
+    }
+}
+
 TEST_F(exec_protocol_test, no_matching_subprotocol_is_403_empty_body) {
     ws_exec_client c(port(), ca_file(), admin_token());
     EXPECT_EQ(c.open(exec_target("true", false), "channel.k8s.io, base64.channel.k8s.io"), 403);
