@@ -227,9 +227,14 @@ struct pod_copier::impl {
                 session_watch watch(stop_, {t->get()}, {});
                 auto tc = (*t)->wait();
                 if (!tc)
-                    return failed(stopped_or(pipeline::exit_failure), "pod " + end.name() +
-                                                                      ": cannot run commands: " +
-                                      tc.error().what());
+                    return permanent(stopped_or(pipeline::exit_failure),
+                                     "pod " + end.name() + ": cannot run commands: " +
+                                         tc.error().what());
+                if (*tc != 0)
+                    return failed(pipeline::exit_failure,
+                                  "pod " + end.name() + ": `true` exited with " +
+                                      std::to_string(*tc));
+                say_which(end); // the binary is not there (what containerd reports for it)
                 return end;
             }
             return failed(stopped_or(pipeline::exit_failure),
@@ -256,12 +261,17 @@ struct pod_copier::impl {
         else if (*code != 0)
             return failed(stopped_or(pipeline::exit_failure),
                           "pod " + end.name() + ": `true` exited with " + std::to_string(*code));
+        say_which(end);
+        return end;
+    }
+
+    /// The probe's conclusion, for -v and the hook's debug log.
+    void say_which(const pod_end& end) const {
         if (opt_.on_info)
             opt_.on_info("pod " + end.name() + ": " +
                          (end.has_binary ? "in-pod " + opt_.pod_binary
                                          : std::string("no podpipe in the pod: using its tar")) +
                          ", exec " + end.protocol);
-        return end;
     }
 
     /// The pod has a binary at pod_binary that does not speak this protocol: it is not used.
@@ -378,7 +388,9 @@ struct pod_copier::impl {
     // A copy's exec that did not open. A stop (a signal) ends an opening too: that is an
     // interruption (exit 5), not a failure of the pod.
     failure<copy_error> open_failed(const pod_end& end, const api_error& e) const {
-        return failed(stopped_or(pipeline::exit_failure), "pod " + end.name() + ": " + e.what());
+        return fail(copy_error{stopped_or(pipeline::exit_failure),
+                               "pod " + end.name() + ": " + e.what(), {},
+                               !e.retryable() && !stop_.stop_requested()});
     }
 
     /// `status`, or exit_interrupted when the caller's stop ended the copy.
@@ -388,6 +400,10 @@ struct pod_copier::impl {
 
     static failure<copy_error> failed(pipeline::exit_status status, std::string msg) {
         return fail(copy_error{status, std::move(msg), {}});
+    }
+    /// A failure a repeat cannot mend (copy_error::permanent).
+    static failure<copy_error> permanent(pipeline::exit_status status, std::string msg) {
+        return fail(copy_error{status, std::move(msg), {}, status == pipeline::exit_failure});
     }
 
     /// The exit status of a transfer that failed here (send_tree, recv_tree).

@@ -101,6 +101,10 @@ struct copy_error {
     /// failed (copy_options::allow_incomplete unset); count 0 otherwise. Reading them again
     /// would not help.
     tar::sender_problems problems;
+    /// A repeat cannot succeed: the API refused (404, 403, 400: pod or container gone, not
+    /// running, no permission) or the runtime could not run the command in the container.
+    /// Callers that retry a failed copy (the hook, once) do not retry these.
+    bool permanent = false;
 
     const std::string& what() const { return message; }
 };

@@ -68,10 +68,11 @@ grouped_copy(hook_session& s, const std::string& title, const std::string& what,
     s.log.group(title);
     remote::copy_result out = run();
     if (!out && out.error().status == pipeline::exit_failure && !s.stop.stop_requested() &&
-        out.error().problems.count == 0) {
+        out.error().problems.count == 0 && !out.error().permanent) {
         // Dropped connections and killed execs end like this; the receiver overwrites what it
         // already has, so a second attempt is safe. Corrupt or unsafe streams are not retried,
-        // nor copies whose sender could not read some files (a second read would not either).
+        // nor copies whose sender could not read some files (a second read would not either),
+        // nor what cannot succeed (the API refused, the container cannot run the command).
         s.log.warning(what + " failed, trying once more: " + out.error().message);
         out = run();
     }

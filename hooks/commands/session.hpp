@@ -53,7 +53,8 @@ hook_error copy_failed(std::error_code code, const std::string& before,
 
 /// Runs one copy inside `::group::TITLE` … `::endgroup::`, printing the summary line (or the
 /// error) inside the group. Retries once when the first attempt failed on the connection (a
-/// receiver overwrites what it already has, so a repeat is safe). Error text:
+/// receiver overwrites what it already has, so a repeat is safe), never a copy_error that is
+/// `permanent` or carries the sender's problems. Error text:
 /// "<what> failed: <copy_error::message>" (errc::transfer).
 result<remote::copy_report, hook_error>
 grouped_copy(hook_session& s, const std::string& title, const std::string& what,
