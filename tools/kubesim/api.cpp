@@ -13,6 +13,7 @@
 #include "tools/kubesim/ssar_proto.hpp"
 #include "tools/kubesim/table.hpp"
 #include "tools/kubesim/util.hpp"
+#include "tools/kubesim/validation.hpp"
 
 namespace podpipe::kubesim {
 namespace {
@@ -296,6 +297,54 @@ private:
     std::optional<std::uint64_t> left_;
     bool cut_ = false;
 };
+
+/// fieldValidation (Ignore, Warn = the default, Strict) for the fields `kind`'s schema does not
+/// declare: they are dropped from `obj`; Strict answers 400, Warn adds one Warning header each.
+std::optional<api_response> unknown_fields(const api_request& req, std::string_view kind,
+                                           json::object& obj, api_response::header_list& warnings) {
+    std::vector<std::string> unknown = prune_unknown_fields(kind, obj);
+    if (unknown.empty())
+        return std::nullopt;
+    std::string mode = req.param("fieldValidation").value_or("Warn");
+    if (mode == "Strict") {
+        std::string msg = std::string(kind) + " in version \"v1\" cannot be handled as a " +
+                          std::string(kind) + ": strict decoding error: ";
+        for (std::size_t i = 0; i < unknown.size(); ++i)
+            msg += (i ? ", " : "") + std::string("unknown field ") + go_quote(unknown[i]);
+        return bad_request(msg);
+    }
+    if (mode != "Ignore")
+        for (const auto& f : unknown)
+            warnings.emplace_back("Warning", "299 - " + go_quote("unknown field " + go_quote(f)));
+    return std::nullopt;
+}
+
+/// What a dry-run create answers: the object with uid, creationTimestamp and namespace as the
+/// store would set them, but no resourceVersion (nothing was written).
+json::object would_be_created(json::object obj, const std::string& ns) {
+    auto& md = obj["metadata"].as_object();
+    md["uid"] = random_uuid();
+    md["creationTimestamp"] = now_rfc3339();
+    if (!ns.empty())
+        md["namespace"] = ns;
+    md.erase("resourceVersion");
+    return obj;
+}
+
+/// A body whose metadata.namespace differs from the request path's: 400 as upstream.
+std::optional<api_response> namespace_mismatch(const json::object& obj, const std::string& ns) {
+    const json::object* md = obj_at(obj, "metadata");
+    std::string body_ns = md ? str_at(*md, "namespace") : "";
+    if (!body_ns.empty() && body_ns != ns)
+        return bad_request("the namespace of the provided object does not match the namespace sent "
+                           "on the request");
+    return std::nullopt;
+}
+
+/// dryRun=All: admission and validation run, nothing is stored or deleted.
+bool dry_run(const api_request& req) {
+    return req.param("dryRun") == std::optional<std::string>("All");
+}
 
 } // namespace
 
@@ -942,10 +991,17 @@ api_response api_server::handle_pods(const api_request& req, const std::string& 
         json::value body = json::parse(req.body, ec);
         if (ec || !body.is_object())
             return bad_request("the body of the request could not be decoded as a Pod");
-        auto created = create_pod(ns, body.get_object());
+        api_response::header_list warnings;
+        if (auto bad = unknown_fields(req, "Pod", body.as_object(), warnings))
+            return *bad;
+        if (auto bad = namespace_mismatch(body.as_object(), ns))
+            return *bad;
+        auto created = create_pod(ns, body.get_object(), dry_run(req));
         if (auto* err = std::get_if<api_response>(&created))
             return *err;
-        return json_response(201, std::get<json::object>(created));
+        api_response r = json_response(201, std::get<json::object>(created));
+        r.headers = std::move(warnings);
+        return r;
     }
     if (sub == "log") {
         if (m != "GET")
@@ -992,6 +1048,12 @@ api_response api_server::handle_pods(const api_request& req, const std::string& 
                                                status_details(name, "pods"));
                 }
         }
+        if (dry_run(req)) {
+            auto pod = store_.get("pods", ns, name);
+            if (!pod)
+                return not_found("pods", name);
+            return json_response(200, *pod);
+        }
         auto result = kubelet_.delete_pod(ns, name, grace);
         if (!result)
             return not_found("pods", name);
@@ -1000,7 +1062,8 @@ api_response api_server::handle_pods(const api_request& req, const std::string& 
     return method_not_allowed();
 }
 
-std::variant<api_response, json::object> api_server::create_pod(const std::string& ns, json::object pod) {
+std::variant<api_response, json::object> api_server::create_pod(const std::string& ns,
+                                                                json::object pod, bool dry_run) {
     if (str_at(pod, "kind", "Pod") != "Pod")
         return bad_request("the API version in the data (" + str_at(pod, "apiVersion") +
                            ") does not match the expected API version (v1)");
@@ -1014,37 +1077,18 @@ std::variant<api_response, json::object> api_server::create_pod(const std::strin
         pname = str_at(md, "generateName") + random_name_suffix();
         md["name"] = pname;
     }
-    if (pname.empty())
-        return status_response(422, "Invalid", "Pod \"\" is invalid: metadata.name: Required value: name or generateName is required",
-                               json::object{{"kind", "Pod"},
-                                            {"causes", json::array{json::object{{"reason", "FieldValueRequired"},
-                                                                                {"message", "Required value: name or generateName is required"},
-                                                                                {"field", "metadata.name"}}}}});
     if (!pod["spec"].is_object())
         pod["spec"] = json::object{};
     auto& spec = pod["spec"].as_object();
-    auto* containers = spec.if_contains("containers");
-    if (!containers || !containers->is_array() || containers->as_array().empty())
-        return status_response(422, "Invalid", "Pod \"" + pname + "\" is invalid: spec.containers: Required value",
-                               json::object{{"name", pname}, {"kind", "Pod"},
-                                            {"causes", json::array{json::object{{"reason", "FieldValueRequired"},
-                                                                                {"message", "Required value"},
-                                                                                {"field", "spec.containers"}}}}});
+    if (std::string bad = pod_decode_error(pod); !bad.empty())
+        return bad_request("Pod in version \"v1\" cannot be handled as a Pod: " + bad);
     for (const char* key : {"initContainers", "containers"}) {
         auto* list = spec.if_contains(key);
         if (!list || !list->is_array())
             continue;
-        std::size_t i = 0;
         for (auto& c : list->as_array()) {
-            if (!c.is_object() || str_at(c.as_object(), "image").empty() || str_at(c.as_object(), "name").empty()) {
-                std::string field = std::string("spec.") + key + "[" + std::to_string(i) + "]." +
-                                    (c.is_object() && !str_at(c.as_object(), "name").empty() ? "image" : "name");
-                return status_response(422, "Invalid", "Pod \"" + pname + "\" is invalid: " + field + ": Required value",
-                                       json::object{{"name", pname}, {"kind", "Pod"},
-                                                    {"causes", json::array{json::object{{"reason", "FieldValueRequired"},
-                                                                                        {"message", "Required value"},
-                                                                                        {"field", field}}}}});
-            }
+            if (!c.is_object())
+                continue;
             auto& co = c.as_object();
             std::string image = str_at(co, "image");
             if (!co.contains("imagePullPolicy"))
@@ -1057,7 +1101,10 @@ std::variant<api_response, json::object> api_server::create_pod(const std::strin
                 co["terminationMessagePolicy"] = "File";
             if (!co.contains("resources"))
                 co["resources"] = json::object{};
-            ++i;
+            if (auto* ports = co.if_contains("ports"); ports && ports->is_array())
+                for (auto& p : ports->as_array())
+                    if (p.is_object() && !p.as_object().contains("protocol"))
+                        p.as_object()["protocol"] = "TCP";
         }
     }
     if (!spec.contains("restartPolicy"))
@@ -1074,7 +1121,15 @@ std::variant<api_response, json::object> api_server::create_pod(const std::strin
         spec["securityContext"] = json::object{};
     if (!spec.contains("enableServiceLinks"))
         spec["enableServiceLinks"] = true;
+    if (field_errors errs = validate_pod(pod); !errs.empty())
+        return json_response(422, invalid_status("Pod", pname, errs));
     pod["status"] = json::object{{"phase", "Pending"}, {"qosClass", "BestEffort"}};
+    if (dry_run) {
+        if (store_.get("pods", ns, pname))
+            return status_response(409, "AlreadyExists", "pods \"" + pname + "\" already exists",
+                                   status_details(pname, "pods"));
+        return would_be_created(std::move(pod), ns);
+    }
     auto created = store_.create("pods", ns, pod);
     if (!created)
         return status_response(409, "AlreadyExists", "pods \"" + pname + "\" already exists",
@@ -1279,6 +1334,11 @@ api_response api_server::handle_secrets(const api_request& req, const std::strin
         json::value body = json::parse(req.body, ec);
         if (ec || !body.is_object())
             return bad_request("the body of the request could not be decoded as a Secret");
+        api_response::header_list warnings;
+        if (auto bad = unknown_fields(req, "Secret", body.as_object(), warnings))
+            return *bad;
+        if (auto bad = namespace_mismatch(body.as_object(), ns))
+            return *bad;
         json::object sec = body.get_object();
         sec["kind"] = "Secret";
         sec["apiVersion"] = "v1";
@@ -1290,8 +1350,6 @@ api_response api_server::handle_secrets(const api_request& req, const std::strin
             sname = str_at(md, "generateName") + random_name_suffix();
             md["name"] = sname;
         }
-        if (sname.empty())
-            return status_response(422, "Invalid", "Secret \"\" is invalid: metadata.name: Required value: name or generateName is required");
         if (!sec.contains("type"))
             sec["type"] = "Opaque";
         if (!sec["data"].is_object())
@@ -1313,8 +1371,8 @@ api_response api_server::handle_secrets(const api_request& req, const std::strin
                 }
             sec.erase("stringData");
         }
-        if (total > 1024 * 1024)
-            return status_response(422, "Invalid", "Secret \"" + sname + "\" is invalid: data: Too long: must have at most 1048576 bytes");
+        if (field_errors errs = validate_secret(sec, total); !errs.empty())
+            return json_response(422, invalid_status("Secret", sname, errs));
         if (str_at(sec, "type") == "kubernetes.io/dockerconfigjson") {
             bool ok = data.contains(".dockerconfigjson") && data.at(".dockerconfigjson").is_string();
             if (ok) {
@@ -1328,11 +1386,18 @@ api_response api_server::handle_secrets(const api_request& req, const std::strin
                                        "Secret \"" + sname + "\" is invalid: data[.dockerconfigjson]: Invalid value: \"<secret contents redacted>\": must be a valid JSON document with key .dockerconfigjson",
                                        json::object{{"name", sname}, {"kind", "Secret"}});
         }
-        auto created = store_.create("secrets", ns, sec);
+        if (dry_run(req) && !store_.get("secrets", ns, sname)) {
+            api_response r = json_response(201, would_be_created(std::move(sec), ns));
+            r.headers = std::move(warnings);
+            return r;
+        }
+        auto created = dry_run(req) ? std::nullopt : store_.create("secrets", ns, sec);
         if (!created)
             return status_response(409, "AlreadyExists", "secrets \"" + sname + "\" already exists",
                                    status_details(sname, "secrets"));
-        return json_response(201, *created);
+        api_response r = json_response(201, *created);
+        r.headers = std::move(warnings);
+        return r;
     }
     if (m == "GET") {
         auto s = store_.get("secrets", ns, name);
@@ -1341,7 +1406,8 @@ api_response api_server::handle_secrets(const api_request& req, const std::strin
         return json_response(200, *s);
     }
     if (m == "DELETE") {
-        auto s = store_.remove("secrets", ns, name);
+        auto s =
+            dry_run(req) ? store_.get("secrets", ns, name) : store_.remove("secrets", ns, name);
         if (!s)
             return not_found("secrets", name);
         return json_response(200, json::object{{"kind", "Status"},
@@ -1366,6 +1432,11 @@ api_response api_server::handle_pvcs(const api_request& req, const std::string& 
         json::value body = json::parse(req.body, ec);
         if (ec || !body.is_object())
             return bad_request("the body of the request could not be decoded as a PersistentVolumeClaim");
+        api_response::header_list warnings;
+        if (auto bad = unknown_fields(req, "PersistentVolumeClaim", body.as_object(), warnings))
+            return *bad;
+        if (auto bad = namespace_mismatch(body.as_object(), ns))
+            return *bad;
         json::object pvc = body.get_object();
         pvc["kind"] = "PersistentVolumeClaim";
         pvc["apiVersion"] = "v1";
@@ -1377,31 +1448,12 @@ api_response api_server::handle_pvcs(const api_request& req, const std::string& 
             cname = str_at(md, "generateName") + random_name_suffix();
             md["name"] = cname;
         }
-        if (cname.empty())
-            return status_response(422, "Invalid",
-                                   "PersistentVolumeClaim \"\" is invalid: metadata.name: Required value: name or generateName is required");
         if (!pvc["spec"].is_object())
             pvc["spec"] = json::object{};
         auto& spec = pvc["spec"].as_object();
+        if (field_errors errs = validate_pvc(pvc); !errs.empty())
+            return json_response(422, invalid_status("PersistentVolumeClaim", cname, errs));
         const json::array* modes = arr_at(spec, "accessModes");
-        if (!modes || modes->empty())
-            return status_response(
-                422, "Invalid",
-                "PersistentVolumeClaim \"" + cname + "\" is invalid: spec.accessModes: Required value: at least 1 access mode is required",
-                json::object{{"name", cname},
-                             {"kind", "PersistentVolumeClaim"},
-                             {"causes", json::array{json::object{{"reason", "FieldValueRequired"},
-                                                                 {"message", "Required value: at least 1 access mode is required"},
-                                                                 {"field", "spec.accessModes"}}}}});
-        for (const auto& mode : *modes) {
-            static const char* known[] = {"ReadWriteOnce", "ReadOnlyMany", "ReadWriteMany", "ReadWriteOncePod"};
-            bool ok = mode.is_string() && std::any_of(std::begin(known), std::end(known),
-                                                      [&](const char* k) { return mode.get_string() == k; });
-            if (!ok)
-                return status_response(422, "Invalid",
-                                       "PersistentVolumeClaim \"" + cname + "\" is invalid: spec.accessModes: Unsupported value",
-                                       status_details(cname, "PersistentVolumeClaim"));
-        }
         // Copy before inserting into spec: an insert may rehash spec and invalidate `modes`.
         const json::array access_modes = *modes;
         if (!spec.contains("volumeMode"))
@@ -1413,7 +1465,14 @@ api_response api_server::handle_pvcs(const api_request& req, const std::string& 
             if (auto* reqs = obj_at(*res, "requests"))
                 capacity = *reqs;
         pvc["status"] = json::object{{"phase", "Bound"}, {"accessModes", access_modes}, {"capacity", capacity}};
-        auto created = store_.create("persistentvolumeclaims", ns, pvc);
+        if (dry_run(req) && !store_.get("persistentvolumeclaims", ns, cname)) {
+            pvc["status"] = json::object{{"phase", "Pending"}};
+            api_response r = json_response(201, would_be_created(std::move(pvc), ns));
+            r.headers = std::move(warnings);
+            return r;
+        }
+        auto created =
+            dry_run(req) ? std::nullopt : store_.create("persistentvolumeclaims", ns, pvc);
         if (!created)
             return status_response(409, "AlreadyExists",
                                    "persistentvolumeclaims \"" + cname + "\" already exists",
@@ -1423,7 +1482,9 @@ api_response api_server::handle_pvcs(const api_request& req, const std::string& 
         auto bound = store_.update("persistentvolumeclaims", ns, cname, uid, [&](json::object& o) {
             o["spec"].as_object()["volumeName"] = "pvc-" + uid;
         });
-        return json_response(201, bound ? *bound : *created);
+        api_response r = json_response(201, bound ? *bound : *created);
+        r.headers = std::move(warnings);
+        return r;
     }
     if (m == "GET") {
         auto c = store_.get("persistentvolumeclaims", ns, name);
@@ -1432,7 +1493,8 @@ api_response api_server::handle_pvcs(const api_request& req, const std::string& 
         return json_response(200, *c);
     }
     if (m == "DELETE") {
-        auto c = store_.remove("persistentvolumeclaims", ns, name);
+        auto c = dry_run(req) ? store_.get("persistentvolumeclaims", ns, name)
+                              : store_.remove("persistentvolumeclaims", ns, name);
         if (!c)
             return not_found("persistentvolumeclaims", name);
         return json_response(200, *c);

@@ -60,7 +60,8 @@ struct api_response {
     int status = 200;
     std::string content_type = "application/json";
     std::string body;
-    std::vector<std::pair<std::string, std::string>> headers;
+    using header_list = std::vector<std::pair<std::string, std::string>>;
+    header_list headers; ///< several of one name (Warning) are all sent
     /// When set, the body is streamed (chunked) by calling this after the headers went out.
     std::function<void(chunk_sink&)> stream;
 };
@@ -139,7 +140,9 @@ public:
 
     /// Pod admission shared by POST pods and the job controller: defaults, validation (422),
     /// name collision (409), then hands the stored pod to the kubelet (scheduling).
-    std::variant<api_response, boost::json::object> create_pod(const std::string& ns, boost::json::object pod);
+    /// With `dry_run` (dryRun=All) nothing is stored: the answer is the pod that would be created.
+    std::variant<api_response, boost::json::object>
+    create_pod(const std::string& ns, boost::json::object pod, bool dry_run = false);
 
     /// The in-cluster directory (STATE/serviceaccount) and its current token, for rotateToken.
     void set_service_account(std::string dir, std::string token);

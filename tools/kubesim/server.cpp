@@ -217,7 +217,7 @@ void server::impl::serve(connection& /*c*/, tcp::socket socket, net::io_context&
             res.set(http::field::content_type, r.content_type);
             res.set(http::field::cache_control, "no-cache, private");
             for (const auto& [k, v] : r.headers)
-                res.set(k, v);
+                res.insert(k, v); // several Warning headers stay several
             res.body() = r.body;
             res.keep_alive(keep_alive);
             res.prepare_payload();

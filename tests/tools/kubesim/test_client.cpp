@@ -64,7 +64,9 @@ http_reply https_request(int port, const std::string& ca_file, const std::string
         std::string name(f.name_string());
         for (auto& c : name)
             c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-        r.headers[name] = std::string(f.value());
+        auto [it, fresh] = r.headers.try_emplace(name, std::string(f.value()));
+        if (!fresh) // a repeated header (Warning): combined as HTTP allows
+            it->second += ", " + std::string(f.value());
     }
     r.body = res.body();
     beast::error_code ec;
