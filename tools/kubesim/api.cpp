@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -677,16 +678,20 @@ api_response api_server::handle(const api_request& req) {
                                            {"create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"},
                                            {"po"});
         pods["categories"] = json::array{"all"}; // `kubectl get all`
-        json::array res{
-            pods,
-            resource_entry("pods/exec", "", true, "PodExecOptions", {"create", "get"}),
-            resource_entry("pods/log", "", true, "Pod", {"get"}),
-            resource_entry("secrets", "secret", true, "Secret", {"create", "delete", "get", "list", "watch"}),
-            resource_entry("persistentvolumeclaims", "persistentvolumeclaim", true, "PersistentVolumeClaim",
-                           {"create", "delete", "get", "list", "watch"}, {"pvc"}),
-            resource_entry("events", "event", true, "Event", {"create", "delete", "get", "list", "watch"}, {"ev"}),
-            resource_entry("namespaces", "namespace", false, "Namespace", {"get", "list"}, {"ns"}),
-            resource_entry("nodes", "node", false, "Node", {"get", "list"}, {"no"})};
+        json::array res{pods,
+                        resource_entry("pods/exec", "", true, "PodExecOptions", {"create", "get"}),
+                        resource_entry("pods/log", "", true, "Pod", {"get"}),
+                        resource_entry("secrets", "secret", true, "Secret",
+                                       {"create", "delete", "get", "list", "watch"}),
+                        resource_entry("persistentvolumeclaims", "persistentvolumeclaim", true,
+                                       "PersistentVolumeClaim",
+                                       {"create", "delete", "get", "list", "watch"}, {"pvc"}),
+                        resource_entry("events", "event", true, "Event",
+                                       {"create", "delete", "get", "list", "watch"}, {"ev"}),
+                        resource_entry("namespaces", "namespace", false, "Namespace",
+                                       {"create", "delete", "get", "list", "patch", "watch"},
+                                       {"ns"}),
+                        resource_entry("nodes", "node", false, "Node", {"get", "list"}, {"no"})};
         return json_response(200, json::object{{"kind", "APIResourceList"}, {"groupVersion", "v1"}, {"resources", res}});
     }
     if (seg.size() == 1 && seg[0] == "apis") {
@@ -779,6 +784,9 @@ api_response api_server::handle(const api_request& req) {
                 return method_not_allowed();
             return list_or_watch(req, "jobs", "", "JobList", "batch/v1");
         }
+        if (seg.size() == 6 && seg[3] == "namespaces" && seg[5] == "jobs")
+            if (auto refused = namespace_refuses(req, seg[4], "jobs.batch"))
+                return *refused;
         if (seg.size() >= 6 && seg.size() <= 8 && seg[3] == "namespaces" && seg[5] == "jobs")
             return handle_jobs(req, seg[4], seg.size() >= 7 ? seg[6] : "", seg.size() == 8 ? seg[7] : "");
         return not_found_path();
@@ -802,6 +810,9 @@ api_response api_server::handle(const api_request& req) {
             std::string sub = seg.size() >= 7 ? seg[6] : "";
             if (seg.size() > 7)
                 return not_found_path();
+            if (name.empty())
+                if (auto refused = namespace_refuses(req, ns, res))
+                    return *refused;
             if (res == "pods")
                 return handle_pods(req, ns, name, sub);
             if (res == "secrets" && sub.empty())
@@ -1728,15 +1739,223 @@ api_response api_server::handle_nodes(const api_request& req, const std::string&
     return json_response(200, *n);
 }
 
+namespace {
+
+/// RFC 7386 JSON merge patch (null deletes a member, objects merge, anything else replaces).
+void merge_patch(json::value& target, const json::value& patch) {
+    if (!patch.is_object()) {
+        target = patch;
+        return;
+    }
+    if (!target.is_object())
+        target = json::object{};
+    auto& t = target.as_object();
+    for (const auto& [k, v] : patch.as_object()) {
+        if (v.is_null())
+            t.erase(k);
+        else
+            merge_patch(t[k], v);
+    }
+}
+
+} // namespace
+
+json::object api_server::namespace_object(const std::string& name) {
+    return json::object{
+        {"kind", "Namespace"},
+        {"apiVersion", "v1"},
+        {"metadata", json::object{{"name", name},
+                                  {"labels", json::object{{"kubernetes.io/metadata.name", name}}}}},
+        {"spec", json::object{{"finalizers", json::array{"kubernetes"}}}},
+        {"status", json::object{{"phase", "Active"}}}};
+}
+
+std::optional<api_response> api_server::namespace_refuses(const api_request& req,
+                                                          const std::string& ns,
+                                                          const std::string& resource) {
+    if (req.method != "POST" || ns.empty())
+        return std::nullopt;
+    auto n = store_.get("namespaces", "", ns);
+    if (!n)
+        return not_found("namespaces", ns);
+    const json::object* st = obj_at(*n, "status");
+    if (st && str_at(*st, "phase") == "Terminating") {
+        std::string name;
+        boost::system::error_code ec;
+        json::value body = json::parse(req.body, ec);
+        if (!ec && body.is_object())
+            if (const json::object* md = obj_at(body.as_object(), "metadata"))
+                name = str_at(*md, "name");
+        std::string msg =
+            "unable to create new content in namespace " + ns + " because it is being terminated";
+        return status_response(403, "Forbidden",
+                               resource + (name.empty() ? "" : " \"" + name + "\"") +
+                                   " is forbidden: " + msg,
+                               status_details(name, resource));
+    }
+    return std::nullopt;
+}
+
 api_response api_server::handle_namespaces(const api_request& req, const std::string& name) {
-    if (req.method != "GET")
-        return method_not_allowed();
-    if (name.empty())
-        return list_or_watch(req, "namespaces", "", "NamespaceList");
+    const std::string& m = req.method;
+    if (name.empty()) {
+        if (m == "GET")
+            return list_or_watch(req, "namespaces", "", "NamespaceList");
+        if (m != "POST")
+            return method_not_allowed();
+        boost::system::error_code ec;
+        json::value body = json::parse(req.body, ec);
+        if (ec || !body.is_object())
+            return bad_request("the body of the request could not be decoded as a Namespace");
+        api_response::header_list warnings;
+        if (auto bad = unknown_fields(req, "Namespace", body.as_object(), warnings))
+            return *bad;
+        json::object ns = body.get_object();
+        ns["kind"] = "Namespace";
+        ns["apiVersion"] = "v1";
+        if (!ns["metadata"].is_object())
+            ns["metadata"] = json::object{};
+        auto& md = ns["metadata"].as_object();
+        md.erase("namespace"); // cluster-scoped: cleared before validation, as upstream
+        std::string nname = str_at(md, "name");
+        if (nname.empty() && !str_at(md, "generateName").empty()) {
+            nname = str_at(md, "generateName") + random_name_suffix();
+            md["name"] = nname;
+        }
+        if (!md["labels"].is_object())
+            md["labels"] = json::object{};
+        if (!nname.empty())
+            md["labels"].as_object()["kubernetes.io/metadata.name"] = nname;
+        ns["spec"] = json::object{{"finalizers", json::array{"kubernetes"}}};
+        ns["status"] = json::object{{"phase", "Active"}};
+        if (field_errors errs = validate_namespace(ns); !errs.empty())
+            return json_response(422, invalid_status("Namespace", nname, errs));
+        std::optional<json::object> created;
+        if (store_.get("namespaces", "", nname))
+            return status_response(409, "AlreadyExists",
+                                   "namespaces \"" + nname + "\" already exists",
+                                   status_details(nname, "namespaces"));
+        created = dry_run(req) ? would_be_created(std::move(ns), "")
+                               : store_.create("namespaces", "", ns);
+        if (!created)
+            return status_response(409, "AlreadyExists",
+                                   "namespaces \"" + nname + "\" already exists",
+                                   status_details(nname, "namespaces"));
+        api_response r = json_response(201, *created);
+        r.headers = std::move(warnings);
+        return r;
+    }
     auto n = store_.get("namespaces", "", name);
     if (!n)
         return not_found("namespaces", name);
-    return json_response(200, *n);
+    if (m == "GET") {
+        if (wants_table(req.header("accept")))
+            return json_response(200, make_table("namespaces", {*n}, store_.current_rv()));
+        return json_response(200, *n);
+    }
+    if (m == "PATCH") {
+        std::string type = req.header("content-type");
+        if (type.find("application/merge-patch+json") == std::string::npos &&
+            type.find("application/strategic-merge-patch+json") == std::string::npos)
+            return status_response(415, "UnsupportedMediaType",
+                                   "the body of the request was in an unknown format - accepted "
+                                   "media types include: application/merge-patch+json, "
+                                   "application/strategic-merge-patch+json");
+        boost::system::error_code ec;
+        json::value patch = json::parse(req.body, ec);
+        if (ec || !patch.is_object())
+            return bad_request("error decoding patch: invalid JSON");
+        json::value merged = *n;
+        merge_patch(merged, patch);
+        json::object& obj = merged.as_object();
+        if (!obj["metadata"].is_object() || str_at(obj["metadata"].as_object(), "name") != name)
+            return json_response(422, invalid_status("Namespace", name,
+                                                     {invalid_error("metadata.name", go_quote(name),
+                                                                    "field is immutable")}));
+        api_response::header_list warnings;
+        if (auto bad = unknown_fields(req, "Namespace", obj, warnings))
+            return *bad;
+        if (field_errors errs = validate_namespace(obj); !errs.empty())
+            return json_response(422, invalid_status("Namespace", name, errs));
+        if (dry_run(req))
+            return json_response(200, obj);
+        const json::object md = obj["metadata"].as_object();
+        auto updated = store_.update("namespaces", "", name, "", [&](json::object& o) {
+            auto& omd = o["metadata"].as_object();
+            for (const char* k : {"labels", "annotations"}) {
+                if (md.contains(k))
+                    omd[k] = md.at(k);
+                else
+                    omd.erase(k);
+            }
+        });
+        if (!updated)
+            return not_found("namespaces", name);
+        api_response r = json_response(200, *updated);
+        r.headers = std::move(warnings);
+        return r;
+    }
+    if (m == "DELETE") {
+        if (name == "default" || name == "kube-system" || name == "kube-public")
+            return status_response(403, "Forbidden",
+                                   "namespaces \"" + name +
+                                       "\" is forbidden: this namespace may not be deleted",
+                                   status_details(name, "namespaces"));
+        if (dry_run(req))
+            return json_response(200, *n);
+        auto marked = store_.update("namespaces", "", name, "", [](json::object& o) {
+            auto& md = o["metadata"].as_object();
+            if (!md.contains("deletionTimestamp"))
+                md["deletionTimestamp"] = now_rfc3339();
+            o["status"] = json::object{{"phase", "Terminating"}};
+        });
+        if (!marked)
+            return not_found("namespaces", name);
+        {
+            std::lock_guard lk(ns_mu_);
+            terminating_.insert(name);
+            if (!ns_reaper_.joinable())
+                ns_reaper_ = std::jthread([this](std::stop_token st) { reap_namespaces(st); });
+        }
+        empty_namespace(name);
+        return json_response(200, *marked);
+    }
+    return method_not_allowed();
+}
+
+void api_server::empty_namespace(const std::string& ns) {
+    std::uint64_t rv = 0;
+    // Pods get their normal graceful deletion; the kubelet removes them once stopped.
+    for (const auto& p : store_.list("pods", ns, rv))
+        (void)kubelet_.delete_pod(ns, str_at(p.at("metadata").as_object(), "name"), std::nullopt);
+    for (const char* res : {"jobs", "secrets", "persistentvolumeclaims", "events"})
+        for (const auto& o : store_.list(res, ns, rv))
+            (void)store_.remove(res, ns, str_at(o.at("metadata").as_object(), "name"));
+}
+
+void api_server::reap_namespaces(std::stop_token st) {
+    // The namespace controller: a Terminating namespace goes once nothing is left in it.
+    while (!st.stop_requested() && !stopping_) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        std::set<std::string> names;
+        {
+            std::lock_guard lk(ns_mu_);
+            names = terminating_;
+        }
+        for (const auto& ns : names) {
+            std::uint64_t rv = 0;
+            bool empty = true;
+            for (const char* res : {"pods", "jobs", "secrets", "persistentvolumeclaims", "events"})
+                empty = empty && store_.list(res, ns, rv).empty();
+            if (!empty) {
+                empty_namespace(ns); // e.g. events recorded while its pods stopped
+                continue;
+            }
+            (void)store_.remove("namespaces", "", ns);
+            std::lock_guard lk(ns_mu_);
+            terminating_.erase(ns);
+        }
+    }
 }
 
 std::variant<api_response, exec_plan> api_server::prepare_exec(const api_request& req) {

@@ -17,8 +17,10 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <utility>
 #include <variant>
 #include <vector>
@@ -144,6 +146,9 @@ public:
     std::variant<api_response, boost::json::object>
     create_pod(const std::string& ns, boost::json::object pod, bool dry_run = false);
 
+    /// A Namespace as kubesim creates its built-in ones (Active, the metadata.name label).
+    static boost::json::object namespace_object(const std::string& name);
+
     /// The in-cluster directory (STATE/serviceaccount) and its current token, for rotateToken.
     void set_service_account(std::string dir, std::string token);
 
@@ -170,6 +175,13 @@ private:
     api_response handle_events(const api_request& req, const std::string& ns, const std::string& name);
     api_response handle_nodes(const api_request& req, const std::string& name);
     api_response handle_namespaces(const api_request& req, const std::string& name);
+    /// A create (POST) into `ns` that the namespace refuses: 404 when it does not exist, 403 while
+    /// it is terminating. nullopt otherwise (and for every other method).
+    std::optional<api_response> namespace_refuses(const api_request& req, const std::string& ns,
+                                                  const std::string& resource);
+    /// Deletes what is in a terminating namespace (pods gracefully).
+    void empty_namespace(const std::string& ns);
+    void reap_namespaces(std::stop_token st);
     api_response list_or_watch(const api_request& req, const std::string& resource,
                                const std::string& ns, const std::string& list_kind,
                                const std::string& api_version = "v1");
@@ -190,6 +202,9 @@ private:
     api_response handle_faults(const api_request& req);
     std::atomic<bool> stopping_{false};
     std::chrono::milliseconds bookmark_interval_{60000};
+    std::mutex ns_mu_;
+    std::set<std::string> terminating_; // namespaces being deleted (guarded by ns_mu_)
+    std::jthread ns_reaper_;            // started by the first namespace deletion; last member
 };
 
 /// JSON body helper: serialize with the given status.
