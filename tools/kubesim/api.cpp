@@ -128,7 +128,19 @@ std::optional<std::string> field_of(const std::string& resource, const json::obj
             return str_at(*st, "podIP");
         if (field == "status.nominatedNodeName")
             return str_at(*st, "nominatedNodeName");
+        if (field == "spec.hostNetwork")
+            return spec->contains("hostNetwork") && spec->at("hostNetwork").is_bool() &&
+                           spec->at("hostNetwork").get_bool()
+                       ? "true"
+                       : "false";
     }
+    if (resource == "namespaces" && field == "status.phase")
+        return str_at(*st, "phase");
+    if (resource == "nodes" && field == "spec.unschedulable")
+        return spec->contains("unschedulable") && spec->at("unschedulable").is_bool() &&
+                       spec->at("unschedulable").get_bool()
+                   ? "true"
+                   : "false";
     if (resource == "secrets" && field == "type")
         return str_at(obj, "type");
     if (resource == "events") {
@@ -153,17 +165,29 @@ struct filters {
     selector labels, fields;
 };
 
-std::optional<api_response> parse_filters(const api_request& req, filters& f) {
+/// Label and field selectors of a list/watch, with upstream's 400 messages: a malformed label or
+/// field selector, or a field label the resource does not support ("field label not supported").
+std::optional<api_response> parse_filters(const api_request& req, const std::string& resource,
+                                          filters& f) {
     if (auto ls = req.param("labelSelector")) {
-        auto s = parse_label_selector(*ls);
+        std::string error;
+        auto s = parse_label_selector(*ls, &error);
         if (!s)
-            return bad_request("unable to parse requirement: invalid label selector: " + *ls);
+            return bad_request(error);
         f.labels = *s;
     }
     if (auto fsel = req.param("fieldSelector")) {
-        auto s = parse_field_selector(*fsel);
+        std::string error;
+        auto s = parse_field_selector(*fsel, &error);
         if (!s)
-            return bad_request("invalid field selector: " + *fsel);
+            return bad_request(error);
+        const json::object empty;
+        for (auto& r : s->requirements) {
+            if (resource == "pods" && r.key == "spec.host")
+                r.key = "spec.nodeName"; // upstream's conversion for old clients
+            if (!field_of(resource, empty, r.key))
+                return bad_request("field label not supported: " + r.key);
+        }
         f.fields = *s;
     }
     return std::nullopt;
@@ -830,7 +854,7 @@ api_response api_server::list_or_watch(const api_request& req, const std::string
                                        const std::string& ns, const std::string& list_kind,
                                        const std::string& api_version) {
     filters f;
-    if (auto err = parse_filters(req, f))
+    if (auto err = parse_filters(req, resource, f))
         return *err;
     if (req.flag("watch")) {
         std::optional<std::uint64_t> from;
