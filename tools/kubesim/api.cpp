@@ -411,11 +411,14 @@ api_server::api_server(object_store& store, kubelet& kubelet, std::map<std::stri
 void api_server::stop() { stopping_ = true; }
 
 bool api_server::authenticate(api_request& req) const {
-    if (req.path == "/version" || req.path == "/healthz" || req.path == "/livez" || req.path == "/readyz") {
+    std::string auth = req.header("authorization");
+    if (auth.rfind("Bearer ", 0) != 0 && (req.path == "/version" || req.path == "/healthz" ||
+                                          req.path == "/livez" || req.path == "/readyz")) {
+        // Anonymous only without a bearer token: one that fails is 401 everywhere, as upstream
+        // (the authenticator rejects before the anonymous fallback).
         req.user = "system:anonymous";
         return true;
     }
-    std::string auth = req.header("authorization");
     const std::string bearer = "Bearer ";
     if (auth.size() <= bearer.size() || auth.compare(0, bearer.size(), bearer) != 0)
         return false;

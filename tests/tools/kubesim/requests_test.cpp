@@ -1,5 +1,6 @@
-// Requests as the API server takes them: selectors with upstream's 400 messages and the
-// supported pod field selectors.
+// Requests as the API server takes them: selectors with upstream's 400 messages, supported pod
+// field selectors, request headers up to 1 MiB (431 beyond), and a bad bearer token is 401 on
+// every path, /version included.
 #include <boost/json.hpp>
 
 #include "kubesim_fixture.hpp"
@@ -109,6 +110,40 @@ spec:
     EXPECT_EQ(count("labelSelector=" + escaped("num>4")), 1u);
     EXPECT_EQ(count("labelSelector=" + escaped("num<5")), 0u);
     EXPECT_EQ(count("labelSelector=" + escaped("num in (5,6),!m")), 1u);
+}
+
+TEST_F(requests_test, headers_up_to_one_mebibyte) {
+    auto headers = [](int n) {
+        std::map<std::string, std::string> h;
+        for (int i = 0; i < n; ++i)
+            h["X-Big-" + std::to_string(i)] = std::string(60 * 1024, 'a');
+        return h;
+    };
+    auto ok = get("/api/v1/namespaces/default/pods", headers(15)); // 900 KiB
+    EXPECT_EQ(ok.status, 200);
+    std::string selector = "app in (" + std::string(60, 'x');
+    for (int i = 0; i < 500; ++i)
+        selector += "," + std::string(50, static_cast<char>('a' + i % 26)) + std::to_string(i);
+    selector += ")";
+    EXPECT_GT(selector.size(), 16u * 1024);
+    auto long_target = get(pods_query("labelSelector=" + escaped(selector)));
+    EXPECT_EQ(long_target.status, 200) << long_target.body.substr(0, 300);
+    auto too_big = get("/api/v1/namespaces/default/pods", headers(19)); // 1140 KiB
+    EXPECT_EQ(too_big.status, 431);
+    EXPECT_EQ(too_big.body, "431 Request Header Fields Too Large");
+    // The connection is gone, kubesim is not: the next request is served.
+    EXPECT_EQ(get("/api/v1/namespaces/default/pods").status, 200);
+}
+
+TEST_F(requests_test, a_bad_token_is_401_everywhere) {
+    for (const char* path : {"/version", "/healthz", "/api", "/api/v1/namespaces/default/pods"}) {
+        SCOPED_TRACE(path);
+        auto r = get(path, {}, "not-a-token");
+        EXPECT_EQ(r.status, 401) << r.body;
+    }
+    // Without credentials /version stays open (system:public-info-viewer).
+    auto anon = https_request(port(), ca_file(), "", "GET", "/version");
+    EXPECT_EQ(anon.status, 200);
 }
 
 } // namespace
