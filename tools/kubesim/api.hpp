@@ -6,9 +6,10 @@
 // batch/v1), pods (create/get/list/watch/delete, Table output), pods/log, pods/exec preflight,
 // secrets (create/get/list/watch/delete), persistentvolumeclaims (create/get/list/watch/delete),
 // batch/v1 jobs (create/get/list/watch/delete with propagation policies, Table), events
-// (create/get/list/watch/delete, Table),
-// nodes (list/get), namespaces (list/get), selfsubjectaccessreviews (JSON, decided by the RBAC
+// (create/get/list/watch/delete, Table), nodes (list/get), namespaces
+// (create/get/list/watch/patch/delete), selfsubjectaccessreviews (JSON, decided by the RBAC
 // policy), POST /kubesim/faults (admin-only fault injection). Unknown paths → 404 Status.
+// Creates are validated as upstream (validation.hpp).
 #pragma once
 
 #include <atomic>
