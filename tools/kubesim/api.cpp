@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -13,6 +14,7 @@
 #include "tools/kubesim/ssar_proto.hpp"
 #include "tools/kubesim/table.hpp"
 #include "tools/kubesim/util.hpp"
+#include "tools/kubesim/validation.hpp"
 
 namespace podpipe::kubesim {
 namespace {
@@ -126,7 +128,19 @@ std::optional<std::string> field_of(const std::string& resource, const json::obj
             return str_at(*st, "podIP");
         if (field == "status.nominatedNodeName")
             return str_at(*st, "nominatedNodeName");
+        if (field == "spec.hostNetwork")
+            return spec->contains("hostNetwork") && spec->at("hostNetwork").is_bool() &&
+                           spec->at("hostNetwork").get_bool()
+                       ? "true"
+                       : "false";
     }
+    if (resource == "namespaces" && field == "status.phase")
+        return str_at(*st, "phase");
+    if (resource == "nodes" && field == "spec.unschedulable")
+        return spec->contains("unschedulable") && spec->at("unschedulable").is_bool() &&
+                       spec->at("unschedulable").get_bool()
+                   ? "true"
+                   : "false";
     if (resource == "secrets" && field == "type")
         return str_at(obj, "type");
     if (resource == "events") {
@@ -151,17 +165,29 @@ struct filters {
     selector labels, fields;
 };
 
-std::optional<api_response> parse_filters(const api_request& req, filters& f) {
+/// Label and field selectors of a list/watch, with upstream's 400 messages: a malformed label or
+/// field selector, or a field label the resource does not support ("field label not supported").
+std::optional<api_response> parse_filters(const api_request& req, const std::string& resource,
+                                          filters& f) {
     if (auto ls = req.param("labelSelector")) {
-        auto s = parse_label_selector(*ls);
+        std::string error;
+        auto s = parse_label_selector(*ls, &error);
         if (!s)
-            return bad_request("unable to parse requirement: invalid label selector: " + *ls);
+            return bad_request(error);
         f.labels = *s;
     }
     if (auto fsel = req.param("fieldSelector")) {
-        auto s = parse_field_selector(*fsel);
+        std::string error;
+        auto s = parse_field_selector(*fsel, &error);
         if (!s)
-            return bad_request("invalid field selector: " + *fsel);
+            return bad_request(error);
+        const json::object empty;
+        for (auto& r : s->requirements) {
+            if (resource == "pods" && r.key == "spec.host")
+                r.key = "spec.nodeName"; // upstream's conversion for old clients
+            if (!field_of(resource, empty, r.key))
+                return bad_request("field label not supported: " + r.key);
+        }
         f.fields = *s;
     }
     return std::nullopt;
@@ -297,6 +323,54 @@ private:
     bool cut_ = false;
 };
 
+/// fieldValidation (Ignore, Warn = the default, Strict) for the fields `kind`'s schema does not
+/// declare: they are dropped from `obj`; Strict answers 400, Warn adds one Warning header each.
+std::optional<api_response> unknown_fields(const api_request& req, std::string_view kind,
+                                           json::object& obj, api_response::header_list& warnings) {
+    std::vector<std::string> unknown = prune_unknown_fields(kind, obj);
+    if (unknown.empty())
+        return std::nullopt;
+    std::string mode = req.param("fieldValidation").value_or("Warn");
+    if (mode == "Strict") {
+        std::string msg = std::string(kind) + " in version \"v1\" cannot be handled as a " +
+                          std::string(kind) + ": strict decoding error: ";
+        for (std::size_t i = 0; i < unknown.size(); ++i)
+            msg += (i ? ", " : "") + std::string("unknown field ") + go_quote(unknown[i]);
+        return bad_request(msg);
+    }
+    if (mode != "Ignore")
+        for (const auto& f : unknown)
+            warnings.emplace_back("Warning", "299 - " + go_quote("unknown field " + go_quote(f)));
+    return std::nullopt;
+}
+
+/// What a dry-run create answers: the object with uid, creationTimestamp and namespace as the
+/// store would set them, but no resourceVersion (nothing was written).
+json::object would_be_created(json::object obj, const std::string& ns) {
+    auto& md = obj["metadata"].as_object();
+    md["uid"] = random_uuid();
+    md["creationTimestamp"] = now_rfc3339();
+    if (!ns.empty())
+        md["namespace"] = ns;
+    md.erase("resourceVersion");
+    return obj;
+}
+
+/// A body whose metadata.namespace differs from the request path's: 400 as upstream.
+std::optional<api_response> namespace_mismatch(const json::object& obj, const std::string& ns) {
+    const json::object* md = obj_at(obj, "metadata");
+    std::string body_ns = md ? str_at(*md, "namespace") : "";
+    if (!body_ns.empty() && body_ns != ns)
+        return bad_request("the namespace of the provided object does not match the namespace sent "
+                           "on the request");
+    return std::nullopt;
+}
+
+/// dryRun=All: admission and validation run, nothing is stored or deleted.
+bool dry_run(const api_request& req) {
+    return req.param("dryRun") == std::optional<std::string>("All");
+}
+
 } // namespace
 
 api_response json_response(int status, const json::object& body) {
@@ -337,11 +411,14 @@ api_server::api_server(object_store& store, kubelet& kubelet, std::map<std::stri
 void api_server::stop() { stopping_ = true; }
 
 bool api_server::authenticate(api_request& req) const {
-    if (req.path == "/version" || req.path == "/healthz" || req.path == "/livez" || req.path == "/readyz") {
+    std::string auth = req.header("authorization");
+    if (auth.rfind("Bearer ", 0) != 0 && (req.path == "/version" || req.path == "/healthz" ||
+                                          req.path == "/livez" || req.path == "/readyz")) {
+        // Anonymous only without a bearer token: one that fails is 401 everywhere, as upstream
+        // (the authenticator rejects before the anonymous fallback).
         req.user = "system:anonymous";
         return true;
     }
-    std::string auth = req.header("authorization");
     const std::string bearer = "Bearer ";
     if (auth.size() <= bearer.size() || auth.compare(0, bearer.size(), bearer) != 0)
         return false;
@@ -628,16 +705,20 @@ api_response api_server::handle(const api_request& req) {
                                            {"create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"},
                                            {"po"});
         pods["categories"] = json::array{"all"}; // `kubectl get all`
-        json::array res{
-            pods,
-            resource_entry("pods/exec", "", true, "PodExecOptions", {"create", "get"}),
-            resource_entry("pods/log", "", true, "Pod", {"get"}),
-            resource_entry("secrets", "secret", true, "Secret", {"create", "delete", "get", "list", "watch"}),
-            resource_entry("persistentvolumeclaims", "persistentvolumeclaim", true, "PersistentVolumeClaim",
-                           {"create", "delete", "get", "list", "watch"}, {"pvc"}),
-            resource_entry("events", "event", true, "Event", {"create", "delete", "get", "list", "watch"}, {"ev"}),
-            resource_entry("namespaces", "namespace", false, "Namespace", {"get", "list"}, {"ns"}),
-            resource_entry("nodes", "node", false, "Node", {"get", "list"}, {"no"})};
+        json::array res{pods,
+                        resource_entry("pods/exec", "", true, "PodExecOptions", {"create", "get"}),
+                        resource_entry("pods/log", "", true, "Pod", {"get"}),
+                        resource_entry("secrets", "secret", true, "Secret",
+                                       {"create", "delete", "get", "list", "watch"}),
+                        resource_entry("persistentvolumeclaims", "persistentvolumeclaim", true,
+                                       "PersistentVolumeClaim",
+                                       {"create", "delete", "get", "list", "watch"}, {"pvc"}),
+                        resource_entry("events", "event", true, "Event",
+                                       {"create", "delete", "get", "list", "watch"}, {"ev"}),
+                        resource_entry("namespaces", "namespace", false, "Namespace",
+                                       {"create", "delete", "get", "list", "patch", "watch"},
+                                       {"ns"}),
+                        resource_entry("nodes", "node", false, "Node", {"get", "list"}, {"no"})};
         return json_response(200, json::object{{"kind", "APIResourceList"}, {"groupVersion", "v1"}, {"resources", res}});
     }
     if (seg.size() == 1 && seg[0] == "apis") {
@@ -730,6 +811,9 @@ api_response api_server::handle(const api_request& req) {
                 return method_not_allowed();
             return list_or_watch(req, "jobs", "", "JobList", "batch/v1");
         }
+        if (seg.size() == 6 && seg[3] == "namespaces" && seg[5] == "jobs")
+            if (auto refused = namespace_refuses(req, seg[4], "jobs.batch"))
+                return *refused;
         if (seg.size() >= 6 && seg.size() <= 8 && seg[3] == "namespaces" && seg[5] == "jobs")
             return handle_jobs(req, seg[4], seg.size() >= 7 ? seg[6] : "", seg.size() == 8 ? seg[7] : "");
         return not_found_path();
@@ -753,6 +837,9 @@ api_response api_server::handle(const api_request& req) {
             std::string sub = seg.size() >= 7 ? seg[6] : "";
             if (seg.size() > 7)
                 return not_found_path();
+            if (name.empty())
+                if (auto refused = namespace_refuses(req, ns, res))
+                    return *refused;
             if (res == "pods")
                 return handle_pods(req, ns, name, sub);
             if (res == "secrets" && sub.empty())
@@ -770,7 +857,7 @@ api_response api_server::list_or_watch(const api_request& req, const std::string
                                        const std::string& ns, const std::string& list_kind,
                                        const std::string& api_version) {
     filters f;
-    if (auto err = parse_filters(req, f))
+    if (auto err = parse_filters(req, resource, f))
         return *err;
     if (req.flag("watch")) {
         std::optional<std::uint64_t> from;
@@ -942,10 +1029,17 @@ api_response api_server::handle_pods(const api_request& req, const std::string& 
         json::value body = json::parse(req.body, ec);
         if (ec || !body.is_object())
             return bad_request("the body of the request could not be decoded as a Pod");
-        auto created = create_pod(ns, body.get_object());
+        api_response::header_list warnings;
+        if (auto bad = unknown_fields(req, "Pod", body.as_object(), warnings))
+            return *bad;
+        if (auto bad = namespace_mismatch(body.as_object(), ns))
+            return *bad;
+        auto created = create_pod(ns, body.get_object(), dry_run(req));
         if (auto* err = std::get_if<api_response>(&created))
             return *err;
-        return json_response(201, std::get<json::object>(created));
+        api_response r = json_response(201, std::get<json::object>(created));
+        r.headers = std::move(warnings);
+        return r;
     }
     if (sub == "log") {
         if (m != "GET")
@@ -992,6 +1086,12 @@ api_response api_server::handle_pods(const api_request& req, const std::string& 
                                                status_details(name, "pods"));
                 }
         }
+        if (dry_run(req)) {
+            auto pod = store_.get("pods", ns, name);
+            if (!pod)
+                return not_found("pods", name);
+            return json_response(200, *pod);
+        }
         auto result = kubelet_.delete_pod(ns, name, grace);
         if (!result)
             return not_found("pods", name);
@@ -1000,7 +1100,8 @@ api_response api_server::handle_pods(const api_request& req, const std::string& 
     return method_not_allowed();
 }
 
-std::variant<api_response, json::object> api_server::create_pod(const std::string& ns, json::object pod) {
+std::variant<api_response, json::object> api_server::create_pod(const std::string& ns,
+                                                                json::object pod, bool dry_run) {
     if (str_at(pod, "kind", "Pod") != "Pod")
         return bad_request("the API version in the data (" + str_at(pod, "apiVersion") +
                            ") does not match the expected API version (v1)");
@@ -1014,37 +1115,18 @@ std::variant<api_response, json::object> api_server::create_pod(const std::strin
         pname = str_at(md, "generateName") + random_name_suffix();
         md["name"] = pname;
     }
-    if (pname.empty())
-        return status_response(422, "Invalid", "Pod \"\" is invalid: metadata.name: Required value: name or generateName is required",
-                               json::object{{"kind", "Pod"},
-                                            {"causes", json::array{json::object{{"reason", "FieldValueRequired"},
-                                                                                {"message", "Required value: name or generateName is required"},
-                                                                                {"field", "metadata.name"}}}}});
     if (!pod["spec"].is_object())
         pod["spec"] = json::object{};
     auto& spec = pod["spec"].as_object();
-    auto* containers = spec.if_contains("containers");
-    if (!containers || !containers->is_array() || containers->as_array().empty())
-        return status_response(422, "Invalid", "Pod \"" + pname + "\" is invalid: spec.containers: Required value",
-                               json::object{{"name", pname}, {"kind", "Pod"},
-                                            {"causes", json::array{json::object{{"reason", "FieldValueRequired"},
-                                                                                {"message", "Required value"},
-                                                                                {"field", "spec.containers"}}}}});
+    if (std::string bad = pod_decode_error(pod); !bad.empty())
+        return bad_request("Pod in version \"v1\" cannot be handled as a Pod: " + bad);
     for (const char* key : {"initContainers", "containers"}) {
         auto* list = spec.if_contains(key);
         if (!list || !list->is_array())
             continue;
-        std::size_t i = 0;
         for (auto& c : list->as_array()) {
-            if (!c.is_object() || str_at(c.as_object(), "image").empty() || str_at(c.as_object(), "name").empty()) {
-                std::string field = std::string("spec.") + key + "[" + std::to_string(i) + "]." +
-                                    (c.is_object() && !str_at(c.as_object(), "name").empty() ? "image" : "name");
-                return status_response(422, "Invalid", "Pod \"" + pname + "\" is invalid: " + field + ": Required value",
-                                       json::object{{"name", pname}, {"kind", "Pod"},
-                                                    {"causes", json::array{json::object{{"reason", "FieldValueRequired"},
-                                                                                        {"message", "Required value"},
-                                                                                        {"field", field}}}}});
-            }
+            if (!c.is_object())
+                continue;
             auto& co = c.as_object();
             std::string image = str_at(co, "image");
             if (!co.contains("imagePullPolicy"))
@@ -1057,7 +1139,10 @@ std::variant<api_response, json::object> api_server::create_pod(const std::strin
                 co["terminationMessagePolicy"] = "File";
             if (!co.contains("resources"))
                 co["resources"] = json::object{};
-            ++i;
+            if (auto* ports = co.if_contains("ports"); ports && ports->is_array())
+                for (auto& p : ports->as_array())
+                    if (p.is_object() && !p.as_object().contains("protocol"))
+                        p.as_object()["protocol"] = "TCP";
         }
     }
     if (!spec.contains("restartPolicy"))
@@ -1074,7 +1159,15 @@ std::variant<api_response, json::object> api_server::create_pod(const std::strin
         spec["securityContext"] = json::object{};
     if (!spec.contains("enableServiceLinks"))
         spec["enableServiceLinks"] = true;
+    if (field_errors errs = validate_pod(pod); !errs.empty())
+        return json_response(422, invalid_status("Pod", pname, errs));
     pod["status"] = json::object{{"phase", "Pending"}, {"qosClass", "BestEffort"}};
+    if (dry_run) {
+        if (store_.get("pods", ns, pname))
+            return status_response(409, "AlreadyExists", "pods \"" + pname + "\" already exists",
+                                   status_details(pname, "pods"));
+        return would_be_created(std::move(pod), ns);
+    }
     auto created = store_.create("pods", ns, pod);
     if (!created)
         return status_response(409, "AlreadyExists", "pods \"" + pname + "\" already exists",
@@ -1279,6 +1372,11 @@ api_response api_server::handle_secrets(const api_request& req, const std::strin
         json::value body = json::parse(req.body, ec);
         if (ec || !body.is_object())
             return bad_request("the body of the request could not be decoded as a Secret");
+        api_response::header_list warnings;
+        if (auto bad = unknown_fields(req, "Secret", body.as_object(), warnings))
+            return *bad;
+        if (auto bad = namespace_mismatch(body.as_object(), ns))
+            return *bad;
         json::object sec = body.get_object();
         sec["kind"] = "Secret";
         sec["apiVersion"] = "v1";
@@ -1290,8 +1388,6 @@ api_response api_server::handle_secrets(const api_request& req, const std::strin
             sname = str_at(md, "generateName") + random_name_suffix();
             md["name"] = sname;
         }
-        if (sname.empty())
-            return status_response(422, "Invalid", "Secret \"\" is invalid: metadata.name: Required value: name or generateName is required");
         if (!sec.contains("type"))
             sec["type"] = "Opaque";
         if (!sec["data"].is_object())
@@ -1313,8 +1409,8 @@ api_response api_server::handle_secrets(const api_request& req, const std::strin
                 }
             sec.erase("stringData");
         }
-        if (total > 1024 * 1024)
-            return status_response(422, "Invalid", "Secret \"" + sname + "\" is invalid: data: Too long: must have at most 1048576 bytes");
+        if (field_errors errs = validate_secret(sec, total); !errs.empty())
+            return json_response(422, invalid_status("Secret", sname, errs));
         if (str_at(sec, "type") == "kubernetes.io/dockerconfigjson") {
             bool ok = data.contains(".dockerconfigjson") && data.at(".dockerconfigjson").is_string();
             if (ok) {
@@ -1328,11 +1424,18 @@ api_response api_server::handle_secrets(const api_request& req, const std::strin
                                        "Secret \"" + sname + "\" is invalid: data[.dockerconfigjson]: Invalid value: \"<secret contents redacted>\": must be a valid JSON document with key .dockerconfigjson",
                                        json::object{{"name", sname}, {"kind", "Secret"}});
         }
-        auto created = store_.create("secrets", ns, sec);
+        if (dry_run(req) && !store_.get("secrets", ns, sname)) {
+            api_response r = json_response(201, would_be_created(std::move(sec), ns));
+            r.headers = std::move(warnings);
+            return r;
+        }
+        auto created = dry_run(req) ? std::nullopt : store_.create("secrets", ns, sec);
         if (!created)
             return status_response(409, "AlreadyExists", "secrets \"" + sname + "\" already exists",
                                    status_details(sname, "secrets"));
-        return json_response(201, *created);
+        api_response r = json_response(201, *created);
+        r.headers = std::move(warnings);
+        return r;
     }
     if (m == "GET") {
         auto s = store_.get("secrets", ns, name);
@@ -1341,7 +1444,8 @@ api_response api_server::handle_secrets(const api_request& req, const std::strin
         return json_response(200, *s);
     }
     if (m == "DELETE") {
-        auto s = store_.remove("secrets", ns, name);
+        auto s =
+            dry_run(req) ? store_.get("secrets", ns, name) : store_.remove("secrets", ns, name);
         if (!s)
             return not_found("secrets", name);
         return json_response(200, json::object{{"kind", "Status"},
@@ -1366,6 +1470,11 @@ api_response api_server::handle_pvcs(const api_request& req, const std::string& 
         json::value body = json::parse(req.body, ec);
         if (ec || !body.is_object())
             return bad_request("the body of the request could not be decoded as a PersistentVolumeClaim");
+        api_response::header_list warnings;
+        if (auto bad = unknown_fields(req, "PersistentVolumeClaim", body.as_object(), warnings))
+            return *bad;
+        if (auto bad = namespace_mismatch(body.as_object(), ns))
+            return *bad;
         json::object pvc = body.get_object();
         pvc["kind"] = "PersistentVolumeClaim";
         pvc["apiVersion"] = "v1";
@@ -1377,31 +1486,12 @@ api_response api_server::handle_pvcs(const api_request& req, const std::string& 
             cname = str_at(md, "generateName") + random_name_suffix();
             md["name"] = cname;
         }
-        if (cname.empty())
-            return status_response(422, "Invalid",
-                                   "PersistentVolumeClaim \"\" is invalid: metadata.name: Required value: name or generateName is required");
         if (!pvc["spec"].is_object())
             pvc["spec"] = json::object{};
         auto& spec = pvc["spec"].as_object();
+        if (field_errors errs = validate_pvc(pvc); !errs.empty())
+            return json_response(422, invalid_status("PersistentVolumeClaim", cname, errs));
         const json::array* modes = arr_at(spec, "accessModes");
-        if (!modes || modes->empty())
-            return status_response(
-                422, "Invalid",
-                "PersistentVolumeClaim \"" + cname + "\" is invalid: spec.accessModes: Required value: at least 1 access mode is required",
-                json::object{{"name", cname},
-                             {"kind", "PersistentVolumeClaim"},
-                             {"causes", json::array{json::object{{"reason", "FieldValueRequired"},
-                                                                 {"message", "Required value: at least 1 access mode is required"},
-                                                                 {"field", "spec.accessModes"}}}}});
-        for (const auto& mode : *modes) {
-            static const char* known[] = {"ReadWriteOnce", "ReadOnlyMany", "ReadWriteMany", "ReadWriteOncePod"};
-            bool ok = mode.is_string() && std::any_of(std::begin(known), std::end(known),
-                                                      [&](const char* k) { return mode.get_string() == k; });
-            if (!ok)
-                return status_response(422, "Invalid",
-                                       "PersistentVolumeClaim \"" + cname + "\" is invalid: spec.accessModes: Unsupported value",
-                                       status_details(cname, "PersistentVolumeClaim"));
-        }
         // Copy before inserting into spec: an insert may rehash spec and invalidate `modes`.
         const json::array access_modes = *modes;
         if (!spec.contains("volumeMode"))
@@ -1413,7 +1503,14 @@ api_response api_server::handle_pvcs(const api_request& req, const std::string& 
             if (auto* reqs = obj_at(*res, "requests"))
                 capacity = *reqs;
         pvc["status"] = json::object{{"phase", "Bound"}, {"accessModes", access_modes}, {"capacity", capacity}};
-        auto created = store_.create("persistentvolumeclaims", ns, pvc);
+        if (dry_run(req) && !store_.get("persistentvolumeclaims", ns, cname)) {
+            pvc["status"] = json::object{{"phase", "Pending"}};
+            api_response r = json_response(201, would_be_created(std::move(pvc), ns));
+            r.headers = std::move(warnings);
+            return r;
+        }
+        auto created =
+            dry_run(req) ? std::nullopt : store_.create("persistentvolumeclaims", ns, pvc);
         if (!created)
             return status_response(409, "AlreadyExists",
                                    "persistentvolumeclaims \"" + cname + "\" already exists",
@@ -1423,7 +1520,9 @@ api_response api_server::handle_pvcs(const api_request& req, const std::string& 
         auto bound = store_.update("persistentvolumeclaims", ns, cname, uid, [&](json::object& o) {
             o["spec"].as_object()["volumeName"] = "pvc-" + uid;
         });
-        return json_response(201, bound ? *bound : *created);
+        api_response r = json_response(201, bound ? *bound : *created);
+        r.headers = std::move(warnings);
+        return r;
     }
     if (m == "GET") {
         auto c = store_.get("persistentvolumeclaims", ns, name);
@@ -1432,7 +1531,8 @@ api_response api_server::handle_pvcs(const api_request& req, const std::string& 
         return json_response(200, *c);
     }
     if (m == "DELETE") {
-        auto c = store_.remove("persistentvolumeclaims", ns, name);
+        auto c = dry_run(req) ? store_.get("persistentvolumeclaims", ns, name)
+                              : store_.remove("persistentvolumeclaims", ns, name);
         if (!c)
             return not_found("persistentvolumeclaims", name);
         return json_response(200, *c);
@@ -1666,15 +1766,223 @@ api_response api_server::handle_nodes(const api_request& req, const std::string&
     return json_response(200, *n);
 }
 
+namespace {
+
+/// RFC 7386 JSON merge patch (null deletes a member, objects merge, anything else replaces).
+void merge_patch(json::value& target, const json::value& patch) {
+    if (!patch.is_object()) {
+        target = patch;
+        return;
+    }
+    if (!target.is_object())
+        target = json::object{};
+    auto& t = target.as_object();
+    for (const auto& [k, v] : patch.as_object()) {
+        if (v.is_null())
+            t.erase(k);
+        else
+            merge_patch(t[k], v);
+    }
+}
+
+} // namespace
+
+json::object api_server::namespace_object(const std::string& name) {
+    return json::object{
+        {"kind", "Namespace"},
+        {"apiVersion", "v1"},
+        {"metadata", json::object{{"name", name},
+                                  {"labels", json::object{{"kubernetes.io/metadata.name", name}}}}},
+        {"spec", json::object{{"finalizers", json::array{"kubernetes"}}}},
+        {"status", json::object{{"phase", "Active"}}}};
+}
+
+std::optional<api_response> api_server::namespace_refuses(const api_request& req,
+                                                          const std::string& ns,
+                                                          const std::string& resource) {
+    if (req.method != "POST" || ns.empty())
+        return std::nullopt;
+    auto n = store_.get("namespaces", "", ns);
+    if (!n)
+        return not_found("namespaces", ns);
+    const json::object* st = obj_at(*n, "status");
+    if (st && str_at(*st, "phase") == "Terminating") {
+        std::string name;
+        boost::system::error_code ec;
+        json::value body = json::parse(req.body, ec);
+        if (!ec && body.is_object())
+            if (const json::object* md = obj_at(body.as_object(), "metadata"))
+                name = str_at(*md, "name");
+        std::string msg =
+            "unable to create new content in namespace " + ns + " because it is being terminated";
+        return status_response(403, "Forbidden",
+                               resource + (name.empty() ? "" : " \"" + name + "\"") +
+                                   " is forbidden: " + msg,
+                               status_details(name, resource));
+    }
+    return std::nullopt;
+}
+
 api_response api_server::handle_namespaces(const api_request& req, const std::string& name) {
-    if (req.method != "GET")
-        return method_not_allowed();
-    if (name.empty())
-        return list_or_watch(req, "namespaces", "", "NamespaceList");
+    const std::string& m = req.method;
+    if (name.empty()) {
+        if (m == "GET")
+            return list_or_watch(req, "namespaces", "", "NamespaceList");
+        if (m != "POST")
+            return method_not_allowed();
+        boost::system::error_code ec;
+        json::value body = json::parse(req.body, ec);
+        if (ec || !body.is_object())
+            return bad_request("the body of the request could not be decoded as a Namespace");
+        api_response::header_list warnings;
+        if (auto bad = unknown_fields(req, "Namespace", body.as_object(), warnings))
+            return *bad;
+        json::object ns = body.get_object();
+        ns["kind"] = "Namespace";
+        ns["apiVersion"] = "v1";
+        if (!ns["metadata"].is_object())
+            ns["metadata"] = json::object{};
+        auto& md = ns["metadata"].as_object();
+        md.erase("namespace"); // cluster-scoped: cleared before validation, as upstream
+        std::string nname = str_at(md, "name");
+        if (nname.empty() && !str_at(md, "generateName").empty()) {
+            nname = str_at(md, "generateName") + random_name_suffix();
+            md["name"] = nname;
+        }
+        if (!md["labels"].is_object())
+            md["labels"] = json::object{};
+        if (!nname.empty())
+            md["labels"].as_object()["kubernetes.io/metadata.name"] = nname;
+        ns["spec"] = json::object{{"finalizers", json::array{"kubernetes"}}};
+        ns["status"] = json::object{{"phase", "Active"}};
+        if (field_errors errs = validate_namespace(ns); !errs.empty())
+            return json_response(422, invalid_status("Namespace", nname, errs));
+        std::optional<json::object> created;
+        if (store_.get("namespaces", "", nname))
+            return status_response(409, "AlreadyExists",
+                                   "namespaces \"" + nname + "\" already exists",
+                                   status_details(nname, "namespaces"));
+        created = dry_run(req) ? would_be_created(std::move(ns), "")
+                               : store_.create("namespaces", "", ns);
+        if (!created)
+            return status_response(409, "AlreadyExists",
+                                   "namespaces \"" + nname + "\" already exists",
+                                   status_details(nname, "namespaces"));
+        api_response r = json_response(201, *created);
+        r.headers = std::move(warnings);
+        return r;
+    }
     auto n = store_.get("namespaces", "", name);
     if (!n)
         return not_found("namespaces", name);
-    return json_response(200, *n);
+    if (m == "GET") {
+        if (wants_table(req.header("accept")))
+            return json_response(200, make_table("namespaces", {*n}, store_.current_rv()));
+        return json_response(200, *n);
+    }
+    if (m == "PATCH") {
+        std::string type = req.header("content-type");
+        if (type.find("application/merge-patch+json") == std::string::npos &&
+            type.find("application/strategic-merge-patch+json") == std::string::npos)
+            return status_response(415, "UnsupportedMediaType",
+                                   "the body of the request was in an unknown format - accepted "
+                                   "media types include: application/merge-patch+json, "
+                                   "application/strategic-merge-patch+json");
+        boost::system::error_code ec;
+        json::value patch = json::parse(req.body, ec);
+        if (ec || !patch.is_object())
+            return bad_request("error decoding patch: invalid JSON");
+        json::value merged = *n;
+        merge_patch(merged, patch);
+        json::object& obj = merged.as_object();
+        if (!obj["metadata"].is_object() || str_at(obj["metadata"].as_object(), "name") != name)
+            return json_response(422, invalid_status("Namespace", name,
+                                                     {invalid_error("metadata.name", go_quote(name),
+                                                                    "field is immutable")}));
+        api_response::header_list warnings;
+        if (auto bad = unknown_fields(req, "Namespace", obj, warnings))
+            return *bad;
+        if (field_errors errs = validate_namespace(obj); !errs.empty())
+            return json_response(422, invalid_status("Namespace", name, errs));
+        if (dry_run(req))
+            return json_response(200, obj);
+        const json::object md = obj["metadata"].as_object();
+        auto updated = store_.update("namespaces", "", name, "", [&](json::object& o) {
+            auto& omd = o["metadata"].as_object();
+            for (const char* k : {"labels", "annotations"}) {
+                if (md.contains(k))
+                    omd[k] = md.at(k);
+                else
+                    omd.erase(k);
+            }
+        });
+        if (!updated)
+            return not_found("namespaces", name);
+        api_response r = json_response(200, *updated);
+        r.headers = std::move(warnings);
+        return r;
+    }
+    if (m == "DELETE") {
+        if (name == "default" || name == "kube-system" || name == "kube-public")
+            return status_response(403, "Forbidden",
+                                   "namespaces \"" + name +
+                                       "\" is forbidden: this namespace may not be deleted",
+                                   status_details(name, "namespaces"));
+        if (dry_run(req))
+            return json_response(200, *n);
+        auto marked = store_.update("namespaces", "", name, "", [](json::object& o) {
+            auto& md = o["metadata"].as_object();
+            if (!md.contains("deletionTimestamp"))
+                md["deletionTimestamp"] = now_rfc3339();
+            o["status"] = json::object{{"phase", "Terminating"}};
+        });
+        if (!marked)
+            return not_found("namespaces", name);
+        {
+            std::lock_guard lk(ns_mu_);
+            terminating_.insert(name);
+            if (!ns_reaper_.joinable())
+                ns_reaper_ = std::jthread([this](std::stop_token st) { reap_namespaces(st); });
+        }
+        empty_namespace(name);
+        return json_response(200, *marked);
+    }
+    return method_not_allowed();
+}
+
+void api_server::empty_namespace(const std::string& ns) {
+    std::uint64_t rv = 0;
+    // Pods get their normal graceful deletion; the kubelet removes them once stopped.
+    for (const auto& p : store_.list("pods", ns, rv))
+        (void)kubelet_.delete_pod(ns, str_at(p.at("metadata").as_object(), "name"), std::nullopt);
+    for (const char* res : {"jobs", "secrets", "persistentvolumeclaims", "events"})
+        for (const auto& o : store_.list(res, ns, rv))
+            (void)store_.remove(res, ns, str_at(o.at("metadata").as_object(), "name"));
+}
+
+void api_server::reap_namespaces(std::stop_token st) {
+    // The namespace controller: a Terminating namespace goes once nothing is left in it.
+    while (!st.stop_requested() && !stopping_) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        std::set<std::string> names;
+        {
+            std::lock_guard lk(ns_mu_);
+            names = terminating_;
+        }
+        for (const auto& ns : names) {
+            std::uint64_t rv = 0;
+            bool empty = true;
+            for (const char* res : {"pods", "jobs", "secrets", "persistentvolumeclaims", "events"})
+                empty = empty && store_.list(res, ns, rv).empty();
+            if (!empty) {
+                empty_namespace(ns); // e.g. events recorded while its pods stopped
+                continue;
+            }
+            (void)store_.remove("namespaces", "", ns);
+            std::lock_guard lk(ns_mu_);
+            terminating_.erase(ns);
+        }
+    }
 }
 
 std::variant<api_response, exec_plan> api_server::prepare_exec(const api_request& req) {

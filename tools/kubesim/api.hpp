@@ -6,9 +6,10 @@
 // batch/v1), pods (create/get/list/watch/delete, Table output), pods/log, pods/exec preflight,
 // secrets (create/get/list/watch/delete), persistentvolumeclaims (create/get/list/watch/delete),
 // batch/v1 jobs (create/get/list/watch/delete with propagation policies, Table), events
-// (create/get/list/watch/delete, Table),
-// nodes (list/get), namespaces (list/get), selfsubjectaccessreviews (JSON, decided by the RBAC
+// (create/get/list/watch/delete, Table), nodes (list/get), namespaces
+// (create/get/list/watch/patch/delete), selfsubjectaccessreviews (JSON, decided by the RBAC
 // policy), POST /kubesim/faults (admin-only fault injection). Unknown paths → 404 Status.
+// Creates are validated as upstream (validation.hpp).
 #pragma once
 
 #include <atomic>
@@ -17,8 +18,10 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <utility>
 #include <variant>
 #include <vector>
@@ -60,7 +63,8 @@ struct api_response {
     int status = 200;
     std::string content_type = "application/json";
     std::string body;
-    std::vector<std::pair<std::string, std::string>> headers;
+    using header_list = std::vector<std::pair<std::string, std::string>>;
+    header_list headers; ///< several of one name (Warning) are all sent
     /// When set, the body is streamed (chunked) by calling this after the headers went out.
     std::function<void(chunk_sink&)> stream;
 };
@@ -139,7 +143,12 @@ public:
 
     /// Pod admission shared by POST pods and the job controller: defaults, validation (422),
     /// name collision (409), then hands the stored pod to the kubelet (scheduling).
-    std::variant<api_response, boost::json::object> create_pod(const std::string& ns, boost::json::object pod);
+    /// With `dry_run` (dryRun=All) nothing is stored: the answer is the pod that would be created.
+    std::variant<api_response, boost::json::object>
+    create_pod(const std::string& ns, boost::json::object pod, bool dry_run = false);
+
+    /// A Namespace as kubesim creates its built-in ones (Active, the metadata.name label).
+    static boost::json::object namespace_object(const std::string& name);
 
     /// The in-cluster directory (STATE/serviceaccount) and its current token, for rotateToken.
     void set_service_account(std::string dir, std::string token);
@@ -167,6 +176,13 @@ private:
     api_response handle_events(const api_request& req, const std::string& ns, const std::string& name);
     api_response handle_nodes(const api_request& req, const std::string& name);
     api_response handle_namespaces(const api_request& req, const std::string& name);
+    /// A create (POST) into `ns` that the namespace refuses: 404 when it does not exist, 403 while
+    /// it is terminating. nullopt otherwise (and for every other method).
+    std::optional<api_response> namespace_refuses(const api_request& req, const std::string& ns,
+                                                  const std::string& resource);
+    /// Deletes what is in a terminating namespace (pods gracefully).
+    void empty_namespace(const std::string& ns);
+    void reap_namespaces(std::stop_token st);
     api_response list_or_watch(const api_request& req, const std::string& resource,
                                const std::string& ns, const std::string& list_kind,
                                const std::string& api_version = "v1");
@@ -187,6 +203,9 @@ private:
     api_response handle_faults(const api_request& req);
     std::atomic<bool> stopping_{false};
     std::chrono::milliseconds bookmark_interval_{60000};
+    std::mutex ns_mu_;
+    std::set<std::string> terminating_; // namespaces being deleted (guarded by ns_mu_)
+    std::jthread ns_reaper_;            // started by the first namespace deletion; last member
 };
 
 /// JSON body helper: serialize with the given status.

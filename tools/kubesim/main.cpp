@@ -208,14 +208,9 @@ int main(int argc, char** argv) {
         }
         for (const auto& n : nodes)
             (void)store.create("nodes", "", node_object(n));
-        for (const std::string& ns : {std::string("default"), std::string("kube-system"), opt.ns}) {
-            (void)store.create("namespaces", "",
-                               json::object{{"kind", "Namespace"},
-                                            {"apiVersion", "v1"},
-                                            {"metadata", json::object{{"name", ns}}},
-                                            {"spec", json::object{{"finalizers", json::array{"kubernetes"}}}},
-                                            {"status", json::object{{"phase", "Active"}}}});
-        }
+        for (const std::string& ns : {std::string("default"), std::string("kube-system"),
+                                      std::string("kube-public"), opt.ns})
+            (void)store.create("namespaces", "", api_server::namespace_object(ns));
 
         event_recorder events(store);
         kubelet kube(store, images, nodes, opt.dir);

@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <list>
+#include <stdexcept>
 #include <mutex>
 #include <thread>
 
@@ -205,7 +206,30 @@ void server::impl::serve(connection& /*c*/, tcp::socket socket, net::io_context&
     while (!stopping) {
         http::request_parser<http::string_body> parser;
         parser.body_limit(64 * 1024 * 1024);
-        http::read(stream, buffer, parser, ec);
+        // The API server's limit (http.Server MaxHeaderBytes 1 MiB, which Go enforces with 4 KiB
+        // of slack), not Beast's 8 KiB default: long label selectors and tokens fit.
+        parser.header_limit(1024 * 1024 + 4096);
+        bool field_too_large = false;
+        try {
+            http::read(stream, buffer, parser, ec);
+        } catch (const std::length_error&) {
+            field_too_large = true; // Beast stores one field (or the target) in at most 64 KiB
+        }
+        if (ec == http::error::header_limit || field_too_large) {
+            // What Go's net/http writes before it hangs up.
+            static constexpr std::string_view too_large =
+                "HTTP/1.0 431 Request Header Fields Too Large\r\nContent-Type: text/plain; "
+                "charset=utf-8\r\nConnection: close\r\n\r\n431 Request Header Fields Too Large";
+            net::write(stream, net::buffer(too_large.data(), too_large.size()), ec);
+            // Go then closes its write side and gives the client time to stop sending; here: a
+            // TCP FIN (the close-delimited body ends; Go sends a TLS close_notify), then what the
+            // client still sends is read and dropped until it closes (so it sees no reset).
+            ::shutdown(stream.next_layer().native_handle(), SHUT_WR);
+            char sink[16 * 1024];
+            for (std::size_t drained = 0; !ec && drained < 16 * 1024 * 1024;)
+                drained += stream.next_layer().read_some(net::buffer(sink), ec);
+            break;
+        }
         if (ec)
             break;
         http_request req = parser.release();
@@ -217,7 +241,7 @@ void server::impl::serve(connection& /*c*/, tcp::socket socket, net::io_context&
             res.set(http::field::content_type, r.content_type);
             res.set(http::field::cache_control, "no-cache, private");
             for (const auto& [k, v] : r.headers)
-                res.set(k, v);
+                res.insert(k, v); // several Warning headers stay several
             res.body() = r.body;
             res.keep_alive(keep_alive);
             res.prepare_payload();

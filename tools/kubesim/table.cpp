@@ -256,6 +256,16 @@ json::object make_table(const std::string& resource, const std::vector<json::obj
                               str_at(*obj_at(e, "metadata"), "name")};
             rows.push_back(json::object{{"cells", cells}, {"object", partial_metadata(e)}});
         }
+    } else if (resource == "namespaces") {
+        cols = {column("Name", "string", "name", "Name must be unique.", 0),
+                column("Status", "string", "", "The status of the namespace", 0),
+                column("Age", "string", "", "CreationTimestamp of the object", 0)};
+        for (const auto& n : objects) {
+            const json::object* st = obj_at(n, "status");
+            json::array cells{str_at(*obj_at(n, "metadata"), "name"),
+                              st ? str_at(*st, "phase") : std::string(), age_of(n)};
+            rows.push_back(json::object{{"cells", cells}, {"object", partial_metadata(n)}});
+        }
     } else if (resource == "nodes") {
         cols = {column("Name", "string", "name", "Name must be unique.", 0),
                 column("Status", "string", "", "The status of the node", 0),

@@ -56,7 +56,12 @@ http_reply https_request(int port, const std::string& ca_file, const std::string
     beast::flat_buffer buf;
     http::response_parser<http::string_body> parser;
     parser.body_limit(256 * 1024 * 1024);
-    http::read(s, buf, parser);
+    beast::error_code rec;
+    http::read(s, buf, parser, rec);
+    if (rec == net::ssl::error::stream_truncated && parser.is_header_done())
+        parser.put_eof(rec); // a close-delimited body (HTTP/1.0 431) ended by a TCP FIN
+    if (rec)
+        throw beast::system_error(rec);
     auto res = parser.release();
     http_reply r;
     r.status = static_cast<int>(res.result_int());
@@ -64,7 +69,9 @@ http_reply https_request(int port, const std::string& ca_file, const std::string
         std::string name(f.name_string());
         for (auto& c : name)
             c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-        r.headers[name] = std::string(f.value());
+        auto [it, fresh] = r.headers.try_emplace(name, std::string(f.value()));
+        if (!fresh) // a repeated header (Warning): combined as HTTP allows
+            it->second += ", " + std::string(f.value());
     }
     r.body = res.body();
     beast::error_code ec;

@@ -13,7 +13,7 @@ namespace podpipe::kubesim::testing {
 
 struct http_reply {
     int status = 0;
-    std::map<std::string, std::string> headers; ///< lower-case names
+    std::map<std::string, std::string> headers; ///< lower-case names; repeats joined by ", "
     std::string body;
 };
 
