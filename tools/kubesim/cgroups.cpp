@@ -91,59 +91,6 @@ long cpu_quota_us(double cpus) {
 
 } // namespace
 
-std::optional<double> parse_quantity(std::string_view s) {
-    std::size_t i = 0;
-    bool negative = false;
-    if (i < s.size() && (s[i] == '+' || s[i] == '-'))
-        negative = s[i++] == '-';
-    const std::size_t digits_start = i;
-    while (i < s.size() && s[i] >= '0' && s[i] <= '9')
-        ++i;
-    std::size_t digits = i - digits_start;
-    if (i < s.size() && s[i] == '.') {
-        ++i;
-        const std::size_t frac_start = i;
-        while (i < s.size() && s[i] >= '0' && s[i] <= '9')
-            ++i;
-        digits += i - frac_start;
-    }
-    if (digits == 0)
-        return std::nullopt;
-    double value = std::strtod(std::string(s.substr(0, i)).c_str(), nullptr);
-    const std::string_view suffix = s.substr(i);
-    static constexpr struct {
-        std::string_view name;
-        double factor;
-    } suffixes[] = {
-        {"Ki", 0x1p10}, {"Mi", 0x1p20}, {"Gi", 0x1p30}, {"Ti", 0x1p40}, {"Pi", 0x1p50},
-        {"Ei", 0x1p60}, {"n", 1e-9},    {"u", 1e-6},    {"m", 1e-3},    {"", 1},
-        {"k", 1e3},     {"M", 1e6},     {"G", 1e9},     {"T", 1e12},    {"P", 1e15},
-        {"E", 1e18},
-    };
-    bool known = false;
-    for (const auto& x : suffixes)
-        if (suffix == x.name) {
-            value *= x.factor;
-            known = true;
-            break;
-        }
-    if (!known) {
-        // A decimal exponent: e or E, an optional sign, digits.
-        if (suffix.size() < 2 || (suffix[0] != 'e' && suffix[0] != 'E'))
-            return std::nullopt;
-        std::size_t j = 1;
-        if (suffix[j] == '+' || suffix[j] == '-')
-            ++j;
-        if (j == suffix.size())
-            return std::nullopt;
-        for (std::size_t k = j; k < suffix.size(); ++k)
-            if (suffix[k] < '0' || suffix[k] > '9')
-                return std::nullopt;
-        value *= std::pow(10.0, std::strtod(std::string(suffix.substr(1)).c_str(), nullptr));
-    }
-    return negative ? -value : value;
-}
-
 std::optional<container_cgroup> container_cgroup::create(const std::string& pod_uid,
                                                          const std::string& container,
                                                          const container_limits& limits,

@@ -8,7 +8,8 @@
 //
 // Both cgroup v2 (when the unified hierarchy has the cpu and memory controllers) and v1 (the
 // cpu and memory hierarchies) are used; on a machine with neither, limits are not enforced and
-// kubesim says so once on stderr. Internal to kubesim; thread-compatible.
+// kubesim says so once on stderr. Quantities are read by validation.hpp's parse_quantity.
+// Internal to kubesim; thread-compatible.
 #pragma once
 
 #include <cstdint>
@@ -18,12 +19,6 @@
 #include <vector>
 
 namespace podpipe::kubesim {
-
-/// A resource.Quantity ("500m", "1.5", "128Mi", "1G", "2e3") as a number of base units
-/// (cores for CPU, bytes for memory); nullopt when it does not parse. Only the forms the API
-/// server accepts: an optional sign, digits with an optional fraction, then at most one of the
-/// binary (Ki..Ei), decimal (n, u, m, "", k, M, G, T, P, E) or exponent (e/E) suffixes.
-std::optional<double> parse_quantity(std::string_view text);
 
 struct container_limits {
     std::optional<double> cpus;                 ///< limits.cpu in cores

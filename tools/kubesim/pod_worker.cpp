@@ -29,6 +29,7 @@
 #include "tools/kubesim/pod_runtime.hpp"
 #include "tools/kubesim/sandbox.hpp"
 #include "tools/kubesim/util.hpp"
+#include "tools/kubesim/validation.hpp"
 
 namespace podpipe::kubesim {
 namespace fs = std::filesystem;
@@ -45,13 +46,14 @@ container_limits limits_of(const json::object& cs) {
         return l;
     auto quantity = [&](const char* key) -> std::optional<double> {
         const json::value* v = lim->if_contains(key);
-        if (!v)
+        if (!v || !(v->is_string() || v->is_number()))
             return std::nullopt;
-        if (v->is_string())
-            return parse_quantity(v->get_string());
-        if (v->is_number())
-            return v->to_number<double>();
-        return std::nullopt;
+        auto q = parse_quantity(v->is_string() ? std::string(v->get_string())
+                                               : json::serialize(*v),
+                                nullptr);
+        if (!q)
+            return std::nullopt;
+        return static_cast<double>(q->value);
     };
     if (auto c = quantity("cpu"); c && *c > 0)
         l.cpus = *c;

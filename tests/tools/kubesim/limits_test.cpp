@@ -1,10 +1,9 @@
 // Resource limits as a kubelet with a cgroup driver enforces them (tools/kubesim/cgroups.hpp):
 // limits.cpu and limits.memory become the container's cgroup, execs run in it, the kernel's
 // OOM killer ends a container over its memory limit with reason OOMKilled (exit 137), and the
-// cgroup goes with the pod. Also parse_quantity against the forms the API accepts.
+// cgroup goes with the pod.
 #include "kubesim_fixture.hpp"
 #include "tests/support/eventually.hpp"
-#include "tools/kubesim/cgroups.hpp"
 
 #include <filesystem>
 #include <fstream>
@@ -128,19 +127,6 @@ spec:
               "OOMKilled");
     EXPECT_EQ(field("oom", "{.status.containerStatuses[0].state.terminated.exitCode}"), "137");
     EXPECT_EQ(kubectl("logs oom").output.find("survived"), std::string::npos);
-}
-
-TEST(parse_quantity, the_forms_the_api_accepts) {
-    EXPECT_DOUBLE_EQ(*parse_quantity("500m"), 0.5);
-    EXPECT_DOUBLE_EQ(*parse_quantity("1.5"), 1.5);
-    EXPECT_DOUBLE_EQ(*parse_quantity("2"), 2.0);
-    EXPECT_DOUBLE_EQ(*parse_quantity("64Mi"), 64.0 * 1024 * 1024);
-    EXPECT_DOUBLE_EQ(*parse_quantity("1G"), 1e9);
-    EXPECT_DOUBLE_EQ(*parse_quantity("1e3"), 1000.0);
-    EXPECT_DOUBLE_EQ(*parse_quantity("12E-1"), 1.2);
-    EXPECT_DOUBLE_EQ(*parse_quantity(".5"), 0.5);
-    for (const char* bad : {"", "m", "1.2.3", "10MiB", "1 G", "1e", "e3", "0x10", "1Kb", "--1"})
-        EXPECT_FALSE(parse_quantity(bad).has_value()) << bad;
 }
 
 } // namespace
