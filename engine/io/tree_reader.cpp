@@ -741,22 +741,30 @@ private:
     unsigned chunk_seq_base_ = 0;
 };
 
+// The tree's root directory, or the error a missing, non-directory or unreadable root is.
+result<unique_fd> open_root(const std::string& root, std::string* error_detail) {
+    unique_fd fd(::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (fd)
+        return fd;
+    const int e = errno;
+    if (error_detail != nullptr)
+        *error_detail = "cannot open tree root '" + root + "': " + std::strerror(e);
+    if (e == ENOENT)
+        return fail(make_error_code(errc::root_not_found));
+    if (e == ENOTDIR)
+        return fail(make_error_code(errc::not_a_directory));
+    return fail(make_error_code(errc::io_failed));
+}
+
 } // namespace
 
 result<read_stats> read_tree(const std::string& root, const read_options& opt,
                              tree_consumer& consumer, std::stop_token stop,
                              std::string* error_detail) {
-    unique_fd root_fd(::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (!root_fd) {
-        const int e = errno;
-        if (error_detail != nullptr)
-            *error_detail = "cannot open tree root '" + root + "': " + std::strerror(e);
-        if (e == ENOENT)
-            return fail(make_error_code(errc::root_not_found));
-        if (e == ENOTDIR)
-            return fail(make_error_code(errc::not_a_directory));
-        return fail(make_error_code(errc::io_failed));
-    }
+    auto opened = open_root(root, error_detail);
+    if (!opened)
+        return fail(opened.error());
+    unique_fd root_fd = std::move(*opened);
     auto r = ring::create(opt.queue_depth == 0 ? 1 : opt.queue_depth, opt.use_io_uring);
     if (!r)
         r = ring::create(opt.queue_depth == 0 ? 1 : opt.queue_depth, false);
@@ -770,17 +778,10 @@ result<std::vector<std::string>> walk_tree_visit(const std::string& root,
                                                  const std::function<void(walked_entry&)>& visit,
                                                  std::stop_token stop,
                                                  std::string* error_detail) {
-    unique_fd root_fd(::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (!root_fd) {
-        const int e = errno;
-        if (error_detail != nullptr)
-            *error_detail = "cannot open tree root '" + root + "': " + std::strerror(e);
-        if (e == ENOENT)
-            return fail(make_error_code(errc::root_not_found));
-        if (e == ENOTDIR)
-            return fail(make_error_code(errc::not_a_directory));
-        return fail(make_error_code(errc::io_failed));
-    }
+    auto opened = open_root(root, error_detail);
+    if (!opened)
+        return fail(opened.error());
+    unique_fd root_fd = std::move(*opened);
     detail::walker_options w;
     w.threads = opt.threads == 0 ? 1 : opt.threads;
     w.excludes = opt.excludes;
