@@ -39,10 +39,18 @@ struct exec_session::impl {
                 return fail(transport::errc::bad_argument);
             if (s_.stdin_finished.exchange(true) || s_.status_seen.load())
                 return {}; // the process already ended: nothing left to signal
-            PODPIPE_TRY(s_.socket->flush());
+            // A session the server already closed (errc::closed) ended with its process: a
+            // receiver that found the stream's end exits before it sees stdin close, and its
+            // status, read by wait(), says how it ended. Only other failures are errors here.
+            auto peer_gone = [](const std::error_code& ec) {
+                return ec == make_error_code(transport::errc::closed);
+            };
+            if (auto f = s_.socket->flush(); !f)
+                return peer_gone(f.error()) ? result<void>{} : result<void>{fail(f.error())};
             if (!s_.v5)
                 return {}; // v4: no half-close exists; the remote command ends by itself
-            PODPIPE_TRY(s_.socket->close_channel(stdin_channel));
+            if (auto c = s_.socket->close_channel(stdin_channel); !c)
+                return peer_gone(c.error()) ? result<void>{} : result<void>{fail(c.error())};
             if (!s_.opts.pings_after_stdin_close)
                 s_.socket->set_pings_enabled(false);
             return {};

@@ -2,6 +2,7 @@
 // exit codes, stderr, missing status, dropped connections, legacy close, bounded memory under
 // a throttled link, concurrent stdin/stdout, upgrade errors and the 429 retry.
 #include "cluster_fixture.hpp"
+#include "tests/support/eventually.hpp"
 #include "engine/transport/error.hpp"
 #include "engine/transport/fault_injection.hpp"
 #include "kube/exec.hpp"
@@ -61,6 +62,34 @@ TEST_F(exec_test, stdin_round_trip_through_cat_on_v5) {
     EXPECT_EQ(*code, 0);
     EXPECT_EQ(out.data.size(), data.size());
     EXPECT_TRUE(out.data == data);
+}
+
+// A receiver that ends before its stdin is closed (podpipe recv stops at the stream's end
+// member) makes the server send the status and close the session; closing stdin afterwards is
+// not a failure: the process's status, read by wait(), tells how it ended. The race a relay
+// meets under load, made certain: the process ends at once, the status stays unread while the
+// server's close arrives, then finish() runs.
+TEST_F(exec_test, closing_stdin_after_the_process_ended_is_not_an_error) {
+    for (const bool v5 : {true, false}) {
+        exec_options e;
+        e.pod = "p1";
+        e.command = {"sh", "-c", "exit 0"};
+        exec_session_options so;
+        so.offer_v5 = v5;
+        auto s = open(e, so);
+        ASSERT_NE(s, nullptr);
+        // Writes fail once the server's close has arrived: that is the moment to close stdin.
+        const std::string byte = "x";
+        EXPECT_TRUE(podpipe::testing::eventually(
+            [&] { return !s->stdin_sink().write(std::as_bytes(std::span(byte))); },
+            std::chrono::seconds(10), std::chrono::milliseconds(20)))
+            << "the session never closed";
+        auto fin = s->stdin_sink().finish();
+        EXPECT_TRUE(fin) << (fin ? "" : fin.error().message());
+        auto code = s->wait();
+        ASSERT_TRUE(code) << code.error().what();
+        EXPECT_EQ(*code, 0);
+    }
 }
 
 TEST_F(exec_test, v4_only_with_a_self_terminating_reader) {
