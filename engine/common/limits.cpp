@@ -276,8 +276,9 @@ std::size_t memory_budget_for(std::size_t wanted, std::size_t floor,
         std::max<std::uint64_t>(floor, std::min<std::uint64_t>(wanted, quarter)));
 }
 
-std::size_t default_memory_budget(std::size_t wanted, std::size_t floor) {
-    return memory_budget_for(wanted, floor, process_cgroup_limits().memory_bytes);
+std::size_t default_memory_budget() {
+    return memory_budget_for(std::size_t{256} << 20, std::size_t{32} << 20,
+                             process_cgroup_limits().memory_bytes);
 }
 
 } // namespace podpipe

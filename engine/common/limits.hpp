@@ -39,10 +39,11 @@ const cgroup_limits& process_cgroup_limits();
 /// quota rounded up (a quota of 1.5 CPUs → 2). At least 1. Computed once.
 unsigned usable_cores() noexcept;
 
-/// The default memory budget for a transfer's buffers: `wanted`, or a quarter of the cgroup
-/// memory limit when that is smaller (the rest is the program, its threads and the page
-/// cache the kernel charges to the cgroup), but never below `floor`.
-std::size_t default_memory_budget(std::size_t wanted, std::size_t floor);
+/// The default memory budget for a transfer's buffers, for every caller (the CLI's --memory,
+/// the hook's PODPIPE_MEMORY_BUDGET): 256 MiB, or a quarter of the cgroup memory limit when
+/// that is smaller (the rest is the program, its threads and the page cache the kernel
+/// charges to the cgroup), but never below 32 MiB.
+std::size_t default_memory_budget();
 
 /// The rule of default_memory_budget for a given limit (nullopt: none).
 std::size_t memory_budget_for(std::size_t wanted, std::size_t floor,

@@ -111,7 +111,7 @@ result<std::string, hook_error> hook_env::work_root() const {
 
 result<hook_env, hook_error> read_env(const env_map& env) {
     hook_env e;
-    e.memory_budget_bytes = default_memory_budget(e.memory_budget_bytes, std::size_t{32} << 20);
+    e.memory_budget_bytes = default_memory_budget();
     e.runner_pod_name = get(env, "ACTIONS_RUNNER_POD_NAME");
     if (e.runner_pod_name.empty())
         return fail(make_error(errc::bad_env, "'ACTIONS_RUNNER_POD_NAME' env is required, please "

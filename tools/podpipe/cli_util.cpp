@@ -5,7 +5,6 @@
 #include "remote/protocol.hpp"
 
 #include "engine/common/error.hpp"
-#include "engine/common/limits.hpp"
 
 #include <atomic>
 #include <cerrno>
@@ -34,10 +33,6 @@ std::optional<int> parse_level(std::string_view text) {
     if (v > 12)
         return std::nullopt;
     return v;
-}
-
-std::size_t default_memory() {
-    return default_memory_budget(std::size_t{256} << 20, std::size_t{32} << 20);
 }
 
 std::optional<std::uint64_t> parse_size(std::string_view text) {

@@ -33,10 +33,6 @@ enum exit_code : int {
 /// Maps an error to the exit code a script can branch on.
 int exit_code_for(const std::error_code& ec);
 
-/// The memory budget without --memory: 256M, or a quarter of this process's cgroup memory
-/// limit when that is less, but at least 32M (engine/common/limits.hpp).
-std::size_t default_memory();
-
 /// "0".."12" → that level, "auto" → pipeline::auto_level; nullopt otherwise.
 std::optional<int> parse_level(std::string_view text);
 

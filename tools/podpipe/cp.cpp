@@ -2,6 +2,7 @@
 
 #include "tools/podpipe/copier.hpp"
 
+#include "engine/common/limits.hpp"
 #include "engine/pipeline/send.hpp"
 #include "kube/client.hpp"
 #include "kube/config.hpp"
@@ -67,7 +68,7 @@ result<remote::copy_options, std::string> copy_options_from(const cp_flags& f) {
     auto threads = parse_size(f.threads);
     if (!threads || *threads > 256)
         return fail(std::string("--threads takes a number from 0 (auto) to 256"));
-    auto memory = f.memory.empty() ? std::optional<std::uint64_t>(default_memory())
+    auto memory = f.memory.empty() ? std::optional<std::uint64_t>(default_memory_budget())
                                    : parse_size(f.memory);
     if (!memory || *memory < (32u << 20))
         return fail(std::string("--memory takes a size of at least 32M, e.g. 256M"));

@@ -16,7 +16,7 @@ struct cp_flags {
     std::string level = "auto"; ///< 0..12 or auto
     std::string chunk = "1M";
     std::string threads = "0";
-    std::string memory; ///< "": cli::default_memory()
+    std::string memory; ///< "": default_memory_budget() (engine/common/limits.hpp)
     std::vector<std::string> excludes;
     bool progress = false;
     bool no_verify = false;

@@ -1,4 +1,5 @@
 // podpipe: the transfer CLI. Exceptions stop here; everything below returns result<T>.
+#include "engine/common/limits.hpp"
 #include "engine/gzip/member_compressor.hpp"
 #include "engine/pipeline/recv.hpp"
 #include "engine/pipeline/send.hpp"
@@ -37,7 +38,7 @@ constexpr const char* exit_codes_help = R"(Exit codes:
 struct common_flags {
     bool pod_side = false; ///< recv/send: the in-pod end of `podpipe cp` (quiet, stdin/stdout)
     std::string threads = "0";
-    std::string memory; ///< "": cli::default_memory()
+    std::string memory; ///< "": default_memory_budget() (engine/common/limits.hpp)
     bool progress = false;
     std::string stats_json;
     std::string stall_timeout = cli::default_stall_timeout;
@@ -92,7 +93,7 @@ bool parse_common(const common_flags& f, unsigned& threads, std::size_t& memory,
         rc = usage_error("--threads takes a number from 0 (auto) to 256");
         return false;
     }
-    auto m = f.memory.empty() ? std::optional<std::uint64_t>(cli::default_memory())
+    auto m = f.memory.empty() ? std::optional<std::uint64_t>(default_memory_budget())
                               : cli::parse_size(f.memory);
     if (!m || *m < (32u << 20)) {
         rc = usage_error("--memory takes a size of at least 32M, e.g. 256M");
