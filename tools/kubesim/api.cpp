@@ -1520,6 +1520,7 @@ api_response api_server::handle_pvcs(const api_request& req, const std::string& 
         auto bound = store_.update("persistentvolumeclaims", ns, cname, uid, [&](json::object& o) {
             o["spec"].as_object()["volumeName"] = "pvc-" + uid;
         });
+        kubelet_.claim_created(ns); // pods the scheduler held back for this claim
         api_response r = json_response(201, bound ? *bound : *created);
         r.headers = std::move(warnings);
         return r;

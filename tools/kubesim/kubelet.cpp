@@ -172,17 +172,24 @@ bool kubelet::set_unschedulable(const std::string& node, bool unschedulable) {
         changed = *it;
     }
     store_.update("nodes", "", node, "", [&](json::object& o) { o["spec"] = node_object(changed).at("spec"); });
-    if (unschedulable)
-        return true;
+    if (!unschedulable)
+        retry_unscheduled("");
+    return true;
+}
+
+void kubelet::retry_unscheduled(const std::string& ns) {
     std::uint64_t rv = 0;
-    for (const auto& p : store_.list("pods", "", rv)) {
+    for (const auto& p : store_.list("pods", ns, rv)) {
         const auto& meta = p.at("metadata").as_object();
         const auto* spec = obj_at(p, "spec");
         if (!spec || !str_at(*spec, "nodeName").empty() || obj_at(meta, "deletionTimestamp"))
             continue;
         pod_created(str_at(meta, "namespace"), str_at(meta, "name"));
     }
-    return true;
+}
+
+void kubelet::claim_created(const std::string& ns) {
+    retry_unscheduled(ns);
 }
 
 void kubelet::pod_created(const std::string& ns, const std::string& name) {
@@ -203,7 +210,17 @@ void kubelet::pod_created(const std::string& ns, const std::string& name) {
                     ++counts[p->node];
             nodes = nodes_;
         }
-        schedule_decision d = schedule_pod(spec, nodes, counts, attached_node(ns, *pod));
+        schedule_decision d;
+        if (std::string claim = missing_claim(ns, *pod); !claim.empty()) {
+            // The VolumeBinding plugin's PreFilter rejects the pod on every node
+            // (UnschedulableAndUnresolvable), so preemption cannot help either.
+            const std::string n = std::to_string(nodes.size());
+            d.message = "0/" + n + " nodes are available: persistentvolumeclaim \"" + claim +
+                        "\" not found. preemption: 0/" + n + " nodes are available: " + n +
+                        " Preemption is not helpful for scheduling.";
+        } else {
+            d = schedule_pod(spec, nodes, counts, attached_node(ns, *pod));
+        }
         if (!d.scheduled) {
             if (events_)
                 events_->record(involved(*pod), "Warning", "FailedScheduling", d.message, "default-scheduler");
@@ -226,8 +243,8 @@ void kubelet::pod_created(const std::string& ns, const std::string& name) {
             events_->record(involved(*pod), "Normal", "Scheduled",
                             "Successfully assigned " + ns + "/" + name + " to " + node, "default-scheduler");
     }
-    if (std::string conflict = attach_conflict(ns, *pod, node); !conflict.empty()) {
-        wait_for_attach(ns, name, uid, node, conflict);
+    if (start_block block = start_blocked(ns, *pod, node); !block.reason.empty()) {
+        wait_to_start(ns, name, uid, node, block);
         return;
     }
     start_runtime(ns, name, *pod, node);
@@ -315,8 +332,41 @@ std::string kubelet::attach_conflict(const std::string& ns, const json::object& 
     return "";
 }
 
-void kubelet::wait_for_attach(const std::string& ns, const std::string& name, const std::string& uid,
-                              const std::string& node, const std::string& message) {
+std::string kubelet::missing_claim(const std::string& ns, const json::object& pod) {
+    for (const auto& claim : claims_of(pod))
+        if (!store_.get("persistentvolumeclaims", ns, claim))
+            return claim;
+    return "";
+}
+
+kubelet::start_block kubelet::start_blocked(const std::string& ns, const json::object& pod,
+                                            const std::string& node) {
+    if (std::string claim = missing_claim(ns, pod); !claim.empty()) {
+        // A pod bound to a node by its creator skips the scheduler's check; the kubelet's volume
+        // manager then cannot find the claim and retries until it appears.
+        std::string volume;
+        if (const auto* spec = obj_at(pod, "spec"))
+            if (const auto* vols = arr_at(*spec, "volumes"))
+                for (const auto& v : *vols)
+                    if (const auto* pvc = obj_at(v.as_object(), "persistentVolumeClaim"))
+                        if (str_at(*pvc, "claimName") == claim && volume.empty())
+                            volume = str_at(v.as_object(), "name");
+        return {"FailedMount",
+                "Unable to attach or mount volumes: unmounted volumes=[" + volume +
+                    "], unattached volumes=[" + volume + "], failed to process volumes=[" + volume +
+                    "]: error processing PVC " + ns + "/" + claim +
+                    ": failed to fetch PVC from API server: persistentvolumeclaims \"" + claim +
+                    "\" not found"};
+    }
+    if (std::string conflict = attach_conflict(ns, pod, node); !conflict.empty())
+        return {"FailedAttachVolume", conflict};
+    return {};
+}
+
+void kubelet::wait_to_start(const std::string& ns, const std::string& name,
+                            const std::string& uid, const std::string& node,
+                            const start_block& block) {
+    const std::string& message = block.message;
     auto updated = store_.update("pods", ns, name, uid, [&](json::object& o) {
         auto& st = o["status"].as_object();
         st["phase"] = "Pending";
@@ -333,25 +383,32 @@ void kubelet::wait_for_attach(const std::string& ns, const std::string& name, co
                         {"started", false},
                         {"state", json::object{{"waiting", json::object{{"reason", "ContainerCreating"}}}}}});
         st["containerStatuses"] = cs;
-        st["conditions"] = json::array{condition("PodScheduled", true),
-                                       condition("PodReadyToStartContainers", false, "FailedAttachVolume", message)};
+        st["conditions"] = json::array{
+            condition("PodScheduled", true),
+            condition("PodReadyToStartContainers", false, block.reason, message)};
         st["message"] = message;
-        st["reason"] = "FailedAttachVolume";
+        st["reason"] = block.reason;
     });
     if (updated && events_)
-        events_->record(involved(*updated), "Warning", "FailedAttachVolume", message, "attachdetach-controller");
+        events_->record(involved(*updated), "Warning", block.reason, message,
+                        block.reason == "FailedMount" ? "kubelet" : "attachdetach-controller");
     std::lock_guard lk(mu_);
     if (shutting_down_)
         return;
-    attach_waiters_.emplace_back([this, ns, name, uid, node](std::stop_token stop) {
+    attach_waiters_.emplace_back([this, ns, name, uid, node, block](std::stop_token stop) {
         while (!stop.stop_requested()) {
             std::this_thread::sleep_for(std::chrono::milliseconds(100));
             auto pod = store_.get("pods", ns, name);
             if (!pod || str_at(pod->at("metadata").as_object(), "uid") != uid ||
                 obj_at(pod->at("metadata").as_object(), "deletionTimestamp"))
                 return;
-            if (!attach_conflict(ns, *pod, node).empty())
+            if (start_block now = start_blocked(ns, *pod, node); !now.reason.empty()) {
+                if (now.reason != block.reason) { // e.g. the claim appeared, held by another node
+                    wait_to_start(ns, name, uid, node, now);
+                    return;
+                }
                 continue;
+            }
             store_.update("pods", ns, name, uid, [](json::object& o) {
                 auto& st = o["status"].as_object();
                 st.erase("message");

@@ -107,6 +107,11 @@ public:
     /// there is no such node.
     bool set_unschedulable(const std::string& node, bool unschedulable);
 
+    /// A claim was created in `ns`: pods the scheduler left Pending because a claim they name
+    /// did not exist are scheduled again (upstream, a PVC add event requeues them). Pods bound
+    /// to a node already wait for their claims by themselves.
+    void claim_created(const std::string& ns);
+
     /// Called after a pod object was stored: schedules it (unless spec.nodeName is set) and starts
     /// it when placed; an unplaceable pod stays Pending with PodScheduled=False/Unschedulable.
     void pod_created(const std::string& ns, const std::string& name);
@@ -150,9 +155,21 @@ private:
     std::string attach_conflict(const std::string& ns, const boost::json::object& pod, const std::string& node);
     /// The node a ReadWriteOnce claim of `pod` is attached to ("" when none).
     std::string attached_node(const std::string& ns, const boost::json::object& pod);
-    /// Holds a scheduled pod in ContainerCreating until its claims can attach, then starts it.
-    void wait_for_attach(const std::string& ns, const std::string& name, const std::string& uid,
-                         const std::string& node, const std::string& message);
+    /// The first persistentVolumeClaim the pod names that does not exist ("" when all do).
+    std::string missing_claim(const std::string& ns, const boost::json::object& pod);
+    /// Why a pod bound to `node` cannot start yet: a missing claim (kubelet's FailedMount) or a
+    /// ReadWriteOnce claim attached elsewhere (FailedAttachVolume); empty when it can start.
+    struct start_block {
+        std::string reason;  ///< FailedMount | FailedAttachVolume | "" (none)
+        std::string message;
+    };
+    start_block start_blocked(const std::string& ns, const boost::json::object& pod,
+                              const std::string& node);
+    /// Holds a scheduled pod in ContainerCreating while start_blocked() says so, then starts it.
+    void wait_to_start(const std::string& ns, const std::string& name, const std::string& uid,
+                       const std::string& node, const start_block& block);
+    /// Re-runs the scheduler for every pod without a node (only those in `ns` when non-empty).
+    void retry_unscheduled(const std::string& ns);
 
     object_store& store_;
     event_recorder* events_ = nullptr;

@@ -186,7 +186,15 @@ private:
             } else if (auto* pvc = obj_at(vo, "persistentVolumeClaim")) {
                 // One directory per claim (STATE/claims/<ns>/<claim>); attach rules are applied
                 // before the pod starts (attach_conflict).
-                path = k_.state_dir_ + "/claims/" + p_->ns + "/" + str_at(*pvc, "claimName");
+                // The pod starts only once the claim exists, and claim names are validated
+                // DNS-1123 subdomains; checked again here since the name becomes a path.
+                const std::string claim = str_at(*pvc, "claimName");
+                if (claim.empty() || claim == "." || claim == ".." ||
+                    claim.find('/') != std::string::npos)
+                    k_.warn_once("claim name \"" + claim + "\" is not a path component: the " +
+                                 "volume " + name + " is an empty directory instead");
+                else
+                    path = k_.state_dir_ + "/claims/" + p_->ns + "/" + claim;
                 fs::create_directories(path, ec);
                 ::chmod(path.c_str(), 0777);
             } else if (auto* sec = obj_at(vo, "secret")) {
