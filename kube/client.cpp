@@ -699,9 +699,16 @@ api_client::exec(const exec_options& opts, const exec_session_options& session) 
                 return fail(std::move(e));
             }
             const std::string* ra = transport::find_header(uf.headers, "Retry-After");
-            return fail(
-                error_from_http(static_cast<int>(uf.status), uf.body, call,
-                                ra != nullptr ? std::string_view(*ra) : std::string_view{}));
+            api_error e = error_from_http(static_cast<int>(uf.status), uf.body, call,
+                                          ra != nullptr ? std::string_view(*ra)
+                                                        : std::string_view{});
+            if (uf.status == 500 && e.reason.empty() &&
+                e.message.starts_with("container not found (")) {
+                // The kubelet's plain-text answer for a container that is not running (it
+                // looks among running ones only): repeating the exec cannot mend that.
+                e.code = make_error_code(errc::exec_failed);
+            }
+            return fail(std::move(e));
         }
     };
     retry_policy policy(impl_->opts.retry, impl_->clock);

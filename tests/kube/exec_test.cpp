@@ -313,21 +313,34 @@ TEST_F(exec_test, too_many_requests_on_the_upgrade_is_retried) {
     EXPECT_EQ(clock_.slept() - slept_before, std::chrono::seconds(4)); // Retry-After honoured
 }
 
-TEST_F(exec_test, failure_status_other_than_an_exit_code_is_exec_failed) {
-    // Exec into a container that has finished: the server upgrades, then reports a Failure
-    // status (InternalError) on channel 3 instead of an exit code.
+TEST_F(exec_test, a_container_that_is_not_running_is_a_permanent_exec_failure) {
+    // The kubelet refuses an exec into a container that is not running. On v5 the API server
+    // upgrades first and reports it as a Failure status (InternalError) instead of an exit code;
+    // on v4 the kubelet's plain-text 500 comes back before the upgrade. Either way it is
+    // exec_failed, not retryable, and nothing is retried.
     auto p = client_->create_pod(busybox_pod("done", {"true"}));
     ASSERT_TRUE(p) << p.error().what();
     ASSERT_EQ(wait_for_phase("done", "Succeeded"), "Succeeded");
-    auto s = client_->exec(sh("done", "echo never"));
-    if (!s) { // refusing the upgrade outright is as acceptable as a Failure status
-        EXPECT_FALSE(s.error().retryable()) << s.error().what();
-        return;
-    }
+    const auto slept_before = clock_.slept();
+    exec_session_options v5;
+    auto s = client_->exec(sh("done", "echo never"), v5);
+    ASSERT_TRUE(s) << s.error().what();
     auto code = (*s)->wait();
     ASSERT_FALSE(code) << "exit code " << *code;
     EXPECT_TRUE(code.error().is(errc::exec_failed)) << code.error().what();
-    EXPECT_FALSE(code.error().message.empty());
+    EXPECT_FALSE(code.error().retryable());
+    EXPECT_NE(code.error().message.find("container not found (\"c1\")"), std::string::npos)
+        << code.error().what();
+
+    exec_session_options v4;
+    v4.offer_v5 = false;
+    auto refused = client_->exec(sh("done", "echo never"), v4);
+    ASSERT_FALSE(refused);
+    EXPECT_TRUE(refused.error().is(errc::exec_failed)) << refused.error().what();
+    EXPECT_FALSE(refused.error().retryable());
+    EXPECT_EQ(refused.error().http_status, 500);
+    EXPECT_EQ(refused.error().message, "container not found (\"c1\")");
+    EXPECT_EQ(clock_.slept(), slept_before) << "a refusal that cannot change was retried";
 }
 
 TEST_F(exec_test, every_failed_socket_operation_is_an_error_or_the_right_result) {

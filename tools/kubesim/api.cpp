@@ -373,6 +373,23 @@ bool dry_run(const api_request& req) {
 
 } // namespace
 
+bool offers_protocol(std::string_view offered, std::string_view protocol) {
+    while (!offered.empty()) {
+        const auto comma = offered.find(',');
+        std::string_view item = offered.substr(0, comma);
+        while (!item.empty() && (item.front() == ' ' || item.front() == '\t'))
+            item.remove_prefix(1);
+        while (!item.empty() && (item.back() == ' ' || item.back() == '\t'))
+            item.remove_suffix(1);
+        if (item == protocol)
+            return true;
+        if (comma == std::string_view::npos)
+            break;
+        offered.remove_prefix(comma + 1);
+    }
+    return false;
+}
+
 api_response json_response(int status, const json::object& body) {
     api_response r;
     r.status = status;
@@ -2023,7 +2040,20 @@ std::variant<api_response, exec_plan> api_server::prepare_exec(const api_request
         return bad_request("you must specify at least one command for the container");
     plan.target = kubelet_.container(plan.pod_uid, plan.container);
     if (!plan.target || plan.target->st != container_view::state::running) {
-        plan.not_running_message = "container " + plan.container + " is not running";
+        // The kubelet finds exec targets among running containers only (GetExec: "container
+        // not found (%q)", answered as a plain-text 500 by streaming.WriteError). A v4 client's
+        // upgrade is proxied to the kubelet, so it gets that 500 before any upgrade; a v5 client
+        // talks to the API server's stream translator, which upgrades first and then sends the
+        // SPDY dial's error as an InternalError status.
+        const std::string not_found = "container not found (\"" + plan.container + "\")";
+        if (!offers_protocol(req.header("sec-websocket-protocol"), "v5.channel.k8s.io")) {
+            api_response r;
+            r.status = 500;
+            r.content_type = "text/plain; charset=utf-8";
+            r.body = not_found;
+            return r;
+        }
+        plan.not_running_message = "unable to upgrade connection: " + not_found;
         plan.target.reset();
     }
     {

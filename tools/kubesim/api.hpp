@@ -69,6 +69,9 @@ struct api_response {
     std::function<void(chunk_sink&)> stream;
 };
 
+/// Whether the comma-separated `offered` list (Sec-WebSocket-Protocol) names `protocol`.
+bool offers_protocol(std::string_view offered, std::string_view protocol);
+
 /// Everything a pods/exec session needs after the preflight succeeded.
 struct exec_plan {
     std::string pod_uid;

@@ -42,23 +42,9 @@ constexpr std::size_t throttle_window_bytes = 1024 * 1024;
 
 /// Picks the subprotocol: v5 whenever offered (apiserver ≥ 1.30 translator), else v4.
 std::string select_protocol(std::string_view offered) {
-    bool v5 = false, v4 = false;
-    while (!offered.empty()) {
-        auto comma = offered.find(',');
-        std::string_view item = offered.substr(0, comma);
-        while (!item.empty() && (item.front() == ' ' || item.front() == '\t'))
-            item.remove_prefix(1);
-        while (!item.empty() && (item.back() == ' ' || item.back() == '\t'))
-            item.remove_suffix(1);
-        if (item == "v5.channel.k8s.io")
-            v5 = true;
-        if (item == "v4.channel.k8s.io")
-            v4 = true;
-        if (comma == std::string_view::npos)
-            break;
-        offered.remove_prefix(comma + 1);
-    }
-    return v5 ? "v5.channel.k8s.io" : v4 ? "v4.channel.k8s.io" : "";
+    if (offers_protocol(offered, "v5.channel.k8s.io"))
+        return "v5.channel.k8s.io";
+    return offers_protocol(offered, "v4.channel.k8s.io") ? "v4.channel.k8s.io" : "";
 }
 
 std::string status_message(int exit_code) {
@@ -77,11 +63,15 @@ std::string status_message(int exit_code) {
     return json::serialize(o);
 }
 
-std::string internal_error_message(const std::string& detail) {
+/// An InternalError status. The kubelet's exec server says "error executing command in
+/// container: " before a runtime error; the API server's translator adds no such words.
+std::string internal_error_message(const std::string& detail, bool from_kubelet = true) {
     json::object o;
     o["metadata"] = json::object{};
     o["status"] = "Failure";
-    o["message"] = "Internal error occurred: error executing command in container: " + detail;
+    o["message"] = "Internal error occurred: " +
+                   std::string(from_kubelet ? "error executing command in container: " : "") +
+                   detail;
     o["reason"] = "InternalError";
     o["details"] = json::object{{"causes", json::array{json::object{{"message", detail}}}}};
     o["code"] = 500;
@@ -134,7 +124,7 @@ private:
         if (ec)
             return;
         if (!plan_.target) {
-            send(std::string(1, '\x03') + internal_error_message(plan_.not_running_message),
+            send(std::string(1, '\x03') + internal_error_message(plan_.not_running_message, false),
                  [self = shared_from_this()] { self->start_close(); });
             read_loop();
             return;

@@ -7,6 +7,7 @@
 #include <openssl/evp.h>
 
 #include "kubesim_fixture.hpp"
+#include "tests/support/eventually.hpp"
 #include "test_client.hpp"
 
 namespace podpipe::kubesim::testing {
@@ -172,6 +173,59 @@ TEST_F(exec_protocol_test, a_missing_command_is_the_runtimes_failure_without_an_
         EXPECT_EQ(o.status.find("ExitCode"), std::string::npos) << o.status;
         EXPECT_EQ(o.close_code, 1000);
     }
+}
+
+TEST_F(exec_protocol_test, a_container_that_is_not_running_is_refused_as_the_kubelet_refuses) {
+    create_pod(R"(apiVersion: v1
+kind: Pod
+metadata: {name: p2}
+spec:
+  restartPolicy: Never
+  containers:
+  - {name: keep, image: busybox:1.36, command: ["sleep", "1000000"]}
+  - {name: done, image: busybox:1.36, command: ["true"]}
+)");
+    ASSERT_TRUE(podpipe::testing::eventually(
+        [&] {
+            return kubectl("get pod p2 -o jsonpath={.status.containerStatuses[*].state}")
+                       .output.find("terminated") != std::string::npos;
+        },
+        std::chrono::seconds(20), std::chrono::milliseconds(100)));
+    const std::string target = "/api/v1/namespaces/default/pods/p2/exec?container=done"
+                               "&command=true&stdout=true";
+    {
+        // v4: the API server proxies the upgrade to the kubelet, whose plain-text 500 comes back
+        // before any upgrade.
+        ws_exec_client c = client();
+        EXPECT_EQ(c.open(target, "v4.channel.k8s.io"), 500);
+        EXPECT_EQ(c.body(), "container not found (\"done\")");
+    }
+    {
+        // v5: the API server's stream translator upgrades first, then reports the kubelet's
+        // refusal of its SPDY dial as an InternalError status.
+        ws_exec_client c = client();
+        ASSERT_EQ(c.open(target, "v5.channel.k8s.io, v4.channel.k8s.io"), 101);
+        auto o = drain(c);
+        EXPECT_EQ(o.out, "");
+        EXPECT_EQ(o.status_messages, 1);
+        EXPECT_NE(o.status.find(R"("message":"Internal error occurred: unable to upgrade )"
+                                R"x(connection: container not found (\"done\")")x"),
+                  std::string::npos)
+            << o.status;
+        EXPECT_NE(o.status.find(R"("reason":"InternalError")"), std::string::npos) << o.status;
+    }
+    // The running container of the same pod still takes execs.
+    ws_exec_client c = client();
+    EXPECT_EQ(c.open("/api/v1/namespaces/default/pods/p2/exec?container=keep&command=true"
+                     "&stdout=true",
+                     "v4.channel.k8s.io"),
+              101);
+    // Real kubectl (v5) prints the translator's message.
+    auto k = kubectl("exec p2 -c done -- true");
+    EXPECT_NE(k.exit_code, 0);
+    EXPECT_NE(k.output.find("unable to upgrade connection: container not found (\"done\")"),
+              std::string::npos)
+        << k.output;
 }
 
 TEST_F(exec_protocol_test, no_matching_subprotocol_is_403_empty_body) {

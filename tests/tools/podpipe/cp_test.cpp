@@ -414,9 +414,14 @@ spec:
   containers: [{name: main, image: busybox:1.36, command: ["true"]}]
 )");
     ASSERT_EQ(wait_phase("done", "Succeeded"), "Succeeded");
-    auto ended = cp(q(src_) + " done:/data/x");
-    EXPECT_EQ(ended.exit_code, 1) << ended.output;
-    EXPECT_NE(ended.output.find("not running"), std::string::npos) << ended.output;
+    for (const std::string flags : {"", "--exec-v4 "}) {
+        // v5: a Failure status after the upgrade; v4: the kubelet's 500 before it.
+        auto ended = cp(flags + q(src_) + " done:/data/x");
+        EXPECT_EQ(ended.exit_code, 1) << flags << ended.output;
+        EXPECT_NE(ended.output.find("default/done"), std::string::npos) << ended.output;
+        EXPECT_NE(ended.output.find("container not found (\"main\")"), std::string::npos)
+            << flags << ended.output;
+    }
     auto usage = cp(q(src_) + " " + q(tmp_ / "local"));
     EXPECT_EQ(usage.exit_code, 2) << usage.output;
     // The destination is read-only in the pod: the pod's error comes back.
