@@ -1,6 +1,8 @@
 #include "tests/hooks/runner/runner_emulator.hpp"
 
 #include <fcntl.h>
+#include <grp.h>
+#include <sys/stat.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -131,7 +133,8 @@ struct cancel_plan {
 child_result run_child(const std::vector<std::string>& argv,
                        const std::map<std::string, std::string>& env, const fs::path& cwd,
                        const std::string& input, std::chrono::seconds timeout,
-                       const cancel_plan& cancel) {
+                       const cancel_plan& cancel,
+                       const std::optional<std::pair<uid_t, gid_t>>& user) {
     // Everything the child needs is built before fork: only async-signal-safe calls after it.
     std::vector<std::string> env_strings;
     for (const auto& [k, v] : env)
@@ -165,6 +168,9 @@ child_result run_child(const std::vector<std::string>& argv,
         ::dup2(in[0], 0);
         ::dup2(out[1], 1);
         ::dup2(err[1], 2);
+        if (user && (::setgroups(0, nullptr) != 0 || ::setgid(user->second) != 0 ||
+                     ::setuid(user->first) != 0))
+            ::_exit(125);
         if (::chdir(dir.c_str()) != 0)
             ::_exit(126);
         ::execve(argp[0], argp.data(), envp.data());
@@ -419,6 +425,46 @@ runner_emulator::runner_emulator(options opts)
                 "}},\"pusher\":{\"name\":\"octocat\"},\"sender\":{\"login\":\"octocat\"}}\n";
     }
     write_text(event_path(), event);
+    if (opts_.user) {
+        // Others may pass through the directories above home (a test's 0700 temp dir), as they
+        // can above a real runner's home.
+        std::error_code ec;
+        for (const fs::path& start : {fs::absolute(home_), fs::canonical(work_, ec)})
+            for (fs::path p = start.parent_path(); p.has_relative_path(); p = p.parent_path()) {
+                struct stat st {};
+                if (::stat(p.c_str(), &st) == 0 && (st.st_mode & S_IXOTH) == 0)
+                    ::chmod(p.c_str(), (st.st_mode & 07777) | S_IXOTH);
+            }
+        if (!opts_.kubeconfig.empty()) {
+            make_dirs(home_ / ".kube");
+            const fs::path copy = home_ / ".kube" / "config";
+            fs::copy_file(opts_.kubeconfig, copy, fs::copy_options::overwrite_existing);
+            fs::permissions(copy, fs::perms::owner_read | fs::perms::owner_write);
+            opts_.kubeconfig = copy.string();
+        }
+        give_home_to_user();
+    }
+}
+
+void runner_emulator::give_home_to_user() const {
+    if (!opts_.user)
+        return;
+    const auto [uid, gid] = *opts_.user;
+    std::error_code ec;
+    if (::lchown(home_.c_str(), uid, gid) != 0)
+        throw std::system_error(errno, std::system_category(), "runner_emulator: chown home");
+    // _work may be a link to where it really is (volume mode: the claim's directory).
+    for (auto it = fs::recursive_directory_iterator(
+             home_, fs::directory_options::follow_directory_symlink, ec);
+         !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+        struct stat st {};
+        if (::lstat(it->path().c_str(), &st) == 0 && (st.st_uid != uid || st.st_gid != gid))
+            ::lchown(it->path().c_str(), uid, gid);
+        if (S_ISLNK(st.st_mode) && it->is_directory(ec)) // what it is followed into, too
+            if (::chown(it->path().c_str(), uid, gid) != 0)
+                throw std::system_error(errno, std::system_category(),
+                                        "runner_emulator: chown " + it->path().string());
+    }
 }
 
 std::string runner_emulator::new_guid() {
@@ -517,10 +563,12 @@ hook_run runner_emulator::invoke(const std::string& command, const fs::path& res
         argv = {bash, "--noprofile", "--norc", "-e", "-o", "pipefail", shim.string()};
     else
         argv = {"/bin/sh", "-e", shim.string()};
+    give_home_to_user(); // what the emulator wrote since (scripts, file commands) is theirs
     cancel_plan cancel{std::exchange(cancel_marker_, std::string()), opts_.cancel_int_grace,
                        opts_.cancel_term_grace};
     auto child =
-        run_child(argv, process_env(), shim.parent_path(), stdin_text, opts_.timeout, cancel);
+        run_child(argv, process_env(), shim.parent_path(), stdin_text, opts_.timeout, cancel,
+                  opts_.user);
     run.exit_code = child.exit_code;
     run.signals_sent = std::move(child.signals_sent);
     run.timed_out = child.timed_out;

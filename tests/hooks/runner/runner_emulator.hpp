@@ -12,6 +12,8 @@
 // kill the test); the hook itself starts with the default disposition.
 #pragma once
 
+#include <sys/types.h>
+
 #include <chrono>
 #include <filesystem>
 #include <map>
@@ -125,6 +127,11 @@ public:
         /// SIGKILL after cancel_term_grace more.
         std::chrono::milliseconds cancel_int_grace{7500};
         std::chrono::milliseconds cancel_term_grace{2500};
+        /// The runner's user (the actions-runner image runs as 1001:123): when set, the hook
+        /// runs with that uid and gid (no supplementary groups), home and everything the
+        /// emulator writes there are theirs, the kubeconfig is copied to home/.kube/config,
+        /// and the directories above home get search permission for others.
+        std::optional<std::pair<uid_t, gid_t>> user;
     };
 
     /// Lays out the runner's directories under options.home (creating them); throws
@@ -216,6 +223,8 @@ public:
     static std::string json_quote(const std::string& s);
 
 private:
+    /// With options.user: chowns home and everything under it to that user (no-op otherwise).
+    void give_home_to_user() const;
     hook_run invoke(const std::string& command, const std::filesystem::path& response,
                     const std::string& stdin_text);
     std::filesystem::path new_response_file() const;

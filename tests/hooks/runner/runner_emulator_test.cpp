@@ -9,6 +9,9 @@
 #include "tests/support/eventually.hpp"
 #include "tests/tools/kubesim/kubesim_fixture.hpp"
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <csignal>
 #include <algorithm>
 #include <chrono>
@@ -55,6 +58,7 @@ constexpr const char* fake_shim = R"SH(# fake hook shim (runner_emulator_test)
 n=$(cat "$FAKE_DIR/count" 2>/dev/null || echo 0); n=$((n + 1)); echo "$n" > "$FAKE_DIR/count"
 cat > "$FAKE_DIR/stdin.$n"
 pwd > "$FAKE_DIR/pwd.$n"
+echo "$(id -u):$(id -g):$(id -G):${KUBECONFIG:-}" > "$FAKE_DIR/id.$n"
 echo "$-" > "$FAKE_DIR/flags.$n"
 shopt -o pipefail > "$FAKE_DIR/pipefail.$n" || true
 { echo "GITHUB_WORKSPACE=$GITHUB_WORKSPACE"; echo "RUNNER_WORKSPACE=$RUNNER_WORKSPACE";
@@ -125,6 +129,33 @@ TEST_F(runner_emulator_unit, lays_out_work_like_the_runner) {
     EXPECT_EQ(emu.state_json(), "");
     EXPECT_EQ(count_entries(emu.responses_dir()), 0u);
     EXPECT_EQ(count_entries(emu.file_commands_dir()), 0u);
+}
+
+TEST_F(runner_emulator_unit, runs_the_hook_as_the_runners_user_with_a_home_of_theirs) {
+    if (::geteuid() != 0)
+        GTEST_SKIP() << "needs root to change users";
+    runner_emulator::options o = fake_options();
+    o.user = {{1001, 123}};
+    write_file(tmp_ / "kubeconfig", "apiVersion: v1\nkind: Config\n");
+    ::chmod((tmp_ / "kubeconfig").c_str(), 0600);
+    o.kubeconfig = (tmp_ / "kubeconfig").string();
+    ::chmod(fake_dir().c_str(), 0777);
+    runner_emulator emu(o);
+    write_file(emu.runner_temp() / "written-by-the-emulator", "x");
+    auto run = emu.call("prepare_job", "{}");
+    EXPECT_EQ(run.exit_code, 0) << run.err;
+    const std::string copy = (tmp_ / "runner" / ".kube" / "config").string();
+    EXPECT_EQ(read_file(fake_dir() / "id.1"), "1001:123:123:" + copy + "\n");
+    struct stat st {};
+    ASSERT_EQ(::stat(copy.c_str(), &st), 0);
+    EXPECT_EQ(st.st_uid, 1001u);
+    EXPECT_EQ(st.st_mode & 07777, 0600u);
+    for (const fs::path& p : {emu.github_workspace(), emu.runner_temp() / "written-by-the-emulator",
+                              emu.file_commands_dir()}) {
+        ASSERT_EQ(::stat(p.c_str(), &st), 0) << p;
+        EXPECT_EQ(st.st_uid, 1001u) << p;
+        EXPECT_EQ(st.st_gid, 123u) << p;
+    }
 }
 
 TEST_F(runner_emulator_unit, invokes_the_shim_as_the_runner_does_and_carries_state) {

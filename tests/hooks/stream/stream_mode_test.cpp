@@ -89,6 +89,7 @@ protected:
         o.hook_binary = PODPIPE_HOOK_EXE;
         o.runner_pod_name = "runner-abc";
         o.extra_env = {{"ACTIONS_RUNNER_PREPARE_JOB_TIMEOUT_SECONDS", "30"}};
+        o.user = {{1001, 123}}; // the actions-runner image's runner user: nothing assumes root
         options_ = o;
     }
 
