@@ -147,6 +147,8 @@ int run(int argc, char** argv) {
     const bool volume = env->mode == workspace_mode::volume;
     switch (input->cmd) {
     case command::cleanup_job: {
+        if (volume && input->state)
+            hand_the_claim_back(session, *input->state);
         auto done = cleanup_job(**client, ns, env->runner_pod_name);
         if (!done)
             return error_exit("cleanup_job: " + done.error().what());

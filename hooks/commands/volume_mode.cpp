@@ -48,6 +48,43 @@ std::string seconds_text(std::chrono::milliseconds d) {
     return std::to_string(std::chrono::ceil<std::chrono::seconds>(d).count()) + " s"; // 29.98 s left → "30 s"
 }
 
+} // namespace
+
+void hand_the_claim_back(hook_session& s, const job_state& state) {
+    if (state.job_pod.empty())
+        return;
+    kube::exec_options o;
+    o.ns = s.ns;
+    o.pod = state.job_pod;
+    o.container = std::string(kube::job_container_name);
+    // Symlinks are changed, never followed (-h; chmod -R skips them in both GNU and busybox).
+    o.command = {"sh", "-c",
+                 "r=0; if [ \"$(id -u)\" = 0 ]; then chown -hR \"$1\" /__w || r=1; fi; "
+                 "chmod -R u+rwX /__w || r=1; exit $r",
+                 "podpipe-hand-back", std::to_string(::getuid()) + ":" + std::to_string(::getgid())};
+    kube::exec_session_options so;
+    so.stop = s.stop;
+    const std::string what = "the files the job left on the work volume may not all be "
+                             "removable by the runner's user: ";
+    auto session = s.client.exec(o, so);
+    if (!session) {
+        s.log.warning(what + session.error().what());
+        return;
+    }
+    kube::exec_session& x = **session;
+    std::stop_callback on_stop(s.stop, [&x] { x.abort(); });
+    auto code = x.wait();
+    if (!code)
+        s.log.warning(what + code.error().what());
+    else if (*code != 0)
+        s.log.warning(what + "exit " + std::to_string(*code) + ": " + x.stderr_tail());
+    else
+        s.log.debug("the files the job left on the work volume belong to " + o.command.back() +
+                    " and are writable by them");
+}
+
+namespace {
+
 void prune(hook_session& s) {
     auto done = cleanup_job(s.client, s.ns, s.env.runner_pod_name);
     if (!done)

@@ -17,6 +17,8 @@
 //   there that is not a regular file is removed before the runner reads (file_commands.hpp).
 // run_container_step_volume: a pod (not a batch Job, see the .cpp) with the claim, the env in a
 //   Secret, followed logs with reconnect, the action's own exit code; pod and Secret deleted.
+// cleanup_job (volume mode): hand_the_claim_back first, so that what root steps left on the
+//   claim (read-only directories, 0400 files) is the runner user's to remove; then the pods go.
 #pragma once
 
 #include "engine/common/result.hpp"
@@ -47,6 +49,12 @@ result<int, hook_error> run_container_step_volume(hook_session& s, const job_sta
 
 /// The runner pod's spec.nodeName, polled until set or `timeout`. Errors: the pod is missing
 /// (ACTIONS_RUNNER_POD_NAME / namespace wrong), or still unscheduled at the timeout.
+/// cleanup_job, before the pods go: what the job's pods left on the claim becomes the runner's
+/// again (the hook's own uid:gid; `chown -hR` when the job container runs as root, and
+/// `chmod -R u+rwX` in any case), so the next job's runner can remove read-only directories
+/// and files that steps made. A pod that cannot run it gets a warning, nothing more.
+void hand_the_claim_back(hook_session& s, const job_state& state);
+
 result<std::string, hook_error> runner_node_name(hook_session& s, std::chrono::milliseconds timeout);
 
 /// What a sync of the externals did.

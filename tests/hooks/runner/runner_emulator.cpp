@@ -442,11 +442,17 @@ runner_emulator::runner_emulator(options opts)
             fs::permissions(copy, fs::perms::owner_read | fs::perms::owner_write);
             opts_.kubeconfig = copy.string();
         }
-        give_home_to_user();
+        give_home_to_user(true);
     }
 }
 
-void runner_emulator::give_home_to_user() const {
+void runner_emulator::own(const fs::path& p) const {
+    if (opts_.user && ::lchown(p.c_str(), opts_.user->first, opts_.user->second) != 0)
+        throw std::system_error(errno, std::system_category(),
+                                "runner_emulator: chown " + p.string());
+}
+
+void runner_emulator::give_home_to_user(bool into_links) const {
     if (!opts_.user)
         return;
     const auto [uid, gid] = *opts_.user;
@@ -455,12 +461,15 @@ void runner_emulator::give_home_to_user() const {
         throw std::system_error(errno, std::system_category(), "runner_emulator: chown home");
     // _work may be a link to where it really is (volume mode: the claim's directory).
     for (auto it = fs::recursive_directory_iterator(
-             home_, fs::directory_options::follow_directory_symlink, ec);
+             home_,
+             into_links ? fs::directory_options::follow_directory_symlink
+                        : fs::directory_options::none,
+             ec);
          !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
         struct stat st {};
         if (::lstat(it->path().c_str(), &st) == 0 && (st.st_uid != uid || st.st_gid != gid))
             ::lchown(it->path().c_str(), uid, gid);
-        if (S_ISLNK(st.st_mode) && it->is_directory(ec)) // what it is followed into, too
+        if (into_links && S_ISLNK(st.st_mode) && it->is_directory(ec)) // followed into, too
             if (::chown(it->path().c_str(), uid, gid) != 0)
                 throw std::system_error(errno, std::system_category(),
                                         "runner_emulator: chown " + it->path().string());
@@ -563,7 +572,9 @@ hook_run runner_emulator::invoke(const std::string& command, const fs::path& res
         argv = {bash, "--noprofile", "--norc", "-e", "-o", "pipefail", shim.string()};
     else
         argv = {"/bin/sh", "-e", shim.string()};
-    give_home_to_user(); // what the emulator wrote since (scripts, file commands) is theirs
+    // What the test wrote into home since is theirs too; not what is behind a link (volume
+    // mode's _work is the claim, where the job's pods write as whatever user they run as).
+    give_home_to_user(false);
     cancel_plan cancel{std::exchange(cancel_marker_, std::string()), opts_.cancel_int_grace,
                        opts_.cancel_term_grace};
     auto child =
@@ -587,6 +598,7 @@ fs::path runner_emulator::new_response_file() const {
     // A new empty file before every invocation, as the runner does.
     const fs::path p = responses_dir() / (new_guid() + ".json");
     write_text(p, "");
+    own(p);
     return p;
 }
 
@@ -686,6 +698,7 @@ void runner_emulator::begin_step_for_test() {
     for (const auto& k : file_command_kinds) {
         const fs::path p = file_commands_dir() / (std::string(k.prefix) + '_' + step_guid_);
         write_text(p, "");
+        own(p);
         step_files_[k.prefix] = p;
     }
 }
@@ -727,6 +740,7 @@ hook_run runner_emulator::run_script_step(const std::string& script_body, const 
     const std::string script_name = new_guid() + ".sh";
     last_script_ = runner_temp() / script_name;
     write_text(last_script_, script_body);
+    own(last_script_);
     const std::string pod_script = std::string(pod_temp) + '/' + script_name;
     const std::string pod_workspace = std::string(pod_work) + '/' + repo_ + '/' + repo_;
 

@@ -223,8 +223,11 @@ public:
     static std::string json_quote(const std::string& s);
 
 private:
-    /// With options.user: chowns home and everything under it to that user (no-op otherwise).
-    void give_home_to_user() const;
+    /// With options.user: chowns home and everything under it to that user, following
+    /// directory links when `into_links` (no-op without a user).
+    void give_home_to_user(bool into_links) const;
+    /// With options.user: chowns `p` (not following a link) to that user.
+    void own(const std::filesystem::path& p) const;
     hook_run invoke(const std::string& command, const std::filesystem::path& response,
                     const std::string& stdin_text);
     std::filesystem::path new_response_file() const;

@@ -15,6 +15,8 @@
 #include "tests/tools/kubesim/kubesim_fixture.hpp"
 #include "tests/tools/kubesim/test_client.hpp"
 
+#include <sys/stat.h>
+
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -239,6 +241,44 @@ TEST_F(volume_mode_test, rwo_with_flag_runs_a_whole_job_on_one_consistent_worksp
     EXPECT_NE(upgraded.out.find("externals copied onto the work volume"), std::string::npos) << upgraded.out;
     EXPECT_EQ(read_file(r.work_root() / "externals" / "version.txt"), "2.331.0\n");
     ASSERT_TRUE(r.cleanup_job().ok());
+}
+
+// Steps run as root in the job pod (the image's user) and leave read-only directories and 0400
+// files on the claim; the runner (1001) must be able to remove them before its next job.
+TEST_F(volume_mode_test, what_root_steps_leave_on_the_claim_the_runner_can_remove) {
+    start({}, "runner-abc-work", "ReadWriteMany");
+    if (IsSkipped() || HasFatalFailure())
+        return;
+    auto& r = runner();
+    ASSERT_TRUE(r.prepare_job(job_args()).ok());
+    auto step = r.run_script_step(
+        "set -e\nid -u\nmkdir -p /__w/app/app/ro/sub /__w/_temp/cache/d\n"
+        "echo x > /__w/app/app/ro/sub/f && chmod 0400 /__w/app/app/ro/sub/f\n"
+        "echo y > /__w/_temp/cache/d/g && chmod 0400 /__w/_temp/cache/d/g\n"
+        "chmod 0555 /__w/app/app/ro/sub /__w/app/app/ro /__w/_temp/cache/d\n"
+        "ln -s /etc/passwd /__w/app/app/passwd-link\n", sh_step());
+    ASSERT_TRUE(step.ok()) << all(step);
+    ASSERT_NE(("\n" + step.out).find("\n0\n"), std::string::npos) << step.out; // as root
+    struct stat st {};
+    ASSERT_EQ(::stat((r.github_workspace() / "ro" / "sub" / "f").c_str(), &st), 0);
+    ASSERT_EQ(st.st_uid, 0u) << "the pod's files are root's before cleanup";
+    auto done = r.cleanup_job();
+    ASSERT_TRUE(done.ok()) << all(done);
+    EXPECT_EQ(done.out.find("::warning::"), std::string::npos) << done.out;
+    ASSERT_EQ(::stat((r.github_workspace() / "ro" / "sub" / "f").c_str(), &st), 0);
+    EXPECT_EQ(st.st_uid, 1001u);
+    EXPECT_EQ(st.st_gid, 123u);
+    EXPECT_EQ(st.st_mode & 0700, 0600u);
+    // The link itself was handed over; what it points at in the pod was not touched.
+    ASSERT_EQ(::lstat((r.github_workspace() / "passwd-link").c_str(), &st), 0);
+    EXPECT_EQ(st.st_uid, 1001u);
+    // The runner's user removes the workspace and _temp contents, as the runner does.
+    auto rm = shell("setpriv --reuid 1001 --regid 123 --clear-groups rm -rf " +
+                    shell_quote(r.github_workspace().string()) + " " +
+                    shell_quote((r.runner_temp() / "cache").string()));
+    EXPECT_EQ(rm.exit_code, 0) << rm.output;
+    EXPECT_FALSE(fs::exists(r.github_workspace() / "ro"));
+    EXPECT_FALSE(fs::exists(r.runner_temp() / "cache"));
 }
 
 // RWX without the flag: preferred affinity to the runner's node; that node is cordoned, so the
