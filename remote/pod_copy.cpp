@@ -293,6 +293,7 @@ struct pod_copier::impl {
             if (acks)
                 c.push_back("--acks");
             add_stall_timeout(end, c);
+            add_threads(c);
             for (const auto& e : opt_.excludes) { // for senders that cannot filter (a pod's tar)
                 c.push_back("--exclude");
                 c.push_back(e);
@@ -315,6 +316,7 @@ struct pod_copier::impl {
             if (end.has_watch_stdin)
                 c.push_back("--watch-stdin");
             add_stall_timeout(end, c);
+            add_threads(c);
             for (const auto& e : opt_.excludes) {
                 c.push_back("--exclude");
                 c.push_back(e);
@@ -340,6 +342,13 @@ struct pod_copier::impl {
     /// (the in-pod podpipe with --watch-stdin, the pod's tar through its watcher).
     static bool send_reads_stdin(const pod_end& end, bool acks) {
         return acks || end.has_watch_stdin || !end.has_binary;
+    }
+
+    void add_threads(std::vector<std::string>& c) const {
+        if (opt_.pod_threads == 0) // every in-pod podpipe takes --threads
+            return;
+        c.push_back("--threads");
+        c.push_back(std::to_string(opt_.pod_threads));
     }
 
     void add_stall_timeout(const pod_end& end, std::vector<std::string>& c) const {

@@ -57,6 +57,8 @@ struct copy_options {
     std::size_t chunk_bytes = 1 << 20;
     std::string chunk_text = "1M"; ///< the same, for `podpipe send --chunk-size`
     unsigned threads = 0;          ///< local (de)compression threads; 0 = cores
+    /// `--threads` of the in-pod podpipe; 0 = its own default (the pod's usable cores).
+    unsigned pod_threads = 0;
     std::size_t memory_bytes = 256u << 20;
     std::vector<std::string> excludes; ///< applied by whichever side can filter
     /// local_to_pod only: a selection and deletions (pipeline::send_options::only, ::deletions).

@@ -170,6 +170,12 @@ result<hook_env, hook_error> read_env(const env_map& env) {
             return fail(bad("PODPIPE_THREADS", t, "expected 0 (one per core) .. 256"));
         e.threads = static_cast<unsigned>(*v);
     }
+    if (const std::string t = get(env, "PODPIPE_POD_THREADS"); !t.empty()) {
+        auto v = parse_leading_int(t);
+        if (!v || std::to_string(*v) != t || *v < 0 || *v > 256)
+            return fail(bad("PODPIPE_POD_THREADS", t, "expected 0 (the pod's cores) .. 256"));
+        e.pod_threads = static_cast<unsigned>(*v);
+    }
     if (const std::string c = get(env, "PODPIPE_CHUNK_SIZE"); !c.empty()) {
         auto v = parse_bytes(c);
         if (!v || *v < pipeline::min_chunk_bytes || *v > pipeline::max_chunk_bytes)

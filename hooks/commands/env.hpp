@@ -59,6 +59,8 @@ struct hook_env {
     /// chunk while a slow link is the bottleneck; BENCHMARKS.md) or a fixed 0..12.
     int compression_level = -1;
     unsigned threads = 0; ///< PODPIPE_THREADS: 0 (default) = usable_cores(), else 1..256
+    /// PODPIPE_POD_THREADS: --threads of the in-pod podpipe; 0 (default) = the pod's cores.
+    unsigned pod_threads = 0;
     /// PODPIPE_CHUNK_SIZE: uncompressed bytes per gzip member (optional Ki/Mi suffix),
     /// 64Ki..8Mi; default 1Mi. `podpipe bench` recommends one for a cluster.
     std::size_t chunk_bytes = std::size_t{1} << 20;

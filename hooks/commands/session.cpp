@@ -16,6 +16,7 @@ remote::copy_options copy_options_for(const hook_session& s) {
                        ? "auto"
                        : std::to_string(s.env.compression_level);
     o.threads = s.env.threads;
+    o.pod_threads = s.env.pod_threads;
     o.chunk_bytes = s.env.chunk_bytes;
     o.chunk_text = std::to_string(s.env.chunk_bytes);
     o.memory_bytes = s.env.memory_budget_bytes;

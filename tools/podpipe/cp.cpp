@@ -82,6 +82,10 @@ result<remote::copy_options, std::string> copy_options_from(const cp_flags& f) {
     o.chunk_bytes = static_cast<std::size_t>(*chunk);
     o.chunk_text = f.chunk;
     o.threads = static_cast<unsigned>(*threads);
+    auto pod_threads = parse_size(f.pod_threads);
+    if (!pod_threads || *pod_threads > 256)
+        return fail(std::string("--pod-threads takes a number from 0 (auto) to 256"));
+    o.pod_threads = static_cast<unsigned>(*pod_threads);
     o.memory_bytes = static_cast<std::size_t>(*memory);
     o.excludes = f.excludes;
     o.verify = !f.no_verify;

@@ -16,6 +16,7 @@ struct cp_flags {
     std::string level = "auto"; ///< 0..12 or auto
     std::string chunk = "1M";
     std::string threads = "0";
+    std::string pod_threads = "0"; ///< given to the in-pod podpipe as --threads when not 0
     std::string memory; ///< "": default_memory_budget() (engine/common/limits.hpp)
     std::vector<std::string> excludes;
     bool progress = false;

@@ -366,6 +366,9 @@ int run(int argc, char** argv) {
                    "chunk up to 7 while a slow link (< 100 Mbit/s) is the bottleneck");
     cp->add_option("--chunk-size", cf.chunk, "Uncompressed bytes per gzip member, 64K..8M (default 1M)");
     cp->add_option("--threads", cf.threads, "Local (de)compression threads (default: cores available)");
+    cp->add_option("--pod-threads", cf.pod_threads,
+                   "(De)compression threads of the in-pod podpipe (default 0: the cores the pod "
+                   "may use, its CPU quota included)");
     cp->add_option("--memory", cf.memory, "Local memory budget for transfer buffers (default as for pack)");
     cp->add_option("--exclude", cf.excludes, "Skip paths matching this pattern (GNU tar rules); repeatable");
     cp->add_flag("--progress", cf.progress, "Print bytes and MB/s to stderr while running");

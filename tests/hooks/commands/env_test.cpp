@@ -140,6 +140,7 @@ TEST(hook_env, podpipe_settings) {
     env_map env = base();
     env["PODPIPE_COMPRESSION_LEVEL"] = "6";
     env["PODPIPE_THREADS"] = "4";
+    env["PODPIPE_POD_THREADS"] = "2";
     env["PODPIPE_MEMORY_BUDGET"] = "64Mi";
     env["PODPIPE_RECV_PATH"] = "/opt/podpipe";
     env["PODPIPE_CHUNK_SIZE"] = "4Mi";
@@ -148,6 +149,7 @@ TEST(hook_env, podpipe_settings) {
     EXPECT_EQ(r->chunk_bytes, std::size_t{4} << 20);
     EXPECT_EQ(r->compression_level, 6);
     EXPECT_EQ(r->threads, 4u);
+    EXPECT_EQ(r->pod_threads, 2u);
     EXPECT_EQ(r->memory_budget_bytes, std::size_t{64} << 20);
     EXPECT_EQ(r->recv_path, "/opt/podpipe");
     env["PODPIPE_COMPRESSION_LEVEL"] = "auto";
@@ -158,6 +160,7 @@ TEST(hook_env, podpipe_settings_validation) {
     const std::pair<const char*, const char*> bad[] = {
         {"PODPIPE_COMPRESSION_LEVEL", "13"}, {"PODPIPE_COMPRESSION_LEVEL", "6x"},
         {"PODPIPE_THREADS", "-1"},           {"PODPIPE_THREADS", "1000"},
+        {"PODPIPE_POD_THREADS", "257"},      {"PODPIPE_POD_THREADS", "two"},
         {"PODPIPE_MEMORY_BUDGET", "1Mi"},    {"PODPIPE_MEMORY_BUDGET", "64MB"},
         {"PODPIPE_RECV_PATH", "podpipe"},     {"PODPIPE_CHUNK_SIZE", "32Ki"},
         {"PODPIPE_CHUNK_SIZE", "16Mi"},      {"PODPIPE_CHUNK_SIZE", "1M"}};
