@@ -1,10 +1,12 @@
 #include "kube/template.hpp"
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
 #include <iterator>
+#include <map>
 #include <set>
 #include <sstream>
 #include <yaml-cpp/yaml.h>
@@ -599,6 +601,46 @@ void merge_override(const container_override& o, container& ct) {
         ct.resources = *o.resources;
 }
 
+/// What the merge must not produce, said before anything is created (the API server would
+/// refuse the pod with a 422 naming only a field path): a template volume with the name of one
+/// the hook made, two mounts at one path in a container (a template mount at /__w, say), and a
+/// mount of a volume nobody declared.
+result<void, api_error> check_merged(const pod& generated, const pod& merged) {
+    auto invalid = [](std::string msg) {
+        return fail(spec_error(spec_errc::template_invalid, std::move(msg)));
+    };
+    std::set<std::string> names;
+    for (const auto& v : merged.spec.volumes)
+        if (!names.insert(v.name).second) {
+            const bool ours = std::any_of(generated.spec.volumes.begin(),
+                                          generated.spec.volumes.end(),
+                                          [&](const volume& g) { return g.name == v.name; });
+            return invalid("pod template volume " + v.name + " has the name of " +
+                           (ours ? std::string("a volume the hook creates") : "another volume") +
+                           ": give it another name");
+        }
+    auto check = [&](const container& ct) -> result<void, api_error> {
+        std::map<std::string, std::string> at; // mount path -> volume
+        for (const auto& m : ct.volume_mounts) {
+            if (!names.count(m.name))
+                return invalid("container " + ct.name + " mounts volume " + m.name +
+                               ", which neither the hook nor the pod template declares");
+            auto [it, fresh] = at.emplace(m.mount_path, m.name);
+            if (!fresh)
+                return invalid("container " + ct.name + " mounts both " + it->second + " and " +
+                               m.name + " at " + m.mount_path +
+                               (it->second == m.name ? "" : ": the pod template may not mount over a "
+                                                            "path the hook mounts"));
+        }
+        return {};
+    };
+    for (const auto& ct : merged.spec.init_containers)
+        PODPIPE_TRY(check(ct));
+    for (const auto& ct : merged.spec.containers)
+        PODPIPE_TRY(check(ct));
+    return {};
+}
+
 } // namespace
 
 result<std::vector<std::string>, api_error> apply_template(const pod_template_extension& ext,
@@ -661,6 +703,7 @@ result<std::vector<std::string>, api_error> apply_template(const pod_template_ex
         out.spec.security = *s.security;
     if (s.termination_grace_period_seconds)
         out.spec.termination_grace_period_seconds = *s.termination_grace_period_seconds;
+    PODPIPE_TRY(check_merged(p, out));
     p = std::move(out);
     return warnings;
 }

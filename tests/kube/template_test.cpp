@@ -273,6 +273,43 @@ spec:
     EXPECT_EQ(p.spec.containers[1].name, "side-car");
 }
 
+TEST(template_merge, what_would_collide_with_the_hooks_pod_is_refused_before_creation) {
+    pod generated = fixture_pod();
+    ASSERT_FALSE(generated.spec.volumes.empty());
+    const std::string ours = generated.spec.volumes[0].name;
+    struct bad_case {
+        std::string yaml, message;
+    };
+    const bad_case cases[] = {
+        {"spec:\n  volumes: [{name: " + ours + ", emptyDir: {}}]\n",
+         "pod template volume " + ours + " has the name of a volume the hook creates"},
+        {"spec:\n  volumes: [{name: cache, emptyDir: {}}]\n  containers:\n"
+         "  - name: $job\n    volumeMounts: [{name: cache, mountPath: /__w}]\n",
+         "container job mounts both work and cache at /__w: the pod template may not mount over"},
+        {"spec:\n  containers:\n  - name: $job\n    volumeMounts: [{name: nowhere, mountPath: /x}]\n",
+         "container job mounts volume nowhere, which neither the hook nor the pod template"},
+        {"spec:\n  volumes: [{name: a, emptyDir: {}}, {name: a, emptyDir: {}}]\n",
+         "pod template volume a has the name of another volume"},
+    };
+    for (const auto& c : cases) {
+        pod p = generated;
+        auto ext = parse_template(c.yaml, "t.yaml");
+        ASSERT_TRUE(ext) << c.yaml << ext.error().what();
+        auto r = apply_template(*ext, p);
+        ASSERT_FALSE(r) << c.yaml;
+        EXPECT_NE(r.error().what().find(c.message), std::string::npos)
+            << c.yaml << r.error().what();
+        EXPECT_EQ(p.spec.volumes.size(), generated.spec.volumes.size()) << "p was changed";
+    }
+    // A mount of a template volume elsewhere is fine.
+    pod p = generated;
+    auto ok = parse_template("spec:\n  volumes: [{name: cache, emptyDir: {}}]\n  containers:\n"
+                             "  - name: $job\n    volumeMounts: [{name: cache, mountPath: /cache}]\n",
+                             "t.yaml");
+    ASSERT_TRUE(ok);
+    EXPECT_TRUE(apply_template(*ok, p));
+}
+
 TEST(template_merge, example_extension_on_the_job_pod) {
     pod p = fixture_pod();
     auto ext = parse_template(extension_yaml, "ext.yaml");
