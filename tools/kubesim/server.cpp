@@ -214,7 +214,9 @@ void server::impl::cut_everything(bool refuse) {
         answering_503 = true;
     }
     for (auto& c : connections) {
-        if (c.done)
+        // A connection cut before may still have its thread (an exec session waits for its
+        // process) but its socket is closed: its fd number may belong to someone else now.
+        if (c.done || c.cut)
             continue;
         c.cut.store(true, std::memory_order_release);
         ::shutdown(c.fd, SHUT_RDWR); // wakes the connection's thread; its reads and writes fail
