@@ -395,10 +395,11 @@ struct pod_copier::impl {
     }
 
     // A copy's exec that did not open. A stop (a signal) ends an opening too: that is an
-    // interruption (exit 5), not a failure of the pod.
+    // interruption (exit 5), not a failure of the pod. The message names the pod and the path
+    // (an API server that refuses connections says nothing of either).
     failure<copy_error> open_failed(const pod_end& end, const api_error& e) const {
         return fail(copy_error{stopped_or(pipeline::exit_failure),
-                               "pod " + end.name() + ": " + e.what(), {},
+                               "pod " + end.name() + ":" + end.loc.path + ": " + e.what(), {},
                                !e.retryable() && !stop_.stop_requested()});
     }
 

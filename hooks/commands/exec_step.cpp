@@ -1,6 +1,7 @@
 #include "hooks/commands/exec_step.hpp"
 
 #include "engine/pipeline/byte_stream.hpp"
+#include "engine/transport/error.hpp"
 #include "hooks/commands/errors.hpp"
 #include "kube/client.hpp"
 
@@ -56,6 +57,19 @@ result<int, kube::api_error> exec_step(kube::api_client& client, const step_targ
     if (stop.stop_requested())
         return cancelled();
     return code;
+}
+
+std::string step_failure_message(const kube::api_error& e, const step_target& target) {
+    std::string msg = "failed to run script step: " + e.what();
+    // A session that opened and then broke; not one that never opened (the step never ran).
+    const bool broke = e.code == condition::peer_closed ||
+                       e.code == transport::errc::connection_reset ||
+                       e.code == transport::errc::heartbeat_timeout ||
+                       e.is(kube::errc::missing_status);
+    if (broke)
+        msg += "; the step's exit code is unknown, and it may still be running in pod " +
+               target.ns + "/" + target.pod;
+    return msg;
 }
 
 step_stopper::step_stopper(const std::string& script_name)

@@ -42,6 +42,13 @@ result<int, kube::api_error> exec_step(kube::api_client& client, const step_targ
                                        int err_fd, std::stop_token stop = {},
                                        heartbeat hb = {});
 
+/// The error text of a step whose exec failed (not cancelled): "failed to run script step:
+/// <e>", and when the session broke before the exit status (an API-server restart, a dropped
+/// link, a connection gone silent, a session closed without status) that the step's exit code
+/// is unknown and that the step may still be running in its pod: a kubelet does not stop an
+/// exec's command when its connection goes.
+std::string step_failure_message(const kube::api_error& e, const step_target& target);
+
 /// Stops a cancelled step script in its pod. Closing the exec does not stop the command on a
 /// kubelet (spec/hook-behavior.md §3.7, PR #375), so the script records its shell's pid first
 /// (record_line(), the script's first line), and after a cancellation stop() TERMs the step's

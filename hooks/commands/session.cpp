@@ -75,7 +75,13 @@ grouped_copy(hook_session& s, const std::string& title, const std::string& what,
         // nor copies whose sender could not read some files (a second read would not either),
         // nor what cannot succeed (the API refused, the container cannot run the command).
         s.log.warning(what + " failed, trying once more: " + out.error().message);
+        std::string first = out.error().message;
         out = run();
+        if (!out && out.error().message != first) { // the first cause stays in the error
+            remote::copy_error both = out.error();
+            both.message = first + "; once more: " + both.message;
+            out = fail(std::move(both));
+        }
     }
     if (!out) {
         s.log.info(what + " failed: " + out.error().message);

@@ -512,7 +512,7 @@ result<int, hook_error> run_script_step_volume(hook_session& s, const job_state&
     if (!code && s.stop.stop_requested()) // cancelled: SIGINT/SIGTERM from the runner
         return fail(stopper.stop(s.client, job, s.out_fd, s.err_fd));
     if (!code)
-        return fail(make_error(errc::step, "failed to run script step: " + code.error().what()));
+        return fail(make_error(errc::step, step_failure_message(code.error(), job)));
     return *code;
 }
 

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -664,11 +665,31 @@ api_response api_server::handle_faults(const api_request& req) {
         const auto* a = c->if_contains("abrupt");
         faults_.log_cut_abrupt = a && a->is_bool() && a->get_bool();
     }
+    if (auto* rs = obj_at(o, "restart")) {
+        const auto* d = rs->if_contains("downSeconds");
+        std::string mode = str_at(*rs, "mode", "refused");
+        if (!d || !d->is_number() || d->to_number<double>() < 0 || d->to_number<double>() > 3600 ||
+            (mode != "refused" && mode != "503") || int_at(*rs, "afterMilliseconds", 0) < 0)
+            return bad_request("faults: restart needs downSeconds in 0..3600, mode \"refused\" or "
+                               "\"503\", afterMilliseconds >= 0");
+        restart_fault f;
+        f.down = std::chrono::milliseconds(std::llround(d->to_number<double>() * 1000));
+        f.refuse = mode == "refused";
+        f.after = std::chrono::milliseconds(int_at(*rs, "afterMilliseconds", 0));
+        f.retry_after_s = static_cast<int>(int_at(*rs, "retryAfterSeconds", 0));
+        if (!restart_)
+            return status_response(500, "InternalError", "faults: no server to restart");
+        if (!restart_->arm(f))
+            return status_response(409, "Conflict",
+                                   "faults: a restart is already armed or under way");
+    }
     if (auto* c = obj_at(o, "cordon")) {
         const auto* u = c->if_contains("unschedulable");
         if (!kubelet_.set_unschedulable(str_at(*c, "node"), !u || !u->is_bool() || u->get_bool()))
             return not_found("nodes", str_at(*c, "node"));
     }
+    json::object restart{{"restarts", restart_ ? restart_->restarts() : 0},
+                         {"down", restart_ && restart_->down()}};
     return json_response(200, json::object{{"http", json::object{{"code", faults_.http_code},
                                                                   {"remaining", faults_.http_count}}},
                                            {"exec", json::object{{"remaining", faults_.exec_count}}},
@@ -677,7 +698,8 @@ api_response api_server::handle_faults(const api_request& req) {
                                                                     {"fired", faults_.nth_fired}}},
                                            {"gone", json::object{{"remaining", faults_.gone_count}}},
                                            {"logCut", json::object{{"remaining", faults_.log_cut_count}}},
-                                           {"rotateToken", json::object{{"rotations", faults_.rotations}}}});
+                                           {"rotateToken", json::object{{"rotations", faults_.rotations}}},
+                                           {"restart", std::move(restart)}});
 }
 
 api_response api_server::unauthorized() {
@@ -948,7 +970,7 @@ api_response api_server::list_or_watch(const api_request& req, const std::string
                 last_rv = std::max(last_rv, *p);
             auto last_sent = std::chrono::steady_clock::now();
             const auto bookmark_every = bookmark_interval_;
-            while (ok && !stopping_) {
+            while (ok && !stopping_ && !sink.cancelled()) {
                 auto now = std::chrono::steady_clock::now();
                 auto next_wake = std::min(deadline, now + std::chrono::seconds(1));
                 if (bookmarks)
@@ -1353,7 +1375,7 @@ api_response api_server::pod_logs(const api_request& req, const std::string& ns,
         bool line_start = ends_in_newline;
         std::vector<char> buf(64 * 1024);
         bool ended = false;
-        while (!stopping_) {
+        while (!stopping_ && !out.cancelled()) {
             ssize_t n = ::read(fd, buf.data(), buf.size());
             if (n > 0) {
                 std::string_view chunk(buf.data(), static_cast<std::size_t>(n));

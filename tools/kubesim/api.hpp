@@ -57,6 +57,9 @@ public:
     /// Ends the response without its last chunk and drops the connection (a broken stream,
     /// fault injection). Later writes fail.
     virtual void abort() {}
+    /// True once the connection was cut under the stream (the restart fault): a stream that
+    /// waits for data ends instead of holding its thread until its next write fails.
+    virtual bool cancelled() const { return false; }
 };
 
 struct api_response {
@@ -119,6 +122,25 @@ struct fault_state {
     bool log_cut_abrupt = false;
 };
 
+/// The API-server restart fault (README "Fault injection", `restart`): what the faults endpoint
+/// arms; server.cpp carries it out.
+struct restart_fault {
+    std::chrono::milliseconds down{0};  ///< how long new connections are refused / answered 503
+    bool refuse = true;                 ///< "refused": listening socket closed; false: "503"
+    std::chrono::milliseconds after{0}; ///< from the faults answer being written to the cut
+    int retry_after_s = 0;              ///< 503 mode: a Retry-After header when > 0
+};
+
+/// Implemented by the server (the only part that owns sockets).
+class restart_driver {
+public:
+    virtual ~restart_driver() = default;
+    /// Arms one restart; false when one is already armed or under way.
+    virtual bool arm(const restart_fault& fault) = 0;
+    virtual bool down() const = 0;  ///< between the cut and the end of the down time
+    virtual int restarts() const = 0; ///< cuts done so far
+};
+
 class api_server {
 public:
     api_server(object_store& store, kubelet& kubelet, std::map<std::string, std::string> tokens);
@@ -163,6 +185,10 @@ public:
     /// Exec throttle for every later session (CLI --exec-bandwidth / --exec-latency).
     void set_exec_throttle(std::uint64_t bytes_per_s, std::chrono::microseconds latency);
 
+    /// Who carries out the restart fault (the server, before serving); without one the knob
+    /// answers 500.
+    void set_restart_driver(restart_driver* driver) { restart_ = driver; }
+
     /// An armed injected HTTP failure for this request (consumes one), or nullopt.
     std::optional<api_response> injected_failure(const api_request& req);
 
@@ -203,6 +229,7 @@ private:
     std::string sa_dir_, sa_token_;
     bool consume_gone(bool& as_event);
     fault_state faults_;
+    restart_driver* restart_ = nullptr;
     api_response handle_faults(const api_request& req);
     std::atomic<bool> stopping_{false};
     std::chrono::milliseconds bookmark_interval_{60000};

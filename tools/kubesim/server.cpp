@@ -4,9 +4,12 @@
 #include <sys/socket.h>
 
 #include <atomic>
+#include <condition_variable>
+#include <cstdio>
 #include <list>
-#include <stdexcept>
 #include <mutex>
+#include <optional>
+#include <stdexcept>
 #include <thread>
 
 #include <boost/beast/websocket/rfc6455.hpp>
@@ -105,7 +108,7 @@ int alpn_select(SSL*, const unsigned char** out, unsigned char* outlen, const un
 
 class tls_chunk_sink : public chunk_sink {
 public:
-    explicit tls_chunk_sink(tls_stream& s) : s_(s) {}
+    tls_chunk_sink(tls_stream& s, const std::atomic<bool>& cut) : s_(s), cut_(cut) {}
     bool write(std::string_view data) override {
         if (failed_)
             return false;
@@ -117,16 +120,32 @@ public:
         return !failed_;
     }
     void abort() override { failed_ = true; } // the caller drops the connection, no last chunk
-    bool failed() const { return failed_; }
+    bool cancelled() const override { return cut_.load(std::memory_order_acquire); }
+    bool failed() const { return failed_ || cancelled(); }
 
 private:
     tls_stream& s_;
+    const std::atomic<bool>& cut_;
     bool failed_ = false;
 };
 
+/// What a load balancer answers for a backend that is gone (the restart fault's 503 mode).
+constexpr std::string_view unavailable_status =
+    R"({"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure",)"
+    R"("message":"the server is currently unable to handle the request",)"
+    R"("reason":"ServiceUnavailable","code":503})";
+
 } // namespace
 
-struct server::impl {
+// The restart fault (README "Fault injection", `restart`): the cut does what the death of an
+// API server process does to its sockets. Every open connection is shut down at once (the peer
+// gets a TCP FIN, or an RST for unread data; no TLS close_notify, no last chunk, no WebSocket
+// close frame or exec status), and the listening socket either stops listening ("refused": a
+// connect gets an RST, ECONNREFUSED; it keeps its port, so nothing else can take it and the
+// same URL works again) or keeps accepting with every request answered 503 ("503", a load
+// balancer in front of a restarting server). The pods are not touched: a session's exec'd
+// process keeps running as after any dropped exec (exec_session.cpp abort()).
+struct server::impl : restart_driver {
     api_server& api;
     kubelet& kube;
     server_options options;
@@ -140,16 +159,100 @@ struct server::impl {
         int fd = -1;
         std::thread thread;
         std::atomic<bool> done{false};
+        std::atomic<bool> cut{false}; ///< shut down by the restart fault
     };
-    std::mutex mu;
+    std::mutex mu; // connections; also held from accept() to registering the connection
     std::list<connection> connections;
+
+    // Restart fault state (guarded by restart_mu; the atomics are read without it).
+    std::mutex restart_mu;
+    std::condition_variable restart_cv;
+    std::optional<restart_fault> armed; ///< armed, waiting for its faults answer to go out
+    bool released = false;              ///< that answer is out: the delay runs
+    std::atomic<bool> refusing{false};  ///< "refused" mode, down
+    std::atomic<bool> answering_503{false};
+    std::atomic<int> retry_after_s{0};
+    std::atomic<int> restart_count{0};
+    std::thread restart_thread;
 
     impl(api_server& a, kubelet& k, server_options o) : api(a), kube(k), options(std::move(o)) {}
 
     void accept_loop();
     void serve(connection& c, tcp::socket socket, net::io_context& ioc);
     void reap(bool all);
+
+    bool arm(const restart_fault& fault) override {
+        std::lock_guard lk(restart_mu);
+        if (armed || refusing || answering_503)
+            return false;
+        armed = fault;
+        released = false;
+        return true;
+    }
+    bool down() const override { return refusing || answering_503; }
+    int restarts() const override { return restart_count; }
+    /// After a /kubesim/faults answer was written: an armed restart may start its delay.
+    void release_restart() {
+        std::lock_guard lk(restart_mu);
+        if (armed && !released) {
+            released = true;
+            restart_cv.notify_all();
+        }
+    }
+    void restart_loop();
+    void cut_everything(bool refuse);
 };
+
+void server::impl::cut_everything(bool refuse) {
+    std::lock_guard lk(mu); // no accept() completes meanwhile
+    if (refuse) {
+        // On Linux, shutdown() of a listening socket stops listening (queued connections are
+        // reset) but keeps the socket bound to its port; listen() again re-opens it.
+        ::shutdown(acceptor.native_handle(), SHUT_RDWR);
+        refusing = true;
+    } else {
+        answering_503 = true;
+    }
+    for (auto& c : connections) {
+        // A connection cut before may still have its thread (an exec session waits for its
+        // process) but its socket is closed: its fd number may belong to someone else now.
+        if (c.done || c.cut)
+            continue;
+        c.cut.store(true, std::memory_order_release);
+        ::shutdown(c.fd, SHUT_RDWR); // wakes the connection's thread; its reads and writes fail
+    }
+}
+
+void server::impl::restart_loop() {
+    std::unique_lock lk(restart_mu);
+    for (;;) {
+        restart_cv.wait(lk, [&] { return stopping || (armed && released); });
+        if (stopping)
+            return;
+        restart_fault f = *armed;
+        if (restart_cv.wait_for(lk, f.after, [&] { return stopping.load(); }))
+            return;
+        retry_after_s = f.retry_after_s;
+        lk.unlock();
+        cut_everything(f.refuse);
+        std::fprintf(stderr, "kubesim: restart fault: connections cut, %s for %lld ms\n",
+                     f.refuse ? "refusing connections" : "answering 503",
+                     static_cast<long long>(f.down.count()));
+        lk.lock();
+        armed.reset();
+        ++restart_count;
+        if (restart_cv.wait_for(lk, f.down, [&] { return stopping.load(); }))
+            return;
+        if (f.refuse) {
+            std::lock_guard alk(mu);
+            if (::listen(acceptor.native_handle(), net::socket_base::max_listen_connections) != 0)
+                std::perror("kubesim: restart fault: listen again");
+        }
+        refusing = false;
+        answering_503 = false;
+        std::fprintf(stderr, "kubesim: restart fault: serving again\n");
+    }
+}
 
 void server::impl::reap(bool all) {
     std::list<connection> finished;
@@ -173,19 +276,25 @@ void server::impl::reap(bool all) {
 void server::impl::accept_loop() {
     while (!stopping) {
         pollfd pfd{acceptor.native_handle(), POLLIN, 0};
+        if (refusing) { // the restart fault: not listening (a closed socket polls as ready)
+            reap(false);
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+            continue;
+        }
         int rc = ::poll(&pfd, 1, 200);
         reap(false);
         if (rc <= 0)
             continue;
         auto ioc = std::make_shared<net::io_context>(1);
         boost::system::error_code ec;
-        tcp::socket sock = acceptor.accept(*ioc, ec);
-        if (ec)
-            continue;
-        sock.set_option(tcp::no_delay(true), ec);
         std::lock_guard lk(mu);
         if (stopping)
             break;
+        tcp::socket sock = acceptor.accept(*ioc, ec); // non-blocking (start())
+        if (ec)
+            continue;
+        sock.non_blocking(false, ec);
+        sock.set_option(tcp::no_delay(true), ec);
         connections.emplace_back();
         connection& c = connections.back();
         c.fd = sock.native_handle();
@@ -196,7 +305,7 @@ void server::impl::accept_loop() {
     }
 }
 
-void server::impl::serve(connection& /*c*/, tcp::socket socket, net::io_context& ioc) {
+void server::impl::serve(connection& c, tcp::socket socket, net::io_context& ioc) {
     tls_stream stream(std::move(socket), tls);
     boost::system::error_code ec;
     stream.handshake(ssl::stream_base::server, ec);
@@ -248,7 +357,15 @@ void server::impl::serve(connection& /*c*/, tcp::socket socket, net::io_context&
             http::write(stream, res, ec);
         };
 
-        if (!api.authenticate(areq)) {
+        const bool admin_path = areq.path.rfind("/kubesim/", 0) == 0;
+        if (answering_503 && !admin_path) {
+            api_response r;
+            r.status = 503;
+            r.body = std::string(unavailable_status);
+            if (int s = retry_after_s; s > 0)
+                r.headers.emplace_back("Retry-After", std::to_string(s));
+            send(r);
+        } else if (!api.authenticate(areq)) {
             send(api_server::unauthorized());
         } else if (auto injected = api.injected_failure(areq)) {
             send(*injected);
@@ -273,7 +390,7 @@ void server::impl::serve(connection& /*c*/, tcp::socket socket, net::io_context&
                 http::response_serializer<http::empty_body> sr{res};
                 http::write_header(stream, sr, ec);
                 if (!ec) {
-                    tls_chunk_sink sink(stream);
+                    tls_chunk_sink sink(stream, c.cut);
                     r.stream(sink);
                     if (sink.failed())
                         break;
@@ -283,7 +400,9 @@ void server::impl::serve(connection& /*c*/, tcp::socket socket, net::io_context&
                 send(r);
             }
         }
-        if (ec || !keep_alive)
+        if (admin_path)
+            release_restart(); // an armed restart counts its delay from this answer
+        if (ec || !keep_alive || c.cut)
             break;
     }
     // No TLS close_notify dance: clients do not need it and it could block on a dead peer.
@@ -311,23 +430,53 @@ result<int> server::start() {
     SSL_CTX_set_alpn_select_cb(t.native_handle(), alpn_select, nullptr);
 
     tcp::endpoint ep(net::ip::make_address("127.0.0.1"), static_cast<unsigned short>(impl_->options.port));
-    impl_->acceptor.open(ep.protocol(), ec);
-    if (!ec)
-        impl_->acceptor.set_option(net::socket_base::reuse_address(true), ec);
-    if (!ec)
-        impl_->acceptor.bind(ep, ec);
+    if (ep.port() == 0) {
+        // Pick the port with a probe socket, then bind the real one to it by number: a socket
+        // bound to port 0 gives its port up when the restart fault stops it listening, one
+        // bound by number keeps it (both have SO_REUSEADDR and the probe never listens).
+        tcp::acceptor probe(impl_->accept_ioc);
+        probe.open(ep.protocol(), ec);
+        if (!ec)
+            probe.set_option(net::socket_base::reuse_address(true), ec);
+        if (!ec)
+            probe.bind(ep, ec);
+        if (!ec)
+            ep.port(probe.local_endpoint().port());
+        if (!ec)
+            impl_->acceptor.open(ep.protocol(), ec);
+        if (!ec)
+            impl_->acceptor.set_option(net::socket_base::reuse_address(true), ec);
+        if (!ec)
+            impl_->acceptor.bind(ep, ec);
+    } else {
+        impl_->acceptor.open(ep.protocol(), ec);
+        if (!ec)
+            impl_->acceptor.set_option(net::socket_base::reuse_address(true), ec);
+        if (!ec)
+            impl_->acceptor.bind(ep, ec);
+    }
     if (!ec)
         impl_->acceptor.listen(net::socket_base::max_listen_connections, ec);
+    if (!ec)
+        impl_->acceptor.non_blocking(true, ec); // accept() runs under the connections mutex
     if (ec)
         return fail(std::error_code(ec.value(), std::system_category()));
     int port = impl_->acceptor.local_endpoint().port();
+    impl_->api.set_restart_driver(impl_.get());
     impl_->accept_thread = std::thread([this] { impl_->accept_loop(); });
+    impl_->restart_thread = std::thread([this] { impl_->restart_loop(); });
     return port;
 }
 
 void server::stop() {
     if (!impl_ || impl_->stopping.exchange(true))
         return;
+    {
+        std::lock_guard lk(impl_->restart_mu);
+        impl_->restart_cv.notify_all();
+    }
+    if (impl_->restart_thread.joinable())
+        impl_->restart_thread.join();
     if (impl_->accept_thread.joinable())
         impl_->accept_thread.join();
     boost::system::error_code ec;

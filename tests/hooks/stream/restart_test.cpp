@@ -1,0 +1,179 @@
+// podpipe-hook under an API-server restart (issue 20: kubesim's `restart` fault), called by the
+// runner emulator as the runner calls it: the fault fires while prepare_job copies the
+// workspace into the job pod, and while a long run_script_step runs. Either call must end in
+// bounded time (a few seconds of down time: well under a minute) with a non-zero exit and an
+// error that says what was cut; a retried copy that succeeds must have the whole workspace, and
+// a step whose exec was cut never reports success.
+#include "tests/hooks/runner/runner_emulator.hpp"
+#include "tests/support/child_process.hpp"
+#include "tests/support/eventually.hpp"
+#include "tests/support/tree_fixture.hpp"
+#include "tests/tools/kubesim/kubesim_fixture.hpp"
+#include "tests/tools/kubesim/test_client.hpp"
+
+#include <chrono>
+#include <filesystem>
+#include <future>
+#include <string>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+namespace podpipe::kubesim::testing {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+using hook::testing::hook_run;
+using hook::testing::runner_emulator;
+using podpipe::testing::shell_quote;
+using podpipe::testing::temp_dir;
+
+/// The bound the issue asks for with a down time of 3 s: "well under a minute".
+constexpr auto bound = 45s;
+
+const std::string job_args =
+    R"({"container":{"image":"debian:12","workingDirectory":"/__w/app/app",)"
+    R"("environmentVariables":{},"portMappings":[],"userMountVolumes":[]},"services":[]})";
+
+std::string all(const hook_run& r) {
+    return "exit " + std::to_string(r.exit_code) + "\n--- stdout\n" + r.out + "\n--- stderr\n" +
+           r.err + "\n--- runner: " + r.runner_error;
+}
+
+class hook_restart_test : public kubesim_fixture {
+protected:
+    void SetUp() override {
+        fs::create_directories(externals_ / "podpipe");
+        fs::copy_file(PODPIPE_POD_BINARY, externals_ / "podpipe" / "podpipe");
+        extra_args_ = {"--externals", externals_.string()};
+        kubesim_fixture::SetUp();
+        if (IsSkipped() || HasFatalFailure())
+            return;
+        runner_emulator::options o;
+        o.home = tmp_ / "runner";
+        o.kubeconfig = kubeconfig_;
+        o.hook_shim = PODPIPE_HOOK_SHIM;
+        o.hook_binary = PODPIPE_HOOK_EXE;
+        o.runner_pod_name = "runner-abc";
+        o.extra_env = {{"ACTIONS_RUNNER_PREPARE_JOB_TIMEOUT_SECONDS", "30"}};
+        o.timeout = 120s; // the emulator's own limit: far above the bound checked here
+        runner_.emplace(o);
+    }
+
+    void faults(const std::string& json) {
+        auto r = https_request(port(), ca_file(), admin_token(), "POST", "/kubesim/faults", json);
+        ASSERT_EQ(r.status, 200) << r.body;
+    }
+
+    /// Fires the restart fault (3 s down, `mode`) once a pod-side process whose command line
+    /// contains `needle` runs, plus `settle`; returns when it fired.
+    std::future<std::chrono::steady_clock::time_point>
+    restart_when(const std::string& needle, const std::string& mode,
+                 std::chrono::milliseconds settle = 1000ms) {
+        return std::async(std::launch::async, [this, needle, mode, settle] {
+            podpipe::testing::eventually(
+                [&] {
+                    for (pid_t pid : podpipe::testing::processes_mentioning(needle))
+                        if (podpipe::testing::process_cmdline(pid).find(needle) !=
+                            std::string::npos)
+                            return true;
+                    return false;
+                },
+                60s, 10ms);
+            std::this_thread::sleep_for(settle);
+            faults(R"({"restart": {"downSeconds": 3, "mode": ")" + mode + R"("}})");
+            return std::chrono::steady_clock::now();
+        });
+    }
+
+    temp_dir tmp_;
+    fs::path externals_ = tmp_ / "externals";
+    std::optional<runner_emulator> runner_;
+};
+
+// prepare_job: the workspace copy (in-pod `podpipe recv` into /__w) is cut. Through a 2 MB/s
+// throttle the 16 MB workspace takes eight seconds, so the cut lands in its stream.
+TEST_F(hook_restart_test, prepare_job_copy_cut) {
+    auto& r = *runner_;
+    for (int i = 0; i < 16; ++i)
+        ASSERT_EQ(podpipe::testing::run_shell(
+                      "mkdir -p " + shell_quote((r.github_workspace() / "big").string()) +
+                      " && head -c 1000000 /dev/urandom > " +
+                      shell_quote((r.github_workspace() / "big" / std::to_string(i)).string())),
+                  0);
+    faults(R"({"throttle": {"bytesPerSecond": 2000000}})");
+    auto fired = restart_when("podpipe recv", "refused");
+    const auto t0 = std::chrono::steady_clock::now();
+    auto p = r.prepare_job(job_args);
+    const auto t1 = std::chrono::steady_clock::now();
+    ASSERT_EQ(fired.wait_for(0s), std::future_status::ready) << "the fault never fired: " << all(p);
+    const auto cut = fired.get();
+    EXPECT_LT(t1 - cut, bound) << all(p);
+    EXPECT_LT(t1 - t0, bound + 30s) << all(p);
+    if (p.exit_code == 0) {
+        // The copy's retry after the server came back: then the pod has every file.
+        EXPECT_NE(p.out.find("trying once more"), std::string::npos) << all(p);
+        auto sums = kubectl("exec runner-abc-workflow -c job -- sh -c " +
+                            shell_quote("cd /__w/app/app/big && cat * | md5sum"));
+        auto local = shell("cd " + shell_quote((r.github_workspace() / "big").string()) +
+                           " && cat * | md5sum");
+        EXPECT_EQ(sums.output, local.output) << all(p);
+    } else {
+        // The error says what was cut (the workspace copy into the pod, incomplete), not
+        // only why its second attempt failed.
+        EXPECT_EQ(p.exit_code, 1) << all(p);
+        const auto at = p.out.find("::error::workspace ");
+        ASSERT_NE(at, std::string::npos) << all(p);
+        const std::string error = p.out.substr(at, p.out.find('\n', at) - at);
+        EXPECT_NE(error.find("default/runner-abc-workflow:job:/__w is incomplete"),
+                  std::string::npos)
+            << all(p);
+        EXPECT_NE(error.find("once more: "), std::string::npos) << all(p);
+    }
+}
+
+// A long run_script_step whose exec is cut: never the step's success, and the error names the
+// step's cut.
+TEST_F(hook_restart_test, long_script_step_cut) {
+    auto& r = *runner_;
+    auto prep = r.prepare_job(job_args);
+    ASSERT_TRUE(prep.ok()) << all(prep);
+    for (const std::string mode : {"refused", "503"}) {
+        SCOPED_TRACE(mode);
+        const std::string marker = "i20-step-" + mode;
+        auto fired = restart_when(marker, mode);
+        const auto t0 = std::chrono::steady_clock::now();
+        // The marker is in the command line of each `sh -c 'sleep 0.5' MARKER`.
+        auto s = r.run_script_step("for i in $(seq 1 60); do echo tick $i; sh -c 'sleep 0.5' " +
+                                   marker + "; done\necho 'done=1' >> \"$GITHUB_OUTPUT\"\n");
+        const auto t1 = std::chrono::steady_clock::now();
+        ASSERT_EQ(fired.wait_for(0s), std::future_status::ready) << all(s);
+        const auto cut = fired.get();
+        EXPECT_LT(t1 - cut, bound) << all(s);
+        EXPECT_LT(t1 - t0, 30s) << "the step ran to its end: " << all(s);
+        EXPECT_NE(s.exit_code, 0) << all(s);
+        EXPECT_NE(s.out.find("::error::failed to run script step: "), std::string::npos)
+            << all(s);
+        EXPECT_NE(s.out.find("the step's exit code is unknown, and it may still be running in "
+                             "pod default/runner-abc-workflow"),
+                  std::string::npos)
+            << all(s);
+        EXPECT_NE(s.out.find("tick 1"), std::string::npos) << all(s);
+        EXPECT_EQ(r.outputs().count("done"), 0u) << all(s);
+        // Wait for the server to be back before the next round.
+        podpipe::testing::eventually(
+            [&] {
+                try {
+                    return https_request(port(), ca_file(), admin_token(), "GET", "/version")
+                               .status == 200;
+                } catch (...) {
+                    return false;
+                }
+            },
+            20s);
+    }
+}
+
+} // namespace
+} // namespace podpipe::kubesim::testing
