@@ -80,8 +80,10 @@ TEST_F(pod_binary_test, a_step_outlives_its_dropped_exec_and_is_followed_from_wh
     auto fault = https_request(port(), ca_file(), admin_token(), "POST", "/kubesim/faults",
                                R"({"exec": {"count": 1, "dropAfterBytes": 300}})");
     ASSERT_EQ(fault.status, 200) << fault.body;
+    // 40 lines (more than the drop lets through), then it waits for the test's go.
     const std::string script = "i=0; while [ $i -lt 60 ]; do echo line-$i; i=$((i+1)); "
-                               "sleep 0.05; done; exit 3";
+                               "if [ $i = 40 ]; then while [ ! -e /data/go ]; do sleep 0.05; "
+                               "done; fi; done; exit 3";
     const std::string out = (tmp_ / "first").string();
     auto first = shell(kubectl_bin_ + " exec bb -- /__e/podpipe/podpipe run --spool /data/step "
                        "-- sh -c " + shell_quote(script) + " > " + shell_quote(out) +
@@ -92,6 +94,7 @@ TEST_F(pod_binary_test, a_step_outlives_its_dropped_exec_and_is_followed_from_wh
     ASSERT_LT(printed.size(), 600u) << printed;
     EXPECT_EQ(kubectl("exec bb -- /__e/podpipe/podpipe run --spool /data/step --status").output,
               "running\n");
+    ASSERT_EQ(kubectl("exec bb -- touch /data/go").exit_code, 0);
     auto rest = shell(kubectl_bin_ + " exec bb -- /__e/podpipe/podpipe run --spool /data/step "
                       "--attach --stdout-from " + std::to_string(printed.size()) + " 2>&1");
     EXPECT_EQ(rest.exit_code, 3) << rest.output;
