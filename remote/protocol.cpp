@@ -40,6 +40,7 @@ hello this_hello(std::string level1_codec) {
     h.caps.send_acks = true;
     h.caps.send_watch_stdin = true;
     h.caps.recv_failure_report = true;
+    h.caps.step_run = true;
     h.acks_version = acks_version;
     h.level1_codec = std::move(level1_codec);
     return h;
@@ -65,6 +66,7 @@ std::string hello_line(const hello& h) {
         {h.caps.send_acks, capability::send_acks},
         {h.caps.send_watch_stdin, capability::send_watch_stdin},
         {h.caps.recv_failure_report, capability::recv_failure_report},
+        {h.caps.step_run, capability::step_run},
     };
     for (const auto& [has, name] : caps)
         if (has)

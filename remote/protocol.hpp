@@ -21,7 +21,7 @@ namespace podpipe::remote::protocol {
 /// Messages change meaning only with a new major version; a minor one adds fields or capability
 /// names a reader may ignore.
 inline constexpr int version_major = 1;
-inline constexpr int version_minor = 0;
+inline constexpr int version_minor = 1; ///< 1: the step-run capability
 
 /// The "podpipe-ack BYTES" lines of `recv --acks` / `send --acks`. They are engine framing
 /// (engine/pipeline/acks.hpp writes and reads them, interleaved with the stream); the protocol
@@ -36,6 +36,9 @@ inline constexpr std::string_view send_acks = "send-acks";       ///< send --ack
 inline constexpr std::string_view send_watch_stdin = "send-watch-stdin";
 /// recv --report ends with a `failure` line when the receive fails
 inline constexpr std::string_view recv_failure_report = "recv-failure-report";
+/// `podpipe run`: a step detached from its exec session, followed from byte offsets
+/// (remote/step_spool.hpp)
+inline constexpr std::string_view step_run = "step-run";
 } // namespace capability
 
 struct capabilities {
@@ -43,6 +46,7 @@ struct capabilities {
     bool send_acks = false;
     bool send_watch_stdin = false;
     bool recv_failure_report = false;
+    bool step_run = false;
 
     bool operator==(const capabilities&) const = default;
 };

@@ -206,6 +206,8 @@ void read_hello(reader& r, hello& h) {
                 h.caps.send_watch_stdin = true;
             else if (name == capability::recv_failure_report)
                 h.caps.recv_failure_report = true;
+            else if (name == capability::step_run)
+                h.caps.step_run = true;
             // else: a capability of a newer minor version, not ours to use
         }
     }

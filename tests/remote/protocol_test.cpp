@@ -60,7 +60,7 @@ void expect_error(const result<report, protocol_error>& r, std::string_view says
 TEST(protocol, hello_round_trips) {
     const hello h = sample_hello();
     EXPECT_TRUE(h.caps.recv_acks && h.caps.send_acks && h.caps.send_watch_stdin &&
-                h.caps.recv_failure_report);
+                h.caps.recv_failure_report && h.caps.step_run);
     EXPECT_EQ(h.acks_version, acks_version);
     const std::string line = hello_line(h);
     ASSERT_TRUE(line.ends_with("\n"));

@@ -1,5 +1,6 @@
 #include "tools/kubesim/cgroups.hpp"
 
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -148,7 +149,9 @@ std::optional<container_cgroup> container_cgroup::create(const std::string& pod_
         if (ok)
             g.procs_.push_back(path + "/cgroup.procs");
     }
-    if (ok && limits.memory_bytes) {
+    // The memory hierarchy also holds a container without limits: its processes are tracked
+    // (kill_all) wherever they move.
+    if (ok && (limits.memory_bytes || !limits.cpus)) {
         auto mem = v1_dir("memory.limit_in_bytes", {"/sys/fs/cgroup/memory"});
         if (!mem) {
             if (why)
@@ -159,8 +162,9 @@ std::optional<container_cgroup> container_cgroup::create(const std::string& pod_
         const std::string path = *mem + rel;
         ok = make_dir(*mem + "/kubesim", why) && make_dir(*mem + "/kubesim/" + pod_uid, why) &&
              make_dir(path, why) &&
-             write_file(path + "/memory.limit_in_bytes", std::to_string(*limits.memory_bytes),
-                        why);
+             (!limits.memory_bytes ||
+              write_file(path + "/memory.limit_in_bytes", std::to_string(*limits.memory_bytes),
+                         why));
         if (exists(path))
             g.dirs_.push_back(path);
         if (ok) {
@@ -180,6 +184,26 @@ std::uint64_t container_cgroup::oom_kills() const {
         return 0;
     return counter(read_all(memory_dir_ + (memory_v2_ ? "/memory.events" : "/memory.oom_control")),
                    "oom_kill");
+}
+
+void container_cgroup::kill_all() const {
+    for (const std::string& d : dirs_) {
+        // cgroup v2 since Linux 5.14: one write kills every process, forks in flight included.
+        if (exists(d + "/cgroup.kill") && write_file(d + "/cgroup.kill", "1", nullptr))
+            continue;
+        for (int round = 0; round < 50; ++round) {
+            std::istringstream procs(read_all(d + "/cgroup.procs"));
+            bool any = false;
+            for (long pid; procs >> pid;) {
+                any = true;
+                if (pid > 1)
+                    ::kill(static_cast<pid_t>(pid), SIGKILL);
+            }
+            if (!any)
+                break;
+            ::usleep(10'000);
+        }
+    }
 }
 
 bool container_cgroup::remove() {

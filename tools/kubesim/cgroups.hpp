@@ -1,5 +1,8 @@
 // Resource limits of a container, enforced as a kubelet with a cgroup driver does: each
-// container with `resources.limits` gets a cgroup of its own whose CPU quota is the CPU limit
+// container gets a cgroup of its own (without limits it only tracks the container's processes,
+// so that what a process detached from its session leaves behind ends with the container, as
+// the end of a real container's PID namespace ends it); with `resources.limits` its CPU quota is
+// the CPU limit
 // (cpu.max, or cfs_quota_us on cgroup v1, period 100 ms: kubelet's MilliCPUToQuota) and whose
 // memory ceiling is the memory limit (memory.max / memory.limit_in_bytes). The container's
 // processes and every exec into it run inside; when the kernel's OOM killer ends the main
@@ -43,6 +46,10 @@ public:
     /// The kernel's count of OOM kills in this cgroup so far (memory.events "oom_kill" on v2,
     /// memory.oom_control "oom_kill" on v1); 0 when unknown.
     std::uint64_t oom_kills() const;
+
+    /// SIGKILLs every process in the cgroup, wherever it moved to (another session or process
+    /// group): what the end of a container's PID namespace does to what it leaves behind.
+    void kill_all() const;
 
     /// Removes the cgroup directories (and the pod's directory once it is empty). A cgroup
     /// that still has processes stays (EBUSY); true once none is left.

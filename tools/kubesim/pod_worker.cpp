@@ -362,11 +362,15 @@ private:
         if (const json::object* sc = obj_at(cs, "securityContext"))
             if (const json::value* ro = sc->if_contains("readOnlyRootFilesystem"))
                 s.read_only_root = ro->is_bool() && ro->get_bool();
-        if (const container_limits limits = limits_of(cs); limits.any() && !c.cgroup) {
+        if (!c.cgroup) {
+            const container_limits limits = limits_of(cs);
             std::string why;
             c.cgroup = container_cgroup::create(p_->uid, c.name, limits, &why);
             if (!c.cgroup)
-                k_.warn_once("resource limits are not enforced: " + why);
+                k_.warn_once(limits.any() ? "resource limits are not enforced: " + why
+                                          : "no cgroup for containers (" + why +
+                                                "): processes that leave their session outlive "
+                                                "the container");
         }
         if (c.cgroup) {
             s.cgroup_procs = c.cgroup->procs_files();
@@ -604,9 +608,12 @@ private:
             int status = 0;
             if (::waitpid(c->view.pid, &status, WNOHANG) != c->view.pid)
                 continue;
-            // Leftover processes of the container's session die with it; then the log is
-            // drained, so a log follow that sees "terminated" has every byte.
+            // Leftover processes of the container die with it (its session, and whatever left
+            // it but not the cgroup); then the log is drained, so a log follow that sees
+            // "terminated" has every byte.
             kill_group(c->view.pid, SIGKILL);
+            if (c->cgroup)
+                c->cgroup->kill_all();
             if (c->pump.joinable()) {
                 c->pump_closing->store(true);
                 c->pump.join();
@@ -782,6 +789,10 @@ private:
         }
         for (pid_t e : execs)
             kill_group(e, SIGKILL);
+        for (auto* list : {&p_->init_containers, &p_->containers})
+            for (container_rt& c : *list)
+                if (c.cgroup)
+                    c.cgroup->kill_all(); // execs that left their process group, too
         remove_cgroups();
         if (deleting) {
             std::error_code ec;

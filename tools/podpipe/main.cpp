@@ -5,6 +5,7 @@
 #include "engine/pipeline/send.hpp"
 #include "remote/protocol.hpp"
 #include "tools/podpipe/cli_util.hpp"
+#include "tools/podpipe/run_step.hpp"
 #ifndef PODPIPE_POD_ONLY
 #include "tools/podpipe/bench.hpp"
 #include "tools/podpipe/cp.hpp"
@@ -353,6 +354,9 @@ int run(int argc, char** argv) {
         "hello", "In-pod: print this podpipe's protocol version and capabilities as one JSON "
                  "line (what `podpipe cp` asks a pod's copy first)");
 
+    cli::run_flags runf;
+    auto* run_cmd = cli::add_run_command(app, runf);
+
 #ifndef PODPIPE_POD_ONLY
     cli::cp_flags cf;
     auto* cp = app.add_subcommand(
@@ -423,6 +427,8 @@ int run(int argc, char** argv) {
                         std::fflush(stdout) == 0;
         return ok ? cli::exit_ok : cli::exit_failure;
     }
+    if (*run_cmd)
+        return cli::run_step(runf);
     if (*pack)
         return run_pack(pf);
     if (*unpack)

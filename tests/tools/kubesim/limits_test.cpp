@@ -89,14 +89,19 @@ spec:
         EXPECT_EQ(read_file(mem_dir + "/memory.limit_in_bytes"), "67108864");
     }
     // The container's main process and an exec into it are in the cgroup; a container
-    // without limits is not.
+    // without limits has one that only tracks its processes.
     const std::string procs = read_file(cpu_dir + "/cgroup.procs");
     EXPECT_FALSE(procs.empty());
     auto in_exec = kubectl("exec lim -c c -- sh -c 'echo $$; sleep 2' & sleep 1; cat " +
                            cpu_dir + "/cgroup.procs; wait");
     EXPECT_GE(std::count(in_exec.output.begin(), in_exec.output.end(), '\n'), 3)
         << in_exec.output; // the exec's pid echoed, then at least two members listed
-    EXPECT_FALSE(fs::exists(where->cpu + "/kubesim/" + id + "/free"));
+    const std::string free_dir = where->memory + "/kubesim/" + id + "/free";
+    EXPECT_FALSE(read_file(free_dir + "/cgroup.procs").empty()) << free_dir;
+    if (where->v2) {
+        EXPECT_EQ(read_file(free_dir + "/cpu.max"), "max 100000");
+        EXPECT_EQ(read_file(free_dir + "/memory.max"), "max");
+    }
     ASSERT_EQ(kubectl("delete pod lim --grace-period=1 --wait=true", "",
                       std::chrono::seconds(60)).exit_code,
               0);
@@ -105,6 +110,59 @@ spec:
                                              std::chrono::milliseconds(50)))
         << cpu_dir << " is left";
     EXPECT_FALSE(fs::exists(mem_dir));
+}
+
+// A real container's processes end with it (its PID namespace ends), also those that left the
+// exec's session: `podpipe run`'s supervisor does. kubesim shares the host's PID namespace, so
+// the container's cgroup is what finds them.
+TEST_F(limits_test, processes_that_left_their_session_end_with_the_container) {
+    if (!machine_layout())
+        GTEST_SKIP() << "no cgroup cpu and memory controllers on this machine";
+    create_pod(R"(apiVersion: v1
+kind: Pod
+metadata: {name: det}
+spec:
+  restartPolicy: Never
+  containers:
+  - {name: keep, image: busybox, command: ["sleep", "3600"]}
+  - {name: brief, image: busybox, command: ["sh", "-c", "setsid sleep 3600 & echo $!; sleep 2"]}
+)");
+    ASSERT_EQ(wait_phase("det", "Running"), "Running");
+    auto ex = kubectl("exec det -c keep -- sh -c 'setsid sleep 3600 </dev/null >/dev/null 2>&1 "
+                      "& echo $!'");
+    ASSERT_EQ(ex.exit_code, 0) << ex.output;
+    const pid_t from_exec = std::stoi(ex.output);
+    const auto gone = [](pid_t pid) {
+        const std::string stat = read_file("/proc/" + std::to_string(pid) + "/stat");
+        const auto paren = stat.rfind(')');
+        return stat.empty() || (paren != std::string::npos && paren + 2 < stat.size() &&
+                                (stat[paren + 2] == 'Z' || stat[paren + 2] == 'X'));
+    };
+    ASSERT_FALSE(gone(from_exec)) << "the detached process should run while its container does";
+    // The `brief` container ends after 2 s: what it detached ends with it.
+    std::string logs;
+    ASSERT_TRUE(podpipe::testing::eventually(
+        [&] {
+            logs = kubectl("logs det -c brief").output;
+            return !logs.empty();
+        },
+        std::chrono::seconds(10), std::chrono::milliseconds(100)));
+    const pid_t from_brief = std::stoi(logs);
+    EXPECT_TRUE(podpipe::testing::eventually(
+        [&] { return field("det", "{.status.containerStatuses[0].state.terminated.reason}") +
+                         field("det", "{.status.containerStatuses[1].state.terminated.reason}") !=
+                     ""; },
+        std::chrono::seconds(10), std::chrono::milliseconds(100)));
+    EXPECT_TRUE(podpipe::testing::eventually([&] { return gone(from_brief); },
+                                             std::chrono::seconds(10),
+                                             std::chrono::milliseconds(50)))
+        << "a process `brief` detached outlived it";
+    EXPECT_FALSE(gone(from_exec)) << "`keep` still runs, and so does what its exec detached";
+    ASSERT_EQ(kubectl("delete pod det --grace-period=0").exit_code, 0);
+    EXPECT_TRUE(podpipe::testing::eventually([&] { return gone(from_exec); },
+                                             std::chrono::seconds(10),
+                                             std::chrono::milliseconds(50)))
+        << "a process an exec detached outlived its pod";
 }
 
 TEST_F(limits_test, a_container_over_its_memory_limit_is_oom_killed) {

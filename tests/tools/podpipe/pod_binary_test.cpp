@@ -3,6 +3,7 @@
 // reports a damaged stream with its exit code.
 #include "tests/support/tree_fixture.hpp"
 #include "tests/tools/kubesim/kubesim_fixture.hpp"
+#include "tests/tools/kubesim/test_client.hpp"
 #include "tests/tools/podpipe/pod_yaml.hpp"
 
 #include <filesystem>
@@ -70,6 +71,36 @@ TEST_F(pod_binary_test, damaged_streams_fail_with_their_exit_codes) {
                          " exec -i bb -- /__e/podpipe/podpipe recv --no-verify /data/plain");
     EXPECT_EQ(relaxed.exit_code, 0) << relaxed.output;
     EXPECT_EQ(kubectl("exec bb -- cat /data/plain/small.txt").output, "hello\n");
+}
+
+// `podpipe run` in a pod through real exec sessions: the session that started the step drops
+// after a few hundred bytes (kubesim's exec fault), the step goes on, and a second exec attached
+// at the byte count kubectl printed gives the rest and the step's exit code.
+TEST_F(pod_binary_test, a_step_outlives_its_dropped_exec_and_is_followed_from_where_it_was) {
+    auto fault = https_request(port(), ca_file(), admin_token(), "POST", "/kubesim/faults",
+                               R"({"exec": {"count": 1, "dropAfterBytes": 300}})");
+    ASSERT_EQ(fault.status, 200) << fault.body;
+    // 60 lines one by one (more than the drop lets through), then it waits for the test's go.
+    const std::string script = "i=0; while [ $i -lt 80 ]; do echo line-$i; i=$((i+1)); "
+                               "sleep 0.02; if [ $i = 60 ]; then while [ ! -e /data/go ]; do "
+                               "sleep 0.05; done; fi; done; exit 3";
+    const std::string out = (tmp_ / "first").string();
+    auto first = shell(kubectl_bin_ + " exec bb -- /__e/podpipe/podpipe run --spool /data/step "
+                       "-- sh -c " + shell_quote(script) + " > " + shell_quote(out) +
+                       " 2>/dev/null");
+    EXPECT_NE(first.exit_code, 0) << "the session should have dropped";
+    const std::string printed = shell("cat " + shell_quote(out)).output;
+    ASSERT_LT(printed.size(), 400u) << printed; // cut short (≈300 bytes, whole messages)
+    EXPECT_EQ(kubectl("exec bb -- /__e/podpipe/podpipe run --spool /data/step --status").output,
+              "running\n");
+    ASSERT_EQ(kubectl("exec bb -- touch /data/go").exit_code, 0);
+    auto rest = shell(kubectl_bin_ + " exec bb -- /__e/podpipe/podpipe run --spool /data/step "
+                      "--attach --stdout-from " + std::to_string(printed.size()) + " 2>&1");
+    EXPECT_EQ(rest.exit_code, 3) << rest.output;
+    std::string want;
+    for (int i = 0; i < 80; ++i)
+        want += "line-" + std::to_string(i) + "\n";
+    EXPECT_EQ(printed + rest.output.substr(0, rest.output.find("command terminated")), want);
 }
 
 } // namespace

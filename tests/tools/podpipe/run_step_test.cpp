@@ -1,0 +1,205 @@
+// `podpipe run` (remote/step_spool.hpp) as the hook will use it in a pod, run here on the host:
+// a step's output and exit code through a follower, a follower killed mid-step (the dropped
+// exec) and a second one attached at the printed byte counts (nothing lost, nothing twice),
+// signals to the step's process group, a supervisor that dies, and every refusal.
+#include "tests/support/child_process.hpp"
+#include "tests/support/tree_fixture.hpp"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+namespace podpipe {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+using testing::child_process;
+using testing::shell_quote;
+using testing::temp_dir;
+
+const std::string exe = PODPIPE_EXE;
+
+std::string slurp(const fs::path& p) {
+    std::ifstream f(p, std::ios::binary);
+    std::stringstream ss;
+    ss << f.rdbuf();
+    return ss.str();
+}
+
+struct run_result {
+    int code = -1;
+    std::string out, err;
+};
+
+class run_step_test : public ::testing::Test {
+protected:
+    /// `podpipe run ARGS` through sh, stdout and stderr kept apart.
+    run_result run(const std::string& args) {
+        const fs::path o = tmp_ / "o", e = tmp_ / "e";
+        const std::string cmd = shell_quote(exe) + " run " + args + " >" + shell_quote(o.string()) +
+                                " 2>" + shell_quote(e.string());
+        const int st = std::system(cmd.c_str());
+        return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, slurp(o), slurp(e)};
+    }
+    std::string spool(const std::string& name) const { return (tmp_ / name).string(); }
+
+    temp_dir tmp_;
+};
+
+TEST_F(run_step_test, a_step_runs_and_its_output_and_exit_code_come_back) {
+    auto r = run("--spool " + spool("s") +
+                 " -- sh -c 'echo out1; echo err1 >&2; echo out2; exit 7'");
+    EXPECT_EQ(r.code, 7);
+    EXPECT_EQ(r.out, "out1\nout2\n");
+    EXPECT_EQ(r.err, "err1\n");
+    auto st = run("--spool " + spool("s") + " --status");
+    EXPECT_EQ(st.code, 0);
+    EXPECT_EQ(st.out, "exit 7\n");
+    // Followed again from the start, or from offsets: the same bytes.
+    auto again = run("--spool " + spool("s") + " --attach --stdout-from 5 --stderr-from 5");
+    EXPECT_EQ(again.code, 7);
+    EXPECT_EQ(again.out, "out2\n");
+    EXPECT_EQ(again.err, "");
+    // --cwd and the step's stdin (nothing: /dev/null).
+    auto cwd = run("--spool " + spool("c") + " --cwd " + shell_quote(tmp_.path().string()) +
+                   " -- sh -c 'pwd; cat; echo end'");
+    EXPECT_EQ(cwd.code, 0) << cwd.err;
+    EXPECT_EQ(cwd.out, fs::canonical(tmp_.path()).string() + "\nend\n");
+}
+
+// The exec session drops while the step runs: the follower dies, the step does not, and a new
+// follower from the byte counts the caller printed gives the rest, each line exactly once.
+TEST_F(run_step_test, a_dropped_follower_loses_nothing_and_repeats_nothing) {
+    int p[2];
+    ASSERT_EQ(::pipe(p), 0);
+    const std::string script =
+        "i=0; while [ $i -lt 40 ]; do echo line-$i; echo err-$i >&2; i=$((i+1)); "
+        "sleep 0.05; done; exit 3";
+    child_process first({exe, "run", "--spool", spool("d"), "--", "sh", "-c", script},
+                        tmp_ / "first-err", -1, p[1]);
+    ::close(p[1]);
+    ASSERT_TRUE(first.started());
+    // Read a few lines, then the session "drops": the follower is killed mid-step.
+    std::string printed;
+    char buf[256];
+    while (printed.find("line-5\n") == std::string::npos) {
+        const ssize_t n = ::read(p[0], buf, sizeof buf);
+        ASSERT_GT(n, 0) << printed;
+        printed.append(buf, static_cast<std::size_t>(n));
+    }
+    ::kill(first.pid(), SIGKILL);
+    ASSERT_TRUE(first.wait_exit(5s).has_value());
+    for (ssize_t n; (n = ::read(p[0], buf, sizeof buf)) > 0;)
+        printed.append(buf, static_cast<std::size_t>(n)); // in the pipe before it died: printed
+    ::close(p[0]);
+    const std::string printed_err = first.output();
+    // The step goes on without any follower.
+    std::this_thread::sleep_for(300ms);
+    auto st = run("--spool " + spool("d") + " --status");
+    EXPECT_EQ(st.out, "running\n") << "the step should still run";
+    auto rest = run("--spool " + spool("d") + " --attach --stdout-from " +
+                    std::to_string(printed.size()) + " --stderr-from " +
+                    std::to_string(printed_err.size()));
+    EXPECT_EQ(rest.code, 3) << rest.err;
+    std::string want, want_err;
+    for (int i = 0; i < 40; ++i) {
+        want += "line-" + std::to_string(i) + "\n";
+        want_err += "err-" + std::to_string(i) + "\n";
+    }
+    EXPECT_EQ(printed + rest.out, want);
+    EXPECT_EQ(printed_err + rest.err, want_err);
+}
+
+TEST_F(run_step_test, a_signal_reaches_the_step_and_what_it_started) {
+    child_process follower({exe, "run", "--spool", spool("k"), "--", "sh", "-c",
+                            "sleep 60 & echo started; wait"},
+                           tmp_ / "k-out");
+    ASSERT_TRUE(follower.started());
+    for (int i = 0; i < 200 && follower.output().find("started") == std::string::npos; ++i)
+        std::this_thread::sleep_for(25ms);
+    ASSERT_NE(follower.output().find("started"), std::string::npos);
+    const std::string pgid = slurp(tmp_ / "k" / "pgid");
+    ASSERT_FALSE(pgid.empty());
+    auto sig = run("--spool " + spool("k") + " --signal TERM");
+    EXPECT_EQ(sig.code, 0) << sig.err;
+    const auto code = follower.wait_exit(10s);
+    ASSERT_TRUE(code.has_value());
+    EXPECT_EQ(*code, 128 + SIGTERM);
+    EXPECT_EQ(run("--spool " + spool("k") + " --status").out, "signal 15\n");
+    // The background `sleep` was in the step's group: gone too.
+    bool group_gone = false;
+    for (int i = 0; i < 100 && !group_gone; ++i) {
+        group_gone = ::kill(-std::stoi(pgid), 0) != 0;
+        std::this_thread::sleep_for(20ms);
+    }
+    EXPECT_TRUE(group_gone);
+    // A step that ended is left alone.
+    EXPECT_EQ(run("--spool " + spool("k") + " --signal KILL").code, 0);
+}
+
+TEST_F(run_step_test, a_supervisor_that_dies_ends_the_follower_with_an_error) {
+    child_process follower({exe, "run", "--spool", spool("v"), "--", "sh", "-c",
+                            "echo up; exec sleep 60"},
+                           tmp_ / "v-out");
+    ASSERT_TRUE(follower.started());
+    for (int i = 0; i < 200 && follower.output().find("up") == std::string::npos; ++i)
+        std::this_thread::sleep_for(25ms);
+    const int supervisor = std::stoi(slurp(tmp_ / "v" / "supervisor"));
+    ASSERT_GT(supervisor, 1);
+    ::kill(supervisor, SIGKILL);
+    const auto code = follower.wait_exit(10s);
+    ASSERT_TRUE(code.has_value()) << "the follower waits forever for a status nobody writes";
+    EXPECT_EQ(*code, 125);
+    EXPECT_NE(follower.output().find("podpipe run: the step's supervisor is gone"),
+              std::string::npos)
+        << follower.output();
+    const std::string pgid = slurp(tmp_ / "v" / "pgid");
+    ::kill(-std::stoi(pgid), SIGKILL);
+}
+
+TEST_F(run_step_test, refusals_are_clear_and_change_nothing) {
+    ASSERT_EQ(run("--spool " + spool("s") + " -- true").code, 0);
+    auto twice = run("--spool " + spool("s") + " -- true");
+    EXPECT_EQ(twice.code, 125);
+    EXPECT_NE(twice.err.find("podpipe run: " + spool("s") + " exists already"),
+              std::string::npos)
+        << twice.err;
+    auto missing = run("--spool " + spool("none") + " --attach");
+    EXPECT_EQ(missing.code, 125);
+    EXPECT_NE(missing.err.find("podpipe run: "), std::string::npos) << missing.err;
+    auto past = run("--spool " + spool("s") + " --attach --stdout-from 1");
+    EXPECT_EQ(past.code, 125);
+    EXPECT_NE(past.err.find("fewer than the 1 already printed"), std::string::npos) << past.err;
+    auto unrunnable = run("--spool " + spool("u") + " -- /no/such/program");
+    EXPECT_EQ(unrunnable.code, 125);
+    EXPECT_NE(unrunnable.err.find("cannot run /no/such/program"), std::string::npos)
+        << unrunnable.err;
+    EXPECT_EQ(run("--spool " + spool("u") + " --status").out, "exit 127\n");
+    // Usage errors: 2, and nothing is started.
+    EXPECT_EQ(run("--spool " + spool("x")).code, 2);
+    EXPECT_EQ(run("--spool " + spool("x") + " --attach -- true").code, 2);
+    EXPECT_EQ(run("--spool " + spool("x") + " --attach --status").code, 2);
+    EXPECT_EQ(run("--spool " + spool("s") + " --signal BOGUS").code, 2);
+    EXPECT_EQ(run("--spool " + spool("s") + " --attach --stdout-from 1K").code, 2);
+    EXPECT_FALSE(fs::exists(tmp_ / "x"));
+    // A status file that is not one is refused, not trusted.
+    {
+        std::ofstream(tmp_ / "s" / "status", std::ios::trunc) << "exit 99999\n";
+    }
+    auto bad = run("--spool " + spool("s") + " --status");
+    EXPECT_EQ(bad.code, 125);
+    EXPECT_NE(bad.err.find("not a step status"), std::string::npos) << bad.err;
+}
+
+} // namespace
+} // namespace podpipe
