@@ -510,9 +510,16 @@ result<job_pod_result, api_error> build_job_pod(const job_pod_options& opts,
     init.name = "fs-init";
     init.image = opts.runner_image.empty() ? std::string(default_runner_image) : opts.runner_image;
     init.command = {"sh", "-c", fs_init_script(opts.workspace_tail)};
+    // The reference's runAsUser/runAsGroup, plus what Pod Security "restricted" asks of every
+    // container, so fs-init passes it whatever the pod's own securityContext is: a template
+    // replaces the pod's, never fs-init's (it is not `$job`). Harmless for a uid-1001 `cp`.
     init.security = security_context{};
     init.security->run_as_user = runner_uid;
     init.security->run_as_group = runner_uid;
+    init.security->run_as_non_root = true;
+    init.security->allow_privilege_escalation = false;
+    init.security->capabilities = capability_set{{}, {"ALL"}};
+    init.security->seccomp = seccomp_profile{"RuntimeDefault", ""};
     init.volume_mounts = {{"externals", "/mnt/externals", "", false},
                           {"work", "/mnt/work", "", false},
                           {"github", "/mnt/github", "", false}};
