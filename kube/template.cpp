@@ -262,7 +262,8 @@ std::optional<seccomp_profile> parse_seccomp(ctx& c, const YAML::Node& n, const 
     only_keys(c, *m, w, {"type", "localhostProfile"});
     seccomp_profile p;
     p.type = get_str(c, (*m)["type"], w + ".type").value_or("");
-    p.localhost_profile = get_str(c, (*m)["localhostProfile"], w + ".localhostProfile").value_or("");
+    p.localhost_profile =
+        get_str(c, (*m)["localhostProfile"], w + ".localhostProfile").value_or("");
     if (c.ok() && p.type.empty())
         c.wrong_type(w + ".type", "a string");
     return p;

@@ -28,17 +28,16 @@ std::string read_file(const std::string& p) {
 
 class hook_examples_kubesim : public kubesim_fixture {
 protected:
-    http_reply call(const std::string& method, const std::string& target,
-                    const std::string& body) {
+    http_reply call(const std::string& method, const std::string& target, const std::string& body) {
         return https_request(port(), ca_file(), admin_token(), method, target, body,
                              {{"Content-Type", "application/json"}});
     }
 
     void make_namespace(const std::string& name, const std::string& level) {
-        auto r = call("POST", "/api/v1/namespaces",
-                      R"({"metadata":{"name":")" + name +
-                          R"(","labels":{"pod-security.kubernetes.io/enforce":")" + level +
-                          R"("}}})");
+        auto r =
+            call("POST", "/api/v1/namespaces",
+                 R"({"metadata":{"name":")" + name +
+                     R"(","labels":{"pod-security.kubernetes.io/enforce":")" + level + R"("}}})");
         ASSERT_EQ(r.status, 201) << r.body;
     }
 
@@ -72,7 +71,8 @@ TEST_F(hook_examples_kubesim, restricted_template_makes_the_job_pod_pass_restric
     EXPECT_EQ(with.status, 201) << with.body;
     EXPECT_EQ(with.headers.count("warning"), 0u) << with.headers["warning"];
 
-    auto without = call("POST", "/api/v1/namespaces/restricted/pods", kube::to_json(job_pod(nullptr)));
+    auto without =
+        call("POST", "/api/v1/namespaces/restricted/pods", kube::to_json(job_pod(nullptr)));
     EXPECT_EQ(without.status, 403) << without.body;
     // fs-init conforms on its own; the job and service containers are what restricted refuses.
     EXPECT_NE(without.body.find("allowPrivilegeEscalation != false (containers \\\"job\\\", "
