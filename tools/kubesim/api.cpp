@@ -1903,8 +1903,9 @@ api_response api_server::handle_namespaces(const api_request& req, const std::st
         ns["status"] = json::object{{"phase", "Active"}};
         if (field_errors errs = validate_namespace(ns); !errs.empty())
             return json_response(422, invalid_status("Namespace", nname, errs));
-        if (field_errors errs = psa_namespace_errors(obj_at(md, "labels"), nullptr, false);
-            !errs.empty())
+        // `md` may dangle once spec/status were added: look the labels up again.
+        const json::object* labels = obj_at(ns.at("metadata").as_object(), "labels");
+        if (field_errors errs = psa_namespace_errors(labels, nullptr, false); !errs.empty())
             return json_response(422, invalid_status("Namespace", nname, errs));
         std::optional<json::object> created;
         if (store_.get("namespaces", "", nname))
