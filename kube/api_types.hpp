@@ -57,6 +57,16 @@ struct volume_mount {
     bool read_only = false;
 };
 
+struct capability_set {
+    std::vector<std::string> add;
+    std::vector<std::string> drop; ///< ["ALL"] for Pod Security "restricted"
+};
+
+struct seccomp_profile {
+    std::string type;              ///< RuntimeDefault, Localhost, Unconfined
+    std::string localhost_profile; ///< with type Localhost
+};
+
 struct security_context {
     std::optional<bool> privileged;
     std::optional<std::int64_t> run_as_user;
@@ -64,6 +74,8 @@ struct security_context {
     std::optional<bool> run_as_non_root;
     std::optional<bool> allow_privilege_escalation;
     std::optional<bool> read_only_root_filesystem;
+    std::optional<capability_set> capabilities;
+    std::optional<seccomp_profile> seccomp;
 };
 
 struct pod_security_context {
@@ -71,6 +83,7 @@ struct pod_security_context {
     std::optional<std::int64_t> run_as_user;
     std::optional<std::int64_t> run_as_group;
     std::optional<bool> run_as_non_root;
+    std::optional<seccomp_profile> seccomp;
 };
 
 struct resource_requirements {

@@ -561,6 +561,16 @@ void write_opt(json_writer& w, std::string_view key, const std::optional<T>& v) 
         w.field(key, *v);
 }
 
+void write_seccomp(json_writer& w, const std::optional<seccomp_profile>& p) {
+    if (!p)
+        return;
+    w.key("seccompProfile");
+    w.begin_object();
+    write_nonempty(w, "type", p->type);
+    write_nonempty(w, "localhostProfile", p->localhost_profile);
+    w.end_object();
+}
+
 void write_metadata(json_writer& w, const object_meta& m) {
     w.key("metadata");
     w.begin_object();
@@ -659,6 +669,14 @@ void write_container(json_writer& w, const container& ct) {
         write_opt(w, "runAsNonRoot", s.run_as_non_root);
         write_opt(w, "allowPrivilegeEscalation", s.allow_privilege_escalation);
         write_opt(w, "readOnlyRootFilesystem", s.read_only_root_filesystem);
+        if (s.capabilities) {
+            w.key("capabilities");
+            w.begin_object();
+            write_strings(w, "add", s.capabilities->add);
+            write_strings(w, "drop", s.capabilities->drop);
+            w.end_object();
+        }
+        write_seccomp(w, s.seccomp);
         w.end_object();
     }
     w.end_object();
@@ -767,6 +785,7 @@ void write_pod_spec(json_writer& w, const pod_spec& s) {
         write_opt(w, "runAsUser", s.security->run_as_user);
         write_opt(w, "runAsGroup", s.security->run_as_group);
         write_opt(w, "runAsNonRoot", s.security->run_as_non_root);
+        write_seccomp(w, s.security->seccomp);
         w.end_object();
     }
     if (!s.image_pull_secrets.empty()) {

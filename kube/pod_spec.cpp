@@ -425,6 +425,19 @@ std::string fs_init_script(std::string_view workspace_tail) {
     return s;
 }
 
+security_context init_container_security() {
+    // The reference's fs-init has runAsUser/runAsGroup 1001; the rest is harmless for a uid-1001
+    // `cp` and lets the pod pass "restricted" whatever its own securityContext is.
+    security_context s;
+    s.run_as_user = runner_uid;
+    s.run_as_group = runner_uid;
+    s.run_as_non_root = true;
+    s.allow_privilege_escalation = false;
+    s.capabilities = capability_set{{}, {"ALL"}};
+    s.seccomp = seccomp_profile{"RuntimeDefault", ""};
+    return s;
+}
+
 std::string single_quote(std::string_view s) {
     std::string out = "'";
     for (char c : s) {
@@ -510,9 +523,7 @@ result<job_pod_result, api_error> build_job_pod(const job_pod_options& opts,
     init.name = "fs-init";
     init.image = opts.runner_image.empty() ? std::string(default_runner_image) : opts.runner_image;
     init.command = {"sh", "-c", fs_init_script(opts.workspace_tail)};
-    init.security = security_context{};
-    init.security->run_as_user = runner_uid;
-    init.security->run_as_group = runner_uid;
+    init.security = init_container_security();
     init.volume_mounts = {{"externals", "/mnt/externals", "", false},
                           {"work", "/mnt/work", "", false},
                           {"github", "/mnt/github", "", false}};

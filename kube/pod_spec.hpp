@@ -156,6 +156,13 @@ std::string single_quote(std::string_view s);
 /// (the workspace path is shell-quoted when it needs to be).
 std::string fs_init_script(std::string_view workspace_tail);
 
+/// The securityContext of podpipe's own init containers (fs-init, the container step's
+/// podpipe-externals): the runner's uid and gid (1001) plus what Pod Security "restricted" asks
+/// of every container (runAsNonRoot, allowPrivilegeEscalation=false, capabilities drop ALL,
+/// seccompProfile RuntimeDefault). A template never reaches them (they are not `$job`), so they
+/// must pass on their own.
+security_context init_container_security();
+
 /// The last two '/'-separated segments of GITHUB_WORKSPACE; fewer → bad_workspace
 /// "Invalid github workspace directory: <p>".
 result<std::string, api_error> workspace_tail(std::string_view github_workspace);

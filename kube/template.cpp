@@ -256,10 +256,25 @@ std::vector<volume_mount> parse_mounts(ctx& c, const YAML::Node& n, const std::s
     return out;
 }
 
+// securityContext.seccompProfile (pod or container): what Pod Security "restricted" asks for.
+std::optional<seccomp_profile> parse_seccomp(ctx& c, const YAML::Node& n, const std::string& w) {
+    auto m = get_map(c, n, w);
+    if (!m)
+        return std::nullopt;
+    only_keys(c, *m, w, {"type", "localhostProfile"});
+    seccomp_profile p;
+    p.type = get_str(c, (*m)["type"], w + ".type").value_or("");
+    p.localhost_profile =
+        get_str(c, (*m)["localhostProfile"], w + ".localhostProfile").value_or("");
+    if (c.ok() && p.type.empty())
+        c.wrong_type(w + ".type", "a string");
+    return p;
+}
+
 security_context parse_security(ctx& c, const YAML::Node& m, const std::string& w) {
     only_keys(c, m, w,
               {"privileged", "runAsUser", "runAsGroup", "runAsNonRoot", "allowPrivilegeEscalation",
-               "readOnlyRootFilesystem"});
+               "readOnlyRootFilesystem", "capabilities", "seccompProfile"});
     security_context s;
     s.privileged = get_bool(c, m["privileged"], w + ".privileged");
     s.run_as_user = get_int(c, m["runAsUser"], w + ".runAsUser");
@@ -269,6 +284,14 @@ security_context parse_security(ctx& c, const YAML::Node& m, const std::string& 
         get_bool(c, m["allowPrivilegeEscalation"], w + ".allowPrivilegeEscalation");
     s.read_only_root_filesystem =
         get_bool(c, m["readOnlyRootFilesystem"], w + ".readOnlyRootFilesystem");
+    if (auto caps = get_map(c, m["capabilities"], w + ".capabilities")) {
+        only_keys(c, *caps, w + ".capabilities", {"add", "drop"});
+        capability_set cs;
+        cs.add = get_strings(c, (*caps)["add"], w + ".capabilities.add");
+        cs.drop = get_strings(c, (*caps)["drop"], w + ".capabilities.drop");
+        s.capabilities = std::move(cs);
+    }
+    s.seccomp = parse_seccomp(c, m["seccompProfile"], w + ".seccompProfile");
     return s;
 }
 
@@ -503,12 +526,14 @@ void parse_spec(ctx& c, const YAML::Node& spec, pod_template_extension& ext) {
     }
     if (auto sc = get_map(c, spec["securityContext"], w + ".securityContext")) {
         const std::string sw = w + ".securityContext";
-        only_keys(c, *sc, sw, {"fsGroup", "runAsUser", "runAsGroup", "runAsNonRoot"});
+        only_keys(c, *sc, sw,
+                  {"fsGroup", "runAsUser", "runAsGroup", "runAsNonRoot", "seccompProfile"});
         pod_security_context s;
         s.fs_group = get_int(c, (*sc)["fsGroup"], sw + ".fsGroup");
         s.run_as_user = get_int(c, (*sc)["runAsUser"], sw + ".runAsUser");
         s.run_as_group = get_int(c, (*sc)["runAsGroup"], sw + ".runAsGroup");
         s.run_as_non_root = get_bool(c, (*sc)["runAsNonRoot"], sw + ".runAsNonRoot");
+        s.seccomp = parse_seccomp(c, (*sc)["seccompProfile"], sw + ".seccompProfile");
         o.security = s;
     }
     o.termination_grace_period_seconds =

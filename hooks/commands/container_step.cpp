@@ -343,6 +343,7 @@ build_container_step_pod(const hook_env& env, std::string_view suffix, std::stri
     // Only the podpipe directory, and never a failure: without it the copies use the pod's tar.
     init.command = {"sh", "-c", "cp -a /home/runner/externals/podpipe /__e/ 2>/dev/null || true"};
     init.volume_mounts = {{"externals", "/__e", "", false}};
+    init.security = kube::init_container_security(); // passes Pod Security "restricted"
     pod.spec.init_containers.push_back(std::move(init));
 
     if (tmpl != nullptr) {

@@ -7,10 +7,12 @@
 #include <algorithm>
 #include <cmath>
 #include <fstream>
+#include <iostream>
 #include <set>
 #include <sstream>
 #include <thread>
 
+#include "tools/kubesim/psa.hpp"
 #include "tools/kubesim/selectors.hpp"
 #include "tools/kubesim/ssar_proto.hpp"
 #include "tools/kubesim/table.hpp"
@@ -1073,7 +1075,7 @@ api_response api_server::handle_pods(const api_request& req, const std::string& 
             return *bad;
         if (auto bad = namespace_mismatch(body.as_object(), ns))
             return *bad;
-        auto created = create_pod(ns, body.get_object(), dry_run(req));
+        auto created = create_pod(ns, body.get_object(), dry_run(req), &warnings);
         if (auto* err = std::get_if<api_response>(&created))
             return *err;
         api_response r = json_response(201, std::get<json::object>(created));
@@ -1139,8 +1141,9 @@ api_response api_server::handle_pods(const api_request& req, const std::string& 
     return method_not_allowed();
 }
 
-std::variant<api_response, json::object> api_server::create_pod(const std::string& ns,
-                                                                json::object pod, bool dry_run) {
+std::variant<api_response, json::object>
+api_server::create_pod(const std::string& ns, json::object pod, bool dry_run,
+                       api_response::header_list* warnings) {
     if (str_at(pod, "kind", "Pod") != "Pod")
         return bad_request("the API version in the data (" + str_at(pod, "apiVersion") +
                            ") does not match the expected API version (v1)");
@@ -1200,6 +1203,9 @@ std::variant<api_response, json::object> api_server::create_pod(const std::strin
         spec["enableServiceLinks"] = true;
     if (field_errors errs = validate_pod(pod); !errs.empty())
         return json_response(422, invalid_status("Pod", pname, errs));
+    if (auto refused = pod_security(ns, "pods", pname, pod.at("metadata").as_object(),
+                                    pod.at("spec").as_object(), true, warnings))
+        return *refused;
     pod["status"] = json::object{{"phase", "Pending"}, {"qosClass", "BestEffort"}};
     if (dry_run) {
         if (store_.get("pods", ns, pname))
@@ -1213,6 +1219,33 @@ std::variant<api_response, json::object> api_server::create_pod(const std::strin
                                status_details(pname, "pods"));
     kubelet_.pod_created(ns, pname);
     return *created;
+}
+
+std::optional<api_response> api_server::pod_security(const std::string& ns,
+                                                     const std::string& resource,
+                                                     const std::string& name,
+                                                     const json::object& metadata,
+                                                     const json::object& spec, bool enforce,
+                                                     api_response::header_list* warnings) {
+    auto n = store_.get("namespaces", "", ns);
+    const json::object* nmd = n ? obj_at(*n, "metadata") : nullptr;
+    psa_decision d = psa_admit(nmd ? obj_at(*nmd, "labels") : nullptr, metadata, spec, enforce);
+    // Upstream writes these as audit annotations (pod-security.kubernetes.io/audit-violations,
+    // .../error) into the audit log; kubesim's log is stderr.
+    if (!d.audit.empty())
+        std::cerr << "kubesim: audit: " << resource << " " << ns << "/" << name
+                  << ": pod-security.kubernetes.io/audit-violations: " << d.audit << "\n";
+    if (!d.policy_error.empty())
+        std::cerr << "kubesim: audit: " << resource << " " << ns << "/" << name
+                  << ": pod-security.kubernetes.io/error: " << d.policy_error << "\n";
+    if (!d.forbidden.empty())
+        return status_response(403, "Forbidden",
+                               resource + " " + go_quote(name) + " is forbidden: " + d.forbidden,
+                               status_details(name, resource));
+    if (warnings)
+        for (const auto& w : d.warnings)
+            warnings->emplace_back("Warning", "299 - " + go_quote(w));
+    return std::nullopt;
 }
 
 api_response api_server::pod_logs(const api_request& req, const std::string& ns, const std::string& name) {
@@ -1660,11 +1693,24 @@ api_response api_server::handle_jobs(const api_request& req, const std::string& 
             return status_response(422, "Invalid",
                                    "Job.batch \"" + jname + "\" is invalid: " + bad->field + ": " + bad->detail, d);
         }
+        // PodSecurity on a pod controller: warn and audit on its template, never enforce (the
+        // controller's pods are what enforce rejects).
+        api_response::header_list warnings;
+        if (const json::object* jspec = obj_at(job, "spec"))
+            if (const json::object* tmpl = obj_at(*jspec, "template")) {
+                static const json::object none;
+                const json::object* tmd = obj_at(*tmpl, "metadata");
+                const json::object* tspec = obj_at(*tmpl, "spec");
+                (void)pod_security(ns, "jobs", jname, tmd ? *tmd : none, tspec ? *tspec : none,
+                                   false, &warnings);
+            }
         auto created = store_.create("jobs", ns, std::move(job), uid);
         if (!created)
             return status_response(409, "AlreadyExists", "jobs.batch \"" + jname + "\" already exists",
                                    batch_details(jname, "jobs"));
-        return json_response(201, *created);
+        api_response r = json_response(201, *created);
+        r.headers = std::move(warnings);
+        return r;
     }
     if (!sub.empty() && sub != "status")
         return not_found_path();
@@ -1897,6 +1943,10 @@ api_response api_server::handle_namespaces(const api_request& req, const std::st
         ns["status"] = json::object{{"phase", "Active"}};
         if (field_errors errs = validate_namespace(ns); !errs.empty())
             return json_response(422, invalid_status("Namespace", nname, errs));
+        // `md` may dangle once spec/status were added: look the labels up again.
+        const json::object* labels = obj_at(ns.at("metadata").as_object(), "labels");
+        if (field_errors errs = psa_namespace_errors(labels, nullptr, false); !errs.empty())
+            return json_response(422, invalid_status("Namespace", nname, errs));
         std::optional<json::object> created;
         if (store_.get("namespaces", "", nname))
             return status_response(409, "AlreadyExists",
@@ -1944,8 +1994,24 @@ api_response api_server::handle_namespaces(const api_request& req, const std::st
             return *bad;
         if (field_errors errs = validate_namespace(obj); !errs.empty())
             return json_response(422, invalid_status("Namespace", name, errs));
-        if (dry_run(req))
-            return json_response(200, obj);
+        const json::object* old_md = obj_at(*n, "metadata");
+        const json::object* old_labels = old_md ? obj_at(*old_md, "labels") : nullptr;
+        const json::object* new_labels = obj_at(obj["metadata"].as_object(), "labels");
+        if (field_errors errs = psa_namespace_errors(new_labels, old_labels, true); !errs.empty())
+            return json_response(422, invalid_status("Namespace", name, errs));
+        {
+            // A stricter enforce level: warnings name the existing pods that violate it.
+            std::uint64_t rv = 0;
+            for (const auto& w :
+                 psa_namespace_update_warnings(name, new_labels, old_labels,
+                                               store_.list("pods", name, rv)))
+                warnings.emplace_back("Warning", "299 - " + go_quote(w));
+        }
+        if (dry_run(req)) {
+            api_response r = json_response(200, obj);
+            r.headers = std::move(warnings);
+            return r;
+        }
         const json::object md = obj["metadata"].as_object();
         auto updated = store_.update("namespaces", "", name, "", [&](json::object& o) {
             auto& omd = o["metadata"].as_object();

@@ -9,7 +9,7 @@
 // (create/get/list/watch/delete, Table), nodes (list/get), namespaces
 // (create/get/list/watch/patch/delete), selfsubjectaccessreviews (JSON, decided by the RBAC
 // policy), POST /kubesim/faults (admin-only fault injection). Unknown paths → 404 Status.
-// Creates are validated as upstream (validation.hpp).
+// Creates are validated as upstream (validation.hpp); pods pass Pod Security Admission (psa.hpp).
 #pragma once
 
 #include <atomic>
@@ -167,10 +167,12 @@ public:
     void set_jobs(job_controller* jobs) { jobs_ = jobs; }
 
     /// Pod admission shared by POST pods and the job controller: defaults, validation (422),
-    /// name collision (409), then hands the stored pod to the kubelet (scheduling).
-    /// With `dry_run` (dryRun=All) nothing is stored: the answer is the pod that would be created.
+    /// Pod Security Admission (403, psa.hpp), name collision (409), then hands the stored pod to
+    /// the kubelet (scheduling). With `dry_run` (dryRun=All) nothing is stored: the answer is the
+    /// pod that would be created. PodSecurity warnings are appended to `warnings` when given.
     std::variant<api_response, boost::json::object>
-    create_pod(const std::string& ns, boost::json::object pod, bool dry_run = false);
+    create_pod(const std::string& ns, boost::json::object pod, bool dry_run = false,
+               api_response::header_list* warnings = nullptr);
 
     /// A Namespace as kubesim creates its built-in ones (Active, the metadata.name label).
     static boost::json::object namespace_object(const std::string& name);
@@ -209,6 +211,14 @@ private:
     /// it is terminating. nullopt otherwise (and for every other method).
     std::optional<api_response> namespace_refuses(const api_request& req, const std::string& ns,
                                                   const std::string& resource);
+    /// Pod Security Admission of a pod (`enforce`: 403 Forbidden Status on a violation) or of a
+    /// pod controller's template (warn and audit only) under the namespace's labels; warnings are
+    /// appended to `warnings`, audit violations go to stderr (kubesim's log).
+    std::optional<api_response> pod_security(const std::string& ns, const std::string& resource,
+                                             const std::string& name,
+                                             const boost::json::object& metadata,
+                                             const boost::json::object& spec, bool enforce,
+                                             api_response::header_list* warnings);
     /// Deletes what is in a terminating namespace (pods gracefully).
     void empty_namespace(const std::string& ns);
     void reap_namespaces(std::stop_token st);
