@@ -10,9 +10,11 @@
 #include <sstream>
 #include <thread>
 
+#include "tools/kubesim/patch.hpp"
 #include "tools/kubesim/selectors.hpp"
 #include "tools/kubesim/ssar_proto.hpp"
 #include "tools/kubesim/table.hpp"
+#include "tools/kubesim/update.hpp"
 #include "tools/kubesim/util.hpp"
 #include "tools/kubesim/validation.hpp"
 
@@ -57,34 +59,6 @@ api_response bad_request(std::string_view message) {
 
 api_response method_not_allowed() {
     return status_response(405, "MethodNotAllowed", "the server does not allow this method on the requested resource");
-}
-
-std::string b64encode(std::string_view in) {
-    static const char* chars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    std::string out;
-    std::size_t i = 0;
-    while (i + 2 < in.size()) {
-        unsigned v = (static_cast<unsigned char>(in[i]) << 16) | (static_cast<unsigned char>(in[i + 1]) << 8) |
-                     static_cast<unsigned char>(in[i + 2]);
-        out += chars[(v >> 18) & 63];
-        out += chars[(v >> 12) & 63];
-        out += chars[(v >> 6) & 63];
-        out += chars[v & 63];
-        i += 3;
-    }
-    if (i + 1 == in.size()) {
-        unsigned v = static_cast<unsigned char>(in[i]) << 16;
-        out += chars[(v >> 18) & 63];
-        out += chars[(v >> 12) & 63];
-        out += "==";
-    } else if (i + 2 == in.size()) {
-        unsigned v = (static_cast<unsigned char>(in[i]) << 16) | (static_cast<unsigned char>(in[i + 1]) << 8);
-        out += chars[(v >> 18) & 63];
-        out += chars[(v >> 12) & 63];
-        out += chars[(v >> 6) & 63];
-        out += '=';
-    }
-    return out;
 }
 
 std::map<std::string, std::string> labels_of(const json::object& obj) {
@@ -708,8 +682,10 @@ api_response api_server::handle(const api_request& req) {
         json::array res{pods,
                         resource_entry("pods/exec", "", true, "PodExecOptions", {"create", "get"}),
                         resource_entry("pods/log", "", true, "Pod", {"get"}),
+                        resource_entry("pods/status", "", true, "Pod", {"get", "patch", "update"}),
                         resource_entry("secrets", "secret", true, "Secret",
-                                       {"create", "delete", "get", "list", "watch"}),
+                                       {"create", "delete", "get", "list", "patch", "update",
+                                        "watch"}),
                         resource_entry("persistentvolumeclaims", "persistentvolumeclaim", true,
                                        "PersistentVolumeClaim",
                                        {"create", "delete", "get", "list", "watch"}, {"pvc"}),
@@ -1050,6 +1026,8 @@ api_response api_server::handle_pods(const api_request& req, const std::string& 
         return bad_request("Upgrade request required");
     if (!sub.empty() && sub != "status")
         return not_found_path();
+    if (m == "PUT" || m == "PATCH")
+        return update_object(req, "pods", ns, name, sub);
     if (m == "GET") {
         auto pod = store_.get("pods", ns, name);
         if (!pod)
@@ -1120,45 +1098,7 @@ std::variant<api_response, json::object> api_server::create_pod(const std::strin
     auto& spec = pod["spec"].as_object();
     if (std::string bad = pod_decode_error(pod); !bad.empty())
         return bad_request("Pod in version \"v1\" cannot be handled as a Pod: " + bad);
-    for (const char* key : {"initContainers", "containers"}) {
-        auto* list = spec.if_contains(key);
-        if (!list || !list->is_array())
-            continue;
-        for (auto& c : list->as_array()) {
-            if (!c.is_object())
-                continue;
-            auto& co = c.as_object();
-            std::string image = str_at(co, "image");
-            if (!co.contains("imagePullPolicy"))
-                co["imagePullPolicy"] = image.find(':') == std::string::npos || image.ends_with(":latest")
-                                            ? "Always"
-                                            : "IfNotPresent";
-            if (!co.contains("terminationMessagePath"))
-                co["terminationMessagePath"] = "/dev/termination-log";
-            if (!co.contains("terminationMessagePolicy"))
-                co["terminationMessagePolicy"] = "File";
-            if (!co.contains("resources"))
-                co["resources"] = json::object{};
-            if (auto* ports = co.if_contains("ports"); ports && ports->is_array())
-                for (auto& p : ports->as_array())
-                    if (p.is_object() && !p.as_object().contains("protocol"))
-                        p.as_object()["protocol"] = "TCP";
-        }
-    }
-    if (!spec.contains("restartPolicy"))
-        spec["restartPolicy"] = "Always";
-    if (!spec.contains("terminationGracePeriodSeconds"))
-        spec["terminationGracePeriodSeconds"] = 30;
-    if (!spec.contains("dnsPolicy"))
-        spec["dnsPolicy"] = "ClusterFirst";
-    if (!spec.contains("schedulerName"))
-        spec["schedulerName"] = "default-scheduler";
-    if (!spec.contains("serviceAccountName"))
-        spec["serviceAccountName"] = "default";
-    if (!spec.contains("securityContext"))
-        spec["securityContext"] = json::object{};
-    if (!spec.contains("enableServiceLinks"))
-        spec["enableServiceLinks"] = true;
+    default_pod_spec(spec);
     if (field_errors errs = validate_pod(pod); !errs.empty())
         return json_response(422, invalid_status("Pod", pname, errs));
     pod["status"] = json::object{{"phase", "Pending"}, {"qosClass", "BestEffort"}};
@@ -1437,6 +1377,8 @@ api_response api_server::handle_secrets(const api_request& req, const std::strin
         r.headers = std::move(warnings);
         return r;
     }
+    if (m == "PUT" || m == "PATCH")
+        return update_object(req, "secrets", ns, name, "");
     if (m == "GET") {
         auto s = store_.get("secrets", ns, name);
         if (!s)
@@ -1765,27 +1707,6 @@ api_response api_server::handle_nodes(const api_request& req, const std::string&
         return json_response(200, make_table("nodes", {*n}, store_.current_rv()));
     return json_response(200, *n);
 }
-
-namespace {
-
-/// RFC 7386 JSON merge patch (null deletes a member, objects merge, anything else replaces).
-void merge_patch(json::value& target, const json::value& patch) {
-    if (!patch.is_object()) {
-        target = patch;
-        return;
-    }
-    if (!target.is_object())
-        target = json::object{};
-    auto& t = target.as_object();
-    for (const auto& [k, v] : patch.as_object()) {
-        if (v.is_null())
-            t.erase(k);
-        else
-            merge_patch(t[k], v);
-    }
-}
-
-} // namespace
 
 json::object api_server::namespace_object(const std::string& name) {
     return json::object{

@@ -3,8 +3,8 @@
 // answers (watch, logs?follow) are produced through chunk_sink on the connection's thread.
 //
 // Implemented: /version, /healthz, discovery (/api, /api/v1, /apis, authorization.k8s.io/v1,
-// batch/v1), pods (create/get/list/watch/delete, Table output), pods/log, pods/exec preflight,
-// secrets (create/get/list/watch/delete), persistentvolumeclaims (create/get/list/watch/delete),
+// batch/v1), pods (create/get/list/watch/delete/put/patch, Table output, pods/status writes),
+// pods/log, pods/exec preflight, secrets (create/get/list/watch/delete/put/patch; update.hpp), persistentvolumeclaims (create/get/list/watch/delete),
 // batch/v1 jobs (create/get/list/watch/delete with propagation policies, Table), events
 // (create/get/list/watch/delete, Table), nodes (list/get), namespaces
 // (create/get/list/watch/patch/delete), selfsubjectaccessreviews (JSON, decided by the RBAC
@@ -169,6 +169,10 @@ public:
 private:
     api_response handle_pods(const api_request& req, const std::string& ns, const std::string& name,
                              const std::string& sub);
+    /// PUT and PATCH of a pod (`sub` "" or "status") or a secret (update.cpp).
+    api_response update_object(const api_request& req, const std::string& resource,
+                               const std::string& ns, const std::string& name,
+                               const std::string& sub);
     api_response handle_secrets(const api_request& req, const std::string& ns, const std::string& name);
     api_response handle_pvcs(const api_request& req, const std::string& ns, const std::string& name);
     api_response handle_jobs(const api_request& req, const std::string& ns, const std::string& name,
