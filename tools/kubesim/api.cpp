@@ -340,6 +340,57 @@ std::optional<api_response> namespace_mismatch(const json::object& obj, const st
     return std::nullopt;
 }
 
+/// Where the resource part of an API path starts: 2 for /api/v1, 3 for /apis/GROUP/VERSION.
+std::size_t resource_start(const std::vector<std::string>& seg) {
+    if (seg.size() >= 2 && seg[0] == "api" && seg[1] == "v1")
+        return 2;
+    if (seg.size() >= 3 && seg[0] == "apis")
+        return 3;
+    return 0;
+}
+
+/// The deprecated `/api/v1/watch/...` form (also `/apis/G/V/watch/...`) as the `?watch=true`
+/// request it stands for; a name becomes `fieldSelector=metadata.name=NAME` (get.go
+/// ListResource). nullopt when `req` is not such a path; `error` set for a 400.
+std::optional<api_request> legacy_watch(const api_request& req, std::string& error) {
+    auto seg = split_path(req.path);
+    std::size_t at = resource_start(seg);
+    if (at == 0 || seg.size() < at + 2 || seg[at] != "watch")
+        return std::nullopt;
+    std::vector<std::string> rest(seg.begin() + static_cast<std::ptrdiff_t>(at) + 1, seg.end());
+    std::string name;
+    bool in_ns = rest[0] == "namespaces" && rest.size() >= 3;
+    if ((in_ns && rest.size() == 4) || (!in_ns && rest.size() == 2)) {
+        name = rest.back();
+        rest.pop_back();
+    }
+    api_request w = req;
+    w.path.clear();
+    for (std::size_t i = 0; i < at; ++i)
+        w.path += "/" + seg[i];
+    for (const auto& r : rest)
+        w.path += "/" + r;
+    std::erase_if(w.query, [](const auto& kv) { return kv.first == "watch"; });
+    w.query.emplace_back("watch", "true");
+    if (!name.empty()) {
+        std::string fs = req.param("fieldSelector").value_or("");
+        if (fs.empty()) {
+            std::erase_if(w.query, [](const auto& kv) { return kv.first == "fieldSelector"; });
+            w.query.emplace_back("fieldSelector", "metadata.name=" + name);
+        } else {
+            bool match = false;
+            std::istringstream terms(fs);
+            for (std::string t; std::getline(terms, t, ',');)
+                match = match || t == "metadata.name=" + name || t == "metadata.name==" + name;
+            if (!match) {
+                error = "fieldSelector metadata.name doesn't match requested name";
+                return w;
+            }
+        }
+    }
+    return w;
+}
+
 /// dryRun=All: admission and validation run, nothing is stored or deleted.
 bool dry_run(const api_request& req) {
     return req.param("dryRun") == std::optional<std::string>("All");
@@ -435,6 +486,9 @@ std::optional<access_attributes> api_server::attributes_of(const api_request& re
     }
     if (i >= seg.size())
         return std::nullopt; // discovery document
+    bool legacy_watch_path = seg[i] == "watch" && i + 1 < seg.size(); // RequestInfoFactory
+    if (legacy_watch_path)
+        ++i;
     if (seg[i] == "namespaces" && i + 2 < seg.size()) {
         a.ns = seg[i + 1];
         i += 2;
@@ -447,7 +501,9 @@ std::optional<access_attributes> api_server::attributes_of(const api_request& re
     if (a.resource == "namespaces" && !a.name.empty())
         a.ns = a.name; // upstream: a namespace object lives in itself
     const std::string& m = req.method;
-    if (m == "GET" || m == "HEAD")
+    if ((m == "GET" || m == "HEAD") && legacy_watch_path)
+        a.verb = "watch";
+    else if (m == "GET" || m == "HEAD")
         a.verb = a.name.empty() ? (req.flag("watch") ? "watch" : "list") : "get";
     else if (m == "POST")
         a.verb = "create";
@@ -778,6 +834,14 @@ api_response api_server::handle(const api_request& req) {
             st["reason"] = "kubesim RBAC: allowed for user \"" + req.user + "\"";
         o["status"] = std::move(st);
         return json_response(201, o);
+    }
+    std::string watch_error;
+    if (auto w = legacy_watch(req, watch_error)) {
+        if (!watch_error.empty())
+            return bad_request(watch_error);
+        if (m != "GET")
+            return method_not_allowed();
+        return handle(*w);
     }
     if (req.path == "/kubesim/faults")
         return handle_faults(req);
