@@ -1,10 +1,10 @@
 // What clients other than kubectl get use (issue 20): the legacy /api/v1/watch/... paths, the
 // node object a kubelet reports, and the self-subject reviews behind `kubectl auth can-i --list`
 // and `kubectl auth whoami`.
-#include <boost/json.hpp>
-
 #include "kubesim_fixture.hpp"
 #include "test_client.hpp"
+
+#include <boost/json.hpp>
 
 namespace podpipe::kubesim::testing {
 namespace {
@@ -18,13 +18,17 @@ protected:
         return https_request(port(), ca_file(), token.empty() ? admin_token() : token, method,
                              target, body, {{"Content-Type", "application/json"}});
     }
+
     void make_pod(const std::string& name) {
         auto r = call("POST", "/api/v1/namespaces/default/pods",
                       R"({"metadata":{"name":")" + name +
                           R"("},"spec":{"containers":[{"name":"c","image":"busybox"}]}})");
         ASSERT_EQ(r.status, 201) << r.body;
     }
+
     /// The names of the objects of ADDED events in a watch stream.
+    static std::string str(const json::value& v) { return std::string(v.as_string()); }
+
     static std::vector<std::string> added(const std::string& stream) {
         std::vector<std::string> out;
         std::istringstream in(stream);
@@ -59,6 +63,56 @@ TEST_F(extras_test, legacy_watch_paths) {
               "fieldSelector metadata.name doesn't match requested name");
     auto nss = call("GET", "/api/v1/watch/namespaces/kube-system?timeoutSeconds=1");
     EXPECT_EQ(added(nss.body), std::vector<std::string>{"kube-system"});
+}
+
+TEST_F(extras_test, node_info_as_a_kubelet_reports_it) {
+    auto r = call("GET", "/api/v1/nodes/node-1");
+    ASSERT_EQ(r.status, 200) << r.body;
+    auto st = json::parse(r.body).at("status").as_object();
+    auto info = st.at("nodeInfo").as_object();
+    auto uname = shell("uname -r; nproc; cat /proc/sys/kernel/random/boot_id").output;
+    std::istringstream lines(uname);
+    std::string kernel, cpus, boot;
+    std::getline(lines, kernel);
+    std::getline(lines, cpus);
+    std::getline(lines, boot);
+    EXPECT_EQ(str(info.at("kernelVersion")), kernel);
+    EXPECT_EQ(str(info.at("bootID")), boot);
+    EXPECT_EQ(str(st.at("capacity").at("cpu")), cpus);
+    EXPECT_EQ(str(info.at("kubeletVersion")).substr(0, 6), "v1.32.");
+    EXPECT_EQ(str(info.at("containerRuntimeVersion")).substr(0, 13), "containerd://");
+    EXPECT_EQ(info.at("operatingSystem"), "linux");
+    for (const char* k : {"machineID", "systemUUID", "osImage", "architecture"})
+        EXPECT_FALSE(info.at(k).as_string().empty()) << k;
+    EXPECT_TRUE(info.contains("kubeProxyVersion"));
+    for (const char* k : {"cpu", "memory", "ephemeral-storage", "pods"}) {
+        EXPECT_TRUE(st.at("capacity").as_object().contains(k)) << k;
+        EXPECT_TRUE(st.at("allocatable").as_object().contains(k)) << k;
+    }
+    EXPECT_EQ(st.at("capacity").at("pods"), "110");
+    std::vector<std::string> types, reasons;
+    for (const auto& c : st.at("conditions").as_array()) {
+        types.emplace_back(c.at("type").as_string());
+        reasons.emplace_back(c.at("reason").as_string());
+    }
+    EXPECT_EQ(types,
+              (std::vector<std::string>{"MemoryPressure", "DiskPressure", "PIDPressure", "Ready"}));
+    EXPECT_EQ(reasons,
+              (std::vector<std::string>{"KubeletHasSufficientMemory", "KubeletHasNoDiskPressure",
+                                        "KubeletHasSufficientPID", "KubeletReady"}));
+    EXPECT_EQ(st.at("addresses").at(0).at("type"), "InternalIP");
+    EXPECT_EQ(st.at("addresses").at(1).at("type"), "Hostname");
+    EXPECT_EQ(st.at("daemonEndpoints").at("kubeletEndpoint").at("Port"), 10250);
+    // kubectl shows it: describe and the wide Table columns.
+    auto d = kubectl("describe node node-1");
+    ASSERT_EQ(d.exit_code, 0) << d.output;
+    EXPECT_NE(d.output.find("Kernel Version:             " + kernel), std::string::npos)
+        << d.output;
+    EXPECT_NE(d.output.find("KubeletHasSufficientPID"), std::string::npos);
+    auto wide = kubectl("get nodes -o wide");
+    ASSERT_EQ(wide.exit_code, 0) << wide.output;
+    EXPECT_NE(wide.output.find("KERNEL-VERSION"), std::string::npos) << wide.output;
+    EXPECT_NE(wide.output.find("containerd://"), std::string::npos) << wide.output;
 }
 
 } // namespace
