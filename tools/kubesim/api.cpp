@@ -523,8 +523,10 @@ std::optional<api_response> api_server::authorize(const api_request& req) const 
     auto a = attributes_of(req);
     if (!a)
         return std::nullopt;
-    if (a->group == "authorization.k8s.io" && a->resource == "selfsubjectaccessreviews")
-        return std::nullopt; // any authenticated user may ask
+    if ((a->group == "authorization.k8s.io" &&
+         (a->resource == "selfsubjectaccessreviews" || a->resource == "selfsubjectrulesreviews")) ||
+        (a->group == "authentication.k8s.io" && a->resource == "selfsubjectreviews"))
+        return std::nullopt; // any authenticated user may ask (system:basic-user)
     if (policy_.allows(req.user, *a))
         return std::nullopt;
     json::object details;
@@ -754,12 +756,15 @@ api_response api_server::handle(const api_request& req) {
         return json_response(200, json::object{{"kind", "APIResourceList"}, {"groupVersion", "v1"}, {"resources", res}});
     }
     if (seg.size() == 1 && seg[0] == "apis") {
+        json::array groups{group_entry("authentication.k8s.io", "v1"),
+                           group_entry("authorization.k8s.io", "v1"), group_entry("batch", "v1")};
         return json_response(200, json::object{{"kind", "APIGroupList"},
                                                {"apiVersion", "v1"},
-                                               {"groups", json::array{group_entry("authorization.k8s.io", "v1"),
-                                                                      group_entry("batch", "v1")}}});
+                                               {"groups", groups}});
     }
-    if (seg.size() == 2 && seg[0] == "apis" && (seg[1] == "authorization.k8s.io" || seg[1] == "batch")) {
+    if (seg.size() == 2 && seg[0] == "apis" &&
+        (seg[1] == "authorization.k8s.io" || seg[1] == "batch" ||
+         seg[1] == "authentication.k8s.io")) {
         json::object g = group_entry(seg[1].c_str(), "v1");
         g["kind"] = "APIGroup";
         g["apiVersion"] = "v1";
@@ -770,9 +775,29 @@ api_response api_server::handle(const api_request& req) {
             200, json::object{{"kind", "APIResourceList"},
                               {"apiVersion", "v1"},
                               {"groupVersion", "authorization.k8s.io/v1"},
-                              {"resources", json::array{resource_entry("selfsubjectaccessreviews", "selfsubjectaccessreview",
-                                                                       false, "SelfSubjectAccessReview", {"create"})}}});
+                              {"resources",
+                               json::array{resource_entry("selfsubjectaccessreviews",
+                                                          "selfsubjectaccessreview", false,
+                                                          "SelfSubjectAccessReview", {"create"}),
+                                           resource_entry("selfsubjectrulesreviews",
+                                                          "selfsubjectrulesreview", false,
+                                                          "SelfSubjectRulesReview",
+                                                          {"create"})}}});
     }
+    if (seg.size() == 3 && seg[0] == "apis" && seg[1] == "authentication.k8s.io" && seg[2] == "v1")
+        return json_response(
+            200, json::object{{"kind", "APIResourceList"},
+                              {"apiVersion", "v1"},
+                              {"groupVersion", "authentication.k8s.io/v1"},
+                              {"resources", json::array{resource_entry(
+                                                "selfsubjectreviews", "selfsubjectreview", false,
+                                                "SelfSubjectReview", {"create"})}}});
+    if (seg.size() == 4 && seg[0] == "apis" && seg[1] == "authorization.k8s.io" &&
+        seg[2] == "v1" && seg[3] == "selfsubjectrulesreviews")
+        return rules_review(req);
+    if (seg.size() == 4 && seg[0] == "apis" && seg[1] == "authentication.k8s.io" &&
+        seg[2] == "v1" && seg[3] == "selfsubjectreviews")
+        return self_review(req);
     if (seg.size() == 3 && seg[0] == "apis" && seg[1] == "batch" && seg[2] == "v1") {
         json::object jobs = resource_entry("jobs", "job", true, "Job", {"create", "delete", "get", "list", "watch"});
         jobs["categories"] = json::array{"all"};

@@ -8,7 +8,8 @@
 // batch/v1 jobs (create/get/list/watch/delete with propagation policies, Table), events
 // (create/get/list/watch/delete, Table), nodes (list/get), namespaces
 // (create/get/list/watch/patch/delete), selfsubjectaccessreviews (JSON, decided by the RBAC
-// policy), POST /kubesim/faults (admin-only fault injection). Unknown paths → 404 Status.
+// policy), selfsubjectrulesreviews and selfsubjectreviews (auth_reviews.cpp), POST
+// /kubesim/faults (admin-only fault injection). Unknown paths → 404 Status.
 // Creates are validated as upstream (validation.hpp).
 #pragma once
 
@@ -169,6 +170,11 @@ public:
 private:
     api_response handle_pods(const api_request& req, const std::string& ns, const std::string& name,
                              const std::string& sub);
+    /// POST selfsubjectrulesreviews / selfsubjectreviews (auth_reviews.cpp).
+    api_response rules_review(const api_request& req);
+    api_response self_review(const api_request& req);
+    /// The groups an authenticated user has (service accounts', system:masters for admins).
+    std::vector<std::string> groups_of(const std::string& user) const;
     /// PUT and PATCH of a pod (`sub` "" or "status") or a secret (update.cpp).
     api_response update_object(const api_request& req, const std::string& resource,
                                const std::string& ns, const std::string& name,

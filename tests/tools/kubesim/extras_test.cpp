@@ -4,6 +4,9 @@
 #include "kubesim_fixture.hpp"
 #include "test_client.hpp"
 
+#include <filesystem>
+#include <fstream>
+
 #include <boost/json.hpp>
 
 namespace podpipe::kubesim::testing {
@@ -113,6 +116,89 @@ TEST_F(extras_test, node_info_as_a_kubelet_reports_it) {
     ASSERT_EQ(wide.exit_code, 0) << wide.output;
     EXPECT_NE(wide.output.find("KERNEL-VERSION"), std::string::npos) << wide.output;
     EXPECT_NE(wide.output.find("containerd://"), std::string::npos) << wide.output;
+}
+
+constexpr const char* limited_token = "limited-token-0123456789";
+
+class auth_test : public extras_test {
+protected:
+    void SetUp() override {
+        char tmpl[] = "/tmp/kubesim-auth-XXXXXX";
+        ASSERT_NE(::mkdtemp(tmpl), nullptr);
+        policy_dir_ = tmpl;
+        std::ofstream(policy_dir_ + "/rbac.json")
+            << R"({"users": [{"token": ")" << limited_token
+            << R"(", "user": "system:serviceaccount:ci:runner", "rules": [
+                 {"verbs": ["get", "list", "watch"], "resources": ["pods", "pods/log"],
+                  "namespaces": ["ci"]},
+                 {"verbs": ["create", "delete"], "resources": ["jobs", "secrets"]}]}]})";
+        extra_args_ = {"--rbac", policy_dir_ + "/rbac.json"};
+        kubesim_fixture::SetUp();
+    }
+
+    void TearDown() override {
+        kubesim_fixture::TearDown();
+        std::error_code ec;
+        std::filesystem::remove_all(policy_dir_, ec);
+    }
+
+    command_result limited(const std::string& args) {
+        return kubectl(std::string("--token ") + limited_token + " " + args);
+    }
+
+    std::string policy_dir_;
+};
+
+TEST_F(auth_test, rules_review_from_the_policy) {
+    auto r = call("POST", "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews",
+                  R"({"spec":{"namespace":"ci"}})", limited_token);
+    ASSERT_EQ(r.status, 201) << r.body;
+    auto st = json::parse(r.body).at("status").as_object();
+    EXPECT_EQ(st.at("incomplete"), false);
+    std::string rules = json::serialize(st.at("resourceRules"));
+    EXPECT_NE(rules.find(R"({"verbs":["get","list","watch"],"apiGroups":[""],)"
+                         R"("resources":["pods","pods/log"]})"),
+              std::string::npos)
+        << rules;
+    EXPECT_NE(rules.find(R"({"verbs":["create","delete"],"apiGroups":["batch"],)"
+                         R"("resources":["jobs"]})"),
+              std::string::npos)
+        << rules;
+    // Another namespace: only the rules without a namespace, and what everyone may do.
+    auto other = call("POST", "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews",
+                      R"({"spec":{"namespace":"default"}})", limited_token);
+    EXPECT_EQ(
+        json::serialize(json::parse(other.body).at("status").at("resourceRules")).find("pods"),
+        std::string::npos);
+    auto none = call("POST", "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews",
+                     R"({"spec":{}})", limited_token);
+    EXPECT_EQ(none.status, 400);
+    EXPECT_EQ(json::parse(none.body).at("message"), "no namespace on request");
+}
+
+TEST_F(auth_test, kubectl_auth_can_i_list_and_whoami) {
+    auto list = limited("auth can-i --list -n ci");
+    ASSERT_EQ(list.exit_code, 0) << list.output;
+    EXPECT_NE(list.output.find("Resources"), std::string::npos) << list.output;
+    std::istringstream lines(list.output);
+    bool pods = false, jobs = false, ssrr = false;
+    for (std::string line; std::getline(lines, line);) {
+        pods = pods || (line.starts_with("pods ") && line.ends_with("[get list watch]"));
+        jobs = jobs || (line.starts_with("jobs.batch ") && line.ends_with("[create delete]"));
+        ssrr = ssrr || line.starts_with("selfsubjectrulesreviews.authorization.k8s.io ");
+    }
+    EXPECT_TRUE(pods && jobs && ssrr) << list.output;
+    auto admin = kubectl("auth can-i --list");
+    ASSERT_EQ(admin.exit_code, 0) << admin.output;
+    EXPECT_NE(admin.output.find("*.*"), std::string::npos) << admin.output;
+    auto who = limited("auth whoami");
+    ASSERT_EQ(who.exit_code, 0) << who.output;
+    EXPECT_EQ(who.output, "ATTRIBUTE   VALUE\n"
+                          "Username    system:serviceaccount:ci:runner\n"
+                          "Groups      [system:serviceaccounts system:serviceaccounts:ci "
+                          "system:authenticated]\n");
+    auto me = kubectl("auth whoami -o jsonpath={.status.userInfo.username}");
+    EXPECT_EQ(me.output, "kubesim-admin");
 }
 
 } // namespace
