@@ -160,7 +160,9 @@ std::optional<smp_error> smp_object(json::object& target, const json::object& pa
         }
         if (is_directive_key(key))
             continue;
-        if (v.is_null()) {
+        const json::value* nested = v.is_object() ? v.as_object().if_contains("$patch") : nullptr;
+        if (v.is_null() || (nested && *nested == "delete")) {
+            // A deleted map becomes nil, which the typed object drops.
             target.erase(k);
         } else if (v.is_object()) {
             json::value& slot = target[k];

@@ -104,6 +104,12 @@ TEST_F(patch_test, three_patch_types_change_labels_and_images) {
     EXPECT_EQ(json::serialize(obj.at("metadata").at("labels")), R"({"d":"1"})");
     EXPECT_EQ(obj.at("spec").at("containers").at(1).at("image"), "busybox:2");
 
+    // Strategic $patch: delete of a whole map.
+    auto del_map = call("PATCH", pod_path, R"({"metadata":{"annotations":{"$patch":"delete"}}})",
+                        strategic);
+    ASSERT_EQ(del_map.status, 200) << del_map.body;
+    EXPECT_FALSE(json::parse(del_map.body).at("metadata").as_object().contains("annotations"));
+
     // Strategic $patch: delete of a list element by merge key, here an env var.
     auto del =
         call("PATCH", pod_path,
