@@ -1419,25 +1419,11 @@ api_response api_server::handle_secrets(const api_request& req, const std::strin
         }
         if (!sec.contains("type"))
             sec["type"] = "Opaque";
-        if (!sec["data"].is_object())
-            sec["data"] = json::object{};
+        auto size = secret_data(sec);
+        if (auto* bad = std::get_if<std::string>(&size))
+            return bad_request("Secret in version \"v1\" cannot be handled as a Secret: " + *bad);
+        const std::size_t total = std::get<std::size_t>(size);
         auto& data = sec["data"].as_object();
-        std::size_t total = 0;
-        for (auto& [k, v] : data) {
-            bool ok = v.is_string();
-            std::string decoded = ok ? b64decode(v.get_string(), &ok) : "";
-            if (!ok)
-                return status_response(400, "BadRequest", "Secret in version \"v1\" cannot be handled as a Secret: illegal base64 data in data." + std::string(k));
-            total += decoded.size();
-        }
-        if (auto* sd = obj_at(sec, "stringData")) {
-            for (const auto& [k, v] : *sd)
-                if (v.is_string()) {
-                    data[k] = b64encode(v.get_string());
-                    total += v.get_string().size();
-                }
-            sec.erase("stringData");
-        }
         if (field_errors errs = validate_secret(sec, total); !errs.empty())
             return json_response(422, invalid_status("Secret", sname, errs));
         if (str_at(sec, "type") == "kubernetes.io/dockerconfigjson") {

@@ -56,6 +56,12 @@ std::string group_of(std::string_view resource) {
     return "";
 }
 
+api_response method_not_allowed_response() {
+    return json_response(405, status_failure(405, "MethodNotAllowed",
+                                             "the server does not allow this method on the "
+                                             "requested resource"));
+}
+
 bool applies_to(const rbac_rule& r, const std::string& ns) {
     return std::any_of(r.namespaces.begin(), r.namespaces.end(),
                        [&](const std::string& n) { return n == "*" || n == ns; });
@@ -76,9 +82,7 @@ std::vector<std::string> api_server::groups_of(const std::string& user) const {
 
 api_response api_server::rules_review(const api_request& req) {
     if (req.method != "POST")
-        return json_response(405, status_failure(405, "MethodNotAllowed",
-                                                 "the server does not allow this method on the "
-                                                 "requested resource"));
+        return method_not_allowed_response();
     std::string ns;
     if (req.header("content-type").find("application/vnd.kubernetes.protobuf") !=
         std::string::npos) {
@@ -139,9 +143,7 @@ api_response api_server::rules_review(const api_request& req) {
 
 api_response api_server::self_review(const api_request& req) {
     if (req.method != "POST")
-        return json_response(405, status_failure(405, "MethodNotAllowed",
-                                                 "the server does not allow this method on the "
-                                                 "requested resource"));
+        return method_not_allowed_response();
     json::array groups;
     for (const auto& g : groups_of(req.user))
         groups.emplace_back(g);

@@ -50,6 +50,29 @@ void default_pod_spec(json::object& spec) {
         spec["enableServiceLinks"] = true;
 }
 
+std::variant<std::size_t, std::string> secret_data(json::object& sec) {
+    if (!sec["data"].is_object())
+        sec["data"] = json::object{};
+    auto& data = sec["data"].as_object();
+    std::size_t total = 0;
+    for (auto& [k, v] : data) {
+        bool ok = v.is_string();
+        std::string decoded = ok ? b64decode(v.get_string(), &ok) : "";
+        if (!ok)
+            return "illegal base64 data in data." + std::string(k);
+        total += decoded.size();
+    }
+    if (const json::object* sd = obj_at(sec, "stringData")) {
+        for (const auto& [k, v] : *sd)
+            if (v.is_string()) {
+                data[k] = b64encode(v.get_string());
+                total += v.get_string().size();
+            }
+        sec.erase("stringData");
+    }
+    return total;
+}
+
 namespace {
 
 api_response failure_response(int code, std::string_view reason, std::string_view message,
@@ -74,31 +97,6 @@ api_response conflict(const std::string& resource, const std::string& name) {
                                 "\": the object has been modified; please apply your changes to "
                                 "the latest version and try again",
                             status_details(name, resource));
-}
-
-/// A Secret's `stringData` merged into `data` and the data checked as base64 (the v1 decode and
-/// conversion); returns the decoded size, or the decode error text.
-std::variant<std::size_t, std::string> secret_data(json::object& sec) {
-    if (!sec["data"].is_object())
-        sec["data"] = json::object{};
-    auto& data = sec["data"].as_object();
-    std::size_t total = 0;
-    for (auto& [k, v] : data) {
-        bool ok = v.is_string();
-        std::string decoded = ok ? b64decode(v.get_string(), &ok) : "";
-        if (!ok)
-            return "illegal base64 data in data." + std::string(k);
-        total += decoded.size();
-    }
-    if (const json::object* sd = obj_at(sec, "stringData")) {
-        for (const auto& [k, v] : *sd)
-            if (v.is_string()) {
-                data[k] = b64encode(v.get_string());
-                total += v.get_string().size();
-            }
-        sec.erase("stringData");
-    }
-    return total;
 }
 
 } // namespace

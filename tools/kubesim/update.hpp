@@ -5,6 +5,10 @@
 // The handler itself is api_server::update_object (update.cpp).
 #pragma once
 
+#include <cstddef>
+#include <string>
+#include <variant>
+
 #include <boost/json.hpp>
 
 namespace podpipe::kubesim {
@@ -13,5 +17,10 @@ namespace podpipe::kubesim {
 /// create and on update: pull policy, termination message, protocol, restartPolicy, grace, DNS
 /// policy, scheduler, service account, securityContext, enableServiceLinks.
 void default_pod_spec(boost::json::object& spec);
+
+/// A Secret's `stringData` merged into `data` (base64) and `data` checked as strict base64, as
+/// the v1 decode and conversion do on create and update; the decoded size, or the decode error
+/// (`illegal base64 data in data.KEY`).
+std::variant<std::size_t, std::string> secret_data(boost::json::object& secret);
 
 } // namespace podpipe::kubesim
