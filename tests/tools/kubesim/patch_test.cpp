@@ -214,6 +214,21 @@ TEST_F(patch_test, pod_update_rules) {
     EXPECT_NE(json::parse(status.body).at("status").at("phase"), "Failed");
 }
 
+TEST_F(patch_test, status_subresource_changes_status_and_metadata_only) {
+    make_pod();
+    ASSERT_EQ(wait_phase("p", "Running"), "Running");
+    auto r = call("PATCH", pod_path + "/status",
+                  R"({"metadata":{"labels":{"s":"1"}},"spec":{"nodeName":"x"},
+                      "status":{"message":"from a controller"}})",
+                  merge);
+    ASSERT_EQ(r.status, 200) << r.body;
+    auto pod = get(pod_path);
+    EXPECT_EQ(pod.at("status").at("message"), "from a controller");
+    EXPECT_EQ(pod.at("metadata").at("labels").at("s"), "1");
+    EXPECT_NE(pod.at("spec").at("nodeName"), "x");
+    EXPECT_EQ(pod.at("status").at("phase"), "Running");
+}
+
 TEST_F(patch_test, put_conflicts_noops_dry_run_and_field_validation) {
     make_pod();
     ASSERT_EQ(wait_phase("p", "Running"), "Running");
