@@ -13,9 +13,11 @@
 #include <thread>
 
 #include "tools/kubesim/psa.hpp"
+#include "tools/kubesim/patch.hpp"
 #include "tools/kubesim/selectors.hpp"
 #include "tools/kubesim/ssar_proto.hpp"
 #include "tools/kubesim/table.hpp"
+#include "tools/kubesim/update.hpp"
 #include "tools/kubesim/util.hpp"
 #include "tools/kubesim/validation.hpp"
 
@@ -60,34 +62,6 @@ api_response bad_request(std::string_view message) {
 
 api_response method_not_allowed() {
     return status_response(405, "MethodNotAllowed", "the server does not allow this method on the requested resource");
-}
-
-std::string b64encode(std::string_view in) {
-    static const char* chars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    std::string out;
-    std::size_t i = 0;
-    while (i + 2 < in.size()) {
-        unsigned v = (static_cast<unsigned char>(in[i]) << 16) | (static_cast<unsigned char>(in[i + 1]) << 8) |
-                     static_cast<unsigned char>(in[i + 2]);
-        out += chars[(v >> 18) & 63];
-        out += chars[(v >> 12) & 63];
-        out += chars[(v >> 6) & 63];
-        out += chars[v & 63];
-        i += 3;
-    }
-    if (i + 1 == in.size()) {
-        unsigned v = static_cast<unsigned char>(in[i]) << 16;
-        out += chars[(v >> 18) & 63];
-        out += chars[(v >> 12) & 63];
-        out += "==";
-    } else if (i + 2 == in.size()) {
-        unsigned v = (static_cast<unsigned char>(in[i]) << 16) | (static_cast<unsigned char>(in[i + 1]) << 8);
-        out += chars[(v >> 18) & 63];
-        out += chars[(v >> 12) & 63];
-        out += chars[(v >> 6) & 63];
-        out += '=';
-    }
-    return out;
 }
 
 std::map<std::string, std::string> labels_of(const json::object& obj) {
@@ -369,6 +343,57 @@ std::optional<api_response> namespace_mismatch(const json::object& obj, const st
     return std::nullopt;
 }
 
+/// Where the resource part of an API path starts: 2 for /api/v1, 3 for /apis/GROUP/VERSION.
+std::size_t resource_start(const std::vector<std::string>& seg) {
+    if (seg.size() >= 2 && seg[0] == "api" && seg[1] == "v1")
+        return 2;
+    if (seg.size() >= 3 && seg[0] == "apis")
+        return 3;
+    return 0;
+}
+
+/// The deprecated `/api/v1/watch/...` form (also `/apis/G/V/watch/...`) as the `?watch=true`
+/// request it stands for; a name becomes `fieldSelector=metadata.name=NAME` (get.go
+/// ListResource). nullopt when `req` is not such a path; `error` set for a 400.
+std::optional<api_request> legacy_watch(const api_request& req, std::string& error) {
+    auto seg = split_path(req.path);
+    std::size_t at = resource_start(seg);
+    if (at == 0 || seg.size() < at + 2 || seg[at] != "watch")
+        return std::nullopt;
+    std::vector<std::string> rest(seg.begin() + static_cast<std::ptrdiff_t>(at) + 1, seg.end());
+    std::string name;
+    bool in_ns = rest[0] == "namespaces" && rest.size() >= 3;
+    if ((in_ns && rest.size() == 4) || (!in_ns && rest.size() == 2)) {
+        name = rest.back();
+        rest.pop_back();
+    }
+    api_request w = req;
+    w.path.clear();
+    for (std::size_t i = 0; i < at; ++i)
+        w.path += "/" + seg[i];
+    for (const auto& r : rest)
+        w.path += "/" + r;
+    std::erase_if(w.query, [](const auto& kv) { return kv.first == "watch"; });
+    w.query.emplace_back("watch", "true");
+    if (!name.empty()) {
+        std::string fs = req.param("fieldSelector").value_or("");
+        if (fs.empty()) {
+            std::erase_if(w.query, [](const auto& kv) { return kv.first == "fieldSelector"; });
+            w.query.emplace_back("fieldSelector", "metadata.name=" + name);
+        } else {
+            bool match = false;
+            std::istringstream terms(fs);
+            for (std::string t; std::getline(terms, t, ',');)
+                match = match || t == "metadata.name=" + name || t == "metadata.name==" + name;
+            if (!match) {
+                error = "fieldSelector metadata.name doesn't match requested name";
+                return w;
+            }
+        }
+    }
+    return w;
+}
+
 /// dryRun=All: admission and validation run, nothing is stored or deleted.
 bool dry_run(const api_request& req) {
     return req.param("dryRun") == std::optional<std::string>("All");
@@ -481,6 +506,9 @@ std::optional<access_attributes> api_server::attributes_of(const api_request& re
     }
     if (i >= seg.size())
         return std::nullopt; // discovery document
+    bool legacy_watch_path = seg[i] == "watch" && i + 1 < seg.size(); // RequestInfoFactory
+    if (legacy_watch_path)
+        ++i;
     if (seg[i] == "namespaces" && i + 2 < seg.size()) {
         a.ns = seg[i + 1];
         i += 2;
@@ -493,7 +521,9 @@ std::optional<access_attributes> api_server::attributes_of(const api_request& re
     if (a.resource == "namespaces" && !a.name.empty())
         a.ns = a.name; // upstream: a namespace object lives in itself
     const std::string& m = req.method;
-    if (m == "GET" || m == "HEAD")
+    if ((m == "GET" || m == "HEAD") && legacy_watch_path)
+        a.verb = "watch";
+    else if (m == "GET" || m == "HEAD")
         a.verb = a.name.empty() ? (req.flag("watch") ? "watch" : "list") : "get";
     else if (m == "POST")
         a.verb = "create";
@@ -513,8 +543,10 @@ std::optional<api_response> api_server::authorize(const api_request& req) const 
     auto a = attributes_of(req);
     if (!a)
         return std::nullopt;
-    if (a->group == "authorization.k8s.io" && a->resource == "selfsubjectaccessreviews")
-        return std::nullopt; // any authenticated user may ask
+    if ((a->group == "authorization.k8s.io" &&
+         (a->resource == "selfsubjectaccessreviews" || a->resource == "selfsubjectrulesreviews")) ||
+        (a->group == "authentication.k8s.io" && a->resource == "selfsubjectreviews"))
+        return std::nullopt; // any authenticated user may ask (system:basic-user)
     if (policy_.allows(req.user, *a))
         return std::nullopt;
     json::object details;
@@ -749,8 +781,10 @@ api_response api_server::handle(const api_request& req) {
         json::array res{pods,
                         resource_entry("pods/exec", "", true, "PodExecOptions", {"create", "get"}),
                         resource_entry("pods/log", "", true, "Pod", {"get"}),
+                        resource_entry("pods/status", "", true, "Pod", {"get", "patch", "update"}),
                         resource_entry("secrets", "secret", true, "Secret",
-                                       {"create", "delete", "get", "list", "watch"}),
+                                       {"create", "delete", "get", "list", "patch", "update",
+                                        "watch"}),
                         resource_entry("persistentvolumeclaims", "persistentvolumeclaim", true,
                                        "PersistentVolumeClaim",
                                        {"create", "delete", "get", "list", "watch"}, {"pvc"}),
@@ -763,12 +797,15 @@ api_response api_server::handle(const api_request& req) {
         return json_response(200, json::object{{"kind", "APIResourceList"}, {"groupVersion", "v1"}, {"resources", res}});
     }
     if (seg.size() == 1 && seg[0] == "apis") {
+        json::array groups{group_entry("authentication.k8s.io", "v1"),
+                           group_entry("authorization.k8s.io", "v1"), group_entry("batch", "v1")};
         return json_response(200, json::object{{"kind", "APIGroupList"},
                                                {"apiVersion", "v1"},
-                                               {"groups", json::array{group_entry("authorization.k8s.io", "v1"),
-                                                                      group_entry("batch", "v1")}}});
+                                               {"groups", groups}});
     }
-    if (seg.size() == 2 && seg[0] == "apis" && (seg[1] == "authorization.k8s.io" || seg[1] == "batch")) {
+    if (seg.size() == 2 && seg[0] == "apis" &&
+        (seg[1] == "authorization.k8s.io" || seg[1] == "batch" ||
+         seg[1] == "authentication.k8s.io")) {
         json::object g = group_entry(seg[1].c_str(), "v1");
         g["kind"] = "APIGroup";
         g["apiVersion"] = "v1";
@@ -779,9 +816,29 @@ api_response api_server::handle(const api_request& req) {
             200, json::object{{"kind", "APIResourceList"},
                               {"apiVersion", "v1"},
                               {"groupVersion", "authorization.k8s.io/v1"},
-                              {"resources", json::array{resource_entry("selfsubjectaccessreviews", "selfsubjectaccessreview",
-                                                                       false, "SelfSubjectAccessReview", {"create"})}}});
+                              {"resources",
+                               json::array{resource_entry("selfsubjectaccessreviews",
+                                                          "selfsubjectaccessreview", false,
+                                                          "SelfSubjectAccessReview", {"create"}),
+                                           resource_entry("selfsubjectrulesreviews",
+                                                          "selfsubjectrulesreview", false,
+                                                          "SelfSubjectRulesReview",
+                                                          {"create"})}}});
     }
+    if (seg.size() == 3 && seg[0] == "apis" && seg[1] == "authentication.k8s.io" && seg[2] == "v1")
+        return json_response(
+            200, json::object{{"kind", "APIResourceList"},
+                              {"apiVersion", "v1"},
+                              {"groupVersion", "authentication.k8s.io/v1"},
+                              {"resources", json::array{resource_entry(
+                                                "selfsubjectreviews", "selfsubjectreview", false,
+                                                "SelfSubjectReview", {"create"})}}});
+    if (seg.size() == 4 && seg[0] == "apis" && seg[1] == "authorization.k8s.io" &&
+        seg[2] == "v1" && seg[3] == "selfsubjectrulesreviews")
+        return rules_review(req);
+    if (seg.size() == 4 && seg[0] == "apis" && seg[1] == "authentication.k8s.io" &&
+        seg[2] == "v1" && seg[3] == "selfsubjectreviews")
+        return self_review(req);
     if (seg.size() == 3 && seg[0] == "apis" && seg[1] == "batch" && seg[2] == "v1") {
         json::object jobs = resource_entry("jobs", "job", true, "Job", {"create", "delete", "get", "list", "watch"});
         jobs["categories"] = json::array{"all"};
@@ -843,6 +900,14 @@ api_response api_server::handle(const api_request& req) {
             st["reason"] = "kubesim RBAC: allowed for user \"" + req.user + "\"";
         o["status"] = std::move(st);
         return json_response(201, o);
+    }
+    std::string watch_error;
+    if (auto w = legacy_watch(req, watch_error)) {
+        if (!watch_error.empty())
+            return bad_request(watch_error);
+        if (m != "GET")
+            return method_not_allowed();
+        return handle(*w);
     }
     if (req.path == "/kubesim/faults")
         return handle_faults(req);
@@ -1091,6 +1156,8 @@ api_response api_server::handle_pods(const api_request& req, const std::string& 
         return bad_request("Upgrade request required");
     if (!sub.empty() && sub != "status")
         return not_found_path();
+    if (m == "PUT" || m == "PATCH")
+        return update_object(req, "pods", ns, name, sub);
     if (m == "GET") {
         auto pod = store_.get("pods", ns, name);
         if (!pod)
@@ -1162,45 +1229,7 @@ api_server::create_pod(const std::string& ns, json::object pod, bool dry_run,
     auto& spec = pod["spec"].as_object();
     if (std::string bad = pod_decode_error(pod); !bad.empty())
         return bad_request("Pod in version \"v1\" cannot be handled as a Pod: " + bad);
-    for (const char* key : {"initContainers", "containers"}) {
-        auto* list = spec.if_contains(key);
-        if (!list || !list->is_array())
-            continue;
-        for (auto& c : list->as_array()) {
-            if (!c.is_object())
-                continue;
-            auto& co = c.as_object();
-            std::string image = str_at(co, "image");
-            if (!co.contains("imagePullPolicy"))
-                co["imagePullPolicy"] = image.find(':') == std::string::npos || image.ends_with(":latest")
-                                            ? "Always"
-                                            : "IfNotPresent";
-            if (!co.contains("terminationMessagePath"))
-                co["terminationMessagePath"] = "/dev/termination-log";
-            if (!co.contains("terminationMessagePolicy"))
-                co["terminationMessagePolicy"] = "File";
-            if (!co.contains("resources"))
-                co["resources"] = json::object{};
-            if (auto* ports = co.if_contains("ports"); ports && ports->is_array())
-                for (auto& p : ports->as_array())
-                    if (p.is_object() && !p.as_object().contains("protocol"))
-                        p.as_object()["protocol"] = "TCP";
-        }
-    }
-    if (!spec.contains("restartPolicy"))
-        spec["restartPolicy"] = "Always";
-    if (!spec.contains("terminationGracePeriodSeconds"))
-        spec["terminationGracePeriodSeconds"] = 30;
-    if (!spec.contains("dnsPolicy"))
-        spec["dnsPolicy"] = "ClusterFirst";
-    if (!spec.contains("schedulerName"))
-        spec["schedulerName"] = "default-scheduler";
-    if (!spec.contains("serviceAccountName"))
-        spec["serviceAccountName"] = "default";
-    if (!spec.contains("securityContext"))
-        spec["securityContext"] = json::object{};
-    if (!spec.contains("enableServiceLinks"))
-        spec["enableServiceLinks"] = true;
+    default_pod_spec(spec);
     if (field_errors errs = validate_pod(pod); !errs.empty())
         return json_response(422, invalid_status("Pod", pname, errs));
     if (auto refused = pod_security(ns, "pods", pname, pod.at("metadata").as_object(),
@@ -1462,25 +1491,11 @@ api_response api_server::handle_secrets(const api_request& req, const std::strin
         }
         if (!sec.contains("type"))
             sec["type"] = "Opaque";
-        if (!sec["data"].is_object())
-            sec["data"] = json::object{};
+        auto size = secret_data(sec);
+        if (auto* bad = std::get_if<std::string>(&size))
+            return bad_request("Secret in version \"v1\" cannot be handled as a Secret: " + *bad);
+        const std::size_t total = std::get<std::size_t>(size);
         auto& data = sec["data"].as_object();
-        std::size_t total = 0;
-        for (auto& [k, v] : data) {
-            bool ok = v.is_string();
-            std::string decoded = ok ? b64decode(v.get_string(), &ok) : "";
-            if (!ok)
-                return status_response(400, "BadRequest", "Secret in version \"v1\" cannot be handled as a Secret: illegal base64 data in data." + std::string(k));
-            total += decoded.size();
-        }
-        if (auto* sd = obj_at(sec, "stringData")) {
-            for (const auto& [k, v] : *sd)
-                if (v.is_string()) {
-                    data[k] = b64encode(v.get_string());
-                    total += v.get_string().size();
-                }
-            sec.erase("stringData");
-        }
         if (field_errors errs = validate_secret(sec, total); !errs.empty())
             return json_response(422, invalid_status("Secret", sname, errs));
         if (str_at(sec, "type") == "kubernetes.io/dockerconfigjson") {
@@ -1509,6 +1524,8 @@ api_response api_server::handle_secrets(const api_request& req, const std::strin
         r.headers = std::move(warnings);
         return r;
     }
+    if (m == "PUT" || m == "PATCH")
+        return update_object(req, "secrets", ns, name, "");
     if (m == "GET") {
         auto s = store_.get("secrets", ns, name);
         if (!s)
@@ -1851,27 +1868,6 @@ api_response api_server::handle_nodes(const api_request& req, const std::string&
         return json_response(200, make_table("nodes", {*n}, store_.current_rv()));
     return json_response(200, *n);
 }
-
-namespace {
-
-/// RFC 7386 JSON merge patch (null deletes a member, objects merge, anything else replaces).
-void merge_patch(json::value& target, const json::value& patch) {
-    if (!patch.is_object()) {
-        target = patch;
-        return;
-    }
-    if (!target.is_object())
-        target = json::object{};
-    auto& t = target.as_object();
-    for (const auto& [k, v] : patch.as_object()) {
-        if (v.is_null())
-            t.erase(k);
-        else
-            merge_patch(t[k], v);
-    }
-}
-
-} // namespace
 
 json::object api_server::namespace_object(const std::string& name) {
     return json::object{

@@ -3,12 +3,13 @@
 // answers (watch, logs?follow) are produced through chunk_sink on the connection's thread.
 //
 // Implemented: /version, /healthz, discovery (/api, /api/v1, /apis, authorization.k8s.io/v1,
-// batch/v1), pods (create/get/list/watch/delete, Table output), pods/log, pods/exec preflight,
-// secrets (create/get/list/watch/delete), persistentvolumeclaims (create/get/list/watch/delete),
+// batch/v1), pods (create/get/list/watch/delete/put/patch, Table output, pods/status writes),
+// pods/log, pods/exec preflight, secrets (create/get/list/watch/delete/put/patch; update.hpp), persistentvolumeclaims (create/get/list/watch/delete),
 // batch/v1 jobs (create/get/list/watch/delete with propagation policies, Table), events
 // (create/get/list/watch/delete, Table), nodes (list/get), namespaces
 // (create/get/list/watch/patch/delete), selfsubjectaccessreviews (JSON, decided by the RBAC
-// policy), POST /kubesim/faults (admin-only fault injection). Unknown paths → 404 Status.
+// policy), selfsubjectrulesreviews and selfsubjectreviews (auth_reviews.cpp), POST
+// /kubesim/faults (admin-only fault injection). Unknown paths → 404 Status.
 // Creates are validated as upstream (validation.hpp); pods pass Pod Security Admission (psa.hpp).
 #pragma once
 
@@ -200,6 +201,15 @@ public:
 private:
     api_response handle_pods(const api_request& req, const std::string& ns, const std::string& name,
                              const std::string& sub);
+    /// POST selfsubjectrulesreviews / selfsubjectreviews (auth_reviews.cpp).
+    api_response rules_review(const api_request& req);
+    api_response self_review(const api_request& req);
+    /// The groups an authenticated user has (service accounts', system:masters for admins).
+    std::vector<std::string> groups_of(const std::string& user) const;
+    /// PUT and PATCH of a pod (`sub` "" or "status") or a secret (update.cpp).
+    api_response update_object(const api_request& req, const std::string& resource,
+                               const std::string& ns, const std::string& name,
+                               const std::string& sub);
     api_response handle_secrets(const api_request& req, const std::string& ns, const std::string& name);
     api_response handle_pvcs(const api_request& req, const std::string& ns, const std::string& name);
     api_response handle_jobs(const api_request& req, const std::string& ns, const std::string& name,

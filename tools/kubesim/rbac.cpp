@@ -79,6 +79,11 @@ result<rbac_policy, std::string> rbac_policy::load(const std::string& path) {
     return p;
 }
 
+const rbac_subject* rbac_policy::subject_of(const std::string& user) const {
+    auto it = by_user_.find(user);
+    return it == by_user_.end() ? nullptr : it->second;
+}
+
 bool rbac_policy::allows(const std::string& user, const access_attributes& a) const {
     auto it = by_user_.find(user);
     if (it == by_user_.end())

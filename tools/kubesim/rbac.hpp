@@ -47,6 +47,8 @@ public:
 
     /// token → subject for restricted tokens.
     const std::map<std::string, rbac_subject>& subjects() const { return by_token_; }
+    /// The policy entry of `user`, nullptr for an admin (no entry).
+    const rbac_subject* subject_of(const std::string& user) const;
     /// True when `user` has no entry (admin) or one of its rules allows `a`.
     bool allows(const std::string& user, const access_attributes& a) const;
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "tools/kubesim/node_info.hpp"
 #include "tools/kubesim/util.hpp"
 
 namespace podpipe::kubesim {
@@ -157,12 +158,6 @@ json::object node_object(const sim_node& n) {
     json::object labels;
     for (const auto& [k, v] : n.labels)
         labels[k] = v;
-    json::object ready{{"type", "Ready"},
-                       {"status", "True"},
-                       {"reason", "KubeletReady"},
-                       {"message", "kubelet is posting ready status"},
-                       {"lastHeartbeatTime", now_rfc3339()},
-                       {"lastTransitionTime", now_rfc3339()}};
     return json::object{
         {"kind", "Node"},
         {"apiVersion", "v1"},
@@ -174,15 +169,7 @@ json::object node_object(const sim_node& n) {
                                                                         {"effect", "NoSchedule"},
                                                                         {"timeAdded", now_rfc3339()}}}}}
                      : json::object{{"podCIDR", "10.244." + std::to_string(n.index) + ".0/24"}}},
-        {"status",
-         json::object{
-             {"conditions", json::array{ready}},
-             {"addresses", json::array{json::object{{"type", "InternalIP"}, {"address", n.internal_ip}},
-                                       json::object{{"type", "Hostname"}, {"address", n.name}}}},
-             {"nodeInfo", json::object{{"kubeletVersion", "v1.32.0"},
-                                       {"containerRuntimeVersion", "kubesim://0.1"},
-                                       {"operatingSystem", "linux"},
-                                       {"architecture", "amd64"}}}}}};
+        {"status", node_status(n.name, n.internal_ip)}};
 }
 
 } // namespace podpipe::kubesim

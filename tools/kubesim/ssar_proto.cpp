@@ -81,24 +81,22 @@ bool each_field(std::string_view bytes,
     return true;
 }
 
-} // namespace
-
-std::optional<ssar_request> parse_ssar_protobuf(std::string_view bytes, std::string& error) {
+/// The runtime.Unknown envelope: TypeMeta and the raw message; false with `error` set.
+bool unwrap(std::string_view bytes, std::string& api_version, std::string& kind,
+            std::string_view& raw, std::string& error) {
     static constexpr std::string_view magic{"k8s\0", 4};
     if (bytes.substr(0, 4) != magic) {
         error = "missing the k8s protobuf magic";
-        return std::nullopt;
+        return false;
     }
-    ssar_request out;
-    std::string_view raw;
     bool has_raw = false;
     bool ok = each_field(bytes.substr(4), [&](std::uint32_t f, std::string_view p) {
         if (f == 1)
             return each_field(p, [&](std::uint32_t tf, std::string_view tp) {
                 if (tf == 1)
-                    out.api_version = tp;
+                    api_version = tp;
                 else if (tf == 2)
-                    out.kind = tp;
+                    kind = tp;
                 return true;
             });
         if (f == 2) {
@@ -109,13 +107,48 @@ std::optional<ssar_request> parse_ssar_protobuf(std::string_view bytes, std::str
     });
     if (!ok || !has_raw) {
         error = "malformed runtime.Unknown envelope";
+        return false;
+    }
+    return true;
+}
+
+} // namespace
+
+std::optional<std::string> parse_ssrr_protobuf(std::string_view bytes, std::string& error) {
+    std::string api_version, kind, ns;
+    std::string_view raw;
+    if (!unwrap(bytes, api_version, kind, raw, error))
+        return std::nullopt;
+    if (kind != "SelfSubjectRulesReview") {
+        error = "expected kind SelfSubjectRulesReview, got \"" + kind + "\"";
         return std::nullopt;
     }
+    bool ok = each_field(raw, [&](std::uint32_t f, std::string_view p) {
+        if (f != 2)
+            return true; // metadata, status
+        return each_field(p, [&](std::uint32_t sf, std::string_view sp) {
+            if (sf == 1)
+                ns = sp;
+            return true;
+        });
+    });
+    if (!ok) {
+        error = "malformed SelfSubjectRulesReview";
+        return std::nullopt;
+    }
+    return ns;
+}
+
+std::optional<ssar_request> parse_ssar_protobuf(std::string_view bytes, std::string& error) {
+    ssar_request out;
+    std::string_view raw;
+    if (!unwrap(bytes, out.api_version, out.kind, raw, error))
+        return std::nullopt;
     if (out.kind != "SelfSubjectAccessReview") {
         error = "expected kind SelfSubjectAccessReview, got \"" + out.kind + "\"";
         return std::nullopt;
     }
-    ok = each_field(raw, [&](std::uint32_t f, std::string_view p) {
+    bool ok = each_field(raw, [&](std::uint32_t f, std::string_view p) {
         if (f != 2)
             return true; // metadata, status
         return each_field(p, [&](std::uint32_t sf, std::string_view sp) {

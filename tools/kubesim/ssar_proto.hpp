@@ -1,5 +1,6 @@
-// ssar_proto: decodes a SelfSubjectAccessReview sent as Kubernetes protobuf
-// (`Content-Type: application/vnd.kubernetes.protobuf`), which is what `kubectl auth can-i` posts
+// ssar_proto: decodes a SelfSubjectAccessReview (and a SelfSubjectRulesReview) sent as
+// Kubernetes protobuf (`Content-Type: application/vnd.kubernetes.protobuf`), which is what
+// `kubectl auth can-i` posts
 // (spec kube-api.md §3.8, §6.2). Untrusted bytes: every length is bounds-checked; fuzzed by
 // fuzz/tools/kubesim. Depends on the standard library only (the fuzz build has no kubesim).
 //
@@ -27,5 +28,10 @@ struct ssar_request {
 /// The decoded review, or nullopt with `error` set when the bytes are not a well-formed envelope
 /// holding a SelfSubjectAccessReview.
 std::optional<ssar_request> parse_ssar_protobuf(std::string_view bytes, std::string& error);
+
+/// `spec.namespace` of a SelfSubjectRulesReview (`kubectl auth can-i --list`) in the same
+/// envelope (raw = {1: metadata, 2: spec {1: namespace}, 3: status}); nullopt with `error` set
+/// when malformed or of another kind.
+std::optional<std::string> parse_ssrr_protobuf(std::string_view bytes, std::string& error);
 
 } // namespace podpipe::kubesim

@@ -85,6 +85,24 @@ std::optional<json::object> object_store::update(const std::string& resource, co
     return it->second;
 }
 
+std::optional<json::object>
+object_store::update_if(const std::string& resource, const std::string& ns,
+                        const std::string& name, const std::function<bool(json::object&)>& mutate) {
+    std::lock_guard lk(mu_);
+    auto it = objects_.find(key{resource, ns, name});
+    if (it == objects_.end())
+        return std::nullopt;
+    json::object next = it->second;
+    if (!mutate(next))
+        return std::nullopt;
+    json::object before = std::move(it->second);
+    it->second = std::move(next);
+    ++rv_;
+    set_rv(it->second, rv_);
+    emit({"MODIFIED", resource, ns, rv_, it->second, std::move(before)});
+    return it->second;
+}
+
 std::optional<json::object> object_store::remove(const std::string& resource, const std::string& ns,
                                                  const std::string& name, const std::string& uid) {
     std::lock_guard lk(mu_);

@@ -76,6 +76,11 @@ public:
     std::optional<boost::json::object> update(const std::string& resource, const std::string& ns,
                                               const std::string& name, const std::string& uid,
                                               const std::function<void(boost::json::object&)>& mutate);
+    /// As update(), but `mutate` may refuse (return false): then nothing changes, no event is
+    /// emitted and the answer is nullopt (PUT/PATCH compare resourceVersions under the lock).
+    std::optional<boost::json::object>
+    update_if(const std::string& resource, const std::string& ns, const std::string& name,
+              const std::function<bool(boost::json::object&)>& mutate);
     /// Removes the object (uid-checked when non-empty), emits DELETED; returns the last state.
     std::optional<boost::json::object> remove(const std::string& resource, const std::string& ns,
                                               const std::string& name, const std::string& uid = "");

@@ -271,10 +271,28 @@ json::object make_table(const std::string& resource, const std::vector<json::obj
                 column("Status", "string", "", "The status of the node", 0),
                 column("Roles", "string", "", "The roles of the node", 0),
                 column("Age", "string", "", "CreationTimestamp of the node", 0),
-                column("Version", "string", "", "Kubelet Version reported by the node.", 0)};
+                column("Version", "string", "", "Kubelet Version reported by the node.", 0),
+                column("Internal-IP", "string", "", "List of internal IPs for the node.", 1),
+                column("External-IP", "string", "", "List of external IPs for the node.", 1),
+                column("OS-Image", "string", "", "OS image reported by the node.", 1),
+                column("Kernel-Version", "string", "", "Kernel version reported by the node.", 1),
+                column("Container-Runtime", "string", "",
+                       "Container runtime and version reported by the node.", 1)};
         for (const auto& n : objects) {
+            static const json::object none;
+            const json::object* st = obj_at(n, "status");
+            const json::object* ni = st ? obj_at(*st, "nodeInfo") : nullptr;
+            const json::object& info = ni ? *ni : none;
+            std::string ip = "<none>";
+            if (const json::array* addrs = st ? arr_at(*st, "addresses") : nullptr)
+                for (const auto& a : *addrs)
+                    if (a.is_object() && str_at(a.as_object(), "type") == "InternalIP")
+                        ip = str_at(a.as_object(), "address");
             json::array cells{str_at(*obj_at(n, "metadata"), "name"), "Ready", "<none>", age_of(n),
-                              "v1.32.0"};
+                              str_at(info, "kubeletVersion", "v1.32.0"), ip, "<none>",
+                              str_at(info, "osImage", "<unknown>"),
+                              str_at(info, "kernelVersion", "<unknown>"),
+                              str_at(info, "containerRuntimeVersion", "<unknown>")};
             rows.push_back(json::object{{"cells", cells}, {"object", partial_metadata(n)}});
         }
     } else {

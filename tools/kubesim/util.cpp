@@ -201,4 +201,32 @@ std::string b64decode(std::string_view in, bool* valid) {
     return out;
 }
 
+std::string b64encode(std::string_view in) {
+    static const char* chars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    std::string out;
+    std::size_t i = 0;
+    while (i + 2 < in.size()) {
+        unsigned v = (static_cast<unsigned char>(in[i]) << 16) | (static_cast<unsigned char>(in[i + 1]) << 8) |
+                     static_cast<unsigned char>(in[i + 2]);
+        out += chars[(v >> 18) & 63];
+        out += chars[(v >> 12) & 63];
+        out += chars[(v >> 6) & 63];
+        out += chars[v & 63];
+        i += 3;
+    }
+    if (i + 1 == in.size()) {
+        unsigned v = static_cast<unsigned char>(in[i]) << 16;
+        out += chars[(v >> 18) & 63];
+        out += chars[(v >> 12) & 63];
+        out += "==";
+    } else if (i + 2 == in.size()) {
+        unsigned v = (static_cast<unsigned char>(in[i]) << 16) | (static_cast<unsigned char>(in[i + 1]) << 8);
+        out += chars[(v >> 18) & 63];
+        out += chars[(v >> 12) & 63];
+        out += chars[(v >> 6) & 63];
+        out += '=';
+    }
+    return out;
+}
+
 } // namespace podpipe::kubesim

@@ -26,6 +26,8 @@ std::chrono::system_clock::time_point parse_rfc3339(std::string_view s);
 /// `valid` (optional) says whether `in` was strict base64 as the API server requires: a length
 /// that is a multiple of 4, only the alphabet, '=' only as the last one or two characters.
 std::string b64decode(std::string_view in, bool* valid = nullptr);
+/// Standard base64 with padding.
+std::string b64encode(std::string_view in);
 /// n random lowercase hex characters (from /dev/urandom via OpenSSL RAND_bytes).
 std::string random_hex(std::size_t n);
 /// A random version-4 style UUID string.

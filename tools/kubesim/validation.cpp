@@ -1,6 +1,7 @@
 #include "tools/kubesim/validation.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <map>
@@ -1007,6 +1008,217 @@ std::vector<std::string> prune_unknown_fields(std::string_view kind, json::objec
     std::vector<std::string> unknown;
     prune(std::string(kind), obj, "", unknown);
     return unknown;
+}
+
+} // namespace podpipe::kubesim
+
+namespace podpipe::kubesim {
+namespace {
+
+const json::object& member_object(const json::object& o, std::string_view k) {
+    static const json::object empty;
+    const json::object* p = obj_at(o, k);
+    return p ? *p : empty;
+}
+
+const json::value* member(const json::object& o, std::string_view k) { return o.if_contains(k); }
+
+bool same_member(const json::object& a, const json::object& b, std::string_view k) {
+    const json::value* x = member(a, k);
+    const json::value* y = member(b, k);
+    if (!x || !y)
+        return (x == nullptr || x->is_null()) && (y == nullptr || y->is_null());
+    return *x == *y;
+}
+
+/// field.Invalid's printed value of an optional member: "null" when absent (Go's nil).
+std::string printed_member(const json::object& o, std::string_view k) {
+    const json::value* v = member(o, k);
+    if (!v || v->is_null())
+        return go_quote("null");
+    if (v->is_string())
+        return go_quote(v->get_string());
+    return json::serialize(*v);
+}
+
+/// Go's field name of a JSON member (`nodeName` → `NodeName`), as cmp.Diff prints PodSpec.
+std::string go_field(std::string_view json_name) {
+    std::string out(json_name);
+    if (!out.empty())
+        out[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(out[0])));
+    return out;
+}
+
+/// A cmp.Diff-like rendering of the spec members that differ (upstream prints the full Go diff
+/// of core.PodSpec; kubesim prints one -/+ pair per changed member, in JSON).
+std::string spec_diff(const json::object& old_spec, const json::object& new_spec) {
+    std::set<std::string> keys;
+    for (const auto& [k, v] : old_spec)
+        keys.insert(std::string(k));
+    for (const auto& [k, v] : new_spec)
+        keys.insert(std::string(k));
+    std::string out = "  core.PodSpec{\n";
+    std::size_t identical = 0;
+    for (const auto& k : keys) {
+        if (same_member(old_spec, new_spec, k)) {
+            ++identical;
+            continue;
+        }
+        if (identical)
+            out += "  \t... // " + std::to_string(identical) + " identical fields\n";
+        identical = 0;
+        auto shown = [&](const json::object& o) {
+            const json::value* v = member(o, k);
+            return v && !v->is_null() ? json::serialize(*v) : std::string("nil");
+        };
+        out += "- \t" + go_field(k) + ": " + shown(old_spec) + ",\n";
+        out += "+ \t" + go_field(k) + ": " + shown(new_spec) + ",\n";
+    }
+    if (identical)
+        out += "  \t... // " + std::to_string(identical) + " identical fields\n";
+    return out + "  }\n";
+}
+
+/// ValidateContainerUpdates: same count (else Forbidden and stop), images set and trimmed.
+bool container_updates(const json::array& now, const json::array& before, const std::string& path,
+                       field_errors& out) {
+    if (now.size() != before.size()) {
+        out.push_back(forbidden_error(path, "pod updates may not add or remove containers"));
+        return false;
+    }
+    for (std::size_t i = 0; i < now.size(); ++i) {
+        std::string image = now[i].is_object() ? str_at(now[i].as_object(), "image") : "";
+        std::string field = path + "[" + std::to_string(i) + "].image";
+        if (image.empty())
+            out.push_back(required_error(field));
+        else if (image.find_first_not_of(" \t\n\r") != 0 ||
+                 image.find_last_not_of(" \t\n\r") != image.size() - 1)
+            out.push_back(invalid_error(field, go_quote(image),
+                                        "must not have leading or trailing whitespace"));
+    }
+    return true;
+}
+
+} // namespace
+
+field_errors validate_object_meta_update(const json::object& obj, const json::object& old) {
+    field_errors out;
+    const json::object& md = member_object(obj, "metadata");
+    const json::object& omd = member_object(old, "metadata");
+    for (const char* k : {"uid", "creationTimestamp", "deletionTimestamp"})
+        if (!same_member(md, omd, k))
+            out.push_back(invalid_error(std::string("metadata.") + k, printed_member(md, k),
+                                        "field is immutable"));
+    field_errors meta = validate_object_meta(obj);
+    out.insert(out.end(), meta.begin(), meta.end());
+    return out;
+}
+
+field_errors validate_pod_update(const json::object& pod, const json::object& old) {
+    field_errors out = validate_object_meta_update(pod, old);
+    field_errors spec_errs = validate_pod(pod);
+    out.insert(out.end(), spec_errs.begin(), spec_errs.end());
+    const json::object& spec = member_object(pod, "spec");
+    const json::object& ospec = member_object(old, "spec");
+    static const json::array none;
+    auto list = [](const json::object& o, std::string_view k) -> const json::array& {
+        const json::array* a = arr_at(o, k);
+        return a ? *a : none;
+    };
+    for (const char* k : {"containers", "initContainers"})
+        if (!container_updates(list(spec, k), list(ospec, k), std::string("spec.") + k, out))
+            return out;
+    // activeDeadlineSeconds: may be set, or lowered, never removed.
+    if (const json::value* ads = member(spec, "activeDeadlineSeconds"); ads && !ads->is_null()) {
+        std::int64_t v = ads->is_int64() ? ads->get_int64() : -1;
+        if (v < 0 || v > 2147483647) {
+            out.push_back(invalid_error("spec.activeDeadlineSeconds", json::serialize(*ads),
+                                        "must be between 0 and 2147483647, inclusive"));
+            return out;
+        }
+        if (const json::value* o = member(ospec, "activeDeadlineSeconds");
+            o && o->is_int64() && o->get_int64() < v) {
+            out.push_back(invalid_error("spec.activeDeadlineSeconds", std::to_string(v),
+                                        "must be less than or equal to previous value"));
+            return out;
+        }
+    } else if (const json::value* o = member(ospec, "activeDeadlineSeconds"); o && !o->is_null()) {
+        out.push_back(invalid_error("spec.activeDeadlineSeconds", go_quote("null"),
+                                    "must not update from a positive integer to nil value"));
+    }
+    // validateOnlyAddedTolerations: every old toleration is still there.
+    for (const auto& t : list(ospec, "tolerations")) {
+        const auto& now = list(spec, "tolerations");
+        if (std::find(now.begin(), now.end(), t) == now.end()) {
+            out.push_back(forbidden_error("spec.tolerations",
+                                          "existing toleration can not be modified except its "
+                                          "tolerationSeconds"));
+            break;
+        }
+    }
+    if (spec == ospec)
+        return out;
+    // The munged spec: the updatable fields taken from the old pod, then compared.
+    json::object munged = spec;
+    for (const char* k : {"containers", "initContainers"}) {
+        json::value* cs = munged.if_contains(k);
+        const auto& olds = list(ospec, k);
+        if (!cs || !cs->is_array())
+            continue;
+        for (std::size_t i = 0; i < cs->as_array().size() && i < olds.size(); ++i)
+            if (cs->as_array()[i].is_object() && olds[i].is_object()) {
+                auto& c = cs->as_array()[i].as_object();
+                if (const json::value* img = olds[i].as_object().if_contains("image"))
+                    c["image"] = *img;
+                else
+                    c.erase("image");
+            }
+    }
+    for (const char* k : {"activeDeadlineSeconds", "tolerations", "schedulingGates"}) {
+        if (const json::value* v = member(ospec, k))
+            munged[k] = *v;
+        else
+            munged.erase(k);
+    }
+    const json::value* old_grace = member(ospec, "terminationGracePeriodSeconds");
+    const json::value* new_grace = member(munged, "terminationGracePeriodSeconds");
+    if (old_grace && old_grace->is_int64() && old_grace->get_int64() < 0 && new_grace &&
+        *new_grace == 1)
+        munged["terminationGracePeriodSeconds"] = *old_grace;
+    if (munged != ospec)
+        out.push_back(forbidden_error(
+            "spec",
+            "pod updates may not change fields other than `spec.containers[*].image`,"
+            "`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` "
+            "(only additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow "
+            "it to be set to 1 if it was previously negative)\n" +
+                spec_diff(ospec, munged)));
+    return out;
+}
+
+field_errors validate_secret_update(const json::object& secret, const json::object& old,
+                                    std::size_t data_bytes) {
+    field_errors out = validate_object_meta_update(secret, old);
+    if (!same_member(secret, old, "type"))
+        out.push_back(invalid_error("type", printed_member(secret, "type"), "field is immutable"));
+    if (const json::value* im = member(old, "immutable"); im && *im == true) {
+        const json::value* now = member(secret, "immutable");
+        if (!now || *now != true)
+            out.push_back(
+                forbidden_error("immutable", "field is immutable when `immutable` is set"));
+        const json::object& d = member_object(secret, "data");
+        const json::object& od = member_object(old, "data");
+        if (d != od)
+            out.push_back(forbidden_error("data", "field is immutable when `immutable` is set"));
+    }
+    field_errors rest = validate_secret(secret, data_bytes);
+    // ValidateSecret repeats the metadata checks: NewInvalid drops the duplicates.
+    for (auto& e : rest)
+        if (std::none_of(out.begin(), out.end(), [&](const field_error& x) {
+                return x.text() == e.text();
+            }))
+            out.push_back(std::move(e));
+    return out;
 }
 
 } // namespace podpipe::kubesim

@@ -73,6 +73,19 @@ field_errors validate_pvc(const json::object& pvc);
 /// ValidateNamespace: name is a DNS-1123 label, labels and annotations.
 field_errors validate_namespace(const json::object& ns);
 
+/// ValidateObjectMetaAccessorUpdate (objectmeta.go): uid, creationTimestamp and
+/// deletionTimestamp may not change (`field is immutable`); labels and annotations as on create.
+/// Name and namespace changes are 400s before validation (the handlers' checkName).
+field_errors validate_object_meta_update(const json::object& obj, const json::object& old);
+/// ValidatePodUpdate (ValidatePod of the new pod first): containers may not be added or removed,
+/// images must stay set, activeDeadlineSeconds may be set or lowered, tolerations only added,
+/// terminationGracePeriodSeconds set to 1 when it was negative; any other spec change is the
+/// Forbidden `pod updates may not change fields other than ...` with a diff of the fields.
+field_errors validate_pod_update(const json::object& pod, const json::object& old);
+/// ValidateSecretUpdate: `type` immutable; with `immutable: true` neither `immutable` nor `data`
+/// may change; then ValidateSecret of the new secret.
+field_errors validate_secret_update(const json::object& secret, const json::object& old,
+                                    std::size_t data_bytes);
 
 /// Drops the fields the v1 schema of `kind` (Pod, Secret, PersistentVolumeClaim, Namespace) does
 /// not declare, as the API server's decoder does, and returns their paths in document order
