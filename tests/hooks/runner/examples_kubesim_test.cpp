@@ -13,6 +13,7 @@
 #include <string>
 
 #include <gtest/gtest.h>
+#include <yaml-cpp/yaml.h>
 
 namespace podpipe::kubesim::testing {
 namespace {
@@ -81,6 +82,39 @@ TEST_F(hook_examples_kubesim, restricted_template_makes_the_job_pod_pass_restric
         << without.body;
     auto base = call("POST", "/api/v1/namespaces/baseline/pods", kube::to_json(job_pod(nullptr)));
     EXPECT_EQ(base.status, 201) << base.body;
+}
+
+// The runner pod each ARC values file describes passes Pod Security "restricted" (a server-side
+// dry run through kubectl: validation and admission as for a create, nothing runs), and without
+// its securityContext it would not.
+TEST_F(hook_examples_kubesim, runner_pods_of_both_arc_modes_pass_restricted) {
+    make_namespace("arc", "restricted");
+    for (const char* file :
+         {"arc-values-kubernetes-mode.yaml", "arc-values-kubernetes-novolume-mode.yaml"}) {
+        SCOPED_TRACE(file);
+        YAML::Node spec = YAML::Clone(YAML::LoadFile(examples + file)["template"]["spec"]);
+        auto create = [&](const YAML::Node& s) {
+            YAML::Node pod;
+            pod["apiVersion"] = "v1";
+            pod["kind"] = "Pod";
+            pod["metadata"]["name"] = "runner-abc";
+            pod["spec"] = s;
+            return kubectl("create -n arc --dry-run=server --validate=false -f -",
+                           YAML::Dump(pod) + "\n");
+        };
+        auto ok = create(spec);
+        EXPECT_EQ(ok.exit_code, 0) << ok.output;
+        EXPECT_NE(ok.output.find("pod/runner-abc created (server dry run)"), std::string::npos)
+            << ok.output;
+        spec.remove("securityContext");
+        spec["containers"][0].remove("securityContext");
+        auto refused = create(spec);
+        EXPECT_NE(refused.exit_code, 0);
+        EXPECT_NE(refused.output.find("violates PodSecurity \"restricted:latest\""),
+                  std::string::npos)
+            << refused.output;
+    }
+    EXPECT_EQ(kubectl("get pods -n arc -o name").output, "");
 }
 
 } // namespace

@@ -97,36 +97,54 @@ TEST(hook_examples, rbac_grants_what_the_hook_checks) {
     EXPECT_EQ(bound, account);
 }
 
+// Both ARC container modes users run: "kubernetes" (a work volume the job pods mount: podpipe's
+// volume mode) and "kubernetes-novolume" (podpipe's stream mode).
 TEST(hook_examples, scale_set_values_point_at_podpipe_with_accepted_settings) {
-    const YAML::Node values = YAML::LoadFile(examples + "arc-values-kubernetes-mode.yaml");
-    EXPECT_EQ(values["containerMode"]["type"].as<std::string>(), "kubernetes");
-    EXPECT_EQ(values["template"]["spec"]["serviceAccountName"].as<std::string>(), "podpipe-runner");
-    const YAML::Node runner = values["template"]["spec"]["containers"][0];
-    EXPECT_EQ(runner["name"].as<std::string>(), "runner");
-    env_map env;
-    for (const auto& e : runner["env"]) {
-        if (e["value"])
-            env[e["name"].as<std::string>()] = e["value"].as<std::string>();
-        else
-            env[e["name"].as<std::string>()] = "from-field-ref";
+    struct values_file {
+        const char* file;
+        const char* container_mode;
+        workspace_mode mode;
+        const char* work_volume; ///< the kind of the runner's `work` volume
+    };
+    for (const values_file& f :
+         {values_file{"arc-values-kubernetes-mode.yaml", "kubernetes", workspace_mode::volume,
+                      "ephemeral"},
+          values_file{"arc-values-kubernetes-novolume-mode.yaml", "kubernetes-novolume",
+                      workspace_mode::stream, "emptyDir"}}) {
+        SCOPED_TRACE(f.file);
+        const YAML::Node values = YAML::LoadFile(examples + f.file);
+        EXPECT_EQ(values["containerMode"]["type"].as<std::string>(), f.container_mode);
+        const YAML::Node spec = values["template"]["spec"];
+        EXPECT_EQ(spec["serviceAccountName"].as<std::string>(), "podpipe-runner");
+        const YAML::Node runner = spec["containers"][0];
+        EXPECT_EQ(runner["name"].as<std::string>(), "runner");
+        env_map env;
+        for (const auto& e : runner["env"]) {
+            if (e["value"])
+                env[e["name"].as<std::string>()] = e["value"].as<std::string>();
+            else
+                env[e["name"].as<std::string>()] = "from-field-ref";
+        }
+        EXPECT_EQ(env.at("ACTIONS_RUNNER_CONTAINER_HOOKS"), "/home/runner/podpipe/hook.sh");
+        EXPECT_EQ(env.at("ACTIONS_RUNNER_REQUIRE_JOB_CONTAINER"), "true");
+        ASSERT_TRUE(env.count("ACTIONS_RUNNER_POD_NAME"));
+        env["ACTIONS_RUNNER_POD_NAME"] = "runner-abc"; // what the fieldRef gives
+        auto read = read_env(env);
+        ASSERT_TRUE(read) << read.error().what();
+        EXPECT_TRUE(read->warnings.empty()) << read->warnings.front();
+        EXPECT_EQ(read->mode, f.mode);
+        // The template the values mount is the restricted example.
+        EXPECT_EQ(env.at("ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE"),
+                  "/home/runner/podpipe-template/hook-template-restricted.yaml");
+        bool work = false;
+        for (const auto& v : spec["volumes"])
+            if (v["name"].as<std::string>() == "work")
+                work = v[f.work_volume].IsDefined();
+        EXPECT_TRUE(work) << "the runner's work volume should be " << f.work_volume;
+        // The runner runs as the image's runner user (the hook with it), non-root.
+        EXPECT_EQ(spec["securityContext"]["runAsUser"].as<int>(), 1001);
+        EXPECT_TRUE(spec["securityContext"]["runAsNonRoot"].as<bool>());
     }
-    EXPECT_EQ(env.at("ACTIONS_RUNNER_CONTAINER_HOOKS"), "/home/runner/podpipe/hook.sh");
-    EXPECT_EQ(env.at("ACTIONS_RUNNER_REQUIRE_JOB_CONTAINER"), "true");
-    ASSERT_TRUE(env.count("ACTIONS_RUNNER_POD_NAME"));
-    env["ACTIONS_RUNNER_POD_NAME"] = "runner-abc"; // what the fieldRef gives
-    auto read = read_env(env);
-    ASSERT_TRUE(read) << read.error().what();
-    EXPECT_TRUE(read->warnings.empty()) << read->warnings.front();
-    EXPECT_EQ(read->mode, workspace_mode::stream);
-    // The template the values mount is the example file.
-    EXPECT_EQ(env.at("ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE"),
-              "/home/runner/podpipe-template/hook-template.yaml");
-    // The work volume the runner mounts at _work is an ephemeral claim, not an emptyDir.
-    bool ephemeral_work = false;
-    for (const auto& v : values["template"]["spec"]["volumes"])
-        if (v["name"].as<std::string>() == "work")
-            ephemeral_work = v["ephemeral"].IsDefined() && !v["emptyDir"].IsDefined();
-    EXPECT_TRUE(ephemeral_work);
 }
 
 TEST(hook_examples, dockerfile_puts_files_where_the_values_expect_them) {

@@ -10,6 +10,7 @@
 #include "tests/tools/kubesim/test_client.hpp"
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <filesystem>
@@ -386,7 +387,10 @@ TEST_F(stream_mode_test, cancelled_step_stops_in_the_pod_and_fails) {
     // The runner cancels the job while the step runs: SIGINT to the hook.
     r.cancel_next_call_on("step-started");
     const auto t0 = std::chrono::steady_clock::now();
-    auto s = r.run_script_step("echo step-started\nsleep 120\necho never-printed\n");
+    // A duration of this run's own: kubesim pods share the host's process list, where other
+    // tests (or an earlier run's leftovers) may sleep too.
+    const std::string nap = "sleep 120." + std::to_string(::getpid());
+    auto s = r.run_script_step("echo step-started\n" + nap + "\necho never-printed\n");
     EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(60));
     EXPECT_NE(s.exit_code, 0) << all(s);
     EXPECT_NE(s.out.find("::error::the step was cancelled; its process in pod runner-abc-workflow was stopped"),
@@ -394,7 +398,7 @@ TEST_F(stream_mode_test, cancelled_step_stops_in_the_pod_and_fails) {
         << all(s);
     EXPECT_EQ(s.out.find("never-printed"), std::string::npos);
     // Nothing of the step keeps running in the job pod.
-    EXPECT_EQ(job_exec("ps -eo args | grep -c '[s]leep 120' || true"), "0\n");
+    EXPECT_EQ(job_exec("ps -eo args | grep -c '^" + nap + "$' || true"), "0\n");
 }
 
 TEST_F(stream_mode_test, prepare_replaces_a_previous_jobs_leftover_pod) {
