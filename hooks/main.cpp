@@ -42,7 +42,8 @@ cleanup_job.
 Environment: ACTIONS_RUNNER_POD_NAME (required), ACTIONS_RUNNER_KUBERNETES_NAMESPACE,
 ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE, ACTIONS_RUNNER_PREPARE_JOB_TIMEOUT_SECONDS,
 PODPIPE_WORKSPACE_MODE=stream|volume, PODPIPE_COMPRESSION_LEVEL, PODPIPE_THREADS,
-PODPIPE_POD_THREADS, PODPIPE_CHUNK_SIZE, PODPIPE_MEMORY_BUDGET. Cluster access: in-cluster service account, else KUBECONFIG.
+PODPIPE_POD_THREADS, PODPIPE_CHUNK_SIZE, PODPIPE_MEMORY_BUDGET.
+Cluster access: in-cluster service account, else KUBECONFIG.
 
 Exit codes: 0 success; 1 failure (printed as ::error::); a script step's own exit code.
 )";

@@ -651,11 +651,14 @@ result<void, api_error> check_merged(const pod& generated, const pod& merged) {
                 return invalid("container " + ct.name + " mounts volume " + m.name +
                                ", which neither the hook nor the pod template declares");
             auto [it, fresh] = at.emplace(m.mount_path, m.name);
-            if (!fresh)
+            if (!fresh) {
+                const std::string why = it->second == m.name
+                                            ? ""
+                                            : ": the pod template may not mount over a path "
+                                              "the hook mounts";
                 return invalid("container " + ct.name + " mounts both " + it->second + " and " +
-                               m.name + " at " + m.mount_path +
-                               (it->second == m.name ? "" : ": the pod template may not mount over a "
-                                                            "path the hook mounts"));
+                               m.name + " at " + m.mount_path + why);
+            }
         }
         return {};
     };

@@ -28,7 +28,9 @@ std::size_t format_decimal(long v, char* buf) {
     char tmp[24];
     std::size_t n = 0;
     const bool negative = v < 0;
-    unsigned long u = negative ? 0ul - static_cast<unsigned long>(v) : static_cast<unsigned long>(v);
+    unsigned long u = static_cast<unsigned long>(v);
+    if (negative)
+        u = 0ul - u;
     do {
         tmp[n++] = static_cast<char>('0' + u % 10);
         u /= 10;

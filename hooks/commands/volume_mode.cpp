@@ -61,7 +61,8 @@ void hand_the_claim_back(hook_session& s, const job_state& state) {
     o.command = {"sh", "-c",
                  "r=0; if [ \"$(id -u)\" = 0 ]; then chown -hR \"$1\" /__w || r=1; fi; "
                  "chmod -R u+rwX /__w || r=1; exit $r",
-                 "podpipe-hand-back", std::to_string(::getuid()) + ":" + std::to_string(::getgid())};
+                 "podpipe-hand-back",
+                 std::to_string(::getuid()) + ":" + std::to_string(::getgid())};
     kube::exec_session_options so;
     so.stop = s.stop;
     const std::string what = "the files the job left on the work volume may not all be "

@@ -286,7 +286,8 @@ TEST(template_merge, what_would_collide_with_the_hooks_pod_is_refused_before_cre
         {"spec:\n  volumes: [{name: cache, emptyDir: {}}]\n  containers:\n"
          "  - name: $job\n    volumeMounts: [{name: cache, mountPath: /__w}]\n",
          "container job mounts both work and cache at /__w: the pod template may not mount over"},
-        {"spec:\n  containers:\n  - name: $job\n    volumeMounts: [{name: nowhere, mountPath: /x}]\n",
+        {"spec:\n  containers:\n  - name: $job\n"
+         "    volumeMounts: [{name: nowhere, mountPath: /x}]\n",
          "container job mounts volume nowhere, which neither the hook nor the pod template"},
         {"spec:\n  volumes: [{name: a, emptyDir: {}}, {name: a, emptyDir: {}}]\n",
          "pod template volume a has the name of another volume"},
@@ -304,7 +305,8 @@ TEST(template_merge, what_would_collide_with_the_hooks_pod_is_refused_before_cre
     // A mount of a template volume elsewhere is fine.
     pod p = generated;
     auto ok = parse_template("spec:\n  volumes: [{name: cache, emptyDir: {}}]\n  containers:\n"
-                             "  - name: $job\n    volumeMounts: [{name: cache, mountPath: /cache}]\n",
+                             "  - name: $job\n"
+                             "    volumeMounts: [{name: cache, mountPath: /cache}]\n",
                              "t.yaml");
     ASSERT_TRUE(ok);
     EXPECT_TRUE(apply_template(*ok, p));

@@ -123,7 +123,7 @@ protected:
         options_.hook_shim = PODPIPE_HOOK_SHIM;
         options_.hook_binary = PODPIPE_HOOK_EXE;
         options_.runner_pod_name = "runner-abc";
-        options_.user = {{1001, 123}}; // the actions-runner image's runner user: nothing assumes root
+        options_.user = {{1001, 123}}; // the actions-runner image's runner user: no root assumed
         options_.extra_env = {{"PODPIPE_WORKSPACE_MODE", "volume"},
                               {"ACTIONS_RUNNER_PREPARE_JOB_TIMEOUT_SECONDS", "30"}};
     }

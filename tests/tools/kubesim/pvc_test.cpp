@@ -100,7 +100,8 @@ TEST_F(pvc_test, a_missing_claim_holds_the_pod_in_the_scheduler_until_it_exists)
     // Nothing was made on disk for a claim that does not exist.
     EXPECT_FALSE(std::filesystem::exists(dir_ + "/state/claims/default/later"));
     // The claim's creation requeues the pod, which then starts with the claim mounted.
-    ASSERT_EQ(kubectl("create -f - --validate=false", claim("later", "ReadWriteOnce")).exit_code, 0);
+    ASSERT_EQ(kubectl("create -f - --validate=false", claim("later", "ReadWriteOnce")).exit_code,
+              0);
     ASSERT_EQ(wait_phase("early", "Running"), "Running");
     EXPECT_NE(field("pod early", "{.spec.nodeName}"), "");
     EXPECT_EQ(kubectl("exec early -- sh -c 'echo x > /work/f && cat /work/f'").output, "x\n");
