@@ -256,6 +256,7 @@ struct pod_copier::impl {
                 end.has_send_acks = h->caps.send_acks && h->acks_version == protocol::acks_version;
                 end.has_watch_stdin = h->caps.send_watch_stdin;
                 end.has_failure_report = h->caps.recv_failure_report;
+                end.has_step_run = h->caps.step_run;
             }
         }
         else if (*code != 0)

@@ -43,6 +43,8 @@ struct pod_end {
     bool has_watch_stdin = false;
     /// ... and its `recv --report` ends with a failure line when it fails
     bool has_failure_report = false;
+    /// ... and it has `podpipe run` (a step that outlives its session, step_spool.hpp)
+    bool has_step_run = false;
     bool half_close = true;   ///< the exec protocol can deliver EOF to stdin (v5)
     std::string protocol;
 

@@ -220,6 +220,13 @@ result<void, std::string> start(const std::string& dir, const std::vector<std::s
                                 const std::string& cwd) {
     if (argv.empty())
         return fail(std::string("no command to run"));
+    // Its parents as `mkdir -p` makes them (a spool under /tmp/podpipe-steps, say).
+    for (std::size_t slash = dir.find('/', 1); slash != std::string::npos;
+         slash = dir.find('/', slash + 1)) {
+        const std::string parent = dir.substr(0, slash);
+        if (::mkdir(parent.c_str(), 0700) != 0 && errno != EEXIST)
+            return fail(errno_text("creating " + parent, errno));
+    }
     if (::mkdir(dir.c_str(), 0700) != 0) {
         if (errno == EEXIST)
             return fail(dir + " exists already: a step was started there (follow it with "

@@ -37,7 +37,8 @@ struct step_status {
 };
 
 /// Starts `argv` (argv[0] searched in PATH) in `cwd` ("" = ours) detached from this process and
-/// its session, stdin from /dev/null, output into a new spool at `dir` (its parent must exist).
+/// its session, stdin from /dev/null, output into a new spool at `dir` (missing parents are
+/// made, 0700).
 /// Returns once the step runs, or with the reason it could not be started; a program that
 /// cannot be executed still leaves a spool whose status is "exit 127", as a shell would.
 result<void, std::string> start(const std::string& dir, const std::vector<std::string>& argv,

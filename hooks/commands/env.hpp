@@ -42,6 +42,9 @@ struct hook_env {
     std::string runner_image;                      ///< ACTIONS_RUNNER_IMAGE (fs-init image)
     std::chrono::milliseconds heartbeat_period{5000};    ///< ACTIONS_RUNNER_HEARTBEAT_PERIOD_MS
     std::chrono::milliseconds heartbeat_deadline{61000}; ///< ..._DEADLINE_MS, 12 x period + 1 s
+    /// PODPIPE_STEP_REATTACH_SECONDS: how long a step under `podpipe run` is re-attached after
+    /// its session broke (0 = never: fail as without it). Default 300.
+    std::chrono::milliseconds step_reattach{300'000};
     std::string claim_name; ///< ACTIONS_RUNNER_CLAIM_NAME, default <pod>-work
     bool rwo = false;       ///< ACTIONS_RUNNER_HOOK_RWO == "true" exactly
     /// ACTIONS_RUNNER_DISABLE_KUBE_SCHEDULER / ACTIONS_RUNNER_USE_KUBE_SCHEDULER that are set

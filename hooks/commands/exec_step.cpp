@@ -7,17 +7,63 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cstdint>
+#include <optional>
 #include <condition_variable>
 #include <mutex>
 #include <thread>
 
 namespace podpipe::hook {
 
-result<int, kube::api_error> exec_step(kube::api_client& client, const step_target& target,
+namespace {
+
+/// Writes everything to `fd` (EINTR retried); false when the fd refuses. Counts what went.
+bool write_fd(int fd, const char* p, std::size_t left, std::uint64_t* written) {
+    while (left > 0) {
+        const ssize_t n = ::write(fd, p, left);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return false;
+        p += n;
+        left -= static_cast<std::size_t>(n);
+        if (written != nullptr)
+            *written += static_cast<std::uint64_t>(n);
+    }
+    return true;
+}
+
+/// stdout of a step: to its fd, counted.
+class counting_fd_sink final : public pipeline::byte_sink {
+public:
+    counting_fd_sink(int fd, std::uint64_t* count) : inner_(fd), count_(count) {}
+    result<void> write(std::span<const std::byte> bytes) override {
+        auto r = inner_.write(bytes);
+        if (r && count_ != nullptr)
+            *count_ += bytes.size();
+        return r;
+    }
+    void interrupt() noexcept override { inner_.interrupt(); }
+
+private:
+    pipeline::fd_sink inner_;
+    std::uint64_t* count_;
+};
+
+struct step_counts {
+    std::uint64_t out = 0, err = 0;
+    std::string last_err_line; ///< the last complete stderr line (podpipe run's own failures)
+    std::string err_partial;
+};
+
+/// One exec of `argv`; stdout and stderr to the fds, counted in `counts` when given.
+result<int, kube::api_error> exec_once(kube::api_client& client, const step_target& target,
                                        const std::vector<std::string>& argv, int out_fd,
-                                       int err_fd, std::stop_token stop, heartbeat hb) {
+                                       int err_fd, std::stop_token stop, heartbeat hb,
+                                       step_counts* counts) {
     kube::exec_options o;
     o.ns = target.ns;
     o.pod = target.pod;
@@ -28,19 +74,23 @@ result<int, kube::api_error> exec_step(kube::api_client& client, const step_targ
     so.stop = stop; // a cancel while the session opens ends the opening too
     so.ping_interval = hb.period;
     so.pong_timeout = hb.deadline;
-    so.on_stderr = [err_fd](std::span<const std::byte> bytes) {
+    so.on_stderr = [err_fd, counts](std::span<const std::byte> bytes) {
         // Best effort, like a terminal: a closed stderr must not fail the step.
         const auto* p = reinterpret_cast<const char*>(bytes.data());
-        std::size_t left = bytes.size();
-        while (left > 0) {
-            const ssize_t n = ::write(err_fd, p, left);
-            if (n < 0 && errno == EINTR)
-                continue;
-            if (n <= 0)
-                return;
-            p += n;
-            left -= static_cast<std::size_t>(n);
+        write_fd(err_fd, p, bytes.size(), nullptr);
+        if (counts == nullptr)
+            return;
+        counts->err += bytes.size(); // what the pod sent: the spool's offset
+        counts->err_partial.append(p, bytes.size());
+        if (const auto nl = counts->err_partial.rfind('\n'); nl != std::string::npos) {
+            const auto start = counts->err_partial.rfind('\n', nl == 0 ? 0 : nl - 1);
+            counts->last_err_line = counts->err_partial.substr(
+                start == std::string::npos || nl == 0 ? 0 : start + 1,
+                nl - (start == std::string::npos || nl == 0 ? 0 : start + 1));
+            counts->err_partial.erase(0, nl + 1);
         }
+        if (counts->err_partial.size() > 4096)
+            counts->err_partial.erase(0, counts->err_partial.size() - 4096);
     };
     auto cancelled = [&]() -> result<int, kube::api_error> {
         kube::api_error e(std::make_error_code(std::errc::operation_canceled), "");
@@ -52,21 +102,98 @@ result<int, kube::api_error> exec_step(kube::api_client& client, const step_targ
         return stop.stop_requested() ? cancelled() : fail(session.error());
     kube::exec_session& s = **session;
     std::stop_callback on_stop(stop, [&s] { s.abort(); });
-    pipeline::fd_sink out(out_fd);
+    counting_fd_sink out(out_fd, counts != nullptr ? &counts->out : nullptr);
     auto code = s.wait(&out);
     if (stop.stop_requested())
         return cancelled();
     return code;
 }
 
+} // namespace
+
+result<int, kube::api_error> exec_step(kube::api_client& client, const step_target& target,
+                                       const std::vector<std::string>& argv, int out_fd,
+                                       int err_fd, std::stop_token stop, heartbeat hb) {
+    return exec_once(client, target, argv, out_fd, err_fd, stop, hb, nullptr);
+}
+
+bool step_session_broke(const kube::api_error& e) {
+    return e.code == condition::peer_closed || e.code == transport::errc::connection_reset ||
+           e.code == transport::errc::heartbeat_timeout || e.is(kube::errc::missing_status);
+}
+
+bool step_session_may_open_later(const kube::api_error& e) {
+    // The exec client already retried these a few times; the step goes on meanwhile.
+    return e.retryable() || e.code == transport::errc::connect_failed ||
+           e.code == condition::peer_closed;
+}
+
+result<int, kube::api_error> exec_step_resumable(kube::api_client& client,
+                                                 const step_target& target,
+                                                 const resumable_step& how,
+                                                 const std::vector<std::string>& argv,
+                                                 int out_fd, int err_fd, std::stop_token stop,
+                                                 heartbeat hb) {
+    std::vector<std::string> start{how.podpipe, "run", "--spool", how.spool, "--"};
+    start.insert(start.end(), argv.begin(), argv.end());
+    step_counts counts;
+    auto code = exec_once(client, target, start, out_fd, err_fd, stop, hb, &counts);
+    std::optional<std::chrono::steady_clock::time_point> broke_at;
+    auto backoff = how.first_backoff;
+    int attempt = 0;
+    for (;;) {
+        if (code && *code == 125 && counts.last_err_line.starts_with("podpipe run: ")) {
+            kube::api_error e(kube::errc::exec_failed, "podpipe run in pod " + target.pod);
+            e.message = counts.last_err_line;
+            return fail(std::move(e));
+        }
+        if (code || stop.stop_requested())
+            return code;
+        const bool broke = step_session_broke(code.error());
+        if (!broke && !(attempt > 0 && step_session_may_open_later(code.error())))
+            return code; // the step never started (first exec), or a refusal that stays
+        const auto now = std::chrono::steady_clock::now();
+        if (!broke_at)
+            broke_at = now;
+        if (now - *broke_at >= how.reattach_for) {
+            kube::api_error e = code.error();
+            e.message = (e.message.empty() ? e.what() : e.message) +
+                        " (re-attaching gave up after " +
+                        std::to_string(std::chrono::duration_cast<std::chrono::seconds>(
+                                           how.reattach_for)
+                                           .count()) +
+                        " s)";
+            return fail(std::move(e));
+        }
+        ++attempt;
+        if (how.on_warning)
+            how.on_warning("the session with pod " + target.ns + "/" + target.pod +
+                           " broke during the step (" + code.error().what() +
+                           "); the step goes on there: re-attaching from byte " +
+                           std::to_string(counts.out) + " of its stdout and " +
+                           std::to_string(counts.err) + " of its stderr (attempt " +
+                           std::to_string(attempt) + ")");
+        {
+            std::mutex m;
+            std::condition_variable_any cv;
+            std::unique_lock lock(m);
+            cv.wait_for(lock, stop, backoff, [] { return false; });
+        }
+        if (stop.stop_requested())
+            return code;
+        backoff = std::min(backoff * 2, std::chrono::milliseconds(5'000));
+        const std::vector<std::string> attach{how.podpipe, "run", "--spool", how.spool,
+                                              "--attach", "--stdout-from",
+                                              std::to_string(counts.out), "--stderr-from",
+                                              std::to_string(counts.err)};
+        code = exec_once(client, target, attach, out_fd, err_fd, stop, hb, &counts);
+    }
+}
+
 std::string step_failure_message(const kube::api_error& e, const step_target& target) {
     std::string msg = "failed to run script step: " + e.what();
     // A session that opened and then broke; not one that never opened (the step never ran).
-    const bool broke = e.code == condition::peer_closed ||
-                       e.code == transport::errc::connection_reset ||
-                       e.code == transport::errc::heartbeat_timeout ||
-                       e.is(kube::errc::missing_status);
-    if (broke)
+    if (step_session_broke(e))
         msg += "; the step's exit code is unknown, and it may still be running in pod " +
                target.ns + "/" + target.pod;
     return msg;

@@ -9,6 +9,7 @@
 #include "kube/errors.hpp"
 
 #include <chrono>
+#include <functional>
 #include <stop_token>
 #include <string>
 #include <string_view>
@@ -41,6 +42,36 @@ result<int, kube::api_error> exec_step(kube::api_client& client, const step_targ
                                        const std::vector<std::string>& argv, int out_fd,
                                        int err_fd, std::stop_token stop = {},
                                        heartbeat hb = {});
+
+/// A step run under the in-pod `podpipe run` (remote/step_spool.hpp; the pod's podpipe lists
+/// the step-run capability). The step runs detached from the session, its output spooled in the
+/// pod, so a session that breaks (a dropped connection, an API-server restart, no status) does
+/// not end it: exec_step_resumable counts the bytes it printed of each stream, and attaches a
+/// new session (`podpipe run --attach --stdout-from N --stderr-from M`) with backoff until
+/// `reattach_for` has passed since the break, printing each byte exactly once and returning
+/// the step's own exit code.
+struct resumable_step {
+    std::string podpipe; ///< the in-pod podpipe, e.g. /__e/podpipe/podpipe
+    std::string spool;   ///< the step's spool directory in the pod (must not exist yet)
+    std::chrono::milliseconds reattach_for{300'000};
+    std::chrono::milliseconds first_backoff{250};
+    std::function<void(const std::string&)> on_warning; ///< "re-attaching ..." lines
+};
+
+/// Errors: as exec_step's, and `podpipe run`'s own failures (exit 125 with a "podpipe run: "
+/// line: the spool could not be made, or is gone) as errc::exec_failed; a break that outlasts
+/// `reattach_for` with the last error.
+result<int, kube::api_error> exec_step_resumable(kube::api_client& client,
+                                                 const step_target& target,
+                                                 const resumable_step& how,
+                                                 const std::vector<std::string>& argv,
+                                                 int out_fd, int err_fd,
+                                                 std::stop_token stop = {}, heartbeat hb = {});
+
+/// Whether `e` is a session that opened and then broke (the step may go on in the pod), or
+/// one that could not open for a reason that can pass (connection refused, 5xx, 429).
+bool step_session_broke(const kube::api_error& e);
+bool step_session_may_open_later(const kube::api_error& e);
 
 /// The error text of a step whose exec failed (not cancelled): "failed to run script step:
 /// <e>", and when the session broke before the exit status (an API-server restart, a dropped

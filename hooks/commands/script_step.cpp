@@ -99,7 +99,8 @@ result<void, hook_error> remove_in_pod(hook_session& s, const std::string& job_p
 } // namespace
 
 result<void, hook_error> apply_temp_sync(hook_session& s, const std::string& job_pod,
-                                         temp_plan& plan, const std::string& transient) {
+                                         temp_plan& plan, const std::string& transient,
+                                         std::optional<remote::pod_end>* probed) {
     const std::string temp = plan.work + "/_temp";
     const io::tree_delta& delta = plan.delta;
     if (delta.empty()) {
@@ -116,6 +117,8 @@ result<void, hook_error> apply_temp_sync(hook_session& s, const std::string& job
         auto end = probe_job_pod(s, probe_copier, job_dir(s, job_pod, pod_temp));
         if (!end)
             return fail(copy_failed(errc::transfer, "", end.error()));
+        if (probed != nullptr)
+            *probed = *end;
         if (!end->has_binary && !plan.gone.empty()) {
             // A pod's tar ignores the stream's deletions: they happen first, through sh.
             PODPIPE_TRY(remove_in_pod(s, job_pod, removal_script(pod_temp, plan.gone)));
@@ -216,12 +219,29 @@ result<int, hook_error> run_script_step(hook_session& s, const job_state& state,
     auto plan = plan_temp_sync(s, state.job_pod);
     if (!plan)
         return fail(plan.error());
-    PODPIPE_TRY(apply_temp_sync(s, state.job_pod, *plan, name));
+    std::optional<remote::pod_end> probed;
+    PODPIPE_TRY(apply_temp_sync(s, state.job_pod, *plan, name, &probed));
 
     step_target job{s.ns, state.job_pod, std::string(kube::job_container_name)};
     const heartbeat hb{s.env.heartbeat_period, s.env.heartbeat_deadline};
-    auto code = exec_step(s.client, job, {"sh", "-e", pod_temp + "/" + name}, s.out_fd, s.err_fd,
-                          s.stop, hb);
+    const std::vector<std::string> argv{"sh", "-e", pod_temp + "/" + name};
+    result<int, kube::api_error> code = 0;
+    if (probed && probed->has_step_run && s.env.step_reattach.count() > 0) {
+        // Under `podpipe run`: a broken session is re-attached, the step goes on (issue 21).
+        resumable_step how;
+        how.podpipe = s.env.recv_path + "/podpipe";
+        how.spool = "/tmp/podpipe-steps/" + name;
+        how.reattach_for = s.env.step_reattach;
+        how.on_warning = [&s](const std::string& w) { s.log.warning(w); };
+        code = exec_step_resumable(s.client, job, how, argv, s.out_fd, s.err_fd, s.stop, hb);
+    } else {
+        s.log.debug(std::string("the step runs in its exec session (") +
+                    (s.env.step_reattach.count() == 0 ? "PODPIPE_STEP_REATTACH_SECONDS=0"
+                     : probed                          ? "the job pod's podpipe has no `run`"
+                                                       : "the job pod was not probed") +
+                    "): a broken session fails it");
+        code = exec_step(s.client, job, argv, s.out_fd, s.err_fd, s.stop, hb);
+    }
     // File commands come back whatever the step did: a failing step's outputs and summary
     // matter most. Not when the connection broke: the pod may still be writing them.
     auto back = code ? copy_file_commands_back(s, state.job_pod) : result<void, hook_error>{};

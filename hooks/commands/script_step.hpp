@@ -38,8 +38,10 @@ result<temp_plan, hook_error> plan_temp_sync(hook_session& s, const std::string&
 /// without podpipe gets them first through `sh` on stdin), records the result. `transient`
 /// (relative, may be empty) is left out of the record: the step script deletes itself in the
 /// pod.
+/// `probed` (when given) receives the job pod's end when this probed it (a non-empty delta).
 result<void, hook_error> apply_temp_sync(hook_session& s, const std::string& job_pod,
-                                         temp_plan& plan, const std::string& transient);
+                                         temp_plan& plan, const std::string& transient,
+                                         std::optional<remote::pod_end>* probed = nullptr);
 /// plan + apply (container steps).
 result<void, hook_error> sync_temp_to_pod(hook_session& s, const std::string& job_pod);
 

@@ -141,6 +141,7 @@ TEST(hook_env, podpipe_settings) {
     env["PODPIPE_COMPRESSION_LEVEL"] = "6";
     env["PODPIPE_THREADS"] = "4";
     env["PODPIPE_POD_THREADS"] = "2";
+    env["PODPIPE_STEP_REATTACH_SECONDS"] = "90";
     env["PODPIPE_MEMORY_BUDGET"] = "64Mi";
     env["PODPIPE_RECV_PATH"] = "/opt/podpipe";
     env["PODPIPE_CHUNK_SIZE"] = "4Mi";
@@ -150,6 +151,7 @@ TEST(hook_env, podpipe_settings) {
     EXPECT_EQ(r->compression_level, 6);
     EXPECT_EQ(r->threads, 4u);
     EXPECT_EQ(r->pod_threads, 2u);
+    EXPECT_EQ(r->step_reattach, std::chrono::seconds(90));
     EXPECT_EQ(r->memory_budget_bytes, std::size_t{64} << 20);
     EXPECT_EQ(r->recv_path, "/opt/podpipe");
     env["PODPIPE_COMPRESSION_LEVEL"] = "auto";
@@ -161,6 +163,7 @@ TEST(hook_env, podpipe_settings_validation) {
         {"PODPIPE_COMPRESSION_LEVEL", "13"}, {"PODPIPE_COMPRESSION_LEVEL", "6x"},
         {"PODPIPE_THREADS", "-1"},           {"PODPIPE_THREADS", "1000"},
         {"PODPIPE_POD_THREADS", "257"},      {"PODPIPE_POD_THREADS", "two"},
+        {"PODPIPE_STEP_REATTACH_SECONDS", "-1"}, {"PODPIPE_STEP_REATTACH_SECONDS", "5m"},
         {"PODPIPE_MEMORY_BUDGET", "1Mi"},    {"PODPIPE_MEMORY_BUDGET", "64MB"},
         {"PODPIPE_RECV_PATH", "podpipe"},     {"PODPIPE_CHUNK_SIZE", "32Ki"},
         {"PODPIPE_CHUNK_SIZE", "16Mi"},      {"PODPIPE_CHUNK_SIZE", "1M"}};

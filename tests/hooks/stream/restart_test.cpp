@@ -58,6 +58,7 @@ protected:
         o.runner_pod_name = "runner-abc";
         o.extra_env = {{"ACTIONS_RUNNER_PREPARE_JOB_TIMEOUT_SECONDS", "30"}};
         o.timeout = 120s; // the emulator's own limit: far above the bound checked here
+        options_ = o;
         runner_.emplace(o);
     }
 
@@ -89,6 +90,7 @@ protected:
 
     temp_dir tmp_;
     fs::path externals_ = tmp_ / "externals";
+    runner_emulator::options options_;
     std::optional<runner_emulator> runner_;
 };
 
@@ -133,9 +135,12 @@ TEST_F(hook_restart_test, prepare_job_copy_cut) {
     }
 }
 
-// A long run_script_step whose exec is cut: never the step's success, and the error names the
+// A long run_script_step whose exec is cut, with re-attaching off (PODPIPE_STEP_REATTACH_SECONDS
+// =0, or a job pod without `podpipe run`): never the step's success, and the error names the
 // step's cut.
 TEST_F(hook_restart_test, long_script_step_cut) {
+    options_.extra_env["PODPIPE_STEP_REATTACH_SECONDS"] = "0";
+    runner_.emplace(options_);
     auto& r = *runner_;
     auto prep = r.prepare_job(job_args);
     ASSERT_TRUE(prep.ok()) << all(prep);
@@ -172,6 +177,39 @@ TEST_F(hook_restart_test, long_script_step_cut) {
                 }
             },
             20s);
+    }
+}
+
+// The same cut with the job pod's `podpipe run` (issue 21): the step goes on in the pod, the hook
+// re-attaches once the server is back and prints the rest from where it stopped: every line
+// exactly once, the step's own exit code, its outputs.
+TEST_F(hook_restart_test, long_script_step_survives_the_cut) {
+    auto& r = *runner_;
+    auto prep = r.prepare_job(job_args);
+    ASSERT_TRUE(prep.ok()) << all(prep);
+    for (const std::string mode : {"refused", "503"}) {
+        SCOPED_TRACE(mode);
+        const std::string marker = "i21-step-" + mode;
+        auto fired = restart_when(marker, mode);
+        auto s = r.run_script_step("for i in $(seq 1 16); do echo tick $i; sh -c 'sleep 0.5' " +
+                                   marker + "; done\necho 'done=1' >> \"$GITHUB_OUTPUT\"\n"
+                                   "echo last >&2; exit 3\n");
+        ASSERT_EQ(fired.wait_for(0s), std::future_status::ready) << all(s);
+        EXPECT_EQ(s.exit_code, 3) << all(s);
+        EXPECT_NE(s.out.find("::warning::the session with pod default/runner-abc-workflow broke "
+                             "during the step"),
+                  std::string::npos)
+            << all(s);
+        std::string ticks;
+        for (std::size_t at = s.out.find("tick "); at != std::string::npos;
+             at = s.out.find("tick ", at + 1))
+            ticks += s.out.substr(at, s.out.find('\n', at) - at) + ",";
+        std::string want;
+        for (int i = 1; i <= 16; ++i)
+            want += "tick " + std::to_string(i) + ",";
+        EXPECT_EQ(ticks, want) << all(s);
+        EXPECT_NE(s.err.find("last\n"), std::string::npos) << all(s);
+        EXPECT_EQ(r.outputs().count("done"), 1u) << all(s);
     }
 }
 

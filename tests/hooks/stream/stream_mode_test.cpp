@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -561,16 +562,40 @@ TEST_F(stream_mode_test, image_pull_failure_names_the_reason_and_leaves_nothing)
     EXPECT_EQ(pods_of_runner(), "");
 }
 
-TEST_F(stream_mode_test, dropped_exec_during_a_step_is_a_clear_failure) {
+// Every exec dropped after 200 kB while the step prints 2 MB: under the job pod's `podpipe run`
+// the hook re-attaches each time and prints every byte once (issue 21); with re-attaching off,
+// a clear failure and never the step's success.
+TEST_F(stream_mode_test, dropped_execs_during_a_step_are_survived_or_a_clear_failure) {
     auto& r = runner();
     ASSERT_TRUE(r.prepare_job(job_args("debian:12")).ok());
-    // Every exec from now on is dropped after 200 kB of output: the transfers of this step
-    // stay below that, the step itself prints 2 MB.
-    faults(R"({"exec": {"count": 20, "dropAfterBytes": 200000}})");
-    auto s = r.run_script_step("head -c 2000000 /dev/zero | tr '\\0' x\necho 'done=1' >> \"$GITHUB_OUTPUT\"\n");
-    EXPECT_EQ(s.exit_code, 1) << all(s);
-    EXPECT_NE(s.out.find("::error::failed to run script step:"), std::string::npos) << all(s);
-    EXPECT_EQ(r.outputs().count("done"), 0u);
+    // The transfers of this step stay below 200 kB, the step itself prints 2 MB.
+    faults(R"({"exec": {"count": 30, "dropAfterBytes": 200000}})");
+    const std::string script =
+        "head -c 2000000 /dev/zero | tr '\\0' x\necho 'done=1' >> \"$GITHUB_OUTPUT\"\n";
+    auto s = r.run_script_step(script);
+    EXPECT_EQ(s.exit_code, 0) << all(s).substr(0, 4000);
+    // The hook's warnings come between the step's bytes (which end in no newline until the
+    // end): without them, the step's output is one run of exactly 2,000,000 x.
+    const std::string step_out =
+        std::regex_replace(s.out, std::regex("::(warning|debug)::[^\n]*\n"), "");
+    const auto first = step_out.find('x');
+    ASSERT_NE(first, std::string::npos);
+    const auto end = step_out.find_first_not_of('x', first);
+    EXPECT_EQ(end - first, 2000000u);
+    EXPECT_EQ(step_out.find("xx", end), std::string::npos) << "x printed twice";
+    EXPECT_NE(s.out.find("::warning::the session with pod default/runner-abc-workflow broke"),
+              std::string::npos);
+    EXPECT_EQ(r.outputs().count("done"), 1u);
+
+    options_.extra_env["PODPIPE_STEP_REATTACH_SECONDS"] = "0";
+    runner_.emplace(options_);
+    // The new emulator has no state: prepare again (the old pod is replaced).
+    ASSERT_TRUE(runner().prepare_job(job_args("debian:12")).ok());
+    faults(R"({"exec": {"count": 30, "dropAfterBytes": 200000}})");
+    auto off = runner().run_script_step(script);
+    EXPECT_EQ(off.exit_code, 1) << all(off).substr(0, 4000);
+    EXPECT_NE(off.out.find("::error::failed to run script step:"), std::string::npos);
+    EXPECT_EQ(runner().outputs().count("done"), 0u);
 }
 
 // A runner whose service account may do everything but exec: prepare_job says which
