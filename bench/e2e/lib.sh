@@ -7,7 +7,7 @@
 #                                 $bench_latency (default 2ms) unless LINK is "unlimited"; sets
 #                                 $ks_pid and exports KUBECONFIG
 #   bench_stop_kubesim            stops it (safe to call twice; use it in the EXIT trap)
-#   bench_create_pod STATIC_DIR [NAME]   the pod NAME (default "bench"): debian:12 (kubesim maps it to the host root:
+#   bench_create_pod STATIC_DIR [NAME] [RESOURCES]   the pod NAME (default "bench"): debian:12 (kubesim maps it to the host root:
 #                                 GNU tar, gzip, pigz), the static podpipe at /__e/podpipe, an
 #                                 emptyDir at /data; waits until it runs
 
@@ -48,8 +48,8 @@ bench_stop_kubesim() {
     ks_pid=
 }
 
-bench_create_pod() { # STATIC_DIR [NAME]
-    local name=${2:-bench}
+bench_create_pod() { # STATIC_DIR [NAME] [RESOURCES, e.g. "{limits: {cpu: 1}}"]
+    local name=${2:-bench} resources=${3:-"{}"}
     "$kubectl" create --validate=false -f - >/dev/null <<YAML
 apiVersion: v1
 kind: Pod
@@ -59,6 +59,7 @@ spec:
   - name: main
     image: debian:12
     command: [sleep, "1000000"]
+    resources: $resources
     volumeMounts:
     - {name: bin, mountPath: /__e/podpipe, readOnly: true}
     - {name: data, mountPath: /data}

@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# End-to-end: `podpipe cp` into and out of kubesim pods with a CPU limit (kubesim makes
+# limits.cpu the container's cgroup quota, tools/kubesim/cgroups.hpp). The in-pod podpipe sizes
+# its threads by the quota (engine/common/limits.hpp); `--pod-threads N` forces N, which is what
+# a program that counts the node's cores would run. Both, round-robin, per limit.
+# Usage: bench/e2e/cp_cpu_limit.sh [TREE] [RUNS] [LIMITS]
+#   TREE    default build/bench-tree (made by make_tree.sh if missing)
+#   RUNS    default 3 (median, min-max reported)
+#   LIMITS  default "1 2": limits.cpu of the pod, one pod each
+# Needs root, kubectl, the release build, and cgroup controllers kubesim can use (it says on
+# stderr when limits are not enforced: then the numbers mean nothing). Unthrottled link; the
+# pod volume on tmpfs.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+tree=${1:-$root/build/bench-tree}
+runs=${2:-3}
+limits=${3:-1 2}
+build=${BUILD:-$root/build/release}
+podpipe=$build/tools/podpipe/podpipe
+kubesim=$build/tools/kubesim/kubesim
+static_dir=$build/static
+. "$root/bench/e2e/lib.sh"
+bench_find_kubectl
+bench_require "$podpipe" "$kubesim" "$static_dir/podpipe"
+[ -d "$tree" ] || bash "$root/bench/e2e/make_tree.sh" "$tree"
+node_cores=$(nproc)
+
+work=$(mktemp -d /var/tmp/podpipe-cpulimit.XXXXXX)
+mkdir -p "$work/state" && mount -t tmpfs -o size=6g podpipe-cpulimit "$work/state"
+trap 'bench_stop_kubesim; umount "$work/state" 2>/dev/null; rm -rf "$work"' EXIT
+
+files=$(find "$tree" -type f | wc -l)
+bytes=$(du -sb "$tree" | cut -f1)
+tar cf - -C "$tree" . | cat >/dev/null # warm the page cache
+results=$work/results.tsv
+: >"$results"
+
+# measure NAME POD CMD: one run; the pod's /data/out and the local out dir emptied first.
+measure() {
+    local name=$1 pod=$2 cmd=$3
+    "$kubectl" exec "$pod" -- rm -rf /data/out
+    rm -rf "$work/out"
+    sync
+    /usr/bin/time -f "%e" -o "$work/time" bash -c "$cmd" >/dev/null 2>"$work/err" || {
+        echo "FAILED: $name" >&2; cat "$work/err" >&2; exit 1; }
+    printf '%s\t%s\n' "$name" "$(cat "$work/time")" >>"$results"
+}
+
+bench_start_kubesim unlimited "$work/state" --nodes 1
+if grep -q "not enforced" "$work/state/kubesim-unlimited.log"; then
+    echo "kubesim cannot enforce CPU limits here:" >&2
+    cat "$work/state/kubesim-unlimited.log" >&2
+    exit 1
+fi
+for cpu in $limits; do
+    bench_create_pod "$static_dir" "cpu$cpu" "{limits: {cpu: \"$cpu\", memory: 2Gi}}"
+    "$podpipe" cp "$tree" "cpu$cpu:/data/src" >/dev/null # the source of the copies out
+done
+for ((round = 0; round < runs; round++)); do
+    for cpu in $limits; do
+        p=cpu$cpu
+        measure "limit $cpu: into, threads from the quota" "$p" \
+            "'$podpipe' cp '$tree' $p:/data/out"
+        measure "limit $cpu: into, --pod-threads $node_cores (node's cores)" "$p" \
+            "'$podpipe' cp --pod-threads $node_cores '$tree' $p:/data/out"
+        measure "limit $cpu: out of, threads from the quota" "$p" \
+            "'$podpipe' cp $p:/data/src '$work/out'"
+        measure "limit $cpu: out of, --pod-threads $node_cores (node's cores)" "$p" \
+            "'$podpipe' cp --pod-threads $node_cores $p:/data/src '$work/out'"
+        measure "limit $cpu: into, kubectl cp" "$p" "'$kubectl' cp '$tree' $p:/data/out"
+    done
+done
+
+echo "## podpipe cp with a CPU-limited pod, $(date -u +%Y-%m-%d), $node_cores cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo
+echo "Tree: $tree — $files files, $((bytes / 1000000)) MB. Runs: $runs each, round-robin, warm"
+echo "cache, pod volume on tmpfs, unthrottled exec link."
+echo
+python3 - "$results" <<'PY'
+import statistics, sys
+rows = {}
+for line in open(sys.argv[1]):
+    name, secs = line.rstrip("\n").split("\t")
+    rows.setdefault(name, []).append(float(secs))
+print("| run | median s | min–max s |")
+print("|---|---:|---:|")
+for name, v in rows.items():
+    print(f"| {name} | {statistics.median(v):.2f} | {min(v):.2f}–{max(v):.2f} |")
+PY
