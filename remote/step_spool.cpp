@@ -175,21 +175,31 @@ result<bool, std::string> copy_available(followed& f) {
     }
 }
 
+/// The pid (or process group) a spool file holds: "N\n" as start() writes it, N > 1; nullopt
+/// for anything else.
+std::optional<long> parse_pid(const std::string& text) {
+    long v = 0;
+    std::size_t i = 0;
+    for (; i < text.size() && text[i] != '\n'; ++i) {
+        if (text[i] < '0' || text[i] > '9' || v > (1L << 30))
+            return std::nullopt;
+        v = v * 10 + (text[i] - '0');
+    }
+    if (i == 0 || v <= 1)
+        return std::nullopt;
+    return v;
+}
+
 /// Whether the supervisor named in the spool still runs (a zombie does not: it was killed, or
 /// it ended and the pod's init has not reaped it yet).
 bool supervisor_alive(const std::string& dir) {
     auto text = read_small(path_in(dir, "supervisor"));
     if (!text)
         return true; // an older layout or a race with start(): keep waiting for the status
-    long pid = 0;
-    for (char c : *text) {
-        if (c < '0' || c > '9')
-            break;
-        pid = pid * 10 + (c - '0');
-    }
-    if (pid <= 1)
+    const std::optional<long> pid = parse_pid(*text);
+    if (!pid)
         return true;
-    auto stat_text = read_small("/proc/" + std::to_string(pid) + "/stat");
+    auto stat_text = read_small("/proc/" + std::to_string(*pid) + "/stat");
     if (!stat_text)
         return false;
     const auto paren = stat_text->rfind(')');
@@ -427,17 +437,10 @@ result<void, std::string> signal(const std::string& dir, int sig) {
     auto text = read_small(path_in(dir, "pgid"));
     if (!text)
         return fail(text.error());
-    long pgid = 0;
-    for (char c : *text) {
-        if (c == '\n')
-            break;
-        if (c < '0' || c > '9' || pgid > (1L << 30))
-            return fail(path_in(dir, "pgid") + ": not a process group");
-        pgid = pgid * 10 + (c - '0');
-    }
-    if (pgid <= 1)
+    const std::optional<long> pgid = parse_pid(*text);
+    if (!pgid)
         return fail(path_in(dir, "pgid") + ": not a process group");
-    if (::kill(static_cast<pid_t>(-pgid), sig) != 0 && errno != ESRCH)
+    if (::kill(static_cast<pid_t>(-*pgid), sig) != 0 && errno != ESRCH)
         return fail(errno_text("signalling the step", errno));
     return {};
 }
