@@ -399,6 +399,11 @@ std::string check_prepare_response(const std::string& args_json,
     return "";
 }
 
+std::string all(const hook_run& r) {
+    return "exit " + std::to_string(r.exit_code) + "\n--- stdout\n" + r.out + "\n--- stderr\n" +
+           r.err + "\n--- runner: " + r.runner_error;
+}
+
 runner_emulator::runner_emulator(options opts)
     : opts_(std::move(opts))
     , home_(opts_.home)

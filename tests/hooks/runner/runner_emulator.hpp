@@ -46,6 +46,9 @@ struct hook_run {
     bool ok() const { return exit_code == 0 && !timed_out && runner_error.empty(); }
 };
 
+/// Everything a run gave (exit code, stdout, stderr, the runner's verdict): for failure messages.
+std::string all(const hook_run& r);
+
 /// A `run:` step (or a JavaScript action) as the runner hands it to run_script_step.
 struct script_step {
     /// Extra step env (`env:` of the step), over the runner's own variables (GITHUB_*, RUNNER_*,

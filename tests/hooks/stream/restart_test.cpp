@@ -36,10 +36,7 @@ const std::string job_args =
     R"({"container":{"image":"debian:12","workingDirectory":"/__w/app/app",)"
     R"("environmentVariables":{},"portMappings":[],"userMountVolumes":[]},"services":[]})";
 
-std::string all(const hook_run& r) {
-    return "exit " + std::to_string(r.exit_code) + "\n--- stdout\n" + r.out + "\n--- stderr\n" +
-           r.err + "\n--- runner: " + r.runner_error;
-}
+using hook::testing::all;
 
 class hook_restart_test : public kubesim_fixture {
 protected:

@@ -50,10 +50,7 @@ std::string job_args(const std::string& image, const std::string& extra_containe
            extra_container_fields + R"(},"services":[]})";
 }
 
-std::string all(const hook_run& r) {
-    return "exit " + std::to_string(r.exit_code) + "\n--- stdout\n" + r.out + "\n--- stderr\n" +
-           r.err + "\n--- runner: " + r.runner_error;
-}
+using hook::testing::all;
 
 // What the step's _temp sync sent, from "_temp (N new or changed, M removed) -> /__w/_temp:
 // F files, X MB, ..."; {-1, 0} when the step sent nothing.

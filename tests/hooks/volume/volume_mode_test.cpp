@@ -37,10 +37,7 @@ using podpipe::testing::shell_quote;
 using podpipe::testing::temp_dir;
 using podpipe::testing::write_file;
 
-std::string all(const hook_run& r) {
-    return "exit " + std::to_string(r.exit_code) + "\n--- stdout\n" + r.out + "\n--- stderr\n" + r.err +
-           "\n--- runner: " + r.runner_error;
-}
+using hook::testing::all;
 
 // Failing calls are expected to exit 1, which is also a sanitizer's exit code: make sure the
 // failure is the hook's own.
