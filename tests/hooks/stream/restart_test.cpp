@@ -59,11 +59,6 @@ protected:
         runner_.emplace(o);
     }
 
-    void faults(const std::string& json) {
-        auto r = https_request(port(), ca_file(), admin_token(), "POST", "/kubesim/faults", json);
-        ASSERT_EQ(r.status, 200) << r.body;
-    }
-
     /// Fires the restart fault (3 s down, `mode`) once a pod-side process whose command line
     /// contains `needle` runs, plus `settle`; returns when it fired.
     std::future<std::chrono::steady_clock::time_point>

@@ -98,11 +98,6 @@ protected:
         return *runner_;
     }
 
-    void faults(const std::string& json) {
-        auto r = https_request(port(), ca_file(), admin_token(), "POST", "/kubesim/faults", json);
-        ASSERT_EQ(r.status, 200) << r.body;
-    }
-
     std::string pods_of_runner() {
         return kubectl("get pods -l runner-pod=runner-abc -o name").output;
     }

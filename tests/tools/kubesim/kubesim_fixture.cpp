@@ -1,5 +1,6 @@
 #include "kubesim_fixture.hpp"
 #include "tests/support/eventually.hpp"
+#include "test_client.hpp"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -235,6 +236,11 @@ std::string kubesim_fixture::wait_phase(const std::string& pod, const std::strin
         },
         timeout, std::chrono::milliseconds(200));
     return last;
+}
+
+void kubesim_fixture::faults(const std::string& json) {
+    auto r = https_request(port(), ca_file(), admin_token(), "POST", "/kubesim/faults", json);
+    ASSERT_EQ(r.status, 200) << r.body;
 }
 
 } // namespace podpipe::kubesim::testing

@@ -39,6 +39,8 @@ protected:
 
     /// Reads the admin bearer token from the kubeconfig kubesim wrote.
     std::string admin_token() const;
+    /// POSTs `json` to kubesim's /kubesim/faults as the admin; a non-200 answer fails the test.
+    void faults(const std::string& json);
     /// TCP port of server_.
     int port() const;
     /// CA certificate file (STATE/serviceaccount/ca.crt).

@@ -52,11 +52,6 @@ protected:
         return shell(podpipe_exe + " cp --kubeconfig " + shell_quote(kubeconfig_) + " " + args);
     }
 
-    void faults(const std::string& json) {
-        auto r = https_request(port(), ca_file(), admin_token(), "POST", "/kubesim/faults", json);
-        ASSERT_EQ(r.status, 200) << r.body;
-    }
-
     std::string q(const fs::path& p) const { return shell_quote(p.string()); }
 
     // local → pod → local, then compare with the source.
