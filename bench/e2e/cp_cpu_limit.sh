@@ -33,13 +33,14 @@ files=$(find "$tree" -type f | wc -l)
 bytes=$(du -sb "$tree" | cut -f1)
 tar cf - -C "$tree" . | cat >/dev/null # warm the page cache
 results=$work/results.tsv
+out=$work/state/out # the local side of copies out: tmpfs too, so the disk is not measured
 : >"$results"
 
 # measure NAME POD CMD: one run; the pod's /data/out and the local out dir emptied first.
 measure() {
     local name=$1 pod=$2 cmd=$3
     "$kubectl" exec "$pod" -- rm -rf /data/out
-    rm -rf "$work/out"
+    rm -rf "$out"
     sync
     /usr/bin/time -f "%e" -o "$work/time" bash -c "$cmd" >/dev/null 2>"$work/err" || {
         echo "FAILED: $name" >&2; cat "$work/err" >&2; exit 1; }
@@ -64,17 +65,18 @@ for ((round = 0; round < runs; round++)); do
         measure "limit $cpu: into, --pod-threads $node_cores (node's cores)" "$p" \
             "'$podpipe' cp --pod-threads $node_cores '$tree' $p:/data/out"
         measure "limit $cpu: out of, threads from the quota" "$p" \
-            "'$podpipe' cp $p:/data/src '$work/out'"
+            "'$podpipe' cp $p:/data/src '$out'"
         measure "limit $cpu: out of, --pod-threads $node_cores (node's cores)" "$p" \
-            "'$podpipe' cp --pod-threads $node_cores $p:/data/src '$work/out'"
+            "'$podpipe' cp --pod-threads $node_cores $p:/data/src '$out'"
         measure "limit $cpu: into, kubectl cp" "$p" "'$kubectl' cp '$tree' $p:/data/out"
+        measure "limit $cpu: out of, kubectl cp" "$p" "'$kubectl' cp $p:/data/src '$out'"
     done
 done
 
 echo "## podpipe cp with a CPU-limited pod, $(date -u +%Y-%m-%d), $node_cores cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
 echo "Tree: $tree — $files files, $((bytes / 1000000)) MB. Runs: $runs each, round-robin, warm"
-echo "cache, pod volume on tmpfs, unthrottled exec link."
+echo "cache, pod volume and local output on tmpfs, unthrottled exec link."
 echo
 python3 - "$results" <<'PY'
 import statistics, sys

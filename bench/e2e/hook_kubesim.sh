@@ -11,6 +11,9 @@
 #   RUNS  default 3 (median, min-max reported), round-robin
 #   LINKS default "25M unlimited": kubesim --exec-bandwidth values (bytes/s per direction)
 #   STEPS default 5 script steps per job
+# CPU_LIMITS="1 2" adds, per limit, podpipe-hook jobs whose job pod has that limits.cpu (a hook
+# template): the in-pod podpipe's threads from the quota, and PODPIPE_POD_THREADS=<node cores>
+# (what a program that counts the node's cores would run). VOLUME=0 leaves out volume mode.
 # Needs root, kubectl, the release build (podpipe-hook, static podpipe, kubesim).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -89,6 +92,11 @@ podpipe_job() {
     hook run_container_step "$container_args" "$state"
     t2=$(date +%s.%N)
     echo "$t0 $t1 $t2" >"$work/steps-window"
+    if [ -n "${EXPECT_CPU:-}" ]; then # limited_job: the limit really reached the job pod
+        local got
+        got=$("$kubectl" get pod runner-bench-workflow -o jsonpath='{.spec.containers[0].resources.limits.cpu}')
+        [ "$got" = "$EXPECT_CPU" ] || { echo "job pod's limits.cpu is '$got', not $EXPECT_CPU" >&2; exit 1; }
+    fi
     hook cleanup_job '{}' "$state"
 }
 
@@ -121,6 +129,16 @@ YAML
 }
 volume_job() {
     PODPIPE_WORKSPACE_MODE=volume podpipe_job
+}
+
+# The job pod with a CPU limit: a hook template per limit (the hook merges it into the $job
+# container). limited_job LIMIT [POD_THREADS]
+limited_job() {
+    local tmpl=$work/template-cpu$1.yaml
+    printf 'spec:\n  containers:\n  - name: $job\n    resources:\n' >"$tmpl"
+    printf '      limits: {cpu: "%s", memory: 2Gi}\n' "$1" >>"$tmpl"
+    EXPECT_CPU=$1 ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE=$tmpl PODPIPE_POD_THREADS=${2:-0} \
+        podpipe_job
 }
 
 # ---- the reference pipeline, step by step as the TypeScript hook does it ----
@@ -175,7 +193,7 @@ YAML
 measure() { # NAME FUNCTION
     local t0 t1 w
     t0=$(date +%s.%N)
-    "$2"
+    $2
     t1=$(date +%s.%N)
     read -r s0 s1 s2 <"$work/steps-window"
     # prepare = from the start to the first step; per step = the step window / steps;
@@ -191,6 +209,12 @@ for link in $links; do
         measure "$link|podpipe-hook" podpipe_job
         measure "$link|reference (existing hook's method)" ref_job
         [ "${VOLUME:-1}" = 1 ] && measure "$link|podpipe-hook volume mode" volume_job
+        for cpu in ${CPU_LIMITS:-}; do
+            measure "$link|podpipe-hook, limit $cpu CPU, threads from the quota" \
+                "limited_job $cpu"
+            measure "$link|podpipe-hook, limit $cpu CPU, PODPIPE_POD_THREADS=$(nproc)" \
+                "limited_job $cpu $(nproc)"
+        done
     done
     bench_stop_kubesim
 done
