@@ -235,13 +235,13 @@ result<void, std::string> start(const std::string& dir, const std::vector<std::s
          slash = dir.find('/', slash + 1)) {
         const std::string parent = dir.substr(0, slash);
         if (::mkdir(parent.c_str(), 0700) != 0 && errno != EEXIST)
-            return fail(errno_text("creating " + parent, errno));
+            return fail(std::string(not_started) + errno_text("creating " + parent, errno));
     }
     if (::mkdir(dir.c_str(), 0700) != 0) {
         if (errno == EEXIST)
             return fail(dir + " exists already: a step was started there (follow it with "
                               "--attach)");
-        return fail(errno_text("creating " + dir, errno));
+        return fail(std::string(not_started) + errno_text("creating " + dir, errno));
     }
     const std::string out_path = path_in(dir, "stdout"), err_path = path_in(dir, "stderr");
     const std::string pgid_tmp = path_in(dir, ".pgid"), pgid_path = path_in(dir, "pgid");
@@ -258,7 +258,7 @@ result<void, std::string> start(const std::string& dir, const std::vector<std::s
         for (int fd : {out, err, null})
             if (fd >= 0)
                 ::close(fd);
-        return fail(errno_text("preparing the spool " + dir, e));
+        return fail(std::string(not_started) + errno_text("preparing the spool " + dir, e));
     }
     // Everything the children need, built before fork.
     std::vector<std::string> args = argv;
@@ -272,7 +272,7 @@ result<void, std::string> start(const std::string& dir, const std::vector<std::s
         const int e = errno;
         for (int fd : {out, err, null, hs[0], hs[1]})
             ::close(fd);
-        return fail(errno_text("fork", e));
+        return fail(std::string(not_started) + errno_text("fork", e));
     }
     if (first == 0) {
         // A session of its own, and a supervisor that is not our child: it outlives the exec

@@ -18,9 +18,16 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace podpipe::remote::step {
+
+/// How start()'s error (and so `podpipe run`'s line, after "podpipe run: ") begins when the
+/// spool could not be made (a read-only /tmp, no space) or no process forked: nothing of the
+/// step ran and no spool holds it, so a caller may run it another way. Not for a spool that
+/// exists already (a step may run there).
+inline constexpr std::string_view not_started = "the step did not start: ";
 
 /// Exit code of `podpipe run` for its own failures (no such spool, output closed, bad offsets),
 /// as env(1) and docker use 125: the caller tells them from a step's 125 by the

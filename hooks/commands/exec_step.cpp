@@ -4,6 +4,7 @@
 #include "engine/transport/error.hpp"
 #include "hooks/commands/errors.hpp"
 #include "kube/client.hpp"
+#include "remote/step_spool.hpp"
 
 #include <unistd.h>
 
@@ -141,8 +142,18 @@ result<int, kube::api_error> exec_step_resumable(kube::api_client& client,
     std::optional<std::chrono::steady_clock::time_point> broke_at;
     auto backoff = how.first_backoff;
     int attempt = 0;
+    const std::string not_started = "podpipe run: " + std::string(remote::step::not_started);
+    if (code && *code == remote::step::exit_run_failed &&
+        counts.last_err_line.starts_with(not_started) && counts.out == 0) {
+        // Nothing of the step ran (no spool: a read-only /tmp): it runs in its session.
+        if (how.on_warning)
+            how.on_warning("the step runs in its exec session, so a broken session will fail "
+                           "it: " + counts.last_err_line);
+        return exec_once(client, target, argv, out_fd, err_fd, stop, hb, nullptr);
+    }
     for (;;) {
-        if (code && *code == 125 && counts.last_err_line.starts_with("podpipe run: ")) {
+        if (code && *code == remote::step::exit_run_failed &&
+            counts.last_err_line.starts_with("podpipe run: ")) {
             kube::api_error e(kube::errc::exec_failed, "podpipe run in pod " + target.pod);
             e.message = counts.last_err_line;
             return fail(std::move(e));

@@ -182,6 +182,7 @@ void read_state(ctx& c, const dom::object& o, job_state& s) {
         get_str(c, *pp, "state.podpipe", "namespace", s.namespace_name);
         get_bool(c, *pp, "state.podpipe", "permissionsChecked", s.permissions_checked);
         get_str(c, *pp, "state.podpipe", "pullSecret", s.pull_secret);
+        get_bool(c, *pp, "state.podpipe", "stepRun", s.step_run);
     }
 }
 

@@ -73,6 +73,9 @@ struct job_state {
     std::string namespace_name;       ///< podpipe.namespace
     bool permissions_checked = false; ///< podpipe.permissionsChecked
     std::string pull_secret;          ///< podpipe.pullSecret
+    /// podpipe.stepRun: the job pod's podpipe has `podpipe run` (found by prepare_job), so a
+    /// script step can outlive a broken exec session (exec_step.hpp, exec_step_resumable).
+    bool step_run = false;
 };
 
 struct hook_input {

@@ -105,6 +105,7 @@ result<prepare_job_response, hook_error> finish_prepare(hook_session& s, const k
     state.namespace_name = s.ns;
     state.permissions_checked = true;
     state.pull_secret = pull_secret_name;
+    state.step_run = job_pod_runs_steps(s, state.job_pod);
     prepare_job_response response = make_prepare_response(created, built.service_names, std::move(state), is_alpine);
     if (auto w = write_response_file(response_file, to_json(response)); !w) {
         prune(s);

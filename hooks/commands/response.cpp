@@ -25,6 +25,8 @@ void write_state(json_writer& w, const job_state& s) {
     w.field("permissionsChecked", s.permissions_checked);
     if (!s.pull_secret.empty())
         w.field("pullSecret", s.pull_secret);
+    if (s.step_run)
+        w.field("stepRun", true);
     w.end_object();
     w.end_object();
 }

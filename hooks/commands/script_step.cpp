@@ -223,25 +223,11 @@ result<int, hook_error> run_script_step(hook_session& s, const job_state& state,
     PODPIPE_TRY(apply_temp_sync(s, state.job_pod, *plan, name, &probed));
 
     step_target job{s.ns, state.job_pod, std::string(kube::job_container_name)};
-    const heartbeat hb{s.env.heartbeat_period, s.env.heartbeat_deadline};
-    const std::vector<std::string> argv{"sh", "-e", pod_temp + "/" + name};
-    result<int, kube::api_error> code = 0;
-    if (probed && probed->has_step_run && s.env.step_reattach.count() > 0) {
-        // Under `podpipe run`: a broken session is re-attached, the step goes on (issue 21).
-        resumable_step how;
-        how.podpipe = s.env.recv_path + "/podpipe";
-        how.spool = "/tmp/podpipe-steps/" + name;
-        how.reattach_for = s.env.step_reattach;
-        how.on_warning = [&s](const std::string& w) { s.log.warning(w); };
-        code = exec_step_resumable(s.client, job, how, argv, s.out_fd, s.err_fd, s.stop, hb);
-    } else {
-        s.log.debug(std::string("the step runs in its exec session (") +
-                    (s.env.step_reattach.count() == 0 ? "PODPIPE_STEP_REATTACH_SECONDS=0"
-                     : probed                          ? "the job pod's podpipe has no `run`"
-                                                       : "the job pod was not probed") +
-                    "): a broken session fails it");
-        code = exec_step(s.client, job, argv, s.out_fd, s.err_fd, s.stop, hb);
-    }
+    // Under `podpipe run` a broken session is re-attached, the step goes on (issue 21).
+    auto code = exec_script_step(s, job, {"sh", "-e", pod_temp + "/" + name}, name,
+                                 probed && probed->has_step_run,
+                                 probed ? "the job pod's podpipe has no `run`"
+                                        : "the job pod was not probed");
     // File commands come back whatever the step did: a failing step's outputs and summary
     // matter most. Not when the connection broke: the pod may still be writing them.
     auto back = code ? copy_file_commands_back(s, state.job_pod) : result<void, hook_error>{};

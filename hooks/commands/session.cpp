@@ -3,6 +3,7 @@
 #include "engine/pipeline/errors.hpp"
 #include "engine/pipeline/send.hpp"
 #include "kube/client.hpp"
+#include "kube/pod_spec.hpp"
 
 #include <cstdio>
 
@@ -42,6 +43,39 @@ result<remote::pod_end, remote::copy_error> probe_job_pod(hook_session& s,
     if (end)
         s.job_end = *end;
     return end;
+}
+
+bool job_pod_runs_steps(hook_session& s, const std::string& job_pod) {
+    if (s.env.step_reattach.count() == 0)
+        return false;
+    remote::pod_copier copier(s.client, copy_options_for(s), s.stop);
+    auto end = probe_job_pod(s, copier, {s.ns, job_pod, std::string(kube::job_container_name), "/__w"});
+    if (!end) {
+        s.log.debug("probing the job pod's podpipe: " + end.error().message);
+        return false;
+    }
+    return end->has_step_run;
+}
+
+result<int, kube::api_error> exec_script_step(hook_session& s, const step_target& job,
+                                              const std::vector<std::string>& argv,
+                                              const std::string& name, bool runs_steps,
+                                              const std::string& why_not) {
+    const heartbeat hb{s.env.heartbeat_period, s.env.heartbeat_deadline};
+    if (runs_steps && s.env.step_reattach.count() > 0) {
+        resumable_step how;
+        how.podpipe = s.env.recv_path + "/podpipe";
+        how.spool = "/tmp/podpipe-steps/" + name;
+        how.reattach_for = s.env.step_reattach;
+        how.on_warning = [&s](const std::string& w) { s.log.warning(w); };
+        return exec_step_resumable(s.client, job, how, argv, s.out_fd, s.err_fd, s.stop, hb);
+    }
+    s.log.debug("the step runs in its exec session (" +
+                (s.env.step_reattach.count() == 0 ? std::string("PODPIPE_STEP_REATTACH_SECONDS=0")
+                 : runs_steps                     ? std::string("re-attaching is off")
+                                                  : why_not) +
+                "): a broken session fails it");
+    return exec_step(s.client, job, argv, s.out_fd, s.err_fd, s.stop, hb);
 }
 
 std::string transfer_summary(const remote::copy_report& o) {

@@ -7,6 +7,7 @@
 #include "engine/common/result.hpp"
 #include "hooks/commands/env.hpp"
 #include "hooks/commands/errors.hpp"
+#include "hooks/commands/exec_step.hpp"
 #include "hooks/commands/log.hpp"
 #include "remote/pod_copy.hpp"
 
@@ -38,6 +39,21 @@ struct hook_session {
 result<remote::pod_end, remote::copy_error> probe_job_pod(hook_session& s,
                                                           remote::pod_copier& copier,
                                                           const remote::pod_dir& where);
+
+/// Whether the job pod's podpipe has `podpipe run` (remote/step_spool.hpp), from `s.job_end`
+/// or one probe of the job container; false without re-attaching (PODPIPE_STEP_REATTACH_SECONDS
+/// = 0: no probe) or when the probe fails (logged at debug: the step then runs as before).
+bool job_pod_runs_steps(hook_session& s, const std::string& job_pod);
+
+/// A script step's command in its job pod (`name`: the script's file name). When `runs_steps`
+/// (the pod's podpipe has `run`) and re-attaching is on, under `podpipe run` with the spool in
+/// /tmp/podpipe-steps/<name>: a broken session is re-attached (exec_step_resumable, each
+/// re-attach a warning). Otherwise in its exec session, and the debug log says why
+/// (`why_not`, when the pod's podpipe was not asked).
+result<int, kube::api_error> exec_script_step(hook_session& s, const step_target& job,
+                                              const std::vector<std::string>& argv,
+                                              const std::string& name, bool runs_steps,
+                                              const std::string& why_not);
 
 /// Engine settings from the environment: level (or auto), threads, memory budget, the in-pod
 /// binary at PODPIPE_RECV_PATH/podpipe; verification on. `info` lines go to the debug log.

@@ -507,8 +507,9 @@ result<int, hook_error> run_script_step_volume(hook_session& s, const job_state&
         return fail(text.error());
     PODPIPE_TRY(write_script(local, *text));
     step_target job{s.ns, state.job_pod, std::string(kube::job_container_name)};
-    const heartbeat hb{s.env.heartbeat_period, s.env.heartbeat_deadline};
-    auto code = exec_step(s.client, job, {"sh", "-e", "/__w/_temp/" + name}, s.out_fd, s.err_fd, s.stop, hb);
+    // prepare_job asked the job pod's podpipe whether it has `run` (state.podpipe.stepRun).
+    auto code = exec_script_step(s, job, {"sh", "-e", "/__w/_temp/" + name}, name, state.step_run,
+                                 "prepare_job found no podpipe with `run` in the job pod");
     check_file_commands_on_claim(s);
     if (!code && s.stop.stop_requested()) // cancelled: SIGINT/SIGTERM from the runner
         return fail(stopper.stop(s.client, job, s.out_fd, s.err_fd));

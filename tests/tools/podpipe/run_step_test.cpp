@@ -174,6 +174,19 @@ TEST_F(run_step_test, refusals_are_clear_and_change_nothing) {
     EXPECT_NE(twice.err.find("podpipe run: " + spool("s") + " exists already"),
               std::string::npos)
         << twice.err;
+    // A spool that cannot be made (here under a file; in a pod, a read-only /tmp) says that
+    // nothing ran, which the hook takes as leave to run the step without `run`; a spool that
+    // exists does not (a step may be running there).
+    {
+        std::ofstream(tmp_ / "file") << "x";
+    }
+    const fs::path marker = tmp_ / "ran";
+    auto unmade = run("--spool " + spool("file/s") + " -- touch " + shell_quote(marker.string()));
+    EXPECT_EQ(unmade.code, 125);
+    EXPECT_EQ(unmade.err.rfind("podpipe run: the step did not start: creating ", 0), 0u)
+        << unmade.err;
+    EXPECT_FALSE(fs::exists(marker));
+    EXPECT_EQ(twice.err.find("did not start"), std::string::npos) << twice.err;
     auto missing = run("--spool " + spool("none") + " --attach");
     EXPECT_EQ(missing.code, 125);
     EXPECT_NE(missing.err.find("podpipe run: "), std::string::npos) << missing.err;
