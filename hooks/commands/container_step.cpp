@@ -223,9 +223,11 @@ result<kube::pod, hook_error> wait_running(container_step_context& ctx, const st
     }
 }
 
-/// One copy between the job pod and the step pod, printed as a ::group::.
+/// One copy between the job pod and the step pod, printed as a ::group::. `to_runs_steps`, when
+/// given, learns whether the receiving pod's podpipe has `podpipe run`.
 remote::copy_result copy_between(container_step_context& ctx, const std::string& title,
-                                 const remote::pod_dir& from, const remote::pod_dir& to) {
+                                 const remote::pod_dir& from, const remote::pod_dir& to,
+                                 bool* to_runs_steps = nullptr) {
     remote::copy_options opt = ctx.copy;
     const auto user_info = opt.on_info;
     const int out = ctx.out_fd;
@@ -248,6 +250,8 @@ remote::copy_result copy_between(container_step_context& ctx, const std::string&
         end_group();
         return fail(dst.error());
     }
+    if (to_runs_steps != nullptr)
+        *to_runs_steps = dst->has_step_run;
     auto copied = copier.pod_to_pod(*src, *dst);
     if (copied)
         write_all(out, copy_summary(*copied) + "\n");
@@ -491,7 +495,9 @@ result<int, hook_error> run_container_step(container_step_context& ctx,
     const std::string job_container(kube::job_container_name);
     const remote::pod_dir job_work{ctx.ns, ctx.job_pod, job_container, "/__w"};
     const remote::pod_dir step_work{ctx.ns, name, job_container, "/__w"};
-    auto in = copy_between(ctx, "Copying the workspace into step pod " + name, job_work, step_work);
+    bool runs_steps = false;
+    auto in = copy_between(ctx, "Copying the workspace into step pod " + name, job_work, step_work,
+                           &runs_steps);
     if (!in) {
         if (ctx.stop.stop_requested())
             return fail(cancelled(name));
@@ -506,8 +512,21 @@ result<int, hook_error> run_container_step(container_step_context& ctx,
         return fail(s.error());
 
     // 6. The step.
-    auto code = exec_step(ctx.client, {ctx.ns, name, job_container},
-                          {"sh", std::string(step_script_path)}, ctx.out_fd, ctx.err_fd, ctx.stop);
+    // Under the step pod's `podpipe run` a broken session is re-attached (issue 21).
+    const step_target step{ctx.ns, name, job_container};
+    const std::vector<std::string> argv{"sh", std::string(step_script_path)};
+    result<int, kube::api_error> code = 0;
+    if (runs_steps && ctx.env.step_reattach.count() > 0) {
+        resumable_step how;
+        how.podpipe = ctx.copy.pod_binary;
+        how.spool = "/tmp/podpipe-steps/step";
+        how.reattach_for = ctx.env.step_reattach;
+        const int out = ctx.out_fd;
+        how.on_warning = [out](const std::string& w) { command_line(out, "warning", w); };
+        code = exec_step_resumable(ctx.client, step, how, argv, ctx.out_fd, ctx.err_fd, ctx.stop);
+    } else {
+        code = exec_step(ctx.client, step, argv, ctx.out_fd, ctx.err_fd, ctx.stop);
+    }
     if (!code) {
         if (ctx.stop.stop_requested())
             return fail(cancelled(name));

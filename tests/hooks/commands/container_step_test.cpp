@@ -599,6 +599,44 @@ TEST_F(container_step_test, a_step_pod_killed_during_the_step_is_named_in_the_er
     EXPECT_EQ(pods_after_step(), std::vector<std::string>{job_pod_});
 }
 
+// Issue 21: the step pod's podpipe runs the step (`podpipe run`), so an API-server restart in
+// the middle of it neither ends the step nor loses or repeats a line of its output, and its
+// own exit code and changes come back.
+TEST_F(container_step_test, a_step_survives_an_api_server_restart_and_prints_each_line_once) {
+    make_job_pod("debian:12");
+    ASSERT_FALSE(HasFatalFailure());
+    env_.step_reattach = std::chrono::seconds(60);
+    std::jthread cutter;
+    std::atomic<bool> cut{false};
+    before_copy_hook_ = [&] {
+        ASSERT_EQ(step_pods_seen_.size(), 1u);
+        const std::string pod = step_pods_seen_[0].metadata.name;
+        cutter = std::jthread([this, pod, &cut](std::stop_token st) {
+            if (started(pod, st)) {
+                arm(R"({"restart": {"downSeconds": 2, "mode": "refused"}})");
+                cut = true;
+            }
+        });
+    };
+    auto r = run(step("debian:12", "touch /__w/started; i=0; while [ $i -lt 40 ]; do "
+                                   "i=$((i+1)); echo line-$i; echo err-$i >&2; sleep 0.1; done; "
+                                   "echo after=cut >> \"$GITHUB_OUTPUT\"; exit 4"));
+    cutter = {};
+    ASSERT_TRUE(cut);
+    ASSERT_TRUE(r) << r.error().what() << "\n" << out_ << err_;
+    EXPECT_EQ(*r, 4) << out_;
+    for (int i = 1; i <= 40; ++i) {
+        EXPECT_EQ(count(out_, "line-" + std::to_string(i) + "\n"), 1u) << i << "\n" << out_;
+        EXPECT_EQ(count(err_, "err-" + std::to_string(i) + "\n"), 1u) << i << "\n" << err_;
+    }
+    EXPECT_NE(out_.find("::warning::the session with pod default/runner-1-step-"),
+              std::string::npos)
+        << out_;
+    EXPECT_EQ(job_file("/__w/_temp/_runner_file_commands/set_output_1"), "after=cut\n");
+    EXPECT_EQ(events_, (std::vector<std::string>{"before_copy", "after_copy_back"}));
+    EXPECT_EQ(pods_after_step(), std::vector<std::string>{job_pod_});
+}
+
 TEST_F(container_step_test, stop_during_the_step_ends_it_and_deletes_the_pod) {
     make_job_pod("debian:12");
     ASSERT_FALSE(HasFatalFailure());
