@@ -61,6 +61,7 @@ TEST(hook_response, prepare_job_json_has_what_the_runner_reads) {
     EXPECT_EQ(std::string_view(root["state"]["jobPod"]), "runner-abc-workflow");
     EXPECT_EQ(std::string_view(root["state"]["podpipe"]["namespace"]), "arc");
     EXPECT_EQ(bool(root["state"]["podpipe"]["permissionsChecked"]), true);
+    EXPECT_TRUE(root["state"]["podpipe"]["stepRun"].error()) << "written only when true";
     EXPECT_EQ(std::string_view(root["context"]["container"]["image"]), "node:22");
     EXPECT_EQ(std::string_view(root["context"]["container"]["ports"]["8080"]), "80");
     dom::array services = root["context"]["services"];
@@ -90,6 +91,7 @@ TEST(hook_response, state_round_trips_through_the_input_parser) {
     s.namespace_name = "ns1";
     s.permissions_checked = true;
     s.pull_secret = "runner-abc-secret-0123abcd";
+    s.step_run = true;
     // The runner hands the response's state back verbatim in the next invocation.
     const std::string next = R"({"command":"cleanup_job","args":{},"state":)" + to_json(s) + "}";
     auto in = parse_input(next);
@@ -99,6 +101,7 @@ TEST(hook_response, state_round_trips_through_the_input_parser) {
     EXPECT_EQ(in->state->namespace_name, s.namespace_name);
     EXPECT_TRUE(in->state->permissions_checked);
     EXPECT_EQ(in->state->pull_secret, s.pull_secret);
+    EXPECT_TRUE(in->state->step_run);
     EXPECT_EQ(state_response_json(s), "{\"state\":" + to_json(s) + "}");
 }
 
