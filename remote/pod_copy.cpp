@@ -226,6 +226,10 @@ struct pod_copier::impl {
                     return open_failed(end, t.error());
                 session_watch watch(stop_, {t->get()}, {});
                 auto tc = (*t)->wait();
+                if (!tc && may_run_again(end))
+                    return failed(stopped_or(pipeline::exit_failure),
+                                  "pod " + end.name() + ": cannot run commands now: " +
+                                      tc.error().what());
                 if (!tc)
                     return permanent(stopped_or(pipeline::exit_failure),
                                      "pod " + end.name() + ": cannot run commands: " +
@@ -401,7 +405,17 @@ struct pod_copier::impl {
     failure<copy_error> open_failed(const pod_end& end, const api_error& e) const {
         return fail(copy_error{stopped_or(pipeline::exit_failure),
                                "pod " + end.name() + ":" + end.loc.path + ": " + e.what(), {},
-                               !e.retryable() && !stop_.stop_requested()});
+                               !e.retryable() && !stop_.stop_requested() &&
+                                   !(e.is(errc::exec_failed) && may_run_again(end))});
+    }
+
+    /// A container that cannot run commands now but will again: its pod is not over and
+    /// restarts what stops (restartPolicy Always or OnFailure: a killed container is being
+    /// restarted, and "container not found" is the kubelet saying so meanwhile).
+    bool may_run_again(const pod_end& end) const {
+        auto p = client_.get_pod(end.loc.ns, end.loc.pod);
+        return p && p->spec.restart_policy != "Never" &&
+               (p->status.phase == "Running" || p->status.phase == "Pending");
     }
 
     /// `status`, or exit_interrupted when the caller's stop ended the copy.
@@ -476,10 +490,15 @@ struct pod_copier::impl {
 copy_result pod_copier::impl::local_to_pod(const std::string& src, const pod_end& dst) {
     const bool verify = !!opt_.verify && dst.has_binary;
     if (!dst.half_close && !dst.has_binary) {
-        return failed(pipeline::exit_failure, "pod " + dst.name() + " speaks only " + dst.protocol +
-                    " (no stdin half-close) and has no " + opt_.pod_binary +
-                    ": its tar would never see the end of the stream; install podpipe in the "
-                    "image (see --pod-binary) or use a cluster with v5.channel.k8s.io");
+        const std::string no_binary = opt_.pod_binary == "none"
+                                          ? std::string(" and podpipe is not used (--pod-binary none)")
+                                          : " and has no " + opt_.pod_binary;
+        return permanent(pipeline::exit_failure,
+                         "pod " + dst.name() + " speaks only " + dst.protocol +
+                             " (no stdin half-close)" + no_binary +
+                             ": its tar would never see the end of the stream; install podpipe "
+                             "in the image (see --pod-binary) or use a cluster with "
+                             "v5.channel.k8s.io");
     }
     const bool acks = dst.has_acks && opt_.level == pipeline::auto_level;
     auto session = open(dst, recv_command(dst, verify, acks), true);
@@ -606,8 +625,10 @@ copy_result pod_copier::impl::pod_to_pod(const pod_end& src, const pod_end& dst)
     // The receiver needs an end it can see: EOF (v5 half-close), or the end member that only
     // `podpipe send` writes.
     if (!dst.half_close && !(dst.has_binary && src.has_binary)) {
-        return failed(pipeline::exit_failure, "pod " + dst.name() + " speaks only " + dst.protocol +
-                    " (no stdin half-close): streaming into it needs podpipe in both pods");
+        return permanent(pipeline::exit_failure,
+                         "pod " + dst.name() + " speaks only " + dst.protocol +
+                             " (no stdin half-close): streaming into it needs podpipe in both "
+                             "pods");
     }
     if (!opt_.excludes.empty() && !src.has_binary && !dst.has_binary) {
         return failed(pipeline::exit_usage,

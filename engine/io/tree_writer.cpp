@@ -150,10 +150,19 @@ struct tree_writer::impl {
     // A file this writer created and will not finish: it goes, so that nothing on disk looks
     // like a complete copy that is not one. The name is never followed (unlinkat without flags
     // removes a symlink, not its target).
+    // Only the file this writer made: another writer (a retried copy into the same tree) may
+    // have replaced the name since, and its file stays.
     void remove_unfinished(wfile& f) {
         if (f.removed || !f.opened)
             return;
         f.removed = true;
+        if (f.fd.valid()) {
+            struct stat ours {}, now {};
+            if (::fstat(f.fd.get(), &ours) == 0 &&
+                (::fstatat(f.parent->get(), f.leaf.c_str(), &now, AT_SYMLINK_NOFOLLOW) != 0 ||
+                 now.st_ino != ours.st_ino || now.st_dev != ours.st_dev))
+                return;
+        }
         if (::unlinkat(f.parent->get(), f.leaf.c_str(), 0) == 0)
             removed.push_back(f.path);
     }

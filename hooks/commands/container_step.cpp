@@ -8,6 +8,7 @@
 #include "hooks/commands/step_pull_secret.hpp"
 #include "kube/client.hpp"
 #include "kube/pod_spec.hpp"
+#include "remote/retry.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -240,19 +241,25 @@ remote::copy_result copy_between(container_step_context& ctx, const std::string&
     // A fresh copier per copy: its progress counters are per instance.
     remote::pod_copier copier(ctx.client, std::move(opt), ctx.stop);
     auto end_group = [out] { write_all(out, "::endgroup::\n"); };
-    auto src = copier.probe(from);
-    if (!src) {
-        end_group();
-        return fail(src.error());
-    }
-    auto dst = copier.probe(to);
-    if (!dst) {
-        end_group();
-        return fail(dst.error());
-    }
-    if (to_runs_steps != nullptr)
-        *to_runs_steps = dst->has_step_run;
-    auto copied = copier.pod_to_pod(*src, *dst);
+    // Tried again after failures that can pass, as every copy of the hook (session.cpp).
+    remote::retry_policy policy;
+    policy.retry_for = ctx.env.copy_retry;
+    auto copied = remote::with_retries(
+        [&]() -> remote::copy_result {
+            auto src = copier.probe(from);
+            if (!src)
+                return fail(src.error());
+            auto dst = copier.probe(to);
+            if (!dst)
+                return fail(dst.error());
+            if (to_runs_steps != nullptr)
+                *to_runs_steps = dst->has_step_run;
+            return copier.pod_to_pod(*src, *dst);
+        },
+        policy, ctx.stop,
+        [out, &title](const remote::retry_notice& n) {
+            command_line(out, "warning", title + " " + remote::retry_text(n));
+        });
     if (copied)
         write_all(out, copy_summary(*copied) + "\n");
     end_group();

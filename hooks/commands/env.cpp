@@ -176,6 +176,12 @@ result<hook_env, hook_error> read_env(const env_map& env) {
             return fail(bad("PODPIPE_STEP_REATTACH_SECONDS", t, "expected 0 .. 86400"));
         e.step_reattach = std::chrono::seconds(*v);
     }
+    if (const std::string t = get(env, "PODPIPE_COPY_RETRY_SECONDS"); !t.empty()) {
+        auto v = parse_leading_int(t);
+        if (!v || std::to_string(*v) != t || *v < 0 || *v > 86400)
+            return fail(bad("PODPIPE_COPY_RETRY_SECONDS", t, "expected 0 .. 86400"));
+        e.copy_retry = std::chrono::seconds(*v);
+    }
     if (const std::string t = get(env, "PODPIPE_POD_THREADS"); !t.empty()) {
         auto v = parse_leading_int(t);
         if (!v || std::to_string(*v) != t || *v < 0 || *v > 256)

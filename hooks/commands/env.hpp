@@ -45,6 +45,10 @@ struct hook_env {
     /// PODPIPE_STEP_REATTACH_SECONDS: how long a step under `podpipe run` is re-attached after
     /// its session broke (0 = never: fail as without it). Default 300.
     std::chrono::milliseconds step_reattach{300'000};
+    /// PODPIPE_COPY_RETRY_SECONDS: how long after a copy's first failure it is tried again
+    /// (remote/retry.hpp: backoff with jitter, each attempt from the start); 0 = one attempt.
+    /// Default 120.
+    std::chrono::milliseconds copy_retry{120'000};
     std::string claim_name; ///< ACTIONS_RUNNER_CLAIM_NAME, default <pod>-work
     bool rwo = false;       ///< ACTIONS_RUNNER_HOOK_RWO == "true" exactly
     /// ACTIONS_RUNNER_DISABLE_KUBE_SCHEDULER / ACTIONS_RUNNER_USE_KUBE_SCHEDULER that are set

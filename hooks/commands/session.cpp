@@ -4,6 +4,7 @@
 #include "engine/pipeline/send.hpp"
 #include "kube/client.hpp"
 #include "kube/pod_spec.hpp"
+#include "remote/retry.hpp"
 
 #include <cstdio>
 
@@ -39,7 +40,15 @@ result<remote::pod_end, remote::copy_error> probe_job_pod(hook_session& s,
         end.loc.path = where.path;
         return end;
     }
-    auto end = copier.probe(where);
+    // Tried again as copies are (grouped_copy): a probe is the first exec of every copy.
+    remote::retry_policy policy;
+    policy.retry_for = s.env.copy_retry;
+    hook_log* log = &s.log;
+    const std::string what = "probing " + where.pod + ":" + where.path;
+    auto end = remote::with_retries([&] { return copier.probe(where); }, policy, s.stop,
+                                    [log, &what](const remote::retry_notice& n) {
+                                        log->warning(what + " " + remote::retry_text(n));
+                                    });
     if (end)
         s.job_end = *end;
     return end;
@@ -101,22 +110,16 @@ result<remote::copy_report, hook_error>
 grouped_copy(hook_session& s, const std::string& title, const std::string& what,
              const std::function<remote::copy_result()>& run) {
     s.log.group(title);
-    remote::copy_result out = run();
-    if (!out && out.error().status == pipeline::exit_failure && !s.stop.stop_requested() &&
-        out.error().problems.count == 0 && !out.error().permanent) {
-        // Dropped connections and killed execs end like this; the receiver overwrites what it
-        // already has, so a second attempt is safe. Corrupt or unsafe streams are not retried,
-        // nor copies whose sender could not read some files (a second read would not either),
-        // nor what cannot succeed (the API refused, the container cannot run the command).
-        s.log.warning(what + " failed, trying once more: " + out.error().message);
-        std::string first = out.error().message;
-        out = run();
-        if (!out && out.error().message != first) { // the first cause stays in the error
-            remote::copy_error both = out.error();
-            both.message = first + "; once more: " + both.message;
-            out = fail(std::move(both));
-        }
-    }
+    // Dropped connections, an API server that restarts, killed execs: tried again with
+    // backoff for PODPIPE_COPY_RETRY_SECONDS; the receiver overwrites what it already has.
+    // Corrupt or unsafe streams are not retried, nor copies whose sender could not read some
+    // files, nor what cannot succeed (the API refused, the container cannot run the command).
+    remote::retry_policy policy;
+    policy.retry_for = s.env.copy_retry;
+    hook_log* log = &s.log;
+    remote::copy_result out = remote::with_retries(
+        run, policy, s.stop,
+        [log, &what](const remote::retry_notice& n) { log->warning(what + " " + remote::retry_text(n)); });
     if (!out) {
         s.log.info(what + " failed: " + out.error().message);
         s.log.end_group();

@@ -7,12 +7,14 @@
 #include "kube/client.hpp"
 #include "kube/config.hpp"
 #include "remote/protocol.hpp"
+#include "remote/retry.hpp"
 #include "tools/podpipe/cli_util.hpp"
 #include "tools/podpipe/location.hpp"
 
 #include <sys/stat.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstdio>
 #include <cstring>
 #include <optional>
@@ -101,6 +103,29 @@ result<remote::copy_options, std::string> copy_options_from(const cp_flags& f) {
     return o;
 }
 
+namespace {
+
+result<remote::retry_policy, std::string> retry_policy_from(const cp_flags& f) {
+    remote::retry_policy p;
+    if (!f.retry_for.empty()) {
+        auto d = parse_duration(f.retry_for);
+        if (!d)
+            return fail(std::string("--retry-for takes a duration like 30s, 5m or 0 (one "
+                                    "attempt)"));
+        p.retry_for = *d;
+    } else if (const char* env = std::getenv("PODPIPE_COPY_RETRY_SECONDS");
+               env != nullptr && *env != '\0') {
+        auto d = parse_duration(std::string(env) + "s");
+        if (!d || std::string(env).find_first_not_of("0123456789") != std::string::npos)
+            return fail("PODPIPE_COPY_RETRY_SECONDS=" + std::string(env) +
+                        ": expected a number of seconds");
+        p.retry_for = *d;
+    }
+    return p;
+}
+
+} // namespace
+
 int run_cp(const cp_flags& f) {
     auto src = parse_location(f.src);
     if (!src)
@@ -119,6 +144,9 @@ int run_cp(const cp_flags& f) {
     auto opt = copy_options_from(f);
     if (!opt)
         return usage(opt.error());
+    auto policy = retry_policy_from(f);
+    if (!policy)
+        return usage(policy.error());
     auto client = connect_cluster(f);
     if (!client) {
         print_error(client.error());
@@ -138,18 +166,17 @@ int run_cp(const cp_flags& f) {
     signal_stop signals(stop);
     remote::pod_copier copier(**client, std::move(*opt), stop.get_token());
 
-    std::optional<remote::pod_end> src_pod, dst_pod;
-    for (auto [loc, end] : {std::pair{&*src, &src_pod}, std::pair{&*dst, &dst_pod}}) {
-        if (!loc->remote)
-            continue;
-        auto p = copier.probe(to_pod_dir(*loc));
-        if (!p) {
-            print_error(p.error().message);
-            return p.error().status;
+    // One attempt: the probes (a pod's podpipe may change between attempts), then the copy.
+    auto attempt = [&]() -> remote::copy_result {
+        std::optional<remote::pod_end> src_pod, dst_pod;
+        for (auto [loc, end] : {std::pair{&*src, &src_pod}, std::pair{&*dst, &dst_pod}}) {
+            if (!loc->remote)
+                continue;
+            auto p = copier.probe(to_pod_dir(*loc));
+            if (!p)
+                return fail(p.error());
+            *end = *p;
         }
-        *end = *p;
-    }
-    remote::copy_result copied = [&] {
         progress_printer printer(progress, f.progress,
                                  src_pod && dst_pod ? "relayed" : src_pod ? "received" : "sent");
         if (src_pod && dst_pod)
@@ -157,7 +184,11 @@ int run_cp(const cp_flags& f) {
         if (src_pod)
             return copier.pod_to_local(*src_pod, dst->path);
         return copier.local_to_pod(src->path, *dst_pod);
-    }();
+    };
+    remote::copy_result copied = remote::with_retries(
+        attempt, *policy, stop.get_token(), [](const remote::retry_notice& n) {
+            std::fprintf(stderr, "podpipe: cp: warning: %s\n", remote::retry_text(n).c_str());
+        });
     return report(f, copied);
 }
 

@@ -32,6 +32,9 @@ struct cp_flags {
     bool exec_v4 = false;
     bool verbose = false; ///< say which pod-side method and protocol each pod gets
     std::string stall_timeout = default_stall_timeout; ///< fail when no byte moves this long
+    /// How long after the first failure that can pass the copy is tried again ("" = the
+    /// PODPIPE_COPY_RETRY_SECONDS variable, else 2m; 0 = one attempt). remote/retry.hpp.
+    std::string retry_for;
 };
 
 /// Runs the copy; returns the process exit code (cli::exit_code) and prints errors to stderr.

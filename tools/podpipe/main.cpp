@@ -394,6 +394,11 @@ int run(int argc, char** argv) {
     cp->add_option("--stall-timeout", cf.stall_timeout,
                    "Fail (exit 1) when the stream moves no byte for this long, e.g. 30s, 2m; "
                    "0 = wait forever (default 60s). Also given to the in-pod podpipe");
+    cp->add_option("--retry-for", cf.retry_for,
+                   "After a failure that can pass (a dropped or refused connection, an API-server "
+                   "restart, a killed in-pod podpipe), try the copy again from the start with "
+                   "backoff for this long, e.g. 30s, 5m; 0 = one attempt (default: "
+                   "$PODPIPE_COPY_RETRY_SECONDS seconds, else 2m)");
 
     cli::bench_flags bf;
     auto* bench = app.add_subcommand(

@@ -67,11 +67,31 @@ protected:
     std::unique_ptr<hook_session> session_;
 };
 
-TEST_F(grouped_copy_test, a_failed_connection_is_tried_once_more) {
-    EXPECT_EQ(attempts_for({pipeline::exit_failure, "exec dropped", {}, false}), 2);
-    EXPECT_NE(log_text().find("::warning::the copy failed, trying once more: exec dropped"),
+TEST_F(grouped_copy_test, a_failed_connection_is_tried_again_for_the_retry_time) {
+    env_.copy_retry = std::chrono::milliseconds(1200); // waits from 0.25-0.5 s, doubling
+    int calls = 0;
+    auto r = grouped_copy(*session_, "Copying", "the copy", [&]() -> remote::copy_result {
+        ++calls;
+        return fail(remote::copy_error{pipeline::exit_failure, "exec dropped", {}, false});
+    });
+    ASSERT_FALSE(r);
+    EXPECT_GE(calls, 2);
+    EXPECT_LE(calls, 4);
+    EXPECT_EQ(r.error().message.rfind("the copy failed: exec dropped (after " +
+                                          std::to_string(calls) + " attempts over ",
+                                      0),
+              0u)
+        << r.error().message;
+    EXPECT_NE(log_text().find("::warning::the copy failed (attempt 1): exec dropped; trying "
+                              "again in 0."),
               std::string::npos)
         << log_text();
+}
+
+TEST_F(grouped_copy_test, no_retry_time_is_one_attempt) {
+    env_.copy_retry = std::chrono::milliseconds(0);
+    EXPECT_EQ(attempts_for({pipeline::exit_failure, "exec dropped", {}, false}), 1);
+    EXPECT_EQ(log_text().find("trying again"), std::string::npos) << log_text();
 }
 
 TEST_F(grouped_copy_test, a_permanent_failure_is_not_repeated) {
@@ -80,7 +100,7 @@ TEST_F(grouped_copy_test, a_permanent_failure_is_not_repeated) {
                             {},
                             true}),
               1);
-    EXPECT_EQ(log_text().find("trying once more"), std::string::npos) << log_text();
+    EXPECT_EQ(log_text().find("trying again"), std::string::npos) << log_text();
 }
 
 TEST_F(grouped_copy_test, unsafe_streams_and_sender_problems_are_not_repeated) {

@@ -139,6 +139,9 @@ TEST_F(cp_test, v4_exec_protocol) {
     auto r = cp("--exec-v4 --pod-binary none " + q(src_) + " bb:/data/v4tar");
     EXPECT_EQ(r.exit_code, 1) << r.output;
     EXPECT_NE(r.output.find("v4.channel.k8s.io"), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("podpipe is not used (--pod-binary none)"), std::string::npos)
+        << r.output;
+    EXPECT_EQ(r.output.find("trying again"), std::string::npos) << "a repeat cannot mend it";
     // Out of a pod, EOF is the end of stdout: v4 works with tar too.
     ASSERT_EQ(cp("--pod-binary none " + q(src_) + " gnu:/data/t").exit_code, 0);
     auto out = cp("--exec-v4 --pod-binary none gnu:/data/t " + q(tmp_ / "v4out"));
@@ -306,35 +309,61 @@ TEST_F(cp_test, dropped_exec_is_a_clear_failure) {
         // Two sessions: the probe (a few bytes of output, unaffected) and the transfer, whose
         // connection drops after 2 MB of output.
         faults(R"({"exec": {"count": 2, "dropAfterBytes": 2000000}})");
-        auto dropped = cp(flags + "bb:/data/d " + q(tmp_ / "dropped"));
+        auto dropped = cp(flags + "--retry-for 0 bb:/data/d " + q(tmp_ / "dropped"));
         EXPECT_NE(dropped.exit_code, 0) << dropped.output;
         EXPECT_NE(dropped.output.find("default/bb"), std::string::npos) << dropped.output;
         EXPECT_NE(dropped.output.find("incomplete"), std::string::npos) << dropped.output;
         EXPECT_EQ(dropped.output.find("copied"), std::string::npos) << dropped.output;
+        EXPECT_EQ(dropped.output.find("trying again"), std::string::npos) << dropped.output;
+        // By default (--retry-for 2m) the copy is tried again, says so, and arrives whole.
+        faults(R"({"exec": {"count": 2, "dropAfterBytes": 2000000}})");
+        const fs::path again = tmp_ / ("again" + std::to_string(flags.size()));
+        auto retried = cp(flags + "bb:/data/d " + q(again));
+        EXPECT_EQ(retried.exit_code, 0) << retried.output;
+        EXPECT_NE(retried.output.find("warning: failed (attempt 1): "), std::string::npos)
+            << retried.output;
+        EXPECT_NE(retried.output.find("trying again in "), std::string::npos) << retried.output;
+        EXPECT_EQ(diff_trees(src_, again), std::vector<std::string>{}) << retried.output;
     }
 }
 
-TEST_F(cp_test, pod_killed_while_receiving_is_a_clear_failure) {
+TEST_F(cp_test, pod_killed_while_receiving_is_retried_or_a_clear_failure) {
     ASSERT_EQ(shell("head -c 30000000 /dev/urandom > " + q(src_ / "big.bin")).exit_code, 0);
     // 5 MB/s: the copy takes seconds, and the pod's processes die once it receives (the first
-    // entry exists in the pod).
+    // entry exists in the pod). The pod restarts (restartPolicy Always); its /data stays.
     faults(R"({"throttle": {"bytesPerSecond": 5000000}})");
-    std::thread killer([&] {
-        EXPECT_TRUE(podpipe::testing::eventually(
-            [&] {
-                auto r = kubectl("exec bb -- ls -A /data/killed");
-                return r.exit_code == 0 && !r.output.empty();
-            },
-            std::chrono::seconds(30), std::chrono::milliseconds(50)));
-        https_request(port(), ca_file(), admin_token(), "POST", "/kubesim/faults",
-                      R"({"killPod": {"namespace": "default", "name": "bb"}})");
-    });
-    auto r = cp(q(src_) + " bb:/data/killed");
-    killer.join();
-    EXPECT_NE(r.exit_code, 0) << r.output;
-    EXPECT_NE(r.output.find("default/bb"), std::string::npos) << r.output;
-    EXPECT_NE(r.output.find("killed by signal 9"), std::string::npos) << r.output;
-    EXPECT_EQ(r.output.find("copied"), std::string::npos) << r.output;
+    auto copy_while_killed = [&](const std::string& flags, const std::string& dir) {
+        std::thread killer([&] {
+            EXPECT_TRUE(podpipe::testing::eventually(
+                [&] {
+                    auto r = kubectl("exec bb -- ls -A " + dir);
+                    return r.exit_code == 0 && !r.output.empty();
+                },
+                std::chrono::seconds(30), std::chrono::milliseconds(50)));
+            https_request(port(), ca_file(), admin_token(), "POST", "/kubesim/faults",
+                          R"({"killPod": {"namespace": "default", "name": "bb"}})");
+        });
+        auto r = cp(flags + q(src_) + " bb:" + dir);
+        killer.join();
+        return r;
+    };
+    auto once = copy_while_killed("--retry-for 0 ", "/data/killed");
+    EXPECT_NE(once.exit_code, 0) << once.output;
+    EXPECT_NE(once.output.find("default/bb"), std::string::npos) << once.output;
+    EXPECT_NE(once.output.find("killed by signal 9"), std::string::npos) << once.output;
+    EXPECT_EQ(once.output.find("copied"), std::string::npos) << once.output;
+    // By default the copy starts over once the pod runs again, and arrives whole.
+    ASSERT_TRUE(podpipe::testing::eventually(
+        [&] { return kubectl("exec bb -- true").exit_code == 0; }, std::chrono::seconds(30)));
+    auto retried = copy_while_killed("", "/data/killed2");
+    EXPECT_EQ(retried.exit_code, 0) << retried.output;
+    EXPECT_NE(retried.output.find("killed by signal 9 (SIGKILL: out of memory, or the pod was "
+                                  "stopped); trying again in "),
+              std::string::npos)
+        << retried.output;
+    faults(R"({"throttle": {"bytesPerSecond": 0}})");
+    ASSERT_EQ(cp("bb:/data/killed2 " + q(tmp_ / "killed2")).exit_code, 0);
+    EXPECT_EQ(diff_trees(src_, tmp_ / "killed2"), std::vector<std::string>{});
 }
 
 TEST_F(cp_test, excludes_apply_on_every_path) {
