@@ -29,6 +29,36 @@ void prune(hook_session& s) {
         s.log.warning("could not remove the job's pods and secrets: " + done.error().what());
 }
 
+// Each user volume whose target no mount of the job container holds yet gets an emptyDir of its
+// own there, as docker mode gives it a mount: a job container that runs as non-root (Pod
+// Security "restricted") cannot create a directory in its image's root-owned tree, and the
+// volume's copy needs one it may write (the pod's fsGroup makes an emptyDir so).
+void add_user_volume_dirs(kube::pod& p, const std::vector<mount>& user_volumes) {
+    kube::container* job = nullptr;
+    for (auto& c : p.spec.containers)
+        if (c.name == kube::job_container_name)
+            job = &c;
+    if (job == nullptr)
+        return;
+    auto held = [&](const std::string& path) {
+        for (const auto& vm : job->volume_mounts)
+            if (path == vm.mount_path || path.starts_with(vm.mount_path + "/"))
+                return true;
+        return false;
+    };
+    int n = 0;
+    for (const auto& m : user_volumes) {
+        std::string target = m.target_volume_path;
+        while (target.size() > 1 && target.back() == '/')
+            target.pop_back();
+        if (target == "/" || held(target))
+            continue;
+        const std::string name = "user-volume-" + std::to_string(n++);
+        p.spec.volumes.push_back({name, kube::empty_dir_source{}});
+        job->volume_mounts.push_back({name, target, "", false});
+    }
+}
+
 } // namespace
 
 std::string temp_manifest_path(const std::string& work_root, const std::string& job_pod) {
@@ -161,6 +191,7 @@ result<prepare_job_response, hook_error> prepare_job(hook_session& s, const prep
                                                         m.target_volume_path +
                                                         "': the target must be an absolute path"));
     }
+    add_user_volume_dirs(built->job_pod, args.container->user_mount_volumes);
 
     auto created = create_job_pod(s, pull_secret, built->job_pod);
     if (!created)

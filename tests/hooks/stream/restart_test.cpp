@@ -4,11 +4,9 @@
 // workspace), and while a long run_script_step runs (re-attached under `podpipe run`; without
 // it the step ends in bounded time with a non-zero exit and an error that says what was cut,
 // never the step's success).
-#include "tests/hooks/runner/runner_emulator.hpp"
+#include "tests/hooks/stream/stream_hook_fixture.hpp"
 #include "tests/support/child_process.hpp"
 #include "tests/support/eventually.hpp"
-#include "tests/support/tree_fixture.hpp"
-#include "tests/tools/kubesim/kubesim_fixture.hpp"
 #include "tests/tools/kubesim/test_client.hpp"
 
 #include <chrono>
@@ -25,38 +23,23 @@ namespace {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using hook::testing::hook_run;
-using hook::testing::runner_emulator;
 using podpipe::testing::shell_quote;
-using podpipe::testing::temp_dir;
 
 /// The bound the issue asks for with a down time of 3 s: "well under a minute".
 constexpr auto bound = 45s;
 
-const std::string job_args =
-    R"({"container":{"image":"debian:12","workingDirectory":"/__w/app/app",)"
-    R"("environmentVariables":{},"portMappings":[],"userMountVolumes":[]},"services":[]})";
+const std::string job_args = stream_job_args();
 
 using hook::testing::all;
 
-class hook_restart_test : public kubesim_fixture {
+class hook_restart_test : public stream_hook_fixture {
 protected:
     void SetUp() override {
-        fs::create_directories(externals_ / "podpipe");
-        fs::copy_file(PODPIPE_POD_BINARY, externals_ / "podpipe" / "podpipe");
-        extra_args_ = {"--externals", externals_.string()};
-        kubesim_fixture::SetUp();
+        stream_hook_fixture::SetUp();
         if (IsSkipped() || HasFatalFailure())
             return;
-        runner_emulator::options o;
-        o.home = tmp_ / "runner";
-        o.kubeconfig = kubeconfig_;
-        o.hook_shim = PODPIPE_HOOK_SHIM;
-        o.hook_binary = PODPIPE_HOOK_EXE;
-        o.runner_pod_name = "runner-abc";
-        o.extra_env = {{"ACTIONS_RUNNER_PREPARE_JOB_TIMEOUT_SECONDS", "30"}};
-        o.timeout = 120s; // the emulator's own limit: far above the bound checked here
-        options_ = o;
-        runner_.emplace(o);
+        options_.timeout = 120s; // the emulator's own limit: far above the bound checked here
+        runner_.emplace(options_);
     }
 
     /// Fires the restart fault (3 s down, `mode`) once a pod-side process whose command line
@@ -79,15 +62,10 @@ protected:
             return std::chrono::steady_clock::now();
         });
     }
-
-    temp_dir tmp_;
-    fs::path externals_ = tmp_ / "externals";
-    runner_emulator::options options_;
-    std::optional<runner_emulator> runner_;
 };
 
-// prepare_job: the workspace copy (in-pod `podpipe recv` into /__w) is cut and tried again. 2 MB/s:
-// throttle the 16 MB workspace takes eight seconds, so the cut lands in its stream.
+// prepare_job: the workspace copy (in-pod `podpipe recv` into /__w) is cut and tried again.
+// Through a 2 MB/s throttle the 16 MB workspace takes eight seconds, so the cut lands in it.
 TEST_F(hook_restart_test, prepare_job_copy_cut) {
     auto& r = *runner_;
     for (int i = 0; i < 16; ++i)

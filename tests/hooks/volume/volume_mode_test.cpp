@@ -8,6 +8,12 @@
 // /home/runner/_work. So what the runner writes under _work, what the runner pod sees and what
 // the job and step pods see at /__w are the same bytes, and the running runner pod holds an RWO
 // claim on its node exactly as in a cluster (Multi-Attach elsewhere).
+//
+// Every test runs twice (issue 20): `plain`, and `restricted`: the default namespace enforces
+// Pod Security "restricted", the runner pod conforms (as ARC's runner pods must there), and the
+// hook template is examples/hook-template-restricted.yaml with CPU and memory limits on $job,
+// merged into the test's own template if it has one (pod_security.hpp).
+#include "tests/hooks/runner/pod_security.hpp"
 #include "tests/hooks/runner/private_registry_step.hpp"
 #include "tests/hooks/runner/runner_emulator.hpp"
 #include "tests/support/eventually.hpp"
@@ -31,6 +37,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using hook::testing::hook_run;
+using hook::testing::pod_security;
 using hook::testing::runner_emulator;
 using hook::testing::script_step;
 using podpipe::testing::shell_quote;
@@ -75,9 +82,19 @@ script_step sh_step() {
     return st;
 }
 
-class volume_mode_test : public kubesim_fixture {
+class volume_mode_test : public kubesim_fixture,
+                         public ::testing::WithParamInterface<pod_security> {
 protected:
     void SetUp() override {} // each test starts kubesim with its own flags (start())
+
+    bool restricted() const { return GetParam() == pod_security::restricted; }
+
+    /// The test's own template (YAML), as this variant makes it (pod_security.hpp), becomes
+    /// ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE. After start(), before runner().
+    void use_template(const std::string& yaml) {
+        hook::testing::set_hook_template(options_.extra_env, GetParam(),
+                                         tmp_ / "hook-template.yaml", yaml);
+    }
 
     /// Starts kubesim with `extra` flags (three nodes), creates claim `claim` with `mode`, the
     /// runner pod on `runner_node` mounting it (spec.nodeName, or required affinity when
@@ -89,6 +106,11 @@ protected:
         kubesim_fixture::SetUp();
         if (IsSkipped() || HasFatalFailure())
             return;
+        if (restricted()) {
+            auto label = kubectl("label namespace default " +
+                                 std::string(hook::testing::enforce_restricted_label));
+            ASSERT_EQ(label.exit_code, 0) << label.output;
+        }
         if (!claim.empty())
             create_claim(claim, mode);
         const std::string placement =
@@ -97,9 +119,22 @@ protected:
                   "        nodeSelectorTerms:\n        - matchExpressions:\n"
                   "          - {key: kubernetes.io/hostname, operator: In, values: [" + runner_node + "]}\n"
                 : "  nodeName: " + runner_node + "\n";
+        // Under "restricted" the runner pod conforms as ARC's runner pods must there: the
+        // runner image's user, no privilege escalation, no capabilities, RuntimeDefault seccomp.
+        const std::string pod_security_context =
+            restricted() ? "  securityContext:\n    runAsNonRoot: true\n    runAsUser: 1001\n"
+                           "    runAsGroup: 123\n    fsGroup: 123\n"
+                           "    seccompProfile: {type: RuntimeDefault}\n"
+                         : "";
+        const std::string runner_security_context =
+            restricted() ? "    securityContext:\n      allowPrivilegeEscalation: false\n"
+                           "      capabilities: {drop: [ALL]}\n"
+                         : "";
         create_pod("apiVersion: v1\nkind: Pod\nmetadata:\n  name: runner-abc\nspec:\n" + placement +
+                   pod_security_context +
                    "  containers:\n  - name: runner\n    image: ghcr.io/actions/actions-runner:latest\n"
-                   "    command: [sleep, '100000']\n    volumeMounts:\n    - {name: work, mountPath: /home/runner/_work}\n"
+                   "    command: [sleep, '100000']\n" + runner_security_context +
+                   "    volumeMounts:\n    - {name: work, mountPath: /home/runner/_work}\n"
                    "  volumes:\n  - name: work\n    persistentVolumeClaim: {claimName: " +
                    (claim.empty() ? std::string("runner-abc-work") : claim) + "}\n");
         if (!pin_with_affinity) {
@@ -123,6 +158,7 @@ protected:
         options_.user = {{1001, 123}}; // the actions-runner image's runner user: no root assumed
         options_.extra_env = {{"PODPIPE_WORKSPACE_MODE", "volume"},
                               {"ACTIONS_RUNNER_PREPARE_JOB_TIMEOUT_SECONDS", "30"}};
+        use_template("");
     }
 
     void create_claim(const std::string& name, const std::string& mode) {
@@ -151,9 +187,13 @@ protected:
     std::optional<runner_emulator> runner_;
 };
 
+INSTANTIATE_TEST_SUITE_P(, volume_mode_test,
+                         ::testing::Values(pod_security::plain, pod_security::restricted),
+                         [](const auto& info) { return hook::testing::to_string(info.param); });
+
 // RWO + ACTIONS_RUNNER_HOOK_RWO=true: required affinity; the job and step pods land on the
 // runner's node and see the runner's bytes; a whole job sees one workspace.
-TEST_F(volume_mode_test, rwo_with_flag_runs_a_whole_job_on_one_consistent_workspace) {
+TEST_P(volume_mode_test, rwo_with_flag_runs_a_whole_job_on_one_consistent_workspace) {
     start({}, "runner-abc-work", "ReadWriteOnce");
     if (IsSkipped() || HasFatalFailure())
         return;
@@ -176,14 +216,24 @@ TEST_F(volume_mode_test, rwo_with_flag_runs_a_whole_job_on_one_consistent_worksp
 
     // A script step: reads the checkout and the externals, writes files and an output; nothing
     // is copied, so the runner sees the files in its own _work at once.
+    if (restricted()) {
+        // The job pod has the template's limits.
+        EXPECT_EQ(jsonpath("runner-abc-workflow", ".spec.containers[0].resources.limits.cpu"),
+                  hook::testing::restricted_cpu_limit);
+        EXPECT_EQ(jsonpath("runner-abc-workflow", ".spec.containers[0].resources.limits.memory"),
+                  hook::testing::restricted_memory_limit);
+    }
     auto step = r.run_script_step(
-        "set -e\ncat /__w/app/app/src/input.txt\n/__e/node24/bin/node --version\n"
+        "set -e\necho \"uid=$(id -u)\" >> \"$GITHUB_OUTPUT\"\n"
+        "cat /__w/app/app/src/input.txt\n/__e/node24/bin/node --version\n"
         "echo made-in-job > /__w/app/app/from-job.txt\necho made-home > /github/home/h.txt\n"
         "echo \"answer=42\" >> \"$GITHUB_OUTPUT\"\necho \"JOBVAR=$JOBVAR\"\n", sh_step());
     ASSERT_TRUE(step.ok()) << all(step);
     EXPECT_NE(step.out.find("from-the-checkout"), std::string::npos) << step.out;
     EXPECT_NE(step.out.find("fake-node --version"), std::string::npos) << step.out;
     EXPECT_EQ(r.outputs().at("answer"), "42");
+    // The image's user (root), or the restricted template's.
+    EXPECT_EQ(r.outputs().at("uid"), restricted() ? "1001" : "0");
     EXPECT_EQ(read_file(r.github_workspace() / "from-job.txt"), "made-in-job\n");
     EXPECT_EQ(read_file(r.github_home() / "h.txt"), "made-home\n");
 
@@ -197,7 +247,7 @@ TEST_F(volume_mode_test, rwo_with_flag_runs_a_whole_job_on_one_consistent_worksp
                          "echo from-container > /github/workspace/from-container.txt && "
                          "echo \"c=$INPUT_WHO\" >> \"$GITHUB_OUTPUT\" && "
                          "test -d /github/runner_temp/_runner_file_commands && "
-                         "echo runner-temp-ok");
+                         "echo \"c_uid=$(id -u)\" >> \"$GITHUB_OUTPUT\" && echo runner-temp-ok");
     act.env = {{"INPUT_WHO", "octo"}};
     auto cs = r.run_container_step(act);
     ASSERT_TRUE(cs.ok()) << all(cs);
@@ -207,6 +257,7 @@ TEST_F(volume_mode_test, rwo_with_flag_runs_a_whole_job_on_one_consistent_worksp
     EXPECT_NE(cs.out.find("runs on node node-1"), std::string::npos) << cs.out;
     EXPECT_EQ(read_file(r.github_workspace() / "from-container.txt"), "from-container\n");
     EXPECT_EQ(r.outputs().at("c"), "octo");
+    EXPECT_EQ(r.outputs().at("c_uid"), restricted() ? "1001" : "0");
     // The step pod and its env Secret are gone once the step ended.
     EXPECT_EQ(pods_of_runner(), "pod/runner-abc-workflow\n");
     EXPECT_EQ(kubectl("get secrets -l runner-pod=runner-abc -o name").output, "");
@@ -242,7 +293,9 @@ TEST_F(volume_mode_test, rwo_with_flag_runs_a_whole_job_on_one_consistent_worksp
 
 // Steps run as root in the job pod (the image's user) and leave read-only directories and 0400
 // files on the claim; the runner (1001) must be able to remove them before its next job.
-TEST_F(volume_mode_test, what_root_steps_leave_on_the_claim_the_runner_can_remove) {
+TEST_P(volume_mode_test, what_root_steps_leave_on_the_claim_the_runner_can_remove) {
+    if (restricted())
+        GTEST_SKIP() << "steps run as root here, which \"restricted\" refuses (runAsNonRoot)";
     start({}, "runner-abc-work", "ReadWriteMany");
     if (IsSkipped() || HasFatalFailure())
         return;
@@ -280,7 +333,7 @@ TEST_F(volume_mode_test, what_root_steps_leave_on_the_claim_the_runner_can_remov
 
 // RWX without the flag: preferred affinity to the runner's node; that node is cordoned, so the
 // pods run elsewhere and the job still works (the volume is reachable from every node).
-TEST_F(volume_mode_test, rwx_prefers_the_runner_node_and_runs_elsewhere_when_it_is_cordoned) {
+TEST_P(volume_mode_test, rwx_prefers_the_runner_node_and_runs_elsewhere_when_it_is_cordoned) {
     start({"--cordon", "node-1"}, "runner-abc-work", "ReadWriteMany");
     if (IsSkipped() || HasFatalFailure())
         return;
@@ -327,7 +380,7 @@ TEST_F(volume_mode_test, rwx_prefers_the_runner_node_and_runs_elsewhere_when_it_
 // runner-side file (issue 18, item 6): the runner reads its file commands from the claim
 // itself, so after the step the hook replaces the symlink by an empty file before the runner
 // reads; the warning names it, and a regular file command of the same step still counts.
-TEST_F(volume_mode_test, symlinks_at_file_commands_are_gone_before_the_runner_reads) {
+TEST_P(volume_mode_test, symlinks_at_file_commands_are_gone_before_the_runner_reads) {
     start({}, "runner-abc-work", "ReadWriteMany");
     if (IsSkipped() || HasFatalFailure())
         return;
@@ -362,7 +415,7 @@ TEST_F(volume_mode_test, symlinks_at_file_commands_are_gone_before_the_runner_re
 
 // RWO without the flag, runner node cordoned: the scheduler puts the job pod elsewhere, where the
 // claim cannot attach (the runner pod holds it). Reported at once, with what to change.
-TEST_F(volume_mode_test, rwo_without_flag_on_another_node_fails_clearly) {
+TEST_P(volume_mode_test, rwo_without_flag_on_another_node_fails_clearly) {
     start({"--cordon", "node-1"}, "runner-abc-work", "ReadWriteOnce");
     if (IsSkipped() || HasFatalFailure())
         return;
@@ -380,7 +433,7 @@ TEST_F(volume_mode_test, rwo_without_flag_on_another_node_fails_clearly) {
 
 // RWO with the flag, runner node cordoned: the job pod can never be scheduled; the timeout ends
 // it with the scheduler's reason and the operator's options.
-TEST_F(volume_mode_test, required_affinity_to_a_cordoned_node_fails_within_the_timeout) {
+TEST_P(volume_mode_test, required_affinity_to_a_cordoned_node_fails_within_the_timeout) {
     start({"--cordon", "node-1"}, "runner-abc-work", "ReadWriteOnce");
     if (IsSkipped() || HasFatalFailure())
         return;
@@ -397,7 +450,7 @@ TEST_F(volume_mode_test, required_affinity_to_a_cordoned_node_fails_within_the_t
 
 // A container step whose image cannot be pulled: the start wait ends at the timeout with the
 // kubelet's reason, and the step pod and its Secret are removed.
-TEST_F(volume_mode_test, container_step_image_pull_failure_names_the_reason) {
+TEST_P(volume_mode_test, container_step_image_pull_failure_names_the_reason) {
     start({}, "runner-abc-work", "ReadWriteMany");
     if (IsSkipped() || HasFatalFailure())
         return;
@@ -434,7 +487,7 @@ int line_count(const std::string& text, const std::string& line) {
 // the action's exit code is the step's. First abrupt breaks (the connection drops mid-body,
 // while the action is silent), then clean ends of a step that exits at once, where a cut just
 // before the end must not lose the tail.
-TEST_F(volume_mode_test, container_step_log_survives_cut_streams_without_repeats) {
+TEST_P(volume_mode_test, container_step_log_survives_cut_streams_without_repeats) {
     start({}, "runner-abc-work", "ReadWriteMany");
     if (IsSkipped() || HasFatalFailure())
         return;
@@ -491,7 +544,7 @@ TEST_F(volume_mode_test, container_step_log_survives_cut_streams_without_repeats
 // in the job pod (busybox's sh and kill here; stream mode's test covers dash) and fails. The
 // step sleeps 127, not stream mode's 120: kubesim's pods share the host's PID namespace, and
 // ctest runs the two tests side by side.
-TEST_F(volume_mode_test, cancelled_step_stops_in_the_pod_and_fails) {
+TEST_P(volume_mode_test, cancelled_step_stops_in_the_pod_and_fails) {
     start({}, "runner-abc-work", "ReadWriteMany");
     if (IsSkipped() || HasFatalFailure())
         return;
@@ -519,7 +572,7 @@ TEST_F(volume_mode_test, cancelled_step_stops_in_the_pod_and_fails) {
 // imagePullSecrets; kubesim's image map makes the image private (it pulls only with those
 // credentials), so the step running at all proves the pod used it. Secret and pod are gone
 // once the step ended.
-TEST_F(volume_mode_test, container_step_registry_credentials_become_the_step_pod_pull_secret) {
+TEST_P(volume_mode_test, container_step_registry_credentials_become_the_step_pod_pull_secret) {
     const fs::path images = tmp_ / "images.json";
     write_file(images, R"({"images": [{"match": "registry.example/secure/*", "root": "busybox",
                           "auth": {"username": "octo", "password": "s3cret"}}]})");
@@ -543,19 +596,24 @@ TEST_F(volume_mode_test, container_step_registry_credentials_become_the_step_pod
 // cleanup #1-3: cleanup_job succeeds and leaves no pod and no secret with the runner-pod label.
 // The job container carries registry credentials (the fixture's are null) so that a secret
 // exists until cleanup: the pull secret, which a job keeps until its end.
-TEST_F(volume_mode_test, end_to_end_fixture_then_cleanup_leaves_no_pods_or_secrets) {
+TEST_P(volume_mode_test, end_to_end_fixture_then_cleanup_leaves_no_pods_or_secrets) {
     start({}, "runner-abc-work", "ReadWriteMany");
     if (IsSkipped() || HasFatalFailure())
         return;
     auto& r = runner();
+    // Pod Security refuses host ports from "baseline" on: there, container ports only.
+    const std::string job_ports = restricted() ? R"(["8080"])" : R"(["80:8080"])";
+    const std::string service_ports =
+        restricted() ? R"(["80","8080"])" : R"(["8080:80","8088:8080"])";
     const std::string prepare_args =
         R"({"container":{"image":"node:22","entryPoint":null,"entryPointArgs":[],)"
         R"("workingDirectory":"/__w/app/app","createOptions":null,)"
         R"("registry":{"username":"octo","password":"s3cret","serverUrl":"registry.example"},)"
-        R"("environmentVariables":{"NODE_ENV":"development"},"portMappings":["80:8080"],)"
-        R"("systemMountVolumes":[],"userMountVolumes":[]},)"
+        R"("environmentVariables":{"NODE_ENV":"development"},"portMappings":)" + job_ports +
+        R"(,"systemMountVolumes":[],"userMountVolumes":[]},)"
         R"("services":[{"image":"redis","entryPoint":null,"entryPointArgs":[],"environmentVariables":{},)"
-        R"("portMappings":["8080:80","8088:8080"],"systemMountVolumes":[],"userMountVolumes":[]}]})";
+        R"("portMappings":)" + service_ports +
+        R"(,"systemMountVolumes":[],"userMountVolumes":[]}]})";
     auto prep = r.prepare_job(prepare_args);
     ASSERT_TRUE(prep.ok()) << all(prep);
     ASSERT_TRUE(prep.response) << all(prep);
@@ -594,15 +652,14 @@ TEST_F(volume_mode_test, end_to_end_fixture_then_cleanup_leaves_no_pods_or_secre
 }
 
 // A template's spec.affinity replaces podpipe's (said in a debug line).
-TEST_F(volume_mode_test, template_affinity_replaces_the_runner_node_affinity) {
+TEST_P(volume_mode_test, template_affinity_replaces_the_runner_node_affinity) {
     start({}, "runner-abc-work", "ReadWriteMany");
     if (IsSkipped() || HasFatalFailure())
         return;
-    const fs::path tmpl = tmp_ / "template.yaml";
-    write_file(tmpl, "spec:\n  affinity:\n    nodeAffinity:\n      requiredDuringSchedulingIgnoredDuringExecution:\n"
-                     "        nodeSelectorTerms:\n        - matchExpressions:\n"
-                     "          - {key: kubernetes.io/hostname, operator: In, values: [node-3]}\n");
-    options_.extra_env["ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE"] = tmpl.string();
+    use_template("spec:\n  affinity:\n    nodeAffinity:\n"
+                 "      requiredDuringSchedulingIgnoredDuringExecution:\n"
+                 "        nodeSelectorTerms:\n        - matchExpressions:\n"
+                 "          - {key: kubernetes.io/hostname, operator: In, values: [node-3]}\n");
     options_.extra_env["ACTIONS_RUNNER_HOOK_RWO"] = "true";
     auto& r = runner();
     auto prep = r.prepare_job(job_args());
@@ -616,7 +673,7 @@ TEST_F(volume_mode_test, template_affinity_replaces_the_runner_node_affinity) {
 }
 
 // ACTIONS_RUNNER_CLAIM_NAME overrides <pod>-work; a claim that does not exist is named.
-TEST_F(volume_mode_test, claim_name_default_override_and_missing) {
+TEST_P(volume_mode_test, claim_name_default_override_and_missing) {
     start({}, "shared-work", "ReadWriteMany");
     if (IsSkipped() || HasFatalFailure())
         return;
@@ -642,7 +699,7 @@ TEST_F(volume_mode_test, claim_name_default_override_and_missing) {
 
 // The runner pod is Pending without a node: the hook waits for spec.nodeName within the timeout,
 // then says so.
-TEST_F(volume_mode_test, unscheduled_runner_pod_fails_within_the_timeout) {
+TEST_P(volume_mode_test, unscheduled_runner_pod_fails_within_the_timeout) {
     start({}, "runner-abc-work", "ReadWriteMany", "node-9", /*pin_with_affinity=*/true);
     if (IsSkipped() || HasFatalFailure())
         return;
@@ -658,7 +715,7 @@ TEST_F(volume_mode_test, unscheduled_runner_pod_fails_within_the_timeout) {
 // The runner pod is Pending when prepare_job starts (its node is cordoned) and is scheduled while
 // the hook waits: the job goes ahead. The uncordon happens only after the hook has read the
 // runner pod twice (kubesim's request counter), so the wait is really exercised.
-TEST_F(volume_mode_test, hook_waits_for_the_runner_pod_to_be_scheduled) {
+TEST_P(volume_mode_test, hook_waits_for_the_runner_pod_to_be_scheduled) {
     start({"--cordon", "node-1"}, "runner-abc-work", "ReadWriteMany", "node-1", /*pin_with_affinity=*/true);
     if (IsSkipped() || HasFatalFailure())
         return;
@@ -695,7 +752,7 @@ TEST_F(volume_mode_test, hook_waits_for_the_runner_pod_to_be_scheduled) {
 }
 
 // ACTIONS_RUNNER_DISABLE_KUBE_SCHEDULER from old setups: ignored, with what to set instead.
-TEST_F(volume_mode_test, old_scheduler_knob_is_ignored_with_a_warning) {
+TEST_P(volume_mode_test, old_scheduler_knob_is_ignored_with_a_warning) {
     start({}, "runner-abc-work", "ReadWriteMany");
     if (IsSkipped() || HasFatalFailure())
         return;
@@ -711,7 +768,7 @@ TEST_F(volume_mode_test, old_scheduler_knob_is_ignored_with_a_warning) {
 }
 
 // A service account that may not read pods: the preflight names the permission.
-TEST_F(volume_mode_test, missing_permission_to_read_pods_is_named) {
+TEST_P(volume_mode_test, missing_permission_to_read_pods_is_named) {
     const fs::path policy = tmp_ / "rbac.json";
     write_file(policy, R"({"users": [{"token": "no-pod-get", "user": "system:serviceaccount:default:runner",
       "rules": [{"verbs": ["list", "watch", "create", "delete"], "resources": ["pods"]},
