@@ -307,8 +307,16 @@ struct pod_copier::impl {
             return c;
         }
         // GNU and busybox tar: -o on extraction = do not restore owners (as `podpipe recv`).
-        return {"sh", "-c", "mkdir -p -- \"$1\" && exec tar -xzof - -C \"$1\"", "podpipe-recv",
-                end.loc.path};
+        // The stream's root entry "./" is left alone, as `podpipe recv` ignores it: GNU tar
+        // would restore its mode and mtime on the target, which a non-root user cannot do on
+        // a directory it does not own (an emptyDir or volume root under Pod Security
+        // restricted), and exit 2. --no-recursion keeps the exclusion to "." itself.
+        // BusyBox has no --exclude and leaves an existing directory's mode alone.
+        return {"sh", "-c",
+                "mkdir -p -- \"$1\" && case $(tar --version 2>/dev/null) in *GNU*) "
+                "exec tar -xzof - --no-recursion --exclude=. -C \"$1\";; esac; "
+                "exec tar -xzof - -C \"$1\"",
+                "podpipe-recv", end.loc.path};
     }
 
     /// `acks`: the caller acknowledges on the pod's stdin (pod -> local with auto).
