@@ -16,6 +16,7 @@
 #include "tests/hooks/runner/pod_security.hpp"
 #include "tests/hooks/runner/private_registry_step.hpp"
 #include "tests/hooks/runner/runner_emulator.hpp"
+#include "tests/support/child_process.hpp"
 #include "tests/support/eventually.hpp"
 #include "tests/support/tree_fixture.hpp"
 #include "tests/tools/kubesim/kubesim_fixture.hpp"
@@ -25,6 +26,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <future>
 #include <fstream>
 #include <regex>
 #include <string>
@@ -564,6 +566,47 @@ TEST_P(volume_mode_test, cancelled_step_stops_in_the_pod_and_fails) {
     const std::string count = "for f in /proc/[0-9]*/cmdline; do tr '\\0' ' ' < $f; echo; done 2>/dev/null"
                               " | grep -c '^sleep 127' || true";
     EXPECT_EQ(kubectl("exec runner-abc-workflow -c job -- sh -c " + shell_quote(count)).output, "0\n");
+    ASSERT_TRUE(r.cleanup_job().ok());
+}
+
+// Issue 21: with podpipe in the runner's externals (so in the job pod's /__e), prepare_job
+// records that the job pod has `podpipe run`, and a script step runs under it: an API-server
+// restart in the middle neither ends the step nor loses or repeats a line of its output, and
+// its own exit code comes back. debian:12: the in-pod podpipe of every build runs there.
+TEST_P(volume_mode_test, script_step_survives_an_api_server_restart) {
+    start({}, "runner-abc-work", "ReadWriteMany");
+    if (IsSkipped() || HasFatalFailure())
+        return;
+    fs::create_directories(home_ / "externals" / "podpipe");
+    fs::copy_file(PODPIPE_POD_BINARY, home_ / "externals" / "podpipe" / "podpipe");
+    auto& r = runner();
+    auto prep = r.prepare_job(job_args("debian:12"));
+    ASSERT_TRUE(prep.ok()) << all(prep);
+    const std::string marker = std::string("i21-volume-") + (restricted() ? "r" : "p");
+    auto fired = std::async(std::launch::async, [&] {
+        const bool seen = podpipe::testing::eventually(
+            [&] { return !podpipe::testing::processes_mentioning(marker).empty(); },
+            std::chrono::seconds(60), std::chrono::milliseconds(10));
+        std::this_thread::sleep_for(std::chrono::seconds(1));
+        faults(R"({"restart": {"downSeconds": 2, "mode": "refused"}})");
+        return seen;
+    });
+    auto s = r.run_script_step("for i in $(seq 1 12); do echo tick $i; sh -c 'sleep 0.4' " +
+                               marker + "; done\necho 'done=1' >> \"$GITHUB_OUTPUT\"\nexit 3\n");
+    ASSERT_TRUE(fired.get()) << all(s);
+    EXPECT_EQ(s.exit_code, 3) << all(s);
+    EXPECT_NE(s.out.find("::warning::the session with pod default/runner-abc-workflow broke "
+                         "during the step"),
+              std::string::npos)
+        << all(s);
+    std::string ticks, want;
+    for (std::size_t at = s.out.find("tick "); at != std::string::npos;
+         at = s.out.find("tick ", at + 1))
+        ticks += s.out.substr(at, s.out.find('\n', at) - at) + ",";
+    for (int i = 1; i <= 12; ++i)
+        want += "tick " + std::to_string(i) + ",";
+    EXPECT_EQ(ticks, want) << all(s);
+    EXPECT_EQ(r.outputs().count("done"), 1u) << all(s);
     ASSERT_TRUE(r.cleanup_job().ok());
 }
 
