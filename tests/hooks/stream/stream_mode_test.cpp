@@ -574,6 +574,33 @@ TEST_P(stream_mode_test, image_pull_failure_names_the_reason_and_leaves_nothing)
     EXPECT_EQ(pods_of_runner(), "");
 }
 
+// A job pod whose /tmp is read-only (a template's read-only mount there, or a hardened image):
+// `podpipe run` cannot make its spool, so the step runs in its exec session, with a warning
+// that a broken session will now fail it, and its output and exit code as always.
+TEST_P(stream_mode_test, a_read_only_tmp_runs_the_step_in_its_session) {
+    use_template(R"(spec:
+  containers:
+  - name: $job
+    volumeMounts: [{name: ro-tmp, mountPath: /tmp, readOnly: true}]
+  volumes:
+  - {name: ro-tmp, emptyDir: {}}
+)");
+    auto& r = runner();
+    auto prep = r.prepare_job(job_args("debian:12"));
+    ASSERT_TRUE(prep.ok()) << all(prep);
+    auto s = r.run_script_step("echo in-the-step\necho 'ok=1' >> \"$GITHUB_OUTPUT\"\nexit 4\n");
+    EXPECT_EQ(s.exit_code, 4) << all(s);
+    EXPECT_EQ(s.out.find("in-the-step\n"), s.out.rfind("in-the-step\n")) << all(s);
+    EXPECT_NE(s.out.find("in-the-step\n"), std::string::npos) << all(s);
+    EXPECT_NE(s.out.find("::warning::the step runs in its exec session, so a broken session "
+                         "will fail it: podpipe run: the step did not start: creating "
+                         "/tmp/podpipe-steps"),
+              std::string::npos)
+        << all(s);
+    EXPECT_EQ(r.outputs().count("ok"), 1u) << all(s);
+    ASSERT_TRUE(r.cleanup_job().ok());
+}
+
 // Every exec dropped after 200 kB while the step prints 2 MB: under the job pod's `podpipe run`
 // the hook re-attaches each time and prints every byte once (issue 21); with re-attaching off,
 // a clear failure and never the step's success.
