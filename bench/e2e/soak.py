@@ -63,7 +63,8 @@ def find_kubectl():
               "/usr/bin/kubectl", "/usr/local/bin/kubectl"):
         if k and os.access(k, os.X_OK):
             return k
-    sys.exit("soak: kubectl not found (set KUBECTL)")
+    print("soak: kubectl not found (set KUBECTL): skipped", file=sys.stderr)
+    sys.exit(77)
 
 
 def make_tree(dest, seed):
@@ -98,12 +99,13 @@ def local_digest(path):
 class Cluster:
     """kubesim with the static podpipe as its externals; the admin endpoint for faults."""
 
-    def __init__(self, work, build, link):
+    def __init__(self, work, build, link, pod_binary):
         self.work = work
         self.state = os.path.join(work, "state")
         ext = os.path.join(work, "ext", "podpipe")
         os.makedirs(ext)
-        shutil.copy(os.path.join(build, "static", "podpipe"), os.path.join(ext, "podpipe"))
+        shutil.copy(pod_binary, os.path.join(ext, "podpipe"))
+        self.pod_binary = pod_binary
         self.admin_kc = os.path.join(work, "admin.kubeconfig")
         args = [os.path.join(build, "tools", "kubesim", "kubesim"), "--dir", self.state,
                 "--kubeconfig-out", self.admin_kc, "--nodes", "1",
@@ -120,6 +122,7 @@ class Cluster:
             sys.exit("soak: kubesim did not start (see " + self.log.name + ")")
         text = open(self.admin_kc).read()
         self.server = re.search(r"server: (\S+)", text).group(1)
+        self.port = int(self.server.rsplit(":", 1)[1])
         self.token = re.search(r"token: (\S+)", text).group(1)
         ca = base64.b64decode(re.search(r"certificate-authority-data: (\S+)", text).group(1))
         self.ca_file = os.path.join(work, "ca.crt")
@@ -166,8 +169,11 @@ class Cluster:
         self.log.close()
 
 
-def pod_podpipes():
-    """pids of in-pod podpipe recv/send processes (kubesim's pods share our PID namespace)."""
+def pod_podpipes(port):
+    """pids of in-pod podpipe recv/send processes of the kubesim on `port` (kubesim's pods share
+    our PID namespace, and other kubesims may run beside: a container's environment names its
+    API server's port)."""
+    mark = f"KUBERNETES_SERVICE_PORT={port}".encode()
     found = []
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
@@ -178,7 +184,12 @@ def pod_podpipes():
             continue
         if len(argv) > 1 and argv[0].endswith(b"/__e/podpipe/podpipe") and \
                 argv[1] in (b"recv", b"send"):
-            found.append(int(pid))
+            try:
+                env = open(f"/proc/{pid}/environ", "rb").read().split(b"\0")
+            except OSError:
+                continue
+            if mark in env:
+                found.append(int(pid))
     return found
 
 
@@ -234,7 +245,7 @@ class Injector:
                 self.fired = True
             elif self.kind == "kill-pod-podpipe":
                 while not self.stop.is_set():
-                    pids = pod_podpipes()
+                    pids = pod_podpipes(c.port)
                     if pids:
                         for p in pids:
                             try:
@@ -256,6 +267,11 @@ class Soak:
         self.hook_bin = os.path.join(self.build, "hooks", "podpipe-hook")
         self.podpipe = os.path.join(self.build, "tools", "podpipe", "podpipe")
         self.kubectl = find_kubectl()
+        # The in-pod podpipe: the static build, else (sanitizer builds) the dynamic one, which
+        # runs in debian:12 (kubesim's host root), the only image the soak uses.
+        self.pod_binary = args.pod_binary or next(
+            (p for p in (os.path.join(self.build, "static", "podpipe"), self.podpipe)
+             if os.access(p, os.X_OK)), self.podpipe)
         self.rnd = random.Random(args.seed)
         self.work = tempfile.mkdtemp(prefix="podpipe-soak.", dir="/var/tmp")
         self.results = []
@@ -470,7 +486,6 @@ class Soak:
     # ---- the run --------------------------------------------------------------------------
 
     def make_pod(self, name):
-        static = os.path.join(self.build, "static")
         yaml = f"""apiVersion: v1
 kind: Pod
 metadata: {{name: {name}}}
@@ -483,7 +498,7 @@ spec:
     - {{name: bin, mountPath: /__e/podpipe, readOnly: true}}
     - {{name: data, mountPath: /data}}
   volumes:
-  - {{name: bin, hostPath: {{path: {static}}}}}
+  - {{name: bin, hostPath: {{path: {os.path.join(self.work, "ext", "podpipe")}}}}}
   - {{name: data, emptyDir: {{}}}}
 """
         r = subprocess.run([self.kubectl, "--kubeconfig", self.cluster.admin_kc, "create",
@@ -506,7 +521,7 @@ spec:
         shutil.copytree(self.tree, os.path.join(self.W, "app", "app"), symlinks=True)
         with open(os.path.join(self.W, "_temp", "_github_workflow", "event.json"), "w") as fh:
             fh.write('{"ref":"refs/heads/main"}\n')
-        self.cluster = Cluster(self.work, self.build, a.link)
+        self.cluster = Cluster(self.work, self.build, a.link, self.pod_binary)
         t_start = time.time()
         try:
             if a.copies:
@@ -596,6 +611,8 @@ def main():
     ap.add_argument("--link", default="20000000",
                     help="kubesim --exec-bandwidth, bytes/s per direction ('' = unlimited)")
     ap.add_argument("--build", default=os.path.join(ROOT, "build", "release"))
+    ap.add_argument("--pod-binary", help="the in-pod podpipe (default: BUILD/static/podpipe, "
+                                         "else BUILD/tools/podpipe/podpipe)")
     ap.add_argument("--json", help="write every run's record here")
     ap.add_argument("--min-ok", type=float, default=0.0,
                     help="fail unless at least this percentage of runs is ok")
