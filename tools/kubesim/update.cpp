@@ -267,8 +267,11 @@ api_response api_server::update_object(const api_request& req, const std::string
             o = next;
             return true;
         });
-        if (stored)
+        if (stored) {
+            if (resource == "pods" && sub.empty())
+                kubelet_.pod_updated(ns, name); // a new image restarts its container
             return answer(*stored);
+        }
         if (conditional || attempt >= 20)
             return conflict(resource, name);
     }
