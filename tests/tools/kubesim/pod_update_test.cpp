@@ -192,5 +192,116 @@ TEST_F(pod_update_test, finished_pod_is_not_restarted_by_a_new_image) {
     EXPECT_EQ(container_status("f", "c").at("restartCount"), 0);
 }
 
+/// A 422's message and first cause, as "reason field".
+std::string first_cause(const http_reply& r) {
+    const json::value v = json::parse(r.body);
+    const auto& c = v.at("details").at("causes").at(0);
+    return std::string(c.at("reason").as_string()) + " " + std::string(c.at("field").as_string());
+}
+
+TEST_F(pod_update_test, status_writes_go_through_validate_pod_status_update) {
+    auto r = call("POST", pods, R"({"metadata":{"name":"s"},
+        "spec":{"containers":[{"name":"c","image":"busybox","command":["sleep","200013"]}]}})");
+    ASSERT_EQ(r.status, 201) << r.body;
+    ASSERT_EQ(wait_phase("s", "Running"), "Running");
+    const std::string status = pods + "/s/status";
+    struct bad_case {
+        const char* patch;
+        const char* message;
+        const char* cause;
+    };
+    const bad_case cases[] = {
+        {R"({"status":{"nominatedNodeName":"Node_1"}})",
+         "Pod \"s\" is invalid: status.nominatedNodeName: Invalid value: \"Node_1\": a lowercase "
+         "RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and "
+         "must start and end with an alphanumeric character (e.g. 'example.com', regex used for "
+         "validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')",
+         "FieldValueInvalid status.nominatedNodeName"},
+        {R"({"status":{"conditions":[{"type":"bad type","status":"True"}]}})",
+         "Pod \"s\" is invalid: metadata.conditions[0].Type: Invalid value: \"bad type\": name "
+         "part must consist of alphanumeric characters, '-', '_' or '.', and must start and end "
+         "with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used "
+         "for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')",
+         "FieldValueInvalid metadata.conditions[0].Type"},
+        {R"({"status":{"qosClass":"Guaranteed"}})",
+         "Pod \"s\" is invalid: status.qosClass: Invalid value: \"Guaranteed\": field is "
+         "immutable",
+         "FieldValueInvalid status.qosClass"},
+        {R"({"status":{"podIP":"10.0.0.300","podIPs":null}})",
+         "Pod \"s\" is invalid: status.podIPs[0]: Invalid value: \"10.0.0.300\": must be a "
+         "valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)",
+         "FieldValueInvalid status.podIPs[0]"},
+        {R"({"status":{"podIP":"10.0.0.1","podIPs":[{"ip":"10.0.0.1"},{"ip":"10.0.0.1"}]}})",
+         "Pod \"s\" is invalid: [status.podIPs: Invalid value: []core.PodIP{core.PodIP{IP:"
+         "\"10.0.0.1\"}, core.PodIP{IP:\"10.0.0.1\"}}: may specify no more than one IP for each "
+         "IP family, status.podIPs[1]: Duplicate value: core.PodIP{IP:\"10.0.0.1\"}]",
+         "FieldValueInvalid status.podIPs"},
+        {R"({"status":{"hostIP":"10.1.1.1","hostIPs":[{"ip":"10.1.1.2"}]}})",
+         "Pod \"s\" is invalid: status.hostIPs[0].ip: Invalid value: \"10.1.1.2\": must be "
+         "equal to `hostIP`",
+         "FieldValueInvalid status.hostIPs[0].ip"},
+    };
+    const std::string before = json::serialize(get(pods + "/s").at("status").at("podIPs"));
+    for (const auto& c : cases) {
+        SCOPED_TRACE(c.patch);
+        auto p = call("PATCH", status, c.patch, merge);
+        ASSERT_EQ(p.status, 422) << p.body;
+        EXPECT_EQ(message(p), c.message);
+        EXPECT_EQ(first_cause(p), c.cause);
+    }
+    EXPECT_EQ(json::serialize(get(pods + "/s").at("status").at("podIPs")), before);
+
+    // What upstream accepts: one IP of each family, custom condition types, statuses of
+    // containers the spec does not have (upstream's comment: consumers must cope), a running
+    // container under restartPolicy Always.
+    auto ok = call("PATCH", status,
+                   R"({"status":{"podIP":"10.0.0.1",
+                                 "podIPs":[{"ip":"10.0.0.1"},{"ip":"fd00::1"}],
+                                 "conditions":[{"type":"example.com/ready","status":"True"}],
+                                 "containerStatuses":[{"name":"c","image":"busybox",
+                                     "imageID":"","ready":true,"restartCount":0,
+                                     "state":{"running":{}}},
+                                   {"name":"ghost","image":"x","imageID":"","ready":false,
+                                    "restartCount":0,"state":{"waiting":{}}}]}})",
+                   merge);
+    ASSERT_EQ(ok.status, 200) << ok.body;
+    EXPECT_EQ(json::serialize(json::parse(ok.body).at("status").at("podIPs")),
+              R"([{"ip":"10.0.0.1"},{"ip":"fd00::1"}])");
+    // podIP wins over a different podIPs[0] (v1 conversion, for older kubelets).
+    auto conv = call("PATCH", status,
+                     R"({"status":{"podIP":"10.0.0.9","podIPs":[{"ip":"10.0.0.1"}]}})", merge);
+    ASSERT_EQ(conv.status, 200) << conv.body;
+    EXPECT_EQ(json::serialize(json::parse(conv.body).at("status").at("podIPs")),
+              R"([{"ip":"10.0.0.9"}])");
+}
+
+TEST_F(pod_update_test, terminated_containers_stay_terminated_under_never_but_phase_is_free) {
+    auto r = call("POST", pods, R"({"metadata":{"name":"t"},
+        "spec":{"restartPolicy":"Never",
+                "containers":[{"name":"c","image":"busybox","command":["true"]}]}})");
+    ASSERT_EQ(r.status, 201) << r.body;
+    ASSERT_EQ(wait_phase("t", "Succeeded"), "Succeeded");
+    auto cs = container_status("t", "c");
+    ASSERT_TRUE(cs.at("state").as_object().contains("terminated"));
+    // Back to running: Forbidden, indexed by the old status list.
+    json::object running = cs;
+    running["state"] =
+        json::object{{"running", json::object{{"startedAt", "2026-01-01T00:00:00Z"}}}};
+    auto p = call("PATCH", pods + "/t/status",
+                  json::serialize(json::object{
+                      {"status", json::object{{"containerStatuses", json::array{running}}}}}),
+                  merge);
+    ASSERT_EQ(p.status, 422) << p.body;
+    EXPECT_EQ(message(p), "Pod \"t\" is invalid: status.containerStatuses[0].state: Forbidden: "
+                          "may not be transitioned to non-terminated state");
+    EXPECT_EQ(first_cause(p), "FieldValueForbidden status.containerStatuses[0].state");
+    // ValidatePodStatusUpdate has no rule for the phase itself: a v1.32 API server stores
+    // Running over Succeeded when the container statuses stay terminated (the kubelet's status
+    // manager is what refuses to leave a terminal phase).
+    auto phase = call("PATCH", pods + "/t/status", R"({"status":{"phase":"Running"}})", merge);
+    ASSERT_EQ(phase.status, 200) << phase.body;
+    EXPECT_EQ(json::parse(phase.body).at("status").at("phase"), "Running");
+}
+
 } // namespace
 } // namespace podpipe::kubesim::testing
