@@ -191,6 +191,9 @@ public:
     /// Who carries out the restart fault (the server, before serving); without one the knob
     /// answers 500.
     void set_restart_driver(restart_driver* driver) { restart_ = driver; }
+    /// The restart fault's server is serving again: its watch cache is new (the event history
+    /// before it is gone; watches from older resourceVersions are expired).
+    void restarted();
 
     /// An armed injected HTTP failure for this request (consumes one), or nullopt.
     std::optional<api_response> injected_failure(const api_request& req);

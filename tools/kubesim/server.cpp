@@ -248,6 +248,7 @@ void server::impl::restart_loop() {
             if (::listen(acceptor.native_handle(), net::socket_base::max_listen_connections) != 0)
                 std::perror("kubesim: restart fault: listen again");
         }
+        api.restarted(); // a fresh watch cache: the history before the restart is gone
         refusing = false;
         answering_503 = false;
         std::fprintf(stderr, "kubesim: restart fault: serving again\n");

@@ -205,5 +205,53 @@ TEST_F(restart_test, delay_and_bad_knobs) {
               std::string::npos);
 }
 
+/// The resourceVersion of a list of `resource` in default.
+std::string list_rv(const http_reply& r) {
+    const std::string key = R"("resourceVersion":")";
+    auto at = r.body.find(key);
+    if (at == std::string::npos)
+        return "";
+    at += key.size();
+    return r.body.substr(at, r.body.find('"', at) - at);
+}
+
+TEST_F(restart_test, watch_history_before_the_restart_is_gone) {
+    const std::string secrets = "/api/v1/namespaces/default/secrets";
+    const std::string old_rv = list_rv(get(secrets));
+    ASSERT_FALSE(old_rv.empty());
+    auto made = https_request(port(), ca_file(), admin_token(), "POST", secrets,
+                              R"({"metadata":{"name":"i20-before"},"stringData":{"k":"v"}})");
+    ASSERT_EQ(made.status, 201) << made.body;
+    const std::string watch = secrets + "?watch=true&timeoutSeconds=1&resourceVersion=";
+    // Before the restart a watch from the older version replays the create.
+    auto before = get(watch + old_rv);
+    ASSERT_EQ(before.status, 200);
+    EXPECT_NE(before.body.find(R"({"type":"ADDED")"), std::string::npos) << before.body;
+
+    const std::string at_restart = list_rv(get(secrets));
+    ASSERT_EQ(arm(R"({"restart": {"downSeconds": 0.5, "mode": "503"}})").status, 200);
+    podpipe::testing::eventually([&] { return get("/version").status == 503; }, 5s);
+    wait_serving();
+    // The new watch cache starts at the version it listed: older ones are too old, as an
+    // ERROR event in a 200 stream (the cacher's newErrWatcher).
+    auto after = get(watch + old_rv);
+    ASSERT_EQ(after.status, 200);
+    const std::string expired = R"({"type":"ERROR","object":{"kind":"Status","apiVersion":"v1",)"
+                                R"("metadata":{},"status":"Failure","message":)";
+    EXPECT_EQ(after.body, expired + "\"too old resource version: " + old_rv + " (" +
+                              at_restart + R"x()","reason":"Expired","code":410}})x" + "\n");
+    // From the version it starts at, a watch works and sees what comes after.
+    auto later = std::async(std::launch::async, [&] { return get(watch + at_restart); });
+    std::this_thread::sleep_for(200ms);
+    ASSERT_EQ(https_request(port(), ca_file(), admin_token(), "POST", secrets,
+                            R"({"metadata":{"name":"i20-after"},"stringData":{"k":"v"}})")
+                  .status,
+              201);
+    auto seen = later.get();
+    ASSERT_EQ(seen.status, 200);
+    EXPECT_NE(seen.body.find("i20-after"), std::string::npos) << seen.body;
+    EXPECT_EQ(seen.body.find("ERROR"), std::string::npos) << seen.body;
+}
+
 } // namespace
 } // namespace podpipe::kubesim::testing
