@@ -705,12 +705,14 @@ api_response api_server::handle_faults(const api_request& req) {
         const auto* d = rs->if_contains("downSeconds");
         std::string mode = str_at(*rs, "mode", "refused");
         if (!d || !d->is_number() || d->to_number<double>() < 0 || d->to_number<double>() > 3600 ||
-            (mode != "refused" && mode != "503") || int_at(*rs, "afterMilliseconds", 0) < 0)
-            return bad_request("faults: restart needs downSeconds in 0..3600, mode \"refused\" or "
-                               "\"503\", afterMilliseconds >= 0");
+            (mode != "refused" && mode != "503" && mode != "503-html") ||
+            int_at(*rs, "afterMilliseconds", 0) < 0)
+            return bad_request("faults: restart needs downSeconds in 0..3600, mode \"refused\", "
+                               "\"503\" or \"503-html\", afterMilliseconds >= 0");
         restart_fault f;
         f.down = std::chrono::milliseconds(std::llround(d->to_number<double>() * 1000));
         f.refuse = mode == "refused";
+        f.html = mode == "503-html";
         f.after = std::chrono::milliseconds(int_at(*rs, "afterMilliseconds", 0));
         f.retry_after_s = static_cast<int>(int_at(*rs, "retryAfterSeconds", 0));
         if (!restart_)

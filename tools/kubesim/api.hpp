@@ -130,6 +130,7 @@ struct restart_fault {
     bool refuse = true;                 ///< "refused": listening socket closed; false: "503"
     std::chrono::milliseconds after{0}; ///< from the faults answer being written to the cut
     int retry_after_s = 0;              ///< 503 mode: a Retry-After header when > 0
+    bool html = false; ///< "503-html": a load balancer's text/html page instead of a Status
 };
 
 /// Implemented by the server (the only part that owns sockets).

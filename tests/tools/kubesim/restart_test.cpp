@@ -183,6 +183,30 @@ TEST_F(restart_test, answering_503_keeps_the_admin_endpoint) {
     EXPECT_EQ(kubectl("exec p1 -- cat /tmp/marker").output, "stdin-eof\n");
 }
 
+TEST_F(restart_test, answering_503_html_like_a_load_balancer) {
+    auto r = arm(R"({"restart": {"downSeconds": 1, "mode": "503-html", "retryAfterSeconds": 2}})");
+    ASSERT_EQ(r.status, 200) << r.body;
+    ASSERT_TRUE(podpipe::testing::eventually(
+        [&] { return attempt("/api/v1/namespaces/default/pods") == "503"; }, 5s));
+    auto during = get("/api/v1/namespaces/default/pods");
+    EXPECT_EQ(during.status, 503);
+    EXPECT_EQ(during.headers["content-type"], "text/html");
+    EXPECT_EQ(during.headers["retry-after"], "2");
+    EXPECT_TRUE(during.body.starts_with("<!DOCTYPE html>\r\n<html>")) << during.body;
+    EXPECT_NE(during.body.find("<title>503 Service Temporarily Unavailable</title>"),
+              std::string::npos);
+    EXPECT_EQ(during.body.find("\"kind\""), std::string::npos) << "not a Status";
+    ws_exec_client refused(port(), ca_file(), admin_token());
+    EXPECT_EQ(refused.open("/api/v1/namespaces/default/pods/p1/exec?command=true&stdout=true",
+                           "v5.channel.k8s.io"),
+              503);
+    wait_serving();
+    auto after = get("/api/v1/namespaces/default/pods");
+    EXPECT_EQ(after.status, 200);
+    EXPECT_EQ(after.headers["content-type"], "application/json");
+    EXPECT_EQ(arm(R"({"restart": {"downSeconds": 1, "mode": "503-json"}})").status, 400);
+}
+
 TEST_F(restart_test, delay_and_bad_knobs) {
     EXPECT_EQ(arm(R"({"restart": {"mode": "refused"}})").status, 400);
     EXPECT_EQ(arm(R"({"restart": {"downSeconds": 1, "mode": "nope"}})").status, 400);
