@@ -254,7 +254,7 @@ TEST_F(restart_test, watch_history_before_the_restart_is_gone) {
 
     const std::string at_restart = list_rv(get(secrets));
     ASSERT_EQ(arm(R"({"restart": {"downSeconds": 0.5, "mode": "503"}})").status, 200);
-    podpipe::testing::eventually([&] { return get("/version").status == 503; }, 5s);
+    podpipe::testing::eventually([&] { return attempt("/version") == "503"; }, 5s);
     wait_serving();
     // The new watch cache starts at the version it listed: older ones are too old, as an
     // ERROR event in a 200 stream (the cacher's newErrWatcher).
