@@ -168,6 +168,10 @@ struct api_client::impl {
         const std::string* h = transport::find_header(r.headers, "Retry-After");
         return h != nullptr ? *h : std::string();
     }
+    static std::string content_type_of(const http_response& r) {
+        const std::string* h = transport::find_header(r.headers, "Content-Type");
+        return h != nullptr ? *h : std::string();
+    }
 
     /// The stop for a call starting now: client_options::stop until it is requested; a call
     /// made after it (a cancelled command's clean-up) runs to its own end.
@@ -207,7 +211,7 @@ struct api_client::impl {
             }
             if (!is_2xx(r->status))
                 return fail(error_from_http(static_cast<int>(r->status), r->body, call,
-                                            retry_after_of(*r)));
+                                            retry_after_of(*r), content_type_of(*r)));
             return std::move(*r);
         }
     }
@@ -269,7 +273,7 @@ struct api_client::impl {
                 }
                 if (!is_2xx(r->status))
                     return fail(error_from_http(static_cast<int>(r->status), r->body, call,
-                                                retry_after_of(*r)));
+                                                retry_after_of(*r), content_type_of(*r)));
                 return {};
             }
         };
@@ -699,9 +703,11 @@ api_client::exec(const exec_options& opts, const exec_session_options& session) 
                 return fail(std::move(e));
             }
             const std::string* ra = transport::find_header(uf.headers, "Retry-After");
-            api_error e = error_from_http(static_cast<int>(uf.status), uf.body, call,
-                                          ra != nullptr ? std::string_view(*ra)
-                                                        : std::string_view{});
+            const std::string* ct = transport::find_header(uf.headers, "Content-Type");
+            api_error e = error_from_http(
+                static_cast<int>(uf.status), uf.body, call,
+                ra != nullptr ? std::string_view(*ra) : std::string_view{},
+                ct != nullptr ? std::string_view(*ct) : std::string_view{});
             if (uf.status == 500 && e.reason.empty() &&
                 e.message.starts_with("container not found (")) {
                 // The kubelet's plain-text answer for a container that is not running (it

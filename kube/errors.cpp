@@ -183,8 +183,174 @@ std::string sanitize_for_message(std::string_view text, std::size_t max_bytes) {
     return out;
 }
 
+namespace {
+
+char lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
+
+bool starts_with_ci(std::string_view s, std::string_view prefix) {
+    if (s.size() < prefix.size())
+        return false;
+    for (std::size_t i = 0; i < prefix.size(); ++i)
+        if (lower(s[i]) != prefix[i])
+            return false;
+    return true;
+}
+
+/// Position of `needle` (lower case) in `s` from `from`, case-insensitively; npos if none.
+std::size_t find_ci(std::string_view s, std::string_view needle, std::size_t from = 0) {
+    if (needle.size() > s.size())
+        return std::string_view::npos;
+    for (std::size_t i = from; i + needle.size() <= s.size(); ++i)
+        if (starts_with_ci(s.substr(i), needle))
+            return i;
+    return std::string_view::npos;
+}
+
+bool looks_like_html(std::string_view body, std::string_view content_type) {
+    while (!content_type.empty() && content_type.front() == ' ')
+        content_type.remove_prefix(1);
+    if (starts_with_ci(content_type, "text/html") ||
+        starts_with_ci(content_type, "application/xhtml+xml"))
+        return true;
+    std::size_t i = 0;
+    while (i < body.size() && (body[i] == ' ' || body[i] == '\t' || body[i] == '\r' ||
+                               body[i] == '\n'))
+        ++i;
+    const std::string_view rest = body.substr(i);
+    for (std::string_view tag : {"<!doctype html", "<html", "<head", "<title", "<body"})
+        if (starts_with_ci(rest, tag))
+            return true;
+    return false;
+}
+
+/// `text` with &amp; &lt; &gt; &quot; &#39; &apos; &nbsp; and decimal &#N; (ASCII) decoded.
+std::string decode_entities(std::string_view text) {
+    std::string out;
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        if (text[i] != '&') {
+            out.push_back(text[i]);
+            continue;
+        }
+        const std::size_t semi = text.find(';', i);
+        if (semi == std::string_view::npos || semi - i > 8) {
+            out.push_back('&');
+            continue;
+        }
+        const std::string_view name = text.substr(i + 1, semi - i - 1);
+        char c = 0;
+        if (name == "amp")
+            c = '&';
+        else if (name == "lt")
+            c = '<';
+        else if (name == "gt")
+            c = '>';
+        else if (name == "quot")
+            c = '"';
+        else if (name == "apos" || name == "#39")
+            c = '\'';
+        else if (name == "nbsp")
+            c = ' ';
+        else if (name.size() > 1 && name[0] == '#') {
+            int v = 0;
+            auto [p, ec] = std::from_chars(name.data() + 1, name.data() + name.size(), v);
+            if (ec == std::errc() && p == name.data() + name.size() && v >= 0x20 && v < 0x7F)
+                c = static_cast<char>(v);
+        }
+        if (c == 0) {
+            out.push_back('&');
+            continue;
+        }
+        out.push_back(c);
+        i = semi;
+    }
+    return out;
+}
+
+/// Whitespace and control characters collapsed to single spaces, trimmed, then truncated
+/// to `max_bytes` (on a UTF-8 boundary) with "..." when longer.
+std::string collapse(std::string_view text, std::size_t max_bytes) {
+    std::string out;
+    for (char ch : text) {
+        const auto c = static_cast<unsigned char>(ch);
+        if (c <= 0x20 || c == 0x7F) {
+            if (!out.empty() && out.back() != ' ')
+                out.push_back(' ');
+        } else {
+            out.push_back(ch);
+        }
+    }
+    while (!out.empty() && out.back() == ' ')
+        out.pop_back();
+    if (out.size() > max_bytes) {
+        std::size_t cut = max_bytes;
+        while (cut > 0 && (static_cast<unsigned char>(out[cut]) & 0xC0) == 0x80)
+            --cut; // not inside a UTF-8 sequence
+        out.resize(cut);
+        while (!out.empty() && out.back() == ' ')
+            out.pop_back();
+        out += "...";
+    }
+    return out;
+}
+
+} // namespace
+
+std::optional<std::string> html_excerpt(std::string_view body, std::string_view content_type,
+                                        std::size_t max_bytes) {
+    if (!looks_like_html(body, content_type))
+        return std::nullopt;
+    if (body.size() > (1u << 20))
+        body = body.substr(0, 1u << 20);
+    // The title says it best ("503 Service Temporarily Unavailable").
+    if (std::size_t t = find_ci(body, "<title"); t != std::string_view::npos) {
+        const std::size_t open_end = body.find('>', t);
+        const std::size_t close = open_end == std::string_view::npos
+                                      ? std::string_view::npos
+                                      : find_ci(body, "</title", open_end);
+        if (close != std::string_view::npos) {
+            std::string title = collapse(decode_entities(body.substr(open_end + 1,
+                                                                     close - open_end - 1)),
+                                         max_bytes);
+            if (!title.empty())
+                return title;
+        }
+    }
+    // Else the page's text: tags, comments, scripts and styles dropped.
+    std::string text;
+    std::size_t i = 0;
+    while (i < body.size() && text.size() <= 4 * max_bytes) {
+        if (body[i] != '<') {
+            const std::size_t next = body.find('<', i);
+            const std::size_t end = next == std::string_view::npos ? body.size() : next;
+            text += body.substr(i, end - i);
+            i = end;
+            continue;
+        }
+        std::size_t end;
+        if (body.substr(i, 4) == "<!--") {
+            end = body.find("-->", i + 4);
+            end = end == std::string_view::npos ? body.size() : end + 3;
+        } else if (starts_with_ci(body.substr(i), "<script") ||
+                   starts_with_ci(body.substr(i), "<style")) {
+            const bool script = starts_with_ci(body.substr(i), "<script");
+            end = find_ci(body, script ? "</script" : "</style", i + 1);
+            end = end == std::string_view::npos ? body.size() : body.find('>', end);
+            end = end == std::string_view::npos ? body.size() : end + 1;
+        } else {
+            end = body.find('>', i);
+            end = end == std::string_view::npos ? body.size() : end + 1;
+        }
+        text.push_back(' '); // a tag separates words
+        i = end;
+    }
+    std::string out = collapse(decode_entities(text), max_bytes);
+    if (out.empty())
+        return std::string("(no text)");
+    return out;
+}
+
 api_error error_from_http(int http_status, std::string_view body, std::string call,
-                           std::string_view retry_after_header) {
+                           std::string_view retry_after_header, std::string_view content_type) {
     api_error e;
     e.detail = std::move(call);
     e.http_status = http_status;
@@ -199,8 +365,13 @@ api_error error_from_http(int http_status, std::string_view body, std::string ca
                 e.retry_after = std::chrono::seconds(*st->retry_after_seconds);
         }
     }
-    if (!parsed)
-        e.message = sanitize_for_message(body);
+    if (!parsed) {
+        // A proxy's or load balancer's error page: its gist, not kilobytes of markup.
+        if (auto html = html_excerpt(body, content_type))
+            e.message = "HTML page: " + *html;
+        else
+            e.message = sanitize_for_message(body);
+    }
     e.code = make_error_code(errc_for_http(http_status, e.reason));
     return e;
 }

@@ -76,10 +76,21 @@ struct api_error {
 };
 
 /// Turns a non-2xx HTTP response into an api_error. `body` may be a metav1.Status JSON, the
-/// apiserver limiter's plain text, or HTML from a proxy; non-JSON text is kept (truncated to
-/// 512 bytes, control characters replaced). `retry_after_header` is the raw header value.
+/// apiserver limiter's plain text, or HTML from a proxy or load balancer; other text is kept
+/// (truncated to 512 bytes, control characters replaced). An HTML page (`content_type`
+/// text/html, or a body that starts like one) becomes a short excerpt instead, "HTML page:
+/// <its title, or its text>" (html_excerpt). `retry_after_header` is the raw header value.
 api_error error_from_http(int http_status, std::string_view body, std::string call,
-                           std::string_view retry_after_header = {});
+                           std::string_view retry_after_header = {},
+                           std::string_view content_type = {});
+
+/// The gist of an HTML page in at most `max_bytes` (plus "..."): its <title>, else its text
+/// without tags, comments, scripts and styles; the common entities decoded, whitespace and
+/// control characters collapsed to single spaces. nullopt when `body` is not HTML (neither
+/// `content_type` text/html nor a body starting with a tag such as <html>, <!DOCTYPE html>,
+/// <head>, <title> or <body>).
+std::optional<std::string> html_excerpt(std::string_view body, std::string_view content_type = {},
+                                        std::size_t max_bytes = 200);
 
 /// The errc for an HTTP status and (optional) Status reason: 409 splits on reason.
 errc errc_for_http(int http_status, std::string_view reason = {});

@@ -53,10 +53,19 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (auto code = exec_exit_code(in, "fuzz"); code && (*code < 0 || *code > 255))
         std::abort();
     const int http = size > 0 ? 400 + data[0] % 110 : 500;
-    api_error e = error_from_http(http, in, "fuzz", in.substr(0, 8));
+    const bool html = size > 1 && (data[1] & 1) != 0;
+    api_error e = error_from_http(http, in, "fuzz", in.substr(0, 8), html ? "text/html" : "");
     if (e.message.size() > 2048 + 3 || e.http_status != http)
         std::abort();
     (void)e.what();
+    // A proxy's HTML page: a short excerpt without control characters.
+    if (auto x = html_excerpt(in, "text/html", 64)) {
+        if (x->size() > 64 + 3)
+            std::abort();
+        for (char c : *x)
+            if (static_cast<unsigned char>(c) < 0x20 || c == 0x7F)
+                std::abort();
+    }
 
     watch_decoder decoder(4096);
     const std::size_t step = size > 0 ? 1 + data[0] % 64 : 1;

@@ -325,6 +325,51 @@ TEST_F(client_test, retries_give_up_after_max_attempts) {
     arm(R"({"http": {"code": 503, "count": 0}})");
 }
 
+TEST_F(client_test, a_load_balancers_html_503_is_a_short_retryable_error) {
+    running_pod("i20-html");
+    // A restarting API server behind a load balancer: its HTML error page for every request.
+    arm(R"({"restart": {"downSeconds": 2, "mode": "503-html"}})");
+    ASSERT_TRUE(podpipe::testing::eventually([&] {
+        try { // the cut itself may end a request that was under way
+            return kubesim::testing::https_request(port(), ca_file(), "", "GET", "/version")
+                       .status == 503;
+        } catch (const std::exception&) {
+            return false;
+        }
+    }));
+    const auto slept = clock_.slept();
+    auto l = client_->list_pods("");
+    ASSERT_FALSE(l);
+    EXPECT_GT(clock_.slept(), slept) << "a 503 is retried";
+    EXPECT_TRUE(l.error().is(errc::service_unavailable)) << l.error().what();
+    EXPECT_TRUE(l.error().retryable());
+    EXPECT_EQ(l.error().http_status, 503);
+    EXPECT_EQ(l.error().message, "HTML page: 503 Service Temporarily Unavailable");
+    EXPECT_TRUE(l.error().what().ends_with(
+        ": HTML page: 503 Service Temporarily Unavailable (HTTP 503)"))
+        << l.error().what();
+    // The exec upgrade gets the same page, and says the same.
+    exec_options e;
+    e.pod = "i20-html";
+    e.command = {"true"};
+    auto x = client_->exec(e);
+    ASSERT_FALSE(x);
+    EXPECT_TRUE(x.error().is(errc::service_unavailable)) << x.error().what();
+    EXPECT_EQ(x.error().message, "HTML page: 503 Service Temporarily Unavailable");
+    // Served again afterwards.
+    ASSERT_TRUE(podpipe::testing::eventually(
+        [&] {
+            try {
+                return kubesim::testing::https_request(port(), ca_file(), "", "GET", "/version")
+                           .status == 200;
+            } catch (const std::exception&) {
+                return false;
+            }
+        },
+        std::chrono::seconds(20)));
+    EXPECT_TRUE(client_->list_pods(""));
+}
+
 class token_file_test : public cluster_test {
 protected:
     std::unique_ptr<api_client> client_with_token_file(const std::string& initial) {

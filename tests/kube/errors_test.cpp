@@ -47,6 +47,45 @@ TEST(K8sErrors, HtmlBodyIsKeptTruncatedAndClean) {
     EXPECT_EQ(e.message.find('\n'), std::string::npos);
 }
 
+TEST(K8sErrors, LoadBalancerHtmlPageBecomesItsTitle) {
+    const std::string page =
+        "<!DOCTYPE html>\r\n<html>\r\n<head>\r\n<title>503 Service\tTemporarily "
+        "Unavailable</title>\r\n<style>body { width: 35em; }</style>\r\n</head>\r\n<body>"
+        "<center><h1>503 Service Temporarily Unavailable</h1></center>" +
+        std::string(3000, 'x') + "</body></html>\r\n";
+    api_error e = error_from_http(503, page, "get pod ns1/p", "", "text/html");
+    EXPECT_TRUE(e.is(errc::service_unavailable));
+    EXPECT_TRUE(e.retryable());
+    EXPECT_EQ(e.message, "HTML page: 503 Service Temporarily Unavailable");
+    EXPECT_EQ(e.what(), "get pod ns1/p: HTML page: 503 Service Temporarily Unavailable (HTTP 503)");
+    // Without a Content-Type the page is recognised by its start.
+    EXPECT_EQ(error_from_http(502, page, "x").message,
+              "HTML page: 503 Service Temporarily Unavailable");
+}
+
+TEST(K8sErrors, HtmlPageWithoutTitleIsItsTextShortAndClean) {
+    const std::string page = "<html><head><style>h1 { color: red; }</style>"
+                             "<script>var secret = 1;</script></head><body><!-- backend x -->"
+                             "<h1>Bad&nbsp;Gateway</h1>\n\n<p>upstream &amp; co\x01 &lt;down&gt;"
+                             "</p>" +
+                             std::string(500, 'y') + "</body></html>";
+    auto x = html_excerpt(page);
+    ASSERT_TRUE(x);
+    EXPECT_TRUE(x->starts_with("Bad Gateway upstream & co <down> yyy")) << *x;
+    EXPECT_EQ(x->size(), 203u) << *x; // 200 bytes and "..."
+    EXPECT_TRUE(x->ends_with("..."));
+    EXPECT_EQ(x->find("color"), std::string::npos);
+    EXPECT_EQ(x->find("secret"), std::string::npos);
+    EXPECT_EQ(x->find("backend"), std::string::npos);
+    for (char c : *x)
+        EXPECT_GE(static_cast<unsigned char>(c), 0x20u);
+    // Declared HTML without any tag at the start still is HTML; plain text is not.
+    EXPECT_EQ(html_excerpt("  oops <b>down</b>", "text/html; charset=utf-8"), "oops down");
+    EXPECT_EQ(html_excerpt("<html></html>"), "(no text)");
+    EXPECT_FALSE(html_excerpt("Too many requests, please try again later.\n", "text/plain"));
+    EXPECT_FALSE(html_excerpt(R"({"kind":"Status"})", "application/json"));
+}
+
 TEST(K8sErrors, TimeoutStatusRetryAfterSecondsFromDetails) {
     api_error e = error_from_http(
         504,

@@ -1,7 +1,8 @@
 // kube::wait_for_pod against a real kubesim: the states come through the watch (a poll interval
 // longer than the test allows proves it), a 410 in either form lists again, a role without
 // `watch` on pods falls back to polling, a stop ends a watch in flight at once, a deleted pod
-// is not_found. (The edge cases on a simulated clock: wait_unit_test.cpp.)
+// is not_found, an API-server restart (a watch from before it is 410 Gone) lists again. (The
+// edge cases on a simulated clock: wait_unit_test.cpp.)
 #include "cluster_fixture.hpp"
 #include "kube/client.hpp"
 #include "kube/credentials.hpp"
@@ -113,6 +114,84 @@ TEST_F(wait_test, a_pod_deleted_during_the_wait_is_not_found) {
     auto p = wait_for_pod(*client_, "", "doomed", until_phase("Succeeded"), slow_polls());
     ASSERT_FALSE(p);
     EXPECT_TRUE(p.error().is(errc::not_found)) << p.error().what();
+}
+
+/// GET /version until it answers 200 (the restart fault is over).
+bool serving_again(int port, const std::string& ca) {
+    return podpipe::testing::eventually(
+        [&] {
+            try {
+                return kubesim::testing::https_request(port, ca, "", "GET", "/version").status ==
+                       200;
+            } catch (const std::exception&) {
+                return false;
+            }
+        },
+        30s);
+}
+
+TEST_F(wait_test, a_watch_from_before_an_api_server_restart_is_gone) {
+    auto before = client_->list_pods("");
+    ASSERT_TRUE(before) << before.error().what();
+    ASSERT_TRUE(client_->create_pod(busybox_pod("i20-restart-rv")));
+    arm(R"({"restart": {"downSeconds": 0.5, "mode": "503"}})");
+    podpipe::testing::eventually([&] {
+        try { // the cut itself may end a request that was under way
+            return kubesim::testing::https_request(port(), ca_file(), "", "GET", "/version")
+                       .status == 503;
+        } catch (const std::exception&) {
+            return false;
+        }
+    });
+    ASSERT_TRUE(serving_again(port(), ca_file()));
+    list_options o;
+    o.resource_version = before->resource_version;
+    o.timeout_seconds = 2;
+    int events = 0;
+    auto w = client_->watch_pods("", o, [&](const watch_event&) {
+        ++events;
+        return true;
+    });
+    ASSERT_FALSE(w) << "a restarted API server has no history before its restart";
+    EXPECT_TRUE(w.error().is(errc::gone)) << w.error().what();
+    EXPECT_EQ(events, 0);
+}
+
+TEST_F(wait_test, an_api_server_restart_during_the_wait_lists_again) {
+    // Real time here, and retries that outlast the down time (about 7 s of back-off in all):
+    // the wait's GETs go through them. With the default options (5 attempts, about 2 s) a
+    // longer restart fails the wait with the GET's error (a clear, bounded failure; surviving
+    // any restart is issue 20's follow-up).
+    client_options co;
+    co.retry.max_attempts = 30;
+    co.retry.base_delay = 200ms;
+    co.retry.max_delay = 500ms;
+    auto c = api_client::connect(config_, co);
+    ASSERT_TRUE(c) << c.error().what();
+    for (const char* mode : {"503", "refused"}) {
+        SCOPED_TRACE(mode);
+        // The pod finishes while the server is down: the wait sees it only by listing again.
+        const std::string name = std::string("i20-restart-") + mode;
+        ASSERT_TRUE((*c)->create_pod(busybox_pod(name, {"sh", "-c", "sleep 1"})));
+        {
+            std::lock_guard lk(mu_);
+            phases_.clear();
+        }
+        std::jthread restarter([&] {
+            podpipe::testing::eventually([&] { return saw("Running"); });
+            std::this_thread::sleep_for(300ms); // the wait is in its watch
+            arm(std::string(R"({"restart": {"downSeconds": 1.5, "mode": ")") + mode + "\"}}");
+        });
+        pod_wait_options o;
+        o.deadline = steady::now() + 40s;
+        const auto t0 = steady::now();
+        auto p = wait_for_pod(**c, "", name, until_phase("Succeeded"), o);
+        restarter.join();
+        ASSERT_TRUE(p) << p.error().what();
+        EXPECT_EQ(p->status.phase, "Succeeded");
+        EXPECT_LT(steady::now() - t0, 20s);
+        ASSERT_TRUE(serving_again(port(), ca_file()));
+    }
 }
 
 class wait_rbac_test : public wait_test {

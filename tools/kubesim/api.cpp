@@ -589,6 +589,8 @@ std::optional<api_response> api_server::injected_failure(const api_request& req)
     return s;
 }
 
+void api_server::restarted() { store_.forget_history(); }
+
 bool api_server::consume_gone(bool& as_event) {
     std::lock_guard lk(faults_mu_);
     if (faults_.gone_count <= 0)
@@ -703,12 +705,14 @@ api_response api_server::handle_faults(const api_request& req) {
         const auto* d = rs->if_contains("downSeconds");
         std::string mode = str_at(*rs, "mode", "refused");
         if (!d || !d->is_number() || d->to_number<double>() < 0 || d->to_number<double>() > 3600 ||
-            (mode != "refused" && mode != "503") || int_at(*rs, "afterMilliseconds", 0) < 0)
-            return bad_request("faults: restart needs downSeconds in 0..3600, mode \"refused\" or "
-                               "\"503\", afterMilliseconds >= 0");
+            (mode != "refused" && mode != "503" && mode != "503-html") ||
+            int_at(*rs, "afterMilliseconds", 0) < 0)
+            return bad_request("faults: restart needs downSeconds in 0..3600, mode \"refused\", "
+                               "\"503\" or \"503-html\", afterMilliseconds >= 0");
         restart_fault f;
         f.down = std::chrono::milliseconds(std::llround(d->to_number<double>() * 1000));
         f.refuse = mode == "refused";
+        f.html = mode == "503-html";
         f.after = std::chrono::milliseconds(int_at(*rs, "afterMilliseconds", 0));
         f.retry_after_s = static_cast<int>(int_at(*rs, "retryAfterSeconds", 0));
         if (!restart_)
@@ -1005,10 +1009,20 @@ api_response api_server::list_or_watch(const api_request& req, const std::string
             from = rv;
         }
         bool expired = false;
-        auto w = store_.watch(resource, ns, from, expired);
+        std::uint64_t oldest = 0;
+        auto w = store_.watch(resource, ns, from, expired, &oldest);
         if (expired) {
-            return status_response(410, "Expired", "too old resource version: " + *rv_param + " (" +
-                                                       std::to_string(store_.current_rv()) + ")");
+            // The watch cache (cacher.go Watch): a version it no longer holds is an ERROR event
+            // in a 200 watch stream (newErrWatcher), "too old resource version: X (oldest-1)".
+            std::string msg = "too old resource version: " + *rv_param + " (" +
+                              std::to_string(oldest) + ")";
+            api_response r;
+            r.stream = [msg](chunk_sink& sink) {
+                json::object ev{{"type", "ERROR"},
+                                {"object", status_failure(410, "Expired", msg)}};
+                sink.write(json::serialize(ev) + "\n");
+            };
+            return r;
         }
         api_response r;
         std::string kind = list_kind.substr(0, list_kind.size() - 4); // "PodList" → "Pod"

@@ -130,6 +130,7 @@ struct restart_fault {
     bool refuse = true;                 ///< "refused": listening socket closed; false: "503"
     std::chrono::milliseconds after{0}; ///< from the faults answer being written to the cut
     int retry_after_s = 0;              ///< 503 mode: a Retry-After header when > 0
+    bool html = false; ///< "503-html": a load balancer's text/html page instead of a Status
 };
 
 /// Implemented by the server (the only part that owns sockets).
@@ -191,6 +192,9 @@ public:
     /// Who carries out the restart fault (the server, before serving); without one the knob
     /// answers 500.
     void set_restart_driver(restart_driver* driver) { restart_ = driver; }
+    /// The restart fault's server is serving again: its watch cache is new (the event history
+    /// before it is gone; watches from older resourceVersions are expired).
+    void restarted();
 
     /// An armed injected HTTP failure for this request (consumes one), or nullopt.
     std::optional<api_response> injected_failure(const api_request& req);

@@ -421,6 +421,68 @@ void kubelet::wait_to_start(const std::string& ns, const std::string& name,
     });
 }
 
+void kubelet::resolve_pull(const std::string& ns, const json::object& spec, container_rt& c) {
+    const image_root root = images_.resolve(c.image);
+    c.pull_fails = root.pull_fails;
+    c.pull_unauthorized = false;
+    if (c.pull_fails || !root.needs_auth())
+        return;
+    // A private image: one of the pod's imagePullSecrets must carry its credentials (read when
+    // the pod is admitted or its image changes; the kubelet re-reads them per pull).
+    bool allowed = false;
+    if (const auto* refs = arr_at(spec, "imagePullSecrets"))
+        for (const auto& ref : *refs) {
+            if (!ref.is_object())
+                continue;
+            auto sec = store_.get("secrets", ns, str_at(ref.as_object(), "name"));
+            if (!sec || str_at(*sec, "type") != "kubernetes.io/dockerconfigjson")
+                continue;
+            const auto* data = obj_at(*sec, "data");
+            const auto* cfg = data ? data->if_contains(".dockerconfigjson") : nullptr;
+            if (cfg && cfg->is_string() &&
+                docker_config_allows(b64decode(cfg->get_string()), c.image, root.auth_username,
+                                     root.auth_password))
+                allowed = true;
+        }
+    c.pull_fails = c.pull_unauthorized = !allowed;
+}
+
+void kubelet::pod_updated(const std::string& ns, const std::string& name) {
+    auto pod = store_.get("pods", ns, name);
+    if (!pod)
+        return;
+    std::shared_ptr<pod_runtime> rt;
+    {
+        std::lock_guard lk(mu_);
+        auto it = pods_.find(str_at(pod->at("metadata").as_object(), "uid"));
+        if (it == pods_.end())
+            return;
+        rt = it->second;
+    }
+    const json::object* spec = obj_at(*pod, "spec");
+    if (!spec)
+        return;
+    bool changed = false;
+    {
+        std::lock_guard lk(rt->mu);
+        for (const char* key : {"initContainers", "containers"}) {
+            const json::array* specs = arr_at(*spec, key);
+            if (!specs)
+                continue;
+            for (const auto& cs : *specs) {
+                if (!cs.is_object())
+                    continue;
+                const std::string cname = str_at(cs.as_object(), "name");
+                const std::string image = str_at(cs.as_object(), "image");
+                rt->desired_images[cname] = image;
+                changed = true;
+            }
+        }
+    }
+    if (changed)
+        rt->poke();
+}
+
 void kubelet::start_runtime(const std::string& ns, const std::string& name, const json::object& pod,
                             const std::string& node) {
     auto p = std::make_shared<pod_runtime>();
@@ -454,28 +516,7 @@ void kubelet::start_runtime(const std::string& ns, const std::string& name, cons
                                          : "PodInitializing";
             rt.view.pod_uid = p->uid;
             rt.view.log_path = p->dir + "/logs/" + rt.name + ".log";
-            const image_root root = images_.resolve(rt.image);
-            rt.pull_fails = root.pull_fails;
-            if (!rt.pull_fails && root.needs_auth()) {
-                // A private image: one of the pod's imagePullSecrets must carry its credentials
-                // (read once, when the pod is admitted; the kubelet re-reads them per pull).
-                bool allowed = false;
-                if (const auto* refs = arr_at(spec, "imagePullSecrets"))
-                    for (const auto& ref : *refs) {
-                        if (!ref.is_object())
-                            continue;
-                        auto sec = store_.get("secrets", p->ns, str_at(ref.as_object(), "name"));
-                        if (!sec || str_at(*sec, "type") != "kubernetes.io/dockerconfigjson")
-                            continue;
-                        const auto* data = obj_at(*sec, "data");
-                        const auto* cfg = data ? data->if_contains(".dockerconfigjson") : nullptr;
-                        if (cfg && cfg->is_string() &&
-                            docker_config_allows(b64decode(cfg->get_string()), rt.image,
-                                                 root.auth_username, root.auth_password))
-                            allowed = true;
-                    }
-                rt.pull_fails = rt.pull_unauthorized = !allowed;
-            }
+            resolve_pull(ns, spec, rt);
             out.push_back(std::move(rt));
         }
     };

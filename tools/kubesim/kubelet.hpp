@@ -36,6 +36,7 @@
 namespace podpipe::kubesim {
 
 struct pod_runtime;
+struct container_rt;
 
 /// When each part of one container instance's log arrived (for `timestamps`, `sinceSeconds`,
 /// `sinceTime`). A part is what a CRI runtime stores as one log entry: a whole line, or up to
@@ -116,6 +117,14 @@ public:
     /// it when placed; an unplaceable pod stays Pending with PodScheduled=False/Unschedulable.
     void pod_created(const std::string& ns, const std::string& name);
 
+    /// Called after a PUT/PATCH of a pod was stored: the pod's worker compares each container's
+    /// image with the one it runs. A running main container whose image changed is killed
+    /// ("Killing": `Container c definition changed, will be restarted`) and started again with
+    /// the new image whatever the restartPolicy (kubelet computePodActions: the container's
+    /// hash changed); a waiting one takes the new image at its next start or pull. Terminated
+    /// containers that will not restart, running init containers and finished pods keep theirs.
+    void pod_updated(const std::string& ns, const std::string& name);
+
     /// DELETE semantics of spec §3.2: nullopt when missing; otherwise the Pod to return (removed
     /// at once for grace 0 / unscheduled / finished pods, else marked with deletionTimestamp).
     std::optional<boost::json::object> delete_pod(const std::string& ns, const std::string& name,
@@ -140,6 +149,9 @@ public:
 private:
     class pod_worker; // the thread that runs one pod (pod_worker.cpp)
     void run_pod(const std::shared_ptr<pod_runtime>& p);
+    /// Whether container `c` (its image) can be pulled for a pod with `spec` in `ns`: sets
+    /// c.pull_fails and c.pull_unauthorized from the image map and the pull secrets.
+    void resolve_pull(const std::string& ns, const boost::json::object& spec, container_rt& c);
     void start_runtime(const std::string& ns, const std::string& name, const boost::json::object& pod,
                        const std::string& node);
     void publish(pod_runtime& p, const std::string& phase);

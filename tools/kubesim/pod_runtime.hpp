@@ -8,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -45,6 +46,11 @@ struct container_rt {
     int pull_attempts = 0;         ///< ImagePullBackOff step
     bool backoff_event = false;    ///< a CrashLoopBackOff began: record the BackOff event
     json::object last_state;       ///< lastState of the container status ({} or {"terminated": ...})
+    /// The image changed on a PUT/PATCH while this instance ran: it is being killed
+    /// (SIGKILL at kill_at) and restarts at once with next_image, whatever the restartPolicy.
+    bool spec_restart = false;
+    std::string next_image;
+    clock_type::time_point kill_at{};
     std::optional<container_cgroup> cgroup; ///< with resources.limits: kept across restarts
     std::uint64_t oom_kills_seen = 0;        ///< the cgroup's OOM kill count at the last start
     std::thread pump;              ///< copies the instance's stdout+stderr into the log file
@@ -72,6 +78,9 @@ struct pod_runtime {
     bool deleting = false;
     clock_type::time_point kill_deadline{};
     std::set<pid_t> exec_pgids;
+    /// Container name -> image of the stored spec, set by kubelet::pod_updated (a PUT/PATCH);
+    /// the pod worker takes it and acts on the containers whose image differs.
+    std::map<std::string, std::string> desired_images;
     bool finished = false; // thread done (pod processes all gone)
     bool removed = false;  // object deleted; runtime may be erased once the thread ended
     std::thread thread;

@@ -468,10 +468,30 @@ private:
     /// terminated. Upstream restarts the first time at once, then waits 10 s doubling up to
     /// 5 min; kubesim waits crash_backoff(n) (1 s doubling up to 8 s).
     void after_exit(container_rt& c, bool stopping) {
-        bool restart = !stopping && (c.init ? (c.exit_code != 0 && restart_policy_ != "Never")
-                                            : (restart_policy_ == "Always" ||
-                                               (restart_policy_ == "OnFailure" && c.exit_code != 0)));
+        bool spec_restart;
+        {
+            std::lock_guard lk(p_->mu);
+            spec_restart = c.spec_restart;
+            c.spec_restart = false;
+        }
+        // A container killed because its image changed restarts whatever the policy says
+        // (computePodActions: "Restart regardless of the restart policy because the container
+        // spec changed").
+        bool restart = !stopping &&
+                       (spec_restart ||
+                        (c.init ? (c.exit_code != 0 && restart_policy_ != "Never")
+                                : (restart_policy_ == "Always" ||
+                                   (restart_policy_ == "OnFailure" && c.exit_code != 0))));
+        if (restart && spec_restart) {
+            {
+                std::lock_guard lk(p_->mu);
+                c.image = c.next_image;
+            }
+            k_.resolve_pull(p_->ns, spec_, c);
+            c.pull_attempts = 0;
+        }
         std::lock_guard lk(p_->mu);
+        c.next_image.clear();
         if (!restart) {
             c.pending = false;
             return;
@@ -483,7 +503,9 @@ private:
                                         {"finishedAt", c.finished_at},
                                         {"containerID", "kubesim://" + c.view.pod_uid + "-" + c.name}}}};
         c.pending = true;
-        auto delay = crash_backoff(c.crashes++);
+        // The new image's instance starts at once: the back-off is kept per container hash
+        // (GetStableKey), and the hash changed with the image.
+        auto delay = spec_restart ? std::chrono::milliseconds(0) : crash_backoff(c.crashes++);
         c.next_action = clock_type::now() + delay;
         if (delay.count() > 0) {
             std::string who = "container=" + c.name + " pod=" + p_->name + "_" + p_->ns + "(" + p_->uid + ")";
@@ -550,6 +572,10 @@ private:
                 ++running;
                 break;
             case container_view::state::terminated:
+                if (c.pending) { // restarting at once (the same phase as a running one)
+                    ++running;
+                    break;
+                }
                 ++stopped;
                 succeeded += c.exit_code == 0 ? 1 : 0;
                 break;
@@ -570,6 +596,69 @@ private:
     }
 
     std::string phase_of(bool init) { return init ? "Pending" : main_phase(); }
+
+    /// Image changes a PUT/PATCH stored (kubelet::pod_updated), as the kubelet's
+    /// computePodActions sees a changed container hash: a running main container is killed
+    /// (SIGTERM, SIGKILL after the grace period) and restarts with the new image
+    /// (after_exit); a container waiting to start, to pull or in CrashLoopBackOff takes the
+    /// new image at once. A running init container (not restartable), or a terminated
+    /// container that will not restart, keeps its image.
+    void apply_image_updates() {
+        std::map<std::string, std::string> desired;
+        {
+            std::lock_guard lk(p_->mu);
+            desired.swap(p_->desired_images);
+        }
+        if (desired.empty())
+            return;
+        const auto now = clock_type::now();
+        const auto grace = std::chrono::seconds(
+            std::max<std::int64_t>(0, int_at(spec_, "terminationGracePeriodSeconds", 30)));
+        for (auto* list : {&p_->init_containers, &p_->containers}) {
+            for (container_rt& c : *list) {
+                auto it = desired.find(c.name);
+                if (it == desired.end() || it->second.empty())
+                    continue;
+                bool kill = false, repull = false;
+                {
+                    std::lock_guard lk(p_->mu);
+                    const std::string& current = c.spec_restart ? c.next_image : c.image;
+                    if (it->second == current)
+                        continue;
+                    switch (c.view.st) {
+                    case container_view::state::running:
+                        if (c.init)
+                            break;
+                        c.next_image = it->second;
+                        if (!c.spec_restart) {
+                            c.spec_restart = true;
+                            c.kill_at = now + grace;
+                            kill = true;
+                        }
+                        break;
+                    case container_view::state::waiting:
+                    case container_view::state::terminated:
+                        if (c.view.st == container_view::state::terminated && !c.pending)
+                            break;
+                        c.image = it->second;
+                        repull = true;
+                        if (c.pending)
+                            c.next_action = now;
+                        break;
+                    }
+                }
+                if (repull) {
+                    k_.resolve_pull(p_->ns, spec_, c);
+                    c.pull_attempts = 0;
+                }
+                if (kill) {
+                    k_.event(*p_, field_of(c), "Normal", "Killing",
+                             "Container " + c.name + " definition changed, will be restarted");
+                    kill_group(c.view.pid, SIGTERM);
+                }
+            }
+        }
+    }
 
     /// Acts on the containers of `set` whose action is due, and records a BackOff event for
     /// each that began a CrashLoopBackOff.
@@ -658,8 +747,10 @@ private:
                 deadline = p_->kill_deadline;
                 execs = p_->exec_pgids;
             }
-            if (!stop)
+            if (!stop) {
+                apply_image_updates();
                 act_on_due(set, init);
+            }
             std::vector<container_rt*> live;
             bool pending = false;
             clock_type::time_point next_due = clock_type::time_point::max();
@@ -696,8 +787,27 @@ private:
                     killed = true;
                 }
                 timeout_ms = killed ? 200 : ms_until(deadline, now);
-            } else if (pending) {
-                timeout_ms = ms_until(next_due, now);
+            } else {
+                // Containers killed for an image change: SIGKILL once their grace ends.
+                clock_type::time_point kill_due = clock_type::time_point::max();
+                {
+                    std::lock_guard lk(p_->mu);
+                    for (auto* c : live) {
+                        if (!c->spec_restart)
+                            continue;
+                        if (now >= c->kill_at) {
+                            kill_group(c->view.pid, SIGKILL);
+                            c->kill_at = clock_type::time_point::max();
+                        }
+                        kill_due = std::min(kill_due, c->kill_at);
+                    }
+                }
+                if (pending)
+                    next_due = std::min(next_due, kill_due);
+                else
+                    next_due = kill_due;
+                if (next_due != clock_type::time_point::max())
+                    timeout_ms = ms_until(next_due, now);
             }
             std::vector<pollfd> fds;
             fds.push_back({p_->wake_fd, POLLIN, 0});

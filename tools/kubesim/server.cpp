@@ -135,6 +135,18 @@ constexpr std::string_view unavailable_status =
     R"("message":"the server is currently unable to handle the request",)"
     R"("reason":"ServiceUnavailable","code":503})";
 
+/// What a load balancer (ingress-nginx's default backend style) answers in "503-html" mode:
+/// an HTML page with CRLFs, an inline style and a comment, longer than a log line should be.
+constexpr std::string_view unavailable_html =
+    "<!DOCTYPE html>\r\n<html>\r\n<head>\r\n<title>503 Service Temporarily Unavailable</title>\r\n"
+    "<style>\r\n\tbody { font-family: Tahoma, Verdana, Arial, sans-serif; margin: 0 auto; "
+    "width: 35em; }\r\n\th1 { font-size: 2em; color: #444; }\r\n\t.details { color: #777; "
+    "font-size: 0.8em; }\r\n</style>\r\n</head>\r\n<body>\r\n<!-- upstream: "
+    "kube-apiserver, all backends unhealthy -->\r\n<center><h1>503 Service Temporarily "
+    "Unavailable</h1></center>\r\n<p class=\"details\">The server is temporarily unable to "
+    "service your request due to maintenance downtime or capacity problems. Please try again "
+    "later.</p>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n";
+
 } // namespace
 
 // The restart fault (README "Fault injection", `restart`): the cut does what the death of an
@@ -171,6 +183,7 @@ struct server::impl : restart_driver {
     bool released = false;              ///< that answer is out: the delay runs
     std::atomic<bool> refusing{false};  ///< "refused" mode, down
     std::atomic<bool> answering_503{false};
+    std::atomic<bool> html_503{false}; ///< "503-html": the page instead of the Status
     std::atomic<int> retry_after_s{0};
     std::atomic<int> restart_count{0};
     std::thread restart_thread;
@@ -233,10 +246,12 @@ void server::impl::restart_loop() {
         if (restart_cv.wait_for(lk, f.after, [&] { return stopping.load(); }))
             return;
         retry_after_s = f.retry_after_s;
+        html_503 = f.html;
         lk.unlock();
         cut_everything(f.refuse);
         std::fprintf(stderr, "kubesim: restart fault: connections cut, %s for %lld ms\n",
-                     f.refuse ? "refusing connections" : "answering 503",
+                     f.refuse ? "refusing connections"
+                              : (f.html ? "answering 503 (HTML)" : "answering 503"),
                      static_cast<long long>(f.down.count()));
         lk.lock();
         armed.reset();
@@ -248,6 +263,7 @@ void server::impl::restart_loop() {
             if (::listen(acceptor.native_handle(), net::socket_base::max_listen_connections) != 0)
                 std::perror("kubesim: restart fault: listen again");
         }
+        api.restarted(); // a fresh watch cache: the history before the restart is gone
         refusing = false;
         answering_503 = false;
         std::fprintf(stderr, "kubesim: restart fault: serving again\n");
@@ -361,7 +377,9 @@ void server::impl::serve(connection& c, tcp::socket socket, net::io_context& ioc
         if (answering_503 && !admin_path) {
             api_response r;
             r.status = 503;
-            r.body = std::string(unavailable_status);
+            r.body = std::string(html_503 ? unavailable_html : unavailable_status);
+            if (html_503)
+                r.content_type = "text/html";
             if (int s = retry_after_s; s > 0)
                 r.headers.emplace_back("Retry-After", std::to_string(s));
             send(r);

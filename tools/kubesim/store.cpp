@@ -139,7 +139,8 @@ void object_store::emit(watch_event ev) {
 }
 
 std::shared_ptr<watcher> object_store::watch(const std::string& resource, const std::string& ns,
-                                             std::optional<std::uint64_t> from_rv, bool& expired) {
+                                             std::optional<std::uint64_t> from_rv, bool& expired,
+                                             std::uint64_t* oldest_rv) {
     std::lock_guard lk(mu_);
     expired = false;
     auto w = std::make_shared<watcher>();
@@ -152,9 +153,14 @@ std::shared_ptr<watcher> object_store::watch(const std::string& resource, const 
                 w->queue_.push_back({"ADDED", resource, std::get<1>(k), rv_, v});
         }
     } else {
+        // The watch cache's getAllEventsSinceLocked: a version older than the one before the
+        // oldest event it holds (or than the list it started from) is expired.
         std::uint64_t oldest = history_.empty() ? rv_ : history_.front().rv;
-        if (*from_rv + 1 < oldest && *from_rv < rv_) {
+        const std::uint64_t floor = std::max(oldest > 0 ? oldest - 1 : 0, history_floor_);
+        if (*from_rv < floor && *from_rv < rv_) {
             expired = true;
+            if (oldest_rv)
+                *oldest_rv = floor;
             return w;
         }
         for (const auto& ev : history_) {
@@ -164,6 +170,12 @@ std::shared_ptr<watcher> object_store::watch(const std::string& resource, const 
     }
     watchers_.push_back(w);
     return w;
+}
+
+void object_store::forget_history() {
+    std::lock_guard lk(mu_);
+    history_.clear();
+    history_floor_ = rv_;
 }
 
 void object_store::unwatch(const std::shared_ptr<watcher>& w) {

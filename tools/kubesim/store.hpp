@@ -7,7 +7,8 @@
 // - Stored objects carry kind/apiVersion; list() callers strip them for list items (spec §3.2).
 // - Thread safety: every member function may be called from any thread.
 // - A history of the last `history_limit` events lets a watch start from a given resourceVersion;
-//   an older version gets expired=true (the caller answers 410 Expired).
+//   an older version gets expired=true (the caller answers 410 Expired). forget_history() (the
+//   restart fault) drops it, as a restarted API server's watch cache starts empty.
 #pragma once
 
 #include <chrono>
@@ -86,9 +87,16 @@ public:
                                               const std::string& name, const std::string& uid = "");
 
     /// Subscribes to changes. from_rv == nullopt: synthetic ADDED for the current objects first.
-    /// from_rv set: replays history after it; `expired` is set when it is too old.
+    /// from_rv set: replays history after it; `expired` is set when it is too old, and then
+    /// `oldest` is the oldest version a watch may still start from (upstream's "(Y)" in
+    /// `too old resource version: X (Y)`).
     std::shared_ptr<watcher> watch(const std::string& resource, const std::string& ns,
-                                   std::optional<std::uint64_t> from_rv, bool& expired);
+                                   std::optional<std::uint64_t> from_rv, bool& expired,
+                                   std::uint64_t* oldest = nullptr);
+    /// An API-server restart: the watch cache starts again from a list at the current
+    /// resourceVersion, so the event history before it is gone and a watch from an older
+    /// version is expired (objects and resourceVersions stay: they are etcd's).
+    void forget_history();
     void unwatch(const std::shared_ptr<watcher>& w);
 
     std::uint64_t current_rv() const;
@@ -103,6 +111,7 @@ private:
     std::uint64_t rv_ = 1;
     std::map<key, boost::json::object> objects_;
     std::deque<watch_event> history_;
+    std::uint64_t history_floor_ = 0; ///< forget_history(): watches from below it expire
     std::vector<std::shared_ptr<watcher>> watchers_;
     bool shutdown_ = false;
 };

@@ -223,7 +223,24 @@ api_response api_server::update_object(const api_request& req, const std::string
                     md.erase("ownerReferences");
                 if (!next["status"].is_object())
                     next["status"] = json::object{};
-                errs = validate_object_meta_update(next, *current);
+                json::object& st = next["status"].as_object();
+                const json::object* old_st = obj_at(*current, "status");
+                // The QoS class is set at creation; an old kubelet dropped it: backfilled.
+                if (str_at(st, "qosClass").empty() && old_st && old_st->contains("qosClass"))
+                    st["qosClass"] = old_st->at("qosClass");
+                // v1 → internal conversion: podIP wins over a different podIPs[0] (older
+                // kubelets) and fills an empty podIPs; back in v1, podIP is podIPs[0]. (hostIP
+                // stays a field of its own: hostIPs[0] must equal it.)
+                const std::string ip = str_at(st, "podIP");
+                const json::array* ips = arr_at(st, "podIPs");
+                const std::string first = ips && !ips->empty() && (*ips)[0].is_object()
+                                              ? str_at((*ips)[0].as_object(), "ip")
+                                              : "";
+                if (!ip.empty() && first != ip)
+                    st["podIPs"] = json::array{json::object{{"ip", ip}}};
+                else if (ip.empty() && !first.empty())
+                    st["podIP"] = first;
+                errs = validate_pod_status_update(next, *current);
             } else {
                 // podStrategy.PrepareForUpdate: status is not changed through the pod.
                 if (const json::value* st = current->if_contains("status"))
@@ -267,8 +284,11 @@ api_response api_server::update_object(const api_request& req, const std::string
             o = next;
             return true;
         });
-        if (stored)
+        if (stored) {
+            if (resource == "pods" && sub.empty())
+                kubelet_.pod_updated(ns, name); // a new image restarts its container
             return answer(*stored);
+        }
         if (conditional || attempt >= 20)
             return conflict(resource, name);
     }

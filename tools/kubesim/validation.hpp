@@ -82,6 +82,13 @@ field_errors validate_object_meta_update(const json::object& obj, const json::ob
 /// terminationGracePeriodSeconds set to 1 when it was negative; any other spec change is the
 /// Forbidden `pod updates may not change fields other than ...` with a diff of the fields.
 field_errors validate_pod_update(const json::object& pod, const json::object& old);
+/// ValidatePodStatusUpdate (status_validation.cpp) of a pods/status write whose spec is the
+/// stored one: metadata as on update, custom condition types (qualified names),
+/// nominatedNodeName (DNS-1123 subdomain), qosClass immutable, no container state going from
+/// terminated back to waiting/running unless the restartPolicy restarts it,
+/// resourceClaimStatuses naming spec.resourceClaims, podIPs/hostIPs valid (one per family).
+/// The phase itself is not checked, as upstream.
+field_errors validate_pod_status_update(const json::object& pod, const json::object& old);
 /// ValidateSecretUpdate: `type` immutable; with `immutable: true` neither `immutable` nor `data`
 /// may change; then ValidateSecret of the new secret.
 field_errors validate_secret_update(const json::object& secret, const json::object& old,

@@ -183,6 +183,30 @@ TEST_F(restart_test, answering_503_keeps_the_admin_endpoint) {
     EXPECT_EQ(kubectl("exec p1 -- cat /tmp/marker").output, "stdin-eof\n");
 }
 
+TEST_F(restart_test, answering_503_html_like_a_load_balancer) {
+    auto r = arm(R"({"restart": {"downSeconds": 1, "mode": "503-html", "retryAfterSeconds": 2}})");
+    ASSERT_EQ(r.status, 200) << r.body;
+    ASSERT_TRUE(podpipe::testing::eventually(
+        [&] { return attempt("/api/v1/namespaces/default/pods") == "503"; }, 5s));
+    auto during = get("/api/v1/namespaces/default/pods");
+    EXPECT_EQ(during.status, 503);
+    EXPECT_EQ(during.headers["content-type"], "text/html");
+    EXPECT_EQ(during.headers["retry-after"], "2");
+    EXPECT_TRUE(during.body.starts_with("<!DOCTYPE html>\r\n<html>")) << during.body;
+    EXPECT_NE(during.body.find("<title>503 Service Temporarily Unavailable</title>"),
+              std::string::npos);
+    EXPECT_EQ(during.body.find("\"kind\""), std::string::npos) << "not a Status";
+    ws_exec_client refused(port(), ca_file(), admin_token());
+    EXPECT_EQ(refused.open("/api/v1/namespaces/default/pods/p1/exec?command=true&stdout=true",
+                           "v5.channel.k8s.io"),
+              503);
+    wait_serving();
+    auto after = get("/api/v1/namespaces/default/pods");
+    EXPECT_EQ(after.status, 200);
+    EXPECT_EQ(after.headers["content-type"], "application/json");
+    EXPECT_EQ(arm(R"({"restart": {"downSeconds": 1, "mode": "503-json"}})").status, 400);
+}
+
 TEST_F(restart_test, delay_and_bad_knobs) {
     EXPECT_EQ(arm(R"({"restart": {"mode": "refused"}})").status, 400);
     EXPECT_EQ(arm(R"({"restart": {"downSeconds": 1, "mode": "nope"}})").status, 400);
@@ -203,6 +227,54 @@ TEST_F(restart_test, delay_and_bad_knobs) {
     wait_serving();
     EXPECT_NE(get("/kubesim/faults").body.find(R"("restart":{"restarts":2,"down":false})"),
               std::string::npos);
+}
+
+/// The resourceVersion of a list of `resource` in default.
+std::string list_rv(const http_reply& r) {
+    const std::string key = R"("resourceVersion":")";
+    auto at = r.body.find(key);
+    if (at == std::string::npos)
+        return "";
+    at += key.size();
+    return r.body.substr(at, r.body.find('"', at) - at);
+}
+
+TEST_F(restart_test, watch_history_before_the_restart_is_gone) {
+    const std::string secrets = "/api/v1/namespaces/default/secrets";
+    const std::string old_rv = list_rv(get(secrets));
+    ASSERT_FALSE(old_rv.empty());
+    auto made = https_request(port(), ca_file(), admin_token(), "POST", secrets,
+                              R"({"metadata":{"name":"i20-before"},"stringData":{"k":"v"}})");
+    ASSERT_EQ(made.status, 201) << made.body;
+    const std::string watch = secrets + "?watch=true&timeoutSeconds=1&resourceVersion=";
+    // Before the restart a watch from the older version replays the create.
+    auto before = get(watch + old_rv);
+    ASSERT_EQ(before.status, 200);
+    EXPECT_NE(before.body.find(R"({"type":"ADDED")"), std::string::npos) << before.body;
+
+    const std::string at_restart = list_rv(get(secrets));
+    ASSERT_EQ(arm(R"({"restart": {"downSeconds": 0.5, "mode": "503"}})").status, 200);
+    podpipe::testing::eventually([&] { return attempt("/version") == "503"; }, 5s);
+    wait_serving();
+    // The new watch cache starts at the version it listed: older ones are too old, as an
+    // ERROR event in a 200 stream (the cacher's newErrWatcher).
+    auto after = get(watch + old_rv);
+    ASSERT_EQ(after.status, 200);
+    const std::string expired = R"({"type":"ERROR","object":{"kind":"Status","apiVersion":"v1",)"
+                                R"("metadata":{},"status":"Failure","message":)";
+    EXPECT_EQ(after.body, expired + "\"too old resource version: " + old_rv + " (" +
+                              at_restart + R"x()","reason":"Expired","code":410}})x" + "\n");
+    // From the version it starts at, a watch works and sees what comes after.
+    auto later = std::async(std::launch::async, [&] { return get(watch + at_restart); });
+    std::this_thread::sleep_for(200ms);
+    ASSERT_EQ(https_request(port(), ca_file(), admin_token(), "POST", secrets,
+                            R"({"metadata":{"name":"i20-after"},"stringData":{"k":"v"}})")
+                  .status,
+              201);
+    auto seen = later.get();
+    ASSERT_EQ(seen.status, 200);
+    EXPECT_NE(seen.body.find("i20-after"), std::string::npos) << seen.body;
+    EXPECT_EQ(seen.body.find("ERROR"), std::string::npos) << seen.body;
 }
 
 } // namespace

@@ -118,6 +118,45 @@ TEST_F(cp_restart_test, into_a_pod_with_its_podpipe_answered_503) {
     copy_through_restart("bb", "i20-503", "503");
 }
 
+TEST_F(cp_restart_test, into_a_pod_with_its_podpipe_answered_503_html) {
+    // A load balancer's HTML page instead of a Status: never printed as markup.
+    copy_through_restart("bb", "i20-503html", "503-html");
+    std::ifstream log(tmp_ / "i20-503html.log");
+    const std::string out((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
+    EXPECT_EQ(out.find("<html"), std::string::npos) << out;
+    EXPECT_EQ(out.find("<title"), std::string::npos) << out;
+}
+
+TEST_F(cp_restart_test, started_while_a_load_balancer_answers_html_503s) {
+    // Down for longer than the client's retries last: a clear, bounded failure that names the
+    // status and the page's title, never its markup.
+    arm(R"({"restart": {"downSeconds": 30, "mode": "503-html"}})");
+    ASSERT_TRUE(podpipe::testing::eventually(
+        [&] {
+            try { // the cut itself may end a request that was under way
+                return https_request(port(), ca_file(), "", "GET", "/version").status == 503;
+            } catch (const std::exception&) {
+                return false;
+            }
+        },
+        10s));
+    const auto t0 = std::chrono::steady_clock::now();
+    child_process cp({podpipe_exe, "cp", "--kubeconfig", kubeconfig_, src_.string(),
+                      "bb:/data/i20-html-down"},
+                     tmp_ / "html-down.log");
+    ASSERT_TRUE(cp.started());
+    const auto code = cp.wait_exit(25s);
+    ASSERT_TRUE(code.has_value()) << "cp still running 25 s into the down time: " << cp.output();
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, 25s);
+    const std::string out = cp.output();
+    EXPECT_EQ(*code, 1) << out;
+    EXPECT_NE(out.find("default/bb"), std::string::npos) << out;
+    EXPECT_NE(out.find("HTML page: 503 Service Temporarily Unavailable (HTTP 503)"),
+              std::string::npos)
+        << out;
+    EXPECT_EQ(out.find('<'), std::string::npos) << out;
+}
+
 TEST_F(cp_restart_test, into_a_pods_tar_connections_refused) {
     copy_through_restart("gnu", "i20-tar", "refused", "--pod-binary=none");
 }
