@@ -128,9 +128,10 @@ TEST_F(cp_restart_test, into_a_pod_with_its_podpipe_answered_503_html) {
 }
 
 TEST_F(cp_restart_test, started_while_a_load_balancer_answers_html_503s) {
-    // Down for longer than the client's retries last: a clear, bounded failure that names the
-    // status and the page's title, never its markup.
-    arm(R"({"restart": {"downSeconds": 30, "mode": "503-html"}})");
+    // Down for longer than cp retries (--retry-for 3s): a clear, bounded failure that names
+    // the status and the page's title, never its markup. Then a copy with the default retry
+    // time started in the same window goes through once the server is back.
+    arm(R"({"restart": {"downSeconds": 12, "mode": "503-html"}})");
     ASSERT_TRUE(podpipe::testing::eventually(
         [&] {
             try { // the cut itself may end a request that was under way
@@ -141,8 +142,8 @@ TEST_F(cp_restart_test, started_while_a_load_balancer_answers_html_503s) {
         },
         10s));
     const auto t0 = std::chrono::steady_clock::now();
-    child_process cp({podpipe_exe, "cp", "--kubeconfig", kubeconfig_, src_.string(),
-                      "bb:/data/i20-html-down"},
+    child_process cp({podpipe_exe, "cp", "--kubeconfig", kubeconfig_, "--retry-for", "3s",
+                      src_.string(), "bb:/data/i20-html-down"},
                      tmp_ / "html-down.log");
     ASSERT_TRUE(cp.started());
     const auto code = cp.wait_exit(25s);
@@ -154,7 +155,17 @@ TEST_F(cp_restart_test, started_while_a_load_balancer_answers_html_503s) {
     EXPECT_NE(out.find("HTML page: 503 Service Temporarily Unavailable (HTTP 503)"),
               std::string::npos)
         << out;
+    EXPECT_NE(out.find(" attempts over "), std::string::npos) << out;
     EXPECT_EQ(out.find('<'), std::string::npos) << out;
+
+    child_process again({podpipe_exe, "cp", "--kubeconfig", kubeconfig_, src_.string(),
+                         "bb:/data/i20-html-later"},
+                        tmp_ / "html-later.log");
+    ASSERT_TRUE(again.started());
+    const auto later = again.wait_exit(60s);
+    ASSERT_TRUE(later.has_value()) << again.output();
+    EXPECT_EQ(*later, 0) << again.output();
+    EXPECT_NE(again.output().find("trying again in "), std::string::npos) << again.output();
 }
 
 TEST_F(cp_restart_test, into_a_pods_tar_connections_refused) {
