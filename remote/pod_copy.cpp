@@ -382,8 +382,14 @@ struct pod_copier::impl {
 
     // The exit code and message for a pod-side command that failed. `final_line`: what a
     // receiving podpipe printed on stdout (its failure line), used when stderr says nothing.
+    // `input_whole`: nothing of ours cut its input short (a sender reads its own disk; into a
+    // pod we stop sending only when it has stopped reading, or for a failure of our own that
+    // is reported first; a relay's error is reported with the receiver's). Then an exit of its
+    // own (its status arrived: the session held; not a signal, not its stall timeout) is its
+    // verdict on the tree or the target (a missing source, a read-only or full target), which
+    // a repeat would meet again.
     failure<copy_error> remote_failure(const pod_end& end, const char* what, int code,
-                                const std::string& stderr_tail,
+                                const std::string& stderr_tail, bool input_whole,
                                 std::string_view final_line = {}) {
         std::string msg = "pod " + end.name() + ": " + what + " " + end.loc.path +
                           " failed (exit " + std::to_string(code) + ")";
@@ -404,6 +410,8 @@ struct pod_copier::impl {
         if (end.has_binary && (code == pipeline::exit_unsafe || code == pipeline::exit_bad_input ||
                                code == pipeline::exit_interrupted))
             return failed(static_cast<pipeline::exit_status>(code), msg);
+        if (input_whole && code < 128 && msg.find("--stall-timeout") == std::string::npos)
+            return permanent(pipeline::exit_failure, msg);
         return failed(pipeline::exit_failure, msg);
     }
 
@@ -498,9 +506,9 @@ struct pod_copier::impl {
 copy_result pod_copier::impl::local_to_pod(const std::string& src, const pod_end& dst) {
     const bool verify = !!opt_.verify && dst.has_binary;
     if (!dst.half_close && !dst.has_binary) {
-        const std::string no_binary = opt_.pod_binary == "none"
-                                          ? std::string(" and podpipe is not used (--pod-binary none)")
-                                          : " and has no " + opt_.pod_binary;
+        const std::string no_binary =
+            opt_.pod_binary == "none" ? std::string(" and podpipe is not used (--pod-binary none)")
+                                      : " and has no " + opt_.pod_binary;
         return permanent(pipeline::exit_failure,
                          "pod " + dst.name() + " speaks only " + dst.protocol +
                              " (no stdin half-close)" + no_binary +
@@ -540,7 +548,7 @@ copy_result pod_copier::impl::local_to_pod(const std::string& src, const pod_end
     const std::string& report = reader.report();
     if (code && *code && **code != 0)
         return remote_failure(dst, dst.has_binary ? "podpipe recv into" : "tar extraction into",
-                              **code, s.stderr_tail(), report);
+                              **code, s.stderr_tail(), true, report);
     if (!sent && code && !*code && (*code).error().is(errc::exec_failed)) {
         // The pod side ended with a failure status (e.g. the container stopped): that is the
         // story, not the broken pipe it caused here.
@@ -610,7 +618,7 @@ copy_result pod_copier::impl::pod_to_local(const pod_end& src, const std::string
     auto code = s.wait();
     if (code && *code != 0)
         return remote_failure(src, src.has_binary ? "podpipe send of" : "tar of", *code,
-                              s.stderr_tail());
+                              s.stderr_tail(), true);
     if (!got) {
         if (stop_.stop_requested()) {
             return failed(pipeline::exit_interrupted, "interrupted; " + dst + " is incomplete");
@@ -726,10 +734,10 @@ copy_result pod_copier::impl::pod_to_pod(const pod_end& src, const pod_end& dst)
     const std::string& report = reader.report();
     if (src_code && *src_code != 0)
         return remote_failure(src, src.has_binary ? "podpipe send of" : "tar of", *src_code,
-                              in.stderr_tail());
+                              in.stderr_tail(), true);
     if (dst_code && *dst_code && **dst_code != 0)
         return remote_failure(dst, dst.has_binary ? "podpipe recv into" : "tar extraction into",
-                              **dst_code, out.stderr_tail(), report);
+                              **dst_code, out.stderr_tail(), relay_error.empty(), report);
     if (!relay_error.empty()) {
         return failed(stopped_or(pipeline::exit_failure),
                       relay_error + "; " + dst.name() + ":" + dst.loc.path + " is incomplete");

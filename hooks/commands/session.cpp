@@ -58,7 +58,8 @@ bool job_pod_runs_steps(hook_session& s, const std::string& job_pod) {
     if (s.env.step_reattach.count() == 0)
         return false;
     remote::pod_copier copier(s.client, copy_options_for(s), s.stop);
-    auto end = probe_job_pod(s, copier, {s.ns, job_pod, std::string(kube::job_container_name), "/__w"});
+    auto end = probe_job_pod(s, copier,
+                             {s.ns, job_pod, std::string(kube::job_container_name), "/__w"});
     if (!end) {
         s.log.debug("probing the job pod's podpipe: " + end.error().message);
         return false;
@@ -119,7 +120,9 @@ grouped_copy(hook_session& s, const std::string& title, const std::string& what,
     hook_log* log = &s.log;
     remote::copy_result out = remote::with_retries(
         run, policy, s.stop,
-        [log, &what](const remote::retry_notice& n) { log->warning(what + " " + remote::retry_text(n)); });
+        [log, &what](const remote::retry_notice& n) {
+            log->warning(what + " " + remote::retry_text(n));
+        });
     if (!out) {
         s.log.info(what + " failed: " + out.error().message);
         s.log.end_group();

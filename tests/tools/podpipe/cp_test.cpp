@@ -429,6 +429,10 @@ TEST_F(cp_test, errors_name_what_failed) {
     auto nodir = cp("bb:/data/does-not-exist " + q(tmp_ / "x"));
     EXPECT_NE(nodir.exit_code, 0) << nodir.output;
     EXPECT_NE(nodir.output.find("/data/does-not-exist"), std::string::npos) << nodir.output;
+    // What a repeat would meet again is not repeated (--retry-for): a missing pod, a missing
+    // source, a container that ended, a read-only target.
+    EXPECT_EQ(nopod.output.find("trying again"), std::string::npos) << nopod.output;
+    EXPECT_EQ(nodir.output.find("trying again"), std::string::npos) << nodir.output;
     // A pod whose container has ended: the probe says so instead of guessing "no podpipe".
     create_pod(R"(apiVersion: v1
 kind: Pod
@@ -445,6 +449,7 @@ spec:
         EXPECT_NE(ended.output.find("default/done"), std::string::npos) << ended.output;
         EXPECT_NE(ended.output.find("container not found (\"main\")"), std::string::npos)
             << flags << ended.output;
+        EXPECT_EQ(ended.output.find("trying again"), std::string::npos) << ended.output;
     }
     auto usage = cp(q(src_) + " " + q(tmp_ / "local"));
     EXPECT_EQ(usage.exit_code, 2) << usage.output;
@@ -452,6 +457,7 @@ spec:
     auto ro = cp(q(src_) + " bb:/__e/podpipe/x");
     EXPECT_NE(ro.exit_code, 0) << ro.output;
     EXPECT_NE(ro.output.find("Read-only file system"), std::string::npos) << ro.output;
+    EXPECT_EQ(ro.output.find("trying again"), std::string::npos) << ro.output;
 }
 
 TEST_F(cp_test, bench_measures_and_recommends) {
