@@ -196,8 +196,9 @@ def pod_podpipes(port):
 class Injector:
     """One fault at `delay` seconds from start(); records whether it fired."""
 
-    def __init__(self, cluster, kind, delay, rnd):
+    def __init__(self, cluster, kind, delay, rnd, sessions=1):
         self.cluster, self.kind, self.delay, self.rnd = cluster, kind, delay, rnd
+        self.sessions = sessions  # exec-drop: how many of the next sessions it arms
         self.fired = kind == "none"
         self.detail = ""
         self.stop = threading.Event()
@@ -224,7 +225,7 @@ class Injector:
             if self.kind == "exec-drop":
                 b = r.choice([0, 1000, 50_000, 500_000, 3_000_000])
                 self.detail = f"dropAfterBytes {b}"
-                c.faults({"exec": {"count": 1, "dropAfterBytes": b}})
+                c.faults({"exec": {"count": self.sessions, "dropAfterBytes": b}})
             elif self.kind.startswith("restart-"):
                 down = round(r.uniform(1, 4), 1)
                 mode = self.kind.split("-", 1)[1]
@@ -338,7 +339,8 @@ class Soak:
                 f"sleep 0.05; done\n{extra}\nexit {code}\n")
 
     def job(self, n, kind):
-        """Runs one job; returns (outcome, why)."""
+        """Runs one job; returns (verdict, its injector). The final verdict, cleanup_job and
+        leaked pods included, is self.job_verdict."""
         tag = f"soak-j{n}"
         fc = os.path.join(self.W, "_temp", "_runner_file_commands")
         for f in os.listdir(fc):
@@ -456,7 +458,12 @@ class Soak:
             argv = ["soak-a:/data/src", out]
         else:
             argv = ["soak-a:/data/src", "soak-b:" + dest_pod]
-        inj = Injector(self.cluster, kind, self.rnd.uniform(0, 1.5), self.rnd)
+        # A copy opens its sessions in its first moments: exec-drop is armed before it starts,
+        # for its probes and transfers (up to 4 sessions between pods), and drops each after a
+        # random number of output bytes (a receiver's few output bytes may stay under it).
+        delay = 0 if kind == "exec-drop" else self.rnd.uniform(0, 1.5)
+        inj = Injector(self.cluster, kind, delay, self.rnd, sessions=4 if direction == "between"
+                       else 2)
         env = dict(os.environ, KUBECONFIG=self.cluster.sa_kc)
         inj.start()
         try:
@@ -538,9 +545,8 @@ spec:
             for what, i, kind in plan:
                 t0 = time.time()
                 if what == "job":
-                    self.job(i, kind)
-                    verdict, detail, inj = self.job_verdict, "", None
-                    extra = ""
+                    _, inj = self.job(i, kind)
+                    verdict, extra = self.job_verdict, ""
                 else:
                     verdict, inj, extra = self.copy(i, kind)
                 rec = {"what": what if what == "job" else "cp " + extra, "n": i, "fault": kind,
