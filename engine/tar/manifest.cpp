@@ -5,7 +5,10 @@
 #include <algorithm>
 #include <charconv>
 
+#define XXH_STATIC_LINKING_ONLY // the state's layout, for save_state/restore_state
 #include <xxhash.h>
+
+#include <cstring>
 
 namespace podpipe::tar {
 namespace {
@@ -111,6 +114,87 @@ manifest manifest_builder::finish() {
     m.content_bytes = content_bytes_;
     m.digest = XXH3_64bits_digest(state_.get());
     return m;
+}
+
+manifest manifest_builder::peek() const {
+    return manifest{entries_, content_bytes_, XXH3_64bits_digest(state_.get())};
+}
+
+namespace {
+
+constexpr std::string_view state_tag = "podpipe-manifest-state v1 xxh";
+
+bool take_u64(std::string_view& s, std::uint64_t& v) {
+    if (s.size() < 8)
+        return false;
+    v = 0;
+    for (int i = 0; i < 8; ++i)
+        v |= static_cast<std::uint64_t>(static_cast<unsigned char>(s[i])) << (8 * i);
+    s.remove_prefix(8);
+    return true;
+}
+
+} // namespace
+
+// Only the parts of XXH3's state that feeding changes are kept: the accumulators, the
+// buffered tail, the stripe and length counters. The rest (secret, its size, the seed) is what
+// XXH3_64bits_reset() sets, so a restore starts from a reset state and overwrites the fed
+// parts. The xxHash version is part of the tag: another version may lay its state out
+// differently, and a ledger may outlive an upgrade.
+std::string manifest_builder::save_state() const {
+    const XXH3_state_t& st = *state_;
+    std::string out(state_tag);
+    put_u64(out, XXH_VERSION_NUMBER);
+    for (const XXH64_hash_t a : st.acc)
+        put_u64(out, a);
+    // The whole buffer: the digest of a short tail reads the previous stripe's end from it.
+    put_u64(out, st.bufferedSize);
+    out.append(reinterpret_cast<const char*>(st.buffer), sizeof st.buffer);
+    put_u64(out, st.nbStripesSoFar);
+    put_u64(out, st.totalLen);
+    put_u64(out, entries_);
+    put_u64(out, content_bytes_);
+    put_u64(out, current_content_);
+    return out;
+}
+
+bool manifest_builder::restore_state(std::string_view s) {
+    if (!s.starts_with(state_tag))
+        return false;
+    s.remove_prefix(state_tag.size());
+    std::uint64_t version = 0;
+    std::uint64_t acc[8] = {};
+    std::uint64_t buffered = 0;
+    if (!take_u64(s, version) || version != XXH_VERSION_NUMBER)
+        return false;
+    for (std::uint64_t& a : acc)
+        if (!take_u64(s, a))
+            return false;
+    if (!take_u64(s, buffered) || buffered > XXH3_INTERNALBUFFER_SIZE ||
+        s.size() < XXH3_INTERNALBUFFER_SIZE)
+        return false;
+    const std::string_view tail = s.substr(0, XXH3_INTERNALBUFFER_SIZE);
+    s.remove_prefix(XXH3_INTERNALBUFFER_SIZE);
+    std::uint64_t stripes = 0, total = 0, entries = 0, content = 0, current = 0;
+    if (!take_u64(s, stripes) || !take_u64(s, total) || !take_u64(s, entries) ||
+        !take_u64(s, content) || !take_u64(s, current) || !s.empty())
+        return false;
+    XXH3_state_t& st = *state_;
+    // The buffer holds what is not yet a whole stripe block; a state XXH3 wrote never has more
+    // stripes than a block, nor a length below what it buffered.
+    if (stripes >= st.nbStripesPerBlock || total < buffered || current > content)
+        return false;
+    XXH3_64bits_reset(&st);
+    for (int i = 0; i < 8; ++i)
+        st.acc[i] = acc[i];
+    std::memcpy(st.buffer, tail.data(), tail.size());
+    st.bufferedSize = static_cast<XXH32_hash_t>(buffered);
+    st.nbStripesSoFar = static_cast<std::size_t>(stripes);
+    st.totalLen = total;
+    entries_ = entries;
+    content_bytes_ = content;
+    current_content_ = current;
+    return true;
 }
 
 std::string format_manifest_comment(const manifest& m) {

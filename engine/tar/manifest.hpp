@@ -61,6 +61,18 @@ public:
     /// Forgets everything fed so far.
     void reset();
 
+    /// What finish() would return if the stream ended here, without ending it (the current
+    /// entry stays open; the digest covers what was fed, the current entry's content count not
+    /// yet). Two builders fed the same prefix peek the same: a resumed sender compares its
+    /// own at the resume point with the receiver's.
+    manifest peek() const;
+    /// Everything fed so far as opaque bytes (about 300), for a later process to continue
+    /// the same stream (a resumed receive keeps them in its ledger).
+    std::string save_state() const;
+    /// Continues from save_state()'s bytes. False, and the builder unchanged, when they are
+    /// not a state this build of the hash can continue (another version, corrupt, wrong size).
+    bool restore_state(std::string_view saved);
+
 private:
     struct state_deleter {
         void operator()(XXH3_state_s* s) const noexcept;

@@ -185,6 +185,8 @@ public:
     result<void> finish();
 
     bool ended() const noexcept { return state_ == state::ended; }
+    std::optional<resume_point> where() const;
+    result<void> resume_at(const resume_point& p);
     bool end_marker_seen() const noexcept { return marker_seen_; }
     std::uint64_t bytes_consumed() const noexcept { return offset_; }
     const std::string& detail() const noexcept { return detail_; }
@@ -258,6 +260,47 @@ result<void> parser::impl::handler_failed(std::error_code ec, const char* callba
 result<void> parser::impl::end_entry() {
     if (auto r = handler_.on_entry_end(); !r)
         return handler_failed(r.error(), "on_entry_end");
+    return {};
+}
+
+std::optional<resume_point> parser::impl::where() const {
+    resume_point p;
+    p.offset = offset_;
+    if (state_ == state::header && hdr_fill_ == 0 && !zero_seen_ && !pending_.any)
+        return p;
+    // Content of a regular file only: a hardlink's or an unknown type's data is dropped by
+    // an extractor, and resuming there would gain nothing.
+    if (state_ == state::content && entry_.type == entry_type::regular &&
+        remaining_ < entry_size_ && entry_size_ == entry_.size) {
+        p.in_content = true;
+        p.current = entry_;
+        p.content_done = entry_size_ - remaining_;
+        return p;
+    }
+    return std::nullopt;
+}
+
+result<void> parser::impl::resume_at(const resume_point& p) {
+    if (offset_ != 0 || state_ != state::header || hdr_fill_ != 0)
+        return fail_with(errc::bad_header, "resuming a parser that has already read a stream");
+    if (p.offset % block_bytes != 0 && !p.in_content)
+        return fail_with(errc::bad_header, "resume point between entries at offset " +
+                                               std::to_string(p.offset) +
+                                               ", not on a 512-byte block");
+    if (p.in_content) {
+        if (p.current.type != entry_type::regular || p.content_done >= p.current.size ||
+            p.content_done > p.offset)
+            return fail_with(errc::bad_header, "resume point inside " + quoted(p.current.path) +
+                                                   " at content byte " +
+                                                   std::to_string(p.content_done) +
+                                                   " of " + std::to_string(p.current.size));
+        entry_ = p.current;
+        last_path_ = entry_.path;
+        entry_size_ = p.current.size;
+        remaining_ = p.current.size - p.content_done;
+        state_ = state::content;
+    }
+    offset_ = p.offset;
     return {};
 }
 
@@ -761,6 +804,10 @@ parser::~parser() = default;
 
 result<void> parser::feed(std::span<const std::byte> bytes) { return impl_->feed(bytes); }
 result<void> parser::finish() { return impl_->finish(); }
+std::optional<resume_point> parser::where() const { return impl_->where(); }
+
+result<void> parser::resume_at(const resume_point& p) { return impl_->resume_at(p); }
+
 bool parser::ended() const noexcept { return impl_->ended(); }
 bool parser::end_marker_seen() const noexcept { return impl_->end_marker_seen(); }
 std::uint64_t parser::bytes_consumed() const noexcept { return impl_->bytes_consumed(); }

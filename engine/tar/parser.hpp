@@ -18,6 +18,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 
@@ -48,6 +49,18 @@ public:
     /// A pax global header carrying deletions (writer.hpp: append_deletions). The default
     /// ignores them, as other tar readers do.
     virtual result<void> on_deletions(const deletions&) { return {}; }
+};
+
+/// A place in the stream where a later parser can take over (a resumed receive): between two
+/// entries, or inside a regular file's content. Elsewhere (inside a header, an extended
+/// header, padding, after a first zero block) there is none.
+struct resume_point {
+    std::uint64_t offset = 0;      ///< stream bytes before this point
+    bool in_content = false;       ///< inside `current`'s content
+    entry current;                 ///< with in_content: the regular file (overrides applied)
+    std::uint64_t content_done = 0; ///< with in_content: its bytes before this point
+
+    bool operator==(const resume_point&) const = default;
 };
 
 class parser {
@@ -84,6 +97,17 @@ public:
     /// Bytes of the stream processed so far, up to and including the end-of-archive marker
     /// (bytes ignored after it are not counted).
     std::uint64_t bytes_consumed() const noexcept;
+
+    /// Where the parser stands, when a later parser can take over from here; nullopt inside a
+    /// header, an extended header or padding, after a zero block, at the end, after an error.
+    std::optional<resume_point> where() const;
+
+    /// Takes over at `p` (a point where() returned, the stream's bytes from p.offset on
+    /// follow). Only on a parser that has not been fed. With p.in_content, the next bytes are
+    /// p.current's content from p.content_done on (the handler had on_entry for it earlier, in
+    /// another process: it gets on_data and on_entry_end only). Errors: bad_header when `p`
+    /// is not a point where() can return (content beyond the size, not a regular file).
+    result<void> resume_at(const resume_point& p);
 
     /// A user-facing explanation of the last error, e.g. "header at offset 1536 (after entry
     /// 'a/b'): checksum mismatch (stored 012345, computed 012346)". Empty if no error.

@@ -69,6 +69,80 @@ TEST(tar_manifest, independent_of_content_split) {
         EXPECT_EQ(digest_of(s, chunk), whole) << chunk;
 }
 
+// A receiver that resumes continues the builder of an earlier process: the state saved at any
+// byte of any entry, restored into a fresh builder, finishes as if nothing had stopped.
+TEST(tar_manifest, saved_state_continues_at_every_point) {
+    const auto s = sample_stream();
+    const manifest whole = digest_of(s, 0);
+    // Every (entry, content offset) cut, including before an entry and after its last byte.
+    for (std::size_t cut_entry = 0; cut_entry < s.size(); ++cut_entry) {
+        const std::size_t size = s[cut_entry].content.size();
+        for (std::size_t cut_at : {std::size_t{0}, size / 3, size}) {
+            manifest_builder first;
+            for (std::size_t i = 0; i < cut_entry; ++i) {
+                first.add_entry(s[i].e);
+                first.add_content(as_bytes(s[i].content));
+            }
+            first.add_entry(s[cut_entry].e);
+            first.add_content(as_bytes(s[cut_entry].content).first(cut_at));
+            const manifest at_cut = first.peek();
+            const std::string saved = first.save_state();
+
+            manifest_builder second;
+            ASSERT_TRUE(second.restore_state(saved));
+            EXPECT_EQ(second.peek(), at_cut);
+            second.add_content(as_bytes(s[cut_entry].content).subspan(cut_at));
+            for (std::size_t i = cut_entry + 1; i < s.size(); ++i) {
+                second.add_entry(s[i].e);
+                second.add_content(as_bytes(s[i].content));
+            }
+            EXPECT_EQ(second.finish(), whole) << cut_entry << " at " << cut_at;
+        }
+    }
+}
+
+// peek() is what a resumed sender compares with the receiver's: any difference in the prefix
+// shows, and peeking does not end the entry.
+TEST(tar_manifest, peek_tells_prefixes_apart_and_changes_nothing) {
+    const auto s = sample_stream();
+    manifest_builder a, b;
+    a.add_entry(s[0].e);
+    b.add_entry(s[0].e);
+    a.add_content(as_bytes(s[0].content));
+    std::string other = s[0].content;
+    other[other.size() / 2] ^= 1;
+    b.add_content(as_bytes(other));
+    EXPECT_NE(a.peek().digest, b.peek().digest);
+    EXPECT_EQ(a.peek().entries, 1u);
+    EXPECT_EQ(a.peek(), a.peek());
+    manifest_builder c;
+    c.add_entry(s[0].e);
+    c.add_content(as_bytes(s[0].content));
+    (void)c.peek();
+    EXPECT_EQ(c.finish(), a.finish());
+}
+
+TEST(tar_manifest, restore_refuses_what_it_cannot_continue) {
+    const auto s = sample_stream();
+    manifest_builder b;
+    b.add_entry(s[1].e);
+    b.add_content(as_bytes(s[1].content));
+    const std::string saved = b.save_state();
+    const manifest before = b.peek();
+    manifest_builder t;
+    EXPECT_TRUE(t.restore_state(saved));
+    EXPECT_FALSE(t.restore_state(""));
+    EXPECT_FALSE(t.restore_state(saved.substr(0, saved.size() - 1)));
+    EXPECT_FALSE(t.restore_state(saved + "x"));
+    std::string other_version = saved;
+    other_version[other_version.find(" xxh") + 4] ^= 1; // the version number's first byte
+    EXPECT_FALSE(t.restore_state(other_version));
+    std::string other_tag = saved;
+    other_tag[0] = 'P';
+    EXPECT_FALSE(t.restore_state(other_tag));
+    EXPECT_EQ(t.peek(), before); // the failures left the restored state alone
+}
+
 TEST(tar_manifest, any_change_changes_the_digest) {
     const auto s = sample_stream();
     const auto base = digest_of(s, 0).digest;

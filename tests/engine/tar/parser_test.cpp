@@ -458,5 +458,112 @@ TEST(tar_parser, handler_errors_stop_the_parser_at_every_callback) {
     }
 }
 
+// A resumed receive: one parser reads the stream up to some byte and says where it stands; a
+// fresh parser takes over there with the rest of the stream. At every byte where where() has a
+// point, the two together report exactly what one parser reports for the whole stream; and
+// where() has a point between entries and inside regular content only.
+TEST(tar_parser, a_second_parser_takes_over_at_every_resume_point) {
+    std::vector<testing::item> items;
+    auto file = [&](std::string path, std::size_t size) {
+        testing::item it;
+        it.e.path = std::move(path);
+        it.e.mode = 0640;
+        it.e.mtime_sec = 1700000000;
+        it.e.size = size;
+        for (std::size_t i = 0; i < size; ++i)
+            it.content.push_back(static_cast<char>('a' + (i * 7 + size) % 26));
+        items.push_back(it);
+    };
+    testing::item dir;
+    dir.e.path = "d";
+    dir.e.type = entry_type::directory;
+    dir.e.mode = 0755;
+    items.push_back(dir);
+    file("d/empty", 0);
+    file("d/one", 1);
+    file("d/" + std::string(150, 'n'), 700); // a pax path header
+    file("d/block", 512);
+    file("d/big", 3000);
+    testing::item link;
+    link.e.path = "d/link";
+    link.e.type = entry_type::symlink;
+    link.e.link_target = "big";
+    items.push_back(link);
+    file("d/last", 1025);
+    const std::vector<std::byte> data = testing::build_archive(items);
+
+    collector whole;
+    parser full(whole);
+    ASSERT_TRUE(parse_all(data, full));
+
+    std::size_t between = 0, inside = 0;
+    for (std::size_t k = 0; k <= data.size(); ++k) {
+        collector first;
+        parser p1(first);
+        ASSERT_TRUE(p1.feed(std::span(data).first(k)));
+        const auto point = p1.where();
+        if (!point)
+            continue;
+        ASSERT_EQ(point->offset, k);
+        collector second;
+        if (point->in_content) {
+            ++inside;
+            ASSERT_TRUE(first.in_entry);
+            ASSERT_EQ(point->current.type, entry_type::regular);
+            ASSERT_EQ(point->current.path, first.entries.back().e.path);
+            ASSERT_EQ(point->content_done, first.entries.back().content.size());
+            // The second handler continues the entry the first one began.
+            second.entries.push_back(first.entries.back());
+            second.in_entry = true;
+            first.entries.pop_back();
+        } else {
+            ++between;
+            ASSERT_FALSE(first.in_entry) << k;
+        }
+        parser p2(second);
+        ASSERT_TRUE(p2.resume_at(*point)) << k;
+        ASSERT_TRUE(parse_all(std::span(data).subspan(k), p2)) << k << p2.last_error_detail();
+        EXPECT_EQ(p2.bytes_consumed(), full.bytes_consumed()) << k;
+        std::vector<testing::parsed_entry> joined = first.entries;
+        joined.insert(joined.end(), second.entries.begin(), second.entries.end());
+        ASSERT_EQ(joined.size(), whole.entries.size()) << k;
+        for (std::size_t i = 0; i < joined.size(); ++i) {
+            EXPECT_EQ(joined[i].e.path, whole.entries[i].e.path) << k;
+            EXPECT_EQ(joined[i].content, whole.entries[i].content) << k << " " << i;
+        }
+        std::vector<manifest> manifests = first.manifests;
+        manifests.insert(manifests.end(), second.manifests.begin(), second.manifests.end());
+        EXPECT_EQ(manifests, whole.manifests) << k;
+    }
+    // Every entry boundary (before the first header, after each entry, after the manifest's
+    // global header) and every content byte of the five non-empty files but their last.
+    EXPECT_EQ(between, items.size() + 2);
+    EXPECT_EQ(inside, 1 + 700 + 512 + 3000 + 1025 - 5);
+}
+
+TEST(tar_parser, resume_at_refuses_points_where_cannot_return) {
+    collector c;
+    resume_point p;
+    p.offset = 100; // not on a block, between entries
+    EXPECT_FALSE(parser(c).resume_at(p));
+    p.offset = 1024;
+    p.in_content = true;
+    p.current.path = "x";
+    p.current.type = entry_type::symlink;
+    p.current.size = 10;
+    p.content_done = 5;
+    EXPECT_FALSE(parser(c).resume_at(p)); // not a regular file
+    p.current.type = entry_type::regular;
+    p.content_done = 10;
+    EXPECT_FALSE(parser(c).resume_at(p)); // nothing left of it
+    p.content_done = 5;
+    parser fed(c);
+    ASSERT_TRUE(fed.feed(as_bytes(std::string(512, '\0'))));
+    EXPECT_FALSE(fed.resume_at(p)); // already read a stream
+    parser fresh(c);
+    EXPECT_TRUE(fresh.resume_at(p));
+    EXPECT_EQ(fresh.where()->content_done, 5u);
+}
+
 } // namespace
 } // namespace podpipe::tar
