@@ -631,20 +631,27 @@ struct tree_writer::impl {
         return {};
     }
 
+    // e.path normalised ("" = the root itself), or the refusal (sticky) saying why not.
+    result<std::string> entry_path(const file_entry& e) {
+        auto norm = normalize_entry_path(e.path);
+        if (norm)
+            return std::move(*norm);
+        if (e.path.empty())
+            return fail(refuse(e.path, "empty name").error());
+        if (e.path.find('\0') != std::string::npos)
+            return fail(refuse(e.path, "name contains NUL").error());
+        return fail(refuse(e.path, "path escapes the target directory").error());
+    }
+
     result<void> begin_entry(const file_entry& e) {
         if (err)
             return fail(err);
         if (current != nullptr)
             return failure(errc::bad_entry,
                            "entry '" + e.path + "' begins before '" + current->path + "' ended");
-        auto norm = normalize_entry_path(e.path);
-        if (!norm) {
-            if (e.path.empty())
-                return refuse(e.path, "empty name");
-            if (e.path.find('\0') != std::string::npos)
-                return refuse(e.path, "name contains NUL");
-            return refuse(e.path, "path escapes the target directory");
-        }
+        auto norm = entry_path(e);
+        if (!norm)
+            return fail(norm.error());
         const std::string& path = *norm;
         if (path.empty()) {
             if (e.kind == file_kind::directory) {
@@ -736,6 +743,207 @@ struct tree_writer::impl {
         current = nullptr;
         pump();
         return {};
+    }
+
+    // ---- resume ----------------------------------------------------------------------------
+
+    // True while something given to this writer is not yet on disk: a create, write or close
+    // in flight or queued, a file not yet closed. The current file only needs to be open with
+    // no content waiting (it stays open for more).
+    bool unsynced() const {
+        if (io.in_flight() > 0)
+            return true;
+        return std::any_of(files.begin(), files.end(), [&](const auto& kv) {
+            const wfile& f = *kv.second;
+            if (f.removed) // its write failed: the error is sticky
+                return false;
+            if (&f != current) // ended, not closed yet
+                return true;
+            return !f.opened || !f.queued.empty() || f.writes_in_flight > 0;
+        });
+    }
+
+    result<void> sync() {
+        if (err)
+            return fail(err);
+        if (current != nullptr)
+            queue_tail(); // the partial chunk goes now; the next write() starts another
+        while (unsynced()) {
+            const bool idle = io.in_flight() == 0;
+            PODPIPE_TRY(wait_one());
+            PODPIPE_CHECK(!(idle && io.in_flight() == 0 && unsynced()),
+                          "tree_writer: sync() found files without pending work");
+        }
+        return err ? result<void>(fail(err)) : result<void>();
+    }
+
+    // The directory `dir` of an entry that an earlier writer made: resolved beneath the root
+    // like begin_entry's parents, never created. Missing is bad_entry.
+    result<std::shared_ptr<unique_fd>> existing_dir(const std::string& dir,
+                                                    const std::string& entry) {
+        if (dir.empty())
+            return root;
+        if (auto it = dir_cache.find(dir); it != dir_cache.end())
+            return it->second;
+        const int fd = sys_openat2(root->get(), dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC,
+                                   resolve_flags);
+        if (fd < 0) {
+            if (errno == ENOENT || errno == ENOTDIR)
+                return fail(failure(errc::bad_entry, "cannot resume entry '" + entry +
+                                                         "': its directory '" + dir +
+                                                         "' is missing")
+                                .error());
+            return fail(resolve_failure(entry, dir, errno).error());
+        }
+        if (dir_cache.size() >= dir_cache_limit)
+            dir_cache.clear();
+        auto p = std::make_shared<unique_fd>(fd);
+        dir_cache.emplace(dir, p);
+        return p;
+    }
+
+    result<void> cannot_resume(const file_entry& e, const std::string& why) {
+        return failure(errc::bad_entry, "cannot resume entry '" + e.path + "': " + why);
+    }
+
+    // What is at parent/leaf, never followed; a symlink is refused (unsafe_path), a missing
+    // name is bad_entry.
+    result<struct stat> existing_leaf(const unique_fd& parent, const std::string& leaf,
+                                      const file_entry& e) {
+        struct stat st {};
+        if (::fstatat(parent.get(), leaf.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+            if (errno == ENOENT)
+                return fail(cannot_resume(e, "it is missing").error());
+            return fail(io_error("stat", e.path, errno).error());
+        }
+        if (S_ISLNK(st.st_mode))
+            return fail(refuse(e.path, "a symlink is where the unfinished entry was").error());
+        return st;
+    }
+
+    result<void> resume_file(const file_entry& e, std::uint64_t offset) {
+        if (err)
+            return fail(err);
+        if (current != nullptr)
+            return failure(errc::bad_entry,
+                           "entry '" + e.path + "' resumes before '" + current->path + "' ended");
+        if (e.kind != file_kind::regular)
+            return cannot_resume(e, "not a regular file entry");
+        auto norm = entry_path(e);
+        if (!norm)
+            return fail(norm.error());
+        const std::string path = std::move(*norm);
+        if (path.empty())
+            return refuse(e.path, "names the target directory itself");
+        if (offset > e.size)
+            return cannot_resume(e, "offset " + std::to_string(offset) + " is past its size " +
+                                        std::to_string(e.size));
+        auto [parent_path, leaf] = split_parent(path);
+        auto parent = existing_dir(parent_path, e.path);
+        if (!parent)
+            return fail(parent.error());
+        while (files.size() >= max_active)
+            PODPIPE_TRY(wait_one());
+        PODPIPE_TRY(wait_until_created(path));
+        auto before = existing_leaf(**parent, leaf, e);
+        if (!before)
+            return fail(before.error());
+        if (!S_ISREG(before->st_mode))
+            return cannot_resume(e, S_ISDIR(before->st_mode) ? "a directory is there"
+                                                             : "not a regular file there");
+        // O_NONBLOCK: a FIFO swapped in since the stat must not block the open; cleared after.
+        unique_fd fd(::openat((*parent)->get(), leaf.c_str(),
+                              O_WRONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+        if (!fd) {
+            if (errno == ELOOP)
+                return refuse(e.path, "a symlink is where the unfinished entry was");
+            if (errno == ENOENT)
+                return cannot_resume(e, "it is missing");
+            if (errno == EISDIR || errno == ENXIO)
+                return cannot_resume(e, "not a regular file there");
+            return io_error("open", path, errno);
+        }
+        struct stat st {};
+        if (::fstat(fd.get(), &st) != 0)
+            return io_error("stat", path, errno);
+        if (!S_ISREG(st.st_mode))
+            return cannot_resume(e, "not a regular file there");
+        // Another name for the same inode (perhaps outside the target) would see the writes.
+        if (st.st_nlink != 1)
+            return cannot_resume(e, "the file has other hard links");
+        if (static_cast<std::uint64_t>(st.st_size) < offset)
+            return cannot_resume(e, "it has " + std::to_string(st.st_size) +
+                                        " bytes, fewer than the " + std::to_string(offset) +
+                                        " to resume from");
+        if (::ftruncate(fd.get(), static_cast<off_t>(offset)) != 0)
+            return io_error("truncate", path, errno);
+        const int fl = ::fcntl(fd.get(), F_GETFL);
+        if (fl < 0 || ::fcntl(fd.get(), F_SETFL, fl & ~O_NONBLOCK) != 0)
+            return io_error("fcntl", path, errno);
+        auto f = std::make_unique<wfile>();
+        f->id = next_id++;
+        f->path = path;
+        f->leaf = std::move(leaf);
+        f->parent = std::move(*parent);
+        f->mode = e.mode & 07777;
+        f->uid = e.uid;
+        f->gid = e.gid;
+        f->mtime_sec = e.mtime_sec;
+        f->mtime_nsec = e.mtime_nsec;
+        f->size = e.size;
+        f->received = offset;
+        f->fd = std::move(fd);
+        f->open_submitted = f->opened = true; // created by the earlier writer, opened here
+        current = f.get();
+        files.emplace(f->id, std::move(f));
+        ++stats.entries;
+        ++stats.files;
+        return {};
+    }
+
+    result<void> adopt_directory(const file_entry& e) {
+        if (err)
+            return fail(err);
+        if (current != nullptr)
+            return failure(errc::bad_entry,
+                           "entry '" + e.path + "' adopted before '" + current->path + "' ended");
+        if (e.kind != file_kind::directory)
+            return cannot_resume(e, "not a directory entry");
+        auto norm = entry_path(e);
+        if (!norm)
+            return fail(norm.error());
+        const std::string& path = *norm;
+        const dir_meta meta{e.mode & 07777, e.uid, e.gid, e.mtime_sec, e.mtime_nsec};
+        if (path.empty()) {
+            dirs[""] = meta; // the target itself, as begin_entry("./")
+            return {};
+        }
+        auto [parent_path, leaf] = split_parent(path);
+        auto parent = existing_dir(parent_path, e.path);
+        if (!parent)
+            return fail(parent.error());
+        auto st = existing_leaf(**parent, leaf, e);
+        if (!st)
+            return fail(st.error());
+        if (!S_ISDIR(st->st_mode))
+            return cannot_resume(e, "not a directory there");
+        dirs[path] = meta;
+        ++stats.entries;
+        ++stats.directories;
+        return {};
+    }
+
+    // Waits for the I/O in flight, starts no more, and keeps every file as it is.
+    std::vector<std::string> suspend() {
+        current = nullptr;
+        drain();
+        std::vector<std::string> left;
+        for (const auto& [id, f] : files)
+            if (f->opened && !f->removed)
+                left.push_back(f->path);
+        std::sort(left.begin(), left.end());
+        files.clear(); // closes their descriptors; nothing else changes on disk
+        return left;
     }
 
     result<write_stats> finish() {
@@ -875,6 +1083,32 @@ result<write_stats> tree_writer::finish() {
         std::chrono::duration_cast<std::chrono::nanoseconds>(steady::now() - t0).count());
     return r;
 }
+
+result<void> tree_writer::sync() {
+    const auto t0 = steady::now();
+    auto r = impl_->sync();
+    impl_->stats.write_ns += static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(steady::now() - t0).count());
+    return r;
+}
+
+result<void> tree_writer::resume_file(const file_entry& e, std::uint64_t offset) {
+    const auto t0 = steady::now();
+    auto r = impl_->resume_file(e, offset);
+    impl_->stats.write_ns += static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(steady::now() - t0).count());
+    return r;
+}
+
+result<void> tree_writer::adopt_directory(const file_entry& e) {
+    const auto t0 = steady::now();
+    auto r = impl_->adopt_directory(e);
+    impl_->stats.write_ns += static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(steady::now() - t0).count());
+    return r;
+}
+
+std::vector<std::string> tree_writer::suspend() { return impl_->suspend(); }
 
 std::string tree_writer::last_error_detail() const { return impl_->detail; }
 std::vector<std::string> tree_writer::abandon() { return impl_->abandon(); }

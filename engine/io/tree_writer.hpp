@@ -21,6 +21,11 @@
 // bytes; end_entry() (a no-op for other kinds). Then finish(). Errors are sticky: after one,
 // every call returns it; last_error_detail() names the entry and the cause.
 //
+// Resume (a receive cut off and continued by a later writer into the same target): sync()
+// before recording a resume point, suspend() instead of finish()/abandon() when the receive
+// failed; the later writer continues an unfinished file with resume_file() and takes over the
+// directories made before with adopt_directory(), with the same safety as begin_entry.
+//
 // Thread safety: none; one tree_writer is used by one thread at a time (it owns one ring).
 // Destruction without finish() waits for I/O in flight and leaves partial output.
 #pragma once
@@ -95,6 +100,49 @@ public:
     /// incomplete, or a write failed), so none is left looking like a complete copy. Returns
     /// their paths. Finished files, directories and links stay. Call once; nothing after it.
     std::vector<std::string> abandon();
+    /// Waits until everything passed to begin_entry/write/end_entry/remove so far is done: content
+    /// buffered in the window submitted and written, creates and closes completed (the regular file
+    /// being written, if any, stays open and can take more write() calls). Returns the first error
+    /// (sticky, as every other call). After success, a process that dies right now leaves on disk
+    /// (page cache) every byte given to write() so far. Used before a receiver records a resume
+    /// point; it may cost a drain of the queue, so callers use it every few MiB, not per entry.
+    result<void> sync();
+
+    /// Continues a regular file an earlier receiver began and did not finish, instead of
+    /// begin_entry(e) for it: `e` is the full entry (e.size the final size), `offset` the bytes of
+    /// it already on disk that are trusted. Opens the existing file at e.path with the same safety
+    /// as begin_entry (parents resolved beneath root, the last component not followed: a symlink,
+    /// directory or other non-regular file there is refused with errc::bad_entry / unsafe_path, and
+    /// a detail saying why), requires its size >= offset and offset <= e.size, truncates it to
+    /// `offset`, and continues: the next write() calls append from `offset`, e.size - offset bytes
+    /// in total, then end_entry() applies mode, mtime (and owner with restore_owner) exactly as for
+    /// a file begin_entry created. The file counts as this writer's own unfinished file until
+    /// end_entry completes (abandon() removes it, with the same inode check as for others).
+    /// Errors: as begin_entry, plus bad_entry when the file is missing, too short or not regular.
+    ///
+    /// Precisely: a symlink at e.path (wherever it points) is unsafe_path; a parent that leads
+    /// outside the root is unsafe_path (a symlink staying inside is followed, as begin_entry
+    /// does); a missing parent or file, a directory or other non-regular file, a file with other
+    /// hard links (writing would change the other names too), a file shorter than `offset`,
+    /// offset > e.size and e.kind not regular are bad_entry. Nothing on disk changes on a refusal.
+    result<void> resume_file(const file_entry& e, std::uint64_t offset);
+
+    /// A directory an earlier receiver created (e.kind directory, e.path as in begin_entry): it
+    /// must exist beneath root as a directory (not through a symlink); nothing changes now, and
+    /// finish() applies its mode and mtime deepest-first as if begin_entry had created it in this
+    /// writer. Errors: unsafe_path, bad_entry (missing or not a directory).
+    /// (A symlink at e.path is unsafe_path; "." or "./" adopts the root itself.)
+    result<void> adopt_directory(const file_entry& e);
+
+    /// Instead of finish() or abandon(), when the receive failed but will be resumed by a later
+    /// writer (the caller recorded a resume point after a sync()): waits for the I/O in flight and
+    /// keeps everything as it is (unfinished files stay; directory metadata is not applied).
+    /// Returns the paths of the files left unfinished (as abandon() would have removed them).
+    /// Call once; nothing after it.
+    /// (Content still buffered and not submitted is dropped: only what sync() saw is trusted.
+    /// The paths are sorted.)
+    std::vector<std::string> suspend();
+
     /// One line about the last error, e.g. "refusing entry '../x': path escapes the target
     /// directory"; empty when there was none.
     std::string last_error_detail() const;
