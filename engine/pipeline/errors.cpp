@@ -28,6 +28,9 @@ public:
             return "invalid options";
         case errc::stalled:
             return "the stream stalled: no data moved within the stall timeout";
+        case errc::resume_mismatch:
+            return "cannot resume: the source before the resume point differs from what the "
+                   "receiver has";
         }
         return "unknown pipeline error";
     }

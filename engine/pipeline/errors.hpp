@@ -16,6 +16,9 @@ enum class errc {
     truncated,             ///< the stream ended before the end of the archive
     bad_options,           ///< invalid options (checked before starting)
     stalled,               ///< no byte moved within the stall timeout (the peer stopped)
+    /// a resumed send: the source before the resume point is not what the receiver has (it
+    /// changed, or the receiver's ledger belongs to another stream); start the copy over
+    resume_mismatch,
 };
 
 const std::error_category& pipeline_category() noexcept;

@@ -67,6 +67,8 @@ public:
         drop_content_ = skip_ || current_.kind != io::file_kind::regular;
         if (skip_)
             return {};
+        if (log_dirs_ && current_.kind == io::file_kind::directory && current_.path != ".")
+            dir_records_ += encode_dir_record(current_);
         if (progress_ != nullptr)
             progress_->entries.fetch_add(1, std::memory_order_relaxed);
         return writer_.begin_entry(current_);
@@ -113,9 +115,26 @@ public:
     /// Why the handler itself failed (a manifest mismatch); empty otherwise.
     const std::string& failure_detail() const noexcept { return failure_detail_; }
 
+    /// Resumable receives: directories are logged (take_dir_records) for the ledger.
+    void log_directories() noexcept { log_dirs_ = true; }
+    std::string take_dir_records() { return std::exchange(dir_records_, {}); }
+    std::string save_manifest() const { return manifest_.save_state(); }
+    tar::manifest peek_manifest() const { return manifest_.peek(); }
+    bool restore_manifest(std::string_view saved) { return manifest_.restore_state(saved); }
+
+    /// Continues the regular file an earlier receiver was writing at `point` (its on_entry
+    /// came in that receiver): the writer reopens it unless it is excluded.
+    result<void> resume_entry(const tar::resume_point& point) {
+        current_ = to_file_entry(point.current);
+        skip_ = excluded(current_.path);
+        drop_content_ = skip_;
+        return skip_ ? result<void>{} : writer_.resume_file(current_, point.content_done);
+    }
+
     const std::optional<tar::manifest>& sent() const noexcept { return sent_; }
     const std::optional<tar::manifest>& received() const noexcept { return received_; }
     tar::manifest received_so_far() { return manifest_.finish(); }
+    void reset_manifest() { manifest_.reset(); }
 
 private:
     // The receiver's --exclude (for senders that cannot filter, e.g. busybox tar): the entry or
@@ -147,6 +166,8 @@ private:
     std::optional<tar::manifest> received_;
     std::string failure_detail_;
     tar::sender_problems problems_;
+    bool log_dirs_ = false;
+    std::string dir_records_;
 };
 
 // The receive side's chunk buffers. They are sized when the stream's first member tells the
@@ -204,6 +225,13 @@ public:
             const auto t0 = clock_type::now();
             auto n = source_.read(buf);
             read_ns_ += ns_since(t0);
+            if (!n && keep_what_came_) {
+                // The link dropped: the members already queued are whole; a resumable receive
+                // parses and commits them before it fails, so the next attempt has less to do.
+                cut_ = n.error();
+                out_.close();
+                return;
+            }
             if (!n) {
                 failure_.set(n.error(), "reading the stream");
                 return;
@@ -335,6 +363,10 @@ public:
     const char* format() const noexcept { return format_; }
     /// The stream was podpipe's and reached the sender's end member.
     bool end_member_seen() const noexcept { return end_member_seen_; }
+    /// A read failure ends the stream like an end of file, the error kept for cut_error():
+    /// what came before it is parsed (resumable receives).
+    void keep_what_came() noexcept { keep_what_came_ = true; }
+    std::error_code cut_error() const noexcept { return cut_; }
 
 private:
     enum class members_state {
@@ -468,6 +500,8 @@ private:
     std::uint64_t read_ns_ = 0;
     const char* format_ = "unknown";
     bool end_member_seen_ = false;
+    bool keep_what_came_ = false;
+    std::error_code cut_;
 };
 
 // What a failed receive removed (tree_writer::abandon), for the failure's detail.
@@ -483,6 +517,121 @@ std::string describe_removed(const std::vector<std::string>& paths) {
         s += ", ...";
     return s + ")";
 }
+
+// The ledger side of a resumable receive (ledger.hpp): restores an earlier receiver's state
+// when asked to and trusted, then records a resume point every commit_every bytes of tar.
+class resume_keeper {
+public:
+    resume_keeper(ledger_files files, const resume_options& opt)
+        : files_(std::move(files)), opt_(opt) {}
+
+    // Before the first byte: continue from the ledger, or start over (discarding what a
+    // first attempt under this id left, and a ledger that cannot be trusted). Tells on_offer.
+    std::optional<transfer_error> start(extract_handler& handler, tar::parser& parser,
+                                       io::tree_writer& writer) {
+        handler.log_directories();
+        auto rec = files_.read_record();
+        resume_offer offer;
+        std::string why;
+        if (opt_.resume && !rec) {
+            why = "the receiver has no resume point for this transfer";
+        } else if (opt_.resume) {
+            auto dirs = decode_dir_log(files_.read_dir_log(rec->dirs_bytes));
+            if (!handler.restore_manifest(rec->manifest_state) ||
+                !(handler.peek_manifest() == rec->before))
+                why = "the receiver's ledger does not match its own manifest state";
+            else if (!dirs)
+                why = "the receiver's directory log is damaged";
+            else if (!parser.resume_at(rec->point))
+                why = "the receiver's ledger names an impossible resume point";
+            if (why.empty()) {
+                if (auto e = take_over(*rec, *dirs, handler, writer))
+                    return e;
+                offer = {rec->point.offset, rec->before};
+                point_ = rec->point.offset;
+            }
+        } else if (rec && rec->point.in_content) {
+            // A new first attempt: the file an earlier one left unfinished is not a copy.
+            (void)writer.remove(rec->point.current.path);
+        }
+        if (offer.offset == 0) {
+            if (!why.empty())
+                handler.reset_manifest();
+            if (auto r = files_.reset(); !r)
+                return transfer_error(r.error(), "resetting the resume ledger");
+        }
+        if (opt_.on_offer)
+            opt_.on_offer(offer, why);
+        return std::nullopt;
+    }
+
+    // After each parsed chunk: a commit when commit_every bytes passed and the parser stands
+    // where a later one can take over (not after the manifest: the check is done by then).
+    std::optional<transfer_error> after_chunk(std::uint64_t fed, extract_handler& handler,
+                                             const tar::parser& parser,
+                                             io::tree_writer& writer) {
+        since_ += fed;
+        if (since_ < opt_.commit_every || handler.sent() || parser.ended() || broken_)
+            return std::nullopt;
+        const auto point = parser.where();
+        if (!point || point->offset == 0)
+            return std::nullopt;
+        // The bytes before the point are on disk before the ledger says they are.
+        if (auto r = writer.sync(); !r)
+            return transfer_error(r.error(), writer.last_error_detail());
+        ledger_record rec{*point, handler.save_manifest(), handler.peek_manifest(), 0};
+        auto w = files_.append_dirs(handler.take_dir_records());
+        if (w) {
+            rec.dirs_bytes = files_.dir_log_bytes();
+            w = files_.commit(rec);
+        }
+        if (!w) {
+            // A full disk or a read-only ledger costs the resume, not the transfer.
+            broken_ = true;
+            return std::nullopt;
+        }
+        point_ = point->offset;
+        ++commits_;
+        since_ = 0;
+        return std::nullopt;
+    }
+
+    // A resume point is recorded: a failed receive keeps what it wrote.
+    bool has_point() const noexcept { return point_ > 0 && !broken_; }
+    std::uint64_t point() const noexcept { return point_; }
+    std::uint64_t commits() const noexcept { return commits_; }
+    std::uint64_t resumed_at() const noexcept { return resumed_at_; }
+    void completed() { files_.remove(); }
+
+private:
+    std::optional<transfer_error> take_over(const ledger_record& rec,
+                                           const std::vector<io::file_entry>& dirs,
+                                           extract_handler& handler, io::tree_writer& writer) {
+        const auto failed = [&](std::error_code ec, const std::string& what) {
+            // The next attempt must not trust this ledger again.
+            (void)files_.reset();
+            return transfer_error(ec, "resuming: " + what + ": " + writer.last_error_detail());
+        };
+        if (auto r = files_.keep_dirs(rec.dirs_bytes); !r)
+            return failed(r.error(), "the directory log");
+        for (const io::file_entry& d : dirs)
+            if (auto r = writer.adopt_directory(d); !r)
+                return failed(r.error(), "directory '" + d.path + "'");
+        if (rec.point.in_content)
+            if (auto r = handler.resume_entry(rec.point); !r)
+                return failed(r.error(), "file '" + rec.point.current.path + "'");
+        resumed_at_ = rec.point.offset;
+        return std::nullopt;
+    }
+
+    ledger_files files_;
+    const resume_options& opt_;
+    std::uint64_t since_ = 0;
+    std::uint64_t point_ = 0;
+    std::uint64_t commits_ = 0;
+    std::uint64_t resumed_at_ = 0;
+    bool broken_ = false;
+};
 
 // A podpipe stream is whole only with all three of its ends: the tar end-of-archive marker and
 // the manifest before it (both in the last data member), then the empty end member. Plain tar
@@ -526,6 +675,26 @@ result<transfer_stats, transfer_error> recv_tree(byte_source& source, const std:
                                        : open_detail));
     }
 
+    // Parse and write happen on the caller's thread (below); a resumed receive restores them
+    // before anything is read.
+    extract_handler handler(**writer, opt.progress, opt.excludes);
+    tar::parser parser(handler);
+    std::optional<resume_keeper> keeper;
+    if (opt.resumable) {
+        auto files = ledger_files::open(root, opt.resumable->id, opt.resumable->lock_wait);
+        if (!files)
+            return fail(transfer_error(files.error(),
+                                       files.error() == std::errc::timed_out
+                                           ? "another receive of this transfer still holds "
+                                             "its resume ledger in '" + root + "'"
+                                           : "opening the resume ledger in '" + root + "'"));
+        keeper.emplace(std::move(*files), *opt.resumable);
+        if (auto e = keeper->start(handler, parser, **writer)) {
+            (*writer)->abandon();
+            return fail(std::move(*e));
+        }
+    }
+
     bounded_queue<member_job> to_inflate(pools.max_blocks);
     bounded_queue<member_job> to_parse(pools.max_blocks);
     std::stop_source halt;
@@ -541,6 +710,8 @@ result<transfer_stats, transfer_error> recv_tree(byte_source& source, const std:
     std::atomic<std::uint64_t> inflate_out{0};
 
     splitter_stage splitter(source, pools, to_inflate, failure, halt.get_token(), opt.progress);
+    if (keeper)
+        splitter.keep_what_came();
 
     std::vector<std::jthread> threads_v;
     threads_v.reserve(threads + 1);
@@ -577,8 +748,6 @@ result<transfer_stats, transfer_error> recv_tree(byte_source& source, const std:
     threads_v.emplace_back([&] { splitter.run(); });
 
     // Parse and write on the caller's thread, in sequence order.
-    extract_handler handler(**writer, opt.progress, opt.excludes);
-    tar::parser parser(handler);
     std::map<std::uint64_t, member_job> early;
     std::uint64_t next = 0;
     std::uint64_t tar_bytes = 0;
@@ -608,6 +777,13 @@ result<transfer_stats, transfer_error> recv_tree(byte_source& source, const std:
                 parse_failed = true;
                 break;
             }
+            if (keeper) {
+                if (auto e = keeper->after_chunk(plain.size(), handler, parser, **writer)) {
+                    failure.set(e->code, e->detail);
+                    parse_failed = true;
+                    break;
+                }
+            }
         }
         if (parse_failed)
             break;
@@ -617,6 +793,8 @@ result<transfer_stats, transfer_error> recv_tree(byte_source& source, const std:
     for (auto& t : threads_v)
         t.join();
 
+    if (!failure.error() && splitter.cut_error())
+        failure.set(splitter.cut_error(), "reading the stream");
     if (!failure.error() && !stop.stop_requested()) {
         if (auto f = parser.finish(); !f)
             failure.set(f.error(), parser.last_error_detail());
@@ -633,7 +811,17 @@ result<transfer_stats, transfer_error> recv_tree(byte_source& source, const std:
         failure.set(errc::manifest_missing, {});
 
     if (failure.error() || stop.stop_requested()) {
-        const std::string removed = describe_removed((*writer)->abandon());
+        std::string removed;
+        if (keeper && keeper->has_point()) {
+            const auto left = (*writer)->suspend();
+            removed = "; kept for a resume at stream offset " + std::to_string(keeper->point()) +
+                      " (" + std::to_string(left.size()) +
+                      (left.size() == 1 ? " file" : " files") + " unfinished)";
+        } else {
+            removed = describe_removed((*writer)->abandon());
+            if (keeper)
+                keeper->completed(); // nothing to resume from: no ledger left behind
+        }
         if (const auto ec = failure.error())
             return fail(transfer_error(ec, failure.detail() + removed));
         return fail(transfer_error(std::make_error_code(std::errc::operation_canceled),
@@ -641,6 +829,11 @@ result<transfer_stats, transfer_error> recv_tree(byte_source& source, const std:
     }
 
     transfer_stats s;
+    if (keeper) {
+        keeper->completed();
+        s.resumed_at = keeper->resumed_at();
+        s.resume_commits = keeper->commits();
+    }
     const io::write_stats& w = *written;
     detail::copy_entry_counts(s, w);
     s.tar_bytes = tar_bytes;

@@ -51,10 +51,18 @@ public:
         , halt_(std::move(halt))
         , progress_(progress) {}
 
+    /// A resumed send: the first `from.offset` tar bytes are framed and hashed but not sent,
+    /// and at that offset the manifest so far must be the receiver's (resume_mismatch if not).
+    void resume_from(const resume_offer& from) {
+        if (from.offset > 0)
+            skip_ = from;
+    }
+
     result<void> on_entry(const io::file_entry& e) override {
         const tar::entry t = to_tar_entry(e);
         header_.clear();
         PODPIPE_TRY(tar::append_header(t, header_));
+        PODPIPE_TRY(check_resume_point());
         manifest_.add_entry(t);
         PODPIPE_TRY(put(header_));
         remaining_ = t.size;
@@ -66,6 +74,15 @@ public:
 
     result<void> on_data(std::span<const std::byte> bytes) override {
         PODPIPE_CHECK(bytes.size() <= remaining_, "reader delivered more than the entry's size");
+        if (skip_ && tar_bytes_ < skip_->offset && skip_->offset < tar_bytes_ + bytes.size()) {
+            // The resume point is inside this piece: hash and drop up to it, check, go on.
+            const std::size_t before = static_cast<std::size_t>(skip_->offset - tar_bytes_);
+            manifest_.add_content(bytes.first(before));
+            PODPIPE_TRY(put(bytes.first(before)));
+            remaining_ -= before;
+            bytes = bytes.subspan(before);
+            PODPIPE_TRY(check_resume_point());
+        }
         manifest_.add_content(bytes);
         PODPIPE_TRY(put(bytes));
         remaining_ -= bytes.size();
@@ -93,6 +110,9 @@ public:
     /// Appends the sender's problems (if any), the manifest and end-of-archive, flushes the
     /// last chunk.
     result<tar::manifest> finish(const tar::sender_problems& problems) {
+        PODPIPE_TRY(check_resume_point());
+        if (skip_)
+            return fail(make_error_code(errc::resume_mismatch)); // the point was never reached
         const tar::manifest m = manifest_.finish();
         header_.clear();
         if (problems.count > 0)
@@ -104,10 +124,39 @@ public:
     }
 
     std::uint64_t tar_bytes() const noexcept { return tar_bytes_; }
+    std::uint64_t skipped_bytes() const noexcept { return skipped_; }
     std::uint64_t chunks() const noexcept { return seq_; }
 
+    /// The resumed send's check failed: what the sender has there, for the detail.
+    const std::optional<tar::manifest>& resume_found() const noexcept { return found_; }
+
 private:
+    // At a place where the manifest covers exactly the tar bytes framed so far: when that is
+    // the resume point, compare; past it without having compared (the point falls inside a
+    // header or padding here), the receiver's stream was another one.
+    result<void> check_resume_point() {
+        if (!skip_ || tar_bytes_ < skip_->offset)
+            return {};
+        const tar::manifest here = manifest_.peek();
+        if (tar_bytes_ > skip_->offset || !(here == skip_->before)) {
+            found_ = here;
+            return fail(make_error_code(errc::resume_mismatch));
+        }
+        skip_.reset();
+        return {};
+    }
+
     result<void> put(std::span<const std::byte> bytes) {
+        if (skip_) {
+            // Before the resume point nothing is sent (the receiver has it).
+            const std::uint64_t drop = std::min<std::uint64_t>(
+                bytes.size(), skip_->offset > tar_bytes_ ? skip_->offset - tar_bytes_ : 0);
+            tar_bytes_ += drop;
+            skipped_ += drop;
+            bytes = bytes.subspan(static_cast<std::size_t>(drop));
+            if (!bytes.empty())
+                PODPIPE_TRY(check_resume_point());
+        }
         while (!bytes.empty()) {
             if (!raw_.valid())
                 PODPIPE_TRY(start_chunk());
@@ -158,6 +207,9 @@ private:
     std::uint64_t remaining_ = 0;
     std::size_t padding_ = 0;
     std::uint64_t tar_bytes_ = 0;
+    std::optional<resume_offer> skip_; ///< a resumed send until its point is reached
+    std::optional<tar::manifest> found_;
+    std::uint64_t skipped_ = 0;
 };
 
 struct pool_plan {
@@ -394,6 +446,22 @@ std::optional<io::file_entry> root_entry(const std::string& root) {
     return top;
 }
 
+std::string resume_mismatch_detail(const resume_offer& offer,
+                                   const std::optional<tar::manifest>& found) {
+    const auto says = [](const tar::manifest& m) {
+        return std::to_string(m.entries) + " entries, " + std::to_string(m.content_bytes) +
+               " content bytes, digest " + tar::format_manifest_comment(m).substr(
+                                                   tar::format_manifest_comment(m).rfind('=') + 1);
+    };
+    std::string d = "at stream offset " + std::to_string(offer.offset) + " the receiver has " +
+                    says(offer.before);
+    if (found)
+        d += ", this source " + says(*found);
+    else
+        d += ", this source's stream ends before that offset";
+    return d;
+}
+
 struct framed_tree {
     io::read_stats read;
     tar::manifest manifest;
@@ -416,18 +484,26 @@ result<framed_tree, transfer_error> frame_tree(const std::string& root, const se
                                        "a selected path is not a path beneath the root"));
         ropt.selection = std::make_shared<const io::path_selection>(std::move(*sel));
     }
+    // A resume refused is said the same way wherever the framer found it.
+    const auto failed = [&](std::error_code ec, std::string detail) {
+        if (ec == errc::resume_mismatch && opt.resume_from)
+            detail = resume_mismatch_detail(*opt.resume_from, framer.resume_found());
+        return transfer_error(ec, std::move(detail));
+    };
+    if (opt.resume_from)
+        framer.resume_from(*opt.resume_from);
     if (auto r = framer.start(opt.deletions); !r)
-        return fail(transfer_error(r.error(), "writing the deletions"));
+        return fail(failed(r.error(), "writing the deletions"));
     if (auto top = root_entry(root))
         if (auto r = framer.on_entry(*top); !r)
-            return fail(transfer_error(r.error(), "writing the root entry"));
+            return fail(failed(r.error(), "writing the root entry"));
     std::string read_detail;
     auto read = io::read_tree(root, ropt, framer, halt, &read_detail);
     if (!read)
-        return fail(transfer_error(read.error(), read_detail));
+        return fail(failed(read.error(), read_detail));
     auto m = framer.finish(read->problems);
     if (!m)
-        return fail(transfer_error(m.error(), "finishing the archive"));
+        return fail(failed(m.error(), "finishing the archive"));
     return framed_tree{std::move(*read), *m};
 }
 
@@ -606,7 +682,8 @@ result<transfer_stats, transfer_error> send_tree(const std::string& root, byte_s
     s.problems = std::move(r.problems);
     s.deletions = opt.deletions.size();
     s.snapshot = std::move(r.snapshot);
-    s.tar_bytes = framer.tar_bytes();
+    s.tar_bytes = framer.tar_bytes() - framer.skipped_bytes();
+    s.resumed_at = opt.resume_from ? opt.resume_from->offset : 0;
     s.wire_bytes = wire_bytes;
     s.chunks = framer.chunks();
     for (std::size_t l = 0; l < chunks_per_level.size(); ++l)

@@ -13,6 +13,7 @@
 #include "engine/pipeline/acks.hpp"
 #include "engine/pipeline/byte_stream.hpp"
 #include "engine/pipeline/errors.hpp"
+#include "engine/pipeline/ledger.hpp"
 #include "engine/pipeline/stats.hpp"
 
 #include <cstddef>
@@ -78,6 +79,12 @@ struct send_options {
     bool snapshot = false;
     live_progress* progress = nullptr;     ///< optional, updated while running
     ack_counter* acks = nullptr;           ///< the receiver's acknowledgements, if it sends them
+    /// Continue a transfer a resumable receiver has part of (recv_options::resumable; its
+    /// on_offer says where): the tree is walked and read from the start (the manifest covers
+    /// all of it) but nothing before the offset is sent; the stream starts there. Fails with
+    /// errc::resume_mismatch, before sending anything, when the manifest at the offset is not
+    /// the receiver's (the source changed): the caller starts the copy over.
+    std::optional<resume_offer> resume_from;
 };
 
 /// Sends the tree under root. Errors carry the first failure of any stage with its detail; the

@@ -49,6 +49,10 @@ struct transfer_stats {
     /// applied (a path already gone counts). A receiver that verified the manifest applied
     /// every deletion the stream carried (they are part of the digest).
     std::uint64_t deletions = 0;
+    /// The tar offset this transfer continued an earlier one at (0: from the start). The
+    /// manifest covers the whole stream; the entry and byte counts what this one wrote.
+    std::uint64_t resumed_at = 0;
+    std::uint64_t resume_commits = 0; ///< receive: resume points recorded in the ledger
     /// send with send_options::snapshot: every regular file, directory and symlink the walk
     /// listed, in archive order (io::walked_entry: what a caller keeps to detect change).
     std::vector<io::walked_entry> snapshot;

@@ -36,6 +36,8 @@ struct entry {
     /// Symlink target text (raw), or the archive path a hardlink points to (leading "./"
     /// stripped by the parser, like `path`).
     std::string link_target;
+
+    bool operator==(const entry&) const = default;
 };
 
 } // namespace podpipe::tar
