@@ -15,6 +15,7 @@
 #include <functional>
 #include <mutex>
 #include <optional>
+#include <random>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -45,18 +46,83 @@ private:
     std::size_t limit_;
 };
 
+/// The first line of a resuming receiver's stdout, its `resume` offer, taken off before the
+/// rest (acknowledgements, the report) goes on to `rest`. Any other first line goes on too.
+class offer_tap final : public pipeline::byte_sink {
+public:
+    offer_tap(bool expect, pipeline::byte_sink& rest) : rest_(rest), waiting_(expect) {}
+
+    result<void> write(std::span<const std::byte> bytes) override {
+        std::string_view in(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+        {
+            std::lock_guard lock(mutex_);
+            if (waiting_) {
+                const std::size_t nl = in.find('\n');
+                line_.append(in.substr(0, nl));
+                if (nl == std::string_view::npos && line_.size() < 4096)
+                    return {};
+                waiting_ = false;
+                if (auto r = protocol::parse_resume(line_))
+                    offer_ = std::move(*r);
+                else
+                    pass_line_ = true;
+                in = nl == std::string_view::npos ? std::string_view{} : in.substr(nl + 1);
+            }
+        }
+        changed_.notify_all();
+        if (pass_line_) {
+            pass_line_ = false;
+            line_ += '\n';
+            PODPIPE_TRY(rest_.write(std::as_bytes(std::span(line_))));
+        }
+        return rest_.write(std::as_bytes(std::span(in)));
+    }
+
+    result<void> finish() override {
+        {
+            std::lock_guard lock(mutex_);
+            waiting_ = false;
+        }
+        changed_.notify_all();
+        return rest_.finish();
+    }
+
+    /// The offer, once the first line came; nullopt when it was something else, the output
+    /// ended first, or `timeout` passed.
+    std::optional<protocol::resume> wait(std::chrono::milliseconds timeout, std::stop_token stop) {
+        std::unique_lock lock(mutex_);
+        changed_.wait_for(lock, stop, timeout, [&] { return !waiting_; });
+        return offer_;
+    }
+
+private:
+    pipeline::byte_sink& rest_;
+    std::mutex mutex_;
+    std::condition_variable_any changed_;
+    bool waiting_;
+    bool pass_line_ = false;
+    std::string line_;
+    std::optional<protocol::resume> offer_;
+};
+
 /// Reads a receiving pod's stdout to the exit status on its own thread: the report, with the
-/// acknowledgement lines of `recv --acks` split off into acks() (closed at the end).
+/// acknowledgement lines of `recv --acks` split off into acks() (closed at the end), and with
+/// `expect_offer` the `resume` line of `recv --resume` first (offer()).
 class receiver_reader {
 public:
-    explicit receiver_reader(exec_session& s)
-        : thread_([this, &s] {
+    explicit receiver_reader(exec_session& s, bool expect_offer = false)
+        : tap_(expect_offer, report_)
+        , thread_([this, &s] {
               code_ = s.wait(&split_);
               (void)split_.finish();
               acks_.close();
               done_.store(true, std::memory_order_release);
           }) {}
     pipeline::ack_counter& acks() { return acks_; }
+    std::optional<protocol::resume> offer(std::chrono::milliseconds timeout,
+                                          std::stop_token stop) {
+        return tap_.wait(timeout, std::move(stop));
+    }
     /// Whether the session ended (its code is known), without waiting.
     bool done() const { return done_.load(std::memory_order_acquire); }
     void join() { thread_.join(); }
@@ -66,8 +132,9 @@ public:
 
 private:
     capture_sink report_{protocol::max_message_bytes + 1}; // longer: refused by the parser
+    offer_tap tap_;
     pipeline::ack_counter acks_;
-    pipeline::ack_splitter split_{acks_, report_};
+    pipeline::ack_splitter split_{acks_, tap_};
     std::optional<result<int, api_error>> code_;
     std::atomic<bool> done_{false};
     std::jthread thread_; ///< last: starts once the members above exist
@@ -261,6 +328,8 @@ struct pod_copier::impl {
                 end.has_watch_stdin = h->caps.send_watch_stdin;
                 end.has_failure_report = h->caps.recv_failure_report;
                 end.has_step_run = h->caps.step_run;
+                end.has_recv_resume = h->caps.recv_resume;
+                end.has_send_resume = h->caps.send_resume;
             }
         }
         else if (*code != 0)
@@ -290,13 +359,22 @@ struct pod_copier::impl {
     }
 
     /// `acks`: the caller splits acknowledgements off the pod's stdout (local -> pod with auto).
-    std::vector<std::string> recv_command(const pod_end& end, bool verify, bool acks) const {
+    /// `resumable`: the transfer's id (a ledger in the target); `resume`: continue it.
+    std::vector<std::string> recv_command(const pod_end& end, bool verify, bool acks,
+                                          const std::string* resumable = nullptr,
+                                          bool resume = false) const {
         if (end.has_binary) {
             std::vector<std::string> c{opt_.pod_binary, "recv", "--report"};
             if (!verify)
                 c.push_back("--no-verify");
             if (acks)
                 c.push_back("--acks");
+            if (resumable != nullptr) {
+                c.push_back("--resumable");
+                c.push_back(*resumable);
+                if (resume)
+                    c.push_back("--resume");
+            }
             add_stall_timeout(end, c);
             add_threads(c);
             for (const auto& e : opt_.excludes) { // for senders that cannot filter (a pod's tar)
@@ -497,10 +575,41 @@ struct pod_copier::impl {
         return opt_.progress != nullptr ? *opt_.progress : own_progress_;
     }
 
+    /// The copy a repeat of the same copy continues (pod_copier::local_to_pod).
+    struct resume_state {
+        std::string key;  ///< which copy: direction, source, target
+        std::string id;   ///< its transfer id (the receiver's ledger)
+        bool resume = false; ///< the next attempt continues (false: starts over under id)
+    };
+
+    /// The id of the copy `key` names: the last attempt's when it is a repeat, a new one
+    /// otherwise; `resume` tells whether the attempt continues the last one.
+    std::string transfer_id(const std::string& key, bool& resume) {
+        if (resumed_ && resumed_->key == key) {
+            resume = resumed_->resume;
+            resumed_->resume = true;
+            return resumed_->id;
+        }
+        std::random_device rd;
+        char id[24];
+        std::snprintf(id, sizeof id, "%08x%08x", rd(), rd());
+        resumed_ = resume_state{key, id, true};
+        resume = false;
+        return id;
+    }
+
+    void say(const std::string& line) const {
+        if (opt_.on_warning)
+            opt_.on_warning(line);
+        else if (opt_.on_info)
+            opt_.on_info(line);
+    }
+
     copy_options opt_;
     api_client& client_;
     std::stop_token stop_;
     pipeline::live_progress own_progress_;
+    std::optional<resume_state> resumed_;
 };
 
 copy_result pod_copier::impl::local_to_pod(const std::string& src, const pod_end& dst) {
@@ -517,14 +626,21 @@ copy_result pod_copier::impl::local_to_pod(const std::string& src, const pod_end
                              "v5.channel.k8s.io");
     }
     const bool acks = dst.has_acks && opt_.level == pipeline::auto_level;
-    auto session = open(dst, recv_command(dst, verify, acks), true);
+    // A repeat of this copy continues the last attempt when both ends can (see the header).
+    const bool resumable = dst.has_binary && dst.has_recv_resume;
+    bool resume = false;
+    const std::string id =
+        resumable ? transfer_id("in\n" + src + "\n" + dst.name() + "\n" + dst.loc.path, resume)
+                  : std::string();
+    auto session = open(dst, recv_command(dst, verify, acks, resumable ? &id : nullptr, resume),
+                        true);
     if (!session) {
         return open_failed(dst, session.error());
     }
     exec_session& s = **session;
     session_watch watch(stop_, {&s}, opt_.stall_timeout);
     const auto t0 = clock_type::now();
-    receiver_reader reader(s);
+    receiver_reader reader(s, resume);
 
     pipeline::send_options opt = send_options();
     opt.progress = &progress();
@@ -533,7 +649,40 @@ copy_result pod_copier::impl::local_to_pod(const std::string& src, const pod_end
     opt.deletions = opt_.deletions;
     if (acks)
         opt.acks = &reader.acks();
+    if (resume) {
+        // The receiver says where to start before we send a byte.
+        auto offer = reader.offer(opt_.stall_timeout, stop_);
+        if (offer && offer->offset > 0) {
+            opt.resume_from = pipeline::resume_offer{offer->offset, offer->before};
+            if (opt_.on_info)
+                opt_.on_info("pod " + dst.name() + ": resuming the copy into " + dst.loc.path +
+                             " at stream byte " + std::to_string(offer->offset));
+        } else if (offer && !offer->why_not.empty()) {
+            say("pod " + dst.name() + ": copying into " + dst.loc.path +
+                " from the start: " + offer->why_not);
+        } else if (!offer) {
+            s.abort();
+            reader.join();
+            const auto& code = reader.code();
+            if (code && *code && **code != 0)
+                return remote_failure(dst, "podpipe recv into", **code, s.stderr_tail(), false,
+                                      reader.report());
+            return failed(stopped_or(pipeline::exit_failure),
+                          "pod " + dst.name() + ": podpipe recv into " + dst.loc.path +
+                              " did not say where to resume");
+        }
+    }
     auto sent = pipeline::send_tree(src, s.stdin_sink(), opt, stop_);
+    if (!sent && sent.error() == pipeline::errc::resume_mismatch) {
+        // Nothing was sent: the source changed under what the receiver already has. The
+        // receiver's ledger is discarded by an attempt that starts over under the same id.
+        s.abort();
+        reader.join();
+        say("pod " + dst.name() + ": " + src + " changed since the copy into " + dst.loc.path +
+            " was cut (" + sent.error().detail + "); copying it again from the start");
+        resumed_->resume = false;
+        return local_to_pod(src, dst);
+    }
     watch.stream_done();
     if (!sent && !stop_.stop_requested() && !watch.stalled()) {
         // The pod may have ended first (its error is the real story): give it a moment to
@@ -584,6 +733,8 @@ copy_result pod_copier::impl::local_to_pod(const std::string& src, const pod_end
         sent->manifest_checked = r->stats.manifest_checked;
         remote = std::move(*r);
     }
+    if (resumable)
+        resumed_.reset(); // done: a later copy of the same paths is a new one
     return finish("copied", src + " -> " + dst.name() + ":" + dst.loc.path, *sent,
                   std::move(remote));
 }

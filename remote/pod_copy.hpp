@@ -45,6 +45,10 @@ struct pod_end {
     bool has_failure_report = false;
     /// ... and it has `podpipe run` (a step that outlives its session, step_spool.hpp)
     bool has_step_run = false;
+    /// ... and its recv keeps a ledger a later recv continues (--resumable, --resume)
+    bool has_recv_resume = false;
+    /// ... and its send starts at a receiver's resume point (--resume-from)
+    bool has_send_resume = false;
     bool half_close = true;   ///< the exec protocol can deliver EOF to stdin (v5)
     std::string protocol;
 
@@ -134,6 +138,11 @@ public:
     /// A failure is exit_interrupted when the copier's stop ended it, else exit_failure.
     result<pod_end, copy_error> probe(const pod_dir& where);
 
+    /// A copy that fails after part of it arrived and is asked for again (the same source and
+    /// target, on this copier: what with_retries does) continues where the receiver stopped
+    /// when both ends are podpipe with resume (a ledger in the target, engine/pipeline/
+    /// ledger.hpp); a source that changed before that point is copied again from the start,
+    /// with a warning. Otherwise a repeat starts over.
     copy_result local_to_pod(const std::string& src, const pod_end& dst);
     copy_result pod_to_local(const pod_end& src, const std::string& dst);
     copy_result pod_to_pod(const pod_end& src, const pod_end& dst);

@@ -2,6 +2,7 @@
 
 #include <sys/resource.h>
 
+#include <charconv>
 #include <cstdio>
 #include <utility>
 
@@ -41,6 +42,8 @@ hello this_hello(std::string level1_codec) {
     h.caps.send_watch_stdin = true;
     h.caps.recv_failure_report = true;
     h.caps.step_run = true;
+    h.caps.recv_resume = true;
+    h.caps.send_resume = true;
     h.acks_version = acks_version;
     h.level1_codec = std::move(level1_codec);
     return h;
@@ -67,6 +70,8 @@ std::string hello_line(const hello& h) {
         {h.caps.send_watch_stdin, capability::send_watch_stdin},
         {h.caps.recv_failure_report, capability::recv_failure_report},
         {h.caps.step_run, capability::step_run},
+        {h.caps.recv_resume, capability::recv_resume},
+        {h.caps.send_resume, capability::send_resume},
     };
     for (const auto& [has, name] : caps)
         if (has)
@@ -166,6 +171,58 @@ std::string failure_line(const failure_report& f) {
     w.field("error", f.message);
     w.end_object();
     return line(w);
+}
+
+std::string resume_line(const resume& r) {
+    json_writer w;
+    w.begin_object();
+    message_fields(w, "resume");
+    w.field("offset", r.offset);
+    w.field("entries", r.before.entries);
+    w.field("content_bytes", r.before.content_bytes);
+    w.field("digest", hex16(r.before.digest));
+    w.field("why_not", r.why_not);
+    w.end_object();
+    return line(w);
+}
+
+std::string resume_word(const resume& r) {
+    return std::to_string(r.offset) + ":" + std::to_string(r.before.entries) + ":" +
+           std::to_string(r.before.content_bytes) + ":" + hex16(r.before.digest);
+}
+
+std::optional<resume> parse_resume_word(std::string_view word) {
+    const auto number = [&](std::uint64_t& v) {
+        std::size_t n = 0;
+        while (n < word.size() && word[n] >= '0' && word[n] <= '9')
+            ++n;
+        if (n == 0 || n > 20 || (n > 1 && word[0] == '0'))
+            return false;
+        auto [end, ec] = std::from_chars(word.data(), word.data() + n, v);
+        if (ec != std::errc() || end != word.data() + n)
+            return false;
+        word.remove_prefix(n);
+        return true;
+    };
+    const auto colon = [&] {
+        if (word.empty() || word[0] != ':')
+            return false;
+        word.remove_prefix(1);
+        return true;
+    };
+    resume r;
+    if (!number(r.offset) || !colon() || !number(r.before.entries) || !colon() ||
+        !number(r.before.content_bytes) || !colon() || word.size() != 16 || r.offset == 0)
+        return std::nullopt;
+    std::uint64_t d = 0;
+    for (const char c : word) {
+        const int v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+        if (v < 0)
+            return std::nullopt;
+        d = d << 4 | static_cast<std::uint64_t>(v);
+    }
+    r.before.digest = d;
+    return r;
 }
 
 } // namespace podpipe::remote::protocol

@@ -13,6 +13,7 @@
 #include "engine/pipeline/stats.hpp"
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -21,7 +22,8 @@ namespace podpipe::remote::protocol {
 /// Messages change meaning only with a new major version; a minor one adds fields or capability
 /// names a reader may ignore.
 inline constexpr int version_major = 1;
-inline constexpr int version_minor = 1; ///< 1: the step-run capability
+/// 1: the step-run capability; 2: recv-resume, send-resume and the `resume` message
+inline constexpr int version_minor = 2;
 
 /// The "podpipe-ack BYTES" lines of `recv --acks` / `send --acks`. They are engine framing
 /// (engine/pipeline/acks.hpp writes and reads them, interleaved with the stream); the protocol
@@ -39,6 +41,11 @@ inline constexpr std::string_view recv_failure_report = "recv-failure-report";
 /// `podpipe run`: a step detached from its exec session, followed from byte offsets
 /// (remote/step_spool.hpp)
 inline constexpr std::string_view step_run = "step-run";
+/// `recv --resumable ID [--resume]`: a receive that a later one continues from its ledger
+/// (engine/pipeline/ledger.hpp); with --resume its first stdout line is a `resume` message
+inline constexpr std::string_view recv_resume = "recv-resume";
+/// `send --resume-from OFFER`: a send that starts at a receiver's resume point
+inline constexpr std::string_view send_resume = "send-resume";
 } // namespace capability
 
 struct capabilities {
@@ -47,6 +54,8 @@ struct capabilities {
     bool send_watch_stdin = false;
     bool recv_failure_report = false;
     bool step_run = false;
+    bool recv_resume = false;
+    bool send_resume = false;
 
     bool operator==(const capabilities&) const = default;
 };
@@ -95,10 +104,27 @@ struct failure_report {
     bool operator==(const failure_report&) const = default;
 };
 
+/// `recv --resumable ID --resume`, first line on stdout: where the sender starts (offset 0:
+/// from the beginning, `why_not` says why a resume was not possible).
+struct resume {
+    std::uint64_t offset = 0;
+    tar::manifest before; ///< the receiver's manifest of the stream before offset
+    std::string why_not;
+
+    bool operator==(const resume&) const = default;
+};
+
 /// The message as one line, newline-terminated.
 std::string hello_line(const hello& h);
 std::string report_line(const report& r);
 std::string failure_line(const failure_report& f);
+std::string resume_line(const resume& r);
+
+/// `send --resume-from` takes the offer as one word: "OFFSET:ENTRIES:BYTES:DIGEST" (decimal,
+/// the digest 16 lowercase hex digits).
+std::string resume_word(const resume& r);
+/// nullopt unless `word` is exactly what resume_word() writes (and offset > 0).
+std::optional<resume> parse_resume_word(std::string_view word);
 
 /// The report as one object written into `w` (cp nests the pod's report in its own).
 /// `remote`: a report nested inside this one, or null.

@@ -208,6 +208,10 @@ void read_hello(reader& r, hello& h) {
                 h.caps.recv_failure_report = true;
             else if (name == capability::step_run)
                 h.caps.step_run = true;
+            else if (name == capability::recv_resume)
+                h.caps.recv_resume = true;
+            else if (name == capability::send_resume)
+                h.caps.send_resume = true;
             // else: a capability of a newer minor version, not ours to use
         }
     }
@@ -313,7 +317,28 @@ void read_failure(reader& r, failure_report& f) {
     f.message = r.string("error");
 }
 
+void read_resume(reader& r, resume& m) {
+    m.offset = r.u64("offset");
+    m.before.entries = r.u64("entries");
+    m.before.content_bytes = r.u64("content_bytes");
+    const std::string digest = r.string("digest");
+    if (!r.ok())
+        return;
+    if (auto d = hex64(digest))
+        m.before.digest = *d;
+    else
+        return r.set("digest", "expected 16 lowercase hex digits");
+    m.why_not = r.string("why_not");
+    if (m.why_not.size() > 1024)
+        return r.set("why_not", "longer than 1024 bytes");
+    m.why_not = tar::printable_line(m.why_not);
+}
+
 } // namespace
+
+result<resume, protocol_error> parse_resume(std::string_view text) {
+    return parse_one<resume>(text, "resume", read_resume);
+}
 
 result<hello, protocol_error> parse_hello(std::string_view text) {
     return parse_one<hello>(text, "hello", read_hello);

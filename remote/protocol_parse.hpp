@@ -29,6 +29,7 @@ result<hello, protocol_error> parse_hello(std::string_view text);
 /// A report's problem lines are cleaned for a terminal (tar::clean_problems).
 result<report, protocol_error> parse_report(std::string_view text);
 result<failure_report, protocol_error> parse_failure(std::string_view text);
+result<resume, protocol_error> parse_resume(std::string_view text);
 
 /// The last line of `recv --report`: a report when it went through, a failure when it did not.
 using final_message = std::variant<report, failure_report>;

@@ -229,6 +229,7 @@ public:
                 // The link dropped: the members already queued are whole; a resumable receive
                 // parses and commits them before it fails, so the next attempt has less to do.
                 cut_ = n.error();
+                cut_detail_ = "reading the stream";
                 out_.close();
                 return;
             }
@@ -312,6 +313,14 @@ public:
                             ok = false;
                         }
                     }
+                } else if (eof && keep_what_came_) {
+                    // Cut (the session closed our input): what came is parsed and committed
+                    // first, then the receive fails (resumable receives).
+                    cut_ = make_error_code(errc::truncated);
+                    cut_detail_ = "the podpipe stream was cut after " +
+                                  std::to_string(wire_bytes_) + " bytes, without its end member";
+                    out_.close();
+                    return;
                 } else if (eof) {
                     // podpipe's sender always ends with an empty member: a stream without it
                     // was cut, even where the cut falls between members and tar entries.
@@ -367,6 +376,7 @@ public:
     /// what came before it is parsed (resumable receives).
     void keep_what_came() noexcept { keep_what_came_ = true; }
     std::error_code cut_error() const noexcept { return cut_; }
+    const std::string& cut_detail() const noexcept { return cut_detail_; }
 
 private:
     enum class members_state {
@@ -502,6 +512,7 @@ private:
     bool end_member_seen_ = false;
     bool keep_what_came_ = false;
     std::error_code cut_;
+    std::string cut_detail_;
 };
 
 // What a failed receive removed (tree_writer::abandon), for the failure's detail.
@@ -794,7 +805,7 @@ result<transfer_stats, transfer_error> recv_tree(byte_source& source, const std:
         t.join();
 
     if (!failure.error() && splitter.cut_error())
-        failure.set(splitter.cut_error(), "reading the stream");
+        failure.set(splitter.cut_error(), splitter.cut_detail());
     if (!failure.error() && !stop.stop_requested()) {
         if (auto f = parser.finish(); !f)
             failure.set(f.error(), parser.last_error_detail());

@@ -221,6 +221,11 @@ std::string summary_line(std::string_view verb, const pipeline::transfer_stats& 
                   : s.manifest_checked ? ", manifest verified"
                                        : "");
     std::string line = buf;
+    if (s.resumed_at > 0) {
+        std::snprintf(buf, sizeof buf, " (resumed at stream byte %" PRIu64 ": %.1f MB were "
+                      "already there)", s.resumed_at, mb(s.resumed_at));
+        line += buf;
+    }
     if (s.problems.count > 0)
         line += ", NOT verified: " + std::to_string(s.problems.count) +
                 (s.problems.count == 1 ? " entry was" : " entries were") +

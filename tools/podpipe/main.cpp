@@ -54,6 +54,7 @@ struct pack_flags : common_flags {
     bool acks = false; ///< send: read the receiver's acknowledgements on stdin (see acks.hpp)
     bool allow_incomplete = false; ///< pack: files not read as on disk are warnings only
     bool watch_stdin = false; ///< send: stdin's end means the receiver is gone: stop
+    std::string resume_from;  ///< send: a resumable receiver's offer (protocol::resume_word)
 };
 
 struct unpack_flags : common_flags {
@@ -66,6 +67,8 @@ struct unpack_flags : common_flags {
     bool acks = false;      ///< recv: acknowledge the stream's start on stdout (see acks.hpp)
     std::vector<std::string> excludes; ///< recv: entries not to write
     bool allow_incomplete = false; ///< unpack: accept a stream whose sender reported problems
+    std::string resumable;  ///< recv: the transfer's id: keep a ledger (pipeline/ledger.hpp)
+    bool resume = false;    ///< recv: continue from the ledger, offer first on stdout
 };
 
 void add_common(CLI::App& cmd, common_flags& f) {
@@ -167,6 +170,13 @@ int run_pack(const pack_flags& f) {
     opt.excludes = f.excludes;
     if (auto ok = pipeline::check_send_options(opt); !ok)
         return usage_error(ok.error());
+    if (!f.resume_from.empty()) {
+        auto offer = remote::protocol::parse_resume_word(f.resume_from);
+        if (!offer)
+            return usage_error("--resume-from takes OFFSET:ENTRIES:BYTES:DIGEST as a resumable "
+                               "receiver offers it");
+        opt.resume_from = pipeline::resume_offer{offer->offset, offer->before};
+    }
 
     int fd = STDOUT_FILENO;
     if (f.output != "-") {
@@ -234,6 +244,23 @@ int run_unpack(const unpack_flags& f) {
     opt.require_manifest = f.pod_side ? !f.no_verify : f.require_manifest;
     opt.restore_owner = f.same_owner;
     opt.excludes = f.excludes;
+    if (f.resume && f.resumable.empty())
+        return usage_error("--resume needs --resumable ID");
+    if (!f.resumable.empty()) {
+        if (!pipeline::valid_transfer_id(f.resumable))
+            return usage_error("--resumable takes an id of 1 to 64 letters, digits, '-', '_'");
+        pipeline::resume_options r;
+        r.id = f.resumable;
+        r.resume = f.resume;
+        // With --resume the sender waits for this line before it sends anything.
+        if (f.resume)
+            r.on_offer = [](const pipeline::resume_offer& o, const std::string& why) {
+                const std::string line = remote::protocol::resume_line({o.offset, o.before, why});
+                if (std::fwrite(line.data(), 1, line.size(), stdout) == line.size())
+                    std::fflush(stdout);
+            };
+        opt.resumable = std::move(r);
+    }
 
     int fd = STDIN_FILENO;
     if (f.input != "-") {
@@ -331,6 +358,10 @@ int run(int argc, char** argv) {
     send->add_flag("--watch-stdin", sf.watch_stdin,
                    "The receiver holds stdin open while it reads: its end before the stream's "
                    "end means the receiver is gone, and the send stops (exit 5)");
+    send->add_option("--resume-from", sf.resume_from,
+                     "Continue a transfer a resumable receiver has part of: its offer "
+                     "(OFFSET:ENTRIES:BYTES:DIGEST); nothing before OFFSET is sent, and a source "
+                     "that changed before it fails (exit 4, \"cannot resume\")");
     add_common(*send, sf);
 
     unpack_flags rf;
@@ -346,6 +377,12 @@ int run(int argc, char** argv) {
                    "every 32 KiB, later 256 KiB): the sender's auto level measures the link with them");
     recv->add_flag("--same-owner", rf.same_owner, "Restore owners (uid/gid) from the stream");
     recv->add_option("--exclude", rf.excludes, "Do not write entries matching this pattern; repeatable");
+    recv->add_option("--resumable", rf.resumable,
+                     "Keep a ledger (.podpipe-resume-ID in DIR, removed when done) so that a "
+                     "later recv of the same ID continues this one if it is cut off");
+    recv->add_flag("--resume", rf.resume,
+                   "With --resumable: continue from the ledger; the first stdout line says where "
+                   "the sender starts (a JSON `resume` message; offset 0: from the beginning)");
     add_common(*recv, rf);
 
     // What the local side of `podpipe cp` asks first (remote/protocol.hpp): this binary's

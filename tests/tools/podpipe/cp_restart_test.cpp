@@ -110,6 +110,48 @@ protected:
     fs::path src_ = tmp_ / "src";
 };
 
+// Issue 21: a copy cut in the middle of its stream continues where the pod's receiver stopped.
+// The retry sends only what the pod does not have (the pod's recv kept a ledger), the summary
+// says where it resumed, and the tree in the pod is whole, verified and free of the ledger.
+TEST_F(cp_restart_test, a_cut_copy_into_a_pod_resumes_where_it_stopped) {
+    const std::string name = "i21-resume";
+    child_process cp({podpipe_exe, "cp", "-v", "--kubeconfig", kubeconfig_, src_.string(),
+                      "bb:/data/" + name},
+                     tmp_ / (name + ".log"));
+    ASSERT_TRUE(cp.started());
+    ASSERT_TRUE(podpipe::testing::eventually(
+        [&] {
+            for (pid_t pid : processes_mentioning("/data/" + name))
+                if (podpipe::testing::process_cmdline(pid).find(" recv ") != std::string::npos)
+                    return true;
+            return false;
+        },
+        30s))
+        << cp.output();
+    std::this_thread::sleep_for(3s); // about half of the 24 MB at 4 MB/s
+    arm(R"({"restart": {"downSeconds": 2, "mode": "refused"}})");
+    const auto code = cp.wait_exit(bound);
+    ASSERT_TRUE(code.has_value()) << cp.output();
+    const std::string out = cp.output();
+    SCOPED_TRACE(out);
+    ASSERT_EQ(*code, 0);
+    EXPECT_NE(out.find("manifest verified"), std::string::npos);
+    const std::string said = "resuming the copy into /data/" + name + " at stream byte ";
+    const auto at = out.find(said);
+    ASSERT_NE(at, std::string::npos) << "the retry started over";
+    const std::uint64_t offset = std::stoull(out.substr(at + said.size()));
+    EXPECT_GT(offset, 4u << 20) << "the pod had received several MB before the cut";
+    EXPECT_NE(out.find("(resumed at stream byte " + std::to_string(offset)), std::string::npos);
+    std::printf("%s", out.c_str()); // the attempts, for the log
+
+    const fs::path back = tmp_ / ("back-" + name);
+    child_process get({podpipe_exe, "cp", "--kubeconfig", kubeconfig_, "bb:/data/" + name,
+                       back.string()},
+                      tmp_ / (name + "-back.log"));
+    ASSERT_EQ(get.wait_exit(60s), std::optional<int>(0)) << get.output();
+    EXPECT_EQ(podpipe::testing::diff_trees(src_, back, false), std::vector<std::string>{});
+}
+
 TEST_F(cp_restart_test, into_a_pod_with_its_podpipe_connections_refused) {
     copy_through_restart("bb", "i20-refused", "refused");
 }
