@@ -398,12 +398,18 @@ struct pod_copier::impl {
     }
 
     /// `acks`: the caller acknowledges on the pod's stdin (pod -> local with auto).
-    std::vector<std::string> send_command(const pod_end& end, bool acks) const {
+    /// `from`: where the receiver resumes (`send --resume-from`).
+    std::vector<std::string> send_command(const pod_end& end, bool acks,
+                                          const protocol::resume* from = nullptr) const {
         if (end.has_binary) {
             std::vector<std::string> c{opt_.pod_binary, "send", "--level", opt_.level_text,
                                        "--chunk-size", opt_.chunk_text};
             if (acks)
                 c.push_back("--acks");
+            if (from != nullptr) {
+                c.push_back("--resume-from");
+                c.push_back(protocol::resume_word(*from));
+            }
             if (end.has_watch_stdin)
                 c.push_back("--watch-stdin");
             add_stall_timeout(end, c);
@@ -743,7 +749,23 @@ copy_result pod_copier::impl::pod_to_local(const pod_end& src, const std::string
     // With auto, the pod's sender measures the link with our acknowledgements (written to its
     // stdin as we read), as local_to_pod does with the pod's.
     const bool acks = src.has_send_acks && opt_.level == pipeline::auto_level;
-    auto session = open(src, send_command(src, acks), send_reads_stdin(src, acks));
+    // A repeat of this copy continues the last attempt (our ledger in dst) when the pod's
+    // podpipe can start its stream at our resume point.
+    const bool resumable = src.has_binary && src.has_send_resume;
+    bool resume = false;
+    const std::string id =
+        resumable ? transfer_id("out\n" + src.name() + "\n" + src.loc.path + "\n" + dst, resume)
+                  : std::string();
+    std::optional<protocol::resume> from;
+    if (resume)
+        if (auto offer = pipeline::peek_resume_offer(dst, id)) {
+            from = protocol::resume{offer->offset, offer->before, {}};
+            if (opt_.on_info)
+                opt_.on_info("pod " + src.name() + ": resuming the copy of " + src.loc.path +
+                             " at stream byte " + std::to_string(offer->offset));
+        }
+    auto session = open(src, send_command(src, acks, from ? &*from : nullptr),
+                        send_reads_stdin(src, acks));
     if (!session) {
         return open_failed(src, session.error());
     }
@@ -755,6 +777,13 @@ copy_result pod_copier::impl::pod_to_local(const pod_end& src, const std::string
     opt.require_manifest = src.has_binary && !!opt_.verify;
     opt.excludes = opt_.excludes;
     opt.progress = &progress();
+    if (resumable) {
+        pipeline::resume_options r;
+        r.id = id;
+        // Continue only what the pod was told; without a trusted ledger both start over.
+        r.resume = from.has_value();
+        opt.resumable = std::move(r);
+    }
     result<pipeline::transfer_stats, pipeline::transfer_error> got =
         fail(std::make_error_code(std::errc::interrupted));
     {
@@ -767,6 +796,15 @@ copy_result pod_copier::impl::pod_to_local(const pod_end& src, const std::string
     if (!got)
         s.abort();
     auto code = s.wait();
+    if (code && *code == pipeline::exit_bad_input && from &&
+        s.stderr_tail().find("cannot resume") != std::string::npos) {
+        // The pod's tree changed under what we already have: start over under the same id
+        // (our receive discards its ledger).
+        say("pod " + src.name() + ": " + src.loc.path + " changed since the copy into " + dst +
+            " was cut; copying it again from the start");
+        resumed_->resume = false;
+        return pod_to_local(src, dst);
+    }
     if (code && *code != 0)
         return remote_failure(src, src.has_binary ? "podpipe send of" : "tar of", *code,
                               s.stderr_tail(), true);
@@ -785,6 +823,8 @@ copy_result pod_copier::impl::pod_to_local(const pod_end& src, const std::string
         return failed(pipeline::exit_failure, "pod " + src.name() + ": " + code.error().what() +
                                                   "; " + dst + " may be incomplete");
     }
+    if (resumable)
+        resumed_.reset();
     return finish("copied", src.name() + ":" + src.loc.path + " -> " + dst, *got, std::nullopt);
 }
 
@@ -807,20 +847,72 @@ copy_result pod_copier::impl::pod_to_pod(const pod_end& src, const pod_end& dst)
     // acknowledgements, carried from the destination's stdout to the source's stdin.
     const bool acks =
         src.has_send_acks && dst.has_acks && opt_.level == pipeline::auto_level;
-    auto from = open(src, send_command(src, acks), send_reads_stdin(src, acks));
-    if (!from) {
-        return open_failed(src, from.error());
+    // A repeat of this copy continues the last attempt when both pods can: the receiver is
+    // started first and says where, then the sender starts there.
+    const bool resumable = src.has_binary && src.has_send_resume && dst.has_binary &&
+                           dst.has_recv_resume;
+    bool resume = false;
+    const std::string id = resumable ? transfer_id("between\n" + src.name() + "\n" +
+                                                       src.loc.path + "\n" + dst.name() + "\n" +
+                                                       dst.loc.path,
+                                                   resume)
+                                     : std::string();
+    using opened = result<std::unique_ptr<exec_session>, api_error>;
+    std::optional<opened> from;
+    std::optional<opened> to;
+    std::optional<receiver_reader> reader;
+    std::optional<protocol::resume> offer;
+    if (resumable) {
+        to = open(dst, recv_command(dst, verify, acks, &id, resume), true);
+        if (!*to)
+            return open_failed(dst, to->error());
+        reader.emplace(***to, resume);
+        if (resume) {
+            offer = reader->offer(opt_.stall_timeout, stop_);
+            if (!offer) {
+                (**to)->abort();
+                reader->join();
+                const auto& code = reader->code();
+                if (code && *code && **code != 0)
+                    return remote_failure(dst, "podpipe recv into", **code,
+                                          (**to)->stderr_tail(), false, reader->report());
+                return failed(stopped_or(pipeline::exit_failure),
+                              "pod " + dst.name() + ": podpipe recv into " + dst.loc.path +
+                                  " did not say where to resume");
+            }
+            if (offer->offset == 0) {
+                if (!offer->why_not.empty())
+                    say("pod " + dst.name() + ": copying into " + dst.loc.path +
+                        " from the start: " + offer->why_not);
+                offer.reset();
+            } else if (opt_.on_info) {
+                opt_.on_info("pods " + src.name() + " -> " + dst.name() +
+                             ": resuming the relay at stream byte " +
+                             std::to_string(offer->offset));
+            }
+        }
+        from = open(src, send_command(src, acks, offer ? &*offer : nullptr),
+                    send_reads_stdin(src, acks));
+        if (!*from) {
+            (**to)->abort();
+            reader->join();
+            return open_failed(src, from->error());
+        }
+    } else {
+        from = open(src, send_command(src, acks), send_reads_stdin(src, acks));
+        if (!*from)
+            return open_failed(src, from->error());
+        to = open(dst, recv_command(dst, verify, acks), true);
+        if (!*to) {
+            (**from)->abort();
+            return open_failed(dst, to->error());
+        }
+        reader.emplace(***to);
     }
-    auto to = open(dst, recv_command(dst, verify, acks), true);
-    if (!to) {
-        (*from)->abort();
-        return open_failed(dst, to.error());
-    }
-    exec_session& in = **from;
-    exec_session& out = **to;
+    exec_session& in = ***from;
+    exec_session& out = ***to;
     session_watch watch(stop_, {&in, &out}, opt_.stall_timeout);
-    receiver_reader reader(out);
-    pipeline::ack_counter& ack_count = reader.acks();
+    pipeline::ack_counter& ack_count = reader->acks();
     std::jthread forwarder;
     if (acks) {
         forwarder = std::jthread([&](std::stop_token stop) {
@@ -874,15 +966,23 @@ copy_result pod_copier::impl::pod_to_pod(const pod_end& src, const pod_end& dst)
         relay_error = stall_message(src, "the relay of");
     if (!relay_error.empty()) {
         in.abort();
-        for (int i = 0; i < 50 && !reader.done(); ++i)
+        for (int i = 0; i < 50 && !reader->done(); ++i)
             std::this_thread::sleep_for(std::chrono::milliseconds(20));
         out.abort();
     }
     auto src_code = in.wait();
-    reader.join();
+    reader->join();
     forwarder = {}; // stops and joins it before the sessions go
-    const auto& dst_code = reader.code();
-    const std::string& report = reader.report();
+    const auto& dst_code = reader->code();
+    const std::string& report = reader->report();
+    if (src_code && *src_code == pipeline::exit_bad_input && offer &&
+        in.stderr_tail().find("cannot resume") != std::string::npos) {
+        // The source pod's tree changed under what the destination already has.
+        say("pod " + src.name() + ": " + src.loc.path + " changed since the relay into " +
+            dst.name() + ":" + dst.loc.path + " was cut; copying it again from the start");
+        resumed_->resume = false;
+        return pod_to_pod(src, dst);
+    }
     if (src_code && *src_code != 0)
         return remote_failure(src, src.has_binary ? "podpipe send of" : "tar of", *src_code,
                               in.stderr_tail(), true);
@@ -921,6 +1021,9 @@ copy_result pod_copier::impl::pod_to_pod(const pod_end& src, const pod_end& dst)
     }
     s.wire_bytes = progress().wire_bytes.load();
     s.seconds = std::chrono::duration<double>(clock_type::now() - t0).count();
+    s.resumed_at = offer ? offer->offset : 0;
+    if (resumable)
+        resumed_.reset();
     return finish("relayed", src.name() + ":" + src.loc.path + " -> " + dst.name() + ":" +
                                  dst.loc.path,
                   s, std::move(remote));

@@ -1,8 +1,9 @@
 // Copies that are tried again after a failure that can pass: a dropped or refused connection
 // (an API-server restart, a load balancer's cut), a killed in-pod podpipe. Exponential backoff
 // with jitter, bounded by a time from the first failure; then the error names the first failure
-// and the last. A retry starts the copy over: the receiver overwrites what it has, and its
-// manifest covers the whole tree again (resuming from a ledger is issue 21's next part).
+// and the last. A retry of a copy between podpipe ends continues where the receiver stopped
+// (pod_copier keeps the transfer's id between attempts; engine/pipeline/ledger.hpp); with a
+// pod's tar it starts over, the receiver overwriting what it has.
 #pragma once
 
 #include "remote/pod_copy.hpp"

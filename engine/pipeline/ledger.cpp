@@ -234,6 +234,18 @@ std::optional<std::vector<io::file_entry>> decode_dir_log(std::string_view log) 
     return dirs;
 }
 
+std::optional<resume_offer> peek_resume_offer(const std::string& root, std::string_view id) {
+    if (!valid_transfer_id(id))
+        return std::nullopt;
+    unique_fd dir(::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (dir.get() < 0)
+        return std::nullopt;
+    auto rec = decode_ledger(read_file_at(dir.get(), record_name(id), 1 << 20));
+    if (!rec)
+        return std::nullopt;
+    return resume_offer{rec->point.offset, rec->before};
+}
+
 result<ledger_files> ledger_files::open(const std::string& root, std::string_view id,
                                         std::chrono::milliseconds wait) {
     if (!valid_transfer_id(id))

@@ -60,6 +60,12 @@ std::string encode_dir_record(const io::file_entry& dir);
 /// The directories of a log's first `bytes` bytes; nullopt if they are not whole records.
 std::optional<std::vector<io::file_entry>> decode_dir_log(std::string_view log);
 
+/// What a resumed receive into `root` under `id` would offer, read without taking the lock or
+/// creating anything: for a caller that must tell the sender before the receive starts (the
+/// sender's command line carries it). nullopt when there is no record that can be trusted. The
+/// receive itself decides again (resume_options::on_offer).
+std::optional<resume_offer> peek_resume_offer(const std::string& root, std::string_view id);
+
 /// The two files of one transfer's ledger in a receiver's root, locked while open.
 class ledger_files {
 public:

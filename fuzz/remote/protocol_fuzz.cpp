@@ -1,5 +1,5 @@
 // libFuzzer target for the pod-side protocol's parsers (remote/protocol_parse.hpp): hello,
-// report, failure and the final line of recv run on every input (seeds are real messages).
+// report, failure, resume (line and word) and the final line of recv run on every input (seeds are real messages).
 // Invariants checked: nothing crashes or throws; what a parser accepts, its writer writes as
 // one line that the parser accepts again with the same content; a report's problem lines are
 // printable and bounded (they are shown to people).
@@ -52,6 +52,17 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         check_one_line(again);
         auto back = parse_failure(again);
         if (!back || back->exit_code != f->exit_code || f->exit_code < 1 || f->exit_code > 255)
+            std::abort();
+    }
+    if (auto r = parse_resume(in)) {
+        const std::string again = resume_line(*r);
+        check_one_line(again);
+        auto back = parse_resume(again);
+        if (!back || !(*back == *r) || back->why_not != podpipe::tar::printable_line(r->why_not))
+            std::abort();
+    }
+    if (auto w = parse_resume_word(in)) {
+        if (resume_word(*w) != in || w->offset == 0)
             std::abort();
     }
     if (auto fin = parse_final(in); fin && std::holds_alternative<report>(*fin))

@@ -60,7 +60,8 @@ void expect_error(const result<report, protocol_error>& r, std::string_view says
 TEST(protocol, hello_round_trips) {
     const hello h = sample_hello();
     EXPECT_TRUE(h.caps.recv_acks && h.caps.send_acks && h.caps.send_watch_stdin &&
-                h.caps.recv_failure_report && h.caps.step_run);
+                h.caps.recv_failure_report && h.caps.step_run && h.caps.recv_resume &&
+                h.caps.send_resume);
     EXPECT_EQ(h.acks_version, acks_version);
     const std::string line = hello_line(h);
     ASSERT_TRUE(line.ends_with("\n"));
@@ -311,6 +312,50 @@ TEST(protocol, failure_round_trips_and_is_told_from_a_report) {
     std::string ok_true = line;
     ok_true.replace(ok_true.find("\"ok\":false"), 10, "\"ok\":true");
     EXPECT_FALSE(parse_failure(ok_true));
+}
+
+// A resuming receiver's first line, and the same offer as `send --resume-from`'s one word.
+TEST(protocol, resume_offers_round_trip_as_a_line_and_as_a_word) {
+    resume r;
+    r.offset = 8u << 20;
+    r.before = {12, 8000000, 0x0123456789abcdefu};
+    const std::string line = resume_line(r);
+    ASSERT_TRUE(line.ends_with("\n"));
+    auto back = parse_resume(line);
+    ASSERT_TRUE(back) << back.error().what();
+    EXPECT_EQ(*back, r);
+    EXPECT_EQ(parse_resume_word(resume_word(r)), r);
+    EXPECT_EQ(resume_word(r), "8388608:12:8000000:0123456789abcdef");
+
+    resume none;
+    none.why_not = "the receiver has no resume point for this transfer";
+    auto told = parse_resume(resume_line(none));
+    ASSERT_TRUE(told);
+    EXPECT_EQ(told->offset, 0u);
+    EXPECT_EQ(told->why_not, none.why_not);
+    EXPECT_FALSE(parse_report(line)) << "a resume line is not a report";
+}
+
+TEST(protocol, malformed_resume_offers_are_refused) {
+    for (const char* word : {"", "0:1:2:0123456789abcdef", "1:2:3", "1:2:3:0123456789ABCDEF",
+                             "01:2:3:0123456789abcdef", "1:2:3:0123456789abcde",
+                             "1:2:3:0123456789abcdef0", "1:-2:3:0123456789abcdef",
+                             "99999999999999999999999:2:3:0123456789abcdef", " 1:2:3:0123456789abcdef"})
+        EXPECT_FALSE(parse_resume_word(word)) << word;
+    resume r;
+    r.offset = 512;
+    std::string line = resume_line(r);
+    EXPECT_FALSE(parse_resume(line + line));
+    const auto at = line.find("\"digest\":\"") + 10;
+    line[at] = 'X';
+    auto bad = parse_resume(line);
+    ASSERT_FALSE(bad);
+    EXPECT_NE(bad.error().what().find("digest"), std::string::npos) << bad.error().what();
+    r.why_not = std::string("evil\x1b[31m\n") + std::string(10, 'x');
+    auto cleaned = parse_resume(resume_line(r));
+    ASSERT_TRUE(cleaned);
+    EXPECT_EQ(cleaned->why_not.find('\x1b'), std::string::npos);
+    EXPECT_EQ(cleaned->why_not.find('\n'), std::string::npos);
 }
 
 } // namespace

@@ -170,8 +170,9 @@ protected:
         EXPECT_TRUE(r2->manifest_checked);
         EXPECT_EQ(r2->manifest, full_manifest) << cut;
         EXPECT_EQ(r2->resumed_at, offer.offset);
-        if (offer.offset > 0)
+        if (offer.offset > 0) {
             EXPECT_LT(resent.bytes.size(), stream.size()) << "a resume sends less than all";
+        }
         *resumed_at = offer.offset;
         EXPECT_EQ(diff_trees(src, out), std::vector<std::string>{}) << "cut at " << cut;
         EXPECT_FALSE(ledger_left(out)) << cut;

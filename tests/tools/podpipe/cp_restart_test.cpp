@@ -30,6 +30,8 @@ const std::string podpipe_exe = PODPIPE_EXE;
 constexpr auto bound = 45s;
 
 class cp_restart_test : public bb_and_gnu_pods {
+public:
+    const std::string& kubeconfig() const { return kubeconfig_; }
 protected:
     void SetUp() override {
         bb_and_gnu_pods::SetUp();
@@ -45,11 +47,13 @@ protected:
                       0);
         arm(R"({"throttle": {"bytesPerSecond": 4000000}})");
     }
+public:
     void arm(const std::string& json) {
         auto r = https_request(port(), ca_file(), admin_token(), "POST", "/kubesim/faults", json);
         ASSERT_EQ(r.status, 200) << r.body;
     }
 
+protected:
     /// Copies src_ into `pod`:/data/`name` and fires the restart fault (`mode`, 3 s down) once
     /// the pod's receiver runs; checks the bound and the honesty of the outcome.
     void copy_through_restart(const std::string& pod, const std::string& name,
@@ -148,6 +152,86 @@ TEST_F(cp_restart_test, a_cut_copy_into_a_pod_resumes_where_it_stopped) {
     child_process get({podpipe_exe, "cp", "--kubeconfig", kubeconfig_, "bb:/data/" + name,
                        back.string()},
                       tmp_ / (name + "-back.log"));
+    ASSERT_EQ(get.wait_exit(60s), std::optional<int>(0)) << get.output();
+    EXPECT_EQ(podpipe::testing::diff_trees(src_, back, false), std::vector<std::string>{});
+}
+
+// Runs `podpipe cp -v from to`, cuts it with the restart fault (2 s refused) three seconds after
+// a pod-side process of `kind` (" recv " or " send ") mentioning `marker` runs; returns the exit
+// code and the output.
+std::pair<std::optional<int>, std::string> cut_copy(cp_restart_test& t, const std::string& from,
+                                                    const std::string& to,
+                                                    const std::string& kind,
+                                                    const std::string& marker,
+                                                    const fs::path& log) {
+    child_process cp({podpipe_exe, "cp", "-v", "--kubeconfig", t.kubeconfig(), from, to}, log);
+    EXPECT_TRUE(cp.started());
+    EXPECT_TRUE(podpipe::testing::eventually(
+        [&] {
+            for (pid_t pid : processes_mentioning(marker))
+                if (podpipe::testing::process_cmdline(pid).find(kind) != std::string::npos)
+                    return true;
+            return false;
+        },
+        30s))
+        << cp.output();
+    std::this_thread::sleep_for(3s); // about half of the 24 MB at 4 MB/s
+    t.arm(R"({"restart": {"downSeconds": 2, "mode": "refused"}})");
+    const auto code = cp.wait_exit(bound);
+    return {code, cp.output()};
+}
+
+// The offset a resumed copy names after `said`, checked to be several MB in.
+std::uint64_t resumed_offset(const std::string& out, const std::string& said) {
+    const auto at = out.find(said);
+    if (at == std::string::npos) {
+        ADD_FAILURE() << "the retry started over: no '" << said << "'";
+        return 0;
+    }
+    const std::uint64_t offset = std::stoull(out.substr(at + said.size()));
+    EXPECT_GT(offset, 4u << 20) << "the receiver had several MB before the cut";
+    EXPECT_NE(out.find("resumed at stream byte " + std::to_string(offset)), std::string::npos);
+    return offset;
+}
+
+// Out of a pod: our own receive kept the ledger, the pod's send starts at its point.
+TEST_F(cp_restart_test, a_cut_copy_out_of_a_pod_resumes_where_it_stopped) {
+    arm(R"({"throttle": {"bytesPerSecond": 0}})");
+    child_process seed({podpipe_exe, "cp", "--kubeconfig", kubeconfig_, src_.string(),
+                        "bb:/data/i21-out"},
+                       tmp_ / "seed.log");
+    ASSERT_EQ(seed.wait_exit(60s), std::optional<int>(0)) << seed.output();
+    arm(R"({"throttle": {"bytesPerSecond": 4000000}})");
+    const fs::path back = tmp_ / "i21-out";
+    auto [code, out] = cut_copy(*this, "bb:/data/i21-out", back.string(), " send ",
+                                "/data/i21-out", tmp_ / "i21-out.log");
+    SCOPED_TRACE(out);
+    ASSERT_EQ(code, std::optional<int>(0));
+    EXPECT_NE(out.find("manifest verified"), std::string::npos);
+    resumed_offset(out, "resuming the copy of /data/i21-out at stream byte ");
+    EXPECT_EQ(podpipe::testing::diff_trees(src_, back, false), std::vector<std::string>{})
+        << "the tree, and no ledger left in it";
+}
+
+// Between pods: the destination's recv says where, the source's send starts there.
+TEST_F(cp_restart_test, a_cut_relay_between_pods_resumes_where_it_stopped) {
+    arm(R"({"throttle": {"bytesPerSecond": 0}})");
+    child_process seed({podpipe_exe, "cp", "--kubeconfig", kubeconfig_, src_.string(),
+                        "bb:/data/i21-between"},
+                       tmp_ / "seed.log");
+    ASSERT_EQ(seed.wait_exit(60s), std::optional<int>(0)) << seed.output();
+    arm(R"({"throttle": {"bytesPerSecond": 4000000}})");
+    auto [code, out] = cut_copy(*this, "bb:/data/i21-between", "gnu:/data/i21-relayed",
+                                " recv ", "/data/i21-relayed", tmp_ / "i21-between.log");
+    SCOPED_TRACE(out);
+    ASSERT_EQ(code, std::optional<int>(0));
+    EXPECT_NE(out.find("manifest verified"), std::string::npos);
+    resumed_offset(out, "resuming the relay at stream byte ");
+    arm(R"({"throttle": {"bytesPerSecond": 0}})");
+    const fs::path back = tmp_ / "i21-relayed";
+    child_process get({podpipe_exe, "cp", "--kubeconfig", kubeconfig_, "gnu:/data/i21-relayed",
+                       back.string()},
+                      tmp_ / "relayed-back.log");
     ASSERT_EQ(get.wait_exit(60s), std::optional<int>(0)) << get.output();
     EXPECT_EQ(podpipe::testing::diff_trees(src_, back, false), std::vector<std::string>{});
 }
