@@ -633,7 +633,7 @@ copy_result pod_copier::impl::local_to_pod(const std::string& src, const pod_end
     }
     const bool acks = dst.has_acks && opt_.level == pipeline::auto_level;
     // A repeat of this copy continues the last attempt when both ends can (see the header).
-    const bool resumable = dst.has_binary && dst.has_recv_resume;
+    const bool resumable = opt_.resumable && dst.has_binary && dst.has_recv_resume;
     bool resume = false;
     const std::string id =
         resumable ? transfer_id("in\n" + src + "\n" + dst.name() + "\n" + dst.loc.path, resume)
@@ -751,7 +751,7 @@ copy_result pod_copier::impl::pod_to_local(const pod_end& src, const std::string
     const bool acks = src.has_send_acks && opt_.level == pipeline::auto_level;
     // A repeat of this copy continues the last attempt (our ledger in dst) when the pod's
     // podpipe can start its stream at our resume point.
-    const bool resumable = src.has_binary && src.has_send_resume;
+    const bool resumable = opt_.resumable && src.has_binary && src.has_send_resume;
     bool resume = false;
     const std::string id =
         resumable ? transfer_id("out\n" + src.name() + "\n" + src.loc.path + "\n" + dst, resume)
@@ -849,8 +849,8 @@ copy_result pod_copier::impl::pod_to_pod(const pod_end& src, const pod_end& dst)
         src.has_send_acks && dst.has_acks && opt_.level == pipeline::auto_level;
     // A repeat of this copy continues the last attempt when both pods can: the receiver is
     // started first and says where, then the sender starts there.
-    const bool resumable = src.has_binary && src.has_send_resume && dst.has_binary &&
-                           dst.has_recv_resume;
+    const bool resumable = opt_.resumable && src.has_binary && src.has_send_resume &&
+                           dst.has_binary && dst.has_recv_resume;
     bool resume = false;
     const std::string id = resumable ? transfer_id("between\n" + src.name() + "\n" +
                                                        src.loc.path + "\n" + dst.name() + "\n" +

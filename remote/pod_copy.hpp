@@ -79,6 +79,9 @@ struct copy_options {
     bool allow_incomplete = false;
     std::string pod_binary = "/__e/podpipe/podpipe"; ///< "none": always the pod's tar
     bool offer_v5 = true;          ///< false: v4.channel.k8s.io only
+    /// A repeat of a cut copy continues it where both ends can (pod_copier::local_to_pod);
+    /// false: every attempt starts over and no ledger is kept (`cp --no-resume`).
+    bool resumable = true;
     /// A copy whose stream moves no byte for this long fails (exit 1) and its sessions are
     /// closed; also given to the in-pod podpipe (its own reads and writes). 0: no limit.
     std::chrono::milliseconds stall_timeout{60'000};

@@ -94,6 +94,7 @@ result<remote::copy_options, std::string> copy_options_from(const cp_flags& f) {
     o.allow_incomplete = f.allow_incomplete;
     o.pod_binary = f.pod_binary;
     o.offer_v5 = !f.exec_v4;
+    o.resumable = !f.no_resume;
     pipeline::send_options check;
     check.level = o.level;
     check.chunk_bytes = o.chunk_bytes;

@@ -35,6 +35,8 @@ struct cp_flags {
     /// How long after the first failure that can pass the copy is tried again ("" = the
     /// PODPIPE_COPY_RETRY_SECONDS variable, else 2m; 0 = one attempt). remote/retry.hpp.
     std::string retry_for;
+    /// Retries start over instead of continuing (no ledger in the target; remote/pod_copy.hpp).
+    bool no_resume = false;
 };
 
 /// Runs the copy; returns the process exit code (cli::exit_code) and prints errors to stderr.

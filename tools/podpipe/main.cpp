@@ -433,9 +433,13 @@ int run(int argc, char** argv) {
                    "0 = wait forever (default 60s). Also given to the in-pod podpipe");
     cp->add_option("--retry-for", cf.retry_for,
                    "After a failure that can pass (a dropped or refused connection, an API-server "
-                   "restart, a killed in-pod podpipe), try the copy again from the start with "
-                   "backoff for this long, e.g. 30s, 5m; 0 = one attempt (default: "
-                   "$PODPIPE_COPY_RETRY_SECONDS seconds, else 2m)");
+                   "restart, a killed in-pod podpipe), try the copy again with backoff for this "
+                   "long, e.g. 30s, 5m; 0 = one attempt (default: $PODPIPE_COPY_RETRY_SECONDS "
+                   "seconds, else 2m). Between podpipe ends a retry continues where the "
+                   "receiver stopped");
+    cp->add_flag("--no-resume", cf.no_resume,
+                 "Retries start the copy over: the receiver keeps no ledger (.podpipe-resume-*) "
+                 "in the target");
 
     cli::bench_flags bf;
     auto* bench = app.add_subcommand(
