@@ -263,6 +263,7 @@ class Injector:
 
 class Soak:
     def __init__(self, args):
+        self.resumed = False
         self.args = args
         self.build = os.path.abspath(args.build)
         self.hook_bin = os.path.join(self.build, "hooks", "podpipe-hook")
@@ -467,7 +468,7 @@ class Soak:
         env = dict(os.environ, KUBECONFIG=self.cluster.sa_kc)
         inj.start()
         try:
-            p = subprocess.run([self.podpipe, "cp", *argv], capture_output=True, text=True,
+            p = subprocess.run([self.podpipe, "cp", "-v", *argv], capture_output=True, text=True,
                                env=env, timeout=CP_TIMEOUT)
             code, text = p.returncode, p.stdout + p.stderr
         except subprocess.TimeoutExpired:
@@ -488,6 +489,8 @@ class Soak:
             self.kubectl_run("exec", pod, "--", "rm", "-rf", dest_pod)
         if got != self.digest:
             return ("wrong", f"digest {got} after a successful cp"), inj, direction
+        # A retry that continued where the cut attempt stopped (issue 21) says so with -v.
+        self.resumed = "resuming the" in text
         return ("ok", ""), inj, direction
 
     # ---- the run --------------------------------------------------------------------------
@@ -548,10 +551,13 @@ spec:
                     _, inj = self.job(i, kind)
                     verdict, extra = self.job_verdict, ""
                 else:
+                    self.resumed = False
                     verdict, inj, extra = self.copy(i, kind)
                 rec = {"what": what if what == "job" else "cp " + extra, "n": i, "fault": kind,
                        "outcome": verdict[0], "why": verdict[1],
                        "seconds": round(time.time() - t0, 2)}
+                if what == "copy":
+                    rec["resumed"] = self.resumed
                 if inj is not None:
                     rec["fired"] = inj.fired
                     rec["fault_detail"] = inj.detail
@@ -572,26 +578,28 @@ spec:
             kind = r["what"].split()[0]
             key = (kind, r["fault"])
             d = rows.setdefault(key, {"runs": 0, "ok": 0, "failed": 0, "hung": 0, "leaked": 0,
-                                      "wrong": 0, "not fired": 0})
+                                      "wrong": 0, "not fired": 0, "resumed": 0})
             d["runs"] += 1
             d[r["outcome"]] += 1
+            if r.get("resumed"):
+                d["resumed"] += 1
             if not r.get("fired", True):
                 d["not fired"] += 1
         print(f"## Fault soak, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
               f"{os.cpu_count()} cores, seed {self.args.seed}, {seconds:.0f} s")
         print()
         print("| run | fault | runs | ok | failed (clear) | hung | leaked | wrong | "
-              "fault not fired |")
-        print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+              "fault not fired | ok after a resume |")
+        print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
         tot = {"runs": 0, "ok": 0, "failed": 0, "hung": 0, "leaked": 0, "wrong": 0,
-               "not fired": 0}
+               "not fired": 0, "resumed": 0}
         for (kind, fault), d in sorted(rows.items()):
             print(f"| {kind} | {fault} | {d['runs']} | {d['ok']} | {d['failed']} | {d['hung']} |"
-                  f" {d['leaked']} | {d['wrong']} | {d['not fired']} |")
+                  f" {d['leaked']} | {d['wrong']} | {d['not fired']} | {d['resumed']} |")
             for k in tot:
                 tot[k] += d[k]
         print(f"| all | | {tot['runs']} | {tot['ok']} | {tot['failed']} | {tot['hung']} | "
-              f"{tot['leaked']} | {tot['wrong']} | {tot['not fired']} |")
+              f"{tot['leaked']} | {tot['wrong']} | {tot['not fired']} | {tot['resumed']} |")
         print()
         for r in self.results:
             if r["outcome"] != "ok":

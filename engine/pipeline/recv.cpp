@@ -582,7 +582,10 @@ public:
                                              const tar::parser& parser,
                                              io::tree_writer& writer) {
         since_ += fed;
-        if (since_ < opt_.commit_every || handler.sent() || parser.ended() || broken_)
+        const auto now = std::chrono::steady_clock::now();
+        const bool due = since_ >= opt_.commit_every ||
+                         (since_ >= (64 << 10) && now - last_commit_ >= opt_.commit_interval);
+        if (!due || handler.sent() || parser.ended() || broken_)
             return std::nullopt;
         const auto point = parser.where();
         if (!point || point->offset == 0)
@@ -604,6 +607,7 @@ public:
         point_ = point->offset;
         ++commits_;
         since_ = 0;
+        last_commit_ = now;
         return std::nullopt;
     }
 
@@ -638,6 +642,7 @@ private:
     ledger_files files_;
     const resume_options& opt_;
     std::uint64_t since_ = 0;
+    std::chrono::steady_clock::time_point last_commit_ = std::chrono::steady_clock::now();
     std::uint64_t point_ = 0;
     std::uint64_t commits_ = 0;
     std::uint64_t resumed_at_ = 0;

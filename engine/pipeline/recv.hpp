@@ -36,6 +36,9 @@ struct resume_options {
     bool resume = false;
     /// Tar bytes between commits: each costs a drain of the writer's queue.
     std::uint64_t commit_every = 4 << 20;
+    /// ... or this long since the last one (with at least 64 KiB new): a slow link still
+    /// leaves a recent point.
+    std::chrono::milliseconds commit_interval{1000};
     /// How long to wait for an earlier receiver of this id that still holds the ledger.
     std::chrono::milliseconds lock_wait{30000};
     /// Called once, before the first byte is read: where the sender must start (offset 0:

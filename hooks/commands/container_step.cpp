@@ -109,6 +109,8 @@ std::string copy_summary(const remote::copy_report& o) {
     line += human_bytes(secs > 0 ? static_cast<double>(rate_bytes) / secs : 0.0) + "/s";
     if (s.manifest_checked)
         line += ", manifest verified";
+    if (s.resumed_at > 0)
+        line += ", resumed at stream byte " + std::to_string(s.resumed_at);
     line += ": " + o.where;
     return line;
 }

@@ -97,7 +97,14 @@ std::string transfer_summary(const remote::copy_report& o) {
     std::snprintf(buf, sizeof buf,
                   "%llu files, %.1f MB, %.1f MB on the wire, %.2f s, %.1f MB/s",
                   static_cast<unsigned long long>(st.files), mb, wire, st.seconds, rate);
-    return buf;
+    std::string line = buf;
+    if (st.resumed_at > 0) { // a retry that continued a cut attempt (issue 21)
+        std::snprintf(buf, sizeof buf, ", resumed at stream byte %llu (%.1f MB were already there)",
+                      static_cast<unsigned long long>(st.resumed_at),
+                      static_cast<double>(st.resumed_at) / 1e6);
+        line += buf;
+    }
+    return line;
 }
 
 hook_error copy_failed(std::error_code code, const std::string& before,
@@ -112,7 +119,8 @@ grouped_copy(hook_session& s, const std::string& title, const std::string& what,
              const std::function<remote::copy_result()>& run) {
     s.log.group(title);
     // Dropped connections, an API server that restarts, killed execs: tried again with
-    // backoff for PODPIPE_COPY_RETRY_SECONDS; the receiver overwrites what it already has.
+    // backoff for PODPIPE_COPY_RETRY_SECONDS; between podpipe ends a retry continues where the
+    // receiver stopped (the copier keeps the transfer's id), else the receiver overwrites.
     // Corrupt or unsafe streams are not retried, nor copies whose sender could not read some
     // files, nor what cannot succeed (the API refused, the container cannot run the command).
     remote::retry_policy policy;

@@ -1,9 +1,9 @@
 // podpipe-hook under an API-server restart (issue 20: kubesim's `restart` fault), called by the
 // runner emulator as the runner calls it: the fault fires while prepare_job copies the
-// workspace into the job pod (the copy is tried again with backoff and the pod has the whole
-// workspace), and while a long run_script_step runs (re-attached under `podpipe run`; without
-// it the step ends in bounded time with a non-zero exit and an error that says what was cut,
-// never the step's success).
+// workspace into the job pod (the copy is tried again with backoff, continues where the pod's
+// receiver stopped, and the pod has the whole workspace), and while a long run_script_step
+// runs (re-attached under `podpipe run`; without it the step ends in bounded time with a
+// non-zero exit and an error that says what was cut, never the step's success).
 #include "tests/hooks/stream/stream_hook_fixture.hpp"
 #include "tests/support/child_process.hpp"
 #include "tests/support/eventually.hpp"
@@ -75,7 +75,8 @@ TEST_F(hook_restart_test, prepare_job_copy_cut) {
                       shell_quote((r.github_workspace() / "big" / std::to_string(i)).string())),
                   0);
     faults(R"({"throttle": {"bytesPerSecond": 2000000}})");
-    auto fired = restart_when("podpipe recv", "refused");
+    // Three seconds in (6 MB): the pod's receiver has committed resume points by then.
+    auto fired = restart_when("podpipe recv", "refused", 3000ms);
     const auto t0 = std::chrono::steady_clock::now();
     auto p = r.prepare_job(job_args);
     const auto t1 = std::chrono::steady_clock::now();
@@ -88,6 +89,8 @@ TEST_F(hook_restart_test, prepare_job_copy_cut) {
     ASSERT_EQ(p.exit_code, 0) << all(p);
     EXPECT_NE(p.out.find(" failed (attempt 1): "), std::string::npos) << all(p);
     EXPECT_NE(p.out.find("; trying again in "), std::string::npos) << all(p);
+    // Issue 21: the retry continued where the pod's receiver stopped instead of starting over.
+    EXPECT_NE(p.out.find(", resumed at stream byte "), std::string::npos) << all(p);
     auto sums = kubectl("exec runner-abc-workflow -c job -- sh -c " +
                         shell_quote("cd /__w/app/app/big && cat * | md5sum"));
     auto local =
