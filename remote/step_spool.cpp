@@ -15,6 +15,46 @@
 #include <thread>
 
 namespace podpipe::remote::step {
+
+result<step_status, std::string> parse_status(std::string_view text, const std::string& path) {
+    step_status st;
+    std::string_view rest;
+    if (text.starts_with("exit ")) {
+        rest = text.substr(5);
+    } else if (text.starts_with("signal ")) {
+        st.signalled = true;
+        rest = text.substr(7);
+    } else {
+        return fail(path + ": not a step status: " + std::string(text.substr(0, 40)));
+    }
+    if (rest.size() < 2 || rest.back() != '\n' || rest.size() > 4) // "N\n" .. "NNN\n"
+        return fail(path + ": not a step status: " + std::string(text.substr(0, 40)));
+    rest.remove_suffix(1);
+    int v = 0;
+    for (char c : rest) {
+        if (c < '0' || c > '9')
+            return fail(path + ": not a step status: " + std::string(text.substr(0, 40)));
+        v = v * 10 + (c - '0');
+    }
+    if (v > 255)
+        return fail(path + ": not a step status: " + std::string(text.substr(0, 40)));
+    st.value = v;
+    return st;
+}
+
+std::optional<long> parse_pid(std::string_view text) {
+    long v = 0;
+    std::size_t i = 0;
+    for (; i < text.size() && text[i] != '\n'; ++i) {
+        if (text[i] < '0' || text[i] > '9' || v > (1L << 30))
+            return std::nullopt;
+        v = v * 10 + (text[i] - '0');
+    }
+    if (i == 0 || v <= 1)
+        return std::nullopt;
+    return v;
+}
+
 namespace {
 
 std::string path_in(const std::string& dir, const char* name) { return dir + "/" + name; }
@@ -97,31 +137,6 @@ result<std::string, std::string> read_small(const std::string& path) {
     return std::string(buf.data(), static_cast<std::size_t>(n));
 }
 
-result<step_status, std::string> parse_status(const std::string& text, const std::string& path) {
-    step_status st;
-    std::string rest;
-    if (text.rfind("exit ", 0) == 0) {
-        rest = text.substr(5);
-    } else if (text.rfind("signal ", 0) == 0) {
-        st.signalled = true;
-        rest = text.substr(7);
-    } else {
-        return fail(path + ": not a step status: " + text.substr(0, 40));
-    }
-    if (rest.empty() || rest.back() != '\n' || rest.size() > 4)
-        return fail(path + ": not a step status: " + text.substr(0, 40));
-    rest.pop_back();
-    int v = 0;
-    for (char c : rest) {
-        if (c < '0' || c > '9')
-            return fail(path + ": not a step status: " + text.substr(0, 40));
-        v = v * 10 + (c - '0');
-    }
-    if (v > 255)
-        return fail(path + ": not a step status: " + text.substr(0, 40));
-    st.value = v;
-    return st;
-}
 
 /// Writes all of `data` to `fd`, waiting while it is full; false when it cannot be written.
 bool write_all(int fd, const char* data, std::size_t len) {
@@ -175,20 +190,6 @@ result<bool, std::string> copy_available(followed& f) {
     }
 }
 
-/// The pid (or process group) a spool file holds: "N\n" as start() writes it, N > 1; nullopt
-/// for anything else.
-std::optional<long> parse_pid(const std::string& text) {
-    long v = 0;
-    std::size_t i = 0;
-    for (; i < text.size() && text[i] != '\n'; ++i) {
-        if (text[i] < '0' || text[i] > '9' || v > (1L << 30))
-            return std::nullopt;
-        v = v * 10 + (text[i] - '0');
-    }
-    if (i == 0 || v <= 1)
-        return std::nullopt;
-    return v;
-}
 
 /// Whether the supervisor named in the spool still runs (a zombie does not: it was killed, or
 /// it ended and the pod's init has not reaped it yet).

@@ -66,6 +66,14 @@ result<step_status, std::string> follow(const std::string& dir, const follow_opt
 /// The status when the step has ended, nullopt while it runs.
 result<std::optional<step_status>, std::string> status(const std::string& dir);
 
+/// The spool's status file as start()'s supervisor writes it ("exit N\n", "signal S\n", N and
+/// S 0..255); an error naming `path` for anything else (the spool is in a pod anyone there can
+/// write to). Exposed for tests and fuzz/remote/spool_fuzz.
+result<step_status, std::string> parse_status(std::string_view text, const std::string& path);
+/// The pid (or process group) a spool file holds: "N\n" (or "N") as start() writes it, N > 1;
+/// nullopt for anything else.
+std::optional<long> parse_pid(std::string_view text);
+
 /// Sends `sig` to the step's process group (a step that has ended is left alone).
 result<void, std::string> signal(const std::string& dir, int sig);
 
