@@ -698,16 +698,21 @@ result<transfer_stats, transfer_error> recv_tree(byte_source& source, const std:
     std::optional<resume_keeper> keeper;
     if (opt.resumable) {
         auto files = ledger_files::open(root, opt.resumable->id, opt.resumable->lock_wait);
-        if (!files)
-            return fail(transfer_error(files.error(),
-                                       files.error() == std::errc::timed_out
-                                           ? "another receive of this transfer still holds "
-                                             "its resume ledger in '" + root + "'"
-                                           : "opening the resume ledger in '" + root + "'"));
-        keeper.emplace(std::move(*files), *opt.resumable);
-        if (auto e = keeper->start(handler, parser, **writer)) {
-            (*writer)->abandon();
-            return fail(std::move(*e));
+        if (!files && files.error() == std::errc::timed_out)
+            return fail(transfer_error(files.error(), "another receive of this transfer still "
+                                                      "holds its resume ledger in '" +
+                                                          root + "'"));
+        if (files) {
+            keeper.emplace(std::move(*files), *opt.resumable);
+            if (auto e = keeper->start(handler, parser, **writer)) {
+                (*writer)->abandon();
+                return fail(std::move(*e));
+            }
+        } else if (opt.resumable->on_offer) {
+            // A root the receiver can write entries below but not a ledger into (read-only
+            // root directory, no space): the transfer goes on, it just cannot be resumed.
+            opt.resumable->on_offer({}, "cannot keep a resume ledger in '" + root +
+                                            "': " + files.error().message());
         }
     }
 

@@ -42,7 +42,9 @@ struct resume_options {
     /// How long to wait for an earlier receiver of this id that still holds the ledger.
     std::chrono::milliseconds lock_wait{30000};
     /// Called once, before the first byte is read: where the sender must start (offset 0:
-    /// from the beginning) and, when a resume was asked for and is not possible, why.
+    /// from the beginning) and, when a resume was asked for and is not possible, why. A root
+    /// where no ledger can be written (read-only root directory, no space) is no error: the
+    /// receive goes on without one (offer 0 and why, even on a first attempt).
     std::function<void(const resume_offer&, const std::string& why_not)> on_offer;
 };
 

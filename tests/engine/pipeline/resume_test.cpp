@@ -312,6 +312,26 @@ TEST_F(resume, a_second_receiver_waits_for_the_first) {
         << r.error().detail;
 }
 
+// A root where the ledger cannot be kept (here its name is taken by a directory; a read-only
+// root directory or a full disk likewise): the receive goes on without resume and says why.
+TEST_F(resume, a_root_without_room_for_a_ledger_receives_without_one) {
+    const auto stream = send_all(src, small_chunks());
+    temp_dir dest;
+    const fs::path out = dest.path() / "out";
+    fs::create_directories(out / ".podpipe-resume-t-1.dirs");
+    resume_offer offer{1, {}};
+    std::string why;
+    cut_source all(stream, stream.size());
+    auto r = recv_tree(all, out.string(), resumable(false, &offer, &why));
+    ASSERT_TRUE(r) << r.error().what();
+    EXPECT_TRUE(r->manifest_checked);
+    EXPECT_EQ(r->resume_commits, 0u);
+    EXPECT_EQ(offer.offset, 0u);
+    EXPECT_NE(why.find("cannot keep a resume ledger"), std::string::npos) << why;
+    fs::remove(out / ".podpipe-resume-t-1.dirs");
+    EXPECT_EQ(diff_trees(src, out), std::vector<std::string>{});
+}
+
 TEST(ledger, records_round_trip_and_anything_else_is_refused) {
     ledger_record rec;
     rec.point.offset = 4096 + 100;
