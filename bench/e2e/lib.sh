@@ -75,3 +75,17 @@ YAML
     echo "pod $name did not start" >&2
     exit 1
 }
+
+bench_median_table() { # RESULTS_TSV: "name<TAB>seconds" lines -> a Markdown table per name
+    python3 - "$1" <<'PY'
+import statistics, sys
+rows = {}
+for line in open(sys.argv[1]):
+    name, secs = line.rstrip("\n").split("\t")
+    rows.setdefault(name, []).append(float(secs))
+print("| run | median s | min–max s |")
+print("|---|---:|---:|")
+for name, v in rows.items():
+    print(f"| {name} | {statistics.median(v):.2f} | {min(v):.2f}–{max(v):.2f} |")
+PY
+}

@@ -61,14 +61,4 @@ echo
 echo "Tree: $tree — $files files, $((bytes / 1000000)) MB. Runs: $runs each, round-robin, warm"
 echo "cache, pod volume and local output on tmpfs, unthrottled exec link."
 echo
-python3 - "$results" <<'PY'
-import statistics, sys
-rows = {}
-for line in open(sys.argv[1]):
-    name, secs = line.rstrip("\n").split("\t")
-    rows.setdefault(name, []).append(float(secs))
-print("| run | median s | min–max s |")
-print("|---|---:|---:|")
-for name, v in rows.items():
-    print(f"| {name} | {statistics.median(v):.2f} | {min(v):.2f}–{max(v):.2f} |")
-PY
+bench_median_table "$results"

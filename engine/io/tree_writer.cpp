@@ -603,6 +603,23 @@ struct tree_writer::impl {
         return {};
     }
 
+    // A file this writer is about to write: named, under its parent, with e's metadata.
+    std::unique_ptr<wfile> new_file(const std::string& path, std::string leaf,
+                                    std::shared_ptr<unique_fd> parent, const file_entry& e) {
+        auto f = std::make_unique<wfile>();
+        f->id = next_id++;
+        f->path = path;
+        f->leaf = std::move(leaf);
+        f->parent = std::move(parent);
+        f->mode = e.mode & 07777;
+        f->uid = e.uid;
+        f->gid = e.gid;
+        f->mtime_sec = e.mtime_sec;
+        f->mtime_nsec = e.mtime_nsec;
+        f->size = e.size;
+        return f;
+    }
+
     result<void> start_file(const std::string& path, const file_entry& e) {
         auto [parent_path, leaf] = split_parent(path);
         auto parent = resolve_dir(parent_path, true, e.path);
@@ -611,17 +628,7 @@ struct tree_writer::impl {
         while (files.size() >= max_active)
             PODPIPE_TRY(wait_one());
         PODPIPE_TRY(wait_until_created(path));
-        auto f = std::make_unique<wfile>();
-        f->id = next_id++;
-        f->path = path;
-        f->leaf = std::move(leaf);
-        f->parent = std::move(*parent);
-        f->mode = e.mode & 07777;
-        f->uid = e.uid;
-        f->gid = e.gid;
-        f->mtime_sec = e.mtime_sec;
-        f->mtime_nsec = e.mtime_nsec;
-        f->size = e.size;
+        auto f = new_file(path, std::move(leaf), std::move(*parent), e);
         ++unopened[path];
         current = f.get();
         make_actionable(*f);
@@ -880,17 +887,7 @@ struct tree_writer::impl {
         const int fl = ::fcntl(fd.get(), F_GETFL);
         if (fl < 0 || ::fcntl(fd.get(), F_SETFL, fl & ~O_NONBLOCK) != 0)
             return io_error("fcntl", path, errno);
-        auto f = std::make_unique<wfile>();
-        f->id = next_id++;
-        f->path = path;
-        f->leaf = std::move(leaf);
-        f->parent = std::move(*parent);
-        f->mode = e.mode & 07777;
-        f->uid = e.uid;
-        f->gid = e.gid;
-        f->mtime_sec = e.mtime_sec;
-        f->mtime_nsec = e.mtime_nsec;
-        f->size = e.size;
+        auto f = new_file(path, std::move(leaf), std::move(*parent), e);
         f->received = offset;
         f->fd = std::move(fd);
         f->open_submitted = f->opened = true; // created by the earlier writer, opened here
