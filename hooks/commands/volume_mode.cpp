@@ -67,18 +67,21 @@ void hand_the_claim_back(hook_session& s, const job_state& state) {
     so.stop = s.stop;
     const std::string what = "the files the job left on the work volume may not all be "
                              "removable by the runner's user: ";
-    auto session = s.client.exec(o, so);
-    if (!session) {
-        s.log.warning(what + session.error().what());
-        return;
-    }
-    kube::exec_session& x = **session;
-    std::stop_callback on_stop(s.stop, [&x] { x.abort(); });
-    auto code = x.wait();
+    // chown and chmod to fixed values: running them twice (a session that broke after they
+    // ran) gives the same tree, so a broken session is tried again as one that did not open.
+    std::string tail;
+    auto code = exec_retried(s.client, o, so,
+                             one_shot_retry(s, "handing /__w of pod " + state.job_pod + " back",
+                                            true),
+                             [&tail](kube::exec_session& x) -> result<int, kube::api_error> {
+                                 auto c = x.wait();
+                                 tail = x.stderr_tail();
+                                 return c;
+                             });
     if (!code)
         s.log.warning(what + code.error().what());
     else if (*code != 0)
-        s.log.warning(what + "exit " + std::to_string(*code) + ": " + x.stderr_tail());
+        s.log.warning(what + "exit " + std::to_string(*code) + ": " + tail);
     else
         s.log.debug("the files the job left on the work volume belong to " + o.command.back() +
                     " and are writable by them");
