@@ -533,9 +533,26 @@ namespace {
 // drains it.
 void follow_step_log(hook_session& s, const std::string& pod_name) {
     log_resume resume;
+    whole_lines lines; // the debug lines between streams never split a step's line
     int failures = 0;
     bool ended_before = false;
     std::string out;
+    auto write_out = [&s](std::string_view fresh) {
+        while (!fresh.empty()) {
+            const ssize_t n = ::write(s.out_fd, fresh.data(), fresh.size());
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0)
+                break;
+            fresh.remove_prefix(static_cast<std::size_t>(n));
+        }
+    };
+    // Whatever ends the follow: the step's unfinished last line goes out too.
+    struct flush_rest {
+        whole_lines& lines;
+        const decltype(write_out)& write;
+        ~flush_rest() { write(lines.rest()); }
+    } at_end{lines, write_out};
     for (;;) {
         kube::log_options lo;
         lo.container = std::string(kube::job_container_name);
@@ -547,15 +564,7 @@ void follow_step_log(hook_session& s, const std::string& pod_name) {
         auto r = s.client.follow_pod_log(s.ns, pod_name, lo, [&](std::string_view chunk) {
             out.clear();
             resume.feed(chunk, out);
-            std::string_view fresh = out;
-            while (!fresh.empty()) {
-                const ssize_t n = ::write(s.out_fd, fresh.data(), fresh.size());
-                if (n < 0 && errno == EINTR)
-                    continue;
-                if (n <= 0)
-                    break;
-                fresh.remove_prefix(static_cast<std::size_t>(n));
-            }
+            write_out(lines.take(out));
             return !s.stop.stop_requested();
         });
         if (s.stop.stop_requested())
