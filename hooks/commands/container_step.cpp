@@ -244,8 +244,7 @@ remote::copy_result copy_between(container_step_context& ctx, const std::string&
     remote::pod_copier copier(ctx.client, std::move(opt), ctx.stop);
     auto end_group = [out] { write_all(out, "::endgroup::\n"); };
     // Tried again after failures that can pass, as every copy of the hook (session.cpp).
-    remote::retry_policy policy;
-    policy.retry_for = ctx.env.copy_retry;
+    const remote::retry_policy policy = ctx.env.copy_retry_policy();
     auto copied = remote::with_retries(
         [&]() -> remote::copy_result {
             auto src = copier.probe(from);
@@ -290,27 +289,35 @@ result<void, hook_error> set_up_step_pod(container_step_context& ctx, const std:
     kube::exec_session_options so;
     so.offer_v5 = ctx.copy.offer_v5; // one protocol choice for every exec of the step
     so.stop = ctx.stop;
-    auto session = ctx.client.exec(o, so);
-    if (!session && ctx.stop.stop_requested())
-        return fail(cancelled(name));
-    if (!session)
-        return fail(step_error(container_step_errc::setup,
-                               "cannot prepare step pod " + name + ": " + session.error().what()));
-    kube::exec_session& s = **session;
-    std::stop_callback on_stop(ctx.stop, [&s] { s.abort(); });
-    auto& in = s.stdin_sink();
-    // Errors of write/finish show up as the exit status below (the shell ended early) or as
-    // the session's error; the status is the story.
-    if (auto w = in.write({reinterpret_cast<const std::byte*>(script.data()), script.size()}); w)
-        (void)in.finish();
-    auto code = s.wait();
+    // Tried again as the hook's other one-shot execs (session.hpp one_shot_retry): the script
+    // makes directories (-p), links only what is missing and writes the step script whole
+    // again, so a session that broke after it ran is run again too.
+    exec_retry retry;
+    retry.policy = ctx.env.copy_retry_policy();
+    retry.idempotent = true;
+    retry.what = "preparing step pod " + name;
+    const int out = ctx.out_fd;
+    retry.on_warning = [out](const std::string& w) { command_line(out, "warning", w); };
+    std::string tail_text;
+    auto code = exec_retried(
+        ctx.client, o, so, retry, [&](kube::exec_session& s) -> result<int, kube::api_error> {
+            auto& in = s.stdin_sink();
+            // Errors of write/finish show up as the exit status below (the shell ended
+            // early) or as the session's error; the status is the story.
+            if (auto w = in.write({reinterpret_cast<const std::byte*>(script.data()),
+                                   script.size()});
+                w)
+                (void)in.finish();
+            auto c = s.wait();
+            tail_text = s.stderr_tail();
+            return c;
+        });
     if (ctx.stop.stop_requested())
         return fail(cancelled(name));
     if (!code)
         return fail(step_error(container_step_errc::setup,
                                "cannot prepare step pod " + name + ": " + code.error().what()));
     if (*code != 0) {
-        std::string tail_text = s.stderr_tail();
         while (!tail_text.empty() && (tail_text.back() == '\n' || tail_text.back() == '\r'))
             tail_text.pop_back();
         return fail(step_error(container_step_errc::setup,
@@ -526,12 +533,10 @@ result<int, hook_error> run_container_step(container_step_context& ctx,
     const std::vector<std::string> argv{"sh", std::string(step_script_path)};
     result<int, kube::api_error> code = 0;
     if (runs_steps && ctx.env.step_reattach.count() > 0) {
-        resumable_step how;
-        how.podpipe = ctx.copy.pod_binary;
-        how.spool = "/tmp/podpipe-steps/step";
-        how.reattach_for = ctx.env.step_reattach;
         const int out = ctx.out_fd;
-        how.on_warning = [out](const std::string& w) { command_line(out, "warning", w); };
+        const resumable_step how =
+            step_under_run(ctx.env, ctx.copy.pod_binary, "/tmp/podpipe-steps/step",
+                           [out](const std::string& w) { command_line(out, "warning", w); });
         code = exec_step_resumable(ctx.client, step, how, argv, ctx.out_fd, ctx.err_fd, ctx.stop);
     } else {
         code = exec_step(ctx.client, step, argv, ctx.out_fd, ctx.err_fd, ctx.stop);

@@ -2,12 +2,19 @@
 
 #include "engine/common/limits.hpp"
 #include "engine/pipeline/send.hpp"
+#include "remote/retry.hpp"
 
 #include <algorithm>
 
 #include <climits>
 
 namespace podpipe::hook {
+
+remote::retry_policy hook_env::copy_retry_policy() const {
+    remote::retry_policy p;
+    p.retry_for = copy_retry;
+    return p;
+}
 
 namespace {
 

@@ -18,6 +18,10 @@
 #include <string_view>
 #include <vector>
 
+namespace podpipe::remote {
+struct retry_policy;
+}
+
 namespace podpipe::hook {
 
 using env_map = std::map<std::string, std::string, std::less<>>;
@@ -49,6 +53,8 @@ struct hook_env {
     /// (remote/retry.hpp: backoff with jitter, each attempt from the start); 0 = one attempt.
     /// Default 120.
     std::chrono::milliseconds copy_retry{120'000};
+    /// The retries of copies and of the one-shot execs (remote/retry.hpp) under copy_retry.
+    remote::retry_policy copy_retry_policy() const;
     std::string claim_name; ///< ACTIONS_RUNNER_CLAIM_NAME, default <pod>-work
     bool rwo = false;       ///< ACTIONS_RUNNER_HOOK_RWO == "true" exactly
     /// ACTIONS_RUNNER_DISABLE_KUBE_SCHEDULER / ACTIONS_RUNNER_USE_KUBE_SCHEDULER that are set

@@ -1,6 +1,7 @@
 #include "hooks/commands/exec_step.hpp"
 
 #include "engine/pipeline/byte_stream.hpp"
+#include "engine/pipeline/errors.hpp"
 #include "engine/transport/error.hpp"
 #include "hooks/commands/errors.hpp"
 #include "kube/client.hpp"
@@ -64,7 +65,7 @@ struct step_counts {
 result<int, kube::api_error> exec_once(kube::api_client& client, const step_target& target,
                                        const std::vector<std::string>& argv, int out_fd,
                                        int err_fd, std::stop_token stop, heartbeat hb,
-                                       step_counts* counts) {
+                                       step_counts* counts, bool* opened = nullptr) {
     kube::exec_options o;
     o.ns = target.ns;
     o.pod = target.pod;
@@ -101,6 +102,8 @@ result<int, kube::api_error> exec_once(kube::api_client& client, const step_targ
     auto session = client.exec(o, so);
     if (!session)
         return stop.stop_requested() ? cancelled() : fail(session.error());
+    if (opened != nullptr)
+        *opened = true;
     kube::exec_session& s = **session;
     std::stop_callback on_stop(stop, [&s] { s.abort(); });
     counting_fd_sink out(out_fd, counts != nullptr ? &counts->out : nullptr);
@@ -110,7 +113,87 @@ result<int, kube::api_error> exec_once(kube::api_client& client, const step_targ
     return code;
 }
 
+/// `e` for a retry_schedule: permanent unless `worth_another` (remote::worth_retrying()).
+remote::copy_error as_copy_error(const kube::api_error& e, bool worth_another) {
+    return remote::copy_error{pipeline::exit_failure, e.what(), {}, !worth_another};
+}
+
+/// `last` with what the schedule adds to its final error ("(after 4 attempts over 9.1 s);
+/// the first failure: ...").
+kube::api_error with_attempts(kube::api_error last, const remote::retry_schedule& schedule) {
+    const std::string was = last.what();
+    const std::string told = schedule.final_error(as_copy_error(last, false)).message;
+    if (told.size() > was.size() && told.starts_with(was))
+        last.message = (last.message.empty() ? last.code.message() : last.message) +
+                       told.substr(was.size());
+    return last;
+}
+
+/// "<what> failed (attempt N): ...; trying again in ..." through `retry.on_warning`.
+std::function<void(const remote::retry_notice&)> warn_of(const exec_retry& retry) {
+    if (!retry.on_warning)
+        return {};
+    return [&retry](const remote::retry_notice& n) {
+        retry.on_warning(retry.what + " " + remote::retry_text(n));
+    };
+}
+
 } // namespace
+
+bool exec_open_may_pass(const kube::api_error& e) {
+    if (e.code == transport::errc::cancelled || e.is(kube::errc::cancelled) ||
+        e.is(kube::errc::exec_failed))
+        return false;
+    // retryable: 429, 500, 502/503, 504, refused/reset/timed-out connections; peer_closed: a
+    // connection that closed during the upgrade; tls_failed: a handshake the server dropped.
+    return e.retryable() || e.code == condition::peer_closed ||
+           e.code == transport::errc::tls_failed;
+}
+
+result<int, kube::api_error> exec_step_retried(kube::api_client& client,
+                                               const step_target& target,
+                                               const std::vector<std::string>& argv,
+                                               int out_fd, int err_fd, std::stop_token stop,
+                                               const exec_retry& retry) {
+    remote::retry_schedule schedule(retry.policy, stop);
+    const auto warn = warn_of(retry);
+    for (;;) {
+        bool opened = false;
+        auto code = exec_once(client, target, argv, out_fd, err_fd, stop, {}, nullptr, &opened);
+        if (code || stop.stop_requested())
+            return code;
+        const bool again = opened ? retry.idempotent && step_session_broke(code.error())
+                                  : exec_open_may_pass(code.error());
+        if (!schedule.again(as_copy_error(code.error(), again), warn))
+            return fail(with_attempts(std::move(code.error()), schedule));
+    }
+}
+
+result<int, kube::api_error>
+exec_retried(kube::api_client& client, const kube::exec_options& o,
+             const kube::exec_session_options& so, const exec_retry& retry,
+             const std::function<result<int, kube::api_error>(kube::exec_session&)>& use) {
+    remote::retry_schedule schedule(retry.policy, so.stop);
+    const auto warn = warn_of(retry);
+    for (;;) {
+        auto session = client.exec(o, so);
+        bool again = false;
+        result<int, kube::api_error> code = 0;
+        if (!session) {
+            code = fail(session.error());
+            again = exec_open_may_pass(session.error());
+        } else {
+            kube::exec_session& x = **session;
+            std::stop_callback on_stop(so.stop, [&x] { x.abort(); });
+            code = use(x);
+            again = !code && retry.idempotent && step_session_broke(code.error());
+        }
+        if (code || so.stop.stop_requested())
+            return code;
+        if (!schedule.again(as_copy_error(code.error(), again), warn))
+            return fail(with_attempts(std::move(code.error()), schedule));
+    }
+}
 
 result<int, kube::api_error> exec_step(kube::api_client& client, const step_target& target,
                                        const std::vector<std::string>& argv, int out_fd,

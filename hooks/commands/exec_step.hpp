@@ -7,6 +7,7 @@
 
 #include "engine/common/result.hpp"
 #include "kube/errors.hpp"
+#include "remote/retry.hpp"
 
 #include <chrono>
 #include <functional>
@@ -17,6 +18,9 @@
 
 namespace podpipe::kube {
 class api_client;
+class exec_session;
+struct exec_options;
+struct exec_session_options;
 }
 
 namespace podpipe::hook {
@@ -42,6 +46,44 @@ result<int, kube::api_error> exec_step(kube::api_client& client, const step_targ
                                        const std::vector<std::string>& argv, int out_fd,
                                        int err_fd, std::stop_token stop = {},
                                        heartbeat hb = {});
+
+/// Whether an exec that never opened (the upgrade failed) may open on another try: 429, a 5xx
+/// (not the kubelet's "container not found", kube::errc::exec_failed), a refused, reset or
+/// timed-out connection, a TLS handshake or a connection dropped while the upgrade was under
+/// way (an API server that restarts). Not a 4xx (403, 404, 400: no permission, no pod, a
+/// container not running), a rejected certificate, or a cancellation. The hook's pods run
+/// under restartPolicy Never, so a container that is not found stays so.
+bool exec_open_may_pass(const kube::api_error& e);
+
+/// How a one-shot exec of the hook (not a step, not a copy: the /github set-up, the alpine
+/// check, the removals) is tried again: the copies' backoff (remote/retry.hpp), bounded by
+/// `policy.retry_for` (PODPIPE_COPY_RETRY_SECONDS: hook_env::copy_retry_policy()), on top of
+/// the kube client's own few retries. An exec that never opened ran nothing, so opening again
+/// is always safe. One that opened and then broke (no status, a dropped connection) may have
+/// run: it is run again only when `idempotent` (the caller says why in a comment).
+struct exec_retry {
+    remote::retry_policy policy{std::chrono::milliseconds(0)}; ///< 0: the client's retries only
+    bool idempotent = false;
+    std::string what; ///< "preparing /github in pod P": starts each retry warning
+    std::function<void(const std::string&)> on_warning;
+};
+
+/// exec_step, tried again under `retry`. The error of the last attempt, with how many there
+/// were and the first failure when it differed (remote::retry_schedule::final_error).
+result<int, kube::api_error> exec_step_retried(kube::api_client& client,
+                                               const step_target& target,
+                                               const std::vector<std::string>& argv,
+                                               int out_fd, int err_fd, std::stop_token stop,
+                                               const exec_retry& retry);
+
+/// Opens an exec of `o` and hands the session to `use` (which writes stdin, waits, returns the
+/// exit code), tried again under `retry`: an open that failed for a reason
+/// exec_open_may_pass() accepts, and when `retry.idempotent` a session that broke in `use`
+/// (step_session_broke()). For the one-shot execs that write their stdin or read stderr.
+result<int, kube::api_error>
+exec_retried(kube::api_client& client, const kube::exec_options& o,
+             const kube::exec_session_options& so, const exec_retry& retry,
+             const std::function<result<int, kube::api_error>(kube::exec_session&)>& use);
 
 /// A step run under the in-pod `podpipe run` (remote/step_spool.hpp; the pod's podpipe lists
 /// the step-run capability). The step runs detached from the session, its output spooled in the

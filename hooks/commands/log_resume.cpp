@@ -151,4 +151,23 @@ void log_resume::feed(std::string_view chunk, std::string& out) {
     }
 }
 
+std::string whole_lines::take(std::string_view printed) {
+    held_.append(printed);
+    std::string out;
+    const std::size_t nl = held_.rfind('\n');
+    if (held_.size() > max_held_) {
+        out.swap(held_);
+    } else if (nl != std::string::npos) {
+        out = held_.substr(0, nl + 1);
+        held_.erase(0, nl + 1);
+    }
+    return out;
+}
+
+std::string whole_lines::rest() {
+    std::string out;
+    out.swap(held_);
+    return out;
+}
+
 } // namespace podpipe::hook

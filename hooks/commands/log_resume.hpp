@@ -23,6 +23,7 @@
 // Pure: no I/O. Not thread-safe; one object per followed container.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -70,6 +71,27 @@ private:
     bool stream_start_ = true; ///< no line of this stream has started yet
     enum class line_kind { drop, at_newest, unstamped } kind_ = line_kind::unstamped;
     std::uint64_t printed_ = 0;
+};
+
+/// What a log follower writes to the job log: whole lines only. A stream can end in the middle
+/// of a line (log_resume prints its rest from the next stream); what the hook says meanwhile on
+/// the same output (a reconnect's debug line) must not land inside that line, as it once did
+/// ("q::debug::... reconnecting" then "uick-2"). A line longer than `max_held` bytes goes out
+/// in parts. Pure: no I/O.
+class whole_lines {
+public:
+    explicit whole_lines(std::size_t max_held = std::size_t{64} * 1024) : max_held_(max_held) {}
+
+    /// Adds `printed` and returns what may be written now: through the last newline (all of
+    /// it once more than `max_held` bytes wait).
+    std::string take(std::string_view printed);
+
+    /// The unfinished line held back (at the end of the log: the step's last bytes).
+    std::string rest();
+
+private:
+    std::size_t max_held_;
+    std::string held_;
 };
 
 } // namespace podpipe::hook

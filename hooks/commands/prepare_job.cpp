@@ -125,7 +125,12 @@ result<prepare_job_response, hook_error> finish_prepare(hook_session& s, const k
     // Alpine detection (§3.6): anything but exit 0 (no sh, an exec error) means "not alpine".
     bool is_alpine = false;
     step_target job{s.ns, created.metadata.name, std::string(kube::job_container_name)};
-    if (auto a = exec_step(s.client, job, kube::alpine_detection_argv(), s.out_fd, s.err_fd, s.stop); a)
+    // Tried again when the exec does not open (an API server that restarts, 503s): a wrong
+    // "not alpine" would break the job's steps. It only reads, so it may run twice.
+    if (auto a = exec_step_retried(s.client, job, kube::alpine_detection_argv(), s.out_fd,
+                                   s.err_fd, s.stop,
+                                   one_shot_retry(s, "the alpine check in pod " + job.pod, true));
+        a)
         is_alpine = *a == 0;
     else
         s.log.debug("alpine detection: " + a.error().what());
@@ -219,11 +224,16 @@ result<prepare_job_response, hook_error> prepare_job(hook_session& s, const prep
     remote::copy_options copt = copy_options_for(s);
     copt.excludes = work_excludes();
     remote::pod_copier copier(s.client, copt, s.stop);
-    auto end = probe_job_pod(s, copier, {s.ns, pod_name, std::string(kube::job_container_name), "/__w"});
-    if (!end)
-        return fail_after_start(copy_failed(errc::transfer, "", end.error()));
-    auto copied = grouped_copy(s, "Copying the workspace into the job pod", "workspace " + *work + " -> /__w",
-                               [&] { return copier.local_to_pod(*work, *end); });
+    // The probe is part of the copy: grouped_copy tries both again (one depth of retries).
+    const std::string job_container(kube::job_container_name);
+    auto workspace_copy = [&]() -> remote::copy_result {
+        auto end = probe_job_pod(s, copier, {s.ns, pod_name, job_container, "/__w"});
+        if (!end)
+            return fail(end.error());
+        return copier.local_to_pod(*work, *end);
+    };
+    auto copied = grouped_copy(s, "Copying the workspace into the job pod",
+                               "workspace " + *work + " -> /__w", workspace_copy);
     if (!copied)
         return fail_after_start(copied.error());
 
@@ -241,7 +251,11 @@ result<prepare_job_response, hook_error> prepare_job(hook_session& s, const prep
     for (const auto& m : args.container->user_mount_volumes)
         setup += " && mkdir -p -- " + kube::shell_quote(m.target_volume_path);
     step_target job{s.ns, pod_name, std::string(kube::job_container_name)};
-    auto prepared = exec_step(s.client, job, {"sh", "-c", setup}, s.out_fd, s.err_fd, s.stop);
+    // Tried again when the exec does not open or breaks: mkdir -p and ln -sfn give the same
+    // result however often they run.
+    auto prepared = exec_step_retried(
+        s.client, job, {"sh", "-c", setup}, s.out_fd, s.err_fd, s.stop,
+        one_shot_retry(s, "preparing /github in pod " + pod_name, true));
     if (!prepared)
         return fail_after_start(make_error(errc::job_pod, "preparing /github in the job pod: " +
                                                               prepared.error().what()));
@@ -256,12 +270,16 @@ result<prepare_job_response, hook_error> prepare_job(hook_session& s, const prep
                 errc::bad_input, "volume '" + m.source_volume_path +
                                      "': not a directory on the runner (only directories can be "
                                      "copied into the job pod)"));
-        auto vend = probe_job_pod(s, copier, {s.ns, pod_name, std::string(kube::job_container_name), m.target_volume_path});
-        if (!vend)
-            return fail_after_start(copy_failed(errc::transfer, "", vend.error()));
         auto v = grouped_copy(s, "Copying volume " + m.source_volume_path,
                               "volume " + m.source_volume_path + " -> " + m.target_volume_path,
-                              [&] { return copier.local_to_pod(m.source_volume_path, *vend); });
+                              [&]() -> remote::copy_result {
+                                  auto vend = probe_job_pod(
+                                      s, copier,
+                                      {s.ns, pod_name, job_container, m.target_volume_path});
+                                  if (!vend)
+                                      return fail(vend.error());
+                                  return copier.local_to_pod(m.source_volume_path, *vend);
+                              });
         if (!v)
             return fail_after_start(v.error());
     }

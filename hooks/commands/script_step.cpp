@@ -61,9 +61,12 @@ namespace {
 
 // For a pod without podpipe (its tar ignores the stream's deletions): the `rm` lines go to
 // `sh` on stdin, so the exec's URL stays the same size whatever the list. The script is read
-// to its announced length into a file first: a cut stream runs nothing.
-result<void, hook_error> remove_in_pod(hook_session& s, const std::string& job_pod,
-                                       const std::string& script) {
+// to its announced length into a file first: a cut stream runs nothing. One attempt: it runs
+// inside the _temp copy's grouped_copy, which tries the whole again (one depth of retries);
+// rm -rf of a fixed list removes nothing more the second time, so a session that broke after
+// the list ran may be tried again like one that did not open.
+result<void, remote::copy_error> remove_in_pod(hook_session& s, const std::string& job_pod,
+                                               const std::string& script) {
     kube::exec_options o;
     o.ns = s.ns;
     o.pod = job_pod;
@@ -77,23 +80,38 @@ result<void, hook_error> remove_in_pod(hook_session& s, const std::string& job_p
     kube::exec_session_options so;
     so.stop = s.stop;
     const std::string what = "removing deleted files from the job pod's _temp failed: ";
-    auto session = s.client.exec(o, so);
-    if (!session)
-        return fail(make_error(errc::transfer, what + session.error().what()));
-    kube::exec_session& x = **session;
-    std::stop_callback on_stop(s.stop, [&x] { x.abort(); });
-    const auto* bytes = reinterpret_cast<const std::byte*>(script.data());
-    if (auto w = x.stdin_sink().write({bytes, script.size()}); !w)
-        return fail(make_error(errc::transfer, what + w.error().message()));
-    if (auto f = x.stdin_sink().finish(); !f)
-        return fail(make_error(errc::transfer, what + f.error().message()));
-    auto code = x.wait();
-    if (!code || *code != 0)
-        return fail(make_error(errc::transfer,
-                               what + (code ? "exit " + std::to_string(*code) + ": " +
-                                                  x.stderr_tail()
-                                            : code.error().what())));
-    return {};
+    std::string tail;
+    exec_retry once; // retry_for 0: grouped_copy retries
+    once.idempotent = true;
+    auto code = exec_retried(
+        s.client, o, so, once, [&](kube::exec_session& x) -> result<int, kube::api_error> {
+            const auto* bytes = reinterpret_cast<const std::byte*>(script.data());
+            auto w = x.stdin_sink().write({bytes, script.size()});
+            if (w)
+                w = x.stdin_sink().finish();
+            if (!w) {
+                // The session's own end says more (a dropped connection, the shell's status).
+                auto c = x.wait();
+                if (!c || *c != 0)
+                    return c;
+                kube::api_error e(w.error(), "writing the list of deletions to pod " + job_pod);
+                e.message = w.error().message();
+                return fail(std::move(e));
+            }
+            auto c = x.wait();
+            tail = x.stderr_tail();
+            return c;
+        });
+    if (code && *code == 0)
+        return {};
+    if (code)
+        return fail(remote::copy_error{pipeline::exit_failure,
+                                       what + "exit " + std::to_string(*code) + ": " + tail, {},
+                                       true});
+    const bool may_pass =
+        exec_open_may_pass(code.error()) || step_session_broke(code.error());
+    return fail(remote::copy_error{pipeline::exit_failure, what + code.error().what(), {},
+                                   !may_pass});
 }
 
 } // namespace
@@ -114,21 +132,32 @@ result<void, hook_error> apply_temp_sync(hook_session& s, const std::string& job
         copt.only_descend = false;
         copt.deletions = plan.gone;
         remote::pod_copier probe_copier(s.client, copt, s.stop);
-        auto end = probe_job_pod(s, probe_copier, job_dir(s, job_pod, pod_temp));
-        if (!end)
-            return fail(copy_failed(errc::transfer, "", end.error()));
-        if (probed != nullptr)
-            *probed = *end;
-        if (!end->has_binary && !plan.gone.empty()) {
-            // A pod's tar ignores the stream's deletions: they happen first, through sh.
-            PODPIPE_TRY(remove_in_pod(s, job_pod, removal_script(pod_temp, plan.gone)));
-            copt.deletions.clear();
-        }
-        remote::pod_copier copier(s.client, copt, s.stop);
-        auto copied = grouped_copy(s, "Copying _temp changes into the job pod",
-                                   "_temp (" + std::to_string(delta.send.size()) + " new or changed, " +
-                                       std::to_string(delta.removed.size()) + " removed) -> " + pod_temp,
-                                   [&] { return copier.local_to_pod(temp, *end); });
+        bool removed = false;
+        // Probe, deletions and copy are one operation, tried again as a whole (one depth).
+        auto copied = grouped_copy(
+            s, "Copying _temp changes into the job pod",
+            "_temp (" + std::to_string(delta.send.size()) + " new or changed, " +
+                std::to_string(delta.removed.size()) + " removed) -> " + pod_temp,
+            [&]() -> remote::copy_result {
+                auto end = probe_job_pod(s, probe_copier, job_dir(s, job_pod, pod_temp));
+                if (!end)
+                    return fail(end.error());
+                if (probed != nullptr)
+                    *probed = *end;
+                remote::copy_options c = copt;
+                if (!end->has_binary && !plan.gone.empty()) {
+                    // A pod's tar ignores the stream's deletions: they happen first, through sh.
+                    if (!removed) {
+                        auto r = remove_in_pod(s, job_pod, removal_script(pod_temp, plan.gone));
+                        if (!r)
+                            return fail(std::move(r.error()));
+                        removed = true;
+                    }
+                    c.deletions.clear();
+                }
+                remote::pod_copier copier(s.client, std::move(c), s.stop);
+                return copier.local_to_pod(temp, *end);
+            });
         if (!copied)
             return fail(copied.error());
     }
@@ -165,9 +194,6 @@ result<void, hook_error> copy_file_commands_back(hook_session& s, const std::str
     remote::copy_options copt = copy_options_for(s);
     remote::pod_copier copier(s.client, copt, s.stop);
     const std::string from = pod_temp + "/_runner_file_commands";
-    auto end = probe_job_pod(s, copier, job_dir(s, job_pod, from));
-    if (!end)
-        return fail(copy_failed(errc::transfer, "", end.error()));
     // Into a directory of the hook's own first: only regular files go on to the runner's
     // (file_commands.hpp), so a symlink the step left at $GITHUB_OUTPUT never exists where the
     // runner reads. Beside the target, so that the files move with a rename.
@@ -184,7 +210,12 @@ result<void, hook_error> copy_file_commands_back(hook_session& s, const std::str
         }
     } cleanup{s, stage};
     auto copied = grouped_copy(s, "Copying the file commands back", from + " -> runner",
-                               [&] { return copier.pod_to_local(*end, stage); });
+                               [&]() -> remote::copy_result {
+                                   auto end = probe_job_pod(s, copier, job_dir(s, job_pod, from));
+                                   if (!end)
+                                       return fail(end.error());
+                                   return copier.pod_to_local(*end, stage);
+                               });
     if (!copied)
         return fail(copied.error());
     auto refused = adopt_file_commands(stage, *temp + "/_runner_file_commands");

@@ -40,31 +40,55 @@ result<remote::pod_end, remote::copy_error> probe_job_pod(hook_session& s,
         end.loc.path = where.path;
         return end;
     }
-    // Tried again as copies are (grouped_copy): a probe is the first exec of every copy.
-    remote::retry_policy policy;
-    policy.retry_for = s.env.copy_retry;
-    hook_log* log = &s.log;
-    const std::string what = "probing " + where.pod + ":" + where.path;
-    auto end = remote::with_retries([&] { return copier.probe(where); }, policy, s.stop,
-                                    [log, &what](const remote::retry_notice& n) {
-                                        log->warning(what + " " + remote::retry_text(n));
-                                    });
+    // One attempt: a probe is the first exec of a copy, and grouped_copy tries the two again
+    // as one operation (retries at one depth: at most PODPIPE_COPY_RETRY_SECONDS in all).
+    auto end = copier.probe(where);
     if (end)
         s.job_end = *end;
     return end;
+}
+
+exec_retry one_shot_retry(hook_session& s, std::string what, bool idempotent) {
+    exec_retry r;
+    r.policy = s.env.copy_retry_policy();
+    r.idempotent = idempotent;
+    r.what = std::move(what);
+    hook_log* log = &s.log;
+    r.on_warning = [log](const std::string& line) { log->warning(line); };
+    return r;
 }
 
 bool job_pod_runs_steps(hook_session& s, const std::string& job_pod) {
     if (s.env.step_reattach.count() == 0)
         return false;
     remote::pod_copier copier(s.client, copy_options_for(s), s.stop);
-    auto end = probe_job_pod(s, copier,
-                             {s.ns, job_pod, std::string(kube::job_container_name), "/__w"});
+    // Outside any copy: tried again here, as a copy would be.
+    hook_log* log = &s.log;
+    const std::string what = "probing " + job_pod + ":/__w";
+    auto end = remote::with_retries(
+        [&] {
+            return probe_job_pod(s, copier,
+                                 {s.ns, job_pod, std::string(kube::job_container_name), "/__w"});
+        },
+        s.env.copy_retry_policy(), s.stop,
+        [log, &what](const remote::retry_notice& n) {
+            log->warning(what + " " + remote::retry_text(n));
+        });
     if (!end) {
         s.log.debug("probing the job pod's podpipe: " + end.error().message);
         return false;
     }
     return end->has_step_run;
+}
+
+resumable_step step_under_run(const hook_env& env, std::string podpipe, std::string spool,
+                              std::function<void(const std::string&)> on_warning) {
+    resumable_step how;
+    how.podpipe = std::move(podpipe);
+    how.spool = std::move(spool);
+    how.reattach_for = env.step_reattach;
+    how.on_warning = std::move(on_warning);
+    return how;
 }
 
 result<int, kube::api_error> exec_script_step(hook_session& s, const step_target& job,
@@ -73,11 +97,10 @@ result<int, kube::api_error> exec_script_step(hook_session& s, const step_target
                                               const std::string& why_not) {
     const heartbeat hb{s.env.heartbeat_period, s.env.heartbeat_deadline};
     if (runs_steps && s.env.step_reattach.count() > 0) {
-        resumable_step how;
-        how.podpipe = s.env.recv_path + "/podpipe";
-        how.spool = "/tmp/podpipe-steps/" + name;
-        how.reattach_for = s.env.step_reattach;
-        how.on_warning = [&s](const std::string& w) { s.log.warning(w); };
+        hook_log* log = &s.log;
+        const resumable_step how =
+            step_under_run(s.env, s.env.recv_path + "/podpipe", "/tmp/podpipe-steps/" + name,
+                           [log](const std::string& w) { log->warning(w); });
         return exec_step_resumable(s.client, job, how, argv, s.out_fd, s.err_fd, s.stop, hb);
     }
     s.log.debug("the step runs in its exec session (" +
@@ -123,8 +146,7 @@ grouped_copy(hook_session& s, const std::string& title, const std::string& what,
     // receiver stopped (the copier keeps the transfer's id), else the receiver overwrites.
     // Corrupt or unsafe streams are not retried, nor copies whose sender could not read some
     // files, nor what cannot succeed (the API refused, the container cannot run the command).
-    remote::retry_policy policy;
-    policy.retry_for = s.env.copy_retry;
+    const remote::retry_policy policy = s.env.copy_retry_policy();
     hook_log* log = &s.log;
     remote::copy_result out = remote::with_retries(
         run, policy, s.stop,

@@ -11,6 +11,7 @@
 #include "hooks/commands/log.hpp"
 #include "remote/pod_copy.hpp"
 
+#include <functional>
 #include <optional>
 #include <stop_token>
 #include <string>
@@ -44,6 +45,17 @@ result<remote::pod_end, remote::copy_error> probe_job_pod(hook_session& s,
 /// or one probe of the job container; false without re-attaching (PODPIPE_STEP_REATTACH_SECONDS
 /// = 0: no probe) or when the probe fails (logged at debug: the step then runs as before).
 bool job_pod_runs_steps(hook_session& s, const std::string& job_pod);
+
+/// How a one-shot exec of this invocation (the /github set-up, the alpine check, removals) is
+/// tried again: as copies are (PODPIPE_COPY_RETRY_SECONDS), each retry a warning starting with
+/// `what`. `idempotent`: the command may run twice (say why where it is used).
+exec_retry one_shot_retry(hook_session& s, std::string what, bool idempotent);
+
+/// How a step runs under the pod's `podpipe run` (exec_step_resumable): the in-pod `podpipe`,
+/// the step's `spool` directory in the pod, PODPIPE_STEP_REATTACH_SECONDS, and where the
+/// "re-attaching ..." warnings go. One builder for script steps and container steps.
+resumable_step step_under_run(const hook_env& env, std::string podpipe, std::string spool,
+                              std::function<void(const std::string&)> on_warning);
 
 /// A script step's command in its job pod (`name`: the script's file name). When `runs_steps`
 /// (the pod's podpipe has `run`) and re-attaching is on, under `podpipe run` with the spool in

@@ -67,18 +67,21 @@ void hand_the_claim_back(hook_session& s, const job_state& state) {
     so.stop = s.stop;
     const std::string what = "the files the job left on the work volume may not all be "
                              "removable by the runner's user: ";
-    auto session = s.client.exec(o, so);
-    if (!session) {
-        s.log.warning(what + session.error().what());
-        return;
-    }
-    kube::exec_session& x = **session;
-    std::stop_callback on_stop(s.stop, [&x] { x.abort(); });
-    auto code = x.wait();
+    // chown and chmod to fixed values: running them twice (a session that broke after they
+    // ran) gives the same tree, so a broken session is tried again as one that did not open.
+    std::string tail;
+    auto code = exec_retried(s.client, o, so,
+                             one_shot_retry(s, "handing /__w of pod " + state.job_pod + " back",
+                                            true),
+                             [&tail](kube::exec_session& x) -> result<int, kube::api_error> {
+                                 auto c = x.wait();
+                                 tail = x.stderr_tail();
+                                 return c;
+                             });
     if (!code)
         s.log.warning(what + code.error().what());
     else if (*code != 0)
-        s.log.warning(what + "exit " + std::to_string(*code) + ": " + x.stderr_tail());
+        s.log.warning(what + "exit " + std::to_string(*code) + ": " + tail);
     else
         s.log.debug("the files the job left on the work volume belong to " + o.command.back() +
                     " and are writable by them");
@@ -530,9 +533,26 @@ namespace {
 // drains it.
 void follow_step_log(hook_session& s, const std::string& pod_name) {
     log_resume resume;
+    whole_lines lines; // the debug lines between streams never split a step's line
     int failures = 0;
     bool ended_before = false;
     std::string out;
+    auto write_out = [&s](std::string_view fresh) {
+        while (!fresh.empty()) {
+            const ssize_t n = ::write(s.out_fd, fresh.data(), fresh.size());
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0)
+                break;
+            fresh.remove_prefix(static_cast<std::size_t>(n));
+        }
+    };
+    // Whatever ends the follow: the step's unfinished last line goes out too.
+    struct flush_rest {
+        whole_lines& lines;
+        const decltype(write_out)& write;
+        ~flush_rest() { write(lines.rest()); }
+    } at_end{lines, write_out};
     for (;;) {
         kube::log_options lo;
         lo.container = std::string(kube::job_container_name);
@@ -544,15 +564,7 @@ void follow_step_log(hook_session& s, const std::string& pod_name) {
         auto r = s.client.follow_pod_log(s.ns, pod_name, lo, [&](std::string_view chunk) {
             out.clear();
             resume.feed(chunk, out);
-            std::string_view fresh = out;
-            while (!fresh.empty()) {
-                const ssize_t n = ::write(s.out_fd, fresh.data(), fresh.size());
-                if (n < 0 && errno == EINTR)
-                    continue;
-                if (n <= 0)
-                    break;
-                fresh.remove_prefix(static_cast<std::size_t>(n));
-            }
+            write_out(lines.take(out));
             return !s.stop.stop_requested();
         });
         if (s.stop.stop_requested())

@@ -404,6 +404,23 @@ std::string all(const hook_run& r) {
            r.err + "\n--- runner: " + r.runner_error;
 }
 
+std::string lines_from(const std::string& text, const std::string& word) {
+    std::string out;
+    for (std::size_t at = text.find(word); at != std::string::npos;
+         at = text.find(word, at + 1)) {
+        const std::size_t end = text.find('\n', at);
+        out += text.substr(at, end == std::string::npos ? std::string::npos : end - at) + ",";
+    }
+    return out;
+}
+
+std::string numbered(const std::string& word, int n) {
+    std::string out;
+    for (int i = 1; i <= n; ++i)
+        out += word + std::to_string(i) + ",";
+    return out;
+}
+
 runner_emulator::runner_emulator(options opts)
     : opts_(std::move(opts))
     , home_(opts_.home)

@@ -49,6 +49,14 @@ struct hook_run {
 /// Everything a run gave (exit code, stdout, stderr, the runner's verdict): for failure messages.
 std::string all(const hook_run& r);
 
+/// Each line of `text` from `word` on (to the line's end), in order, each followed by ',':
+/// "tick 1,tick 2," for a step that printed those lines, to check that every line of a step's
+/// output came exactly once and in order.
+std::string lines_from(const std::string& text, const std::string& word);
+
+/// "W1,W2,...,Wn," (`word` and 1..n): what lines_from() gives for n such lines.
+std::string numbered(const std::string& word, int n);
+
 /// A `run:` step (or a JavaScript action) as the runner hands it to run_script_step.
 struct script_step {
     /// Extra step env (`env:` of the step), over the runner's own variables (GITHUB_*, RUNNER_*,

@@ -163,14 +163,8 @@ TEST_F(hook_restart_test, long_script_step_survives_the_cut) {
                              "during the step"),
                   std::string::npos)
             << all(s);
-        std::string ticks;
-        for (std::size_t at = s.out.find("tick "); at != std::string::npos;
-             at = s.out.find("tick ", at + 1))
-            ticks += s.out.substr(at, s.out.find('\n', at) - at) + ",";
-        std::string want;
-        for (int i = 1; i <= 16; ++i)
-            want += "tick " + std::to_string(i) + ",";
-        EXPECT_EQ(ticks, want) << all(s);
+        EXPECT_EQ(hook::testing::lines_from(s.out, "tick "), hook::testing::numbered("tick ", 16))
+            << all(s);
         EXPECT_NE(s.err.find("last\n"), std::string::npos) << all(s);
         EXPECT_EQ(r.outputs().count("done"), 1u) << all(s);
     }
