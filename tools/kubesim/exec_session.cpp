@@ -473,8 +473,10 @@ private:
         // A command the runtime could not start: containerd's failure, not an exit code.
         const std::string exec_error = read_exec_error();
         const std::string status =
-            exec_error.empty()
-                ? status_message(exit_code_)
+            exec_error.empty() ? status_message(exit_code_)
+            : exec_error.starts_with(runtime_refusal_mark)
+                ? internal_error_message("failed to exec in container: " +
+                                         exec_error.substr(runtime_refusal_mark.size()))
                 : internal_error_message("failed to exec in container: failed to start exec \"" +
                                          exec_id() + "\": OCI runtime exec failed: exec failed: "
                                          "unable to start container process: " + exec_error);

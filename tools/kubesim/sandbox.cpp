@@ -216,9 +216,20 @@ void setup_root(const sandbox_spec& s) {
         die("chroot", s.root);
 }
 
-void enter_root(const sandbox_spec& s) {
+void enter_root(const sandbox_spec& s, bool report_exec_error) {
     std::string ns = "/proc/" + std::to_string(s.enter_pid) + "/ns/mnt";
     int fd = ::open(ns.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT && report_exec_error) {
+        // The container's process is gone (killed, exited) and kubesim has not seen it yet:
+        // containerd's CRI refuses an exec into a container that is not running, before any
+        // process starts (execInternal: "container is in CONTAINER_EXITED state"); the kubelet
+        // reports it as the exec's failure, not as an exit code.
+        const std::string text = std::string(runtime_refusal_mark) +
+                                 "container is in CONTAINER_EXITED state";
+        const ssize_t n = ::write(4, text.data(), text.size());
+        (void)n;
+        std::exit(127);
+    }
     if (fd < 0)
         die("open", ns);
     if (::setns(fd, CLONE_NEWNS) != 0)
@@ -366,7 +377,7 @@ int sandbox_main(int argc, char** argv) {
     }
 
     if (s.enter)
-        enter_root(s);
+        enter_root(s, report_exec_error);
     else
         setup_root(s);
     std::string wd = s.working_dir.empty() ? "/" : s.working_dir;

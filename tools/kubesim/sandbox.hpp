@@ -15,6 +15,7 @@
 
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "engine/common/result.hpp"
@@ -67,6 +68,11 @@ struct spawn_stdio {
 /// failed: exec failed: unable to start container process: ", e.g.
 /// `exec: "nosuch": executable file not found in $PATH: unknown`.
 std::string exec_error_text(const std::string& command, int err);
+
+/// Starts what the helper writes on `exec_error` when the runtime refuses the exec before any
+/// process starts (the container is not running: its process is gone and the kubelet has not
+/// noticed yet); the rest follows "failed to exec in container: " as containerd's CRI says it.
+inline constexpr std::string_view runtime_refusal_mark = "\x01cri: ";
 
 /// Spawns the sandbox helper in a new session (so kill(-pid) reaches everything it starts).
 /// Returns its pid; the caller reaps it (waitpid or a pidfd).

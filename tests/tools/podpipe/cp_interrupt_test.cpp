@@ -191,21 +191,31 @@ TEST_F(cp_interrupt_test, interrupted_copy_between_pods_leaves_no_sender) {
 // The destination's exec upgrade fails after the source's sender started: the copy fails and
 // the source pod keeps nothing of it.
 TEST_F(cp_interrupt_test, failed_destination_upgrade_leaves_no_sender) {
-    for (const std::string flags : {"", "--pod-binary=none"}) {
-        const std::string name = std::string("i18-upgrade-") + (flags.empty() ? "bin" : "tar");
+    // The copy's execs: the two probes, then with podpipe in both pods (resumable, issue 21)
+    // the destination's receiver and the source's sender, with the pods' tar the sender first.
+    // Each upgrade that fails must leave nothing of the other end running.
+    struct attempt {
+        std::string flags;
+        int failing;       // which exec's upgrade fails
+        const char* named; // the pod the error names
+    };
+    for (const attempt& a : {attempt{"", 3, "default/gnu"}, attempt{"", 4, "default/bb"},
+                             attempt{"--pod-binary=none", 4, "default/gnu"}}) {
+        const std::string name = "i18-upgrade-" + std::to_string(a.failing) +
+                                 (a.flags.empty() ? "-bin" : "-tar");
         SCOPED_TRACE(name);
         make_source("bb", name);
-        // The copy's execs: the two probes, the source's sender, then the destination's.
         auto f = https_request(port(), ca_file(), admin_token(), "POST", "/kubesim/faults",
-                               R"({"failNth": {"n": 4, "code": 500, "path": "/exec"}})");
+                               R"({"failNth": {"n": )" + std::to_string(a.failing) +
+                                   R"(, "code": 500, "path": "/exec"}})");
         ASSERT_EQ(f.status, 200) << f.body;
         // One attempt (the retry would succeed): what the failure leaves is tested here.
         auto cp = start_cp({"--retry-for", "0", "bb:/data/" + name, "gnu:/data/" + name + "-copy"},
-                           flags);
+                           a.flags);
         const auto code = cp->wait_exit(60s);
         ASSERT_TRUE(code.has_value()) << cp->output();
         EXPECT_EQ(*code, 1) << cp->output();
-        EXPECT_NE(cp->output().find("default/gnu"), std::string::npos) << cp->output();
+        EXPECT_NE(cp->output().find(a.named), std::string::npos) << cp->output();
         EXPECT_NE(https_request(port(), ca_file(), admin_token(), "GET", "/kubesim/faults", "")
                       .body.find(R"("fired":true)"),
                   std::string::npos);
