@@ -828,15 +828,23 @@ struct tree_writer::impl {
         return st;
     }
 
-    result<void> resume_file(const file_entry& e, std::uint64_t offset) {
+    // The checks resume_file and adopt_directory share: no error so far, no entry open, the
+    // kind they take over; then the entry's normalised path.
+    result<std::string> taken_over_path(const file_entry& e, file_kind kind, const char* verb,
+                                        const char* kind_name) {
         if (err)
             return fail(err);
         if (current != nullptr)
-            return failure(errc::bad_entry,
-                           "entry '" + e.path + "' resumes before '" + current->path + "' ended");
-        if (e.kind != file_kind::regular)
-            return cannot_resume(e, "not a regular file entry");
-        auto norm = entry_path(e);
+            return fail(failure(errc::bad_entry, "entry '" + e.path + "' " + verb +
+                                                     " before '" + current->path + "' ended")
+                            .error());
+        if (e.kind != kind)
+            return fail(cannot_resume(e, std::string("not a ") + kind_name + " entry").error());
+        return entry_path(e);
+    }
+
+    result<void> resume_file(const file_entry& e, std::uint64_t offset) {
+        auto norm = taken_over_path(e, file_kind::regular, "resumes", "regular file");
         if (!norm)
             return fail(norm.error());
         const std::string path = std::move(*norm);
@@ -899,14 +907,7 @@ struct tree_writer::impl {
     }
 
     result<void> adopt_directory(const file_entry& e) {
-        if (err)
-            return fail(err);
-        if (current != nullptr)
-            return failure(errc::bad_entry,
-                           "entry '" + e.path + "' adopted before '" + current->path + "' ended");
-        if (e.kind != file_kind::directory)
-            return cannot_resume(e, "not a directory entry");
-        auto norm = entry_path(e);
+        auto norm = taken_over_path(e, file_kind::directory, "adopted", "directory");
         if (!norm)
             return fail(norm.error());
         const std::string& path = *norm;
