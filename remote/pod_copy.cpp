@@ -455,6 +455,21 @@ struct pod_copier::impl {
         c.push_back(std::to_string(opt_.stall_timeout.count()) + "ms");
     }
 
+    /// A resuming receiver that gave no `resume` line (it failed first, or said something
+    /// else, or nothing in time): its session is ended, and its own failure is the error when
+    /// it has one.
+    failure<copy_error> no_offer(const pod_end& dst, exec_session& s, receiver_reader& reader) {
+        s.abort();
+        reader.join();
+        const auto& code = reader.code();
+        if (code && *code && **code != 0)
+            return remote_failure(dst, "podpipe recv into", **code, s.stderr_tail(), false,
+                                  reader.report());
+        return failed(stopped_or(pipeline::exit_failure),
+                      "pod " + dst.name() + ": podpipe recv into " + dst.loc.path +
+                          " did not say where to resume");
+    }
+
     /// The error of a copy whose stream stopped moving (session_watch::stalled()).
     std::string stall_message(const pod_end& end, const char* what) const {
         char secs[32];
@@ -667,15 +682,7 @@ copy_result pod_copier::impl::local_to_pod(const std::string& src, const pod_end
             say("pod " + dst.name() + ": copying into " + dst.loc.path +
                 " from the start: " + offer->why_not);
         } else if (!offer) {
-            s.abort();
-            reader.join();
-            const auto& code = reader.code();
-            if (code && *code && **code != 0)
-                return remote_failure(dst, "podpipe recv into", **code, s.stderr_tail(), false,
-                                      reader.report());
-            return failed(stopped_or(pipeline::exit_failure),
-                          "pod " + dst.name() + ": podpipe recv into " + dst.loc.path +
-                              " did not say where to resume");
+            return no_offer(dst, s, reader);
         }
     }
     auto sent = pipeline::send_tree(src, s.stdin_sink(), opt, stop_);
@@ -869,17 +876,8 @@ copy_result pod_copier::impl::pod_to_pod(const pod_end& src, const pod_end& dst)
         reader.emplace(***to, resume);
         if (resume) {
             offer = reader->offer(opt_.stall_timeout, stop_);
-            if (!offer) {
-                (**to)->abort();
-                reader->join();
-                const auto& code = reader->code();
-                if (code && *code && **code != 0)
-                    return remote_failure(dst, "podpipe recv into", **code,
-                                          (**to)->stderr_tail(), false, reader->report());
-                return failed(stopped_or(pipeline::exit_failure),
-                              "pod " + dst.name() + ": podpipe recv into " + dst.loc.path +
-                                  " did not say where to resume");
-            }
+            if (!offer)
+                return no_offer(dst, ***to, *reader);
             if (offer->offset == 0) {
                 if (!offer->why_not.empty())
                     say("pod " + dst.name() + ": copying into " + dst.loc.path +
