@@ -22,18 +22,12 @@ bench_find_kubectl
 bench_require "$podpipe" "$kubesim" "$static_dir/podpipe"
 [ -d "$tree" ] || bash "$root/bench/e2e/make_tree.sh" "$tree"
 
-work=$(mktemp -d /var/tmp/podpipe-cpbench.XXXXXX)
 # kubesim's state (the pod's emptyDir) on a tmpfs: on this VM's disk, creating 20k files after
 # deleting the previous run's costs 10-15 s of kernel time whatever the tool (ext4 + discard),
 # which would measure the disk, not the transfer. CP_BENCH_DISK=1 keeps it on disk.
-if [ "${CP_BENCH_DISK:-0}" != 1 ]; then
-    mkdir -p "$work/state" && mount -t tmpfs -o size=4g podpipe-cpbench "$work/state"
-fi
-trap 'bench_stop_kubesim; umount "$work/state" 2>/dev/null; rm -rf "$work"' EXIT
+bench_kubesim_work cpbench 4g "$([ "${CP_BENCH_DISK:-0}" = 1 ] && echo disk)"
 
-files=$(find "$tree" -type f | wc -l)
-bytes=$(du -sb "$tree" | cut -f1)
-tar cf - -C "$tree" . | cat >/dev/null # warm the page cache
+bench_tree_facts "$tree"
 results=$work/results.tsv
 : >"$results"
 

@@ -30,10 +30,8 @@ bench_find_kubectl
 bench_require "$hook_bin" "$kubesim" "$static"
 [ -d "$tree" ] || bash "$root/bench/e2e/make_tree.sh" "$tree"
 
-work=$(mktemp -d /var/tmp/podpipe-hookbench.XXXXXX)
 # Pod volumes on tmpfs (see cp_kubesim.sh: the VM's ext4+discard would dominate).
-mkdir -p "$work/state" && mount -t tmpfs -o size=6g podpipe-hookbench "$work/state"
-trap 'bench_stop_kubesim; umount "$work/state" 2>/dev/null; rm -rf "$work"' EXIT
+bench_kubesim_work hookbench 6g
 trap 'echo "hook_kubesim.sh: failed at line $LINENO; the hook log ends:" >&2; tail -20 "$work/hook.log" >&2 2>/dev/null' ERR
 
 # The runner's layout: W=_work, the workspace W/app/app, _temp with what the runner puts there.

@@ -89,3 +89,22 @@ for name, v in rows.items():
     print(f"| {name} | {statistics.median(v):.2f} | {min(v):.2f}–{max(v):.2f} |")
 PY
 }
+
+# bench_kubesim_work NAME SIZE [disk]: sets $work (a new /var/tmp/podpipe-NAME.* directory) with
+# $work/state on a tmpfs of SIZE (kubesim's state and pods, local targets), unless the third
+# argument is "disk"; on exit kubesim is stopped and both go away. This VM's ext4+discard would
+# otherwise measure the disk (BENCHMARKS.md, cp_kubesim).
+bench_kubesim_work() {
+    work=$(mktemp -d "/var/tmp/podpipe-$1.XXXXXX")
+    mkdir -p "$work/state"
+    [ "${3:-}" = disk ] || mount -t tmpfs -o "size=$2" "podpipe-$1" "$work/state"
+    # `|| true`: under set -e a failing umount (nothing mounted: disk) would end the trap early.
+    trap 'bench_stop_kubesim; umount "$work/state" 2>/dev/null || true; rm -rf "$work"' EXIT
+}
+
+# bench_tree_facts TREE: sets $files and $bytes of TREE and reads it once into the page cache.
+bench_tree_facts() {
+    files=$(find "$1" -type f | wc -l)
+    bytes=$(du -sb "$1" | cut -f1)
+    tar cf - -C "$1" . | cat >/dev/null
+}

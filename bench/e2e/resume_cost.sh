@@ -22,13 +22,9 @@ bench_find_kubectl
 bench_require "$podpipe" "$kubesim" "$static_dir/podpipe"
 [ -d "$tree" ] || bash "$root/bench/e2e/make_tree.sh" "$tree"
 
-work=$(mktemp -d /var/tmp/podpipe-resume.XXXXXX)
-mkdir -p "$work/state" && mount -t tmpfs -o size=6g podpipe-resume "$work/state"
-trap 'bench_stop_kubesim; umount "$work/state" 2>/dev/null; rm -rf "$work"' EXIT
+bench_kubesim_work resume 6g
 
-files=$(find "$tree" -type f | wc -l)
-bytes=$(du -sb "$tree" | cut -f1)
-tar cf - -C "$tree" . | cat >/dev/null # warm the page cache
+bench_tree_facts "$tree"
 results=$work/results.tsv
 out=$work/state/out
 : >"$results"
