@@ -6,6 +6,7 @@
 
 #include "engine/io/error.hpp"
 #include "tests/engine/io/test_util.hpp"
+#include "tests/engine/io/writer_util.hpp"
 
 #include <dirent.h>
 #include <linux/magic.h>
@@ -20,39 +21,22 @@
 namespace podpipe::io {
 namespace {
 
+using test::listing;
+
 file_entry dir_entry(std::string p, std::uint32_t mode, std::int64_t mtime) {
-    file_entry e;
-    e.path = std::move(p);
-    e.kind = file_kind::directory;
-    e.mode = mode;
-    e.mtime_sec = mtime;
-    e.mtime_nsec = 5;
-    return e;
+    return test::dir_entry(std::move(p), mode, mtime, 5);
 }
 
 file_entry reg(std::string p, std::uint64_t size, std::uint32_t mode = 0640) {
-    file_entry e;
-    e.path = std::move(p);
-    e.kind = file_kind::regular;
-    e.mode = mode;
-    e.size = size;
-    e.mtime_sec = 1600000000;
-    e.mtime_nsec = 987654321;
-    return e;
+    return test::file_entry_of(std::move(p), size, mode, 1600000000, 987654321);
 }
 
 result<void> put(tree_writer& w, std::string_view content, std::size_t piece = 7001) {
-    for (std::size_t off = 0; off < content.size(); off += piece) {
-        const std::size_t n = std::min(piece, content.size() - off);
-        PODPIPE_TRY(w.write(std::as_bytes(std::span(content.data() + off, n))));
-    }
-    return {};
+    return test::put(w, content, piece);
 }
 
 result<void> put_file(tree_writer& w, const file_entry& e, std::string_view content) {
-    PODPIPE_TRY(w.begin_entry(e));
-    PODPIPE_TRY(put(w, content));
-    return w.end_entry();
+    return test::put_file(w, e, content, 7001);
 }
 
 struct stat lstat_of(const std::string& p) {
@@ -61,45 +45,7 @@ struct stat lstat_of(const std::string& p) {
     return s;
 }
 
-std::vector<std::string> listing(const std::string& dir) {
-    std::vector<std::string> names;
-    if (DIR* d = ::opendir(dir.c_str())) {
-        while (auto* e = ::readdir(d))
-            names.emplace_back(e->d_name);
-        ::closedir(d);
-    }
-    std::sort(names.begin(), names.end());
-    return names;
-}
-
-class tree_writer_resume : public ::testing::TestWithParam<bool> {
-protected:
-    void SetUp() override {
-        PODPIPE_SKIP_WITHOUT_RING(GetParam());
-        target = dir / "target";
-        outside = dir / "outside";
-        test::make_dir(outside);
-        test::write_file(outside + "/passwd", "original");
-    }
-    write_options opts() const {
-        write_options o;
-        o.use_io_uring = GetParam();
-        o.io_uring_on_tmpfs = true; // the parameter decides, whatever filesystem /tmp is
-        return o;
-    }
-    std::unique_ptr<tree_writer> open_writer(write_options o) {
-        auto w = tree_writer::open(target, o);
-        EXPECT_TRUE(w);
-        return w ? std::move(*w) : nullptr;
-    }
-    std::unique_ptr<tree_writer> open_writer() { return open_writer(opts()); }
-    void expect_outside_untouched() {
-        EXPECT_EQ(test::read_file(outside + "/passwd"), "original");
-        EXPECT_EQ(listing(outside), (std::vector<std::string>{".", "..", "passwd"}));
-    }
-    test::temp_dir dir;
-    std::string target, outside;
-};
+using tree_writer_resume = test::writer_fixture;
 
 // A first writer: directory d (0750 later), a finished file, then `content` cut after
 // `synced` bytes (sync()), `extra` more bytes given but not synced, then suspend().

@@ -2,6 +2,7 @@
 
 #include "engine/io/error.hpp"
 #include "tests/engine/io/test_util.hpp"
+#include "tests/engine/io/writer_util.hpp"
 
 #include <dirent.h>
 #include <linux/magic.h>
@@ -15,29 +16,12 @@
 namespace podpipe::io {
 namespace {
 
+using test::dir_entry;
+using test::file_entry_of;
+using test::listing;
 using test::make_dir;
+using test::put_file;
 using test::write_file;
-
-file_entry dir_entry(std::string p, std::uint32_t mode = 0755, std::int64_t mtime = 1000000) {
-    file_entry e;
-    e.path = std::move(p);
-    e.kind = file_kind::directory;
-    e.mode = mode;
-    e.mtime_sec = mtime;
-    return e;
-}
-
-file_entry file_entry_of(std::string p, std::size_t size, std::uint32_t mode = 0644,
-                         std::int64_t mtime = 1500000000, std::uint32_t nsec = 123456789) {
-    file_entry e;
-    e.path = std::move(p);
-    e.kind = file_kind::regular;
-    e.mode = mode;
-    e.size = size;
-    e.mtime_sec = mtime;
-    e.mtime_nsec = nsec;
-    return e;
-}
 
 file_entry link_entry(std::string p, std::string target, file_kind k) {
     file_entry e;
@@ -49,56 +33,12 @@ file_entry link_entry(std::string p, std::string target, file_kind k) {
     return e;
 }
 
-result<void> put_file(tree_writer& w, const file_entry& e, const std::string& content,
-                      std::size_t piece = 7) {
-    PODPIPE_TRY(w.begin_entry(e));
-    for (std::size_t off = 0; off < content.size(); off += piece) {
-        const std::size_t n = std::min(piece, content.size() - off);
-        PODPIPE_TRY(w.write(std::as_bytes(std::span(content.data() + off, n))));
-    }
-    return w.end_entry();
-}
-
-std::vector<std::string> listing(const std::string& dir) {
-    std::vector<std::string> names;
-    if (DIR* d = ::opendir(dir.c_str())) {
-        while (auto* e = ::readdir(d))
-            names.emplace_back(e->d_name);
-        ::closedir(d);
-    }
-    std::sort(names.begin(), names.end());
-    return names;
-}
-
-class writer_test : public ::testing::TestWithParam<bool> {
+class writer_test : public test::writer_fixture {
 protected:
-    void SetUp() override {
-        PODPIPE_SKIP_WITHOUT_RING(GetParam());
-        target = dir / "target";
-        outside = dir / "outside";
-        make_dir(outside);
-        write_file(outside + "/passwd", "original");
-        outside_before = listing(outside);
-    }
-    write_options opts() const {
-        write_options o;
-        o.use_io_uring = GetParam();
-        o.io_uring_on_tmpfs = true; // the parameter decides, whatever filesystem /tmp is
-        return o;
-    }
-    std::unique_ptr<tree_writer> open_writer(write_options o) {
-        auto w = tree_writer::open(target, o);
-        EXPECT_TRUE(w);
-        return std::move(*w);
-    }
     void expect_outside_untouched() {
-        EXPECT_EQ(listing(outside), outside_before);
-        EXPECT_EQ(test::read_file(outside + "/passwd"), "original");
+        writer_fixture::expect_outside_untouched();
         EXPECT_EQ(listing(dir.path()), (std::vector<std::string>{".", "..", "outside", "target"}));
     }
-    test::temp_dir dir;
-    std::string target, outside;
-    std::vector<std::string> outside_before;
 };
 
 TEST_P(writer_test, creates_files_dirs_links_with_metadata) {
