@@ -233,7 +233,8 @@ result<prepare_job_response, hook_error> prepare_job(hook_session& s, const prep
         return copier.local_to_pod(*work, *end);
     };
     auto copied = grouped_copy(s, "Copying the workspace into the job pod",
-                               "workspace " + *work + " -> /__w", workspace_copy);
+                               "workspace " + *work + " -> /__w", workspace_copy,
+                               giving_up(copier));
     if (!copied)
         return fail_after_start(copied.error());
 
@@ -279,7 +280,8 @@ result<prepare_job_response, hook_error> prepare_job(hook_session& s, const prep
                                   if (!vend)
                                       return fail(vend.error());
                                   return copier.local_to_pod(m.source_volume_path, *vend);
-                              });
+                              },
+                              giving_up(copier));
         if (!v)
             return fail_after_start(v.error());
     }

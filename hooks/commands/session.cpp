@@ -137,9 +137,13 @@ hook_error copy_failed(std::error_code code, const std::string& before,
     return err;
 }
 
+give_up_fn giving_up(remote::pod_copier& copier) {
+    return [&copier](remote::copy_error e) { return copier.give_up(std::move(e)); };
+}
+
 result<remote::copy_report, hook_error>
 grouped_copy(hook_session& s, const std::string& title, const std::string& what,
-             const std::function<remote::copy_result()>& run) {
+             const std::function<remote::copy_result()>& run, const give_up_fn& give_up) {
     s.log.group(title);
     // Dropped connections, an API server that restarts, killed execs: tried again with
     // backoff for PODPIPE_COPY_RETRY_SECONDS; between podpipe ends a retry continues where the
@@ -153,6 +157,8 @@ grouped_copy(hook_session& s, const std::string& title, const std::string& what,
         [log, &what](const remote::retry_notice& n) {
             log->warning(what + " " + remote::retry_text(n));
         });
+    if (!out && give_up)
+        out = fail(give_up(std::move(out.error())));
     if (!out) {
         s.log.info(what + " failed: " + out.error().message);
         s.log.end_group();

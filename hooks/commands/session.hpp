@@ -83,10 +83,15 @@ hook_error copy_failed(std::error_code code, const std::string& before,
 /// error) inside the group. Retries once when the first attempt failed on the connection (a
 /// receiver overwrites what it already has, so a repeat is safe), never a copy_error that is
 /// `permanent` or carries the sender's problems. Error text:
-/// "<what> failed: <copy_error::message>" (errc::transfer).
+/// "<what> failed: <copy_error::message>" (errc::transfer). A copy that fails for good is
+/// given to `give_up` first: giving_up(copier) for the copier `run` uses (pod_copier::give_up:
+/// its resume ledger removed, the message says the target holds a partial copy).
+using give_up_fn = std::function<remote::copy_error(remote::copy_error)>;
 result<remote::copy_report, hook_error>
 grouped_copy(hook_session& s, const std::string& title, const std::string& what,
-             const std::function<remote::copy_result()>& run);
+             const std::function<remote::copy_result()>& run, const give_up_fn& give_up = {});
+/// grouped_copy's `give_up` through `copier` (which must outlive the call).
+give_up_fn giving_up(remote::pod_copier& copier);
 
 /// The access reviews the reference runs (§2.7): pods get/list/create/delete, pods/exec
 /// get/create, pods/log get/list/watch, secrets create/delete/get/list; plus batch jobs
