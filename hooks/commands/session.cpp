@@ -58,6 +58,15 @@ exec_retry one_shot_retry(hook_session& s, std::string what, bool idempotent) {
     return r;
 }
 
+rest_retry rest_retry_of(hook_session& s) {
+    rest_retry r;
+    r.policy = s.env.copy_retry_policy();
+    r.stop = s.stop;
+    hook_log* log = &s.log;
+    r.on_warning = [log](const std::string& line) { log->warning(line); };
+    return r;
+}
+
 bool job_pod_runs_steps(hook_session& s, const std::string& job_pod) {
     if (s.env.step_reattach.count() == 0)
         return false;
@@ -200,7 +209,9 @@ result<void, hook_error> check_permissions(hook_session& s, bool volume_mode) {
         a.verb = n.verb;
         reviews.push_back(std::move(a));
     }
-    auto answers = s.client.access_reviews(reviews);
+    // Access reviews store nothing: asking again is harmless.
+    auto answers = rest_retried(rest_retry_of(s), "checking the permissions",
+                                [&] { return s.client.access_reviews(reviews); });
     if (!answers)
         return fail(answers.error());
     std::string missing;

@@ -9,6 +9,7 @@
 #include "hooks/commands/errors.hpp"
 #include "hooks/commands/exec_step.hpp"
 #include "hooks/commands/log.hpp"
+#include "hooks/commands/rest_retry.hpp"
 #include "remote/pod_copy.hpp"
 
 #include <functional>
@@ -50,6 +51,10 @@ bool job_pod_runs_steps(hook_session& s, const std::string& job_pod);
 /// tried again: as copies are (PODPIPE_COPY_RETRY_SECONDS), each retry a warning starting with
 /// `what`. `idempotent`: the command may run twice (say why where it is used).
 exec_retry one_shot_retry(hook_session& s, std::string what, bool idempotent);
+
+/// How this invocation's REST calls are tried again past the kube client's own attempts
+/// (rest_retry.hpp): as copies are (PODPIPE_COPY_RETRY_SECONDS), each retry a warning.
+rest_retry rest_retry_of(hook_session& s);
 
 /// How a step runs under the pod's `podpipe run` (exec_step_resumable): the in-pod `podpipe`,
 /// the step's `spool` directory in the pod, PODPIPE_STEP_REATTACH_SECONDS, and where the
