@@ -22,11 +22,13 @@ git init -q -b main .
 git add -A && git commit -q -m "the sources"
 mkdir -p assets
 for ((v = 1; v <= versions; v++)); do
-    python3 -c 'import random, sys; random.seed(int(sys.argv[1])); sys.stdout.buffer.write(random.randbytes(8 << 20))' "$v" >assets/model.bin
+    python3 -c 'import random, sys; random.seed(int(sys.argv[1]))
+sys.stdout.buffer.write(random.randbytes(8 << 20))' "$v" >assets/model.bin
     git add assets/model.bin && git commit -q -m "asset version $v"
 done
 git gc -q
 files=$(find "$dest" -type f | wc -l)
 bytes=$(du -sb "$dest" | cut -f1)
 git_bytes=$(du -sb "$dest/.git" | cut -f1)
-echo "checkout: $dest: $files files, $((bytes / 1000000)) MB, .git $((git_bytes / 1000000)) MB ($((100 * git_bytes / bytes))%)"
+echo "checkout: $dest: $files files, $((bytes / 1000000)) MB," \
+    ".git $((git_bytes / 1000000)) MB ($((100 * git_bytes / bytes))%)"
