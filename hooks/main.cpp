@@ -151,7 +151,7 @@ int run(int argc, char** argv) {
     case command::cleanup_job: {
         if (volume && input->state)
             hand_the_claim_back(session, *input->state);
-        auto done = cleanup_job(**client, ns, env->runner_pod_name);
+        auto done = cleanup_job(**client, ns, env->runner_pod_name, rest_retry_of(session));
         if (!done)
             return error_exit("cleanup_job: " + done.error().what());
         log.debug("cleanup_job: deleted " + std::to_string(done->pods) + " pod(s) and " +

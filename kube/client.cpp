@@ -179,6 +179,20 @@ struct api_client::impl {
         return opts.stop.stop_requested() ? std::stop_token{} : opts.stop;
     }
 
+    /// A 401 that persists after the token was re-read: the credentials themselves are
+    /// rejected (an expired or revoked token, a token file nobody refreshes). Says whose.
+    api_error rejected(api_error e) const {
+        std::string whose = cfg.source == cluster_config::origin::in_cluster
+                                ? std::string("the in-cluster service account")
+                                : "kubeconfig user \"" + cfg.user_name + "\"";
+        if (const auto* ts = dynamic_cast<const token_source*>(cfg.credentials.get()))
+            whose += " (token file " + ts->file().string() + ", re-read after the first 401)";
+        e.message = "the API server rejected the credentials of " + whose +
+                    ": expired or revoked (" + (e.message.empty() ? "Unauthorized" : e.message) +
+                    ")";
+        return e;
+    }
+
     /// One REST request with the 401 re-read; no retries.
     result<http_response, api_error> rest_once(std::string_view method, std::string_view path,
                                                 const std::string& body, const std::string& call,
@@ -209,6 +223,9 @@ struct api_client::impl {
                 cfg.credentials->invalidate(); // rotated token file / expired plugin token
                 continue;
             }
+            if (r->status == 401)
+                return fail(rejected(error_from_http(401, r->body, call, retry_after_of(*r),
+                                                     content_type_of(*r))));
             if (!is_2xx(r->status))
                 return fail(error_from_http(static_cast<int>(r->status), r->body, call,
                                             retry_after_of(*r), content_type_of(*r)));
@@ -271,6 +288,9 @@ struct api_client::impl {
                     cfg.credentials->invalidate();
                     continue;
                 }
+                if (r->status == 401)
+                    return fail(rejected(error_from_http(401, r->body, call, retry_after_of(*r),
+                                                         content_type_of(*r))));
                 if (!is_2xx(r->status))
                     return fail(error_from_http(static_cast<int>(r->status), r->body, call,
                                                 retry_after_of(*r), content_type_of(*r)));
@@ -692,6 +712,7 @@ api_client::exec(const exec_options& opts, const exec_session_options& session) 
                 impl_->cfg.credentials->invalidate();
                 continue;
             }
+            const bool rejected = uf.status == 401;
             if (uf.status == 403 && uf.body.empty()) {
                 // x/net/websocket's answer when no offered subprotocol is acceptable (§2.2).
                 api_error e(errc::forbidden, call);
@@ -708,6 +729,8 @@ api_client::exec(const exec_options& opts, const exec_session_options& session) 
                 static_cast<int>(uf.status), uf.body, call,
                 ra != nullptr ? std::string_view(*ra) : std::string_view{},
                 ct != nullptr ? std::string_view(*ct) : std::string_view{});
+            if (rejected)
+                return fail(impl_->rejected(std::move(e)));
             if (uf.status == 500 && e.reason.empty() &&
                 e.message.starts_with("container not found (")) {
                 // The kubelet's plain-text answer for a container that is not running (it

@@ -2,10 +2,12 @@
 
 #include "engine/pipeline/acks.hpp"
 #include "engine/pipeline/errors.hpp"
+#include "engine/pipeline/ledger.hpp"
 #include "engine/pipeline/recv.hpp"
 #include "engine/pipeline/send.hpp"
 #include "kube/client.hpp"
 #include "remote/protocol_parse.hpp"
+#include "remote/retry.hpp"
 
 #include <atomic>
 #include <chrono>
@@ -626,12 +628,89 @@ struct pod_copier::impl {
             opt_.on_info(line);
     }
 
+    /// The target of the last copy whose receiver started (it may hold part of the tree):
+    /// what give_up() names and whose ledger it removes. Cleared when a copy succeeds.
+    struct started_target {
+        bool local = false; ///< `path` is a local directory (else in `pod`)
+        pod_end pod;
+        std::string path;
+        std::string id; ///< the transfer id of its ledger; empty: no ledger kept
+    };
+    void started(const pod_end* pod, const std::string& path, const std::string& id) {
+        started_ = started_target{pod == nullptr, pod != nullptr ? *pod : pod_end{}, path, id};
+    }
+
+    /// `podpipe recv --abandon ID PATH` in the pod: removes the ledger files of transfer ID
+    /// (best effort; the reason when it did not).
+    result<void, std::string> abandon_in_pod(const pod_end& end, const std::string& id);
+    copy_error give_up(copy_error e);
+
     copy_options opt_;
     api_client& client_;
     std::stop_token stop_;
     pipeline::live_progress own_progress_;
     std::optional<resume_state> resumed_;
+    std::optional<started_target> started_;
 };
+
+result<void, std::string> pod_copier::impl::abandon_in_pod(const pod_end& end,
+                                                           const std::string& id) {
+    // The outage that ended the copy may still be on (an API server that restarts): a few
+    // more seconds of the copies' backoff. Removing a ledger that is gone is success, so an
+    // exec that broke is simply run again.
+    retry_schedule schedule(retry_policy{std::chrono::seconds(10), std::chrono::milliseconds(250),
+                                         std::chrono::seconds(2)},
+                            stop_);
+    for (;;) {
+        if (stop_.stop_requested())
+            return fail(std::string("interrupted"));
+        copy_error e;
+        auto s = open(end, {opt_.pod_binary, "recv", "--abandon", id, end.loc.path}, false);
+        if (!s) {
+            e = copy_error{pipeline::exit_failure, s.error().what(), {}, !s.error().retryable()};
+        } else {
+            // The pod's recv waits a few seconds for a receiver of the cut session to let go
+            // of the ledger's lock; a session that moves nothing for longer is given up.
+            session_watch watch(stop_, {s->get()}, std::chrono::seconds(15));
+            auto code = (*s)->wait();
+            if (code && *code == 0)
+                return {};
+            if (code) // its own answer (an older podpipe without --abandon: exit 2)
+                return fail("exit " + std::to_string(*code) + ": " + trim((*s)->stderr_tail()));
+            e = copy_error{pipeline::exit_failure, code.error().what(), {}, false};
+        }
+        if (!schedule.again(e, {}))
+            return fail(std::move(e.message));
+    }
+}
+
+copy_error pod_copier::impl::give_up(copy_error e) {
+    resumed_.reset(); // whatever comes next is a new copy
+    if (!started_)
+        return e; // no receiver started: nothing of the tree was written
+    const started_target t = std::move(*started_);
+    started_.reset();
+    const std::string where = t.local ? t.path : "pod " + t.pod.name() + ":" + t.path;
+    std::string stays;
+    if (!t.id.empty()) {
+        // The ledger is of no use now: a later copy has a new transfer id, never this one.
+        result<void, std::string> removed;
+        if (t.local) {
+            auto files = pipeline::ledger_files::open(t.path, t.id, std::chrono::seconds(5));
+            if (files)
+                files->remove();
+            else if (files.error() != std::errc::no_such_file_or_directory)
+                removed = fail(files.error().message());
+        } else {
+            removed = abandon_in_pod(t.pod, t.id);
+        }
+        if (!removed)
+            stays = " (its resume ledger " + t.path + "/.podpipe-resume-" + t.id +
+                    " stays: " + removed.error() + ")";
+    }
+    e.message += "; " + where + " holds a partial copy: what arrived before the failure" + stays;
+    return e;
+}
 
 copy_result pod_copier::impl::local_to_pod(const std::string& src, const pod_end& dst) {
     const bool verify = !!opt_.verify && dst.has_binary;
@@ -659,6 +738,7 @@ copy_result pod_copier::impl::local_to_pod(const std::string& src, const pod_end
         return open_failed(dst, session.error());
     }
     exec_session& s = **session;
+    started(&dst, dst.loc.path, id);
     session_watch watch(stop_, {&s}, opt_.stall_timeout);
     const auto t0 = clock_type::now();
     receiver_reader reader(s, resume);
@@ -777,6 +857,7 @@ copy_result pod_copier::impl::pod_to_local(const pod_end& src, const std::string
         return open_failed(src, session.error());
     }
     exec_session& s = **session;
+    started(nullptr, dst, id);
     session_watch watch(stop_, {&s}, opt_.stall_timeout);
     pipeline::recv_options opt;
     opt.threads = opt_.threads;
@@ -812,6 +893,15 @@ copy_result pod_copier::impl::pod_to_local(const pod_end& src, const std::string
         resumed_->resume = false;
         return pod_to_local(src, dst);
     }
+    if (!got && !stop_.stop_requested() && !watch.stalled())
+        if (auto full = disk_refusal(got.error().what())) {
+            // Our own write failed, and the pod's send ended because we stopped reading: ours
+            // is the story, and no repeat mends a full (or read-only) disk.
+            return permanent(pipeline::exit_failure,
+                             std::string(*full) + " writing " + dst + " (receiving from pod " +
+                                 src.name() + ":" + src.loc.path + "): " + got.error().what() +
+                                 "; " + dst + " is incomplete");
+        }
     if (code && *code != 0)
         return remote_failure(src, src.has_binary ? "podpipe send of" : "tar of", *code,
                               s.stderr_tail(), true);
@@ -873,6 +963,7 @@ copy_result pod_copier::impl::pod_to_pod(const pod_end& src, const pod_end& dst)
         to = open(dst, recv_command(dst, verify, acks, &id, resume), true);
         if (!*to)
             return open_failed(dst, to->error());
+        started(&dst, dst.loc.path, id);
         reader.emplace(***to, resume);
         if (resume) {
             offer = reader->offer(opt_.stall_timeout, stop_);
@@ -905,6 +996,7 @@ copy_result pod_copier::impl::pod_to_pod(const pod_end& src, const pod_end& dst)
             (**from)->abort();
             return open_failed(dst, to->error());
         }
+        started(&dst, dst.loc.path, {});
         reader.emplace(***to);
     }
     exec_session& in = ***from;
@@ -1035,16 +1127,47 @@ pod_copier::~pod_copier() = default;
 
 result<pod_end, copy_error> pod_copier::probe(const pod_dir& where) { return impl_->probe(where); }
 
+namespace {
+
+/// A copy into a pod whose receiver could not write (a full, over-quota or read-only target):
+/// permanent (an exit of its own mostly is already: remote_failure), and said first. (Out of
+/// a pod, pod_to_local says it where it knows.)
+copy_result refused_by_disk(copy_result r, const pod_end& dst) {
+    if (r || r.error().status != pipeline::exit_failure)
+        return r;
+    const auto full = disk_refusal(r.error().message);
+    if (!full)
+        return r;
+    copy_error e = r.error();
+    e.permanent = true;
+    e.message = std::string(*full) + " writing " + dst.loc.path + " in pod " + dst.name() +
+                ": " + e.message;
+    return fail(std::move(e));
+}
+
+} // namespace
+
 copy_result pod_copier::local_to_pod(const std::string& src, const pod_end& dst) {
-    return impl_->local_to_pod(src, dst);
+    auto r = refused_by_disk(impl_->local_to_pod(src, dst), dst);
+    if (r)
+        impl_->started_.reset();
+    return r;
 }
 
 copy_result pod_copier::pod_to_local(const pod_end& src, const std::string& dst) {
-    return impl_->pod_to_local(src, dst);
+    auto r = impl_->pod_to_local(src, dst);
+    if (r)
+        impl_->started_.reset();
+    return r;
 }
 
 copy_result pod_copier::pod_to_pod(const pod_end& src, const pod_end& dst) {
-    return impl_->pod_to_pod(src, dst);
+    auto r = refused_by_disk(impl_->pod_to_pod(src, dst), dst);
+    if (r)
+        impl_->started_.reset();
+    return r;
 }
+
+copy_error pod_copier::give_up(copy_error e) { return impl_->give_up(std::move(e)); }
 
 } // namespace podpipe::remote

@@ -150,6 +150,13 @@ public:
     copy_result pod_to_local(const pod_end& src, const std::string& dst);
     copy_result pod_to_pod(const pod_end& src, const pod_end& dst);
 
+    /// The copy failed for good (retries ran out, a failure no repeat mends, a stop): `e`, and
+    /// when a receiver had started writing the target, that the target holds a partial copy
+    /// (naming pod and path). The transfer's resume ledger in the target is removed (best
+    /// effort: in a pod by `podpipe recv --abandon`, locally directly; the message says when
+    /// it stays): nothing continues it. Call it once, after the last attempt (with_retries()).
+    copy_error give_up(copy_error e);
+
 private:
     struct impl;
     std::unique_ptr<impl> impl_;

@@ -12,6 +12,23 @@ bool worth_retrying(const copy_error& e) {
     return e.status == pipeline::exit_failure && !e.permanent && e.problems.count == 0;
 }
 
+std::optional<std::string_view> disk_refusal(std::string_view message) {
+    struct kind {
+        std::string_view text; ///< as strerror says it
+        std::string_view name; ///< as we say it
+    };
+    static constexpr kind kinds[] = {
+        {"No space left on device", "no space left on device"},
+        {"Disk quota exceeded", "disk quota exceeded"}, // glibc
+        {"Quota exceeded", "disk quota exceeded"},      // musl
+        {"Read-only file system", "read-only file system"},
+    };
+    for (const auto& k : kinds)
+        if (message.find(k.text) != std::string_view::npos)
+            return k.name;
+    return std::nullopt;
+}
+
 namespace {
 
 // Sleeps `d` unless `stop` is requested first; false when it was.

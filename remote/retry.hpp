@@ -11,8 +11,10 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <stop_token>
 #include <string>
+#include <string_view>
 
 namespace podpipe::remote {
 
@@ -27,6 +29,13 @@ struct retry_policy {
 /// permanent (the API refused, the runtime cannot run the command), and not a sender that could
 /// not read some of its files (a second read would not either).
 bool worth_retrying(const copy_error& e);
+
+/// The kind of a failure to write that no repeat mends, found in a copy's error text: "no space
+/// left on device" (ENOSPC), "disk quota exceeded" (EDQUOT) or "read-only file system" (EROFS);
+/// nullopt for anything else. Text, because it is all an in-pod receiver's failure carries (its
+/// stderr, its failure line: the engine's "write 'PATH' failed: <strerror>"): the wording of
+/// glibc (this binary's and the static in-pod one's) and of musl.
+std::optional<std::string_view> disk_refusal(std::string_view message);
 
 /// What `on_retry` is told before each wait.
 struct retry_notice {

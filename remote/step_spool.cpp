@@ -446,4 +446,29 @@ result<void, std::string> signal(const std::string& dir, int sig) {
     return {};
 }
 
+result<void, std::string> remove(const std::string& dir) {
+    struct stat st {};
+    if (::lstat(dir.c_str(), &st) != 0) {
+        if (errno == ENOENT)
+            return {}; // removed already (a second ask after a cut)
+        return fail(errno_text(dir, errno));
+    }
+    if (!S_ISDIR(st.st_mode))
+        return fail(dir + ": not a spool directory");
+    auto ended = status(dir);
+    if (!ended)
+        return fail(ended.error());
+    if (!*ended && supervisor_alive(dir))
+        return fail("the step of " + dir + " still runs: its spool stays");
+    // The names start() writes, its temporaries included; anything else makes rmdir fail, so
+    // that a directory that was never a spool is not emptied.
+    for (const char* name : {"stdout", "stderr", "pgid", "supervisor", "status", ".pgid",
+                             ".status", ".supervisor"})
+        if (::unlink(path_in(dir, name).c_str()) != 0 && errno != ENOENT)
+            return fail(errno_text(path_in(dir, name), errno));
+    if (::rmdir(dir.c_str()) != 0 && errno != ENOENT)
+        return fail(errno_text(dir, errno));
+    return {};
+}
+
 } // namespace podpipe::remote::step

@@ -77,4 +77,11 @@ std::optional<long> parse_pid(std::string_view text);
 /// Sends `sig` to the step's process group (a step that has ended is left alone).
 result<void, std::string> signal(const std::string& dir, int sig);
 
+/// Removes the spool of a step that has ended (its files and the directory; not its parents).
+/// A spool that does not exist is success, so a caller cut off mid-way may simply ask again.
+/// Refuses while the step runs (no status yet, its supervisor alive): a follower may need it.
+/// Its caller asks only once it holds the step's status and printed all its output (the hook,
+/// with an exec of its own after the step's: see hooks/commands/exec_step.hpp).
+result<void, std::string> remove(const std::string& dir);
+
 } // namespace podpipe::remote::step

@@ -10,7 +10,8 @@
 namespace podpipe::hook {
 
 result<cleanup_counts, kube::api_error> cleanup_job(kube::api_client& client, std::string_view ns,
-                                                    std::string_view runner_pod_name) {
+                                                    std::string_view runner_pod_name,
+                                                    const rest_retry& retry) {
     auto selector = kube::runner_label_selector(runner_pod_name);
     if (!selector)
         return fail(selector.error());
@@ -24,24 +25,30 @@ result<cleanup_counts, kube::api_error> cleanup_job(kube::api_client& client, st
         return e.is(kube::errc::not_found);
     };
 
-    auto pods = client.list_pods(ns, by_label);
+    const std::string where = " in namespace " + std::string(ns);
+    auto pods = rest_retried(retry, "listing the job's pods" + where,
+                             [&] { return client.list_pods(ns, by_label); });
     if (!pods)
         note(pods.error());
     else
         for (const auto& p : pods->items) {
             kube::delete_options now;
             now.grace_period_seconds = 0;
-            auto d = client.delete_pod(ns, p.metadata.name, now);
+            auto d = rest_retried(retry, "deleting pod " + p.metadata.name, [&] {
+                return client.delete_pod(ns, p.metadata.name, now);
+            });
             if (d || note(d.error()))
                 ++counts.pods;
         }
 
-    auto secrets = client.list_secrets(ns, by_label);
+    auto secrets = rest_retried(retry, "listing the job's secrets" + where,
+                                [&] { return client.list_secrets(ns, by_label); });
     if (!secrets)
         note(secrets.error());
     else
         for (const auto& s : secrets->items) {
-            auto d = client.delete_secret(ns, s.metadata.name);
+            auto d = rest_retried(retry, "deleting secret " + s.metadata.name,
+                                  [&] { return client.delete_secret(ns, s.metadata.name); });
             if (d || note(d.error()))
                 ++counts.secrets;
         }
@@ -52,8 +59,9 @@ result<cleanup_counts, kube::api_error> cleanup_job(kube::api_client& client, st
 }
 
 bool prune_and_wait(kube::api_client& client, std::string_view ns, std::string_view runner_pod_name,
-                    std::chrono::milliseconds timeout, std::string* warning) {
-    auto done = cleanup_job(client, ns, runner_pod_name);
+                    std::chrono::milliseconds timeout, std::string* warning,
+                    const rest_retry& retry) {
+    auto done = cleanup_job(client, ns, runner_pod_name, retry);
     if (!done) {
         if (warning != nullptr)
             *warning = "could not remove the job's pods and secrets: " + done.error().what();

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "engine/common/result.hpp"
+#include "hooks/commands/rest_retry.hpp"
 #include "kube/errors.hpp"
 
 #include <chrono>
@@ -23,13 +24,17 @@ struct cleanup_counts {
 
 /// Lists by `runner-pod=<runner_pod_name>` in `ns`, deletes pods with grace period 0 and the
 /// secrets. A 404 on delete counts as done; any other failure is returned after trying the rest.
+/// Each list and delete is tried again under `retry` (all of them may be made again: a delete
+/// that went through answers 404 the second time).
 result<cleanup_counts, kube::api_error> cleanup_job(kube::api_client& client, std::string_view ns,
-                                                    std::string_view runner_pod_name);
+                                                    std::string_view runner_pod_name,
+                                                    const rest_retry& retry = {});
 
 /// Deletes like cleanup_job, then waits (up to `timeout`) until no pod with the label is left:
 /// the next job pod has the same name, and creating it while the old one terminates fails with
 /// AlreadyExists. Returns false when pods were still there at the timeout.
 bool prune_and_wait(kube::api_client& client, std::string_view ns, std::string_view runner_pod_name,
-                    std::chrono::milliseconds timeout, std::string* warning);
+                    std::chrono::milliseconds timeout, std::string* warning,
+                    const rest_retry& retry = {});
 
 } // namespace podpipe::hook

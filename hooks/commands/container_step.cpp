@@ -261,6 +261,8 @@ remote::copy_result copy_between(container_step_context& ctx, const std::string&
         [out, &title](const remote::retry_notice& n) {
             command_line(out, "warning", title + " " + remote::retry_text(n));
         });
+    if (!copied) // for good: the target's resume ledger goes, the error says what is left
+        copied = fail(copier.give_up(std::move(copied.error())));
     if (copied)
         write_all(out, copy_summary(*copied) + "\n");
     end_group();

@@ -24,7 +24,7 @@ hook_error job_pod_error(const std::string& text) { return make_error(errc::job_
 // Deletes what this runner created so far; a failure here only adds a warning, the original
 // error is what the user needs to see.
 void prune(hook_session& s) {
-    auto done = cleanup_job(s.client, s.ns, s.env.runner_pod_name);
+    auto done = cleanup_job(s.client, s.ns, s.env.runner_pod_name, rest_retry_of(s));
     if (!done)
         s.log.warning("could not remove the job's pods and secrets: " + done.error().what());
 }
@@ -99,18 +99,52 @@ result<void, hook_error> check_response_file(const std::string& response_file) {
     return {};
 }
 
+// A create tried again (rest_retry.hpp) after a failure that can pass: the attempt whose
+// answer was lost (a cut connection, a 503 from a proxy after the API server wrote it) may have
+// made the object, so the repeat's 409 AlreadyExists is taken as success when the object of
+// that name carries this runner's label (prune_and_wait removed this runner's leftovers first,
+// so it is the one we made). A 409 at the first attempt stays an error: not ours to take.
+template <class Create, class Get>
+auto create_ours(hook_session& s, const std::string& what, Create&& create, Get&& get)
+    -> decltype(create()) {
+    int attempts = 0;
+    auto made = rest_retried(rest_retry_of(s), what, [&] {
+        ++attempts;
+        return create();
+    });
+    if (made || attempts < 2 || !made.error().is(kube::errc::already_exists))
+        return made;
+    auto there = rest_retried(rest_retry_of(s), what, get);
+    if (!there)
+        return made;
+    const auto& labels = there->metadata.labels;
+    const auto label = labels.find(std::string(kube::runner_label_key));
+    if (label == labels.end() || label->second != s.env.runner_pod_name)
+        return made;
+    s.log.debug(what + ": made by an attempt whose answer was lost (409 AlreadyExists on the "
+                "repeat, labelled " + std::string(kube::runner_label_key) + "=" +
+                label->second + ")");
+    return std::move(*there);
+}
+
 result<kube::pod, hook_error> create_job_pod(hook_session& s, const std::optional<kube::secret>& pull_secret,
                                             const kube::pod& job_pod) {
     // Leftovers of a previous job of this runner (a crashed hook, a cancelled cleanup): gone
     // before the new pod, which has the same name, is created.
-    if (std::string w; !prune_and_wait(s.client, s.ns, s.env.runner_pod_name, std::chrono::seconds(60), &w))
+    if (std::string w; !prune_and_wait(s.client, s.ns, s.env.runner_pod_name,
+                                       std::chrono::seconds(60), &w, rest_retry_of(s)))
         s.log.warning(w);
     if (pull_secret) {
-        auto made = s.client.create_secret(*pull_secret, s.ns);
+        const std::string& name = pull_secret->metadata.name;
+        auto made = create_ours(s, "creating secret " + name,
+                                [&] { return s.client.create_secret(*pull_secret, s.ns); },
+                                [&] { return s.client.get_secret(s.ns, name); });
         if (!made)
             return fail(job_pod_error("failed to create the registry pull secret: " + made.error().what()));
     }
-    auto created = s.client.create_pod(job_pod, s.ns);
+    auto created = create_ours(s, "creating pod " + job_pod.metadata.name,
+                               [&] { return s.client.create_pod(job_pod, s.ns); },
+                               [&] { return s.client.get_pod(s.ns, job_pod.metadata.name); });
     if (!created) {
         prune(s);
         return fail(job_pod_error("failed to create job pod: " + created.error().what()));
@@ -233,7 +267,8 @@ result<prepare_job_response, hook_error> prepare_job(hook_session& s, const prep
         return copier.local_to_pod(*work, *end);
     };
     auto copied = grouped_copy(s, "Copying the workspace into the job pod",
-                               "workspace " + *work + " -> /__w", workspace_copy);
+                               "workspace " + *work + " -> /__w", workspace_copy,
+                               giving_up(copier));
     if (!copied)
         return fail_after_start(copied.error());
 
@@ -279,7 +314,8 @@ result<prepare_job_response, hook_error> prepare_job(hook_session& s, const prep
                                   if (!vend)
                                       return fail(vend.error());
                                   return copier.local_to_pod(m.source_volume_path, *vend);
-                              });
+                              },
+                              giving_up(copier));
         if (!v)
             return fail_after_start(v.error());
     }

@@ -132,6 +132,10 @@ result<void, hook_error> apply_temp_sync(hook_session& s, const std::string& job
         copt.only_descend = false;
         copt.deletions = plan.gone;
         remote::pod_copier probe_copier(s.client, copt, s.stop);
+        // The copier of the attempts, kept between them (a repeat continues the last one),
+        // made again only if the pod's podpipe came or went meanwhile.
+        std::optional<remote::pod_copier> copier;
+        bool copier_for_binary = false;
         bool removed = false;
         // Probe, deletions and copy are one operation, tried again as a whole (one depth).
         auto copied = grouped_copy(
@@ -155,8 +159,13 @@ result<void, hook_error> apply_temp_sync(hook_session& s, const std::string& job
                     }
                     c.deletions.clear();
                 }
-                remote::pod_copier copier(s.client, std::move(c), s.stop);
-                return copier.local_to_pod(temp, *end);
+                if (!copier || copier_for_binary != end->has_binary)
+                    copier.emplace(s.client, std::move(c), s.stop);
+                copier_for_binary = end->has_binary;
+                return copier->local_to_pod(temp, *end);
+            },
+            [&copier](remote::copy_error e) {
+                return copier ? copier->give_up(std::move(e)) : std::move(e);
             });
         if (!copied)
             return fail(copied.error());
@@ -215,7 +224,8 @@ result<void, hook_error> copy_file_commands_back(hook_session& s, const std::str
                                    if (!end)
                                        return fail(end.error());
                                    return copier.pod_to_local(*end, stage);
-                               });
+                               },
+                               giving_up(copier));
     if (!copied)
         return fail(copied.error());
     auto refused = adopt_file_commands(stage, *temp + "/_runner_file_commands");

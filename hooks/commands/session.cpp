@@ -58,6 +58,15 @@ exec_retry one_shot_retry(hook_session& s, std::string what, bool idempotent) {
     return r;
 }
 
+rest_retry rest_retry_of(hook_session& s) {
+    rest_retry r;
+    r.policy = s.env.copy_retry_policy();
+    r.stop = s.stop;
+    hook_log* log = &s.log;
+    r.on_warning = [log](const std::string& line) { log->warning(line); };
+    return r;
+}
+
 bool job_pod_runs_steps(hook_session& s, const std::string& job_pod) {
     if (s.env.step_reattach.count() == 0)
         return false;
@@ -137,9 +146,13 @@ hook_error copy_failed(std::error_code code, const std::string& before,
     return err;
 }
 
+give_up_fn giving_up(remote::pod_copier& copier) {
+    return [&copier](remote::copy_error e) { return copier.give_up(std::move(e)); };
+}
+
 result<remote::copy_report, hook_error>
 grouped_copy(hook_session& s, const std::string& title, const std::string& what,
-             const std::function<remote::copy_result()>& run) {
+             const std::function<remote::copy_result()>& run, const give_up_fn& give_up) {
     s.log.group(title);
     // Dropped connections, an API server that restarts, killed execs: tried again with
     // backoff for PODPIPE_COPY_RETRY_SECONDS; between podpipe ends a retry continues where the
@@ -153,6 +166,8 @@ grouped_copy(hook_session& s, const std::string& title, const std::string& what,
         [log, &what](const remote::retry_notice& n) {
             log->warning(what + " " + remote::retry_text(n));
         });
+    if (!out && give_up)
+        out = fail(give_up(std::move(out.error())));
     if (!out) {
         s.log.info(what + " failed: " + out.error().message);
         s.log.end_group();
@@ -194,7 +209,9 @@ result<void, hook_error> check_permissions(hook_session& s, bool volume_mode) {
         a.verb = n.verb;
         reviews.push_back(std::move(a));
     }
-    auto answers = s.client.access_reviews(reviews);
+    // Access reviews store nothing: asking again is harmless.
+    auto answers = rest_retried(rest_retry_of(s), "checking the permissions",
+                                [&] { return s.client.access_reviews(reviews); });
     if (!answers)
         return fail(answers.error());
     std::string missing;

@@ -9,6 +9,7 @@
 #include "hooks/commands/errors.hpp"
 #include "hooks/commands/exec_step.hpp"
 #include "hooks/commands/log.hpp"
+#include "hooks/commands/rest_retry.hpp"
 #include "remote/pod_copy.hpp"
 
 #include <functional>
@@ -51,6 +52,10 @@ bool job_pod_runs_steps(hook_session& s, const std::string& job_pod);
 /// `what`. `idempotent`: the command may run twice (say why where it is used).
 exec_retry one_shot_retry(hook_session& s, std::string what, bool idempotent);
 
+/// How this invocation's REST calls are tried again past the kube client's own attempts
+/// (rest_retry.hpp): as copies are (PODPIPE_COPY_RETRY_SECONDS), each retry a warning.
+rest_retry rest_retry_of(hook_session& s);
+
 /// How a step runs under the pod's `podpipe run` (exec_step_resumable): the in-pod `podpipe`,
 /// the step's `spool` directory in the pod, PODPIPE_STEP_REATTACH_SECONDS, and where the
 /// "re-attaching ..." warnings go. One builder for script steps and container steps.
@@ -83,10 +88,15 @@ hook_error copy_failed(std::error_code code, const std::string& before,
 /// error) inside the group. Retries once when the first attempt failed on the connection (a
 /// receiver overwrites what it already has, so a repeat is safe), never a copy_error that is
 /// `permanent` or carries the sender's problems. Error text:
-/// "<what> failed: <copy_error::message>" (errc::transfer).
+/// "<what> failed: <copy_error::message>" (errc::transfer). A copy that fails for good is
+/// given to `give_up` first: giving_up(copier) for the copier `run` uses (pod_copier::give_up:
+/// its resume ledger removed, the message says the target holds a partial copy).
+using give_up_fn = std::function<remote::copy_error(remote::copy_error)>;
 result<remote::copy_report, hook_error>
 grouped_copy(hook_session& s, const std::string& title, const std::string& what,
-             const std::function<remote::copy_result()>& run);
+             const std::function<remote::copy_result()>& run, const give_up_fn& give_up = {});
+/// grouped_copy's `give_up` through `copier` (which must outlive the call).
+give_up_fn giving_up(remote::pod_copier& copier);
 
 /// The access reviews the reference runs (§2.7): pods get/list/create/delete, pods/exec
 /// get/create, pods/log get/list/watch, secrets create/delete/get/list; plus batch jobs

@@ -90,7 +90,7 @@ void hand_the_claim_back(hook_session& s, const job_state& state) {
 namespace {
 
 void prune(hook_session& s) {
-    auto done = cleanup_job(s.client, s.ns, s.env.runner_pod_name);
+    auto done = cleanup_job(s.client, s.ns, s.env.runner_pod_name, rest_retry_of(s));
     if (!done)
         s.log.warning("could not remove the job's pods and secrets: " + done.error().what());
 }

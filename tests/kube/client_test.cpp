@@ -420,6 +420,12 @@ TEST_F(token_file_test, unauthorized_after_the_reread_fails_without_leaking_the_
     ASSERT_FALSE(s);
     EXPECT_TRUE(s.error().is(errc::unauthorized)) << s.error().what();
     EXPECT_EQ(s.error().what().find(secret_token), std::string::npos) << s.error().what();
+    // The error says the credentials were rejected, and whose: the token file.
+    for (const std::string& what : {l.error().what(), s.error().what()}) {
+        EXPECT_NE(what.find("rejected the credentials"), std::string::npos) << what;
+        EXPECT_NE(what.find("expired or revoked"), std::string::npos) << what;
+        EXPECT_NE(what.find("token file " + token_file_), std::string::npos) << what;
+    }
 }
 
 class rbac_client_test : public cluster_test {

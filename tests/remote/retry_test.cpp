@@ -2,7 +2,10 @@
 // repeated, the backoff and its bound, the final error, and a stop during a wait.
 #include "remote/retry.hpp"
 
+#include <cerrno>
 #include <chrono>
+#include <cstring>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -127,6 +130,23 @@ TEST(retry, a_stop_during_the_wait_ends_it_at_once) {
     EXPECT_FALSE(r);
     EXPECT_EQ(calls, 1);
     EXPECT_LT(clock_type::now() - t0, 5s);
+}
+
+// A receiver that cannot write (a full, over-quota or read-only target) is told by its error
+// text: what the in-pod recv prints (and its failure line carries), in glibc's and musl's words,
+// and this libc's own strerror. pod_copier makes such a failure permanent.
+TEST(retry, disk_refusals_are_recognised_in_the_receivers_words) {
+    const std::string pod_said = "pod default/bb: podpipe recv into /data/x failed (exit 1): "
+                                 "podpipe: recv failed: I/O error: write 'f3' failed: ";
+    EXPECT_EQ(disk_refusal(pod_said + "No space left on device"), "no space left on device");
+    EXPECT_EQ(disk_refusal(pod_said + "Disk quota exceeded"), "disk quota exceeded");
+    EXPECT_EQ(disk_refusal(pod_said + "Quota exceeded"), "disk quota exceeded"); // musl
+    EXPECT_EQ(disk_refusal("mkdir 'a' failed: Read-only file system"), "read-only file system");
+    for (int e : {ENOSPC, EDQUOT, EROFS})
+        EXPECT_TRUE(disk_refusal(std::string("x: ") + std::strerror(e)).has_value()) << e;
+    EXPECT_FALSE(disk_refusal(pod_said + "Broken pipe").has_value());
+    EXPECT_FALSE(disk_refusal("exec dropped").has_value());
+    EXPECT_FALSE(disk_refusal("").has_value());
 }
 
 TEST(retry, other_result_types_too) {

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <condition_variable>
 #include <fstream>
 #include <iostream>
 #include <set>
@@ -612,6 +613,73 @@ void api_server::set_exec_throttle(std::uint64_t bytes_per_s, std::chrono::micro
     faults_.latency = latency;
 }
 
+std::string api_server::rotate_token_locked(std::chrono::steady_clock::time_point old_deadline) {
+    std::string fresh = "kubesim-sa-" + random_hex(32);
+    std::string tmp = sa_dir_ + "/.token.new";
+    {
+        std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+        out << fresh;
+        if (!out)
+            return "faults: cannot write " + tmp;
+    }
+    ::chmod(tmp.c_str(), 0644);
+    if (::rename(tmp.c_str(), (sa_dir_ + "/token").c_str()) != 0)
+        return "faults: cannot replace the token file";
+    tokens_[fresh] = tokens_[sa_token_];
+    auto& deadline = token_deadline_[sa_token_];
+    if (deadline == std::chrono::steady_clock::time_point{} || old_deadline < deadline)
+        deadline = old_deadline;
+    sa_token_ = fresh;
+    ++faults_.rotations;
+    return "";
+}
+
+void api_server::restore_token_later(std::chrono::milliseconds after) {
+    // faults_mu_ is held and no restore is pending: the previous thread (if any) has ended or
+    // is about to, so this join is short.
+    token_restorer_ = std::jthread([this, after](std::stop_token st) {
+        std::mutex m;
+        std::condition_variable_any cv;
+        std::unique_lock lk(m);
+        if (cv.wait_for(lk, st, after, [] { return false; }) || st.stop_requested())
+            return;
+        std::lock_guard flk(faults_mu_);
+        // The expired token keeps its deadline (now in the past): it stays rejected.
+        if (std::string err = rotate_token_locked(std::chrono::steady_clock::now()); !err.empty())
+            std::cerr << "kubesim: expireToken: " << err << std::endl;
+        token_restore_pending_ = false;
+    });
+}
+
+std::optional<api_response> api_server::kubelet_unreachable(const json::object& pod,
+                                                            const std::string& kubelet_path) {
+    const std::string node = str_at(pod.at("spec").as_object(), "nodeName");
+    {
+        std::lock_guard lk(faults_mu_);
+        const auto now = std::chrono::steady_clock::now();
+        auto down = [&](const std::string& key) {
+            auto it = kubelet_down_.find(key);
+            return it != kubelet_down_.end() && now < it->second;
+        };
+        if (!down(node) && !down(""))
+            return std::nullopt;
+    }
+    std::string ip = "127.0.0.1";
+    if (const auto* st = pod.if_contains("status"); st && st->is_object())
+        if (std::string h = str_at(st->as_object(), "hostIP"); !h.empty())
+            ip = h;
+    // upgradeaware.go: `error dialing backend: <dial error>`; the log streamer returns the
+    // HTTP client's error for the kubelet URL. Neither is an APIStatus: ErrorToAPIStatus makes
+    // a 500 with no reason.
+    const std::string dial = "dial tcp " + ip + ":10250: connect: connection refused";
+    json::object st = kubelet_path.empty()
+                          ? status_failure(500, "", "error dialing backend: " + dial)
+                          : status_failure(500, "", "Get \"https://" + ip + ":10250" +
+                                                        kubelet_path + "\": " + dial);
+    st.erase("reason");
+    return json_response(500, st);
+}
+
 api_response api_server::handle_faults(const api_request& req) {
     if (req.user != admin_user_)
         return status_response(403, "Forbidden", "kubesim faults endpoint: admin token required");
@@ -645,21 +713,10 @@ api_response api_server::handle_faults(const api_request& req) {
     if (auto* t = obj_at(o, "rotateToken")) {
         if (sa_token_.empty() || sa_dir_.empty())
             return bad_request("faults: no service-account token to rotate");
-        std::string fresh = "kubesim-sa-" + random_hex(32);
-        std::string tmp = sa_dir_ + "/.token.new";
-        {
-            std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-            out << fresh;
-            if (!out)
-                return status_response(500, "InternalError", "faults: cannot write " + tmp);
-        }
-        ::chmod(tmp.c_str(), 0644);
-        if (::rename(tmp.c_str(), (sa_dir_ + "/token").c_str()) != 0)
-            return status_response(500, "InternalError", "faults: cannot replace the token file");
-        tokens_[fresh] = tokens_[sa_token_];
-        token_deadline_[sa_token_] = std::chrono::steady_clock::now() + std::chrono::seconds(int_at(*t, "graceSeconds", 0));
-        sa_token_ = fresh;
-        ++faults_.rotations;
+        const auto grace = std::chrono::seconds(int_at(*t, "graceSeconds", 0));
+        if (std::string err = rotate_token_locked(std::chrono::steady_clock::now() + grace);
+            !err.empty())
+            return status_response(500, "InternalError", err);
     }
     if (auto* h = obj_at(o, "http")) {
         int code = static_cast<int>(int_at(*h, "code", 429));
@@ -677,7 +734,22 @@ api_response api_server::handle_faults(const api_request& req) {
         faults_.drop_after_bytes = static_cast<std::uint64_t>(int_at(*e, "dropAfterBytes", 0));
         faults_.reset_on_close = e->contains("reset") && e->at("reset").is_bool() && e->at("reset").get_bool();
     }
-    if (auto* t = obj_at(o, "expireToken")) {
+    if (auto* t = obj_at(o, "expireToken"); t && t->contains("restoreAfterSeconds")) {
+        // The service-account token expires now and no new one comes for R seconds: a kubelet
+        // late with the projected token's refresh (README "Fault injection").
+        const auto* r = t->if_contains("restoreAfterSeconds");
+        if (!r->is_number() || r->to_number<double>() < 0 || r->to_number<double>() > 3600)
+            return bad_request("faults: expireToken.restoreAfterSeconds must be in 0..3600");
+        if (sa_token_.empty() || sa_dir_.empty())
+            return bad_request("faults: no service-account token to expire");
+        if (token_restore_pending_)
+            return status_response(409, "Conflict",
+                                   "faults: an expired token is already waiting for its restore");
+        token_deadline_[sa_token_] = std::chrono::steady_clock::now();
+        token_restore_pending_ = true;
+        restore_token_later(
+            std::chrono::milliseconds(std::llround(r->to_number<double>() * 1000)));
+    } else if (t) {
         std::string user = str_at(*t, "user");
         if (user.empty() || user == admin_user_)
             return bad_request("faults: expireToken.user must name a non-admin user");
@@ -721,6 +793,36 @@ api_response api_server::handle_faults(const api_request& req) {
             return status_response(409, "Conflict",
                                    "faults: a restart is already armed or under way");
     }
+    if (auto* k = obj_at(o, "kubeletRestart")) {
+        const std::string node = str_at(*k, "node");
+        const auto* d = k->if_contains("downSeconds");
+        if (!d || !d->is_number() || d->to_number<double>() < 0 ||
+            d->to_number<double>() > 3600)
+            return bad_request("faults: kubeletRestart needs downSeconds in 0..3600");
+        if (!node.empty() && std::ranges::none_of(kubelet_.nodes(), [&](const sim_node& n) {
+                return n.name == node;
+            }))
+            return not_found("nodes", node);
+        if (!restart_)
+            return status_response(500, "InternalError", "faults: no server to cut streams");
+        // Down first, then the cut: a client that reconnects at once is refused.
+        kubelet_down_[node] =
+            std::chrono::steady_clock::now() +
+            std::chrono::milliseconds(std::llround(d->to_number<double>() * 1000));
+        faults_.kubelet_cuts += restart_->cut_node_streams(node);
+    }
+    if (auto* f = obj_at(o, "diskFull")) {
+        const auto free_bytes = int_at(*f, "freeBytes", -1);
+        if (free_bytes < 0)
+            return bad_request("faults: diskFull needs freeBytes >= 0");
+        auto p = store_.get("pods", str_at(*f, "namespace", "default"), str_at(*f, "pod"));
+        if (!p)
+            return not_found("pods", str_at(*f, "pod"));
+        if (std::string err = kubelet_.limit_storage(str_at(p->at("metadata").as_object(), "uid"),
+                                                     static_cast<std::uint64_t>(free_bytes));
+            !err.empty())
+            return status_response(500, "InternalError", "faults: diskFull: " + err);
+    }
     if (auto* c = obj_at(o, "cordon")) {
         const auto* u = c->if_contains("unschedulable");
         if (!kubelet_.set_unschedulable(str_at(*c, "node"), !u || !u->is_bool() || u->get_bool()))
@@ -737,6 +839,10 @@ api_response api_server::handle_faults(const api_request& req) {
                                            {"gone", json::object{{"remaining", faults_.gone_count}}},
                                            {"logCut", json::object{{"remaining", faults_.log_cut_count}}},
                                            {"rotateToken", json::object{{"rotations", faults_.rotations}}},
+                                           {"expireToken",
+                                            json::object{{"restorePending", token_restore_pending_}}},
+                                           {"kubeletRestart",
+                                            json::object{{"cut", faults_.kubelet_cuts}}},
                                            {"restart", std::move(restart)}});
 }
 
@@ -1318,6 +1424,25 @@ api_response api_server::pod_logs(const api_request& req, const std::string& ns,
             reason = "image can't be pulled";
         return bad_request("container \"" + cname + "\" in pod \"" + name + "\" is waiting to start: " + reason);
     }
+    {
+        // The kubelet URL the API server dials (strategy.go LogLocation; url.Values.Encode
+        // sorts the keys).
+        std::string query;
+        for (const char* key : {"follow", "limitBytes", "previous", "sinceSeconds", "sinceTime",
+                                "tailLines", "timestamps"}) {
+            auto v = req.param(key);
+            const bool flag = std::string_view(key) == "follow" ||
+                              std::string_view(key) == "previous" ||
+                              std::string_view(key) == "timestamps";
+            if (flag ? !req.flag(key) : !v)
+                continue;
+            query += (query.empty() ? "?" : "&") + std::string(key) + "=" +
+                     (flag ? std::string("true") : *v);
+        }
+        if (auto down = kubelet_unreachable(*pod, "/containerLogs/" + ns + "/" + name + "/" +
+                                                      cname + query))
+            return *down;
+    }
     std::string path = view->log_path;
     if (previous)
         path = path.substr(0, path.size() - 4) + ".previous.log";
@@ -1429,6 +1554,7 @@ api_response api_server::pod_logs(const api_request& req, const std::string& ns,
             cut_abrupt = faults_.log_cut_abrupt;
         }
     }
+    r.stream_node = str_at(pod->at("spec").as_object(), "nodeName");
     r.stream = [this, path, offset, content = std::move(content), uid, cname, instance, timestamps, stamp,
                 ends_in_newline, cut_after, cut_abrupt](chunk_sink& out) {
         cut_sink sink(out, cut_after);
@@ -2125,6 +2251,7 @@ std::variant<api_response, exec_plan> api_server::prepare_exec(const api_request
     plan.pod_uid = str_at(pod->at("metadata").as_object(), "uid");
     if (str_at(pod->at("spec").as_object(), "nodeName").empty())
         return bad_request("pod " + name + " does not have a host assigned");
+    plan.node = str_at(pod->at("spec").as_object(), "nodeName");
     plan.command = req.params("command");
     plan.in = req.flag("stdin");
     plan.out = req.flag("stdout");
@@ -2136,6 +2263,8 @@ std::variant<api_response, exec_plan> api_server::prepare_exec(const api_request
         return bad_request("you must specify at least 1 of stdin, stdout, stderr");
     if (plan.command.empty())
         return bad_request("you must specify at least one command for the container");
+    if (auto down = kubelet_unreachable(*pod, "")) // the API server dials the kubelet here
+        return *down;
     plan.target = kubelet_.container(plan.pod_uid, plan.container);
     if (!plan.target || plan.target->st != container_view::state::running) {
         // The kubelet finds exec targets among running containers only (GetExec: "container

@@ -71,6 +71,8 @@ struct api_response {
     header_list headers; ///< several of one name (Warning) are all sent
     /// When set, the body is streamed (chunked) by calling this after the headers went out.
     std::function<void(chunk_sink&)> stream;
+    /// A streamed log follow: the node whose kubelet serves it (the kubeletRestart fault cuts it).
+    std::string stream_node;
 };
 
 /// Whether the comma-separated `offered` list (Sec-WebSocket-Protocol) names `protocol`.
@@ -80,6 +82,7 @@ bool offers_protocol(std::string_view offered, std::string_view protocol);
 struct exec_plan {
     std::string pod_uid;
     std::string pod_name;
+    std::string node; ///< spec.nodeName: the kubeletRestart fault cuts the node's sessions
     std::string container;
     std::vector<std::string> command;
     bool in = false, out = false, err = false, tty = false;
@@ -116,6 +119,7 @@ struct fault_state {
     int gone_count = 0;
     bool gone_as_event = true;
     int rotations = 0;
+    int kubelet_cuts = 0; ///< streams cut by kubeletRestart so far
     // logCut: the next N log follows of a running container end (or break, when abrupt) after
     // log_cut_after_bytes bytes of body, as a proxy's idle cut or an API server restart does.
     int log_cut_count = 0;
@@ -141,6 +145,9 @@ public:
     virtual bool arm(const restart_fault& fault) = 0;
     virtual bool down() const = 0;  ///< between the cut and the end of the down time
     virtual int restarts() const = 0; ///< cuts done so far
+    /// The kubeletRestart fault: cuts every exec session and log follow served by `node` ("" =
+    /// every node) at once, as the restart cuts everything; answers how many were cut.
+    virtual int cut_node_streams(const std::string& node) = 0;
 };
 
 class api_server {
@@ -240,6 +247,17 @@ private:
                                const std::string& ns, const std::string& list_kind,
                                const std::string& api_version = "v1");
     api_response pod_logs(const api_request& req, const std::string& ns, const std::string& name);
+    /// The kubeletRestart fault's down time: the 500 the API server answers when it cannot dial
+    /// the kubelet of the pod's node (exec: `error dialing backend: ...`; logs: the failed GET of
+    /// `kubelet_path`), or nullopt when that kubelet is up.
+    std::optional<api_response> kubelet_unreachable(const boost::json::object& pod,
+                                                    const std::string& kubelet_path);
+    /// expireToken with restoreAfterSeconds: writes a new service-account token after `after`
+    /// (unless stopped); the expired one stays rejected.
+    void restore_token_later(std::chrono::milliseconds after);
+    /// Writes a fresh service-account token atomically and makes it valid (faults_mu_ held);
+    /// the old token's deadline is `old_deadline`. An error text, or "" on success.
+    std::string rotate_token_locked(std::chrono::steady_clock::time_point old_deadline);
 
     object_store& store_;
     kubelet& kubelet_;
@@ -259,7 +277,11 @@ private:
     std::chrono::milliseconds bookmark_interval_{60000};
     std::mutex ns_mu_;
     std::set<std::string> terminating_; // namespaces being deleted (guarded by ns_mu_)
-    std::jthread ns_reaper_;            // started by the first namespace deletion; last member
+    // kubeletRestart: node ("" = every node) → end of its kubelet's down time (faults_mu_).
+    std::map<std::string, std::chrono::steady_clock::time_point> kubelet_down_;
+    bool token_restore_pending_ = false; // expireToken restoreAfterSeconds (faults_mu_)
+    std::jthread ns_reaper_;            // started by the first namespace deletion
+    std::jthread token_restorer_;       // expireToken restoreAfterSeconds; last member
 };
 
 /// JSON body helper: serialize with the given status.

@@ -2,12 +2,18 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/eventfd.h>
+#include <sys/mount.h>
+#include <sys/statfs.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <linux/magic.h>
 
 #include <algorithm>
 #include <atomic>
@@ -15,6 +21,7 @@
 #include <filesystem>
 #include <fstream>
 #include <cstdio>
+#include <cstring>
 #include <set>
 #include <thread>
 
@@ -710,6 +717,84 @@ void kubelet::kill_pod_processes(const std::string& pod_uid) {
                 ::kill(-c.view.pid, SIGKILL);
     for (pid_t pg : rt->exec_pgids)
         ::kill(-pg, SIGKILL);
+}
+
+namespace {
+
+// In a child of fork(): only system calls from here to _exit. Remounts the tmpfs at `path` (in
+// the current mount namespace) with size = used + free_bytes; 0 or an errno.
+int shrink_tmpfs(const char* path, std::uint64_t free_bytes) {
+    struct statfs st{};
+    if (::statfs(path, &st) != 0)
+        return errno;
+    if (st.f_type != TMPFS_MAGIC)
+        return 0; // not a tmpfs (an overlay that could not be set up): nothing to limit
+    if ((st.f_flags & ST_RDONLY) != 0)
+        return 0; // readOnlyRootFilesystem: nothing to write; a remount would make it writable
+    const std::uint64_t bs = static_cast<std::uint64_t>(st.f_bsize);
+    const std::uint64_t used = (static_cast<std::uint64_t>(st.f_blocks) - st.f_bfree) * bs;
+    const std::uint64_t size = std::max<std::uint64_t>(used + free_bytes, bs);
+    char data[40] = "size=";
+    char digits[24];
+    int n = 0;
+    for (std::uint64_t v = size; v > 0 || n == 0; v /= 10)
+        digits[n++] = static_cast<char>('0' + v % 10);
+    for (int i = 0; i < n; ++i)
+        data[5 + i] = digits[n - 1 - i];
+    data[5 + n] = 0;
+    if (::mount(nullptr, path, nullptr, MS_REMOUNT, data) != 0)
+        return errno;
+    return 0;
+}
+
+} // namespace
+
+std::string kubelet::limit_storage(const std::string& pod_uid, std::uint64_t free_bytes) {
+    std::vector<container_view> views;
+    {
+        std::shared_ptr<pod_runtime> rt;
+        {
+            std::lock_guard lk(mu_);
+            auto it = pods_.find(pod_uid);
+            if (it == pods_.end())
+                return "the pod has no running containers";
+            rt = it->second;
+        }
+        std::lock_guard lk(rt->mu);
+        for (auto* list : {&rt->init_containers, &rt->containers})
+            for (auto& c : *list)
+                if (c.view.st == container_view::state::running && c.view.pid > 0)
+                    views.push_back(c.view);
+    }
+    if (views.empty())
+        return "the pod has no running containers";
+    for (const auto& v : views) {
+        // setns(CLONE_NEWNS) is refused to a multi-threaded process: a child does it.
+        const std::string ns = "/proc/" + std::to_string(v.pid) + "/ns/mnt";
+        const int fd = ::open(ns.c_str(), O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            return "open " + ns + ": " + std::strerror(errno);
+        const std::string root = v.root, layer = v.layer_dir;
+        const pid_t child = ::fork();
+        if (child == 0) {
+            if (::setns(fd, CLONE_NEWNS) != 0)
+                ::_exit(errno);
+            int err = shrink_tmpfs(root.c_str(), free_bytes);
+            if (err == 0 && !layer.empty())
+                err = shrink_tmpfs(layer.c_str(), free_bytes);
+            ::_exit(err);
+        }
+        ::close(fd);
+        if (child < 0)
+            return std::string("fork: ") + std::strerror(errno);
+        int status = 0;
+        while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
+        }
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+            return "remount of " + v.root + " failed: " +
+                   std::strerror(WIFEXITED(status) ? WEXITSTATUS(status) : EIO);
+    }
+    return "";
 }
 
 void kubelet::shutdown(std::chrono::milliseconds grace) {

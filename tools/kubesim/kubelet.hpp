@@ -76,6 +76,7 @@ struct container_view {
     int restart_count = 0;      ///< instances started minus one (a new instance has a new log)
     pid_t pid = -1;             ///< valid while running
     std::string root;           ///< host path of the container root (mount point in its namespace)
+    std::string layer_dir;      ///< its writable layer's tmpfs (mount point in its namespace)
     std::vector<std::string> env;
     std::string working_dir;
     std::optional<unsigned> uid, gid;
@@ -143,6 +144,10 @@ public:
     /// Fault injection: SIGKILLs the pod's container and exec process groups (the object stays;
     /// the containers end as killed, exit 137).
     void kill_pod_processes(const std::string& pod_uid);
+    /// Fault injection (diskFull): each running container's root and writable-layer tmpfs get
+    /// only `free_bytes` more (remounted with size = used + free_bytes in its mount namespace),
+    /// so writes beyond fail with ENOSPC. An error text, or "" on success.
+    std::string limit_storage(const std::string& pod_uid, std::uint64_t free_bytes);
     /// Kills every pod's processes (SIGTERM, SIGKILL after `grace`) and joins all pod threads.
     void shutdown(std::chrono::milliseconds grace);
 

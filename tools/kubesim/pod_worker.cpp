@@ -378,6 +378,7 @@ private:
         }
         c.view.cgroup_procs = s.cgroup_procs;
         c.view.root = s.root;
+        c.view.layer_dir = s.layer_dir;
         c.view.env = s.env;
         c.view.working_dir = s.working_dir;
         c.view.uid = s.uid;

@@ -171,7 +171,8 @@ struct server::impl : restart_driver {
         int fd = -1;
         std::thread thread;
         std::atomic<bool> done{false};
-        std::atomic<bool> cut{false}; ///< shut down by the restart fault
+        std::atomic<bool> cut{false}; ///< shut down by the restart or kubeletRestart fault
+        std::string node; ///< an exec session's or log follow's node while it runs (guarded by mu)
     };
     std::mutex mu; // connections; also held from accept() to registering the connection
     std::list<connection> connections;
@@ -214,7 +215,28 @@ struct server::impl : restart_driver {
     }
     void restart_loop();
     void cut_everything(bool refuse);
+    int cut_node_streams(const std::string& node) override;
+    void set_node(connection& c, const std::string& node) {
+        std::lock_guard lk(mu);
+        c.node = node;
+    }
 };
+
+// The kubeletRestart fault: the API server proxies exec and log streams from the kubelet; when
+// the kubelet goes, its side of each proxied stream breaks and the API server drops the client
+// connection. The socket is shut down as in the restart's cut; the pods are not touched.
+int server::impl::cut_node_streams(const std::string& node) {
+    std::lock_guard lk(mu);
+    int n = 0;
+    for (auto& c : connections) {
+        if (c.done || c.cut || c.node.empty() || (!node.empty() && c.node != node))
+            continue;
+        c.cut.store(true, std::memory_order_release);
+        ::shutdown(c.fd, SHUT_RDWR);
+        ++n;
+    }
+    return n;
+}
 
 void server::impl::cut_everything(bool refuse) {
     std::lock_guard lk(mu); // no accept() completes meanwhile
@@ -394,6 +416,7 @@ void server::impl::serve(connection& c, tcp::socket socket, net::io_context& ioc
             if (auto* err = std::get_if<api_response>(&prep)) {
                 send(*err);
             } else {
+                set_node(c, std::get<exec_plan>(prep).node);
                 detail::run_exec_session(stream, ioc, std::move(req), std::get<exec_plan>(std::move(prep)), kube);
                 return; // the exec session owns the connection to its end
             }
@@ -409,7 +432,9 @@ void server::impl::serve(connection& c, tcp::socket socket, net::io_context& ioc
                 http::write_header(stream, sr, ec);
                 if (!ec) {
                     tls_chunk_sink sink(stream, c.cut);
+                    set_node(c, r.stream_node);
                     r.stream(sink);
+                    set_node(c, "");
                     if (sink.failed())
                         break;
                     net::write(stream, http::make_chunk_last(), ec);

@@ -190,6 +190,8 @@ int run_cp(const cp_flags& f) {
         attempt, *policy, stop.get_token(), [](const remote::retry_notice& n) {
             std::fprintf(stderr, "podpipe: cp: warning: %s\n", remote::retry_text(n).c_str());
         });
+    if (!copied) // for good: the target's resume ledger goes, the error says what is left
+        copied = fail(copier.give_up(std::move(copied.error())));
     return report(f, copied);
 }
 

@@ -1,6 +1,7 @@
 // podpipe: the transfer CLI. Exceptions stop here; everything below returns result<T>.
 #include "engine/common/limits.hpp"
 #include "engine/gzip/member_compressor.hpp"
+#include "engine/pipeline/ledger.hpp"
 #include "engine/pipeline/recv.hpp"
 #include "engine/pipeline/send.hpp"
 #include "remote/protocol.hpp"
@@ -69,6 +70,7 @@ struct unpack_flags : common_flags {
     bool allow_incomplete = false; ///< unpack: accept a stream whose sender reported problems
     std::string resumable;  ///< recv: the transfer's id: keep a ledger (pipeline/ledger.hpp)
     bool resume = false;    ///< recv: continue from the ledger, offer first on stdout
+    std::string abandon;    ///< recv: remove the ledger of this transfer id, receive nothing
 };
 
 void add_common(CLI::App& cmd, common_flags& f) {
@@ -235,7 +237,29 @@ int run_pack(const pack_flags& f) {
     return f.pod_side ? cli::exit_ok : cli::problems_exit("pack", *r, f.allow_incomplete, false);
 }
 
+// `recv --abandon ID`: the copy that kept ledger ID failed for good, nothing continues it.
+int abandon_ledger(const unpack_flags& f) {
+    if (!pipeline::valid_transfer_id(f.abandon))
+        return usage_error("--abandon takes an id of 1 to 64 letters, digits, '-', '_'");
+    if (!f.resumable.empty() || f.resume)
+        return usage_error("--abandon receives nothing: no --resumable or --resume with it");
+    // A receiver of the cut session may still be running (its stdin not yet closed): it holds
+    // the lock until it ends, and would commit again after a removal without it.
+    auto files = pipeline::ledger_files::open(f.dir, f.abandon, std::chrono::seconds(10));
+    if (!files) {
+        if (files.error() == std::errc::no_such_file_or_directory)
+            return cli::exit_ok; // no DIR: nothing to remove
+        std::fprintf(stderr, "podpipe: recv --abandon: %s: %s\n", f.dir.c_str(),
+                     files.error().message().c_str());
+        return cli::exit_failure;
+    }
+    files->remove();
+    return cli::exit_ok;
+}
+
 int run_unpack(const unpack_flags& f) {
+    if (!f.abandon.empty())
+        return abandon_ledger(f);
     pipeline::recv_options opt;
     int rc = 0;
     std::chrono::milliseconds stall{};
@@ -383,6 +407,10 @@ int run(int argc, char** argv) {
     recv->add_flag("--resume", rf.resume,
                    "With --resumable: continue from the ledger; the first stdout line says where "
                    "the sender starts (a JSON `resume` message; offset 0: from the beginning)");
+    recv->add_option("--abandon", rf.abandon,
+                     "Receive nothing: remove the ledger of transfer ID from DIR (a copy that "
+                     "failed for good; waits a few seconds for a receiver of it still running). "
+                     "No ledger, or no DIR: success");
     add_common(*recv, rf);
 
     // What the local side of `podpipe cp` asks first (remote/protocol.hpp): this binary's

@@ -60,6 +60,9 @@ CLI::App* add_run_command(CLI::App& app, run_flags& f) {
                     "Send TERM, KILL, INT, HUP (or a number) to the step's process group");
     run->add_flag("--status", f.status,
                   "Print `running`, or how the step ended (`exit N`, `signal S`)");
+    run->add_flag("--remove", f.remove,
+                  "Remove the spool of a step that has ended (none: success; refused while "
+                  "the step runs). The caller asks once it has the exit code and all output");
     run->add_option("--cwd", f.cwd, "Working directory of the step");
     run->add_option("COMMAND", f.command, "The step's command and arguments, after --");
     run->footer("Exit codes: the step's own (128+N when killed by signal N); 125 with a "
@@ -69,16 +72,22 @@ CLI::App* add_run_command(CLI::App& app, run_flags& f) {
 }
 
 int run_step(const run_flags& f) {
-    const int modes = (f.attach ? 1 : 0) + (f.status ? 1 : 0) + (f.signal.empty() ? 0 : 1);
+    const int modes = (f.attach ? 1 : 0) + (f.status ? 1 : 0) + (f.signal.empty() ? 0 : 1) +
+                      (f.remove ? 1 : 0);
     if (modes > 1) {
-        std::fprintf(stderr, "podpipe run: --attach, --status and --signal exclude each other\n");
+        std::fprintf(stderr, "podpipe run: --attach, --status, --signal and --remove exclude "
+                             "each other\n");
         return exit_usage;
     }
     if ((modes == 1) != f.command.empty()) {
         std::fprintf(stderr, "podpipe run: %s\n",
-                     modes == 1 ? "no command with --attach, --status or --signal"
+                     modes == 1 ? "no command with --attach, --status, --signal or --remove"
                                 : "nothing to run: give the step's command after --");
         return exit_usage;
+    }
+    if (f.remove) {
+        auto r = remote::step::remove(f.spool);
+        return r ? exit_ok : failed(r.error());
     }
     if (!f.signal.empty()) {
         const auto sig = parse_signal(f.signal);

@@ -17,6 +17,7 @@ struct run_flags {
     std::string stderr_from = "0";
     std::string signal;               ///< TERM, KILL, INT, HUP or a number: signal the step
     bool status = false;              ///< print "running" or the status line
+    bool remove = false;              ///< remove the spool of a step that has ended
     std::string cwd;                  ///< working directory of the step
     std::vector<std::string> command; ///< after `--`
 };

@@ -1,4 +1,4 @@
-// podpipe-hook's one-shot execs under failed exec upgrades (issue 21): prepare_job's /github
+// podpipe-hook's one-shot execs and REST calls under failures (issue 21): prepare_job's /github
 // set-up exec opens through a burst of 503s longer than the kube client's own retries (tried
 // again with the copies' backoff, PODPIPE_COPY_RETRY_SECONDS), and a refusal that stays (403)
 // still fails prepare_job at once, saying what the server said.
@@ -83,6 +83,29 @@ TEST_F(hook_exec_retry_test, prepare_job_set_up_opens_through_more_503s_than_the
         << all(p);
     auto link = kubectl("exec runner-abc-workflow -c job -- readlink /github/home");
     EXPECT_EQ(link.output, "/__w/_temp/_github_home\n") << all(p);
+}
+
+// Twelve 503s at the start of prepare_job (its permission check: 13 access reviews, the first
+// refused through the client's five tries twice) and again at cleanup_job (its list of the
+// job's pods): the hook's REST calls are tried again as its execs are, and the job goes on.
+TEST_F(hook_exec_retry_test, rest_calls_get_through_more_503s_than_the_client_retries) {
+    auto& r = *runner_;
+    faults(R"({"http": {"code": 503, "count": 12}})");
+    auto p = r.prepare_job(job_args);
+    ASSERT_EQ(p.exit_code, 0) << all(p);
+    EXPECT_NE(p.out.find("::warning::checking the permissions failed (attempt 1): "),
+              std::string::npos)
+        << all(p);
+    faults(R"({"http": {"code": 503, "count": 12}})");
+    auto c = r.cleanup_job();
+    ASSERT_EQ(c.exit_code, 0) << all(c);
+    EXPECT_NE(c.out.find("::warning::listing the job's pods in namespace default failed "
+                         "(attempt 1): "),
+              std::string::npos)
+        << all(c);
+    EXPECT_TRUE(podpipe::testing::eventually(
+        [&] { return kubectl("get pods -l runner-pod=runner-abc -o name").output.empty(); },
+        20s));
 }
 
 // A 403 on the set-up exec's upgrade cannot pass: prepare_job fails at once (no retry), with

@@ -92,6 +92,12 @@ protected:
         return r.output;
     }
 
+    /// What the job pod's spool directory of `podpipe run` holds ("" once every step's spool
+    /// was removed); "no spools" when no step ran under `podpipe run` at all.
+    std::string spools_left() {
+        return job_exec("ls -A /tmp/podpipe-steps 2>/dev/null || echo no spools");
+    }
+
     fs::path images_ = tmp_ / "images.json";
 };
 
@@ -198,6 +204,8 @@ TEST_P(stream_mode_test, failing_step_exit_code_and_file_commands_come_back) {
     EXPECT_EQ(s.exit_code, 7) << all(s);
     EXPECT_EQ(r.outputs()["partial"], "yes");
     EXPECT_EQ(r.summary(), "# failed\n");
+    // The hook has the exit code and printed the output: the step's spool went with it.
+    EXPECT_EQ(spools_left(), "");
     // A missing working directory fails the step (spec §8 item 99).
     script_step bad;
     bad.working_directory = "/foo/bar";
@@ -625,6 +633,8 @@ TEST_P(stream_mode_test, dropped_execs_during_a_step_are_survived_or_a_clear_fai
     EXPECT_NE(s.out.find("::warning::the session with pod default/runner-abc-workflow broke"),
               std::string::npos);
     EXPECT_EQ(r.outputs().count("done"), 1u);
+    // Re-attached through the cuts, and the spool removed once the exit code came back.
+    EXPECT_EQ(spools_left(), "");
 
     options_.extra_env["PODPIPE_STEP_REATTACH_SECONDS"] = "0";
     runner_.emplace(options_);

@@ -354,5 +354,75 @@ TEST_F(faults_test, rotate_service_account_token_with_grace) {
     EXPECT_NE(who.body.find("system:serviceaccount:default:default"), std::string::npos) << who.body;
 }
 
+// expireToken with restoreAfterSeconds: the service-account token answers 401 at once and the
+// token file stays as it is until R seconds later, when a new token is written (the expired one
+// stays rejected); a second knob while one waits is refused.
+TEST_F(faults_test, expired_token_is_replaced_only_after_the_delay) {
+    const std::string file = dir_ + "/state/serviceaccount/token";
+    std::string old_token;
+    std::ifstream(file) >> old_token;
+    ASSERT_FALSE(old_token.empty());
+    const std::string path = "/api/v1/namespaces/default/pods";
+    ASSERT_EQ(https_request(port(), ca_file(), old_token, "GET", path).status, 200);
+    const auto t0 = std::chrono::steady_clock::now();
+    arm(R"({"expireToken": {"restoreAfterSeconds": 1.5}})");
+    auto r = https_request(port(), ca_file(), old_token, "GET", path);
+    EXPECT_EQ(r.status, 401);
+    EXPECT_NE(r.body.find(R"("reason":"Unauthorized")"), std::string::npos) << r.body;
+    EXPECT_EQ(https_request(port(), ca_file(), admin_token(), "POST", "/kubesim/faults",
+                            R"({"expireToken": {"restoreAfterSeconds": 1}})")
+                  .status,
+              409);
+    auto st = https_request(port(), ca_file(), admin_token(), "GET", "/kubesim/faults");
+    EXPECT_NE(st.body.find(R"("expireToken":{"restorePending":true})"), std::string::npos)
+        << st.body;
+    std::this_thread::sleep_until(t0 + std::chrono::milliseconds(1200));
+    std::string same;
+    std::ifstream(file) >> same;
+    EXPECT_EQ(same, old_token) << "no new token before the delay";
+    std::string fresh;
+    ASSERT_TRUE(podpipe::testing::eventually([&] {
+        std::ifstream(file) >> fresh;
+        return !fresh.empty() && fresh != old_token;
+    }, std::chrono::seconds(5)));
+    EXPECT_GE(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(1400));
+    EXPECT_EQ(https_request(port(), ca_file(), fresh, "GET", path).status, 200);
+    EXPECT_EQ(https_request(port(), ca_file(), old_token, "GET", path).status, 401);
+    st = https_request(port(), ca_file(), admin_token(), "GET", "/kubesim/faults");
+    EXPECT_NE(st.body.find(R"("expireToken":{"restorePending":false})"), std::string::npos)
+        << st.body;
+    EXPECT_EQ(https_request(port(), ca_file(), admin_token(), "POST", "/kubesim/faults",
+                            R"({"expireToken": {"restoreAfterSeconds": -1}})")
+                  .status,
+              400);
+}
+
+// diskFull: the pod's root and writable layer (tmpfs) get only freeBytes more; a write beyond
+// fails with ENOSPC, one within fits.
+TEST_F(faults_test, disk_full_leaves_only_the_free_bytes) {
+    ASSERT_EQ(kubectl("exec p1 -- dd if=/dev/zero of=/tmp/before bs=1024 count=2048").exit_code,
+              0);
+    arm(R"({"diskFull": {"namespace": "default", "pod": "p1", "freeBytes": 1048576}})");
+    for (const char* dir : {"/tmp", "/etc"}) { // the root tmpfs; an image directory's overlay
+        const std::string d = dir;
+        auto small = kubectl("exec p1 -- dd if=/dev/zero of=" + d + "/small bs=1024 count=512");
+        EXPECT_EQ(small.exit_code, 0) << d << ": " << small.output;
+        auto big = kubectl("exec p1 -- dd if=/dev/zero of=" + d + "/big bs=1024 count=4096");
+        EXPECT_NE(big.exit_code, 0) << d;
+        EXPECT_NE(big.output.find("No space left on device"), std::string::npos)
+            << d << ": " << big.output;
+        EXPECT_EQ(kubectl("exec p1 -- rm " + d + "/big " + d + "/small").exit_code, 0);
+    }
+    // Freeing space makes room again (the limit is a size, not a count of writes).
+    EXPECT_EQ(kubectl("exec p1 -- rm /tmp/before").exit_code, 0);
+    EXPECT_EQ(kubectl("exec p1 -- dd if=/dev/zero of=/tmp/again bs=1024 count=2048").exit_code, 0);
+    auto missing = https_request(port(), ca_file(), admin_token(), "POST", "/kubesim/faults",
+                                 R"({"diskFull": {"pod": "nope", "freeBytes": 0}})");
+    EXPECT_EQ(missing.status, 404);
+    auto bad = https_request(port(), ca_file(), admin_token(), "POST", "/kubesim/faults",
+                             R"({"diskFull": {"pod": "p1"}})");
+    EXPECT_EQ(bad.status, 400);
+}
+
 } // namespace
 } // namespace podpipe::kubesim::testing

@@ -277,5 +277,70 @@ TEST_F(restart_test, watch_history_before_the_restart_is_gone) {
     EXPECT_EQ(seen.body.find("ERROR"), std::string::npos) << seen.body;
 }
 
+// kubeletRestart (README "Fault injection"): the API server stays up, but every exec session and
+// log follow of the node's pods is cut at once; for the down time a new exec or log request gets
+// the 500 the API server answers when it cannot dial the kubelet; then both work again. The pod
+// and the exec'd process keep running (stdin at EOF), as after the restart's cut.
+TEST_F(restart_test, kubelet_restart_cuts_the_node_streams_while_rest_works) {
+    auto pod = get("/api/v1/namespaces/default/pods/p1");
+    const auto at = pod.body.find(R"("nodeName":")");
+    ASSERT_NE(at, std::string::npos) << pod.body;
+    const std::string node = pod.body.substr(at + 12, pod.body.find('"', at + 12) - at - 12);
+    // Another node's restart leaves this pod alone.
+    EXPECT_EQ(arm(R"({"kubeletRestart": {"node": "node-9", "downSeconds": 1}})").status, 404);
+    auto other = arm(std::string(R"({"kubeletRestart": {"node": ")") +
+                     (node == "node-1" ? "node-2" : "node-1") + R"(", "downSeconds": 1}})");
+    ASSERT_EQ(other.status, 200) << other.body;
+    EXPECT_NE(other.body.find(R"("kubeletRestart":{"cut":0})"), std::string::npos) << other.body;
+    EXPECT_EQ(attempt("/api/v1/namespaces/default/pods/p1/log?tailLines=1"), "200");
+    EXPECT_EQ(kubectl("exec p1 -- true").exit_code, 0);
+
+    auto exec = start_exec(survivor);
+    auto log = std::async(std::launch::async, [&] {
+        return attempt("/api/v1/namespaces/default/pods/p1/log?follow=true");
+    });
+    auto watch = std::async(std::launch::async, [&] {
+        return attempt("/api/v1/namespaces/default/pods?watch=true&timeoutSeconds=4");
+    });
+    std::this_thread::sleep_for(500ms);
+    auto r = arm(R"({"kubeletRestart": {"node": ")" + node + R"(", "downSeconds": 2}})");
+    ASSERT_EQ(r.status, 200) << r.body;
+    const auto armed = clock_type::now();
+    EXPECT_NE(r.body.find(R"("kubeletRestart":{"cut":2})"), std::string::npos) << r.body;
+    expect_exec_cut(*exec);
+    ASSERT_TRUE(cut_in_time(log, "the log follow"));
+    EXPECT_EQ(log.get().rfind("error: ", 0), 0u) << "the log follow ended cleanly";
+
+    // Down: REST answers; exec and logs get the API server's dial error.
+    EXPECT_EQ(get("/api/v1/namespaces/default/pods").status, 200);
+    ws_exec_client refused(port(), ca_file(), admin_token());
+    EXPECT_EQ(refused.open("/api/v1/namespaces/default/pods/p1/exec?command=true&stdout=true",
+                           "v5.channel.k8s.io"),
+              500);
+    EXPECT_NE(refused.body().find("\"message\":\"error dialing backend: dial tcp "),
+              std::string::npos) << refused.body();
+    EXPECT_NE(refused.body().find(":10250: connect: connection refused\""), std::string::npos)
+        << refused.body();
+    EXPECT_EQ(refused.body().find("\"reason\""), std::string::npos) << refused.body();
+    auto logs = get("/api/v1/namespaces/default/pods/p1/log?follow=true&tailLines=1");
+    EXPECT_EQ(logs.status, 500);
+    EXPECT_NE(logs.body.find("/containerLogs/default/p1/c1?follow=true&tailLines=1\\\": dial "
+                             "tcp "),
+              std::string::npos) << logs.body;
+    EXPECT_EQ(kubectl("exec p1 -- true").exit_code, 1);
+
+    // The watch (not served by a kubelet) was not cut.
+    EXPECT_EQ(watch.wait_for(0s), std::future_status::timeout) << "the watch was cut";
+    ASSERT_TRUE(podpipe::testing::eventually(
+        [&] { return kubectl("exec p1 -- cat /tmp/marker").output == "stdin-eof\n"; }, 10s));
+    EXPECT_GE(clock_type::now() - armed, 1800ms);
+    EXPECT_EQ(attempt("/api/v1/namespaces/default/pods/p1/log?tailLines=1"), "200");
+    EXPECT_EQ(watch.get(), "200");
+    pod = get("/api/v1/namespaces/default/pods/p1");
+    EXPECT_NE(pod.body.find(R"("restartCount":0)"), std::string::npos) << pod.body;
+    EXPECT_NE(kubectl("exec p1 -- ps").output.find("sleep 1000"), std::string::npos);
+    EXPECT_EQ(arm(R"({"kubeletRestart": {"downSeconds": -1}})").status, 400);
+}
+
 } // namespace
 } // namespace podpipe::kubesim::testing

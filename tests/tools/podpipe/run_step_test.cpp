@@ -167,6 +167,44 @@ TEST_F(run_step_test, a_supervisor_that_dies_ends_the_follower_with_an_error) {
     ::kill(-std::stoi(pgid), SIGKILL);
 }
 
+// --remove (the hook's ask once it holds the exit code): an ended step's spool goes, a second
+// ask (after a cut) is success, a running step's spool and a directory that is no spool stay.
+TEST_F(run_step_test, remove_takes_an_ended_spool_and_nothing_else) {
+    ASSERT_EQ(run("--spool " + spool("s") + " -- sh -c 'echo hi; echo ho >&2; exit 3'").code, 3);
+    ASSERT_TRUE(fs::exists(tmp_ / "s" / "status"));
+    auto gone = run("--spool " + spool("s") + " --remove");
+    EXPECT_EQ(gone.code, 0) << gone.err;
+    EXPECT_FALSE(fs::exists(tmp_ / "s"));
+    EXPECT_TRUE(fs::exists(tmp_.path())); // not its parent
+    EXPECT_EQ(run("--spool " + spool("s") + " --remove").code, 0);
+
+    child_process follower({exe, "run", "--spool", spool("r"), "--", "sh", "-c",
+                            "echo up; exec sleep 60"},
+                           tmp_ / "r-out");
+    ASSERT_TRUE(follower.started());
+    for (int i = 0; i < 200 && follower.output().find("up") == std::string::npos; ++i)
+        std::this_thread::sleep_for(25ms);
+    auto running = run("--spool " + spool("r") + " --remove");
+    EXPECT_EQ(running.code, 125);
+    EXPECT_NE(running.err.find("still runs"), std::string::npos) << running.err;
+    EXPECT_TRUE(fs::exists(tmp_ / "r" / "stdout"));
+    EXPECT_EQ(run("--spool " + spool("r") + " --signal KILL").code, 0);
+    ASSERT_TRUE(follower.wait_exit(10s).has_value());
+    EXPECT_EQ(run("--spool " + spool("r") + " --remove").code, 0);
+    EXPECT_FALSE(fs::exists(tmp_ / "r"));
+
+    fs::create_directories(tmp_ / "other");
+    {
+        std::ofstream(tmp_ / "other" / "status") << "exit 0\n";
+        std::ofstream(tmp_ / "other" / "keep") << "x";
+    }
+    auto other = run("--spool " + spool("other") + " --remove");
+    EXPECT_EQ(other.code, 125);
+    EXPECT_TRUE(fs::exists(tmp_ / "other" / "keep"));
+    EXPECT_EQ(run("--spool " + spool("x") + " --remove --status").code, 2);
+    EXPECT_EQ(run("--spool " + spool("x") + " --remove -- true").code, 2);
+}
+
 TEST_F(run_step_test, refusals_are_clear_and_change_nothing) {
     ASSERT_EQ(run("--spool " + spool("s") + " -- true").code, 0);
     auto twice = run("--spool " + spool("s") + " -- true");
