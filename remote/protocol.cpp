@@ -100,6 +100,7 @@ void write_report(json_writer& w, const report& r, const report* remote) {
     w.field("tar_bytes", s.tar_bytes);
     w.field("wire_bytes", s.wire_bytes);
     w.field("chunks", s.chunks);
+    w.field("chunks_stored", s.chunks_stored);
     w.field("seconds", s.seconds, 6);
     w.key("manifest");
     w.begin_object();

@@ -38,9 +38,9 @@ public:
         return e;
     }
 
-    std::uint64_t u64(std::string_view key) {
+    std::uint64_t u64(std::string_view key, bool required = true) {
         std::uint64_t v = 0;
-        if (auto e = get(key); e && e->get_uint64().get(v) != simdjson::SUCCESS)
+        if (auto e = get(key, required); e && e->get_uint64().get(v) != simdjson::SUCCESS)
             set(key, "expected an unsigned integer");
         return v;
     }
@@ -248,6 +248,7 @@ void read_report(reader& r, report& out) {
     s.tar_bytes = r.u64("tar_bytes");
     s.wire_bytes = r.u64("wire_bytes");
     s.chunks = r.u64("chunks");
+    s.chunks_stored = r.u64("chunks_stored", false); // an older podpipe does not send it
     s.seconds = r.number("seconds");
     if (auto m = r.object("manifest")) {
         reader mr = r.nested(*m, "manifest");

@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -12,6 +13,7 @@
 #include <array>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <thread>
 
 namespace podpipe::remote::step {
@@ -116,9 +118,23 @@ void write_atomically(const char* tmp, const char* final, const char* text, std:
             break;
         done += static_cast<std::size_t>(w);
     }
-    ::fsync(fd);
-    ::close(fd);
+    // A short write (a full disk) leaves no file under the final name: a status that is not
+    // there reads as "not recorded", which the follower explains; a cut one would not parse.
+    const bool whole = done == len && ::fsync(fd) == 0;
+    if (::close(fd) != 0 || !whole) {
+        ::unlink(tmp);
+        return;
+    }
     ::rename(tmp, final);
+}
+
+/// "; the filesystem of DIR is full ..." when it has no free block left (the likely reason a
+/// status was not written), else "".
+std::string full_disk_note(const std::string& dir) {
+    struct statvfs v {};
+    if (::statvfs(dir.c_str(), &v) != 0 || v.f_bavail > 0)
+        return {};
+    return "; the filesystem of " + dir + " is full (no space left on device)";
 }
 
 result<std::string, std::string> read_small(const std::string& path) {
@@ -387,7 +403,7 @@ result<std::optional<step_status>, std::string> status(const std::string& dir) {
         return fail(text.error());
     auto parsed = parse_status(*text, path);
     if (!parsed)
-        return fail(parsed.error());
+        return fail(parsed.error() + full_disk_note(dir));
     return std::optional<step_status>(*parsed);
 }
 
@@ -422,7 +438,8 @@ result<step_status, std::string> follow(const std::string& dir, const follow_opt
             if (last && *last)
                 continue;
             return fail(std::string("the step's supervisor is gone without recording how the "
-                                    "step ended (killed?)"));
+                                    "step ended (killed?)") +
+                        full_disk_note(dir));
         }
         std::this_thread::sleep_for(idle);
         idle = std::min(idle * 2, opts.max_idle_poll);
@@ -469,6 +486,24 @@ result<void, std::string> remove(const std::string& dir) {
     if (::rmdir(dir.c_str()) != 0 && errno != ENOENT)
         return fail(errno_text(dir, errno));
     return {};
+}
+
+std::size_t remove_ended_siblings(const std::string& dir) {
+    const std::filesystem::path self(dir);
+    const std::filesystem::path parent = self.parent_path();
+    std::error_code ec;
+    std::filesystem::directory_iterator it(parent.empty() ? "." : parent, ec);
+    std::size_t removed = 0;
+    for (; !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+        if (it->path().filename() == self.filename() || !it->is_directory(ec) ||
+            it->is_symlink(ec))
+            continue;
+        const std::string sibling = it->path().string();
+        auto st = status(sibling);
+        if (st && *st && remove(sibling))
+            ++removed;
+    }
+    return removed;
 }
 
 } // namespace podpipe::remote::step

@@ -80,8 +80,16 @@ result<void, std::string> signal(const std::string& dir, int sig);
 /// Removes the spool of a step that has ended (its files and the directory; not its parents).
 /// A spool that does not exist is success, so a caller cut off mid-way may simply ask again.
 /// Refuses while the step runs (no status yet, its supervisor alive): a follower may need it.
-/// Its caller asks only once it holds the step's status and printed all its output (the hook,
-/// with an exec of its own after the step's: see hooks/commands/exec_step.hpp).
+/// Its caller asks only once it holds the step's status and printed all its output.
 result<void, std::string> remove(const std::string& dir);
+
+/// Removes the spools beside `dir` (the other directories of its parent) whose steps have
+/// ended, as remove() does; running ones and anything that is not a spool stay. Returns how
+/// many went. start() of the next step calls it (podpipe run): a job's steps run one after
+/// another, so when step N+1 starts, the hook that ran step N has returned: with step N's exit
+/// code, or without it for good. Its spool serves no one any more, and removing it here costs
+/// no exec of its own (one per step on a real cluster is 0.1-0.3 s); the last step's spool
+/// goes with the pod.
+std::size_t remove_ended_siblings(const std::string& dir);
 
 } // namespace podpipe::remote::step

@@ -79,6 +79,28 @@ std::size_t member_compressor::deflate_libdeflate(std::span<const std::byte> in,
                                        out.size());
 }
 
+// Three samples (start, middle, end) at level 1; true when none saves incompressible_saving.
+bool member_compressor::probe_says_incompressible(std::span<const std::byte> in) {
+    if (!probe_handle_) {
+        probe_handle_.reset(libdeflate_alloc_compressor(1));
+        store_handle_.reset(libdeflate_alloc_compressor(0));
+        if (!probe_handle_ || !store_handle_)
+            throw std::bad_alloc();
+        probe_out_ = std::make_unique<std::byte[]>(probe_sample_bytes);
+    }
+    // Output room below the sample's size: a sample that does not fit in it saved too little.
+    const auto room = static_cast<std::size_t>(double(probe_sample_bytes) *
+                                               (1.0 - incompressible_saving));
+    const std::size_t starts[] = {0, (in.size() - probe_sample_bytes) / 2,
+                                  in.size() - probe_sample_bytes};
+    for (std::size_t at : starts) {
+        if (libdeflate_deflate_compress(probe_handle_.get(), in.data() + at, probe_sample_bytes,
+                                        probe_out_.get(), room) != 0)
+            return false;
+    }
+    return true;
+}
+
 result<std::size_t> member_compressor::compress(std::span<const std::byte> in,
                                                 std::span<std::byte> out) {
     if (in.size() > max_chunk_bytes)
@@ -92,8 +114,18 @@ result<std::size_t> member_compressor::compress(std::span<const std::byte> in,
         out.subspan(podpipe_header_bytes, out.size() - podpipe_header_bytes - trailer_bytes);
     std::size_t deflate_bytes = 0;
     bool trailer_written = false;
+    last_stored_ = false;
+    if (probe_next_ && level_ > 0 && in.size() >= probe_min_chunk &&
+        probe_says_incompressible(in)) {
+        deflate_bytes = libdeflate_deflate_compress(store_handle_.get(), in.data(), in.size(),
+                                                    body.data(), body.size());
+        if (deflate_bytes == 0)
+            return fail(out.size() >= bound(in.size()) ? errc::compress_failed
+                                                       : errc::output_too_small);
+        last_stored_ = true;
+    }
 #ifdef PODPIPE_HAVE_ISAL
-    if (engine_ == deflate_engine::isal) {
+    if (engine_ == deflate_engine::isal && !last_stored_) {
         // IGZIP_GZIP_NO_HDR: igzip writes the DEFLATE data and the gzip trailer (CRC32 with
         // its own folded-CRC code, ISIZE); the header is ours.
         isal_zstream& s = isal_->stream;
@@ -119,13 +151,17 @@ result<std::size_t> member_compressor::compress(std::span<const std::byte> in,
         // STATELESS_OVERFLOW: incompressible input or a small buffer; stored blocks below.
     }
 #endif
-    if (!trailer_written) {
+    if (!trailer_written && !last_stored_) {
         deflate_bytes = deflate_libdeflate(in, body);
         if (deflate_bytes == 0)
             return fail(out.size() >= bound(in.size()) ? errc::compress_failed
                                                        : errc::output_too_small);
     }
     const std::size_t member_bytes = podpipe_header_bytes + deflate_bytes + trailer_bytes;
+    // A stored chunk keeps the probe on; a compressed one turns it on when it saved too little.
+    probe_next_ = last_stored_ || (level_ > 0 && in.size() >= probe_min_chunk &&
+                                   double(deflate_bytes) >=
+                                       double(in.size()) * (1.0 - incompressible_saving));
 
     // RFC 1952 2.3.1; XFL as gzip and libdeflate set it: 4 = fastest, 2 = maximum compression.
     unsigned char xfl = 0;

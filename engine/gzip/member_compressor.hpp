@@ -8,6 +8,14 @@
 // at ~5% larger output, still smaller than pigz -1's (see BENCHMARKS.md, gzip_bench); at every
 // other level libdeflate gives the better size for the time.
 //
+// Incompressible chunks (git packfiles, media, archives: already compressed) are stored
+// instead of compressed, so they cost a copy and a CRC, not a DEFLATE pass that saves nothing.
+// No probe while chunks compress: only after a chunk of this instance saved less than
+// incompressible_saving does the next one get a probe first (three 16 KiB samples at level 1);
+// when none of them saves that much the chunk is stored, else compressed as usual. So a stream
+// that compresses pays nothing, and a run of incompressible chunks costs one wasted DEFLATE per
+// instance, then a probe of ~5% of each chunk. The stream stays standard gzip either way.
+//
 // Thread safety: one instance per thread. An instance holds compressor state that must not be
 // used by two threads at once; different instances are independent.
 #pragma once
@@ -70,15 +78,32 @@ public:
     /// with golden data.
     result<std::size_t> compress(std::span<const std::byte> in, std::span<std::byte> out);
 
+    /// Whether the last successful compress() stored its chunk because a probe found it
+    /// incompressible (see above).
+    bool last_stored() const noexcept { return last_stored_; }
+
+    /// A chunk saving less than this fraction of its size counts as incompressible (1.5%).
+    static constexpr double incompressible_saving = 0.015;
+    /// The probe's samples, and the smallest chunk that is probed (smaller ones compress).
+    static constexpr std::size_t probe_sample_bytes = 16 << 10;
+    static constexpr std::size_t probe_min_chunk = 8 * probe_sample_bytes;
+
 private:
     struct isal_state;
 
     std::size_t deflate_libdeflate(std::span<const std::byte> in, std::span<std::byte> out);
+    bool probe_says_incompressible(std::span<const std::byte> in);
 
     std::unique_ptr<libdeflate_compressor, compressor_deleter> handle_;
     std::unique_ptr<isal_state> isal_;
+    /// Made on the first probe: libdeflate level 1 (the probe), level 0 (the stored member).
+    std::unique_ptr<libdeflate_compressor, compressor_deleter> probe_handle_;
+    std::unique_ptr<libdeflate_compressor, compressor_deleter> store_handle_;
+    std::unique_ptr<std::byte[]> probe_out_;
     int level_;
     deflate_engine engine_;
+    bool probe_next_ = false;
+    bool last_stored_ = false;
 };
 
 } // namespace podpipe::gzip

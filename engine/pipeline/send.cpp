@@ -37,6 +37,7 @@ struct chunk_job {
     block raw;    // tar bytes
     block packed; // the gzip member, taken before raw is filled (see send.hpp)
     int level = 0; // the level packed was compressed at
+    bool stored = false; // packed holds stored blocks: the chunk did not compress
 };
 
 // Frames the reader's entries as tar into chunk blocks and hands full chunks to the workers.
@@ -562,6 +563,7 @@ result<transfer_stats, transfer_error> send_tree(const std::string& root, byte_s
     std::atomic<std::uint64_t> compress_busy_ns{0};
     std::atomic<std::uint64_t> compress_in{0};
     std::atomic<std::uint64_t> compress_out{0};
+    std::atomic<std::uint64_t> chunks_stored{0};
     std::uint64_t sink_busy_ns = 0;
     std::uint64_t wire_bytes = 0;
     double probed_rate = 0;
@@ -585,6 +587,9 @@ result<transfer_stats, transfer_error> send_tree(const std::string& root, byte_s
                 }
                 job->packed.set_size(*n);
                 job->level = level;
+                job->stored = compressor->last_stored();
+                if (job->stored)
+                    chunks_stored.fetch_add(1, std::memory_order_relaxed);
                 compress_in.fetch_add(job->raw.size(), std::memory_order_relaxed);
                 compress_out.fetch_add(*n, std::memory_order_relaxed);
                 job->raw.reset();
@@ -607,6 +612,7 @@ result<transfer_stats, transfer_error> send_tree(const std::string& root, byte_s
             while (!early.empty() && early.begin()->first == next) {
                 block packed = std::move(early.begin()->second.packed);
                 const int packed_level = early.begin()->second.level;
+                const bool packed_stored = early.begin()->second.stored;
                 early.erase(early.begin());
                 const auto t0 = clock_type::now();
                 // Waiting for acknowledgements is waiting for the link: it counts as sink time,
@@ -619,7 +625,9 @@ result<transfer_stats, transfer_error> send_tree(const std::string& root, byte_s
                 }
                 const int level_now = levels.level(opt.level);
                 const bool queued_early = packed_level == auto_level_ladder[auto_level_start];
-                if (window.holding() && queued_early && packed_level < level_now &&
+                // A stored chunk did not compress at all: a higher level would not shrink it.
+                if (window.holding() && queued_early && !packed_stored &&
+                    packed_level < level_now &&
                     window.unacknowledged(wire_bytes) >= recompress_slack) {
                     if (auto smaller = redo.recompress(packed, level_now); smaller > 0) {
                         const auto from = static_cast<std::size_t>(packed_level);
@@ -688,6 +696,7 @@ result<transfer_stats, transfer_error> send_tree(const std::string& root, byte_s
     s.chunks = framer.chunks();
     for (std::size_t l = 0; l < chunks_per_level.size(); ++l)
         s.chunks_per_level[l] = chunks_per_level[l].load();
+    s.chunks_stored = chunks_stored.load();
     s.probed_rate = probed_rate;
     s.manifest = framed->manifest;
     s.seconds = static_cast<double>(ns_since(t_start)) / 1e9;

@@ -38,6 +38,8 @@ struct transfer_stats {
     double seconds = 0;
     bool manifest_checked = false;    ///< receive: a podpipe manifest was found and matched
     std::array<std::uint64_t, 13> chunks_per_level{}; ///< send: how many chunks each level compressed
+    /// send: chunks stored because they did not compress (gzip::member_compressor::last_stored)
+    std::uint64_t chunks_stored = 0;
     /// send: the receiver's rate from its acknowledgements (bytes/s), 0 if not probed
     double probed_rate = 0;
     tar::manifest manifest;           ///< send: what was sent; receive: what was received

@@ -138,43 +138,6 @@ std::function<void(const remote::retry_notice&)> warn_of(const exec_retry& retry
     };
 }
 
-/// Removes the spool of a step whose exit code the hook holds (so every byte of its output was
-/// printed: `podpipe run` exits only after the follow wrote it all). Why a separate exec and
-/// not the follower removing it on its way out: a session cut after the follower's removal but
-/// before its exit status reached the hook would lose the exit code for good (the re-attach
-/// finds no spool). Here the removal comes strictly after the status is ours, and is idempotent
-/// (`--remove` of a spool that is gone is success), so a cut at any byte of it is simply
-/// asked again; a hook that dies in between leaves the spool until the pod goes, nothing worse.
-void remove_spool(kube::api_client& client, const step_target& target,
-                  const resumable_step& how, std::stop_token stop) {
-    if (stop.stop_requested())
-        return;
-    kube::exec_options o;
-    o.ns = target.ns;
-    o.pod = target.pod;
-    o.container = target.container;
-    o.command = {how.podpipe, "run", "--spool", how.spool, "--remove"};
-    o.use_stdin = false;
-    kube::exec_session_options so;
-    so.stop = stop;
-    exec_retry r;
-    r.policy.retry_for = how.remove_for;
-    r.policy.first_backoff = how.first_backoff;
-    r.idempotent = true; // removing a spool that is gone is success (see above)
-    std::string tail;
-    auto code = exec_retried(client, o, so, r, [&tail](kube::exec_session& x) {
-        auto c = x.wait();
-        tail = x.stderr_tail();
-        return c;
-    });
-    if ((code && *code == 0) || stop.stop_requested() || !how.on_warning)
-        return;
-    while (!tail.empty() && tail.back() == '\n')
-        tail.pop_back();
-    how.on_warning("the step's spool " + how.spool + " stays in pod " + target.pod + ": " +
-                   (code ? "exit " + std::to_string(*code) + ": " + tail : code.error().what()));
-}
-
 } // namespace
 
 bool exec_open_may_pass(const kube::api_error& e) {
@@ -278,11 +241,8 @@ result<int, kube::api_error> exec_step_resumable(kube::api_client& client,
             e.message = counts.last_err_line;
             return fail(std::move(e));
         }
-        if (code) {
-            remove_spool(client, target, how, stop);
-            return code;
-        }
-        if (stop.stop_requested())
+        // The spool stays: the next step's `podpipe run` removes it (remote/step_spool.hpp).
+        if (code || stop.stop_requested())
             return code;
         const bool broke = step_session_broke(code.error());
         if (!broke && !(attempt > 0 && step_session_may_open_later(code.error())))

@@ -98,12 +98,10 @@ struct resumable_step {
     std::chrono::milliseconds reattach_for{300'000};
     std::chrono::milliseconds first_backoff{250};
     std::function<void(const std::string&)> on_warning; ///< "re-attaching ..." lines
-    /// How long the spool's removal (after the step) is tried; a failure leaves it, warned of.
-    std::chrono::milliseconds remove_for{15'000};
 };
 
-/// Once the step's exit code is in (all its output printed), its spool is removed with an exec
-/// of its own (`podpipe run --remove`, best effort: a failure is a warning, never the step's).
+/// The step's spool stays after it: the next step's `podpipe run` removes the ended ones beside
+/// its own (no exec of its own; remote/step_spool.hpp), the last one goes with the pod.
 /// Errors: as exec_step's, and `podpipe run`'s own failures (exit 125 with a "podpipe run: "
 /// line: the spool could not be made, or is gone) as errc::exec_failed; a break that outlasts
 /// `reattach_for` with the last error.

@@ -28,6 +28,7 @@ report sample_report() {
     s.tar_bytes = 253091328;
     s.wire_bytes = 45836357;
     s.chunks = 242;
+    s.chunks_stored = 9;
     s.seconds = 2.054910;
     s.manifest = {21595, 236766848, 0x7d371cde04716509};
     s.manifest_checked = true;
@@ -146,6 +147,7 @@ TEST(protocol, report_round_trips) {
     EXPECT_EQ(b.tar_bytes, a.tar_bytes);
     EXPECT_EQ(b.wire_bytes, a.wire_bytes);
     EXPECT_EQ(b.chunks, a.chunks);
+    EXPECT_EQ(b.chunks_stored, a.chunks_stored);
     EXPECT_DOUBLE_EQ(b.seconds, a.seconds);
     EXPECT_EQ(b.manifest, a.manifest);
     EXPECT_TRUE(b.manifest_checked);
@@ -189,6 +191,10 @@ TEST(protocol, report_without_optional_parts) {
     EXPECT_EQ(back->stats.chunks_per_level, (std::array<std::uint64_t, 13>{}));
     EXPECT_EQ(back->stats.probed_rate, 0);
     EXPECT_TRUE(back->stats.stages.empty());
+    // A report of a podpipe from before chunks_stored reads as none stored.
+    auto old = parse_report(edited_report(",\"chunks_stored\":9", ""));
+    ASSERT_TRUE(old) << old.error().what();
+    EXPECT_EQ(old->stats.chunks_stored, 0u);
     EXPECT_EQ(back->stats.problems.count, 0u);
 }
 

@@ -208,15 +208,24 @@ bool write_text_file(const std::string& path, const std::string& text) {
     return static_cast<bool>(f);
 }
 
+namespace {
+// ", N stored: did not compress" when the sender stored chunks (gzip::member_compressor).
+std::string stored_note(const pipeline::transfer_stats& s) {
+    if (s.chunks_stored == 0)
+        return {};
+    return ", " + std::to_string(s.chunks_stored) + " stored: did not compress";
+}
+} // namespace
+
 std::string summary_line(std::string_view verb, const pipeline::transfer_stats& s) {
     char buf[400];
     const double rate = s.seconds > 0 ? mb(s.content_bytes) / s.seconds : 0;
     std::snprintf(buf, sizeof buf,
                   "%.*s %" PRIu64 " files, %" PRIu64 " dirs, %" PRIu64 " links: %.1f MB "
-                  "(%.1f MB on the wire, %" PRIu64 " chunks) in %.2f s, %.1f MB/s%s",
+                  "(%.1f MB on the wire, %" PRIu64 " chunks%s) in %.2f s, %.1f MB/s%s",
                   static_cast<int>(verb.size()), verb.data(), s.files, s.directories,
                   s.symlinks + s.hardlinks, mb(s.content_bytes), mb(s.wire_bytes), s.chunks,
-                  s.seconds, rate,
+                  stored_note(s).c_str(), s.seconds, rate,
                   s.problems.count > 0  ? ""
                   : s.manifest_checked ? ", manifest verified"
                                        : "");

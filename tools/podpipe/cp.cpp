@@ -37,7 +37,15 @@ int report(const cp_flags& f, const remote::copy_result& copied) {
         return copied.error().status;
     }
     const remote::copy_report& o = *copied;
-    std::fprintf(stderr, "podpipe: %s (%s)\n", summary_line(o.verb, o.stats).c_str(),
+    // Out of a pod the sender is the pod's podpipe: only its report knows what it stored.
+    pipeline::transfer_stats shown_stored;
+    const pipeline::transfer_stats* shown = &o.stats;
+    if (o.stats.chunks_stored == 0 && o.remote && o.remote->stats.chunks_stored > 0) {
+        shown_stored = o.stats;
+        shown_stored.chunks_stored = o.remote->stats.chunks_stored;
+        shown = &shown_stored;
+    }
+    std::fprintf(stderr, "podpipe: %s (%s)\n", summary_line(o.verb, *shown).c_str(),
                  o.where.c_str());
     if (o.stats.problems.count > 0) // allowed (--allow-incomplete), still said
         std::fprintf(stderr, "podpipe: cp: warning: %s\n",

@@ -62,7 +62,7 @@ CLI::App* add_run_command(CLI::App& app, run_flags& f) {
                   "Print `running`, or how the step ended (`exit N`, `signal S`)");
     run->add_flag("--remove", f.remove,
                   "Remove the spool of a step that has ended (none: success; refused while "
-                  "the step runs). The caller asks once it has the exit code and all output");
+                  "the step runs). Starting a step removes the ended spools beside its own");
     run->add_option("--cwd", f.cwd, "Working directory of the step");
     run->add_option("COMMAND", f.command, "The step's command and arguments, after --");
     run->footer("Exit codes: the step's own (128+N when killed by signal N); 125 with a "
@@ -118,9 +118,11 @@ int run_step(const run_flags& f) {
     }
     o.stdout_from = *out;
     o.stderr_from = *err;
-    if (!f.attach)
+    if (!f.attach) {
         if (auto started = remote::step::start(f.spool, f.command, f.cwd); !started)
             return failed(started.error());
+        remote::step::remove_ended_siblings(f.spool); // earlier steps' (see step_spool.hpp)
+    }
     // A caller that goes away must not kill us mid-write: EPIPE ends the follow instead.
     std::signal(SIGPIPE, SIG_IGN);
     auto st = remote::step::follow(f.spool, o);

@@ -192,6 +192,79 @@ TEST(gzip_compress, reusable_compressor) {
     }
 }
 
+// --- incompressible chunks ------------------------------------------------------------------
+
+// The largest member of stored blocks for n bytes: 5 bytes of block header per 64 KiB.
+std::size_t stored_member_bytes(std::size_t n) {
+    return n + (n / 65535 + 1) * 5 + podpipe_header_bytes + trailer_bytes;
+}
+
+// A run of chunks that do not compress: the first is compressed (nothing to go by yet), the
+// next ones are probed and stored, every one round-trips, and text after them compresses again
+// (the probe sees it), after which chunks are no longer probed.
+TEST(gzip_incompressible, stored_after_a_chunk_that_saved_nothing) {
+    const std::size_t n = std::size_t{1} << 20;
+    const bytes text = test::text_bytes(n);
+    for (int level : {1, 2, 6, 9}) {
+        SCOPED_TRACE(level);
+        member_compressor c(level);
+        const bytes first = test::random_bytes(n, 1);
+        EXPECT_EQ(decompress_ok(test::compress_member(c, view(first)), n), first);
+        EXPECT_FALSE(c.last_stored());
+        for (std::uint32_t seed = 2; seed < 5; ++seed) {
+            const bytes in = test::random_bytes(n, seed);
+            const bytes m = test::compress_member(c, view(in));
+            EXPECT_TRUE(c.last_stored()) << seed;
+            EXPECT_LE(m.size(), stored_member_bytes(n));
+            EXPECT_EQ(inspect_head(view(m))->member_bytes, m.size());
+            EXPECT_EQ(decompress_ok(m, n), in);
+        }
+        const bytes m = test::compress_member(c, view(text));
+        EXPECT_FALSE(c.last_stored());
+        EXPECT_LT(m.size(), n / 2);
+        EXPECT_EQ(decompress_ok(m, n), text);
+        // Text saved plenty: the next chunk is not probed, so random data is compressed again.
+        (void)test::compress_member(c, view(first));
+        EXPECT_FALSE(c.last_stored());
+    }
+}
+
+// What is never stored: a stream that compresses, chunks below probe_min_chunk, level 0 (it
+// stores anyway), and a probed chunk with compressible data in any of the three samples.
+TEST(gzip_incompressible, compressible_small_and_mixed_chunks_are_compressed) {
+    const std::size_t n = std::size_t{1} << 20;
+    member_compressor text_only(6);
+    for (std::uint32_t seed = 0; seed < 4; ++seed) {
+        (void)test::compress_member(text_only, view(test::text_bytes(n, seed)));
+        EXPECT_FALSE(text_only.last_stored());
+    }
+    member_compressor small(1);
+    const std::size_t below = member_compressor::probe_min_chunk - 1;
+    for (std::uint32_t seed = 0; seed < 4; ++seed) {
+        const bytes in = test::random_bytes(below, seed);
+        EXPECT_EQ(decompress_ok(test::compress_member(small, view(in)), below), in);
+        EXPECT_FALSE(small.last_stored());
+    }
+    member_compressor zero(0);
+    for (std::uint32_t seed = 0; seed < 3; ++seed) {
+        (void)test::compress_member(zero, view(test::random_bytes(n, seed)));
+        EXPECT_FALSE(zero.last_stored());
+    }
+    // Random data with text where one sample falls: start, middle or end.
+    const std::size_t sample = member_compressor::probe_sample_bytes;
+    for (std::size_t at : {std::size_t{0}, (n - sample) / 2, n - sample}) {
+        SCOPED_TRACE(at);
+        member_compressor c(6);
+        (void)test::compress_member(c, view(test::random_bytes(n, 7)));
+        bytes mixed = test::random_bytes(n, 8);
+        const bytes t = test::text_bytes(sample);
+        std::copy(t.begin(), t.end(), mixed.begin() + static_cast<std::ptrdiff_t>(at));
+        const bytes m = test::compress_member(c, view(mixed));
+        EXPECT_FALSE(c.last_stored());
+        EXPECT_EQ(decompress_ok(m, n), mixed);
+    }
+}
+
 // --- inspect_head -----------------------------------------------------------------------------
 
 bytes from_hex(std::initializer_list<int> v) {

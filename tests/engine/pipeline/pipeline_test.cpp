@@ -624,6 +624,40 @@ void expect_stream_unpacks_to(const fs::path& tmp, const std::string& stream, co
     EXPECT_EQ(read_all(tmp / "dst/a.txt"), text);
 }
 
+// Content that does not compress (a packfile) is stored once a chunk saved nothing: the
+// stream is still one verified gzip stream that GNU tar reads, about the size of the tar.
+TEST(pipeline, incompressible_chunks_are_stored_and_the_stream_stays_standard) {
+    temp_dir tmp;
+    std::string noise(12u << 20, '\0');
+    std::uint64_t x = 88172645463325252ULL;
+    for (auto& c : noise) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        c = static_cast<char>(x >> 56);
+    }
+    testing::write_file(tmp / "src/.git/objects/pack/pack-1.pack", noise);
+    const std::string text = text_lines(1u << 20);
+    testing::write_file(tmp / "src/README", text);
+    send_options opt;
+    opt.level = 6;
+    opt.threads = 2;
+    const auto sent = pack_to(tmp / "src", tmp / "s.tgz", opt);
+    // Each worker compresses its first incompressible chunk; of 12 the others are stored.
+    EXPECT_GE(sent.chunks_stored, 8u);
+    EXPECT_LT(sent.chunks_stored, sent.chunks);
+    EXPECT_LT(sent.wire_bytes, sent.tar_bytes); // the text still compressed
+    recv_options ropt;
+    ropt.require_manifest = true;
+    auto got = unpack_from(tmp / "s.tgz", tmp / "dst", ropt);
+    ASSERT_TRUE(got) << got.error().message();
+    EXPECT_TRUE(got->manifest_checked);
+    EXPECT_EQ(diff_trees(tmp / "src", tmp / "dst"), std::vector<std::string>{});
+    fs::create_directories(tmp / "gnu");
+    EXPECT_EQ(run_shell("tar -xzf " + q(tmp / "s.tgz") + " -C " + q(tmp / "gnu")), 0);
+    EXPECT_EQ(diff_trees(tmp / "src", tmp / "gnu"), std::vector<std::string>{});
+}
+
 // send_options for the auto-level tests: small chunks, so a few MB make many windows.
 send_options auto_options() {
     send_options opt;

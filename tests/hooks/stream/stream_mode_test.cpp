@@ -92,8 +92,8 @@ protected:
         return r.output;
     }
 
-    /// What the job pod's spool directory of `podpipe run` holds ("" once every step's spool
-    /// was removed); "no spools" when no step ran under `podpipe run` at all.
+    /// What the job pod's spool directory of `podpipe run` holds, one name a line; "no spools"
+    /// when no step ran under `podpipe run` at all.
     std::string spools_left() {
         return job_exec("ls -A /tmp/podpipe-steps 2>/dev/null || echo no spools");
     }
@@ -204,8 +204,15 @@ TEST_P(stream_mode_test, failing_step_exit_code_and_file_commands_come_back) {
     EXPECT_EQ(s.exit_code, 7) << all(s);
     EXPECT_EQ(r.outputs()["partial"], "yes");
     EXPECT_EQ(r.summary(), "# failed\n");
-    // The hook has the exit code and printed the output: the step's spool went with it.
-    EXPECT_EQ(spools_left(), "");
+    // The step's spool stays until the next step starts, which removes it (and keeps its
+    // own): one spool at a time in the job pod.
+    const std::string first = spools_left();
+    EXPECT_EQ(std::count(first.begin(), first.end(), '\n'), 1) << first;
+    auto again = r.run_script_step("echo again\n");
+    EXPECT_EQ(again.exit_code, 0) << all(again);
+    const std::string second = spools_left();
+    EXPECT_EQ(std::count(second.begin(), second.end(), '\n'), 1) << second;
+    EXPECT_NE(second, first);
     // A missing working directory fails the step (spec §8 item 99).
     script_step bad;
     bad.working_directory = "/foo/bar";
@@ -633,8 +640,9 @@ TEST_P(stream_mode_test, dropped_execs_during_a_step_are_survived_or_a_clear_fai
     EXPECT_NE(s.out.find("::warning::the session with pod default/runner-abc-workflow broke"),
               std::string::npos);
     EXPECT_EQ(r.outputs().count("done"), 1u);
-    // Re-attached through the cuts, and the spool removed once the exit code came back.
-    EXPECT_EQ(spools_left(), "");
+    // Re-attached through the cuts; the earlier steps' spools went as each next one started.
+    const std::string left = spools_left();
+    EXPECT_EQ(std::count(left.begin(), left.end(), '\n'), 1) << left;
 
     options_.extra_env["PODPIPE_STEP_REATTACH_SECONDS"] = "0";
     runner_.emplace(options_);

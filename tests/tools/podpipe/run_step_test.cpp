@@ -6,6 +6,7 @@
 #include "tests/support/tree_fixture.hpp"
 
 #include <signal.h>
+#include <sys/mount.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -203,6 +204,54 @@ TEST_F(run_step_test, remove_takes_an_ended_spool_and_nothing_else) {
     EXPECT_TRUE(fs::exists(tmp_ / "other" / "keep"));
     EXPECT_EQ(run("--spool " + spool("x") + " --remove --status").code, 2);
     EXPECT_EQ(run("--spool " + spool("x") + " --remove -- true").code, 2);
+}
+
+// Starting a step removes the ended spools beside its own (the hook's steps run one after
+// another), and leaves a running step's spool and a directory that is no spool.
+TEST_F(run_step_test, starting_a_step_removes_the_ended_spools_beside_it) {
+    ASSERT_EQ(run("--spool " + spool("a") + " -- true").code, 0);
+    ASSERT_EQ(run("--spool " + spool("b") + " -- sh -c 'exit 4'").code, 4);
+    child_process follower({exe, "run", "--spool", spool("r"), "--", "sh", "-c",
+                            "echo up; exec sleep 60"},
+                           tmp_ / "r-out");
+    ASSERT_TRUE(follower.started());
+    for (int i = 0; i < 200 && follower.output().find("up") == std::string::npos; ++i)
+        std::this_thread::sleep_for(25ms);
+    fs::create_directories(tmp_ / "other");
+    std::ofstream(tmp_ / "other" / "keep") << "x";
+
+    auto c = run("--spool " + spool("c") + " -- echo next");
+    EXPECT_EQ(c.code, 0) << c.err;
+    EXPECT_EQ(c.out, "next\n");
+    EXPECT_FALSE(fs::exists(tmp_ / "a"));
+    EXPECT_FALSE(fs::exists(tmp_ / "b"));
+    EXPECT_TRUE(fs::exists(tmp_ / "r" / "stdout")); // still running
+    EXPECT_TRUE(fs::exists(tmp_ / "other" / "keep"));
+    EXPECT_TRUE(fs::exists(tmp_ / "c" / "status")); // its own stays for a re-attach
+    // Re-attaching never removes anything.
+    EXPECT_EQ(run("--spool " + spool("c") + " --attach").code, 0);
+    EXPECT_TRUE(fs::exists(tmp_ / "c" / "status"));
+    EXPECT_EQ(run("--spool " + spool("r") + " --signal KILL").code, 0);
+    ASSERT_TRUE(follower.wait_exit(10s).has_value());
+}
+
+// A disk that fills up under the step: its status cannot be written, and the follower says
+// why instead of a cryptic "not a step status" (a pod whose /tmp is full).
+TEST_F(run_step_test, a_full_disk_is_named_when_the_status_cannot_be_written) {
+    const fs::path small = tmp_ / "small";
+    fs::create_directories(small);
+    if (::mount("tmpfs", small.c_str(), "tmpfs", 0, "size=256k") != 0)
+        GTEST_SKIP() << "cannot mount a tmpfs here";
+    struct unmount {
+        fs::path p;
+        ~unmount() { ::umount2(p.c_str(), MNT_DETACH); }
+    } guard{small};
+    const std::string dir = (small / "steps" / "s").string();
+    const std::string fill = "head -c 1000000 /dev/zero >" + (small / "fill").string() + "; exit 3";
+    auto r = run("--spool " + shell_quote(dir) + " -- sh -c " + shell_quote(fill));
+    EXPECT_EQ(r.code, 125) << r.out << r.err;
+    EXPECT_NE(r.err.find("is full (no space left on device)"), std::string::npos) << r.err;
+    EXPECT_EQ(r.err.find("not a step status"), std::string::npos) << r.err;
 }
 
 TEST_F(run_step_test, refusals_are_clear_and_change_nothing) {
