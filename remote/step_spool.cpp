@@ -437,9 +437,10 @@ result<step_status, std::string> follow(const std::string& dir, const follow_opt
             auto last = status(dir); // it may have ended just now
             if (last && *last)
                 continue;
+            const std::string full = full_disk_note(dir);
             return fail(std::string("the step's supervisor is gone without recording how the "
-                                    "step ended (killed?)") +
-                        full_disk_note(dir));
+                                    "step ended") +
+                        (full.empty() ? " (killed?)" : full));
         }
         std::this_thread::sleep_for(idle);
         idle = std::min(idle * 2, opts.max_idle_poll);
