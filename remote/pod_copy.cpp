@@ -684,6 +684,20 @@ result<void, std::string> pod_copier::impl::abandon_in_pod(const pod_end& end,
     }
 }
 
+namespace {
+// The receiver's "; kept for a resume at stream offset N (M files unfinished)" (engine
+// recv.cpp) is no longer true once its ledger is gone: the clause goes from the message.
+void drop_kept_for_resume(std::string& message) {
+    static constexpr std::string_view clause = "; kept for a resume at stream offset ";
+    const std::size_t at = message.find(clause);
+    if (at == std::string::npos)
+        return;
+    const std::size_t close = message.find(')', at + clause.size());
+    if (close != std::string::npos)
+        message.erase(at, close + 1 - at);
+}
+} // namespace
+
 copy_error pod_copier::impl::give_up(copy_error e) {
     resumed_.reset(); // whatever comes next is a new copy
     if (!started_)
@@ -707,6 +721,8 @@ copy_error pod_copier::impl::give_up(copy_error e) {
         if (!removed)
             stays = " (its resume ledger " + t.path + "/.podpipe-resume-" + t.id +
                     " stays: " + removed.error() + ")";
+        else
+            drop_kept_for_resume(e.message);
     }
     e.message += "; " + where + " holds a partial copy: what arrived before the failure" + stays;
     return e;

@@ -96,6 +96,8 @@ TEST_F(cp_give_up_test, a_relay_that_fails_for_good_leaves_no_ledger_and_says_pa
     EXPECT_EQ(code, 1) << out;
     EXPECT_NE(out.find("pod default/gnu:/data/gu-relay holds a partial copy"), std::string::npos)
         << out;
+    // Its ledger is gone: the receiver's "kept for a resume" no longer holds and is not said.
+    EXPECT_EQ(out.find("kept for a resume"), std::string::npos) << out;
     const std::string left = ls_in("gnu", "/data/gu-relay");
     EXPECT_NE(left.find("f"), std::string::npos) << "nothing arrived: not a partial copy";
     EXPECT_EQ(left.find(".podpipe-resume-"), std::string::npos) << left;
@@ -110,6 +112,7 @@ TEST_F(cp_give_up_test, a_copy_out_that_fails_for_good_leaves_no_local_ledger) {
     faults(R"({"throttle": {"bytesPerSecond": 0}, "exec": {"count": 0}})");
     EXPECT_EQ(code, 1) << out;
     EXPECT_NE(out.find(dst.string() + " holds a partial copy"), std::string::npos) << out;
+    EXPECT_EQ(out.find("kept for a resume"), std::string::npos) << out;
     ASSERT_TRUE(fs::exists(dst)) << out;
     EXPECT_EQ(ledgers_in(dst), std::vector<std::string>{}) << out;
 }
