@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <thread>
 #include <cstdio>
 #include <iterator>
 #include <optional>
@@ -269,14 +270,21 @@ remote::copy_result copy_between(container_step_context& ctx, const std::string&
     return copied;
 }
 
-/// Whether the step pod still exists (for naming a vanished pod as the cause).
+/// Whether the step pod still exists or has ended (for naming it as the cause). Called only on
+/// a failure: a pod whose container was just killed still reads Running until the kubelet
+/// reports it (upstream's PLEG relists every second), so a pod that is still Running is asked
+/// again for up to 3 s before nothing is said.
 std::string pod_gone_note(container_step_context& ctx, const std::string& name) {
-    auto p = ctx.client.get_pod(ctx.ns, name);
-    if (!p && p.error().is(kube::errc::not_found))
-        return "; step pod " + name + " is gone (deleted or evicted while the step ran)";
-    if (p && (p->status.phase == "Failed" || p->status.phase == "Succeeded"))
-        return "; step pod " + name + " has ended (phase " + p->status.phase + ")";
-    return {};
+    for (int attempt = 0;; ++attempt) {
+        auto p = ctx.client.get_pod(ctx.ns, name);
+        if (!p && p.error().is(kube::errc::not_found))
+            return "; step pod " + name + " is gone (deleted or evicted while the step ran)";
+        if (p && (p->status.phase == "Failed" || p->status.phase == "Succeeded"))
+            return "; step pod " + name + " has ended (phase " + p->status.phase + ")";
+        if (!p || attempt >= 15 || ctx.stop.stop_requested())
+            return {};
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
 }
 
 /// Links /github/* into /__w and writes the step script through stdin.
