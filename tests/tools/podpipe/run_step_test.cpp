@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -53,6 +54,20 @@ protected:
         return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, slurp(o), slurp(e)};
     }
     std::string spool(const std::string& name) const { return (tmp_ / name).string(); }
+
+    /// A follower of `podpipe run --spool NAME -- sh -c SCRIPT`, returned once its output shows
+    /// `mark` (the step runs) or after 5 s; null when it did not start.
+    std::unique_ptr<child_process> follow_step(const std::string& name, const std::string& script,
+                                               const std::string& mark) {
+        auto f = std::make_unique<child_process>(
+            std::vector<std::string>{exe, "run", "--spool", spool(name), "--", "sh", "-c", script},
+            tmp_ / (name + "-out"));
+        if (!f->started())
+            return nullptr;
+        for (int i = 0; i < 200 && f->output().find(mark) == std::string::npos; ++i)
+            std::this_thread::sleep_for(25ms);
+        return f;
+    }
 
     temp_dir tmp_;
 };
@@ -122,18 +137,14 @@ TEST_F(run_step_test, a_dropped_follower_loses_nothing_and_repeats_nothing) {
 }
 
 TEST_F(run_step_test, a_signal_reaches_the_step_and_what_it_started) {
-    child_process follower({exe, "run", "--spool", spool("k"), "--", "sh", "-c",
-                            "sleep 60 & echo started; wait"},
-                           tmp_ / "k-out");
-    ASSERT_TRUE(follower.started());
-    for (int i = 0; i < 200 && follower.output().find("started") == std::string::npos; ++i)
-        std::this_thread::sleep_for(25ms);
-    ASSERT_NE(follower.output().find("started"), std::string::npos);
+    auto follower = follow_step("k", "sleep 60 & echo started; wait", "started");
+    ASSERT_TRUE(follower);
+    ASSERT_NE(follower->output().find("started"), std::string::npos);
     const std::string pgid = slurp(tmp_ / "k" / "pgid");
     ASSERT_FALSE(pgid.empty());
     auto sig = run("--spool " + spool("k") + " --signal TERM");
     EXPECT_EQ(sig.code, 0) << sig.err;
-    const auto code = follower.wait_exit(10s);
+    const auto code = follower->wait_exit(10s);
     ASSERT_TRUE(code.has_value());
     EXPECT_EQ(*code, 128 + SIGTERM);
     EXPECT_EQ(run("--spool " + spool("k") + " --status").out, "signal 15\n");
@@ -149,26 +160,22 @@ TEST_F(run_step_test, a_signal_reaches_the_step_and_what_it_started) {
 }
 
 TEST_F(run_step_test, a_supervisor_that_dies_ends_the_follower_with_an_error) {
-    child_process follower({exe, "run", "--spool", spool("v"), "--", "sh", "-c",
-                            "echo up; exec sleep 60"},
-                           tmp_ / "v-out");
-    ASSERT_TRUE(follower.started());
-    for (int i = 0; i < 200 && follower.output().find("up") == std::string::npos; ++i)
-        std::this_thread::sleep_for(25ms);
+    auto follower = follow_step("v", "echo up; exec sleep 60", "up");
+    ASSERT_TRUE(follower);
     const int supervisor = std::stoi(slurp(tmp_ / "v" / "supervisor"));
     ASSERT_GT(supervisor, 1);
     ::kill(supervisor, SIGKILL);
-    const auto code = follower.wait_exit(10s);
+    const auto code = follower->wait_exit(10s);
     ASSERT_TRUE(code.has_value()) << "the follower waits forever for a status nobody writes";
     EXPECT_EQ(*code, 125);
-    EXPECT_NE(follower.output().find("podpipe run: the step's supervisor is gone"),
+    EXPECT_NE(follower->output().find("podpipe run: the step's supervisor is gone"),
               std::string::npos)
-        << follower.output();
+        << follower->output();
     const std::string pgid = slurp(tmp_ / "v" / "pgid");
     ::kill(-std::stoi(pgid), SIGKILL);
 }
 
-// --remove (the hook's ask once it holds the exit code): an ended step's spool goes, a second
+// --remove: an ended step's spool goes, a second
 // ask (after a cut) is success, a running step's spool and a directory that is no spool stay.
 TEST_F(run_step_test, remove_takes_an_ended_spool_and_nothing_else) {
     ASSERT_EQ(run("--spool " + spool("s") + " -- sh -c 'echo hi; echo ho >&2; exit 3'").code, 3);
@@ -179,18 +186,14 @@ TEST_F(run_step_test, remove_takes_an_ended_spool_and_nothing_else) {
     EXPECT_TRUE(fs::exists(tmp_.path())); // not its parent
     EXPECT_EQ(run("--spool " + spool("s") + " --remove").code, 0);
 
-    child_process follower({exe, "run", "--spool", spool("r"), "--", "sh", "-c",
-                            "echo up; exec sleep 60"},
-                           tmp_ / "r-out");
-    ASSERT_TRUE(follower.started());
-    for (int i = 0; i < 200 && follower.output().find("up") == std::string::npos; ++i)
-        std::this_thread::sleep_for(25ms);
+    auto follower = follow_step("r", "echo up; exec sleep 60", "up");
+    ASSERT_TRUE(follower);
     auto running = run("--spool " + spool("r") + " --remove");
     EXPECT_EQ(running.code, 125);
     EXPECT_NE(running.err.find("still runs"), std::string::npos) << running.err;
     EXPECT_TRUE(fs::exists(tmp_ / "r" / "stdout"));
     EXPECT_EQ(run("--spool " + spool("r") + " --signal KILL").code, 0);
-    ASSERT_TRUE(follower.wait_exit(10s).has_value());
+    ASSERT_TRUE(follower->wait_exit(10s).has_value());
     EXPECT_EQ(run("--spool " + spool("r") + " --remove").code, 0);
     EXPECT_FALSE(fs::exists(tmp_ / "r"));
 
@@ -211,12 +214,8 @@ TEST_F(run_step_test, remove_takes_an_ended_spool_and_nothing_else) {
 TEST_F(run_step_test, starting_a_step_removes_the_ended_spools_beside_it) {
     ASSERT_EQ(run("--spool " + spool("a") + " -- true").code, 0);
     ASSERT_EQ(run("--spool " + spool("b") + " -- sh -c 'exit 4'").code, 4);
-    child_process follower({exe, "run", "--spool", spool("r"), "--", "sh", "-c",
-                            "echo up; exec sleep 60"},
-                           tmp_ / "r-out");
-    ASSERT_TRUE(follower.started());
-    for (int i = 0; i < 200 && follower.output().find("up") == std::string::npos; ++i)
-        std::this_thread::sleep_for(25ms);
+    auto follower = follow_step("r", "echo up; exec sleep 60", "up");
+    ASSERT_TRUE(follower);
     fs::create_directories(tmp_ / "other");
     std::ofstream(tmp_ / "other" / "keep") << "x";
 
@@ -232,7 +231,7 @@ TEST_F(run_step_test, starting_a_step_removes_the_ended_spools_beside_it) {
     EXPECT_EQ(run("--spool " + spool("c") + " --attach").code, 0);
     EXPECT_TRUE(fs::exists(tmp_ / "c" / "status"));
     EXPECT_EQ(run("--spool " + spool("r") + " --signal KILL").code, 0);
-    ASSERT_TRUE(follower.wait_exit(10s).has_value());
+    ASSERT_TRUE(follower->wait_exit(10s).has_value());
 }
 
 // A disk that fills up under the step: its status cannot be written, and the follower says
